@@ -1,0 +1,167 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Covibe.Protocol;
+
+namespace Covibe.Cli;
+
+/// <summary>A failure to show the user as is: what went wrong and what to do.</summary>
+public sealed class CliException(string message, int exitCode = 1) : Exception(message)
+{
+    public int ExitCode { get; } = exitCode;
+}
+
+/// <summary>
+/// Talks to a Covibe server as the logged-in member, refreshing the access token when it
+/// expires and saving the rotated refresh token, so a long <c>chat tail -f</c> keeps working.
+/// </summary>
+public sealed class CovibeClient : IDisposable
+{
+    private readonly HttpClient _http;
+    private readonly CredentialStore _store;
+
+    public CovibeClient(string server, CredentialStore store, Credentials? credentials)
+    {
+        Server = server.TrimEnd('/');
+        _store = store;
+        Credentials = credentials;
+        _http = new HttpClient { BaseAddress = new Uri(Server + "/"), Timeout = TimeSpan.FromSeconds(60) };
+    }
+
+    public string Server { get; }
+
+    public Credentials? Credentials { get; private set; }
+
+    /// <summary>A client for the saved login; fails with a clear message when there is none.</summary>
+    public static CovibeClient ForSavedLogin(CredentialStore store)
+    {
+        var credentials = store.Load() ?? throw new CliException("You are not logged in. Run: covibe login --server URL --email you@example.com");
+        return new CovibeClient(credentials.Server, store, credentials);
+    }
+
+    public void Remember(AuthResponse auth)
+    {
+        Credentials = new Credentials(Server, auth.User.Id, auth.User.Name, auth.Team.Id, auth.Team.Name,
+            auth.AccessToken, auth.AccessTokenExpiresAt, auth.RefreshToken);
+        _store.Save(Credentials);
+    }
+
+    public Task<T> GetAsync<T>(string path, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Get, path, null, response, cancellationToken);
+
+    public Task<T> PostAsync<TBody, T>(string path, TBody body, JsonTypeInfo<TBody> request, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Post, path, JsonContent.Create(body, request), response, cancellationToken);
+
+    public async Task SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
+    {
+        using var reply = await SendRawAsync(method, path, content, cancellationToken);
+    }
+
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> response, CancellationToken cancellationToken)
+    {
+        using var reply = await SendRawAsync(method, path, content, cancellationToken);
+        return (await reply.Content.ReadFromJsonAsync(response, cancellationToken))!;
+    }
+
+    private async Task<HttpResponseMessage> SendRawAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
+    {
+        var body = content is null ? null : await content.ReadAsByteArrayAsync(cancellationToken);
+        for (var attempt = 0; ; attempt++)
+        {
+            using var request = new HttpRequestMessage(method, path);
+            if (body is not null)
+            {
+                request.Content = new ByteArrayContent(body);
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            }
+            if (Credentials is { } c)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", c.AccessToken);
+            }
+            HttpResponseMessage reply;
+            try
+            {
+                reply = await _http.SendAsync(request, cancellationToken);
+            }
+            catch (HttpRequestException e)
+            {
+                throw new CliException($"Cannot reach the Covibe server at {Server} ({e.Message}). Is `covibe serve` running there?");
+            }
+            if (reply.StatusCode == HttpStatusCode.Unauthorized && attempt == 0 && Credentials is not null && path != "api/auth/refresh")
+            {
+                reply.Dispose();
+                await RefreshAsync(cancellationToken);
+                continue;
+            }
+            if (!reply.IsSuccessStatusCode)
+            {
+                var message = await DescribeFailureAsync(reply, cancellationToken);
+                reply.Dispose();
+                throw new CliException(message);
+            }
+            return reply;
+        }
+    }
+
+    /// <summary>Gets a new access token (and refresh token) and saves them.</summary>
+    public async Task RefreshAsync(CancellationToken cancellationToken)
+    {
+        var current = Credentials ?? throw new CliException("You are not logged in. Run: covibe login");
+        using var reply = await _http.PostAsync("api/auth/refresh",
+            JsonContent.Create(new RefreshRequest(current.RefreshToken), CovibeJsonContext.Default.RefreshRequest), cancellationToken);
+        if (!reply.IsSuccessStatusCode)
+        {
+            throw new CliException($"{await DescribeFailureAsync(reply, cancellationToken)}\nRun `covibe login` again.");
+        }
+        Remember((await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.AuthResponse, cancellationToken))!);
+    }
+
+    /// <summary>Opens the hub with the access token in a header (refreshed first if close to expiry).</summary>
+    public async Task<ClientWebSocket> ConnectHubAsync(TimeProvider time, CancellationToken cancellationToken)
+    {
+        if (Credentials is { } c && c.AccessTokenExpiresAt - time.GetUtcNow().UtcDateTime < TimeSpan.FromMinutes(1))
+        {
+            await RefreshAsync(cancellationToken);
+        }
+        var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", $"Bearer {Credentials!.AccessToken}");
+        var uri = new UriBuilder(Server) { Scheme = Server.StartsWith("https", StringComparison.Ordinal) ? "wss" : "ws", Path = "/ws" }.Uri;
+        try
+        {
+            await socket.ConnectAsync(uri, cancellationToken);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return socket;
+    }
+
+    private static async Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken)
+    {
+        var text = await reply.Content.ReadAsStringAsync(cancellationToken);
+        try
+        {
+            using var problem = JsonDocument.Parse(text);
+            var root = problem.RootElement;
+            var title = root.TryGetProperty("title", out var t) ? t.GetString() : reply.ReasonPhrase;
+            var detail = root.TryGetProperty("detail", out var d) ? d.GetString() : null;
+            var lines = new List<string> { detail is null ? $"{title}" : $"{title}: {detail}" };
+            if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
+            {
+                lines.AddRange(errors.EnumerateObject().SelectMany(e => e.Value.EnumerateArray().Select(m => $"  {m.GetString()}")));
+            }
+            return string.Join('\n', lines);
+        }
+        catch (JsonException)
+        {
+            return $"The server answered {(int)reply.StatusCode} {reply.ReasonPhrase}.";
+        }
+    }
+
+    public void Dispose() => _http.Dispose();
+}

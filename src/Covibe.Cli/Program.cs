@@ -1,0 +1,16 @@
+using System.CommandLine;
+using Covibe.Cli;
+
+// The `covibe` executable: `serve` runs the server; the rest are its clients.
+var store = CredentialStore.Default();
+var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README.md, docs/.")
+{
+    ServeCommand.Create(),
+    TeamCommands.Create(store),
+    ChatCommands.Create(store),
+};
+foreach (var command in AccountCommands.Create(store))
+{
+    root.Subcommands.Add(command);
+}
+return await root.Parse(args).InvokeAsync();

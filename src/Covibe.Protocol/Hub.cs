@@ -1,0 +1,68 @@
+using System.Text.Json.Serialization;
+
+namespace Covibe.Protocol;
+
+/// <summary>
+/// Messages on the one WebSocket endpoint, <c>/ws</c>. Each is a JSON text frame whose
+/// <c>type</c> is the seed's event name. See docs/protocol.md.
+/// </summary>
+public static class HubMessageTypes
+{
+    // client -> server
+    public const string JoinTeam = "join_team";
+    public const string PresenceUpdate = "presence_update";
+    // both ways
+    public const string ChatMessage = "chat_message";
+    // server -> client
+    public const string TeamJoined = "team_joined";
+    public const string TeamPresence = "team_presence";
+    public const string Error = "error";
+}
+
+/// <summary>Every message carries its <c>type</c> first.</summary>
+public abstract record HubMessage([property: JsonPropertyName("type"), JsonPropertyOrder(-100)] string Type);
+
+// ---- client -> server ----
+
+public sealed record JoinTeamMessage(string? TeamId, string? Token) : HubMessage(HubMessageTypes.JoinTeam);
+
+/// <summary><see cref="ClientId"/> is echoed back on the broadcast so a sender can match its own message.</summary>
+public sealed record SendChatMessage(string? Message, string? ClientId = null) : HubMessage(HubMessageTypes.ChatMessage);
+
+public sealed record PresenceUpdateMessage(string? Status) : HubMessage(HubMessageTypes.PresenceUpdate);
+
+// ---- server -> client ----
+
+public sealed record TeamJoinedMessage(string TeamId, string UserId, string UserName) : HubMessage(HubMessageTypes.TeamJoined);
+
+public sealed record ChatMessageEvent(long Id, string UserId, string UserName, string Message, DateTime Timestamp, string? ClientId = null) : HubMessage(HubMessageTypes.ChatMessage);
+
+/// <summary>Status is <c>online</c>, <c>away</c> or <c>offline</c>; <see cref="Connections"/> counts the member's open tabs and devices.</summary>
+public sealed record PresenceEntry(string UserId, string Name, string Status, int Connections, DateTime? LastSeen);
+
+public sealed record TeamPresenceMessage(PresenceEntry[] Users) : HubMessage(HubMessageTypes.TeamPresence);
+
+/// <summary>An error never closes the connection unless <see cref="Fatal"/> says so. <see cref="Code"/> values are listed in <see cref="HubErrorCodes"/>.</summary>
+public sealed record ErrorMessage(string Code, string Error, string? RequestType = null, bool Fatal = false) : HubMessage(HubMessageTypes.Error);
+
+public static class HubErrorCodes
+{
+    public const string BadJson = "bad_json";
+    public const string UnknownType = "unknown_type";
+    public const string InvalidMessage = "invalid_message";
+    public const string MessageTooLarge = "message_too_large";
+    public const string NotJoined = "not_joined";
+    public const string AuthFailed = "auth_failed";
+    public const string Forbidden = "forbidden";
+    public const string RateLimited = "rate_limited";
+    public const string JoinTimeout = "join_timeout";
+    public const string SessionRevoked = "session_revoked";
+    public const string BinaryNotSupported = "binary_not_supported";
+}
+
+public static class PresenceStatuses
+{
+    public const string Online = "online";
+    public const string Away = "away";
+    public const string Offline = "offline";
+}

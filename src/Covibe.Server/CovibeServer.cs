@@ -1,0 +1,73 @@
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Chat;
+using Covibe.Server.Features.Health;
+using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Teams;
+using Covibe.Server.Hosting;
+using Covibe.Server.Http;
+
+namespace Covibe.Server;
+
+/// <summary>The coordination server, as <c>covibe serve</c> and the tests start it.</summary>
+public static class CovibeServer
+{
+    /// <summary>Builds the server; <paramref name="args"/> are ASP.NET configuration arguments (<c>--urls</c>, <c>--Covibe:DataDirectory=...</c>).</summary>
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        // Quiet framework defaults, lowest priority: appsettings, env and flags override them.
+        builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
+        {
+            InitialData = new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Default"] = "Information",
+                ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+                ["Logging:LogLevel:Microsoft.EntityFrameworkCore"] = "Warning",
+                ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
+            },
+        });
+        builder.Configuration.AddInMemoryCollection(SeedEnvironment.Read(Environment.GetEnvironmentVariables()));
+        builder.Configuration.AddCommandLine(args);
+        configure?.Invoke(builder);
+
+        var services = builder.Services;
+        services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section)
+            .PostConfigure(o => o.DataDirectory = string.IsNullOrWhiteSpace(o.DataDirectory) ? ServerOptions.DefaultDataDirectory() : Path.GetFullPath(o.DataDirectory));
+        services.AddSingleton(TimeProvider.System);
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, CovibeJsonContext.Default));
+        services.AddProblemDetails();
+        services.AddExceptionHandler<ErrorHandling>();
+        services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddOpenApi();
+
+        services.AddCovibeDatabase();
+        services.AddCovibeAuth();
+        services.AddTeams();
+        services.AddChat();
+        services.AddHub();
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseWebSockets();
+        app.UseAuthentication();
+        app.UseAuthorization();
+
+        app.MapOpenApi();
+        app.MapHealthApi();
+        app.MapAuthApi();
+        app.MapTeamsApi();
+        app.MapChatApi();
+        app.MapHub();
+        return app;
+    }
+
+    /// <summary>Applies migrations, then starts listening.</summary>
+    public static async Task StartAsync(WebApplication app, CancellationToken cancellationToken)
+    {
+        await app.Services.MigrateDatabaseAsync(cancellationToken);
+        await app.StartAsync(cancellationToken);
+    }
+}

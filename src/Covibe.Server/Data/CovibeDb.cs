@@ -1,0 +1,95 @@
+using System.Text;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Chat;
+using Covibe.Server.Features.Teams;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+
+namespace Covibe.Server.Data;
+
+/// <summary>
+/// The one database, SQLite or PostgreSQL. The schema is written by hand in
+/// <c>Data/Migrations</c> (EF's design-time tools do not restore here) and applied at start-up.
+/// Names are snake_case, as in seed 001's schema.
+/// </summary>
+public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(options)
+{
+    public DbSet<Team> Teams => Set<Team>();
+    public DbSet<User> Users => Set<User>();
+    public DbSet<Invite> Invites => Set<Invite>();
+    public DbSet<AuthSession> Sessions => Set<AuthSession>();
+    public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
+    public DbSet<ChatMessage> Messages => Set<ChatMessage>();
+
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        // SQLite hands DateTime back as Unspecified; everything here is UTC.
+        configurationBuilder.Properties<DateTime>().HaveConversion<UtcConverter>();
+        configurationBuilder.Properties<DateTime?>().HaveConversion<UtcConverter>();
+    }
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        modelBuilder.Entity<Team>().ToTable("teams");
+        modelBuilder.Entity<User>(e =>
+        {
+            e.ToTable("users");
+            e.HasOne<Team>().WithMany().HasForeignKey(u => u.TeamId);
+            e.HasIndex(u => new { u.TeamId, u.Email }).IsUnique();
+            e.HasIndex(u => u.Email);
+        });
+        modelBuilder.Entity<Invite>(e =>
+        {
+            e.ToTable("invites");
+            e.HasOne<Team>().WithMany().HasForeignKey(i => i.TeamId);
+            e.HasIndex(i => i.CodeHash).IsUnique();
+            e.HasIndex(i => i.TeamId);
+        });
+        modelBuilder.Entity<AuthSession>(e =>
+        {
+            e.ToTable("sessions");
+            e.HasOne(s => s.User).WithMany().HasForeignKey(s => s.UserId);
+            e.HasIndex(s => s.UserId);
+        });
+        modelBuilder.Entity<RefreshToken>(e =>
+        {
+            e.ToTable("refresh_tokens");
+            e.HasOne<AuthSession>().WithMany().HasForeignKey(t => t.SessionId);
+            e.HasIndex(t => t.TokenHash).IsUnique();
+            e.HasIndex(t => t.SessionId);
+        });
+        modelBuilder.Entity<ChatMessage>(e =>
+        {
+            e.ToTable("messages");
+            e.HasOne<Team>().WithMany().HasForeignKey(m => m.TeamId);
+            e.HasOne<User>().WithMany().HasForeignKey(m => m.UserId);
+            e.HasIndex(m => new { m.TeamId, m.Id });
+        });
+
+        foreach (var entity in modelBuilder.Model.GetEntityTypes())
+        {
+            foreach (var property in entity.GetProperties())
+            {
+                property.SetColumnName(SnakeCase(property.Name));
+            }
+        }
+    }
+
+    internal static string SnakeCase(string name)
+    {
+        var sb = new StringBuilder(name.Length + 4);
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (char.IsUpper(name[i]) && i > 0)
+            {
+                sb.Append('_');
+            }
+            sb.Append(char.ToLowerInvariant(name[i]));
+        }
+        return sb.ToString();
+    }
+
+    private sealed class UtcConverter() : ValueConverter<DateTime, DateTime>(
+        v => v.Kind == DateTimeKind.Utc ? v : v.ToUniversalTime(),
+        v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+}

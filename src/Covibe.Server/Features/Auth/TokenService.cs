@@ -1,0 +1,108 @@
+using System.Security.Claims;
+using System.Text;
+using Microsoft.Extensions.Options;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+namespace Covibe.Server.Features.Auth;
+
+/// <summary>Claims carried by a Covibe access token.</summary>
+public static class CovibeClaims
+{
+    public const string UserId = "sub";
+    public const string TeamId = "team";
+    public const string SessionId = "sid";
+    public const string Name = "name";
+}
+
+/// <summary>Issues and checks HS256 access tokens. The algorithm is pinned and clock skew is 30 s.</summary>
+public sealed class TokenService
+{
+    public const string Issuer = "covibe";
+    public const string Audience = "covibe";
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
+
+    private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
+    private readonly SymmetricSecurityKey _key;
+    private readonly TimeProvider _time;
+    private readonly AuthOptions _options;
+
+    public TokenService(IOptions<AuthOptions> options, TimeProvider time)
+    {
+        _options = options.Value;
+        _time = time;
+        _key = new SymmetricSecurityKey(Encoding.UTF8.GetBytes(_options.JwtSecret!));
+    }
+
+    public (string Token, DateTime ExpiresAt) CreateAccessToken(string userId, string teamId, string name, string sessionId)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        var expires = now.AddMinutes(_options.AccessTokenMinutes);
+        var token = _handler.CreateToken(new SecurityTokenDescriptor
+        {
+            Issuer = Issuer,
+            Audience = Audience,
+            IssuedAt = now,
+            NotBefore = now,
+            Expires = expires,
+            Claims = new Dictionary<string, object>
+            {
+                [CovibeClaims.UserId] = userId,
+                [CovibeClaims.TeamId] = teamId,
+                [CovibeClaims.SessionId] = sessionId,
+                [CovibeClaims.Name] = name,
+                ["jti"] = Secrets.NewId(),
+            },
+            SigningCredentials = new SigningCredentials(_key, SecurityAlgorithms.HmacSha256),
+        });
+        return (token, expires);
+    }
+
+    /// <summary>Returns the principal, or why the token was refused (in words fit for the user).</summary>
+    public async Task<(ClaimsPrincipal? Principal, string? Failure)> ValidateAsync(string token)
+    {
+        var result = await _handler.ValidateTokenAsync(token, new TokenValidationParameters
+        {
+            ValidIssuer = Issuer,
+            ValidAudience = Audience,
+            IssuerSigningKey = _key,
+            ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
+            RequireSignedTokens = true,
+            RequireExpirationTime = true,
+            ClockSkew = ClockSkew,
+            LifetimeValidator = ValidateLifetime,
+            NameClaimType = CovibeClaims.Name,
+        });
+        if (!result.IsValid)
+        {
+            return (null, result.Exception is SecurityTokenExpiredException
+                ? "The access token has expired. Get a new one with POST /api/auth/refresh."
+                : "The access token is not valid. Log in again with POST /api/auth/login.");
+        }
+        var identity = result.ClaimsIdentity;
+        if (identity.FindFirst(CovibeClaims.UserId) is null || identity.FindFirst(CovibeClaims.TeamId) is null || identity.FindFirst(CovibeClaims.SessionId) is null)
+        {
+            return (null, "The access token lacks Covibe claims. Log in again with POST /api/auth/login.");
+        }
+        return (new ClaimsPrincipal(identity), null);
+    }
+
+    // Our own clock (TimeProvider) decides, so tests can move time; the semantics are the library's.
+    private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
+    {
+        var now = _time.GetUtcNow().UtcDateTime;
+        if (expires is null)
+        {
+            return false;
+        }
+        if (notBefore is { } nbf && nbf > now + ClockSkew)
+        {
+            return false;
+        }
+        if (expires.Value < now - ClockSkew)
+        {
+            throw new SecurityTokenExpiredException("expired") { Expires = expires.Value };
+        }
+        return true;
+    }
+}

@@ -1,0 +1,11 @@
+namespace Covibe.Server.Features.Chat;
+
+/// <summary>Seed 001: <c>messages (id, team_id, user_id, content, timestamp)</c>.</summary>
+public sealed class ChatMessage
+{
+    public long Id { get; init; }
+    public required string TeamId { get; init; }
+    public required string UserId { get; init; }
+    public required string Content { get; init; }
+    public DateTime Timestamp { get; init; }
+}

@@ -1,0 +1,66 @@
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Hub;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Chat;
+
+/// <summary>Team chat: a message is stored first, then broadcast, so nothing shown is ever lost.</summary>
+public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, TeamHub hub, TimeProvider time)
+{
+    public const int MaxLength = 4000;
+    public const int DefaultPageSize = 50;
+    public const int MaxPageSize = 200;
+
+    /// <summary>Null when the text is acceptable, else what is wrong with it.</summary>
+    public static string? Check(string? text) =>
+        string.IsNullOrWhiteSpace(text) ? "'message' is required and cannot be blank."
+        : text.Length > MaxLength ? $"'message' must be at most {MaxLength} characters."
+        : null;
+
+    public async Task<ChatMessageDto> PostAsync(Caller sender, string text, string? clientId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var message = new ChatMessage
+        {
+            TeamId = sender.TeamId,
+            UserId = sender.UserId,
+            Content = text,
+            Timestamp = time.GetUtcNow().UtcDateTime,
+        };
+        db.Messages.Add(message);
+        await db.SaveChangesAsync(cancellationToken);
+        hub.Broadcast(sender.TeamId, new ChatMessageEvent(message.Id, sender.UserId, sender.Name, text, message.Timestamp, clientId));
+        return new ChatMessageDto(message.Id, sender.UserId, sender.Name, text, message.Timestamp);
+    }
+
+    /// <summary>
+    /// A page of history, oldest first: the newest messages before <paramref name="before"/>, or
+    /// the oldest after <paramref name="after"/> (for catching up after a reconnect).
+    /// </summary>
+    public async Task<ChatHistoryResponse> HistoryAsync(string teamId, long? before, long? after, int limit, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var query = from m in db.Messages
+                    join u in db.Users on m.UserId equals u.Id
+                    where m.TeamId == teamId
+                    select new { m, u.Name };
+        List<ChatMessageDto> page;
+        bool more;
+        if (after is { } a)
+        {
+            var rows = await query.Where(x => x.m.Id > a).OrderBy(x => x.m.Id).Take(limit + 1).ToListAsync(cancellationToken);
+            more = false;
+            page = [.. rows.Take(limit).Select(x => new ChatMessageDto(x.m.Id, x.m.UserId, x.Name, x.m.Content, x.m.Timestamp))];
+        }
+        else
+        {
+            var filtered = before is { } b ? query.Where(x => x.m.Id < b) : query;
+            var rows = await filtered.OrderByDescending(x => x.m.Id).Take(limit + 1).ToListAsync(cancellationToken);
+            more = rows.Count > limit;
+            page = [.. rows.Take(limit).Reverse().Select(x => new ChatMessageDto(x.m.Id, x.m.UserId, x.Name, x.m.Content, x.m.Timestamp))];
+        }
+        return new ChatHistoryResponse([.. page], more && page.Count > 0 ? page[0].Id : null);
+    }
+}

@@ -1,0 +1,35 @@
+using System.Diagnostics;
+using System.Reflection;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Hub;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Health;
+
+/// <summary><c>GET /health</c> in seed 004's shape: status, sessions, uptime (s), version; plus the database in use.</summary>
+public static class HealthApi
+{
+    public static readonly string Version =
+        typeof(HealthApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    // Set when the routes are mapped, i.e. at start-up.
+    private static readonly long StartedAt = Stopwatch.GetTimestamp();
+
+    public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/health", Health).WithTags("Health").AllowAnonymous();
+        return app;
+    }
+
+    public static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
+        IDbContextFactory<CovibeDb> dbs, TeamHub hub, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var reachable = await db.Database.CanConnectAsync(cancellationToken);
+        var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
+        var body = new HealthResponse(reachable ? "running" : "degraded", hub.ConnectionCount, uptime, Version, db.ProviderName());
+        return reachable ? TypedResults.Ok(body) : TypedResults.Json(body, statusCode: 503);
+    }
+}

@@ -1,0 +1,102 @@
+using System.Net.WebSockets;
+using System.Threading.Channels;
+
+using Covibe.Server.Features.Auth;
+
+namespace Covibe.Server.Features.Hub;
+
+/// <summary>
+/// One client WebSocket. Sends go through a bounded queue drained by one writer, so a
+/// broadcast never waits on a slow client; a client whose queue fills up is dropped (it
+/// reconnects and reloads) rather than slowing the others or growing memory.
+/// </summary>
+public sealed class HubConnection
+{
+    private readonly WebSocket _socket;
+    private readonly Channel<Outgoing> _outbox;
+
+    public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress)
+    {
+        _socket = socket;
+        RemoteAddress = remoteAddress;
+        _outbox = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(queueCapacity)
+        {
+            SingleReader = true,
+            FullMode = BoundedChannelFullMode.Wait,
+        });
+    }
+
+    public string Id { get; } = Guid.NewGuid().ToString("N");
+
+    public string RemoteAddress { get; }
+
+    public Caller? Member { get; private set; }
+
+    /// <summary><c>online</c> or <c>away</c>, as this tab or device last reported.</summary>
+    public string Status { get; set; } = Protocol.PresenceStatuses.Online;
+
+    public bool Overflowed { get; private set; }
+
+    internal WebSocket Socket => _socket;
+
+    internal void Join(Caller member) => Member = member;
+
+    /// <summary>Queues a serialized frame. False (and the connection is dropped) when the client is too slow.</summary>
+    public bool TrySend(byte[] frame)
+    {
+        if (_outbox.Writer.TryWrite(new Outgoing(frame, null, null)))
+        {
+            return true;
+        }
+        if (!_outbox.Reader.Completion.IsCompleted)
+        {
+            Overflowed = true;
+            _outbox.Writer.TryComplete();
+            _socket.Abort();
+        }
+        return false;
+    }
+
+    /// <summary>Sends <paramref name="lastFrame"/> if given, then closes. Nothing queued after this is sent.</summary>
+    public void Close(WebSocketCloseStatus status, string reason, byte[]? lastFrame = null)
+    {
+        if (lastFrame is not null)
+        {
+            TrySend(lastFrame);
+        }
+        if (!_outbox.Writer.TryWrite(new Outgoing(null, status, reason)))
+        {
+            _socket.Abort();
+        }
+        _outbox.Writer.TryComplete();
+    }
+
+    /// <summary>Drains the queue to the socket until closed or cancelled.</summary>
+    public async Task RunWriterAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var item in _outbox.Reader.ReadAllAsync(cancellationToken))
+            {
+                if (item.Frame is not null)
+                {
+                    await _socket.SendAsync(item.Frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+                }
+                else if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                {
+                    await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseReason, cancellationToken);
+                    return;
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The peer went away; the reader side notices and cleans up.
+        }
+    }
+
+    /// <summary>Stops the writer once the reader has finished.</summary>
+    internal void Complete() => _outbox.Writer.TryComplete();
+
+    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason);
+}

@@ -1,0 +1,78 @@
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Chat;
+using Covibe.Server.Http;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Hub;
+
+/// <summary>
+/// <c>/ws</c>: the one real-time endpoint. Programs authenticate with an Authorization header
+/// on the upgrade; browsers send <c>join_team {teamId, token}</c> as their first message
+/// (never a token in the URL). Browser origins are checked against ALLOWED_ORIGINS.
+/// </summary>
+public static class HubEndpoint
+{
+    public const string Path = "/ws";
+
+    public static IServiceCollection AddHub(this IServiceCollection services)
+    {
+        services.AddOptions<HubOptions>().BindConfiguration(HubOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<TeamHub>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapHub(this IEndpointRouteBuilder app)
+    {
+        app.Map(Path, HandleAsync).ExcludeFromDescription();
+        return app;
+    }
+
+    private static async Task<IResult> HandleAsync(
+        HttpContext context,
+        TeamHub hub,
+        TokenService tokens,
+        AuthService auth,
+        ChatService chat,
+        AttemptLimiter limiter,
+        IOptions<HubOptions> options,
+        ILogger<TeamHub> logger)
+    {
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            return Problems.BadRequest("websocket-required", "WebSocket required",
+                $"{Path} speaks WebSocket. Connect with a WebSocket client and send JSON messages as described in docs/protocol.md.");
+        }
+        var origin = context.Request.Headers.Origin.ToString();
+        if (origin.Length > 0 && !options.Value.IsOriginAllowed(origin, context.Request))
+        {
+            HubLog.OriginRefused(logger, origin);
+            return Problems.Forbidden($"Origin '{origin}' may not open the hub. The server operator can add it to ALLOWED_ORIGINS.");
+        }
+
+        Caller? caller = null;
+        if (BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString()) is { } token)
+        {
+            var (principal, failure) = await tokens.ValidateAsync(token);
+            if (principal is null)
+            {
+                return Problems.Unauthorized("unauthorized", failure!);
+            }
+            caller = Caller.From(principal);
+            if (!await auth.IsSessionActiveAsync(caller.SessionId, context.RequestAborted))
+            {
+                return Problems.Unauthorized("unauthorized", "This login was signed out or the member was removed. Log in again with POST /api/auth/login.");
+            }
+        }
+
+        var hubOptions = options.Value;
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            KeepAliveInterval = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
+            KeepAliveTimeout = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
+        });
+        var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context));
+        var session = new HubSession(connection, hub, tokens, auth, chat, limiter, hubOptions, logger);
+        await session.RunAsync(caller, context.RequestAborted);
+        return Results.Empty;
+    }
+}

@@ -1,0 +1,41 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Covibe.Server.Features.Hub;
+
+/// <summary><c>Covibe:Hub</c>; <c>ALLOWED_ORIGINS</c> maps onto <see cref="AllowedOrigins"/>.</summary>
+public sealed class HubOptions
+{
+    public const string Section = "Covibe:Hub";
+
+    /// <summary>Comma-separated browser origins allowed besides the server's own, e.g. <c>https://covibe.example.com</c>.</summary>
+    public string AllowedOrigins { get; set; } = "";
+
+    /// <summary>Largest message a client may send; larger ones are refused with <c>message_too_large</c>.</summary>
+    [Range(1024, 16 * 1024 * 1024)]
+    public int MaxMessageBytes { get; set; } = 64 * 1024;
+
+    /// <summary>Messages queued for one connection before it counts as too slow and is closed.</summary>
+    [Range(8, 1_000_000)]
+    public int SendQueueCapacity { get; set; } = 1024;
+
+    /// <summary>WebSocket ping interval; a peer that does not answer within the same time is dropped.</summary>
+    [Range(1, 3600)]
+    public int KeepAliveSeconds { get; set; } = 20;
+
+    /// <summary>How long an unauthenticated connection may wait before sending <c>join_team</c>.</summary>
+    [Range(1, 600)]
+    public int JoinTimeoutSeconds { get; set; } = 10;
+
+    internal bool IsOriginAllowed(string origin, HttpRequest request)
+    {
+        if (Uri.TryCreate(origin, UriKind.Absolute, out var uri)
+            && string.Equals(uri.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)
+            && string.Equals(uri.Scheme, request.Scheme, StringComparison.OrdinalIgnoreCase))
+        {
+            return true;
+        }
+        return AllowedOrigins
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Any(allowed => allowed == "*" || string.Equals(allowed.TrimEnd('/'), origin, StringComparison.OrdinalIgnoreCase));
+    }
+}

@@ -1,0 +1,37 @@
+namespace Covibe.Server.Features.Teams;
+
+public sealed class Team
+{
+    public required string Id { get; init; }
+    public required string Name { get; set; }
+    public required string OwnerId { get; set; }
+    public DateTime CreatedAt { get; init; }
+}
+
+/// <summary>A member of one team (seed 001: <c>users (id, team_id, email, name, created_at)</c>).</summary>
+public sealed class User
+{
+    public required string Id { get; init; }
+    public required string TeamId { get; init; }
+    /// <summary>Lower-cased; unique within the team.</summary>
+    public required string Email { get; init; }
+    public required string Name { get; set; }
+    public required string PasswordHash { get; set; }
+    public DateTime CreatedAt { get; init; }
+    /// <summary>Set when the owner removes the member; their tokens stop working at once.</summary>
+    public DateTime? RemovedAt { get; set; }
+}
+
+public sealed class Invite
+{
+    public required string Id { get; init; }
+    public required string TeamId { get; init; }
+    /// <summary>SHA-256 of the code: the code itself is shown once and never stored.</summary>
+    public required string CodeHash { get; init; }
+    public required string CreatedBy { get; init; }
+    public DateTime CreatedAt { get; init; }
+    public DateTime ExpiresAt { get; init; }
+    public int? MaxUses { get; init; }
+    public int Uses { get; set; }
+    public DateTime? RevokedAt { get; set; }
+}

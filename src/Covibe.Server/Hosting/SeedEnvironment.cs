@@ -1,0 +1,30 @@
+using System.Collections;
+
+namespace Covibe.Server.Hosting;
+
+/// <summary>
+/// The seeds configure the server through plain environment variables (JWT_SECRET,
+/// ALLOWED_ORIGINS, ...). They are part of the contract, so each maps onto its option here;
+/// the <c>Covibe__Section__Name</c> forms and command-line flags work too and win over these.
+/// </summary>
+public static class SeedEnvironment
+{
+    public static readonly IReadOnlyDictionary<string, string> Map = new Dictionary<string, string>
+    {
+        ["COVIBE_DATA"] = "Covibe:DataDirectory",
+        ["DATABASE_URL"] = "Covibe:Database:ConnectionString",
+        ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
+        ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
+    };
+
+    public static IEnumerable<KeyValuePair<string, string?>> Read(IDictionary environment)
+    {
+        foreach (var (variable, key) in Map)
+        {
+            if (environment[variable] is string value && value.Length > 0)
+            {
+                yield return new(key, value);
+            }
+        }
+    }
+}

@@ -1,0 +1,19 @@
+namespace Covibe.Server.Hosting;
+
+/// <summary><c>Covibe</c>: where the server keeps its files (<c>--data</c> or <c>COVIBE_DATA</c>).</summary>
+public sealed class ServerOptions
+{
+    public const string Section = "Covibe";
+
+    /// <summary>Defaults to <c>$XDG_DATA_HOME/covibe</c>, else <c>~/.local/share/covibe</c>.</summary>
+    public string DataDirectory { get; set; } = "";
+
+    internal static string DefaultDataDirectory()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+        var root = string.IsNullOrEmpty(xdg)
+            ? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share")
+            : xdg;
+        return Path.Combine(root, "covibe");
+    }
+}
