@@ -13,7 +13,11 @@ namespace Covibe.Server;
 /// <summary>The coordination server, as <c>covibe serve</c> and the tests start it.</summary>
 public static class CovibeServer
 {
-    /// <summary>Builds the server; <paramref name="args"/> are ASP.NET configuration arguments (<c>--urls</c>, <c>--Covibe:DataDirectory=...</c>).</summary>
+    /// <summary>
+    /// Builds the server; <paramref name="args"/> are ASP.NET configuration arguments (<c>--urls</c>,
+    /// <c>--Covibe:DataDirectory=...</c>). <paramref name="configure"/> runs after Covibe's own
+    /// registrations, so it can replace them (tests swap the clock).
+    /// </summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
@@ -30,7 +34,6 @@ public static class CovibeServer
         });
         builder.Configuration.AddInMemoryCollection(SeedEnvironment.Read(Environment.GetEnvironmentVariables()));
         builder.Configuration.AddCommandLine(args);
-        configure?.Invoke(builder);
 
         var services = builder.Services;
         services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section)
@@ -47,6 +50,7 @@ public static class CovibeServer
         services.AddTeams();
         services.AddChat();
         services.AddHub();
+        configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseExceptionHandler();

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real PostgreSQL server for the test run: <c>initdb</c> in a temp directory, started on a
+/// free loopback port, stopped and deleted at the end. Each test server gets its own database.
+/// </summary>
+public sealed class PostgresServer : IAsyncLifetime
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "covibe-pg-" + Guid.NewGuid().ToString("N")[..8]);
+    private string _bin = "";
+    private int _databases;
+
+    private readonly SemaphoreSlim _sharedLock = new(1, 1);
+    private TestServer? _shared;
+
+    public int Port { get; private set; }
+
+    /// <summary>One Covibe server on PostgreSQL shared by the PostgreSQL suites (they isolate by team).</summary>
+    public async Task<TestServer> SharedServerAsync()
+    {
+        await _sharedLock.WaitAsync();
+        try
+        {
+            return _shared ??= await TestServer.StartAsync(postgres: await CreateDatabaseAsync());
+        }
+        finally
+        {
+            _sharedLock.Release();
+        }
+    }
+
+    public async Task InitializeAsync()
+    {
+        _bin = Directory.GetDirectories("/usr/lib/postgresql").OrderDescending().Select(d => Path.Combine(d, "bin")).FirstOrDefault(d => File.Exists(Path.Combine(d, "initdb")))
+            ?? throw new InvalidOperationException("PostgreSQL server binaries not found under /usr/lib/postgresql; install the 'postgresql' package (./test.sh does).");
+        Directory.CreateDirectory(_directory);
+        if (Environment.UserName == "root")
+        {
+            // initdb refuses to run as root; the cluster belongs to the postgres user.
+            await RunAsync("chown", ["postgres:postgres", _directory], asPostgres: false);
+        }
+        var data = Path.Combine(_directory, "data");
+        await RunAsync(Path.Combine(_bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], asPostgres: true);
+        Port = FreePort();
+        await RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", data, "-l", Path.Combine(_directory, "log"), "-w", "-t", "60", "start",
+            "-o", $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off"], asPostgres: true);
+    }
+
+    /// <summary>Creates an empty database and returns its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync()
+    {
+        var name = $"covibe_{Interlocked.Increment(ref _databases)}_{Guid.NewGuid().ToString("N")[..6]}";
+        await using var connection = new NpgsqlConnection(ConnectionString("postgres"));
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand($"CREATE DATABASE {name}", connection);
+        await command.ExecuteNonQueryAsync();
+        return ConnectionString(name);
+    }
+
+    public string ConnectionString(string database) => $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true";
+
+    public async Task DisposeAsync()
+    {
+        if (_shared is not null)
+        {
+            await _shared.DisposeAsync();
+        }
+        _sharedLock.Dispose();
+        try
+        {
+            await RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", Path.Combine(_directory, "data"), "-m", "immediate", "-w", "stop"], asPostgres: true);
+        }
+        finally
+        {
+            Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    private static async Task RunAsync(string file, string[] args, bool asPostgres)
+    {
+        var root = Environment.UserName == "root";
+        var info = new ProcessStartInfo(asPostgres && root ? "runuser" : file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (asPostgres && root)
+        {
+            foreach (var a in (string[])["-u", "postgres", "--", file])
+            {
+                info.ArgumentList.Add(a);
+            }
+        }
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} failed ({process.ExitCode}): {await stdout}{await stderr}");
+        }
+    }
+
+    internal static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PostgresGroup : ICollectionFixture<PostgresServer>
+{
+    public const string Name = "postgres";
+}

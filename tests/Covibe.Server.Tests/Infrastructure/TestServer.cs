@@ -1,0 +1,127 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Covibe.Protocol;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real <c>covibe serve</c> (Kestrel on a free loopback port) with its own data directory,
+/// on SQLite or on a database of the test PostgreSQL server.
+/// </summary>
+public sealed class TestServer : IAsyncDisposable
+{
+    public const string Password = "correct horse battery";
+    public const string JwtSecret = "test-secret-test-secret-test-secret-0123456789";
+
+    private int _emails;
+
+    private TestServer(WebApplication app, string dataDirectory, Uri url)
+    {
+        App = app;
+        DataDirectory = dataDirectory;
+        Url = url;
+    }
+
+    public WebApplication App { get; }
+    public string DataDirectory { get; }
+    public Uri Url { get; }
+
+    public static async Task<TestServer> StartAsync(
+        string? postgres = null,
+        IReadOnlyDictionary<string, string>? settings = null,
+        TimeProvider? clock = null,
+        string? dataDirectory = null)
+    {
+        dataDirectory ??= Path.Combine(Path.GetTempPath(), "covibe-test-" + Guid.NewGuid().ToString("N")[..10]);
+        var args = new List<string>
+        {
+            "--urls=http://127.0.0.1:0",
+            "--environment=Production",
+            $"--Covibe:DataDirectory={dataDirectory}",
+            $"--Covibe:Auth:JwtSecret={JwtSecret}",
+            "--Covibe:Auth:PasswordIterations=100000",
+        };
+        // Shared servers serve many tests from one address; rate-limit tests set their own limit.
+        if (settings?.ContainsKey("Covibe:Auth:AttemptsPerMinute") != true)
+        {
+            args.Add("--Covibe:Auth:AttemptsPerMinute=100000");
+        }
+        if (postgres is not null)
+        {
+            args.Add($"--Covibe:Database:ConnectionString={postgres}");
+        }
+        foreach (var (key, value) in settings ?? new Dictionary<string, string>())
+        {
+            args.Add($"--{key}={value}");
+        }
+        var app = CovibeServer.Build([.. args], builder =>
+        {
+            builder.Logging.ClearProviders();
+            if (clock is not null)
+            {
+                builder.Services.AddSingleton(clock);
+            }
+        });
+        await CovibeServer.StartAsync(app, CancellationToken.None);
+        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new TestServer(app, dataDirectory, new Uri(address));
+    }
+
+    public HttpClient Client(string? accessToken = null)
+    {
+        var client = new HttpClient { BaseAddress = Url, Timeout = TimeSpan.FromSeconds(30) };
+        if (accessToken is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+        }
+        return client;
+    }
+
+    public string NewEmail(string name) => $"{name.ToLowerInvariant()}{Interlocked.Increment(ref _emails)}@example.com";
+
+    public async Task<CreateTeamResponse> CreateTeamAsync(string team = "Acme", string user = "Sarah")
+    {
+        using var client = Client();
+        using var reply = await client.PostAsJsonAsync("/api/team/create", new CreateTeamRequest(team, user, NewEmail(user), Password));
+        reply.StatusCode.ShouldBe(System.Net.HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+        return (await reply.Content.ReadFromJsonAsync<CreateTeamResponse>())!;
+    }
+
+    public async Task<AuthResponse> JoinAsync(string inviteCode, string name, string? email = null)
+    {
+        using var client = Client();
+        using var reply = await client.PostAsJsonAsync("/api/auth/login", new LoginRequest(email ?? NewEmail(name), Password, inviteCode, name));
+        reply.StatusCode.ShouldBe(System.Net.HttpStatusCode.OK, await reply.Content.ReadAsStringAsync());
+        return (await reply.Content.ReadFromJsonAsync<AuthResponse>())!;
+    }
+
+    /// <summary>A team with an owner and one more member.</summary>
+    public async Task<(CreateTeamResponse Owner, AuthResponse Member)> CreateTeamWithMemberAsync(string team = "Acme")
+    {
+        var owner = await CreateTeamAsync(team, "Sarah");
+        var member = await JoinAsync(owner.Invite.InviteCode, "Miguel");
+        return (owner, member);
+    }
+
+    public Task<HubClient> ConnectAsync(string? bearer = null, string? origin = null, bool read = true) =>
+        HubClient.ConnectAsync(Url, bearer, origin, read);
+
+    public async ValueTask DisposeAsync()
+    {
+        await App.StopAsync();
+        await App.DisposeAsync();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try
+        {
+            Directory.Delete(DataDirectory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
