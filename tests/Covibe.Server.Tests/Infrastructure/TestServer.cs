@@ -61,7 +61,11 @@ public sealed class TestServer : IAsyncDisposable
         }
         var app = CovibeServer.Build([.. args], builder =>
         {
-            builder.Logging.ClearProviders();
+            // Server logs are noise in a passing run; COVIBE_TEST_LOGS=1 shows them when debugging.
+            if (Environment.GetEnvironmentVariable("COVIBE_TEST_LOGS") != "1")
+            {
+                builder.Logging.ClearProviders();
+            }
             if (clock is not null)
             {
                 builder.Services.AddSingleton(clock);

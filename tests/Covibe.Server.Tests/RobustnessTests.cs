@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using System.Text;
+using Covibe.Protocol;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Behaviour under time, load and misbehaving clients; each test runs its own server with its own limits.</summary>
+public sealed class RobustnessTests
+{
+    [Fact]
+    public async Task Hub_NoJoinWithinTimeout_GetsFatalErrorAndIsClosed()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:JoinTimeoutSeconds"] = "1" });
+        await using var hub = await server.ConnectAsync();
+        var error = await hub.ReceiveAsync("error", TimeSpan.FromSeconds(5));
+        error.GetProperty("code").GetString().ShouldBe("join_timeout");
+        error.GetProperty("fatal").GetBoolean().ShouldBeTrue();
+        (await hub.Closed.WaitAsync(TimeSpan.FromSeconds(5))).Status.ShouldBe(WebSocketCloseStatus.PolicyViolation);
+    }
+
+    [Fact]
+    public async Task Hub_SubscriberThatStopsReading_DoesNotDelayOthers_AndIsDropped()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:SendQueueCapacity"] = "256" });
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        await using var sender = await server.ConnectAsync(owner.Auth.AccessToken);
+        await sender.ReceiveAsync("team_joined");
+        await using var reader = await server.ConnectAsync(member.AccessToken);
+        await reader.ReceiveAsync("team_joined");
+        await using var stalled = await server.ConnectAsync(member.AccessToken, read: false);
+        await reader.ReceiveAsync(m => m.GetProperty("type").GetString() == "team_presence"
+            && m.GetProperty("users").EnumerateArray().Any(u => u.GetProperty("connections").GetInt32() == 2));
+
+        // ~16 MB of chat: far more than the socket buffers of the stalled client hold. The sender
+        // waits for its own echo every 50 messages, as a real client would, so only the stalled
+        // subscriber falls behind.
+        const int count = 4000;
+        var text = new string('z', 3900);
+        var watch = Stopwatch.StartNew();
+        var received = 0;
+        for (var i = 0; i < count; i++)
+        {
+            await sender.SendAsync(new { type = "chat_message", message = $"{i:D5} {text}" });
+            if (i % 50 == 49 || i == count - 1)
+            {
+                var last = $"{i:D5}";
+                await sender.ReceiveAsync(m => m.GetProperty("type").GetString() == "chat_message" && m.GetProperty("message").GetString()!.StartsWith(last, StringComparison.Ordinal));
+                for (; received <= i; received++)
+                {
+                    var m = await reader.ReceiveAsync("chat_message", TimeSpan.FromSeconds(30));
+                    m.GetProperty("message").GetString()![..5].ShouldBe($"{received:D5}");
+                }
+            }
+        }
+        watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(60));
+
+        // The stalled connection was dropped rather than buffered without bound.
+        await WaitUntilAsync(async () => (await HealthAsync(server)).Sessions == 2, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Hub_PeerThatStopsAnsweringPings_IsDropped()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:KeepAliveSeconds"] = "1" });
+        var owner = await server.CreateTeamAsync();
+        // A raw TCP client that completes the upgrade, then neither reads nor answers pings.
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, server.Url.Port);
+        var stream = tcp.GetStream();
+        var key = Convert.ToBase64String(Guid.NewGuid().ToByteArray());
+        var request = $"GET /ws HTTP/1.1\r\nHost: {server.Url.Authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+                      $"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {owner.Auth.AccessToken}\r\n\r\n";
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
+        var buffer = new byte[1024];
+        var read = await stream.ReadAsync(buffer);
+        Encoding.ASCII.GetString(buffer, 0, read).ShouldStartWith("HTTP/1.1 101");
+        (await HealthAsync(server)).Sessions.ShouldBe(1);
+
+        await WaitUntilAsync(async () => (await HealthAsync(server)).Sessions == 0, TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Hub_AllowedOriginsSetting_AdmitsListedOriginsOnly()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:AllowedOrigins"] = "https://app.example.com, http://localhost:3001" });
+        (await HubTests.TryConnectAsync(server, origin: "https://app.example.com")).ShouldBe(HttpStatusCode.SwitchingProtocols);
+        (await HubTests.TryConnectAsync(server, origin: "http://localhost:3001")).ShouldBe(HttpStatusCode.SwitchingProtocols);
+        (await HubTests.TryConnectAsync(server, origin: "https://app.example.com.evil.net")).ShouldBe(HttpStatusCode.Forbidden);
+    }
+
+    [Fact]
+    public async Task Login_TooManyAttempts_Returns429WithRetryAfter_AndHubJoinIsLimitedToo()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Auth:AttemptsPerMinute"] = "3" });
+        var owner = await server.CreateTeamAsync(); // attempt 1
+        using var client = server.Client();
+        for (var i = 0; i < 2; i++)
+        {
+            (await client.PostAsJsonAsync("/api/auth/login", new LoginRequest(owner.Auth.User.Email, "wrong password"))).StatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        }
+        using var limited = await client.PostAsJsonAsync("/api/auth/login", new LoginRequest(owner.Auth.User.Email, TestServer.Password));
+        await limited.ShouldBeProblemAsync(HttpStatusCode.TooManyRequests, "rate-limited");
+        int.Parse(limited.Headers.RetryAfter!.ToString(), System.Globalization.CultureInfo.InvariantCulture).ShouldBeInRange(1, 60);
+        await (await client.PostAsJsonAsync("/api/auth/refresh", new RefreshRequest(owner.Auth.RefreshToken))).ShouldBeProblemAsync(HttpStatusCode.TooManyRequests, "rate-limited");
+
+        await using var hub = await server.ConnectAsync();
+        await hub.SendAsync(new { type = "join_team", teamId = owner.Auth.Team.Id, token = owner.Auth.AccessToken });
+        (await hub.ReceiveAsync("error")).GetProperty("code").GetString().ShouldBe("rate_limited");
+    }
+
+    [Fact]
+    public async Task AccessToken_AfterItsLifetimePlusSkew_IsRefusedAsExpired_RefreshStillWorks()
+    {
+        var clock = new ManualClock();
+        await using var server = await TestServer.StartAsync(clock: clock);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+
+        clock.Advance(TimeSpan.FromMinutes(15) + TimeSpan.FromSeconds(20)); // within the 30 s skew
+        (await client.GetAsync("/api/auth/me")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        clock.Advance(TimeSpan.FromSeconds(20));
+        var problem = await (await client.GetAsync("/api/auth/me")).ShouldBeProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
+        problem.GetProperty("detail").GetString()!.ShouldContain("expired");
+
+        using var refreshed = await server.Client().PostAsJsonAsync("/api/auth/refresh", new RefreshRequest(owner.Auth.RefreshToken));
+        refreshed.StatusCode.ShouldBe(HttpStatusCode.OK);
+    }
+
+    [Fact]
+    public async Task RefreshToken_AfterItsLifetime_IsRefused()
+    {
+        var clock = new ManualClock();
+        await using var server = await TestServer.StartAsync(clock: clock, settings: new Dictionary<string, string> { ["Covibe:Auth:RefreshTokenDays"] = "1" });
+        var owner = await server.CreateTeamAsync();
+        clock.Advance(TimeSpan.FromDays(1) + TimeSpan.FromMinutes(1));
+        await (await server.Client().PostAsJsonAsync("/api/auth/refresh", new RefreshRequest(owner.Auth.RefreshToken)))
+            .ShouldBeProblemAsync(HttpStatusCode.Unauthorized, "invalid-refresh-token");
+    }
+
+    [Fact]
+    public async Task Invite_AfterExpiry_IsRefusedWithTheExpiryInTheMessage()
+    {
+        var clock = new ManualClock();
+        await using var server = await TestServer.StartAsync(clock: clock);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var invite = (await (await client.PostAsJsonAsync("/api/team/invite", new CreateInviteRequest(ExpiresInHours: 2))).Content.ReadFromJsonAsync<InviteResponse>())!;
+        clock.Advance(TimeSpan.FromHours(2) + TimeSpan.FromSeconds(1));
+        using var join = await server.Client().PostAsJsonAsync("/api/auth/login", new LoginRequest("late@example.com", TestServer.Password, invite.InviteCode, "Late"));
+        (await join.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "invalid-invite")).GetProperty("detail").GetString()!.ShouldContain("expired");
+    }
+
+    private static async Task<HealthResponse> HealthAsync(TestServer server)
+    {
+        using var client = server.Client();
+        return (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
+    }
+
+    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!await condition())
+        {
+            deadline.Elapsed.ShouldBeLessThan(timeout, "condition not met in time");
+            await Task.Delay(100);
+        }
+    }
+}
