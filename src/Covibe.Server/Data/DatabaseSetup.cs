@@ -40,7 +40,7 @@ public static class DatabaseSetup
             var builder = new SqliteConnectionStringBuilder(db.Database.GetConnectionString());
             if (!string.IsNullOrEmpty(builder.DataSource) && builder.DataSource != ":memory:")
             {
-                Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(builder.DataSource))!);
+                ServerOptions.EnsureDirectory(Path.GetDirectoryName(Path.GetFullPath(builder.DataSource))!);
             }
         }
         await db.Database.MigrateAsync(cancellationToken);

@@ -8,6 +8,15 @@ public sealed class ServerOptions
     /// <summary>Defaults to <c>$XDG_DATA_HOME/covibe</c>, else <c>~/.local/share/covibe</c>.</summary>
     public string DataDirectory { get; set; } = "";
 
+    /// <summary>Creates the data directory readable by its owner only: it holds the database and secrets.</summary>
+    internal static void EnsureDirectory(string path)
+    {
+        if (!Directory.Exists(path))
+        {
+            Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+    }
+
     internal static string DefaultDataDirectory()
     {
         var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");

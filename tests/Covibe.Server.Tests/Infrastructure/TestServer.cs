@@ -20,6 +20,8 @@ public sealed class TestServer : IAsyncDisposable
 
     private int _emails;
 
+    private bool _ownsDataDirectory;
+
     private TestServer(WebApplication app, string dataDirectory, Uri url)
     {
         App = app;
@@ -37,6 +39,7 @@ public sealed class TestServer : IAsyncDisposable
         TimeProvider? clock = null,
         string? dataDirectory = null)
     {
+        var owned = dataDirectory is null;
         dataDirectory ??= Path.Combine(Path.GetTempPath(), "covibe-test-" + Guid.NewGuid().ToString("N")[..10]);
         var args = new List<string>
         {
@@ -73,7 +76,7 @@ public sealed class TestServer : IAsyncDisposable
         });
         await CovibeServer.StartAsync(app, CancellationToken.None);
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
-        return new TestServer(app, dataDirectory, new Uri(address));
+        return new TestServer(app, dataDirectory, new Uri(address)) { _ownsDataDirectory = owned };
     }
 
     public HttpClient Client(string? accessToken = null)
@@ -120,12 +123,9 @@ public sealed class TestServer : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        try
+        if (_ownsDataDirectory && Directory.Exists(DataDirectory))
         {
             Directory.Delete(DataDirectory, recursive: true);
-        }
-        catch (IOException)
-        {
         }
     }
 }

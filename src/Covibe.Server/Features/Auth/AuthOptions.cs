@@ -40,7 +40,7 @@ internal sealed class DevelopmentJwtSecret(IHostEnvironment environment, IOption
         var path = Path.Combine(server.Value.DataDirectory, "jwt-secret");
         if (!File.Exists(path))
         {
-            Directory.CreateDirectory(server.Value.DataDirectory);
+            ServerOptions.EnsureDirectory(server.Value.DataDirectory);
             var secret = Secrets.NewToken(48);
             using var stream = new FileStream(path, new FileStreamOptions
             {

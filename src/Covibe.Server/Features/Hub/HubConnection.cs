@@ -14,6 +14,7 @@ public sealed class HubConnection
 {
     private readonly WebSocket _socket;
     private readonly Channel<Outgoing> _outbox;
+    private bool _closing;
 
     public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress)
     {
@@ -35,25 +36,28 @@ public sealed class HubConnection
     /// <summary><c>online</c> or <c>away</c>, as this tab or device last reported.</summary>
     public string Status { get; set; } = Protocol.PresenceStatuses.Online;
 
-    public bool Overflowed { get; private set; }
-
     internal WebSocket Socket => _socket;
 
     internal void Join(Caller member) => Member = member;
 
-    /// <summary>Queues a serialized frame. False (and the connection is dropped) when the client is too slow.</summary>
+    /// <summary>
+    /// Queues a serialized frame. False when this call found the queue full: the client is too
+    /// slow, so the connection is dropped. Frames for a closing connection are discarded (true).
+    /// </summary>
     public bool TrySend(byte[] frame)
     {
         if (_outbox.Writer.TryWrite(new Outgoing(frame, null, null)))
         {
             return true;
         }
-        if (!_outbox.Reader.Completion.IsCompleted)
+        // Closing (or closed) already: drop quietly so the queued close still goes out.
+        if (Volatile.Read(ref _closing))
         {
-            Overflowed = true;
-            _outbox.Writer.TryComplete();
-            _socket.Abort();
+            return true;
         }
+        Volatile.Write(ref _closing, true);
+        _outbox.Writer.TryComplete();
+        _socket.Abort();
         return false;
     }
 
@@ -64,6 +68,7 @@ public sealed class HubConnection
         {
             TrySend(lastFrame);
         }
+        Volatile.Write(ref _closing, true);
         if (!_outbox.Writer.TryWrite(new Outgoing(null, status, reason)))
         {
             _socket.Abort();
@@ -96,7 +101,11 @@ public sealed class HubConnection
     }
 
     /// <summary>Stops the writer once the reader has finished.</summary>
-    internal void Complete() => _outbox.Writer.TryComplete();
+    internal void Complete()
+    {
+        Volatile.Write(ref _closing, true);
+        _outbox.Writer.TryComplete();
+    }
 
     private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason);
 }

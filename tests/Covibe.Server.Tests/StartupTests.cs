@@ -1,0 +1,187 @@
+using System.Net;
+using System.Net.Http.Json;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Hosting;
+using Covibe.Server.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Configuration, first run and the data directory.</summary>
+public sealed class StartupTests
+{
+    [Theory]
+    [InlineData(null)]
+    [InlineData("too-short")]
+    public async Task Start_OutsideDevelopmentWithoutAStrongJwtSecret_FailsNamingTheSetting(string? secret)
+    {
+        var data = TempDirectory();
+        var args = new List<string> { "--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={data}" };
+        if (secret is not null)
+        {
+            args.Add($"--Covibe:Auth:JwtSecret={secret}");
+        }
+        await using var app = CovibeServer.Build([.. args], b => b.Logging.ClearProviders());
+        var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+        error.Message.ShouldContain("JWT_SECRET");
+        error.Message.ShouldContain("--dev");
+    }
+
+    [Fact]
+    public async Task Start_WithUnknownDatabaseProvider_FailsNamingTheSetting()
+    {
+        await using var app = CovibeServer.Build(
+            ["--urls=http://127.0.0.1:0", $"--Covibe:DataDirectory={TempDirectory()}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", "--Covibe:Database:Provider=oracle"],
+            b => b.Logging.ClearProviders());
+        var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+        error.Message.ShouldContain("Covibe:Database:Provider");
+    }
+
+    [Fact]
+    public async Task Development_GeneratesAPrivateJwtSecretOnce_AndTokensSurviveARestart()
+    {
+        var data = TempDirectory();
+        string accessToken;
+        await using (var first = await StartDevAsync(data))
+        {
+            accessToken = (await first.CreateTeamAsync()).Auth.AccessToken;
+        }
+        var secretFile = Path.Combine(data, "jwt-secret");
+        File.GetUnixFileMode(secretFile).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        (await File.ReadAllTextAsync(secretFile)).Trim().Length.ShouldBeGreaterThanOrEqualTo(32);
+        File.GetUnixFileMode(data).ShouldBe(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+
+        await using (var second = await StartDevAsync(data))
+        {
+            using var client = second.Client(accessToken);
+            (await client.GetAsync("/api/auth/me")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+        Delete(data);
+    }
+
+    [Fact]
+    public void SeedEnvironment_MapsTheSeedsVariablesOntoOptions()
+    {
+        var mapped = SeedEnvironment.Read(new Dictionary<string, string>
+        {
+            ["JWT_SECRET"] = "s",
+            ["ALLOWED_ORIGINS"] = "http://localhost:3001",
+            ["COVIBE_DATA"] = "/var/lib/covibe",
+            ["DATABASE_URL"] = "postgresql://u:p@db/covibe",
+            ["UNRELATED"] = "x",
+        }).Select(kv => $"{kv.Key}={kv.Value}");
+        mapped.ShouldBe(
+        [
+            "Covibe:Auth:JwtSecret=s",
+            "Covibe:Hub:AllowedOrigins=http://localhost:3001",
+            "Covibe:DataDirectory=/var/lib/covibe",
+            "Covibe:Database:ConnectionString=postgresql://u:p@db/covibe",
+        ], ignoreOrder: true);
+    }
+
+    [Fact]
+    public void DatabaseUrl_InPrismaForm_BecomesANpgsqlConnectionString()
+    {
+        var options = new DatabaseOptions { ConnectionString = "postgresql://covibe:p%40ss@db.internal:6543/team_db" };
+        options.IsPostgres.ShouldBeTrue();
+        var cs = new Npgsql.NpgsqlConnectionStringBuilder(options.ResolveConnectionString("/unused"));
+        (cs.Host, cs.Port, cs.Database, cs.Username, cs.Password).ShouldBe(("db.internal", 6543, "team_db", "covibe", "p@ss"));
+        new DatabaseOptions().ResolveConnectionString("/data").ShouldBe("Data Source=/data/covibe.db");
+    }
+
+    private static Task<TestServer> StartDevAsync(string data) =>
+        TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["environment"] = "Development", ["Covibe:Auth:JwtSecret"] = "" });
+
+    internal static string TempDirectory() => Path.Combine(Path.GetTempPath(), "covibe-test-" + Guid.NewGuid().ToString("N")[..10]);
+
+    internal static void Delete(string directory)
+    {
+        if (Directory.Exists(directory))
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+    }
+}
+
+/// <summary>Hand-written migrations: they match the model, and an older database upgrades in place.</summary>
+public abstract class MigrationTests
+{
+    protected abstract Task<string?> NewDatabaseAsync();
+
+    [Fact]
+    public async Task DatabaseFromFirstMigration_UpgradesOnStart_KeepingItsData()
+    {
+        var data = StartupTests.TempDirectory();
+        var connection = await NewDatabaseAsync();
+        var options = new DbContextOptionsBuilder<CovibeDb>();
+        if (connection is null)
+        {
+            Directory.CreateDirectory(data);
+            options.UseSqlite($"Data Source={Path.Combine(data, "covibe.db")}");
+        }
+        else
+        {
+            options.UseNpgsql(connection);
+        }
+        options.ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning));
+
+        // A database as the first release left it: only the Initial migration, with a team, a member and a message.
+        var hasher = new Features.Auth.PasswordHasher(Options.Create(new Features.Auth.AuthOptions { PasswordIterations = 100_000 }));
+        await using (var old = new CovibeDb(options.Options))
+        {
+            await old.GetInfrastructure().GetRequiredService<IMigrator>().MigrateAsync("20261122000100_Initial");
+            (await old.Database.GetAppliedMigrationsAsync()).ShouldBe(["20261122000100_Initial"]);
+            await old.Database.ExecuteSqlAsync($"INSERT INTO teams (id, name, owner_id, created_at) VALUES ('t1', 'Old team', 'u1', {DateTime.UnixEpoch})");
+            var hash = hasher.Hash(TestServer.Password);
+            await old.Database.ExecuteSqlAsync($"INSERT INTO users (id, team_id, email, name, password_hash, created_at) VALUES ('u1', 't1', 'old@example.com', 'Olga', {hash}, {DateTime.UnixEpoch})");
+            await old.Database.ExecuteSqlAsync($"INSERT INTO messages (team_id, user_id, content, timestamp) VALUES ('t1', 'u1', 'written before the upgrade', {DateTime.UnixEpoch})");
+        }
+
+        await using var server = await TestServer.StartAsync(postgres: connection, dataDirectory: connection is null ? data : null);
+        using var anon = server.Client();
+        using var login = await anon.PostAsJsonAsync("/api/auth/login", new LoginRequest("old@example.com", TestServer.Password));
+        login.StatusCode.ShouldBe(HttpStatusCode.OK);
+        var auth = (await login.Content.ReadFromJsonAsync<AuthResponse>())!;
+        auth.Team.Name.ShouldBe("Old team");
+        using var client = server.Client(auth.AccessToken);
+        (await client.GetFromJsonAsync<ChatHistoryResponse>("/api/chat/history"))!.Messages.Single().Message.ShouldBe("written before the upgrade");
+        (await client.PostAsJsonAsync("/api/team/invite", new CreateInviteRequest())).StatusCode.ShouldBe(HttpStatusCode.Created);
+        await server.DisposeAsync();
+        StartupTests.Delete(data);
+    }
+
+    [Fact]
+    public async Task MigratedSchema_HoldsEveryMappedColumn()
+    {
+        var connection = await NewDatabaseAsync();
+        await using var server = await TestServer.StartAsync(postgres: connection);
+        await using var db = await server.App.Services.GetRequiredService<IDbContextFactory<CovibeDb>>().CreateDbContextAsync();
+        (await db.Database.GetPendingMigrationsAsync()).ShouldBeEmpty();
+        // Selecting whole entities names every mapped column: a column missing from a migration fails here.
+        await db.Teams.Take(1).ToListAsync();
+        await db.Users.Take(1).ToListAsync();
+        await db.Invites.Take(1).ToListAsync();
+        await db.Sessions.Take(1).ToListAsync();
+        await db.RefreshTokens.Take(1).ToListAsync();
+        await db.Messages.Take(1).ToListAsync();
+        var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
+        tables.ShouldBe(["invites", "messages", "refresh_tokens", "sessions", "teams", "users"]);
+    }
+}
+
+public sealed class SqliteMigrationTests : MigrationTests
+{
+    protected override Task<string?> NewDatabaseAsync() => Task.FromResult<string?>(null);
+}
+
+[Collection(PostgresGroup.Name)]
+public sealed class PostgresMigrationTests(PostgresServer postgres) : MigrationTests
+{
+    protected override async Task<string?> NewDatabaseAsync() => await postgres.CreateDatabaseAsync();
+}
