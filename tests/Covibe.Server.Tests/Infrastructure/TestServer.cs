@@ -37,7 +37,8 @@ public sealed class TestServer : IAsyncDisposable
         string? postgres = null,
         IReadOnlyDictionary<string, string>? settings = null,
         TimeProvider? clock = null,
-        string? dataDirectory = null)
+        string? dataDirectory = null,
+        LogSink? logs = null)
     {
         var owned = dataDirectory is null;
         dataDirectory ??= Path.Combine(Path.GetTempPath(), "covibe-test-" + Guid.NewGuid().ToString("N")[..10]);
@@ -68,6 +69,11 @@ public sealed class TestServer : IAsyncDisposable
             if (Environment.GetEnvironmentVariable("COVIBE_TEST_LOGS") != "1")
             {
                 builder.Logging.ClearProviders();
+            }
+            if (logs is not null)
+            {
+                builder.Logging.AddProvider(logs);
+                builder.Logging.SetMinimumLevel(LogLevel.Trace);
             }
             if (clock is not null)
             {
