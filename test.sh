@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test, the way CI does. On a fresh Debian machine it first installs what the
+# tests start for real (PostgreSQL server binaries); NuGet packages restore on the way.
+# Extra arguments go to `dotnet test`, e.g. ./test.sh --filter "FullyQualifiedName~Hub".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+need=()
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "Installing test dependencies: ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+dotnet test Covibe.sln -c Release "$@"
