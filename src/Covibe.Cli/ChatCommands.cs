@@ -96,7 +96,7 @@ internal static class ChatCommands
                     }
                 }
             }
-            catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException || (e is CliException && e.Message.StartsWith("Cannot reach", StringComparison.Ordinal)))
+            catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or ServerUnreachableException)
             {
                 // Fall through to reconnect.
             }

@@ -9,10 +9,13 @@ using Covibe.Protocol;
 namespace Covibe.Cli;
 
 /// <summary>A failure to show the user as is: what went wrong and what to do.</summary>
-public sealed class CliException(string message, int exitCode = 1) : Exception(message)
+public class CliException(string message, int exitCode = 1) : Exception(message)
 {
     public int ExitCode { get; } = exitCode;
 }
+
+/// <summary>The server could not be reached; worth retrying for a long-running command.</summary>
+public sealed class ServerUnreachableException(string message) : CliException(message);
 
 /// <summary>
 /// Talks to a Covibe server as the logged-in member, refreshing the access token when it
@@ -88,7 +91,7 @@ public sealed class CovibeClient : IDisposable
             }
             catch (HttpRequestException e)
             {
-                throw new CliException($"Cannot reach the Covibe server at {Server} ({e.Message}). Is `covibe serve` running there?");
+                throw new ServerUnreachableException($"Cannot reach the Covibe server at {Server} ({e.Message}). Is `covibe serve` running there?");
             }
             if (reply.StatusCode == HttpStatusCode.Unauthorized && attempt == 0 && Credentials is not null && path != "api/auth/refresh")
             {

@@ -53,6 +53,12 @@ internal static class ServeCommand
             await Console.Error.WriteLineAsync($"covibe serve: configuration error: {string.Join(" ", e.Failures)}");
             return 2;
         }
+        catch (InvalidOperationException e) when (e.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
+        {
+            // e.g. --Covibe:Hub:MaxMessageBytes=lots: the message names the setting and the type it needs.
+            await Console.Error.WriteLineAsync($"covibe serve: configuration error: {e.Message}");
+            return 2;
+        }
         catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
         {
             await Console.Error.WriteLineAsync($"covibe serve: cannot listen: {e.Message}. Choose another address with --urls.");

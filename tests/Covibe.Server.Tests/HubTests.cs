@@ -60,7 +60,14 @@ public abstract class HubTests
         received.GetProperty("timestamp").GetDateTime().ShouldBeInRange(TimeProvider.System.GetUtcNow().UtcDateTime.AddMinutes(-1), TimeProvider.System.GetUtcNow().UtcDateTime.AddMinutes(1));
         var echo = await sarah.ReceiveAsync("chat_message");
         echo.GetProperty("clientId").GetString().ShouldBe("c-1");
-        await stranger.ExpectNoneAsync("chat_message", TimeSpan.FromMilliseconds(500));
+        await miguel.SendAsync(new { type = "presence_update", status = "away" });
+        await sarah.ReceiveAsync(m => m.GetProperty("type").GetString() == "team_presence"
+            && m.GetProperty("users").EnumerateArray().Any(u => u.GetProperty("status").GetString() == "away"));
+        // The stranger saw its own team's presence on joining, and nothing of this team since.
+        var strangersView = await stranger.ReceiveAsync("team_presence");
+        strangersView.GetProperty("users").EnumerateArray().Select(u => u.GetProperty("userId").GetString()).ShouldBe([outsider.Auth.User.Id]);
+        await stranger.ExpectNoneAsync("chat_message", TimeSpan.FromMilliseconds(300));
+        await stranger.ExpectNoneAsync("team_presence", TimeSpan.FromMilliseconds(300));
 
         using var client = server.Client(member.AccessToken);
         var history = (await client.GetFromJsonAsync<ChatHistoryResponse>("/api/chat/history"))!;

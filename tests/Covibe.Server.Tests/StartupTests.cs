@@ -44,6 +44,15 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task CreateTeam_WhenTheServerDisallowsIt_IsForbidden()
+    {
+        await using var closed = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Teams:AllowTeamCreation"] = "false" });
+        using var client = closed.Client();
+        using var reply = await client.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("T", "U", "u@example.com", TestServer.Password));
+        (await reply.ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden")).GetProperty("detail").GetString()!.ShouldContain("invite code");
+    }
+
+    [Fact]
     public async Task Development_GeneratesAPrivateJwtSecretOnce_AndTokensSurviveARestart()
     {
         var data = TempDirectory();
