@@ -11,12 +11,20 @@ public static class HubMessageTypes
     // client -> server
     public const string JoinTeam = "join_team";
     public const string PresenceUpdate = "presence_update";
+    public const string AgentSpawn = "agent_spawn";
+    public const string AgentControl = "agent_control";
+    public const string AgentSubscribe = "agent_subscribe";
+    public const string AgentUnsubscribe = "agent_unsubscribe";
     // both ways
     public const string ChatMessage = "chat_message";
     // server -> client
     public const string TeamJoined = "team_joined";
     public const string TeamPresence = "team_presence";
     public const string Error = "error";
+    public const string AgentOutput = "agent_output";
+    public const string AgentStatus = "agent_status";
+    public const string AgentSpawned = "agent_spawned";
+    public const string AgentOutputEnd = "agent_output_end";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>
@@ -24,7 +32,8 @@ public abstract record HubMessage([property: JsonPropertyName("type"), JsonPrope
 
 // ---- client -> server ----
 
-public sealed record JoinTeamMessage(string? TeamId, string? Token) : HubMessage(HubMessageTypes.JoinTeam);
+/// <summary><see cref="FollowAgents"/> (default true, as in seed 001): receive every team agent's live output.</summary>
+public sealed record JoinTeamMessage(string? TeamId, string? Token, bool? FollowAgents = null) : HubMessage(HubMessageTypes.JoinTeam);
 
 /// <summary><see cref="ClientId"/> is echoed back on the broadcast so a sender can match its own message.</summary>
 public sealed record SendChatMessage(string? Message, string? ClientId = null) : HubMessage(HubMessageTypes.ChatMessage);
@@ -58,6 +67,9 @@ public static class HubErrorCodes
     public const string JoinTimeout = "join_timeout";
     public const string SessionRevoked = "session_revoked";
     public const string BinaryNotSupported = "binary_not_supported";
+    public const string NotFound = "not_found";
+    public const string AgentNotRunning = "agent_not_running";
+    public const string AgentUnavailable = "agent_unavailable";
 }
 
 public static class PresenceStatuses

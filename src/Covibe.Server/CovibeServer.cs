@@ -1,5 +1,6 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
+using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Health;
@@ -50,6 +51,7 @@ public static class CovibeServer
         services.AddTeams();
         services.AddChat();
         services.AddHub();
+        services.AddAgents();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -64,6 +66,7 @@ public static class CovibeServer
         app.MapAuthApi();
         app.MapTeamsApi();
         app.MapChatApi();
+        app.MapAgentsApi();
         app.MapHub();
         return app;
     }

@@ -179,8 +179,9 @@ public abstract class MigrationTests
         await db.Sessions.Take(1).ToListAsync();
         await db.RefreshTokens.Take(1).ToListAsync();
         await db.Messages.Take(1).ToListAsync();
+        await db.Agents.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["invites", "messages", "refresh_tokens", "sessions", "teams", "users"]);
+        tables.ShouldBe(["agents", "invites", "messages", "refresh_tokens", "sessions", "teams", "users"]);
     }
 }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Teams;
@@ -20,6 +21,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<AuthSession> Sessions => Set<AuthSession>();
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
     public DbSet<ChatMessage> Messages => Set<ChatMessage>();
+    public DbSet<Agent> Agents => Set<Agent>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -64,6 +66,16 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<Team>().WithMany().HasForeignKey(m => m.TeamId);
             e.HasOne<User>().WithMany().HasForeignKey(m => m.UserId);
             e.HasIndex(m => new { m.TeamId, m.Id });
+        });
+
+        modelBuilder.Entity<Agent>(e =>
+        {
+            e.ToTable("agents");
+            e.Ignore(a => a.Process);
+            e.HasOne<Team>().WithMany().HasForeignKey(a => a.TeamId);
+            e.HasOne<User>().WithMany().HasForeignKey(a => a.UserId);
+            e.HasIndex(a => new { a.TeamId, a.CreatedAt });
+            e.HasIndex(a => a.Status);
         });
 
         foreach (var entity in modelBuilder.Model.GetEntityTypes())

@@ -15,6 +15,8 @@ public static class SeedEnvironment
         ["DATABASE_URL"] = "Covibe:Database:ConnectionString",
         ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
+        ["USE_MOCK_AGENTS"] = "Covibe:Agents:UseMockAgents",
+        ["WORKSPACE_BASE"] = "Covibe:Agents:WorkspaceBase",
     };
 
     public static IEnumerable<KeyValuePair<string, string?>> Read(IDictionary environment)

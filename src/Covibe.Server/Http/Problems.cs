@@ -24,5 +24,17 @@ public static class Problems
     public static ProblemHttpResult Conflict(string type, string title, string detail) => Create(409, type, title, detail);
 
     public static ValidationProblem Validation(Dictionary<string, string[]> errors) =>
-        TypedResults.ValidationProblem(errors, detail: "Fix the fields listed in 'errors' and send the request again.", type: TypeBase + "validation");
+        TypedResults.ValidationProblem(errors, detail: ValidationDetail, type: TypeBase + "validation");
+
+    /// <summary>The same body as <see cref="Validation"/>, typed as a plain problem for handlers that return only problems.</summary>
+    public static ProblemHttpResult ValidationAsProblem(Dictionary<string, string[]> errors) =>
+        TypedResults.Problem(new HttpValidationProblemDetails(errors)
+        {
+            Status = 400,
+            Type = TypeBase + "validation",
+            Title = "One or more validation errors occurred.",
+            Detail = ValidationDetail,
+        });
+
+    private const string ValidationDetail = "Fix the fields listed in 'errors' and send the request again.";
 }

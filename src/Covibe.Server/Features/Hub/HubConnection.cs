@@ -10,10 +10,14 @@ namespace Covibe.Server.Features.Hub;
 /// broadcast never waits on a slow client; a client whose queue fills up is dropped (it
 /// reconnects and reloads) rather than slowing the others or growing memory.
 /// </summary>
-public sealed class HubConnection
+public sealed class HubConnection : IDisposable
 {
     private readonly WebSocket _socket;
     private readonly Channel<Outgoing> _outbox;
+    // Agent output is flow-controlled rather than dropped: at most this many frames of it are
+    // queued per connection, so a slow reader only slows its own subscriptions, and chat and
+    // status messages always find room in the queue.
+    private readonly SemaphoreSlim _streamBudget = new(8);
     private bool _closing;
 
     public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress)
@@ -61,6 +65,21 @@ public sealed class HubConnection
         return false;
     }
 
+    /// <summary>Queues a frame of a stream (agent output), waiting while this connection has too many of them queued.</summary>
+    public async Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken)
+    {
+        await _streamBudget.WaitAsync(cancellationToken);
+        if (!_outbox.Writer.TryWrite(new Outgoing(frame, null, null, ReleasesBudget: true)))
+        {
+            _streamBudget.Release();
+            if (!Volatile.Read(ref _closing))
+            {
+                TrySend(frame); // the queue is full of other messages: treat as overflow
+            }
+            throw new OperationCanceledException("The connection is closing.");
+        }
+    }
+
     /// <summary>Sends <paramref name="lastFrame"/> if given, then closes. Nothing queued after this is sent.</summary>
     public void Close(WebSocketCloseStatus status, string reason, byte[]? lastFrame = null)
     {
@@ -86,6 +105,10 @@ public sealed class HubConnection
                 if (item.Frame is not null)
                 {
                     await _socket.SendAsync(item.Frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+                    if (item.ReleasesBudget)
+                    {
+                        _streamBudget.Release();
+                    }
                 }
                 else if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
                 {
@@ -107,5 +130,8 @@ public sealed class HubConnection
         _outbox.Writer.TryComplete();
     }
 
-    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason);
+    /// <summary>Call once the writer and every stream sender have finished.</summary>
+    public void Dispose() => _streamBudget.Dispose();
+
+    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, bool ReleasesBudget = false);
 }

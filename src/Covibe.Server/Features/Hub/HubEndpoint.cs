@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Http;
@@ -33,6 +34,9 @@ public static class HubEndpoint
         TokenService tokens,
         AuthService auth,
         ChatService chat,
+        AgentService agents,
+        AgentFeeds feeds,
+        AgentOutputPump pump,
         AttemptLimiter limiter,
         IOptions<HubOptions> options,
         ILogger<TeamHub> logger)
@@ -71,7 +75,7 @@ public static class HubEndpoint
             KeepAliveTimeout = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
         });
         var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context));
-        var session = new HubSession(connection, hub, tokens, auth, chat, limiter, hubOptions, logger);
+        var session = new HubSession(connection, hub, tokens, auth, chat, agents, feeds, pump, limiter, hubOptions, logger);
         await session.RunAsync(caller, context.RequestAborted);
         return Results.Empty;
     }

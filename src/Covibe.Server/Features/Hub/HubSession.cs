@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Covibe.Protocol;
+using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Http;
@@ -12,17 +13,27 @@ namespace Covibe.Server.Features.Hub;
 /// Reads one connection's messages in order and answers them. A bad message gets an
 /// <c>error</c> and the connection stays usable; only a join timeout or a revoked session closes it.
 /// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes it on the way out.")]
 internal sealed class HubSession(
     HubConnection connection,
     TeamHub hub,
     TokenService tokens,
     AuthService auth,
     ChatService chat,
+    AgentService agents,
+    AgentFeeds feeds,
+    AgentOutputPump pump,
     AttemptLimiter limiter,
     HubOptions options,
     ILogger logger)
 {
-    private static readonly string KnownTypes = string.Join(", ", HubMessageTypes.JoinTeam, HubMessageTypes.ChatMessage, HubMessageTypes.PresenceUpdate);
+    private static readonly string KnownTypes = string.Join(", ",
+        HubMessageTypes.JoinTeam, HubMessageTypes.ChatMessage, HubMessageTypes.PresenceUpdate,
+        HubMessageTypes.AgentSpawn, HubMessageTypes.AgentControl, HubMessageTypes.AgentSubscribe, HubMessageTypes.AgentUnsubscribe);
+
+    private readonly Dictionary<string, (CancellationTokenSource Stop, Task Pump)> _subscriptions = [];
+    private readonly Lock _subscriptionsLock = new();
+    private readonly CancellationTokenSource _session = new();
 
     public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
     {
@@ -41,7 +52,7 @@ internal sealed class HubSession(
         {
             if (authenticated is not null)
             {
-                await JoinAsync(authenticated, cancellationToken);
+                await JoinAsync(authenticated, followAgents: false, cancellationToken);
             }
             await ReceiveLoopAsync(cancellationToken);
         }
@@ -55,9 +66,14 @@ internal sealed class HubSession(
         }
         finally
         {
+            feeds.Started -= OnAgentStarted;
             hub.Remove(connection);
+            await _session.CancelAsync();
+            await StopSubscriptionsAsync();
             connection.Complete();
             await writer;
+            connection.Dispose();
+            _session.Dispose();
             hub.Closed();
             if (connection.Member is { } member)
             {
@@ -149,6 +165,49 @@ internal sealed class HubSession(
                     await chat.PostAsync(sender, chatMessage.Message!, chatMessage.ClientId, cancellationToken);
                 }
                 break;
+            case HubMessageTypes.AgentSpawn:
+                if (Joined(type) is { } spawner && Read(root, CovibeJsonContext.Default.AgentSpawnMessage, type) is { } spawn)
+                {
+                    var spawned = await agents.SpawnAsync(spawner, new SpawnAgentRequest(spawn.Task, spawn.AgentType, spawn.RepositoryUrl, spawn.Branch, VmId: spawn.VmId), cancellationToken);
+                    if (spawned.Agent is { } agent)
+                    {
+                        connection.TrySend(TeamHub.Serialize(new AgentSpawnedMessage(agent, spawn.ClientId)));
+                    }
+                    else
+                    {
+                        AgentError(spawned, type);
+                    }
+                }
+                break;
+            case HubMessageTypes.AgentControl:
+                if (Joined(type) is { } controller && Read(root, CovibeJsonContext.Default.AgentControlMessage, type) is { } control)
+                {
+                    await ControlAsync(controller, control, cancellationToken);
+                }
+                break;
+            case HubMessageTypes.AgentSubscribe:
+                if (Joined(type) is { } subscriber && Read(root, CovibeJsonContext.Default.AgentSubscribeMessage, type) is { } subscribe)
+                {
+                    if (subscribe.From is < 0)
+                    {
+                        Error(HubErrorCodes.InvalidMessage, "'from' must be 0 or more: a position from an earlier agent_output's 'next'.", type);
+                    }
+                    else if (string.IsNullOrEmpty(subscribe.AgentId) || await agents.FindForReadingAsync(subscriber, subscribe.AgentId, cancellationToken) is null)
+                    {
+                        Error(HubErrorCodes.NotFound, $"Your team has no agent '{subscribe.AgentId}'.", type);
+                    }
+                    else
+                    {
+                        Subscribe(subscribe.AgentId, subscribe.From ?? 0, replace: true);
+                    }
+                }
+                break;
+            case HubMessageTypes.AgentUnsubscribe:
+                if (Joined(type) is not null && Read(root, CovibeJsonContext.Default.AgentUnsubscribeMessage, type) is { AgentId: { } unsubscribeId })
+                {
+                    await UnsubscribeAsync(unsubscribeId);
+                }
+                break;
             case HubMessageTypes.PresenceUpdate:
                 if (Joined(type) is { } member && Read(root, CovibeJsonContext.Default.PresenceUpdateMessage, type) is { } presence)
                 {
@@ -173,7 +232,7 @@ internal sealed class HubSession(
         {
             if (join.TeamId is null || join.TeamId == current.TeamId)
             {
-                await JoinAsync(current, cancellationToken);
+                await JoinAsync(current, join.FollowAgents ?? true, cancellationToken);
             }
             else
             {
@@ -208,10 +267,11 @@ internal sealed class HubSession(
             Error(HubErrorCodes.Forbidden, "The token is for a different team than 'teamId'. You can only join your own team.", HubMessageTypes.JoinTeam);
             return;
         }
-        await JoinAsync(caller, cancellationToken);
+        await JoinAsync(caller, join.FollowAgents ?? true, cancellationToken);
     }
 
-    private async Task JoinAsync(Caller caller, CancellationToken cancellationToken)
+    /// <summary>Joins the team room; with <paramref name="followAgents"/>, also every team agent's live output (seed 001).</summary>
+    private async Task JoinAsync(Caller caller, bool followAgents, CancellationToken cancellationToken)
     {
         if (connection.Member is null)
         {
@@ -219,8 +279,129 @@ internal sealed class HubSession(
             hub.Add(connection);
             HubLog.Joined(logger, connection.Id, caller.TeamId, caller.UserId);
         }
+        if (followAgents)
+        {
+            feeds.Started -= OnAgentStarted;
+            feeds.Started += OnAgentStarted;
+            foreach (var feed in feeds.OfTeam(caller.TeamId))
+            {
+                Subscribe(feed.AgentId, from: null, replace: false);
+            }
+        }
         connection.TrySend(TeamHub.Serialize(new TeamJoinedMessage(caller.TeamId, caller.UserId, caller.Name)));
         await hub.BroadcastPresenceAsync(caller.TeamId, cancellationToken);
+    }
+
+    private async Task ControlAsync(Caller caller, AgentControlMessage control, CancellationToken cancellationToken)
+    {
+        const string type = HubMessageTypes.AgentControl;
+        if (string.IsNullOrEmpty(control.AgentId))
+        {
+            Error(HubErrorCodes.InvalidMessage, "agent_control needs 'agentId'.", type);
+            return;
+        }
+        var result = control.Command switch
+        {
+            "kill" => await agents.KillAsync(caller, control.AgentId, cancellationToken),
+            "interrupt" => await agents.InterruptAsync(caller, control.AgentId, cancellationToken),
+            "input" when !string.IsNullOrEmpty(control.Data) => await agents.InputAsync(caller, control.AgentId, control.Data, cancellationToken),
+            "input" => AgentResult.Fail(AgentFailure.Invalid, "'input' needs 'data': the text to write to the agent's stdin."),
+            _ => AgentResult.Fail(AgentFailure.Invalid, $"Unknown command '{control.Command}'. Use kill, interrupt or input."),
+        };
+        if (result.Agent is null)
+        {
+            AgentError(result, type);
+        }
+    }
+
+    private void AgentError(AgentResult result, string type)
+    {
+        var code = result.Failure switch
+        {
+            AgentFailure.NotFound => HubErrorCodes.NotFound,
+            AgentFailure.Forbidden => HubErrorCodes.Forbidden,
+            AgentFailure.NotRunning => HubErrorCodes.AgentNotRunning,
+            AgentFailure.Unavailable => HubErrorCodes.AgentUnavailable,
+            _ => HubErrorCodes.InvalidMessage,
+        };
+        var detail = result.Errors is { Count: > 0 } errors ? string.Join(" ", errors.SelectMany(e => e.Value)) : result.Detail!;
+        Error(code, detail, type);
+    }
+
+    private void OnAgentStarted(AgentFeed feed)
+    {
+        if (connection.Member is { } member && feed.TeamId == member.TeamId)
+        {
+            Subscribe(feed.AgentId, from: 0, replace: false);
+        }
+    }
+
+    /// <summary>Starts sending an agent's output; <paramref name="replace"/> restarts an existing subscription from the new position.</summary>
+    private void Subscribe(string agentId, long? from, bool replace)
+    {
+        lock (_subscriptionsLock)
+        {
+            if (_session.IsCancellationRequested)
+            {
+                return;
+            }
+            if (_subscriptions.TryGetValue(agentId, out var existing))
+            {
+                if (!replace && !existing.Pump.IsCompleted)
+                {
+                    return;
+                }
+                existing.Stop.Cancel();
+            }
+            var stop = CancellationTokenSource.CreateLinkedTokenSource(_session.Token);
+            _subscriptions[agentId] = (stop, PumpAsync(agentId, from, stop.Token));
+        }
+    }
+
+    private async Task PumpAsync(string agentId, long? from, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await pump.RunAsync(connection, agentId, from, cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        catch (Exception e)
+        {
+            HubLog.Failed(logger, connection.Id, e);
+        }
+    }
+
+    private async Task UnsubscribeAsync(string agentId)
+    {
+        (CancellationTokenSource Stop, Task Pump) subscription;
+        lock (_subscriptionsLock)
+        {
+            if (!_subscriptions.Remove(agentId, out subscription))
+            {
+                return;
+            }
+        }
+        await subscription.Stop.CancelAsync();
+        await subscription.Pump;
+        subscription.Stop.Dispose();
+    }
+
+    private async Task StopSubscriptionsAsync()
+    {
+        (CancellationTokenSource Stop, Task Pump)[] all;
+        lock (_subscriptionsLock)
+        {
+            all = [.. _subscriptions.Values];
+            _subscriptions.Clear();
+        }
+        await Task.WhenAll(all.Select(s => s.Pump));
+        foreach (var s in all)
+        {
+            s.Stop.Dispose();
+        }
     }
 
     private Caller? Joined(string type)

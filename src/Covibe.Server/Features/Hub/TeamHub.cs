@@ -78,6 +78,25 @@ public sealed class TeamHub
         }
     }
 
+    /// <summary>Like <see cref="Broadcast{T}(string, T)"/>, with one variant for <paramref name="ownerId"/> and one for everyone else.</summary>
+    public void Broadcast<T>(string teamId, string ownerId, Func<bool, T> build) where T : HubMessage
+    {
+        if (!_rooms.TryGetValue(teamId, out var room))
+        {
+            return;
+        }
+        var forOwner = new Lazy<byte[]>(() => Serialize(build(true)));
+        var forOthers = new Lazy<byte[]>(() => Serialize(build(false)));
+        foreach (var connection in Snapshot(room))
+        {
+            var frame = connection.Member!.UserId == ownerId ? forOwner.Value : forOthers.Value;
+            if (!connection.TrySend(frame))
+            {
+                HubLog.SlowConsumer(_logger, connection.Id, connection.Member!.UserId);
+            }
+        }
+    }
+
     /// <summary>Current status of each member with at least one connection.</summary>
     public IReadOnlyDictionary<string, (string Status, int Connections)> OnlineMembers(string teamId)
     {

@@ -1,0 +1,36 @@
+namespace Covibe.Execution;
+
+/// <summary>
+/// The POSIX sh script every backend runs the agent under, so a local process and one on a VM
+/// over SSH behave the same. Its arguments are positional and never interpolated into the
+/// script: <c>$1</c> runtime directory, <c>$2</c> working directory, <c>$3</c> repository URL
+/// (or empty), <c>$4</c> branch (or empty), then the agent's argv.
+/// </summary>
+/// <remarks>
+/// Runtime directory layout: <c>stdin</c> (FIFO), <c>output.log</c> (stdout and stderr, appended),
+/// <c>running</c> (created when the agent itself starts, after any clone), <c>exit</c> (its exit code).
+/// </remarks>
+public static class AgentWrapper
+{
+    public const string Script = """
+        rt=$1; wd=$2; repo=$3; branch=$4; shift 4
+        # Hold the stdin FIFO open for writing too: the agent never reads EOF while the server is away.
+        exec 3<>"$rt/stdin"
+        exec >>"$rt/output.log" 2>&1 </dev/null
+        finish() { printf '%s\n' "$1" > "$rt/exit.tmp" && mv "$rt/exit.tmp" "$rt/exit"; exit "$1"; }
+        if [ -n "$repo" ]; then
+          mkdir -p "$wd" || finish 1
+          if [ -n "$branch" ]; then
+            git clone --progress --branch "$branch" -- "$repo" "$wd" || finish 128
+          else
+            git clone --progress -- "$repo" "$wd" || finish 128
+          fi
+        fi
+        mkdir -p "$wd" && cd "$wd" || finish 1
+        : > "$rt/running"
+        "$@" <"$rt/stdin" 3>&-
+        finish $?
+        """;
+
+    public const string ProgramName = "covibe-agent";
+}

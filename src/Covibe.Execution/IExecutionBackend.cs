@@ -1,0 +1,62 @@
+namespace Covibe.Execution;
+
+/// <summary>
+/// Seed 001's connection strategy layer: where and how an agent process runs. Every backend
+/// runs the agent detached from the server (its own session), appends everything it prints
+/// to a log on the machine where it runs, and keeps its stdin open through a FIFO, so the
+/// agent outlives the server and the log is the source of truth for its output.
+/// </summary>
+public interface IExecutionBackend
+{
+    /// <summary>The name stored with each agent (<c>local</c>, <c>ssh</c>, ...), to find the backend again after a restart.</summary>
+    string Name { get; }
+
+    Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken);
+
+    /// <summary>Whether the process is still the one that was started (not a reused PID), and its exit code once it has exited.</summary>
+    Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken);
+
+    /// <summary>Reads the agent's output log from <paramref name="offset"/>; 0 when nothing new is there yet.</summary>
+    Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken);
+
+    /// <summary>Writes to the agent's stdin. Fails with <see cref="AgentNotRunningException"/> once it has exited.</summary>
+    Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    Task SignalAsync(AgentProcess process, AgentSignal signal, CancellationToken cancellationToken);
+}
+
+/// <summary>What to run. <see cref="Argv"/> is never passed through a shell.</summary>
+public sealed record AgentLaunch(
+    string AgentId,
+    IReadOnlyList<string> Argv,
+    string WorkingDirectory,
+    IReadOnlyDictionary<string, string> Environment,
+    string? RepositoryUrl = null,
+    string? Branch = null);
+
+/// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
+public sealed record AgentProcess(string Backend, string RuntimeDirectory, int Pid, long StartTime);
+
+public enum AgentRunState
+{
+    /// <summary>Preparing: cloning the repository.</summary>
+    Starting,
+    Running,
+    Exited,
+    /// <summary>The process is gone without recording an exit code (killed, or the machine restarted).</summary>
+    Gone,
+}
+
+public sealed record AgentProcessState(AgentRunState State, int? ExitCode = null);
+
+public enum AgentSignal
+{
+    /// <summary>Like Ctrl-C: to the agent, not to its wrapper.</summary>
+    Interrupt,
+    /// <summary>SIGTERM to the agent's whole process group.</summary>
+    Terminate,
+    /// <summary>SIGKILL to the agent's whole process group.</summary>
+    Kill,
+}
+
+public sealed class AgentNotRunningException(string message) : Exception(message);

@@ -1,0 +1,27 @@
+using System.Runtime.InteropServices;
+
+namespace Covibe.Execution;
+
+internal static partial class Native
+{
+    public const int SIGINT = 2;
+    public const int SIGKILL = 9;
+    public const int SIGTERM = 15;
+    public const int O_WRONLY = 0x1;
+    public const int O_NONBLOCK = 0x800;
+    public const int O_CLOEXEC = 0x80000;
+    public const int ENXIO = 6;
+    public const int ESRCH = 3;
+
+    // int kill(pid_t pid, int sig);
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static partial int Kill(int pid, int signal);
+
+    // int open(const char *pathname, int flags);
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags);
+
+    // int mkfifo(const char *pathname, mode_t mode);
+    [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int MkFifo(string path, uint mode);
+}

@@ -1,0 +1,50 @@
+using System.Globalization;
+
+namespace Covibe.Execution;
+
+/// <summary>What <c>/proc</c> says about a process: enough to tell "still ours" from "PID reused".</summary>
+internal static class ProcFs
+{
+    /// <summary>Start time in clock ticks since boot (field 22 of /proc/PID/stat), or null if there is no such process.</summary>
+    public static long? StartTime(int pid)
+    {
+        string stat;
+        try
+        {
+            stat = File.ReadAllText($"/proc/{pid}/stat");
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+        // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        // fields[0] is field 3 (state); field 22 is fields[19]. A zombie has exited already.
+        if (fields[0] == "Z")
+        {
+            return null;
+        }
+        return long.Parse(fields[19], CultureInfo.InvariantCulture);
+    }
+
+    public static IEnumerable<int> Children(int pid)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText($"/proc/{pid}/task/{pid}/children");
+        }
+        catch (IOException)
+        {
+            yield break;
+        }
+        foreach (var part in text.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+        {
+            yield return int.Parse(part, CultureInfo.InvariantCulture);
+        }
+    }
+}

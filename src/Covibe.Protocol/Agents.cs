@@ -1,0 +1,124 @@
+using System.Text.Json;
+
+namespace Covibe.Protocol;
+
+// Agents: REST bodies (docs/api.md) and hub messages (docs/protocol.md).
+
+public static class AgentStatuses
+{
+    /// <summary>Launched; cloning the repository if one was given.</summary>
+    public const string Starting = "starting";
+    public const string Running = "running";
+    public const string Completed = "completed";
+    public const string Failed = "failed";
+    /// <summary>Stopped by its owner.</summary>
+    public const string Killed = "killed";
+    /// <summary>The process vanished without an exit code (e.g. the machine rebooted).</summary>
+    public const string Lost = "lost";
+
+    public static bool IsFinal(string status) => status is Completed or Failed or Killed or Lost;
+}
+
+/// <summary>
+/// Seed 001's spawn body, with seed 003's fields (<c>agentType</c>, <c>repositoryUrl</c>, <c>teamId</c>).
+/// <see cref="VmId"/> picks where it runs (the server itself when absent).
+/// </summary>
+public sealed record SpawnAgentRequest(
+    string? Task,
+    string? AgentType = null,
+    string? RepositoryUrl = null,
+    string? Branch = null,
+    string? TeamId = null,
+    string? VmId = null);
+
+public sealed record AgentDto(
+    string Id,
+    string TeamId,
+    string OwnerId,
+    string OwnerName,
+    string Type,
+    string Task,
+    string? RepositoryUrl,
+    string? Branch,
+    string Status,
+    DateTime CreatedAt,
+    DateTime? StartedAt,
+    DateTime? CompletedAt,
+    int? ExitCode,
+    long OutputBytes,
+    double? CostUsd,
+    long? InputTokens,
+    long? OutputTokens,
+    string? Model,
+    string? Error,
+    bool CanControl);
+
+/// <summary>Seed 003's spawn answer (<c>success</c>, <c>method</c>) around the agent.</summary>
+public sealed record SpawnAgentResponse(bool Success, string Method, AgentDto Agent);
+
+public sealed record AgentListResponse(AgentDto[] Agents);
+
+/// <summary><see cref="Data"/> is written to the agent's stdin as is; add the newline yourself if the agent reads lines.</summary>
+public sealed record AgentInputRequest(string? Data);
+
+/// <summary>
+/// One parsed piece of output. <see cref="Kind"/>: <c>init</c>, <c>text</c>, <c>thinking</c>,
+/// <c>tool_use</c>, <c>tool_result</c>, <c>result</c>, <c>system</c>, <c>output</c> (a line that is
+/// not stream-json, e.g. git's progress) or <c>unknown</c> (stream-json of a type we do not know).
+/// </summary>
+public sealed record AgentEvent(
+    long Position,
+    string Kind,
+    string? Text = null,
+    string? Tool = null,
+    string? ToolUseId = null,
+    JsonElement? Input = null,
+    bool? IsError = null,
+    double? CostUsd = null,
+    long? InputTokens = null,
+    long? OutputTokens = null,
+    string? Model = null);
+
+/// <summary>Events from <c>from</c>; continue with <see cref="Next"/>. <see cref="Complete"/>: the agent has finished and this is the end.</summary>
+public sealed record AgentEventsResponse(AgentEvent[] Events, long Next, bool Complete);
+
+// ---- hub: client -> server ----
+
+public sealed record AgentSpawnMessage(
+    string? Task,
+    string? VmId = null,
+    string? AgentType = null,
+    string? RepositoryUrl = null,
+    string? Branch = null,
+    string? ClientId = null) : HubMessage(HubMessageTypes.AgentSpawn);
+
+/// <summary><see cref="Command"/>: <c>kill</c>, <c>interrupt</c>, or <c>input</c> (with <see cref="Data"/>).</summary>
+public sealed record AgentControlMessage(string? AgentId, string? Command, string? Data = null) : HubMessage(HubMessageTypes.AgentControl);
+
+/// <summary>Output of one agent from byte position <see cref="From"/> (0: from the start), then live until it ends.</summary>
+public sealed record AgentSubscribeMessage(string? AgentId, long? From = null) : HubMessage(HubMessageTypes.AgentSubscribe);
+
+public sealed record AgentUnsubscribeMessage(string? AgentId) : HubMessage(HubMessageTypes.AgentUnsubscribe);
+
+// ---- hub: server -> client ----
+
+/// <summary>
+/// Bytes <see cref="Position"/> to <see cref="Next"/> of the agent's output. <see cref="Data"/> is
+/// the text, or base64 when <see cref="Encoding"/> is <c>base64</c> (bytes that are not UTF-8).
+/// </summary>
+public sealed record AgentOutputMessage(
+    string AgentId,
+    string Owner,
+    string Data,
+    bool CanControl,
+    long Position,
+    long Next,
+    string? Encoding = null) : HubMessage(HubMessageTypes.AgentOutput);
+
+public sealed record AgentStatusMessage(string AgentId, string Status, AgentDto Agent) : HubMessage(HubMessageTypes.AgentStatus);
+
+/// <summary>Answers <c>agent_spawn</c> to the connection that sent it.</summary>
+public sealed record AgentSpawnedMessage(AgentDto Agent, string? ClientId) : HubMessage(HubMessageTypes.AgentSpawned);
+
+/// <summary>Sent when a subscription has delivered everything: the agent has finished.</summary>
+public sealed record AgentOutputEndMessage(string AgentId, long Next, string Status) : HubMessage(HubMessageTypes.AgentOutputEnd);

@@ -1,0 +1,37 @@
+using Covibe.Execution;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>Seed 001: <c>agents (id, user_id, task, status, started_at, completed_at)</c>, and what it takes to find the process again.</summary>
+public sealed class Agent
+{
+    public required string Id { get; init; }
+    public required string TeamId { get; init; }
+    public required string UserId { get; init; }
+    public required string Type { get; init; }
+    public required string Task { get; init; }
+    public string? RepositoryUrl { get; init; }
+    public string? Branch { get; init; }
+    public required string Status { get; set; }
+    public DateTime CreatedAt { get; init; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? CompletedAt { get; set; }
+    public int? ExitCode { get; set; }
+    public string? Error { get; set; }
+
+    public required string Backend { get; init; }
+    public required string WorkingDirectory { get; init; }
+    public string? RuntimeDirectory { get; set; }
+    public int? Pid { get; set; }
+    public long? PidStartTime { get; set; }
+    public bool KillRequested { get; set; }
+
+    public long OutputBytes { get; set; }
+    public double? CostUsd { get; set; }
+    public long? InputTokens { get; set; }
+    public long? OutputTokens { get; set; }
+    public string? Model { get; set; }
+
+    internal AgentProcess? Process =>
+        RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0) : null;
+}

@@ -1,0 +1,24 @@
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Hub;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>Tells the team when an agent's status or reported totals change (seed 001's <c>agent_status</c>).</summary>
+public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, TeamHub hub, AgentFeeds streams)
+{
+    public async Task StatusChangedAsync(Agent agent, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var ownerName = await db.Users.Where(u => u.Id == agent.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
+        hub.Broadcast(agent.TeamId, agent.UserId, isOwner => new AgentStatusMessage(agent.Id, agent.Status, ToDto(agent, ownerName, isOwner)));
+    }
+
+    public AgentDto ToDto(Agent agent, string ownerName, bool canControl) => new(
+        agent.Id, agent.TeamId, agent.UserId, ownerName, agent.Type, agent.Task, agent.RepositoryUrl, agent.Branch,
+        agent.Status, agent.CreatedAt, agent.StartedAt, agent.CompletedAt, agent.ExitCode,
+        // A running agent's length is the live stream's; the stored one is updated as it reports and when it ends.
+        streams.Get(agent.Id)?.Position ?? agent.OutputBytes,
+        agent.CostUsd, agent.InputTokens, agent.OutputTokens, agent.Model, agent.Error, canControl);
+}

@@ -1,0 +1,122 @@
+using Covibe.Execution;
+using Covibe.Server.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>Turns a spawn request into what the backend runs: argv, environment, directories.</summary>
+public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<ServerOptions> server)
+{
+    public const string Claude = "claude";
+    public const string Mock = "mock";
+    public const string MockCodeWriter = "mock-code-writer";
+
+    /// <summary>Seed 000/003 agent types that are ways of asking Claude, not programs of their own.</summary>
+    private static readonly Dictionary<string, string> Aliases = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["general"] = Claude,
+        ["code-writer"] = Claude,
+    };
+
+    public string WorkspaceBase => options.Value.WorkspaceBase is { Length: > 0 } configured
+        ? Path.GetFullPath(configured)
+        : Path.Combine(server.Value.DataDirectory, "workspaces");
+
+    public string RuntimeRoot => Path.Combine(server.Value.DataDirectory, "agents");
+
+    public IReadOnlyDictionary<string, AgentTypeOptions> Types
+    {
+        get
+        {
+            var types = new Dictionary<string, AgentTypeOptions>(StringComparer.OrdinalIgnoreCase)
+            {
+                [Claude] = new()
+                {
+                    Command = ["claude", "-p", "{task}", "--output-format", "stream-json", "--verbose"],
+                    Description = "Claude Code in headless stream-json mode",
+                },
+                [Mock] = MockType("general"),
+                [MockCodeWriter] = MockType("code-writer"),
+            };
+            foreach (var (name, type) in options.Value.Types)
+            {
+                types[name] = type;
+            }
+            return types;
+        }
+    }
+
+    /// <summary>The type a request resolves to, or null with the reason when there is none.</summary>
+    public (string? Type, string? Problem) Resolve(string? requested)
+    {
+        var name = string.IsNullOrWhiteSpace(requested) ? Claude : requested.Trim();
+        if (options.Value.UseMockAgents)
+        {
+            // Seed 000: USE_MOCK_AGENTS routes every spawn to the mock, keeping the flavour asked for.
+            return (name.Contains("code-writer", StringComparison.OrdinalIgnoreCase) ? MockCodeWriter : Mock, null);
+        }
+        name = Aliases.GetValueOrDefault(name, name);
+        var types = Types;
+        if (!types.ContainsKey(name))
+        {
+            return (null, $"Unknown agent type '{name}'. This server knows: {string.Join(", ", types.Keys.Order())}.");
+        }
+        var program = types[name].Command.FirstOrDefault();
+        if (program is null || !IsRunnable(program))
+        {
+            return (null, $"The '{name}' agent runs '{program}', which is not installed on this server. " +
+                "Install it (for Claude Code: npm install -g @anthropic-ai/claude-code), configure another command, or set USE_MOCK_AGENTS=true for the mock agent.");
+        }
+        return (name, null);
+    }
+
+    public AgentLaunch Launch(Agent agent)
+    {
+        var type = Types[agent.Type];
+        var argv = type.Command.Select(a => a.Replace("{task}", agent.Task, StringComparison.Ordinal)).Concat(type.ExtraArgs).ToList();
+        var environment = new Dictionary<string, string>();
+        foreach (var name in options.Value.PassEnvironment)
+        {
+            if (Environment.GetEnvironmentVariable(name) is { } value)
+            {
+                environment[name] = value;
+            }
+        }
+        foreach (var (key, value) in type.Environment)
+        {
+            environment[key] = value;
+        }
+        environment["COVIBE_AGENT_ID"] = agent.Id;
+        environment["TERM"] = "dumb";
+        return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch);
+    }
+
+    private AgentTypeOptions MockType(string kind)
+    {
+        var o = options.Value;
+        return new AgentTypeOptions
+        {
+            Command = [.. CovibeCommand(), "mock-agent", "--task={task}", "--kind", kind,
+                "--delay-ms", o.MockDelayMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--steps", o.MockSteps.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            Description = $"The built-in mock agent ({kind}); needs nothing installed",
+        };
+    }
+
+    /// <summary>How to run this same <c>covibe</c> build: its native launcher if present, else <c>dotnet covibe.dll</c>.</summary>
+    private static string[] CovibeCommand()
+    {
+        var launcher = Path.Combine(AppContext.BaseDirectory, "covibe");
+        if (File.Exists(launcher))
+        {
+            return [launcher];
+        }
+        var host = Environment.ProcessPath is { } p && Path.GetFileNameWithoutExtension(p) == "dotnet" ? p : "dotnet";
+        return [host, Path.Combine(AppContext.BaseDirectory, "covibe.dll")];
+    }
+
+    private static bool IsRunnable(string program) =>
+        program.Contains('/', StringComparison.Ordinal)
+            ? File.Exists(program)
+            : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(dir => File.Exists(Path.Combine(dir, program)));
+}

@@ -1,0 +1,86 @@
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Hub;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>
+/// Delivers one agent's output to one connection from a position to the end: from the in-memory
+/// ring when it still holds the bytes, else from the agent's log. Each subscription moves at its
+/// own reader's pace, so a slow reader falls behind (and catches up from the log) without
+/// delaying anyone else, and never skips a byte.
+/// </summary>
+public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, IDbContextFactory<CovibeDb> dbs)
+{
+    private const int ReadSize = 64 * 1024;
+    private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Sends from <paramref name="from"/> (or from the current end when null: live only) until the agent's output ends.</summary>
+    public async Task RunAsync(HubConnection connection, string agentId, long? from, CancellationToken cancellationToken)
+    {
+        Agent agent;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
+        }
+        var canControl = connection.Member?.UserId == agent.UserId;
+        var next = Math.Max(0, from ?? streams.Get(agentId)?.Position ?? agent.OutputBytes);
+        var buffer = new byte[ReadSize];
+        var backend = backends.Get(agent.Backend);
+        while (true)
+        {
+            var stream = streams.Get(agent.Id);
+            long end;
+            string? final;
+            if (stream is not null)
+            {
+                end = stream.Position;
+                final = stream.FinalStatus;
+            }
+            else
+            {
+                // Not (or no longer) followed in memory: the database says how far the log goes.
+                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agent.Id, cancellationToken);
+                end = agent.OutputBytes;
+                final = AgentStatuses.IsFinal(agent.Status) ? agent.Status : null;
+            }
+
+            if (stream?.ChunkAt(next) is { } chunk)
+            {
+                var frame = next == chunk.Start
+                    ? chunk.Frame(canControl)
+                    : AgentFeed.Frame(agent.Id, agent.UserId, next, chunk.Data.AsSpan((int)(next - chunk.Start)), canControl);
+                await connection.SendStreamAsync(frame, cancellationToken);
+                next = chunk.End;
+                continue;
+            }
+            if (next >= end)
+            {
+                if (final is not null)
+                {
+                    connection.TrySend(TeamHub.Serialize(new AgentOutputEndMessage(agent.Id, next, final)));
+                    return;
+                }
+                await (stream is null ? Task.Delay(Retry, cancellationToken) : stream.WaitAsync(next, cancellationToken));
+                continue;
+            }
+
+            // Older than the ring holds: read it back from the log.
+            var limit = stream is null ? end : Math.Min(end, stream.RingStart);
+            var n = agent.Process is { } process
+                ? await backend.ReadOutputAsync(process, next, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - next))), cancellationToken)
+                : 0;
+            if (n == 0)
+            {
+                await Task.Delay(Retry, cancellationToken);
+                continue;
+            }
+            var length = next + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
+            length = length == 0 ? n : length;
+            await connection.SendStreamAsync(AgentFeed.Frame(agent.Id, agent.UserId, next, buffer.AsSpan(0, length), canControl), cancellationToken);
+            next += length;
+        }
+    }
+}

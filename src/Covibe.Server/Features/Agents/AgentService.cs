@@ -1,0 +1,213 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Http;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Agents;
+
+public enum AgentFailure
+{
+    None,
+    NotFound,
+    Forbidden,
+    Invalid,
+    Unavailable,
+    NotRunning,
+}
+
+/// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
+public sealed record AgentResult(AgentDto? Agent, AgentFailure Failure = AgentFailure.None, string? Detail = null, Dictionary<string, string[]>? Errors = null)
+{
+    public static AgentResult Fail(AgentFailure failure, string detail) => new(null, failure, detail);
+}
+
+/// <summary>
+/// Spawning and controlling agents, shared by REST, the hub and so the CLI. Everyone in the team
+/// sees every agent; only its owner controls it (seed 001's permission model).
+/// </summary>
+public sealed partial class AgentService(
+    IDbContextFactory<CovibeDb> dbs,
+    AgentLauncher launcher,
+    ExecutionBackends backends,
+    AgentSupervisor supervisor,
+    AgentEvents events,
+    TimeProvider time,
+    ILogger<AgentService> logger)
+{
+    public const int MaxTaskLength = 20_000;
+
+    public async Task<AgentResult> SpawnAsync(Caller caller, SpawnAgentRequest request, CancellationToken cancellationToken)
+    {
+        var v = new Validator();
+        var task = v.Text("task", request.Task, MaxTaskLength);
+        var repository = string.IsNullOrWhiteSpace(request.RepositoryUrl) ? null : request.RepositoryUrl.Trim();
+        if (repository is not null && !IsRepositoryUrl(repository))
+        {
+            v.Fail("repositoryUrl", "'repositoryUrl' must be a git URL such as https://github.com/org/repo.git or git@github.com:org/repo.git.");
+        }
+        var branch = string.IsNullOrWhiteSpace(request.Branch) ? null : request.Branch.Trim();
+        if (branch is not null && !IsBranchName(branch))
+        {
+            v.Fail("branch", "'branch' must be a branch name such as main or feature/login (letters, digits, . _ / -; not starting with - or containing ..).");
+        }
+        if (branch is not null && repository is null)
+        {
+            v.Fail("branch", "'branch' needs 'repositoryUrl'.");
+        }
+        if (!string.IsNullOrEmpty(request.VmId) && request.VmId != LocalBackend.BackendName)
+        {
+            v.Fail("vmId", $"Unknown VM '{request.VmId}'. Agents run on this server until VMs are registered (leave 'vmId' out).");
+        }
+        if (!v.IsValid)
+        {
+            return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", v.Errors);
+        }
+        if (request.TeamId is not null && request.TeamId != caller.TeamId)
+        {
+            return AgentResult.Fail(AgentFailure.Forbidden, "You can only spawn agents for your own team.");
+        }
+        var (type, problem) = launcher.Resolve(request.AgentType);
+        if (type is null)
+        {
+            return AgentResult.Fail(AgentFailure.Unavailable, problem!);
+        }
+
+        var id = Secrets.NewId();
+        var agent = new Agent
+        {
+            Id = id,
+            TeamId = caller.TeamId,
+            UserId = caller.UserId,
+            Type = type,
+            Task = task,
+            RepositoryUrl = repository,
+            Branch = branch,
+            Status = AgentStatuses.Starting,
+            CreatedAt = time.GetUtcNow().UtcDateTime,
+            Backend = LocalBackend.BackendName,
+            // Both parts are server-made ids: nothing from the user reaches the path.
+            WorkingDirectory = Path.Combine(launcher.WorkspaceBase, caller.TeamId, id),
+        };
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        db.Agents.Add(agent);
+        await db.SaveChangesAsync(cancellationToken);
+        try
+        {
+            var process = await backends.Get(agent.Backend).StartAsync(launcher.Launch(agent), cancellationToken);
+            agent.RuntimeDirectory = process.RuntimeDirectory;
+            agent.Pid = process.Pid;
+            agent.PidStartTime = process.StartTime;
+            AgentsLog.Spawned(logger, agent.Id, agent.Type, caller.UserId, agent.Backend, process.Pid);
+        }
+        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or UnauthorizedAccessException)
+        {
+            AgentsLog.LaunchFailed(logger, agent.Id, e);
+            agent.Status = AgentStatuses.Failed;
+            agent.CompletedAt = time.GetUtcNow().UtcDateTime;
+            agent.Error = $"The agent could not be started: {e.Message}";
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        if (agent.Process is not null)
+        {
+            supervisor.Watch(agent.Id);
+        }
+        await events.StatusChangedAsync(agent, cancellationToken);
+        return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
+    }
+
+    public async Task<AgentDto[]> ListAsync(Caller caller, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var rows = await (from a in db.Agents
+                          join u in db.Users on a.UserId equals u.Id
+                          where a.TeamId == caller.TeamId
+                          orderby a.CreatedAt descending
+                          select new { a, u.Name }).Take(500).ToListAsync(cancellationToken);
+        return [.. rows.Select(r => events.ToDto(r.a, r.Name, r.a.UserId == caller.UserId))];
+    }
+
+    public async Task<AgentResult> GetAsync(Caller caller, string agentId, CancellationToken cancellationToken)
+    {
+        var (agent, ownerName) = await FindAsync(caller, agentId, cancellationToken);
+        return agent is null ? NotFound(agentId) : new AgentResult(events.ToDto(agent, ownerName!, agent.UserId == caller.UserId));
+    }
+
+    /// <summary>The agent (of the caller's team) for reading its output; null if there is none.</summary>
+    public async Task<Agent?> FindForReadingAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
+        (await FindAsync(caller, agentId, cancellationToken)).Agent;
+
+    public Task<AgentResult> KillAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
+        ControlAsync(caller, agentId, "kill", async (agent, backend, process, db) =>
+        {
+            agent.KillRequested = true;
+            await db.SaveChangesAsync(cancellationToken);
+            await backend.SignalAsync(process, AgentSignal.Terminate, cancellationToken);
+            supervisor.KillRequested(agent.Id);
+        }, cancellationToken);
+
+    public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
+        ControlAsync(caller, agentId, "interrupt", (_, backend, process, _) => backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken), cancellationToken);
+
+    public Task<AgentResult> InputAsync(Caller caller, string agentId, string data, CancellationToken cancellationToken) =>
+        ControlAsync(caller, agentId, "input", (_, backend, process, _) => backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(data), cancellationToken), cancellationToken);
+
+    private async Task<AgentResult> ControlAsync(
+        Caller caller, string agentId, string command,
+        Func<Agent, IExecutionBackend, AgentProcess, CovibeDb, Task> act, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var agent = await db.Agents.SingleOrDefaultAsync(a => a.Id == agentId && a.TeamId == caller.TeamId, cancellationToken);
+        if (agent is null)
+        {
+            return NotFound(agentId);
+        }
+        if (agent.UserId != caller.UserId)
+        {
+            return AgentResult.Fail(AgentFailure.Forbidden, "Only the agent's owner can control it; you can watch it.");
+        }
+        if (AgentStatuses.IsFinal(agent.Status) || agent.Process is not { } process)
+        {
+            return AgentResult.Fail(AgentFailure.NotRunning, $"The agent has already finished ({agent.Status}).");
+        }
+        try
+        {
+            await act(agent, backends.Get(agent.Backend), process, db);
+        }
+        catch (AgentNotRunningException e)
+        {
+            return AgentResult.Fail(AgentFailure.NotRunning, e.Message);
+        }
+        AgentsLog.Controlled(logger, agent.Id, command, caller.UserId);
+        return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
+    }
+
+    private async Task<(Agent? Agent, string? OwnerName)> FindAsync(Caller caller, string agentId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var row = await (from a in db.Agents
+                         join u in db.Users on a.UserId equals u.Id
+                         where a.Id == agentId && a.TeamId == caller.TeamId
+                         select new { a, u.Name }).AsNoTracking().SingleOrDefaultAsync(cancellationToken);
+        return (row?.a, row?.Name);
+    }
+
+    private static AgentResult NotFound(string agentId) =>
+        AgentResult.Fail(AgentFailure.NotFound, $"Your team has no agent '{agentId}'. List them with GET /api/agent/list.");
+
+    internal static bool IsRepositoryUrl(string url) =>
+        url.Length <= 2000 && !url.StartsWith('-') && !url.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)) && RepositoryUrl().IsMatch(url);
+
+    internal static bool IsBranchName(string branch) =>
+        branch.Length <= 200 && !branch.StartsWith('-') && !branch.Contains("..", StringComparison.Ordinal)
+        && !branch.EndsWith('/') && !branch.EndsWith(".lock", StringComparison.Ordinal) && BranchName().IsMatch(branch);
+
+    [GeneratedRegex(@"^((https?|ssh|git|file)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+)$")]
+    private static partial Regex RepositoryUrl();
+
+    [GeneratedRegex(@"^[A-Za-z0-9._/-]+$")]
+    private static partial Regex BranchName();
+}

@@ -1,0 +1,240 @@
+using System.Threading.Channels;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>
+/// Watches every agent that has not finished: follows its output log into its
+/// <see cref="AgentFeed"/>, records what it reports and how it ends. On start it picks up the
+/// agents a previous server left running, re-reading their logs from the start, so a restart
+/// loses nothing and a client resumes from any position.
+/// </summary>
+public sealed class AgentSupervisor(
+    IDbContextFactory<CovibeDb> dbs,
+    AgentFeeds streams,
+    ExecutionBackends backends,
+    AgentEvents events,
+    IOptions<AgentsOptions> options,
+    TimeProvider time,
+    ILogger<AgentSupervisor> logger) : BackgroundService
+{
+    private const int ReadSize = 64 * 1024;
+    private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
+    private readonly Channel<string> _watch = Channel.CreateUnbounded<string>();
+    private readonly Dictionary<string, DateTime> _killDeadlines = [];
+    private readonly Lock _killLock = new();
+
+    /// <summary>Starts following an agent that was just launched.</summary>
+    public void Watch(string agentId) => _watch.Writer.TryWrite(agentId);
+
+    /// <summary>Escalates to SIGKILL if the agent is still running after the grace period.</summary>
+    public void KillRequested(string agentId)
+    {
+        lock (_killLock)
+        {
+            _killDeadlines[agentId] = time.GetUtcNow().UtcDateTime.AddSeconds(options.Value.KillGraceSeconds);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await using (var db = await dbs.CreateDbContextAsync(stoppingToken))
+        {
+            var unfinished = await db.Agents
+                .Where(a => a.Status == AgentStatuses.Starting || a.Status == AgentStatuses.Running)
+                .Select(a => a.Id)
+                .ToListAsync(stoppingToken);
+            foreach (var id in unfinished)
+            {
+                AgentsLog.Recovering(logger, id);
+                Watch(id);
+            }
+        }
+        var loops = new List<Task>();
+        try
+        {
+            await foreach (var id in _watch.Reader.ReadAllAsync(stoppingToken))
+            {
+                loops.RemoveAll(t => t.IsCompleted);
+                loops.Add(FollowAsync(id, stoppingToken));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        await Task.WhenAll(loops);
+    }
+
+    private async Task FollowAsync(string agentId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await FollowCoreAsync(agentId, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // Server shutting down: the agent keeps running; the next start picks it up.
+        }
+        catch (Exception e)
+        {
+            AgentsLog.FollowFailed(logger, agentId, e);
+        }
+    }
+
+    private async Task FollowCoreAsync(string agentId, CancellationToken cancellationToken)
+    {
+        Agent agent;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
+        }
+        if (agent.Process is not { } process)
+        {
+            return;
+        }
+        var backend = backends.Get(agent.Backend);
+        var stream = streams.Open(new AgentFeed(agent.Id, agent.TeamId, agent.UserId, options.Value.RingBytes));
+        var parser = new LineParser();
+        var buffer = new byte[ReadSize + 4];
+        var carry = 0;
+        long readOffset = 0;
+        var status = agent.Status;
+        var nextProbe = DateTime.MinValue;
+        if (agent.KillRequested)
+        {
+            KillRequested(agent.Id);
+        }
+
+        while (true)
+        {
+            var n = await backend.ReadOutputAsync(process, readOffset, buffer.AsMemory(carry, ReadSize), cancellationToken);
+            if (n > 0)
+            {
+                readOffset += n;
+                carry = Publish(stream, parser, buffer, carry + n, final: false, out var sawResult);
+                if (sawResult)
+                {
+                    await UpdateAsync(agent.Id, a => Record(a, parser, stream), cancellationToken);
+                }
+                continue;
+            }
+
+            var now = time.GetUtcNow().UtcDateTime;
+            if (now >= nextProbe)
+            {
+                nextProbe = now + ProbeInterval;
+                var state = await backend.ProbeAsync(process, cancellationToken);
+                if (state.State == AgentRunState.Running && status == AgentStatuses.Starting)
+                {
+                    status = AgentStatuses.Running;
+                    await UpdateAsync(agent.Id, a =>
+                    {
+                        a.Status = AgentStatuses.Running;
+                        a.StartedAt ??= now;
+                    }, cancellationToken);
+                }
+                else if (state.State is AgentRunState.Exited or AgentRunState.Gone)
+                {
+                    // Everything the agent wrote is in the log once it has exited: drain it.
+                    while ((n = await backend.ReadOutputAsync(process, readOffset, buffer.AsMemory(carry, ReadSize), cancellationToken)) > 0)
+                    {
+                        readOffset += n;
+                        carry = Publish(stream, parser, buffer, carry + n, final: false, out _);
+                    }
+                    Publish(stream, parser, buffer, carry, final: true, out _);
+                    await FinishAsync(agent.Id, state, stream, parser, cancellationToken);
+                    return;
+                }
+                await EscalateKillAsync(agent.Id, backend, process, now, cancellationToken);
+            }
+            await Task.Delay(options.Value.PollMilliseconds, cancellationToken);
+        }
+    }
+
+    /// <summary>Appends the complete part of the buffer; returns how many bytes (a split UTF-8 character) wait for the next read.</summary>
+    private static int Publish(AgentFeed stream, LineParser parser, byte[] buffer, int length, bool final, out bool sawResult)
+    {
+        var complete = final ? length : Utf8Boundary.CompleteLength(buffer.AsSpan(0, length));
+        var position = stream.Position;
+        stream.Append(buffer.AsSpan(0, complete));
+        sawResult = parser.Feed(buffer.AsSpan(0, complete), position);
+        var carry = length - complete;
+        buffer.AsSpan(complete, carry).CopyTo(buffer);
+        return carry;
+    }
+
+    private async Task EscalateKillAsync(string agentId, IExecutionBackend backend, AgentProcess process, DateTime now, CancellationToken cancellationToken)
+    {
+        bool due;
+        lock (_killLock)
+        {
+            due = _killDeadlines.TryGetValue(agentId, out var deadline) && now >= deadline;
+            if (due)
+            {
+                _killDeadlines.Remove(agentId);
+            }
+        }
+        if (due)
+        {
+            AgentsLog.KillEscalated(logger, agentId);
+            await backend.SignalAsync(process, AgentSignal.Kill, cancellationToken);
+        }
+    }
+
+    private async Task FinishAsync(string agentId, AgentProcessState state, AgentFeed stream, LineParser parser, CancellationToken cancellationToken)
+    {
+        lock (_killLock)
+        {
+            _killDeadlines.Remove(agentId);
+        }
+        var final = await UpdateAsync(agentId, a =>
+        {
+            a.Status = a.KillRequested ? AgentStatuses.Killed
+                : state.State == AgentRunState.Gone ? AgentStatuses.Lost
+                : state.ExitCode == 0 ? AgentStatuses.Completed
+                : AgentStatuses.Failed;
+            a.ExitCode = state.ExitCode;
+            a.CompletedAt = time.GetUtcNow().UtcDateTime;
+            if (a.Status == AgentStatuses.Lost)
+            {
+                a.Error = "The agent's process disappeared without an exit code (was the machine restarted?).";
+            }
+            Record(a, parser, stream);
+        }, cancellationToken);
+        stream.End(final.Status);
+        streams.Close(agentId);
+        AgentsLog.Finished(logger, agentId, final.Status, final.ExitCode);
+    }
+
+    private static void Record(Agent agent, LineParser parser, AgentFeed stream)
+    {
+        agent.OutputBytes = stream.Position;
+        agent.Model = parser.Model ?? agent.Model;
+        agent.CostUsd = parser.CostUsd ?? agent.CostUsd;
+        agent.InputTokens = parser.InputTokens ?? agent.InputTokens;
+        agent.OutputTokens = parser.OutputTokens ?? agent.OutputTokens;
+    }
+
+    private async Task<Agent> UpdateAsync(string agentId, Action<Agent> change, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var agent = await db.Agents.SingleAsync(a => a.Id == agentId, cancellationToken);
+        change(agent);
+        await db.SaveChangesAsync(cancellationToken);
+        await events.StatusChangedAsync(agent, cancellationToken);
+        return agent;
+    }
+}
+
+/// <summary>The execution backends by name (today: <c>local</c>).</summary>
+public sealed class ExecutionBackends(IEnumerable<IExecutionBackend> backends)
+{
+    private readonly Dictionary<string, IExecutionBackend> _byName = backends.ToDictionary(b => b.Name);
+
+    public IExecutionBackend Get(string name) =>
+        _byName.TryGetValue(name, out var backend) ? backend : throw new InvalidOperationException($"No execution backend '{name}' is configured.");
+}

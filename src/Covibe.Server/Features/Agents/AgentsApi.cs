@@ -1,0 +1,206 @@
+using System.Globalization;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Hosting;
+using Covibe.Server.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>Seed 001's <c>/api/agent/*</c> routes, seed 003's <c>POST /api/agents/spawn</c>, and output reading.</summary>
+public static class AgentsApi
+{
+    public const int MaxOutputPage = 1024 * 1024;
+
+    public static IServiceCollection AddAgents(this IServiceCollection services)
+    {
+        services.AddOptions<AgentsOptions>().BindConfiguration(AgentsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<AgentLauncher>();
+        services.AddSingleton<IExecutionBackend>(sp => new LocalBackend(sp.GetRequiredService<AgentLauncher>().RuntimeRoot));
+        services.AddSingleton<ExecutionBackends>();
+        services.AddSingleton<AgentFeeds>();
+        services.AddSingleton<AgentEvents>();
+        services.AddSingleton<AgentOutputPump>();
+        services.AddSingleton<AgentService>();
+        services.AddSingleton<AgentSupervisor>();
+        services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapAgentsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/agent").WithTags("Agents").RequireAuthorization();
+        api.MapPost("/spawn", Spawn);
+        api.MapGet("/list", List);
+        api.MapGet("/{id}", Get);
+        api.MapDelete("/{id}", Kill);
+        api.MapGet("/{id}/output", Output);
+        api.MapGet("/{id}/events", Events);
+        api.MapPost("/{id}/input", Input);
+        api.MapPost("/{id}/interrupt", Interrupt);
+        app.MapPost("/api/agents/spawn", SpawnSeed003).WithTags("Agents").RequireAuthorization();
+        return app;
+    }
+
+    public static async Task<Results<Created<AgentDto>, ProblemHttpResult>> Spawn(
+        SpawnAgentRequest request, Caller caller, AgentService agents, CancellationToken cancellationToken)
+    {
+        var result = await agents.SpawnAsync(caller, request, cancellationToken);
+        return result.Agent is { } agent ? TypedResults.Created($"/api/agent/{agent.Id}", agent) : Refusal(result);
+    }
+
+    /// <summary>Seed 003's route and answer shape: <c>{success, method, ...}</c>.</summary>
+    public static async Task<Results<Created<SpawnAgentResponse>, ProblemHttpResult>> SpawnSeed003(
+        SpawnAgentRequest request, Caller caller, AgentService agents, CancellationToken cancellationToken)
+    {
+        var result = await agents.SpawnAsync(caller, request, cancellationToken);
+        return result.Agent is { } agent
+            ? TypedResults.Created($"/api/agent/{agent.Id}", new SpawnAgentResponse(true, LocalBackend.BackendName, agent))
+            : Refusal(result);
+    }
+
+    public static async Task<Ok<AgentListResponse>> List(Caller caller, AgentService agents, CancellationToken cancellationToken) =>
+        TypedResults.Ok(new AgentListResponse(await agents.ListAsync(caller, cancellationToken)));
+
+    public static async Task<Results<Ok<AgentDto>, ProblemHttpResult>> Get(
+        string id, Caller caller, AgentService agents, CancellationToken cancellationToken) =>
+        Answer(await agents.GetAsync(caller, id, cancellationToken));
+
+    /// <summary>Seed 001's kill (owner only): SIGTERM now, SIGKILL after the grace period; the final status follows on the hub.</summary>
+    public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> Kill(
+        string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
+    {
+        var result = await agents.KillAsync(caller, id, cancellationToken);
+        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+    }
+
+    public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> Input(
+        string id, AgentInputRequest request, Caller caller, AgentService agents, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(request.Data))
+        {
+            return Problems.ValidationAsProblem(new() { ["data"] = ["'data' is required: the text to write to the agent's stdin."] });
+        }
+        var result = await agents.InputAsync(caller, id, request.Data, cancellationToken);
+        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+    }
+
+    public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> Interrupt(
+        string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
+    {
+        var result = await agents.InterruptAsync(caller, id, cancellationToken);
+        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+    }
+
+    /// <summary>
+    /// Raw output bytes from <c>from</c> (default 0), at most <c>limit</c> (default and maximum 1 MiB).
+    /// Headers: <c>Covibe-Output-Start</c>, <c>Covibe-Output-Next</c> (continue there), <c>Covibe-Output-Complete</c>.
+    /// </summary>
+    public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Output(
+        string id, Caller caller, AgentService agents, AgentFeeds streams, ExecutionBackends backends, HttpContext http,
+        long? from, int? limit, CancellationToken cancellationToken)
+    {
+        var page = await ReadAsync(id, caller, agents, streams, backends, from, limit ?? MaxOutputPage, cancellationToken);
+        if (page.Refusal is not null)
+        {
+            return page.Refusal;
+        }
+        http.Response.Headers["Covibe-Output-Start"] = page.Start.ToString(CultureInfo.InvariantCulture);
+        http.Response.Headers["Covibe-Output-Next"] = (page.Start + page.Data.Length).ToString(CultureInfo.InvariantCulture);
+        http.Response.Headers["Covibe-Output-Complete"] = page.Complete ? "true" : "false";
+        return TypedResults.Bytes(page.Data, "application/octet-stream");
+    }
+
+    /// <summary>Parsed stream-json events from the line starting at <c>from</c>; <c>limit</c> events at most (default 200).</summary>
+    public static async Task<Results<Ok<AgentEventsResponse>, ProblemHttpResult>> Events(
+        string id, Caller caller, AgentService agents, AgentFeeds streams, ExecutionBackends backends,
+        long? from, int? limit, CancellationToken cancellationToken)
+    {
+        if (limit is < 1 or > 1000)
+        {
+            return Problems.ValidationAsProblem(new() { ["limit"] = ["'limit' must be between 1 and 1000."] });
+        }
+        var page = await ReadAsync(id, caller, agents, streams, backends, from, MaxOutputPage, cancellationToken);
+        if (page.Refusal is not null)
+        {
+            return page.Refusal;
+        }
+        var events = new List<AgentEvent>();
+        var data = page.Data.AsSpan();
+        var consumed = 0;
+        while (consumed < data.Length && events.Count < (limit ?? 200))
+        {
+            var newline = data[consumed..].IndexOf((byte)'\n');
+            // A last line without its newline is only taken once the agent has finished.
+            var length = newline >= 0 ? newline + 1 : page.EndOfOutput ? data.Length - consumed : -1;
+            if (length < 0)
+            {
+                break;
+            }
+            events.AddRange(StreamJson.Parse(data.Slice(consumed, length), page.Start + consumed));
+            consumed += length;
+        }
+        var next = page.Start + consumed;
+        return TypedResults.Ok(new AgentEventsResponse([.. events], next, page.Complete && consumed == data.Length));
+    }
+
+    private static async Task<OutputPage> ReadAsync(
+        string id, Caller caller, AgentService agents, AgentFeeds streams, ExecutionBackends backends,
+        long? from, int limit, CancellationToken cancellationToken)
+    {
+        var v = new Validator();
+        if (from is < 0)
+        {
+            v.Fail("from", "'from' must be 0 or more (a position from a previous answer).");
+        }
+        if (limit is < 1 or > MaxOutputPage)
+        {
+            v.Fail("limit", $"'limit' must be between 1 and {MaxOutputPage}.");
+        }
+        if (!v.IsValid)
+        {
+            return new OutputPage(Problems.ValidationAsProblem(v.Errors));
+        }
+        var agent = await agents.FindForReadingAsync(caller, id, cancellationToken);
+        if (agent is null)
+        {
+            return new OutputPage(Problems.NotFound("Agent", $"Your team has no agent '{id}'. List them with GET /api/agent/list."));
+        }
+        var final = AgentStatuses.IsFinal(agent.Status);
+        var end = streams.Get(id)?.Position ?? agent.OutputBytes;
+        var start = Math.Min(from ?? 0, end);
+        var data = new byte[(int)Math.Min(limit, end - start)];
+        var read = 0;
+        while (read < data.Length && agent.Process is { } process)
+        {
+            var n = await backends.Get(agent.Backend).ReadOutputAsync(process, start + read, data.AsMemory(read), cancellationToken);
+            if (n == 0)
+            {
+                break;
+            }
+            read += n;
+        }
+        var endOfOutput = final && start + read >= end;
+        return new OutputPage(null, start, data[..read], endOfOutput, endOfOutput);
+    }
+
+    private static Results<Ok<AgentDto>, ProblemHttpResult> Answer(AgentResult result) =>
+        result.Agent is { } agent ? TypedResults.Ok(agent) : Refusal(result);
+
+    internal static ProblemHttpResult Refusal(AgentResult result) => result.Failure switch
+    {
+        AgentFailure.Invalid => Problems.ValidationAsProblem(result.Errors ?? []),
+        AgentFailure.NotFound => Problems.NotFound("Agent", result.Detail!),
+        AgentFailure.Forbidden => Problems.Forbidden(result.Detail!),
+        AgentFailure.Unavailable => Problems.Create(422, "agent-unavailable", "Agent type not available", result.Detail!),
+        AgentFailure.NotRunning => Problems.Conflict("agent-not-running", "The agent is not running", result.Detail!),
+        _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
+    };
+
+    private sealed record OutputPage(ProblemHttpResult? Refusal, long Start = 0, byte[]? Bytes = null, bool Complete = false, bool EndOfOutput = false)
+    {
+        public byte[] Data => Bytes ?? [];
+    }
+}

@@ -1,0 +1,26 @@
+namespace Covibe.Server.Features.Agents;
+
+// Ids and states only: never tasks, input or output, which may hold anything.
+internal static partial class AgentsLog
+{
+    [LoggerMessage(3001, LogLevel.Information, "Agent {AgentId} ({Type}) spawned by user {UserId} on {Backend}, pid {Pid}")]
+    public static partial void Spawned(ILogger logger, string agentId, string type, string userId, string backend, int pid);
+
+    [LoggerMessage(3002, LogLevel.Information, "Agent {AgentId} finished: {Status} (exit code {ExitCode})")]
+    public static partial void Finished(ILogger logger, string agentId, string status, int? exitCode);
+
+    [LoggerMessage(3003, LogLevel.Information, "Resuming agent {AgentId} left running by a previous server")]
+    public static partial void Recovering(ILogger logger, string agentId);
+
+    [LoggerMessage(3004, LogLevel.Error, "Following agent {AgentId} failed")]
+    public static partial void FollowFailed(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(3005, LogLevel.Warning, "Agent {AgentId} ignored SIGTERM; sending SIGKILL")]
+    public static partial void KillEscalated(ILogger logger, string agentId);
+
+    [LoggerMessage(3006, LogLevel.Error, "Agent {AgentId} could not be started")]
+    public static partial void LaunchFailed(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(3007, LogLevel.Information, "Agent {AgentId}: {Command} by user {UserId}")]
+    public static partial void Controlled(ILogger logger, string agentId, string command, string userId);
+}

@@ -1,0 +1,56 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary><c>Covibe:Agents</c>; seed 000's <c>USE_MOCK_AGENTS</c> and seed 003's <c>WORKSPACE_BASE</c> map here.</summary>
+public sealed class AgentsOptions
+{
+    public const string Section = "Covibe:Agents";
+
+    /// <summary>Where agents' working directories live (one per agent). Default: <c>&lt;data&gt;/workspaces</c>.</summary>
+    public string? WorkspaceBase { get; set; }
+
+    /// <summary>Seed 000: route every spawn to the built-in mock agent.</summary>
+    public bool UseMockAgents { get; set; }
+
+    /// <summary>Agent types by name, added to or replacing the built-in <c>claude</c> and <c>mock</c>.</summary>
+    public Dictionary<string, AgentTypeOptions> Types { get; set; } = [];
+
+    /// <summary>Environment variables of the server passed on to agents (nothing else is, so the server's secrets stay with it).</summary>
+    public List<string> PassEnvironment { get; set; } = ["PATH", "HOME", "USER", "LANG", "LC_ALL", "TMPDIR", "ANTHROPIC_API_KEY", "CLAUDE_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX"];
+
+    /// <summary>Recent output kept in memory per agent for live fan-out; older output is read back from the log.</summary>
+    [Range(64 * 1024, 256 * 1024 * 1024)]
+    public int RingBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>How often an idle agent's log is checked for new output.</summary>
+    [Range(1, 1000)]
+    public int PollMilliseconds { get; set; } = 15;
+
+    /// <summary>Mock agent pacing (seed 000's "configurable execution timing").</summary>
+    [Range(0, 60_000)]
+    public int MockDelayMilliseconds { get; set; } = 400;
+
+    [Range(1, 10_000)]
+    public int MockSteps { get; set; } = 6;
+
+    /// <summary>Grace between SIGTERM and SIGKILL when an agent is killed.</summary>
+    [Range(0, 600)]
+    public int KillGraceSeconds { get; set; } = 5;
+}
+
+/// <summary>
+/// One agent type: the argv to run (<c>{task}</c> is replaced by the task, as one argument; no
+/// shell is involved), extra environment, and a working directory relative to the workspace.
+/// </summary>
+public sealed class AgentTypeOptions
+{
+    public List<string> Command { get; set; } = [];
+
+    /// <summary>Added after <see cref="Command"/>, e.g. <c>--dangerously-skip-permissions</c> or <c>--model</c>.</summary>
+    public List<string> ExtraArgs { get; set; } = [];
+
+    public Dictionary<string, string> Environment { get; set; } = [];
+
+    public string? Description { get; set; }
+}
