@@ -24,8 +24,10 @@ internal static class MockAgent
         var steps = new Option<int>("--steps") { Description = "How many work steps to stream", DefaultValueFactory = _ => 4 };
         var command = new Command("mock-agent", "Run the built-in mock agent (what USE_MOCK_AGENTS=true spawns)") { task, kind, delay, fail, steps };
         command.Hidden = true;
-        command.SetAction(async (parse, cancellationToken) =>
-            await RunAsync(parse.GetValue(task)!, parse.GetValue(kind)!, parse.GetValue(delay), parse.GetValue(fail), parse.GetValue(steps), cancellationToken));
+        // The mock handles SIGINT itself (an interrupted turn, like Claude's), so the command-line
+        // library's cancellation on Ctrl-C is not passed on.
+        command.SetAction(async (parse, _) =>
+            await RunAsync(parse.GetValue(task)!, parse.GetValue(kind)!, parse.GetValue(delay), parse.GetValue(fail), parse.GetValue(steps), CancellationToken.None));
         return command;
     }
 

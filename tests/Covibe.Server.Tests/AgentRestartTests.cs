@@ -1,0 +1,158 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using Covibe.Protocol;
+using Covibe.Server.Tests.Infrastructure;
+using Microsoft.Data.Sqlite;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Agents outlive the server; a client resumes from its last position with no gap and no duplicate.</summary>
+public sealed class AgentRestartTests : IDisposable
+{
+    private readonly string _data = StartupTests.TempDirectory();
+
+    [Fact]
+    public async Task ServerRestart_AgentKeepsRunning_AndTheClientResumesExactly()
+    {
+        var settings = AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 25);
+        byte[] before;
+        long next;
+        string agentId, token;
+        int pid;
+        await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: _data))
+        {
+            var owner = await first.CreateTeamAsync();
+            token = owner.Auth.AccessToken;
+            var agent = await first.SpawnAsync(token, "Survive a restart");
+            agentId = agent.Id;
+            await using var hub = await first.ConnectAsync(token);
+            await hub.ReceiveAsync("team_joined");
+            await hub.SendAsync(new { type = "agent_subscribe", agentId, from = 0 });
+            (before, next) = await ReadSomeAsync(hub, agentId, minimum: 1500);
+            pid = PidOf(agentId);
+        }
+
+        ProcessAlive(pid).ShouldBeTrue("the agent outlives the server");
+        await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: _data);
+        (await second.GetAgentAsync(token, agentId)).Status.ShouldBe("running");
+        PidOf(agentId).ShouldBe(pid);
+        await using var again = await second.ConnectAsync(token);
+        await again.ReceiveAsync("team_joined");
+        await again.SendAsync(new { type = "agent_subscribe", agentId, from = next });
+        var (rest, _, status) = await again.CollectOutputAsync(agentId, from: next);
+        status.ShouldBe("completed");
+        before.Concat(rest).ToArray().ShouldBe(AgentHelpers.LogOf(second, agentId));
+    }
+
+    [Fact]
+    public async Task ServerKilledWithSigkill_AgentIsTheSameProcessAfterRestart_AndNothingIsLostOrRepeated()
+    {
+        var port = PostgresServer.FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var cli = new CliRunner(Path.Combine(_data, "cli"));
+        string[] args = ["serve", "--dev", "--data", _data, "--urls", url,
+            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=30", "--Covibe:Auth:PasswordIterations=100000"];
+
+        var server = cli.Start(args);
+        string token, agentId;
+        byte[] before;
+        long next;
+        int pid;
+        try
+        {
+            await WaitHealthyAsync(url);
+            var serverUri = new Uri(url);
+            using var http = new HttpClient { BaseAddress = serverUri };
+            var created = (await (await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("K", "Kim", "kim@example.com", TestServer.Password))).Content.ReadFromJsonAsync<CreateTeamResponse>())!;
+            token = created.Auth.AccessToken;
+            http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+            var agent = (await (await http.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("Survive kill -9", "mock"))).Content.ReadFromJsonAsync<AgentDto>())!;
+            agentId = agent.Id;
+            await using var hub = await HubClient.ConnectAsync(serverUri, token);
+            await hub.ReceiveAsync("team_joined");
+            await hub.SendAsync(new { type = "agent_subscribe", agentId, from = 0 });
+            (before, next) = await ReadSomeAsync(hub, agentId, minimum: 1500);
+            pid = PidOf(agentId);
+        }
+        finally
+        {
+            server.Kill(); // SIGKILL: no shutdown code runs
+            await server.WaitForExitAsync();
+        }
+
+        ProcessAlive(pid).ShouldBeTrue("the agent outlives a killed server");
+        using var restarted = cli.Start(args);
+        try
+        {
+            await WaitHealthyAsync(url);
+            var serverUri = new Uri(url);
+            using var http = new HttpClient { BaseAddress = serverUri };
+            http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+            (await http.GetFromJsonAsync<AgentDto>($"/api/agent/{agentId}"))!.Status.ShouldBe("running");
+            PidOf(agentId).ShouldBe(pid);
+            await using var hub = await HubClient.ConnectAsync(serverUri, token);
+            await hub.ReceiveAsync("team_joined");
+            await hub.SendAsync(new { type = "agent_subscribe", agentId, from = next });
+            var (rest, _, status) = await hub.CollectOutputAsync(agentId, from: next);
+            status.ShouldBe("completed");
+            var log = await File.ReadAllBytesAsync(Path.Combine(_data, "agents", agentId, "output.log"));
+            before.Concat(rest).ToArray().ShouldBe(log);
+        }
+        finally
+        {
+            restarted.Kill();
+            await restarted.WaitForExitAsync();
+        }
+    }
+
+    private static async Task<(byte[] Bytes, long Next)> ReadSomeAsync(HubClient hub, string agentId, int minimum)
+    {
+        var bytes = new MemoryStream();
+        long next = 0;
+        while (bytes.Length < minimum)
+        {
+            var m = await hub.ReceiveAsync(e => e.GetProperty("type").GetString() == "agent_output" && e.GetProperty("agentId").GetString() == agentId);
+            m.GetProperty("position").GetInt64().ShouldBe(next);
+            bytes.Write(AgentHelpers.Decode(m));
+            next = m.GetProperty("next").GetInt64();
+        }
+        return (bytes.ToArray(), next);
+    }
+
+    private int PidOf(string agentId)
+    {
+        SqliteConnection.ClearAllPools();
+        using var db = new SqliteConnection($"Data Source={Path.Combine(_data, "covibe.db")};Mode=ReadOnly");
+        db.Open();
+        using var command = db.CreateCommand();
+        command.CommandText = "SELECT pid FROM agents WHERE id = $id";
+        command.Parameters.AddWithValue("$id", agentId);
+        return Convert.ToInt32(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static bool ProcessAlive(int pid) =>
+        File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2].StartsWith('Z');
+
+    private static async Task WaitHealthyAsync(string url)
+    {
+        using var http = new HttpClient();
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                if ((await http.GetAsync($"{url}/health")).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(60), "server did not start");
+            await Task.Delay(100);
+        }
+    }
+
+    public void Dispose() => StartupTests.Delete(_data);
+}

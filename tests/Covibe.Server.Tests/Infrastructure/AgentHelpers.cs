@@ -1,0 +1,118 @@
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Covibe.Protocol;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>Agent types and helpers shared by the agent tests.</summary>
+public static class AgentHelpers
+{
+    /// <summary>Settings for a server whose mock agent is quick, plus test agent types that are plain programs.</summary>
+    public static Dictionary<string, string> Settings(int mockDelayMs = 20, int mockSteps = 6)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Covibe:Agents:MockDelayMilliseconds"] = mockDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Covibe:Agents:MockSteps"] = mockSteps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Covibe:Agents:KillGraceSeconds"] = "2",
+        };
+        // 10 MB of random bytes (invalid UTF-8, NULs, no newlines for long stretches), then a marker.
+        AddType(settings, "burst", ["sh", "-c", "head -c 10485760 /dev/urandom; printf 'burst done\\n'"]);
+        // Echoes stdin lines back until EOF or a signal; prints its environment's secrets if it has any.
+        AddType(settings, "echo", ["sh", "-c", "printf 'ready\\n'; while IFS= read -r line; do printf 'echo: %s\\n' \"$line\"; done"]);
+        AddType(settings, "stubborn", ["sh", "-c", "trap '' TERM; printf 'ignoring SIGTERM\\n'; while :; do sleep 1; done"]);
+        AddType(settings, "env", ["sh", "-c", "env"]);
+        return settings;
+    }
+
+    private static void AddType(Dictionary<string, string> settings, string name, string[] command)
+    {
+        for (var i = 0; i < command.Length; i++)
+        {
+            settings[$"Covibe:Agents:Types:{name}:Command:{i}"] = command[i];
+        }
+    }
+
+    public static async Task<AgentDto> SpawnAsync(this TestServer server, string token, string task, string type = "mock", string? repositoryUrl = null, string? branch = null)
+    {
+        using var client = server.Client(token);
+        using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest(task, type, repositoryUrl, branch));
+        reply.StatusCode.ShouldBe(System.Net.HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+        return (await reply.Content.ReadFromJsonAsync<AgentDto>())!;
+    }
+
+    public static async Task<AgentDto> GetAgentAsync(this TestServer server, string token, string id)
+    {
+        using var client = server.Client(token);
+        return (await client.GetFromJsonAsync<AgentDto>($"/api/agent/{id}"))!;
+    }
+
+    /// <summary>Polls until the agent has finished.</summary>
+    public static async Task<AgentDto> WaitFinishedAsync(this TestServer server, string token, string id, TimeSpan? timeout = null)
+    {
+        var deadline = TimeProvider.System.GetUtcNow() + (timeout ?? TimeSpan.FromSeconds(60));
+        while (true)
+        {
+            var agent = await server.GetAgentAsync(token, id);
+            if (AgentStatuses.IsFinal(agent.Status))
+            {
+                return agent;
+            }
+            (TimeProvider.System.GetUtcNow() < deadline).ShouldBeTrue($"agent {id} still {agent.Status}");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>The whole output over REST, page by page.</summary>
+    public static async Task<byte[]> OutputAsync(this TestServer server, string token, string id, int limit = 1024 * 1024)
+    {
+        using var client = server.Client(token);
+        var all = new MemoryStream();
+        long from = 0;
+        while (true)
+        {
+            using var reply = await client.GetAsync($"/api/agent/{id}/output?from={from}&limit={limit}");
+            reply.EnsureSuccessStatusCode();
+            var bytes = await reply.Content.ReadAsByteArrayAsync();
+            all.Write(bytes);
+            from = long.Parse(reply.Headers.GetValues("Covibe-Output-Next").Single(), System.Globalization.CultureInfo.InvariantCulture);
+            if (reply.Headers.GetValues("Covibe-Output-Complete").Single() == "true" || bytes.Length == 0)
+            {
+                return all.ToArray();
+            }
+        }
+    }
+
+    /// <summary>The agent's own log on disk, the source of truth.</summary>
+    public static byte[] LogOf(TestServer server, string agentId) =>
+        File.ReadAllBytes(Path.Combine(server.DataDirectory, "agents", agentId, "output.log"));
+
+    /// <summary>Collects agent_output for one agent until agent_output_end, checking positions are contiguous.</summary>
+    public static async Task<(byte[] Bytes, long Next, string Status)> CollectOutputAsync(this HubClient hub, string agentId, long from = 0, TimeSpan? timeout = null)
+    {
+        var all = new MemoryStream();
+        var expected = from;
+        while (true)
+        {
+            var m = await hub.ReceiveAsync(e =>
+                (e.GetProperty("type").GetString() is "agent_output" or "agent_output_end") && e.GetProperty("agentId").GetString() == agentId,
+                timeout ?? TimeSpan.FromSeconds(60), $"output of {agentId}");
+            if (m.GetProperty("type").GetString() == "agent_output_end")
+            {
+                m.GetProperty("next").GetInt64().ShouldBe(expected);
+                return (all.ToArray(), expected, m.GetProperty("status").GetString()!);
+            }
+            m.GetProperty("position").GetInt64().ShouldBe(expected, "no gap, no overlap");
+            var data = Decode(m);
+            all.Write(data);
+            expected += data.Length;
+            m.GetProperty("next").GetInt64().ShouldBe(expected);
+        }
+    }
+
+    public static byte[] Decode(JsonElement output) =>
+        output.TryGetProperty("encoding", out var encoding) && encoding.GetString() == "base64"
+            ? Convert.FromBase64String(output.GetProperty("data").GetString()!)
+            : Encoding.UTF8.GetBytes(output.GetProperty("data").GetString()!);
+}
