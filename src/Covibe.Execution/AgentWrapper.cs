@@ -8,16 +8,23 @@ namespace Covibe.Execution;
 /// </summary>
 /// <remarks>
 /// Runtime directory layout: <c>stdin</c> (FIFO), <c>output.log</c> (stdout and stderr, appended),
+/// <c>first-input</c> (optional: bytes for stdin before the agent starts), <c>holder</c> (PID of the process keeping stdin open: killing it lets the agent read EOF),
 /// <c>running</c> (created when the agent itself starts, after any clone), <c>exit</c> (its exit code).
 /// </remarks>
 public static class AgentWrapper
 {
     public const string Script = """
         rt=$1; wd=$2; repo=$3; branch=$4; shift 4
-        # Hold the stdin FIFO open for writing too: the agent never reads EOF while the server is away.
-        exec 3<>"$rt/stdin"
         exec >>"$rt/output.log" 2>&1 </dev/null
-        finish() { printf '%s\n' "$1" > "$rt/exit.tmp" && mv "$rt/exit.tmp" "$rt/exit"; exit "$1"; }
+        # A holder keeps the stdin FIFO open for writing, so the agent never reads EOF while the
+        # server is away; killing the holder ends the agent's input on purpose.
+        exec 3<>"$rt/stdin"
+        sleep 2147483647 >&3 3>&- &
+        printf '%s\n' "$!" > "$rt/holder"
+        # Input queued before the agent starts (a conversational agent's first message) waits in the pipe.
+        if [ -f "$rt/first-input" ]; then cat "$rt/first-input" >&3; fi
+        exec 3>&-
+        finish() { kill "$(cat "$rt/holder")" 2>/dev/null; printf '%s\n' "$1" > "$rt/exit.tmp" && mv "$rt/exit.tmp" "$rt/exit"; exit "$1"; }
         if [ -n "$repo" ]; then
           mkdir -p "$wd" || finish 1
           if [ -n "$branch" ]; then
@@ -28,7 +35,7 @@ public static class AgentWrapper
         fi
         mkdir -p "$wd" && cd "$wd" || finish 1
         : > "$rt/running"
-        "$@" <"$rt/stdin" 3>&-
+        "$@" <"$rt/stdin"
         finish $?
         """;
 

@@ -23,6 +23,9 @@ public interface IExecutionBackend
     Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
     Task SignalAsync(AgentProcess process, AgentSignal signal, CancellationToken cancellationToken);
+
+    /// <summary>Closes the agent's stdin: it reads EOF (and, if it reads to the end, finishes).</summary>
+    Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken);
 }
 
 /// <summary>What to run. <see cref="Argv"/> is never passed through a shell.</summary>
@@ -32,7 +35,8 @@ public sealed record AgentLaunch(
     string WorkingDirectory,
     IReadOnlyDictionary<string, string> Environment,
     string? RepositoryUrl = null,
-    string? Branch = null);
+    string? Branch = null,
+    byte[]? InitialInput = null);
 
 /// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
 public sealed record AgentProcess(string Backend, string RuntimeDirectory, int Pid, long StartTime);

@@ -25,6 +25,10 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
         }
         // Created up front so that readers never race the wrapper's first write.
         File.Create(Path.Combine(runtime, "output.log")).Dispose();
+        if (launch.InitialInput is { } initial)
+        {
+            File.WriteAllBytes(Path.Combine(runtime, "first-input"), initial);
+        }
 
         var info = new ProcessStartInfo("setsid") { UseShellExecute = false };
         foreach (var arg in (string[])["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, runtime, launch.WorkingDirectory, launch.RepositoryUrl ?? "", launch.Branch ?? ""])
@@ -109,6 +113,21 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
             case AgentSignal.Kill:
                 Native.Kill(-process.Pid, Native.SIGKILL);
                 break;
+        }
+        return Task.CompletedTask;
+    }
+
+    public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken)
+    {
+        var holderFile = Path.Combine(process.RuntimeDirectory, "holder");
+        if (Probe(process).State is AgentRunState.Exited or AgentRunState.Gone || !File.Exists(holderFile))
+        {
+            throw new AgentNotRunningException("The agent has exited; its input is closed already.");
+        }
+        if (int.TryParse(File.ReadAllText(holderFile).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var holder)
+            && ProcFs.Children(process.Pid).Contains(holder))
+        {
+            Native.Kill(holder, Native.SIGTERM);
         }
         return Task.CompletedTask;
     }

@@ -9,6 +9,8 @@ public static class AgentStatuses
     /// <summary>Launched; cloning the repository if one was given.</summary>
     public const string Starting = "starting";
     public const string Running = "running";
+    /// <summary>A conversational agent finished a turn and waits for input (or <c>end</c>).</summary>
+    public const string Waiting = "waiting";
     public const string Completed = "completed";
     public const string Failed = "failed";
     /// <summary>Stopped by its owner.</summary>
@@ -92,7 +94,7 @@ public sealed record AgentSpawnMessage(
     string? Branch = null,
     string? ClientId = null) : HubMessage(HubMessageTypes.AgentSpawn);
 
-/// <summary><see cref="Command"/>: <c>kill</c>, <c>interrupt</c>, or <c>input</c> (with <see cref="Data"/>).</summary>
+/// <summary><see cref="Command"/>: <c>kill</c>, <c>interrupt</c>, <c>input</c> (with <see cref="Data"/>), or <c>end</c> (close its input).</summary>
 public sealed record AgentControlMessage(string? AgentId, string? Command, string? Data = null) : HubMessage(HubMessageTypes.AgentControl);
 
 /// <summary>Output of one agent from byte position <see cref="From"/> (0: from the start), then live until it ends.</summary>

@@ -8,6 +8,7 @@ namespace Covibe.Server.Features.Agents;
 public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<ServerOptions> server)
 {
     public const string Claude = "claude";
+    public const string ClaudeChat = "claude-chat";
     public const string Mock = "mock";
     public const string MockCodeWriter = "mock-code-writer";
 
@@ -35,11 +36,23 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
                     Command = ["claude", "-p", "{task}", "--output-format", "stream-json", "--verbose"],
                     Description = "Claude Code in headless stream-json mode",
                 },
+                [ClaudeChat] = new()
+                {
+                    Command = ["claude", "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"],
+                    InputFormat = "stream-json",
+                    Description = "Claude Code as a conversation: send more input after each turn",
+                },
                 [Mock] = MockType("general"),
                 [MockCodeWriter] = MockType("code-writer"),
             };
             foreach (var (name, type) in options.Value.Types)
             {
+                // A configured type without a command refines the built-in one (flags, environment).
+                if (type.Command.Count == 0 && types.TryGetValue(name, out var builtIn))
+                {
+                    type.Command = builtIn.Command;
+                    type.InputFormat = builtIn.InputFormat;
+                }
                 types[name] = type;
             }
             return types;
@@ -62,7 +75,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
             return (null, $"Unknown agent type '{name}'. This server knows: {string.Join(", ", types.Keys.Order())}.");
         }
         var program = types[name].Command.FirstOrDefault();
-        if (program is null || !IsRunnable(program))
+        if (program is null || !IsRunnable(program, types[name].Environment.GetValueOrDefault("PATH")))
         {
             return (null, $"The '{name}' agent runs '{program}', which is not installed on this server. " +
                 "Install it (for Claude Code: npm install -g @anthropic-ai/claude-code), configure another command, or set USE_MOCK_AGENTS=true for the mock agent.");
@@ -88,7 +101,8 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         }
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
-        return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch);
+        return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
+            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null);
     }
 
     private AgentTypeOptions MockType(string kind)
@@ -115,8 +129,12 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         return [host, Path.Combine(AppContext.BaseDirectory, "covibe.dll")];
     }
 
-    private static bool IsRunnable(string program) =>
+    /// <summary>Whether the program exists, looked up on the PATH the agent will have.</summary>
+    private static bool IsRunnable(string program, string? path) =>
         program.Contains('/', StringComparison.Ordinal)
             ? File.Exists(program)
-            : (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(dir => File.Exists(Path.Combine(dir, program)));
+            : (path ?? Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(dir => File.Exists(Path.Combine(dir, program)));
+
+    /// <summary>Whether the agent's type takes stream-json input (Claude's conversation mode).</summary>
+    public bool IsConversational(string type) => Types.TryGetValue(type, out var t) && t.IsConversational;
 }

@@ -149,11 +149,33 @@ public sealed partial class AgentService(
             supervisor.KillRequested(agent.Id);
         }, cancellationToken);
 
+    /// <summary>Like Ctrl-C; for a conversational agent, a stream-json interrupt request that ends the current turn.</summary>
     public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, agentId, "interrupt", (_, backend, process, _) => backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken), cancellationToken);
+        ControlAsync(caller, agentId, "interrupt", (agent, backend, process, _) => launcher.IsConversational(agent.Type)
+            ? backend.WriteInputAsync(process, StreamJsonInput.Interrupt("req_" + Secrets.NewId()), cancellationToken)
+            : backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken), cancellationToken);
 
+    /// <summary>Writes to stdin; for a conversational agent, as a user message that starts its next turn.</summary>
     public Task<AgentResult> InputAsync(Caller caller, string agentId, string data, CancellationToken cancellationToken) =>
-        ControlAsync(caller, agentId, "input", (_, backend, process, _) => backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(data), cancellationToken), cancellationToken);
+        ControlAsync(caller, agentId, "input", async (agent, backend, process, db) =>
+        {
+            if (!launcher.IsConversational(agent.Type))
+            {
+                await backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(data), cancellationToken);
+                return;
+            }
+            await backend.WriteInputAsync(process, StreamJsonInput.UserMessage(data), cancellationToken);
+            if (agent.Status == AgentStatuses.Waiting)
+            {
+                agent.Status = AgentStatuses.Running;
+                await db.SaveChangesAsync(cancellationToken);
+                await events.StatusChangedAsync(agent, cancellationToken);
+            }
+        }, cancellationToken);
+
+    /// <summary>Closes the agent's input: it reads EOF and, if it reads to the end (a conversation), finishes.</summary>
+    public Task<AgentResult> EndInputAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
+        ControlAsync(caller, agentId, "end", (_, backend, process, _) => backend.CloseInputAsync(process, cancellationToken), cancellationToken);
 
     private async Task<AgentResult> ControlAsync(
         Caller caller, string agentId, string command,

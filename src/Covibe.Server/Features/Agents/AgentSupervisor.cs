@@ -17,6 +17,7 @@ public sealed class AgentSupervisor(
     IDbContextFactory<CovibeDb> dbs,
     AgentFeeds streams,
     ExecutionBackends backends,
+    AgentLauncher launcher,
     AgentEvents events,
     IOptions<AgentsOptions> options,
     TimeProvider time,
@@ -118,7 +119,17 @@ public sealed class AgentSupervisor(
                 carry = Publish(stream, parser, buffer, carry + n, final: false, out var sawResult);
                 if (sawResult)
                 {
-                    await UpdateAsync(agent.Id, a => Record(a, parser, stream), cancellationToken);
+                    var conversational = launcher.IsConversational(agent.Type);
+                    await UpdateAsync(agent.Id, a =>
+                    {
+                        Record(a, parser, stream);
+                        // A conversation's turn is over: it waits for the owner's next input.
+                        if (conversational && !AgentStatuses.IsFinal(a.Status))
+                        {
+                            a.Status = AgentStatuses.Waiting;
+                        }
+                    }, cancellationToken);
+                    status = conversational ? AgentStatuses.Waiting : status;
                 }
                 continue;
             }

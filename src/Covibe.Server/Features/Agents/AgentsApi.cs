@@ -40,6 +40,7 @@ public static class AgentsApi
         api.MapGet("/{id}/events", Events);
         api.MapPost("/{id}/input", Input);
         api.MapPost("/{id}/interrupt", Interrupt);
+        api.MapPost("/{id}/end", End);
         app.MapPost("/api/agents/spawn", SpawnSeed003).WithTags("Agents").RequireAuthorization();
         return app;
     }
@@ -91,6 +92,13 @@ public static class AgentsApi
         string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
     {
         var result = await agents.InterruptAsync(caller, id, cancellationToken);
+        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+    }
+
+    public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> End(
+        string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
+    {
+        var result = await agents.EndInputAsync(caller, id, cancellationToken);
         return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
     }
 

@@ -53,4 +53,14 @@ public sealed class AgentTypeOptions
     public Dictionary<string, string> Environment { get; set; } = [];
 
     public string? Description { get; set; }
+
+    /// <summary>
+    /// <c>raw</c>: input is written to stdin as sent. <c>stream-json</c> (Claude's
+    /// <c>--input-format stream-json</c>): the task is the first user message, input is sent as user
+    /// messages, interrupt as a control request, and the agent waits for input between turns.
+    /// </summary>
+    [RegularExpression("^(raw|stream-json)$")]
+    public string InputFormat { get; set; } = "raw";
+
+    internal bool IsConversational => InputFormat == "stream-json";
 }

@@ -304,9 +304,10 @@ internal sealed class HubSession(
         {
             "kill" => await agents.KillAsync(caller, control.AgentId, cancellationToken),
             "interrupt" => await agents.InterruptAsync(caller, control.AgentId, cancellationToken),
+            "end" => await agents.EndInputAsync(caller, control.AgentId, cancellationToken),
             "input" when !string.IsNullOrEmpty(control.Data) => await agents.InputAsync(caller, control.AgentId, control.Data, cancellationToken),
             "input" => AgentResult.Fail(AgentFailure.Invalid, "'input' needs 'data': the text to write to the agent's stdin."),
-            _ => AgentResult.Fail(AgentFailure.Invalid, $"Unknown command '{control.Command}'. Use kill, interrupt or input."),
+            _ => AgentResult.Fail(AgentFailure.Invalid, $"Unknown command '{control.Command}'. Use kill, interrupt, input or end."),
         };
         if (result.Agent is null)
         {
