@@ -269,6 +269,85 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     }
 
     [Fact]
+    public async Task SubscriberThatStopsReading_DoesNotDelayOthers_AndLaterGetsEveryByteFromTheLog()
+    {
+        var owner = await Server.CreateTeamAsync();
+        var agent = await Server.SpawnAsync(owner.Auth.AccessToken, "burst", "burst");
+        await using var stalled = await Server.ConnectAsync(owner.Auth.AccessToken, read: false);
+        await stalled.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        await using var reader = await Server.ConnectAsync(owner.Auth.AccessToken);
+        await reader.ReceiveAsync("team_joined");
+        await reader.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var (fast, _, _) = await reader.CollectOutputAsync(agent.Id, timeout: TimeSpan.FromSeconds(30));
+        watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(30));
+        var log = AgentHelpers.LogOf(Server, agent.Id);
+        SHA256.HashData(fast).ShouldBe(SHA256.HashData(log));
+
+        // The stalled one was held back, not dropped: once it reads, it gets all 10 MB.
+        stalled.StartReading();
+        var (slow, _, status) = await stalled.CollectOutputAsync(agent.Id, timeout: TimeSpan.FromSeconds(30));
+        status.ShouldBe("completed");
+        SHA256.HashData(slow).ShouldBe(SHA256.HashData(log));
+    }
+
+    [Fact]
+    public async Task Spawn_WithRepositoryAndBranch_ClonesIntoTheWorkspaceShowingProgress()
+    {
+        var repo = CreateRepository();
+        try
+        {
+            var owner = await Server.CreateTeamAsync();
+            var agent = await Server.SpawnAsync(owner.Auth.AccessToken, "look around", "ls", $"file://{repo}", "feature/login");
+            var done = await Server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+            done.Status.ShouldBe("completed");
+            var output = Encoding.UTF8.GetString(await Server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+            output.ShouldContain("Cloning into");
+            output.ShouldContain("README.md");
+            output.ShouldContain("login.txt");
+            output.ShouldContain("feature/login");
+
+            var missing = await Server.SpawnAsync(owner.Auth.AccessToken, "look around", "ls", "file:///nonexistent/repo.git");
+            var failed = await Server.WaitFinishedAsync(owner.Auth.AccessToken, missing.Id);
+            failed.Status.ShouldBe("failed");
+            failed.ExitCode.ShouldBe(128);
+            Encoding.UTF8.GetString(await Server.OutputAsync(owner.Auth.AccessToken, missing.Id)).ShouldContain("fatal:");
+        }
+        finally
+        {
+            StartupTests.Delete(repo);
+        }
+    }
+
+    private static string CreateRepository()
+    {
+        var repo = StartupTests.TempDirectory();
+        Directory.CreateDirectory(repo);
+        void Git(params string[] args)
+        {
+            var info = new System.Diagnostics.ProcessStartInfo("git") { WorkingDirectory = repo, RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in (string[])["-c", "user.name=Test", "-c", "user.email=test@example.com", .. args])
+            {
+                info.ArgumentList.Add(a);
+            }
+            using var p = System.Diagnostics.Process.Start(info)!;
+            p.WaitForExit();
+            p.ExitCode.ShouldBe(0, p.StandardError.ReadToEnd());
+        }
+        Git("init", "-q", "-b", "main");
+        File.WriteAllText(Path.Combine(repo, "README.md"), "hello\n");
+        Git("add", ".");
+        Git("commit", "-q", "-m", "init");
+        Git("checkout", "-q", "-b", "feature/login");
+        File.WriteAllText(Path.Combine(repo, "login.txt"), "login\n");
+        Git("add", ".");
+        Git("commit", "-q", "-m", "login");
+        Git("checkout", "-q", "main");
+        return repo;
+    }
+
+    [Fact]
     public async Task Agent_DoesNotInheritTheServersSecrets()
     {
         var owner = await Server.CreateTeamAsync();

@@ -43,6 +43,9 @@ public sealed class HubClient : IAsyncDisposable
         return client;
     }
 
+    /// <summary>Starts reading a connection opened with <c>read: false</c>.</summary>
+    public void StartReading() => _reader = ReadLoopAsync();
+
     public Task SendAsync(object message) => SendTextAsync(JsonSerializer.Serialize(message, JsonSerializerOptions.Web));
 
     public Task SendTextAsync(string text) =>
