@@ -78,7 +78,7 @@ internal static class ChatCommands
                 delay = TimeSpan.FromSeconds(1);
                 while (socket.State == WebSocketState.Open)
                 {
-                    var (text, closed) = await ReceiveTextAsync(socket, buffer, cancellationToken);
+                    var (text, closed) = await CovibeClient.ReceiveHubMessageAsync(socket, buffer, cancellationToken);
                     if (closed)
                     {
                         break;
@@ -108,19 +108,6 @@ internal static class ChatCommands
             await Task.Delay(delay, cancellationToken);
             delay = TimeSpan.FromSeconds(Math.Min(delay.TotalSeconds * 2, 30));
         }
-    }
-
-    private static async Task<(ArraySegment<byte> Text, bool Closed)> ReceiveTextAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
-    {
-        var count = 0;
-        ValueWebSocketReceiveResult result;
-        do
-        {
-            result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken);
-            count += result.Count;
-        }
-        while (!result.EndOfMessage && count < buffer.Length);
-        return (new ArraySegment<byte>(buffer, 0, count), result.MessageType == WebSocketMessageType.Close);
     }
 
     private static long Print(long id, string user, string message, DateTime timestamp, long lastId)

@@ -41,7 +41,8 @@ internal static class CliCommon
             try
             {
                 await body(parse, cancellationToken);
-                return 0;
+                return Environment.ExitCode; // a body may set it, e.g. `agent logs -f` of a failed agent
+
             }
             catch (CliException e)
             {

@@ -109,6 +109,33 @@ public sealed class CovibeClient : IDisposable
         }
     }
 
+    /// <summary>A page of an agent's raw output, with where to continue and whether it is all there is.</summary>
+    public async Task<(byte[] Bytes, long Next, bool Complete)> GetBytesAsync(string path, CancellationToken cancellationToken)
+    {
+        using var reply = await SendRawAsync(HttpMethod.Get, path, null, cancellationToken);
+        var bytes = await reply.Content.ReadAsByteArrayAsync(cancellationToken);
+        var next = long.Parse(reply.Headers.GetValues("Covibe-Output-Next").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        return (bytes, next, reply.Headers.GetValues("Covibe-Output-Complete").Single() == "true");
+    }
+
+    /// <summary>Reads one whole hub message (growing the buffer if needed).</summary>
+    public static async Task<(ArraySegment<byte> Text, bool Closed)> ReceiveHubMessageAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var count = 0;
+        ValueWebSocketReceiveResult result;
+        do
+        {
+            if (count == buffer.Length)
+            {
+                Array.Resize(ref buffer, buffer.Length * 2);
+            }
+            result = await socket.ReceiveAsync(buffer.AsMemory(count), cancellationToken);
+            count += result.Count;
+        }
+        while (!result.EndOfMessage);
+        return (new ArraySegment<byte>(buffer, 0, count), result.MessageType == WebSocketMessageType.Close);
+    }
+
     /// <summary>Gets a new access token (and refresh token) and saves them.</summary>
     public async Task RefreshAsync(CancellationToken cancellationToken)
     {

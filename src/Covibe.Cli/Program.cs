@@ -8,6 +8,7 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     ServeCommand.Create(),
     TeamCommands.Create(store),
     ChatCommands.Create(store),
+    AgentCommands.Create(store),
     MockAgent.Create(),
 };
 foreach (var command in AccountCommands.Create(store))

@@ -62,7 +62,8 @@ internal static class TeamCommands
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var team = await client.GetAsync("api/team", CovibeJsonContext.Default.TeamResponse, ct);
-            var table = new Table().Title($"Team {Markup.Escape(team.Team.Name)}").AddColumns("Name", "Email", "Status", "Joined", "Id");
+            var table = new Table().Title($"Team {Markup.Escape(team.Team.Name)}").AddColumns(
+                new TableColumn("Name"), new TableColumn("Email"), new TableColumn("Status").NoWrap(), new TableColumn("Joined"), new TableColumn("Id").NoWrap());
             foreach (var m in team.Members)
             {
                 table.AddRow(Markup.Escape(m.Name + (m.IsOwner ? " (owner)" : "")), Markup.Escape(m.Email), m.Status, CliCommon.Local(m.JoinedAt), m.Id);

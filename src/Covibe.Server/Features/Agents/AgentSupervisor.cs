@@ -157,6 +157,7 @@ public sealed class AgentSupervisor(
                         carry = Publish(stream, parser, buffer, carry + n, final: false, out _);
                     }
                     Publish(stream, parser, buffer, carry, final: true, out _);
+                    parser.Flush();
                     await FinishAsync(agent.Id, state, stream, parser, cancellationToken);
                     return;
                 }
@@ -170,9 +171,8 @@ public sealed class AgentSupervisor(
     private static int Publish(AgentFeed stream, LineParser parser, byte[] buffer, int length, bool final, out bool sawResult)
     {
         var complete = final ? length : Utf8Boundary.CompleteLength(buffer.AsSpan(0, length));
-        var position = stream.Position;
         stream.Append(buffer.AsSpan(0, complete));
-        sawResult = parser.Feed(buffer.AsSpan(0, complete), position);
+        sawResult = parser.Feed(buffer.AsSpan(0, complete));
         var carry = length - complete;
         buffer.AsSpan(complete, carry).CopyTo(buffer);
         return carry;

@@ -3,31 +3,27 @@ using Covibe.Protocol;
 
 namespace Covibe.Server.Features.Agents;
 
+/// <summary>Receives one complete line (with its newline, if it had one) and where it starts.</summary>
+public delegate void LineHandler(ReadOnlySpan<byte> line, long position);
+
 /// <summary>
-/// Splits an agent's output bytes into lines and parses each as stream-json, keeping what the
-/// agent reported (model, cost, tokens). Lines longer than a limit are skipped for parsing only;
-/// the raw output is untouched.
+/// Splits a byte stream that arrives in arbitrary pieces into lines. Lines longer than a limit
+/// are skipped (they are still in the raw output; only line-wise consumers miss them).
 /// </summary>
-public sealed class LineParser(int maxLineBytes = 4 * 1024 * 1024)
+public sealed class LineSplitter(int maxLineBytes = 4 * 1024 * 1024)
 {
     private readonly ArrayBufferWriter<byte> _line = new();
     private long _lineStart;
+    private long _position;
     private bool _overlong;
 
-    public string? Model { get; private set; }
-    public double? CostUsd { get; private set; }
-    public long? InputTokens { get; private set; }
-    public long? OutputTokens { get; private set; }
-
-    /// <summary>Feeds bytes that start at <paramref name="position"/>; returns true when a result (cost) was seen.</summary>
-    public bool Feed(ReadOnlySpan<byte> data, long position)
+    public void Feed(ReadOnlySpan<byte> data, LineHandler onLine)
     {
-        var sawResult = false;
         while (!data.IsEmpty)
         {
             if (_line.WrittenCount == 0 && !_overlong)
             {
-                _lineStart = position;
+                _lineStart = _position;
             }
             var newline = data.IndexOf((byte)'\n');
             var part = newline < 0 ? data : data[..(newline + 1)];
@@ -40,24 +36,56 @@ public sealed class LineParser(int maxLineBytes = 4 * 1024 * 1024)
                 _overlong = true;
                 _line.Clear();
             }
-            position += part.Length;
+            _position += part.Length;
             data = data[part.Length..];
             if (newline >= 0)
             {
                 if (!_overlong)
                 {
-                    sawResult |= Observe(_line.WrittenSpan, _lineStart);
+                    onLine(_line.WrittenSpan, _lineStart);
                 }
                 _line.Clear();
                 _overlong = false;
             }
         }
-        return sawResult;
     }
 
-    private bool Observe(ReadOnlySpan<byte> line, long position)
+    /// <summary>Hands over a last line that never got its newline (the stream has ended).</summary>
+    public void Flush(LineHandler onLine)
     {
-        var sawResult = false;
+        if (_line.WrittenCount > 0 && !_overlong)
+        {
+            onLine(_line.WrittenSpan, _lineStart);
+        }
+        _line.Clear();
+        _overlong = false;
+    }
+}
+
+/// <summary>Keeps what an agent reported in its stream-json (model, cost, tokens) as its output goes by.</summary>
+public sealed class LineParser
+{
+    private readonly LineSplitter _lines = new();
+    private bool _sawResult;
+
+    public string? Model { get; private set; }
+    public double? CostUsd { get; private set; }
+    public long? InputTokens { get; private set; }
+    public long? OutputTokens { get; private set; }
+
+    /// <summary>Feeds the next bytes of output; returns true when a result (with cost) went by.</summary>
+    public bool Feed(ReadOnlySpan<byte> data)
+    {
+        _sawResult = false;
+        _lines.Feed(data, Observe);
+        return _sawResult;
+    }
+
+    /// <summary>Takes in a last line without a newline, once the output has ended.</summary>
+    public void Flush() => _lines.Flush(Observe);
+
+    private void Observe(ReadOnlySpan<byte> line, long position)
+    {
         foreach (var e in StreamJson.Parse(line, position))
         {
             if (e.Model is not null)
@@ -69,9 +97,8 @@ public sealed class LineParser(int maxLineBytes = 4 * 1024 * 1024)
                 CostUsd = e.CostUsd ?? CostUsd;
                 InputTokens = e.InputTokens ?? InputTokens;
                 OutputTokens = e.OutputTokens ?? OutputTokens;
-                sawResult = true;
+                _sawResult = true;
             }
         }
-        return sawResult;
     }
 }

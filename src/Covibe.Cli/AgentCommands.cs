@@ -1,0 +1,213 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Covibe.Protocol;
+using Spectre.Console;
+
+namespace Covibe.Cli;
+
+/// <summary><c>covibe agent spawn|ls|logs|kill|input|interrupt|end</c>.</summary>
+internal static class AgentCommands
+{
+    public static Command Create(CredentialStore store)
+    {
+        var agent = new Command("agent", "Spawn agents, watch any teammate's, control your own");
+        agent.Subcommands.Add(Spawn(store));
+        agent.Subcommands.Add(List(store));
+        agent.Subcommands.Add(Logs(store));
+        agent.Subcommands.Add(Control(store, "kill", "Stop one of your agents (SIGTERM, then SIGKILL)", (id, _) => (HttpMethod.Delete, $"api/agent/{id}", null)));
+        agent.Subcommands.Add(Control(store, "interrupt", "Interrupt one of your agents, like Ctrl-C", (id, _) => (HttpMethod.Post, $"api/agent/{id}/interrupt", null)));
+        agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
+        agent.Subcommands.Add(Input(store));
+        return agent;
+    }
+
+    private static Command Spawn(CredentialStore store)
+    {
+        var task = new Argument<string>("task") { Description = "What the agent should do" };
+        var type = new Option<string?>("--type") { Description = "Agent type: claude (default), claude-chat, mock, or one the server configures" };
+        var repo = new Option<string?>("--repo") { Description = "Git repository to clone into the agent's workspace first" };
+        var branch = new Option<string?>("--branch") { Description = "Branch to clone (with --repo)" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Then show its output live until it ends" };
+        var raw = RawOption();
+        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, follow, raw };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var spawned = await client.PostAsync("api/agent/spawn",
+                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch)),
+                CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.AgentDto, ct);
+            await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}.");
+            Console.WriteLine(spawned.Id);
+            if (parse.GetValue(follow))
+            {
+                Environment.ExitCode = await FollowAsync(client, spawned.Id, 0, parse.GetValue(raw), ct);
+            }
+        });
+        return command;
+    }
+
+    private static Command List(CredentialStore store)
+    {
+        var command = new Command("ls", "List the team's agents");
+        command.SetHandler(async (_, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var list = await client.GetAsync("api/agent/list", CovibeJsonContext.Default.AgentListResponse, ct);
+            var table = new Table().AddColumns(
+                new TableColumn("Id").NoWrap(), new TableColumn("Owner"), new TableColumn("Status").NoWrap(), new TableColumn("Type"),
+                new TableColumn("Task"), new TableColumn("Elapsed").NoWrap(), new TableColumn("Cost").NoWrap());
+            var now = TimeProvider.System.GetUtcNow().UtcDateTime;
+            foreach (var a in list.Agents)
+            {
+                var elapsed = ((a.CompletedAt ?? now) - (a.StartedAt ?? a.CreatedAt)).ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture);
+                var task = a.Task.Length <= 50 ? a.Task : a.Task[..50] + "…";
+                table.AddRow(a.Id[..12], Markup.Escape(a.OwnerName + (a.CanControl ? " (you)" : "")), a.Status, a.Type,
+                    Markup.Escape(task), elapsed, a.CostUsd is { } c ? $"${c:0.0000}" : "");
+            }
+            AnsiConsole.Write(table);
+        });
+        return command;
+    }
+
+    private static Command Logs(CredentialStore store)
+    {
+        var id = new Argument<string>("agent") { Description = "Agent id, or a unique start of it" };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep showing output live until the agent ends (reconnects on its own)" };
+        var from = new Option<long>("--from") { Description = "Start at this byte position of the output" };
+        var raw = RawOption();
+        var command = new Command("logs", "Show an agent's output (readable; --raw for the bytes as written)") { id, follow, from, raw };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var agentId = await ResolveAsync(client, parse.GetValue(id)!, ct);
+            var position = parse.GetValue(from);
+            if (parse.GetValue(follow))
+            {
+                Environment.ExitCode = await FollowAsync(client, agentId, position, parse.GetValue(raw), ct);
+                return;
+            }
+            var renderer = new AgentRenderer(Console.Out, parse.GetValue(raw));
+            while (true)
+            {
+                var (bytes, next, complete) = await client.GetBytesAsync($"api/agent/{agentId}/output?from={position}", ct);
+                renderer.Write(bytes);
+                if (complete || bytes.Length == 0)
+                {
+                    break;
+                }
+                position = next;
+            }
+            renderer.Flush();
+        });
+        return command;
+    }
+
+    private static Command Input(CredentialStore store)
+    {
+        var id = new Argument<string>("agent") { Description = "Agent id, or a unique start of it" };
+        var text = new Argument<string>("text") { Description = "What to send (a newline is added)" };
+        var command = new Command("input", "Send input to one of your agents") { id, text };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var agentId = await ResolveAsync(client, parse.GetValue(id)!, ct);
+            await client.PostAsync($"api/agent/{agentId}/input", new AgentInputRequest(parse.GetValue(text) + "\n"),
+                CovibeJsonContext.Default.AgentInputRequest, CovibeJsonContext.Default.AgentDto, ct);
+            Console.WriteLine("Sent.");
+        });
+        return command;
+    }
+
+    private static Command Control(CredentialStore store, string name, string description, Func<string, ParseResult, (HttpMethod, string, HttpContent?)> request)
+    {
+        var id = new Argument<string>("agent") { Description = "Agent id, or a unique start of it" };
+        var command = new Command(name, description) { id };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var agentId = await ResolveAsync(client, parse.GetValue(id)!, ct);
+            var (method, path, content) = request(agentId, parse);
+            await client.SendAsync(method, path, content, ct);
+            Console.WriteLine($"{name}: sent to {agentId}.");
+        });
+        return command;
+    }
+
+    private static Option<bool> RawOption() => new("--raw") { Description = "Print the output bytes exactly as the agent wrote them" };
+
+    /// <summary>An agent id from a full id or a unique prefix.</summary>
+    private static async Task<string> ResolveAsync(CovibeClient client, string given, CancellationToken cancellationToken)
+    {
+        var list = await client.GetAsync("api/agent/list", CovibeJsonContext.Default.AgentListResponse, cancellationToken);
+        var matches = list.Agents.Where(a => a.Id.StartsWith(given, StringComparison.OrdinalIgnoreCase)).ToList();
+        return matches.Count switch
+        {
+            1 => matches[0].Id,
+            0 => throw new CliException($"No agent of your team starts with '{given}'. See `covibe agent ls`."),
+            _ => throw new CliException($"'{given}' matches {matches.Count} agents; give more of the id."),
+        };
+    }
+
+    /// <summary>
+    /// Live output over the hub from <paramref name="from"/> to the end, reconnecting with backoff and
+    /// resuming at the last position seen. Returns 0 if the agent completed, 1 otherwise.
+    /// </summary>
+    private static async Task<int> FollowAsync(CovibeClient client, string agentId, long from, bool raw, CancellationToken cancellationToken)
+    {
+        var renderer = new AgentRenderer(Console.Out, raw);
+        var next = from;
+        var delay = TimeSpan.FromSeconds(1);
+        var buffer = new byte[1024 * 1024];
+        while (true)
+        {
+            try
+            {
+                using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken);
+                var subscribe = JsonSerializer.SerializeToUtf8Bytes(new AgentSubscribeMessage(agentId, next), CovibeJsonContext.Default.AgentSubscribeMessage);
+                await socket.SendAsync(subscribe, WebSocketMessageType.Text, true, cancellationToken);
+                delay = TimeSpan.FromSeconds(1);
+                while (socket.State == WebSocketState.Open)
+                {
+                    var (text, closed) = await CovibeClient.ReceiveHubMessageAsync(socket, buffer, cancellationToken);
+                    if (closed)
+                    {
+                        break;
+                    }
+                    using var doc = JsonDocument.Parse(text);
+                    switch (doc.RootElement.GetProperty("type").GetString())
+                    {
+                        case HubMessageTypes.AgentOutput:
+                            var output = doc.RootElement.Deserialize(CovibeJsonContext.Default.AgentOutputMessage)!;
+                            if (output.AgentId == agentId && output.Position == next)
+                            {
+                                renderer.Write(AgentRenderer.Decode(output));
+                                next = output.Next;
+                            }
+                            break;
+                        case HubMessageTypes.AgentOutputEnd:
+                            var end = doc.RootElement.Deserialize(CovibeJsonContext.Default.AgentOutputEndMessage)!;
+                            if (end.AgentId == agentId)
+                            {
+                                renderer.Flush();
+                                await Console.Error.WriteLineAsync($"Agent {agentId} {end.Status}.");
+                                return end.Status == AgentStatuses.Completed ? 0 : 1;
+                            }
+                            break;
+                        case HubMessageTypes.Error:
+                            var error = doc.RootElement.Deserialize(CovibeJsonContext.Default.ErrorMessage)!;
+                            throw new CliException(error.Error);
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or ServerUnreachableException)
+            {
+            }
+            await Console.Error.WriteLineAsync($"(disconnected; resuming at byte {next} in {delay.TotalSeconds:0} s)");
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromSeconds(Math.Min(delay.TotalSeconds * 2, 30));
+        }
+    }
+}
