@@ -45,6 +45,32 @@ public sealed class AgentRestartTests : IDisposable
     }
 
     [Fact]
+    public async Task AgentFinishingWhileTheServerIsDown_IsRecordedWithItsWholeOutputOnRestart()
+    {
+        var settings = AgentHelpers.Settings(mockDelayMs: 50, mockSteps: 10);
+        string agentId, token;
+        await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: _data))
+        {
+            var owner = await first.CreateTeamAsync();
+            token = owner.Auth.AccessToken;
+            agentId = (await first.SpawnAsync(token, "Finish alone")).Id;
+        }
+        var exitFile = Path.Combine(_data, "agents", agentId, "exit");
+        var watch = Stopwatch.StartNew();
+        while (!File.Exists(exitFile))
+        {
+            watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(30));
+            await Task.Delay(50);
+        }
+
+        await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: _data);
+        var done = await second.WaitFinishedAsync(token, agentId);
+        done.Status.ShouldBe("completed");
+        done.CostUsd.ShouldNotBeNull();
+        (await second.OutputAsync(token, agentId)).ShouldBe(AgentHelpers.LogOf(second, agentId));
+    }
+
+    [Fact]
     public async Task ServerKilledWithSigkill_AgentIsTheSameProcessAfterRestart_AndNothingIsLostOrRepeated()
     {
         var port = PostgresServer.FreePort();

@@ -347,6 +347,63 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
         return repo;
     }
 
+    [Theory]
+    [InlineData("{\"type\":\"agent_control\",\"command\":\"kill\"}", "invalid_message")]
+    [InlineData("{\"type\":\"agent_control\",\"agentId\":\"nope\",\"command\":\"kill\"}", "not_found")]
+    [InlineData("{\"type\":\"agent_control\",\"agentId\":\"nope\",\"command\":\"explode\"}", "invalid_message")]
+    [InlineData("{\"type\":\"agent_spawn\",\"task\":\"\"}", "invalid_message")]
+    [InlineData("{\"type\":\"agent_spawn\",\"task\":\"x\",\"agentType\":\"gpt-9\"}", "agent_unavailable")]
+    [InlineData("{\"type\":\"agent_spawn\",\"task\":\"x\",\"vmId\":\"vm-prod-001\"}", "invalid_message")]
+    [InlineData("{\"type\":\"agent_subscribe\",\"agentId\":\"nope\"}", "not_found")]
+    [InlineData("{\"type\":\"agent_subscribe\",\"agentId\":\"nope\",\"from\":-5}", "invalid_message")]
+    public async Task Hub_BadAgentMessages_GetErrorsAndTheConnectionStaysUsable(string text, string code)
+    {
+        var owner = await Server.CreateTeamAsync();
+        await using var hub = await Server.ConnectAsync(owner.Auth.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        await hub.SendTextAsync(text);
+        var error = await hub.ReceiveAsync("error");
+        error.GetProperty("code").GetString().ShouldBe(code, error.ToString());
+        error.GetProperty("error").GetString().ShouldNotBeNullOrWhiteSpace();
+        await hub.SendAsync(new { type = "agent_spawn", task = "still works", agentType = "mock" });
+        await hub.ReceiveAsync("agent_spawned");
+    }
+
+    [Fact]
+    public async Task Hub_ControlForAgentOfAnotherTeam_IsNotFound()
+    {
+        var owner = await Server.CreateTeamAsync();
+        var outsider = await Server.CreateTeamAsync("Other");
+        var agent = await Server.SpawnAsync(owner.Auth.AccessToken, "Echo", "echo");
+        await using var hub = await Server.ConnectAsync(outsider.Auth.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        await hub.SendAsync(new { type = "agent_control", agentId = agent.Id, command = "kill" });
+        (await hub.ReceiveAsync("error")).GetProperty("code").GetString().ShouldBe("not_found");
+        (await Server.GetAgentAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldNotBe("killed");
+        using var client = Server.Client(owner.Auth.AccessToken);
+        (await client.DeleteAsync($"/api/agent/{agent.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+    }
+
+    [Fact]
+    public async Task UseMockAgents_RoutesEverySpawnToTheMock_AndWorkspacesStayUnderWorkspaceBase()
+    {
+        var workspaces = StartupTests.TempDirectory();
+        var settings = AgentHelpers.Settings();
+        settings["Covibe:Agents:UseMockAgents"] = "true";
+        settings["Covibe:Agents:WorkspaceBase"] = workspaces;
+        await using (var server = await TestServer.StartAsync(settings: settings))
+        {
+            var owner = await server.CreateTeamAsync();
+            var agent = await server.SpawnAsync(owner.Auth.AccessToken, "../../etc/passwd; rm -rf / #", "claude");
+            agent.Type.ShouldBe("mock");
+            (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+            var events = await server.Client(owner.Auth.AccessToken).GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events");
+            events!.Events[0].Text.ShouldBe(Path.Combine(workspaces, owner.Auth.Team.Id, agent.Id));
+            (await server.SpawnAsync(owner.Auth.AccessToken, "x", "code-writer")).Type.ShouldBe("mock-code-writer");
+        }
+        StartupTests.Delete(workspaces);
+    }
+
     [Fact]
     public async Task Agent_DoesNotInheritTheServersSecrets()
     {
