@@ -51,7 +51,8 @@ public enum AgentRunState
     Gone,
 }
 
-public sealed record AgentProcessState(AgentRunState State, int? ExitCode = null);
+/// <summary><see cref="StartedAt"/>: when the agent itself started (after any clone), if it has.</summary>
+public sealed record AgentProcessState(AgentRunState State, int? ExitCode = null, DateTime? StartedAt = null);
 
 public enum AgentSignal
 {

@@ -135,15 +135,17 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
     private static AgentProcessState Probe(AgentProcess process)
     {
         var exitFile = Path.Combine(process.RuntimeDirectory, "exit");
+        var runningFile = Path.Combine(process.RuntimeDirectory, "running");
+        DateTime? started = File.Exists(runningFile) ? File.GetLastWriteTimeUtc(runningFile) : null;
         if (File.Exists(exitFile) && int.TryParse(File.ReadAllText(exitFile).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var code))
         {
-            return new AgentProcessState(AgentRunState.Exited, code);
+            return new AgentProcessState(AgentRunState.Exited, code, started);
         }
         if (ProcFs.StartTime(process.Pid) != process.StartTime)
         {
             // It may have finished between the two checks.
             return File.Exists(exitFile) ? Probe(process) : new AgentProcessState(AgentRunState.Gone);
         }
-        return new AgentProcessState(File.Exists(Path.Combine(process.RuntimeDirectory, "running")) ? AgentRunState.Running : AgentRunState.Starting);
+        return new AgentProcessState(started is null ? AgentRunState.Starting : AgentRunState.Running, StartedAt: started);
     }
 }

@@ -11,7 +11,7 @@ namespace Covibe.Server.Features.Agents;
 /// from) and the most recent bytes in a bounded ring of chunks for live fan-out. Each chunk
 /// serializes its hub frame once per audience (owner, teammate), however many subscribers there are.
 /// </summary>
-public sealed class AgentFeed(string agentId, string teamId, string ownerId, int ringBytes)
+public sealed class AgentFeed(Agent agent, int ringBytes)
 {
     private readonly Queue<Chunk> _chunks = new();
     private readonly Lock _lock = new();
@@ -19,9 +19,13 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, int
     private long _ringBytesHeld;
     private long _position;
 
-    public string AgentId { get; } = agentId;
-    public string TeamId { get; } = teamId;
-    public string OwnerId { get; } = ownerId;
+    public string AgentId { get; } = agent.Id;
+    public string TeamId { get; } = agent.TeamId;
+    public string OwnerId { get; } = agent.UserId;
+
+    /// <summary>Where the agent's log is, for readers that fall behind the ring.</summary>
+    public string Backend { get; } = agent.Backend;
+    public Covibe.Execution.AgentProcess? Process { get; } = agent.Process;
 
     public long Position
     {
@@ -147,11 +151,20 @@ public sealed class AgentFeeds
 
     public IEnumerable<AgentFeed> OfTeam(string teamId) => _streams.Values.Where(s => s.TeamId == teamId);
 
-    internal AgentFeed Open(AgentFeed stream)
+    /// <summary>The agent's feed, opened (and announced to followers) if it is not open yet.</summary>
+    internal AgentFeed Open(Agent agent, int ringBytes)
     {
-        _streams[stream.AgentId] = stream;
-        Started?.Invoke(stream);
-        return stream;
+        var created = false;
+        var feed = _streams.GetOrAdd(agent.Id, _ =>
+        {
+            created = true;
+            return new AgentFeed(agent, ringBytes);
+        });
+        if (created)
+        {
+            Started?.Invoke(feed);
+        }
+        return feed;
     }
 
     internal void Close(string agentId) => _streams.TryRemove(agentId, out _);

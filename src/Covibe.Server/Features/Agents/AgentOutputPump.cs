@@ -19,18 +19,16 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
     /// <summary>Sends from <paramref name="from"/> (or from the current end when null: live only) until the agent's output ends.</summary>
     public async Task RunAsync(HubConnection connection, string agentId, long? from, CancellationToken cancellationToken)
     {
-        Agent agent;
-        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
-        {
-            agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
-        }
-        var canControl = connection.Member?.UserId == agent.UserId;
-        var next = Math.Max(0, from ?? streams.Get(agentId)?.Position ?? agent.OutputBytes);
+        // A followed agent's feed knows all that is needed; only a finished one needs the database.
+        var feed = streams.Get(agentId);
+        var ownerId = feed?.OwnerId;
+        var process = feed?.Process;
+        var backend = feed is null ? null : backends.Get(feed.Backend);
+        var next = from ?? feed?.Position;
         var buffer = new byte[ReadSize];
-        var backend = backends.Get(agent.Backend);
         while (true)
         {
-            var stream = streams.Get(agent.Id);
+            var stream = streams.Get(agentId);
             long end;
             string? final;
             if (stream is not null)
@@ -42,45 +40,50 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
             {
                 // Not (or no longer) followed in memory: the database says how far the log goes.
                 await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-                agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agent.Id, cancellationToken);
+                var agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
                 end = agent.OutputBytes;
                 final = AgentStatuses.IsFinal(agent.Status) ? agent.Status : null;
+                ownerId = agent.UserId;
+                process = agent.Process;
+                backend ??= backends.Get(agent.Backend);
             }
+            var canControl = connection.Member?.UserId == ownerId;
+            var position = Math.Max(0, next ??= end);
 
-            if (stream?.ChunkAt(next) is { } chunk)
+            if (stream?.ChunkAt(position) is { } chunk)
             {
-                var frame = next == chunk.Start
+                var frame = position == chunk.Start
                     ? chunk.Frame(canControl)
-                    : AgentFeed.Frame(agent.Id, agent.UserId, next, chunk.Data.AsSpan((int)(next - chunk.Start)), canControl);
+                    : AgentFeed.Frame(agentId, ownerId!, position, chunk.Data.AsSpan((int)(position - chunk.Start)), canControl);
                 await connection.SendStreamAsync(frame, cancellationToken);
                 next = chunk.End;
                 continue;
             }
-            if (next >= end)
+            if (position >= end)
             {
                 if (final is not null)
                 {
-                    connection.TrySend(TeamHub.Serialize(new AgentOutputEndMessage(agent.Id, next, final)));
+                    connection.TrySend(TeamHub.Serialize(new AgentOutputEndMessage(agentId, position, final)));
                     return;
                 }
-                await (stream is null ? Task.Delay(Retry, cancellationToken) : stream.WaitAsync(next, cancellationToken));
+                await (stream is null ? Task.Delay(Retry, cancellationToken) : stream.WaitAsync(position, cancellationToken));
                 continue;
             }
 
             // Older than the ring holds: read it back from the log.
             var limit = stream is null ? end : Math.Min(end, stream.RingStart);
-            var n = agent.Process is { } process
-                ? await backend.ReadOutputAsync(process, next, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - next))), cancellationToken)
+            var n = process is not null && backend is not null
+                ? await backend.ReadOutputAsync(process, position, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - position))), cancellationToken)
                 : 0;
             if (n == 0)
             {
                 await Task.Delay(Retry, cancellationToken);
                 continue;
             }
-            var length = next + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
+            var length = position + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
             length = length == 0 ? n : length;
-            await connection.SendStreamAsync(AgentFeed.Frame(agent.Id, agent.UserId, next, buffer.AsSpan(0, length), canControl), cancellationToken);
-            next += length;
+            await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, position, buffer.AsSpan(0, length), canControl), cancellationToken);
+            next = position + length;
         }
     }
 }

@@ -6,6 +6,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Agents;
 
@@ -35,6 +36,8 @@ public sealed partial class AgentService(
     ExecutionBackends backends,
     AgentSupervisor supervisor,
     AgentEvents events,
+    AgentFeeds feeds,
+    IOptions<AgentsOptions> options,
     TimeProvider time,
     ILogger<AgentService> logger)
 {
@@ -113,6 +116,8 @@ public sealed partial class AgentService(
         await db.SaveChangesAsync(cancellationToken);
         if (agent.Process is not null)
         {
+            // Open the feed now, so subscribers (and followers) attach before the first byte.
+            feeds.Open(agent, options.Value.RingBytes);
             supervisor.Watch(agent.Id);
         }
         await events.StatusChangedAsync(agent, cancellationToken);
@@ -164,13 +169,14 @@ public sealed partial class AgentService(
                 await backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(data), cancellationToken);
                 return;
             }
-            await backend.WriteInputAsync(process, StreamJsonInput.UserMessage(data), cancellationToken);
+            // Running before the message goes in: the turn's result (which sets waiting) can only come after.
             if (agent.Status == AgentStatuses.Waiting)
             {
                 agent.Status = AgentStatuses.Running;
                 await db.SaveChangesAsync(cancellationToken);
                 await events.StatusChangedAsync(agent, cancellationToken);
             }
+            await backend.WriteInputAsync(process, StreamJsonInput.UserMessage(data), cancellationToken);
         }, cancellationToken);
 
     /// <summary>Closes the agent's input: it reads EOF and, if it reads to the end (a conversation), finishes.</summary>

@@ -98,7 +98,7 @@ public sealed class AgentSupervisor(
             return;
         }
         var backend = backends.Get(agent.Backend);
-        var stream = streams.Open(new AgentFeed(agent.Id, agent.TeamId, agent.UserId, options.Value.RingBytes));
+        var stream = streams.Open(agent, options.Value.RingBytes);
         var parser = new LineParser();
         var buffer = new byte[ReadSize + 4];
         var carry = 0;
@@ -131,6 +131,13 @@ public sealed class AgentSupervisor(
                     }, cancellationToken);
                     status = conversational ? AgentStatuses.Waiting : status;
                 }
+                if (n == ReadSize)
+                {
+                    continue; // more is waiting: read on at once
+                }
+                // Caught up: let a little output gather, so that fan-out sends fewer, larger
+                // frames (a chatty agent writes many small lines) for at most one poll of latency.
+                await Task.Delay(options.Value.PollMilliseconds, cancellationToken);
                 continue;
             }
 
@@ -145,7 +152,7 @@ public sealed class AgentSupervisor(
                     await UpdateAsync(agent.Id, a =>
                     {
                         a.Status = AgentStatuses.Running;
-                        a.StartedAt ??= now;
+                        a.StartedAt ??= state.StartedAt ?? now;
                     }, cancellationToken);
                 }
                 else if (state.State is AgentRunState.Exited or AgentRunState.Gone)
@@ -210,6 +217,7 @@ public sealed class AgentSupervisor(
                 : AgentStatuses.Failed;
             a.ExitCode = state.ExitCode;
             a.CompletedAt = time.GetUtcNow().UtcDateTime;
+            a.StartedAt ??= state.StartedAt; // it may have run and ended between two probes
             if (a.Status == AgentStatuses.Lost)
             {
                 a.Error = "The agent's process disappeared without an exit code (was the machine restarted?).";
