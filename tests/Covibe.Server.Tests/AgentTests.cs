@@ -385,6 +385,23 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     }
 
     [Fact]
+    public async Task Hub_OwnerKillsTheirAgent_AndTheTeamSeesItKilled()
+    {
+        var (owner, member) = await Server.CreateTeamWithMemberAsync();
+        var agent = await Server.SpawnAsync(owner.Auth.AccessToken, "Echo", "echo");
+        await using var miguel = await Server.ConnectAsync(member.AccessToken);
+        await miguel.ReceiveAsync("team_joined");
+        await using var sarah = await Server.ConnectAsync(owner.Auth.AccessToken);
+        await sarah.ReceiveAsync("team_joined");
+        await sarah.SendAsync(new { type = "agent_control", agentId = agent.Id, command = "kill" });
+        var killed = await miguel.ReceiveAsync(m => m.GetProperty("type").GetString() == "agent_status"
+            && m.GetProperty("agentId").GetString() == agent.Id && m.GetProperty("status").GetString() == "killed");
+        killed.GetProperty("agent").GetProperty("completedAt").GetDateTime().ShouldBeGreaterThan(agent.CreatedAt);
+        await sarah.SendAsync(new { type = "agent_control", agentId = agent.Id, command = "kill" });
+        (await sarah.ReceiveAsync("error")).GetProperty("code").GetString().ShouldBe("agent_not_running");
+    }
+
+    [Fact]
     public async Task UseMockAgents_RoutesEverySpawnToTheMock_AndWorkspacesStayUnderWorkspaceBase()
     {
         var workspaces = StartupTests.TempDirectory();
