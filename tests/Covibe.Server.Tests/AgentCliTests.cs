@@ -42,12 +42,8 @@ public sealed class AgentCliTests(AgentServerFixture fixture) : IClassFixture<Ag
         notYours.ExitCode.ShouldBe(1);
         notYours.Stderr.ShouldContain("Only the agent's owner");
         (await sarah.RunAsync(null, "agent", "input", echo, "hello from the CLI")).ExitCode.ShouldBe(0);
-        var deadline = TimeProvider.System.GetUtcNow().AddSeconds(20);
-        while (!(await sarah.RunAsync(null, "agent", "logs", echo)).Stdout.Contains("echo: hello from the CLI", StringComparison.Ordinal))
-        {
-            (TimeProvider.System.GetUtcNow() < deadline).ShouldBeTrue();
-            await Task.Delay(100);
-        }
+        await Eventually.UntilAsync(async () => (await sarah.RunAsync(null, "agent", "logs", echo)).Stdout.Contains("echo: hello from the CLI", StringComparison.Ordinal),
+            "the echo agent shows the input");
         (await sarah.RunAsync(null, "agent", "kill", echo)).ExitCode.ShouldBe(0);
         var follow = await sarah.RunAsync(null, "agent", "logs", echo, "-f");
         follow.ExitCode.ShouldBe(1, "a killed agent is not a success");

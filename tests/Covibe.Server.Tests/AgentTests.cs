@@ -436,11 +436,7 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     private async Task WaitForOutputAsync(string token, string agentId, string text, TestServer? server = null)
     {
         server ??= Server;
-        var deadline = TimeProvider.System.GetUtcNow().AddSeconds(30);
-        while (!Encoding.UTF8.GetString(await server.OutputAsync(token, agentId)).Contains(text, StringComparison.Ordinal))
-        {
-            (TimeProvider.System.GetUtcNow() < deadline).ShouldBeTrue($"no '{text}' in the output");
-            await Task.Delay(50);
-        }
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(token, agentId)).Contains(text, StringComparison.Ordinal),
+            $"'{text}' in the output");
     }
 }

@@ -135,30 +135,14 @@ public sealed class ClaudeAgentTests(ClaudeServerFixture fixture) : IClassFixtur
         done.CostUsd.ShouldNotBeNull().ShouldBe(0.0375, 1e-9);
     }
 
-    private async Task WaitStatusAsync(string token, string id, string status)
-    {
-        var deadline = TimeProvider.System.GetUtcNow().AddSeconds(30);
-        while ((await Server.GetAgentAsync(token, id)).Status != status)
-        {
-            (TimeProvider.System.GetUtcNow() < deadline).ShouldBeTrue($"agent never became {status}");
-            await Task.Delay(30);
-        }
-    }
+    private Task<string> WaitStatusAsync(string token, string id, string status) =>
+        Eventually.UntilAsync(async () => (await Server.GetAgentAsync(token, id)).Status, s => s == status, $"agent becomes {status}");
 
     private async Task<AgentEvent[]> WaitForResultsAsync(string token, string id, int count)
     {
         using var client = Server.Client(token);
-        var deadline = TimeProvider.System.GetUtcNow().AddSeconds(30);
-        while (true)
-        {
-            var events = (await client.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{id}/events?limit=1000"))!;
-            var results = events.Events.Where(e => e.Kind == "result").ToArray();
-            if (results.Length >= count)
-            {
-                return results;
-            }
-            (TimeProvider.System.GetUtcNow() < deadline).ShouldBeTrue($"only {results.Length} results");
-            await Task.Delay(30);
-        }
+        return await Eventually.UntilAsync(
+            async () => (await client.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{id}/events?limit=1000"))!.Events.Where(e => e.Kind == "result").ToArray(),
+            results => results.Length >= count, $"{count} results");
     }
 }

@@ -60,7 +60,7 @@ public sealed class RobustnessTests
         watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(60));
 
         // The stalled connection was dropped rather than buffered without bound.
-        await WaitUntilAsync(async () => (await HealthAsync(server)).Sessions == 2, TimeSpan.FromSeconds(10));
+        await Eventually.UntilAsync(async () => (await HealthAsync(server)).Sessions == 2, "the stalled connection is dropped", TimeSpan.FromSeconds(10));
     }
 
     [Fact]
@@ -81,7 +81,7 @@ public sealed class RobustnessTests
         Encoding.ASCII.GetString(buffer, 0, read).ShouldStartWith("HTTP/1.1 101");
         (await HealthAsync(server)).Sessions.ShouldBe(1);
 
-        await WaitUntilAsync(async () => (await HealthAsync(server)).Sessions == 0, TimeSpan.FromSeconds(10));
+        await Eventually.UntilAsync(async () => (await HealthAsync(server)).Sessions == 0, "the silent peer is dropped", TimeSpan.FromSeconds(10));
     }
 
     [Fact]
@@ -159,15 +159,5 @@ public sealed class RobustnessTests
     {
         using var client = server.Client();
         return (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
-    }
-
-    private static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout)
-    {
-        var deadline = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            deadline.Elapsed.ShouldBeLessThan(timeout, "condition not met in time");
-            await Task.Delay(100);
-        }
     }
 }

@@ -50,20 +50,8 @@ public static class AgentHelpers
     }
 
     /// <summary>Polls until the agent has finished.</summary>
-    public static async Task<AgentDto> WaitFinishedAsync(this TestServer server, string token, string id, TimeSpan? timeout = null)
-    {
-        var deadline = TimeProvider.System.GetUtcNow() + (timeout ?? TimeSpan.FromSeconds(60));
-        while (true)
-        {
-            var agent = await server.GetAgentAsync(token, id);
-            if (AgentStatuses.IsFinal(agent.Status))
-            {
-                return agent;
-            }
-            (TimeProvider.System.GetUtcNow() < deadline).ShouldBeTrue($"agent {id} still {agent.Status}");
-            await Task.Delay(50);
-        }
-    }
+    public static Task<AgentDto> WaitFinishedAsync(this TestServer server, string token, string id, TimeSpan? timeout = null) =>
+        Eventually.UntilAsync(() => server.GetAgentAsync(token, id), a => AgentStatuses.IsFinal(a.Status), $"agent {id} finishes", timeout ?? TimeSpan.FromSeconds(60));
 
     /// <summary>The whole output over REST, page by page.</summary>
     public static async Task<byte[]> OutputAsync(this TestServer server, string token, string id, int limit = 1024 * 1024)
