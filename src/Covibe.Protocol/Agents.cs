@@ -60,6 +60,9 @@ public sealed record SpawnAgentResponse(bool Success, string Method, AgentDto Ag
 
 public sealed record AgentListResponse(AgentDto[] Agents);
 
+/// <summary>An agent type the server offers. <see cref="Conversational"/>: takes input turn by turn (stream-json).</summary>
+public sealed record AgentTypeDto(string Name, string? Description, bool Conversational);
+
 /// <summary><see cref="Data"/> is written to the agent's stdin as is; add the newline yourself if the agent reads lines.</summary>
 public sealed record AgentInputRequest(string? Data);
 

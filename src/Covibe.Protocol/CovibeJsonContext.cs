@@ -31,6 +31,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(SpawnAgentResponse))]
 [JsonSerializable(typeof(AgentDto))]
 [JsonSerializable(typeof(AgentListResponse))]
+[JsonSerializable(typeof(AgentTypeDto[]))]
 [JsonSerializable(typeof(AgentInputRequest))]
 [JsonSerializable(typeof(AgentEventsResponse))]
 [JsonSerializable(typeof(AgentSpawnMessage))]

@@ -58,6 +58,7 @@ public static class CovibeServer
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseWebSockets();
+        app.UseWebClient();
         app.UseAuthentication();
         app.UseAuthorization();
 

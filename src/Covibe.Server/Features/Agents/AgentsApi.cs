@@ -34,6 +34,7 @@ public static class AgentsApi
         var api = app.MapGroup("/api/agent").WithTags("Agents").RequireAuthorization();
         api.MapPost("/spawn", Spawn);
         api.MapGet("/list", List);
+        api.MapGet("/types", Types);
         api.MapGet("/{id}", Get);
         api.MapDelete("/{id}", Kill);
         api.MapGet("/{id}/output", Output);
@@ -64,6 +65,10 @@ public static class AgentsApi
 
     public static async Task<Ok<AgentListResponse>> List(Caller caller, AgentService agents, CancellationToken cancellationToken) =>
         TypedResults.Ok(new AgentListResponse(await agents.ListAsync(caller, cancellationToken)));
+
+    /// <summary>The agent types this server offers (with USE_MOCK_AGENTS, every one runs the mock).</summary>
+    public static Ok<AgentTypeDto[]> Types(AgentLauncher launcher) =>
+        TypedResults.Ok(launcher.Types.OrderBy(t => t.Key).Select(t => new AgentTypeDto(t.Key, t.Value.Description, t.Value.IsConversational)).ToArray());
 
     public static async Task<Results<Ok<AgentDto>, ProblemHttpResult>> Get(
         string id, Caller caller, AgentService agents, CancellationToken cancellationToken) =>

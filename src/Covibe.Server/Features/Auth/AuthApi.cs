@@ -38,6 +38,14 @@ public static class AuthApi
 
     public static async Task<Results<Ok<AuthResponse>, ValidationProblem, ProblemHttpResult>> Login(
         LoginRequest request, CovibeDb db, AuthService auth, PasswordHasher hasher, TimeProvider time,
+        ILogger<AuthService> logger, HttpContext http, CancellationToken cancellationToken)
+    {
+        var result = await LoginCoreAsync(request, db, auth, hasher, time, logger, cancellationToken);
+        return result.Result is Ok<AuthResponse> ok ? TypedResults.Ok(WebSession.Issue(http, ok.Value!)) : result;
+    }
+
+    private static async Task<Results<Ok<AuthResponse>, ValidationProblem, ProblemHttpResult>> LoginCoreAsync(
+        LoginRequest request, CovibeDb db, AuthService auth, PasswordHasher hasher, TimeProvider time,
         ILogger<AuthService> logger, CancellationToken cancellationToken)
     {
         var v = new Validator();
@@ -157,19 +165,34 @@ public static class AuthApi
         }
     }
 
-    public static async Task<Results<Ok<AuthResponse>, ProblemHttpResult>> Refresh(RefreshRequest request, AuthService auth, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<AuthResponse>, ProblemHttpResult>> Refresh(RefreshRequest? request, AuthService auth, HttpContext http, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(request.RefreshToken))
+        var token = WebSession.RefreshToken(http, request?.RefreshToken);
+        if (string.IsNullOrWhiteSpace(token))
         {
             return Problems.BadRequest("validation", "Refresh token missing", "Send {\"refreshToken\": \"...\"} as returned by login.");
         }
-        var (response, failure) = await auth.RefreshAsync(request.RefreshToken, cancellationToken);
-        return response is null ? Problems.Unauthorized("invalid-refresh-token", failure!) : TypedResults.Ok(response);
+        var (response, failure) = await auth.RefreshAsync(token, cancellationToken);
+        if (response is null)
+        {
+            if (WebSession.IsWeb(http))
+            {
+                WebSession.Clear(http);
+            }
+            return Problems.Unauthorized("invalid-refresh-token", failure!);
+        }
+        return TypedResults.Ok(WebSession.Issue(http, response));
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Logout(
         HttpContext context, LogoutRequest? request, AuthService auth, CancellationToken cancellationToken)
     {
+        var cookieToken = WebSession.IsWeb(context) ? WebSession.RefreshToken(context, null) : null;
+        if (cookieToken is not null)
+        {
+            WebSession.Clear(context);
+            request = (request ?? new LogoutRequest()) with { RefreshToken = request?.RefreshToken ?? cookieToken };
+        }
         if (context.User.Identity?.IsAuthenticated == true)
         {
             await auth.LogoutAsync(Caller.From(context.User), request?.AllDevices ?? false, cancellationToken);

@@ -34,7 +34,7 @@ public static class TeamsApi
 
     public static async Task<Results<Created<CreateTeamResponse>, ValidationProblem, ProblemHttpResult>> CreateTeam(
         CreateTeamRequest request, CovibeDb db, AuthService auth, PasswordHasher hasher,
-        IOptions<TeamsOptions> options, TimeProvider time, CancellationToken cancellationToken)
+        IOptions<TeamsOptions> options, TimeProvider time, HttpContext http, CancellationToken cancellationToken)
     {
         if (!options.Value.AllowTeamCreation)
         {
@@ -58,7 +58,7 @@ public static class TeamsApi
         db.Users.Add(user);
         var invite = AddInvite(db, team.Id, userId, now, now.AddHours(options.Value.InviteExpiryHours), maxUses: null);
         var session = await auth.StartSessionAsync(db, team, user, cancellationToken);
-        return TypedResults.Created("/api/team", new CreateTeamResponse(session, invite));
+        return TypedResults.Created("/api/team", new CreateTeamResponse(WebSession.Issue(http, session), invite));
     }
 
     public static async Task<Ok<TeamResponse>> GetTeam(Caller caller, CovibeDb db, TeamHub hub, CancellationToken cancellationToken)

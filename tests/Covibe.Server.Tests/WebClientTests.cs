@@ -1,0 +1,125 @@
+using System.Text;
+using Covibe.Server.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>The web client in a real (headless) Chromium against a real server.</summary>
+public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<BrowserFixture>
+{
+    [Fact]
+    public async Task TwoTeammates_WatchAnAgentChatAndSeePresence_WhileAnotherTeamSeesNothing()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 250, mockSteps: 60));
+        var sarah = await browser.NewPageAsync(server);
+        await sarah.CreateTeamAsync("Rocket", "Sarah", "sarah.web@example.com");
+        var invite = await sarah.InviteCodeAsync();
+        var miguel = await browser.NewPageAsync(server);
+        await miguel.JoinAsync(invite, "Miguel", "miguel.web@example.com");
+        var chen = await browser.NewPageAsync(server);
+        await chen.CreateTeamAsync("Elsewhere", "Chen", "chen.web@example.com");
+
+        // Sarah spawns a mock agent; Miguel watches it live, read-only.
+        await sarah.SpawnAsync("Build the login page", "mock-code-writer");
+        await sarah.Locator("#output-readable").GetByText("I'll work on: Build the login page").WaitForAsync();
+        (await sarah.Locator("#agent-kill").IsVisibleAsync()).ShouldBeTrue();
+        await miguel.Locator("#agents").GetByText("Build the login page").ClickAsync();
+        await miguel.Locator("#output-readable").GetByText("Step 1 of 60").WaitForAsync();
+        await miguel.Locator("#output-readable .ev-tool").First.WaitForAsync();
+        (await miguel.Locator("#agent-kill").IsVisibleAsync()).ShouldBeFalse();
+        (await miguel.Locator("#agent-input").IsVisibleAsync()).ShouldBeFalse();
+        await sarah.ScreenshotAsync("command-deck-agent-390");
+
+        // Sarah kills it; both see it killed.
+        await sarah.Locator("#agent-kill").ClickAsync();
+        await sarah.Locator("#agent-status.killed").WaitForAsync();
+        await miguel.Locator("#agent-status.killed").WaitForAsync();
+
+        // Chat and presence cross between them.
+        await sarah.TabAsync("Workshop");
+        await miguel.TabAsync("Workshop");
+        await sarah.GetByLabel("Message").FillAsync("Login page is next, Miguel");
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        await miguel.Locator("#chat").GetByText("Login page is next, Miguel").WaitForAsync();
+        await miguel.GetByLabel("Message").FillAsync("On it");
+        await miguel.Locator("#chat-form").GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        await sarah.Locator("#chat").GetByText("On it").WaitForAsync();
+        await sarah.Locator("#presence li[data-status=online]").Filter(new() { HasText = "Miguel" }).WaitForAsync();
+        await sarah.ScreenshotAsync("workshop-390");
+
+        // The other team sees none of it.
+        (await chen.Locator("#agents li").CountAsync()).ShouldBe(0);
+        await chen.TabAsync("Workshop");
+        (await chen.Locator("#chat li").CountAsync()).ShouldBe(0);
+        (await chen.Locator("#presence li").AllTextContentsAsync()).ShouldAllBe(text => !text.Contains("Sarah") && !text.Contains("Miguel"));
+
+        await sarah.TabAsync("Showcase");
+        await sarah.GetByRole(AriaRole.Heading, new() { Name = "Shared preview" }).WaitForAsync();
+        await sarah.ScreenshotAsync("showcase-390");
+        await sarah.TabAsync("Command Deck");
+        await sarah.Locator("#agent-back").ClickAsync();
+        await sarah.ScreenshotAsync("command-deck-390");
+    }
+
+    [Fact]
+    public async Task GoingOfflineMidStream_ThenBackOnline_RendersTheAgentsWholeOutputExactly()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 60, mockSteps: 80));
+        var page = await browser.NewPageAsync(server);
+        await page.CreateTeamAsync("Flaky", "Pat", "pat.web@example.com");
+        await page.SpawnAsync("Survive a tunnel", "mock");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Raw" }).ClickAsync();
+        await page.Locator("#output-raw").GetByText("Step 5 of 80").WaitForAsync();
+
+        await page.Context.SetOfflineAsync(true);
+        await page.Locator("#connection.down").WaitForAsync();
+        await Task.Delay(1500); // the agent keeps writing meanwhile
+        await page.Context.SetOfflineAsync(false);
+        await page.Locator("#connection.live").WaitForAsync();
+
+        await page.WaitForFunctionAsync("() => window.covibe.view && window.covibe.view.complete", null, new() { Timeout = 60_000 });
+        var agentId = await page.EvaluateAsync<string>("() => window.covibe.view.id");
+        var rendered = await page.Locator("#output-raw").TextContentAsync();
+        rendered.ShouldBe(Encoding.UTF8.GetString(AgentHelpers.LogOf(server, agentId)));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Readable" }).ClickAsync();
+        await page.Locator("#output-readable .ev-result").GetByText("Done: Survive a tunnel").WaitForAsync();
+    }
+
+    [Fact]
+    public async Task Reload_KeepsTheUserSignedIn_WithNoTokenInScriptReadableStorage()
+    {
+        await using var server = await TestServer.StartAsync();
+        var page = await browser.NewPageAsync(server);
+        await page.CreateTeamAsync("Sticky", "Sam", "sam.web@example.com");
+        await page.ReloadAsync();
+        await page.Locator("#connection.live").WaitForAsync();
+        (await page.Locator("#team-name").TextContentAsync()).ShouldBe("Sticky");
+        (await page.EvaluateAsync<int>("() => localStorage.length + sessionStorage.length")).ShouldBe(0);
+        (await page.EvaluateAsync<string>("() => document.cookie")).ShouldBeEmpty("the refresh cookie is HttpOnly");
+        page.Url.ShouldNotContain("token");
+    }
+
+    [Fact]
+    public async Task Desktop_ShowsEachTab()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 8));
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.ScreenshotAsync("sign-in-1280");
+        await page.CreateTeamAsync("Rocket", "Sarah", "sarah.desk@example.com");
+        await page.SpawnAsync("Add OAuth login", "mock-code-writer");
+        await page.Locator("#output-readable .ev-result").WaitForAsync();
+        await page.ScreenshotAsync("command-deck-1280");
+        await page.TabAsync("Workshop");
+        await page.GetByLabel("Message").FillAsync("Shipping the OAuth flow after lunch");
+        await page.Locator("#chat-form").GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        await page.Locator("#chat").GetByText("Shipping the OAuth flow").WaitForAsync();
+        await page.ScreenshotAsync("workshop-1280");
+        await page.TabAsync("Showcase");
+        await page.ScreenshotAsync("showcase-1280");
+        // Nothing wider than the screen at either size.
+        (await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
+        var phone = await browser.NewPageAsync(server);
+        await phone.ScreenshotAsync("sign-in-390");
+        (await phone.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
+    }
+}
