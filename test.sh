@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test, the way CI does. On a fresh Debian machine it first installs what the
-# tests start for real (PostgreSQL server binaries); NuGet packages restore on the way.
+# tests start for real (PostgreSQL server binaries, Chromium); NuGet packages restore on the way.
 # Extra arguments go to `dotnet test`, e.g. ./test.sh --filter "FullyQualifiedName~Hub".
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
+[ -x /usr/bin/chromium ] || need+=(chromium)       # browser tests (Playwright drives Debian's Chromium)
+command -v git >/dev/null || need+=(git)           # agents clone repositories
+command -v node >/dev/null || need+=(nodejs)       # the fake claude test asset
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

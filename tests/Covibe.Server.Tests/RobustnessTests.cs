@@ -85,6 +85,19 @@ public sealed class RobustnessTests
     }
 
     [Fact]
+    public async Task Stop_WithOpenWebSockets_TellsClientsAndDoesNotWaitForThem()
+    {
+        var server = await TestServer.StartAsync();
+        var owner = await server.CreateTeamAsync();
+        await using var hub = await server.ConnectAsync(owner.Auth.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        var watch = Stopwatch.StartNew();
+        await server.DisposeAsync();
+        watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "shutdown must not sit out Kestrel's 30 s grace for upgraded connections");
+        (await hub.Closed.WaitAsync(TimeSpan.FromSeconds(5))).Status.ShouldBe(WebSocketCloseStatus.EndpointUnavailable);
+    }
+
+    [Fact]
     public async Task Hub_AllowedOriginsSetting_AdmitsListedOriginsOnly()
     {
         await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:AllowedOrigins"] = "https://app.example.com, http://localhost:3001" });

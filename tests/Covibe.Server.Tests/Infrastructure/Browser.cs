@@ -86,9 +86,11 @@ public static class WebSteps
         {
             await menu.ClickAsync();
         }
-        await page.GetByRole(AriaRole.Button, new() { Name = "Invite a teammate" }).ClickAsync();
         var code = page.Locator("#invite-code");
-        await code.WaitForAsync();
+        var before = await code.IsVisibleAsync() ? await code.TextContentAsync() : null;
+        await page.GetByRole(AriaRole.Button, new() { Name = "Invite a teammate" }).ClickAsync();
+        // Wait for the new code (the team's first one may be showing already).
+        await page.WaitForFunctionAsync("before => { const c = document.querySelector('#invite-code'); return !c.hidden && c.textContent !== before; }", before);
         var text = (await code.TextContentAsync())!.Trim();
         await page.Keyboard.PressAsync("Escape");
         return text;

@@ -18,6 +18,8 @@ public sealed class HubConnection : IDisposable
     // queued per connection, so a slow reader only slows its own subscriptions, and chat and
     // status messages always find room in the queue.
     private readonly SemaphoreSlim _streamBudget = new(8);
+    // Cancelled a moment after our close frame went out, in case the peer never answers it.
+    private readonly CancellationTokenSource _closeDeadline = new();
     private bool _closing;
 
     public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress)
@@ -113,6 +115,7 @@ public sealed class HubConnection : IDisposable
                 else if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
                 {
                     await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseReason, cancellationToken);
+                    _closeDeadline.CancelAfter(TimeSpan.FromSeconds(2));
                     return;
                 }
             }
@@ -130,8 +133,15 @@ public sealed class HubConnection : IDisposable
         _outbox.Writer.TryComplete();
     }
 
+    /// <summary>Cancelled shortly after this side has sent its close frame: stop waiting for the peer's.</summary>
+    internal CancellationToken CloseDeadline => _closeDeadline.Token;
+
     /// <summary>Call once the writer and every stream sender have finished.</summary>
-    public void Dispose() => _streamBudget.Dispose();
+    public void Dispose()
+    {
+        _streamBudget.Dispose();
+        _closeDeadline.Dispose();
+    }
 
     private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, bool ReleasesBudget = false);
 }

@@ -37,7 +37,7 @@ internal sealed class HubSession(
 
     public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
     {
-        hub.Opened();
+        hub.Opened(connection);
         var writer = connection.RunWriterAsync(cancellationToken);
         using var joinDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(options.JoinTimeoutSeconds));
         await using var onDeadline = joinDeadline.Token.Register(() =>
@@ -54,7 +54,8 @@ internal sealed class HubSession(
             {
                 await JoinAsync(authenticated, followAgents: false, cancellationToken);
             }
-            await ReceiveLoopAsync(cancellationToken);
+            using var receiving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, connection.CloseDeadline);
+            await ReceiveLoopAsync(receiving.Token);
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {
@@ -74,7 +75,7 @@ internal sealed class HubSession(
             await writer;
             connection.Dispose();
             _session.Dispose();
-            hub.Closed();
+            hub.Closed(connection);
             if (connection.Member is { } member)
             {
                 await hub.BroadcastPresenceAsync(member.TeamId, CancellationToken.None);

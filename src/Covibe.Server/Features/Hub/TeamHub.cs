@@ -17,25 +17,44 @@ namespace Covibe.Server.Features.Hub;
 public sealed class TeamHub
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new();
+    private readonly ConcurrentDictionary<string, HubConnection> _open = new();
     private readonly IDbContextFactory<CovibeDb> _dbs;
     private readonly TimeProvider _time;
     private readonly ILogger<TeamHub> _logger;
     private int _connections;
 
-    public TeamHub(IDbContextFactory<CovibeDb> dbs, SessionEvents sessions, TimeProvider time, ILogger<TeamHub> logger)
+    public TeamHub(IDbContextFactory<CovibeDb> dbs, SessionEvents sessions, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<TeamHub> logger)
     {
         _dbs = dbs;
         _time = time;
         _logger = logger;
         sessions.Revoked += CloseSessions;
+        // Upgraded connections would otherwise hold a shutdown for Kestrel's whole grace period.
+        lifetime.ApplicationStopping.Register(CloseAll);
     }
 
     /// <summary>Open WebSocket connections, joined or not (the seed's <c>sessions</c> on /health).</summary>
     public int ConnectionCount => Volatile.Read(ref _connections);
 
-    internal void Opened() => Interlocked.Increment(ref _connections);
+    internal void Opened(HubConnection connection)
+    {
+        _open[connection.Id] = connection;
+        Interlocked.Increment(ref _connections);
+    }
 
-    internal void Closed() => Interlocked.Decrement(ref _connections);
+    internal void Closed(HubConnection connection)
+    {
+        _open.TryRemove(connection.Id, out _);
+        Interlocked.Decrement(ref _connections);
+    }
+
+    private void CloseAll()
+    {
+        foreach (var connection in _open.Values)
+        {
+            connection.Close(WebSocketCloseStatus.EndpointUnavailable, "server shutting down");
+        }
+    }
 
     public void Add(HubConnection connection)
     {
