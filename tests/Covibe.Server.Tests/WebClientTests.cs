@@ -86,6 +86,44 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
     }
 
     [Fact]
+    public async Task Notifications_ForYourOwnAgentsLiveChanges_NotForHistoryAfterAReconnect()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 80, mockSteps: 10));
+        var page = await browser.NewPageAsync(server);
+        await page.Context.GrantPermissionsAsync(["notifications"]);
+        // Record notifications instead of showing them.
+        await page.EvaluateAsync("() => { window.shown = []; window.Notification = class { static permission = 'granted'; static requestPermission() { return Promise.resolve('granted'); } constructor(title, options) { window.shown.push(title + ': ' + options.body); } }; }");
+        await page.CreateTeamAsync("Pings", "Ana", "ana.web@example.com");
+        await page.SpawnAsync("Tidy the README", "mock");
+        await page.Locator("#agent-status.completed").WaitForAsync();
+        await page.WaitForFunctionAsync("() => window.shown.length === 1");
+        (await page.EvaluateAsync<string[]>("() => window.shown")).ShouldBe(["Your agent finished: Tidy the README"]);
+
+        // A reconnect reloads the agents (already finished): no new notification.
+        await page.Context.SetOfflineAsync(true);
+        await page.Locator("#connection.down").WaitForAsync();
+        await page.Context.SetOfflineAsync(false);
+        await page.Locator("#connection.live").WaitForAsync();
+        await Task.Delay(500);
+        (await page.EvaluateAsync<int>("() => window.shown.length")).ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task LongOutput_StaysSmallInThePage_AndEndsWithTheLastLine()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings());
+        var page = await browser.NewPageAsync(server);
+        await page.CreateTeamAsync("Long", "Lee", "lee.web@example.com");
+        await page.SpawnAsync("count", "lines");
+        await page.WaitForFunctionAsync("() => window.covibe.view && window.covibe.view.complete", null, new() { Timeout = 60_000 });
+        (await page.Locator("#output-readable > *").CountAsync()).ShouldBeLessThanOrEqualTo(1500);
+        await page.Locator("#output-readable .trimmed").WaitForAsync();
+        (await page.Locator("#output-readable > *").Last.TextContentAsync()).ShouldBe("20000");
+        (await page.Locator("#output-raw").TextContentAsync())!.ShouldEndWith("19999\n20000\n");
+        (await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
+    }
+
+    [Fact]
     public async Task Reload_KeepsTheUserSignedIn_WithNoTokenInScriptReadableStorage()
     {
         await using var server = await TestServer.StartAsync();

@@ -23,6 +23,7 @@ public static class AgentHelpers
         AddType(settings, "echo", ["sh", "-c", "printf 'ready\\n'; while IFS= read -r line; do printf 'echo: %s\\n' \"$line\"; done"]);
         AddType(settings, "stubborn", ["sh", "-c", "trap '' TERM; printf 'ignoring SIGTERM\\n'; while :; do sleep 1; done"]);
         AddType(settings, "env", ["sh", "-c", "env"]);
+        AddType(settings, "lines", ["sh", "-c", "seq 1 20000"]);
         AddType(settings, "ls", ["sh", "-c", "ls -A; git rev-parse --abbrev-ref HEAD"]);
         return settings;
     }
