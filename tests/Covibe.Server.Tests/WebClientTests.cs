@@ -135,6 +135,20 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         (await page.EvaluateAsync<int>("() => localStorage.length + sessionStorage.length")).ShouldBe(0);
         (await page.EvaluateAsync<string>("() => document.cookie")).ShouldBeEmpty("the refresh cookie is HttpOnly");
         page.Url.ShouldNotContain("token");
+
+        // Log out, then back in with email and password.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Menu" }).ClickAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Log out" }).ClickAsync();
+        await page.Locator("#auth:not([hidden])").WaitForAsync();
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#form-login").GetByLabel("Email").FillAsync("sam.web@example.com");
+        await page.Locator("#form-login").GetByLabel("Password").FillAsync("not the password");
+        await page.Locator("#form-login").GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#auth-error").GetByText("email or password is wrong").WaitForAsync();
+        await page.Locator("#form-login").GetByLabel("Password").FillAsync(TestServer.Password);
+        await page.Locator("#form-login").GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#connection.live").WaitForAsync();
+        (await page.Locator("#team-name").TextContentAsync()).ShouldBe("Sticky");
     }
 
     [Fact]
