@@ -53,6 +53,14 @@ internal static class ServeCommand
             await Console.Error.WriteLineAsync($"covibe serve: configuration error: {string.Join(" ", e.Failures)}");
             return 2;
         }
+        catch (AggregateException e) when (e.InnerExceptions.All(i => i is OptionsValidationException))
+        {
+            foreach (var failure in e.InnerExceptions.Cast<OptionsValidationException>().SelectMany(i => i.Failures))
+            {
+                await Console.Error.WriteLineAsync($"covibe serve: configuration error: {failure}");
+            }
+            return 2;
+        }
         catch (InvalidOperationException e) when (e.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
         {
             // e.g. --Covibe:Hub:MaxMessageBytes=lots: the message names the setting and the type it needs.

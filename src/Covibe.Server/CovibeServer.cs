@@ -5,6 +5,8 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Secrets;
+using Covibe.Server.Features.Vms;
 using Covibe.Server.Features.Teams;
 using Covibe.Server.Hosting;
 using Covibe.Server.Http;
@@ -52,6 +54,7 @@ public static class CovibeServer
         services.AddChat();
         services.AddHub();
         services.AddAgents();
+        services.AddSecrets();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -68,6 +71,7 @@ public static class CovibeServer
         app.MapTeamsApi();
         app.MapChatApi();
         app.MapAgentsApi();
+        app.MapVmsApi();
         app.MapHub();
         return app;
     }
@@ -75,7 +79,10 @@ public static class CovibeServer
     /// <summary>Applies migrations, then starts listening.</summary>
     public static async Task StartAsync(WebApplication app, CancellationToken cancellationToken)
     {
+        // Every setting is checked before anything else happens, so one start reports every mistake.
+        app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
         await app.Services.MigrateDatabaseAsync(cancellationToken);
+        await app.Services.CheckStoredSecretsAsync(cancellationToken);
         await app.StartAsync(cancellationToken);
     }
 }

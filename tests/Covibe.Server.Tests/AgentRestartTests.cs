@@ -77,7 +77,7 @@ public sealed class AgentRestartTests : IDisposable
         var url = $"http://127.0.0.1:{port}";
         var cli = new CliRunner(Path.Combine(_data, "cli"));
         string[] args = ["serve", "--dev", "--data", _data, "--urls", url,
-            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=30", "--Covibe:Auth:PasswordIterations=100000"];
+            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=80", "--Covibe:Auth:PasswordIterations=100000"];
 
         var server = cli.Start(args);
         string token, agentId;

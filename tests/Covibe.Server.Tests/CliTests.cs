@@ -122,7 +122,9 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
         var stderr = process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
         process.ExitCode.ShouldBe(2);
+        // One start names every missing setting.
         (await stderr).ShouldContain("JWT_SECRET");
+        (await stderr).ShouldContain("ENCRYPTION_KEY");
     }
 
     [Fact]

@@ -22,7 +22,7 @@ public sealed class StartupTests
     public async Task Start_OutsideDevelopmentWithoutAStrongJwtSecret_FailsNamingTheSetting(string? secret)
     {
         var data = TempDirectory();
-        var args = new List<string> { "--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={data}" };
+        var args = new List<string> { "--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={data}", $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}" };
         if (secret is not null)
         {
             args.Add($"--Covibe:Auth:JwtSecret={secret}");
@@ -34,10 +34,20 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task Start_OutsideDevelopmentWithoutEncryptionKey_FailsNamingTheSetting()
+    {
+        await using var app = CovibeServer.Build(
+            ["--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={TempDirectory()}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}"],
+            b => b.Logging.ClearProviders());
+        var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+        error.Message.ShouldContain("ENCRYPTION_KEY");
+    }
+
+    [Fact]
     public async Task Start_WithUnknownDatabaseProvider_FailsNamingTheSetting()
     {
         await using var app = CovibeServer.Build(
-            ["--urls=http://127.0.0.1:0", $"--Covibe:DataDirectory={TempDirectory()}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", "--Covibe:Database:Provider=oracle"],
+            ["--urls=http://127.0.0.1:0", $"--Covibe:DataDirectory={TempDirectory()}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}", "--Covibe:Database:Provider=oracle"],
             b => b.Logging.ClearProviders());
         var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
         error.Message.ShouldContain("Covibe:Database:Provider");
@@ -180,8 +190,9 @@ public abstract class MigrationTests
         await db.RefreshTokens.Take(1).ToListAsync();
         await db.Messages.Take(1).ToListAsync();
         await db.Agents.Take(1).ToListAsync();
+        await db.Vms.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "invites", "messages", "refresh_tokens", "sessions", "teams", "users"]);
+        tables.ShouldBe(["agents", "invites", "messages", "refresh_tokens", "sessions", "teams", "users", "vms"]);
     }
 }
 

@@ -3,6 +3,7 @@ using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Teams;
+using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 
@@ -22,6 +23,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
     public DbSet<ChatMessage> Messages => Set<ChatMessage>();
     public DbSet<Agent> Agents => Set<Agent>();
+    public DbSet<Vm> Vms => Set<Vm>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -76,6 +78,15 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<User>().WithMany().HasForeignKey(a => a.UserId);
             e.HasIndex(a => new { a.TeamId, a.CreatedAt });
             e.HasIndex(a => a.Status);
+        });
+
+        modelBuilder.Entity<Vm>(e =>
+        {
+            e.ToTable("vms");
+            e.HasOne<Team>().WithMany().HasForeignKey(v => v.TeamId);
+            e.HasOne<User>().WithMany().HasForeignKey(v => v.UserId);
+            e.HasIndex(v => v.TeamId);
+            e.HasIndex(v => v.UserId);
         });
 
         foreach (var entity in modelBuilder.Model.GetEntityTypes())

@@ -16,6 +16,8 @@ public static class SeedEnvironment
         ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
         ["USE_MOCK_AGENTS"] = "Covibe:Agents:UseMockAgents",
+        ["ENCRYPTION_KEY"] = "Covibe:Secrets:EncryptionKey",
+        ["ENCRYPTION_KEYS_PREVIOUS"] = "Covibe:Secrets:PreviousKeys",
         ["WORKSPACE_BASE"] = "Covibe:Agents:WorkspaceBase",
     };
 

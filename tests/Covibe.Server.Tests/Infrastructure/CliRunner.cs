@@ -50,6 +50,7 @@ public sealed class CliRunner(string configDirectory)
         }
         info.Environment["COVIBE_CONFIG_DIR"] = ConfigDirectory;
         info.Environment["JWT_SECRET"] = null;
+        info.Environment["ENCRYPTION_KEY"] = null;
         info.Environment["COVIBE_SERVER"] = null;
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         foreach (var (key, value) in environment ?? new Dictionary<string, string?>())

@@ -17,6 +17,7 @@ public sealed class TestServer : IAsyncDisposable
 {
     public const string Password = "correct horse battery";
     public const string JwtSecret = "test-secret-test-secret-test-secret-0123456789";
+    public const string EncryptionKey = "test-encryption-key-0123456789-abcdefghijklmnop";
 
     private int _emails;
 
@@ -48,6 +49,7 @@ public sealed class TestServer : IAsyncDisposable
             "--environment=Production",
             $"--Covibe:DataDirectory={dataDirectory}",
             $"--Covibe:Auth:JwtSecret={JwtSecret}",
+            $"--Covibe:Secrets:EncryptionKey={EncryptionKey}",
             "--Covibe:Auth:PasswordIterations=100000",
         };
         // Shared servers serve many tests from one address; rate-limit tests set their own limit.

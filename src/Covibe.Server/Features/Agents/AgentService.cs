@@ -79,7 +79,7 @@ public sealed partial class AgentService(
             return AgentResult.Fail(AgentFailure.Unavailable, problem!);
         }
 
-        var id = Secrets.NewId();
+        var id = Tokens.NewId();
         var agent = new Agent
         {
             Id = id,
@@ -157,7 +157,7 @@ public sealed partial class AgentService(
     /// <summary>Like Ctrl-C; for a conversational agent, a stream-json interrupt request that ends the current turn.</summary>
     public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
         ControlAsync(caller, agentId, "interrupt", (agent, backend, process, _) => launcher.IsConversational(agent.Type)
-            ? backend.WriteInputAsync(process, StreamJsonInput.Interrupt("req_" + Secrets.NewId()), cancellationToken)
+            ? backend.WriteInputAsync(process, StreamJsonInput.Interrupt("req_" + Tokens.NewId()), cancellationToken)
             : backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken), cancellationToken);
 
     /// <summary>Writes to stdin; for a conversational agent, as a user message that starts its next turn.</summary>

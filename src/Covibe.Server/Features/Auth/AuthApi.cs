@@ -152,7 +152,7 @@ public static class AuthApi
         }
         else
         {
-            user = new User { Id = Secrets.NewId(), TeamId = team.Id, Email = email, Name = name, PasswordHash = hasher.Hash(password), CreatedAt = now };
+            user = new User { Id = Tokens.NewId(), TeamId = team.Id, Email = email, Name = name, PasswordHash = hasher.Hash(password), CreatedAt = now };
             db.Users.Add(user);
         }
         try

@@ -41,7 +41,7 @@ internal sealed class DevelopmentJwtSecret(IHostEnvironment environment, IOption
         if (!File.Exists(path))
         {
             ServerOptions.EnsureDirectory(server.Value.DataDirectory);
-            var secret = Secrets.NewToken(48);
+            var secret = Tokens.NewToken(48);
             using var stream = new FileStream(path, new FileStreamOptions
             {
                 Mode = FileMode.CreateNew,

@@ -24,7 +24,7 @@ public sealed class AuthService(
         var now = time.GetUtcNow().UtcDateTime;
         var session = new AuthSession
         {
-            Id = Secrets.NewId(),
+            Id = Tokens.NewId(),
             UserId = user.Id,
             CreatedAt = now,
             ExpiresAt = now.AddDays(options.Value.RefreshTokenDays),
@@ -40,7 +40,7 @@ public sealed class AuthService(
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var now = time.GetUtcNow().UtcDateTime;
-        var hash = Secrets.Hash(refreshToken);
+        var hash = Tokens.Hash(refreshToken);
         var stored = await db.RefreshTokens.AsNoTracking().SingleOrDefaultAsync(t => t.TokenHash == hash, cancellationToken);
         if (stored is null)
         {
@@ -86,7 +86,7 @@ public sealed class AuthService(
     public async Task LogoutAsync(string refreshToken, bool allDevices, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var hash = Secrets.Hash(refreshToken);
+        var hash = Tokens.Hash(refreshToken);
         var session = await db.RefreshTokens
             .Where(t => t.TokenHash == hash)
             .Join(db.Sessions, t => t.SessionId, s => s.Id, (t, s) => new { s.Id, s.UserId })
@@ -127,13 +127,13 @@ public sealed class AuthService(
 
     private (string Token, DateTime ExpiresAt) AddRefreshToken(CovibeDb db, string sessionId, DateTime now)
     {
-        var token = Secrets.NewToken();
+        var token = Tokens.NewToken();
         var expires = now.AddDays(options.Value.RefreshTokenDays);
         db.RefreshTokens.Add(new RefreshToken
         {
-            Id = Secrets.NewId(),
+            Id = Tokens.NewId(),
             SessionId = sessionId,
-            TokenHash = Secrets.Hash(token),
+            TokenHash = Tokens.Hash(token),
             CreatedAt = now,
             ExpiresAt = expires,
         });

@@ -51,7 +51,7 @@ public sealed class TokenService
                 [CovibeClaims.TeamId] = teamId,
                 [CovibeClaims.SessionId] = sessionId,
                 [CovibeClaims.Name] = name,
-                ["jti"] = Secrets.NewId(),
+                ["jti"] = Tokens.NewId(),
             },
             SigningCredentials = new SigningCredentials(_key, SecurityAlgorithms.HmacSha256),
         });

@@ -27,5 +27,5 @@ public static class InviteCodes
         return upper.Replace('O', '0').Replace('I', '1').Replace('L', '1');
     }
 
-    public static string Hash(string code) => Secrets.Hash(Normalize(code));
+    public static string Hash(string code) => Tokens.Hash(Normalize(code));
 }

@@ -51,8 +51,8 @@ public static class TeamsApi
         }
 
         var now = time.GetUtcNow().UtcDateTime;
-        var userId = Secrets.NewId();
-        var team = new Team { Id = Secrets.NewId(), Name = name, OwnerId = userId, CreatedAt = now };
+        var userId = Tokens.NewId();
+        var team = new Team { Id = Tokens.NewId(), Name = name, OwnerId = userId, CreatedAt = now };
         var user = new User { Id = userId, TeamId = team.Id, Email = email, Name = userName, PasswordHash = hasher.Hash(password), CreatedAt = now };
         db.Teams.Add(team);
         db.Users.Add(user);
@@ -153,7 +153,7 @@ public static class TeamsApi
         var code = InviteCodes.New();
         var invite = new Invite
         {
-            Id = Secrets.NewId(),
+            Id = Tokens.NewId(),
             TeamId = teamId,
             CodeHash = InviteCodes.Hash(code),
             CreatedBy = createdBy,

@@ -4,7 +4,7 @@ using System.Text;
 namespace Covibe.Server.Features.Auth;
 
 /// <summary>Random tokens and their stored form. Only hashes of bearer secrets reach the database.</summary>
-internal static class Secrets
+internal static class Tokens
 {
     public static string NewToken(int bytes = 32) => Base64Url(RandomNumberGenerator.GetBytes(bytes));
 

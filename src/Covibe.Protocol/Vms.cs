@@ -1,0 +1,49 @@
+namespace Covibe.Protocol;
+
+// VMs (seed 001's "Register user's VM" / "Update VM connection info"). Credentials go in, never out.
+
+/// <summary>
+/// Exactly one of <see cref="PrivateKey"/> (OpenSSH PEM text) and <see cref="Password"/>.
+/// <see cref="HostKeyFingerprint"/>: the VM's host key fingerprint the owner confirms
+/// (<c>SHA256:...</c>); without it the server answers 409 with the fingerprints it sees.
+/// </summary>
+public sealed record RegisterVmRequest(
+    string? Name,
+    string? Host,
+    int? Port,
+    string? Username,
+    string? PrivateKey = null,
+    string? Password = null,
+    string? HostKeyFingerprint = null,
+    string? ConnectionType = null);
+
+/// <summary>Changes to one of your VMs; fields left out stay as they are. A new host or port needs the host key confirmed again.</summary>
+public sealed record UpdateVmRequest(
+    string? Id,
+    string? Name = null,
+    string? Host = null,
+    int? Port = null,
+    string? Username = null,
+    string? PrivateKey = null,
+    string? Password = null,
+    string? HostKeyFingerprint = null);
+
+/// <summary>
+/// A VM as a member sees it: teammates see that it exists, whose it is and its status; only the
+/// owner sees where it is. Nobody ever gets its credential back.
+/// </summary>
+public sealed record VmDto(
+    string Id,
+    string OwnerId,
+    string OwnerName,
+    string Name,
+    string ConnectionType,
+    string Status,
+    DateTime? LastSeen,
+    bool IsOwner,
+    string? Host = null,
+    int? Port = null,
+    string? Username = null,
+    string? AuthMethod = null,
+    string? HostKeyFingerprint = null,
+    string? LastError = null);

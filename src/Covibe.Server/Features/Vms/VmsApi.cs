@@ -1,0 +1,256 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Secrets;
+using Covibe.Server.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Vms;
+
+/// <summary>Seed 001's <c>POST /api/vm/register</c> and <c>PUT /api/vm/update</c>, plus list and removal.</summary>
+public static partial class VmsApi
+{
+    public static IEndpointRouteBuilder MapVmsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/vm").WithTags("VMs").RequireAuthorization();
+        api.MapPost("/register", Register);
+        api.MapPut("/update", Update);
+        api.MapGet("/list", List);
+        api.MapDelete("/{id}", Remove);
+        return app;
+    }
+
+    public static async Task<Results<Created<VmDto>, ProblemHttpResult>> Register(
+        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var v = new Validator();
+        var name = v.Text("name", request.Name, 80);
+        var host = Host(v, request.Host);
+        var port = Port(v, request.Port);
+        var username = User(v, request.Username);
+        var (method, credential) = Credential(v, request.PrivateKey, request.Password, required: true);
+        if (request.ConnectionType is not (null or "ssh_proxy"))
+        {
+            v.Fail("connectionType", "'connectionType' must be 'ssh_proxy' (polling and tunnel strategies come later).");
+        }
+        if (!v.IsValid)
+        {
+            return Problems.ValidationAsProblem(v.Errors);
+        }
+        var (keys, refusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+        if (refusal is not null)
+        {
+            return refusal;
+        }
+        var now = time.GetUtcNow().UtcDateTime;
+        var vm = new Vm
+        {
+            Id = Auth.Tokens.NewId(),
+            TeamId = caller.TeamId,
+            UserId = caller.UserId,
+            Name = name,
+            Host = host,
+            Port = port,
+            Username = username,
+            AuthMethod = method!,
+            Credential = "",
+            HostKeys = string.Join('\n', keys!.Select(k => k.KnownHostsLine)),
+            HostKeyFingerprint = request.HostKeyFingerprint!,
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        vm.Credential = Seal(secrets, vm, credential!);
+        db.Vms.Add(vm);
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Created($"/api/vm/list", ToDto(vm, caller.Name, isOwner: true));
+    }
+
+    public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Update(
+        UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var vm = await db.Vms.SingleOrDefaultAsync(x => x.Id == request.Id && x.TeamId == caller.TeamId, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFound("VM", $"Your team has no VM '{request.Id}'. List them with GET /api/vm/list.");
+        }
+        if (vm.UserId != caller.UserId)
+        {
+            return Problems.Forbidden("Only the VM's owner can change it.");
+        }
+        var v = new Validator();
+        var name = request.Name is null ? vm.Name : v.Text("name", request.Name, 80);
+        var host = request.Host is null ? vm.Host : Host(v, request.Host);
+        var port = request.Port is null ? vm.Port : Port(v, request.Port);
+        var username = request.Username is null ? vm.Username : User(v, request.Username);
+        var (method, credential) = Credential(v, request.PrivateKey, request.Password, required: false);
+        if (!v.IsValid)
+        {
+            return Problems.ValidationAsProblem(v.Errors);
+        }
+        if (host != vm.Host || port != vm.Port || request.HostKeyFingerprint is not null)
+        {
+            var (keys, refusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+            vm.HostKeys = string.Join('\n', keys!.Select(k => k.KnownHostsLine));
+            vm.HostKeyFingerprint = request.HostKeyFingerprint!;
+        }
+        (vm.Name, vm.Host, vm.Port, vm.Username) = (name, host, port, username);
+        if (credential is not null)
+        {
+            vm.AuthMethod = method!;
+            vm.Credential = Seal(secrets, vm, credential);
+        }
+        vm.UpdatedAt = time.GetUtcNow().UtcDateTime;
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.Ok(ToDto(vm, caller.Name, isOwner: true));
+    }
+
+    public static async Task<Ok<VmDto[]>> List(Caller caller, CovibeDb db, CancellationToken cancellationToken)
+    {
+        var rows = await (from vm in db.Vms
+                          join u in db.Users on vm.UserId equals u.Id
+                          where vm.TeamId == caller.TeamId
+                          orderby vm.CreatedAt
+                          select new { vm, u.Name }).AsNoTracking().ToListAsync(cancellationToken);
+        return TypedResults.Ok(rows.Select(r => ToDto(r.vm, r.Name, r.vm.UserId == caller.UserId)).ToArray());
+    }
+
+    public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
+    {
+        var vm = await db.Vms.SingleOrDefaultAsync(x => x.Id == id && x.TeamId == caller.TeamId, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFound("VM", $"Your team has no VM '{id}'.");
+        }
+        if (vm.UserId != caller.UserId)
+        {
+            return Problems.Forbidden("Only the VM's owner can remove it.");
+        }
+        db.Vms.Remove(vm);
+        await db.SaveChangesAsync(cancellationToken);
+        return TypedResults.NoContent();
+    }
+
+    internal static VmDto ToDto(Vm vm, string ownerName, bool isOwner) => isOwner
+        ? new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, true,
+            vm.Host, vm.Port, vm.Username, vm.AuthMethod, vm.HostKeyFingerprint, vm.LastError)
+        : new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, false);
+
+    private static string Seal(SecretBox secrets, Vm vm, byte[] credential)
+    {
+        try
+        {
+            return secrets.Seal(credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(credential);
+        }
+    }
+
+    /// <summary>Scans the host's keys; the request must name one of their fingerprints, which the owner checked on the VM.</summary>
+    private static async Task<(IReadOnlyList<HostKey>? Keys, ProblemHttpResult? Refusal)> ConfirmHostKeyAsync(
+        string host, int port, string? confirmed, CancellationToken cancellationToken)
+    {
+        var keys = await HostKeys.ScanAsync(host, port, cancellationToken);
+        if (keys.Count == 0)
+        {
+            return (null, Problems.Create(502, "vm-unreachable", "VM not reachable",
+                $"No SSH server answered at {host}:{port}. Check the host and port, and that sshd runs and the server can reach it."));
+        }
+        var fingerprints = keys.Select(k => $"{k.Type} {k.Fingerprint}").ToArray();
+        if (confirmed is null || !keys.Any(k => k.Fingerprint == confirmed))
+        {
+            var problem = new ProblemDetails
+            {
+                Status = 409,
+                Type = Problems.TypeBase + (confirmed is null ? "confirm-host-key" : "host-key-mismatch"),
+                Title = confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
+                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {confirmed}. ") +
+                    "Compare these fingerprints with the VM's own (run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), " +
+                    "then send the request again with 'hostKeyFingerprint' set to the matching SHA256:... value.",
+            };
+            problem.Extensions["fingerprints"] = fingerprints;
+            return (null, TypedResults.Problem(problem));
+        }
+        return (keys.Where(k => k.Fingerprint == confirmed).ToList(), null);
+    }
+
+    private static string Host(Validator v, string? value)
+    {
+        var host = v.Text("host", value, 253);
+        if (host.Length > 0 && !HostName().IsMatch(host))
+        {
+            v.Fail("host", "'host' must be a host name or IP address (letters, digits, '.', '-', ':'; not starting with '-').");
+        }
+        return host;
+    }
+
+    private static int Port(Validator v, int? value)
+    {
+        var port = value ?? 22;
+        if (port is < 1 or > 65535)
+        {
+            v.Fail("port", "'port' must be between 1 and 65535.");
+        }
+        return port;
+    }
+
+    private static string User(Validator v, string? value)
+    {
+        var user = v.Text("username", value, 32);
+        if (user.Length > 0 && !UserName().IsMatch(user))
+        {
+            v.Fail("username", "'username' must be a Unix user name (letters, digits, '_', '.', '-'; not starting with '-').");
+        }
+        return user;
+    }
+
+    private static (string? Method, byte[]? Credential) Credential(Validator v, string? privateKey, string? password, bool required)
+    {
+        if (privateKey is not null && password is not null)
+        {
+            v.Fail("privateKey", "Send either 'privateKey' or 'password', not both.");
+            return (null, null);
+        }
+        if (privateKey is not null)
+        {
+            if (!privateKey.TrimStart().StartsWith("-----BEGIN", StringComparison.Ordinal) || !privateKey.Contains("PRIVATE KEY-----", StringComparison.Ordinal))
+            {
+                v.Fail("privateKey", "'privateKey' must be a private key in PEM/OpenSSH form (-----BEGIN ... PRIVATE KEY-----).");
+                return (null, null);
+            }
+            var text = privateKey.Trim() + "\n";
+            return ("key", Encoding.UTF8.GetBytes(text));
+        }
+        if (password is not null)
+        {
+            if (password.Length is < 1 or > 1024)
+            {
+                v.Fail("password", "'password' must be 1 to 1024 characters.");
+                return (null, null);
+            }
+            return ("password", Encoding.UTF8.GetBytes(password));
+        }
+        if (required)
+        {
+            v.Fail("privateKey", "Send 'privateKey' (recommended) or 'password' for the VM's user.");
+        }
+        return (null, null);
+    }
+
+    [GeneratedRegex(@"^([A-Za-z0-9][A-Za-z0-9.-]*|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*)$")]
+    private static partial Regex HostName();
+
+    [GeneratedRegex(@"^[A-Za-z_][A-Za-z0-9_.-]*$")]
+    private static partial Regex UserName();
+}
