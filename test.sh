@@ -9,6 +9,8 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)       # browser tests (Playwright drives Debian's Chromium)
 command -v git >/dev/null || need+=(git)           # agents clone repositories
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)    # VMs over SSH: a real sshd on loopback
+command -v ssh-keyscan >/dev/null || need+=(openssh-client)
 command -v node >/dev/null || need+=(nodejs)       # the fake claude test asset
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real OpenSSH server (Debian's openssh-server) on a free loopback port with its own host key
+/// and one authorized client key, for the tests' VMs. Started and stopped by the fixture.
+/// </summary>
+public sealed class SshServer : IAsyncLifetime
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "covibe-sshd-" + Guid.NewGuid().ToString("N")[..8]);
+    private Process? _sshd;
+
+    public int Port { get; private set; }
+    public string User { get; } = Environment.UserName;
+    public string ClientPrivateKey { get; private set; } = "";
+    public string HostKeyFingerprint { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        File.Exists("/usr/sbin/sshd").ShouldBeTrue("/usr/sbin/sshd is missing: install Debian's openssh-server (./test.sh does).");
+        Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-host", "-f", Path.Combine(_directory, "host_key"));
+        await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-client", "-f", Path.Combine(_directory, "client_key"));
+        ClientPrivateKey = await File.ReadAllTextAsync(Path.Combine(_directory, "client_key"));
+        File.Copy(Path.Combine(_directory, "client_key.pub"), Path.Combine(_directory, "authorized_keys"));
+        // The test keeps the key only in memory from here on, as the server must.
+        File.Delete(Path.Combine(_directory, "client_key"));
+        var fingerprint = await RunAsync("ssh-keygen", "-l", "-E", "sha256", "-f", Path.Combine(_directory, "host_key.pub"));
+        HostKeyFingerprint = fingerprint.Split(' ')[1];
+        Port = PostgresServer.FreePort();
+        var config = Path.Combine(_directory, "sshd_config");
+        await File.WriteAllTextAsync(config, $"""
+            Port {Port}
+            ListenAddress 127.0.0.1
+            HostKey {_directory}/host_key
+            PidFile {_directory}/sshd.pid
+            AuthorizedKeysFile {_directory}/authorized_keys
+            StrictModes no
+            UsePAM no
+            PasswordAuthentication no
+            KbdInteractiveAuthentication no
+            PermitRootLogin prohibit-password
+            LogLevel ERROR
+            """);
+        Directory.CreateDirectory("/run/sshd");
+        _sshd = Process.Start(new ProcessStartInfo("/usr/sbin/sshd", ["-D", "-e", "-f", config]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                await probe.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (SocketException) when (watch.Elapsed < TimeSpan.FromSeconds(15) && !_sshd.HasExited)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_sshd is { HasExited: false })
+        {
+            _sshd.Kill(entireProcessTree: true);
+            await _sshd.WaitForExitAsync();
+        }
+        _sshd?.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private static async Task<string> RunAsync(string file, params string[] args)
+    {
+        using var process = Process.Start(new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = await process.StandardOutput.ReadToEndAsync();
+        var error = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        process.ExitCode.ShouldBe(0, error);
+        return output;
+    }
+}

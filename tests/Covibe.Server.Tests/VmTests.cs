@@ -1,0 +1,148 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Covibe.Protocol;
+using Covibe.Server.Features.Secrets;
+using Covibe.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Registering VMs against a real sshd: pinned host keys, encrypted credentials, permissions, rotation.</summary>
+public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
+{
+    private RegisterVmRequest Request(string? fingerprint, string name = "Sarah's VM") =>
+        new(name, "127.0.0.1", ssh.Port, ssh.User, PrivateKey: ssh.ClientPrivateKey, HostKeyFingerprint: fingerprint);
+
+    [Fact]
+    public async Task Register_AsksToConfirmTheHostKey_ThenStoresOnlyCiphertext()
+    {
+        var data = StartupTests.TempDirectory();
+        await using (var server = await TestServer.StartAsync(dataDirectory: data))
+        {
+            var (owner, member) = await server.CreateTeamWithMemberAsync();
+            using var client = server.Client(owner.Auth.AccessToken);
+
+            using var unconfirmed = await client.PostAsJsonAsync("/api/vm/register", Request(null));
+            var problem = await unconfirmed.ShouldBeProblemAsync(HttpStatusCode.Conflict, "confirm-host-key");
+            problem.GetProperty("fingerprints").EnumerateArray().Select(f => f.GetString()).ShouldContain(f => f!.EndsWith(ssh.HostKeyFingerprint, StringComparison.Ordinal));
+
+            using var wrong = await client.PostAsJsonAsync("/api/vm/register", Request("SHA256:notthisone"));
+            await wrong.ShouldBeProblemAsync(HttpStatusCode.Conflict, "host-key-mismatch");
+
+            using var registered = await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint));
+            registered.StatusCode.ShouldBe(HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
+            var body = await registered.Content.ReadAsStringAsync();
+            body.ShouldNotContain("PRIVATE KEY");
+            var vm = JsonSerializer.Deserialize<VmDto>(body, JsonSerializerOptions.Web)!;
+            vm.ShouldSatisfyAllConditions(v => v.IsOwner.ShouldBeTrue(), v => v.Host.ShouldBe("127.0.0.1"), v => v.AuthMethod.ShouldBe("key"), v => v.HostKeyFingerprint.ShouldBe(ssh.HostKeyFingerprint));
+
+            // A teammate sees that it exists and its status, not where it is or how to get in.
+            using var teammate = server.Client(member.AccessToken);
+            var seen = (await teammate.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single();
+            seen.ShouldSatisfyAllConditions(v => v.Name.ShouldBe("Sarah's VM"), v => v.IsOwner.ShouldBeFalse(), v => v.Host.ShouldBeNull(), v => v.Username.ShouldBeNull());
+            await (await teammate.PutAsJsonAsync("/api/vm/update", new UpdateVmRequest(vm.Id, Name: "mine now"))).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+            await (await teammate.DeleteAsync($"/api/vm/{vm.Id}")).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+            (await (await client.PutAsJsonAsync("/api/vm/update", new UpdateVmRequest(vm.Id, Name: "Build box"))).Content.ReadFromJsonAsync<VmDto>())!.Name.ShouldBe("Build box");
+        }
+
+        // Nothing on disk holds the key in plaintext: not the database, not its journal.
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        var keyLine = ssh.ClientPrivateKey.Split('\n')[1];
+        foreach (var file in Directory.GetFiles(data, "*", SearchOption.AllDirectories))
+        {
+            var text = Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file));
+            text.ShouldNotContain(keyLine, customMessage: file);
+            text.ShouldNotContain("PRIVATE KEY", customMessage: file);
+        }
+        StartupTests.Delete(data);
+    }
+
+    [Theory]
+    [InlineData("-oProxyCommand=touch /tmp/pwn", "root", "host")]
+    [InlineData("127.0.0.1; touch /tmp/pwn", "root", "host")]
+    [InlineData("$(id)", "root", "host")]
+    [InlineData("127.0.0.1", "-oProxyCommand=touch /tmp/pwn", "username")]
+    [InlineData("127.0.0.1", "root; touch /tmp/pwn", "username")]
+    [InlineData("127.0.0.1", "`id`", "username")]
+    [InlineData("127.0.0.1\nevil", "root", "host")]
+    public async Task Register_HostileHostOrUser_IsRefusedAndRunsNothing(string host, string user, string field)
+    {
+        await using var server = await TestServer.StartAsync();
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        using var reply = await client.PostAsJsonAsync("/api/vm/register", new RegisterVmRequest("x", host, 22, user, PrivateKey: ssh.ClientPrivateKey));
+        var problem = await reply.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
+        problem.GetProperty("errors").TryGetProperty(field, out _).ShouldBeTrue(problem.ToString());
+        File.Exists("/tmp/pwn").ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Register_NothingListening_SaysTheVmIsUnreachable()
+    {
+        await using var server = await TestServer.StartAsync();
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        using var reply = await client.PostAsJsonAsync("/api/vm/register", new RegisterVmRequest("x", "127.0.0.1", PostgresServer.FreePort(), "root", PrivateKey: ssh.ClientPrivateKey));
+        await reply.ShouldBeProblemAsync(HttpStatusCode.BadGateway, "vm-unreachable");
+    }
+
+    [Fact]
+    public void SecretBox_CiphertextOfOneUserOrPurpose_DoesNotOpenForAnother()
+    {
+        var box = new SecretBox(Options.Create(new SecretsOptions { EncryptionKey = TestServer.EncryptionKey }));
+        var envelope = box.Seal("a private key"u8, "user-a", "vm-credential:vm-1");
+        Encoding.UTF8.GetString(box.Open(envelope, "user-a", "vm-credential:vm-1")).ShouldBe("a private key");
+        Should.Throw<CryptographicException>(() => box.Open(envelope, "user-b", "vm-credential:vm-1"));
+        Should.Throw<CryptographicException>(() => box.Open(envelope, "user-a", "vm-credential:vm-2"));
+        var tampered = envelope[..^4] + (envelope[^4] == 'A' ? "B" : "A") + envelope[^3..];
+        Should.Throw<CryptographicException>(() => box.Open(tampered, "user-a", "vm-credential:vm-1"));
+        var otherKey = new SecretBox(Options.Create(new SecretsOptions { EncryptionKey = "another-key-another-key-another-key-0000" }));
+        Should.Throw<CryptographicException>(() => otherKey.Open(envelope, "user-a", "vm-credential:vm-1")).Message.ShouldContain(SecretBox.KeyIdOf(envelope)!);
+    }
+
+    [Fact]
+    public async Task Rotation_ReencryptsEveryCredential_OldKeyReadsMeanwhile_UnknownKeyStopsStartup()
+    {
+        var data = StartupTests.TempDirectory();
+        const string oldKey = "old-key-old-key-old-key-old-key-0123456789";
+        const string newKey = "new-key-new-key-new-key-new-key-0123456789";
+        string token;
+        await using (var first = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = oldKey }))
+        {
+            token = (await first.CreateTeamAsync()).Auth.AccessToken;
+            using var client = first.Client(token);
+            (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint, "one"))).StatusCode.ShouldBe(HttpStatusCode.Created);
+            (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint, "two"))).StatusCode.ShouldBe(HttpStatusCode.Created);
+        }
+
+        var rotating = new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = newKey, ["Covibe:Secrets:PreviousKeys"] = oldKey };
+        await using (var second = await TestServer.StartAsync(dataDirectory: data, settings: rotating))
+        {
+            var box = second.App.Services.GetRequiredService<SecretBox>();
+            (await second.App.Services.RotateAsync(CancellationToken.None)).ShouldBe(2);
+            (await second.App.Services.RotateAsync(CancellationToken.None)).ShouldBe(0);
+            await using var db = await second.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Data.CovibeDb>>().CreateDbContextAsync();
+            foreach (var vm in db.Vms)
+            {
+                SecretBox.KeyIdOf(vm.Credential).ShouldBe(box.CurrentKeyId);
+                Encoding.UTF8.GetString(box.Open(vm.Credential, vm.UserId, $"vm-credential:{vm.Id}")).ShouldBe(ssh.ClientPrivateKey.Trim() + "\n");
+            }
+        }
+
+        await using (var third = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = newKey }))
+        {
+            using var client = third.Client(token);
+            (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Length.ShouldBe(2);
+        }
+
+        var error = await Should.ThrowAsync<OptionsValidationException>(() =>
+            TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = oldKey }));
+        error.Message.ShouldContain("ENCRYPTION_KEYS_PREVIOUS");
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        StartupTests.Delete(data);
+    }
+}
