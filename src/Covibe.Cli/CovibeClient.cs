@@ -14,6 +14,15 @@ public class CliException(string message, int exitCode = 1) : Exception(message)
     public int ExitCode { get; } = exitCode;
 }
 
+/// <summary>The server refused a request; <see cref="Problem"/> is its ProblemDetails body.</summary>
+public sealed class CovibeApiException(string message, int status, JsonElement? problem) : CliException(message)
+{
+    public int Status { get; } = status;
+    public JsonElement? Problem { get; } = problem;
+
+    public string? ProblemType => Problem is { } p && p.TryGetProperty("type", out var t) ? t.GetString()?.Split('/')[^1] : null;
+}
+
 /// <summary>The server could not be reached; worth retrying for a long-running command.</summary>
 public sealed class ServerUnreachableException(string message) : CliException(message);
 
@@ -58,6 +67,9 @@ public sealed class CovibeClient : IDisposable
     public Task<T> PostAsync<TBody, T>(string path, TBody body, JsonTypeInfo<TBody> request, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, path, JsonContent.Create(body, request), response, cancellationToken);
 
+    public Task<T> SendJsonAsync<TBody, T>(HttpMethod method, string path, TBody body, JsonTypeInfo<TBody> request, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
+        SendAsync(method, path, JsonContent.Create(body, request), response, cancellationToken);
+
     public async Task SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
     {
         using var reply = await SendRawAsync(method, path, content, cancellationToken);
@@ -101,9 +113,19 @@ public sealed class CovibeClient : IDisposable
             }
             if (!reply.IsSuccessStatusCode)
             {
-                var message = await DescribeFailureAsync(reply, cancellationToken);
+                var text = await reply.Content.ReadAsStringAsync(cancellationToken);
+                var status = (int)reply.StatusCode;
+                var message = Describe(text, reply.ReasonPhrase, status);
                 reply.Dispose();
-                throw new CliException(message);
+                JsonElement? problem = null;
+                try
+                {
+                    problem = JsonDocument.Parse(text).RootElement.Clone();
+                }
+                catch (JsonException)
+                {
+                }
+                throw new CovibeApiException(message, status, problem);
             }
             return reply;
         }
@@ -171,14 +193,16 @@ public sealed class CovibeClient : IDisposable
         return socket;
     }
 
-    private static async Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken)
+    private static async Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken) =>
+        Describe(await reply.Content.ReadAsStringAsync(cancellationToken), reply.ReasonPhrase, (int)reply.StatusCode);
+
+    private static string Describe(string text, string? reasonPhrase, int status)
     {
-        var text = await reply.Content.ReadAsStringAsync(cancellationToken);
         try
         {
             using var problem = JsonDocument.Parse(text);
             var root = problem.RootElement;
-            var title = root.TryGetProperty("title", out var t) ? t.GetString() : reply.ReasonPhrase;
+            var title = root.TryGetProperty("title", out var t) ? t.GetString() : reasonPhrase;
             var detail = root.TryGetProperty("detail", out var d) ? d.GetString() : null;
             var lines = new List<string> { detail is null ? $"{title}" : $"{title}: {detail}" };
             if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
@@ -189,7 +213,7 @@ public sealed class CovibeClient : IDisposable
         }
         catch (JsonException)
         {
-            return $"The server answered {(int)reply.StatusCode} {reply.ReasonPhrase}.";
+            return $"The server answered {status} {reasonPhrase}.";
         }
     }
 

@@ -9,6 +9,8 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     TeamCommands.Create(store),
     ChatCommands.Create(store),
     AgentCommands.Create(store),
+    VmCommands.Create(store),
+    SecretsCommand.Create(),
     MockAgent.Create(),
 };
 foreach (var command in AccountCommands.Create(store))

@@ -91,6 +91,50 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
     }
 
     [Fact]
+    public async Task Cli_VmAddConfirmsTheHostKey_ListsIt_AndSecretsRotateReencrypts()
+    {
+        var root = StartupTests.TempDirectory();
+        var data = Path.Combine(root, "data");
+        const string oldKey = "cli-old-key-cli-old-key-cli-old-key-000000";
+        const string newKey = "cli-new-key-cli-new-key-cli-new-key-000000";
+        Directory.CreateDirectory(root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var keyFile = Path.Combine(root, "id_ed25519");
+        await File.WriteAllTextAsync(keyFile, ssh.ClientPrivateKey);
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var cli = new CliRunner(Path.Combine(root, "cli"));
+        await using (var server = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = oldKey }))
+        {
+            var url = server.Url.ToString().TrimEnd('/');
+            (await cli.RunAsync(TestServer.Password, "team", "create", "--server", url, "--name", "Boxes", "--user-name", "Vic", "--email", "vic@example.com", "--password-stdin")).ExitCode.ShouldBe(0);
+            string[] add = ["vm", "add", "build-box", "--host", "127.0.0.1", "--port", ssh.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--user", ssh.User, "--key-file", keyFile];
+            var unconfirmed = await cli.RunAsync(null, add);
+            unconfirmed.ExitCode.ShouldBe(1);
+            unconfirmed.Stderr.ShouldContain(ssh.HostKeyFingerprint);
+            unconfirmed.Stderr.ShouldContain("--host-key");
+            var added = await cli.RunAsync(null, [.. add, "--host-key", ssh.HostKeyFingerprint]);
+            added.ExitCode.ShouldBe(0, added.Stderr);
+            added.Stdout.ShouldContain($"host key {ssh.HostKeyFingerprint} pinned");
+            var list = await cli.RunAsync(null, "vm", "ls");
+            list.Stdout.ShouldContain("build-box");
+            list.Stdout.ShouldContain("unknown");
+        }
+        var rotate = await cli.RunAsync(null, "secrets", "rotate", "--data", data,
+            $"--Covibe:Secrets:EncryptionKey={newKey}", $"--Covibe:Secrets:PreviousKeys={oldKey}");
+        rotate.ExitCode.ShouldBe(0, rotate.Stderr);
+        rotate.Stdout.ShouldContain("Re-encrypted 1 credential(s)");
+        // The server now starts with only the new key, and the VM is there.
+        await using (var after = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = newKey }))
+        {
+            using var anon = after.Client();
+            var auth = (await (await anon.PostAsJsonAsync("/api/auth/login", new LoginRequest("vic@example.com", TestServer.Password))).Content.ReadFromJsonAsync<AuthResponse>())!;
+            using var client = after.Client(auth.AccessToken);
+            (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().Name.ShouldBe("build-box");
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        StartupTests.Delete(root);
+    }
+
+    [Fact]
     public void SecretBox_CiphertextOfOneUserOrPurpose_DoesNotOpenForAnother()
     {
         var box = new SecretBox(Options.Create(new SecretsOptions { EncryptionKey = TestServer.EncryptionKey }));
