@@ -55,6 +55,7 @@ public static class CovibeServer
         services.AddHub();
         services.AddAgents();
         services.AddSecrets();
+        services.AddVms();
         configure?.Invoke(builder);
 
         var app = builder.Build();

@@ -135,6 +135,60 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
     }
 
     [Fact]
+    public async Task Check_LogsInOverSshWithTheStoredKey_AndReportsAChangedHostKey()
+    {
+        await using var server = await TestServer.StartAsync();
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var vm = (await (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint))).Content.ReadFromJsonAsync<VmDto>())!;
+
+        var checkedVm = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
+        checkedVm.Status.ShouldBe("online", checkedVm.LastError);
+        checkedVm.LastSeen.ShouldNotBeNull();
+        checkedVm.LastError.ShouldBeNull();
+        using var teammate = server.Client(member.AccessToken);
+        await (await teammate.PostAsync($"/api/vm/{vm.Id}/check", null)).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        (await teammate.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().Status.ShouldBe("online");
+        // The connection is shared: a control socket stands ready for the next command.
+        Directory.GetFileSystemEntries(Path.Combine(server.DataDirectory, "ssh"), "cm-*").ShouldNotBeEmpty();
+
+        // Someone swaps the machine (here: the pinned key no longer matches): refused, and said so.
+        await using (var db = await server.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Data.CovibeDb>>().CreateDbContextAsync())
+        {
+            var row = db.Vms.Single(v => v.Id == vm.Id);
+            row.HostKeys = $"[127.0.0.1]:{ssh.Port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+            await db.SaveChangesAsync();
+        }
+        await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
+        var refused = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
+        refused.Status.ShouldBe("offline");
+        refused.LastError!.ShouldContain("not the one you confirmed");
+    }
+
+    [Fact]
+    public async Task RemoteCommands_QuoteEveryArgument_SoNothingIsInjected()
+    {
+        var directory = StartupTests.TempDirectory();
+        await using (var client = new Execution.SshClient(directory))
+        {
+            await client.AddKeyAsync(Encoding.UTF8.GetBytes(ssh.ClientPrivateKey), TimeSpan.FromMinutes(5), CancellationToken.None);
+            var keys = await Execution.HostKeys.ScanAsync("127.0.0.1", ssh.Port, CancellationToken.None);
+            var target = new Execution.SshTarget("quoting", "127.0.0.1", ssh.Port, ssh.User, string.Join('\n', keys.Select(k => k.KnownHostsLine)));
+            string[] hostile = ["$(id)", "; touch /tmp/pwn", "`touch /tmp/pwn`", "it's", "a\nb", "&& touch /tmp/pwn", "-oProxyCommand=touch /tmp/pwn", "../../etc/passwd"];
+            var result = await client.RunAsync(target, ["printf", "%s|", .. hostile], null, TimeSpan.FromSeconds(20), CancellationToken.None);
+            result.ExitCode.ShouldBe(0, result.Stderr);
+            result.Stdout.ShouldBe(string.Concat(hostile.Select(h => h + "|")));
+            var piped = await client.RunAsync(target, ["cat"], Encoding.UTF8.GetBytes("$(id) stays text"), TimeSpan.FromSeconds(20), CancellationToken.None);
+            piped.Stdout.ShouldBe("$(id) stays text");
+        }
+        File.Exists("/tmp/pwn").ShouldBeFalse();
+        // The key was only ever in the agent's memory.
+        Directory.GetFiles(directory).Where(f => !Path.GetFileName(f).StartsWith("cm-", StringComparison.Ordinal) && !f.EndsWith(".sock", StringComparison.Ordinal))
+            .ShouldAllBe(f => !File.ReadAllText(f).Contains("PRIVATE KEY"));
+        StartupTests.Delete(directory);
+    }
+
+    [Fact]
     public void SecretBox_CiphertextOfOneUserOrPurpose_DoesNotOpenForAnother()
     {
         var box = new SecretBox(Options.Create(new SecretsOptions { EncryptionKey = TestServer.EncryptionKey }));

@@ -16,6 +16,15 @@ namespace Covibe.Server.Features.Vms;
 /// <summary>Seed 001's <c>POST /api/vm/register</c> and <c>PUT /api/vm/update</c>, plus list and removal.</summary>
 public static partial class VmsApi
 {
+    public static IServiceCollection AddVms(this IServiceCollection services)
+    {
+        services.AddOptions<VmsOptions>().BindConfiguration(VmsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton(sp => new SshClient(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "ssh")));
+        services.AddSingleton<VmHealth>();
+        services.AddHostedService(sp => sp.GetRequiredService<VmHealth>());
+        return services;
+    }
+
     public static IEndpointRouteBuilder MapVmsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/vm").WithTags("VMs").RequireAuthorization();
@@ -23,7 +32,24 @@ public static partial class VmsApi
         api.MapPut("/update", Update);
         api.MapGet("/list", List);
         api.MapDelete("/{id}", Remove);
+        api.MapPost("/{id}/check", Check);
         return app;
+    }
+
+    /// <summary>Checks the VM now (an SSH login) and answers with its status; the owner only.</summary>
+    public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Check(string id, Caller caller, CovibeDb db, VmHealth health, CancellationToken cancellationToken)
+    {
+        var vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.TeamId == caller.TeamId, cancellationToken);
+        if (vm is null)
+        {
+            return Problems.NotFound("VM", $"Your team has no VM '{id}'.");
+        }
+        if (vm.UserId != caller.UserId)
+        {
+            return Problems.Forbidden("Only the VM's owner can check it; its status is in GET /api/vm/list.");
+        }
+        var checkedVm = await health.CheckAsync(id, cancellationToken);
+        return TypedResults.Ok(ToDto(checkedVm!, caller.Name, isOwner: true));
     }
 
     public static async Task<Results<Created<VmDto>, ProblemHttpResult>> Register(

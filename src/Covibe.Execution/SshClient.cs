@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Covibe.Execution;
+
+/// <summary>How to reach one machine over SSH. The credential is never part of it: keys live in the agent.</summary>
+public sealed record SshTarget(string Id, string Host, int Port, string User, string KnownHosts);
+
+/// <summary>What a remote command printed, and how it ended.</summary>
+public sealed record SshResult(int ExitCode, string Stdout, string Stderr);
+
+/// <summary>
+/// The system OpenSSH client driven as a process (no managed SSH library restores here). One
+/// <c>ssh-agent</c> owned by the server holds the decrypted private keys, fed through stdin and
+/// with a lifetime, so keys never touch the disk. Connections are reused through ControlMaster
+/// sockets in a 0700 directory; host keys are pinned (StrictHostKeyChecking=yes against the known
+/// hosts the owner confirmed). Remote commands are built from argv with every argument quoted,
+/// so no value can inject shell syntax on either side.
+/// </summary>
+public sealed class SshClient : IAsyncDisposable
+{
+    private readonly string _directory;
+    private readonly SemaphoreSlim _agentLock = new(1, 1);
+    private Process? _agent;
+
+    public SshClient(string directory)
+    {
+        _directory = directory;
+        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.SetUnixFileMode(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+    }
+
+    private string AgentSocket => Path.Combine(_directory, "agent.sock");
+
+    /// <summary>Gives a private key to the agent (from memory, through stdin) for <paramref name="lifetime"/>.</summary>
+    public async Task AddKeyAsync(ReadOnlyMemory<byte> privateKey, TimeSpan lifetime, CancellationToken cancellationToken)
+    {
+        await EnsureAgentAsync(cancellationToken);
+        var info = Start("ssh-add", ["-q", "-t", ((int)lifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture), "-"]);
+        info.RedirectStandardInput = true;
+        using var process = Process.Start(info) ?? throw new IOException("Could not run ssh-add; install openssh-client.");
+        await process.StandardInput.BaseStream.WriteAsync(privateKey, cancellationToken);
+        process.StandardInput.Close();
+        var error = await process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        if (process.ExitCode != 0)
+        {
+            throw new SshException($"The private key was not accepted: {error.Trim()}");
+        }
+    }
+
+    /// <summary>Runs <paramref name="argv"/> on the target (quoted for the remote shell) and collects its output.</summary>
+    public async Task<SshResult> RunAsync(SshTarget target, IReadOnlyList<string> argv, ReadOnlyMemory<byte>? stdin, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        await EnsureAgentAsync(cancellationToken);
+        var info = Start("ssh", [.. Options(target), "--", target.Host, RemoteCommand(argv)]);
+        info.RedirectStandardInput = true;
+        using var process = Process.Start(info) ?? throw new IOException("Could not run ssh; install openssh-client.");
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var stdout = process.StandardOutput.ReadToEndAsync(limit.Token);
+        var stderr = process.StandardError.ReadToEndAsync(limit.Token);
+        try
+        {
+            if (stdin is { } input)
+            {
+                await process.StandardInput.BaseStream.WriteAsync(input, limit.Token);
+            }
+            process.StandardInput.Close();
+            await process.WaitForExitAsync(limit.Token);
+            return new SshResult(process.ExitCode, await stdout, await stderr);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new SshException($"{target.Host}:{target.Port} did not answer within {timeout.TotalSeconds:0} s.");
+        }
+    }
+
+    /// <summary>Ends the shared connection to a target (the next command opens a new one).</summary>
+    public async Task CloseAsync(SshTarget target, CancellationToken cancellationToken)
+    {
+        using var process = Process.Start(Start("ssh", [.. Options(target), "-O", "exit", "--", target.Host]))!;
+        await process.WaitForExitAsync(cancellationToken);
+    }
+
+    /// <summary>What an ssh failure means for the user.</summary>
+    public static string Explain(SshResult result, SshTarget target)
+    {
+        var error = result.Stderr;
+        if (error.Contains("REMOTE HOST IDENTIFICATION HAS CHANGED", StringComparison.Ordinal) || error.Contains("Host key verification failed", StringComparison.Ordinal))
+        {
+            return $"The host key of {target.Host}:{target.Port} is not the one you confirmed. If the VM was rebuilt, confirm its new key with `covibe vm update --host-key`; otherwise someone may be in the middle.";
+        }
+        if (error.Contains("Permission denied", StringComparison.Ordinal))
+        {
+            return $"{target.User}@{target.Host} refused the credential. Check the user and that the key is in its authorized_keys.";
+        }
+        if (error.Contains("Connection refused", StringComparison.Ordinal) || error.Contains("timed out", StringComparison.Ordinal) || error.Contains("No route", StringComparison.Ordinal))
+        {
+            return $"Cannot connect to {target.Host}:{target.Port}: {error.Trim()}";
+        }
+        return error.Trim().Length > 0 ? error.Trim() : $"ssh exited with {result.ExitCode}.";
+    }
+
+    /// <summary>argv as one command line for the remote shell: each argument single-quoted.</summary>
+    public static string RemoteCommand(IReadOnlyList<string> argv) => string.Join(' ', argv.Select(Quote));
+
+    public static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    private IEnumerable<string> Options(SshTarget target)
+    {
+        var knownHosts = Path.Combine(_directory, $"known_hosts-{target.Id}");
+        File.WriteAllText(knownHosts, target.KnownHosts + "\n");
+        return
+        [
+            "-p", target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            "-l", target.User,
+            "-F", "/dev/null",
+            "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=yes",
+            "-o", $"UserKnownHostsFile={knownHosts}",
+            "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", $"IdentityAgent={AgentSocket}",
+            "-o", "ControlMaster=auto",
+            "-o", $"ControlPath={_directory}/cm-%C",
+            "-o", "ControlPersist=120",
+            "-o", "ConnectTimeout=10",
+            "-o", "ServerAliveInterval=15",
+            "-o", "ServerAliveCountMax=2",
+        ];
+    }
+
+    /// <summary>The name known_hosts lines use for a host on a non-standard port.</summary>
+    public static string KnownHostsName(SshTarget target) => target.Port == 22 ? target.Host : $"[{target.Host}]:{target.Port}";
+
+    private ProcessStartInfo Start(string file, IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo(file)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+        info.Environment["SSH_AUTH_SOCK"] = AgentSocket;
+        return info;
+    }
+
+    private async Task EnsureAgentAsync(CancellationToken cancellationToken)
+    {
+        await _agentLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_agent is { HasExited: false })
+            {
+                return;
+            }
+            File.Delete(AgentSocket);
+            // -D: stay in the foreground as our child, so it ends with us.
+            _agent = Process.Start(Start("ssh-agent", ["-D", "-a", AgentSocket])) ?? throw new IOException("Could not run ssh-agent; install openssh-client.");
+            for (var i = 0; i < 200 && !File.Exists(AgentSocket); i++)
+            {
+                await Task.Delay(10, cancellationToken);
+            }
+        }
+        finally
+        {
+            _agentLock.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_agent is { HasExited: false })
+        {
+            _agent.Kill();
+            await _agent.WaitForExitAsync();
+        }
+        _agent?.Dispose();
+        _agentLock.Dispose();
+    }
+}
+
+public sealed class SshException(string message) : Exception(message);

@@ -1,0 +1,118 @@
+using System.Security.Cryptography;
+using Covibe.Execution;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Secrets;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Vms;
+
+/// <summary><c>Covibe:Vms</c>.</summary>
+public sealed class VmsOptions
+{
+    public const string Section = "Covibe:Vms";
+
+    /// <summary>How often every VM is checked (an SSH round trip over the shared connection).</summary>
+    [System.ComponentModel.DataAnnotations.Range(5, 86_400)]
+    public int HealthCheckSeconds { get; set; } = 60;
+}
+
+/// <summary>
+/// Keeps each VM's status current: it logs in over SSH (key from the encrypted store, through the
+/// server's ssh-agent; host key pinned) and runs <c>true</c>. Online with a last-seen time, or
+/// offline with what went wrong in words the owner can act on.
+/// </summary>
+public sealed class VmHealth(
+    IDbContextFactory<CovibeDb> dbs,
+    SecretBox secrets,
+    SshClient ssh,
+    IOptions<VmsOptions> options,
+    TimeProvider time,
+    ILogger<VmHealth> logger) : BackgroundService
+{
+    public const string Online = "online";
+    public const string Offline = "offline";
+
+    public async Task<Vm?> CheckAsync(string vmId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var vm = await db.Vms.SingleOrDefaultAsync(v => v.Id == vmId, cancellationToken);
+        if (vm is null)
+        {
+            return null;
+        }
+        var (online, error) = await ProbeAsync(vm, cancellationToken);
+        vm.Status = online ? Online : Offline;
+        vm.LastError = error;
+        if (online)
+        {
+            vm.LastSeen = time.GetUtcNow().UtcDateTime;
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        VmsLog.Checked(logger, vm.Id, vm.Status);
+        return vm;
+    }
+
+    internal static SshTarget Target(Vm vm) => new(vm.Id, vm.Host, vm.Port, vm.Username, vm.HostKeys);
+
+    private async Task<(bool Online, string? Error)> ProbeAsync(Vm vm, CancellationToken cancellationToken)
+    {
+        if (vm.AuthMethod != "key")
+        {
+            return (false, "Password VMs are stored, but the server connects with keys only for now: register a private key (covibe vm update --key-file).");
+        }
+        try
+        {
+            var key = secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
+            try
+            {
+                await ssh.AddKeyAsync(key, TimeSpan.FromHours(1), cancellationToken);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(key);
+            }
+            var target = Target(vm);
+            var result = await ssh.RunAsync(target, ["true"], null, TimeSpan.FromSeconds(20), cancellationToken);
+            return result.ExitCode == 0 ? (true, null) : (false, SshClient.Explain(result, target));
+        }
+        catch (Exception e) when (e is SshException or CryptographicException or IOException)
+        {
+            return (false, e.Message);
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(options.Value.HealthCheckSeconds), time);
+        do
+        {
+            List<string> ids;
+            await using (var db = await dbs.CreateDbContextAsync(stoppingToken))
+            {
+                ids = await db.Vms.Select(v => v.Id).ToListAsync(stoppingToken);
+            }
+            foreach (var id in ids)
+            {
+                try
+                {
+                    await CheckAsync(id, stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    VmsLog.CheckFailed(logger, id, e);
+                }
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+}
+
+internal static partial class VmsLog
+{
+    [LoggerMessage(4001, LogLevel.Debug, "VM {VmId} checked: {Status}")]
+    public static partial void Checked(ILogger logger, string vmId, string status);
+
+    [LoggerMessage(4002, LogLevel.Warning, "Checking VM {VmId} failed")]
+    public static partial void CheckFailed(ILogger logger, string vmId, Exception exception);
+}
