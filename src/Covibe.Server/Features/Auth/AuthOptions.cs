@@ -37,21 +37,7 @@ internal sealed class DevelopmentJwtSecret(IHostEnvironment environment, IOption
         {
             return;
         }
-        var path = Path.Combine(server.Value.DataDirectory, "jwt-secret");
-        if (!File.Exists(path))
-        {
-            ServerOptions.EnsureDirectory(server.Value.DataDirectory);
-            var secret = Tokens.NewToken(48);
-            using var stream = new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
-            using var writer = new StreamWriter(stream);
-            writer.Write(secret);
-        }
-        options.JwtSecret = File.ReadAllText(path).Trim();
+        options.JwtSecret = DevelopmentSecrets.ReadOrCreate(server.Value.DataDirectory, "jwt-secret");
     }
 }
 

@@ -25,20 +25,7 @@ internal sealed class DevelopmentEncryptionKey(IHostEnvironment environment, IOp
         {
             return;
         }
-        var path = Path.Combine(server.Value.DataDirectory, "encryption-key");
-        if (!File.Exists(path))
-        {
-            ServerOptions.EnsureDirectory(server.Value.DataDirectory);
-            using var stream = new FileStream(path, new FileStreamOptions
-            {
-                Mode = FileMode.CreateNew,
-                Access = FileAccess.Write,
-                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-            });
-            using var writer = new StreamWriter(stream);
-            writer.Write(Auth.Tokens.NewToken(48));
-        }
-        options.EncryptionKey = File.ReadAllText(path).Trim();
+        options.EncryptionKey = DevelopmentSecrets.ReadOrCreate(server.Value.DataDirectory, "encryption-key");
     }
 }
 
