@@ -36,6 +36,8 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(UpdateVmRequest))]
 [JsonSerializable(typeof(VmDto))]
 [JsonSerializable(typeof(VmDto[]))]
+[JsonSerializable(typeof(PoolVmDto[]))]
+[JsonSerializable(typeof(VmAssignmentDto))]
 [JsonSerializable(typeof(AgentInputRequest))]
 [JsonSerializable(typeof(AgentEventsResponse))]
 [JsonSerializable(typeof(AgentSpawnMessage))]

@@ -47,3 +47,9 @@ public sealed record VmDto(
     string? AuthMethod = null,
     string? HostKeyFingerprint = null,
     string? LastError = null);
+
+/// <summary>A VM of the operator's pool (seed 000's <c>vm-instances.json</c>), as members see it: no key paths.</summary>
+public sealed record PoolVmDto(string Id, string Host, string? Region, string? InstanceType, string Status, int MaxUsers, int CurrentUsers);
+
+/// <summary>Seed 000's <c>assignVMToUser</c>: the pool VM this member works on.</summary>
+public sealed record VmAssignmentDto(PoolVmDto Instance, DateTime AssignedAt);

@@ -84,6 +84,7 @@ public static class CovibeServer
         app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
         await app.Services.MigrateDatabaseAsync(cancellationToken);
         await app.Services.CheckStoredSecretsAsync(cancellationToken);
+        _ = app.Services.GetRequiredService<VmPool>(); // reads the pool file: a bad one stops start-up here
         await app.StartAsync(cancellationToken);
     }
 }

@@ -191,8 +191,9 @@ public abstract class MigrationTests
         await db.Messages.Take(1).ToListAsync();
         await db.Agents.Take(1).ToListAsync();
         await db.Vms.Take(1).ToListAsync();
+        await db.VmAssignments.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "invites", "messages", "refresh_tokens", "sessions", "teams", "users", "vms"]);
+        tables.ShouldBe(["agents", "invites", "messages", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vms"]);
     }
 }
 

@@ -24,6 +24,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<ChatMessage> Messages => Set<ChatMessage>();
     public DbSet<Agent> Agents => Set<Agent>();
     public DbSet<Vm> Vms => Set<Vm>();
+    public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -87,6 +88,14 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<User>().WithMany().HasForeignKey(v => v.UserId);
             e.HasIndex(v => v.TeamId);
             e.HasIndex(v => v.UserId);
+        });
+
+        modelBuilder.Entity<VmAssignment>(e =>
+        {
+            e.ToTable("vm_assignments");
+            e.HasKey(a => a.UserId);
+            e.HasOne<User>().WithMany().HasForeignKey(a => a.UserId);
+            e.HasIndex(a => a.InstanceId);
         });
 
         foreach (var entity in modelBuilder.Model.GetEntityTypes())

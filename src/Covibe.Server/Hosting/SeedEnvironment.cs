@@ -17,6 +17,7 @@ public static class SeedEnvironment
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
         ["USE_MOCK_AGENTS"] = "Covibe:Agents:UseMockAgents",
         ["ENCRYPTION_KEY"] = "Covibe:Secrets:EncryptionKey",
+        ["VM_INSTANCES_FILE"] = "Covibe:Vms:InstancesFile",
         ["ENCRYPTION_KEYS_PREVIOUS"] = "Covibe:Secrets:PreviousKeys",
         ["WORKSPACE_BASE"] = "Covibe:Agents:WorkspaceBase",
     };

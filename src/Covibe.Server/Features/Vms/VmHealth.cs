@@ -15,6 +15,9 @@ public sealed class VmsOptions
     /// <summary>How often every VM is checked (an SSH round trip over the shared connection).</summary>
     [System.ComponentModel.DataAnnotations.Range(5, 86_400)]
     public int HealthCheckSeconds { get; set; } = 60;
+
+    /// <summary>Seed 000's pool of shared VMs (<c>VM_INSTANCES_FILE</c>); read at start-up if it exists.</summary>
+    public string InstancesFile { get; set; } = Path.Combine("config", "vm-instances.json");
 }
 
 /// <summary>

@@ -21,6 +21,7 @@ public static partial class VmsApi
         services.AddOptions<VmsOptions>().BindConfiguration(VmsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(sp => new SshClient(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "ssh")));
         services.AddSingleton<VmHealth>();
+        services.AddSingleton<VmPool>();
         services.AddHostedService(sp => sp.GetRequiredService<VmHealth>());
         return services;
     }
@@ -33,7 +34,33 @@ public static partial class VmsApi
         api.MapGet("/list", List);
         api.MapDelete("/{id}", Remove);
         api.MapPost("/{id}/check", Check);
+        api.MapGet("/pool", Pool);
+        api.MapPost("/assign", Assign);
+        api.MapDelete("/assign", Release);
         return app;
+    }
+
+    /// <summary>The operator's shared VMs and how many members each serves.</summary>
+    public static async Task<Ok<PoolVmDto[]>> Pool(VmPool pool, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await pool.ListAsync(cancellationToken));
+
+    /// <summary>Seed 000's <c>assignVMToUser</c>: your pool VM (the same one every time until released).</summary>
+    public static async Task<Results<Ok<VmAssignmentDto>, ProblemHttpResult>> Assign(Caller caller, VmPool pool, CancellationToken cancellationToken)
+    {
+        if (pool.Instances.Count == 0)
+        {
+            return Problems.NotFound("VM pool", "This server has no pool of shared VMs (config/vm-instances.json). Register your own VM with POST /api/vm/register.");
+        }
+        return await pool.AssignAsync(caller.UserId, cancellationToken) is { } assignment
+            ? TypedResults.Ok(assignment)
+            : Problems.Conflict("no-vm-available", "No VM available",
+                $"All {pool.Instances.Count} VMs of the pool are full or not available. Try again later, ask the operator to add instances to the pool file, or register your own VM.");
+    }
+
+    public static async Task<NoContent> Release(Caller caller, VmPool pool, CancellationToken cancellationToken)
+    {
+        await pool.ReleaseAsync(caller.UserId, cancellationToken);
+        return TypedResults.NoContent();
     }
 
     /// <summary>Checks the VM now (an SSH login) and answers with its status; the owner only.</summary>
