@@ -15,6 +15,8 @@ internal static class VmCommands
         vm.Subcommands.Add(List(store));
         vm.Subcommands.Add(Update(store));
         vm.Subcommands.Add(Remove(store));
+        vm.Subcommands.Add(Check(store));
+        vm.Subcommands.Add(Assign(store));
         return vm;
     }
 
@@ -97,6 +99,41 @@ internal static class VmCommands
             var vmId = await ResolveAsync(client, parse.GetValue(id)!, ct);
             await client.SendAsync(HttpMethod.Delete, $"api/vm/{vmId}", null, ct);
             Console.WriteLine("Removed.");
+        });
+        return command;
+    }
+
+    private static Command Check(CredentialStore store)
+    {
+        var id = new Argument<string>("vm") { Description = "VM id or name" };
+        var command = new Command("check", "Log in to one of your VMs over SSH now and show its status") { id };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var vmId = await ResolveAsync(client, parse.GetValue(id)!, ct);
+            var vm = await client.PostAsync($"api/vm/{vmId}/check", CovibeJsonContext.Default.VmDto, ct);
+            Console.WriteLine(vm.Status == "online" ? $"{vm.Name} is online." : $"{vm.Name} is {vm.Status}: {vm.LastError}");
+            Environment.ExitCode = vm.Status == "online" ? 0 : 1;
+        });
+        return command;
+    }
+
+    private static Command Assign(CredentialStore store)
+    {
+        var release = new Option<bool>("--release") { Description = "Give your pool VM back" };
+        var command = new Command("assign", "Get a VM from the server's shared pool (seed 000's assignVMToUser)") { release };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            if (parse.GetValue(release))
+            {
+                await client.SendAsync(HttpMethod.Delete, "api/vm/assign", null, ct);
+                Console.WriteLine("Released.");
+                return;
+            }
+            var assignment = await client.PostAsync("api/vm/assign", CovibeJsonContext.Default.VmAssignmentDto, ct);
+            var vm = assignment.Instance;
+            Console.WriteLine($"Your VM: {vm.Id} ({vm.Host}{(vm.Region is null ? "" : $", {vm.Region}")}), {vm.CurrentUsers} of {vm.MaxUsers} places taken.");
         });
         return command;
     }

@@ -117,6 +117,9 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             var list = await cli.RunAsync(null, "vm", "ls");
             list.Stdout.ShouldContain("build-box");
             list.Stdout.ShouldContain("unknown");
+            var check = await cli.RunAsync(null, "vm", "check", "build-box");
+            check.ExitCode.ShouldBe(0, check.Stdout + check.Stderr);
+            check.Stdout.ShouldContain("build-box is online.");
         }
         var rotate = await cli.RunAsync(null, "secrets", "rotate", "--data", data,
             $"--Covibe:Secrets:EncryptionKey={newKey}", $"--Covibe:Secrets:PreviousKeys={oldKey}");
