@@ -146,7 +146,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var vm = (await (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint))).Content.ReadFromJsonAsync<VmDto>())!;
 
         var checkedVm = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
-        checkedVm.Status.ShouldBe("online", checkedVm.LastError);
+        checkedVm.Status.ShouldBe("online", $"last error: {checkedVm.LastError}");
         checkedVm.LastSeen.ShouldNotBeNull();
         checkedVm.LastError.ShouldBeNull();
         using var teammate = server.Client(member.AccessToken);

@@ -14,7 +14,11 @@ public sealed class SshServer : IAsyncLifetime
     private Process? _sshd;
 
     public int Port { get; private set; }
-    public string User { get; } = Environment.UserName;
+    /// <summary>
+    /// As root, a dedicated user with /bin/sh, like a fresh VM account: the machine's own root
+    /// may have shell start-up files (pyenv, ...) that are slow or block non-interactive logins.
+    /// </summary>
+    public string User { get; private set; } = Environment.UserName;
     public string ClientPrivateKey { get; private set; } = "";
     public string HostKeyFingerprint { get; private set; } = "";
 
@@ -22,10 +26,27 @@ public sealed class SshServer : IAsyncLifetime
     {
         File.Exists("/usr/sbin/sshd").ShouldBeTrue("/usr/sbin/sshd is missing: install Debian's openssh-server (./test.sh does).");
         Directory.CreateDirectory(_directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (Environment.UserName == "root")
+        {
+            const string testUser = "covibe-vm";
+            using (var id = Process.Start(new ProcessStartInfo("id", ["-u", testUser]) { RedirectStandardOutput = true, RedirectStandardError = true })!)
+            {
+                await id.WaitForExitAsync();
+                if (id.ExitCode != 0)
+                {
+                    // '*': no password, but not locked ('!'), which sshd would refuse even for keys.
+                    await RunAsync("useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", testUser);
+                }
+            }
+            User = testUser;
+        }
         await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-host", "-f", Path.Combine(_directory, "host_key"));
         await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-client", "-f", Path.Combine(_directory, "client_key"));
         ClientPrivateKey = await File.ReadAllTextAsync(Path.Combine(_directory, "client_key"));
         File.Copy(Path.Combine(_directory, "client_key.pub"), Path.Combine(_directory, "authorized_keys"));
+        // sshd reads authorized_keys as the user logging in: the directory and the (public) keys must be readable.
+        File.SetUnixFileMode(_directory, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(Path.Combine(_directory, "authorized_keys"), (UnixFileMode)0b110_100_100);
         // The test keeps the key only in memory from here on, as the server must.
         File.Delete(Path.Combine(_directory, "client_key"));
         var fingerprint = await RunAsync("ssh-keygen", "-l", "-E", "sha256", "-f", Path.Combine(_directory, "host_key.pub"));
