@@ -422,6 +422,34 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     }
 
     [Fact]
+    public async Task Spawn_BeyondTheRateOrTheTeamsLimit_IsRefusedSayingWhy()
+    {
+        var settings = AgentHelpers.Settings();
+        settings["Covibe:Agents:SpawnsPerMinute"] = "3";
+        settings["Covibe:Agents:MaxActivePerTeam"] = "2";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var first = await server.SpawnAsync(owner.Auth.AccessToken, "one", "echo");
+        var second = await server.SpawnAsync(owner.Auth.AccessToken, "two", "echo");
+        var full = await (await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("three", "echo"))).ShouldBeProblemAsync((HttpStatusCode)429, "too-many-agents");
+        full.GetProperty("detail").GetString()!.ShouldContain("already has 2 agents running");
+
+        (await client.DeleteAsync($"/api/agent/{first.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, first.Id);
+        await server.SpawnAsync(owner.Auth.AccessToken, "three", "echo");
+        (await client.DeleteAsync($"/api/agent/{second.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, second.Id);
+        // Room in the team now, but a fourth spawn within the minute is one too many.
+        var fast = await (await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("four", "echo"))).ShouldBeProblemAsync((HttpStatusCode)429, "too-many-agents");
+        fast.GetProperty("detail").GetString()!.ShouldContain("in the last minute");
+        foreach (var agent in (await client.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.Where(a => !AgentStatuses.IsFinal(a.Status)))
+        {
+            await client.DeleteAsync($"/api/agent/{agent.Id}");
+        }
+    }
+
+    [Fact]
     public async Task Agent_DoesNotInheritTheServersSecrets()
     {
         var owner = await Server.CreateTeamAsync();

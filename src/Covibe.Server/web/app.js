@@ -193,9 +193,8 @@ async function onMessage(message) {
 }
 
 function showError(requestType, text) {
-  const target = requestType === 'agent_spawn' ? '#spawn-error' : null;
-  if (target) $(target).textContent = text;
-  else alertLive(text);
+  // The spawn form closes on submit, so its refusal (e.g. too many agents) shows as a toast too.
+  alertLive(requestType === 'agent_spawn' ? `Not spawned: ${text}` : text);
 }
 
 let toastTimer = null;

@@ -1,4 +1,5 @@
 using System.Text;
+using System.Threading.RateLimiting;
 using System.Text.RegularExpressions;
 using Covibe.Execution;
 using Covibe.Protocol;
@@ -13,6 +14,7 @@ namespace Covibe.Server.Features.Agents;
 public enum AgentFailure
 {
     None,
+    TooMany,
     NotFound,
     Forbidden,
     Invalid,
@@ -39,9 +41,18 @@ public sealed partial class AgentService(
     AgentFeeds feeds,
     IOptions<AgentsOptions> options,
     TimeProvider time,
-    ILogger<AgentService> logger)
+    ILogger<AgentService> logger) : IDisposable
 {
+    private readonly PartitionedRateLimiter<string> _spawns = PartitionedRateLimiter.Create<string, string>(user =>
+        RateLimitPartition.GetFixedWindowLimiter(user, _ => new FixedWindowRateLimiterOptions
+        {
+            PermitLimit = options.Value.SpawnsPerMinute,
+            Window = TimeSpan.FromMinutes(1),
+        }));
+
     public const int MaxTaskLength = 20_000;
+
+    public void Dispose() => _spawns.Dispose();
 
     public async Task<AgentResult> SpawnAsync(Caller caller, SpawnAgentRequest request, CancellationToken cancellationToken)
     {
@@ -96,6 +107,20 @@ public sealed partial class AgentService(
             WorkingDirectory = Path.Combine(launcher.WorkspaceBase, caller.TeamId, id),
         };
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !FinalStatuses.Contains(a.Status), cancellationToken);
+        if (active >= options.Value.MaxActivePerTeam)
+        {
+            return AgentResult.Fail(AgentFailure.TooMany,
+                $"Your team already has {active} agents running (the limit is {options.Value.MaxActivePerTeam}). Wait for one to finish, or kill one.");
+        }
+        // Counted only for spawns that would otherwise go ahead.
+        using (var lease = _spawns.AttemptAcquire(caller.UserId))
+        {
+            if (!lease.IsAcquired)
+            {
+                return AgentResult.Fail(AgentFailure.TooMany, $"You have spawned {options.Value.SpawnsPerMinute} agents in the last minute; wait a moment.");
+            }
+        }
         db.Agents.Add(agent);
         await db.SaveChangesAsync(cancellationToken);
         try
@@ -222,6 +247,8 @@ public sealed partial class AgentService(
                          select new { a, u.Name }).AsNoTracking().SingleOrDefaultAsync(cancellationToken);
         return (row?.a, row?.Name);
     }
+
+    private static readonly string[] FinalStatuses = [AgentStatuses.Completed, AgentStatuses.Failed, AgentStatuses.Killed, AgentStatuses.Lost];
 
     private static AgentResult NotFound(string agentId) =>
         AgentResult.Fail(AgentFailure.NotFound, $"Your team has no agent '{agentId}'. List them with GET /api/agent/list.");

@@ -34,6 +34,14 @@ public sealed class AgentsOptions
     [Range(1, 10_000)]
     public int MockSteps { get; set; } = 6;
 
+    /// <summary>Spawns allowed per member per minute (seed 001: "rate limiting agent spawning").</summary>
+    [Range(1, 10_000)]
+    public int SpawnsPerMinute { get; set; } = 20;
+
+    /// <summary>Agents a team may have unfinished at once (seed 001 plans for about 5 per team).</summary>
+    [Range(1, 10_000)]
+    public int MaxActivePerTeam { get; set; } = 10;
+
     /// <summary>Grace between SIGTERM and SIGKILL when an agent is killed.</summary>
     [Range(0, 600)]
     public int KillGraceSeconds { get; set; } = 5;

@@ -324,6 +324,7 @@ internal sealed class HubSession(
             AgentFailure.Forbidden => HubErrorCodes.Forbidden,
             AgentFailure.NotRunning => HubErrorCodes.AgentNotRunning,
             AgentFailure.Unavailable => HubErrorCodes.AgentUnavailable,
+            AgentFailure.TooMany => HubErrorCodes.RateLimited,
             _ => HubErrorCodes.InvalidMessage,
         };
         var detail = result.Errors is { Count: > 0 } errors ? string.Join(" ", errors.SelectMany(e => e.Value)) : result.Detail!;
