@@ -26,7 +26,7 @@ public sealed class RobustnessTests
     [Fact]
     public async Task Hub_SubscriberThatStopsReading_DoesNotDelayOthers_AndIsDropped()
     {
-        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:SendQueueCapacity"] = "256" });
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:SendQueueCapacity"] = "256", ["Covibe:Hub:MessagesPerSecond"] = "100000" });
         var (owner, member) = await server.CreateTeamWithMemberAsync();
         await using var sender = await server.ConnectAsync(owner.Auth.AccessToken);
         await sender.ReceiveAsync("team_joined");
@@ -95,6 +95,28 @@ public sealed class RobustnessTests
         await server.DisposeAsync();
         watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "shutdown must not sit out Kestrel's 30 s grace for upgraded connections");
         (await hub.Closed.WaitAsync(TimeSpan.FromSeconds(5))).Status.ShouldBe(WebSocketCloseStatus.EndpointUnavailable);
+    }
+
+    [Fact]
+    public async Task Hub_FloodOfMessages_ExcessIsRefusedAndTheConnectionStaysUsable()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:MessagesPerSecond"] = "10" });
+        var owner = await server.CreateTeamAsync();
+        await using var hub = await server.ConnectAsync(owner.Auth.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        for (var i = 0; i < 100; i++)
+        {
+            await hub.SendAsync(new { type = "chat_message", message = $"spam {i}" });
+        }
+        var error = await hub.ReceiveAsync("error");
+        error.GetProperty("code").GetString().ShouldBe("rate_limited");
+        error.GetProperty("fatal").GetBoolean().ShouldBeFalse();
+        await Task.Delay(1500);
+        await hub.SendAsync(new { type = "chat_message", message = "after the flood" });
+        await hub.ReceiveAsync(m => m.GetProperty("type").GetString() == "chat_message" && m.GetProperty("message").GetString() == "after the flood");
+        using var client = server.Client(owner.Auth.AccessToken);
+        var stored = (await client.GetFromJsonAsync<ChatHistoryResponse>("/api/chat/history?limit=200"))!.Messages.Length;
+        stored.ShouldBeInRange(20, 40); // the burst of 20, what refilled meanwhile, and the last one
     }
 
     [Fact]

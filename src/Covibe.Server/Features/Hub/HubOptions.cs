@@ -22,6 +22,10 @@ public sealed class HubOptions
     [Range(1, 3600)]
     public int KeepAliveSeconds { get; set; } = 20;
 
+    /// <summary>Messages a connection may send per second (bursts up to twice that); beyond, they are refused with <c>rate_limited</c>.</summary>
+    [Range(1, 100_000)]
+    public int MessagesPerSecond { get; set; } = 50;
+
     /// <summary>How long an unauthenticated connection may wait before sending <c>join_team</c>.</summary>
     [Range(1, 600)]
     public int JoinTimeoutSeconds { get; set; } = 10;

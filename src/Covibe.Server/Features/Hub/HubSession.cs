@@ -34,6 +34,14 @@ internal sealed class HubSession(
     private readonly Dictionary<string, (CancellationTokenSource Stop, Task Pump)> _subscriptions = [];
     private readonly Lock _subscriptionsLock = new();
     private readonly CancellationTokenSource _session = new();
+    // One flooding client must not hog a thread or the database: its excess messages are refused.
+    private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _messages = new(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
+    {
+        TokenLimit = options.MessagesPerSecond * 2,
+        TokensPerPeriod = options.MessagesPerSecond,
+        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+        QueueLimit = 0,
+    });
 
     public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
     {
@@ -75,6 +83,7 @@ internal sealed class HubSession(
             await writer;
             connection.Dispose();
             _session.Dispose();
+            _messages.Dispose();
             hub.Closed(connection);
             if (connection.Member is { } member)
             {
@@ -123,7 +132,15 @@ internal sealed class HubSession(
             }
             else
             {
-                await HandleAsync(buffer.AsMemory(0, count), cancellationToken);
+                using var permit = _messages.AttemptAcquire();
+                if (permit.IsAcquired)
+                {
+                    await HandleAsync(buffer.AsMemory(0, count), cancellationToken);
+                }
+                else
+                {
+                    Error(HubErrorCodes.RateLimited, $"Too many messages: at most {options.MessagesPerSecond} a second. This one was not handled; send it again shortly.");
+                }
             }
         }
     }
