@@ -36,10 +36,12 @@ public sealed record AgentLaunch(
     IReadOnlyDictionary<string, string> Environment,
     string? RepositoryUrl = null,
     string? Branch = null,
-    byte[]? InitialInput = null);
+    byte[]? InitialInput = null,
+    string? Target = null);
 
 /// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
-public sealed record AgentProcess(string Backend, string RuntimeDirectory, int Pid, long StartTime);
+/// <summary><see cref="Target"/>: the machine it runs on, for remote backends (a VM id).</summary>
+public sealed record AgentProcess(string Backend, string RuntimeDirectory, int Pid, long StartTime, string? Target = null);
 
 public enum AgentRunState
 {

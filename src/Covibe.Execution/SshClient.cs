@@ -77,6 +77,17 @@ public sealed class SshClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts a long-running remote command whose stdout the caller reads (e.g. <c>tail -F</c>).</summary>
+    public async Task<Process> StreamAsync(SshTarget target, IReadOnlyList<string> argv, CancellationToken cancellationToken)
+    {
+        await EnsureAgentAsync(cancellationToken);
+        var info = Start("ssh", [.. Options(target), "--", target.Host, RemoteCommand(argv)]);
+        info.RedirectStandardInput = true;
+        var process = Process.Start(info) ?? throw new IOException("Could not run ssh; install openssh-client.");
+        process.StandardInput.Close();
+        return process;
+    }
+
     /// <summary>Ends the shared connection to a target (the next command opens a new one).</summary>
     public async Task CloseAsync(SshTarget target, CancellationToken cancellationToken)
     {

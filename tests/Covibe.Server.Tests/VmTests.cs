@@ -191,6 +191,80 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         StartupTests.Delete(directory);
     }
 
+    private async Task<(TestServer Server, CreateTeamResponse Owner, VmDto Vm)> ServerWithVmAsync()
+    {
+        var server = await TestServer.StartAsync(settings: AgentHelpers.Settings());
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var vm = (await (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint))).Content.ReadFromJsonAsync<VmDto>())!;
+        return (server, owner, vm);
+    }
+
+    private static async Task<AgentDto> SpawnOnAsync(TestServer server, string token, string vmId, string type)
+    {
+        using var client = server.Client(token);
+        using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("on the VM", type, VmId: vmId));
+        reply.StatusCode.ShouldBe(HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+        return (await reply.Content.ReadFromJsonAsync<AgentDto>())!;
+    }
+
+    [Fact]
+    public async Task AgentOnVm_RunsThereDetached_AndItsWholeOutputReachesTheTeam()
+    {
+        var (server, owner, vm) = await ServerWithVmAsync();
+        await using var serverScope = server;
+        await using var hub = await server.ConnectAsync(owner.Auth.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "lines");
+        await hub.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        var (viaHub, _, status) = await hub.CollectOutputAsync(agent.Id);
+        status.ShouldBe("completed");
+        var expected = string.Concat(Enumerable.Range(1, 20000).Select(i => $"{i}\n"));
+        Encoding.UTF8.GetString(viaHub).ShouldBe(expected);
+        Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldBe(expected);
+        // It ran on the VM, as its user, with its log under ~/agent_logs (seed 001's layout).
+        File.ReadAllText($"/home/{ssh.User}/agent_logs/{agent.Id}/output.log").ShouldBe(expected);
+    }
+
+    [Fact]
+    public async Task AgentOnVm_TakesInputAndIsKilledByItsOwner()
+    {
+        var (server, owner, vm) = await ServerWithVmAsync();
+        await using var serverScope = server;
+        using var client = server.Client(owner.Auth.AccessToken);
+        var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "echo");
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("ready", StringComparison.Ordinal), "the agent is ready");
+        (await client.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("$(id) over ssh\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("echo: $(id) over ssh", StringComparison.Ordinal), "the input is echoed as text");
+        (await client.DeleteAsync($"/api/agent/{agent.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("killed");
+    }
+
+    [Fact]
+    public async Task AgentOnVm_ConnectionDroppedMidStream_OutputResumesWithNoGapOrDuplicate()
+    {
+        var (server, owner, vm) = await ServerWithVmAsync();
+        await using var serverScope = server;
+        var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "slow");
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("line 10\n", StringComparison.Ordinal), "some output");
+        // Cut the shared SSH connection (the control master and every session on it).
+        await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+        Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id))
+            .ShouldBe(string.Concat(Enumerable.Range(1, 60).Select(i => $"line {i}\n")));
+    }
+
+    [Fact]
+    public async Task Spawn_OnSomeoneElsesVm_IsRefused()
+    {
+        var (server, owner, vm) = await ServerWithVmAsync();
+        await using var serverScope = server;
+        var member = await server.JoinAsync(owner.Invite.InviteCode, "Mallory");
+        using var client = server.Client(member.AccessToken);
+        using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("borrow it", "lines", VmId: vm.Id));
+        (await reply.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation")).GetProperty("errors").TryGetProperty("vmId", out _).ShouldBeTrue();
+    }
+
     [Fact]
     public void SecretBox_CiphertextOfOneUserOrPurpose_DoesNotOpenForAnother()
     {

@@ -20,6 +20,8 @@ public sealed class Agent
     public string? Error { get; set; }
 
     public required string Backend { get; init; }
+    /// <summary>The VM it runs on (SSH backend), or null for this server.</summary>
+    public string? VmId { get; init; }
     public required string WorkingDirectory { get; init; }
     public string? RuntimeDirectory { get; set; }
     public int? Pid { get; set; }
@@ -33,5 +35,5 @@ public sealed class Agent
     public string? Model { get; set; }
 
     internal AgentProcess? Process =>
-        RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0) : null;
+        RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0, VmId) : null;
 }

@@ -102,7 +102,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
         return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
-            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null);
+            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, agent.VmId);
     }
 
     private AgentTypeOptions MockType(string kind)

@@ -72,13 +72,16 @@ public sealed partial class AgentService(
         {
             v.Fail("branch", "'branch' needs 'repositoryUrl'.");
         }
-        if (!string.IsNullOrEmpty(request.VmId) && request.VmId != LocalBackend.BackendName)
-        {
-            v.Fail("vmId", $"Unknown VM '{request.VmId}'. Agents run on this server until VMs are registered (leave 'vmId' out).");
-        }
+        var vmId = string.IsNullOrEmpty(request.VmId) || request.VmId == LocalBackend.BackendName ? null : request.VmId;
         if (!v.IsValid)
         {
             return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", v.Errors);
+        }
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        if (vmId is not null && !await db.Vms.AnyAsync(vm => vm.Id == vmId && vm.UserId == caller.UserId, cancellationToken))
+        {
+            return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.",
+                new() { ["vmId"] = [$"You have no VM '{vmId}'. Agents run on your own VMs (GET /api/vm/list), or on this server without 'vmId'."] });
         }
         if (request.TeamId is not null && request.TeamId != caller.TeamId)
         {
@@ -102,11 +105,11 @@ public sealed partial class AgentService(
             Branch = branch,
             Status = AgentStatuses.Starting,
             CreatedAt = time.GetUtcNow().UtcDateTime,
-            Backend = LocalBackend.BackendName,
-            // Both parts are server-made ids: nothing from the user reaches the path.
-            WorkingDirectory = Path.Combine(launcher.WorkspaceBase, caller.TeamId, id),
+            Backend = vmId is null ? LocalBackend.BackendName : SshBackend.BackendName,
+            VmId = vmId,
+            // Server-made ids only: nothing from the user reaches the path. On a VM, relative to the user's home.
+            WorkingDirectory = vmId is null ? Path.Combine(launcher.WorkspaceBase, caller.TeamId, id) : $"project/{id}",
         };
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !FinalStatuses.Contains(a.Status), cancellationToken);
         if (active >= options.Value.MaxActivePerTeam)
         {

@@ -19,6 +19,8 @@ public static class AgentsApi
         services.AddOptions<AgentsOptions>().BindConfiguration(AgentsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<AgentLauncher>();
         services.AddSingleton<IExecutionBackend>(sp => new LocalBackend(sp.GetRequiredService<AgentLauncher>().RuntimeRoot));
+        services.AddSingleton<IExecutionBackend>(sp => new SshBackend(
+            sp.GetRequiredService<SshClient>(), sp.GetRequiredService<Vms.VmConnector>().ConnectAsync, sp.GetRequiredService<AgentLauncher>().RuntimeRoot));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<AgentFeeds>();
         services.AddSingleton<AgentEvents>();
@@ -59,7 +61,7 @@ public static class AgentsApi
     {
         var result = await agents.SpawnAsync(caller, request, cancellationToken);
         return result.Agent is { } agent
-            ? TypedResults.Created($"/api/agent/{agent.Id}", new SpawnAgentResponse(true, LocalBackend.BackendName, agent))
+            ? TypedResults.Created($"/api/agent/{agent.Id}", new SpawnAgentResponse(true, request.VmId is null or "" or LocalBackend.BackendName ? LocalBackend.BackendName : SshBackend.BackendName, agent))
             : Refusal(result);
     }
 

@@ -1,7 +1,6 @@
 using System.Security.Cryptography;
 using Covibe.Execution;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -27,7 +26,7 @@ public sealed class VmsOptions
 /// </summary>
 public sealed class VmHealth(
     IDbContextFactory<CovibeDb> dbs,
-    SecretBox secrets,
+    VmConnector connector,
     SshClient ssh,
     IOptions<VmsOptions> options,
     TimeProvider time,
@@ -56,8 +55,6 @@ public sealed class VmHealth(
         return vm;
     }
 
-    internal static SshTarget Target(Vm vm) => new(vm.Id, vm.Host, vm.Port, vm.Username, vm.HostKeys);
-
     private async Task<(bool Online, string? Error)> ProbeAsync(Vm vm, CancellationToken cancellationToken)
     {
         if (vm.AuthMethod != "key")
@@ -66,16 +63,7 @@ public sealed class VmHealth(
         }
         try
         {
-            var key = secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
-            try
-            {
-                await ssh.AddKeyAsync(key, TimeSpan.FromHours(1), cancellationToken);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(key);
-            }
-            var target = Target(vm);
+            var target = await connector.ConnectAsync(vm.Id, cancellationToken);
             var result = await ssh.RunAsync(target, ["true"], null, TimeSpan.FromSeconds(20), cancellationToken);
             return result.ExitCode == 0 ? (true, null) : (false, SshClient.Explain(result, target));
         }

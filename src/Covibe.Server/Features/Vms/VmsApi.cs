@@ -22,6 +22,7 @@ public static partial class VmsApi
         services.AddSingleton(sp => new SshClient(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "ssh")));
         services.AddSingleton<VmHealth>();
         services.AddSingleton<VmPool>();
+        services.AddSingleton<VmConnector>();
         services.AddHostedService(sp => sp.GetRequiredService<VmHealth>());
         return services;
     }

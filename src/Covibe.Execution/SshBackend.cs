@@ -1,0 +1,232 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace Covibe.Execution;
+
+/// <summary>
+/// Runs agents on VMs over SSH (seed 001's SSH proxy strategy) under the same wrapper as local
+/// agents: detached in their own session, stdin a FIFO, output appended to
+/// <c>~/agent_logs/&lt;id&gt;/output.log</c> on the VM (seed 001's layout). The server keeps a mirror of
+/// that log (its archive), fed by <c>tail -F</c> over SSH and resumed from the mirror's length after
+/// any drop, so byte positions are the same and nothing is lost or repeated.
+/// </summary>
+public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Task<SshTarget>> connect, string mirrorRoot) : IExecutionBackend, IAsyncDisposable
+{
+    public const string BackendName = "ssh";
+
+    // $1 wrapper script, $2 runtime dir and $3 work dir (relative to $HOME), then repo, branch, argv.
+    private const string Launcher = """
+        w=$1; rt="$HOME/$2"; wd="$HOME/$3"; shift 3
+        mkdir -p "$rt" && chmod 700 "$rt" && rm -f "$rt/stdin" && mkfifo -m 600 "$rt/stdin" && : > "$rt/output.log" || exit 1
+        cat > "$rt/first-input"
+        [ -s "$rt/first-input" ] || rm -f "$rt/first-input"
+        setsid sh -c "$w" covibe-agent "$rt" "$wd" "$@" </dev/null >/dev/null 2>&1 &
+        pid=$!
+        printf '%s %s %s\n' "$pid" "$(cut -d' ' -f22 /proc/$pid/stat)" "$rt"
+        """;
+
+    private const string Prober = """
+        rt=$1; pid=$2; st=$3
+        size=$(wc -c < "$rt/output.log" 2>/dev/null || echo 0)
+        if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"; exit 0; fi
+        if [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" != "$st" ]; then
+          if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"; else echo "gone - $size"; fi
+          exit 0
+        fi
+        if [ -f "$rt/running" ]; then echo "running - $size"; else echo "starting - $size"; fi
+        """;
+
+    private const string Signaller = """
+        rt=$1; pid=$2; st=$3
+        [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" = "$st" ] || exit 0
+        case $4 in
+          int) for c in $(cat /proc/$pid/task/$pid/children 2>/dev/null); do kill -INT "$c" 2>/dev/null; done ;;
+          term) kill -TERM -"$pid" 2>/dev/null ;;
+          kill) kill -KILL -"$pid" 2>/dev/null ;;
+          eof) kill "$(cat "$rt/holder")" 2>/dev/null ;;
+        esac
+        exit 0
+        """;
+
+    private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(30);
+    private readonly ConcurrentDictionary<string, Mirror> _mirrors = new();
+
+    public string Name => BackendName;
+
+    public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
+    {
+        var target = await connect(launch.Target ?? throw new ArgumentException("An SSH agent needs a VM."), cancellationToken);
+        // The VM's own environment (PATH, HOME) applies there; only what is about the agent goes along.
+        var environment = launch.Environment
+            .Where(e => e.Key is not ("PATH" or "HOME" or "USER" or "LANG" or "LC_ALL" or "TMPDIR"))
+            .Select(e => $"{e.Key}={e.Value}");
+        string[] argv = ["sh", "-c", Launcher, "covibe-launch", AgentWrapper.Script, $"agent_logs/{launch.AgentId}", launch.WorkingDirectory,
+            launch.RepositoryUrl ?? "", launch.Branch ?? "", "env", .. environment, .. launch.Argv];
+        var result = await ssh.RunAsync(target, argv, launch.InitialInput ?? [], CommandTimeout, cancellationToken);
+        var parts = result.Stdout.Trim().Split(' ', 3);
+        if (result.ExitCode != 0 || parts.Length != 3 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out var pid))
+        {
+            throw new IOException($"The agent could not be started on the VM: {SshClient.Explain(result, target)}");
+        }
+        Directory.CreateDirectory(Path.Combine(mirrorRoot, launch.AgentId), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        File.Create(MirrorPath(launch.AgentId)).Dispose();
+        return new AgentProcess(BackendName, parts[2], pid, long.Parse(parts[1], CultureInfo.InvariantCulture), launch.Target);
+    }
+
+    public async Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken)
+    {
+        var target = await connect(process.Target!, cancellationToken);
+        SshResult result;
+        try
+        {
+            result = await ssh.RunAsync(target, ["sh", "-c", Prober, "covibe-probe", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime)], null, CommandTimeout, cancellationToken);
+        }
+        catch (SshException)
+        {
+            return new AgentProcessState(AgentRunState.Running); // unreachable for now: keep waiting, do not guess
+        }
+        var fields = result.Stdout.Trim().Split(' ');
+        if (result.ExitCode != 0 || fields.Length != 3)
+        {
+            return new AgentProcessState(AgentRunState.Running);
+        }
+        var remoteSize = long.Parse(fields[2], CultureInfo.InvariantCulture);
+        var state = fields[0] switch
+        {
+            "exit" => new AgentProcessState(AgentRunState.Exited, int.Parse(fields[1], CultureInfo.InvariantCulture)),
+            "gone" => new AgentProcessState(AgentRunState.Gone),
+            "running" => new AgentProcessState(AgentRunState.Running),
+            _ => new AgentProcessState(AgentRunState.Starting),
+        };
+        if (state.State is AgentRunState.Exited or AgentRunState.Gone)
+        {
+            var mirror = MirrorFor(process, target);
+            if (new FileInfo(MirrorPath(AgentIdOf(process))).Length < remoteSize)
+            {
+                return new AgentProcessState(AgentRunState.Running); // finished, but the mirror is still catching up
+            }
+            await mirror.StopAsync();
+        }
+        return state;
+    }
+
+    public async Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var path = MirrorPath(AgentIdOf(process));
+        if (!_mirrors.ContainsKey(AgentIdOf(process)) && process.Target is { } vm)
+        {
+            MirrorFor(process, await connect(vm, cancellationToken));
+        }
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+        using SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return await RandomAccess.ReadAsync(handle, buffer, offset, cancellationToken);
+    }
+
+    public async Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var target = await connect(process.Target!, cancellationToken);
+        var result = await ssh.RunAsync(target, ["sh", "-c", "[ -e \"$1/exit\" ] && exit 3; exec 3<>\"$1/stdin\"; cat >&3", "covibe-input", process.RuntimeDirectory], data, CommandTimeout, cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            throw new AgentNotRunningException(result.ExitCode == 3 ? "The agent has exited; it reads no more input." : SshClient.Explain(result, target));
+        }
+    }
+
+    public Task SignalAsync(AgentProcess process, AgentSignal signal, CancellationToken cancellationToken) =>
+        SignalAsync(process, signal switch { AgentSignal.Interrupt => "int", AgentSignal.Terminate => "term", _ => "kill" }, cancellationToken);
+
+    public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken) => SignalAsync(process, "eof", cancellationToken);
+
+    private async Task SignalAsync(AgentProcess process, string which, CancellationToken cancellationToken)
+    {
+        var target = await connect(process.Target!, cancellationToken);
+        await ssh.RunAsync(target, ["sh", "-c", Signaller, "covibe-signal", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime), which], null, CommandTimeout, cancellationToken);
+    }
+
+    private Mirror MirrorFor(AgentProcess process, SshTarget target) =>
+        _mirrors.GetOrAdd(AgentIdOf(process), id => new Mirror(ssh, target, process.RuntimeDirectory, MirrorPath(id)));
+
+    private string MirrorPath(string agentId) => Path.Combine(mirrorRoot, agentId, "output.log");
+
+    private static string AgentIdOf(AgentProcess process) => Path.GetFileName(process.RuntimeDirectory);
+
+    private static string Str(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var mirror in _mirrors.Values)
+        {
+            await mirror.StopAsync();
+        }
+    }
+
+    /// <summary>Copies the remote log into the local mirror, resuming from the mirror's length after any drop.</summary>
+    private sealed class Mirror : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _pump;
+        private int _stopped;
+
+        public Mirror(SshClient ssh, SshTarget target, string runtimeDirectory, string path)
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            _pump = PumpAsync(ssh, target, $"{runtimeDirectory}/output.log", path, _stop.Token);
+        }
+
+        public async Task StopAsync()
+        {
+            if (Interlocked.Exchange(ref _stopped, 1) == 1)
+            {
+                return;
+            }
+            await _stop.CancelAsync();
+            try
+            {
+                await _pump;
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            Dispose();
+        }
+
+        public void Dispose() => _stop.Dispose();
+
+        private static async Task PumpAsync(SshClient ssh, SshTarget target, string remote, string path, CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            var buffer = new byte[64 * 1024];
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await using (var file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite))
+                {
+                    using var tail = await ssh.StreamAsync(target, ["tail", "-c", $"+{file.Length + 1}", "-F", remote], cancellationToken);
+                    try
+                    {
+                        var stdout = tail.StandardOutput.BaseStream;
+                        int n;
+                        while ((n = await stdout.ReadAsync(buffer, cancellationToken)) > 0)
+                        {
+                            await file.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
+                            await file.FlushAsync(cancellationToken);
+                        }
+                    }
+                    finally
+                    {
+                        if (!tail.HasExited)
+                        {
+                            tail.Kill(entireProcessTree: true);
+                        }
+                    }
+                }
+                // The connection dropped: take it up again from what the mirror holds.
+                await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+            }
+        }
+    }
+}
