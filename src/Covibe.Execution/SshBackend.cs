@@ -58,10 +58,8 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var target = await connect(launch.Target ?? throw new ArgumentException("An SSH agent needs a VM."), cancellationToken);
-        // The VM's own environment (PATH, HOME) applies there; only what is about the agent goes along.
-        var environment = launch.Environment
-            .Where(e => e.Key is not ("PATH" or "HOME" or "USER" or "LANG" or "LC_ALL" or "TMPDIR"))
-            .Select(e => $"{e.Key}={e.Value}");
+        // Set on top of the VM user's own environment (the caller leaves the server's out).
+        var environment = launch.Environment.Select(e => $"{e.Key}={e.Value}");
         string[] argv = ["sh", "-c", Launcher, "covibe-launch", AgentWrapper.Script, $"agent_logs/{launch.AgentId}", launch.WorkingDirectory,
             launch.RepositoryUrl ?? "", launch.Branch ?? "", "env", .. environment, .. launch.Argv];
         var result = await ssh.RunAsync(target, argv, launch.InitialInput ?? [], CommandTimeout, cancellationToken);

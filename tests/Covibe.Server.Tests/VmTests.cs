@@ -191,19 +191,22 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         StartupTests.Delete(directory);
     }
 
-    private async Task<(TestServer Server, CreateTeamResponse Owner, VmDto Vm)> ServerWithVmAsync()
+    private async Task<(TestServer Server, CreateTeamResponse Owner, VmDto Vm)> ServerWithVmAsync(string? data = null)
     {
-        var server = await TestServer.StartAsync(settings: AgentHelpers.Settings());
+        var settings = AgentHelpers.Settings();
+        // On the VM, `claude` is the fake, found on the PATH the agent gets there.
+        settings["Covibe:Agents:Types:claude:Environment:PATH"] = $"{ssh.ToolsDirectory}:/usr/local/bin:/usr/bin:/bin";
+        var server = await TestServer.StartAsync(settings: settings, dataDirectory: data);
         var owner = await server.CreateTeamAsync();
         using var client = server.Client(owner.Auth.AccessToken);
         var vm = (await (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint))).Content.ReadFromJsonAsync<VmDto>())!;
         return (server, owner, vm);
     }
 
-    private static async Task<AgentDto> SpawnOnAsync(TestServer server, string token, string vmId, string type)
+    private static async Task<AgentDto> SpawnOnAsync(TestServer server, string token, string vmId, string type, string task = "on the VM")
     {
         using var client = server.Client(token);
-        using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("on the VM", type, VmId: vmId));
+        using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest(task, type, VmId: vmId));
         reply.StatusCode.ShouldBe(HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
         return (await reply.Content.ReadFromJsonAsync<AgentDto>())!;
     }
@@ -247,11 +250,46 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         await using var serverScope = server;
         var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "slow");
         await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("line 10\n", StringComparison.Ordinal), "some output");
+        var pid = File.ReadAllText($"/home/{ssh.User}/agent_logs/{agent.Id}/holder").Length > 0 ? AgentPid(server, agent.Id) : 0;
         // Cut the shared SSH connection (the control master and every session on it).
         await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
+        File.Exists($"/proc/{pid}/stat").ShouldBeTrue("the agent keeps running on the VM while the server is cut off");
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
         Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id))
             .ShouldBe(string.Concat(Enumerable.Range(1, 60).Select(i => $"line {i}\n")));
+    }
+
+    [Fact]
+    public async Task FakeClaudeOnVm_ReportsCostAndEvents_TaskTextNeverRunsAsShell_AndNoKeyOnTheServersDisk()
+    {
+        var data = StartupTests.TempDirectory();
+        var (server, owner, vm) = await ServerWithVmAsync(data);
+        await using (server)
+        {
+            const string hostile = "[[lines=2]] $(touch /tmp/pwn) `touch /tmp/pwn`; touch /tmp/pwn";
+            var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "claude", hostile);
+            var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+            done.ShouldSatisfyAllConditions(d => d.Status.ShouldBe("completed"), d => d.CostUsd.ShouldBe(0.0125), d => d.Model.ShouldBe("claude-fake-1"));
+            using var client = server.Client(owner.Auth.AccessToken);
+            var events = (await client.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events?limit=100"))!;
+            events.Events.First(e => e.Kind == "text").Text!.ShouldContain("$(touch /tmp/pwn) `touch /tmp/pwn`; touch /tmp/pwn");
+            events.Events.ShouldContain(e => e.Kind == "tool_use" && e.Tool == "Bash");
+            File.Exists("/tmp/pwn").ShouldBeFalse();
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        var keyLine = ssh.ClientPrivateKey.Split('\n')[1];
+        foreach (var file in Directory.GetFiles(data, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith("cm-", StringComparison.Ordinal) && !f.EndsWith(".sock", StringComparison.Ordinal) && !f.EndsWith("/stdin", StringComparison.Ordinal)))
+        {
+            var text = Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file));
+            text.ShouldNotContain(keyLine, customMessage: file);
+        }
+        StartupTests.Delete(data);
+    }
+
+    private static int AgentPid(TestServer server, string agentId)
+    {
+        using var db = server.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Data.CovibeDb>>().CreateDbContext();
+        return db.Agents.Single(a => a.Id == agentId).Pid!.Value;
     }
 
     [Fact]

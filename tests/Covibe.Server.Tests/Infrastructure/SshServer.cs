@@ -22,6 +22,9 @@ public sealed class SshServer : IAsyncLifetime
     public string ClientPrivateKey { get; private set; } = "";
     public string HostKeyFingerprint { get; private set; } = "";
 
+    /// <summary>A directory the VM user can read, holding the fake claude (the checkout may not be readable to it).</summary>
+    public string ToolsDirectory => Path.Combine(_directory, "bin");
+
     public async Task InitializeAsync()
     {
         File.Exists("/usr/sbin/sshd").ShouldBeTrue("/usr/sbin/sshd is missing: install Debian's openssh-server (./test.sh does).");
@@ -49,6 +52,10 @@ public sealed class SshServer : IAsyncLifetime
         File.SetUnixFileMode(Path.Combine(_directory, "authorized_keys"), (UnixFileMode)0b110_100_100);
         // The test keeps the key only in memory from here on, as the server must.
         File.Delete(Path.Combine(_directory, "client_key"));
+        Directory.CreateDirectory(ToolsDirectory);
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude"), Path.Combine(ToolsDirectory, "claude"));
+        File.SetUnixFileMode(ToolsDirectory, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(Path.Combine(ToolsDirectory, "claude"), (UnixFileMode)0b111_101_101);
         var fingerprint = await RunAsync("ssh-keygen", "-l", "-E", "sha256", "-f", Path.Combine(_directory, "host_key.pub"));
         HostKeyFingerprint = fingerprint.Split(' ')[1];
         Port = PostgresServer.FreePort();

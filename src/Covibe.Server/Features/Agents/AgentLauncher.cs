@@ -88,7 +88,8 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         var type = Types[agent.Type];
         var argv = type.Command.Select(a => a.Replace("{task}", agent.Task, StringComparison.Ordinal)).Concat(type.ExtraArgs).ToList();
         var environment = new Dictionary<string, string>();
-        foreach (var name in options.Value.PassEnvironment)
+        // The server's own variables only for agents on this server; a VM has its own environment.
+        foreach (var name in agent.VmId is null ? options.Value.PassEnvironment : [])
         {
             if (Environment.GetEnvironmentVariable(name) is { } value)
             {
