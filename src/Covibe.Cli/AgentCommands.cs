@@ -30,14 +30,16 @@ internal static class AgentCommands
         var type = new Option<string?>("--type") { Description = "Agent type: claude (default), claude-chat, mock, or one the server configures" };
         var repo = new Option<string?>("--repo") { Description = "Git repository to clone into the agent's workspace first" };
         var branch = new Option<string?>("--branch") { Description = "Branch to clone (with --repo)" };
+        var vm = new Option<string?>("--vm") { Description = "Run it on one of your VMs (name or id; see `covibe vm ls`) instead of the server" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Then show its output live until it ends" };
         var raw = RawOption();
-        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, follow, raw };
+        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, follow, raw };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
+            var vmId = parse.GetValue(vm) is { } given ? await VmCommands.ResolveAsync(client, given, ct) : null;
             var spawned = await client.PostAsync("api/agent/spawn",
-                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch)),
+                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId),
                 CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.AgentDto, ct);
             await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}.");
             Console.WriteLine(spawned.Id);

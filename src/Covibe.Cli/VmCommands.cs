@@ -190,7 +190,7 @@ internal static class VmCommands
         return required ? throw new CliException("Give the VM's private key with --key-file PATH (recommended) or a password with --password-stdin.") : (null, null);
     }
 
-    private static async Task<string> ResolveAsync(CovibeClient client, string given, CancellationToken cancellationToken)
+    internal static async Task<string> ResolveAsync(CovibeClient client, string given, CancellationToken cancellationToken)
     {
         var vms = await client.GetAsync("api/vm/list", CovibeJsonContext.Default.VmDtoArray, cancellationToken);
         var matches = vms.Where(v => v.Id.StartsWith(given, StringComparison.OrdinalIgnoreCase) || v.Name == given).ToList();

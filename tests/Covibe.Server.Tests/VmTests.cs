@@ -102,7 +102,9 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         await File.WriteAllTextAsync(keyFile, ssh.ClientPrivateKey);
         File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var cli = new CliRunner(Path.Combine(root, "cli"));
-        await using (var server = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = oldKey }))
+        var cliSettings = AgentHelpers.Settings();
+        cliSettings["Covibe:Secrets:EncryptionKey"] = oldKey;
+        await using (var server = await TestServer.StartAsync(dataDirectory: data, settings: cliSettings))
         {
             var url = server.Url.ToString().TrimEnd('/');
             (await cli.RunAsync(TestServer.Password, "team", "create", "--server", url, "--name", "Boxes", "--user-name", "Vic", "--email", "vic@example.com", "--password-stdin")).ExitCode.ShouldBe(0);
@@ -120,6 +122,9 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             var check = await cli.RunAsync(null, "vm", "check", "build-box");
             check.ExitCode.ShouldBe(0, check.Stdout + check.Stderr);
             check.Stdout.ShouldContain("build-box is online.");
+            var onVm = await cli.RunAsync(null, "agent", "spawn", "count", "--type", "lines", "--vm", "build-box", "--raw", "-f");
+            onVm.ExitCode.ShouldBe(0, onVm.Stderr);
+            onVm.Stdout.ShouldEndWith("19999\n20000\n");
         }
         var rotate = await cli.RunAsync(null, "secrets", "rotate", "--data", data,
             $"--Covibe:Secrets:EncryptionKey={newKey}", $"--Covibe:Secrets:PreviousKeys={oldKey}");
@@ -290,6 +295,50 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
     {
         using var db = server.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Data.CovibeDb>>().CreateDbContext();
         return db.Agents.Single(a => a.Id == agentId).Pid!.Value;
+    }
+
+    [Fact]
+    public async Task AgentOnVm_SurvivesAServerRestart_AndClonesTheRepositoryThere()
+    {
+        var data = StartupTests.TempDirectory();
+        // A repository the VM user can read, cloned on the VM into the agent's workspace.
+        var repo = Path.Combine(ssh.ToolsDirectory, "repo-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(repo);
+        foreach (var args in new[] { new[] { "init", "-q", "-b", "main" }, ["add", "."], ["commit", "-q", "-m", "init"] })
+        {
+            if (args[0] == "add")
+            {
+                File.WriteAllText(Path.Combine(repo, "README.md"), "on the VM\n");
+            }
+            using var git = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("git", ["-C", repo, "-c", "user.name=T", "-c", "user.email=t@example.com", .. args]))!;
+            await git.WaitForExitAsync();
+        }
+        // The VM user owns its repository (git refuses to read repositories of other owners).
+        using (var chown = System.Diagnostics.Process.Start("chown", ["-R", ssh.User, repo]))
+        {
+            await chown.WaitForExitAsync();
+        }
+        string agentId, token;
+        var (first, owner, vm) = await ServerWithVmAsync(data);
+        await using (first)
+        {
+            token = owner.Auth.AccessToken;
+            using var client = first.Client(token);
+            using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("survive", "slow", $"file://{repo}", "main", VmId: vm.Id));
+            agentId = (await reply.Content.ReadFromJsonAsync<AgentDto>())!.Id;
+            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await first.OutputAsync(token, agentId)).Contains("line 5\n", StringComparison.Ordinal), "some output");
+        }
+        await using (var second = await TestServer.StartAsync(settings: AgentHelpers.Settings(), dataDirectory: data))
+        {
+            (await second.WaitFinishedAsync(token, agentId)).Status.ShouldBe("completed");
+            var output = Encoding.UTF8.GetString(await second.OutputAsync(token, agentId));
+            output.ShouldContain("Cloning into");
+            output.ShouldEndWith(string.Concat(Enumerable.Range(1, 60).Select(i => $"line {i}\n")));
+            output.ShouldBe(File.ReadAllText($"/home/{ssh.User}/agent_logs/{agentId}/output.log"));
+            File.ReadAllText($"/home/{ssh.User}/project/{agentId}/README.md").ShouldBe("on the VM\n");
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        StartupTests.Delete(data);
     }
 
     [Fact]
