@@ -52,11 +52,12 @@ internal static class VmCommands
             using var client = CovibeClient.ForSavedLogin(store);
             var vms = await client.GetAsync("api/vm/list", CovibeJsonContext.Default.VmDtoArray, ct);
             var table = new Table().AddColumns(new TableColumn("Id").NoWrap(), new TableColumn("Name"), new TableColumn("Owner"),
-                new TableColumn("Where"), new TableColumn("Status").NoWrap(), new TableColumn("Last seen"));
+                new TableColumn("Where"), new TableColumn("Status").NoWrap(), new TableColumn("Agents").NoWrap(), new TableColumn("Last seen"));
             foreach (var v in vms)
             {
                 table.AddRow(v.Id[..12], Markup.Escape(v.Name), Markup.Escape(v.OwnerName + (v.IsOwner ? " (you)" : "")),
-                    v.IsOwner ? Markup.Escape($"{v.Username}@{v.Host}:{v.Port}") : "", v.Status, v.LastSeen is { } seen ? CliCommon.Local(seen) : "");
+                    v.IsOwner ? Markup.Escape($"{v.Username}@{v.Host}:{v.Port}") : "", v.Status, v.AgentsRunning.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                    v.LastSeen is { } seen ? CliCommon.Local(seen) : "");
             }
             AnsiConsole.Write(table);
         });

@@ -199,6 +199,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         {
             await Task.Yield();
             var buffer = new byte[64 * 1024];
+            var delay = TimeSpan.FromMilliseconds(250);
             while (!cancellationToken.IsCancellationRequested)
             {
                 await using (var file = new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite))
@@ -212,6 +213,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
                         {
                             await file.WriteAsync(buffer.AsMemory(0, n), cancellationToken);
                             await file.FlushAsync(cancellationToken);
+                            delay = TimeSpan.FromMilliseconds(250); // it works again: next drop retries soon
                         }
                     }
                     finally
@@ -222,8 +224,9 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
                         }
                     }
                 }
-                // The connection dropped: take it up again from what the mirror holds.
-                await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken);
+                // The connection dropped: take it up again from what the mirror holds, backing off while the VM stays away.
+                await Task.Delay(delay, cancellationToken);
+                delay = TimeSpan.FromSeconds(Math.Min(30, delay.TotalSeconds * 2));
             }
         }
     }

@@ -19,6 +19,9 @@ public static class AgentStatuses
     public const string Lost = "lost";
 
     public static bool IsFinal(string status) => status is Completed or Failed or Killed or Lost;
+
+    /// <summary>The final statuses, for queries.</summary>
+    public static readonly string[] Final = [Completed, Failed, Killed, Lost];
 }
 
 /// <summary>

@@ -46,7 +46,8 @@ public sealed record VmDto(
     string? Username = null,
     string? AuthMethod = null,
     string? HostKeyFingerprint = null,
-    string? LastError = null);
+    string? LastError = null,
+    int AgentsRunning = 0);
 
 /// <summary>A VM of the operator's pool (seed 000's <c>vm-instances.json</c>), as members see it: no key paths.</summary>
 public sealed record PoolVmDto(string Id, string Host, string? Region, string? InstanceType, string Status, int MaxUsers, int CurrentUsers);

@@ -242,10 +242,12 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         using var client = server.Client(owner.Auth.AccessToken);
         var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "echo");
         await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("ready", StringComparison.Ordinal), "the agent is ready");
+        (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().AgentsRunning.ShouldBe(1);
         (await client.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("$(id) over ssh\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
         await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("echo: $(id) over ssh", StringComparison.Ordinal), "the input is echoed as text");
         (await client.DeleteAsync($"/api/agent/{agent.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("killed");
+        (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().AgentsRunning.ShouldBe(0);
     }
 
     [Fact]

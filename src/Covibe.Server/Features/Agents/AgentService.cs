@@ -110,7 +110,7 @@ public sealed partial class AgentService(
             // Server-made ids only: nothing from the user reaches the path. On a VM, relative to the user's home.
             WorkingDirectory = vmId is null ? Path.Combine(launcher.WorkspaceBase, caller.TeamId, id) : $"project/{id}",
         };
-        var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !FinalStatuses.Contains(a.Status), cancellationToken);
+        var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !AgentStatuses.Final.Contains(a.Status), cancellationToken);
         if (active >= options.Value.MaxActivePerTeam)
         {
             return AgentResult.Fail(AgentFailure.TooMany,
@@ -250,8 +250,6 @@ public sealed partial class AgentService(
                          select new { a, u.Name }).AsNoTracking().SingleOrDefaultAsync(cancellationToken);
         return (row?.a, row?.Name);
     }
-
-    private static readonly string[] FinalStatuses = [AgentStatuses.Completed, AgentStatuses.Failed, AgentStatuses.Killed, AgentStatuses.Lost];
 
     private static AgentResult NotFound(string agentId) =>
         AgentResult.Fail(AgentFailure.NotFound, $"Your team has no agent '{agentId}'. List them with GET /api/agent/list.");

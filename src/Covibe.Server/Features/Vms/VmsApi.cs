@@ -175,7 +175,12 @@ public static partial class VmsApi
                           where vm.TeamId == caller.TeamId
                           orderby vm.CreatedAt
                           select new { vm, u.Name }).AsNoTracking().ToListAsync(cancellationToken);
-        return TypedResults.Ok(rows.Select(r => ToDto(r.vm, r.Name, r.vm.UserId == caller.UserId)).ToArray());
+        var running = await db.Agents
+            .Where(a => a.TeamId == caller.TeamId && a.VmId != null && !AgentStatuses.Final.Contains(a.Status))
+            .GroupBy(a => a.VmId!)
+            .Select(g => new { g.Key, Count = g.Count() })
+            .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+        return TypedResults.Ok(rows.Select(r => ToDto(r.vm, r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
