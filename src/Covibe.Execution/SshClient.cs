@@ -3,8 +3,17 @@ using System.Text;
 
 namespace Covibe.Execution;
 
-/// <summary>How to reach one machine over SSH. The credential is never part of it: keys live in the agent.</summary>
-public sealed record SshTarget(string Id, string Host, int Port, string User, string KnownHosts);
+/// <summary>
+/// How to reach one machine over SSH. A key credential is never part of it (keys live in the
+/// agent); a password, for machines that only take one, is held here in memory only.
+/// </summary>
+public sealed record SshTarget(string Id, string Host, int Port, string User, string KnownHosts)
+{
+    public string? Password { get; init; }
+
+    // Records print every property; this one must never reach a log.
+    public override string ToString() => $"{User}@{Host}:{Port}";
+}
 
 /// <summary>What a remote command printed, and how it ended.</summary>
 public sealed record SshResult(int ExitCode, string Stdout, string Stderr);
@@ -54,6 +63,7 @@ public sealed class SshClient : IAsyncDisposable
     {
         await EnsureAgentAsync(cancellationToken);
         var info = Start("ssh", [.. Options(target), "--", target.Host, RemoteCommand(argv)]);
+        UsePassword(info, target);
         info.RedirectStandardInput = true;
         using var process = Process.Start(info) ?? throw new IOException("Could not run ssh; install openssh-client.");
         using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -82,6 +92,7 @@ public sealed class SshClient : IAsyncDisposable
     {
         await EnsureAgentAsync(cancellationToken);
         var info = Start("ssh", [.. Options(target), "--", target.Host, RemoteCommand(argv)]);
+        UsePassword(info, target);
         info.RedirectStandardInput = true;
         var process = Process.Start(info) ?? throw new IOException("Could not run ssh; install openssh-client.");
         process.StandardInput.Close();
@@ -118,6 +129,32 @@ public sealed class SshClient : IAsyncDisposable
     public static string RemoteCommand(IReadOnlyList<string> argv) => string.Join(' ', argv.Select(Quote));
 
     public static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+
+    /// <summary>
+    /// For a password machine: ssh asks a tiny askpass script, which answers from an environment
+    /// variable of that ssh process only (never a file, never an argument). Once the shared
+    /// connection stands, later commands do not ask again.
+    /// </summary>
+    private void UsePassword(ProcessStartInfo info, SshTarget target)
+    {
+        if (target.Password is null)
+        {
+            return;
+        }
+        var askpass = Path.Combine(_directory, "askpass");
+        if (!File.Exists(askpass))
+        {
+            File.WriteAllText(askpass, "#!/bin/sh\nprintf '%s\\n' \"$COVIBE_SSH_PASSWORD\"\n");
+            File.SetUnixFileMode(askpass, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+        info.Environment["SSH_ASKPASS"] = askpass;
+        info.Environment["SSH_ASKPASS_REQUIRE"] = "force";
+        info.Environment["COVIBE_SSH_PASSWORD"] = target.Password;
+        var batch = info.ArgumentList.IndexOf("BatchMode=yes");
+        info.ArgumentList[batch] = "BatchMode=no";
+        info.ArgumentList.Insert(batch + 1, "-o");
+        info.ArgumentList.Insert(batch + 2, "NumberOfPasswordPrompts=1");
+    }
 
     private IEnumerable<string> Options(SshTarget target)
     {

@@ -344,6 +344,39 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
     }
 
     [Fact]
+    public async Task PasswordVm_IsCheckedAndRunsAgents_WithThePasswordNeverOnDisk()
+    {
+        ssh.Password.ShouldNotBeNull("the password tests make their own VM user, which needs root");
+        var data = StartupTests.TempDirectory();
+        await using (var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(), dataDirectory: data))
+        {
+            var owner = await server.CreateTeamAsync();
+            using var client = server.Client(owner.Auth.AccessToken);
+            var vm = (await (await client.PostAsJsonAsync("/api/vm/register",
+                new RegisterVmRequest("pw-box", "127.0.0.1", ssh.Port, ssh.User, Password: ssh.Password, HostKeyFingerprint: ssh.HostKeyFingerprint))).Content.ReadFromJsonAsync<VmDto>())!;
+            vm.AuthMethod.ShouldBe("password");
+            var checkedVm = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
+            checkedVm.Status.ShouldBe("online", $"last error: {checkedVm.LastError}");
+            var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "lines");
+            (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+            Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldEndWith("19999\n20000\n");
+
+            // A wrong password is reported as such.
+            (await client.PutAsJsonAsync("/api/vm/update", new UpdateVmRequest(vm.Id, Password: "not-the-password"))).StatusCode.ShouldBe(HttpStatusCode.OK);
+            await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
+            var refused = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
+            refused.Status.ShouldBe("offline");
+            refused.LastError!.ShouldContain("refused the credential");
+        }
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var file in Directory.GetFiles(data, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith("cm-", StringComparison.Ordinal) && !f.EndsWith(".sock", StringComparison.Ordinal) && !f.EndsWith("/stdin", StringComparison.Ordinal)))
+        {
+            Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)).ShouldNotContain(ssh.Password, customMessage: file);
+        }
+        StartupTests.Delete(data);
+    }
+
+    [Fact]
     public async Task Spawn_OnSomeoneElsesVm_IsRefused()
     {
         var (server, owner, vm) = await ServerWithVmAsync();

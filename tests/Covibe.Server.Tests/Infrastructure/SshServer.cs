@@ -22,6 +22,9 @@ public sealed class SshServer : IAsyncLifetime
     public string ClientPrivateKey { get; private set; } = "";
     public string HostKeyFingerprint { get; private set; } = "";
 
+    /// <summary>The VM user's password (set when the fixture runs as root and makes its own user).</summary>
+    public string? Password { get; private set; }
+
     /// <summary>A directory the VM user can read, holding the fake claude (the checkout may not be readable to it).</summary>
     public string ToolsDirectory => Path.Combine(_directory, "bin");
 
@@ -42,6 +45,13 @@ public sealed class SshServer : IAsyncLifetime
                 }
             }
             User = testUser;
+            // A fresh password each run, for the password-VM tests.
+            Password = "pw-" + Guid.NewGuid().ToString("N");
+            using var chpasswd = Process.Start(new ProcessStartInfo("chpasswd") { RedirectStandardInput = true, RedirectStandardError = true })!;
+            await chpasswd.StandardInput.WriteLineAsync($"{testUser}:{Password}");
+            chpasswd.StandardInput.Close();
+            await chpasswd.WaitForExitAsync();
+            chpasswd.ExitCode.ShouldBe(0, await chpasswd.StandardError.ReadToEndAsync());
         }
         await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-host", "-f", Path.Combine(_directory, "host_key"));
         await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-client", "-f", Path.Combine(_directory, "client_key"));
@@ -68,7 +78,7 @@ public sealed class SshServer : IAsyncLifetime
             AuthorizedKeysFile {_directory}/authorized_keys
             StrictModes no
             UsePAM no
-            PasswordAuthentication no
+            PasswordAuthentication yes
             KbdInteractiveAuthentication no
             PermitRootLogin prohibit-password
             LogLevel ERROR

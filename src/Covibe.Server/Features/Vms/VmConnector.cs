@@ -14,19 +14,20 @@ public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secre
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(v => v.Id == vmId, cancellationToken)
             ?? throw new SshException($"The VM '{vmId}' no longer exists.");
-        if (vm.AuthMethod != "key")
-        {
-            throw new SshException("Password VMs are stored, but the server connects with keys only for now: register a private key (covibe vm update --key-file).");
-        }
-        var key = secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
+        var credential = secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
         try
         {
-            await ssh.AddKeyAsync(key, TimeSpan.FromHours(1), cancellationToken);
+            var target = new SshTarget(vm.Id, vm.Host, vm.Port, vm.Username, vm.HostKeys);
+            if (vm.AuthMethod == "password")
+            {
+                return target with { Password = System.Text.Encoding.UTF8.GetString(credential) };
+            }
+            await ssh.AddKeyAsync(credential, TimeSpan.FromHours(1), cancellationToken);
+            return target;
         }
         finally
         {
-            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(credential);
         }
-        return new SshTarget(vm.Id, vm.Host, vm.Port, vm.Username, vm.HostKeys);
     }
 }

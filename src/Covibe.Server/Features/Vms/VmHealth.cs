@@ -57,10 +57,6 @@ public sealed class VmHealth(
 
     private async Task<(bool Online, string? Error)> ProbeAsync(Vm vm, CancellationToken cancellationToken)
     {
-        if (vm.AuthMethod != "key")
-        {
-            return (false, "Password VMs are stored, but the server connects with keys only for now: register a private key (covibe vm update --key-file).");
-        }
         try
         {
             var target = await connector.ConnectAsync(vm.Id, cancellationToken);
