@@ -125,6 +125,13 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             var onVm = await cli.RunAsync(null, "agent", "spawn", "count", "--type", "lines", "--vm", "build-box", "--raw", "-f");
             onVm.ExitCode.ShouldBe(0, onVm.Stderr);
             onVm.Stdout.ShouldEndWith("19999\n20000\n");
+            (await cli.RunAsync(null, "vm", "update", "build-box", "--name", "ci-box")).Stdout.ShouldContain("Updated ci-box.");
+            (await cli.RunAsync(null, "vm", "add", "spare", "--host", "127.0.0.1", "--port", ssh.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--user", ssh.User, "--key-file", keyFile, "--host-key", ssh.HostKeyFingerprint)).ExitCode.ShouldBe(0);
+            (await cli.RunAsync(null, "vm", "rm", "spare")).Stdout.ShouldContain("Removed.");
+            var remaining = await cli.RunAsync(null, "vm", "ls");
+            remaining.Stdout.ShouldContain("ci-box");
+            remaining.Stdout.ShouldNotContain("spare");
         }
         var rotate = await cli.RunAsync(null, "secrets", "rotate", "--data", data,
             $"--Covibe:Secrets:EncryptionKey={newKey}", $"--Covibe:Secrets:PreviousKeys={oldKey}");
@@ -136,7 +143,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             using var anon = after.Client();
             var auth = (await (await anon.PostAsJsonAsync("/api/auth/login", new LoginRequest("vic@example.com", TestServer.Password))).Content.ReadFromJsonAsync<AuthResponse>())!;
             using var client = after.Client(auth.AccessToken);
-            (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().Name.ShouldBe("build-box");
+            (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().Name.ShouldBe("ci-box");
         }
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         StartupTests.Delete(root);
@@ -201,6 +208,12 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var settings = AgentHelpers.Settings();
         // On the VM, `claude` is the fake, found on the PATH the agent gets there.
         settings["Covibe:Agents:Types:claude:Environment:PATH"] = $"{ssh.ToolsDirectory}:/usr/local/bin:/usr/bin:/bin";
+        // The mock agent as installed on the VM.
+        string[] mock = [ssh.Covibe, "mock-agent", "--task={task}", "--kind", "code-writer", "--delay-ms", "20", "--steps", "4"];
+        for (var i = 0; i < mock.Length; i++)
+        {
+            settings[$"Covibe:Agents:Types:mock-vm:Command:{i}"] = mock[i];
+        }
         var server = await TestServer.StartAsync(settings: settings, dataDirectory: data);
         var owner = await server.CreateTeamAsync();
         using var client = server.Client(owner.Auth.AccessToken);
@@ -374,6 +387,20 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)).ShouldNotContain(ssh.Password, customMessage: file);
         }
         StartupTests.Delete(data);
+    }
+
+    [Fact]
+    public async Task MockAgentOnVm_RunsEndToEnd()
+    {
+        var (server, owner, vm) = await ServerWithVmAsync();
+        await using var serverScope = server;
+        var agent = await SpawnOnAsync(server, owner.Auth.AccessToken, vm.Id, "mock-vm", "Write the login form");
+        var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        done.ShouldSatisfyAllConditions(d => d.Status.ShouldBe("completed"), d => d.Model.ShouldBe("covibe-mock-1"), d => d.CostUsd.ShouldNotBeNull());
+        using var client = server.Client(owner.Auth.AccessToken);
+        var events = (await client.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events?limit=100"))!;
+        events.Events.ShouldContain(e => e.Kind == "tool_use" && e.Tool == "Write");
+        events.Events[0].Text.ShouldBe($"/home/{ssh.User}/project/{agent.Id}");
     }
 
     [Fact]

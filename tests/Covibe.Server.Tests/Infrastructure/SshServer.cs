@@ -28,6 +28,9 @@ public sealed class SshServer : IAsyncLifetime
     /// <summary>A directory the VM user can read, holding the fake claude (the checkout may not be readable to it).</summary>
     public string ToolsDirectory => Path.Combine(_directory, "bin");
 
+    /// <summary>The <c>covibe</c> launcher copied where the VM user can run it.</summary>
+    public string Covibe => Path.Combine(ToolsDirectory, "covibe-bin", "covibe");
+
     public async Task InitializeAsync()
     {
         File.Exists("/usr/sbin/sshd").ShouldBeTrue("/usr/sbin/sshd is missing: install Debian's openssh-server (./test.sh does).");
@@ -64,8 +67,17 @@ public sealed class SshServer : IAsyncLifetime
         File.Delete(Path.Combine(_directory, "client_key"));
         Directory.CreateDirectory(ToolsDirectory);
         File.Copy(Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude"), Path.Combine(ToolsDirectory, "claude"));
-        File.SetUnixFileMode(ToolsDirectory, (UnixFileMode)0b111_101_101);
-        File.SetUnixFileMode(Path.Combine(ToolsDirectory, "claude"), (UnixFileMode)0b111_101_101);
+        // `covibe` itself, for the mock agent on the VM (as an operator would install it there).
+        var covibe = Path.Combine(ToolsDirectory, "covibe-bin");
+        Directory.CreateDirectory(covibe);
+        foreach (var file in Directory.GetFiles(AppContext.BaseDirectory).Where(f => f.EndsWith(".dll", StringComparison.Ordinal) || Path.GetFileName(f).StartsWith("covibe", StringComparison.Ordinal)))
+        {
+            File.Copy(file, Path.Combine(covibe, Path.GetFileName(file)));
+        }
+        foreach (var entry in Directory.GetFileSystemEntries(ToolsDirectory, "*", SearchOption.AllDirectories).Append(ToolsDirectory))
+        {
+            File.SetUnixFileMode(entry, (UnixFileMode)0b111_101_101);
+        }
         var fingerprint = await RunAsync("ssh-keygen", "-l", "-E", "sha256", "-f", Path.Combine(_directory, "host_key.pub"));
         HostKeyFingerprint = fingerprint.Split(' ')[1];
         Port = PostgresServer.FreePort();
