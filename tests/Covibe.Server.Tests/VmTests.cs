@@ -50,14 +50,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         }
 
         // Nothing on disk holds the key in plaintext: not the database, not its journal.
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        var keyLine = ssh.ClientPrivateKey.Split('\n')[1];
-        foreach (var file in Directory.GetFiles(data, "*", SearchOption.AllDirectories))
-        {
-            var text = Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file));
-            text.ShouldNotContain(keyLine, customMessage: file);
-            text.ShouldNotContain("PRIVATE KEY", customMessage: file);
-        }
+        await DiskScan.ShouldNotHoldAsync(data, ssh.ClientPrivateKey.Split('\n')[1], "PRIVATE KEY");
         StartupTests.Delete(data);
     }
 
@@ -296,13 +289,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             events.Events.ShouldContain(e => e.Kind == "tool_use" && e.Tool == "Bash");
             File.Exists("/tmp/pwn").ShouldBeFalse();
         }
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        var keyLine = ssh.ClientPrivateKey.Split('\n')[1];
-        foreach (var file in Directory.GetFiles(data, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith("cm-", StringComparison.Ordinal) && !f.EndsWith(".sock", StringComparison.Ordinal) && !f.EndsWith("/stdin", StringComparison.Ordinal)))
-        {
-            var text = Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file));
-            text.ShouldNotContain(keyLine, customMessage: file);
-        }
+        await DiskScan.ShouldNotHoldAsync(data, ssh.ClientPrivateKey.Split('\n')[1]);
         StartupTests.Delete(data);
     }
 
@@ -381,11 +368,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             refused.Status.ShouldBe("offline");
             refused.LastError!.ShouldContain("refused the credential");
         }
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        foreach (var file in Directory.GetFiles(data, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith("cm-", StringComparison.Ordinal) && !f.EndsWith(".sock", StringComparison.Ordinal) && !f.EndsWith("/stdin", StringComparison.Ordinal)))
-        {
-            Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file)).ShouldNotContain(ssh.Password, customMessage: file);
-        }
+        await DiskScan.ShouldNotHoldAsync(data, ssh.Password);
         StartupTests.Delete(data);
     }
 
