@@ -27,10 +27,13 @@ public sealed class StartupTests
         {
             args.Add($"--Covibe:Auth:JwtSecret={secret}");
         }
-        await using var app = CovibeServer.Build([.. args], b => b.Logging.ClearProviders());
-        var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
-        error.Message.ShouldContain("JWT_SECRET");
-        error.Message.ShouldContain("--dev");
+        await using (var app = CovibeServer.Build([.. args], b => b.Logging.ClearProviders()))
+        {
+            var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+            error.Message.ShouldContain("JWT_SECRET");
+            error.Message.ShouldContain("--dev");
+        }
+        Delete(data);
     }
 
     [Fact]

@@ -23,6 +23,7 @@ public static class StartupBanner
         {
             await output.WriteLineAsync($"  Listening on {address}");
         }
+        await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
         if (teams == 0)
         {
             await output.WriteLineAsync("  No team yet. Create the first one (you become its owner and get an invite code to share):");

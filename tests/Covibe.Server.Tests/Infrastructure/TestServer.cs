@@ -82,7 +82,21 @@ public sealed class TestServer : IAsyncDisposable
                 builder.Services.AddSingleton(clock);
             }
         });
-        await CovibeServer.StartAsync(app, CancellationToken.None);
+        try
+        {
+            await CovibeServer.StartAsync(app, CancellationToken.None);
+        }
+        catch
+        {
+            // A start that fails (as some tests intend) leaves nothing behind.
+            await app.DisposeAsync();
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            if (owned && Directory.Exists(dataDirectory))
+            {
+                Directory.Delete(dataDirectory, recursive: true);
+            }
+            throw;
+        }
         var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new TestServer(app, dataDirectory, new Uri(address)) { _ownsDataDirectory = owned };
     }
