@@ -80,8 +80,7 @@ public static class AgentsApi
     public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> Kill(
         string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
     {
-        var result = await agents.KillAsync(caller, id, cancellationToken);
-        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+        return Accepted(id, await agents.KillAsync(caller, id, cancellationToken));
     }
 
     public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> Input(
@@ -91,22 +90,19 @@ public static class AgentsApi
         {
             return Problems.ValidationAsProblem(new() { ["data"] = ["'data' is required: the text to write to the agent's stdin."] });
         }
-        var result = await agents.InputAsync(caller, id, request.Data, cancellationToken);
-        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+        return Accepted(id, await agents.InputAsync(caller, id, request.Data, cancellationToken));
     }
 
     public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> Interrupt(
         string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
     {
-        var result = await agents.InterruptAsync(caller, id, cancellationToken);
-        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+        return Accepted(id, await agents.InterruptAsync(caller, id, cancellationToken));
     }
 
     public static async Task<Results<Accepted<AgentDto>, ProblemHttpResult>> End(
         string id, Caller caller, AgentService agents, CancellationToken cancellationToken)
     {
-        var result = await agents.EndInputAsync(caller, id, cancellationToken);
-        return result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
+        return Accepted(id, await agents.EndInputAsync(caller, id, cancellationToken));
     }
 
     /// <summary>
@@ -200,6 +196,10 @@ public static class AgentsApi
         var endOfOutput = final && start + read >= end;
         return new OutputPage(null, start, data[..read], endOfOutput, endOfOutput);
     }
+
+    /// <summary>A control request taken: 202 with the agent; the outcome follows as agent_status.</summary>
+    private static Results<Accepted<AgentDto>, ProblemHttpResult> Accepted(string id, AgentResult result) =>
+        result.Agent is { } agent ? TypedResults.Accepted($"/api/agent/{id}", agent) : Refusal(result);
 
     private static Results<Ok<AgentDto>, ProblemHttpResult> Answer(AgentResult result) =>
         result.Agent is { } agent ? TypedResults.Ok(agent) : Refusal(result);

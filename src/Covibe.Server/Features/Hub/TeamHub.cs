@@ -83,33 +83,27 @@ public sealed class TeamHub
     /// <summary>Serializes once and queues the frame to every connection of the team.</summary>
     public void Broadcast<T>(string teamId, T message) where T : HubMessage
     {
-        if (!_rooms.TryGetValue(teamId, out var room))
-        {
-            return;
-        }
-        var frame = Serialize(message);
-        foreach (var connection in Snapshot(room))
-        {
-            if (!connection.TrySend(frame))
-            {
-                HubLog.SlowConsumer(_logger, connection.Id, connection.Member!.UserId);
-            }
-        }
+        var frame = new Lazy<byte[]>(() => Serialize(message));
+        Send(teamId, _ => frame.Value);
     }
 
     /// <summary>Like <see cref="Broadcast{T}(string, T)"/>, with one variant for <paramref name="ownerId"/> and one for everyone else.</summary>
     public void Broadcast<T>(string teamId, string ownerId, Func<bool, T> build) where T : HubMessage
     {
+        var forOwner = new Lazy<byte[]>(() => Serialize(build(true)));
+        var forOthers = new Lazy<byte[]>(() => Serialize(build(false)));
+        Send(teamId, connection => connection.Member!.UserId == ownerId ? forOwner.Value : forOthers.Value);
+    }
+
+    private void Send(string teamId, Func<HubConnection, byte[]> frameFor)
+    {
         if (!_rooms.TryGetValue(teamId, out var room))
         {
             return;
         }
-        var forOwner = new Lazy<byte[]>(() => Serialize(build(true)));
-        var forOthers = new Lazy<byte[]>(() => Serialize(build(false)));
         foreach (var connection in Snapshot(room))
         {
-            var frame = connection.Member!.UserId == ownerId ? forOwner.Value : forOthers.Value;
-            if (!connection.TrySend(frame))
+            if (!connection.TrySend(frameFor(connection)))
             {
                 HubLog.SlowConsumer(_logger, connection.Id, connection.Member!.UserId);
             }

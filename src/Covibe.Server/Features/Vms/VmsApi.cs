@@ -67,14 +67,10 @@ public static partial class VmsApi
     /// <summary>Checks the VM now (an SSH login) and answers with its status; the owner only.</summary>
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Check(string id, Caller caller, CovibeDb db, VmHealth health, CancellationToken cancellationToken)
     {
-        var vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(x => x.Id == id && x.TeamId == caller.TeamId, cancellationToken);
+        var (vm, refusal) = await FindOwnedAsync(db, caller, id, "check it; its status is in GET /api/vm/list", cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFound("VM", $"Your team has no VM '{id}'.");
-        }
-        if (vm.UserId != caller.UserId)
-        {
-            return Problems.Forbidden("Only the VM's owner can check it; its status is in GET /api/vm/list.");
+            return refusal!;
         }
         var checkedVm = await health.CheckAsync(id, cancellationToken);
         return TypedResults.Ok(ToDto(checkedVm!, caller.Name, isOwner: true));
@@ -128,14 +124,10 @@ public static partial class VmsApi
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Update(
         UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, TimeProvider time, CancellationToken cancellationToken)
     {
-        var vm = await db.Vms.SingleOrDefaultAsync(x => x.Id == request.Id && x.TeamId == caller.TeamId, cancellationToken);
+        var (vm, refusal) = await FindOwnedAsync(db, caller, request.Id, "change it", cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFound("VM", $"Your team has no VM '{request.Id}'. List them with GET /api/vm/list.");
-        }
-        if (vm.UserId != caller.UserId)
-        {
-            return Problems.Forbidden("Only the VM's owner can change it.");
+            return refusal!;
         }
         var v = new Validator();
         var name = request.Name is null ? vm.Name : v.Text("name", request.Name, 80);
@@ -149,10 +141,10 @@ public static partial class VmsApi
         }
         if (host != vm.Host || port != vm.Port || request.HostKeyFingerprint is not null)
         {
-            var (keys, refusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
-            if (refusal is not null)
+            var (keys, hostKeyRefusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+            if (hostKeyRefusal is not null)
             {
-                return refusal;
+                return hostKeyRefusal;
             }
             vm.HostKeys = string.Join('\n', keys!.Select(k => k.KnownHostsLine));
             vm.HostKeyFingerprint = request.HostKeyFingerprint!;
@@ -185,18 +177,23 @@ public static partial class VmsApi
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
     {
-        var vm = await db.Vms.SingleOrDefaultAsync(x => x.Id == id && x.TeamId == caller.TeamId, cancellationToken);
+        var (vm, refusal) = await FindOwnedAsync(db, caller, id, "remove it", cancellationToken);
         if (vm is null)
         {
-            return Problems.NotFound("VM", $"Your team has no VM '{id}'.");
-        }
-        if (vm.UserId != caller.UserId)
-        {
-            return Problems.Forbidden("Only the VM's owner can remove it.");
+            return refusal!;
         }
         db.Vms.Remove(vm);
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.NoContent();
+    }
+
+    /// <summary>A VM of the caller's team that the caller owns, or the refusal (404, or 403 for a teammate's).</summary>
+    private static async Task<(Vm? Vm, ProblemHttpResult? Refusal)> FindOwnedAsync(CovibeDb db, Caller caller, string? id, string action, CancellationToken cancellationToken)
+    {
+        var vm = await db.Vms.SingleOrDefaultAsync(x => x.Id == id && x.TeamId == caller.TeamId, cancellationToken);
+        return vm is null ? (null, Problems.NotFound("VM", $"Your team has no VM '{id}'. List them with GET /api/vm/list."))
+            : vm.UserId != caller.UserId ? (null, Problems.Forbidden($"Only the VM's owner can {action}."))
+            : (vm, null);
     }
 
     internal static VmDto ToDto(Vm vm, string ownerName, bool isOwner) => isOwner
