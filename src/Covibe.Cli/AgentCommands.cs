@@ -161,55 +161,41 @@ internal static class AgentCommands
     {
         var renderer = new AgentRenderer(Console.Out, raw);
         var next = from;
-        var delay = TimeSpan.FromSeconds(1);
-        var buffer = new byte[1024 * 1024];
-        while (true)
-        {
-            try
+        var exitCode = 1;
+        await client.FollowHubAsync(
+            socket => socket.SendAsync(
+                JsonSerializer.SerializeToUtf8Bytes(new AgentSubscribeMessage(agentId, next), CovibeJsonContext.Default.AgentSubscribeMessage),
+                WebSocketMessageType.Text, true, cancellationToken),
+            message =>
             {
-                using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken);
-                var subscribe = JsonSerializer.SerializeToUtf8Bytes(new AgentSubscribeMessage(agentId, next), CovibeJsonContext.Default.AgentSubscribeMessage);
-                await socket.SendAsync(subscribe, WebSocketMessageType.Text, true, cancellationToken);
-                delay = TimeSpan.FromSeconds(1);
-                while (socket.State == WebSocketState.Open)
+                switch (message.GetProperty("type").GetString())
                 {
-                    var (text, closed) = await CovibeClient.ReceiveHubMessageAsync(socket, buffer, cancellationToken);
-                    if (closed)
-                    {
-                        break;
-                    }
-                    using var doc = JsonDocument.Parse(text);
-                    switch (doc.RootElement.GetProperty("type").GetString())
-                    {
-                        case HubMessageTypes.AgentOutput:
-                            var output = doc.RootElement.Deserialize(CovibeJsonContext.Default.AgentOutputMessage)!;
-                            if (output.AgentId == agentId && output.Position == next)
-                            {
-                                renderer.Write(AgentRenderer.Decode(output));
-                                next = output.Next;
-                            }
-                            break;
-                        case HubMessageTypes.AgentOutputEnd:
-                            var end = doc.RootElement.Deserialize(CovibeJsonContext.Default.AgentOutputEndMessage)!;
-                            if (end.AgentId == agentId)
-                            {
-                                renderer.Flush();
-                                await Console.Error.WriteLineAsync($"Agent {agentId} {end.Status}.");
-                                return end.Status == AgentStatuses.Completed ? 0 : 1;
-                            }
-                            break;
-                        case HubMessageTypes.Error:
-                            var error = doc.RootElement.Deserialize(CovibeJsonContext.Default.ErrorMessage)!;
-                            throw new CliException(error.Error);
-                    }
+                    case HubMessageTypes.AgentOutput:
+                        var output = message.Deserialize(CovibeJsonContext.Default.AgentOutputMessage)!;
+                        if (output.AgentId == agentId && output.Position == next)
+                        {
+                            renderer.Write(AgentRenderer.Decode(output));
+                            next = output.Next;
+                        }
+                        return false;
+                    case HubMessageTypes.AgentOutputEnd:
+                        var end = message.Deserialize(CovibeJsonContext.Default.AgentOutputEndMessage)!;
+                        if (end.AgentId != agentId)
+                        {
+                            return false;
+                        }
+                        renderer.Flush();
+                        Console.Error.WriteLine($"Agent {agentId} {end.Status}.");
+                        exitCode = end.Status == AgentStatuses.Completed ? 0 : 1;
+                        return true;
+                    case HubMessageTypes.Error:
+                        throw new CliException(message.Deserialize(CovibeJsonContext.Default.ErrorMessage)!.Error);
+                    default:
+                        return false;
                 }
-            }
-            catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or ServerUnreachableException)
-            {
-            }
-            await Console.Error.WriteLineAsync($"(disconnected; resuming at byte {next} in {delay.TotalSeconds:0} s)");
-            await Task.Delay(delay, cancellationToken);
-            delay = TimeSpan.FromSeconds(Math.Min(delay.TotalSeconds * 2, 30));
-        }
+            },
+            () => $"resuming at byte {next}",
+            cancellationToken);
+        return exitCode;
     }
 }

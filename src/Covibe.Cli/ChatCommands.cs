@@ -56,15 +56,10 @@ internal static class ChatCommands
     /// Live messages over the hub. After every (re)connect it first fetches what it missed over
     /// REST, then prints live messages it has not printed yet: no gap, no duplicate.
     /// </summary>
-    private static async Task FollowAsync(CovibeClient client, long lastId, CancellationToken cancellationToken)
-    {
-        var delay = TimeSpan.FromSeconds(1);
-        var buffer = new byte[256 * 1024];
-        while (!cancellationToken.IsCancellationRequested)
-        {
-            try
+    private static Task FollowAsync(CovibeClient client, long lastId, CancellationToken cancellationToken) =>
+        client.FollowHubAsync(
+            async _ =>
             {
-                using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken);
                 ChatHistoryResponse page;
                 do
                 {
@@ -75,40 +70,23 @@ internal static class ChatCommands
                     }
                 }
                 while (page.Messages.Length == 200);
-                delay = TimeSpan.FromSeconds(1);
-                while (socket.State == WebSocketState.Open)
+            },
+            message =>
+            {
+                var type = message.GetProperty("type").GetString();
+                if (type == HubMessageTypes.ChatMessage)
                 {
-                    var (text, closed) = await CovibeClient.ReceiveHubMessageAsync(socket, buffer, cancellationToken);
-                    if (closed)
-                    {
-                        break;
-                    }
-                    using var doc = JsonDocument.Parse(text);
-                    var type = doc.RootElement.GetProperty("type").GetString();
-                    if (type == HubMessageTypes.ChatMessage)
-                    {
-                        var m = doc.RootElement.Deserialize(CovibeJsonContext.Default.ChatMessageEvent)!;
-                        lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, lastId);
-                    }
-                    else if (type == HubMessageTypes.Error && doc.RootElement.Deserialize(CovibeJsonContext.Default.ErrorMessage) is { Fatal: true } error)
-                    {
-                        throw new CliException(error.Error);
-                    }
+                    var m = message.Deserialize(CovibeJsonContext.Default.ChatMessageEvent)!;
+                    lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, lastId);
                 }
-            }
-            catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or ServerUnreachableException)
-            {
-                // Fall through to reconnect.
-            }
-            if (cancellationToken.IsCancellationRequested)
-            {
-                break;
-            }
-            await Console.Error.WriteLineAsync($"(disconnected; reconnecting in {delay.TotalSeconds:0} s)");
-            await Task.Delay(delay, cancellationToken);
-            delay = TimeSpan.FromSeconds(Math.Min(delay.TotalSeconds * 2, 30));
-        }
-    }
+                else if (type == HubMessageTypes.Error && message.Deserialize(CovibeJsonContext.Default.ErrorMessage) is { Fatal: true } error)
+                {
+                    throw new CliException(error.Error);
+                }
+                return false; // follows until interrupted
+            },
+            () => "reconnecting",
+            cancellationToken);
 
     private static long Print(long id, string user, string message, DateTime timestamp, long lastId)
     {

@@ -144,6 +144,46 @@ public sealed class CovibeClient : IDisposable
         return (bytes, next, reply.Headers.GetValues("Covibe-Output-Complete").Single() == "true");
     }
 
+    /// <summary>
+    /// Follows the hub until <paramref name="onMessage"/> says it is done: connects, lets
+    /// <paramref name="onConnected"/> catch up or subscribe, hands over each message, and after any
+    /// drop reconnects with backoff (1 s doubling to 30 s) and does it all again.
+    /// </summary>
+    public async Task FollowHubAsync(Func<ClientWebSocket, Task> onConnected, Func<JsonElement, bool> onMessage, Func<string> resuming, CancellationToken cancellationToken)
+    {
+        var delay = TimeSpan.FromSeconds(1);
+        var buffer = new byte[256 * 1024];
+        while (true)
+        {
+            try
+            {
+                using var socket = await ConnectHubAsync(TimeProvider.System, cancellationToken);
+                await onConnected(socket);
+                delay = TimeSpan.FromSeconds(1);
+                while (socket.State == WebSocketState.Open)
+                {
+                    var (text, closed) = await ReceiveHubMessageAsync(socket, buffer, cancellationToken);
+                    if (closed)
+                    {
+                        break;
+                    }
+                    using var doc = JsonDocument.Parse(text);
+                    if (onMessage(doc.RootElement))
+                    {
+                        return;
+                    }
+                }
+            }
+            catch (Exception e) when (e is WebSocketException or HttpRequestException or IOException or ServerUnreachableException)
+            {
+                // Dropped: reconnect below.
+            }
+            await Console.Error.WriteLineAsync($"(disconnected; {resuming()} in {delay.TotalSeconds:0} s)");
+            await Task.Delay(delay, cancellationToken);
+            delay = TimeSpan.FromSeconds(Math.Min(delay.TotalSeconds * 2, 30));
+        }
+    }
+
     /// <summary>Reads one whole hub message (growing the buffer if needed).</summary>
     public static async Task<(ArraySegment<byte> Text, bool Closed)> ReceiveHubMessageAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
     {
