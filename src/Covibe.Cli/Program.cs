@@ -6,6 +6,7 @@ var store = CredentialStore.Default();
 var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README.md, docs/.")
 {
     ServeCommand.Create(),
+    TerminaldCommand.Create(),
     TeamCommands.Create(store),
     ChatCommands.Create(store),
     AgentCommands.Create(store),

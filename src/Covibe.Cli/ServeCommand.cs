@@ -40,43 +40,7 @@ internal static class ServeCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)
-    {
-        WebApplication app;
-        try
-        {
-            app = CovibeServer.Build(args);
-            await CovibeServer.StartAsync(app, cancellationToken);
-        }
-        catch (OptionsValidationException e)
-        {
-            await Console.Error.WriteLineAsync($"covibe serve: configuration error: {string.Join(" ", e.Failures)}");
-            return 2;
-        }
-        catch (AggregateException e) when (e.InnerExceptions.All(i => i is OptionsValidationException))
-        {
-            foreach (var failure in e.InnerExceptions.Cast<OptionsValidationException>().SelectMany(i => i.Failures))
-            {
-                await Console.Error.WriteLineAsync($"covibe serve: configuration error: {failure}");
-            }
-            return 2;
-        }
-        catch (InvalidOperationException e) when (e.Message.StartsWith("Failed to convert configuration value", StringComparison.Ordinal))
-        {
-            // e.g. --Covibe:Hub:MaxMessageBytes=lots: the message names the setting and the type it needs.
-            await Console.Error.WriteLineAsync($"covibe serve: configuration error: {e.Message}");
-            return 2;
-        }
-        catch (IOException e) when (e.InnerException is System.Net.Sockets.SocketException || e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
-        {
-            await Console.Error.WriteLineAsync($"covibe serve: cannot listen: {e.Message}. Choose another address with --urls.");
-            return 2;
-        }
-        await using (app)
-        {
-            await StartupBanner.WriteAsync(app, Console.Out, cancellationToken);
-            await app.WaitForShutdownAsync(cancellationToken);
-        }
-        return 0;
-    }
+    private static Task<int> RunAsync(string[] args, CancellationToken cancellationToken) =>
+        HostCommand.RunAsync("covibe serve", "--urls", () => CovibeServer.Build(args), CovibeServer.StartAsync,
+            (app, token) => StartupBanner.WriteAsync(app, Console.Out, token), cancellationToken);
 }

@@ -47,4 +47,32 @@ internal static class ProcFs
             yield return int.Parse(part, CultureInfo.InvariantCulture);
         }
     }
+
+    /// <summary>Every process whose session id is <paramref name="sessionId"/> (field 6 of /proc/PID/stat): a terminal's leader and all its jobs.</summary>
+    public static List<int> SessionMembers(int sessionId)
+    {
+        var members = new List<int>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+            string stat;
+            try
+            {
+                stat = File.ReadAllText($"/proc/{pid}/stat");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ', 5);
+            if (fields.Length > 3 && fields[3] == sessionId.ToString(CultureInfo.InvariantCulture))
+            {
+                members.Add(pid);
+            }
+        }
+        return members;
+    }
 }

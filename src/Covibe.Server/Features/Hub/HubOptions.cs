@@ -30,16 +30,5 @@ public sealed class HubOptions
     [Range(1, 600)]
     public int JoinTimeoutSeconds { get; set; } = 10;
 
-    internal bool IsOriginAllowed(string origin, HttpRequest request)
-    {
-        if (Uri.TryCreate(origin, UriKind.Absolute, out var uri)
-            && string.Equals(uri.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)
-            && string.Equals(uri.Scheme, request.Scheme, StringComparison.OrdinalIgnoreCase))
-        {
-            return true;
-        }
-        return AllowedOrigins
-            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Any(allowed => allowed == "*" || string.Equals(allowed.TrimEnd('/'), origin, StringComparison.OrdinalIgnoreCase));
-    }
+    internal bool IsOriginAllowed(string origin, HttpRequest request) => Terminals.OriginPolicy.IsAllowed(AllowedOrigins, origin, request);
 }

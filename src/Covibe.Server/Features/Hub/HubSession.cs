@@ -1,3 +1,4 @@
+using Covibe.Terminals;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -99,25 +100,8 @@ internal sealed class HubSession(
         var scratch = new byte[4096];
         while (socket.State == WebSocketState.Open)
         {
-            var count = 0;
-            var tooLarge = false;
-            ValueWebSocketReceiveResult result;
-            do
-            {
-                var room = count < buffer.Length;
-                result = await socket.ReceiveAsync(room ? buffer.AsMemory(count) : scratch.AsMemory(), cancellationToken);
-                if (room)
-                {
-                    count += result.Count;
-                }
-                else if (result.Count > 0)
-                {
-                    tooLarge = true;
-                }
-            }
-            while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
-
-            if (result.MessageType == WebSocketMessageType.Close)
+            var (count, tooLarge, binary, closed) = await WebSocketText.ReceiveAsync(socket, buffer, scratch, cancellationToken);
+            if (closed)
             {
                 connection.Close(WebSocketCloseStatus.NormalClosure, "bye");
                 return;
@@ -126,7 +110,7 @@ internal sealed class HubSession(
             {
                 Error(HubErrorCodes.MessageTooLarge, $"Messages are limited to {options.MaxMessageBytes} bytes.");
             }
-            else if (result.MessageType == WebSocketMessageType.Binary)
+            else if (binary)
             {
                 Error(HubErrorCodes.BinaryNotSupported, "Send JSON as text frames.");
             }

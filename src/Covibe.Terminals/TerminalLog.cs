@@ -1,0 +1,29 @@
+namespace Covibe.Terminals;
+
+/// <summary>Terminal events. Never the bytes typed or shown, never tokens.</summary>
+internal static partial class TerminalLog
+{
+    [LoggerMessage(Level = LogLevel.Information, Message = "Terminal {SessionId} opened for {UserId} (pid {Pid}, {Shell})")]
+    public static partial void Opened(ILogger logger, string sessionId, string userId, int pid, string shell);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Terminal {SessionId} ended (exit code {ExitCode})")]
+    public static partial void Ended(ILogger logger, string sessionId, int exitCode);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Terminal {SessionId} unwatched for {Seconds} s: hanging up")]
+    public static partial void IdleTimeout(ILogger logger, string sessionId, int seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Terminal {SessionId} could not start")]
+    public static partial void StartFailed(ILogger logger, string sessionId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Terminal connection from {Remote} refused: {Reason}")]
+    public static partial void Refused(ILogger logger, string remote, string reason);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Terminal connection for {UserId} opened")]
+    public static partial void Connected(ILogger logger, string userId);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Terminal connection for {UserId} closed")]
+    public static partial void Disconnected(ILogger logger, string? userId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Terminal {SessionId}: a viewer held output back for {Seconds} s and was detached")]
+    public static partial void SlowViewer(ILogger logger, string sessionId, int seconds);
+}

@@ -1,0 +1,120 @@
+using System.Collections.Concurrent;
+using System.Text.RegularExpressions;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Terminals;
+
+/// <summary>
+/// Every terminal session of this process: creation within the limits, lookup, and a janitor
+/// that hangs up sessions nobody has watched for SESSION_TIMEOUT and ends the leftovers of
+/// shells that have exited. Stopping the host hangs up every session (no orphaned shells).
+/// </summary>
+public sealed partial class TerminalManager(
+    IOptions<TerminalOptions> options,
+    TerminalLaunch launch,
+    TimeProvider time,
+    ILogger<TerminalManager> logger) : BackgroundService
+{
+    private readonly ConcurrentDictionary<string, TerminalSession> _sessions = new(StringComparer.Ordinal);
+    private readonly Lock _createLock = new();
+    private readonly TerminalOptions _options = options.Value;
+
+    public DateTimeOffset StartedAt { get; } = time.GetUtcNow();
+
+    public int Count => _sessions.Count;
+
+    public TerminalLaunch Launch => launch;
+
+    public IReadOnlyCollection<TerminalSession> Sessions => [.. _sessions.Values.OrderBy(s => s.CreatedAt)];
+
+    public TerminalSession? Find(string? id) => id is not null && _sessions.TryGetValue(id, out var session) ? session : null;
+
+    /// <summary>Starts a shell for <paramref name="owner"/>. Throws <see cref="TerminalException"/> for anything the client can fix.</summary>
+    public TerminalSession Create(TerminalUser owner, string? requestedId, TerminalConfig? config)
+    {
+        var id = requestedId ?? Guid.NewGuid().ToString();
+        if (!SessionId().IsMatch(id))
+        {
+            throw new TerminalException(TerminalErrorCodes.InvalidMessage, "A session id is 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.");
+        }
+        var info = launch.Build(config, id);
+        lock (_createLock)
+        {
+            if (_sessions.ContainsKey(id))
+            {
+                throw new TerminalException(TerminalErrorCodes.SessionExists, $"A session '{id}' exists already. Attach to it, or create one with another id.");
+            }
+            if (_sessions.Count >= _options.MaxSessions)
+            {
+                throw new TerminalException(TerminalErrorCodes.SessionLimit, $"This server has its maximum of {_options.MaxSessions} sessions open. Close one first.");
+            }
+            if (_sessions.Values.Count(s => s.Owner.Id == owner.Id) >= _options.MaxSessionsPerUser)
+            {
+                throw new TerminalException(TerminalErrorCodes.SessionLimit, $"You have {_options.MaxSessionsPerUser} sessions open, the most one user may. Close one first.");
+            }
+            LocalPty pty;
+            try
+            {
+                pty = LocalPty.Start(info);
+            }
+            catch (IOException e)
+            {
+                TerminalLog.StartFailed(logger, id, e);
+                throw new TerminalException(TerminalErrorCodes.CommandFailed, "The shell could not be started on this machine. The server log says why.");
+            }
+            var (cols, rows) = (info.Columns, info.Rows);
+            var session = new TerminalSession(id, owner, pty, cols, rows, _options, time);
+            _sessions[id] = session;
+            session.Start(Ended);
+            TerminalLog.Opened(logger, id, owner.Id, pty.ProcessId, info.Environment["SHELL"]);
+            return session;
+        }
+    }
+
+    private void Ended(TerminalSession session)
+    {
+        _sessions.TryRemove(new KeyValuePair<string, TerminalSession>(session.Id, session));
+        TerminalLog.Ended(logger, session.Id, session.ExitCode ?? -1);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var timeout = TimeSpan.FromSeconds(_options.SessionTimeoutSeconds);
+        var period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 250, 30_000));
+        using var timer = new PeriodicTimer(period, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                foreach (var session in _sessions.Values)
+                {
+                    if (session.IsIdle(timeout))
+                    {
+                        TerminalLog.IdleTimeout(logger, session.Id, _options.SessionTimeoutSeconds);
+                        await session.CloseAsync(stoppingToken);
+                    }
+                    else if (session.ShellGoneButTerminalHeld())
+                    {
+                        await session.CloseAsync(stoppingToken);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutting down.
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await Task.WhenAll(_sessions.Values.Select(s => s.CloseAsync(cancellationToken)));
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]
+    private static partial Regex SessionId();
+}
