@@ -5,7 +5,7 @@ using System.Threading.Channels;
 
 namespace Covibe.Server.Tests.Infrastructure;
 
-/// <summary>A real WebSocket client of <c>/ws</c> that records everything the server sends.</summary>
+/// <summary>A real WebSocket client (of <c>/ws</c> unless told another path) that records everything the server sends.</summary>
 public sealed class HubClient : IAsyncDisposable
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(10);
@@ -22,7 +22,7 @@ public sealed class HubClient : IAsyncDisposable
     /// <summary>Completes when the server closes the connection (or it breaks).</summary>
     public Task<(WebSocketCloseStatus? Status, string? Reason)> Closed => _closed.Task;
 
-    public static async Task<HubClient> ConnectAsync(Uri server, string? bearer = null, string? origin = null, bool read = true)
+    public static async Task<HubClient> ConnectAsync(Uri server, string? bearer = null, string? origin = null, bool read = true, string path = "/ws")
     {
         var socket = new ClientWebSocket();
         if (bearer is not null)
@@ -34,7 +34,7 @@ public sealed class HubClient : IAsyncDisposable
             socket.Options.SetRequestHeader("Origin", origin);
         }
         socket.Options.CollectHttpResponseDetails = true;
-        await socket.ConnectAsync(new Uri($"ws://{server.Authority}/ws"), CancellationToken.None);
+        await socket.ConnectAsync(new Uri($"ws://{server.Authority}{path}"), CancellationToken.None);
         var client = new HubClient(socket);
         if (read)
         {
