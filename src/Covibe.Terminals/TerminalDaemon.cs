@@ -58,6 +58,7 @@ public static class TerminalDaemon
         ["ALLOWED_ORIGINS"] = "Terminald:AllowedOrigins",
         ["ORCHESTRATOR_URL"] = "Terminald:OrchestratorUrl",
         ["MAX_SESSIONS"] = "Covibe:Terminals:MaxSessions",
+        ["MAX_SESSIONS_PER_USER"] = "Covibe:Terminals:MaxSessionsPerUser",
         ["SESSION_TIMEOUT"] = "Covibe:Terminals:SessionTimeoutSeconds",
         ["MAX_COMMAND_LENGTH"] = "Covibe:Terminals:MaxCommandLength",
         ["TERMINAL_ROOT"] = "Covibe:Terminals:Root",

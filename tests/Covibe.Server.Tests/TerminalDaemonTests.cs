@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary><c>covibe terminald</c> as a daemon: the seed's client, limits, timeouts, process hygiene, the orchestrator.</summary>
+public sealed class TerminalDaemonTests
+{
+    private static readonly object Sh = new { shell = "/bin/sh" };
+
+    [Fact]
+    public async Task SeedPythonClient_AsWritten_RunsItsCommand()
+    {
+        await using var daemon = await TestTerminald.StartAsync();
+        File.WriteAllText(Path.Combine(daemon.Root, "seed-004-was-here"), "");
+        var script = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "seed-004", "client.py"))
+            .Replace("ws://localhost:8787", $"ws://{daemon.Url.Authority}", StringComparison.Ordinal)
+            .Replace("your_jwt_token", TestTerminald.Token(), StringComparison.Ordinal);
+        var path = Path.Combine(daemon.Root, "client.py");
+        File.WriteAllText(path, script);
+
+        var info = new ProcessStartInfo("/usr/bin/python3", ["-u", path]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var python = Process.Start(info)!;
+        try
+        {
+            var seen = new System.Text.StringBuilder();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            while (!seen.ToString().Contains("seed-004-was-here", StringComparison.Ordinal))
+            {
+                var line = await python.StandardOutput.ReadLineAsync(timeout.Token)
+                    ?? throw new InvalidOperationException($"The seed's client ended: {seen}{await python.StandardError.ReadToEndAsync()}");
+                seen.AppendLine(line);
+            }
+            seen.ToString().ShouldContain("client.py");
+        }
+        finally
+        {
+            python.Kill();
+        }
+    }
+
+    [Fact]
+    public async Task SessionTimeout_ASessionNobodyWatches_IsHungUp()
+    {
+        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["SESSION_TIMEOUT"] = "1" });
+        var client = await daemon.ConnectAsync();
+        await client.CreateAsync("idle", Sh);
+        var pid = daemon.Manager.Find("idle")!.ProcessId;
+        await Task.Delay(1500);
+        daemon.Manager.Find("idle").ShouldNotBeNull("a watched session stays open");
+        await client.DisposeAsync();
+        await Eventually.UntilAsync(() => Task.FromResult(daemon.Manager.Find("idle") is null), "the unwatched session is closed", TimeSpan.FromSeconds(10));
+        Directory.Exists($"/proc/{pid}").ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
+    {
+        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });
+        await using var ann = await daemon.ConnectAsync("ann");
+        await using var bob = await daemon.ConnectAsync("bob");
+        await ann.CreateAsync("a1", Sh);
+        await ann.CreateAsync("a2", Sh);
+        await ann.SendAsync(new { type = "session", action = "create", id = "a3", config = Sh });
+        (await ann.ErrorAsync("SESSION_LIMIT")).GetProperty("error").GetString()!.ShouldContain("2");
+        await bob.CreateAsync("b1", Sh);
+        await bob.SendAsync(new { type = "session", action = "create", id = "b2", config = Sh });
+        (await bob.ErrorAsync("SESSION_LIMIT")).GetProperty("error").GetString()!.ShouldContain("3");
+
+        await ann.SendAsync(new { type = "session", action = "close", id = "a1" });
+        await ann.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
+        await bob.CreateAsync("b2", Sh);
+    }
+
+    [Fact]
+    public async Task ManySessions_LeaveNoZombiesNorDescriptors()
+    {
+        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS_PER_USER"] = "100" });
+        await using var client = await daemon.ConnectAsync();
+        await client.CreateAsync("warm-up", Sh);
+        await client.CommandAsync("warm-up", "exit");
+        await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "exited"));
+        var descriptors = Directory.GetFiles("/proc/self/fd").Length;
+
+        const int rounds = 300;
+        var shells = new List<int>();
+        for (var i = 0; i < rounds; i++)
+        {
+            var id = $"s{i}";
+            await client.CreateAsync(id, Sh);
+            shells.Add(daemon.Manager.Find(id)?.ProcessId ?? 0);
+            if (i % 2 == 0)
+            {
+                await client.CommandAsync(id, "exit");
+                await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "exited") && m.GetProperty("id").GetString() == id);
+            }
+            else
+            {
+                await client.SendAsync(new { type = "session", action = "close", id });
+                await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed") && m.GetProperty("id").GetString() == id);
+            }
+        }
+
+        daemon.Manager.Count.ShouldBe(0);
+        // Reaped: not even a zombie left of any of them.
+        shells.Where(pid => Directory.Exists($"/proc/{pid}")).ShouldBeEmpty();
+        // Other tests run alongside and open their own descriptors; a leak here would be hundreds (one PTY each).
+        Directory.GetFiles("/proc/self/fd").Length.ShouldBeLessThan(descriptors + 60);
+    }
+
+    [Fact]
+    public async Task Orchestrator_LoggedOutTokens_AreRefused()
+    {
+        await using var server = await TestServer.StartAsync();
+        var owner = await server.CreateTeamAsync();
+        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string>
+        {
+            ["JWT_SECRET"] = TestServer.JwtSecret,
+            ["ORCHESTRATOR_URL"] = server.Url.ToString(),
+        });
+
+        await using (var client = await TerminalClient.ConnectAsync(daemon.Url, "/", owner.Auth.AccessToken))
+        {
+            var ready = await client.ReceiveAsync("ready");
+            ready.GetProperty("user").GetString().ShouldBe(owner.Auth.User.Id);
+            ready.GetProperty("name").GetString().ShouldBe("Sarah");
+        }
+
+        using var http = server.Client(owner.Auth.AccessToken);
+        (await http.PostAsJsonAsync("/api/auth/logout", new { })).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.SetRequestHeader("Authorization", $"Bearer {owner.Auth.AccessToken}");
+        await Should.ThrowAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"ws://{daemon.Url.Authority}/"), CancellationToken.None));
+        socket.HttpStatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+    }
+
+    [Fact]
+    public async Task Command_WithoutJwtSecret_FailsNamingIt_AndWithItServesHealth()
+    {
+        var cli = new CliRunner(Path.GetTempPath());
+        var (exit, _, stderr) = await cli.RunAsync(null, "terminald");
+        exit.ShouldBe(2);
+        stderr.ShouldContain("JWT_SECRET");
+
+        var port = PostgresServer.FreePort();
+        using var process = cli.Start(["terminald"], environment: new Dictionary<string, string?>
+        {
+            ["JWT_SECRET"] = TestTerminald.Secret,
+            ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
+            ["HOST"] = "127.0.0.1",
+            ["LOG_LEVEL"] = "warn",
+        });
+        try
+        {
+            (await process.StandardOutput.ReadLineAsync())!.ShouldContain($"127.0.0.1:{port}");
+            using var http = new HttpClient();
+            var health = await http.GetFromJsonAsync<System.Text.Json.JsonElement>($"http://127.0.0.1:{port}/health");
+            health.GetProperty("status").GetString().ShouldBe("running");
+        }
+        finally
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+        }
+    }
+}
