@@ -12,6 +12,8 @@ command -v git >/dev/null || need+=(git)           # agents clone repositories
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)    # VMs over SSH: a real sshd on loopback
 command -v ssh-keyscan >/dev/null || need+=(openssh-client)
 command -v node >/dev/null || need+=(nodejs)       # the fake claude test asset
+command -v npm >/dev/null || need+=(npm)           # the build fetches xterm.js for the web client
+[ -f /usr/lib/python3/dist-packages/websockets/__init__.py ] || need+=(python3-websockets)  # seed 004's Python client
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -8,6 +8,7 @@ using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Secrets;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Features.Teams;
+using Covibe.Server.Features.Terminals;
 using Covibe.Server.Hosting;
 using Covibe.Server.Http;
 
@@ -56,6 +57,7 @@ public static class CovibeServer
         services.AddAgents();
         services.AddSecrets();
         services.AddVms();
+        services.AddServerTerminals();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -74,6 +76,7 @@ public static class CovibeServer
         app.MapAgentsApi();
         app.MapVmsApi();
         app.MapHub();
+        app.MapServerTerminals();
         return app;
     }
 

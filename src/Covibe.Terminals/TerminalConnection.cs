@@ -23,6 +23,9 @@ internal sealed class TerminalConnection(
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly Dictionary<string, Attachment> _attachments = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _closing = new();
+    // Signalled when the sessions this user can see change; one loop sends them a fresh list.
+    private readonly SemaphoreSlim _listStale = new(0);
+    private Task _listLoop = Task.CompletedTask;
     private TerminalUser? _user;
 
     public async Task RunAsync(TerminalUser? user, CancellationToken cancellationToken)
@@ -177,6 +180,7 @@ internal sealed class TerminalConnection(
             {
                 var session = Owned(request.Id, user);
                 session.SetShared(request.Shared ?? true);
+                manager.Changed(session);
                 await SendAsync(new TerminalSessionMessage(TerminalActions.Shared, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
                 break;
             }
@@ -188,11 +192,8 @@ internal sealed class TerminalConnection(
                 break;
             }
             case TerminalActions.List:
-            {
-                var sessions = manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info()).ToArray();
-                await SendAsync(new TerminalSessionsMessage(sessions), TerminalJsonContext.Wire.TerminalSessionsMessage, cancellationToken);
+                await SendListAsync(user, cancellationToken);
                 break;
-            }
             default:
                 throw new TerminalException(TerminalErrorCodes.UnknownAction,
                     $"Unknown session action '{Printable(request.Action ?? "")}'. Use create, attach, detach, resize, share, close or list.");
@@ -321,9 +322,43 @@ internal sealed class TerminalConnection(
         }
     }
 
+    private Task SendListAsync(TerminalUser user, CancellationToken cancellationToken) =>
+        SendAsync(new TerminalSessionsMessage([.. manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info())]),
+            TerminalJsonContext.Wire.TerminalSessionsMessage, cancellationToken);
+
+    private void OnSessionsChanged(TerminalSession session)
+    {
+        if (_user is { } user && (session.IsOwner(user) || (session.Owner.TeamId is not null && session.Owner.TeamId == user.TeamId)))
+        {
+            _listStale.Release();
+        }
+    }
+
+    private async Task ListLoopAsync(TerminalUser user, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await _listStale.WaitAsync(cancellationToken);
+                while (_listStale.CurrentCount > 0)
+                {
+                    await _listStale.WaitAsync(cancellationToken);
+                }
+                await SendListAsync(user, cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        {
+            // Closing.
+        }
+    }
+
     private async Task AuthenticatedAsync(TerminalUser user, CancellationToken cancellationToken)
     {
         _user = user;
+        manager.SessionsChanged += OnSessionsChanged;
+        _listLoop = ListLoopAsync(user, _closing.Token);
         TerminalLog.Connected(logger, user.Id);
         await SendAsync(new TerminalReadyMessage(user.Id, user.Name), TerminalJsonContext.Wire.TerminalReadyMessage, cancellationToken);
     }
@@ -375,7 +410,9 @@ internal sealed class TerminalConnection(
 
     public async ValueTask DisposeAsync()
     {
+        manager.SessionsChanged -= OnSessionsChanged;
         await _closing.CancelAsync();
+        await _listLoop;
         foreach (var attachment in _attachments.Values)
         {
             await attachment.StopAsync();
@@ -384,6 +421,7 @@ internal sealed class TerminalConnection(
         TerminalLog.Disconnected(logger, _user?.Id);
         _closing.Dispose();
         _sendLock.Dispose();
+        _listStale.Dispose();
     }
 
     private static string Printable(string value) =>

@@ -30,6 +30,11 @@ public sealed partial class TerminalManager(
 
     public IReadOnlyCollection<TerminalSession> Sessions => [.. _sessions.Values.OrderBy(s => s.CreatedAt)];
 
+    /// <summary>A session was created, shared or unshared, or ended: lists shown to its owner and team are stale.</summary>
+    public event Action<TerminalSession>? SessionsChanged;
+
+    internal void Changed(TerminalSession session) => SessionsChanged?.Invoke(session);
+
     public TerminalSession? Find(string? id) => id is not null && _sessions.TryGetValue(id, out var session) ? session : null;
 
     /// <summary>Starts a shell for <paramref name="owner"/>. Throws <see cref="TerminalException"/> for anything the client can fix.</summary>
@@ -70,6 +75,7 @@ public sealed partial class TerminalManager(
             _sessions[id] = session;
             session.Start(Ended);
             TerminalLog.Opened(logger, id, owner.Id, pty.ProcessId, info.Environment["SHELL"]);
+            Changed(session);
             return session;
         }
     }
@@ -78,6 +84,7 @@ public sealed partial class TerminalManager(
     {
         _sessions.TryRemove(new KeyValuePair<string, TerminalSession>(session.Id, session));
         TerminalLog.Ended(logger, session.Id, session.ExitCode ?? -1);
+        Changed(session);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

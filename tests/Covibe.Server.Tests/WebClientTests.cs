@@ -174,4 +174,55 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         await phone.ScreenshotAsync("sign-in-390");
         (await phone.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
     }
+
+    [Fact]
+    public async Task Terminal_InTheWorkshop_RunsCommands_SurvivesAReload_AndTeammatesWatchWhenShared()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Terminals:DefaultShell"] = "/bin/sh" });
+        var sarah = await browser.NewPageAsync(server, 1280, 800);
+        await sarah.CreateTeamAsync("Rocket", "Sarah", "sarah.term@example.com");
+        var invite = await sarah.InviteCodeAsync();
+        var miguel = await browser.NewPageAsync(server);
+        await miguel.JoinAsync(invite, "Miguel", "miguel.term@example.com");
+
+        await sarah.TabAsync("Workshop");
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "New terminal" }).ClickAsync();
+        await sarah.Locator("#terminal-status").GetByText("Connected").WaitForAsync();
+        var screen = sarah.Locator("#terminal .xterm-rows");
+        await sarah.Locator("#terminal .xterm").ClickAsync();
+        await sarah.Keyboard.TypeAsync("echo hello-$((6*7)) size=$(stty size)");
+        await sarah.Keyboard.PressAsync("Enter");
+        await screen.GetByText("hello-42").WaitForAsync();
+        // The terminal was sized to the page (wider than the classic 80 columns at 1280 px).
+        var size = await sarah.WaitForFunctionAsync("() => { const m = document.querySelector('#terminal .xterm-rows').textContent.match(/size=(\\d+) (\\d+)/); return m && Number(m[2]); }");
+        (await size.JsonValueAsync<int>()).ShouldBeGreaterThan(80);
+        await sarah.ScreenshotAsync("workshop-terminal-1280");
+
+        // Reload: the terminal lives on the server; pick it again and carry on.
+        await sarah.ReloadAsync();
+        await sarah.Locator("#connection.live").WaitForAsync();
+        await sarah.TabAsync("Workshop");
+        var id = await sarah.WaitForFunctionAsync("() => { const o = [...document.querySelectorAll('#terminal-sessions option')].find(o => o.value); return o && o.value; }");
+        await sarah.Locator("#terminal-sessions").SelectOptionAsync(await id.JsonValueAsync<string>());
+        await screen.GetByText("hello-42").WaitForAsync();
+        await sarah.Locator("#terminal .xterm").ClickAsync();
+        await sarah.Keyboard.TypeAsync("echo again-$((1+1))");
+        await sarah.Keyboard.PressAsync("Enter");
+        await screen.GetByText("again-2").WaitForAsync();
+
+        // Shared with the team, Miguel watches it read-only.
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Share with team" }).ClickAsync();
+        await sarah.Locator("#terminal-share[aria-pressed=true]").WaitForAsync();
+        await miguel.TabAsync("Workshop");
+        await miguel.WaitForFunctionAsync("() => [...document.querySelectorAll('#terminal-sessions option')].some(o => o.value)");
+        await miguel.Locator("#terminal-sessions").SelectOptionAsync(await id.JsonValueAsync<string>());
+        await miguel.Locator("#terminal-status").GetByText("read-only").WaitForAsync();
+        await miguel.Locator("#terminal .xterm-rows").GetByText("again-2").WaitForAsync();
+        await sarah.Keyboard.TypeAsync("echo live-$((2+3))");
+        await sarah.Keyboard.PressAsync("Enter");
+        await miguel.Locator("#terminal .xterm-rows").GetByText("live-5").WaitForAsync();
+        (await miguel.Locator("#terminal-close").IsVisibleAsync()).ShouldBeFalse();
+        await miguel.ScreenshotAsync("workshop-terminal-390");
+        (await miguel.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
+    }
 }

@@ -20,6 +20,9 @@ public static class SeedEnvironment
         ["VM_INSTANCES_FILE"] = "Covibe:Vms:InstancesFile",
         ["ENCRYPTION_KEYS_PREVIOUS"] = "Covibe:Secrets:PreviousKeys",
         ["WORKSPACE_BASE"] = "Covibe:Agents:WorkspaceBase",
+        ["MAX_SESSIONS"] = "Covibe:Terminals:MaxSessions",
+        ["SESSION_TIMEOUT"] = "Covibe:Terminals:SessionTimeoutSeconds",
+        ["MAX_COMMAND_LENGTH"] = "Covibe:Terminals:MaxCommandLength",
     };
 
     public static IEnumerable<KeyValuePair<string, string?>> Read(IDictionary environment)

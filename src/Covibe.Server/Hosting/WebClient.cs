@@ -24,7 +24,9 @@ public static class WebClient
             OnPrepareResponse = context =>
             {
                 var headers = context.Context.Response.Headers;
-                headers.ContentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-src *; base-uri 'none'; form-action 'self'";
+                // xterm.js sizes and themes the terminal through <style> elements it creates, hence
+                // 'unsafe-inline' for styles only; scripts stay 'self'.
+                headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; img-src 'self' data:; frame-src *; base-uri 'none'; form-action 'self'";
                 headers.XContentTypeOptions = "nosniff";
                 headers["Referrer-Policy"] = "no-referrer";
                 // Revalidate every load: the files are small, and a new server must not run an old client.

@@ -1,6 +1,8 @@
-// Covibe web client: plain ES module, no build step, no dependencies.
+// Covibe web client: plain ES modules, no build step; xterm.js (vendored at build time from npm) for terminals.
 // The access token lives in memory only; the refresh token in an HttpOnly cookie the server sets
 // (X-Covibe-Client: web), so no script can read it. Protocol: docs/protocol.md, docs/api.md.
+
+import { createTerminals } from './terminal.js';
 
 const $ = (selector) => document.querySelector(selector);
 const el = (tag, props = {}, ...children) => {
@@ -81,9 +83,19 @@ function signOut() {
   state.token = null;
   clearTimeout(state.refreshTimer);
   hub.stop();
+  terminals.stop();
   $('#app').hidden = true;
   $('#auth').hidden = false;
 }
+
+// ---------- Terminals ----------
+
+const terminals = createTerminals({
+  token: () => state.token,
+  me: () => state.me,
+  refreshToken: async () => { if (state.tokenExpires - Date.now() < 60_000) await refresh(); },
+  alert: (text) => alertLive(text),
+});
 
 // ---------- Hub ----------
 
@@ -144,7 +156,7 @@ const hub = {
 };
 
 window.addEventListener('offline', () => { hub.socket?.close(); connection('down'); });
-window.addEventListener('online', () => hub.now());
+window.addEventListener('online', () => { hub.now(); terminals.reconnectNow(); });
 
 function connection(status) {
   const node = $('#connection');
@@ -487,6 +499,7 @@ function showTab(tab) {
     button.setAttribute('aria-selected', selected);
     $(`#${button.dataset.tab}`).hidden = !selected;
   }
+  if (tab === 'workshop') terminals.shown();
 }
 
 function formData(form) {
@@ -505,6 +518,7 @@ async function enter(auth) {
   state.types = new Map(types.map((t) => [t.name, t]));
   $('#agent-types').replaceChildren(...types.map((t) => el('option', { value: t.name }, t.description ? `${t.name}: ${t.description}` : t.name)));
   hub.start();
+  terminals.start();
 }
 
 function wire() {
@@ -587,6 +601,10 @@ function wire() {
     input.value = '';
   });
   $('#chat-earlier').addEventListener('click', loadEarlierChat);
+  $('#terminal-new').addEventListener('click', () => terminals.create());
+  $('#terminal-sessions').addEventListener('change', (event) => terminals.attach(event.target.value));
+  $('#terminal-share').addEventListener('click', () => terminals.toggleShare());
+  $('#terminal-close').addEventListener('click', () => terminals.close());
 
   $('#invite-button').addEventListener('click', async () => {
     try { showInvite(await api('/api/team/invite', { method: 'POST', body: {} })); } catch (error) { alertLive(error.message); }
@@ -599,7 +617,7 @@ function wire() {
   });
   document.addEventListener('visibilitychange', () => {
     hub.send({ type: 'presence_update', status: document.hidden ? 'away' : 'online' });
-    if (!document.hidden) hub.now();
+    if (!document.hidden) { hub.now(); terminals.reconnectNow(); }
   });
 }
 
@@ -620,7 +638,7 @@ function toggle(button, open) {
 }
 
 // Test hook: lets end-to-end tests read state without scraping (no tokens exposed).
-window.covibe = { get view() { return state.view && { id: state.view.id, next: state.view.next, complete: state.view.complete }; }, get connected() { return hub.socket?.readyState === WebSocket.OPEN; } };
+window.covibe = { terminals, get view() { return state.view && { id: state.view.id, next: state.view.next, complete: state.view.complete }; }, get connected() { return hub.socket?.readyState === WebSocket.OPEN; } };
 
 async function main() {
   wire();

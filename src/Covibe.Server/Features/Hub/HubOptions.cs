@@ -30,5 +30,5 @@ public sealed class HubOptions
     [Range(1, 600)]
     public int JoinTimeoutSeconds { get; set; } = 10;
 
-    internal bool IsOriginAllowed(string origin, HttpRequest request) => Terminals.OriginPolicy.IsAllowed(AllowedOrigins, origin, request);
+    internal bool IsOriginAllowed(string origin, HttpRequest request) => Covibe.Terminals.OriginPolicy.IsAllowed(AllowedOrigins, origin, request);
 }

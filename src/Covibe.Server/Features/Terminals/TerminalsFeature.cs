@@ -1,0 +1,64 @@
+using Covibe.Server.Features.Agents;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Hub;
+using Covibe.Terminals;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Terminals;
+
+/// <summary>
+/// Terminals inside <c>covibe serve</c>: seed 004's protocol at <c>/terminal</c>, on the machine
+/// where local agents run, starting in the agents' workspace directory. Members sign in with
+/// their access token; teammates may watch a session its owner shares.
+/// </summary>
+public static class TerminalsFeature
+{
+    public const string Path = "/terminal";
+
+    public static IServiceCollection AddServerTerminals(this IServiceCollection services)
+    {
+        services.AddTerminals();
+        services.AddSingleton<IPostConfigureOptions<TerminalOptions>, WorkspaceRoot>();
+        services.AddSingleton<ITerminalAuthenticator, MemberAuthenticator>();
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapServerTerminals(this IEndpointRouteBuilder app)
+    {
+        var hub = app.ServiceProvider.GetRequiredService<IOptions<HubOptions>>();
+        app.MapTerminals(Path, (origin, request) => hub.Value.IsOriginAllowed(origin, request));
+        return app;
+    }
+
+    /// <summary>Unless configured, terminals start in (and may not leave) the agents' workspace directory.</summary>
+    private sealed class WorkspaceRoot(AgentLauncher agents) : IPostConfigureOptions<TerminalOptions>
+    {
+        public void PostConfigure(string? name, TerminalOptions options)
+        {
+            if (string.IsNullOrEmpty(options.Root))
+            {
+                options.Root = agents.WorkspaceBase;
+                Directory.CreateDirectory(options.Root);
+            }
+        }
+    }
+
+    /// <summary>A Covibe access token whose login is still live; the team comes from the token.</summary>
+    private sealed class MemberAuthenticator(TokenService tokens, AuthService auth) : ITerminalAuthenticator
+    {
+        public async Task<TerminalAuthResult> AuthenticateAsync(string token, CancellationToken cancellationToken)
+        {
+            var (principal, failure) = await tokens.ValidateAsync(token);
+            if (principal is null)
+            {
+                return TerminalAuthResult.Refused(failure!);
+            }
+            var caller = Caller.From(principal);
+            if (!await auth.IsSessionActiveAsync(caller.SessionId, cancellationToken))
+            {
+                return TerminalAuthResult.Refused("This login was signed out or the member was removed. Log in again.");
+            }
+            return new TerminalAuthResult(new TerminalUser(caller.UserId, caller.Name, caller.TeamId), null);
+        }
+    }
+}

@@ -1,0 +1,209 @@
+// Terminals in the Workshop tab: xterm.js on seed 004's protocol at /terminal (docs/terminals.md).
+// A session lives on the server, not in the page: close the tab or lose the network, come back,
+// and the page attaches again from the last byte it showed (nothing missed, nothing twice).
+
+import { Terminal } from './vendor/xterm.mjs';
+import { FitAddon } from './vendor/addon-fit.mjs';
+
+const $ = (selector) => document.querySelector(selector);
+
+export function createTerminals({ token, me, refreshToken, alert }) {
+  const ui = {
+    host: $('#terminal'),
+    picker: $('#terminal-sessions'),
+    status: $('#terminal-status'),
+    share: $('#terminal-share'),
+    close: $('#terminal-close'),
+  };
+  const state = {
+    socket: null,
+    stopped: true,
+    attempt: 0,
+    timer: null,
+    sessions: [],
+    current: null, // { id, end, readOnly, owner }
+  };
+  const term = new Terminal({ convertEol: false, cursorBlink: true, scrollback: 5000, fontSize: 14, theme: { background: '#10141a' } });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  let opened = false;
+
+  function open() {
+    if (!opened && ui.host.offsetParent !== null) {
+      term.open(ui.host);
+      opened = true;
+    }
+    if (opened) refit();
+  }
+
+  function refit() {
+    if (!opened || ui.host.offsetParent === null) return;
+    try { fit.fit(); } catch { /* not laid out yet */ }
+  }
+
+  function send(message) {
+    if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
+  }
+
+  function connect() {
+    if (state.stopped || state.socket) return;
+    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/terminal`);
+    state.socket = socket;
+    // Browsers cannot set headers on a WebSocket: the token goes in the first message, never in the URL.
+    socket.onopen = () => socket.send(JSON.stringify({ type: 'auth', token: token() }));
+    socket.onmessage = (event) => onMessage(JSON.parse(event.data));
+    socket.onclose = () => {
+      if (state.socket !== socket) return;
+      state.socket = null;
+      if (state.stopped) return;
+      setStatus('Reconnecting…');
+      clearTimeout(state.timer);
+      const delay = Math.min(30_000, 1000 * 2 ** state.attempt++) * (0.75 + Math.random() / 2);
+      state.timer = setTimeout(async () => { await refreshToken(); connect(); }, delay);
+    };
+  }
+
+  function onMessage(m) {
+    switch (m.type) {
+      case 'ready':
+        state.attempt = 0;
+        send({ type: 'session', action: 'list' });
+        // Back after a drop: continue the session we were showing from the last byte we showed.
+        if (state.current) send({ type: 'session', action: 'attach', id: state.current.id, since: state.current.end });
+        else setStatus('No terminal open');
+        break;
+      case 'sessions':
+        state.sessions = m.sessions;
+        renderPicker();
+        break;
+      case 'session':
+        onSession(m);
+        break;
+      case 'output':
+        if (m.session !== state.current?.id) return;
+        term.write(m.data);
+        state.current.end = m.end;
+        break;
+      case 'error':
+        if (m.code === 'SESSION_NOT_FOUND' && state.current && m.session === state.current.id) {
+          state.current = null;
+          setStatus('That terminal has ended');
+          send({ type: 'session', action: 'list' });
+        }
+        alert(m.error);
+        break;
+      default:
+        break;
+    }
+  }
+
+  function onSession(m) {
+    switch (m.action) {
+      case 'created':
+        send({ type: 'session', action: 'list' });
+        break;
+      case 'attached': {
+        const resumed = state.current?.id === m.id && state.current.end === m.from;
+        if (!resumed) term.reset();
+        state.current = { id: m.id, end: m.from, readOnly: m.read_only, owner: m.info.owner_name };
+        term.options.disableStdin = m.read_only;
+        setStatus(m.read_only ? `Watching ${m.info.owner_name}'s terminal (read-only)` : 'Connected');
+        ui.share.hidden = m.read_only;
+        ui.close.hidden = m.read_only;
+        ui.share.setAttribute('aria-pressed', String(Boolean(m.info.shared)));
+        ui.picker.value = m.id;
+        if (!m.read_only) resize();
+        // xterm.js draws only while on screen; on a phone the terminal sits below the chat.
+        ui.host.scrollIntoView({ block: 'nearest' });
+        term.focus();
+        break;
+      }
+      case 'shared':
+        ui.share.setAttribute('aria-pressed', String(Boolean(m.info.shared)));
+        term.focus();
+        break;
+      case 'exited':
+      case 'closed':
+        if (state.current?.id === m.id) {
+          term.write(`\r\n\x1b[2m[terminal ended, exit code ${m.exit_code}]\x1b[0m\r\n`);
+          state.current = null;
+          ui.share.hidden = true;
+          ui.close.hidden = true;
+          setStatus('Terminal ended');
+        }
+        send({ type: 'session', action: 'list' });
+        break;
+      default:
+        break;
+    }
+  }
+
+  function renderPicker() {
+    const options = [new Option('Choose a terminal…', '')];
+    for (const s of state.sessions) {
+      const mine = s.owner === me().id;
+      options.push(new Option(`${mine ? 'Mine' : s.owner_name}: ${s.id.slice(0, 8)} · ${new Date(s.created_at).toLocaleTimeString()}`, s.id));
+    }
+    ui.picker.replaceChildren(...options);
+    ui.picker.value = state.current?.id ?? '';
+  }
+
+  function resize() {
+    refit();
+    if (state.current && !state.current.readOnly) send({ type: 'session', action: 'resize', id: state.current.id, config: { cols: term.cols, rows: term.rows } });
+  }
+
+  function setStatus(text) { ui.status.textContent = text; }
+
+  term.onData((data) => {
+    if (state.current && !state.current.readOnly) send({ type: 'input', session: state.current.id, data });
+  });
+  let resizeTimer = null;
+  window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(resize, 100); });
+
+  return {
+    start() {
+      state.stopped = false;
+      connect();
+    },
+    stop() {
+      state.stopped = true;
+      clearTimeout(state.timer);
+      state.socket?.close();
+      state.socket = null;
+    },
+    shown() {
+      open();
+      if (state.current) resize();
+    },
+    create() {
+      open();
+      const id = crypto.randomUUID();
+      state.current = null;
+      send({ type: 'session', action: 'create', id, config: { cols: term.cols, rows: term.rows } });
+    },
+    attach(id) {
+      open();
+      if (id && id !== state.current?.id) {
+        if (state.current) send({ type: 'session', action: 'detach', id: state.current.id });
+        state.current = null;
+        send({ type: 'session', action: 'attach', id });
+      }
+    },
+    toggleShare() {
+      if (state.current) send({ type: 'session', action: 'share', id: state.current.id, shared: ui.share.getAttribute('aria-pressed') !== 'true' });
+    },
+    close() {
+      if (state.current) send({ type: 'session', action: 'close', id: state.current.id });
+    },
+    reconnectNow() {
+      if (state.stopped || state.socket) return;
+      state.attempt = 0;
+      clearTimeout(state.timer);
+      connect();
+    },
+    // Test hook: what the screen shows, and where the page is in the session's output.
+    get view() { return state.current && { id: state.current.id, end: state.current.end, readOnly: state.current.readOnly }; },
+    get connected() { return state.socket?.readyState === WebSocket.OPEN; },
+  };
+}
