@@ -215,8 +215,8 @@ public sealed class CovibeClient : IDisposable
         Remember((await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.AuthResponse, cancellationToken))!);
     }
 
-    /// <summary>Opens the hub with the access token in a header (refreshed first if close to expiry).</summary>
-    public async Task<ClientWebSocket> ConnectHubAsync(TimeProvider time, CancellationToken cancellationToken)
+    /// <summary>Opens the hub (or another WebSocket endpoint, e.g. /terminal) with the access token in a header (refreshed first if close to expiry).</summary>
+    public async Task<ClientWebSocket> ConnectHubAsync(TimeProvider time, CancellationToken cancellationToken, string path = "/ws")
     {
         if (Credentials is { } c && c.AccessTokenExpiresAt - time.GetUtcNow().UtcDateTime < TimeSpan.FromMinutes(1))
         {
@@ -224,7 +224,7 @@ public sealed class CovibeClient : IDisposable
         }
         var socket = new ClientWebSocket();
         socket.Options.SetRequestHeader("Authorization", $"Bearer {Credentials!.AccessToken}");
-        var uri = new UriBuilder(Server) { Scheme = Server.StartsWith("https", StringComparison.Ordinal) ? "wss" : "ws", Path = "/ws" }.Uri;
+        var uri = new UriBuilder(Server) { Scheme = Server.StartsWith("https", StringComparison.Ordinal) ? "wss" : "ws", Path = path }.Uri;
         try
         {
             await socket.ConnectAsync(uri, cancellationToken);

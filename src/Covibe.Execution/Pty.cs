@@ -223,10 +223,16 @@ public sealed class LocalPty : IPty
             if (_exitCode is null)
             {
                 int status;
-                if (PtyNative.WaitPid(ProcessId, &status, PtyNative.WNOHANG) == ProcessId)
+                var result = PtyNative.WaitPid(ProcessId, &status, PtyNative.WNOHANG);
+                if (result == ProcessId)
                 {
                     var signal = status & 0x7f;
                     _exitCode = signal == 0 ? (status >> 8) & 0xff : 128 + signal;
+                }
+                else if (result < 0 && Marshal.GetLastPInvokeError() == PtyNative.ECHILD)
+                {
+                    // Reaped elsewhere (a host that reaps every child): gone, status unknown.
+                    _exitCode = -1;
                 }
             }
             return _exitCode;

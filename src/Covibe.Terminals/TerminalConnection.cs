@@ -28,9 +28,9 @@ internal sealed class TerminalConnection(
     private Task _listLoop = Task.CompletedTask;
     private TerminalUser? _user;
 
-    public async Task RunAsync(TerminalUser? user, CancellationToken cancellationToken)
+    public async Task RunAsync(TerminalUser? user, CancellationToken cancellationToken, CancellationToken stopping = default)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token, stopping);
         var token = linked.Token;
         if (user is not null)
         {
@@ -75,6 +75,10 @@ internal sealed class TerminalConnection(
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)
         {
             // The client went away (or we are stopping): its sessions live on.
+        }
+        if (stopping.IsCancellationRequested)
+        {
+            await CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "server stopping", CancellationToken.None);
         }
     }
 

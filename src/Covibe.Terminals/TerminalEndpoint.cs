@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Covibe.Terminals;
@@ -25,8 +26,9 @@ public static class TerminalEndpoint
 
     /// <param name="isOriginAllowed">Decides for requests that carry an Origin header (browsers).</param>
     public static IEndpointConventionBuilder MapTerminals(this IEndpointRouteBuilder app, string pattern, Func<string, HttpRequest, bool> isOriginAllowed) =>
-        app.Map(pattern, (HttpContext context, TerminalManager manager, ITerminalAuthenticator authenticator, IOptions<TerminalOptions> options, TimeProvider time, ILogger<TerminalManager> logger) =>
-            HandleAsync(context, manager, authenticator, options.Value, isOriginAllowed, time, logger)).ExcludeFromDescription();
+        app.Map(pattern, (HttpContext context, TerminalManager manager, ITerminalAuthenticator authenticator, IOptions<TerminalOptions> options, TimeProvider time,
+            IHostApplicationLifetime lifetime, ILogger<TerminalManager> logger) =>
+            HandleAsync(context, manager, authenticator, options.Value, isOriginAllowed, time, lifetime, logger)).ExcludeFromDescription();
 
     private static async Task<IResult> HandleAsync(
         HttpContext context,
@@ -35,6 +37,7 @@ public static class TerminalEndpoint
         TerminalOptions options,
         Func<string, HttpRequest, bool> isOriginAllowed,
         TimeProvider time,
+        IHostApplicationLifetime lifetime,
         ILogger logger)
     {
         var remote = context.Connection.RemoteIpAddress?.ToString() ?? "?";
@@ -69,7 +72,8 @@ public static class TerminalEndpoint
             KeepAliveTimeout = TimeSpan.FromSeconds(options.KeepAliveSeconds),
         });
         await using var connection = new TerminalConnection(socket, manager, authenticator, options, time, logger);
-        await connection.RunAsync(user, context.RequestAborted);
+        // A stopping server says goodbye (1001) rather than sit out the host's shutdown timeout.
+        await connection.RunAsync(user, context.RequestAborted, lifetime.ApplicationStopping);
         return Results.Empty;
     }
 

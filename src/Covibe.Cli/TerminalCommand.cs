@@ -1,0 +1,254 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net.WebSockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Covibe.Protocol;
+
+namespace Covibe.Cli;
+
+/// <summary>
+/// <c>covibe terminal</c>: a terminal on the server's machine, in this shell, in raw mode. The
+/// session lives on the server: detach with Ctrl-] and attach again later with <c>--attach</c>.
+/// </summary>
+internal static class TerminalCommand
+{
+    private const byte DetachKey = 0x1d; // Ctrl-]
+
+    public static Command Create(CredentialStore store)
+    {
+        var attach = new Option<string?>("--attach", "-a") { Description = "Attach to this session (see `covibe terminal ls`) instead of starting one" };
+        var cwd = new Option<string?>("--cwd") { Description = "Working directory, inside the server's terminal root (the agents' workspace directory)" };
+        var shell = new Option<string?>("--shell") { Description = "Shell to run, one of the server's /etc/shells (default: bash, else sh)" };
+        var command = new Command("terminal", "Open a terminal on the server's machine (Ctrl-] detaches; the session keeps running)") { attach, cwd, shell };
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            Environment.ExitCode = await RunAsync(client, parse.GetValue(attach), parse.GetValue(cwd), parse.GetValue(shell), ct);
+        });
+        command.Subcommands.Add(List(store));
+        return command;
+    }
+
+    private static Command List(CredentialStore store)
+    {
+        var command = new Command("ls", "List your terminal sessions and those teammates share");
+        command.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            using var socket = await client.ConnectHubAsync(TimeProvider.System, ct, "/terminal");
+            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.List), ct);
+            var buffer = new byte[64 * 1024];
+            while (true)
+            {
+                var message = await ReceiveAsync(socket, buffer, ct) ?? throw new CliException("The server closed the connection.");
+                var type = message.GetProperty("type").GetString();
+                if (type == TerminalMessageTypes.Sessions)
+                {
+                    var sessions = message.Deserialize(TerminalJsonContext.Default.TerminalSessionsMessage)!.Sessions;
+                    if (sessions.Length == 0)
+                    {
+                        Console.WriteLine("No terminal sessions. Start one with: covibe terminal");
+                    }
+                    foreach (var s in sessions)
+                    {
+                        var who = s.Owner == client.Credentials!.UserId ? "mine" : $"{s.OwnerName} (shared)";
+                        Console.WriteLine($"{s.Id}  {who}  {s.Cols}x{s.Rows}  {s.Viewers} watching  since {s.CreatedAt.ToLocalTime():g}");
+                    }
+                    return;
+                }
+                if (type == TerminalMessageTypes.Error)
+                {
+                    throw new CliException(message.GetProperty("error").GetString()!);
+                }
+            }
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(CovibeClient client, string? attachTo, string? cwd, string? shell, CancellationToken cancellationToken)
+    {
+        using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken, "/terminal");
+        var interactive = !Console.IsInputRedirected;
+        var (cols, rows) = interactive ? (Console.WindowWidth, Console.WindowHeight) : (80, 24);
+        var sessionId = attachTo ?? Guid.NewGuid().ToString();
+        if (attachTo is null)
+        {
+            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Create, sessionId,
+                Config: new TerminalConfig(shell, cwd, null, cols, rows)), cancellationToken);
+        }
+        else
+        {
+            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Attach, sessionId), cancellationToken);
+        }
+
+        using var raw = interactive ? RawMode.Enter() : null;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var windowChanged = new SemaphoreSlim(0);
+        using var resize = interactive ? PosixSignalRegistration.Create(PosixSignal.SIGWINCH, _ => windowChanged.Release()) : null;
+        var input = PumpInputAsync(socket, sessionId, interactive, stop.Token);
+        var resizes = interactive ? ResizeLoopAsync(socket, sessionId, windowChanged, stop.Token) : Task.CompletedTask;
+        var stdout = Console.OpenStandardOutput();
+        var buffer = new byte[256 * 1024];
+        try
+        {
+            while (true)
+            {
+                var message = await ReceiveAsync(socket, buffer, cancellationToken);
+                if (message is not { } m)
+                {
+                    await Console.Error.WriteLineAsync("\r\n[covibe: the server closed the connection]");
+                    return 1;
+                }
+                switch (m.GetProperty("type").GetString())
+                {
+                    case TerminalMessageTypes.Output:
+                        var data = Encoding.UTF8.GetBytes(m.GetProperty("data").GetString()!);
+                        await stdout.WriteAsync(data, cancellationToken);
+                        await stdout.FlushAsync(cancellationToken);
+                        break;
+                    case TerminalMessageTypes.Session when m.GetProperty("action").GetString() is TerminalActions.Exited or TerminalActions.Closed:
+                        var code = m.TryGetProperty("exit_code", out var c) ? c.GetInt32() : 0;
+                        await Console.Error.WriteLineAsync($"\r\n[covibe: terminal ended, exit code {code}]\r");
+                        return code;
+                    case TerminalMessageTypes.Session when m.GetProperty("action").GetString() == TerminalActions.Detached:
+                        await Console.Error.WriteLineAsync($"\r\n[covibe: detached; the session keeps running. Attach again: covibe terminal --attach {sessionId}]\r");
+                        return 0;
+                    case TerminalMessageTypes.Error:
+                        var text = m.GetProperty("error").GetString();
+                        if (m.GetProperty("code").GetString() is TerminalErrorCodes.SessionNotFound or TerminalErrorCodes.InvalidCwd or TerminalErrorCodes.InvalidShell
+                            or TerminalErrorCodes.SessionLimit or TerminalErrorCodes.Unauthorized or TerminalErrorCodes.SessionExists)
+                        {
+                            throw new CliException(text!);
+                        }
+                        await Console.Error.WriteLineAsync($"\r\n[covibe: {text}]\r");
+                        break;
+                }
+            }
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            // A read of the local terminal cannot be cancelled; the process ends without waiting for a keystroke.
+            var pumps = Task.WhenAll(input, resizes);
+            await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None));
+            if (pumps.IsFaulted)
+            {
+                _ = pumps.Exception; // the connection went away under them: already reported above
+            }
+        }
+    }
+
+    /// <summary>The window was resized (SIGWINCH): tell the session, so full-screen programs redraw.</summary>
+    private static async Task ResizeLoopAsync(ClientWebSocket socket, string sessionId, SemaphoreSlim windowChanged, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await windowChanged.WaitAsync(cancellationToken);
+            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Resize, sessionId, Cols: Console.WindowWidth, Rows: Console.WindowHeight), cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Keystrokes to the session. Ctrl-] detaches. When stdin is not a terminal (a pipe), its
+    /// end is sent as Ctrl-D, as if typed at the prompt.
+    /// </summary>
+    private static async Task PumpInputAsync(ClientWebSocket socket, string sessionId, bool interactive, CancellationToken cancellationToken)
+    {
+        var stdin = Console.OpenStandardInput();
+        var decoder = Encoding.UTF8.GetDecoder();
+        var bytes = new byte[4096];
+        var chars = new char[4096];
+        while (true)
+        {
+            var n = await stdin.ReadAsync(bytes, cancellationToken);
+            if (n == 0)
+            {
+                if (!interactive)
+                {
+                    await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Input, Session: sessionId, Data: "\u0004"), cancellationToken);
+                }
+                return;
+            }
+            var detach = interactive ? Array.IndexOf(bytes, DetachKey, 0, n) : -1;
+            var count = decoder.GetChars(bytes, 0, detach >= 0 ? detach : n, chars, 0);
+            if (count > 0)
+            {
+                await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Input, Session: sessionId, Data: new string(chars, 0, count)), cancellationToken);
+            }
+            if (detach >= 0)
+            {
+                await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Detach, sessionId), cancellationToken);
+                return;
+            }
+        }
+    }
+
+    private static readonly SemaphoreSlim SendLock = new(1, 1);
+
+    private static async Task SendAsync(ClientWebSocket socket, TerminalRequest request, CancellationToken cancellationToken) =>
+        await SendAsync(socket, request, TerminalJsonContext.Wire.TerminalRequest, cancellationToken);
+
+    private static async Task SendAsync<T>(ClientWebSocket socket, T message, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+    {
+        var frame = JsonSerializer.SerializeToUtf8Bytes(message, type);
+        await SendLock.WaitAsync(cancellationToken);
+        try
+        {
+            await socket.SendAsync(frame, WebSocketMessageType.Text, true, cancellationToken);
+        }
+        finally
+        {
+            SendLock.Release();
+        }
+    }
+
+    private static async Task<JsonElement?> ReceiveAsync(ClientWebSocket socket, byte[] buffer, CancellationToken cancellationToken)
+    {
+        var (text, closed) = await CovibeClient.ReceiveHubMessageAsync(socket, buffer, cancellationToken);
+        if (closed)
+        {
+            return null;
+        }
+        using var document = JsonDocument.Parse(text);
+        return document.RootElement.Clone();
+    }
+
+    /// <summary>The local terminal in raw mode (no line editing, no echo, no signals) until disposed; uses stty.</summary>
+    private sealed class RawMode : IDisposable
+    {
+        private readonly string _saved;
+
+        private RawMode(string saved) => _saved = saved;
+
+        public static RawMode? Enter()
+        {
+            var saved = Stty("-g");
+            if (saved is null)
+            {
+                return null;
+            }
+            Stty("raw -echo");
+            return new RawMode(saved.Trim());
+        }
+
+        public void Dispose() => Stty(_saved);
+
+        private static string? Stty(string arguments)
+        {
+            try
+            {
+                using var process = Process.Start(new ProcessStartInfo("stty", arguments) { RedirectStandardOutput = true, UseShellExecute = false });
+                var output = process!.StandardOutput.ReadToEnd();
+                process.WaitForExit();
+                return process.ExitCode == 0 ? output : null;
+            }
+            catch (System.ComponentModel.Win32Exception)
+            {
+                return null;
+            }
+        }
+    }
+}

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Terminals inside <c>covibe serve</c>: <c>/terminal</c> with member logins, and <c>covibe terminal</c>.</summary>
+public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFixture<SqliteServerFixture>, IDisposable
+{
+    private static readonly object Sh = new { shell = "/bin/sh" };
+    private readonly string _root = StartupTests.TempDirectory();
+
+    [Fact]
+    public async Task Members_OpenTerminalsInTheWorkspace_TeammatesWatchShared_OtherTeamsSeeNothing()
+    {
+        var server = fixture.Server;
+        var (owner, member) = await server.CreateTeamWithMemberAsync("Terminal team");
+        var stranger = await server.CreateTeamAsync("Other team", "Chen");
+
+        await using var sarah = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
+        (await sarah.ReceiveAsync("ready")).GetProperty("name").GetString().ShouldBe("Sarah");
+        await sarah.CreateAsync("team-shell", Sh);
+        await sarah.CommandAsync("team-shell", "echo at=$(pwd) n=$((3*3))");
+        var workspaces = Path.Combine(server.DataDirectory, "workspaces");
+        await sarah.OutputUntilAsync("team-shell", $"at={workspaces} n=9");
+        await sarah.SendAsync(new { type = "session", action = "share", id = "team-shell" });
+
+        // A browser: no header, the token in the first message.
+        await using var miguel = await TerminalClient.ConnectAsync(server.Url, "/terminal");
+        await miguel.SendAsync(new { type = "auth", token = member.AccessToken });
+        await miguel.ReceiveAsync("ready");
+        await miguel.SendAsync(new { type = "session", action = "attach", id = "team-shell" });
+        (await miguel.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"))).GetProperty("read_only").GetBoolean().ShouldBeTrue();
+        await miguel.OutputUntilAsync("team-shell", "n=9");
+
+        await using var chen = await TerminalClient.ConnectAsync(server.Url, "/terminal", stranger.Auth.AccessToken);
+        await chen.SendAsync(new { type = "session", action = "attach", id = "team-shell" });
+        await chen.ErrorAsync("SESSION_NOT_FOUND");
+
+        // Signed out: the token no longer opens terminals.
+        using var http = server.Client(member.AccessToken);
+        (await http.PostAsJsonAsync("/api/auth/logout", new { })).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.SetRequestHeader("Authorization", $"Bearer {member.AccessToken}");
+        await Should.ThrowAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"ws://{server.Url.Authority}/terminal"), CancellationToken.None));
+        socket.HttpStatusCode.ShouldBe(HttpStatusCode.Unauthorized);
+        await sarah.SendAsync(new { type = "session", action = "close", id = "team-shell" });
+        await sarah.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
+    }
+
+    [Fact]
+    public async Task CovibeTerminal_RunsTypedInput_AndAttachesToAnExistingSession()
+    {
+        var server = fixture.Server;
+        var owner = await server.CreateTeamAsync("Terminal cli");
+        var sarah = new CliRunner(Path.Combine(_root, "sarah"));
+        (await sarah.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
+
+        var run = await sarah.RunAsync("echo cli-$((2*21))\nexit 3", "terminal", "--shell", "/bin/sh");
+        run.Stdout.ShouldContain("cli-42");
+        run.ExitCode.ShouldBe(3, run.Stderr);
+        run.Stderr.ShouldContain("exit code 3");
+
+        await using var web = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
+        await web.CreateAsync("from-web", Sh);
+        await web.CommandAsync("from-web", "echo typed-in-web-$((5+5))");
+        await web.OutputUntilAsync("from-web", "typed-in-web-10");
+        var listed = await sarah.RunAsync(null, "terminal", "ls");
+        listed.Stdout.ShouldContain("from-web");
+        listed.Stdout.ShouldContain("mine");
+
+        // Stdin ends after the last line: that is Ctrl-D at the prompt, so the shell exits.
+        var attached = await sarah.RunAsync("echo attached-$((1+1))", "terminal", "--attach", "from-web");
+        attached.Stdout.ShouldContain("typed-in-web-10"); // the scrollback first
+        attached.Stdout.ShouldContain("attached-2");
+        attached.ExitCode.ShouldBe(0, attached.Stderr);
+        await web.OutputUntilAsync("from-web", "attached-2");
+
+        var missing = await sarah.RunAsync(null, "terminal", "--attach", "no-such-session");
+        missing.ExitCode.ShouldBe(1);
+        missing.Stderr.ShouldContain("no-such-session");
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+}
