@@ -15,6 +15,15 @@ using Covibe.Protocol;
 // server process's CPU and memory; then the time a late joiner takes to replay the output.
 //
 //   dotnet run -c Release --project bench/Covibe.Bench -- [--subscribers 100] [--seconds 20] [--rate 1048576]
+//
+// Terminal benchmark (issue 6): see TerminalBench.cs.
+//   dotnet run -c Release --project bench/Covibe.Bench -- terminal [--keystrokes 2000] [--megabytes 100]
+
+if (args.FirstOrDefault() == "terminal")
+{
+    await TerminalBench.RunAsync(args);
+    return;
+}
 
 var subscribers = Arg("--subscribers", 100);
 var seconds = Arg("--seconds", 20);
@@ -22,7 +31,7 @@ var rate = Arg("--rate", 1024 * 1024);
 
 var data = Path.Combine(Path.GetTempPath(), "covibe-bench-" + Guid.NewGuid().ToString("N")[..8]);
 var fakeDirectory = Path.Combine(AppContext.BaseDirectory, "fake-claude");
-var port = FreePort();
+var port = Measure.FreePort();
 var url = $"http://127.0.0.1:{port}";
 var server = StartServer();
 try
@@ -51,13 +60,13 @@ try
     var coldLatencies = warmup.SelectMany(r => r.Latencies).Order().ToArray();
     Subscriber.Timeline.Clear();
 
-    var cpuBefore = CpuSeconds(server.Id);
-    var clientCpuBefore = CpuSeconds(Environment.ProcessId);
+    var cpuBefore = Measure.CpuSeconds(server.Id);
+    var clientCpuBefore = Measure.CpuSeconds(Environment.ProcessId);
     var wall = Stopwatch.StartNew();
     var (agent, results, log) = await RunAgentAsync(http, clients, lines);
     wall.Stop();
-    var cpu = CpuSeconds(server.Id) - cpuBefore;
-    var peakRss = PeakRssMegabytes(server.Id);
+    var cpu = Measure.CpuSeconds(server.Id) - cpuBefore;
+    var peakRss = Measure.PeakRssMegabytes(server.Id);
     var timeline = Subscriber.Timeline.ToArray();
 
     var latencies = results.SelectMany(r => r.Latencies).Order().ToArray();
@@ -77,17 +86,17 @@ try
         foreach (var second in timeline.GroupBy(t => (t.Sent - first) / 1000).OrderBy(g => g.Key))
         {
             var sorted = second.Select(t => t.Latency).Order().ToArray();
-            Console.Error.WriteLine($"second {second.Key}: p50 {Percentile(sorted, 0.5)} p99 {Percentile(sorted, 0.99)} max {sorted[^1]}");
+            Console.Error.WriteLine($"second {second.Key}: p50 {Measure.Percentile(sorted, 0.5)} p99 {Measure.Percentile(sorted, 0.99)} max {sorted[^1]}");
         }
     }
     Console.WriteLine($"| subscribers | {subscribers} |");
     Console.WriteLine($"| agent output | {log.Length / 1048576.0:0.0} MiB in {wall.Elapsed.TotalSeconds:0.0} s ({log.Length / wall.Elapsed.TotalSeconds / 1048576:0.00} MiB/s) |");
-    Console.WriteLine($"| latency p50 / p99 / max | {Percentile(latencies, 0.50)} ms / {Percentile(latencies, 0.99)} ms / {latencies.LastOrDefault()} ms ({latencies.Length:N0} samples) |");
+    Console.WriteLine($"| latency p50 / p99 / max | {Measure.Percentile(latencies, 0.50)} ms / {Measure.Percentile(latencies, 0.99)} ms / {latencies.LastOrDefault()} ms ({latencies.Length:N0} samples) |");
     Console.WriteLine($"| bytes lost | {lost} (subscribers with a gap or short stream: {corrupt}) |");
     Console.WriteLine($"| server CPU | {cpu:0.0} s over {wall.Elapsed.TotalSeconds:0.0} s = {cpu / wall.Elapsed.TotalSeconds * 100:0}% of one core |");
     Console.WriteLine($"| server peak RSS | {peakRss:0} MiB |");
-    Console.WriteLine($"| benchmark client CPU (same machine) | {CpuSeconds(Environment.ProcessId) - clientCpuBefore:0.0} s |");
-    Console.WriteLine($"| cold start (warm-up agent, first 2 s of a fresh server) p50 / p99 | {Percentile(coldLatencies, 0.50)} ms / {Percentile(coldLatencies, 0.99)} ms |");
+    Console.WriteLine($"| benchmark client CPU (same machine) | {Measure.CpuSeconds(Environment.ProcessId) - clientCpuBefore:0.0} s |");
+    Console.WriteLine($"| cold start (warm-up agent, first 2 s of a fresh server) p50 / p99 | {Measure.Percentile(coldLatencies, 0.50)} ms / {Measure.Percentile(coldLatencies, 0.99)} ms |");
     Console.WriteLine($"| late joiner replay | {replay.Bytes / 1048576.0:0.0} MiB in {catchUp.Elapsed.TotalMilliseconds:0} ms (complete: {replay.Bytes == log.Length && replay.Contiguous}) |");
     foreach (var c in clients)
     {
@@ -159,27 +168,6 @@ async Task WaitHealthyAsync()
         await Task.Delay(100);
     }
     throw new TimeoutException("server did not start");
-}
-
-static double CpuSeconds(int pid)
-{
-    var stat = File.ReadAllText($"/proc/{pid}/stat");
-    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-    // utime and stime (fields 14 and 15), in clock ticks (100 per second on Linux).
-    return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
-}
-
-static double PeakRssMegabytes(int pid) =>
-    File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))
-        .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0).Single();
-
-static long Percentile(long[] sorted, double p) => sorted.Length == 0 ? 0 : sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(p * sorted.Length) - 1)];
-
-static int FreePort()
-{
-    using var listener = new TcpListener(IPAddress.Loopback, 0);
-    listener.Start();
-    return ((IPEndPoint)listener.LocalEndpoint).Port;
 }
 
 /// <summary>One WebSocket client that checks contiguity and measures stamp-to-receipt latency.</summary>

@@ -1,0 +1,211 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.WebSockets;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.IdentityModel.JsonWebTokens;
+using Microsoft.IdentityModel.Tokens;
+
+/// <summary>
+/// Terminal benchmark (issue 6) against a real <c>covibe terminald</c> process on loopback:
+/// keystroke echo latency (a key sent as an <c>input</c> message until its echo comes back as
+/// <c>output</c>; the program echoing is <c>cat</c> on a raw-mode terminal, as an editor would) and
+/// bulk throughput (<c>cat</c> of a large file, PTY to WebSocket client).
+/// </summary>
+static class TerminalBench
+{
+    public static async Task RunAsync(string[] args)
+    {
+        var keystrokes = Arg(args, "--keystrokes", 2000);
+        var megabytes = Arg(args, "--megabytes", 100);
+        var root = Directory.CreateTempSubdirectory("covibe-terminal-bench-").FullName;
+        var port = Measure.FreePort();
+        var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
+        var daemon = Start(port, secret, root);
+        try
+        {
+            await WaitHealthyAsync(port);
+            using var socket = new ClientWebSocket();
+            socket.Options.SetRequestHeader("Authorization", $"Bearer {Token(secret)}");
+            await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/"), CancellationToken.None);
+            var client = new Client(socket);
+
+            // Echo latency.
+            await client.SendAsync("""{"type":"session","action":"create","id":"echo","config":{"shell":"/bin/sh","cols":120,"rows":40}}""");
+            await client.SendAsync("""{"type":"command","id":"c1","session":"echo","command":"stty raw -echo; cat"}""");
+            await Task.Delay(1000);
+            await client.DrainAsync(TimeSpan.FromMilliseconds(300));
+            var latencies = new List<long>();
+            for (var i = 0; i < keystrokes + 200; i++)
+            {
+                var key = (char)('a' + (i % 26));
+                var watch = Stopwatch.StartNew();
+                await client.SendAsync($$"""{"type":"input","session":"echo","data":"{{key}}"}""");
+                await client.OutputUntilAsync(data => data.Contains(key, StringComparison.Ordinal));
+                if (i >= 200)
+                {
+                    latencies.Add((long)(watch.Elapsed.TotalMilliseconds * 1000));
+                }
+            }
+            await client.SendAsync("""{"type":"session","action":"close","id":"echo"}""");
+            var sorted = latencies.Order().ToArray();
+
+            // Throughput: cat of a big file.
+            var file = Path.Combine(root, "big.txt");
+            var line = new string('x', 79) + "\n";
+            await using (var writer = new StreamWriter(file, false, Encoding.ASCII))
+            {
+                for (long written = 0; written < megabytes * 1024L * 1024; written += line.Length)
+                {
+                    await writer.WriteAsync(line);
+                }
+            }
+            var fileBytes = new FileInfo(file).Length;
+            await client.SendAsync("""{"type":"session","action":"create","id":"bulk","config":{"shell":"/bin/sh","cols":120,"rows":40}}""");
+            await Task.Delay(500);
+            await client.DrainAsync(TimeSpan.FromMilliseconds(300));
+            var cpuBefore = Measure.CpuSeconds(daemon.Id);
+            var clientCpuBefore = Measure.CpuSeconds(Environment.ProcessId);
+            var bulk = Stopwatch.StartNew();
+            client.Received = 0;
+            await client.SendAsync("""{"type":"command","id":"c2","session":"bulk","command":"cat big.txt; echo done-$((40+2))"}""");
+            var tail = "";
+            await client.OutputUntilAsync(data =>
+            {
+                tail = (tail + data)[^Math.Min(tail.Length + data.Length, 32)..];
+                return tail.Contains("done-42", StringComparison.Ordinal);
+            });
+            bulk.Stop();
+            var cpu = Measure.CpuSeconds(daemon.Id) - cpuBefore;
+            var mib = client.Received / 1048576.0;
+
+            Console.WriteLine($"| keystrokes (after 200 warm-up) | {latencies.Count:N0} |");
+            Console.WriteLine($"| echo latency p50 / p99 / max | {sorted[sorted.Length / 2] / 1000.0:0.00} ms / {Measure.Percentile(sorted, 0.99) / 1000.0:0.00} ms / {sorted[^1] / 1000.0:0.00} ms |");
+            Console.WriteLine($"| bulk output | cat of {fileBytes / 1048576.0:0} MiB: {mib:0.0} MiB received (with CR before each LF) in {bulk.Elapsed.TotalSeconds:0.00} s = **{mib / bulk.Elapsed.TotalSeconds:0} MiB/s** |");
+            Console.WriteLine($"| daemon CPU during bulk | {cpu:0.0} s ({cpu / bulk.Elapsed.TotalSeconds * 100:0}% of one core) |");
+            Console.WriteLine($"| benchmark client CPU during bulk | {Measure.CpuSeconds(Environment.ProcessId) - clientCpuBefore:0.0} s |");
+            Console.WriteLine($"| daemon peak RSS | {Measure.PeakRssMegabytes(daemon.Id):0} MiB |");
+            await client.SendAsync("""{"type":"session","action":"close","id":"bulk"}""");
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+            await daemon.WaitForExitAsync();
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static Process Start(int port, string secret, string root)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "covibe.dll"));
+        info.ArgumentList.Add("terminald");
+        info.Environment["PORT"] = port.ToString(CultureInfo.InvariantCulture);
+        info.Environment["HOST"] = "127.0.0.1";
+        info.Environment["JWT_SECRET"] = secret;
+        info.Environment["TERMINAL_ROOT"] = root;
+        info.Environment["LOG_LEVEL"] = "warn";
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine($"terminald: {e.Data}"); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private static async Task WaitHealthyAsync(int port)
+    {
+        using var probe = new HttpClient();
+        for (var i = 0; i < 300; i++)
+        {
+            try
+            {
+                if ((await probe.GetAsync($"http://127.0.0.1:{port}/health")).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException("terminald did not start");
+    }
+
+    private static string Token(string secret) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
+    {
+        Expires = TimeProvider.System.GetUtcNow().UtcDateTime.AddHours(1),
+        Claims = new Dictionary<string, object> { ["sub"] = "bench" },
+        SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(secret)), SecurityAlgorithms.HmacSha256),
+    });
+
+    private static int Arg(string[] args, string name, int fallback)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+
+    private sealed class Client(ClientWebSocket socket)
+    {
+        private readonly byte[] _buffer = new byte[4 * 1024 * 1024];
+
+        public long Received { get; set; }
+
+        public Task SendAsync(string json) =>
+            socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
+
+        /// <summary>Reads messages until an output's data satisfies <paramref name="done"/>; counts output bytes.</summary>
+        public async Task OutputUntilAsync(Func<string, bool> done)
+        {
+            while (true)
+            {
+                using var message = await ReceiveAsync(CancellationToken.None);
+                var root = message.RootElement;
+                if (root.GetProperty("type").GetString() == "output")
+                {
+                    var data = root.GetProperty("data").GetString()!;
+                    Received += Encoding.UTF8.GetByteCount(data);
+                    if (done(data))
+                    {
+                        return;
+                    }
+                }
+                else if (root.GetProperty("type").GetString() == "error")
+                {
+                    throw new InvalidOperationException(root.ToString());
+                }
+            }
+        }
+
+        public async Task DrainAsync(TimeSpan quiet)
+        {
+            while (true)
+            {
+                using var cts = new CancellationTokenSource(quiet);
+                try
+                {
+                    using var _ = await ReceiveAsync(cts.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+            }
+        }
+
+        private async Task<JsonDocument> ReceiveAsync(CancellationToken cancellationToken)
+        {
+            var count = 0;
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                result = await socket.ReceiveAsync(_buffer.AsMemory(count), cancellationToken);
+                count += result.Count;
+            }
+            while (!result.EndOfMessage);
+            return JsonDocument.Parse(_buffer.AsMemory(0, count));
+        }
+    }
+}
