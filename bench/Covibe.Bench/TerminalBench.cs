@@ -69,6 +69,7 @@ static class TerminalBench
             var clientCpuBefore = Measure.CpuSeconds(Environment.ProcessId);
             var bulk = Stopwatch.StartNew();
             client.Received = 0;
+            client.Frames = 0;
             await client.SendAsync("""{"type":"command","id":"c2","session":"bulk","command":"cat big.txt; echo done-$((40+2))"}""");
             var tail = "";
             await client.OutputUntilAsync(data =>
@@ -82,7 +83,7 @@ static class TerminalBench
 
             Console.WriteLine($"| keystrokes (after 200 warm-up) | {latencies.Count:N0} |");
             Console.WriteLine($"| echo latency p50 / p99 / max | {sorted[sorted.Length / 2] / 1000.0:0.00} ms / {Measure.Percentile(sorted, 0.99) / 1000.0:0.00} ms / {sorted[^1] / 1000.0:0.00} ms |");
-            Console.WriteLine($"| bulk output | cat of {fileBytes / 1048576.0:0} MiB: {mib:0.0} MiB received (with CR before each LF) in {bulk.Elapsed.TotalSeconds:0.00} s = **{mib / bulk.Elapsed.TotalSeconds:0} MiB/s** |");
+            Console.WriteLine($"| bulk output | cat of {fileBytes / 1048576.0:0} MiB: {mib:0.0} MiB received (with CR before each LF) in {bulk.Elapsed.TotalSeconds:0.00} s = **{mib / bulk.Elapsed.TotalSeconds:0} MiB/s**, {client.Frames:N0} output messages |");
             Console.WriteLine($"| daemon CPU during bulk | {cpu:0.0} s ({cpu / bulk.Elapsed.TotalSeconds * 100:0}% of one core) |");
             Console.WriteLine($"| benchmark client CPU during bulk | {Measure.CpuSeconds(Environment.ProcessId) - clientCpuBefore:0.0} s |");
             Console.WriteLine($"| daemon peak RSS | {Measure.PeakRssMegabytes(daemon.Id):0} MiB |");
@@ -147,34 +148,46 @@ static class TerminalBench
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
-    private sealed class Client(ClientWebSocket socket)
+    /// <summary>A reader loop parses every frame into (type, data); waits read from its queue (cancelling a socket read would abort the socket).</summary>
+    private sealed class Client
     {
+        private readonly ClientWebSocket _socket;
+        private readonly System.Threading.Channels.Channel<(string Type, string Data)> _messages = System.Threading.Channels.Channel.CreateUnbounded<(string, string)>();
         private readonly byte[] _buffer = new byte[4 * 1024 * 1024];
+
+        public Client(ClientWebSocket socket)
+        {
+            _socket = socket;
+            Reader = ReadLoopAsync();
+        }
+
+        public Task Reader { get; }
 
         public long Received { get; set; }
 
+        public long Frames { get; set; }
+
         public Task SendAsync(string json) =>
-            socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
+            _socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
 
         /// <summary>Reads messages until an output's data satisfies <paramref name="done"/>; counts output bytes.</summary>
         public async Task OutputUntilAsync(Func<string, bool> done)
         {
             while (true)
             {
-                using var message = await ReceiveAsync(CancellationToken.None);
-                var root = message.RootElement;
-                if (root.GetProperty("type").GetString() == "output")
+                var (type, data) = await _messages.Reader.ReadAsync();
+                if (type == "output")
                 {
-                    var data = root.GetProperty("data").GetString()!;
                     Received += Encoding.UTF8.GetByteCount(data);
+                    Frames++;
                     if (done(data))
                     {
                         return;
                     }
                 }
-                else if (root.GetProperty("type").GetString() == "error")
+                else if (type == "error")
                 {
-                    throw new InvalidOperationException(root.ToString());
+                    throw new InvalidOperationException(data);
                 }
             }
         }
@@ -186,7 +199,7 @@ static class TerminalBench
                 using var cts = new CancellationTokenSource(quiet);
                 try
                 {
-                    using var _ = await ReceiveAsync(cts.Token);
+                    await _messages.Reader.ReadAsync(cts.Token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -195,17 +208,37 @@ static class TerminalBench
             }
         }
 
-        private async Task<JsonDocument> ReceiveAsync(CancellationToken cancellationToken)
+        private async Task ReadLoopAsync()
         {
-            var count = 0;
-            ValueWebSocketReceiveResult result;
-            do
+            try
             {
-                result = await socket.ReceiveAsync(_buffer.AsMemory(count), cancellationToken);
-                count += result.Count;
+                while (true)
+                {
+                    var count = 0;
+                    ValueWebSocketReceiveResult result;
+                    do
+                    {
+                        result = await _socket.ReceiveAsync(_buffer.AsMemory(count), CancellationToken.None);
+                        count += result.Count;
+                    }
+                    while (!result.EndOfMessage);
+                    if (result.MessageType == WebSocketMessageType.Close)
+                    {
+                        break;
+                    }
+                    using var message = JsonDocument.Parse(_buffer.AsMemory(0, count));
+                    var root = message.RootElement;
+                    var type = root.GetProperty("type").GetString()!;
+                    _messages.Writer.TryWrite((type, type == "output" ? root.GetProperty("data").GetString()! : root.ToString()));
+                }
             }
-            while (!result.EndOfMessage);
-            return JsonDocument.Parse(_buffer.AsMemory(0, count));
+            catch (WebSocketException)
+            {
+            }
+            finally
+            {
+                _messages.Writer.TryComplete();
+            }
         }
     }
 }

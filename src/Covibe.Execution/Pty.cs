@@ -158,13 +158,20 @@ public sealed class LocalPty : IPty
     public unsafe int Read(Span<byte> buffer, CancellationToken cancellationToken)
     {
         var poll = new PtyNative.PollFd { Fd = _master, Events = PtyNative.POLLIN };
+        var total = 0;
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            // Poll with a timeout so a cancelled reader notices; the descriptor is closed only after the reader has left.
-            var ready = PtyNative.Poll(&poll, 1, 200);
+            // Block (in slices, so a cancelled reader notices) until there is output; once some has
+            // been read, only take what is ready now: a PTY hands out about 4 KiB per read, and
+            // gathering what a fast program has already written makes fewer, larger messages.
+            var ready = PtyNative.Poll(&poll, 1, total == 0 ? 200 : 0);
             if (ready == 0)
             {
+                if (total > 0)
+                {
+                    return total;
+                }
                 continue;
             }
             if (ready < 0)
@@ -177,18 +184,23 @@ public sealed class LocalPty : IPty
             }
             fixed (byte* p = buffer)
             {
-                var n = PtyNative.Read(_master, p, buffer.Length);
-                if (n >= 0)
+                var n = PtyNative.Read(_master, p + total, buffer.Length - total);
+                if (n > 0)
                 {
-                    return (int)n;
+                    total += (int)n;
+                    if (total == buffer.Length)
+                    {
+                        return total;
+                    }
+                    continue;
                 }
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno is PtyNative.EINTR or PtyNative.EAGAIN)
+                var errno = n < 0 ? Marshal.GetLastPInvokeError() : 0;
+                if (n < 0 && errno is PtyNative.EINTR or PtyNative.EAGAIN)
                 {
                     continue;
                 }
-                // EIO: the other side is closed by every process that had it.
-                return 0;
+                // 0 or EIO: the other side is closed by every process that had it. Hand over what was read first.
+                return total;
             }
         }
     }

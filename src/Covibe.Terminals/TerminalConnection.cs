@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Net.WebSockets;
 using System.Text;
 using System.Text.Json;
@@ -288,6 +289,7 @@ internal sealed class TerminalConnection(
         var (session, cursor) = (attachment.Session, attachment.Cursor);
         var cancellationToken = attachment.Stopping.Token;
         var buffer = new byte[OutputChunk];
+        var frame = new ArrayBufferWriter<byte>(OutputChunk + 1024);
         try
         {
             await SendAsync(new TerminalSessionMessage(TerminalActions.Attached, session.Id, session.Info(), readOnly, cursor.From, cursor.Truncated ? true : null),
@@ -297,8 +299,8 @@ internal sealed class TerminalConnection(
                 switch (cursor.Take(buffer, out var count))
                 {
                     case TakeState.Data:
-                        var message = new TerminalOutputMessage(session.LastCommandId, session.Id, Encoding.UTF8.GetString(buffer, 0, count), time.GetUtcNow().UtcDateTime, cursor.Position);
-                        await SendAsync(message, TerminalJsonContext.Wire.TerminalOutputMessage, cancellationToken);
+                        WriteOutputFrame(frame, session, buffer.AsSpan(0, count), cursor.Position);
+                        await SendFrameAsync(frame.WrittenMemory, cancellationToken);
                         break;
                     case TakeState.Empty:
                         await cursor.WaitAsync(cancellationToken);
@@ -358,6 +360,37 @@ internal sealed class TerminalConnection(
         }
     }
 
+    private static readonly JsonWriterOptions FrameOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
+
+    /// <summary>
+    /// An <see cref="TerminalOutputMessage"/> written straight from the output bytes into a reused
+    /// buffer: no string of the data and no large short-lived arrays on the hot path. Output that
+    /// is not valid UTF-8 goes through a string, which replaces the bad bytes with U+FFFD.
+    /// </summary>
+    private void WriteOutputFrame(ArrayBufferWriter<byte> frame, TerminalSession session, ReadOnlySpan<byte> data, long end)
+    {
+        frame.ResetWrittenCount();
+        using var writer = new Utf8JsonWriter(frame, FrameOptions);
+        writer.WriteStartObject();
+        writer.WriteString("type"u8, TerminalMessageTypes.Output);
+        if (session.LastCommandId is { } commandId)
+        {
+            writer.WriteString("id"u8, commandId);
+        }
+        writer.WriteString("session"u8, session.Id);
+        if (System.Text.Unicode.Utf8.IsValid(data))
+        {
+            writer.WriteString("data"u8, data);
+        }
+        else
+        {
+            writer.WriteString("data"u8, Encoding.UTF8.GetString(data));
+        }
+        writer.WriteString("timestamp"u8, time.GetUtcNow().UtcDateTime);
+        writer.WriteNumber("end"u8, end);
+        writer.WriteEndObject();
+    }
+
     private async Task AuthenticatedAsync(TerminalUser user, CancellationToken cancellationToken)
     {
         _user = user;
@@ -376,9 +409,11 @@ internal sealed class TerminalConnection(
     private Task ErrorAsync(string? id, string? session, string code, string error, CancellationToken cancellationToken) =>
         SendAsync(new TerminalErrorMessage(id, session, error, code), TerminalJsonContext.Wire.TerminalErrorMessage, cancellationToken);
 
-    private async Task SendAsync<T>(T message, JsonTypeInfo<T> type, CancellationToken cancellationToken)
+    private Task SendAsync<T>(T message, JsonTypeInfo<T> type, CancellationToken cancellationToken) =>
+        SendFrameAsync(JsonSerializer.SerializeToUtf8Bytes(message, type), cancellationToken);
+
+    private async Task SendFrameAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
-        var frame = JsonSerializer.SerializeToUtf8Bytes(message, type);
         await _sendLock.WaitAsync(cancellationToken);
         try
         {
