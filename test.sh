@@ -14,6 +14,8 @@ command -v ssh-keyscan >/dev/null || need+=(openssh-client)
 command -v node >/dev/null || need+=(nodejs)       # the fake claude test asset
 command -v npm >/dev/null || need+=(npm)           # the build fetches xterm.js for the web client
 [ -f /usr/lib/python3/dist-packages/websockets/__init__.py ] || need+=(python3-websockets)  # seed 004's Python client
+command -v vi >/dev/null || need+=(vim-tiny)       # terminals: a full-screen editor through the PTY
+command -v top >/dev/null || need+=(procps)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -29,7 +29,7 @@ public sealed class TerminalTests : IAsyncLifetime
         created.GetProperty("id").GetString().ShouldBe("s1");
         created.GetProperty("info").GetProperty("status").GetString().ShouldBe("active");
 
-        await client.CommandAsync("s1", "tty; stty size; pwd; echo \"$GREETING\"; env | grep -c COVIBE_TEST_SERVER_SECRET; echo done-$((40+2))", id: "cmd-1");
+        await client.CommandAsync("s1", "tty; stty size; pwd; echo \"$GREETING\"; env | grep -c COVIBE_TEST_SERVER_SECRET; echo nofile=$(ulimit -n) core=$(ulimit -c); echo done-$((40+2))", id: "cmd-1");
         var output = await client.OutputUntilAsync("s1", "done-42");
         output.ShouldContain("/dev/pts/");
         output.ShouldContain("30 100");
@@ -37,6 +37,29 @@ public sealed class TerminalTests : IAsyncLifetime
         output.ShouldContain("hello there");
         output.ShouldContain("\r\n0\r\n"); // the server's own environment did not reach the shell
         output.ShouldNotContain("must-not-leak");
+        output.ShouldContain("nofile=4096 core=0"); // resource limits on the shell
+    }
+
+    [Fact]
+    public async Task FullScreenPrograms_VimAndTop_WorkAsInATerminal()
+    {
+        await using var client = await _daemon.ConnectAsync();
+        await client.CreateAsync("tui", new { shell = "/bin/sh", cols = 100, rows = 30 });
+        await client.CommandAsync("tui", "vi -u NONE -N notes.txt");
+        await client.OutputUntilAsync("tui", "notes.txt");
+        await Task.Delay(300);
+        await client.InputAsync("tui", "ihello from vi\u001b:wq\r");
+        await Eventually.UntilAsync(() => Task.FromResult(File.Exists(Path.Combine(_daemon.Root, "notes.txt"))), "vi writes the file");
+        (await File.ReadAllTextAsync(Path.Combine(_daemon.Root, "notes.txt"))).ShouldBe("hello from vi\n");
+
+        // Back at the prompt (vim discards typeahead as it leaves), then a full-screen monitor.
+        var written = (await client.OutputUntilAsync("tui", "written")).IndexOf("written", StringComparison.Ordinal);
+        var before = (await client.OutputUntilAsync("tui", "# ", after: written)).Length;
+        await client.CommandAsync("tui", "top -d 0.2");
+        await client.OutputUntilAsync("tui", "load average", after: before);
+        await client.InputAsync("tui", "q");
+        await client.CommandAsync("tui", "echo after-top-$((1+1))");
+        await client.OutputUntilAsync("tui", "after-top-2", after: before);
     }
 
     [Fact]
