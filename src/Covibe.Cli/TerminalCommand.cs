@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Net.WebSockets;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -72,7 +71,7 @@ internal static class TerminalCommand
     {
         using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken, "/terminal");
         var interactive = !Console.IsInputRedirected;
-        var (cols, rows) = interactive ? (Console.WindowWidth, Console.WindowHeight) : (80, 24);
+        var (cols, rows) = WindowSize(interactive);
         var sessionId = attachTo ?? Guid.NewGuid().ToString();
         if (attachTo is null)
         {
@@ -84,7 +83,7 @@ internal static class TerminalCommand
             await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Attach, sessionId), cancellationToken);
         }
 
-        using var raw = interactive ? RawMode.Enter() : null;
+        using var raw = interactive ? Covibe.Execution.RawTerminalMode.Enter() : null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var windowChanged = new SemaphoreSlim(0);
         using var resize = interactive ? PosixSignalRegistration.Create(PosixSignal.SIGWINCH, _ => windowChanged.Release()) : null;
@@ -92,6 +91,7 @@ internal static class TerminalCommand
         var resizes = interactive ? ResizeLoopAsync(socket, sessionId, windowChanged, stop.Token) : Task.CompletedTask;
         var stdout = Console.OpenStandardOutput();
         var buffer = new byte[256 * 1024];
+        var attached = false;
         try
         {
             while (true)
@@ -104,6 +104,9 @@ internal static class TerminalCommand
                 }
                 switch (m.GetProperty("type").GetString())
                 {
+                    case TerminalMessageTypes.Session when m.GetProperty("action").GetString() == TerminalActions.Attached:
+                        attached = true;
+                        break;
                     case TerminalMessageTypes.Output:
                         var data = Encoding.UTF8.GetBytes(m.GetProperty("data").GetString()!);
                         await stdout.WriteAsync(data, cancellationToken);
@@ -118,8 +121,8 @@ internal static class TerminalCommand
                         return 0;
                     case TerminalMessageTypes.Error:
                         var text = m.GetProperty("error").GetString();
-                        if (m.GetProperty("code").GetString() is TerminalErrorCodes.SessionNotFound or TerminalErrorCodes.InvalidCwd or TerminalErrorCodes.InvalidShell
-                            or TerminalErrorCodes.SessionLimit or TerminalErrorCodes.Unauthorized or TerminalErrorCodes.SessionExists)
+                        // Refused before we are attached (bad cwd or shell, limit, no such session): nothing to show.
+                        if (!attached || m.GetProperty("code").GetString() == TerminalErrorCodes.Unauthorized)
                         {
                             throw new CliException(text!);
                         }
@@ -141,13 +144,21 @@ internal static class TerminalCommand
         }
     }
 
+    /// <summary>The local window's size; 80x24 when it has none (a pipe, or a terminal that reports 0x0).</summary>
+    private static (int Cols, int Rows) WindowSize(bool interactive)
+    {
+        var (cols, rows) = interactive ? (Console.WindowWidth, Console.WindowHeight) : (0, 0);
+        return cols >= 2 && rows >= 2 ? (Math.Min(cols, 1000), Math.Min(rows, 1000)) : (80, 24);
+    }
+
     /// <summary>The window was resized (SIGWINCH): tell the session, so full-screen programs redraw.</summary>
     private static async Task ResizeLoopAsync(ClientWebSocket socket, string sessionId, SemaphoreSlim windowChanged, CancellationToken cancellationToken)
     {
         while (true)
         {
             await windowChanged.WaitAsync(cancellationToken);
-            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Resize, sessionId, Cols: Console.WindowWidth, Rows: Console.WindowHeight), cancellationToken);
+            var (cols, rows) = WindowSize(interactive: true);
+            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Resize, sessionId, Cols: cols, Rows: rows), cancellationToken);
         }
     }
 
@@ -157,7 +168,8 @@ internal static class TerminalCommand
     /// </summary>
     private static async Task PumpInputAsync(ClientWebSocket socket, string sessionId, bool interactive, CancellationToken cancellationToken)
     {
-        var stdin = Console.OpenStandardInput();
+        // Straight from fd 0: on a terminal, Console's stdin stream edits lines and only hands them over on Enter.
+        using var stdin = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0);
         var decoder = Encoding.UTF8.GetDecoder();
         var bytes = new byte[4096];
         var chars = new char[4096];
@@ -214,41 +226,5 @@ internal static class TerminalCommand
         }
         using var document = JsonDocument.Parse(text);
         return document.RootElement.Clone();
-    }
-
-    /// <summary>The local terminal in raw mode (no line editing, no echo, no signals) until disposed; uses stty.</summary>
-    private sealed class RawMode : IDisposable
-    {
-        private readonly string _saved;
-
-        private RawMode(string saved) => _saved = saved;
-
-        public static RawMode? Enter()
-        {
-            var saved = Stty("-g");
-            if (saved is null)
-            {
-                return null;
-            }
-            Stty("raw -echo");
-            return new RawMode(saved.Trim());
-        }
-
-        public void Dispose() => Stty(_saved);
-
-        private static string? Stty(string arguments)
-        {
-            try
-            {
-                using var process = Process.Start(new ProcessStartInfo("stty", arguments) { RedirectStandardOutput = true, UseShellExecute = false });
-                var output = process!.StandardOutput.ReadToEnd();
-                process.WaitForExit();
-                return process.ExitCode == 0 ? output : null;
-            }
-            catch (System.ComponentModel.Win32Exception)
-            {
-                return null;
-            }
-        }
     }
 }

@@ -83,6 +83,70 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         missing.Stderr.ShouldContain("no-such-session");
     }
 
+    [Fact]
+    public async Task CovibeTerminal_OnARealTerminal_GoesRaw_AndCtrlBracketDetaches()
+    {
+        var server = fixture.Server;
+        var owner = await server.CreateTeamAsync("Terminal raw");
+        var sarah = new CliRunner(Path.Combine(_root, "raw"));
+        (await sarah.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
+
+        // script(1) gives the command a real terminal, as a person's shell would.
+        var info = new System.Diagnostics.ProcessStartInfo("script", ["-q", "-e", "-c", $"dotnet {CliRunner.Dll} terminal --shell /bin/sh", "/dev/null"])
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        info.Environment["COVIBE_CONFIG_DIR"] = sarah.ConfigDirectory;
+        info.Environment["TERM"] = "xterm";
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var output = new System.Text.StringBuilder();
+        var reading = Task.Run(async () =>
+        {
+            var buffer = new char[4096];
+            int n;
+            while ((n = await process.StandardOutput.ReadAsync(buffer)) > 0)
+            {
+                lock (output)
+                {
+                    output.Append(buffer, 0, n);
+                }
+            }
+        });
+        string Seen()
+        {
+            lock (output)
+            {
+                return output.ToString();
+            }
+        }
+        try
+        {
+            await Eventually.UntilAsync(() => Task.FromResult(Seen().Contains("# ", StringComparison.Ordinal)), "the remote prompt appears");
+            // Raw mode: the keys go through one by one, and Enter is a carriage return.
+            await process.StandardInput.WriteAsync("echo raw-$((3+4)); tty\r");
+            await process.StandardInput.FlushAsync();
+            await Eventually.UntilAsync(() => Task.FromResult(Seen().Contains("raw-7", StringComparison.Ordinal)), "the command runs");
+            await process.StandardInput.WriteAsync("\u001d");
+            await process.StandardInput.FlushAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+            await process.WaitForExitAsync(timeout.Token);
+            process.ExitCode.ShouldBe(0, Seen());
+            Seen().ShouldContain("detached");
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+        await reading;
+        var listed = await sarah.RunAsync(null, "terminal", "ls");
+        listed.Stdout.ShouldContain("mine", customMessage: "the detached session keeps running");
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_root))
