@@ -24,15 +24,21 @@ internal sealed class TerminalConnection(
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly Dictionary<string, Attachment> _attachments = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _closing = new();
-    // Signalled when the sessions this user can see change; one loop sends them a fresh list.
-    private readonly SemaphoreSlim _listStale = new(0);
-    private Task _listLoop = Task.CompletedTask;
+    // Signalled when the sessions this user can see change (one loop sends them a fresh list) or
+    // when the connection must end (that loop says why and closes).
+    private readonly SemaphoreSlim _wake = new(0);
+    private Task _controlLoop = Task.CompletedTask;
+    // Cancelled a moment after our goodbye close frame went out, in case the client never answers it.
+    private readonly CancellationTokenSource _closeDeadline = new();
     private TerminalUser? _user;
+    private volatile string? _goodbye;
 
     public async Task RunAsync(TerminalUser? user, CancellationToken cancellationToken, CancellationToken stopping = default)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token, stopping);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token, _closeDeadline.Token);
         var token = linked.Token;
+        // A stopping server says goodbye (1001) rather than sit out the host's shutdown timeout.
+        using var onStopping = stopping.Register(() => Goodbye(GoodbyeStopping));
         if (user is not null)
         {
             await AuthenticatedAsync(user, token);
@@ -57,7 +63,10 @@ internal sealed class TerminalConnection(
                 }
                 if (received.Closed)
                 {
-                    await CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", token);
+                    if (_goodbye is null)
+                    {
+                        await CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", token);
+                    }
                     return;
                 }
                 if (received.TooLarge)
@@ -77,9 +86,22 @@ internal sealed class TerminalConnection(
         {
             // The client went away (or we are stopping): its sessions live on.
         }
-        if (stopping.IsCancellationRequested)
+    }
+
+    private const string GoodbyeStopping = "server stopping";
+    private const string GoodbyeSignedOut = "signed out";
+
+    /// <summary>Ends the connection from our side: the control loop sends the reason and a close frame.</summary>
+    private void Goodbye(string reason)
+    {
+        _goodbye ??= reason;
+        if (_user is null)
         {
-            await CloseAsync(WebSocketCloseStatus.EndpointUnavailable, "server stopping", CancellationToken.None);
+            _closing.Cancel(); // not signed in yet: nothing to say goodbye to
+        }
+        else
+        {
+            _wake.Release();
         }
     }
 
@@ -336,20 +358,25 @@ internal sealed class TerminalConnection(
     {
         if (_user is { } user && (session.IsOwner(user) || (session.Owner.TeamId is not null && session.Owner.TeamId == user.TeamId)))
         {
-            _listStale.Release();
+            _wake.Release();
         }
     }
 
-    private async Task ListLoopAsync(TerminalUser user, CancellationToken cancellationToken)
+    private async Task ControlLoopAsync(TerminalUser user, CancellationToken cancellationToken)
     {
         try
         {
             while (true)
             {
-                await _listStale.WaitAsync(cancellationToken);
-                while (_listStale.CurrentCount > 0)
+                await _wake.WaitAsync(cancellationToken);
+                while (_wake.CurrentCount > 0)
                 {
-                    await _listStale.WaitAsync(cancellationToken);
+                    await _wake.WaitAsync(cancellationToken);
+                }
+                if (_goodbye is { } reason)
+                {
+                    await SayGoodbyeAsync(reason, cancellationToken);
+                    return;
                 }
                 await SendListAsync(user, cancellationToken);
             }
@@ -391,11 +418,39 @@ internal sealed class TerminalConnection(
         writer.WriteEndObject();
     }
 
+    private void OnLoginsRevoked(IReadOnlyCollection<string> logins)
+    {
+        if (_user?.Login is { } login && logins.Contains(login))
+        {
+            Goodbye(GoodbyeSignedOut);
+        }
+    }
+
+    private async Task SayGoodbyeAsync(string reason, CancellationToken cancellationToken)
+    {
+        if (reason == GoodbyeSignedOut)
+        {
+            await ErrorAsync(null, null, TerminalErrorCodes.Unauthorized,
+                "Your login was signed out or you were removed from the team. Your sessions keep running; log in again to attach.", cancellationToken);
+        }
+        await _sendLock.WaitAsync(cancellationToken);
+        try
+        {
+            await socket.CloseOutputAsync(reason == GoodbyeSignedOut ? WebSocketCloseStatus.PolicyViolation : WebSocketCloseStatus.EndpointUnavailable, reason, cancellationToken);
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+        _closeDeadline.CancelAfter(TimeSpan.FromSeconds(2));
+    }
+
     private async Task AuthenticatedAsync(TerminalUser user, CancellationToken cancellationToken)
     {
         _user = user;
         manager.SessionsChanged += OnSessionsChanged;
-        _listLoop = ListLoopAsync(user, _closing.Token);
+        manager.LoginsRevoked += OnLoginsRevoked;
+        _controlLoop = ControlLoopAsync(user, _closing.Token);
         TerminalLog.Connected(logger, user.Id);
         await SendAsync(new TerminalReadyMessage(user.Id, user.Name), TerminalJsonContext.Wire.TerminalReadyMessage, cancellationToken);
     }
@@ -450,8 +505,9 @@ internal sealed class TerminalConnection(
     public async ValueTask DisposeAsync()
     {
         manager.SessionsChanged -= OnSessionsChanged;
+        manager.LoginsRevoked -= OnLoginsRevoked;
         await _closing.CancelAsync();
-        await _listLoop;
+        await _controlLoop;
         foreach (var attachment in _attachments.Values)
         {
             await attachment.StopAsync();
@@ -460,7 +516,8 @@ internal sealed class TerminalConnection(
         TerminalLog.Disconnected(logger, _user?.Id);
         _closing.Dispose();
         _sendLock.Dispose();
-        _listStale.Dispose();
+        _wake.Dispose();
+        _closeDeadline.Dispose();
     }
 
     private static string Printable(string value) =>

@@ -72,7 +72,6 @@ public static class TerminalEndpoint
             KeepAliveTimeout = TimeSpan.FromSeconds(options.KeepAliveSeconds),
         });
         await using var connection = new TerminalConnection(socket, manager, authenticator, options, time, logger);
-        // A stopping server says goodbye (1001) rather than sit out the host's shutdown timeout.
         await connection.RunAsync(user, context.RequestAborted, lifetime.ApplicationStopping);
         return Results.Empty;
     }

@@ -35,6 +35,11 @@ public sealed partial class TerminalManager(
 
     internal void Changed(TerminalSession session) => SessionsChanged?.Invoke(session);
 
+    /// <summary>Logins signed out or removed: connections authenticated by them close at once (their sessions live on).</summary>
+    public event Action<IReadOnlyCollection<string>>? LoginsRevoked;
+
+    public void RevokeLogins(IReadOnlyCollection<string> logins) => LoginsRevoked?.Invoke(logins);
+
     public TerminalSession? Find(string? id) => id is not null && _sessions.TryGetValue(id, out var session) ? session : null;
 
     /// <summary>Starts a shell for <paramref name="owner"/>. Throws <see cref="TerminalException"/> for anything the client can fix.</summary>

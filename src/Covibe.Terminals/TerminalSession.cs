@@ -3,8 +3,11 @@ using Covibe.Protocol;
 
 namespace Covibe.Terminals;
 
-/// <summary>Who is using a terminal: the token's subject, display name and team (teammates may watch shared sessions).</summary>
-public sealed record TerminalUser(string Id, string Name, string? TeamId);
+/// <summary>
+/// Who is using a terminal: the token's subject, display name and team (teammates may watch
+/// shared sessions), and the login the token belongs to, if the issuer can revoke logins.
+/// </summary>
+public sealed record TerminalUser(string Id, string Name, string? TeamId, string? Login = null);
 
 /// <summary>
 /// One shell on a PTY, independent of any connection: viewers attach and detach; the shell runs

@@ -38,9 +38,11 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         await chen.SendAsync(new { type = "session", action = "attach", id = "team-shell" });
         await chen.ErrorAsync("SESSION_NOT_FOUND");
 
-        // Signed out: the token no longer opens terminals.
+        // Signed out: the open connection closes, and the token no longer opens terminals.
         using var http = server.Client(member.AccessToken);
         (await http.PostAsJsonAsync("/api/auth/logout", new { })).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        await miguel.ErrorAsync("UNAUTHORIZED");
+        (await miguel.Socket.Closed).Status.ShouldBe(WebSocketCloseStatus.PolicyViolation);
         using var socket = new ClientWebSocket();
         socket.Options.CollectHttpResponseDetails = true;
         socket.Options.SetRequestHeader("Authorization", $"Bearer {member.AccessToken}");

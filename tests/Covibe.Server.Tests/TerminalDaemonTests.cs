@@ -58,6 +58,20 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task Stopping_SaysGoodbyeToClients_AndHangsUpEveryShell()
+    {
+        var daemon = await TestTerminald.StartAsync();
+        await using var client = await daemon.ConnectAsync();
+        await client.CreateAsync("until-stop", Sh);
+        var pid = daemon.Manager.Find("until-stop")!.ProcessId;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await daemon.DisposeAsync();
+        watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10), "no waiting out the host's 30 s shutdown timeout");
+        (await client.Socket.Closed).Status.ShouldBe(WebSocketCloseStatus.EndpointUnavailable);
+        Directory.Exists($"/proc/{pid}").ShouldBeFalse();
+    }
+
+    [Fact]
     public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });

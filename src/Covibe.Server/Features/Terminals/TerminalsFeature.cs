@@ -26,6 +26,9 @@ public static class TerminalsFeature
     public static IEndpointRouteBuilder MapServerTerminals(this IEndpointRouteBuilder app)
     {
         var hub = app.ServiceProvider.GetRequiredService<IOptions<HubOptions>>();
+        // Logout and member removal close terminal connections at once, as they do hub connections.
+        var terminals = app.ServiceProvider.GetRequiredService<TerminalManager>();
+        app.ServiceProvider.GetRequiredService<SessionEvents>().Revoked += terminals.RevokeLogins;
         app.MapTerminals(Path, (origin, request) => hub.Value.IsOriginAllowed(origin, request));
         return app;
     }
@@ -58,7 +61,7 @@ public static class TerminalsFeature
             {
                 return TerminalAuthResult.Refused("This login was signed out or the member was removed. Log in again.");
             }
-            return new TerminalAuthResult(new TerminalUser(caller.UserId, caller.Name, caller.TeamId), null);
+            return new TerminalAuthResult(new TerminalUser(caller.UserId, caller.Name, caller.TeamId, caller.SessionId), null);
         }
     }
 }
