@@ -44,6 +44,26 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task SeedJavaScriptClient_ItsClass_RunsACommandWithHeaderAuth()
+    {
+        await using var daemon = await TestTerminald.StartAsync();
+        var assets = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", "assets", "seed-004"));
+        var info = new ProcessStartInfo("node", [Path.Combine(AppContext.BaseDirectory, "seed-004", "client.js"), $"ws://{daemon.Url.Authority}", TestTerminald.Token(), "echo js-$((6*7))", "js-42"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        info.Environment["NODE_PATH"] = Path.Combine(assets, "node_modules");
+        using var node = Process.Start(info)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var stdout = node.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = node.StandardError.ReadToEndAsync(timeout.Token);
+        await node.WaitForExitAsync(timeout.Token);
+        node.ExitCode.ShouldBe(0, await stderr);
+        (await stdout).ShouldContain("js-42");
+    }
+
+    [Fact]
     public async Task SessionTimeout_ASessionNobodyWatches_IsHungUp()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["SESSION_TIMEOUT"] = "1" });
