@@ -36,7 +36,7 @@ var url = $"http://127.0.0.1:{port}";
 var server = StartServer();
 try
 {
-    await WaitHealthyAsync();
+    await Measure.WaitHealthyAsync(url);
     using var http = new HttpClient { BaseAddress = new Uri(url) };
     var team = (await (await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"))).Content
         .ReadFromJsonAsync(CovibeJsonContext.Default.CreateTeamResponse))!;
@@ -127,11 +127,7 @@ async Task<(AgentDto Agent, (long Bytes, bool Contiguous, List<long> Latencies)[
     return (agent, results, await File.ReadAllBytesAsync(Path.Combine(data, "agents", agent.Id, "output.log")));
 }
 
-int Arg(string name, int fallback)
-{
-    var i = Array.IndexOf(args, name);
-    return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-}
+int Arg(string name, int fallback) => Measure.Arg(args, name, fallback);
 
 Process StartServer()
 {
@@ -148,26 +144,6 @@ Process StartServer()
     process.BeginOutputReadLine();
     process.BeginErrorReadLine();
     return process;
-}
-
-async Task WaitHealthyAsync()
-{
-    using var probe = new HttpClient();
-    for (var i = 0; i < 600; i++)
-    {
-        try
-        {
-            if ((await probe.GetAsync($"{url}/health")).IsSuccessStatusCode)
-            {
-                return;
-            }
-        }
-        catch (HttpRequestException)
-        {
-        }
-        await Task.Delay(100);
-    }
-    throw new TimeoutException("server did not start");
 }
 
 /// <summary>One WebSocket client that checks contiguity and measures stamp-to-receipt latency.</summary>

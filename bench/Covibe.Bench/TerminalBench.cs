@@ -17,15 +17,15 @@ static class TerminalBench
 {
     public static async Task RunAsync(string[] args)
     {
-        var keystrokes = Arg(args, "--keystrokes", 2000);
-        var megabytes = Arg(args, "--megabytes", 100);
+        var keystrokes = Measure.Arg(args, "--keystrokes", 2000);
+        var megabytes = Measure.Arg(args, "--megabytes", 100);
         var root = Directory.CreateTempSubdirectory("covibe-terminal-bench-").FullName;
         var port = Measure.FreePort();
         var secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(48));
         var daemon = Start(port, secret, root);
         try
         {
-            await WaitHealthyAsync(port);
+            await Measure.WaitHealthyAsync($"http://127.0.0.1:{port}");
             using var socket = new ClientWebSocket();
             socket.Options.SetRequestHeader("Authorization", $"Bearer {Token(secret)}");
             await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{port}/"), CancellationToken.None);
@@ -115,38 +115,12 @@ static class TerminalBench
         return process;
     }
 
-    private static async Task WaitHealthyAsync(int port)
-    {
-        using var probe = new HttpClient();
-        for (var i = 0; i < 300; i++)
-        {
-            try
-            {
-                if ((await probe.GetAsync($"http://127.0.0.1:{port}/health")).IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-            await Task.Delay(100);
-        }
-        throw new TimeoutException("terminald did not start");
-    }
-
     private static string Token(string secret) => new JsonWebTokenHandler().CreateToken(new SecurityTokenDescriptor
     {
         Expires = TimeProvider.System.GetUtcNow().UtcDateTime.AddHours(1),
         Claims = new Dictionary<string, object> { ["sub"] = "bench" },
         SigningCredentials = new SigningCredentials(new SymmetricSecurityKey(Encoding.UTF8.GetBytes(secret)), SecurityAlgorithms.HmacSha256),
     });
-
-    private static int Arg(string[] args, string name, int fallback)
-    {
-        var i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
 
     /// <summary>A reader loop parses every frame into (type, data); waits read from its queue (cancelling a socket read would abort the socket).</summary>
     private sealed class Client

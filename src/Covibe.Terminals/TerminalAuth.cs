@@ -16,13 +16,51 @@ public interface ITerminalAuthenticator
 }
 
 /// <summary>
+/// How Covibe checks an HS256 JWT, in the server and in terminald alike: the algorithm pinned,
+/// signed, with an expiry, judged by our own clock (a <see cref="TimeProvider"/>, so tests move
+/// time) with 30 s of skew. Issuer and audience are checked when given.
+/// </summary>
+public static class HmacJwt
+{
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
+
+    public static TokenValidationParameters Parameters(SymmetricSecurityKey key, TimeProvider time, string? issuer = null, string? audience = null) => new()
+    {
+        ValidateIssuer = issuer is not null,
+        ValidIssuer = issuer,
+        ValidateAudience = audience is not null,
+        ValidAudience = audience,
+        IssuerSigningKey = key,
+        ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
+        RequireSignedTokens = true,
+        RequireExpirationTime = true,
+        ClockSkew = ClockSkew,
+        LifetimeValidator = (notBefore, expires, _, _) => IsLive(time, notBefore, expires),
+    };
+
+    // The semantics are the library's (expired throws so callers can say so); only the clock is ours.
+    private static bool IsLive(TimeProvider time, DateTime? notBefore, DateTime? expires)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        if (expires is null || (notBefore is { } nbf && nbf > now + ClockSkew))
+        {
+            return false;
+        }
+        if (expires.Value < now - ClockSkew)
+        {
+            throw new SecurityTokenExpiredException("expired") { Expires = expires.Value };
+        }
+        return true;
+    }
+}
+
+/// <summary>
 /// terminald's check (seed 004): an HS256 JWT signed with JWT_SECRET (the orchestrator's), not
 /// expired (30 s skew), with a <c>sub</c>. <c>name</c> and <c>team</c> are used when present, so
 /// tokens from <c>covibe serve</c> work as they are when the secrets match.
 /// </summary>
 public sealed class JwtTerminalAuthenticator(string secret, TimeProvider time) : ITerminalAuthenticator
 {
-    private static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly SymmetricSecurityKey _key = new(Encoding.UTF8.GetBytes(secret));
 
@@ -32,16 +70,7 @@ public sealed class JwtTerminalAuthenticator(string secret, TimeProvider time) :
         {
             return TerminalAuthResult.Refused("No token: send 'Authorization: Bearer <JWT>' on the upgrade, or {\"type\":\"auth\",\"token\":\"<JWT>\"} first.");
         }
-        var result = await _handler.ValidateTokenAsync(token, new TokenValidationParameters
-        {
-            ValidateIssuer = false,
-            ValidateAudience = false,
-            IssuerSigningKey = _key,
-            ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
-            RequireSignedTokens = true,
-            RequireExpirationTime = true,
-            LifetimeValidator = ValidateLifetime,
-        });
+        var result = await _handler.ValidateTokenAsync(token, HmacJwt.Parameters(_key, time));
         if (!result.IsValid)
         {
             return TerminalAuthResult.Refused(result.Exception is SecurityTokenExpiredException
@@ -55,19 +84,5 @@ public sealed class JwtTerminalAuthenticator(string secret, TimeProvider time) :
             return TerminalAuthResult.Refused("The token has no 'sub' claim naming the user.");
         }
         return new TerminalAuthResult(new TerminalUser(subject, claims.FindFirst("name")?.Value ?? subject, claims.FindFirst("team")?.Value), null);
-    }
-
-    private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
-    {
-        var now = time.GetUtcNow().UtcDateTime;
-        if (expires is null || (notBefore is { } nbf && nbf > now + ClockSkew))
-        {
-            return false;
-        }
-        if (expires.Value < now - ClockSkew)
-        {
-            throw new SecurityTokenExpiredException("expired") { Expires = expires.Value };
-        }
-        return true;
     }
 }

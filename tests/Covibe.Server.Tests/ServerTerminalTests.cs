@@ -56,9 +56,7 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
     public async Task CovibeTerminal_RunsTypedInput_AndAttachesToAnExistingSession()
     {
         var server = fixture.Server;
-        var owner = await server.CreateTeamAsync("Terminal cli");
-        var sarah = new CliRunner(Path.Combine(_root, "sarah"));
-        (await sarah.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
+        var (owner, sarah) = await LoggedInOwnerAsync("Terminal cli");
 
         var run = await sarah.RunAsync("echo cli-$((2*21))\nexit 3", "terminal", "--shell", "/bin/sh");
         run.Stdout.ShouldContain("cli-42");
@@ -89,9 +87,7 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
     public async Task CovibeTerminal_OnARealTerminal_GoesRaw_AndCtrlBracketDetaches()
     {
         var server = fixture.Server;
-        var owner = await server.CreateTeamAsync("Terminal raw");
-        var sarah = new CliRunner(Path.Combine(_root, "raw"));
-        (await sarah.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
+        var (_, sarah) = await LoggedInOwnerAsync("Terminal raw");
 
         // script(1) gives the command a real terminal, as a person's shell would.
         var info = new System.Diagnostics.ProcessStartInfo("script", ["-q", "-e", "-c", $"dotnet {CliRunner.Dll} terminal --shell /bin/sh", "/dev/null"])
@@ -147,6 +143,16 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         await reading;
         var listed = await sarah.RunAsync(null, "terminal", "ls");
         listed.Stdout.ShouldContain("mine", customMessage: "the detached session keeps running");
+    }
+
+    /// <summary>A new team whose owner is logged in with the CLI.</summary>
+    private async Task<(Covibe.Protocol.CreateTeamResponse Owner, CliRunner Cli)> LoggedInOwnerAsync(string team)
+    {
+        var owner = await fixture.Server.CreateTeamAsync(team);
+        var cli = new CliRunner(Path.Combine(_root, team.Replace(' ', '-')));
+        var login = await cli.RunAsync(TestServer.Password, "login", "--server", fixture.Server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin");
+        login.ExitCode.ShouldBe(0, login.Stderr);
+        return (owner, cli);
     }
 
     public void Dispose()

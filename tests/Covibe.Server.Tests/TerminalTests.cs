@@ -57,7 +57,14 @@ public sealed class TerminalTests : IAsyncLifetime
         var before = (await client.OutputUntilAsync("tui", "# ", after: written)).Length;
         await client.CommandAsync("tui", "top -d 0.2");
         await client.OutputUntilAsync("tui", "load average", after: before);
-        await client.InputAsync("tui", "q");
+        // q quits top; on a busy machine the first key may arrive before top reads keys, so again until the prompt is back.
+        await Eventually.UntilAsync(async () =>
+        {
+            await client.InputAsync("tui", "q");
+            await Task.Delay(500);
+            return client.Transcript("tui").TrimEnd().EndsWith('#');
+        }, "top quits and the shell's prompt is back");
+        await client.InputAsync("tui", "\u0015"); // Ctrl-U: clear a q typed after top had gone
         await client.CommandAsync("tui", "echo after-top-$((1+1))");
         await client.OutputUntilAsync("tui", "after-top-2", after: before);
     }

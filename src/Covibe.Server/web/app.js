@@ -3,6 +3,7 @@
 // (X-Covibe-Client: web), so no script can read it. Protocol: docs/protocol.md, docs/api.md.
 
 import { createTerminals } from './terminal.js';
+import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
 const el = (tag, props = {}, ...children) => {
@@ -99,63 +100,18 @@ const terminals = createTerminals({
 
 // ---------- Hub ----------
 
-const hub = {
-  socket: null,
-  attempt: 0,
-  timer: null,
-  stopped: true,
-
-  start() {
-    this.stopped = false;
-    this.connect();
-  },
-
-  stop() {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.socket?.close();
-    this.socket = null;
-  },
-
-  connect() {
-    if (this.stopped || this.socket) return;
+const hub = reconnectingSocket({
+  path: '/ws',
+  onOpen: (socket) => {
     connection('connecting');
-    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
-    this.socket = socket;
-    socket.onopen = () => this.send({ type: 'join_team', teamId: state.team.id, token: state.token, followAgents: false });
-    socket.onmessage = (event) => onMessage(JSON.parse(event.data));
-    socket.onclose = () => {
-      if (this.socket !== socket) return;
-      this.socket = null;
-      if (this.stopped) return;
-      connection('down');
-      this.retry();
-    };
+    socket.send(JSON.stringify({ type: 'join_team', teamId: state.team.id, token: state.token, followAgents: false }));
   },
+  onMessage: (message) => onMessage(message),
+  onDown: () => connection('down'),
+  beforeRetry: async () => { if (state.tokenExpires - Date.now() < 60_000) await refresh(); },
+});
 
-  retry() {
-    clearTimeout(this.timer);
-    const delay = Math.min(30_000, 1000 * 2 ** this.attempt++) * (0.75 + Math.random() / 2);
-    this.timer = setTimeout(async () => {
-      if (state.tokenExpires - Date.now() < 60_000) await refresh();
-      this.connect();
-    }, navigator.onLine ? delay : 60_000);
-  },
-
-  // Called when the browser says the network is back: no need to wait for the backoff.
-  now() {
-    if (this.stopped || this.socket) return;
-    this.attempt = 0;
-    clearTimeout(this.timer);
-    this.connect();
-  },
-
-  send(message) {
-    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
-  },
-};
-
-window.addEventListener('offline', () => { hub.socket?.close(); connection('down'); });
+window.addEventListener('offline', () => { hub.drop(); connection('down'); });
 window.addEventListener('online', () => { hub.now(); terminals.reconnectNow(); });
 
 function connection(status) {
@@ -167,7 +123,7 @@ function connection(status) {
 async function onMessage(message) {
   switch (message.type) {
     case 'team_joined':
-      hub.attempt = 0;
+      hub.joined();
       connection('live');
       // Catch up on everything missed while away, then continue live: no gap, no duplicate.
       await Promise.all([loadAgents(), catchUpChat()]);
@@ -198,7 +154,7 @@ async function onMessage(message) {
       break;
     case 'error':
       if (message.code === 'session_revoked') signOut();
-      else if (message.requestType === 'join_team') { await refresh(); hub.socket?.close(); }
+      else if (message.requestType === 'join_team') { await refresh(); hub.drop(); }
       else showError(message.requestType, message.error);
       break;
   }
@@ -638,7 +594,7 @@ function toggle(button, open) {
 }
 
 // Test hook: lets end-to-end tests read state without scraping (no tokens exposed).
-window.covibe = { terminals, get view() { return state.view && { id: state.view.id, next: state.view.next, complete: state.view.complete }; }, get connected() { return hub.socket?.readyState === WebSocket.OPEN; } };
+window.covibe = { terminals, get view() { return state.view && { id: state.view.id, next: state.view.next, complete: state.view.complete }; }, get connected() { return hub.connected; } };
 
 async function main() {
   wire();

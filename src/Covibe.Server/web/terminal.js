@@ -4,6 +4,7 @@
 
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
+import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -16,10 +17,6 @@ export function createTerminals({ token, me, refreshToken, alert }) {
     close: $('#terminal-close'),
   };
   const state = {
-    socket: null,
-    stopped: true,
-    attempt: 0,
-    timer: null,
     sessions: [],
     current: null, // { id, end, readOnly, owner }
   };
@@ -41,32 +38,20 @@ export function createTerminals({ token, me, refreshToken, alert }) {
     try { fit.fit(); } catch { /* not laid out yet */ }
   }
 
-  function send(message) {
-    if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
-  }
-
-  function connect() {
-    if (state.stopped || state.socket) return;
-    const socket = new WebSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/terminal`);
-    state.socket = socket;
-    // Browsers cannot set headers on a WebSocket: the token goes in the first message, never in the URL.
-    socket.onopen = () => socket.send(JSON.stringify({ type: 'auth', token: token() }));
-    socket.onmessage = (event) => onMessage(JSON.parse(event.data));
-    socket.onclose = () => {
-      if (state.socket !== socket) return;
-      state.socket = null;
-      if (state.stopped) return;
-      setStatus('Reconnecting…');
-      clearTimeout(state.timer);
-      const delay = Math.min(30_000, 1000 * 2 ** state.attempt++) * (0.75 + Math.random() / 2);
-      state.timer = setTimeout(async () => { await refreshToken(); connect(); }, delay);
-    };
-  }
+  // Browsers cannot set headers on a WebSocket: the token goes in the first message, never in the URL.
+  const socket = reconnectingSocket({
+    path: '/terminal',
+    onOpen: (ws) => ws.send(JSON.stringify({ type: 'auth', token: token() })),
+    onMessage: (message) => onMessage(message),
+    onDown: () => setStatus('Reconnecting…'),
+    beforeRetry: refreshToken,
+  });
+  const send = (message) => socket.send(message);
 
   function onMessage(m) {
     switch (m.type) {
       case 'ready':
-        state.attempt = 0;
+        socket.joined();
         send({ type: 'session', action: 'list' });
         // Back after a drop: continue the session we were showing from the last byte we showed.
         if (state.current) send({ type: 'session', action: 'attach', id: state.current.id, since: state.current.end });
@@ -162,16 +147,9 @@ export function createTerminals({ token, me, refreshToken, alert }) {
   window.addEventListener('resize', () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(resize, 100); });
 
   return {
-    start() {
-      state.stopped = false;
-      connect();
-    },
-    stop() {
-      state.stopped = true;
-      clearTimeout(state.timer);
-      state.socket?.close();
-      state.socket = null;
-    },
+    start: () => socket.start(),
+    stop: () => socket.stop(),
+    reconnectNow: () => socket.now(),
     shown() {
       open();
       if (state.current) resize();
@@ -196,14 +174,8 @@ export function createTerminals({ token, me, refreshToken, alert }) {
     close() {
       if (state.current) send({ type: 'session', action: 'close', id: state.current.id });
     },
-    reconnectNow() {
-      if (state.stopped || state.socket) return;
-      state.attempt = 0;
-      clearTimeout(state.timer);
-      connect();
-    },
     // Test hook: what the screen shows, and where the page is in the session's output.
     get view() { return state.current && { id: state.current.id, end: state.current.end, readOnly: state.current.readOnly }; },
-    get connected() { return state.socket?.readyState === WebSocket.OPEN; },
+    get connected() { return socket.connected; },
   };
 }

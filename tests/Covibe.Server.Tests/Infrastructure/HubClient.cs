@@ -62,14 +62,18 @@ public sealed class HubClient : IAsyncDisposable
     public Task<JsonElement> ReceiveAsync(string type, TimeSpan? timeout = null) =>
         ReceiveAsync(m => m.GetProperty("type").GetString() == type, timeout, type);
 
-    public async Task<JsonElement> ReceiveAsync(Func<JsonElement, bool> match, TimeSpan? timeout = null, string what = "a matching message")
+    public Task<JsonElement> ReceiveAsync(Func<JsonElement, bool> match, TimeSpan? timeout = null, string what = "a matching message") =>
+        ReceiveAsync(_messages.Reader, match, timeout ?? DefaultTimeout, what);
+
+    /// <summary>The next message from <paramref name="messages"/> that matches (others are skipped), or a clear failure.</summary>
+    public static async Task<JsonElement> ReceiveAsync(ChannelReader<JsonElement> messages, Func<JsonElement, bool> match, TimeSpan timeout, string what)
     {
-        using var cts = new CancellationTokenSource(timeout ?? DefaultTimeout);
+        using var cts = new CancellationTokenSource(timeout);
         try
         {
             while (true)
             {
-                var message = await _messages.Reader.ReadAsync(cts.Token);
+                var message = await messages.ReadAsync(cts.Token);
                 if (match(message))
                 {
                     return message;
@@ -78,7 +82,7 @@ public sealed class HubClient : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            throw new TimeoutException($"No {what} within {(timeout ?? DefaultTimeout).TotalSeconds} s.");
+            throw new TimeoutException($"No {what} within {timeout.TotalSeconds} s.");
         }
         catch (ChannelClosedException)
         {

@@ -119,30 +119,8 @@ public sealed class TerminalClient : IAsyncDisposable
         return error;
     }
 
-    public async Task<JsonElement> ReceiveAsync(Func<JsonElement, bool> match, TimeSpan? timeout = null, string what = "a matching message")
-    {
-        var limit = timeout ?? HubClient.DefaultTimeout;
-        using var cts = new CancellationTokenSource(limit);
-        try
-        {
-            while (true)
-            {
-                var message = await _events.Reader.ReadAsync(cts.Token);
-                if (match(message))
-                {
-                    return message;
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            throw new TimeoutException($"No {what} within {limit.TotalSeconds} s.");
-        }
-        catch (ChannelClosedException)
-        {
-            throw new InvalidOperationException($"The connection closed before {what} arrived.");
-        }
-    }
+    public Task<JsonElement> ReceiveAsync(Func<JsonElement, bool> match, TimeSpan? timeout = null, string what = "a matching message") =>
+        HubClient.ReceiveAsync(_events.Reader, match, timeout ?? HubClient.DefaultTimeout, what);
 
     public static bool Is(JsonElement message, string type, string? action = null) =>
         message.GetProperty("type").GetString() == type

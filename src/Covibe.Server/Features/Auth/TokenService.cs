@@ -2,6 +2,7 @@ using System.Security.Claims;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
+using Covibe.Terminals;
 using Microsoft.IdentityModel.Tokens;
 
 namespace Covibe.Server.Features.Auth;
@@ -20,7 +21,6 @@ public sealed class TokenService
 {
     public const string Issuer = "covibe";
     public const string Audience = "covibe";
-    public static readonly TimeSpan ClockSkew = TimeSpan.FromSeconds(30);
 
     private readonly JsonWebTokenHandler _handler = new() { MapInboundClaims = false };
     private readonly SymmetricSecurityKey _key;
@@ -61,18 +61,9 @@ public sealed class TokenService
     /// <summary>Returns the principal, or why the token was refused (in words fit for the user).</summary>
     public async Task<(ClaimsPrincipal? Principal, string? Failure)> ValidateAsync(string token)
     {
-        var result = await _handler.ValidateTokenAsync(token, new TokenValidationParameters
-        {
-            ValidIssuer = Issuer,
-            ValidAudience = Audience,
-            IssuerSigningKey = _key,
-            ValidAlgorithms = [SecurityAlgorithms.HmacSha256],
-            RequireSignedTokens = true,
-            RequireExpirationTime = true,
-            ClockSkew = ClockSkew,
-            LifetimeValidator = ValidateLifetime,
-            NameClaimType = CovibeClaims.Name,
-        });
+        var parameters = HmacJwt.Parameters(_key, _time, Issuer, Audience);
+        parameters.NameClaimType = CovibeClaims.Name;
+        var result = await _handler.ValidateTokenAsync(token, parameters);
         if (!result.IsValid)
         {
             return (null, result.Exception is SecurityTokenExpiredException
@@ -85,24 +76,5 @@ public sealed class TokenService
             return (null, "The access token lacks Covibe claims. Log in again with POST /api/auth/login.");
         }
         return (new ClaimsPrincipal(identity), null);
-    }
-
-    // Our own clock (TimeProvider) decides, so tests can move time; the semantics are the library's.
-    private bool ValidateLifetime(DateTime? notBefore, DateTime? expires, SecurityToken token, TokenValidationParameters parameters)
-    {
-        var now = _time.GetUtcNow().UtcDateTime;
-        if (expires is null)
-        {
-            return false;
-        }
-        if (notBefore is { } nbf && nbf > now + ClockSkew)
-        {
-            return false;
-        }
-        if (expires.Value < now - ClockSkew)
-        {
-            throw new SecurityTokenExpiredException("expired") { Expires = expires.Value };
-        }
-        return true;
     }
 }

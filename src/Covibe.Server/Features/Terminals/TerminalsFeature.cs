@@ -1,6 +1,7 @@
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Hub;
+using Covibe.Server.Hosting;
 using Covibe.Terminals;
 using Microsoft.Extensions.Options;
 
@@ -34,14 +35,16 @@ public static class TerminalsFeature
     }
 
     /// <summary>Unless configured, terminals start in (and may not leave) the agents' workspace directory.</summary>
-    private sealed class WorkspaceRoot(AgentLauncher agents) : IPostConfigureOptions<TerminalOptions>
+    private sealed class WorkspaceRoot(AgentLauncher agents, IOptions<ServerOptions> server) : IPostConfigureOptions<TerminalOptions>
     {
         public void PostConfigure(string? name, TerminalOptions options)
         {
             if (string.IsNullOrEmpty(options.Root))
             {
                 options.Root = agents.WorkspaceBase;
-                Directory.CreateDirectory(options.Root);
+                // The data directory first, owner-only as always, in case the workspace lies inside it.
+                ServerOptions.EnsureDirectory(server.Value.DataDirectory);
+                ServerOptions.EnsureDirectory(options.Root);
             }
         }
     }
