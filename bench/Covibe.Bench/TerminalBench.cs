@@ -88,6 +88,23 @@ static class TerminalBench
             Console.WriteLine($"| benchmark client CPU during bulk | {Measure.CpuSeconds(Environment.ProcessId) - clientCpuBefore:0.0} s |");
             Console.WriteLine($"| daemon peak RSS | {Measure.PeakRssMegabytes(daemon.Id):0} MiB |");
             await client.SendAsync("""{"type":"session","action":"close","id":"bulk"}""");
+            await client.DrainAsync(TimeSpan.FromMilliseconds(500));
+
+            // Churn: thousands of sessions opened and ended leave no process, zombie or descriptor behind.
+            var churn = Measure.Arg(args, "--sessions", 2000);
+            var descriptorsBefore = Directory.GetFiles($"/proc/{daemon.Id}/fd").Length;
+            var churnWatch = Stopwatch.StartNew();
+            for (var i = 0; i < churn; i++)
+            {
+                await client.SendAsync($$$"""{"type":"session","action":"create","id":"churn-{{{i}}}","config":{"shell":"/bin/sh"}}""");
+                await client.SendAsync($$"""{"type":"command","id":"x","session":"churn-{{i}}","command":"exit {{i % 3}}"}""");
+                await client.UntilAsync("session", m => m.Contains("\"exited\"", StringComparison.Ordinal) && m.Contains($"\"churn-{i}\"", StringComparison.Ordinal));
+            }
+            churnWatch.Stop();
+            await Task.Delay(500);
+            var descriptorsAfter = Directory.GetFiles($"/proc/{daemon.Id}/fd").Length;
+            var children = File.ReadAllText($"/proc/{daemon.Id}/task/{daemon.Id}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
+            Console.WriteLine($"| session churn | {churn:N0} sessions opened, run and exited in {churnWatch.Elapsed.TotalSeconds:0.0} s ({churnWatch.Elapsed.TotalMilliseconds / churn:0.0} ms each); daemon descriptors {descriptorsBefore} before, {descriptorsAfter} after; child processes left: {children} |");
         }
         finally
         {
@@ -160,6 +177,23 @@ static class TerminalBench
                     }
                 }
                 else if (type == "error")
+                {
+                    throw new InvalidOperationException(data);
+                }
+            }
+        }
+
+        /// <summary>Reads messages until one of <paramref name="type"/> whose JSON satisfies <paramref name="done"/>.</summary>
+        public async Task UntilAsync(string type, Func<string, bool> done)
+        {
+            while (true)
+            {
+                var (t, data) = await _messages.Reader.ReadAsync();
+                if (t == type && done(data))
+                {
+                    return;
+                }
+                if (t == "error")
                 {
                     throw new InvalidOperationException(data);
                 }
