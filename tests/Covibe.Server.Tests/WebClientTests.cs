@@ -195,8 +195,17 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         await screen.GetByText("hello-42").WaitForAsync();
         // The terminal was sized to the page (wider than the classic 80 columns at 1280 px).
         var size = await sarah.WaitForFunctionAsync("() => { const m = document.querySelector('#terminal .xterm-rows').textContent.match(/size=(\\d+) (\\d+)/); return m && Number(m[2]); }");
-        (await size.JsonValueAsync<int>()).ShouldBeGreaterThan(80);
+        var wide = await size.JsonValueAsync<int>();
+        wide.ShouldBeGreaterThan(80);
         await sarah.ScreenshotAsync("workshop-terminal-1280");
+        // A narrower window: the terminal follows, and programs see the new width.
+        await sarah.SetViewportSizeAsync(900, 800);
+        await sarah.WaitForFunctionAsync("wide => window.covibe.terminals.view.cols < wide", wide);
+        await sarah.Locator("#terminal .xterm").ClickAsync();
+        await sarah.Keyboard.TypeAsync("echo narrow=$(stty size)");
+        await sarah.Keyboard.PressAsync("Enter");
+        var narrow = await sarah.WaitForFunctionAsync("() => { const m = document.querySelector('#terminal .xterm-rows').textContent.match(/narrow=(\\d+) (\\d+)/); return m && Number(m[2]); }");
+        (await narrow.JsonValueAsync<int>()).ShouldBeLessThan(wide);
 
         // Reload: the terminal lives on the server; pick it again and carry on.
         await sarah.ReloadAsync();
@@ -222,6 +231,16 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         await sarah.Keyboard.PressAsync("Enter");
         await miguel.Locator("#terminal .xterm-rows").GetByText("live-5").WaitForAsync();
         (await miguel.Locator("#terminal-close").IsVisibleAsync()).ShouldBeFalse();
+
+        // Miguel's network drops while Sarah works; back online, his page shows what he missed.
+        await miguel.Context.SetOfflineAsync(true);
+        await miguel.Locator("#terminal-status").GetByText("Reconnecting").WaitForAsync();
+        await sarah.Keyboard.TypeAsync("echo while-away-$((2+2))");
+        await sarah.Keyboard.PressAsync("Enter");
+        await screen.GetByText("while-away-4").WaitForAsync();
+        await miguel.Context.SetOfflineAsync(false);
+        await miguel.Locator("#terminal .xterm-rows").GetByText("while-away-4").WaitForAsync();
+        await miguel.Locator("#terminal-status").GetByText("read-only").WaitForAsync();
         await miguel.ScreenshotAsync("workshop-terminal-390");
         (await miguel.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
     }

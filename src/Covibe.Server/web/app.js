@@ -111,7 +111,7 @@ const hub = reconnectingSocket({
   beforeRetry: async () => { if (state.tokenExpires - Date.now() < 60_000) await refresh(); },
 });
 
-window.addEventListener('offline', () => { hub.drop(); connection('down'); });
+window.addEventListener('offline', () => { hub.drop(); terminals.drop(); connection('down'); });
 window.addEventListener('online', () => { hub.now(); terminals.reconnectNow(); });
 
 function connection(status) {

@@ -150,6 +150,7 @@ export function createTerminals({ token, me, refreshToken, alert }) {
     start: () => socket.start(),
     stop: () => socket.stop(),
     reconnectNow: () => socket.now(),
+    drop: () => socket.drop(),
     shown() {
       open();
       if (state.current) resize();
@@ -175,7 +176,7 @@ export function createTerminals({ token, me, refreshToken, alert }) {
       if (state.current) send({ type: 'session', action: 'close', id: state.current.id });
     },
     // Test hook: what the screen shows, and where the page is in the session's output.
-    get view() { return state.current && { id: state.current.id, end: state.current.end, readOnly: state.current.readOnly }; },
+    get view() { return state.current && { id: state.current.id, end: state.current.end, readOnly: state.current.readOnly, cols: term.cols }; },
     get connected() { return socket.connected; },
   };
 }
