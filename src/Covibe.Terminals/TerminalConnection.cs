@@ -294,7 +294,7 @@ internal sealed class TerminalConnection(
         var cursor = session.Attach(since);
         var attachment = new Attachment(session, cursor, CancellationTokenSource.CreateLinkedTokenSource(_closing.Token));
         _attachments[session.Id] = attachment;
-        attachment.Pump = PumpAsync(attachment, readOnly);
+        attachment.Pump = PumpAsync(attachment, readOnly, _user!);
     }
 
     private async Task DetachAsync(string sessionId)
@@ -306,7 +306,7 @@ internal sealed class TerminalConnection(
     }
 
     /// <summary>Sends the session's output from the cursor on, then <c>exited</c> when the shell has gone.</summary>
-    private async Task PumpAsync(Attachment attachment, bool readOnly)
+    private async Task PumpAsync(Attachment attachment, bool readOnly, TerminalUser user)
     {
         var (session, cursor) = (attachment.Session, attachment.Cursor);
         var cancellationToken = attachment.Stopping.Token;
@@ -318,6 +318,11 @@ internal sealed class TerminalConnection(
                 TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
             while (true)
             {
+                if (readOnly && !session.IsVisibleTo(user))
+                {
+                    await SendAsync(new TerminalSessionMessage(TerminalActions.Detached, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                    return; // the owner stopped sharing
+                }
                 switch (cursor.Take(buffer, out var count))
                 {
                     case TakeState.Data:

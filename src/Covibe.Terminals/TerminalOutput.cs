@@ -94,6 +94,18 @@ internal sealed class TerminalOutput
         changed.TrySetResult();
     }
 
+    /// <summary>Wakes every waiting viewer to look again (e.g. whether it may still watch).</summary>
+    public void Wake()
+    {
+        TaskCompletionSource changed;
+        lock (_gate)
+        {
+            changed = _changed;
+            _changed = NewSignal();
+        }
+        changed.TrySetResult();
+    }
+
     /// <summary>Producer: no more output will come. Viewers drain what is left, then see <see cref="TakeState.Completed"/>.</summary>
     public void Complete()
     {

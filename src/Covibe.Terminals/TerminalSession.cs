@@ -92,7 +92,15 @@ public sealed class TerminalSession : IDisposable
     public bool IsVisibleTo(TerminalUser user) =>
         IsOwner(user) || (_shared && Owner.TeamId is not null && Owner.TeamId == user.TeamId);
 
-    public void SetShared(bool shared) => _shared = shared;
+    /// <summary>Shares the session with the owner's team, read-only, or stops: teammates watching then are detached.</summary>
+    public void SetShared(bool shared)
+    {
+        _shared = shared;
+        if (!shared)
+        {
+            Output.Wake();
+        }
+    }
 
     /// <summary>Types into the terminal. False once the shell has gone.</summary>
     public bool Write(ReadOnlySpan<byte> data, string? commandId)
@@ -108,7 +116,14 @@ public sealed class TerminalSession : IDisposable
                 _lastCommandId = commandId;
             }
             Touch();
-            _pty.Write(data);
+            try
+            {
+                _pty.Write(data);
+            }
+            catch (IOException)
+            {
+                return false; // the shell is going away
+            }
             return true;
         }
     }

@@ -215,6 +215,12 @@ public sealed class TerminalTests : IAsyncLifetime
         await mate.ErrorAsync("FORBIDDEN");
         await stranger.SendAsync(new { type = "session", action = "attach", id = "shared" });
         await stranger.ErrorAsync("SESSION_NOT_FOUND");
+
+        // Sharing stops: the teammate watching is detached and may not attach again.
+        await owner.SendAsync(new { type = "session", action = "share", id = "shared", shared = false });
+        (await mate.ReceiveAsync(m => TerminalClient.Is(m, "session", "detached"))).GetProperty("id").GetString().ShouldBe("shared");
+        await mate.SendAsync(new { type = "session", action = "attach", id = "shared" });
+        await mate.ErrorAsync("SESSION_NOT_FOUND");
     }
 
     [Fact]

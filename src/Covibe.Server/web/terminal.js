@@ -107,6 +107,12 @@ export function createTerminals({ token, me, refreshToken, alert }) {
         ui.share.setAttribute('aria-pressed', String(Boolean(m.info.shared)));
         term.focus();
         break;
+      case 'detached':
+        if (state.current?.id === m.id) {
+          state.current = null;
+          setStatus(m.info && m.info.owner !== me().id ? `${m.info.owner_name} stopped sharing this terminal` : 'Detached');
+        }
+        break;
       case 'exited':
       case 'closed':
         if (state.current?.id === m.id) {
