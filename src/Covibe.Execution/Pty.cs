@@ -23,7 +23,11 @@ public interface IPty : IDisposable
     /// <summary>Blocks until output is available, then copies it. 0 when the terminal has hung up (every process holding it has gone).</summary>
     int Read(Span<byte> buffer, CancellationToken cancellationToken);
 
-    /// <summary>Types <paramref name="data"/> into the terminal, as keystrokes.</summary>
+    /// <summary>
+    /// Types <paramref name="data"/> into the terminal, as keystrokes. Throws <see cref="TimeoutException"/>
+    /// when the program has taken none of it for <see cref="LocalPty.WriteTimeout"/> (its input is full
+    /// and it is not reading); what was not taken is dropped.
+    /// </summary>
     void Write(ReadOnlySpan<byte> data);
 
     /// <summary>Sets the window size; the foreground program receives SIGWINCH.</summary>
@@ -46,6 +50,9 @@ public sealed class LocalPty : IPty
 {
     private readonly int _master;
     private readonly Lock _reapLock = new();
+    // Set when a write gave up on a program that does not read; later writes then fail at once
+    // (rather than each waiting again) until one goes through.
+    private volatile bool _inputStuck;
     private int? _exitCode;
     private int _disposed;
 
@@ -56,6 +63,8 @@ public sealed class LocalPty : IPty
     }
 
     public int ProcessId { get; }
+
+    public static TimeSpan WriteTimeout { get; } = TimeSpan.FromSeconds(5);
 
     public static unsafe LocalPty Start(PtyStartInfo info)
     {
@@ -76,6 +85,9 @@ public sealed class LocalPty : IPty
                 throw new IOException($"ptsname_r failed: {Marshal.GetPInvokeErrorMessage(error)}");
             }
             SetSize(master, info.Columns, info.Rows);
+            // Non-blocking: a program that stops reading its input must not hold a writer forever.
+            var flags = PtyNative.Fcntl(master, PtyNative.F_GETFL, 0);
+            Check(flags < 0 ? -1 : PtyNative.Fcntl(master, PtyNative.F_SETFL, flags | PtyNative.O_NONBLOCK), "fcntl");
             var pid = Spawn(info, name);
             return new LocalPty(master, pid);
         }
@@ -207,21 +219,38 @@ public sealed class LocalPty : IPty
 
     public unsafe void Write(ReadOnlySpan<byte> data)
     {
+        var poll = new PtyNative.PollFd { Fd = _master, Events = PtyNative.POLLOUT };
+        var deadline = Environment.TickCount64 + (long)WriteTimeout.TotalMilliseconds;
         fixed (byte* p = data)
         {
             var offset = 0;
             while (offset < data.Length)
             {
                 var n = PtyNative.Write(_master, p + offset, data.Length - offset);
-                if (n < 0)
+                if (n >= 0)
                 {
-                    if (Marshal.GetLastPInvokeError() == PtyNative.EINTR)
-                    {
-                        continue;
-                    }
-                    throw new IOException($"Could not write to the terminal: {Marshal.GetLastPInvokeErrorMessage()}");
+                    offset += (int)n;
+                    _inputStuck = false;
+                    deadline = Environment.TickCount64 + (long)WriteTimeout.TotalMilliseconds;
+                    continue;
                 }
-                offset += (int)n;
+                var errno = Marshal.GetLastPInvokeError();
+                if (errno == PtyNative.EINTR)
+                {
+                    continue;
+                }
+                if (errno != PtyNative.EAGAIN)
+                {
+                    throw new IOException($"Could not write to the terminal: {Marshal.GetPInvokeErrorMessage(errno)}");
+                }
+                // The terminal's input is full: wait for the program to read some, but not forever.
+                var left = _inputStuck ? 0 : deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    _inputStuck = true;
+                    throw new TimeoutException($"The program in the terminal has not read its input for {WriteTimeout.TotalSeconds:0} s; {data.Length - offset} bytes were dropped.");
+                }
+                _ = PtyNative.Poll(&poll, 1, (int)Math.Min(left, 200));
             }
         }
     }

@@ -15,6 +15,10 @@ internal static unsafe partial class PtyNative
     public const short POSIX_SPAWN_SETSID = 0x80;
     public const int WNOHANG = 1;
     public const short POLLIN = 0x1;
+    public const short POLLOUT = 0x4;
+    public const int F_GETFL = 3;
+    public const int F_SETFL = 4;
+    public const int O_NONBLOCK = 0x800;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EIO = 5;
@@ -125,6 +129,10 @@ internal static unsafe partial class PtyNative
     // int close(int fd);
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
+
+    // int fcntl(int fd, int cmd, int arg);
+    [LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    public static partial int Fcntl(int fd, int command, int argument);
 
     // int poll(struct pollfd *fds, nfds_t nfds, int timeout);
     [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]

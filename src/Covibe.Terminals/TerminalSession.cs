@@ -102,7 +102,10 @@ public sealed class TerminalSession : IDisposable
         }
     }
 
-    /// <summary>Types into the terminal. False once the shell has gone.</summary>
+    /// <summary>
+    /// Types into the terminal. False once the shell has gone. Throws <see cref="TerminalException"/>
+    /// (COMMAND_FAILED) when the program has stopped reading its input.
+    /// </summary>
     public bool Write(ReadOnlySpan<byte> data, string? commandId)
     {
         lock (_ptyLock)
@@ -123,6 +126,10 @@ public sealed class TerminalSession : IDisposable
             catch (IOException)
             {
                 return false; // the shell is going away
+            }
+            catch (TimeoutException e)
+            {
+                throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message + " Wait for it to read, or close the session.");
             }
             return true;
         }

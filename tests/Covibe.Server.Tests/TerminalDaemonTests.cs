@@ -92,6 +92,36 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task Input_ToAProgramThatDoesNotRead_FailsAfterAWhile_AndTheConnectionStaysUsable()
+    {
+        await using var daemon = await TestTerminald.StartAsync();
+        await using var client = await daemon.ConnectAsync();
+        await client.CreateAsync("stuck", Sh);
+        await client.CreateAsync("other", Sh);
+        await client.CommandAsync("stuck", "sleep 60");
+        await Task.Delay(300);
+        // Pasted lines the program never reads fill the terminal's input (about 70 KB here).
+        var paste = string.Concat(Enumerable.Repeat(new string('p', 99) + "\n", 95));
+        for (var i = 0; i < 9; i++)
+        {
+            await client.InputAsync("stuck", paste);
+        }
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var error = await client.ReceiveAsync("error", TimeSpan.FromSeconds(20));
+        error.GetProperty("code").GetString().ShouldBe("COMMAND_FAILED", error.ToString());
+        error.GetProperty("error").GetString()!.ShouldContain("not read its input");
+        // Later input to it fails at once instead of each waiting again...
+        await client.InputAsync("stuck", paste);
+        await client.ErrorAsync("COMMAND_FAILED");
+        watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(12));
+        // ...and the connection, its other sessions and closing the stuck one all work.
+        await client.CommandAsync("other", "echo fine-$((1+1))");
+        await client.OutputUntilAsync("other", "fine-2");
+        await client.SendAsync(new { type = "session", action = "close", id = "stuck" });
+        await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
+    }
+
+    [Fact]
     public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });
