@@ -122,6 +122,22 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task AllowedOrigins_LetThatConsoleIn_AndNoOther()
+    {
+        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["ALLOWED_ORIGINS"] = "http://console.example:3001, https://other.example" });
+        await using (var console = await daemon.ConnectAsync(origin: "http://console.example:3001"))
+        {
+            await console.ReceiveAsync("ready");
+        }
+        using var socket = new ClientWebSocket();
+        socket.Options.CollectHttpResponseDetails = true;
+        socket.Options.SetRequestHeader("Authorization", $"Bearer {TestTerminald.Token()}");
+        socket.Options.SetRequestHeader("Origin", "http://console.example:3002");
+        await Should.ThrowAsync<WebSocketException>(() => socket.ConnectAsync(new Uri($"ws://{daemon.Url.Authority}/"), CancellationToken.None));
+        socket.HttpStatusCode.ShouldBe(HttpStatusCode.Forbidden);
+    }
+
+    [Fact]
     public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });
