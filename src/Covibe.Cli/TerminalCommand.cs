@@ -21,11 +21,13 @@ internal static class TerminalCommand
         var attach = new Option<string?>("--attach", "-a") { Description = "Attach to this session (see `covibe terminal ls`) instead of starting one" };
         var cwd = new Option<string?>("--cwd") { Description = "Working directory, inside the server's terminal root (the agents' workspace directory)" };
         var shell = new Option<string?>("--shell") { Description = "Shell to run, one of the server's /etc/shells (default: bash, else sh)" };
-        var command = new Command("terminal", "Open a terminal on the server's machine (Ctrl-] detaches; the session keeps running)") { attach, cwd, shell };
+        var vm = new Option<string?>("--vm") { Description = "Open it on one of your VMs (name or id; see `covibe vm ls`), starting in ~/project, instead of the server" };
+        var command = new Command("terminal", "Open a terminal on the server's machine or one of your VMs (Ctrl-] detaches; the session keeps running)") { attach, cwd, shell, vm };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
-            Environment.ExitCode = await RunAsync(client, parse.GetValue(attach), parse.GetValue(cwd), parse.GetValue(shell), ct);
+            var vmId = parse.GetValue(vm) is { } given ? await VmCommands.ResolveAsync(client, given, ct) : null;
+            Environment.ExitCode = await RunAsync(client, parse.GetValue(attach), new TerminalConfig(parse.GetValue(shell), parse.GetValue(cwd), Vm: vmId), ct);
         });
         command.Subcommands.Add(List(store));
         return command;
@@ -67,7 +69,7 @@ internal static class TerminalCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(CovibeClient client, string? attachTo, string? cwd, string? shell, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(CovibeClient client, string? attachTo, TerminalConfig config, CancellationToken cancellationToken)
     {
         using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken, "/terminal");
         var interactive = !Console.IsInputRedirected;
@@ -76,7 +78,7 @@ internal static class TerminalCommand
         if (attachTo is null)
         {
             await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Create, sessionId,
-                Config: new TerminalConfig(shell, cwd, null, cols, rows)), cancellationToken);
+                Config: config with { Cols = cols, Rows = rows }), cancellationToken);
         }
         else
         {

@@ -99,6 +99,33 @@ public sealed class SshClient : IAsyncDisposable
         return process;
     }
 
+    /// <summary>
+    /// What to run on a local PTY for an interactive shell on the target: <c>ssh -tt</c> over the
+    /// shared connection, so the remote side gets a terminal of its own (size changes follow,
+    /// Ctrl-C reaches its programs). Only the variables ssh needs go into its environment.
+    /// </summary>
+    public async Task<PtyStartInfo> InteractiveAsync(SshTarget target, IReadOnlyList<string> argv, int columns, int rows, CancellationToken cancellationToken)
+    {
+        await EnsureAgentAsync(cancellationToken);
+        var info = Start("ssh", [.. Options(target), "-tt", "--", target.Host, RemoteCommand(argv)]);
+        UsePassword(info, target);
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = "/usr/local/bin:/usr/bin:/bin",
+            ["HOME"] = Environment.GetEnvironmentVariable("HOME") ?? _directory,
+            ["TERM"] = "xterm-256color",
+            ["LANG"] = "C.UTF-8",
+        };
+        foreach (var name in (string[])["SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "COVIBE_SSH_PASSWORD"])
+        {
+            if (info.Environment.TryGetValue(name, out var value) && value is not null)
+            {
+                environment[name] = value;
+            }
+        }
+        return new PtyStartInfo(info.FileName, [.. info.ArgumentList], _directory, environment, columns, rows);
+    }
+
     /// <summary>Ends the shared connection to a target (the next command opens a new one).</summary>
     public async Task CloseAsync(SshTarget target, CancellationToken cancellationToken)
     {

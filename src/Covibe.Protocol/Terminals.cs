@@ -59,13 +59,18 @@ public static class TerminalErrorCodes
     public const string InvalidShell = "INVALID_SHELL";
     public const string InvalidEnv = "INVALID_ENV";
     public const string InvalidSize = "INVALID_SIZE";
+    public const string InvalidVm = "INVALID_VM";
     public const string CommandTooLong = "COMMAND_TOO_LONG";
     public const string CommandFailed = "COMMAND_FAILED";
     public const string ViewerTooSlow = "VIEWER_TOO_SLOW";
+    public const string InternalError = "INTERNAL_ERROR";
 }
 
-/// <summary><c>config</c> of <c>session create</c> (and <c>cols</c>/<c>rows</c> of <c>session resize</c>).</summary>
-public sealed record TerminalConfig(string? Shell = null, string? Cwd = null, Dictionary<string, string>? Env = null, int? Cols = null, int? Rows = null);
+/// <summary>
+/// <c>config</c> of <c>session create</c> (and <c>cols</c>/<c>rows</c> of <c>session resize</c>).
+/// <see cref="Vm"/> (covibe serve only): run the terminal on one of your VMs, over SSH.
+/// </summary>
+public sealed record TerminalConfig(string? Shell = null, string? Cwd = null, Dictionary<string, string>? Env = null, int? Cols = null, int? Rows = null, string? Vm = null);
 
 /// <summary>
 /// Any client message. Which fields count depends on <see cref="Type"/> (and <see cref="Action"/>):

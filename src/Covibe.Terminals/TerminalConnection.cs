@@ -166,6 +166,14 @@ internal sealed class TerminalConnection(
             var id = request.Type == TerminalMessageTypes.Session ? null : request.Id;
             await ErrorAsync(id, sessionId, e.Code, e.Message, cancellationToken);
         }
+        catch (Exception e) when (e is not (OperationCanceledException or WebSocketException or ObjectDisposedException))
+        {
+            // A fault of ours: say so (with an id to find it in the log), and keep the connection.
+            var errorId = Guid.NewGuid().ToString("N")[..12];
+            TerminalLog.MessageFailed(logger, request.Type, errorId, e);
+            await ErrorAsync(request.Type == TerminalMessageTypes.Session ? null : request.Id, request.Type == TerminalMessageTypes.Session ? request.Id : request.Session,
+                TerminalErrorCodes.InternalError, $"The server failed to handle this {request.Type} message (error id {errorId}). Nothing else is affected; report the id if it persists.", cancellationToken);
+        }
     }
 
     private async Task SessionAsync(TerminalRequest request, TerminalUser user, CancellationToken cancellationToken)
@@ -174,7 +182,7 @@ internal sealed class TerminalConnection(
         {
             case TerminalActions.Create:
             {
-                var session = manager.Create(user, request.Id, request.Config);
+                var session = await manager.CreateAsync(user, request.Id, request.Config, cancellationToken);
                 await SendAsync(new TerminalSessionMessage(TerminalActions.Created, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
                 await AttachAsync(session, since: 0, readOnly: false);
                 break;

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -18,6 +19,7 @@ public static class TerminalEndpoint
     {
         services.AddOptions<TerminalOptions>().BindConfiguration(TerminalOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(sp => new TerminalLaunch(sp.GetRequiredService<IOptions<TerminalOptions>>().Value));
+        services.TryAddSingleton<ITerminalLauncher>(sp => sp.GetRequiredService<TerminalLaunch>());
         services.AddSingleton<TerminalManager>();
         services.AddHostedService(sp => sp.GetRequiredService<TerminalManager>());
         services.TryAddTimeProvider();

@@ -11,12 +11,19 @@ public sealed class TerminalException(string code, string message) : Exception(m
     public string Code { get; } = code;
 }
 
+/// <summary>What a new session runs: a local shell (<see cref="TerminalLaunch"/>), or in <c>covibe serve</c> also a shell on a member's VM.</summary>
+public interface ITerminalLauncher
+{
+    /// <summary>Throws <see cref="TerminalException"/> for a config the client can fix.</summary>
+    Task<PtyStartInfo> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken);
+}
+
 /// <summary>
 /// Turns a <c>session create</c> config into what runs: a listed shell, a working directory
 /// inside the root, and an environment built from scratch (the server's own variables, and so
 /// its secrets, never reach a shell), under resource limits.
 /// </summary>
-public sealed partial class TerminalLaunch(TerminalOptions options)
+public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalLauncher
 {
     public const int MinSize = 2;
     public const int MaxSize = 1000;
@@ -26,6 +33,15 @@ public sealed partial class TerminalLaunch(TerminalOptions options)
     private static readonly HashSet<string> RefusedNames = new(StringComparer.Ordinal) { "BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS" };
 
     public string Root { get; } = ResolveRoot(options.Root);
+
+    public Task<PtyStartInfo> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
+    {
+        if (config?.Vm is not null)
+        {
+            throw new TerminalException(TerminalErrorCodes.InvalidVm, "This server runs terminals on its own machine only; leave 'vm' out.");
+        }
+        return Task.FromResult(Build(config, sessionId));
+    }
 
     public PtyStartInfo Build(TerminalConfig? config, string sessionId)
     {

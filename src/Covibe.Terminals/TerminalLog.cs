@@ -24,6 +24,9 @@ internal static partial class TerminalLog
     [LoggerMessage(Level = LogLevel.Debug, Message = "Terminal connection for {UserId} closed")]
     public static partial void Disconnected(ILogger logger, string? userId);
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "Terminal message {Type} failed ({ErrorId})")]
+    public static partial void MessageFailed(ILogger logger, string type, string errorId, Exception exception);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Terminal {SessionId}: a viewer held output back for {Seconds} s and was detached")]
     public static partial void SlowViewer(ILogger logger, string sessionId, int seconds);
 }

@@ -15,6 +15,7 @@ namespace Covibe.Terminals;
 public sealed partial class TerminalManager(
     IOptions<TerminalOptions> options,
     TerminalLaunch launch,
+    ITerminalLauncher launcher,
     TimeProvider time,
     ILogger<TerminalManager> logger) : BackgroundService
 {
@@ -43,14 +44,14 @@ public sealed partial class TerminalManager(
     public TerminalSession? Find(string? id) => id is not null && _sessions.TryGetValue(id, out var session) ? session : null;
 
     /// <summary>Starts a shell for <paramref name="owner"/>. Throws <see cref="TerminalException"/> for anything the client can fix.</summary>
-    public TerminalSession Create(TerminalUser owner, string? requestedId, TerminalConfig? config)
+    public async Task<TerminalSession> CreateAsync(TerminalUser owner, string? requestedId, TerminalConfig? config, CancellationToken cancellationToken)
     {
         var id = requestedId ?? Guid.NewGuid().ToString();
         if (!SessionId().IsMatch(id))
         {
             throw new TerminalException(TerminalErrorCodes.InvalidMessage, "A session id is 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.");
         }
-        var info = launch.Build(config, id);
+        var info = await launcher.StartInfoAsync(owner, id, config, cancellationToken);
         lock (_createLock)
         {
             if (_sessions.ContainsKey(id))
@@ -79,7 +80,8 @@ public sealed partial class TerminalManager(
             var session = new TerminalSession(id, owner, pty, cols, rows, _options, time);
             _sessions[id] = session;
             session.Start(Ended);
-            TerminalLog.Opened(logger, id, owner.Id, pty.ProcessId, info.Environment["SHELL"]);
+            var shell = info.Environment.TryGetValue("SHELL", out var named) ? named : info.Program;
+            TerminalLog.Opened(logger, id, owner.Id, pty.ProcessId, shell);
             Changed(session);
             return session;
         }

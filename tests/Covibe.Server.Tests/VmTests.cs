@@ -223,6 +223,48 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
     }
 
     [Fact]
+    public async Task Terminal_OnYourVm_IsAShellThereOverSsh_ThatFollowsResizes()
+    {
+        var (server, owner, vm) = await ServerWithVmAsync();
+        await using var serverScope = server;
+        await using var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
+        await terminal.CreateAsync("on-vm", new { vm = vm.Id, cols = 90, rows = 20 });
+        await terminal.CommandAsync("on-vm", "echo who=$(whoami) size=$(stty size) tty=$(tty)");
+        var output = await terminal.OutputUntilAsync("on-vm", $"who={ssh.User} size=20 90 tty=/dev/pts/", TimeSpan.FromSeconds(30));
+        output.ShouldNotContain(TestServer.JwtSecret);
+
+        await terminal.SendAsync(new { type = "session", action = "resize", id = "on-vm", config = new { cols = 132, rows = 43 } });
+        await terminal.ReceiveAsync(m => TerminalClient.Is(m, "session", "resized"));
+        await Task.Delay(300); // ssh passes the new size on as it gets SIGWINCH
+        await terminal.CommandAsync("on-vm", "echo now=$(stty size)");
+        await terminal.OutputUntilAsync("on-vm", "now=43 132", TimeSpan.FromSeconds(20));
+
+        // A teammate cannot open a terminal on someone else's VM.
+        var mate = await server.JoinAsync(owner.Invite.InviteCode, "Miguel");
+        await using var other = await TerminalClient.ConnectAsync(server.Url, "/terminal", mate.AccessToken);
+        await other.SendAsync(new { type = "session", action = "create", id = "not-mine", config = new { vm = vm.Id } });
+        await other.ErrorAsync("INVALID_VM");
+
+        await terminal.SendAsync(new { type = "session", action = "close", id = "on-vm" });
+        await terminal.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"), TimeSpan.FromSeconds(20));
+
+        // The same from the command line.
+        var cliDirectory = StartupTests.TempDirectory();
+        try
+        {
+            var cli = new CliRunner(cliDirectory);
+            (await cli.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
+            var run = await cli.RunAsync("echo cli-on-vm-$(whoami)", "terminal", "--vm", vm.Id);
+            run.Stdout.ShouldContain($"cli-on-vm-{ssh.User}");
+            run.ExitCode.ShouldBe(0, run.Stderr);
+        }
+        finally
+        {
+            StartupTests.Delete(cliDirectory);
+        }
+    }
+
+    [Fact]
     public async Task AgentOnVm_RunsThereDetached_AndItsWholeOutputReachesTheTeam()
     {
         var (server, owner, vm) = await ServerWithVmAsync();

@@ -1,7 +1,12 @@
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Vms;
 using Covibe.Server.Hosting;
+using Microsoft.EntityFrameworkCore;
 using Covibe.Terminals;
 using Microsoft.Extensions.Options;
 
@@ -18,6 +23,8 @@ public static class TerminalsFeature
 
     public static IServiceCollection AddServerTerminals(this IServiceCollection services)
     {
+        // Before AddTerminals, whose default launcher only knows this machine.
+        services.AddSingleton<ITerminalLauncher, MemberLauncher>();
         services.AddTerminals();
         services.AddSingleton<IPostConfigureOptions<TerminalOptions>, WorkspaceRoot>();
         services.AddSingleton<ITerminalAuthenticator, MemberAuthenticator>();
@@ -45,6 +52,41 @@ public static class TerminalsFeature
                 // The data directory first, owner-only as always, in case the workspace lies inside it.
                 ServerOptions.EnsureDirectory(server.Value.DataDirectory);
                 ServerOptions.EnsureDirectory(options.Root);
+            }
+        }
+    }
+
+    /// <summary>
+    /// A shell on this machine, or with <c>vm</c> on one of the member's own VMs: <c>ssh -tt</c> over the
+    /// server's shared connection, starting in <c>~/project</c> (where VM agents work) or the given
+    /// <c>cwd</c>, in the VM user's login shell.
+    /// </summary>
+    private sealed class MemberLauncher(TerminalLaunch local, IDbContextFactory<CovibeDb> dbs, VmConnector vms, SshClient ssh) : ITerminalLauncher
+    {
+        private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
+
+        public async Task<PtyStartInfo> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
+        {
+            if (config?.Vm is not { Length: > 0 } vmId)
+            {
+                return local.Build(config, sessionId);
+            }
+            var (cols, rows) = TerminalLaunch.Size(config.Cols, config.Rows);
+            await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+            {
+                if (!await db.Vms.AnyAsync(vm => vm.Id == vmId && vm.UserId == user.Id, cancellationToken))
+                {
+                    throw new TerminalException(TerminalErrorCodes.InvalidVm, $"You have no VM '{vmId}'. Terminals open on your own VMs (GET /api/vm/list), or on this server without 'vm'.");
+                }
+            }
+            try
+            {
+                var target = await vms.ConnectAsync(vmId, cancellationToken);
+                return await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", config.Cwd ?? "project"], cols, rows, cancellationToken);
+            }
+            catch (SshException e)
+            {
+                throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
             }
         }
     }
