@@ -254,7 +254,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         {
             var cli = new CliRunner(cliDirectory);
             (await cli.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
-            var run = await cli.RunAsync("echo cli-on-vm-$(whoami)", "terminal", "--vm", vm.Id);
+            var run = await cli.RunAsync("echo cli-on-vm-$(whoami)\nexit", "terminal", "--vm", vm.Id);
             run.Stdout.ShouldContain($"cli-on-vm-{ssh.User}");
             run.ExitCode.ShouldBe(0, run.Stderr);
         }

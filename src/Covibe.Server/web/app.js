@@ -96,6 +96,7 @@ const terminals = createTerminals({
   me: () => state.me,
   refreshToken: async () => { if (state.tokenExpires - Date.now() < 60_000) await refresh(); },
   alert: (text) => alertLive(text),
+  api: (path) => api(path),
 });
 
 // ---------- Hub ----------

@@ -8,10 +8,11 @@ import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
 
-export function createTerminals({ token, me, refreshToken, alert }) {
+export function createTerminals({ token, me, refreshToken, alert, api }) {
   const ui = {
     host: $('#terminal'),
     picker: $('#terminal-sessions'),
+    target: $('#terminal-target'),
     status: $('#terminal-status'),
     share: $('#terminal-share'),
     close: $('#terminal-close'),
@@ -157,15 +158,23 @@ export function createTerminals({ token, me, refreshToken, alert }) {
     stop: () => socket.stop(),
     reconnectNow: () => socket.now(),
     drop: () => socket.drop(),
-    shown() {
+    async shown() {
       open();
       if (state.current) resize();
+      // Where a new terminal may open: this server, or one of your VMs.
+      try {
+        const vms = (await api('/api/vm/list')).filter((vm) => vm.ownerId === me().id);
+        const chosen = ui.target.value;
+        ui.target.replaceChildren(new Option('on the server', ''), ...vms.map((vm) => new Option(`on ${vm.name} (${vm.status})`, vm.id)));
+        ui.target.value = vms.some((vm) => vm.id === chosen) ? chosen : '';
+      } catch { /* keep what is listed */ }
     },
     create() {
       open();
       const id = crypto.randomUUID();
       state.current = null;
-      send({ type: 'session', action: 'create', id, config: { cols: term.cols, rows: term.rows } });
+      const vm = ui.target.value || undefined;
+      send({ type: 'session', action: 'create', id, config: { cols: term.cols, rows: term.rows, vm } });
     },
     attach(id) {
       open();

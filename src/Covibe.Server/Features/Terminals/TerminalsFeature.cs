@@ -27,6 +27,7 @@ public static class TerminalsFeature
         services.AddSingleton<ITerminalLauncher, MemberLauncher>();
         services.AddTerminals();
         services.AddSingleton<IPostConfigureOptions<TerminalOptions>, WorkspaceRoot>();
+        services.AddHostedService<RevocationBridge>();
         services.AddSingleton<ITerminalAuthenticator, MemberAuthenticator>();
         return services;
     }
@@ -34,11 +35,24 @@ public static class TerminalsFeature
     public static IEndpointRouteBuilder MapServerTerminals(this IEndpointRouteBuilder app)
     {
         var hub = app.ServiceProvider.GetRequiredService<IOptions<HubOptions>>();
-        // Logout and member removal close terminal connections at once, as they do hub connections.
-        var terminals = app.ServiceProvider.GetRequiredService<TerminalManager>();
-        app.ServiceProvider.GetRequiredService<SessionEvents>().Revoked += terminals.RevokeLogins;
         app.MapTerminals(Path, (origin, request) => hub.Value.IsOriginAllowed(origin, request));
         return app;
+    }
+
+    /// <summary>Logout and member removal close terminal connections at once, as they do hub connections.</summary>
+    private sealed class RevocationBridge(SessionEvents sessions, TerminalManager terminals) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            sessions.Revoked += terminals.RevokeLogins;
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken)
+        {
+            sessions.Revoked -= terminals.RevokeLogins;
+            return Task.CompletedTask;
+        }
     }
 
     /// <summary>Unless configured, terminals start in (and may not leave) the agents' workspace directory.</summary>
