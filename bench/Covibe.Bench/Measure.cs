@@ -5,6 +5,14 @@ using System.Net.Sockets;
 /// <summary>What the benchmarks measure about a process, and small helpers they share.</summary>
 static class Measure
 {
+    /// <summary>User and system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat).</summary>
+    public static (double User, double System) CpuSplit(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) / 100.0, long.Parse(fields[12], CultureInfo.InvariantCulture) / 100.0);
+    }
+
     public static double CpuSeconds(int pid)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");

@@ -64,6 +64,7 @@ public static class TerminalErrorCodes
     public const string CommandFailed = "COMMAND_FAILED";
     public const string ViewerTooSlow = "VIEWER_TOO_SLOW";
     public const string InternalError = "INTERNAL_ERROR";
+    public const string RateLimited = "RATE_LIMITED";
 }
 
 /// <summary>

@@ -63,6 +63,10 @@ public sealed class TerminalOptions
     [Range(1024, 16 * 1024 * 1024)]
     public int MaxMessageBytes { get; set; } = 256 * 1024;
 
+    /// <summary>Messages one connection may send per second (bursts of twice that); beyond, RATE_LIMITED. Keystrokes are one message each.</summary>
+    [Range(1, 100_000)]
+    public int MessagesPerSecond { get; set; } = 200;
+
     /// <summary>Seconds a browser connection may take to send its <c>auth</c> message.</summary>
     [Range(1, 600)]
     public int AuthTimeoutSeconds { get; set; } = 10;

@@ -138,6 +138,22 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task Flood_BeyondTheMessageRate_IsRefused_AndTheConnectionRecovers()
+    {
+        await using var daemon = await TestTerminald.StartAsync(null, "--Covibe:Terminals:MessagesPerSecond=20");
+        await using var client = await daemon.ConnectAsync();
+        await client.CreateAsync("flood", Sh);
+        for (var i = 0; i < 100; i++)
+        {
+            await client.SendAsync(new { type = "session", action = "list" });
+        }
+        (await client.ErrorAsync("RATE_LIMITED")).GetProperty("error").GetString()!.ShouldContain("20 a second");
+        await Task.Delay(1500);
+        await client.CommandAsync("flood", "echo after-flood-$((1+1))");
+        await client.OutputUntilAsync("flood", "after-flood-2");
+    }
+
+    [Fact]
     public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });

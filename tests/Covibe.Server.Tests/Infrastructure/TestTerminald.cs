@@ -35,7 +35,8 @@ public sealed class TestTerminald : IAsyncDisposable
 
     public TerminalManager Manager => App.Services.GetRequiredService<TerminalManager>();
 
-    public static async Task<TestTerminald> StartAsync(IReadOnlyDictionary<string, string>? environment = null)
+    /// <param name="args">Further settings as command-line flags, e.g. <c>--Covibe:Terminals:MessagesPerSecond=20</c>.</param>
+    public static async Task<TestTerminald> StartAsync(IReadOnlyDictionary<string, string>? environment = null, params string[] args)
     {
         var root = Directory.CreateTempSubdirectory("covibe-terminald-").FullName;
         var variables = new Hashtable
@@ -49,7 +50,7 @@ public sealed class TestTerminald : IAsyncDisposable
         {
             variables[key] = value;
         }
-        var app = TerminalDaemon.Build([], variables, builder =>
+        var app = TerminalDaemon.Build(args, variables, builder =>
         {
             if (Environment.GetEnvironmentVariable("COVIBE_TEST_LOGS") != "1")
             {

@@ -35,14 +35,7 @@ internal sealed class HubSession(
     private readonly Dictionary<string, (CancellationTokenSource Stop, Task Pump)> _subscriptions = [];
     private readonly Lock _subscriptionsLock = new();
     private readonly CancellationTokenSource _session = new();
-    // One flooding client must not hog a thread or the database: its excess messages are refused.
-    private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _messages = new(new System.Threading.RateLimiting.TokenBucketRateLimiterOptions
-    {
-        TokenLimit = options.MessagesPerSecond * 2,
-        TokensPerPeriod = options.MessagesPerSecond,
-        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-        QueueLimit = 0,
-    });
+    private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
 
     public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
     {
