@@ -66,7 +66,10 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         }
         if (File.Exists(PrLimit))
         {
-            List<string> arguments = [$"--nofile={options.MaxOpenFiles}:{options.MaxOpenFiles}", $"--nproc={options.MaxProcesses}:{options.MaxProcesses}", "--core=0:0"];
+            // Never above what this process may have itself: raising a hard limit would fail, and the shell with it.
+            var files = Math.Min(options.MaxOpenFiles, HardLimit("Max open files"));
+            var processes = Math.Min(options.MaxProcesses, HardLimit("Max processes"));
+            List<string> arguments = [$"--nofile={files}:{files}", $"--nproc={processes}:{processes}", "--core=0:0"];
             if (options.MaxMemoryMiB > 0)
             {
                 var bytes = (long)options.MaxMemoryMiB * 1024 * 1024;
@@ -79,6 +82,14 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
     }
 
     private const string PrLimit = "/usr/bin/prlimit";
+
+    /// <summary>This process's hard limit from /proc/self/limits (long.MaxValue when unlimited or unknown).</summary>
+    private static long HardLimit(string name)
+    {
+        var line = File.ReadLines("/proc/self/limits").FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal));
+        var fields = line?[name.Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return fields is { Length: >= 2 } && long.TryParse(fields[1], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var hard) ? hard : long.MaxValue;
+    }
 
     /// <summary>The shell path, which must be listed in /etc/shells (so a client cannot run an arbitrary program as its "shell").</summary>
     public string Shell(string? requested)

@@ -154,6 +154,19 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task Limits_AboveWhatTheServerMayHave_AreLoweredToIt_AndTheShellStillStarts()
+    {
+        var hard = File.ReadLines("/proc/self/limits").First(l => l.StartsWith("Max open files", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[4];
+        await using var daemon = await TestTerminald.StartAsync(null, "--Covibe:Terminals:MaxOpenFiles=1048576");
+        await using var client = await daemon.ConnectAsync();
+        await client.CreateAsync("limits", Sh);
+        await client.CommandAsync("limits", "echo nofile=$(ulimit -n)-$((1+1))");
+        var expected = hard == "unlimited" || long.Parse(hard, CultureInfo.InvariantCulture) > 1048576 ? "1048576" : hard;
+        await client.OutputUntilAsync("limits", $"nofile={expected}-2");
+    }
+
+    [Fact]
     public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });
