@@ -327,6 +327,7 @@ internal sealed class TerminalConnection(
         var cancellationToken = attachment.Stopping.Token;
         var buffer = new byte[OutputChunk];
         var frame = new ArrayBufferWriter<byte>(OutputChunk + 1024);
+        var sizeVersion = session.SizeVersion;
         try
         {
             await SendAsync(new TerminalSessionMessage(TerminalActions.Attached, session.Id, session.Info(), readOnly, cursor.From, cursor.Truncated ? true : null),
@@ -337,6 +338,12 @@ internal sealed class TerminalConnection(
                 {
                     await SendAsync(new TerminalSessionMessage(TerminalActions.Detached, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
                     return; // the owner stopped sharing
+                }
+                if (session.SizeVersion != sizeVersion)
+                {
+                    // Resized (by this or another connection): every viewer hears it, so watchers draw at the program's size.
+                    sizeVersion = session.SizeVersion;
+                    await SendAsync(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
                 }
                 switch (cursor.Take(buffer, out var count))
                 {

@@ -26,6 +26,7 @@ public sealed class TerminalSession : IDisposable
     private long _lastActivityTicks;
     private long _unwatchedSinceTicks;
     private int _viewers;
+    private int _sizeVersion;
     private bool _ptyClosed;
     private volatile bool _shared;
     private volatile string? _lastCommandId;
@@ -146,10 +147,18 @@ public sealed class TerminalSession : IDisposable
             _pty.Resize(cols, rows);
             Cols = cols;
             Rows = rows;
+            Interlocked.Increment(ref _sizeVersion);
             Touch();
-            return true;
         }
+        // Viewers are told, so those who only watch can draw at the same size.
+        Output.Wake();
+        return true;
     }
+
+    /// <summary>Changes with every resize.</summary>
+    public int SizeVersion => Volatile.Read(ref _sizeVersion);
+
+
 
     internal OutputCursor Attach(long? since)
     {

@@ -208,6 +208,11 @@ public sealed class TerminalTests : IAsyncLifetime
         (await mate.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"))).GetProperty("read_only").GetBoolean().ShouldBeTrue();
         await owner.CommandAsync("shared", "echo for-the-team");
         await mate.OutputUntilAsync("shared", "for-the-team\r\n");
+        // The owner resizes: watchers hear the new size, to draw the program as it draws itself.
+        await owner.SendAsync(new { type = "session", action = "resize", id = "shared", config = new { cols = 101, rows = 33 } });
+        var resized = await mate.ReceiveAsync(m => TerminalClient.Is(m, "session", "resized"));
+        resized.GetProperty("info").GetProperty("cols").GetInt32().ShouldBe(101);
+        resized.GetProperty("info").GetProperty("rows").GetInt32().ShouldBe(33);
 
         await mate.InputAsync("shared", "rm -rf ~\r");
         await mate.ErrorAsync("FORBIDDEN");

@@ -35,7 +35,7 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
   }
 
   function refit() {
-    if (!opened || ui.host.offsetParent === null) return;
+    if (!opened || ui.host.offsetParent === null || state.current?.readOnly) return;
     try { fit.fit(); } catch { /* not laid out yet */ }
   }
 
@@ -93,6 +93,8 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
         if (!resumed) term.reset();
         state.current = { id: m.id, end: m.from, readOnly: m.read_only, owner: m.info.owner_name };
         term.options.disableStdin = m.read_only;
+        // Watching: draw at the program's size (full-screen programs draw for it), not the box's.
+        if (m.read_only) term.resize(m.info.cols, m.info.rows);
         setStatus(m.read_only ? `Watching ${m.info.owner_name}'s terminal (read-only)` : 'Connected');
         ui.share.hidden = m.read_only;
         ui.close.hidden = m.read_only;
@@ -104,6 +106,9 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
         term.focus();
         break;
       }
+      case 'resized':
+        if (state.current?.id === m.id && state.current.readOnly) term.resize(m.info.cols, m.info.rows);
+        break;
       case 'shared':
         ui.share.setAttribute('aria-pressed', String(Boolean(m.info.shared)));
         term.focus();
