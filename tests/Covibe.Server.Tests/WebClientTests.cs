@@ -168,6 +168,15 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         await page.ScreenshotAsync("workshop-1280");
         await page.TabAsync("Showcase");
         await page.ScreenshotAsync("showcase-1280");
+        // From the keyboard: arrows move between the tabs and open them.
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Showcase" }).FocusAsync();
+        await page.Keyboard.PressAsync("ArrowRight");
+        await page.Locator("#nav-deck[aria-selected=true]:focus").WaitForAsync();
+        (await page.Locator("#deck").IsVisibleAsync()).ShouldBeTrue();
+        await page.Keyboard.PressAsync("ArrowLeft");
+        await page.Locator("#nav-showcase[aria-selected=true]:focus").WaitForAsync();
+        await page.Keyboard.PressAsync("Home");
+        await page.Locator("#nav-deck[aria-selected=true]:focus").WaitForAsync();
         // Nothing wider than the screen at either size.
         (await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
         var phone = await browser.NewPageAsync(server);

@@ -454,6 +454,7 @@ function showTab(tab) {
   for (const button of document.querySelectorAll('.tabs [role="tab"]')) {
     const selected = button.dataset.tab === tab;
     button.setAttribute('aria-selected', selected);
+    button.tabIndex = selected ? 0 : -1; // one tab stop for the tab list; arrows move within it
     $(`#${button.dataset.tab}`).hidden = !selected;
   }
   if (tab === 'workshop') terminals.shown();
@@ -502,6 +503,17 @@ function wire() {
   $('#form-create').addEventListener('submit', authSubmit('/api/team/create', (d) => d));
 
   for (const button of document.querySelectorAll('.tabs [role="tab"]')) button.addEventListener('click', () => showTab(button.dataset.tab));
+  // The WAI-ARIA tabs pattern: Left/Right (and Home/End) move between tabs and select them.
+  $('.tabs').addEventListener('keydown', (event) => {
+    const tabs = [...document.querySelectorAll('.tabs [role="tab"]')];
+    const at = tabs.findIndex((t) => t.dataset.tab === state.tab);
+    const next = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: tabs.length - 1 }[event.key];
+    if (next === undefined) return;
+    event.preventDefault();
+    const tab = tabs[(next + tabs.length) % tabs.length];
+    showTab(tab.dataset.tab);
+    tab.focus();
+  });
 
   $('#spawn-form').addEventListener('submit', (event) => {
     event.preventDefault();
