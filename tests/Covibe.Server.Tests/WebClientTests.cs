@@ -124,6 +124,24 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
     }
 
     [Fact]
+    public async Task AccessToken_IsRenewedSilently_BeforeItExpires()
+    {
+        // One-minute tokens: the page renews a minute before expiry, i.e. at once (at least 5 s in).
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Auth:AccessTokenMinutes"] = "1" });
+        var page = await browser.NewPageAsync(server);
+        var renewed = page.WaitForResponseAsync(r => r.Url.EndsWith("/api/auth/refresh", StringComparison.Ordinal) && r.Status == 200,
+            new() { Timeout = 30_000 });
+        await page.CreateTeamAsync("Fresh", "Fay", "fay.web@example.com");
+        await renewed;
+        // Still signed in and live, with nothing done by the user.
+        await page.Locator("#connection.live").WaitForAsync();
+        await page.TabAsync("Workshop");
+        await page.GetByLabel("Message").FillAsync("still here");
+        await page.Locator("#chat-form").GetByRole(AriaRole.Button, new() { Name = "Send" }).ClickAsync();
+        await page.Locator("#chat").GetByText("still here").WaitForAsync();
+    }
+
+    [Fact]
     public async Task Reload_KeepsTheUserSignedIn_WithNoTokenInScriptReadableStorage()
     {
         await using var server = await TestServer.StartAsync();
