@@ -126,7 +126,9 @@ public sealed partial class TerminalManager(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        await Task.WhenAll(_sessions.Values.Select(s => s.CloseAsync(cancellationToken)));
+        var sessions = _sessions.Values.ToList();
+        await Task.WhenAll(sessions.Select(s => s.CloseAsync(cancellationToken)));
+        await Task.WhenAll(sessions.Select(s => s.Finished));
     }
 
     [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")]

@@ -74,7 +74,8 @@ public sealed class TerminalSession : IDisposable
 
     internal TerminalOutput Output { get; }
 
-    internal Task Run { get; private set; } = Task.CompletedTask;
+    /// <summary>Completes when the session has ended (its exit recorded, viewers told).</summary>
+    internal Task Finished { get; private set; } = Task.CompletedTask;
 
     public TerminalSessionInfo Info(bool withOwner = true) => new(
         Id, CreatedAt, LastActivity, ExitCode is null ? "active" : "exited",
@@ -84,7 +85,7 @@ public sealed class TerminalSession : IDisposable
     internal void Start(Action<TerminalSession> onExit)
     {
         var reader = Task.Factory.StartNew(ReadLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        Run = FinishAsync(reader, onExit);
+        Finished = FinishAsync(reader, onExit);
     }
 
     public bool IsOwner(TerminalUser user) => user.Id == Owner.Id;
@@ -235,28 +236,36 @@ public sealed class TerminalSession : IDisposable
 
     private async Task FinishAsync(Task reader, Action<TerminalSession> onExit)
     {
-        await reader;
-        // The terminal hung up, so the shell has exited or is about to; reap it (and anything left).
-        var exitCode = _pty.TryGetExitCode();
-        for (var i = 0; i < 100 && exitCode is null; i++)
+        int? exitCode = null;
+        try
         {
-            await Task.Delay(20, CancellationToken.None);
+            await reader;
+            // The terminal hung up, so the shell has exited or is about to; reap it (and anything left).
             exitCode = _pty.TryGetExitCode();
+            for (var i = 0; i < 100 && exitCode is null; i++)
+            {
+                await Task.Delay(20, CancellationToken.None);
+                exitCode = _pty.TryGetExitCode();
+            }
+            if (exitCode is null)
+            {
+                await _pty.HangUpAsync(TimeSpan.FromMilliseconds(500), CancellationToken.None);
+                exitCode = _pty.TryGetExitCode();
+            }
         }
-        if (exitCode is null)
+        finally
         {
-            await _pty.HangUpAsync(TimeSpan.FromMilliseconds(500), CancellationToken.None);
-            exitCode = _pty.TryGetExitCode() ?? -1;
+            // Whatever happened above, the session ends for everyone: nobody waits on it forever.
+            lock (_ptyLock)
+            {
+                _ptyClosed = true;
+                _pty.Dispose();
+            }
+            Dispose();
+            ExitCode = exitCode ?? -1;
+            onExit(this);
+            _exit.TrySetResult(ExitCode.Value);
+            Output.Complete();
         }
-        lock (_ptyLock)
-        {
-            _ptyClosed = true;
-            _pty.Dispose();
-        }
-        Dispose();
-        ExitCode = exitCode.Value;
-        onExit(this);
-        _exit.TrySetResult(exitCode.Value);
-        Output.Complete();
     }
 }
