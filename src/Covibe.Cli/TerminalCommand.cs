@@ -56,7 +56,7 @@ internal static class TerminalCommand
                     foreach (var s in sessions)
                     {
                         var who = s.Owner == client.Credentials!.UserId ? "mine" : $"{s.OwnerName} (shared)";
-                        Console.WriteLine($"{s.Id}  {who}  {s.Cols}x{s.Rows}  {s.Viewers} watching  since {s.CreatedAt.ToLocalTime():g}");
+                        Console.WriteLine($"{s.Id}  {who}  on {s.Host ?? "the server"}  {s.Cols}x{s.Rows}  {s.Viewers} watching  since {s.CreatedAt.ToLocalTime():g}");
                     }
                     return;
                 }

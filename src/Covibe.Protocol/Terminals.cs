@@ -94,7 +94,10 @@ public sealed record TerminalRequest(
     int? Rows = null,
     string? Token = null);
 
-/// <summary>A session as <c>GET /sessions</c> (seed 004) and the protocol describe it. <see cref="Status"/>: <c>active</c> or <c>exited</c>.</summary>
+/// <summary>
+/// A session as <c>GET /sessions</c> (seed 004) and the protocol describe it. <see cref="Status"/>: <c>active</c>
+/// or <c>exited</c>; <see cref="Host"/>: the VM it runs on (covibe serve), absent for the server itself.
+/// </summary>
 public sealed record TerminalSessionInfo(
     string Id,
     DateTime CreatedAt,
@@ -105,7 +108,8 @@ public sealed record TerminalSessionInfo(
     bool? Shared = null,
     int? Cols = null,
     int? Rows = null,
-    int? Viewers = null);
+    int? Viewers = null,
+    string? Host = null);
 
 public sealed record TerminalSessionsResponse(TerminalSessionInfo[] Sessions);
 

@@ -11,11 +11,14 @@ public sealed class TerminalException(string code, string message) : Exception(m
     public string Code { get; } = code;
 }
 
+/// <summary>What a session runs, and where: <see cref="Host"/> names a VM, null for this machine.</summary>
+public sealed record TerminalStart(PtyStartInfo Info, string? Host = null);
+
 /// <summary>What a new session runs: a local shell (<see cref="TerminalLaunch"/>), or in <c>covibe serve</c> also a shell on a member's VM.</summary>
 public interface ITerminalLauncher
 {
     /// <summary>Throws <see cref="TerminalException"/> for a config the client can fix.</summary>
-    Task<PtyStartInfo> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken);
+    Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken);
 }
 
 /// <summary>
@@ -34,13 +37,13 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
 
     public string Root { get; } = ResolveRoot(options.Root);
 
-    public Task<PtyStartInfo> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
+    public Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
     {
         if (config?.Vm is not null)
         {
             throw new TerminalException(TerminalErrorCodes.InvalidVm, "This server runs terminals on its own machine only; leave 'vm' out.");
         }
-        return Task.FromResult(Build(config, sessionId));
+        return Task.FromResult(new TerminalStart(Build(config, sessionId)));
     }
 
     public PtyStartInfo Build(TerminalConfig? config, string sessionId)

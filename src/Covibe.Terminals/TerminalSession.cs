@@ -31,10 +31,11 @@ public sealed class TerminalSession : IDisposable
     private volatile bool _shared;
     private volatile string? _lastCommandId;
 
-    internal TerminalSession(string id, TerminalUser owner, IPty pty, int cols, int rows, TerminalOptions options, TimeProvider time)
+    internal TerminalSession(string id, TerminalUser owner, string? host, IPty pty, int cols, int rows, TerminalOptions options, TimeProvider time)
     {
         Id = id;
         Owner = owner;
+        Host = host;
         _pty = pty;
         _time = time;
         _slowViewer = TimeSpan.FromSeconds(options.SlowViewerSeconds);
@@ -49,6 +50,9 @@ public sealed class TerminalSession : IDisposable
     public string Id { get; }
 
     public TerminalUser Owner { get; }
+
+    /// <summary>The VM the shell runs on (its name), or null for this machine.</summary>
+    public string? Host { get; }
 
     public DateTime CreatedAt { get; }
 
@@ -80,7 +84,7 @@ public sealed class TerminalSession : IDisposable
     public TerminalSessionInfo Info(bool withOwner = true) => new(
         Id, CreatedAt, LastActivity, ExitCode is null ? "active" : "exited",
         withOwner ? Owner.Id : null, withOwner ? Owner.Name : null,
-        withOwner ? Shared : null, withOwner ? Cols : null, withOwner ? Rows : null, withOwner ? Viewers : null);
+        withOwner ? Shared : null, withOwner ? Cols : null, withOwner ? Rows : null, withOwner ? Viewers : null, withOwner ? Host : null);
 
     internal void Start(Action<TerminalSession> onExit)
     {

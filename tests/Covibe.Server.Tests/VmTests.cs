@@ -228,7 +228,8 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var (server, owner, vm) = await ServerWithVmAsync();
         await using var serverScope = server;
         await using var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
-        await terminal.CreateAsync("on-vm", new { vm = vm.Id, cols = 90, rows = 20 });
+        var created = await terminal.CreateAsync("on-vm", new { vm = vm.Id, cols = 90, rows = 20 });
+        created.GetProperty("info").GetProperty("host").GetString().ShouldBe(vm.Name);
         await terminal.CommandAsync("on-vm", "echo who=$(whoami) size=$(stty size) tty=$(tty)");
         var output = await terminal.OutputUntilAsync("on-vm", $"who={ssh.User} size=20 90 tty=/dev/pts/", TimeSpan.FromSeconds(30));
         output.ShouldNotContain(TestServer.JwtSecret);

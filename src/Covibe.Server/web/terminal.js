@@ -139,7 +139,8 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
     const options = [new Option('Choose a terminal…', '')];
     for (const s of state.sessions) {
       const mine = s.owner === me().id;
-      options.push(new Option(`${mine ? 'Mine' : s.owner_name}: ${s.id.slice(0, 8)} · ${new Date(s.created_at).toLocaleTimeString()}`, s.id));
+      const where = s.host ? ` on ${s.host}` : '';
+      options.push(new Option(`${mine ? 'Mine' : s.owner_name}${where}: ${s.id.slice(0, 8)} · ${new Date(s.created_at).toLocaleTimeString()}`, s.id));
     }
     ui.picker.replaceChildren(...options);
     ui.picker.value = state.current?.id ?? '';

@@ -79,24 +79,24 @@ public static class TerminalsFeature
     {
         private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
 
-        public async Task<PtyStartInfo> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
+        public async Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
         {
             if (config?.Vm is not { Length: > 0 } vmId)
             {
-                return local.Build(config, sessionId);
+                return new TerminalStart(local.Build(config, sessionId));
             }
             var (cols, rows) = TerminalLaunch.Size(config.Cols, config.Rows);
+            string name;
             await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
             {
-                if (!await db.Vms.AnyAsync(vm => vm.Id == vmId && vm.UserId == user.Id, cancellationToken))
-                {
-                    throw new TerminalException(TerminalErrorCodes.InvalidVm, $"You have no VM '{vmId}'. Terminals open on your own VMs (GET /api/vm/list), or on this server without 'vm'.");
-                }
+                name = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == user.Id).Select(vm => vm.Name).SingleOrDefaultAsync(cancellationToken)
+                    ?? throw new TerminalException(TerminalErrorCodes.InvalidVm, $"You have no VM '{vmId}'. Terminals open on your own VMs (GET /api/vm/list), or on this server without 'vm'.");
             }
             try
             {
                 var target = await vms.ConnectAsync(vmId, cancellationToken);
-                return await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", config.Cwd ?? "project"], cols, rows, cancellationToken);
+                var info = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", config.Cwd ?? "project"], cols, rows, cancellationToken);
+                return new TerminalStart(info, name);
             }
             catch (SshException e)
             {
