@@ -11,19 +11,19 @@ public sealed class TerminalOptions
     public const string Section = "Covibe:Terminals";
 
     /// <summary>Sessions open at once on this server (MAX_SESSIONS).</summary>
-    [Range(1, 100_000)]
+    [Range(1, 100_000, ErrorMessage = "MAX_SESSIONS (Covibe:Terminals:MaxSessions) must be between {1} and {2}.")]
     public int MaxSessions { get; set; } = 100;
 
     /// <summary>Sessions one user may have open at once.</summary>
-    [Range(1, 100_000)]
+    [Range(1, 100_000, ErrorMessage = "MAX_SESSIONS_PER_USER (Covibe:Terminals:MaxSessionsPerUser) must be between {1} and {2}.")]
     public int MaxSessionsPerUser { get; set; } = 10;
 
     /// <summary>Seconds a session with nobody attached stays open (SESSION_TIMEOUT); then its shell is hung up.</summary>
-    [Range(1, 7 * 24 * 3600)]
+    [Range(1, 7 * 24 * 3600, ErrorMessage = "SESSION_TIMEOUT (Covibe:Terminals:SessionTimeoutSeconds) must be between {1} and {2} seconds.")]
     public int SessionTimeoutSeconds { get; set; } = 3600;
 
     /// <summary>Longest <c>command</c> or <c>input</c> in characters (MAX_COMMAND_LENGTH).</summary>
-    [Range(1, 1_000_000)]
+    [Range(1, 1_000_000, ErrorMessage = "MAX_COMMAND_LENGTH (Covibe:Terminals:MaxCommandLength) must be between {1} and {2}.")]
     public int MaxCommandLength { get; set; } = 10_000;
 
     /// <summary>

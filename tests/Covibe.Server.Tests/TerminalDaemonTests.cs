@@ -255,6 +255,14 @@ public sealed class TerminalDaemonTests
         var (exit, _, stderr) = await cli.RunAsync(null, "terminald");
         exit.ShouldBe(2);
         stderr.ShouldContain("JWT_SECRET");
+        foreach (var (variable, value) in new[] { ("PORT", "eighty"), ("LOG_LEVEL", "loud"), ("ORCHESTRATOR_URL", "ftp://x"), ("MAX_SESSIONS", "0"), ("SESSION_TIMEOUT", "-5") })
+        {
+            using var bad = cli.Start(["terminald"], environment: new Dictionary<string, string?> { ["JWT_SECRET"] = TestTerminald.Secret, ["HOST"] = "127.0.0.1", ["PORT"] = "0", [variable] = value });
+            var error = await bad.StandardError.ReadToEndAsync();
+            await bad.WaitForExitAsync();
+            bad.ExitCode.ShouldBe(2, $"{variable}={value}: {error}");
+            error.ShouldContain(variable);
+        }
 
         var port = PostgresServer.FreePort();
         using var process = cli.Start(["terminald"], environment: new Dictionary<string, string?>
