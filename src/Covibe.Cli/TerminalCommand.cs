@@ -71,66 +71,56 @@ internal static class TerminalCommand
 
     private static async Task<int> RunAsync(CovibeClient client, string? attachTo, TerminalConfig config, CancellationToken cancellationToken)
     {
-        using var socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken, "/terminal");
         var interactive = !Console.IsInputRedirected;
-        var (cols, rows) = WindowSize(interactive);
         var sessionId = attachTo ?? Guid.NewGuid().ToString();
-        if (attachTo is null)
-        {
-            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Create, sessionId,
-                Config: config with { Cols = cols, Rows = rows }), cancellationToken);
-        }
-        else
-        {
-            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Attach, sessionId), cancellationToken);
-        }
-
+        var link = new Link();
         using var raw = interactive ? Covibe.Execution.RawTerminalMode.Enter() : null;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         using var windowChanged = new SemaphoreSlim(0);
         using var resize = interactive ? PosixSignalRegistration.Create(PosixSignal.SIGWINCH, _ => windowChanged.Release()) : null;
-        var input = PumpInputAsync(socket, sessionId, interactive, stop.Token);
-        var resizes = interactive ? ResizeLoopAsync(socket, sessionId, windowChanged, stop.Token) : Task.CompletedTask;
-        var stdout = Console.OpenStandardOutput();
-        var buffer = new byte[256 * 1024];
-        var attached = false;
+        var input = PumpInputAsync(link, sessionId, interactive, stop.Token);
+        var resizes = interactive ? ResizeLoopAsync(link, sessionId, windowChanged, stop.Token) : Task.CompletedTask;
+        var view = new View(sessionId);
         try
         {
+            // The session lives on the server: when the connection drops, connect again and carry on
+            // from the last byte shown. Keys typed while disconnected are not sent.
+            var failures = 0;
             while (true)
             {
-                var message = await ReceiveAsync(socket, buffer, cancellationToken);
-                if (message is not { } m)
+                ClientWebSocket socket;
+                try
+                {
+                    socket = await client.ConnectHubAsync(TimeProvider.System, cancellationToken, "/terminal");
+                }
+                catch (Exception e) when (view.Attached && e is WebSocketException or HttpRequestException && ++failures < 30)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 250 * (1 << Math.Min(failures, 5)))), cancellationToken);
+                    continue;
+                }
+                using (socket)
+                {
+                    var (cols, rows) = WindowSize(interactive);
+                    await SendAsync(socket, view.Attached || attachTo is not null
+                        ? new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Attach, sessionId, Since: view.Attached ? view.End : null)
+                        : new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Create, sessionId, Config: config with { Cols = cols, Rows = rows }), cancellationToken);
+                    view.Reattaching = view.Attached;
+                    // Only now may keys go out: after the create or attach, on the same connection.
+                    link.Socket = socket;
+                    var ended = await ShowAsync(socket, view, cancellationToken);
+                    link.Socket = null;
+                    if (ended is { } code)
+                    {
+                        return code;
+                    }
+                }
+                if (!view.Attached)
                 {
                     await Console.Error.WriteLineAsync("\r\n[covibe: the server closed the connection]");
                     return 1;
                 }
-                switch (m.GetProperty("type").GetString())
-                {
-                    case TerminalMessageTypes.Session when m.GetProperty("action").GetString() == TerminalActions.Attached:
-                        attached = true;
-                        break;
-                    case TerminalMessageTypes.Output:
-                        var data = Encoding.UTF8.GetBytes(m.GetProperty("data").GetString()!);
-                        await stdout.WriteAsync(data, cancellationToken);
-                        await stdout.FlushAsync(cancellationToken);
-                        break;
-                    case TerminalMessageTypes.Session when m.GetProperty("action").GetString() is TerminalActions.Exited or TerminalActions.Closed:
-                        var code = m.TryGetProperty("exit_code", out var c) ? c.GetInt32() : 0;
-                        await Console.Error.WriteLineAsync($"\r\n[covibe: terminal ended, exit code {code}]\r");
-                        return code;
-                    case TerminalMessageTypes.Session when m.GetProperty("action").GetString() == TerminalActions.Detached:
-                        await Console.Error.WriteLineAsync($"\r\n[covibe: detached; the session keeps running. Attach again: covibe terminal --attach {sessionId}]\r");
-                        return 0;
-                    case TerminalMessageTypes.Error:
-                        var text = m.GetProperty("error").GetString();
-                        // Refused before we are attached (bad cwd or shell, limit, no such session): nothing to show.
-                        if (!attached || m.GetProperty("code").GetString() == TerminalErrorCodes.Unauthorized)
-                        {
-                            throw new CliException(text!);
-                        }
-                        await Console.Error.WriteLineAsync($"\r\n[covibe: {text}]\r");
-                        break;
-                }
+                failures = 0;
+                await Console.Error.WriteLineAsync("\r\n[covibe: connection lost; reconnecting...]\r");
             }
         }
         finally
@@ -141,7 +131,120 @@ internal static class TerminalCommand
             await Task.WhenAny(pumps, Task.Delay(TimeSpan.FromMilliseconds(200), CancellationToken.None));
             if (pumps.IsFaulted)
             {
-                _ = pumps.Exception; // the connection went away under them: already reported above
+                _ = pumps.Exception; // the connection went away under them
+            }
+        }
+    }
+
+    /// <summary>Where this client is in the session's output.</summary>
+    private sealed class View(string sessionId)
+    {
+        public string SessionId { get; } = sessionId;
+
+        public bool Attached { get; set; }
+
+        /// <summary>An attach after a reconnect is on its way: a refusal now means the session is gone.</summary>
+        public bool Reattaching { get; set; }
+
+        public long End { get; set; }
+    }
+
+    /// <summary>The connection of the moment; input and resizes go through it, and are dropped while there is none.</summary>
+    private sealed class Link
+    {
+        private readonly TaskCompletionSource _first = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private volatile ClientWebSocket? _socket;
+
+        public ClientWebSocket? Socket
+        {
+            get => _socket;
+            set
+            {
+                _socket = value;
+                if (value is not null)
+                {
+                    _first.TrySetResult();
+                }
+            }
+        }
+
+        /// <summary>Completes once the first connection is ready for input.</summary>
+        public Task FirstConnection => _first.Task;
+
+        public async Task SendAsync(TerminalRequest request, CancellationToken cancellationToken)
+        {
+            if (_socket is { State: WebSocketState.Open } socket)
+            {
+                try
+                {
+                    await TerminalCommand.SendAsync(socket, request, cancellationToken);
+                }
+                catch (WebSocketException)
+                {
+                    // Dropped with the connection; the reader reconnects.
+                }
+            }
+        }
+    }
+
+    /// <summary>Shows the session's output until it ends (its exit code) or the connection is lost (null).</summary>
+    private static async Task<int?> ShowAsync(ClientWebSocket socket, View view, CancellationToken cancellationToken)
+    {
+        var stdout = Console.OpenStandardOutput();
+        var buffer = new byte[256 * 1024];
+        while (true)
+        {
+            JsonElement? message;
+            try
+            {
+                message = await ReceiveAsync(socket, buffer, cancellationToken);
+            }
+            catch (WebSocketException)
+            {
+                return null;
+            }
+            if (message is not { } m)
+            {
+                return null;
+            }
+            switch (m.GetProperty("type").GetString())
+            {
+                case TerminalMessageTypes.Session when m.GetProperty("action").GetString() == TerminalActions.Attached:
+                    if (view.Reattaching)
+                    {
+                        await Console.Error.WriteLineAsync("\r\n[covibe: reconnected]\r");
+                    }
+                    view.Attached = true;
+                    view.Reattaching = false;
+                    break;
+                case TerminalMessageTypes.Output:
+                    var data = Encoding.UTF8.GetBytes(m.GetProperty("data").GetString()!);
+                    await stdout.WriteAsync(data, cancellationToken);
+                    await stdout.FlushAsync(cancellationToken);
+                    view.End = m.GetProperty("end").GetInt64();
+                    break;
+                case TerminalMessageTypes.Session when m.GetProperty("action").GetString() is TerminalActions.Exited or TerminalActions.Closed:
+                    var code = m.TryGetProperty("exit_code", out var c) ? c.GetInt32() : 0;
+                    await Console.Error.WriteLineAsync($"\r\n[covibe: terminal ended, exit code {code}]\r");
+                    return code;
+                case TerminalMessageTypes.Session when m.GetProperty("action").GetString() == TerminalActions.Detached:
+                    await Console.Error.WriteLineAsync($"\r\n[covibe: detached; the session keeps running. Attach again: covibe terminal --attach {view.SessionId}]\r");
+                    return 0;
+                case TerminalMessageTypes.Error:
+                    var text = m.GetProperty("error").GetString();
+                    var errorCode = m.GetProperty("code").GetString();
+                    // Refused before we are attached (bad cwd or shell, limit, no such session), signed
+                    // out, or the session ended while we were away: nothing more to show.
+                    if (!view.Attached || view.Reattaching || errorCode == TerminalErrorCodes.Unauthorized)
+                    {
+                        throw new CliException(text!);
+                    }
+                    // Keys that raced the shell's exit: the end of the session follows.
+                    if (errorCode != TerminalErrorCodes.SessionNotFound)
+                    {
+                        await Console.Error.WriteLineAsync($"\r\n[covibe: {text}]\r");
+                    }
+                    break;
             }
         }
     }
@@ -154,13 +257,13 @@ internal static class TerminalCommand
     }
 
     /// <summary>The window was resized (SIGWINCH): tell the session, so full-screen programs redraw.</summary>
-    private static async Task ResizeLoopAsync(ClientWebSocket socket, string sessionId, SemaphoreSlim windowChanged, CancellationToken cancellationToken)
+    private static async Task ResizeLoopAsync(Link link, string sessionId, SemaphoreSlim windowChanged, CancellationToken cancellationToken)
     {
         while (true)
         {
             await windowChanged.WaitAsync(cancellationToken);
             var (cols, rows) = WindowSize(interactive: true);
-            await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Resize, sessionId, Cols: cols, Rows: rows), cancellationToken);
+            await link.SendAsync(new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Resize, sessionId, Cols: cols, Rows: rows), cancellationToken);
         }
     }
 
@@ -168,10 +271,11 @@ internal static class TerminalCommand
     /// Keystrokes to the session. Ctrl-] detaches. When stdin is not a terminal (a pipe), its
     /// end is sent as Ctrl-D, as if typed at the prompt.
     /// </summary>
-    private static async Task PumpInputAsync(ClientWebSocket socket, string sessionId, bool interactive, CancellationToken cancellationToken)
+    private static async Task PumpInputAsync(Link link, string sessionId, bool interactive, CancellationToken cancellationToken)
     {
         // Straight from fd 0: on a terminal, Console's stdin stream edits lines and only hands them over on Enter.
         using var stdin = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(0, ownsHandle: false), FileAccess.Read, bufferSize: 0);
+        await link.FirstConnection.WaitAsync(cancellationToken);
         var decoder = Encoding.UTF8.GetDecoder();
         var bytes = new byte[4096];
         var chars = new char[4096];
@@ -182,7 +286,7 @@ internal static class TerminalCommand
             {
                 if (!interactive)
                 {
-                    await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Input, Session: sessionId, Data: "\u0004"), cancellationToken);
+                    await link.SendAsync(new TerminalRequest(TerminalMessageTypes.Input, Session: sessionId, Data: "\u0004"), cancellationToken);
                 }
                 return;
             }
@@ -190,11 +294,11 @@ internal static class TerminalCommand
             var count = decoder.GetChars(bytes, 0, detach >= 0 ? detach : n, chars, 0);
             if (count > 0)
             {
-                await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Input, Session: sessionId, Data: new string(chars, 0, count)), cancellationToken);
+                await link.SendAsync(new TerminalRequest(TerminalMessageTypes.Input, Session: sessionId, Data: new string(chars, 0, count)), cancellationToken);
             }
             if (detach >= 0)
             {
-                await SendAsync(socket, new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Detach, sessionId), cancellationToken);
+                await link.SendAsync(new TerminalRequest(TerminalMessageTypes.Session, TerminalActions.Detach, sessionId), cancellationToken);
                 return;
             }
         }

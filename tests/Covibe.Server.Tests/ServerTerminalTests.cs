@@ -145,12 +145,69 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         listed.Stdout.ShouldContain("mine", customMessage: "the detached session keeps running");
     }
 
+    [Fact]
+    public async Task CovibeTerminal_AfterTheNetworkDrops_ReconnectsAndCarriesOn_WithoutRepeats()
+    {
+        await using var proxy = new TcpProxy(fixture.Server.Url.Port);
+        var (_, sarah) = await LoggedInOwnerAsync("Terminal drops", proxy.Url);
+        using var process = sarah.Start(["terminal", "--shell", "/bin/sh"], redirectStdin: true);
+        var stdout = new System.Text.StringBuilder();
+        var stderr = new System.Text.StringBuilder();
+        async Task Collect(StreamReader reader, System.Text.StringBuilder into)
+        {
+            var buffer = new char[4096];
+            int n;
+            while ((n = await reader.ReadAsync(buffer)) > 0)
+            {
+                lock (into)
+                {
+                    into.Append(buffer, 0, n);
+                }
+            }
+        }
+        string Text(System.Text.StringBuilder from)
+        {
+            lock (from)
+            {
+                return from.ToString();
+            }
+        }
+        var reading = Task.WhenAll(Collect(process.StandardOutput, stdout), Collect(process.StandardError, stderr));
+        try
+        {
+            await process.StandardInput.WriteAsync("echo one-$((1+1))\n");
+            await process.StandardInput.FlushAsync();
+            await Eventually.UntilAsync(() => Task.FromResult(Text(stdout).Contains("one-2", StringComparison.Ordinal)), "the first command runs");
+
+            proxy.DropAll();
+            await Eventually.UntilAsync(() => Task.FromResult(Text(stderr).Contains("reconnected", StringComparison.Ordinal)), "the CLI reconnects by itself");
+            await process.StandardInput.WriteAsync("echo two-$((2+2))\nexit 5\n");
+            await process.StandardInput.FlushAsync();
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await process.WaitForExitAsync(timeout.Token);
+            process.ExitCode.ShouldBe(5, Text(stderr));
+            await reading;
+            var output = Text(stdout);
+            output.ShouldContain("two-4");
+            // Carried on from the last byte shown: nothing printed twice.
+            System.Text.RegularExpressions.Regex.Count(output, "\r\none-2\r\n").ShouldBe(1, output);
+            Text(stderr).ShouldContain("connection lost");
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
     /// <summary>A new team whose owner is logged in with the CLI.</summary>
-    private async Task<(Covibe.Protocol.CreateTeamResponse Owner, CliRunner Cli)> LoggedInOwnerAsync(string team)
+    private async Task<(Covibe.Protocol.CreateTeamResponse Owner, CliRunner Cli)> LoggedInOwnerAsync(string team, Uri? via = null)
     {
         var owner = await fixture.Server.CreateTeamAsync(team);
         var cli = new CliRunner(Path.Combine(_root, team.Replace(' ', '-')));
-        var login = await cli.RunAsync(TestServer.Password, "login", "--server", fixture.Server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin");
+        var login = await cli.RunAsync(TestServer.Password, "login", "--server", (via ?? fixture.Server.Url).ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin");
         login.ExitCode.ShouldBe(0, login.Stderr);
         return (owner, cli);
     }
