@@ -50,18 +50,22 @@ internal sealed class TerminalConnection(
         {
             while (socket.State == WebSocketState.Open)
             {
-                using var authDeadline = _user is null ? new CancellationTokenSource(TimeSpan.FromSeconds(options.AuthTimeoutSeconds), time) : null;
-                using var receive = authDeadline is null ? null : CancellationTokenSource.CreateLinkedTokenSource(token, authDeadline.Token);
-                WebSocketText.Received received;
-                try
+                var receiving = WebSocketText.ReceiveAsync(socket, buffer, scratch, token);
+                if (_user is null)
                 {
-                    received = await WebSocketText.ReceiveAsync(socket, buffer, scratch, receive?.Token ?? token);
+                    // Not signed in yet: the first message must come soon. (Cancelling a receive would
+                    // abort the socket, so the wait is raced instead and the goodbye sent properly.)
+                    var deadline = Task.Delay(TimeSpan.FromSeconds(options.AuthTimeoutSeconds), time, token);
+                    if (await Task.WhenAny(receiving, deadline) != receiving)
+                    {
+                        await ErrorAsync(null, null, TerminalErrorCodes.Unauthorized,
+                            $"Send {{\"type\":\"auth\",\"token\":\"...\"}} within {options.AuthTimeoutSeconds} s of connecting (or an Authorization header on the upgrade).", token);
+                        await CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, "unauthorized", token);
+                        await receiving;
+                        return;
+                    }
                 }
-                catch (OperationCanceledException) when (authDeadline?.IsCancellationRequested == true)
-                {
-                    await FailAuthAsync($"Send {{\"type\":\"auth\",\"token\":\"...\"}} within {options.AuthTimeoutSeconds} s of connecting (or an Authorization header on the upgrade).", token);
-                    return;
-                }
+                var received = await receiving;
                 if (received.Closed)
                 {
                     if (_goodbye is null)
@@ -460,10 +464,16 @@ internal sealed class TerminalConnection(
             await ErrorAsync(null, null, TerminalErrorCodes.Unauthorized,
                 "Your login was signed out or you were removed from the team. Your sessions keep running; log in again to attach.", cancellationToken);
         }
+        await CloseOutputAsync(reason == GoodbyeSignedOut ? WebSocketCloseStatus.PolicyViolation : WebSocketCloseStatus.EndpointUnavailable, reason, cancellationToken);
+    }
+
+    /// <summary>Sends our close frame while the receive loop keeps reading until the client's answer (2 s at most).</summary>
+    private async Task CloseOutputAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
+    {
         await _sendLock.WaitAsync(cancellationToken);
         try
         {
-            await socket.CloseOutputAsync(reason == GoodbyeSignedOut ? WebSocketCloseStatus.PolicyViolation : WebSocketCloseStatus.EndpointUnavailable, reason, cancellationToken);
+            await socket.CloseOutputAsync(status, reason, cancellationToken);
         }
         finally
         {

@@ -167,6 +167,15 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
+    public async Task Browser_ThatNeverAuthenticates_IsToldWhy_AndClosed()
+    {
+        await using var daemon = await TestTerminald.StartAsync(null, "--Covibe:Terminals:AuthTimeoutSeconds=1");
+        await using var silent = await TerminalClient.ConnectAsync(daemon.Url, "/");
+        (await silent.ErrorAsync("UNAUTHORIZED")).GetProperty("error").GetString()!.ShouldContain("within 1 s");
+        (await silent.Socket.Closed).Status.ShouldBe(WebSocketCloseStatus.PolicyViolation);
+    }
+
+    [Fact]
     public async Task SessionLimits_GlobalAndPerUser_AreEnforced()
     {
         await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS"] = "3", ["MAX_SESSIONS_PER_USER"] = "2" });
