@@ -271,4 +271,25 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         await miguel.ScreenshotAsync("workshop-terminal-390");
         (await miguel.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
     }
+
+    [Fact]
+    public async Task Terminal_OnAPhone_HasTheKeysItsKeyboardLacks()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Terminals:DefaultShell"] = "/bin/sh" });
+        var page = await browser.NewPageAsync(server);
+        await page.CreateTeamAsync("Pocket", "Pia", "pia.term@example.com");
+        await page.TabAsync("Workshop");
+        await page.GetByRole(AriaRole.Button, new() { Name = "New terminal" }).ClickAsync();
+        await page.Locator("#terminal-status").GetByText("Connected").WaitForAsync();
+        var screen = page.Locator("#terminal .xterm-rows");
+        await page.Locator("#terminal .xterm").ClickAsync();
+        await page.Keyboard.TypeAsync("sleep 30");
+        await page.Keyboard.PressAsync("Enter");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Control C" }).ClickAsync();
+        await page.Keyboard.TypeAsync("echo rc=$?");
+        await page.Keyboard.PressAsync("Enter");
+        await screen.GetByText("rc=130").WaitForAsync(new() { Timeout = 10_000 });
+        (await page.GetByRole(AriaRole.Toolbar, new() { Name = "Keys a phone keyboard lacks" }).GetByRole(AriaRole.Button).CountAsync()).ShouldBe(8);
+        (await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= window.innerWidth")).ShouldBeTrue();
+    }
 }

@@ -16,6 +16,7 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
     status: $('#terminal-status'),
     share: $('#terminal-share'),
     close: $('#terminal-close'),
+    keys: $('#terminal-keys'),
   };
   const state = {
     sessions: [],
@@ -98,6 +99,7 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
         setStatus(m.read_only ? `Watching ${m.info.owner_name}'s terminal (read-only)` : 'Connected');
         ui.share.hidden = m.read_only;
         ui.close.hidden = m.read_only;
+        ui.keys.hidden = m.read_only;
         ui.share.setAttribute('aria-pressed', String(Boolean(m.info.shared)));
         ui.picker.value = m.id;
         if (!m.read_only) resize();
@@ -126,6 +128,7 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
           state.current = null;
           ui.share.hidden = true;
           ui.close.hidden = true;
+          ui.keys.hidden = true;
           setStatus('Terminal ended');
         }
         send({ type: 'session', action: 'list' });
@@ -152,6 +155,15 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
   }
 
   function setStatus(text) { ui.status.textContent = text; }
+
+  // Keys a phone's keyboard lacks (Esc, Tab, Ctrl-C, arrows); the escapes are written in the HTML
+  // as JSON-style \uXXXX so the markup stays plain text.
+  ui.keys.addEventListener('click', (event) => {
+    const key = event.target.closest('button')?.dataset.key;
+    if (!key || !state.current || state.current.readOnly) return;
+    send({ type: 'input', session: state.current.id, data: JSON.parse(`"${key}"`) });
+    term.focus();
+  });
 
   term.onData((data) => {
     if (state.current && !state.current.readOnly) send({ type: 'input', session: state.current.id, data });
