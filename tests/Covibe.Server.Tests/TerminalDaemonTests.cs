@@ -195,42 +195,6 @@ public sealed class TerminalDaemonTests
     }
 
     [Fact]
-    public async Task ManySessions_LeaveNoZombiesNorDescriptors()
-    {
-        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS_PER_USER"] = "100" });
-        await using var client = await daemon.ConnectAsync();
-        await client.CreateAsync("warm-up", Sh);
-        await client.CommandAsync("warm-up", "exit");
-        await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "exited"));
-        var descriptors = Directory.GetFiles("/proc/self/fd").Length;
-
-        const int rounds = 300;
-        var shells = new List<int>();
-        for (var i = 0; i < rounds; i++)
-        {
-            var id = $"s{i}";
-            await client.CreateAsync(id, Sh);
-            shells.Add(daemon.Manager.Find(id)?.ProcessId ?? 0);
-            if (i % 2 == 0)
-            {
-                await client.CommandAsync(id, "exit");
-                await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "exited") && m.GetProperty("id").GetString() == id);
-            }
-            else
-            {
-                await client.SendAsync(new { type = "session", action = "close", id });
-                await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed") && m.GetProperty("id").GetString() == id);
-            }
-        }
-
-        daemon.Manager.Count.ShouldBe(0);
-        // Reaped: not even a zombie left of any of them.
-        shells.Where(pid => Directory.Exists($"/proc/{pid}")).ShouldBeEmpty();
-        // Other tests run alongside and open their own descriptors; a leak here would be hundreds (one PTY each).
-        Directory.GetFiles("/proc/self/fd").Length.ShouldBeLessThan(descriptors + 60);
-    }
-
-    [Fact]
     public async Task Orchestrator_LoggedOutTokens_AreRefused()
     {
         await using var server = await TestServer.StartAsync();
@@ -294,4 +258,69 @@ public sealed class TerminalDaemonTests
             await process.WaitForExitAsync();
         }
     }
+}
+
+/// <summary>Runs alone, after the parallel tests, so this process's descriptors can be counted exactly.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class SerialGroup
+{
+    public const string Name = "serial";
+}
+
+[Collection(SerialGroup.Name)]
+public sealed class TerminalHygieneTests
+{
+    private static readonly object Sh = new { shell = "/bin/sh" };
+
+    [Fact]
+    public async Task ManySessions_LeaveNoZombiesNorDescriptors()
+    {
+        await using var daemon = await TestTerminald.StartAsync(new Dictionary<string, string> { ["MAX_SESSIONS_PER_USER"] = "100" });
+        await using var client = await daemon.ConnectAsync();
+        await client.CreateAsync("warm-up", Sh);
+        await client.CommandAsync("warm-up", "exit");
+        await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "exited"));
+        var descriptors = Directory.GetFiles("/proc/self/fd").Length;
+        var terminals = Terminals();
+
+        const int rounds = 300;
+        var shells = new List<int>();
+        for (var i = 0; i < rounds; i++)
+        {
+            var id = $"s{i}";
+            await client.CreateAsync(id, Sh);
+            shells.Add(daemon.Manager.Find(id)?.ProcessId ?? 0);
+            if (i % 2 == 0)
+            {
+                await client.CommandAsync(id, "exit");
+                await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "exited") && m.GetProperty("id").GetString() == id);
+            }
+            else
+            {
+                await client.SendAsync(new { type = "session", action = "close", id });
+                await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed") && m.GetProperty("id").GetString() == id);
+            }
+        }
+
+        daemon.Manager.Count.ShouldBe(0);
+        // Reaped: not even a zombie left of any of them.
+        shells.Where(pid => Directory.Exists($"/proc/{pid}")).ShouldBeEmpty();
+        // Nothing else runs meanwhile (a serial collection): every PTY is closed, and little else moved.
+        Terminals().ShouldBe(terminals);
+        Directory.GetFiles("/proc/self/fd").Length.ShouldBeLessThan(descriptors + 10);
+    }
+
+    /// <summary>Open PTY masters of this process.</summary>
+    private static int Terminals() =>
+        new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos().Count(fd =>
+        {
+            try
+            {
+                return fd.LinkTarget is "/dev/ptmx" or "/dev/pts/ptmx";
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        });
 }
