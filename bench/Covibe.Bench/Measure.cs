@@ -60,4 +60,18 @@ static class Measure
         }
         throw new TimeoutException($"{url} did not start");
     }
+
+    /// <summary>Reads one whole WebSocket message into <paramref name="buffer"/>: its length, and whether it was the close.</summary>
+    public static async Task<(int Count, bool Closed)> ReceiveMessageAsync(System.Net.WebSockets.WebSocket socket, byte[] buffer)
+    {
+        var count = 0;
+        System.Net.WebSockets.ValueWebSocketReceiveResult result;
+        do
+        {
+            result = await socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
+            count += result.Count;
+        }
+        while (!result.EndOfMessage);
+        return (count, result.MessageType == System.Net.WebSockets.WebSocketMessageType.Close);
+    }
 }

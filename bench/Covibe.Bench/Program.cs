@@ -179,14 +179,7 @@ sealed class Subscriber : IAsyncDisposable
         var contiguous = true;
         while (true)
         {
-            var count = 0;
-            ValueWebSocketReceiveResult result;
-            do
-            {
-                result = await _socket.ReceiveAsync(buffer.AsMemory(count), CancellationToken.None);
-                count += result.Count;
-            }
-            while (!result.EndOfMessage);
+            var (count, _) = await Measure.ReceiveMessageAsync(_socket, buffer);
             var received = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
             var frame = buffer.AsSpan(0, count);
             if (frame.IndexOf(agentIdField) < 0)

@@ -260,15 +260,8 @@ static class TerminalBench
             {
                 while (true)
                 {
-                    var count = 0;
-                    ValueWebSocketReceiveResult result;
-                    do
-                    {
-                        result = await _socket.ReceiveAsync(_buffer.AsMemory(count), CancellationToken.None);
-                        count += result.Count;
-                    }
-                    while (!result.EndOfMessage);
-                    if (result.MessageType == WebSocketMessageType.Close)
+                    var (count, closed) = await Measure.ReceiveMessageAsync(_socket, _buffer);
+                    if (closed)
                     {
                         break;
                     }

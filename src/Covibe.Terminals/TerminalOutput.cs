@@ -88,8 +88,7 @@ internal sealed class TerminalOutput
             data[..first].CopyTo(_ring.AsSpan(at));
             data[first..].CopyTo(_ring);
             _end += data.Length;
-            changed = _changed;
-            _changed = NewSignal();
+            changed = TakeSignal();
         }
         changed.TrySetResult();
     }
@@ -100,8 +99,7 @@ internal sealed class TerminalOutput
         TaskCompletionSource changed;
         lock (_gate)
         {
-            changed = _changed;
-            _changed = NewSignal();
+            changed = TakeSignal();
         }
         changed.TrySetResult();
     }
@@ -113,8 +111,7 @@ internal sealed class TerminalOutput
         lock (_gate)
         {
             _completed = true;
-            changed = _changed;
-            _changed = NewSignal();
+            changed = TakeSignal();
             Monitor.PulseAll(_gate);
         }
         changed.TrySetResult();
@@ -226,9 +223,7 @@ internal sealed class TerminalOutput
         var slowest = _cursors.MinBy(c => c.Position)!;
         slowest.Evicted = true;
         _cursors.Remove(slowest);
-        var changed = _changed;
-        _changed = NewSignal();
-        changed.TrySetResult();
+        TakeSignal().TrySetResult();
     }
 
     // How many of `count` bytes from `position` can go out without splitting a UTF-8 character at the end.
@@ -251,6 +246,14 @@ internal sealed class TerminalOutput
     private byte At(long position) => _ring[(int)(position % _ring.Length)];
 
     private static bool IsContinuation(byte b) => (b & 0xC0) == 0x80;
+
+    // Under the lock: the signal waiting viewers hold, replaced by a fresh one; complete it outside the lock.
+    private TaskCompletionSource TakeSignal()
+    {
+        var changed = _changed;
+        _changed = NewSignal();
+        return changed;
+    }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
 }
