@@ -183,8 +183,12 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         return env;
     }
 
-    /// <summary>A <c>command</c> with its own cwd or env runs in a subshell, so the session's directory and variables stay as they were.</summary>
-    public string CommandLine(string command, string? cwd, Dictionary<string, string>? env)
+    /// <summary>
+    /// A <c>command</c> with its own cwd or env runs in a subshell, so the session's directory and
+    /// variables stay as they were. The cwd is confined to the root only for a shell on this
+    /// machine; on a member's VM it is a path there, in their own account.
+    /// </summary>
+    public string CommandLine(string command, string? cwd, Dictionary<string, string>? env, bool onThisMachine = true)
     {
         var variables = Env(env).ToList();
         if (cwd is null && variables.Count == 0)
@@ -194,16 +198,14 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         var line = new StringBuilder("( ");
         if (cwd is not null)
         {
-            line.Append("cd -- ").Append(Quote(WorkingDirectory(cwd))).Append(" && ");
+            line.Append("cd -- ").Append(SshClient.Quote(onThisMachine ? WorkingDirectory(cwd) : cwd)).Append(" && ");
         }
         foreach (var (name, value) in variables)
         {
-            line.Append("export ").Append(name).Append('=').Append(Quote(value)).Append(" && ");
+            line.Append("export ").Append(name).Append('=').Append(SshClient.Quote(value)).Append(" && ");
         }
         return line.Append(command).Append(" )\r").ToString();
     }
-
-    private static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     private TerminalException OutsideRoot(string requested) =>
         new(TerminalErrorCodes.InvalidCwd, $"The working directory '{Printable(requested)}' is outside {Root}. Give a directory inside it, or a path relative to it.");

@@ -239,6 +239,9 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         await Task.Delay(300); // ssh passes the new size on as it gets SIGWINCH
         await terminal.CommandAsync("on-vm", "echo now=$(stty size)");
         await terminal.OutputUntilAsync("on-vm", "now=43 132", TimeSpan.FromSeconds(20));
+        // A command's own cwd is a path on the VM (not confined to the server's terminal root).
+        await terminal.SendAsync(new { type = "command", id = "c", session = "on-vm", command = "echo at=$(pwd) v=$V", cwd = "/tmp", env = new Dictionary<string, string> { ["V"] = "vm-side" } });
+        await terminal.OutputUntilAsync("on-vm", "at=/tmp v=vm-side", TimeSpan.FromSeconds(20));
 
         // A teammate cannot open a terminal on someone else's VM.
         var mate = await server.JoinAsync(owner.Invite.InviteCode, "Miguel");
