@@ -16,6 +16,7 @@ command -v npm >/dev/null || need+=(npm)           # the build fetches xterm.js 
 [ -f /usr/lib/python3/dist-packages/websockets/__init__.py ] || need+=(python3-websockets)  # seed 004's Python client
 command -v vi >/dev/null || need+=(vim-tiny)       # terminals: a full-screen editor through the PTY
 command -v top >/dev/null || need+=(procps)
+command -v bwrap >/dev/null || need+=(bubblewrap)  # agents and terminals on the server run sandboxed
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -28,7 +28,12 @@ public interface IExecutionBackend
     Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken);
 }
 
-/// <summary>What to run. <see cref="Argv"/> is never passed through a shell.</summary>
+/// <summary>
+/// What to run. <see cref="Argv"/> is never passed through a shell. <see cref="WorkingDirectory"/> is
+/// relative to the team's workspace: <see cref="Workspace"/> on this machine (local, sandbox and
+/// container backends), <c>~/project</c> on a VM. <see cref="Target"/>: the machine within the
+/// backend (a VM id).
+/// </summary>
 public sealed record AgentLaunch(
     string AgentId,
     IReadOnlyList<string> Argv,
@@ -37,7 +42,10 @@ public sealed record AgentLaunch(
     string? RepositoryUrl = null,
     string? Branch = null,
     byte[]? InitialInput = null,
-    string? Target = null);
+    string? Target = null,
+    string? Workspace = null,
+    string? TeamId = null,
+    string? OwnerId = null);
 
 /// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
 /// <summary><see cref="Target"/>: the machine it runs on, for remote backends (a VM id).</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
@@ -6,18 +7,24 @@ namespace Covibe.Execution;
 
 /// <summary>
 /// Runs agents as processes on the server's machine, each in its own session (<c>setsid</c>) so
-/// that stopping or killing the server leaves them running.
+/// that stopping or killing the server leaves them running. With a <see cref="HostSandbox"/>
+/// (backend <c>sandbox</c>, the default) each agent runs in bubblewrap and sees only its team's
+/// workspace (at <c>/workspace</c>) and its own runtime directory (at <c>/covibe</c>); without one
+/// (backend <c>local</c>, an operator's explicit choice) it runs with the server's privileges.
 /// </summary>
-public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
+public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null) : IExecutionBackend
 {
     public const string BackendName = "local";
+    public const string SandboxedName = "sandbox";
 
-    public string Name => BackendName;
+    public string Name => sandbox is null ? BackendName : SandboxedName;
 
     public Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
+        var workspace = launch.Workspace ?? throw new ArgumentException("A local agent needs its team's workspace.");
         var runtime = Path.Combine(runtimeRoot, launch.AgentId);
         Directory.CreateDirectory(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        Directory.CreateDirectory(workspace, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var fifo = Path.Combine(runtime, "stdin");
         if (Native.MkFifo(fifo, 0b110_000_000) != 0)
         {
@@ -30,12 +37,27 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
             File.WriteAllBytes(Path.Combine(runtime, "first-input"), initial);
         }
 
-        var info = new ProcessStartInfo("setsid") { UseShellExecute = false };
-        foreach (var arg in (string[])["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, runtime, launch.WorkingDirectory, launch.RepositoryUrl ?? "", launch.Branch ?? ""])
+        List<string> argv;
+        if (sandbox is null)
         {
-            info.ArgumentList.Add(arg);
+            argv = ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, runtime, Path.Combine(workspace, launch.WorkingDirectory),
+                launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv];
         }
-        foreach (var arg in launch.Argv)
+        else
+        {
+            foreach (var path in Directory.EnumerateFileSystemEntries(runtime).Prepend(runtime).Append(workspace))
+            {
+                sandbox.GiveToSandbox(path);
+            }
+            argv = sandbox.Wrap(
+                ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, HostSandbox.Runtime, $"{HostSandbox.Workspace}/{launch.WorkingDirectory}",
+                    launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
+                [new SandboxMount(runtime, HostSandbox.Runtime, Writable: true), new SandboxMount(workspace, HostSandbox.Workspace, Writable: true)],
+                HostSandbox.Workspace);
+        }
+
+        var info = new ProcessStartInfo("setsid") { UseShellExecute = false };
+        foreach (var arg in argv)
         {
             info.ArgumentList.Add(arg);
         }
@@ -46,28 +68,14 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
         }
         using var process = Process.Start(info) ?? throw new IOException("Could not start setsid.");
         var startTime = ProcFs.StartTime(process.Id) ?? 0;
-        return Task.FromResult(new AgentProcess(BackendName, runtime, process.Id, startTime));
+        return Task.FromResult(new AgentProcess(Name, runtime, process.Id, startTime));
     }
 
     public Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken) =>
         Task.FromResult(Probe(process));
 
-    public async Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        SafeFileHandle handle;
-        try
-        {
-            handle = File.OpenHandle(Path.Combine(process.RuntimeDirectory, "output.log"), FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        }
-        catch (FileNotFoundException)
-        {
-            return 0;
-        }
-        using (handle)
-        {
-            return await RandomAccess.ReadAsync(handle, buffer, offset, cancellationToken);
-        }
-    }
+    public Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
+        RuntimeFiles.ReadAsync(Path.Combine(process.RuntimeDirectory, "output.log"), offset, buffer, cancellationToken);
 
     public Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
@@ -76,10 +84,10 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
             throw new AgentNotRunningException("The agent has exited; it reads no more input.");
         }
         // Non-blocking: opening a FIFO nobody reads would otherwise wait forever.
-        var fd = Native.Open(Path.Combine(process.RuntimeDirectory, "stdin"), Native.O_WRONLY | Native.O_NONBLOCK | Native.O_CLOEXEC);
+        var fd = RuntimeFiles.OpenFifoForWriting(Path.Combine(process.RuntimeDirectory, "stdin"));
         if (fd < 0)
         {
-            throw new AgentNotRunningException($"The agent's input is closed (errno {Marshal.GetLastPInvokeError()}).");
+            throw new AgentNotRunningException($"The agent's input is closed (errno {-fd}).");
         }
         using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
         try
@@ -102,7 +110,7 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
         switch (signal)
         {
             case AgentSignal.Interrupt:
-                foreach (var child in ProcFs.Children(process.Pid))
+                foreach (var child in Wrapper(process) is { } wrapper ? ProcFs.Children(wrapper) : [])
                 {
                     Native.Kill(child, Native.SIGINT);
                 }
@@ -119,33 +127,40 @@ public sealed class LocalBackend(string runtimeRoot) : IExecutionBackend
 
     public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken)
     {
-        var holderFile = Path.Combine(process.RuntimeDirectory, "holder");
-        if (Probe(process).State is AgentRunState.Exited or AgentRunState.Gone || !File.Exists(holderFile))
+        var holderText = RuntimeFiles.ReadText(Path.Combine(process.RuntimeDirectory, "holder"));
+        if (Probe(process).State is AgentRunState.Exited or AgentRunState.Gone || holderText is null)
         {
             throw new AgentNotRunningException("The agent has exited; its input is closed already.");
         }
-        if (int.TryParse(File.ReadAllText(holderFile).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var holder)
-            && ProcFs.Children(process.Pid).Contains(holder))
+        // The holder file names the PID as the wrapper sees it (inside the sandbox's PID namespace).
+        if (int.TryParse(holderText, CultureInfo.InvariantCulture, out var holder) && Wrapper(process) is { } wrapper
+            && ProcFs.Children(wrapper).FirstOrDefault(child => ProcFs.InnermostPid(child) == holder) is var match and > 0)
         {
-            Native.Kill(holder, Native.SIGTERM);
+            Native.Kill(match, Native.SIGTERM);
         }
         return Task.CompletedTask;
     }
 
+    /// <summary>The wrapper shell's PID on this machine: the started process itself, or inside the sandbox below bubblewrap.</summary>
+    private static int? Wrapper(AgentProcess process) =>
+        process.Backend == BackendName ? process.Pid : ProcFs.FindDescendant(process.Pid, argv => argv.Length > 3 && argv[3] == AgentWrapper.ProgramName);
+
     private static AgentProcessState Probe(AgentProcess process)
     {
-        var exitFile = Path.Combine(process.RuntimeDirectory, "exit");
         var runningFile = Path.Combine(process.RuntimeDirectory, "running");
         DateTime? started = File.Exists(runningFile) ? File.GetLastWriteTimeUtc(runningFile) : null;
-        if (File.Exists(exitFile) && int.TryParse(File.ReadAllText(exitFile).Trim(), System.Globalization.CultureInfo.InvariantCulture, out var code))
+        if (ExitCode(process) is { } code)
         {
             return new AgentProcessState(AgentRunState.Exited, code, started);
         }
         if (ProcFs.StartTime(process.Pid) != process.StartTime)
         {
             // It may have finished between the two checks.
-            return File.Exists(exitFile) ? Probe(process) : new AgentProcessState(AgentRunState.Gone);
+            return ExitCode(process) is { } late ? new AgentProcessState(AgentRunState.Exited, late, started) : new AgentProcessState(AgentRunState.Gone);
         }
         return new AgentProcessState(started is null ? AgentRunState.Starting : AgentRunState.Running, StartedAt: started);
     }
+
+    private static int? ExitCode(AgentProcess process) =>
+        RuntimeFiles.ReadText(Path.Combine(process.RuntimeDirectory, "exit")) is { } text && int.TryParse(text, CultureInfo.InvariantCulture, out var code) ? code : null;
 }

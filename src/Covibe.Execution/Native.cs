@@ -8,7 +8,9 @@ internal static partial class Native
     public const int SIGINT = 2;
     public const int SIGKILL = 9;
     public const int SIGTERM = 15;
+    public const int O_RDONLY = 0x0;
     public const int O_WRONLY = 0x1;
+    public const int O_NOFOLLOW = 0x20000;
     public const int O_NONBLOCK = 0x800;
     public const int O_CLOEXEC = 0x80000;
     public const int ENXIO = 6;
@@ -25,4 +27,12 @@ internal static partial class Native
     // int mkfifo(const char *pathname, mode_t mode);
     [LibraryImport("libc", EntryPoint = "mkfifo", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int MkFifo(string path, uint mode);
+
+    // int lchown(const char *pathname, uid_t owner, gid_t group);
+    [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int LChown(string path, uint owner, uint group);
+
+    // uid_t geteuid(void);
+    [LibraryImport("libc", EntryPoint = "geteuid")]
+    public static partial uint GetEuid();
 }

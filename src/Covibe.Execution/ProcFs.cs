@@ -75,4 +75,46 @@ internal static class ProcFs
         }
         return members;
     }
+
+    /// <summary>The process's ID in its own (innermost) PID namespace: the last field of NSpid in /proc/PID/status.</summary>
+    public static int? InnermostPid(int pid)
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{pid}/status").FirstOrDefault(l => l.StartsWith("NSpid:", StringComparison.Ordinal));
+            return line is null ? pid : int.Parse(line.Split('\t', StringSplitOptions.RemoveEmptyEntries)[^1], CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The first descendant of <paramref name="pid"/> (breadth first, itself included) whose argv satisfies <paramref name="match"/>.</summary>
+    public static int? FindDescendant(int pid, Func<string[], bool> match)
+    {
+        var queue = new Queue<int>([pid]);
+        for (var seen = 0; queue.Count > 0 && seen < 64; seen++)
+        {
+            var candidate = queue.Dequeue();
+            string[] argv;
+            try
+            {
+                argv = File.ReadAllText($"/proc/{candidate}/cmdline").Split('\0');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+            if (match(argv))
+            {
+                return candidate;
+            }
+            foreach (var child in Children(candidate))
+            {
+                queue.Enqueue(child);
+            }
+        }
+        return null;
+    }
 }

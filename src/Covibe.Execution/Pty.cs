@@ -3,13 +3,19 @@ using System.Runtime.InteropServices;
 namespace Covibe.Execution;
 
 /// <summary>What to run on a new pseudo-terminal. <see cref="Environment"/> is the whole environment: nothing is inherited.</summary>
+/// <remarks>
+/// <see cref="ControllingTerminalInside"/>: the program does not take the terminal as its controlling
+/// terminal; a process it starts does (<c>setsid --ctty</c> inside a sandbox, whose shell then leads
+/// its own session in its own PID namespace, so job control works there).
+/// </remarks>
 public sealed record PtyStartInfo(
     string Program,
     IReadOnlyList<string> Arguments,
     string WorkingDirectory,
     IReadOnlyDictionary<string, string> Environment,
     int Columns,
-    int Rows);
+    int Rows,
+    bool ControllingTerminalInside = false);
 
 /// <summary>
 /// A program on a pseudo-terminal: the program is a session leader whose controlling terminal
@@ -138,7 +144,8 @@ public sealed class LocalPty : IPty
             Check0(PtyNative.FileActionsInit(actions), "posix_spawn_file_actions_init");
             Check0(PtyNative.FileActionsAddChdir(actions, Utf8(info.WorkingDirectory)), "posix_spawn_file_actions_addchdir_np");
             // Opened after setsid and without O_NOCTTY: the terminal becomes the child's controlling terminal.
-            Check0(PtyNative.FileActionsAddOpen(actions, 0, terminalPath, PtyNative.O_RDWR, 0), "posix_spawn_file_actions_addopen");
+            var open = info.ControllingTerminalInside ? PtyNative.O_RDWR | PtyNative.O_NOCTTY : PtyNative.O_RDWR;
+            Check0(PtyNative.FileActionsAddOpen(actions, 0, terminalPath, open, 0), "posix_spawn_file_actions_addopen");
             Check0(PtyNative.FileActionsAddDup2(actions, 0, 1), "posix_spawn_file_actions_adddup2");
             Check0(PtyNative.FileActionsAddDup2(actions, 0, 2), "posix_spawn_file_actions_adddup2");
 
@@ -282,8 +289,14 @@ public sealed class LocalPty : IPty
 
     public async Task HangUpAsync(TimeSpan grace, CancellationToken cancellationToken)
     {
+        // The terminal's session leader: the program, or the shell it started in a session of its own (in a sandbox).
+        var leader = PtyNative.TcGetSid(_master);
         if (TryGetExitCode() is null)
         {
+            if (leader > 0 && leader != ProcessId)
+            {
+                Native.Kill(leader, Native.SIGHUP);
+            }
             Native.Kill(ProcessId, Native.SIGHUP);
         }
         var deadline = Environment.TickCount64 + (long)grace.TotalMilliseconds;
@@ -292,7 +305,7 @@ public sealed class LocalPty : IPty
             await Task.Delay(20, cancellationToken);
         }
         // Whatever is left of the session (jobs that ignore SIGHUP, the shell itself) goes now.
-        foreach (var pid in ProcFs.SessionMembers(ProcessId))
+        foreach (var pid in ProcFs.SessionMembers(ProcessId).Concat(leader > 0 && leader != ProcessId ? ProcFs.SessionMembers(leader) : []))
         {
             Native.Kill(pid, Native.SIGKILL);
         }

@@ -127,6 +127,10 @@ internal static unsafe partial class PtyNative
     public static partial nint Write(int fd, byte* buffer, nint count);
 
     // int close(int fd);
+    // pid_t tcgetsid(int fd);
+    [LibraryImport("libc", EntryPoint = "tcgetsid", SetLastError = true)]
+    public static partial int TcGetSid(int fd);
+
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
 

@@ -58,8 +58,12 @@ public sealed record AgentDto(
     string? Error,
     bool CanControl);
 
-/// <summary>Seed 003's spawn answer (<c>success</c>, <c>method</c>) around the agent.</summary>
-public sealed record SpawnAgentResponse(bool Success, string Method, AgentDto Agent);
+/// <summary>
+/// Seed 003's spawn answer (<c>success</c>, <c>method</c>: <c>docker</c>, <c>ssh</c> or <c>local</c>) around
+/// the agent; <see cref="Fallback"/> says why it does not run where the operator asked (e.g. the
+/// container engine is down), absent when it does.
+/// </summary>
+public sealed record SpawnAgentResponse(bool Success, string Method, AgentDto Agent, string? Fallback = null);
 
 public sealed record AgentListResponse(AgentDto[] Agents);
 

@@ -5,6 +5,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Secrets;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Features.Teams;
@@ -54,6 +55,7 @@ public static class CovibeServer
         services.AddTeams();
         services.AddChat();
         services.AddHub();
+        services.AddMachines();
         services.AddAgents();
         services.AddSecrets();
         services.AddVms();

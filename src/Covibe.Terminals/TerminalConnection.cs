@@ -254,7 +254,7 @@ internal sealed class TerminalConnection(
             throw new TerminalException(TerminalErrorCodes.InvalidMessage, "A command message needs \"command\": the line to run.");
         }
         CheckLength(request.Command);
-        var line = manager.Launch.CommandLine(request.Command, request.Cwd, request.Env, onThisMachine: session.Host is null);
+        var line = TerminalLaunch.CommandLine(request.Command, request.Cwd, request.Env, session.CommandDirectory);
         if (!session.Write(Encoding.UTF8.GetBytes(line), request.Id ?? ""))
         {
             throw Gone(session.Id);

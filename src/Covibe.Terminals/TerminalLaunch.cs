@@ -11,8 +11,12 @@ public sealed class TerminalException(string code, string message) : Exception(m
     public string Code { get; } = code;
 }
 
-/// <summary>What a session runs, and where: <see cref="Host"/> names a VM, null for this machine.</summary>
-public sealed record TerminalStart(PtyStartInfo Info, string? Host = null);
+/// <summary>
+/// What a session runs, and where: <see cref="Host"/> names a VM, null for this machine.
+/// <see cref="CommandDirectory"/> turns the <c>cwd</c> of a <c>command</c> message into the path the
+/// shell sees (throwing <see cref="TerminalException"/> for one it may not use).
+/// </summary>
+public sealed record TerminalStart(PtyStartInfo Info, Func<string, string> CommandDirectory, string? Host = null);
 
 /// <summary>What a new session runs: a local shell (<see cref="TerminalLaunch"/>), or in <c>covibe serve</c> also a shell on a member's VM.</summary>
 public interface ITerminalLauncher
@@ -43,13 +47,13 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         {
             throw new TerminalException(TerminalErrorCodes.InvalidVm, "This server runs terminals on its own machine only; leave 'vm' out.");
         }
-        return Task.FromResult(new TerminalStart(Build(config, sessionId)));
+        return Task.FromResult(new TerminalStart(Build(config, sessionId), cwd => WorkingDirectory(cwd)));
     }
 
-    public PtyStartInfo Build(TerminalConfig? config, string sessionId)
+    public PtyStartInfo Build(TerminalConfig? config, string sessionId, string? root = null)
     {
         var shell = Shell(config?.Shell);
-        var cwd = WorkingDirectory(config?.Cwd);
+        var cwd = WorkingDirectory(config?.Cwd, root);
         var (cols, rows) = Size(config?.Cols, config?.Rows);
         var environment = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -113,32 +117,33 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
     }
 
     /// <summary>
-    /// A directory inside <see cref="Root"/>: relative paths are taken from the root; <c>..</c>,
-    /// absolute paths and symlinks that lead outside it are refused.
+    /// A directory inside <paramref name="root"/> (by default <see cref="Root"/>): relative paths are
+    /// taken from the root; <c>..</c>, absolute paths and symlinks that lead outside it are refused.
     /// </summary>
-    public string WorkingDirectory(string? requested)
+    public string WorkingDirectory(string? requested, string? root = null)
     {
+        root ??= Root;
         if (string.IsNullOrEmpty(requested))
         {
-            return Root;
+            return root;
         }
         if (requested.Contains('\0', StringComparison.Ordinal) || requested.Length > 4096)
         {
             throw new TerminalException(TerminalErrorCodes.InvalidCwd, "The working directory is not a valid path.");
         }
-        var full = Path.GetFullPath(Path.Combine(Root, requested));
-        if (!IsInside(full, Root))
+        var full = Path.GetFullPath(Path.Combine(root, requested));
+        if (!IsInside(full, root))
         {
-            throw OutsideRoot(requested);
+            throw OutsideRoot(requested, root);
         }
         if (!Directory.Exists(full))
         {
             throw new TerminalException(TerminalErrorCodes.InvalidCwd, $"The working directory '{Printable(requested)}' does not exist.");
         }
         var real = RealPath.Resolve(full);
-        if (real is null || !IsInside(real, Root))
+        if (real is null || !IsInside(real, root))
         {
-            throw OutsideRoot(requested);
+            throw OutsideRoot(requested, root);
         }
         return real;
     }
@@ -185,10 +190,10 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
 
     /// <summary>
     /// A <c>command</c> with its own cwd or env runs in a subshell, so the session's directory and
-    /// variables stay as they were. The cwd is confined to the root only for a shell on this
-    /// machine; on a member's VM it is a path there, in their own account.
+    /// variables stay as they were. <paramref name="directory"/> turns the cwd into the path the
+    /// shell sees (confined to the root for a shell on this machine; on a member's VM a path there).
     /// </summary>
-    public string CommandLine(string command, string? cwd, Dictionary<string, string>? env, bool onThisMachine = true)
+    public static string CommandLine(string command, string? cwd, Dictionary<string, string>? env, Func<string, string> directory)
     {
         var variables = Env(env).ToList();
         if (cwd is null && variables.Count == 0)
@@ -198,7 +203,7 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         var line = new StringBuilder("( ");
         if (cwd is not null)
         {
-            line.Append("cd -- ").Append(SshClient.Quote(onThisMachine ? WorkingDirectory(cwd) : cwd)).Append(" && ");
+            line.Append("cd -- ").Append(SshClient.Quote(directory(cwd))).Append(" && ");
         }
         foreach (var (name, value) in variables)
         {
@@ -207,8 +212,8 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         return line.Append(command).Append(" )\r").ToString();
     }
 
-    private TerminalException OutsideRoot(string requested) =>
-        new(TerminalErrorCodes.InvalidCwd, $"The working directory '{Printable(requested)}' is outside {Root}. Give a directory inside it, or a path relative to it.");
+    private static TerminalException OutsideRoot(string requested, string root) =>
+        new(TerminalErrorCodes.InvalidCwd, $"The working directory '{Printable(requested)}' is outside {root}. Give a directory inside it, or a path relative to it.");
 
     private static bool IsInside(string path, string root) =>
         path == root || path.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal);

@@ -51,7 +51,8 @@ public sealed partial class TerminalManager(
         {
             throw new TerminalException(TerminalErrorCodes.InvalidMessage, "A session id is 1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.");
         }
-        var (info, host) = await launcher.StartInfoAsync(owner, id, config, cancellationToken);
+        var start = await launcher.StartInfoAsync(owner, id, config, cancellationToken);
+        var info = start.Info;
         lock (_createLock)
         {
             if (_sessions.ContainsKey(id))
@@ -76,8 +77,7 @@ public sealed partial class TerminalManager(
                 TerminalLog.StartFailed(logger, id, e);
                 throw new TerminalException(TerminalErrorCodes.CommandFailed, "The shell could not be started on this machine. The server log says why.");
             }
-            var (cols, rows) = (info.Columns, info.Rows);
-            var session = new TerminalSession(id, owner, host, pty, cols, rows, _options, time);
+            var session = new TerminalSession(id, owner, start, pty, _options, time);
             _sessions[id] = session;
             session.Start(Ended);
             var shell = info.Environment.TryGetValue("SHELL", out var named) ? named : info.Program;

@@ -31,11 +31,13 @@ public sealed class TerminalSession : IDisposable
     private volatile bool _shared;
     private volatile string? _lastCommandId;
 
-    internal TerminalSession(string id, TerminalUser owner, string? host, IPty pty, int cols, int rows, TerminalOptions options, TimeProvider time)
+    internal TerminalSession(string id, TerminalUser owner, TerminalStart start, IPty pty, TerminalOptions options, TimeProvider time)
     {
         Id = id;
         Owner = owner;
-        Host = host;
+        Host = start.Host;
+        CommandDirectory = start.CommandDirectory;
+        var (cols, rows) = (start.Info.Columns, start.Info.Rows);
         _pty = pty;
         _time = time;
         _slowViewer = TimeSpan.FromSeconds(options.SlowViewerSeconds);
@@ -53,6 +55,9 @@ public sealed class TerminalSession : IDisposable
 
     /// <summary>The VM the shell runs on (its name), or null for this machine.</summary>
     public string? Host { get; }
+
+    /// <summary>Turns a <c>command</c>'s cwd into the path the shell sees.</summary>
+    public Func<string, string> CommandDirectory { get; }
 
     public DateTime CreatedAt { get; }
 

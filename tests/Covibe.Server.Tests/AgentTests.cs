@@ -322,7 +322,8 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
 
     private static string CreateRepository()
     {
-        var repo = StartupTests.TempDirectory();
+        // Agents run sandboxed: they see this machine's repositories only where the operator shows them some.
+        var repo = Path.Combine(AgentHelpers.RepositoriesRoot, Guid.NewGuid().ToString("N")[..10]);
         Directory.CreateDirectory(repo);
         void Git(params string[] args)
         {
@@ -344,6 +345,7 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
         Git("add", ".");
         Git("commit", "-q", "-m", "login");
         Git("checkout", "-q", "main");
+        AgentHelpers.GiveToSandboxUser(repo);
         return repo;
     }
 
@@ -415,7 +417,9 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
             agent.Type.ShouldBe("mock");
             (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
             var events = await server.Client(owner.Auth.AccessToken).GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events");
-            events!.Events[0].Text.ShouldBe(Path.Combine(workspaces, owner.Auth.Team.Id, agent.Id));
+            // The mock prints where it works: the team's workspace as the sandbox shows it, which is the team's directory under WORKSPACE_BASE.
+            events!.Events[0].Text.ShouldBe($"/workspace/{agent.Id}");
+            Directory.Exists(Path.Combine(workspaces, owner.Auth.Team.Id, agent.Id)).ShouldBeTrue();
             (await server.SpawnAsync(owner.Auth.AccessToken, "x", "code-writer")).Type.ShouldBe("mock-code-writer");
         }
         StartupTests.Delete(workspaces);

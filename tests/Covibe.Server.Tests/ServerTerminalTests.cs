@@ -21,9 +21,10 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         await using var sarah = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
         (await sarah.ReceiveAsync("ready")).GetProperty("name").GetString().ShouldBe("Sarah");
         await sarah.CreateAsync("team-shell", Sh);
-        await sarah.CommandAsync("team-shell", "echo at=$(pwd) n=$((3*3))");
-        var workspaces = Path.Combine(server.DataDirectory, "workspaces");
-        await sarah.OutputUntilAsync("team-shell", $"at={workspaces} n=9");
+        // The shell starts in the team's workspace, which the sandbox shows at /workspace.
+        await sarah.CommandAsync("team-shell", "echo at=$(pwd) n=$((3*3)) > made-here.txt; cat made-here.txt");
+        await sarah.OutputUntilAsync("team-shell", "at=/workspace n=9");
+        File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "made-here.txt")).ShouldBe("at=/workspace n=9\n");
         await sarah.SendAsync(new { type = "session", action = "share", id = "team-shell" });
 
         // A browser: no header, the token in the first message.
@@ -121,7 +122,8 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         }
         try
         {
-            await Eventually.UntilAsync(() => Task.FromResult(Seen().Contains("# ", StringComparison.Ordinal)), "the remote prompt appears");
+            // The shell runs sandboxed as an unprivileged user: its prompt is "$ ".
+            await Eventually.UntilAsync(() => Task.FromResult(Seen().Contains("$ ", StringComparison.Ordinal)), "the remote prompt appears");
             // Raw mode: the keys go through one by one, and Enter is a carriage return.
             await process.StandardInput.WriteAsync("echo raw-$((3+4)); tty\r");
             await process.StandardInput.FlushAsync();

@@ -8,11 +8,30 @@ namespace Covibe.Server.Tests.Infrastructure;
 /// <summary>Agent types and helpers shared by the agent tests.</summary>
 public static class AgentHelpers
 {
+    /// <summary>Where tests keep git repositories for agents to clone: shown read-only to the sandbox (Covibe:Isolation:SandboxReadOnlyPaths).</summary>
+    public static readonly string RepositoriesRoot = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "covibe-test-repositories")).FullName;
+
+    /// <summary>
+    /// Hands a repository to the sandbox's user (10001) when the tests run as root, as an operator's
+    /// mirror of repositories would be: git refuses to read a repository another user owns.
+    /// </summary>
+    public static void GiveToSandboxUser(string path)
+    {
+        if (Environment.UserName != "root")
+        {
+            return;
+        }
+        using var chown = System.Diagnostics.Process.Start("chown", ["-R", "10001:10001", path])!;
+        chown.WaitForExit();
+        chown.ExitCode.ShouldBe(0);
+    }
+
     /// <summary>Settings for a server whose mock agent is quick, plus test agent types that are plain programs.</summary>
     public static Dictionary<string, string> Settings(int mockDelayMs = 20, int mockSteps = 6)
     {
         var settings = new Dictionary<string, string>
         {
+            ["Covibe:Isolation:SandboxReadOnlyPaths:0"] = RepositoriesRoot,
             ["Covibe:Agents:MockDelayMilliseconds"] = mockDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Covibe:Agents:MockSteps"] = mockSteps.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Covibe:Agents:KillGraceSeconds"] = "2",

@@ -20,8 +20,8 @@ public sealed class Agent
     public string? Error { get; set; }
 
     public required string Backend { get; init; }
-    /// <summary>The VM it runs on (SSH backend), or null for this server.</summary>
-    public string? VmId { get; init; }
+    /// <summary>The machine it runs on within its backend: a VM id (<c>ssh</c>), a container name (<c>container</c>); null on this server.</summary>
+    public string? Target { get; set; }
     public required string WorkingDirectory { get; init; }
     public string? RuntimeDirectory { get; set; }
     public int? Pid { get; set; }
@@ -35,5 +35,5 @@ public sealed class Agent
     public string? Model { get; set; }
 
     internal AgentProcess? Process =>
-        RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0, VmId) : null;
+        RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0, Target) : null;
 }

@@ -1,11 +1,12 @@
 using Covibe.Execution;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Hosting;
 using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>Turns a spawn request into what the backend runs: argv, environment, directories.</summary>
-public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<ServerOptions> server)
+public sealed class AgentLauncher(IOptions<AgentsOptions> options)
 {
     public const string Claude = "claude";
     public const string ClaudeChat = "claude-chat";
@@ -18,12 +19,6 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         ["general"] = Claude,
         ["code-writer"] = Claude,
     };
-
-    public string WorkspaceBase => options.Value.WorkspaceBase is { Length: > 0 } configured
-        ? Path.GetFullPath(configured)
-        : Path.Combine(server.Value.DataDirectory, "workspaces");
-
-    public string RuntimeRoot => Path.Combine(server.Value.DataDirectory, "agents");
 
     public IReadOnlyDictionary<string, AgentTypeOptions> Types
     {
@@ -83,18 +78,23 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         return (name, null);
     }
 
-    public AgentLaunch Launch(Agent agent)
+    /// <summary>What runs for <paramref name="agent"/> where <paramref name="placement"/> says, with the environment it allows.</summary>
+    public AgentLaunch Launch(Agent agent, Placement placement)
     {
         var type = Types[agent.Type];
         var argv = type.Command.Select(a => a.Replace("{task}", agent.Task, StringComparison.Ordinal)).Concat(type.ExtraArgs).ToList();
         var environment = new Dictionary<string, string>();
-        // The server's own variables only for agents on this server; a VM has its own environment.
-        foreach (var name in agent.VmId is null ? options.Value.PassEnvironment : [])
+        // The server's own variables only where the placement allows them (not on a VM: it has its own environment).
+        foreach (var name in placement.PassServerEnvironment ? options.Value.PassEnvironment : [])
         {
             if (Environment.GetEnvironmentVariable(name) is { } value)
             {
                 environment[name] = value;
             }
+        }
+        foreach (var (key, value) in placement.Environment)
+        {
+            environment[key] = value;
         }
         foreach (var (key, value) in type.Environment)
         {
@@ -103,7 +103,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, IOptions<Serv
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
         return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
-            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, agent.VmId);
+            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, agent.Target, placement.Workspace, agent.TeamId, agent.UserId);
     }
 
     private AgentTypeOptions MockType(string kind)

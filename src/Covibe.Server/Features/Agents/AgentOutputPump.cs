@@ -1,5 +1,6 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Hub;
 using Microsoft.EntityFrameworkCore;
 

@@ -5,6 +5,7 @@ using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -23,7 +24,7 @@ public enum AgentFailure
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
-public sealed record AgentResult(AgentDto? Agent, AgentFailure Failure = AgentFailure.None, string? Detail = null, Dictionary<string, string[]>? Errors = null)
+public sealed record AgentResult(AgentDto? Agent, AgentFailure Failure = AgentFailure.None, string? Detail = null, Dictionary<string, string[]>? Errors = null, Placement? Placement = null)
 {
     public static AgentResult Fail(AgentFailure failure, string detail) => new(null, failure, detail);
 }
@@ -36,6 +37,7 @@ public sealed partial class AgentService(
     IDbContextFactory<CovibeDb> dbs,
     AgentLauncher launcher,
     ExecutionBackends backends,
+    MachineResolver machines,
     AgentSupervisor supervisor,
     AgentEvents events,
     AgentFeeds feeds,
@@ -72,17 +74,20 @@ public sealed partial class AgentService(
         {
             v.Fail("branch", "'branch' needs 'repositoryUrl'.");
         }
-        var vmId = string.IsNullOrEmpty(request.VmId) || request.VmId == LocalBackend.BackendName ? null : request.VmId;
         if (!v.IsValid)
         {
             return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", v.Errors);
         }
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        if (vmId is not null && !await db.Vms.AnyAsync(vm => vm.Id == vmId && vm.UserId == caller.UserId, cancellationToken))
+        Placement placement;
+        try
         {
-            return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.",
-                new() { ["vmId"] = [$"You have no VM '{vmId}'. Agents run on your own VMs (GET /api/vm/list), or on this server without 'vmId'."] });
+            placement = await machines.PlaceAgentAsync(caller.TeamId, caller.UserId, request.VmId, cancellationToken);
         }
+        catch (PlacementException e)
+        {
+            return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", new() { [e.Field] = [e.Message] });
+        }
+
         if (request.TeamId is not null && request.TeamId != caller.TeamId)
         {
             return AgentResult.Fail(AgentFailure.Forbidden, "You can only spawn agents for your own team.");
@@ -93,6 +98,7 @@ public sealed partial class AgentService(
             return AgentResult.Fail(AgentFailure.Unavailable, problem!);
         }
 
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var id = Tokens.NewId();
         var agent = new Agent
         {
@@ -105,10 +111,10 @@ public sealed partial class AgentService(
             Branch = branch,
             Status = AgentStatuses.Starting,
             CreatedAt = time.GetUtcNow().UtcDateTime,
-            Backend = vmId is null ? LocalBackend.BackendName : SshBackend.BackendName,
-            VmId = vmId,
-            // Server-made ids only: nothing from the user reaches the path. On a VM, relative to the user's home.
-            WorkingDirectory = vmId is null ? Path.Combine(launcher.WorkspaceBase, caller.TeamId, id) : $"project/{id}",
+            Backend = placement.Backend,
+            Target = placement.Target,
+            // Relative to the team's workspace; a server-made id, so nothing from the user reaches the path.
+            WorkingDirectory = id,
         };
         var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !AgentStatuses.Final.Contains(a.Status), cancellationToken);
         if (active >= options.Value.MaxActivePerTeam)
@@ -128,7 +134,7 @@ public sealed partial class AgentService(
         await db.SaveChangesAsync(cancellationToken);
         try
         {
-            var process = await backends.Get(agent.Backend).StartAsync(launcher.Launch(agent), cancellationToken);
+            var process = await backends.Get(agent.Backend).StartAsync(launcher.Launch(agent, placement), cancellationToken);
             agent.RuntimeDirectory = process.RuntimeDirectory;
             agent.Pid = process.Pid;
             agent.PidStartTime = process.StartTime;
@@ -149,7 +155,7 @@ public sealed partial class AgentService(
             supervisor.Watch(agent.Id);
         }
         await events.StatusChangedAsync(agent, cancellationToken);
-        return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
+        return new AgentResult(events.ToDto(agent, caller.Name, canControl: true), Placement: placement);
     }
 
     public async Task<AgentDto[]> ListAsync(Caller caller, CancellationToken cancellationToken)

@@ -2,6 +2,7 @@ using System.Threading.Channels;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
+using Covibe.Server.Features.Machines;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -247,13 +248,4 @@ public sealed class AgentSupervisor(
         await events.StatusChangedAsync(agent, cancellationToken);
         return agent;
     }
-}
-
-/// <summary>The execution backends by name (today: <c>local</c>).</summary>
-public sealed class ExecutionBackends(IEnumerable<IExecutionBackend> backends)
-{
-    private readonly Dictionary<string, IExecutionBackend> _byName = backends.ToDictionary(b => b.Name);
-
-    public IExecutionBackend Get(string name) =>
-        _byName.TryGetValue(name, out var backend) ? backend : throw new InvalidOperationException($"No execution backend '{name}' is configured.");
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Hosting;
 using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -18,10 +19,6 @@ public static class AgentsApi
     {
         services.AddOptions<AgentsOptions>().BindConfiguration(AgentsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<AgentLauncher>();
-        services.AddSingleton<IExecutionBackend>(sp => new LocalBackend(sp.GetRequiredService<AgentLauncher>().RuntimeRoot));
-        services.AddSingleton<IExecutionBackend>(sp => new SshBackend(
-            sp.GetRequiredService<SshClient>(), sp.GetRequiredService<Vms.VmConnector>().ConnectAsync, sp.GetRequiredService<AgentLauncher>().RuntimeRoot));
-        services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<AgentFeeds>();
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();
@@ -61,7 +58,7 @@ public static class AgentsApi
     {
         var result = await agents.SpawnAsync(caller, request, cancellationToken);
         return result.Agent is { } agent
-            ? TypedResults.Created($"/api/agent/{agent.Id}", new SpawnAgentResponse(true, request.VmId is null or "" or LocalBackend.BackendName ? LocalBackend.BackendName : SshBackend.BackendName, agent))
+            ? TypedResults.Created($"/api/agent/{agent.Id}", new SpawnAgentResponse(true, result.Placement!.Method, agent, result.Placement.Fallback))
             : Refusal(result);
     }
 

@@ -4,6 +4,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Hosting;
 using Microsoft.EntityFrameworkCore;
@@ -13,9 +14,9 @@ using Microsoft.Extensions.Options;
 namespace Covibe.Server.Features.Terminals;
 
 /// <summary>
-/// Terminals inside <c>covibe serve</c>: seed 004's protocol at <c>/terminal</c>, on the machine
-/// where local agents run, starting in the agents' workspace directory. Members sign in with
-/// their access token; teammates may watch a session its owner shares.
+/// Terminals inside <c>covibe serve</c>: seed 004's protocol at <c>/terminal</c>, where the team's
+/// agents run (<see cref="MachineTerminals"/> decides), starting in the team's workspace. Members
+/// sign in with their access token; teammates may watch a session its owner shares.
 /// </summary>
 public static class TerminalsFeature
 {
@@ -23,8 +24,6 @@ public static class TerminalsFeature
 
     public static IServiceCollection AddServerTerminals(this IServiceCollection services)
     {
-        // Before AddTerminals, whose default launcher only knows this machine.
-        services.AddSingleton<ITerminalLauncher, MemberLauncher>();
         services.AddTerminals();
         services.AddSingleton<IPostConfigureOptions<TerminalOptions>, WorkspaceRoot>();
         services.AddHostedService<RevocationBridge>();
@@ -55,52 +54,17 @@ public static class TerminalsFeature
         }
     }
 
-    /// <summary>Unless configured, terminals start in (and may not leave) the agents' workspace directory.</summary>
-    private sealed class WorkspaceRoot(AgentLauncher agents, IOptions<ServerOptions> server) : IPostConfigureOptions<TerminalOptions>
+    /// <summary>Unless configured, the terminal root is the workspaces' directory (each member's shell starts in their team's workspace).</summary>
+    private sealed class WorkspaceRoot(Workspaces workspaces, IOptions<ServerOptions> server) : IPostConfigureOptions<TerminalOptions>
     {
         public void PostConfigure(string? name, TerminalOptions options)
         {
             if (string.IsNullOrEmpty(options.Root))
             {
-                options.Root = agents.WorkspaceBase;
+                options.Root = workspaces.Base;
                 // The data directory first, owner-only as always, in case the workspace lies inside it.
                 ServerOptions.EnsureDirectory(server.Value.DataDirectory);
                 ServerOptions.EnsureDirectory(options.Root);
-            }
-        }
-    }
-
-    /// <summary>
-    /// A shell on this machine, or with <c>vm</c> on one of the member's own VMs: <c>ssh -tt</c> over the
-    /// server's shared connection, starting in <c>~/project</c> (where VM agents work) or the given
-    /// <c>cwd</c>, in the VM user's login shell.
-    /// </summary>
-    private sealed class MemberLauncher(TerminalLaunch local, IDbContextFactory<CovibeDb> dbs, VmConnector vms, SshClient ssh) : ITerminalLauncher
-    {
-        private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
-
-        public async Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
-        {
-            if (config?.Vm is not { Length: > 0 } vmId)
-            {
-                return new TerminalStart(local.Build(config, sessionId));
-            }
-            var (cols, rows) = TerminalLaunch.Size(config.Cols, config.Rows);
-            string name;
-            await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
-            {
-                name = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == user.Id).Select(vm => vm.Name).SingleOrDefaultAsync(cancellationToken)
-                    ?? throw new TerminalException(TerminalErrorCodes.InvalidVm, $"You have no VM '{vmId}'. Terminals open on your own VMs (GET /api/vm/list), or on this server without 'vm'.");
-            }
-            try
-            {
-                var target = await vms.ConnectAsync(vmId, cancellationToken);
-                var info = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", config.Cwd ?? "project"], cols, rows, cancellationToken);
-                return new TerminalStart(info, name);
-            }
-            catch (SshException e)
-            {
-                throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
             }
         }
     }

@@ -168,8 +168,8 @@ public static partial class VmsApi
                           orderby vm.CreatedAt
                           select new { vm, u.Name }).AsNoTracking().ToListAsync(cancellationToken);
         var running = await db.Agents
-            .Where(a => a.TeamId == caller.TeamId && a.VmId != null && !AgentStatuses.Final.Contains(a.Status))
-            .GroupBy(a => a.VmId!)
+            .Where(a => a.TeamId == caller.TeamId && a.Backend == SshBackend.BackendName && a.Target != null && !AgentStatuses.Final.Contains(a.Status))
+            .GroupBy(a => a.Target!)
             .Select(g => new { g.Key, Count = g.Count() })
             .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
         return TypedResults.Ok(rows.Select(r => ToDto(r.vm, r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());

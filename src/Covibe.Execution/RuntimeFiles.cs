@@ -1,0 +1,64 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+
+namespace Covibe.Execution;
+
+/// <summary>
+/// Reads files in an agent's runtime directory, which the agent itself may write: a symlink it
+/// planted is never followed (it would make the server read its own files for the agent), and a
+/// FIFO or directory in a file's place is refused instead of blocking the reader.
+/// </summary>
+internal static class RuntimeFiles
+{
+    /// <summary>The file opened for reading, or null if it is missing or a symlink.</summary>
+    public static SafeFileHandle? OpenRead(string path)
+    {
+        var fd = Native.Open(path, Native.O_RDONLY | Native.O_NOFOLLOW | Native.O_NONBLOCK | Native.O_CLOEXEC);
+        return fd < 0 ? null : new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Reads at <paramref name="offset"/>; 0 when the file is missing or not a regular file.</summary>
+    public static async Task<int> ReadAsync(string path, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        using var handle = OpenRead(path);
+        if (handle is null)
+        {
+            return 0;
+        }
+        try
+        {
+            return await RandomAccess.ReadAsync(handle, buffer, offset, cancellationToken);
+        }
+        catch (Exception e) when (e is NotSupportedException or IOException)
+        {
+            return 0; // a FIFO (not seekable) or a directory where the file should be
+        }
+    }
+
+    /// <summary>A small text file's content (at most 64 bytes), or null.</summary>
+    public static string? ReadText(string path)
+    {
+        using var handle = OpenRead(path);
+        if (handle is null)
+        {
+            return null;
+        }
+        Span<byte> buffer = stackalloc byte[64];
+        try
+        {
+            return Encoding.UTF8.GetString(buffer[..RandomAccess.Read(handle, buffer, 0)]).Trim();
+        }
+        catch (Exception e) when (e is NotSupportedException or IOException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Opens the agent's stdin FIFO for writing without blocking; a negative errno when nobody reads it or it is not there.</summary>
+    public static int OpenFifoForWriting(string path)
+    {
+        var fd = Native.Open(path, Native.O_WRONLY | Native.O_NONBLOCK | Native.O_NOFOLLOW | Native.O_CLOEXEC);
+        return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
+    }
+}

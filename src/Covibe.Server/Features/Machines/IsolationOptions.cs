@@ -1,0 +1,33 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>
+/// <c>Covibe:Isolation</c>: how members' code runs on the server's own machine. By default in a
+/// bubblewrap sandbox (<c>sandbox</c>); running it with the server's privileges (<c>unsandboxed</c>)
+/// is an operator's explicit choice, for a machine that only trusted people use.
+/// </summary>
+public sealed class IsolationOptions
+{
+    public const string Section = "Covibe:Isolation";
+    public const string Sandbox = "sandbox";
+    public const string Unsandboxed = "unsandboxed";
+
+    [RegularExpression("^(sandbox|unsandboxed)$", ErrorMessage = "Covibe:Isolation:HostExecution must be 'sandbox' (the default) or 'unsandboxed'.")]
+    public string HostExecution { get; set; } = Sandbox;
+
+    /// <summary>The user sandboxed programs run as when the server runs as root (no such account needs to exist).</summary>
+    [Range(1, 4_000_000_000)]
+    public uint SandboxUid { get; set; } = 10001;
+
+    [Range(1, 4_000_000_000)]
+    public uint SandboxGid { get; set; } = 10001;
+
+    /// <summary>More directories of this machine that sandboxed programs see, read-only (e.g. where the agents' tools are installed).</summary>
+    public List<string> SandboxReadOnlyPaths { get; set; } = [];
+
+    /// <summary>False: sandboxed programs get no network at all (Claude Code then cannot reach its API).</summary>
+    public bool SandboxNetwork { get; set; } = true;
+
+    public bool IsSandboxed => HostExecution == Sandbox;
+}

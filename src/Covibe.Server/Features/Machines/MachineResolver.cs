@@ -1,0 +1,40 @@
+using Covibe.Execution;
+using Covibe.Server.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>
+/// The one place that decides where a member's agent runs: on one of their VMs when they name
+/// it, else on this machine, in the sandbox unless the operator opted out of it. Features ask
+/// here and run what they get on the backend it names; they never branch on where.
+/// </summary>
+public sealed class MachineResolver(IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, IOptions<IsolationOptions> isolation)
+{
+    /// <summary>Where an agent of <paramref name="userId"/> runs. Throws <see cref="PlacementException"/> for a VM that is not theirs.</summary>
+    public async Task<Placement> PlaceAgentAsync(string teamId, string userId, string? vmId, CancellationToken cancellationToken)
+    {
+        if (!string.IsNullOrEmpty(vmId) && vmId != LocalBackend.BackendName)
+        {
+            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+            if (!await db.Vms.AnyAsync(vm => vm.Id == vmId && vm.UserId == userId, cancellationToken))
+            {
+                throw new PlacementException("vmId", $"You have no VM '{vmId}'. Agents run on your own VMs (GET /api/vm/list), or on this server without 'vmId'.");
+            }
+            // A VM has its own environment: none of the server's variables go there.
+            return new Placement(SshBackend.BackendName, vmId, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>());
+        }
+        return Host(teamId);
+    }
+
+    /// <summary>This machine: the team's workspace, in the sandbox (as its user, home in the workspace) unless opted out.</summary>
+    public Placement Host(string teamId)
+    {
+        var workspace = workspaces.ForTeam(teamId);
+        return isolation.Value.IsSandboxed
+            ? new Placement(LocalBackend.SandboxedName, null, workspace, "local", PassServerEnvironment: true,
+                new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe" })
+            : new Placement(LocalBackend.BackendName, null, workspace, "local", PassServerEnvironment: true, new Dictionary<string, string>());
+    }
+}

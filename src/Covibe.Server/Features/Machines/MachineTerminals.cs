@@ -1,0 +1,75 @@
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Vms;
+using Covibe.Terminals;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>
+/// What a member's terminal runs, from the same decision as their agents: with <c>vm</c>, a login
+/// shell on one of their own VMs (<c>ssh -tt</c> over the server's shared connection, starting in
+/// <c>~/project</c>); otherwise a shell on this machine in their team's workspace, sandboxed
+/// like the team's agents unless the operator opted out.
+/// </summary>
+public sealed class MachineTerminals(
+    TerminalLaunch local,
+    MachineResolver machines,
+    IOptions<IsolationOptions> isolation,
+    IServiceProvider services,
+    IDbContextFactory<CovibeDb> dbs,
+    VmConnector vms,
+    SshClient ssh) : ITerminalLauncher
+{
+    private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
+
+    public Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken) =>
+        config?.Vm is { Length: > 0 } vmId ? OnVmAsync(user, vmId, config, cancellationToken) : Task.FromResult(OnHost(user, sessionId, config));
+
+    private TerminalStart OnHost(TerminalUser user, string sessionId, TerminalConfig? config)
+    {
+        var workspace = machines.Host(user.TeamId ?? throw new InvalidOperationException("A member always has a team.")).Workspace!;
+        var info = local.Build(config, sessionId, root: workspace);
+        if (!isolation.Value.IsSandboxed)
+        {
+            return new TerminalStart(info, cwd => local.WorkingDirectory(cwd, workspace));
+        }
+        var sandbox = services.GetRequiredService<HostSandbox>();
+        string Inside(string hostPath) => HostSandbox.Workspace + hostPath[workspace.Length..];
+        // The shell leads a session of its own inside (setsid --ctty), so job control works in its PID namespace.
+        var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", info.Program, .. info.Arguments],
+            [new SandboxMount(workspace, HostSandbox.Workspace, Writable: true)], Inside(info.WorkingDirectory), dieWithParent: true);
+        var environment = new Dictionary<string, string>(info.Environment)
+        {
+            ["HOME"] = HostSandbox.Workspace,
+            ["USER"] = "covibe",
+            ["LOGNAME"] = "covibe",
+        };
+        return new TerminalStart(info with { Program = argv[0], Arguments = argv[1..], WorkingDirectory = "/", Environment = environment, ControllingTerminalInside = true },
+            cwd => Inside(local.WorkingDirectory(cwd, workspace)));
+    }
+
+    private async Task<TerminalStart> OnVmAsync(TerminalUser user, string vmId, TerminalConfig config, CancellationToken cancellationToken)
+    {
+        var (cols, rows) = TerminalLaunch.Size(config.Cols, config.Rows);
+        string name;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            name = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == user.Id).Select(vm => vm.Name).SingleOrDefaultAsync(cancellationToken)
+                ?? throw new TerminalException(TerminalErrorCodes.InvalidVm, $"You have no VM '{vmId}'. Terminals open on your own VMs (GET /api/vm/list), or on this server without 'vm'.");
+        }
+        try
+        {
+            var target = await vms.ConnectAsync(vmId, cancellationToken);
+            var info = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", config.Cwd ?? "project"], cols, rows, cancellationToken);
+            // A command's cwd on a VM is a path there, in the member's own account.
+            return new TerminalStart(info, cwd => cwd, name);
+        }
+        catch (SshException e)
+        {
+            throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
+        }
+    }
+}

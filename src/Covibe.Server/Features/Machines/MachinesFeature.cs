@@ -1,0 +1,87 @@
+using System.Runtime.InteropServices;
+using Covibe.Execution;
+using Covibe.Server.Features.Vms;
+using Covibe.Server.Hosting;
+using Covibe.Terminals;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>
+/// Where members' code runs. The backends are keyed services by name (<c>sandbox</c> and
+/// <c>local</c> on this machine, <c>ssh</c> on members' VMs); <see cref="MachineResolver"/>
+/// picks one for each agent and <see cref="MachineTerminals"/> for each terminal.
+/// </summary>
+public static class MachinesFeature
+{
+    public static IServiceCollection AddMachines(this IServiceCollection services)
+    {
+        services.AddOptions<IsolationOptions>().BindConfiguration(IsolationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IValidateOptions<IsolationOptions>, SandboxAvailable>();
+        services.AddSingleton<Workspaces>();
+        services.AddSingleton(sp => CreateSandbox(sp.GetRequiredService<IOptions<IsolationOptions>>().Value, sp.GetRequiredService<IOptions<ServerOptions>>().Value)
+            ?? throw new InvalidOperationException("bubblewrap (bwrap) is not installed."));
+        services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.BackendName, (sp, _) => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
+        services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.SandboxedName, (sp, _) =>
+            new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>()));
+        services.AddKeyedSingleton<IExecutionBackend>(SshBackend.BackendName, (sp, _) => new SshBackend(
+            sp.GetRequiredService<SshClient>(), sp.GetRequiredService<VmConnector>().ConnectAsync, sp.GetRequiredService<Workspaces>().RuntimeRoot));
+        services.AddSingleton<ExecutionBackends>();
+        services.AddSingleton<MachineResolver>();
+        // Before AddTerminals, whose default launcher only knows this machine.
+        services.AddSingleton<ITerminalLauncher, MachineTerminals>();
+        return services;
+    }
+
+    /// <summary>
+    /// The sandbox sees the system's programs, this build of covibe (the mock agent runs from it),
+    /// the .NET runtime, and what the operator adds; never the data directory.
+    /// </summary>
+    private static HostSandbox? CreateSandbox(IsolationOptions options, ServerOptions server)
+    {
+        if (HostSandbox.FindBubblewrap() is not { } bwrap)
+        {
+            return null;
+        }
+        var runtime = RuntimeEnvironment.GetRuntimeDirectory();
+        var dotnetRoot = Path.GetFullPath(Path.Combine(runtime, "..", "..", ".."));
+        List<string> readOnly = [AppContext.BaseDirectory.TrimEnd('/'), dotnetRoot, .. options.SandboxReadOnlyPaths.Select(Path.GetFullPath)];
+        var dataDirectory = Path.GetFullPath(server.DataDirectory).TrimEnd('/') + "/";
+        var exposed = readOnly.Where(p => dataDirectory.StartsWith(p.TrimEnd('/') + "/", StringComparison.Ordinal) || (p.TrimEnd('/') + "/").StartsWith(dataDirectory, StringComparison.Ordinal)).ToList();
+        if (exposed.Count > 0)
+        {
+            throw new InvalidOperationException($"Covibe:Isolation:SandboxReadOnlyPaths: {string.Join(", ", exposed)} would show the server's data directory to sandboxed programs. Name directories outside it.");
+        }
+        ServerOptions.EnsureDirectory(server.DataDirectory);
+        return new HostSandbox(bwrap, readOnly, Path.Combine(server.DataDirectory, "sandbox"), (options.SandboxUid, options.SandboxGid), options.SandboxNetwork);
+    }
+
+    /// <summary>Start-up refuses a sandbox that cannot work here, naming the setting that opts out of it.</summary>
+    private sealed class SandboxAvailable(IOptions<ServerOptions> server) : IValidateOptions<IsolationOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, IsolationOptions options)
+        {
+            if (!options.IsSandboxed)
+            {
+                return ValidateOptionsResult.Success;
+            }
+            const string OptOut = "Install bubblewrap (apt-get install bubblewrap), or set Covibe:Isolation:HostExecution=unsandboxed " +
+                "(environment: Covibe__Isolation__HostExecution=unsandboxed) to run members' agents and terminals with the server's own privileges.";
+            try
+            {
+                var sandbox = CreateSandbox(options, server.Value);
+                if (sandbox is null)
+                {
+                    return ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but bubblewrap (bwrap) is not installed. {OptOut}");
+                }
+                return sandbox.Check() is { } problem
+                    ? ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but the sandbox does not start here: {problem}. {OptOut}")
+                    : ValidateOptionsResult.Success;
+            }
+            catch (InvalidOperationException e)
+            {
+                return ValidateOptionsResult.Fail(e.Message);
+            }
+        }
+    }
+}

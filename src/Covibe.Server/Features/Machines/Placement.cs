@@ -1,0 +1,23 @@
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>
+/// Where something of a member's runs: a backend by name (<c>sandbox</c>, <c>local</c>, <c>ssh</c>,
+/// <c>container</c>), the machine within it (<see cref="Target"/>: a VM id, a container name), the
+/// team's workspace on this machine when the backend uses it, and the environment policy.
+/// <see cref="Method"/> is seed 003's answer (<c>docker</c>, <c>ssh</c>, <c>local</c>);
+/// <see cref="Fallback"/> says why it is not where the operator asked for (seed 003's fallback).
+/// </summary>
+public sealed record Placement(
+    string Backend,
+    string? Target,
+    string? Workspace,
+    string Method,
+    bool PassServerEnvironment,
+    IReadOnlyDictionary<string, string> Environment,
+    string? Fallback = null);
+
+/// <summary>A request for a place the member may not use, or that does not exist: <see cref="Field"/> names the request field.</summary>
+public sealed class PlacementException(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}
