@@ -25,13 +25,21 @@ internal static class TeamCommands
         var userName = new Option<string>("--user-name") { Description = "Your display name", Required = true };
         var email = new Option<string>("--email") { Description = "Your email", Required = true };
         var passwordStdin = CliCommon.PasswordStdinOption();
-        var command = new Command("create", "Create a team; you become its owner and are logged in") { server, name, userName, email, passwordStdin };
+        var signupTokenFile = new Option<FileInfo?>("--signup-token-file")
+        {
+            Description = "A file holding the operator's signup token, on a server that asks for one (or set COVIBE_SIGNUP_TOKEN)",
+        };
+        var command = new Command("create", "Create a team; you become its owner and are logged in") { server, name, userName, email, passwordStdin, signupTokenFile };
         command.SetHandler(async (parse, ct) =>
         {
             var password = CliCommon.ReadPassword(parse.GetValue(passwordStdin), "Choose a password (8+ characters):");
+            // Never a command-line argument: those show in ps and shell history.
+            var signupToken = parse.GetValue(signupTokenFile) is { } file
+                ? File.ReadAllText(file.FullName).Trim()
+                : Environment.GetEnvironmentVariable("COVIBE_SIGNUP_TOKEN");
             using var client = new CovibeClient(CliCommon.ResolveServer(parse.GetValue(server), store), store, credentials: null);
             var created = await client.PostAsync("api/team/create",
-                new CreateTeamRequest(parse.GetValue(name), parse.GetValue(userName), parse.GetValue(email), password),
+                new CreateTeamRequest(parse.GetValue(name), parse.GetValue(userName), parse.GetValue(email), password, signupToken),
                 CovibeJsonContext.Default.CreateTeamRequest, CovibeJsonContext.Default.CreateTeamResponse, ct);
             client.Remember(created.Auth);
             Console.WriteLine($"Created team {created.Auth.Team.Name}; logged in as {created.Auth.User.Name}.");

@@ -3,7 +3,8 @@ namespace Covibe.Protocol;
 // REST request and response bodies. Routes are in docs/api.md; the seed's routes
 // (POST /api/team/create, /api/auth/login, ...) keep their documented shapes.
 
-public sealed record CreateTeamRequest(string? Name, string? UserName, string? Email, string? Password);
+/// <summary><see cref="SignupToken"/>: the operator's signup token, on a server whose signup needs one.</summary>
+public sealed record CreateTeamRequest(string? Name, string? UserName, string? Email, string? Password, string? SignupToken = null);
 
 /// <summary>
 /// Seed 001's "team login with invite code". With <see cref="InviteCode"/> a newcomer joins

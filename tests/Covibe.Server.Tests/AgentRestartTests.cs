@@ -159,7 +159,7 @@ public sealed class AgentRestartTests : IDisposable
     private static bool ProcessAlive(int pid) =>
         File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Split(' ')[2].StartsWith('Z');
 
-    private static async Task WaitHealthyAsync(string url)
+    internal static async Task WaitHealthyAsync(string url)
     {
         using var http = new HttpClient();
         var watch = Stopwatch.StartNew();

@@ -23,6 +23,7 @@ public static class SeedEnvironment
         ["MAX_SESSIONS"] = "Covibe:Terminals:MaxSessions",
         ["SESSION_TIMEOUT"] = "Covibe:Terminals:SessionTimeoutSeconds",
         ["MAX_COMMAND_LENGTH"] = "Covibe:Terminals:MaxCommandLength",
+        ["COVIBE_SIGNUP_TOKEN"] = "Covibe:Teams:SignupToken",
     };
 
     public static IEnumerable<KeyValuePair<string, string?>> Read(IDictionary environment)

@@ -24,10 +24,19 @@ public static class StartupBanner
             await output.WriteLineAsync($"  Listening on {address}");
         }
         await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
-        if (teams == 0)
+        var signup = app.Services.GetRequiredService<IOptions<Features.Teams.TeamsOptions>>().Value;
+        if (teams == 0 && signup.Signup != Features.Teams.TeamsOptions.Closed)
         {
             await output.WriteLineAsync("  No team yet. Create the first one (you become its owner and get an invite code to share):");
-            await output.WriteLineAsync($"    covibe team create --server {url} --name \"My team\" --user-name \"Your name\" --email you@example.com");
+            var token = signup.Signup != Features.Teams.TeamsOptions.Token ? ""
+                : signup.SignupTokenPath is { } path ? $" --signup-token-file {path}" : " --signup-token-file FILE_WITH_COVIBE_SIGNUP_TOKEN";
+            await output.WriteLineAsync($"    covibe team create --server {url} --name \"My team\" --user-name \"Your name\" --email you@example.com{token}");
+            if (signup.Signup == Features.Teams.TeamsOptions.Token)
+            {
+                await output.WriteLineAsync(signup.SignupTokenPath is { } file
+                    ? $"  Creating a team needs the operator's signup token, kept in {file} (readable by this server's user only)."
+                    : "  Creating a team needs the operator's signup token (COVIBE_SIGNUP_TOKEN).");
+            }
         }
         else
         {

@@ -53,6 +53,7 @@ async function api(path, { method = 'GET', body, retry = true } = {}) {
     const details = problem.errors ? Object.values(problem.errors).flat().join(' ') : '';
     const error = new Error(details || problem.detail || problem.title || `The server answered ${reply.status}.`);
     error.status = reply.status;
+    error.type = problem.type;
     throw error;
   }
   return reply.status === 204 ? null : reply.json();
@@ -496,6 +497,8 @@ function wire() {
       if (reply.invite) showInvite(reply.invite);
     } catch (error) {
       $('#auth-error').textContent = error.message;
+      // This server lets only holders of the operator's signup token create teams: ask for it.
+      if (error.type?.endsWith('/signup-token-required')) $('#signup-token-field').hidden = false;
     }
   };
   $('#form-join').addEventListener('submit', authSubmit('/api/auth/login', (d) => d));

@@ -57,6 +57,11 @@ public sealed class TestServer : IAsyncDisposable
         {
             args.Add("--Covibe:Auth:AttemptsPerMinute=100000");
         }
+        // Most tests create teams freely; the signup tests set their own policy.
+        if (settings?.ContainsKey("Covibe:Teams:Signup") != true && settings?.ContainsKey("Covibe:Teams:AllowTeamCreation") != true)
+        {
+            args.Add("--Covibe:Teams:Signup=open");
+        }
         if (postgres is not null)
         {
             args.Add($"--Covibe:Database:ConnectionString={postgres}");

@@ -12,6 +12,11 @@ internal static class Tokens
 
     public static string NewId() => Guid.CreateVersion7().ToString("N");
 
+    /// <summary>Whether a presented secret equals the expected one, in time that does not depend on where they differ.</summary>
+    public static bool FixedTimeEquals(string? presented, string? expected) =>
+        presented is not null && expected is not null
+        && CryptographicOperations.FixedTimeEquals(SHA256.HashData(Encoding.UTF8.GetBytes(presented)), SHA256.HashData(Encoding.UTF8.GetBytes(expected)));
+
     private static string Base64Url(byte[] bytes) =>
         Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }

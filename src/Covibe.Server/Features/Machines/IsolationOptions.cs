@@ -16,6 +16,9 @@ public sealed class IsolationOptions
     [RegularExpression("^(sandbox|unsandboxed)$", ErrorMessage = "Covibe:Isolation:HostExecution must be 'sandbox' (the default) or 'unsandboxed'.")]
     public string HostExecution { get; set; } = Sandbox;
 
+    /// <summary>The bubblewrap program; unset: <c>bwrap</c> on the PATH.</summary>
+    public string? Bubblewrap { get; set; }
+
     /// <summary>The user sandboxed programs run as when the server runs as root (no such account needs to exist).</summary>
     [Range(1, 4_000_000_000)]
     public uint SandboxUid { get; set; } = 10001;

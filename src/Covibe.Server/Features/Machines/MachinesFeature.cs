@@ -39,7 +39,8 @@ public static class MachinesFeature
     /// </summary>
     private static HostSandbox? CreateSandbox(IsolationOptions options, ServerOptions server)
     {
-        if (HostSandbox.FindBubblewrap() is not { } bwrap)
+        var bwrap = options.Bubblewrap is { Length: > 0 } configured ? configured : HostSandbox.FindBubblewrap();
+        if (bwrap is null || !File.Exists(bwrap))
         {
             return null;
         }
@@ -72,7 +73,7 @@ public static class MachinesFeature
                 var sandbox = CreateSandbox(options, server.Value);
                 if (sandbox is null)
                 {
-                    return ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but bubblewrap (bwrap) is not installed. {OptOut}");
+                    return ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but bubblewrap ({options.Bubblewrap ?? "bwrap"}) is not installed. {OptOut}");
                 }
                 return sandbox.Check() is { } problem
                     ? ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but the sandbox does not start here: {problem}. {OptOut}")

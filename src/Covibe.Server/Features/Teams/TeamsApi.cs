@@ -1,3 +1,4 @@
+using Covibe.Server.Hosting;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
@@ -15,6 +16,7 @@ public static class TeamsApi
     public static IServiceCollection AddTeams(this IServiceCollection services)
     {
         services.AddOptions<TeamsOptions>().BindConfiguration(TeamsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IPostConfigureOptions<TeamsOptions>, SignupDefaults>();
         return services;
     }
 
@@ -36,9 +38,14 @@ public static class TeamsApi
         CreateTeamRequest request, CovibeDb db, AuthService auth, PasswordHasher hasher,
         IOptions<TeamsOptions> options, TimeProvider time, HttpContext http, CancellationToken cancellationToken)
     {
-        if (!options.Value.AllowTeamCreation)
+        if (options.Value.Signup == TeamsOptions.Closed)
         {
             return Problems.Forbidden("This server does not allow creating teams. Ask a member of an existing team for an invite code.");
+        }
+        if (options.Value.Signup == TeamsOptions.Token && !Tokens.FixedTimeEquals(request.SignupToken, options.Value.SignupToken))
+        {
+            return Problems.Create(403, "signup-token-required", "Signup token required",
+                "Creating a team on this server needs the operator's signup token ('signupToken'). Ask the server's operator for it, or ask a member of an existing team for an invite code.");
         }
         var v = new Validator();
         var name = v.Text("name", request.Name, 80);
@@ -163,5 +170,19 @@ public static class TeamsApi
         };
         db.Invites.Add(invite);
         return new InviteResponse(invite.Id, code, expiresAt, maxUses);
+    }
+
+    /// <summary>Open signup in development; elsewhere the operator's token, made once and kept owner-only in the data directory if not set.</summary>
+    private sealed class SignupDefaults(IHostEnvironment environment, IOptions<ServerOptions> server) : IPostConfigureOptions<TeamsOptions>
+    {
+        public void PostConfigure(string? name, TeamsOptions options)
+        {
+            options.Signup ??= !options.AllowTeamCreation ? TeamsOptions.Closed : environment.IsDevelopment() ? TeamsOptions.Open : TeamsOptions.Token;
+            if (options.Signup == TeamsOptions.Token && string.IsNullOrEmpty(options.SignupToken))
+            {
+                options.SignupToken = DevelopmentSecrets.ReadOrCreate(server.Value.DataDirectory, TeamsOptions.SignupTokenFile);
+                options.SignupTokenPath = Path.Combine(server.Value.DataDirectory, TeamsOptions.SignupTokenFile);
+            }
+        }
     }
 }

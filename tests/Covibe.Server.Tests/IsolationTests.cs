@@ -1,0 +1,209 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Covibe.Protocol;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>
+/// The wall between teams and the server, tried from where an attacker stands: a member's agent
+/// and a member's terminal on the server's own machine (sandboxed by default), reaching for the
+/// server's keys, database, process and another team's workspace.
+/// </summary>
+public sealed class IsolationTests : IDisposable
+{
+    private const string JwtSecret = "isolation-jwt-secret-0123456789-abcdefghijklmnop";
+    private const string EncryptionKey = "isolation-encryption-key-0123456789-abcdefghijk";
+    private const string SignupToken = "isolation-signup-token-0123456789";
+    private const string TeamBSecret = "team-b-private-plans-4242";
+
+    // Every way out we know of: the data directory by path, the server's /proc, another team's
+    // workspace by path and through "..", symlinks, and a search of the whole tree.
+    private const string Probe = """
+        set -- $1
+        D=$1; W=$2; B=$3; P=$4
+        echo "uid=$(id -u)"
+        for f in "$D/jwt-secret" "$D/encryption-key" "$D/covibe.db" "$D/signup-token" "/proc/$P/environ" "/proc/$P/cmdline" \
+                 "$W/$B/secret.txt" "/workspace/../$B/secret.txt" "/proc/1/root$D/covibe.db" "/proc/$P/root$D/jwt-secret"; do
+          printf '%s: ' "$f"; head -c 300 "$f" 2>&1; echo
+        done
+        ls -la "$D" "$W" "$W/$B" /workspace/.. 2>&1
+        for p in /proc/[0-9]*; do tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -a -e JWT_SECRET -e ENCRYPTION_KEY -e SIGNUP; done
+        ln -s "$D/jwt-secret" /workspace/leak 2>&1; cat /workspace/leak 2>&1
+        find / -xdev \( -name covibe.db -o -name jwt-secret -o -name secret.txt \) 2>/dev/null
+        echo probe-done
+        """;
+
+    private readonly string _data = StartupTests.TempDirectory();
+
+    [Fact]
+    public async Task AgentsAndTerminals_OnTheServersMachine_CannotReachItsSecretsItsProcessOrAnotherTeam()
+    {
+        var port = PostgresServer.FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var cli = new CliRunner(Path.Combine(_data, "cli"));
+        // A production server: secrets from the environment, signup by the operator's token.
+        using var server = cli.Start(["serve", "--data", _data, "--urls", url, "--Covibe:Auth:PasswordIterations=100000",
+            "--Covibe:Agents:Types:probe:Command:0=sh", "--Covibe:Agents:Types:probe:Command:1=-c", $"--Covibe:Agents:Types:probe:Command:2={Probe}",
+            "--Covibe:Agents:Types:probe:Command:3=probe", "--Covibe:Agents:Types:probe:Command:4={task}",
+            "--Covibe:Agents:Types:keep:Command:0=sh", "--Covibe:Agents:Types:keep:Command:1=-c",
+            "--Covibe:Agents:Types:keep:Command:2=printf '%s\\n' \"$1\" > /workspace/secret.txt", "--Covibe:Agents:Types:keep:Command:3=keep", "--Covibe:Agents:Types:keep:Command:4={task}"],
+            environment: new Dictionary<string, string?> { ["JWT_SECRET"] = JwtSecret, ["ENCRYPTION_KEY"] = EncryptionKey, ["COVIBE_SIGNUP_TOKEN"] = SignupToken });
+        try
+        {
+            await AgentRestartTests.WaitHealthyAsync(url);
+            using var http = new HttpClient { BaseAddress = new Uri(url) };
+
+            // Signup is the operator's: no token or a wrong one is refused, saying what is needed.
+            var refused = await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("A", "Ann", "ann@example.com", TestServer.Password));
+            (await refused.ShouldBeProblemAsync(HttpStatusCode.Forbidden, "signup-token-required")).GetProperty("detail").GetString()!.ShouldContain("signup token");
+            var wrong = await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("A", "Ann", "ann@example.com", TestServer.Password, "guess"));
+            await wrong.ShouldBeProblemAsync(HttpStatusCode.Forbidden, "signup-token-required");
+            var teamA = await CreateAsync(http, "A", "ann@example.com");
+            var teamB = await CreateAsync(http, "B", "bob@example.com");
+
+            // Team B keeps something in its workspace.
+            var kept = await SpawnAsync(http, teamB, TeamBSecret, "keep");
+            await WaitFinishedAsync(http, teamB, kept.Id);
+            File.ReadAllText(Path.Combine(_data, "workspaces", teamB.Auth.Team.Id, "secret.txt")).ShouldContain(TeamBSecret);
+
+            var target = $"{_data} {Path.Combine(_data, "workspaces")} {teamB.Auth.Team.Id} {server.Id}";
+            var probe = await SpawnAsync(http, teamA, target, "probe");
+            (await WaitFinishedAsync(http, teamA, probe.Id)).Status.ShouldBe("completed");
+            var agentOutput = await OutputAsync(http, teamA, probe.Id);
+            agentOutput.ShouldContain("probe-done");
+            AssertNothingLeaked(agentOutput);
+
+            // The same from a terminal of team A's owner.
+            var annCli = new CliRunner(Path.Combine(_data, "ann"));
+            var login = await annCli.RunAsync(TestServer.Password, "login", "--server", url, "--email", "ann@example.com", "--password-stdin");
+            login.ExitCode.ShouldBe(0, login.Stderr);
+            var script = Probe.Replace("set -- $1\n", "", StringComparison.Ordinal).Replace("D=$1; W=$2; B=$3; P=$4",
+                $"D={_data}; W={Path.Combine(_data, "workspaces")}; B={teamB.Auth.Team.Id}; P={server.Id}", StringComparison.Ordinal);
+            var terminal = await annCli.RunAsync(script + "\nexit 0", "terminal", "--shell", "/bin/sh");
+            terminal.Stdout.ShouldContain("probe-done");
+            AssertNothingLeaked(terminal.Stdout);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    [Fact]
+    public async Task AnAgentPlantingSymlinksAndFifosInItsRuntimeDirectory_GetsNothingOfTheServersAndStopsNothing()
+    {
+        var outside = StartupTests.TempDirectory();
+        Directory.CreateDirectory(outside);
+        var hostFile = Path.Combine(outside, "host-secret.txt");
+        File.WriteAllText(hostFile, "HOST-ONLY-7731\n");
+        try
+        {
+            var settings = AgentHelpers.Settings();
+            // Replace its log with a symlink to a file of the server's, and its exit file with a FIFO (a reader that follows or blocks would leak or hang).
+            settings["Covibe:Agents:Types:planter:Command:0"] = "sh";
+            settings["Covibe:Agents:Types:planter:Command:1"] = "-c";
+            settings["Covibe:Agents:Types:planter:Command:2"] =
+                "printf 'before\\n'; sleep 0.3; rm -f /covibe/output.log; ln -s \"$1\" /covibe/output.log; mkfifo /covibe/exit; " +
+                "sleep 1; rm -f /covibe/exit; printf 'after\\n'";
+            settings["Covibe:Agents:Types:planter:Command:3"] = "planter";
+            settings["Covibe:Agents:Types:planter:Command:4"] = "{task}";
+            await using var server = await TestServer.StartAsync(settings: settings);
+            var owner = await server.CreateTeamAsync();
+            var agent = await server.SpawnAsync(owner.Auth.AccessToken, hostFile, "planter");
+            var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(30));
+            done.Status.ShouldBe("completed");
+            // "before" was followed live; the log it then replaced by a symlink reads as nothing, never as the server's file.
+            done.OutputBytes.ShouldBe("before\n".Length);
+            var output = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+            output.ShouldNotContain("HOST-ONLY");
+            using var client = server.Client(owner.Auth.AccessToken);
+            var events = await client.GetStringAsync($"/api/agent/{agent.Id}/events");
+            events.ShouldNotContain("HOST-ONLY");
+        }
+        finally
+        {
+            StartupTests.Delete(outside);
+        }
+    }
+
+    [Fact]
+    public async Task Startup_WithoutASandbox_IsRefusedNamingTheSetting_UnlessTheOperatorOptsOut()
+    {
+        var missing = new Dictionary<string, string> { ["Covibe:Isolation:Bubblewrap"] = "/nonexistent/bwrap" };
+        var error = await Should.ThrowAsync<Exception>(() => TestServer.StartAsync(settings: missing));
+        error.Message.ShouldContain("Covibe:Isolation:HostExecution");
+        error.Message.ShouldContain("bubblewrap");
+
+        var optedOut = new Dictionary<string, string>(AgentHelpers.Settings())
+        {
+            ["Covibe:Isolation:Bubblewrap"] = "/nonexistent/bwrap",
+            ["Covibe:Isolation:HostExecution"] = "unsandboxed",
+            ["Covibe:Agents:Types:whoami:Command:0"] = "sh",
+            ["Covibe:Agents:Types:whoami:Command:1"] = "-c",
+            ["Covibe:Agents:Types:whoami:Command:2"] = "echo uid=$(id -u) at=$(pwd)",
+        };
+        await using var server = await TestServer.StartAsync(settings: optedOut);
+        var owner = await server.CreateTeamAsync();
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "who am i", "whoami");
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        // Unsandboxed, the agent works in the team's workspace on this machine's own paths, as the server's user.
+        var output = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+        if (Environment.UserName == "root")
+        {
+            output.ShouldContain("uid=0");
+        }
+        output.ShouldContain($"at={Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, agent.Id)}");
+    }
+
+    private static void AssertNothingLeaked(string output)
+    {
+        output.ShouldNotContain(JwtSecret);
+        output.ShouldNotContain(EncryptionKey);
+        output.ShouldNotContain(SignupToken);
+        output.ShouldNotContain(TeamBSecret);
+        output.ShouldNotContain("SQLite format 3");
+        if (Environment.UserName == "root")
+        {
+            output.ShouldContain("uid=10001"); // not root, even inside
+        }
+    }
+
+    private static async Task<CreateTeamResponse> CreateAsync(HttpClient http, string team, string email)
+    {
+        using var reply = await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest(team, team + " owner", email, TestServer.Password, SignupToken));
+        reply.StatusCode.ShouldBe(HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+        return (await reply.Content.ReadFromJsonAsync<CreateTeamResponse>())!;
+    }
+
+    private static async Task<AgentDto> SpawnAsync(HttpClient http, CreateTeamResponse team, string task, string type)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/api/agent/spawn") { Content = JsonContent.Create(new SpawnAgentRequest(task, type)) };
+        request.Headers.Authorization = new("Bearer", team.Auth.AccessToken);
+        using var reply = await http.SendAsync(request);
+        reply.StatusCode.ShouldBe(HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+        return (await reply.Content.ReadFromJsonAsync<AgentDto>())!;
+    }
+
+    private static Task<AgentDto> WaitFinishedAsync(HttpClient http, CreateTeamResponse team, string id) =>
+        Eventually.UntilAsync(async () =>
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/agent/{id}");
+            request.Headers.Authorization = new("Bearer", team.Auth.AccessToken);
+            using var reply = await http.SendAsync(request);
+            return (await reply.Content.ReadFromJsonAsync<AgentDto>())!;
+        }, a => AgentStatuses.IsFinal(a.Status), $"agent {id} finishes", TimeSpan.FromSeconds(60));
+
+    private static async Task<string> OutputAsync(HttpClient http, CreateTeamResponse team, string id)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/agent/{id}/output");
+        request.Headers.Authorization = new("Bearer", team.Auth.AccessToken);
+        using var reply = await http.SendAsync(request);
+        return await reply.Content.ReadAsStringAsync();
+    }
+
+    public void Dispose() => StartupTests.Delete(_data);
+}
