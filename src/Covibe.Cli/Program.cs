@@ -13,6 +13,7 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     VmCommands.Create(store),
     TerminalCommand.Create(store),
     SecretsCommand.Create(),
+    ImageCommand.Create(),
     MockAgent.Create(),
 };
 foreach (var command in AccountCommands.Create(store))

@@ -9,13 +9,15 @@ namespace Covibe.Execution;
 /// <remarks>
 /// Runtime directory layout: <c>stdin</c> (FIFO), <c>output.log</c> (stdout and stderr, appended),
 /// <c>first-input</c> (optional: bytes for stdin before the agent starts), <c>holder</c> (PID of the process keeping stdin open: killing it lets the agent read EOF),
-/// <c>running</c> (created when the agent itself starts, after any clone), <c>exit</c> (its exit code).
+/// <c>running</c> (created when the agent itself starts, after any clone), <c>exit</c> (its exit code),
+/// <c>wrapper.pid</c> (the wrapper's PID as it sees it: inside a container, for signals sent there).
 /// </remarks>
 public static class AgentWrapper
 {
     public const string Script = """
         rt=$1; wd=$2; repo=$3; branch=$4; shift 4
         exec >>"$rt/output.log" 2>&1 </dev/null
+        printf '%s\n' "$$" > "$rt/wrapper.pid"
         # A holder keeps the stdin FIFO open for writing, so the agent never reads EOF while the
         # server is away; killing the holder ends the agent's input on purpose.
         exec 3<>"$rt/stdin"

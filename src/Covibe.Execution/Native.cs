@@ -32,7 +32,24 @@ internal static partial class Native
     [LibraryImport("libc", EntryPoint = "lchown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int LChown(string path, uint owner, uint group);
 
+    public static bool IsRoot => GetEuid() == 0;
+
+    /// <summary>This process's effective user and group.</summary>
+    public static (uint Uid, uint Gid) CurrentUser => (GetEuid(), GetEgid());
+
+    // gid_t getegid(void);
+    [LibraryImport("libc", EntryPoint = "getegid")]
+    public static partial uint GetEgid();
+
     // uid_t geteuid(void);
     [LibraryImport("libc", EntryPoint = "geteuid")]
     public static partial uint GetEuid();
+}
+
+/// <summary>Who this process runs as.</summary>
+public static class CurrentProcess
+{
+    public static bool IsRoot => Native.IsRoot;
+
+    public static (uint Uid, uint Gid) User => Native.CurrentUser;
 }

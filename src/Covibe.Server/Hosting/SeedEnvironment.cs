@@ -24,6 +24,12 @@ public static class SeedEnvironment
         ["SESSION_TIMEOUT"] = "Covibe:Terminals:SessionTimeoutSeconds",
         ["MAX_COMMAND_LENGTH"] = "Covibe:Terminals:MaxCommandLength",
         ["COVIBE_SIGNUP_TOKEN"] = "Covibe:Teams:SignupToken",
+        ["USE_DOCKER_CONTAINERS"] = "Covibe:Containers:Enabled",
+        ["USE_DOCKER_AGENTS"] = "Covibe:Containers:Agents",
+        ["USE_DOCKER_PREVIEW"] = "Covibe:Containers:Preview",
+        ["DOCKER_HOST"] = "Covibe:Containers:Host",
+        ["AGENT_IMAGE"] = "Covibe:Containers:Image",
+        ["CLAUDE_API_KEY"] = "Covibe:Containers:ClaudeApiKey",
     };
 
     public static IEnumerable<KeyValuePair<string, string?>> Read(IDictionary environment)

@@ -83,6 +83,12 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options)
     {
         var type = Types[agent.Type];
         var argv = type.Command.Select(a => a.Replace("{task}", agent.Task, StringComparison.Ordinal)).Concat(type.ExtraArgs).ToList();
+        // The mock runs this covibe build: where the placement has its own (a container's image), that one.
+        var here = CovibeCommand();
+        if (placement.CovibeCommand is { } there && argv.Count >= here.Length && argv.Take(here.Length).SequenceEqual(here))
+        {
+            argv = [.. there, .. argv.Skip(here.Length)];
+        }
         var environment = new Dictionary<string, string>();
         // The server's own variables only where the placement allows them (not on a VM: it has its own environment).
         foreach (var name in placement.PassServerEnvironment ? options.Value.PassEnvironment : [])

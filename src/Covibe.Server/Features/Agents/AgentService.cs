@@ -21,6 +21,7 @@ public enum AgentFailure
     Invalid,
     Unavailable,
     NotRunning,
+    NowhereToRun,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
@@ -87,6 +88,10 @@ public sealed partial class AgentService(
         {
             return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", new() { [e.Field] = [e.Message] });
         }
+        catch (PlacementUnavailableException e)
+        {
+            return AgentResult.Fail(AgentFailure.NowhereToRun, e.Message);
+        }
 
         if (request.TeamId is not null && request.TeamId != caller.TeamId)
         {
@@ -136,6 +141,7 @@ public sealed partial class AgentService(
         {
             var process = await backends.Get(agent.Backend).StartAsync(launcher.Launch(agent, placement), cancellationToken);
             agent.RuntimeDirectory = process.RuntimeDirectory;
+            agent.Target = process.Target ?? agent.Target;
             agent.Pid = process.Pid;
             agent.PidStartTime = process.StartTime;
             AgentsLog.Spawned(logger, agent.Id, agent.Type, caller.UserId, agent.Backend, process.Pid);

@@ -209,6 +209,7 @@ public static class AgentsApi
         AgentFailure.Unavailable => Problems.Create(422, "agent-unavailable", "Agent type not available", result.Detail!),
         AgentFailure.NotRunning => Problems.Conflict("agent-not-running", "The agent is not running", result.Detail!),
         AgentFailure.TooMany => Problems.Create(429, "too-many-agents", "Too many agents", result.Detail!),
+        AgentFailure.NowhereToRun => Problems.Create(503, "container-engine-unavailable", "Nowhere to run the agent", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };
 

@@ -10,8 +10,12 @@ namespace Covibe.Server.Features.Machines;
 /// it, else on this machine, in the sandbox unless the operator opted out of it. Features ask
 /// here and run what they get on the backend it names; they never branch on where.
 /// </summary>
-public sealed class MachineResolver(IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, IOptions<IsolationOptions> isolation)
+public sealed class MachineResolver(
+    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, IOptions<IsolationOptions> isolation, IOptions<ContainersOptions> containers, ContainerEngine engine)
 {
+    /// <summary>Where <c>covibe</c> is inside the default image (<c>covibe image build</c> puts it there).</summary>
+    public static readonly IReadOnlyList<string> CovibeInImage = ["/usr/local/bin/covibe"];
+
     /// <summary>Where an agent of <paramref name="userId"/> runs. Throws <see cref="PlacementException"/> for a VM that is not theirs.</summary>
     public async Task<Placement> PlaceAgentAsync(string teamId, string userId, string? vmId, CancellationToken cancellationToken)
     {
@@ -25,7 +29,28 @@ public sealed class MachineResolver(IDbContextFactory<CovibeDb> dbs, Workspaces 
             // A VM has its own environment: none of the server's variables go there.
             return new Placement(SshBackend.BackendName, vmId, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>());
         }
-        return Host(teamId);
+        if (!containers.Value.ForAgents)
+        {
+            return Host(teamId);
+        }
+        // Seed 003: in a container when the engine can take it; else the fallback, saying why, or a refusal.
+        if (await engine.ProblemAsync(cancellationToken) is { } problem)
+        {
+            if (containers.Value.Fallback == "none")
+            {
+                throw new PlacementUnavailableException("container-engine-unavailable",
+                    $"{problem} This server runs agents in containers only (Covibe:Containers:Fallback=none); try again when the engine is back.");
+            }
+            return Host(teamId) with { Fallback = $"{problem} The agent runs on the server's machine instead, sandboxed." };
+        }
+        var environment = new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe", ["PATH"] = "/usr/local/bin:/usr/bin:/bin" };
+        if (containers.Value.ClaudeApiKey is { Length: > 0 } key)
+        {
+            environment["CLAUDE_API_KEY"] = key;
+            environment["ANTHROPIC_API_KEY"] = key;
+        }
+        return new Placement(ContainerBackend.BackendName, null, workspaces.ForTeam(teamId), "docker", PassServerEnvironment: false, environment,
+            CovibeCommand: CovibeInImage);
     }
 
     /// <summary>This machine: the team's workspace, in the sandbox (as its user, home in the workspace) unless opted out.</summary>

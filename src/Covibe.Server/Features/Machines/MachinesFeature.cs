@@ -9,7 +9,8 @@ namespace Covibe.Server.Features.Machines;
 
 /// <summary>
 /// Where members' code runs. The backends are keyed services by name (<c>sandbox</c> and
-/// <c>local</c> on this machine, <c>ssh</c> on members' VMs); <see cref="MachineResolver"/>
+/// <c>local</c> on this machine, <c>ssh</c> on members' VMs, <c>container</c> through the Docker
+/// Engine API); <see cref="MachineResolver"/>
 /// picks one for each agent and <see cref="MachineTerminals"/> for each terminal.
 /// </summary>
 public static class MachinesFeature
@@ -26,6 +27,9 @@ public static class MachinesFeature
             new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>()));
         services.AddKeyedSingleton<IExecutionBackend>(SshBackend.BackendName, (sp, _) => new SshBackend(
             sp.GetRequiredService<SshClient>(), sp.GetRequiredService<VmConnector>().ConnectAsync, sp.GetRequiredService<Workspaces>().RuntimeRoot));
+        services.AddOptions<ContainersOptions>().BindConfiguration(ContainersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ContainerEngine>();
+        services.AddKeyedSingleton<IExecutionBackend>(ContainerBackend.BackendName, (sp, _) => sp.GetRequiredService<ContainerEngine>().Backend);
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
         // Before AddTerminals, whose default launcher only knows this machine.

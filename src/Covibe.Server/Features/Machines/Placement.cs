@@ -6,6 +6,7 @@ namespace Covibe.Server.Features.Machines;
 /// team's workspace on this machine when the backend uses it, and the environment policy.
 /// <see cref="Method"/> is seed 003's answer (<c>docker</c>, <c>ssh</c>, <c>local</c>);
 /// <see cref="Fallback"/> says why it is not where the operator asked for (seed 003's fallback).
+/// <see cref="CovibeCommand"/>: how to run <c>covibe</c> there (the mock agent), when not as on this machine.
 /// </summary>
 public sealed record Placement(
     string Backend,
@@ -14,10 +15,17 @@ public sealed record Placement(
     string Method,
     bool PassServerEnvironment,
     IReadOnlyDictionary<string, string> Environment,
-    string? Fallback = null);
+    string? Fallback = null,
+    IReadOnlyList<string>? CovibeCommand = null);
 
 /// <summary>A request for a place the member may not use, or that does not exist: <see cref="Field"/> names the request field.</summary>
 public sealed class PlacementException(string field, string message) : Exception(message)
 {
     public string Field { get; } = field;
+}
+
+/// <summary>Nowhere to run it now (the container engine is down and no fallback is allowed): <see cref="Type"/> is the problem type.</summary>
+public sealed class PlacementUnavailableException(string type, string message) : Exception(message)
+{
+    public string Type { get; } = type;
 }

@@ -1,0 +1,78 @@
+using Covibe.Execution;
+using Docker.DotNet;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>The container engine at <c>DOCKER_HOST</c>: its client, and whether it can take agents now (asked at most every few seconds).</summary>
+public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOptions<IsolationOptions> isolation, Workspaces workspaces, TimeProvider time) : IDisposable
+{
+    private static readonly TimeSpan Remember = TimeSpan.FromSeconds(5);
+    private readonly Lock _lock = new();
+    private DockerClient? _client;
+    private ContainerBackend? _backend;
+    private (DateTimeOffset At, string? Problem) _last = (DateTimeOffset.MinValue, null);
+
+    public DockerClient Client
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _client ??= new DockerClientBuilder().WithEndpoint(new Uri(options.Value.EngineAddress)).WithTimeout(TimeSpan.FromSeconds(30)).Build();
+            }
+        }
+    }
+
+    public ContainerBackend Backend
+    {
+        get
+        {
+            lock (_lock)
+            {
+                var o = options.Value;
+                var user = CurrentProcess.IsRoot ? (isolation.Value.SandboxUid, isolation.Value.SandboxGid) : CurrentProcess.User;
+                return _backend ??= new ContainerBackend(Client, new ContainerSettings(o.Image, o.Network,
+                    new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), user),
+                    workspaces.RuntimeRoot);
+            }
+        }
+    }
+
+    /// <summary>Null when the engine answers and has the image; else what is wrong, in words for the operator.</summary>
+    public async Task<string?> ProblemAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (now - _last.At < Remember)
+        {
+            return _last.Problem;
+        }
+        string? problem = null;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(TimeSpan.FromSeconds(3));
+            await Client.System.PingAsync(timeout.Token);
+            try
+            {
+                await Client.Images.InspectImageAsync(options.Value.Image, timeout.Token);
+            }
+            catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+            {
+                problem = new ContainerImageMissingException(options.Value.Image).Message;
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or DockerApiException or OperationCanceledException or TimeoutException)
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            problem = $"The container engine at {options.Value.EngineAddress} does not answer ({e.GetBaseException().Message}).";
+        }
+        _last = (now, problem);
+        return problem;
+    }
+
+    public void Dispose() => _client?.Dispose();
+}
