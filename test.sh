@@ -17,6 +17,9 @@ command -v npm >/dev/null || need+=(npm)           # the build fetches xterm.js 
 command -v vi >/dev/null || need+=(vim-tiny)       # terminals: a full-screen editor through the PTY
 command -v top >/dev/null || need+=(procps)
 command -v bwrap >/dev/null || need+=(bubblewrap)  # agents and terminals on the server run sandboxed
+command -v podman >/dev/null || need+=(podman)     # containers: Podman serves the Docker Engine API to the tests
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)   # the init in agent containers
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

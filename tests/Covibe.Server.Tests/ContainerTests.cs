@@ -1,0 +1,126 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Covibe.Protocol;
+using Covibe.Server.Tests.Infrastructure;
+using Docker.DotNet.Models;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Seed 003's agent containers, against a real Podman serving the Docker Engine API.</summary>
+[Collection(PodmanGroup.Name)]
+public sealed class ContainerTests(PodmanService podman)
+{
+    [Fact]
+    public async Task Spawn_WithContainersOn_RunsTheAgentInItsOwnLabelledLimitedContainer_OnTheTeamsWorkspace()
+    {
+        var settings = podman.Settings();
+        settings["Covibe:Agents:Types:inside:Command:0"] = "sh";
+        settings["Covibe:Agents:Types:inside:Command:1"] = "-c";
+        settings["Covibe:Agents:Types:inside:Command:2"] =
+            "echo uid=$(id -u) at=$(pwd); echo memory=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max); " +
+            "echo shared > /workspace/from-agent.txt; ls /covibe; sleep 2";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+
+        using var reply = await client.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("look inside", "inside"));
+        reply.StatusCode.ShouldBe(HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+        var spawned = (await reply.Content.ReadFromJsonAsync<SpawnAgentResponse>())!;
+        spawned.Method.ShouldBe("docker");
+        spawned.Fallback.ShouldBeNull();
+        var agent = spawned.Agent;
+
+        // Seed 003's name, and our labels: whose it is, for the team and for reconciling.
+        var name = $"covibes_agent_{owner.Auth.Team.Id}_{agent.Id}";
+        var container = await Eventually.UntilAsync(
+            async () => (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).FirstOrDefault(c => c.Names.Contains("/" + name)),
+            c => c is not null, "the agent's container exists");
+        container!.Labels["covibe.team"].ShouldBe(owner.Auth.Team.Id);
+        container.Labels["covibe.agent"].ShouldBe(agent.Id);
+        container.Labels["covibe.owner"].ShouldBe(owner.Auth.User.Id);
+        var inspect = await podman.Client.Containers.InspectContainerAsync(name);
+        inspect.HostConfig!.Memory.ShouldBe(2L * 1024 * 1024 * 1024);
+        inspect.HostConfig.NanoCPUs.ShouldBe(1_000_000_000);
+        inspect.HostConfig.Binds.ShouldNotContain(b => b.Contains(".sock", StringComparison.Ordinal));
+
+        var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        done.Status.ShouldBe("completed");
+        var output = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+        output.ShouldContain($"uid=10001 at=/workspace/{agent.Id}");
+        output.ShouldContain("memory=2147483648"); // seed 003's 2g, seen from inside
+        File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "from-agent.txt")).ShouldBe("shared\n");
+        // A finished agent's container is removed; its output stays with the server.
+        await Eventually.UntilAsync(
+            async () => (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).Any(c => c.Names.Contains("/" + name)),
+            exists => !exists, "the finished agent's container is removed");
+    }
+
+    [Fact]
+    public async Task MockAgent_InAContainer_StreamsToTheTeam_TakesInput_AndIsKilledByItsOwner()
+    {
+        await using var server = await TestServer.StartAsync(settings: podman.Settings());
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        var mock = await server.SpawnAsync(owner.Auth.AccessToken, "Containerised", "mock");
+        await using var hub = await server.ConnectAsync(member.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        await hub.SendAsync(new { type = "agent_subscribe", agentId = mock.Id, from = 0 });
+        var (bytes, _, status) = await hub.CollectOutputAsync(mock.Id, from: 0);
+        status.ShouldBe("completed");
+        Encoding.UTF8.GetString(bytes).ShouldContain("Containerised");
+
+        var echo = await server.SpawnAsync(owner.Auth.AccessToken, "echo", "echo");
+        using var client = server.Client(owner.Auth.AccessToken);
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, echo.Id)), o => o.Contains("ready", StringComparison.Ordinal), "the echo agent is ready");
+        (await client.PostAsJsonAsync($"/api/agent/{echo.Id}/input", new AgentInputRequest("from the owner\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, echo.Id)), o => o.Contains("echo: from the owner", StringComparison.Ordinal), "the input is echoed");
+        using var teammate = server.Client(member.AccessToken);
+        (await teammate.DeleteAsync($"/api/agent/{echo.Id}")).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        (await client.DeleteAsync($"/api/agent/{echo.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, echo.Id)).Status.ShouldBe("killed");
+    }
+
+    [Fact]
+    public async Task EngineDown_FallsBackToTheSandboxSayingWhy_OrRefusesWhenNoFallbackIsAllowed()
+    {
+        var settings = podman.Settings();
+        settings["Covibe:Containers:Host"] = "unix:///nonexistent/podman.sock";
+        await using (var server = await TestServer.StartAsync(settings: settings))
+        {
+            var owner = await server.CreateTeamAsync();
+            using var client = server.Client(owner.Auth.AccessToken);
+            using var reply = await client.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("fallback", "mock"));
+            reply.StatusCode.ShouldBe(HttpStatusCode.Created);
+            var spawned = (await reply.Content.ReadFromJsonAsync<SpawnAgentResponse>())!;
+            spawned.Method.ShouldBe("local");
+            spawned.Fallback!.ShouldContain("does not answer");
+            (await server.WaitFinishedAsync(owner.Auth.AccessToken, spawned.Agent.Id)).Status.ShouldBe("completed");
+        }
+
+        settings["Covibe:Containers:Fallback"] = "none";
+        await using (var server = await TestServer.StartAsync(settings: settings))
+        {
+            var owner = await server.CreateTeamAsync();
+            using var client = server.Client(owner.Auth.AccessToken);
+            var problem = await (await client.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("refused", "mock")))
+                .ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable");
+            problem.GetProperty("detail").GetString()!.ShouldContain("Covibe:Containers:Fallback=none");
+            // Nothing half-made: no agent was recorded.
+            (await client.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.ShouldBeEmpty();
+        }
+    }
+
+    [Fact]
+    public async Task MissingImage_IsAClearErrorNamingCovibeImageBuild()
+    {
+        var settings = podman.Settings();
+        settings["Covibe:Containers:Image"] = "covibe-agent:never-built";
+        settings["Covibe:Containers:Fallback"] = "none";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var problem = await (await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("no image", "mock")))
+            .ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable");
+        problem.GetProperty("detail").GetString()!.ShouldContain("covibe image build");
+    }
+}

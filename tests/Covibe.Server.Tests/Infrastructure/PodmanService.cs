@@ -1,0 +1,86 @@
+using System.Diagnostics;
+using Covibe.Execution;
+using Docker.DotNet;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>
+/// A real container engine for the test run: Podman's Docker API service (<c>podman system
+/// service</c>) on a socket in a temp directory, with its own storage and configuration (runc, the
+/// ulimits these machines need), and the default agent image built into it by the same code as
+/// <c>covibe image build</c>. Stopped and deleted at the end, containers and all.
+/// </summary>
+public sealed class PodmanService : IAsyncLifetime
+{
+    public const string Image = "covibe-agent:test";
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "covibe-podman-" + Guid.NewGuid().ToString("N")[..8]);
+    private Process? _service;
+
+    public string Socket => Path.Combine(_directory, "podman.sock");
+
+    public string DockerHost => $"unix://{Socket}";
+
+    public DockerClient Client { get; private set; } = null!;
+
+    /// <summary>Settings for a server whose agents run in this engine's containers.</summary>
+    public Dictionary<string, string> Settings(Dictionary<string, string>? settings = null)
+    {
+        var all = settings ?? AgentHelpers.Settings();
+        all["Covibe:Containers:Agents"] = "true";
+        all["Covibe:Containers:Host"] = DockerHost;
+        all["Covibe:Containers:Image"] = Image;
+        return all;
+    }
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(_directory);
+        var config = Path.Combine(_directory, "containers.conf");
+        // These machines start containers only with runc and explicit ulimits (see ENVIRONMENT.md).
+        await File.WriteAllTextAsync(config, "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\n");
+        var info = new ProcessStartInfo("podman",
+            ["--root", Path.Combine(_directory, "root"), "--runroot", Path.Combine(_directory, "run"), "--tmpdir", Path.Combine(_directory, "tmp"),
+                "system", "service", "--time=0", DockerHost])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        info.Environment["CONTAINERS_CONF"] = config;
+        _service = Process.Start(info) ?? throw new InvalidOperationException("podman could not be started; install it (./test.sh does).");
+        await Eventually.UntilAsync(() => Task.FromResult(File.Exists(Socket)), "podman's API socket appears", TimeSpan.FromSeconds(30));
+        Client = new DockerClientBuilder().WithEndpoint(new Uri(DockerHost)).WithTimeout(TimeSpan.FromMinutes(5)).Build();
+        await Client.System.PingAsync();
+        await HostImage.BuildAsync(Client, Image, (10001, 10001), new Progress<string>(_ => { }), CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        try
+        {
+            foreach (var container in await Client.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true }))
+            {
+                await Client.Containers.RemoveContainerAsync(container.ID, new Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or DockerApiException)
+        {
+            // The service is gone already.
+        }
+        Client?.Dispose();
+        if (_service is { HasExited: false })
+        {
+            _service.Kill(entireProcessTree: true);
+            await _service.WaitForExitAsync();
+        }
+        _service?.Dispose();
+        // Overlay mounts of the storage may linger a moment after the service.
+        using var cleanup = Process.Start("sh", ["-c", $"umount -R {_directory}/root/overlay 2>/dev/null; rm -rf {_directory}"]);
+        await cleanup.WaitForExitAsync();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class PodmanGroup : ICollectionFixture<PodmanService>
+{
+    public const string Name = "Podman";
+}
