@@ -237,7 +237,8 @@ public sealed class SshClient : IAsyncDisposable
             File.Delete(AgentSocket);
             // -D: stay in the foreground as our child, so it ends with us.
             _agent = Process.Start(Start("ssh-agent", ["-D", "-a", AgentSocket])) ?? throw new IOException("Could not run ssh-agent; install openssh-client.");
-            for (var i = 0; i < 200 && !File.Exists(AgentSocket); i++)
+            // The socket file appears at bind(), a moment before the agent listens: wait until it answers.
+            for (var i = 0; i < 200 && !await AnswersAsync(AgentSocket, cancellationToken); i++)
             {
                 await Task.Delay(10, cancellationToken);
             }
@@ -245,6 +246,24 @@ public sealed class SshClient : IAsyncDisposable
         finally
         {
             _agentLock.Release();
+        }
+    }
+
+    private static async Task<bool> AnswersAsync(string path, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(path))
+        {
+            return false;
+        }
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            await socket.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path), cancellationToken);
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
         }
     }
 
