@@ -40,17 +40,7 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
     {
         var workspace = launch.Workspace ?? throw new ArgumentException("A container agent needs its team's workspace.");
         var teamId = launch.TeamId ?? throw new ArgumentException("A container agent needs its team.");
-        var runtime = Path.Combine(runtimeRoot, launch.AgentId);
-        Directory.CreateDirectory(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        if (Native.MkFifo(Path.Combine(runtime, "stdin"), 0b110_000_000) != 0)
-        {
-            throw new IOException($"Cannot create the agent's input FIFO (errno {Marshal.GetLastPInvokeError()}).");
-        }
-        File.Create(Path.Combine(runtime, "output.log")).Dispose();
-        if (launch.InitialInput is { } initial)
-        {
-            File.WriteAllBytes(Path.Combine(runtime, "first-input"), initial);
-        }
+        var runtime = RuntimeFiles.Prepare(runtimeRoot, launch);
         // The container's user writes there; nothing else of the server's is mounted.
         foreach (var path in Directory.EnumerateFileSystemEntries(runtime).Prepend(runtime).Append(workspace))
         {
@@ -153,20 +143,7 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
             throw new AgentNotRunningException("The agent has exited; it reads no more input.");
         }
         // The FIFO is on this machine, bind-mounted into the container: the same pipe.
-        var fd = RuntimeFiles.OpenFifoForWriting(Path.Combine(process.RuntimeDirectory, "stdin"));
-        if (fd < 0)
-        {
-            throw new AgentNotRunningException($"The agent's input is closed (errno {-fd}).");
-        }
-        using var stream = new FileStream(new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
-        try
-        {
-            stream.Write(data.Span);
-        }
-        catch (IOException e)
-        {
-            throw new AgentNotRunningException($"The agent is not reading its input ({e.Message}).");
-        }
+        RuntimeFiles.WriteInput(process.RuntimeDirectory, data.Span);
         return Task.CompletedTask;
     }
 
@@ -244,8 +221,7 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
         }
     }
 
-    private static int? ExitCode(AgentProcess process) =>
-        RuntimeFiles.ReadText(Path.Combine(process.RuntimeDirectory, "exit")) is { } text && int.TryParse(text, CultureInfo.InvariantCulture, out var code) ? code : null;
+    private static int? ExitCode(AgentProcess process) => RuntimeFiles.ExitCode(process.RuntimeDirectory);
 
     internal static string EngineMessage(DockerApiException e) =>
         e.ResponseBody is { Length: > 0 } body && body.Contains("\"message\"", StringComparison.Ordinal)

@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 
 namespace Covibe.Execution;
 
@@ -22,20 +20,8 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
     public Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var workspace = launch.Workspace ?? throw new ArgumentException("A local agent needs its team's workspace.");
-        var runtime = Path.Combine(runtimeRoot, launch.AgentId);
-        Directory.CreateDirectory(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var runtime = RuntimeFiles.Prepare(runtimeRoot, launch);
         Directory.CreateDirectory(workspace, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var fifo = Path.Combine(runtime, "stdin");
-        if (Native.MkFifo(fifo, 0b110_000_000) != 0)
-        {
-            throw new IOException($"Cannot create the agent's input FIFO (errno {Marshal.GetLastPInvokeError()}).");
-        }
-        // Created up front so that readers never race the wrapper's first write.
-        File.Create(Path.Combine(runtime, "output.log")).Dispose();
-        if (launch.InitialInput is { } initial)
-        {
-            File.WriteAllBytes(Path.Combine(runtime, "first-input"), initial);
-        }
 
         List<string> argv;
         if (sandbox is null)
@@ -83,21 +69,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         {
             throw new AgentNotRunningException("The agent has exited; it reads no more input.");
         }
-        // Non-blocking: opening a FIFO nobody reads would otherwise wait forever.
-        var fd = RuntimeFiles.OpenFifoForWriting(Path.Combine(process.RuntimeDirectory, "stdin"));
-        if (fd < 0)
-        {
-            throw new AgentNotRunningException($"The agent's input is closed (errno {-fd}).");
-        }
-        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
-        try
-        {
-            stream.Write(data.Span);
-        }
-        catch (IOException e)
-        {
-            throw new AgentNotRunningException($"The agent is not reading its input ({e.Message}).");
-        }
+        RuntimeFiles.WriteInput(process.RuntimeDirectory, data.Span);
         return Task.CompletedTask;
     }
 
@@ -161,6 +133,5 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         return new AgentProcessState(started is null ? AgentRunState.Starting : AgentRunState.Running, StartedAt: started);
     }
 
-    private static int? ExitCode(AgentProcess process) =>
-        RuntimeFiles.ReadText(Path.Combine(process.RuntimeDirectory, "exit")) is { } text && int.TryParse(text, CultureInfo.InvariantCulture, out var code) ? code : null;
+    private static int? ExitCode(AgentProcess process) => RuntimeFiles.ExitCode(process.RuntimeDirectory);
 }

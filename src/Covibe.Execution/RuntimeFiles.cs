@@ -61,4 +61,47 @@ internal static class RuntimeFiles
         var fd = Native.Open(path, Native.O_WRONLY | Native.O_NONBLOCK | Native.O_NOFOLLOW | Native.O_CLOEXEC);
         return fd >= 0 ? fd : -Marshal.GetLastPInvokeError();
     }
+
+    /// <summary>
+    /// Makes an agent's runtime directory on this machine (owner-only): the stdin FIFO, an empty
+    /// log (so readers never race the wrapper's first write) and any first input.
+    /// </summary>
+    public static string Prepare(string runtimeRoot, AgentLaunch launch)
+    {
+        var runtime = Path.Combine(runtimeRoot, launch.AgentId);
+        Directory.CreateDirectory(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        if (Native.MkFifo(Path.Combine(runtime, "stdin"), 0b110_000_000) != 0)
+        {
+            throw new IOException($"Cannot create the agent's input FIFO (errno {Marshal.GetLastPInvokeError()}).");
+        }
+        File.Create(Path.Combine(runtime, "output.log")).Dispose();
+        if (launch.InitialInput is { } initial)
+        {
+            File.WriteAllBytes(Path.Combine(runtime, "first-input"), initial);
+        }
+        return runtime;
+    }
+
+    /// <summary>The exit code the wrapper recorded, or null while it has not.</summary>
+    public static int? ExitCode(string runtime) =>
+        ReadText(Path.Combine(runtime, "exit")) is { } text && int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : null;
+
+    /// <summary>Writes to the agent's stdin FIFO without blocking on an agent that does not read.</summary>
+    public static void WriteInput(string runtime, ReadOnlySpan<byte> data)
+    {
+        var fd = OpenFifoForWriting(Path.Combine(runtime, "stdin"));
+        if (fd < 0)
+        {
+            throw new AgentNotRunningException($"The agent's input is closed (errno {-fd}).");
+        }
+        using var stream = new FileStream(new SafeFileHandle(fd, ownsHandle: true), FileAccess.Write, bufferSize: 0);
+        try
+        {
+            stream.Write(data);
+        }
+        catch (IOException e)
+        {
+            throw new AgentNotRunningException($"The agent is not reading its input ({e.Message}).");
+        }
+    }
 }
