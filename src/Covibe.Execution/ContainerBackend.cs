@@ -36,6 +36,95 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
 
     public static string AgentContainerName(string teamId, string agentId) => $"covibes_agent_{teamId}_{agentId}";
 
+    /// <summary>The team's long-lived workspace container (seed 003's workspace-sync): its members' terminals run there.</summary>
+    public static string TeamContainerName(string teamId) => $"covibes_sync_{teamId}";
+
+    /// <summary>The user containers run as, as the engine wants it.</summary>
+    public string User => $"{Str(settings.User.Uid)}:{Str(settings.User.Gid)}";
+
+    /// <summary>The team's workspace container, created (or started again) when needed: the same image, user, limits and mounts rules as its agents, with only the workspace mounted.</summary>
+    public async Task<string> EnsureTeamContainerAsync(string teamId, string workspace, CancellationToken cancellationToken)
+    {
+        var name = TeamContainerName(teamId);
+        try
+        {
+            var existing = await docker.Containers.InspectContainerAsync(name, cancellationToken);
+            if (existing.State?.Running != true)
+            {
+                await docker.Containers.StartContainerAsync(name, new ContainerStartParameters(), cancellationToken);
+            }
+            return name;
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            // Made below.
+        }
+        GiveToContainer(workspace);
+        var limits = settings.AgentLimits;
+        try
+        {
+            await docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            {
+                Name = name,
+                Image = settings.Image,
+                User = User,
+                WorkingDir = HostSandbox.Workspace,
+                Cmd = ["sleep", "infinity"],
+                Env = ["HOME=/workspace"],
+                Labels = new Dictionary<string, string> { [ManagedLabel] = "true", [TypeLabel] = "sync", [TeamLabel] = teamId },
+                HostConfig = Limited(limits, [$"{workspace}:{HostSandbox.Workspace}:rw"]),
+            }, cancellationToken);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new ContainerImageMissingException(settings.Image);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.Conflict)
+        {
+            // Another terminal of the team made it a moment ago.
+        }
+        try
+        {
+            await docker.Containers.StartContainerAsync(name, new ContainerStartParameters(), cancellationToken);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotModified)
+        {
+            // Running already.
+        }
+        return name;
+    }
+
+    /// <summary>A terminal in the team's workspace container (made or started as needed).</summary>
+    public async Task<IPty> OpenTerminalAsync(string teamId, string workspace, IReadOnlyList<string> argv, string workingDirectory,
+        IReadOnlyDictionary<string, string> environment, int columns, int rows, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var container = await EnsureTeamContainerAsync(teamId, workspace, cancellationToken);
+            return await ContainerPty.StartAsync(docker, container, User, argv, workingDirectory, environment, columns, rows, cancellationToken);
+        }
+        catch (DockerApiException e)
+        {
+            throw new IOException($"The container engine could not open the terminal: {EngineMessage(e)}");
+        }
+    }
+
+    /// <summary>Seed 003's limits, no capabilities, no new privileges, and only the given mounts.</summary>
+    private HostConfig Limited(ContainerLimits limits, IList<string> binds) => new()
+    {
+        Binds = binds,
+        NetworkMode = settings.Network,
+        Memory = limits.MemoryBytes,
+        MemoryReservation = limits.MemoryReservationBytes,
+        NanoCPUs = (long)(limits.Cpus * 1_000_000_000),
+        CPUShares = (long)Math.Max(2, limits.CpuReservation * 1024),
+        PidsLimit = limits.PidsLimit,
+        CapDrop = ["ALL"],
+        SecurityOpt = ["no-new-privileges"],
+        // A small init as PID 1 reaps orphans and passes signals on.
+        Init = true,
+    };
+
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var workspace = launch.Workspace ?? throw new ArgumentException("A container agent needs its team's workspace.");
@@ -53,7 +142,7 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
         {
             Name = name,
             Image = settings.Image,
-            User = $"{Str(settings.User.Uid)}:{Str(settings.User.Gid)}",
+            User = User,
             WorkingDir = HostSandbox.Workspace,
             Cmd = ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, HostSandbox.Runtime, $"{HostSandbox.Workspace}/{launch.WorkingDirectory}",
                 launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
@@ -66,20 +155,7 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
                 [AgentLabel] = launch.AgentId,
                 [OwnerLabel] = launch.OwnerId ?? "",
             },
-            HostConfig = new HostConfig
-            {
-                Binds = [$"{runtime}:{HostSandbox.Runtime}:rw", $"{workspace}:{HostSandbox.Workspace}:rw"],
-                NetworkMode = settings.Network,
-                Memory = limits.MemoryBytes,
-                MemoryReservation = limits.MemoryReservationBytes,
-                NanoCPUs = (long)(limits.Cpus * 1_000_000_000),
-                CPUShares = (long)Math.Max(2, limits.CpuReservation * 1024),
-                PidsLimit = limits.PidsLimit,
-                CapDrop = ["ALL"],
-                SecurityOpt = ["no-new-privileges"],
-                // A small init as PID 1 reaps orphans and passes signals on to the wrapper.
-                Init = true,
-            },
+            HostConfig = Limited(limits, [$"{runtime}:{HostSandbox.Runtime}:rw", $"{workspace}:{HostSandbox.Workspace}:rw"]),
         };
         try
         {
@@ -188,7 +264,7 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
             var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
             {
                 Cmd = ["sh", "-c", script],
-                User = $"{Str(settings.User.Uid)}:{Str(settings.User.Gid)}",
+                User = User,
                 AttachStdout = true,
                 AttachStderr = true,
             }, cancellationToken);

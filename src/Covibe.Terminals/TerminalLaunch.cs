@@ -14,9 +14,10 @@ public sealed class TerminalException(string code, string message) : Exception(m
 /// <summary>
 /// What a session runs, and where: <see cref="Host"/> names a VM, null for this machine.
 /// <see cref="CommandDirectory"/> turns the <c>cwd</c> of a <c>command</c> message into the path the
-/// shell sees (throwing <see cref="TerminalException"/> for one it may not use).
+/// shell sees (throwing <see cref="TerminalException"/> for one it may not use). <see cref="Open"/>
+/// starts the terminal somewhere other than a local PTY running <see cref="Info"/> (a container).
 /// </summary>
-public sealed record TerminalStart(PtyStartInfo Info, Func<string, string> CommandDirectory, string? Host = null);
+public sealed record TerminalStart(PtyStartInfo Info, Func<string, string> CommandDirectory, string? Host = null, Func<CancellationToken, Task<IPty>>? Open = null);
 
 /// <summary>What a new session runs: a local shell (<see cref="TerminalLaunch"/>), or in <c>covibe serve</c> also a shell on a member's VM.</summary>
 public interface ITerminalLauncher

@@ -53,37 +53,60 @@ public sealed partial class TerminalManager(
         }
         var start = await launcher.StartInfoAsync(owner, id, config, cancellationToken);
         var info = start.Info;
-        lock (_createLock)
+        var opened = start.Open is { } open ? await OpenAsync(open, id, cancellationToken) : null;
+        try
         {
-            if (_sessions.ContainsKey(id))
+            lock (_createLock)
             {
-                throw new TerminalException(TerminalErrorCodes.SessionExists, $"A session '{id}' exists already. Attach to it, or create one with another id.");
+                if (_sessions.ContainsKey(id))
+                {
+                    throw new TerminalException(TerminalErrorCodes.SessionExists, $"A session '{id}' exists already. Attach to it, or create one with another id.");
+                }
+                if (_sessions.Count >= _options.MaxSessions)
+                {
+                    throw new TerminalException(TerminalErrorCodes.SessionLimit, $"This server has its maximum of {_options.MaxSessions} sessions open. Close one first.");
+                }
+                if (_sessions.Values.Count(s => s.Owner.Id == owner.Id) >= _options.MaxSessionsPerUser)
+                {
+                    throw new TerminalException(TerminalErrorCodes.SessionLimit, $"You have {_options.MaxSessionsPerUser} sessions open, the most one user may. Close one first.");
+                }
+                IPty pty;
+                try
+                {
+                    pty = opened ?? LocalPty.Start(info);
+                    opened = null;
+                }
+                catch (IOException e)
+                {
+                    TerminalLog.StartFailed(logger, id, e);
+                    throw new TerminalException(TerminalErrorCodes.CommandFailed, "The shell could not be started on this machine. The server log says why.");
+                }
+                var session = new TerminalSession(id, owner, start, pty, _options, time);
+                _sessions[id] = session;
+                session.Start(Ended);
+                var shell = info.Environment.TryGetValue("SHELL", out var named) ? named : info.Program;
+                TerminalLog.Opened(logger, id, owner.Id, pty.ProcessId, shell);
+                Changed(session);
+                return session;
             }
-            if (_sessions.Count >= _options.MaxSessions)
-            {
-                throw new TerminalException(TerminalErrorCodes.SessionLimit, $"This server has its maximum of {_options.MaxSessions} sessions open. Close one first.");
-            }
-            if (_sessions.Values.Count(s => s.Owner.Id == owner.Id) >= _options.MaxSessionsPerUser)
-            {
-                throw new TerminalException(TerminalErrorCodes.SessionLimit, $"You have {_options.MaxSessionsPerUser} sessions open, the most one user may. Close one first.");
-            }
-            LocalPty pty;
-            try
-            {
-                pty = LocalPty.Start(info);
-            }
-            catch (IOException e)
-            {
-                TerminalLog.StartFailed(logger, id, e);
-                throw new TerminalException(TerminalErrorCodes.CommandFailed, "The shell could not be started on this machine. The server log says why.");
-            }
-            var session = new TerminalSession(id, owner, start, pty, _options, time);
-            _sessions[id] = session;
-            session.Start(Ended);
-            var shell = info.Environment.TryGetValue("SHELL", out var named) ? named : info.Program;
-            TerminalLog.Opened(logger, id, owner.Id, pty.ProcessId, shell);
-            Changed(session);
-            return session;
+        }
+        finally
+        {
+            // Refused after all (a limit, a duplicate id): the terminal opened elsewhere goes.
+            opened?.Dispose();
+        }
+    }
+
+    private async Task<IPty> OpenAsync(Func<CancellationToken, Task<IPty>> open, string id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await open(cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or InvalidOperationException)
+        {
+            TerminalLog.StartFailed(logger, id, e);
+            throw new TerminalException(TerminalErrorCodes.CommandFailed, $"The shell could not be started: {e.Message}");
         }
     }
 

@@ -123,4 +123,46 @@ public sealed class ContainerTests(PodmanService podman)
             .ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable");
         problem.GetProperty("detail").GetString()!.ShouldContain("covibe image build");
     }
+
+    [Fact]
+    public async Task Terminals_RunInTheTeamsContainer_Resize_Reattach_AndSeeOnlyTheirTeamsWorkspace()
+    {
+        await using var server = await TestServer.StartAsync(settings: podman.Settings());
+        var (owner, member) = await server.CreateTeamWithMemberAsync("Boxed");
+        var stranger = await server.CreateTeamAsync("Elsewhere", "Chen");
+
+        await using var sarah = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
+        await sarah.ReceiveAsync("ready");
+        await sarah.CreateAsync("boxed", new { shell = "/bin/sh", cols = 100, rows = 30 });
+        await sarah.CommandAsync("boxed", "echo who=$(id -u) at=$(pwd) mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max); echo team-note > note.txt");
+        await sarah.OutputUntilAsync("boxed", "who=10001 at=/workspace mem=2147483648");
+        File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "note.txt")).ShouldBe("team-note\n");
+        var box = await podman.Client.Containers.InspectContainerAsync($"covibes_sync_{owner.Auth.Team.Id}");
+        box.Config!.Labels["covibe.team"].ShouldBe(owner.Auth.Team.Id);
+        box.HostConfig!.Binds.ShouldHaveSingleItem().ShouldStartWith($"{Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id)}:/workspace:rw");
+
+        // Resize reaches the program; a dropped client reattaches to the same shell.
+        await sarah.SendAsync(new { type = "session", action = "resize", id = "boxed", config = new { cols = 132, rows = 43 } });
+        await sarah.ReceiveAsync(m => TerminalClient.Is(m, "session", "resized"));
+        await sarah.CommandAsync("boxed", "stty size");
+        await sarah.OutputUntilAsync("boxed", "43 132");
+        await using (var again = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken))
+        {
+            await again.ReceiveAsync("ready");
+            await again.SendAsync(new { type = "session", action = "attach", id = "boxed" });
+            await again.OutputUntilAsync("boxed", "43 132");
+        }
+
+        // Another team's terminal is another container: the first team's files are not there.
+        await using var chen = await TerminalClient.ConnectAsync(server.Url, "/terminal", stranger.Auth.AccessToken);
+        await chen.ReceiveAsync("ready");
+        await chen.CreateAsync("other", new { shell = "/bin/sh" });
+        await chen.CommandAsync("other", $"cat /workspace/note.txt; ls /workspace/../{owner.Auth.Team.Id}; cat /proc/1/environ | tr '\\0' ' '; echo probe-$((40+2))");
+        var seen = await chen.OutputUntilAsync("other", "probe-42");
+        seen.ShouldNotContain("team-note");
+        seen.ShouldNotContain("JWT");
+
+        await sarah.SendAsync(new { type = "session", action = "close", id = "boxed" });
+        await sarah.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
+    }
 }

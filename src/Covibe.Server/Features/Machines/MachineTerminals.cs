@@ -18,6 +18,8 @@ public sealed class MachineTerminals(
     TerminalLaunch local,
     MachineResolver machines,
     IOptions<IsolationOptions> isolation,
+    IOptions<ContainersOptions> containers,
+    ContainerEngine engine,
     IServiceProvider services,
     IDbContextFactory<CovibeDb> dbs,
     VmConnector vms,
@@ -25,8 +27,46 @@ public sealed class MachineTerminals(
 {
     private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
 
-    public Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken) =>
-        config?.Vm is { Length: > 0 } vmId ? OnVmAsync(user, vmId, config, cancellationToken) : Task.FromResult(OnHost(user, sessionId, config));
+    public async Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
+    {
+        if (config?.Vm is { Length: > 0 } vmId)
+        {
+            return await OnVmAsync(user, vmId, config, cancellationToken);
+        }
+        if (containers.Value.ForAgents)
+        {
+            // Where the team's agents run: in its container, unless the engine is away (then as agents do: the sandbox, or refused).
+            var problem = await engine.ProblemAsync(cancellationToken);
+            if (problem is null)
+            {
+                return InContainer(user, sessionId, config);
+            }
+            if (containers.Value.Fallback == "none")
+            {
+                throw new TerminalException(TerminalErrorCodes.CommandFailed, $"{problem} Terminals run in containers only on this server; try again when the engine is back.");
+            }
+        }
+        return OnHost(user, sessionId, config);
+    }
+
+    /// <summary>A shell in the team's workspace container, through a TTY exec; the same shell, cwd and environment rules as on this machine.</summary>
+    private TerminalStart InContainer(TerminalUser user, string sessionId, TerminalConfig? config)
+    {
+        var teamId = user.TeamId ?? throw new InvalidOperationException("A member always has a team.");
+        var workspace = machines.Host(teamId).Workspace!;
+        var info = local.Build(config, sessionId, root: workspace);
+        var shell = info.Environment["SHELL"];
+        string Inside(string hostPath) => HostSandbox.Workspace + hostPath[workspace.Length..];
+        var environment = new Dictionary<string, string>(info.Environment)
+        {
+            ["HOME"] = HostSandbox.Workspace,
+            ["USER"] = "covibe",
+            ["LOGNAME"] = "covibe",
+        };
+        var cwd = Inside(info.WorkingDirectory);
+        return new TerminalStart(info, dir => Inside(local.WorkingDirectory(dir, workspace)), ContainerBackend.TeamContainerName(teamId),
+            ct => engine.Backend.OpenTerminalAsync(teamId, workspace, [shell], cwd, environment, info.Columns, info.Rows, ct));
+    }
 
     private TerminalStart OnHost(TerminalUser user, string sessionId, TerminalConfig? config)
     {
