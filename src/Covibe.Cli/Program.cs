@@ -14,6 +14,8 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     TerminalCommand.Create(store),
     SecretsCommand.Create(),
     ImageCommand.Create(),
+    EnvCommands.Env(store),
+    EnvCommands.Containers(),
     MockAgent.Create(),
 };
 foreach (var command in AccountCommands.Create(store))

@@ -12,6 +12,12 @@ public sealed record ContainerLimits(long MemoryBytes, long MemoryReservationByt
 /// <summary>What every container is made from: only the operator chooses these, never a request.</summary>
 public sealed record ContainerSettings(string Image, string Network, ContainerLimits AgentLimits, (uint Uid, uint Gid) User);
 
+/// <summary>A container made for a team: its type (<c>agent</c>, <c>sync</c>), name and what to remember of it.</summary>
+public sealed record ContainerMade(string TeamId, string Type, string Name, IReadOnlyDictionary<string, string?> Metadata);
+
+/// <summary>Told when the backend makes or removes a container, so the server can keep its records (seed 003's container_environments).</summary>
+public sealed record ContainerEvents(Func<ContainerMade, CancellationToken, Task> Made, Func<string, CancellationToken, Task> Removed);
+
 /// <summary>
 /// Seed 003's agent containers, through the Docker Engine API (Podman serves it too): one
 /// container per agent, named <c>covibes_agent_&lt;teamId&gt;_&lt;agentId&gt;</c> and labelled with its
@@ -21,7 +27,7 @@ public sealed record ContainerSettings(string Image, string Network, ContainerLi
 /// capabilities, under memory, CPU and process limits. The engine keeps it running when the server
 /// stops; a restarted server finds it again by name.
 /// </summary>
-public sealed class ContainerBackend(DockerClient docker, ContainerSettings settings, string runtimeRoot) : IExecutionBackend
+public sealed class ContainerBackend(DockerClient docker, ContainerSettings settings, string runtimeRoot, ContainerEvents? events = null) : IExecutionBackend
 {
     public const string BackendName = "container";
     public const string ManagedLabel = "covibe.managed";
@@ -90,6 +96,10 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotModified)
         {
             // Running already.
+        }
+        if (events is not null)
+        {
+            await events.Made(new ContainerMade(teamId, "sync", name, new Dictionary<string, string?> { ["image"] = settings.Image }), cancellationToken);
         }
         return name;
     }
@@ -179,6 +189,15 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
             await RemoveAsync(name, CancellationToken.None);
             throw new IOException($"The container engine could not start the agent's container: {EngineMessage(e)}");
         }
+        if (events is not null)
+        {
+            await events.Made(new ContainerMade(teamId, "agent", name, new Dictionary<string, string?>
+            {
+                ["agentId"] = launch.AgentId,
+                ["ownerId"] = launch.OwnerId,
+                ["image"] = settings.Image,
+            }), cancellationToken);
+        }
         return new AgentProcess(BackendName, runtime, 0, 0, name);
     }
 
@@ -256,6 +275,37 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
         await ExecAsync(process.Target!, "kill \"$(cat /covibe/holder)\" 2>/dev/null; exit 0", cancellationToken);
     }
 
+    /// <summary>Seed 003's health check, from the server's side (Podman runs HEALTHCHECK only under systemd): a command answers in time.</summary>
+    public async Task<bool> HealthyAsync(string container, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        try
+        {
+            var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters { Cmd = ["true"], User = User, AttachStdout = true, AttachStderr = true }, limit.Token);
+            using (var stream = await docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), limit.Token))
+            {
+                await stream.ReadOutputToEndAsync(limit.Token);
+            }
+            return (await docker.Exec.InspectContainerExecAsync(exec.ID, limit.Token)).ExitCode == 0;
+        }
+        catch (Exception e) when (e is DockerApiException or IOException or HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The containers Covibe made (labelled <c>covibe.managed</c>), running or not.</summary>
+    public async Task<IList<ContainerListResponse>> ListManagedAsync(CancellationToken cancellationToken) =>
+        await docker.Containers.ListContainersAsync(new ContainersListParameters
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ManagedLabel}=true"] = true } },
+        }, cancellationToken);
+
+    /// <summary>Stops and removes a container (an orphan, or one whose work is done).</summary>
+    public Task RemoveContainerAsync(string container, CancellationToken cancellationToken) => RemoveAsync(container, cancellationToken);
+
     /// <summary>Runs a short shell command in the container as its own user and waits for it.</summary>
     private async Task ExecAsync(string container, string script, CancellationToken cancellationToken)
     {
@@ -286,6 +336,10 @@ public sealed class ContainerBackend(DockerClient docker, ContainerSettings sett
         catch (DockerApiException)
         {
             // Gone already.
+        }
+        if (events is not null)
+        {
+            await events.Removed(container, cancellationToken);
         }
     }
 

@@ -48,4 +48,5 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentStatusMessage))]
 [JsonSerializable(typeof(AgentSpawnedMessage))]
 [JsonSerializable(typeof(AgentOutputEndMessage))]
+[JsonSerializable(typeof(TeamEnvironmentResponse))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

@@ -77,6 +77,7 @@ public static class CovibeServer
         app.MapChatApi();
         app.MapAgentsApi();
         app.MapVmsApi();
+        app.MapEnvironmentApi();
         app.MapHub();
         app.MapServerTerminals();
         return app;

@@ -4,6 +4,7 @@ using System.Text;
 using Covibe.Protocol;
 using Covibe.Server.Tests.Infrastructure;
 using Docker.DotNet.Models;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Covibe.Server.Tests;
 
@@ -164,5 +165,84 @@ public sealed class ContainerTests(PodmanService podman)
 
         await sarah.SendAsync(new { type = "session", action = "close", id = "boxed" });
         await sarah.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
+    }
+
+    [Fact]
+    public async Task Environment_ListsTheTeamsContainers_AndTheReconcilerMarksVanishedOnesAndRemovesOrphans()
+    {
+        var settings = podman.Settings();
+        settings["Covibe:Containers:OrphanGraceSeconds"] = "0";
+        settings["Covibe:Agents:Types:sleeper:Command:0"] = "sh";
+        settings["Covibe:Agents:Types:sleeper:Command:1"] = "-c";
+        settings["Covibe:Agents:Types:sleeper:Command:2"] = "echo sleeping; sleep 600";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync("Env");
+        var other = await server.CreateTeamAsync("Other env", "Chen");
+        using var client = server.Client(owner.Auth.AccessToken);
+
+        var sleeper = await server.SpawnAsync(owner.Auth.AccessToken, "sleep", "sleeper");
+        var name = $"covibes_agent_{owner.Auth.Team.Id}_{sleeper.Id}";
+        var env = await Eventually.UntilAsync(() => client.GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment")!,
+            e => e!.Containers.Any(c => c.Name == name && c.Health == "healthy"), "the agent's container shows healthy");
+        env!.UsesContainers.ShouldBeTrue();
+        env.Engine.ShouldBe("ok");
+        var row = env.Containers.Single(c => c.Name == name);
+        row.Type.ShouldBe("agent");
+        row.Status.ShouldBe("running");
+        row.AgentId.ShouldBe(sleeper.Id);
+        row.Limits!.MemoryBytes.ShouldBe(2L * 1024 * 1024 * 1024);
+        row.Limits.Cpus.ShouldBe(1.0);
+        row.Started.ShouldNotBeNull();
+        (await server.Client(other.Auth.AccessToken).GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment"))!.Containers.ShouldBeEmpty();
+
+        // Someone removes the container behind Covibe's back: the row says so, and the agent is lost, not running forever.
+        await podman.Client.Containers.RemoveContainerAsync(name, new ContainerRemoveParameters { Force = true });
+        env = await client.GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment");
+        env!.Containers.Single(c => c.Name == name).Status.ShouldBe("missing");
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, sleeper.Id)).Status.ShouldBeOneOf("lost", "failed");
+
+        // A container labelled as ours that the database does not know (a restored backup, a crash) is removed.
+        var orphan = $"covibes_agent_{owner.Auth.Team.Id}_orphan";
+        await podman.Client.Containers.CreateContainerAsync(new CreateContainerParameters
+        {
+            Name = orphan,
+            Image = PodmanService.Image,
+            Cmd = ["sleep", "600"],
+            Labels = new Dictionary<string, string> { ["covibe.managed"] = "true", ["covibe.team"] = owner.Auth.Team.Id },
+        });
+        await podman.Client.Containers.StartContainerAsync(orphan, new ContainerStartParameters());
+        var report = await server.App.Services.GetRequiredService<Covibe.Server.Features.Machines.ContainerReconciler>().ReconcileAsync(CancellationToken.None);
+        report.OrphansRemoved.ShouldContain(orphan);
+        (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).ShouldNotContain(c => c.Names.Contains("/" + orphan));
+    }
+
+    [Fact]
+    public async Task TeamFlag_TurnsContainersOffForOneTeam_FromTheOperatorsCommand()
+    {
+        var data = StartupTests.TempDirectory();
+        try
+        {
+            await using var server = await TestServer.StartAsync(settings: podman.Settings(), dataDirectory: data);
+            var rolledBack = await server.CreateTeamAsync("Rolled back");
+            var stays = await server.CreateTeamAsync("Stays", "Chen");
+            var cli = new CliRunner(Path.Combine(data, "operator"));
+            var off = await cli.RunAsync(null, "containers", "team", rolledBack.Auth.Team.Id, "off", "--data", data,
+                $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}");
+            off.ExitCode.ShouldBe(0, off.Stderr);
+            off.Stdout.ShouldContain("containers off");
+
+            async Task<string> MethodAsync(CreateTeamResponse team)
+            {
+                using var client = server.Client(team.Auth.AccessToken);
+                using var reply = await client.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("where", "mock"));
+                return (await reply.Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method;
+            }
+            (await MethodAsync(rolledBack)).ShouldBe("local");
+            (await MethodAsync(stays)).ShouldBe("docker");
+        }
+        finally
+        {
+            StartupTests.Delete(data);
+        }
     }
 }

@@ -195,8 +195,9 @@ public abstract class MigrationTests
         await db.Agents.Take(1).ToListAsync();
         await db.Vms.Take(1).ToListAsync();
         await db.VmAssignments.Take(1).ToListAsync();
+        await db.ContainerEnvironments.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "invites", "messages", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vms"]);
+        tables.ShouldBe(["agents", "container_environments", "invites", "messages", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vms"]);
     }
 }
 

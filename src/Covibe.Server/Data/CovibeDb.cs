@@ -2,6 +2,7 @@ using System.Text;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Teams;
 using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
@@ -25,6 +26,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<Agent> Agents => Set<Agent>();
     public DbSet<Vm> Vms => Set<Vm>();
     public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
+    public DbSet<ContainerEnvironment> ContainerEnvironments => Set<ContainerEnvironment>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -96,6 +98,15 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasKey(a => a.UserId);
             e.HasOne<User>().WithMany().HasForeignKey(a => a.UserId);
             e.HasIndex(a => a.InstanceId);
+        });
+
+        modelBuilder.Entity<ContainerEnvironment>(e =>
+        {
+            e.ToTable("container_environments");
+            e.HasOne<Team>().WithMany().HasForeignKey(c => c.TeamId);
+            e.HasIndex(c => c.TeamId).HasDatabaseName("idx_container_environments_team_id");
+            e.HasIndex(c => c.Status).HasDatabaseName("idx_container_environments_status");
+            e.HasIndex(c => c.ContainerName);
         });
 
         foreach (var entity in modelBuilder.Model.GetEntityTypes())

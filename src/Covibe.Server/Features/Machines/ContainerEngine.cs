@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace Covibe.Server.Features.Machines;
 
 /// <summary>The container engine at <c>DOCKER_HOST</c>: its client, and whether it can take agents now (asked at most every few seconds).</summary>
-public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOptions<IsolationOptions> isolation, Workspaces workspaces, TimeProvider time) : IDisposable
+public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOptions<IsolationOptions> isolation, Workspaces workspaces, ContainerJournal journal, TimeProvider time) : IDisposable
 {
     private static readonly TimeSpan Remember = TimeSpan.FromSeconds(5);
     private readonly Lock _lock = new();
@@ -34,7 +34,10 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
                 var user = CurrentProcess.IsRoot ? (isolation.Value.SandboxUid, isolation.Value.SandboxGid) : CurrentProcess.User;
                 return _backend ??= new ContainerBackend(Client, new ContainerSettings(o.Image, o.Network,
                     new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), user),
-                    workspaces.RuntimeRoot);
+                    workspaces.RuntimeRoot,
+                    new ContainerEvents(
+                        (made, ct) => journal.RecordAsync(made.TeamId, made.Type, made.Name, made.Metadata, ct),
+                        (name, ct) => journal.SetStatusAsync(name, ContainerStatuses.Removed, ct)));
             }
         }
     }

@@ -54,6 +54,9 @@ public sealed class ContainersOptions
     [Range(1, 600)] public int HealthCheckTimeoutSeconds { get; set; } = 5;
     [Range(1, 100)] public int HealthCheckRetries { get; set; } = 3;
 
+    /// <summary>A labelled container the database does not know is removed once it is this old (younger, its row may be on its way).</summary>
+    [Range(0, 3600)] public int OrphanGraceSeconds { get; set; } = 60;
+
     private const string SizePattern = "^[0-9]+[bkmgBKMG]?$";
 
     public bool ForAgents => Enabled || Agents;

@@ -29,7 +29,7 @@ public sealed class MachineResolver(
             // A VM has its own environment: none of the server's variables go there.
             return new Placement(SshBackend.BackendName, vmId, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>());
         }
-        if (!containers.Value.ForAgents)
+        if (!await UsesContainersAsync(teamId, cancellationToken))
         {
             return Host(teamId);
         }
@@ -51,6 +51,14 @@ public sealed class MachineResolver(
         }
         return new Placement(ContainerBackend.BackendName, null, workspaces.ForTeam(teamId), "docker", PassServerEnvironment: false, environment,
             CovibeCommand: CovibeInImage);
+    }
+
+    /// <summary>Whether the team's agents and terminals go to containers: its own flag (seed 003's team-specific feature flag) if set, else the server's switches.</summary>
+    public async Task<bool> UsesContainersAsync(string teamId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var flag = await db.Teams.Where(t => t.Id == teamId).Select(t => t.UseContainers).SingleOrDefaultAsync(cancellationToken);
+        return flag ?? containers.Value.ForAgents;
     }
 
     /// <summary>This machine: the team's workspace, in the sandbox (as its user, home in the workspace) unless opted out.</summary>

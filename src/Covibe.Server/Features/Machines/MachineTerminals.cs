@@ -33,7 +33,7 @@ public sealed class MachineTerminals(
         {
             return await OnVmAsync(user, vmId, config, cancellationToken);
         }
-        if (containers.Value.ForAgents)
+        if (await machines.UsesContainersAsync(user.TeamId ?? "", cancellationToken))
         {
             // Where the team's agents run: in its container, unless the engine is away (then as agents do: the sandbox, or refused).
             var problem = await engine.ProblemAsync(cancellationToken);

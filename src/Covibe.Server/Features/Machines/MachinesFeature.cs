@@ -28,7 +28,10 @@ public static class MachinesFeature
         services.AddKeyedSingleton<IExecutionBackend>(SshBackend.BackendName, (sp, _) => new SshBackend(
             sp.GetRequiredService<SshClient>(), sp.GetRequiredService<VmConnector>().ConnectAsync, sp.GetRequiredService<Workspaces>().RuntimeRoot));
         services.AddOptions<ContainersOptions>().BindConfiguration(ContainersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<ContainerJournal>();
         services.AddSingleton<ContainerEngine>();
+        services.AddSingleton<ContainerReconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<ContainerReconciler>());
         services.AddKeyedSingleton<IExecutionBackend>(ContainerBackend.BackendName, (sp, _) => sp.GetRequiredService<ContainerEngine>().Backend);
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();

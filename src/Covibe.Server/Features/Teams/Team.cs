@@ -6,6 +6,8 @@ public sealed class Team
     public required string Name { get; set; }
     public required string OwnerId { get; set; }
     public DateTime CreatedAt { get; init; }
+    /// <summary>Seed 003's team-specific feature flag: containers on or off for this team; null follows the server's setting.</summary>
+    public bool? UseContainers { get; set; }
 }
 
 /// <summary>A member of one team (seed 001: <c>users (id, team_id, email, name, created_at)</c>).</summary>
