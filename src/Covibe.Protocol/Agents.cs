@@ -36,6 +36,7 @@ public sealed record SpawnAgentRequest(
     string? TeamId = null,
     string? VmId = null);
 
+/// <summary><see cref="RunsOn"/>: the backend it runs on (<c>container</c>, <c>sandbox</c>, <c>ssh</c> for a VM, <c>local</c>).</summary>
 public sealed record AgentDto(
     string Id,
     string TeamId,
@@ -56,7 +57,8 @@ public sealed record AgentDto(
     long? OutputTokens,
     string? Model,
     string? Error,
-    bool CanControl);
+    bool CanControl,
+    string? RunsOn = null);
 
 /// <summary>
 /// Seed 003's spawn answer (<c>success</c>, <c>method</c>: <c>docker</c>, <c>ssh</c> or <c>local</c>) around

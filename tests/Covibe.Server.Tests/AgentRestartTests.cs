@@ -131,7 +131,7 @@ public sealed class AgentRestartTests : IDisposable
         }
     }
 
-    private static async Task<(byte[] Bytes, long Next)> ReadSomeAsync(HubClient hub, string agentId, int minimum)
+    internal static async Task<(byte[] Bytes, long Next)> ReadSomeAsync(HubClient hub, string agentId, int minimum)
     {
         var bytes = new MemoryStream();
         long next = 0;

@@ -245,4 +245,43 @@ public sealed class ContainerTests(PodmanService podman)
             StartupTests.Delete(data);
         }
     }
+
+    [Fact]
+    public async Task ServerRestart_MidStream_TheContainerKeepsRunning_AndTheClientResumesWithNoGap()
+    {
+        var data = StartupTests.TempDirectory();
+        var settings = podman.Settings(AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 25));
+        try
+        {
+            string agentId, token, name;
+            byte[] before;
+            long next;
+            await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: data))
+            {
+                var owner = await first.CreateTeamAsync();
+                token = owner.Auth.AccessToken;
+                agentId = (await first.SpawnAsync(token, "Survive a restart in a box")).Id;
+                name = $"covibes_agent_{owner.Auth.Team.Id}_{agentId}";
+                await using var hub = await first.ConnectAsync(token);
+                await hub.ReceiveAsync("team_joined");
+                await hub.SendAsync(new { type = "agent_subscribe", agentId, from = 0 });
+                (before, next) = await AgentRestartTests.ReadSomeAsync(hub, agentId, minimum: 1500);
+            }
+
+            // The server is gone; the engine keeps the agent running.
+            (await podman.Client.Containers.InspectContainerAsync(name)).State!.Running.ShouldBeTrue();
+            await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: data);
+            (await second.GetAgentAsync(token, agentId)).Status.ShouldBe("running");
+            await using var again = await second.ConnectAsync(token);
+            await again.ReceiveAsync("team_joined");
+            await again.SendAsync(new { type = "agent_subscribe", agentId, from = next });
+            var (rest, _, status) = await again.CollectOutputAsync(agentId, from: next);
+            status.ShouldBe("completed");
+            before.Concat(rest).ToArray().ShouldBe(AgentHelpers.LogOf(second, agentId));
+        }
+        finally
+        {
+            StartupTests.Delete(data);
+        }
+    }
 }

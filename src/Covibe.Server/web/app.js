@@ -3,6 +3,7 @@
 // (X-Covibe-Client: web), so no script can read it. Protocol: docs/protocol.md, docs/api.md.
 
 import { createTerminals } from './terminal.js';
+import { createEnvironment } from './environment.js';
 import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -99,6 +100,8 @@ const terminals = createTerminals({
   alert: (text) => alertLive(text),
   api: (path) => api(path),
 });
+
+const environment = createEnvironment({ api: (path) => api(path) });
 
 // ---------- Hub ----------
 
@@ -213,6 +216,8 @@ function elapsed(agent) {
 
 const cost = (agent) => (agent.costUsd == null ? '' : `$${agent.costUsd.toFixed(4)}`);
 
+const RUNS_ON = { container: 'in a container', sandbox: 'sandboxed', ssh: 'on a VM', local: 'on the server' };
+
 function renderAgents() {
   const list = $('#agents');
   const agents = [...state.agents.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
@@ -225,6 +230,7 @@ function renderAgents() {
     el('span', { class: 'meta' },
       el('span', {}, agent.ownerId === state.me.id ? `${agent.ownerName} (you)` : agent.ownerName),
       el('span', { class: `badge ${agent.status}` }, agent.status),
+      agent.runsOn ? el('span', {}, RUNS_ON[agent.runsOn] ?? agent.runsOn) : null,
       el('span', { dataset: { elapsed: agent.id } }, elapsed(agent)),
       cost(agent) ? el('span', {}, cost(agent)) : null)))));
   $('#agents-empty').hidden = agents.length > 0;
@@ -458,7 +464,10 @@ function showTab(tab) {
     button.tabIndex = selected ? 0 : -1; // one tab stop for the tab list; arrows move within it
     $(`#${button.dataset.tab}`).hidden = !selected;
   }
-  if (tab === 'workshop') terminals.shown();
+  if (tab === 'workshop') {
+    terminals.shown();
+    environment.shown();
+  }
 }
 
 function formData(form) {

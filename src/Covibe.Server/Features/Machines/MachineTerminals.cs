@@ -64,7 +64,7 @@ public sealed class MachineTerminals(
             ["LOGNAME"] = "covibe",
         };
         var cwd = Inside(info.WorkingDirectory);
-        return new TerminalStart(info, dir => Inside(local.WorkingDirectory(dir, workspace)), ContainerBackend.TeamContainerName(teamId),
+        return new TerminalStart(info, dir => Inside(local.WorkingDirectory(dir, workspace)), "team container",
             ct => engine.Backend.OpenTerminalAsync(teamId, workspace, [shell], cwd, environment, info.Columns, info.Rows, ct));
     }
 
