@@ -18,10 +18,17 @@ using Covibe.Protocol;
 //
 // Terminal benchmark (issue 6): see TerminalBench.cs.
 //   dotnet run -c Release --project bench/Covibe.Bench -- terminal [--keystrokes 2000] [--megabytes 100]
+// Start benchmark (issue 10): agent start and terminal open/attach, sandbox beside container; see StartBench.cs.
+//   dotnet run -c Release --project bench/Covibe.Bench -- start [--agents 30] [--terminals 20]
 
 if (args.FirstOrDefault() == "terminal")
 {
     await TerminalBench.RunAsync(args);
+    return;
+}
+if (args.FirstOrDefault() == "start")
+{
+    await StartBench.RunAsync(args);
     return;
 }
 

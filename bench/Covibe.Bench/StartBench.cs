@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Docker.DotNet;
+
+/// <summary>
+/// Start benchmark (issue 10): how long a member waits for an agent to print its first byte, and
+/// for a terminal to open and to reattach, on this machine's sandbox and in a container (a real
+/// Podman serving the Docker Engine API, started here on a temp socket), against a real
+/// <c>covibe serve</c> process each.
+///   dotnet run -c Release --project bench/Covibe.Bench -- start [--agents 30] [--terminals 20]
+/// </summary>
+static class StartBench
+{
+    public static async Task RunAsync(string[] args)
+    {
+        var agents = Measure.Arg(args, "--agents", 30);
+        var terminals = Measure.Arg(args, "--terminals", 20);
+        var work = Path.Combine(Path.GetTempPath(), "covibe-start-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(work);
+        var podman = await StartPodmanAsync(work);
+        try
+        {
+            using (var docker = new DockerClientBuilder().WithEndpoint(new Uri($"unix://{work}/podman.sock")).WithTimeout(TimeSpan.FromMinutes(5)).Build())
+            {
+                var watch = Stopwatch.StartNew();
+                await HostImage.BuildAsync(docker, "covibe-agent:bench", (10001, 10001), new Progress<string>(_ => { }), CancellationToken.None);
+                Console.WriteLine($"image built from this machine's packages in {watch.Elapsed.TotalSeconds:0.0} s");
+            }
+            Console.WriteLine($"{"where",-10} {"agent start p50/p99/max",-28} {"terminal open p50/p99",-24} {"terminal attach p50/p99",-24}");
+            foreach (var containers in (bool[])[false, true])
+            {
+                var (start, open, attach) = await RunServerAsync(work, containers, agents, terminals);
+                Console.WriteLine($"{(containers ? "container" : "sandbox"),-10} {Ms(start),-28} {Ms(open, max: false),-24} {Ms(attach, max: false),-24}");
+            }
+        }
+        finally
+        {
+            using (var docker = new DockerClientBuilder().WithEndpoint(new Uri($"unix://{work}/podman.sock")).Build())
+            {
+                foreach (var container in await docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true }))
+                {
+                    await docker.Containers.RemoveContainerAsync(container.ID, new Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
+                }
+            }
+            podman.Kill(entireProcessTree: true);
+            await podman.WaitForExitAsync();
+            using var cleanup = Process.Start("sh", ["-c", $"umount -R {work}/root/overlay 2>/dev/null; rm -rf {work}"]);
+            await cleanup.WaitForExitAsync();
+        }
+    }
+
+    private static string Ms(long[] sorted, bool max = true) =>
+        $"{Measure.Percentile(sorted, 0.5)} / {Measure.Percentile(sorted, 0.99)}{(max ? $" / {sorted[^1]}" : "")} ms";
+
+    private static async Task<(long[] Start, long[] Open, long[] Attach)> RunServerAsync(string work, bool containers, int agents, int terminals)
+    {
+        var data = Path.Combine(work, containers ? "data-container" : "data-sandbox");
+        var url = $"http://127.0.0.1:{Measure.FreePort()}";
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
+            "--Logging:LogLevel:Default=Warning", "--Covibe:Agents:SpawnsPerMinute=10000", "--Covibe:Agents:MaxActivePerTeam=10000",
+            "--Covibe:Agents:Types:hello:Command:0=sh", "--Covibe:Agents:Types:hello:Command:1=-c", "--Covibe:Agents:Types:hello:Command:2=echo first",
+            "--Covibe:Terminals:DefaultShell=/bin/sh", "--Covibe:Terminals:MaxSessionsPerUser=1000", "--Covibe:Terminals:MaxSessions=1000",
+            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench"])
+        {
+            info.ArgumentList.Add(a);
+        }
+        using var server = Process.Start(info)!;
+        server.OutputDataReceived += (_, _) => { };
+        server.ErrorDataReceived += (_, _) => { };
+        server.BeginOutputReadLine();
+        server.BeginErrorReadLine();
+        try
+        {
+            await Measure.WaitHealthyAsync(url);
+            using var http = new HttpClient { BaseAddress = new Uri(url) };
+            var team = (await (await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"))).Content
+                .ReadFromJsonAsync(CovibeJsonContext.Default.CreateTeamResponse))!;
+            var token = team.Auth.AccessToken;
+            http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+
+            using var hub = new ClientWebSocket();
+            hub.Options.SetRequestHeader("Authorization", $"Bearer {token}");
+            await hub.ConnectAsync(new Uri($"ws://127.0.0.1:{new Uri(url).Port}/ws"), CancellationToken.None);
+            await hub.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new JoinTeamMessage(null, token, FollowAgents: true), CovibeJsonContext.Default.JoinTeamMessage),
+                WebSocketMessageType.Text, true, CancellationToken.None);
+            var buffer = new byte[1024 * 1024];
+            var starts = new List<long>();
+            // One warm-up first (JIT, the team's workspace, the image's first use), then the measured ones.
+            for (var i = 0; i <= agents; i++)
+            {
+                var watch = Stopwatch.StartNew();
+                using var reply = await http.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("start", "hello"));
+                var agent = (await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.AgentDto))!;
+                var needle = Encoding.UTF8.GetBytes($"\"agentId\":\"{agent.Id}\"");
+                while (true)
+                {
+                    var (count, _) = await Measure.ReceiveMessageAsync(hub, buffer);
+                    var frame = buffer.AsSpan(0, count);
+                    if (frame.IndexOf("\"agent_output\""u8) >= 0 && frame.IndexOf(needle) >= 0)
+                    {
+                        break;
+                    }
+                }
+                if (i > 0)
+                {
+                    starts.Add(watch.ElapsedMilliseconds);
+                }
+            }
+
+            var opens = new List<long>();
+            var attaches = new List<long>();
+            for (var i = 0; i <= terminals; i++)
+            {
+                var id = $"bench-{i}";
+                using (var socket = await TerminalAsync(url, token, buffer))
+                {
+                    var watch = Stopwatch.StartNew();
+                    await SendAsync(socket, $$"""{"type":"session","action":"create","id":"{{id}}"}""");
+                    await UntilAsync(socket, buffer, "\"type\":\"output\"");
+                    if (i > 0)
+                    {
+                        opens.Add(watch.ElapsedMilliseconds);
+                    }
+                }
+                using (var socket = await TerminalAsync(url, token, buffer))
+                {
+                    var watch = Stopwatch.StartNew();
+                    await SendAsync(socket, $$"""{"type":"session","action":"attach","id":"{{id}}"}""");
+                    await UntilAsync(socket, buffer, "\"type\":\"output\"");
+                    if (i > 0)
+                    {
+                        attaches.Add(watch.ElapsedMilliseconds);
+                    }
+                    await SendAsync(socket, $$"""{"type":"session","action":"close","id":"{{id}}"}""");
+                }
+            }
+            return ([.. starts.Order()], [.. opens.Order()], [.. attaches.Order()]);
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync();
+        }
+    }
+
+    private static async Task<ClientWebSocket> TerminalAsync(string url, string token, byte[] buffer)
+    {
+        var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", $"Bearer {token}");
+        await socket.ConnectAsync(new Uri($"ws://127.0.0.1:{new Uri(url).Port}/terminal"), CancellationToken.None);
+        await UntilAsync(socket, buffer, "\"ready\"");
+        return socket;
+    }
+
+    private static Task SendAsync(ClientWebSocket socket, string json) =>
+        socket.SendAsync(Encoding.UTF8.GetBytes(json), WebSocketMessageType.Text, true, CancellationToken.None);
+
+    private static async Task UntilAsync(ClientWebSocket socket, byte[] buffer, string text)
+    {
+        var needle = Encoding.UTF8.GetBytes(text);
+        while (true)
+        {
+            var (count, closed) = await Measure.ReceiveMessageAsync(socket, buffer);
+            if (closed)
+            {
+                throw new InvalidOperationException($"The server closed the terminal connection waiting for {text}: {Encoding.UTF8.GetString(buffer, 0, count)}");
+            }
+            if (buffer.AsSpan(0, count).IndexOf(needle) >= 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private static async Task<Process> StartPodmanAsync(string work)
+    {
+        var config = Path.Combine(work, "containers.conf");
+        await File.WriteAllTextAsync(config, "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\n");
+        var info = new ProcessStartInfo("podman", ["--root", $"{work}/root", "--runroot", $"{work}/run", "--tmpdir", $"{work}/tmp", "system", "service", "--time=0", $"unix://{work}/podman.sock"])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        info.Environment["CONTAINERS_CONF"] = config;
+        var podman = Process.Start(info)!;
+        for (var i = 0; i < 300 && !File.Exists($"{work}/podman.sock"); i++)
+        {
+            await Task.Delay(100);
+        }
+        return podman;
+    }
+}
