@@ -284,4 +284,38 @@ public sealed class ContainerTests(PodmanService podman)
             StartupTests.Delete(data);
         }
     }
+
+    [Fact]
+    public async Task AnAgentInAContainer_CannotReachTheServersFilesItsProcessOrAnotherTeam()
+    {
+        var settings = podman.Settings();
+        settings["Covibe:Agents:Types:probe:Command:0"] = "sh";
+        settings["Covibe:Agents:Types:probe:Command:1"] = "-c";
+        settings["Covibe:Agents:Types:probe:Command:2"] = IsolationTests.Probe;
+        settings["Covibe:Agents:Types:probe:Command:3"] = "probe";
+        settings["Covibe:Agents:Types:probe:Command:4"] = "{task}";
+        settings["Covibe:Agents:Types:keep:Command:0"] = "sh";
+        settings["Covibe:Agents:Types:keep:Command:1"] = "-c";
+        settings["Covibe:Agents:Types:keep:Command:2"] = "printf '%s\\n' \"$1\" > /workspace/secret.txt";
+        settings["Covibe:Agents:Types:keep:Command:3"] = "keep";
+        settings["Covibe:Agents:Types:keep:Command:4"] = "{task}";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        // Something of the server's, where an attacker would look for it.
+        await File.WriteAllTextAsync(Path.Combine(server.DataDirectory, "jwt-secret"), "SERVER-ONLY-CANARY-5150");
+        var teamA = await server.CreateTeamAsync("A");
+        var teamB = await server.CreateTeamAsync("B", "Bob");
+        var kept = await server.SpawnAsync(teamB.Auth.AccessToken, "team-b-private-plans-4242", "keep");
+        (await server.WaitFinishedAsync(teamB.Auth.AccessToken, kept.Id)).Status.ShouldBe("completed");
+
+        var probe = await server.SpawnAsync(teamA.Auth.AccessToken,
+            $"{server.DataDirectory} {Path.Combine(server.DataDirectory, "workspaces")} {teamB.Auth.Team.Id} {Environment.ProcessId}", "probe");
+        (await server.WaitFinishedAsync(teamA.Auth.AccessToken, probe.Id)).Status.ShouldBe("completed");
+        var output = Encoding.UTF8.GetString(await server.OutputAsync(teamA.Auth.AccessToken, probe.Id));
+        output.ShouldContain("probe-done");
+        output.ShouldContain("uid=10001");
+        output.ShouldNotContain("SERVER-ONLY-CANARY");
+        output.ShouldNotContain("team-b-private-plans");
+        output.ShouldNotContain("SQLite format 3");
+        output.ShouldNotContain(TestServer.JwtSecret);
+    }
 }

@@ -21,7 +21,7 @@ public sealed class IsolationTests : IDisposable
 
     // Every way out we know of: the data directory by path, the server's /proc, another team's
     // workspace by path and through "..", symlinks, and a search of the whole tree.
-    private const string Probe = """
+    internal const string Probe = """
         set -- $1
         D=$1; W=$2; B=$3; P=$4
         echo "uid=$(id -u)"
