@@ -15,6 +15,9 @@ internal static class HostCommand
         Func<WebApplication, CancellationToken, Task> started,
         CancellationToken cancellationToken)
     {
+        // The process's secrets (JWT_SECRET, ENCRYPTION_KEY in its environment) stay out of reach of
+        // the shells and agents it starts, even those running as the same user.
+        Covibe.Execution.CurrentProcess.DenyInspection();
         WebApplication app;
         try
         {

@@ -34,6 +34,12 @@ internal static partial class Native
 
     public static bool IsRoot => GetEuid() == 0;
 
+    public const int PR_SET_DUMPABLE = 4;
+
+    // int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+    [LibraryImport("libc", EntryPoint = "prctl", SetLastError = true)]
+    public static partial int Prctl(int option, nuint arg2, nuint arg3, nuint arg4, nuint arg5);
+
     /// <summary>This process's effective user and group.</summary>
     public static (uint Uid, uint Gid) CurrentUser => (GetEuid(), GetEgid());
 
@@ -46,10 +52,23 @@ internal static partial class Native
     public static partial uint GetEuid();
 }
 
-/// <summary>Who this process runs as.</summary>
+/// <summary>Who this process runs as, and how it guards itself.</summary>
 public static class CurrentProcess
 {
     public static bool IsRoot => Native.IsRoot;
 
     public static (uint Uid, uint Gid) User => Native.CurrentUser;
+
+    /// <summary>
+    /// Makes this process non-dumpable: its /proc files (environment, memory) become root's, and
+    /// processes of the same user (shells and agents it starts) can neither read them nor ptrace it.
+    /// The environment holds JWT_SECRET and ENCRYPTION_KEY. Children start dumpable again at exec.
+    /// </summary>
+    public static void DenyInspection()
+    {
+        if (Native.Prctl(Native.PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        {
+            throw new IOException($"prctl(PR_SET_DUMPABLE) failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+        }
+    }
 }

@@ -159,6 +159,56 @@ public sealed class IsolationTests : IDisposable
         output.ShouldContain($"at={Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, agent.Id)}");
     }
 
+    [Fact]
+    public async Task Terminald_AShellOfItsOwnUser_CannotReadItsEnvironmentOrMemory()
+    {
+        if (Environment.UserName != "root")
+        {
+            return; // needs to start terminald as another user (nobody); CI runs as root
+        }
+        var root = Directory.CreateTempSubdirectory("covibe-terminald-user-").FullName;
+        using (var chown = Process.Start("chown", ["65534:65534", root])!)
+        {
+            await chown.WaitForExitAsync();
+        }
+        var port = PostgresServer.FreePort();
+        var info = new ProcessStartInfo("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", CliRunner.Dll, "terminald"])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            WorkingDirectory = root,
+        };
+        info.Environment.Clear();
+        foreach (var (key, value) in new Dictionary<string, string>
+        {
+            ["PATH"] = "/usr/bin:/bin", ["HOME"] = root, ["DOTNET_NOLOGO"] = "1", ["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["HOST"] = "127.0.0.1", ["JWT_SECRET"] = TestTerminald.Secret, ["TERMINAL_ROOT"] = root,
+        })
+        {
+            info.Environment[key] = value;
+        }
+        using var daemon = Process.Start(info)!;
+        try
+        {
+            var url = $"http://127.0.0.1:{port}";
+            await AgentRestartTests.WaitHealthyAsync(url);
+            await using var client = await TerminalClient.ConnectAsync(new Uri(url), "/", TestTerminald.Token());
+            await client.CreateAsync("mine", new { shell = "/bin/sh" });
+            // The shell runs as the daemon's own user: without protection it could read the daemon's secret and forge anyone's token.
+            await client.CommandAsync("mine", $"echo as=$(id -u); tr '\\0' '\\n' < /proc/{daemon.Id}/environ; head -c 64 /proc/{daemon.Id}/mem; echo checked-$((6*7))");
+            var output = await client.OutputUntilAsync("mine", "checked-42");
+            output.ShouldContain("as=65534");
+            output.ShouldContain("Permission denied");
+            output.ShouldNotContain(TestTerminald.Secret);
+        }
+        finally
+        {
+            daemon.Kill(entireProcessTree: true);
+            await daemon.WaitForExitAsync();
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     private static void AssertNothingLeaked(string output)
     {
         output.ShouldNotContain(JwtSecret);
