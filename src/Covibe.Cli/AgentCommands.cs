@@ -38,10 +38,17 @@ internal static class AgentCommands
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var vmId = parse.GetValue(vm) is { } given ? await VmCommands.ResolveAsync(client, given, ct) : null;
-            var spawned = await client.PostAsync("api/agent/spawn",
+            // Seed 003's route: it also says where the agent runs, and why if not where the operator asked.
+            var answer = await client.PostAsync("api/agents/spawn",
                 new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId),
-                CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.AgentDto, ct);
-            await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}.");
+                CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.SpawnAgentResponse, ct);
+            var spawned = answer.Agent;
+            var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
+            await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}{where}.");
+            if (answer.Fallback is { } fallback)
+            {
+                await Console.Error.WriteLineAsync($"Note: {fallback}");
+            }
             Console.WriteLine(spawned.Id);
             if (parse.GetValue(follow))
             {

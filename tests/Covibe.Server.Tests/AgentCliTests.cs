@@ -19,6 +19,7 @@ public sealed class AgentCliTests(AgentServerFixture fixture) : IClassFixture<Ag
 
         var spawned = await sarah.RunAsync(null, "agent", "spawn", "Add OAuth login", "--type", "mock-code-writer", "--follow");
         spawned.ExitCode.ShouldBe(0, spawned.Stderr);
+        spawned.Stderr.ShouldContain("on the server, sandboxed");
         var agentId = spawned.Stdout.Split('\n')[0].Trim();
         agentId.Length.ShouldBe(32);
         spawned.Stdout.ShouldContain("I'll work on: Add OAuth login");

@@ -247,7 +247,7 @@ public sealed class ContainerTests(PodmanService podman)
     }
 
     [Fact]
-    public async Task ServerRestart_MidStream_TheContainerKeepsRunning_AndTheClientResumesWithNoGap()
+    public async Task ServerRestart_MidStream_WithContainersSwitchedOff_TheContainerKeepsRunning_AndTheClientResumesWithNoGap()
     {
         var data = StartupTests.TempDirectory();
         var settings = podman.Settings(AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 25));
@@ -268,8 +268,10 @@ public sealed class ContainerTests(PodmanService podman)
                 (before, next) = await AgentRestartTests.ReadSomeAsync(hub, agentId, minimum: 1500);
             }
 
-            // The server is gone; the engine keeps the agent running.
+            // The server is gone; the engine keeps the agent running. It comes back with containers
+            // switched off (seed 003's rollback): running container agents are still followed.
             (await podman.Client.Containers.InspectContainerAsync(name)).State!.Running.ShouldBeTrue();
+            settings["Covibe:Containers:Agents"] = "false";
             await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: data);
             (await second.GetAgentAsync(token, agentId)).Status.ShouldBe("running");
             await using var again = await second.ConnectAsync(token);
