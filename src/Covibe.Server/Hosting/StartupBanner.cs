@@ -24,6 +24,7 @@ public static class StartupBanner
             await output.WriteLineAsync($"  Listening on {address}");
         }
         await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
+        await output.WriteLineAsync($"  {await WhereCodeRunsAsync(app, cancellationToken)}");
         var signup = app.Services.GetRequiredService<IOptions<Features.Teams.TeamsOptions>>().Value;
         if (teams == 0 && signup.Signup != Features.Teams.TeamsOptions.Closed)
         {
@@ -45,5 +46,22 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Health: {url}/health   API description: {url}/openapi/v1.json   Protocol: docs/protocol.md");
         await output.WriteLineAsync("Press Ctrl+C to stop.");
+    }
+
+    /// <summary>Where members' agents and terminals run, and whether that works right now.</summary>
+    private static async Task<string> WhereCodeRunsAsync(WebApplication app, CancellationToken cancellationToken)
+    {
+        var isolation = app.Services.GetRequiredService<IOptions<Features.Machines.IsolationOptions>>().Value;
+        var host = isolation.IsSandboxed ? "on this machine in a bubblewrap sandbox"
+            : "on this machine WITHOUT a sandbox (Covibe:Isolation:HostExecution=unsandboxed): members can reach the server's files";
+        var containers = app.Services.GetRequiredService<IOptions<Features.Machines.ContainersOptions>>().Value;
+        if (!containers.ForAgents)
+        {
+            return $"Members' agents and terminals run {host}.";
+        }
+        var problem = await app.Services.GetRequiredService<Features.Machines.ContainerEngine>().ProblemAsync(cancellationToken);
+        return problem is null
+            ? $"Members' agents and terminals run in containers ({containers.Image} at {containers.EngineAddress})."
+            : $"Containers are on, but: {problem} Until that is fixed, agents and terminals run {(containers.Fallback == "none" ? "nowhere (Covibe:Containers:Fallback=none)" : host)}.";
     }
 }
