@@ -133,6 +133,7 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
         var runner = User("serve-dev");
         var port = PostgresServer.FreePort();
         using var process = runner.Start(["serve", "--dev", "--data", Path.Combine(_root, "dev-data"), "--urls", $"http://127.0.0.1:{port}"]);
+        var errors = process.StandardError.ReadToEndAsync();
         try
         {
             var banner = new StringBuilder();
@@ -143,6 +144,11 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
                 {
                     break;
                 }
+            }
+            if (banner.Length == 0)
+            {
+                await process.WaitForExitAsync();
+                throw new Xunit.Sdk.XunitException($"covibe serve --dev exited with {process.ExitCode}: {await errors}");
             }
             banner.ToString().ShouldContain($"Listening on http://127.0.0.1:{port}");
             banner.ToString().ShouldContain("covibe team create --server");
