@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 
 /// <summary>What the benchmarks measure about a process, and small helpers they share.</summary>
@@ -38,6 +39,15 @@ static class Measure
     {
         var i = Array.IndexOf(args, name);
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
+    }
+
+    /// <summary>Creates the benchmark's team on a fresh <c>--dev</c> server; <paramref name="http"/> then sends its owner's token.</summary>
+    public static async Task<string> CreateTeamAsync(HttpClient http)
+    {
+        using var reply = await http.PostAsJsonAsync("/api/team/create", new Covibe.Protocol.CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"));
+        var team = (await reply.Content.ReadFromJsonAsync(Covibe.Protocol.CovibeJsonContext.Default.CreateTeamResponse))!;
+        http.DefaultRequestHeaders.Authorization = new("Bearer", team.Auth.AccessToken);
+        return team.Auth.AccessToken;
     }
 
     /// <summary>Waits (up to a minute) until <c>GET {url}/health</c> answers 200.</summary>

@@ -45,10 +45,7 @@ try
 {
     await Measure.WaitHealthyAsync(url);
     using var http = new HttpClient { BaseAddress = new Uri(url) };
-    var team = (await (await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"))).Content
-        .ReadFromJsonAsync(CovibeJsonContext.Default.CreateTeamResponse))!;
-    var token = team.Auth.AccessToken;
-    http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+    var token = await Measure.CreateTeamAsync(http);
 
     // Subscribers join first and follow the team's agents (seed 001's join_team), so they are
     // attached when an agent's feed opens, before its first byte: every byte is measured live.

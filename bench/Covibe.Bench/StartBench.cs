@@ -79,10 +79,7 @@ static class StartBench
         {
             await Measure.WaitHealthyAsync(url);
             using var http = new HttpClient { BaseAddress = new Uri(url) };
-            var team = (await (await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"))).Content
-                .ReadFromJsonAsync(CovibeJsonContext.Default.CreateTeamResponse))!;
-            var token = team.Auth.AccessToken;
-            http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+            var token = await Measure.CreateTeamAsync(http);
 
             using var hub = new ClientWebSocket();
             hub.Options.SetRequestHeader("Authorization", $"Bearer {token}");
