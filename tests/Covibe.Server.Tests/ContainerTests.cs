@@ -320,4 +320,26 @@ public sealed class ContainerTests(PodmanService podman)
         output.ShouldNotContain("SQLite format 3");
         output.ShouldNotContain(TestServer.JwtSecret);
     }
+
+    [Fact]
+    public async Task InAContainer_InterruptStopsTheTurn_AndAnAgentIgnoringSigtermIsKilledAfterTheGrace()
+    {
+        await using var server = await TestServer.StartAsync(settings: podman.Settings(AgentHelpers.Settings(mockDelayMs: 300, mockSteps: 50)));
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        async Task<string> OutputAsync(string id) => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, id));
+
+        var mock = await server.SpawnAsync(owner.Auth.AccessToken, "Big refactor");
+        await Eventually.UntilAsync(() => OutputAsync(mock.Id), o => o.Contains("Step 1 of 50", StringComparison.Ordinal), "the mock starts its steps");
+        (await client.PostAsync($"/api/agent/{mock.Id}/interrupt", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        var interrupted = await server.WaitFinishedAsync(owner.Auth.AccessToken, mock.Id);
+        interrupted.Status.ShouldBe("failed");
+        interrupted.ExitCode.ShouldBe(130);
+        (await OutputAsync(mock.Id)).ShouldContain("Interrupted.");
+
+        var stubborn = await server.SpawnAsync(owner.Auth.AccessToken, "Never stops", "stubborn");
+        await Eventually.UntilAsync(() => OutputAsync(stubborn.Id), o => o.Contains("ignoring SIGTERM", StringComparison.Ordinal), "the stubborn agent starts");
+        (await client.DeleteAsync($"/api/agent/{stubborn.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, stubborn.Id, TimeSpan.FromSeconds(20))).Status.ShouldBe("killed");
+    }
 }
