@@ -73,17 +73,40 @@ public sealed class AgentRestartTests : IDisposable
     [Fact]
     public async Task ServerKilledWithSigkill_AgentIsTheSameProcessAfterRestart_AndNothingIsLostOrRepeated()
     {
+        var pid = 0;
+        await KilledAndRestartedAsync(_data, [], agentId =>
+        {
+            pid = PidOf(agentId);
+            return Task.CompletedTask;
+        }, agentId =>
+        {
+            ProcessAlive(pid).ShouldBeTrue("the agent outlives a killed server");
+            return Task.CompletedTask;
+        }, agentId =>
+        {
+            PidOf(agentId).ShouldBe(pid);
+            return Task.CompletedTask;
+        });
+    }
+
+    /// <summary>
+    /// A real <c>covibe serve</c> (with <paramref name="extraArgs"/>) runs a slow mock agent; a client reads
+    /// part of its output; the server is killed with SIGKILL (<paramref name="whileDown"/> runs then) and
+    /// started again; the client resumes from where it was and the whole equals the agent's log.
+    /// </summary>
+    internal static async Task KilledAndRestartedAsync(string data, string[] extraArgs,
+        Func<string, Task> beforeKill, Func<string, Task> whileDown, Func<string, Task> afterRestart)
+    {
         var port = PostgresServer.FreePort();
         var url = $"http://127.0.0.1:{port}";
-        var cli = new CliRunner(Path.Combine(_data, "cli"));
-        string[] args = ["serve", "--dev", "--data", _data, "--urls", url,
-            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=80", "--Covibe:Auth:PasswordIterations=100000"];
+        var cli = new CliRunner(Path.Combine(data, "cli"));
+        string[] args = ["serve", "--dev", "--data", data, "--urls", url,
+            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=80", "--Covibe:Auth:PasswordIterations=100000", .. extraArgs];
 
         var server = cli.Start(args);
         string token, agentId;
         byte[] before;
         long next;
-        int pid;
         try
         {
             await WaitHealthyAsync(url);
@@ -98,7 +121,7 @@ public sealed class AgentRestartTests : IDisposable
             await hub.ReceiveAsync("team_joined");
             await hub.SendAsync(new { type = "agent_subscribe", agentId, from = 0 });
             (before, next) = await ReadSomeAsync(hub, agentId, minimum: 1500);
-            pid = PidOf(agentId);
+            await beforeKill(agentId);
         }
         finally
         {
@@ -106,7 +129,7 @@ public sealed class AgentRestartTests : IDisposable
             await server.WaitForExitAsync();
         }
 
-        ProcessAlive(pid).ShouldBeTrue("the agent outlives a killed server");
+        await whileDown(agentId);
         using var restarted = cli.Start(args);
         try
         {
@@ -115,13 +138,13 @@ public sealed class AgentRestartTests : IDisposable
             using var http = new HttpClient { BaseAddress = serverUri };
             http.DefaultRequestHeaders.Authorization = new("Bearer", token);
             (await http.GetFromJsonAsync<AgentDto>($"/api/agent/{agentId}"))!.Status.ShouldBe("running");
-            PidOf(agentId).ShouldBe(pid);
+            await afterRestart(agentId);
             await using var hub = await HubClient.ConnectAsync(serverUri, token);
             await hub.ReceiveAsync("team_joined");
             await hub.SendAsync(new { type = "agent_subscribe", agentId, from = next });
             var (rest, _, status) = await hub.CollectOutputAsync(agentId, from: next);
             status.ShouldBe("completed");
-            var log = await File.ReadAllBytesAsync(Path.Combine(_data, "agents", agentId, "output.log"));
+            var log = await File.ReadAllBytesAsync(Path.Combine(data, "agents", agentId, "output.log"));
             before.Concat(rest).ToArray().ShouldBe(log);
         }
         finally

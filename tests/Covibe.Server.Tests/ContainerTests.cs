@@ -342,4 +342,27 @@ public sealed class ContainerTests(PodmanService podman)
         (await client.DeleteAsync($"/api/agent/{stubborn.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, stubborn.Id, TimeSpan.FromSeconds(20))).Status.ShouldBe("killed");
     }
+
+    [Fact]
+    public async Task ServerKilledWithSigkill_TheContainerAgentRunsOn_AndTheRestartedServerLosesAndRepeatsNothing()
+    {
+        var data = StartupTests.TempDirectory();
+        try
+        {
+            var container = "";
+            await AgentRestartTests.KilledAndRestartedAsync(data,
+                ["--Covibe:Containers:Agents=true", $"--Covibe:Containers:Host={podman.DockerHost}", $"--Covibe:Containers:Image={PodmanService.Image}"],
+                async agentId =>
+                {
+                    container = (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true }))
+                        .Single(c => c.Labels.TryGetValue("covibe.agent", out var id) && id == agentId).ID;
+                },
+                async _ => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running.ShouldBeTrue("the container outlives a killed server"),
+                async agentId => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running.ShouldBeTrue());
+        }
+        finally
+        {
+            StartupTests.Delete(data);
+        }
+    }
 }
