@@ -10,6 +10,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
     private static readonly TimeSpan Remember = TimeSpan.FromSeconds(5);
     private readonly Lock _lock = new();
     private DockerClient? _client;
+    private ManagedContainers? _containers;
     private ContainerBackend? _backend;
     private (DateTimeOffset At, string? Problem) _last = (DateTimeOffset.MinValue, null);
 
@@ -24,7 +25,8 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
         }
     }
 
-    public ContainerBackend Backend
+    /// <summary>Covibe's containers in the engine: team workspace containers, health checks, listing, removal.</summary>
+    public ManagedContainers Containers
     {
         get
         {
@@ -32,12 +34,24 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
             {
                 var o = options.Value;
                 var user = CurrentProcess.IsRoot ? (isolation.Value.SandboxUid, isolation.Value.SandboxGid) : CurrentProcess.User;
-                return _backend ??= new ContainerBackend(Client, new ContainerSettings(o.Image, o.Network,
+                return _containers ??= new ManagedContainers(Client, new ContainerSettings(o.Image, o.Network,
                     new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), user),
-                    workspaces.RuntimeRoot,
                     new ContainerEvents(
                         (made, ct) => journal.RecordAsync(made.TeamId, made.Type, made.Name, made.Metadata, ct),
                         (name, ct) => journal.SetStatusAsync(name, ContainerStatuses.Removed, ct)));
+            }
+        }
+    }
+
+    /// <summary>The <c>container</c> execution backend: one container per agent.</summary>
+    public ContainerBackend Backend
+    {
+        get
+        {
+            var containers = Containers;
+            lock (_lock)
+            {
+                return _backend ??= new ContainerBackend(containers, workspaces.RuntimeRoot);
             }
         }
     }

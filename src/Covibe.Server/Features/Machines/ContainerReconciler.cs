@@ -64,8 +64,8 @@ public sealed class ContainerReconciler(
 
     private async Task<ReconcileReport> PassAsync(CancellationToken cancellationToken)
     {
-        var backend = engine.Backend;
-        var containers = (await backend.ListManagedAsync(cancellationToken)).ToDictionary(c => c.Names.First().TrimStart('/'));
+        var managed = engine.Containers;
+        var containers = (await managed.ListManagedAsync(cancellationToken)).ToDictionary(c => c.Names.First().TrimStart('/'));
         List<ContainerEnvironment> rows;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
@@ -84,7 +84,7 @@ public sealed class ContainerReconciler(
                 continue;
             }
             var running = container.State == "running";
-            var health = running ? await HealthAsync(backend, row.ContainerName, cancellationToken) : "none";
+            var health = running ? await HealthAsync(managed, row.ContainerName, cancellationToken) : "none";
             await journal.SetStatusAsync(row.ContainerName, running ? ContainerStatuses.Running : ContainerStatuses.Exited, cancellationToken, m => m["health"] = health);
         }
         var known = rows.Select(r => r.ContainerName).ToHashSet(StringComparer.Ordinal);
@@ -95,16 +95,16 @@ public sealed class ContainerReconciler(
             {
                 continue;
             }
-            await backend.RemoveContainerAsync(name, cancellationToken);
-            MachinesLog.OrphanRemoved(logger, name, container.Labels.TryGetValue(ContainerBackend.TeamLabel, out var team) ? team : "?");
+            await managed.RemoveAsync(name, cancellationToken);
+            MachinesLog.OrphanRemoved(logger, name, container.Labels.TryGetValue(ManagedContainers.TeamLabel, out var team) ? team : "?");
             orphans.Add(name);
         }
         return new ReconcileReport(vanished, orphans);
     }
 
-    private async Task<string> HealthAsync(ContainerBackend backend, string name, CancellationToken cancellationToken)
+    private async Task<string> HealthAsync(ManagedContainers managed, string name, CancellationToken cancellationToken)
     {
-        if (await backend.HealthyAsync(name, TimeSpan.FromSeconds(options.Value.HealthCheckTimeoutSeconds), cancellationToken))
+        if (await managed.HealthyAsync(name, TimeSpan.FromSeconds(options.Value.HealthCheckTimeoutSeconds), cancellationToken))
         {
             _failures.TryRemove(name, out _);
             return "healthy";

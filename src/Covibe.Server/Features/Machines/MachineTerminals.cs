@@ -65,7 +65,7 @@ public sealed class MachineTerminals(
         };
         var cwd = Inside(info.WorkingDirectory);
         return new TerminalStart(info, dir => Inside(local.WorkingDirectory(dir, workspace)), "team container",
-            ct => engine.Backend.OpenTerminalAsync(teamId, workspace, [shell], cwd, environment, info.Columns, info.Rows, ct));
+            ct => engine.Containers.OpenTerminalAsync(teamId, workspace, [shell], cwd, environment, info.Columns, info.Rows, ct));
     }
 
     private TerminalStart OnHost(TerminalUser user, string sessionId, TerminalConfig? config)
