@@ -26,6 +26,9 @@ export function createEnvironment({ api }) {
       off: "Your team's agents and terminals run on the server, each in its own sandbox.",
       ok: "Your team's agents and terminals run in containers.",
     }[env.engine] ?? `Containers are on for your team, but: ${env.problem}`;
+    // New terminals open where the team's agents run.
+    const here = $('#terminal-target option[value=""]');
+    if (here) here.textContent = env.engine === 'ok' ? "in the team's container" : 'on the server';
     $('#env-containers').replaceChildren(...env.containers.map((c) => el('li', { className: 'env-item' },
       el('p', { className: 'env-name' }, c.name),
       el('p', { className: 'muted' }, [

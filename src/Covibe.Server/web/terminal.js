@@ -183,7 +183,8 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
       try {
         const vms = (await api('/api/vm/list')).filter((vm) => vm.ownerId === me().id);
         const chosen = ui.target.value;
-        ui.target.replaceChildren(new Option('on the server', ''), ...vms.map((vm) => new Option(`on ${vm.name} (${vm.status})`, vm.id)));
+        // The first choice's words are the Environment panel's (where the team's code runs).
+        ui.target.replaceChildren(new Option(ui.target.options[0]?.textContent ?? 'on the server', ''), ...vms.map((vm) => new Option(`on ${vm.name} (${vm.status})`, vm.id)));
         ui.target.value = vms.some((vm) => vm.id === chosen) ? chosen : '';
       } catch { /* keep what is listed */ }
     },
