@@ -154,6 +154,18 @@ public sealed class ContainerTests(PodmanService podman)
             await again.OutputUntilAsync("boxed", "43 132");
         }
 
+        // Shared with the team: a teammate watches the container's shell, read-only.
+        await sarah.SendAsync(new { type = "session", action = "share", id = "boxed" });
+        await using (var miguel = await TerminalClient.ConnectAsync(server.Url, "/terminal", member.AccessToken))
+        {
+            await miguel.ReceiveAsync("ready");
+            await miguel.SendAsync(new { type = "session", action = "attach", id = "boxed" });
+            (await miguel.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"))).GetProperty("read_only").GetBoolean().ShouldBeTrue();
+            await miguel.OutputUntilAsync("boxed", "43 132");
+            await miguel.InputAsync("boxed", "echo typed-by-a-watcher\r");
+            await miguel.ErrorAsync("FORBIDDEN");
+        }
+
         // Another team's terminal is another container: the first team's files are not there.
         await using var chen = await TerminalClient.ConnectAsync(server.Url, "/terminal", stranger.Auth.AccessToken);
         await chen.ReceiveAsync("ready");
@@ -195,11 +207,21 @@ public sealed class ContainerTests(PodmanService podman)
         row.Started.ShouldNotBeNull();
         (await server.Client(other.Auth.AccessToken).GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment"))!.Containers.ShouldBeEmpty();
 
-        // Someone removes the container behind Covibe's back: the row says so, and the agent is lost, not running forever.
-        await podman.Client.Containers.RemoveContainerAsync(name, new ContainerRemoveParameters { Force = true });
+        // Someone removes the team's workspace container behind Covibe's back: its row says it is missing.
+        await using (var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken))
+        {
+            await terminal.ReceiveAsync("ready");
+            await terminal.CreateAsync("shell", new { shell = "/bin/sh" });
+        }
+        var sync = $"covibes_sync_{owner.Auth.Team.Id}";
+        await podman.Client.Containers.RemoveContainerAsync(sync, new ContainerRemoveParameters { Force = true });
         env = await client.GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment");
-        env!.Containers.Single(c => c.Name == name).Status.ShouldBe("missing");
+        env!.Containers.Single(c => c.Name == sync).Status.ShouldBe("missing");
+        // And the agent's: the agent ends (not "running" forever) and its container is no longer shown running.
+        await podman.Client.Containers.RemoveContainerAsync(name, new ContainerRemoveParameters { Force = true });
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, sleeper.Id)).Status.ShouldBeOneOf("lost", "failed");
+        env = await client.GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment");
+        env!.Containers.ShouldNotContain(c => c.Name == name && c.Status == "running");
 
         // A container labelled as ours that the database does not know (a restored backup, a crash) is removed.
         var orphan = $"covibes_agent_{owner.Auth.Team.Id}_orphan";
