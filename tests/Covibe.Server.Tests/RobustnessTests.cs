@@ -120,6 +120,68 @@ public sealed class RobustnessTests
     }
 
     [Fact]
+    public async Task Hub_BurstOfThousandsOfMessagesWhileReading_IsToldOnceASecond_AndTheConnectionStaysOpen()
+    {
+        await using var server = await TestServer.StartAsync();
+        var owner = await server.CreateTeamAsync();
+        await using var hub = await server.ConnectAsync(owner.Auth.AccessToken);
+        await hub.ReceiveAsync("team_joined");
+        var burst = string.Concat(Enumerable.Range(0, 5000).Select(i => $"{{\"type\":\"chat_message\",\"message\":\"burst {i}\"}}\n"));
+        foreach (var line in burst.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            await hub.SendTextAsync(line);
+        }
+        // Refusals are collapsed: a few notices, each counting what was not handled, never one per message.
+        var first = await hub.ReceiveAsync("error");
+        first.GetProperty("code").GetString().ShouldBe("rate_limited");
+        var notices = 1;
+        try
+        {
+            while (true)
+            {
+                await hub.ReceiveAsync(m => m.GetProperty("type").GetString() == "error", TimeSpan.FromSeconds(2));
+                notices++;
+            }
+        }
+        catch (TimeoutException)
+        {
+        }
+        notices.ShouldBeLessThanOrEqualTo(5);
+        hub.Closed.IsCompleted.ShouldBeFalse("the connection stays open");
+        await hub.SendAsync(new { type = "chat_message", message = "after the burst" });
+        await hub.ReceiveAsync(m => m.GetProperty("type").GetString() == "chat_message" && m.GetProperty("message").GetString() == "after the burst");
+    }
+
+    [Fact]
+    public async Task Hub_ManyConnectionsJoiningAtOnce_EachGetsTeamJoinedFirst()
+    {
+        await using var server = await TestServer.StartAsync();
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        // Every join makes the room broadcast presence: one that lands between a connection entering the room and its
+        // team_joined would come first. Three rounds of 150 at once (before the fix, a few percent did).
+        for (var round = 0; round < 3; round++)
+        {
+            var hubs = await Task.WhenAll(Enumerable.Range(0, 150).Select(_ => server.ConnectAsync()));
+            try
+            {
+                // All at once, by message (following the team's agents, as a browser does).
+                await Task.WhenAll(hubs.Select((hub, i) => hub.SendAsync(new { type = "join_team", token = i % 2 == 0 ? owner.Auth.AccessToken : member.AccessToken })));
+                foreach (var hub in hubs)
+                {
+                    (await hub.ReceiveAsync(_ => true, what: "the first message")).GetProperty("type").GetString().ShouldBe("team_joined");
+                }
+            }
+            finally
+            {
+                foreach (var hub in hubs)
+                {
+                    await hub.DisposeAsync();
+                }
+            }
+        }
+    }
+
+    [Fact]
     public async Task Hub_AllowedOriginsSetting_AdmitsListedOriginsOnly()
     {
         await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:AllowedOrigins"] = "https://app.example.com, http://localhost:3001" });

@@ -36,6 +36,10 @@ internal sealed class HubSession(
     private readonly Lock _subscriptionsLock = new();
     private readonly CancellationTokenSource _session = new();
     private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
+    // A flood is told once a second, not once per refused message: replies to every one of
+    // thousands would fill the connection's own send queue and drop it.
+    private long _rateNoticeAt = long.MinValue / 2;
+    private int _refusedSinceNotice;
 
     public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
     {
@@ -116,10 +120,25 @@ internal sealed class HubSession(
                 }
                 else
                 {
-                    Error(HubErrorCodes.RateLimited, $"Too many messages: at most {options.MessagesPerSecond} a second. This one was not handled; send it again shortly.");
+                    Refused();
                 }
             }
         }
+    }
+
+    private void Refused()
+    {
+        _refusedSinceNotice++;
+        var now = Environment.TickCount64;
+        if (now - _rateNoticeAt < 1000)
+        {
+            return;
+        }
+        Error(HubErrorCodes.RateLimited, _refusedSinceNotice == 1
+            ? $"Too many messages: at most {options.MessagesPerSecond} a second. This one was not handled; send it again shortly."
+            : $"Too many messages: at most {options.MessagesPerSecond} a second. {_refusedSinceNotice} messages were not handled; send them again shortly.");
+        _rateNoticeAt = now;
+        _refusedSinceNotice = 0;
     }
 
     private async Task HandleAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
@@ -268,11 +287,18 @@ internal sealed class HubSession(
     /// <summary>Joins the team room; with <paramref name="followAgents"/>, also every team agent's live output (seed 001).</summary>
     private async Task JoinAsync(Caller caller, bool followAgents, CancellationToken cancellationToken)
     {
+        var joined = TeamHub.Serialize(new TeamJoinedMessage(caller.TeamId, caller.UserId, caller.Name));
         if (connection.Member is null)
         {
             connection.Join(caller);
+            // Queued before the connection is in the room, so nothing broadcast to the room can come first.
+            connection.TrySend(joined);
             hub.Add(connection);
             HubLog.Joined(logger, connection.Id, caller.TeamId, caller.UserId);
+        }
+        else
+        {
+            connection.TrySend(joined);
         }
         if (followAgents)
         {
@@ -283,7 +309,6 @@ internal sealed class HubSession(
                 Subscribe(feed.AgentId, from: null, replace: false);
             }
         }
-        connection.TrySend(TeamHub.Serialize(new TeamJoinedMessage(caller.TeamId, caller.UserId, caller.Name)));
         await hub.BroadcastPresenceAsync(caller.TeamId, cancellationToken);
     }
 
