@@ -65,6 +65,7 @@ public static class CovibeServer
         var app = builder.Build();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseAllowedHosts();
         app.UseWebSockets();
         app.UseWebClient();
         app.UseAuthentication();

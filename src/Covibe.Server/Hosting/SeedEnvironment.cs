@@ -15,6 +15,7 @@ public static class SeedEnvironment
         ["DATABASE_URL"] = "Covibe:Database:ConnectionString",
         ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
+        ["ALLOWED_HOSTS"] = "Covibe:AllowedHosts",
         ["USE_MOCK_AGENTS"] = "Covibe:Agents:UseMockAgents",
         ["ENCRYPTION_KEY"] = "Covibe:Secrets:EncryptionKey",
         ["VM_INSTANCES_FILE"] = "Covibe:Vms:InstancesFile",

@@ -25,6 +25,10 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
         await output.WriteLineAsync($"  {await WhereCodeRunsAsync(app, cancellationToken)}");
+        if (AllowedHosts.From(app.Configuration) is null && app.Configuration[AllowedHosts.Setting] is not "*")
+        {
+            await output.WriteLineAsync("  Listening on every address: set ALLOWED_HOSTS to this server's names, so that pages of other sites cannot reach it by DNS rebinding.");
+        }
         var signup = app.Services.GetRequiredService<IOptions<Features.Teams.TeamsOptions>>().Value;
         if (teams == 0 && signup.Signup != Features.Teams.TeamsOptions.Closed)
         {
