@@ -70,6 +70,8 @@ public static class HubErrorCodes
     public const string NotFound = "not_found";
     public const string AgentNotRunning = "agent_not_running";
     public const string AgentUnavailable = "agent_unavailable";
+    /// <summary>The member already has <c>Covibe:Hub:MaxConnectionsPerMember</c> connections joined; this one is closed.</summary>
+    public const string TooManyConnections = "too_many_connections";
 }
 
 public static class PresenceStatuses

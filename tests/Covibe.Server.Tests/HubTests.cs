@@ -103,11 +103,14 @@ public abstract class HubTests
 
         var phone = await server.ConnectAsync(member.AccessToken);
         await MiguelIs("online", 1);
+        // A second device: the person's state is unchanged, so the team hears nothing; the new
+        // connection itself is told the team's presence at once.
         var laptop = await server.ConnectAsync(member.AccessToken);
-        await MiguelIs("online", 2);
-
+        await laptop.ReceiveAsync("team_joined");
+        (await laptop.ReceiveAsync("team_presence")).GetProperty("users").EnumerateArray()
+            .Single(u => u.GetProperty("userId").GetString() == miguelId).GetProperty("connections").GetInt32().ShouldBe(2);
         await phone.SendAsync(new { type = "presence_update", status = "away" });
-        await MiguelIs("online", 2);
+        await sarah.ExpectNoneAsync("team_presence", TimeSpan.FromMilliseconds(600)); // still online on the laptop
         await laptop.SendAsync(new { type = "presence_update", status = "away" });
         await MiguelIs("away", 2);
         await laptop.SendAsync(new { type = "presence_update", status = "online" });

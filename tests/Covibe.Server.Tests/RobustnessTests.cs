@@ -222,6 +222,53 @@ public sealed class RobustnessTests
     }
 
     [Fact]
+    public async Task Hub_OneMemberOpeningManyConnections_IsCapped_AndTheTeamHearsOfItOnce()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:MaxConnectionsPerMember"] = "100" });
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        await using var sarah = await server.ConnectAsync(owner.Auth.AccessToken);
+        await sarah.ReceiveAsync("team_joined");
+        await sarah.ReceiveAsync("team_presence");
+
+        var tabs = await Task.WhenAll(Enumerable.Range(0, 100).Select(_ => server.ConnectAsync(member.AccessToken)));
+        try
+        {
+            foreach (var tab in tabs)
+            {
+                await tab.ReceiveAsync("team_joined");
+            }
+            // One more is refused, saying why, and closed.
+            await using var extra = await server.ConnectAsync(member.AccessToken);
+            var refused = await extra.ReceiveAsync("error");
+            refused.GetProperty("code").GetString().ShouldBe("too_many_connections");
+            refused.GetProperty("fatal").GetBoolean().ShouldBeTrue();
+            (await extra.Closed.WaitAsync(TimeSpan.FromSeconds(5))).Status.ShouldBe(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation);
+
+            // Sarah heard "Miguel is online" once or so, not once per tab.
+            var heard = 0;
+            try
+            {
+                while (true)
+                {
+                    await sarah.ReceiveAsync("team_presence", TimeSpan.FromMilliseconds(800));
+                    heard++;
+                }
+            }
+            catch (TimeoutException)
+            {
+            }
+            heard.ShouldBeInRange(1, 3);
+        }
+        finally
+        {
+            foreach (var tab in tabs)
+            {
+                await tab.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact]
     public async Task Hub_AllowedOriginsSetting_AdmitsListedOriginsOnly()
     {
         await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:AllowedOrigins"] = "https://app.example.com, http://localhost:3001" });

@@ -19,6 +19,7 @@ public static class HubEndpoint
     {
         services.AddOptions<HubOptions>().BindConfiguration(HubOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<TeamHub>();
+        services.AddHostedService<PresenceBroadcaster>();
         return services;
     }
 

@@ -20,4 +20,10 @@ internal static partial class HubLog
 
     [LoggerMessage(2006, LogLevel.Error, "Connection {ConnectionId} failed")]
     public static partial void Failed(ILogger logger, string connectionId, Exception exception);
+
+    [LoggerMessage(2007, LogLevel.Warning, "Presence of team {TeamId} could not be sent")]
+    public static partial void PresenceFailed(ILogger logger, string teamId, Exception exception);
+
+    [LoggerMessage(2008, LogLevel.Warning, "Connection {ConnectionId} of user {UserId} refused: the member already has {Max} connections")]
+    public static partial void TooManyConnections(ILogger logger, string connectionId, string userId, int max);
 }

@@ -30,5 +30,13 @@ public sealed class HubOptions
     [Range(1, 600)]
     public int JoinTimeoutSeconds { get; set; } = 10;
 
+    /// <summary>Connections one member may have joined at once (tabs and devices); one more is closed with <c>too_many_connections</c>.</summary>
+    [Range(1, 10_000)]
+    public int MaxConnectionsPerMember { get; set; } = 20;
+
+    /// <summary>Presence changes within this window go out as one <c>team_presence</c>.</summary>
+    [Range(0, 10_000)]
+    public int PresenceDebounceMilliseconds { get; set; } = 100;
+
     internal bool IsOriginAllowed(string origin, HttpRequest request) => Covibe.Terminals.OriginPolicy.IsAllowed(AllowedOrigins, origin, request);
 }

@@ -85,7 +85,7 @@ internal sealed class HubSession(
             hub.Closed(connection);
             if (connection.Member is { } member)
             {
-                await hub.BroadcastPresenceAsync(member.TeamId, CancellationToken.None);
+                hub.PresenceChanged(member.TeamId);
             }
         }
     }
@@ -231,7 +231,7 @@ internal sealed class HubSession(
                         return;
                     }
                     connection.Status = presence.Status;
-                    await hub.BroadcastPresenceAsync(member.TeamId, cancellationToken);
+                    hub.PresenceChanged(member.TeamId);
                 }
                 break;
             default:
@@ -293,7 +293,13 @@ internal sealed class HubSession(
             connection.Join(caller);
             // Queued before the connection is in the room, so nothing broadcast to the room can come first.
             connection.TrySend(joined);
-            hub.Add(connection);
+            if (!hub.TryAdd(connection, options.MaxConnectionsPerMember))
+            {
+                HubLog.TooManyConnections(logger, connection.Id, caller.UserId, options.MaxConnectionsPerMember);
+                connection.Close(WebSocketCloseStatus.PolicyViolation, "too many connections", TeamHub.Serialize(new ErrorMessage(HubErrorCodes.TooManyConnections,
+                    $"You already have {options.MaxConnectionsPerMember} connections open (tabs and devices). Close one, then connect again.", Fatal: true)));
+                return;
+            }
             HubLog.Joined(logger, connection.Id, caller.TeamId, caller.UserId);
         }
         else
@@ -309,7 +315,9 @@ internal sealed class HubSession(
                 Subscribe(feed.AgentId, from: null, replace: false);
             }
         }
-        await hub.BroadcastPresenceAsync(caller.TeamId, cancellationToken);
+        // The joiner sees the team at once; the others hear of it only if a person's state changed.
+        connection.TrySend(TeamHub.Serialize(await hub.PresenceAsync(caller.TeamId, cancellationToken)));
+        hub.PresenceChanged(caller.TeamId);
     }
 
     private async Task ControlAsync(Caller caller, AgentControlMessage control, CancellationToken cancellationToken)

@@ -18,6 +18,8 @@ public sealed class TeamHub
 {
     private readonly ConcurrentDictionary<string, Room> _rooms = new();
     private readonly ConcurrentDictionary<string, HubConnection> _open = new();
+    private readonly ConcurrentDictionary<string, string> _lastPresence = new();
+    private readonly System.Threading.Channels.Channel<string> _presenceChanges = System.Threading.Channels.Channel.CreateUnbounded<string>();
     private readonly IDbContextFactory<CovibeDb> _dbs;
     private readonly TimeProvider _time;
     private readonly ILogger<TeamHub> _logger;
@@ -56,12 +58,19 @@ public sealed class TeamHub
         }
     }
 
-    public void Add(HubConnection connection)
+    /// <summary>Puts the connection in its team's room, unless its member already has <paramref name="maxPerMember"/> there.</summary>
+    public bool TryAdd(HubConnection connection, int maxPerMember)
     {
-        var room = _rooms.GetOrAdd(connection.Member!.TeamId, _ => new Room());
+        var member = connection.Member!;
+        var room = _rooms.GetOrAdd(member.TeamId, _ => new Room());
         lock (room)
         {
+            if (room.Connections.Count(c => c.Member!.UserId == member.UserId) >= maxPerMember)
+            {
+                return false;
+            }
             room.Connections.Add(connection);
+            return true;
         }
     }
 
@@ -142,8 +151,28 @@ public sealed class TeamHub
             : new PresenceEntry(m.Id, m.Name, PresenceStatuses.Offline, 0, lastSeen.GetValueOrDefault(m.Id)))]);
     }
 
-    public async Task BroadcastPresenceAsync(string teamId, CancellationToken cancellationToken) =>
-        Broadcast(teamId, await PresenceAsync(teamId, cancellationToken));
+    /// <summary>
+    /// Something about the team's presence may have changed: <see cref="PresenceBroadcaster"/> sends one
+    /// <c>team_presence</c> for a burst of these, and only if a person's state changed (a member
+    /// online, away or offline, joined or removed), not each socket's: 2,000 tabs of one member are
+    /// one change, not 2,000 broadcasts to 2,000 sockets.
+    /// </summary>
+    public void PresenceChanged(string teamId) => _presenceChanges.Writer.TryWrite(teamId);
+
+    internal System.Threading.Channels.ChannelReader<string> PresenceChanges => _presenceChanges.Reader;
+
+    /// <summary>Broadcasts the team's presence if a person's state differs from the last broadcast.</summary>
+    internal async Task PublishPresenceAsync(string teamId, CancellationToken cancellationToken)
+    {
+        var presence = await PresenceAsync(teamId, cancellationToken);
+        var people = string.Join(';', presence.Users.Select(u => $"{u.UserId}={u.Status}"));
+        if (_lastPresence.TryGetValue(teamId, out var last) && last == people)
+        {
+            return;
+        }
+        _lastPresence[teamId] = people;
+        Broadcast(teamId, presence);
+    }
 
     internal static byte[] Serialize<T>(T message) where T : HubMessage =>
         JsonSerializer.SerializeToUtf8Bytes(message, (JsonTypeInfo<T>)CovibeJsonContext.Default.GetTypeInfo(typeof(T))!);

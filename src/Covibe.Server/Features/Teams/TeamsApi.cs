@@ -151,7 +151,7 @@ public static class TeamsApi
         user.RemovedAt = time.GetUtcNow().UtcDateTime;
         await db.SaveChangesAsync(cancellationToken);
         await auth.RevokeUserAsync(db, user.Id, "removed from team", cancellationToken);
-        await hub.BroadcastPresenceAsync(team.Id, cancellationToken);
+        hub.PresenceChanged(team.Id);
         return TypedResults.NoContent();
     }
 
