@@ -63,6 +63,7 @@ try
     var (_, warmup, _) = await RunAgentAsync(http, clients, (int)((long)rate * 2 / 420));
     var coldLatencies = warmup.SelectMany(r => r.Latencies).Order().ToArray();
     Subscriber.Timeline.Clear();
+    Interlocked.Exchange(ref Subscriber.WireBytes, 0);
 
     var cpuBefore = Measure.CpuSeconds(server.Id);
     var clientCpuBefore = Measure.CpuSeconds(Environment.ProcessId);
@@ -97,6 +98,7 @@ try
     Console.WriteLine($"| agent output | {log.Length / 1048576.0:0.0} MiB in {wall.Elapsed.TotalSeconds:0.0} s ({log.Length / wall.Elapsed.TotalSeconds / 1048576:0.00} MiB/s) |");
     Console.WriteLine($"| latency p50 / p99 / max | {Measure.Percentile(latencies, 0.50)} ms / {Measure.Percentile(latencies, 0.99)} ms / {latencies.LastOrDefault()} ms ({latencies.Length:N0} samples) |");
     Console.WriteLine($"| bytes lost | {lost} (subscribers with a gap or short stream: {corrupt}) |");
+    Console.WriteLine($"| bytes on the wire per output byte | {(double)Interlocked.Read(ref Subscriber.WireBytes) / subscribers / log.Length:0.00} |");
     Console.WriteLine($"| server CPU | {cpu:0.0} s over {wall.Elapsed.TotalSeconds:0.0} s = {cpu / wall.Elapsed.TotalSeconds * 100:0}% of one core |");
     Console.WriteLine($"| server peak RSS | {peakRss:0} MiB |");
     Console.WriteLine($"| benchmark client CPU (same machine) | {Measure.CpuSeconds(Environment.ProcessId) - clientCpuBefore:0.0} s |");
@@ -138,7 +140,9 @@ Process StartServer()
     var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
     foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
         $"--Covibe:Agents:Types:claude:Environment:PATH={fakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}",
-        "--Logging:LogLevel:Default=Warning"])
+        "--Logging:LogLevel:Default=Warning",
+        // All subscribers are one member here: lift the per-member connection cap (20 by default).
+        "--Covibe:Hub:MaxConnectionsPerMember=10000"])
     {
         info.ArgumentList.Add(a);
     }
@@ -198,6 +202,7 @@ sealed class Subscriber : IAsyncDisposable
             {
                 continue;
             }
+            Interlocked.Add(ref WireBytes, count);
             // position and next are the last properties: read them from the end, without parsing the data.
             contiguous &= NumberAfter(frame, "\"position\":"u8) == next;
             next = NumberAfter(frame, "\"next\":"u8);
@@ -222,6 +227,9 @@ sealed class Subscriber : IAsyncDisposable
     }
 
     public static readonly ConcurrentBag<(long Sent, long Latency)> Timeline = [];
+
+    /// <summary>Bytes of agent_output frames received by all subscribers (to compare with the output's own size).</summary>
+    public static long WireBytes;
 
     private static long NumberAfter(ReadOnlySpan<byte> frame, ReadOnlySpan<byte> name)
     {

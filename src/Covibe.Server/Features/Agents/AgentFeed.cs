@@ -122,7 +122,7 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
         var message = new AgentOutputMessage(agentId, ownerId,
             valid ? Encoding.UTF8.GetString(data) : Convert.ToBase64String(data),
             canControl, position, position + data.Length, valid ? null : "base64");
-        return JsonSerializer.SerializeToUtf8Bytes(message, CovibeJsonContext.Default.AgentOutputMessage);
+        return Hub.HubJson.Serialize(message);
     }
 
     public sealed class Chunk(AgentFeed stream, long start, byte[] data)

@@ -174,8 +174,7 @@ public sealed class TeamHub
         Broadcast(teamId, presence);
     }
 
-    internal static byte[] Serialize<T>(T message) where T : HubMessage =>
-        JsonSerializer.SerializeToUtf8Bytes(message, (JsonTypeInfo<T>)CovibeJsonContext.Default.GetTypeInfo(typeof(T))!);
+    internal static byte[] Serialize<T>(T message) where T : HubMessage => HubJson.Serialize(message);
 
     private void CloseSessions(IReadOnlyCollection<string> sessionIds)
     {
