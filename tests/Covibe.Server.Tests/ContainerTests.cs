@@ -135,7 +135,8 @@ public sealed class ContainerTests(PodmanService podman)
         await using var sarah = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
         await sarah.ReceiveAsync("ready");
         await sarah.CreateAsync("boxed", new { shell = "/bin/sh", cols = 100, rows = 30 });
-        await sarah.CommandAsync("boxed", "echo who=$(id -u) at=$(pwd) mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max); echo team-note > note.txt");
+        // The file first: once the line shows, the file is there.
+        await sarah.CommandAsync("boxed", "echo team-note > note.txt; echo who=$(id -u) at=$(pwd) mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)");
         await sarah.OutputUntilAsync("boxed", "who=10001 at=/workspace mem=2147483648");
         File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "note.txt")).ShouldBe("team-note\n");
         var box = await podman.Client.Containers.InspectContainerAsync($"covibes_sync_{owner.Auth.Team.Id}");
