@@ -20,6 +20,8 @@ using Covibe.Protocol;
 //   dotnet run -c Release --project bench/Covibe.Bench -- terminal [--keystrokes 2000] [--megabytes 100]
 // Start benchmark (issue 10): agent start and terminal open/attach, sandbox beside container; see StartBench.cs.
 //   dotnet run -c Release --project bench/Covibe.Bench -- start [--agents 30] [--terminals 20]
+// Idle benchmark (issue 11): memory per idle joined hub connection; see IdleBench.cs.
+//   dotnet run -c Release --project bench/Covibe.Bench -- idle [--connections 2000]
 
 if (args.FirstOrDefault() == "terminal")
 {
@@ -29,6 +31,11 @@ if (args.FirstOrDefault() == "terminal")
 if (args.FirstOrDefault() == "start")
 {
     await StartBench.RunAsync(args);
+    return;
+}
+if (args.FirstOrDefault() == "idle")
+{
+    await IdleBench.RunAsync(args);
     return;
 }
 

@@ -44,13 +44,12 @@ internal sealed class TerminalConnection(
         {
             await AuthenticatedAsync(user, token);
         }
-        var buffer = new byte[options.MaxMessageBytes];
-        var scratch = new byte[4096];
+        using var buffer = new MessageBuffer(options.MaxMessageBytes);
         try
         {
             while (socket.State == WebSocketState.Open)
             {
-                var receiving = WebSocketText.ReceiveAsync(socket, buffer, scratch, token);
+                var receiving = buffer.ReceiveAsync(socket, token);
                 if (_user is null)
                 {
                     // Not signed in yet: the first message must come soon. (Cancelling a receive would
@@ -90,7 +89,7 @@ internal sealed class TerminalConnection(
                     await ErrorAsync(null, null, TerminalErrorCodes.RateLimited, $"Too many messages: at most {options.MessagesPerSecond} a second. This one was dropped; send it again shortly.", token);
                     continue;
                 }
-                await HandleAsync(buffer.AsMemory(0, received.Count), token);
+                await HandleAsync(buffer.Message(received.Count), token);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException)

@@ -1,9 +1,10 @@
+using System.Buffers;
 using System.Net.WebSockets;
 using System.Threading.RateLimiting;
 
 namespace Covibe.Terminals;
 
-/// <summary>Reads one whole client message, bounded: a message larger than the buffer is read to its end and reported, never kept.</summary>
+/// <summary>What hub and terminal connections share about the messages clients send: a rate, and what one receive found.</summary>
 public static class WebSocketText
 {
     /// <summary>
@@ -19,26 +20,86 @@ public static class WebSocketText
     });
 
     public readonly record struct Received(int Count, bool TooLarge, bool Binary, bool Closed);
+}
 
-    public static async Task<Received> ReceiveAsync(WebSocket socket, byte[] buffer, byte[] scratch, CancellationToken cancellationToken)
+/// <summary>
+/// One connection's receive buffer: 1 KiB while the connection idles (most messages fit), grown from
+/// the shared pool for a larger message and given back when the next one is read, so ten thousand
+/// idle connections do not each hold a buffer of the largest message allowed.
+/// </summary>
+public sealed class MessageBuffer(int maxBytes) : IDisposable
+{
+    private const int Small = 1024;
+    private readonly byte[] _small = new byte[Math.Min(Small, maxBytes)];
+    private byte[]? _rented;
+
+    private byte[] Buffer => _rented ?? _small;
+
+    /// <summary>The message last read: valid until the next <see cref="ReceiveAsync"/>.</summary>
+    public ReadOnlyMemory<byte> Message(int count) => Buffer.AsMemory(0, count);
+
+    /// <summary>Reads one whole message; one larger than the limit is read to its end and reported, never kept.</summary>
+    public async Task<WebSocketText.Received> ReceiveAsync(WebSocket socket, CancellationToken cancellationToken)
     {
+        Release();
         var count = 0;
         var tooLarge = false;
-        ValueWebSocketReceiveResult result;
-        do
+        byte[]? discard = null;
+        try
         {
-            var room = count < buffer.Length;
-            result = await socket.ReceiveAsync(room ? buffer.AsMemory(count) : scratch.AsMemory(), cancellationToken);
-            if (room)
+            ValueWebSocketReceiveResult result;
+            do
             {
-                count += result.Count;
+                var room = count < Capacity || (count < maxBytes && Grow(count));
+                if (!room)
+                {
+                    discard ??= ArrayPool<byte>.Shared.Rent(4096);
+                }
+                result = await socket.ReceiveAsync(room ? Buffer.AsMemory(count, Capacity - count) : discard.AsMemory(), cancellationToken);
+                if (room)
+                {
+                    count += result.Count;
+                }
+                else if (result.Count > 0)
+                {
+                    tooLarge = true;
+                }
             }
-            else if (result.Count > 0)
+            while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
+            return new WebSocketText.Received(count, tooLarge, result.MessageType == WebSocketMessageType.Binary, result.MessageType == WebSocketMessageType.Close);
+        }
+        finally
+        {
+            if (discard is not null)
             {
-                tooLarge = true;
+                ArrayPool<byte>.Shared.Return(discard);
             }
         }
-        while (!result.EndOfMessage && result.MessageType != WebSocketMessageType.Close);
-        return new Received(count, tooLarge, result.MessageType == WebSocketMessageType.Binary, result.MessageType == WebSocketMessageType.Close);
+    }
+
+    public void Dispose() => Release();
+
+    private int Capacity => Math.Min(Buffer.Length, maxBytes);
+
+    /// <summary>A larger buffer from the pool, holding what was read so far.</summary>
+    private bool Grow(int count)
+    {
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Min(maxBytes, Math.Max(Buffer.Length * 4, 16 * 1024)));
+        Buffer.AsSpan(0, count).CopyTo(bigger);
+        if (_rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_rented);
+        }
+        _rented = bigger;
+        return true;
+    }
+
+    private void Release()
+    {
+        if (_rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_rented);
+            _rented = null;
+        }
     }
 }

@@ -100,8 +100,9 @@ public sealed class AgentRestartTests : IDisposable
         var port = PostgresServer.FreePort();
         var url = $"http://127.0.0.1:{port}";
         var cli = new CliRunner(Path.Combine(data, "cli"));
+        // 16 s of output: still running after a restart on a busy machine (the suite runs in parallel).
         string[] args = ["serve", "--dev", "--data", data, "--urls", url,
-            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=80", "--Covibe:Auth:PasswordIterations=100000", .. extraArgs];
+            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=160", "--Covibe:Auth:PasswordIterations=100000", .. extraArgs];
 
         var server = cli.Start(args);
         string token, agentId;

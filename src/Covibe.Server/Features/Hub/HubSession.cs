@@ -93,11 +93,10 @@ internal sealed class HubSession(
     private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
     {
         var socket = connection.Socket;
-        var buffer = new byte[options.MaxMessageBytes];
-        var scratch = new byte[4096];
+        using var buffer = new MessageBuffer(options.MaxMessageBytes);
         while (socket.State == WebSocketState.Open)
         {
-            var (count, tooLarge, binary, closed) = await WebSocketText.ReceiveAsync(socket, buffer, scratch, cancellationToken);
+            var (count, tooLarge, binary, closed) = await buffer.ReceiveAsync(socket, cancellationToken);
             if (closed)
             {
                 connection.Close(WebSocketCloseStatus.NormalClosure, "bye");
@@ -116,7 +115,7 @@ internal sealed class HubSession(
                 using var permit = _messages.AttemptAcquire();
                 if (permit.IsAcquired)
                 {
-                    await HandleAsync(buffer.AsMemory(0, count), cancellationToken);
+                    await HandleAsync(buffer.Message(count), cancellationToken);
                 }
                 else
                 {
