@@ -1,0 +1,66 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Net.WebSockets;
+using Covibe.Terminals;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>The receive buffer hub and terminal connections share: small while idle, bounded, exact (a WebSocket pair over loopback TCP).</summary>
+public sealed class MessageBufferTests
+{
+    [Fact]
+    public async Task ReceiveAsync_GrowsForLargerMessages_KeepsThemExact_AndRefusesOnlyWhatExceedsTheLimit()
+    {
+        const int Max = 20_000;
+        var (client, server, sockets) = await PairAsync();
+        using var _ = sockets;
+        using var buffer = new MessageBuffer(Max);
+        foreach (var size in (int[])[10, 1024, 1025, 5_000, Max])
+        {
+            var sent = Enumerable.Range(0, size).Select(i => (byte)('a' + i % 26)).ToArray();
+            await client.SendAsync(sent, WebSocketMessageType.Text, endOfMessage: true, CancellationToken.None);
+            var received = await buffer.ReceiveAsync(server, CancellationToken.None);
+            received.TooLarge.ShouldBeFalse($"{size} bytes fit");
+            buffer.Message(received.Count).ToArray().ShouldBe(sent);
+        }
+
+        // One byte over, sent in pieces: read to its end and reported, and the next message is intact.
+        for (var i = 0; i < 4; i++)
+        {
+            await client.SendAsync(new byte[(Max / 4) + (i == 3 ? 1 : 0)], WebSocketMessageType.Text, endOfMessage: i == 3, CancellationToken.None);
+        }
+        (await buffer.ReceiveAsync(server, CancellationToken.None)).TooLarge.ShouldBeTrue();
+        await client.SendAsync("{\"type\":\"after\"}"u8.ToArray(), WebSocketMessageType.Text, true, CancellationToken.None);
+        var after = await buffer.ReceiveAsync(server, CancellationToken.None);
+        System.Text.Encoding.UTF8.GetString(buffer.Message(after.Count).Span).ShouldBe("{\"type\":\"after\"}");
+
+        await client.SendAsync(new byte[] { 1, 2, 3 }, WebSocketMessageType.Binary, true, CancellationToken.None);
+        (await buffer.ReceiveAsync(server, CancellationToken.None)).Binary.ShouldBeTrue();
+        await client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+        (await buffer.ReceiveAsync(server, CancellationToken.None)).Closed.ShouldBeTrue();
+    }
+
+    private static async Task<(WebSocket Client, WebSocket Server, IDisposable Sockets)> PairAsync()
+    {
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var connecting = new TcpClient();
+        await connecting.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+        var accepted = await listener.AcceptTcpClientAsync();
+        listener.Stop();
+        var client = WebSocket.CreateFromStream(connecting.GetStream(), new WebSocketCreationOptions { IsServer = false });
+        var server = WebSocket.CreateFromStream(accepted.GetStream(), new WebSocketCreationOptions { IsServer = true });
+        return (client, server, new Both(connecting, accepted, client, server));
+    }
+
+    private sealed class Both(params IDisposable[] items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+            {
+                item.Dispose();
+            }
+        }
+    }
+}
