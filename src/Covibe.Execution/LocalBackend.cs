@@ -128,7 +128,16 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         if (ProcFs.StartTime(process.Pid) != process.StartTime)
         {
             // It may have finished between the two checks.
-            return ExitCode(process) is { } late ? new AgentProcessState(AgentRunState.Exited, late, started) : new AgentProcessState(AgentRunState.Gone);
+            if (ExitCode(process) is { } late)
+            {
+                return new AgentProcessState(AgentRunState.Exited, late, started);
+            }
+            // The wrapper is gone without an exit code (a SIGTERM it did not ignore), but the agent
+            // may live on in its process group (one that ignores SIGTERM): not gone until it is, so
+            // a kill escalates to SIGKILL for the whole group.
+            return ProcFs.GroupMembers(process.Pid).Count > 0
+                ? new AgentProcessState(AgentRunState.Running, StartedAt: started)
+                : new AgentProcessState(AgentRunState.Gone);
         }
         return new AgentProcessState(started is null ? AgentRunState.Starting : AgentRunState.Running, StartedAt: started);
     }

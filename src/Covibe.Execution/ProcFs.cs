@@ -48,8 +48,14 @@ internal static class ProcFs
         }
     }
 
+    /// <summary>Every process in process group <paramref name="groupId"/> (field 5 of /proc/PID/stat): an agent's wrapper, the agent and all it started.</summary>
+    public static List<int> GroupMembers(int groupId) => WithStatField(2, groupId);
+
     /// <summary>Every process whose session id is <paramref name="sessionId"/> (field 6 of /proc/PID/stat): a terminal's leader and all its jobs.</summary>
-    public static List<int> SessionMembers(int sessionId)
+    public static List<int> SessionMembers(int sessionId) => WithStatField(3, sessionId);
+
+    /// <summary>Processes whose /proc/PID/stat field (counted after the command name: 0 state, 1 ppid, 2 pgrp, 3 session) equals <paramref name="value"/>.</summary>
+    private static List<int> WithStatField(int field, int value)
     {
         var members = new List<int>();
         foreach (var directory in Directory.EnumerateDirectories("/proc"))
@@ -68,7 +74,7 @@ internal static class ProcFs
                 continue;
             }
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ', 5);
-            if (fields.Length > 3 && fields[3] == sessionId.ToString(CultureInfo.InvariantCulture))
+            if (fields.Length > field && fields[field] == value.ToString(CultureInfo.InvariantCulture))
             {
                 members.Add(pid);
             }

@@ -32,7 +32,9 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         size=$(wc -c < "$rt/output.log" 2>/dev/null || echo 0)
         if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"; exit 0; fi
         if [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" != "$st" ]; then
-          if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"; else echo "gone - $size"; fi
+          if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"
+          elif kill -0 -- "-$pid" 2>/dev/null; then echo "running - $size"  # the wrapper died, the agent lives on in its group
+          else echo "gone - $size"; fi
           exit 0
         fi
         if [ -f "$rt/running" ]; then echo "running - $size"; else echo "starting - $size"; fi
@@ -40,7 +42,8 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
 
     private const string Signaller = """
         rt=$1; pid=$2; st=$3
-        [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" = "$st" ] || exit 0
+        # Still ours: the wrapper itself, or (it died) what is left of its process group.
+        [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" = "$st" ] || kill -0 -- "-$pid" 2>/dev/null || exit 0
         case $4 in
           int) for c in $(cat /proc/$pid/task/$pid/children 2>/dev/null); do kill -INT "$c" 2>/dev/null; done ;;
           term) kill -TERM -"$pid" 2>/dev/null ;;

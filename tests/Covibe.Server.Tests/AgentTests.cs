@@ -174,6 +174,8 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
         (await client.DeleteAsync($"/api/agent/{agent.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
         var done = await Server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(20));
         done.Status.ShouldBe("killed");
+        // Really gone: no process of this agent is left (its environment names it).
+        AgentHelpers.ProcessesOf(agent.Id).ShouldBeEmpty();
         await (await client.DeleteAsync($"/api/agent/{agent.Id}")).ShouldBeProblemAsync(HttpStatusCode.Conflict, "agent-not-running");
     }
 

@@ -26,6 +26,32 @@ public static class AgentHelpers
         chown.ExitCode.ShouldBe(0);
     }
 
+    /// <summary>Processes on this machine whose environment says they are the agent's (COVIBE_AGENT_ID).</summary>
+    public static List<int> ProcessesOf(string agentId)
+    {
+        var marker = System.Text.Encoding.UTF8.GetBytes($"COVIBE_AGENT_ID={agentId}\0");
+        var found = new List<int>();
+        foreach (var directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(directory), out var pid))
+            {
+                continue;
+            }
+            try
+            {
+                if (File.ReadAllBytes(Path.Combine(directory, "environ")).AsSpan().IndexOf(marker) >= 0)
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                // Gone meanwhile, or not ours to read.
+            }
+        }
+        return found;
+    }
+
     /// <summary>Settings for a server whose mock agent is quick, plus test agent types that are plain programs.</summary>
     public static Dictionary<string, string> Settings(int mockDelayMs = 20, int mockSteps = 6)
     {
