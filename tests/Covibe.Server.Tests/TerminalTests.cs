@@ -181,6 +181,8 @@ public sealed class TerminalTests : IAsyncLifetime
         await b.SendAsync(new { type = "session", action = "attach", id = "both" });
         (await b.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"))).GetProperty("read_only").GetBoolean().ShouldBeFalse();
         await b.CommandAsync("both", "echo typed-by-b");
+        // Two connections are two queues: let b's line reach the shell before a types.
+        await a.OutputUntilAsync("both", "typed-by-b\r\n");
         await a.CommandAsync("both", "echo typed-by-a; echo end-of-both");
         await a.OutputUntilAsync("both", "end-of-both\r\n");
         await b.OutputUntilAsync("both", "end-of-both\r\n");
