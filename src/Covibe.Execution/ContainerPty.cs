@@ -18,6 +18,8 @@ public sealed class ContainerPty : IPty
     private volatile bool _ended;
     private int? _exitCode;
     private int _disposed;
+    // Read only by the session's reader thread: one buffer for every read, not one per read.
+    private byte[] _chunk = [];
 
     private ContainerPty(DockerClient docker, string execId, MultiplexedStream stream, int processId)
     {
@@ -65,12 +67,15 @@ public sealed class ContainerPty : IPty
         {
             return 0;
         }
-        var chunk = new byte[buffer.Length];
+        if (_chunk.Length < buffer.Length)
+        {
+            _chunk = new byte[buffer.Length];
+        }
         MultiplexedStream.ReadResult result;
         try
         {
             // The session's own reader thread: blocking here is what it is for.
-            result = _stream.ReadOutputAsync(chunk, 0, chunk.Length, cancellationToken).GetAwaiter().GetResult();
+            result = _stream.ReadOutputAsync(_chunk, 0, buffer.Length, cancellationToken).GetAwaiter().GetResult();
         }
         catch (IOException)
         {
@@ -81,7 +86,7 @@ public sealed class ContainerPty : IPty
             _ended = true;
             return 0;
         }
-        chunk.AsSpan(0, result.Count).CopyTo(buffer);
+        _chunk.AsSpan(0, result.Count).CopyTo(buffer);
         return result.Count;
     }
 

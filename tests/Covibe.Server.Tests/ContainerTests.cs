@@ -185,6 +185,7 @@ public sealed class ContainerTests(PodmanService podman)
     {
         var settings = podman.Settings();
         settings["Covibe:Containers:OrphanGraceSeconds"] = "0";
+        settings["Covibe:Containers:HealthCheckIntervalSeconds"] = "1"; // health comes from the periodic pass
         settings["Covibe:Agents:Types:sleeper:Command:0"] = "sh";
         settings["Covibe:Agents:Types:sleeper:Command:1"] = "-c";
         settings["Covibe:Agents:Types:sleeper:Command:2"] = "echo sleeping; sleep 600";

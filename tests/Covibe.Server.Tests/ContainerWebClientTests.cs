@@ -19,6 +19,7 @@ public sealed class ContainerWebClientTests(PodmanService podman, BrowserFixture
         await sarah.SpawnAsync("Refactor in a box", "mock");
         await sarah.Locator("#output-readable").GetByText("I'll work on: Refactor in a box").WaitForAsync();
         await sarah.Locator("#agents").GetByText("in a container").WaitForAsync();
+        (await sarah.Locator("#agents").InnerTextAsync()).ShouldContain("in a container");
 
         await sarah.TabAsync("Workshop");
         await sarah.GetByRole(AriaRole.Button, new() { Name = "New terminal" }).ClickAsync();
@@ -27,6 +28,8 @@ public sealed class ContainerWebClientTests(PodmanService podman, BrowserFixture
         await sarah.Keyboard.TypeAsync("echo inside-$(id -u) in=$(pwd)");
         await sarah.Keyboard.PressAsync("Enter");
         await sarah.Locator("#terminal .xterm-rows").GetByText("inside-10001 in=/workspace").WaitForAsync();
+        (await sarah.Locator("#terminal .xterm-rows").InnerTextAsync()).ShouldContain("inside-10001 in=/workspace");
+        (await sarah.Locator("#terminal-target option[value='']").InnerTextAsync()).ShouldBe("in the team's container");
 
         // The Environment panel lists the agent's container and the team's workspace container, with their limits.
         await sarah.TabAsync("Command Deck");
@@ -35,6 +38,11 @@ public sealed class ContainerWebClientTests(PodmanService podman, BrowserFixture
         await sarah.Locator("#env-containers").GetByText("covibes_sync_").WaitForAsync();
         await sarah.Locator("#env-containers").GetByText("covibes_agent_").WaitForAsync();
         await sarah.Locator("#env-containers").GetByText("2048 MiB, 1 CPU").First.WaitForAsync();
+        var listed = await sarah.Locator("#env-containers .env-name").AllInnerTextsAsync();
+        listed.Count.ShouldBe(2);
+        listed.ShouldContain(name => name.StartsWith("covibes_sync_", StringComparison.Ordinal));
+        listed.ShouldContain(name => name.StartsWith("covibes_agent_", StringComparison.Ordinal));
+        (await sarah.Locator("#env-summary").InnerTextAsync()).ShouldBe("Your team's agents and terminals run in containers.");
         await sarah.ScreenshotAsync("workshop-containers-1280");
     }
 }

@@ -12,7 +12,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
     private DockerClient? _client;
     private ManagedContainers? _containers;
     private ContainerBackend? _backend;
-    private (DateTimeOffset At, string? Problem) _last = (DateTimeOffset.MinValue, null);
+    private volatile EngineCheck _last = new(DateTimeOffset.MinValue, null);
 
     public DockerClient Client
     {
@@ -60,9 +60,10 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
     public async Task<string?> ProblemAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
-        if (now - _last.At < Remember)
+        var last = _last;
+        if (now - last.At < Remember)
         {
-            return _last.Problem;
+            return last.Problem;
         }
         string? problem = null;
         try
@@ -87,9 +88,11 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
             }
             problem = $"The container engine at {options.Value.EngineAddress} does not answer ({e.GetBaseException().Message}).";
         }
-        _last = (now, problem);
+        _last = new EngineCheck(now, problem);
         return problem;
     }
 
     public void Dispose() => _client?.Dispose();
+
+    private sealed record EngineCheck(DateTimeOffset At, string? Problem);
 }

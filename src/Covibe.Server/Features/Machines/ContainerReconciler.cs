@@ -48,13 +48,21 @@ public sealed class ContainerReconciler(
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    /// <summary>One pass (also run on demand, e.g. before showing a team its environment).</summary>
-    public async Task<ReconcileReport> ReconcileAsync(CancellationToken cancellationToken)
+    /// <summary>One whole pass: every team's rows, health checks, orphans.</summary>
+    public Task<ReconcileReport> ReconcileAsync(CancellationToken cancellationToken) => GuardedAsync(null, cancellationToken);
+
+    /// <summary>
+    /// Before showing a team its environment: only that team's rows get the engine's current state
+    /// (running, exited, missing); health and orphans are the periodic pass's work, not a request's.
+    /// </summary>
+    public Task RefreshTeamAsync(string teamId, CancellationToken cancellationToken) => GuardedAsync(teamId, cancellationToken);
+
+    private async Task<ReconcileReport> GuardedAsync(string? teamId, CancellationToken cancellationToken)
     {
         await _pass.WaitAsync(cancellationToken);
         try
         {
-            return await PassAsync(cancellationToken);
+            return await PassAsync(teamId, cancellationToken);
         }
         finally
         {
@@ -62,7 +70,7 @@ public sealed class ContainerReconciler(
         }
     }
 
-    private async Task<ReconcileReport> PassAsync(CancellationToken cancellationToken)
+    private async Task<ReconcileReport> PassAsync(string? teamId, CancellationToken cancellationToken)
     {
         var managed = engine.Containers;
         var containers = (await managed.ListManagedAsync(cancellationToken)).ToDictionary(c => c.Names.First().TrimStart('/'));
@@ -70,7 +78,7 @@ public sealed class ContainerReconciler(
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
             rows = await db.ContainerEnvironments.AsNoTracking()
-                .Where(c => c.Status != ContainerStatuses.Removed && c.Status != ContainerStatuses.Missing)
+                .Where(c => c.Status != ContainerStatuses.Removed && c.Status != ContainerStatuses.Missing && (teamId == null || c.TeamId == teamId))
                 .ToListAsync(cancellationToken);
         }
         var vanished = new List<string>();
@@ -84,8 +92,18 @@ public sealed class ContainerReconciler(
                 continue;
             }
             var running = container.State == "running";
+            var status = running ? ContainerStatuses.Running : ContainerStatuses.Exited;
+            if (teamId is not null)
+            {
+                await journal.SetStatusAsync(row.ContainerName, status, cancellationToken);
+                continue;
+            }
             var health = running ? await HealthAsync(managed, row.ContainerName, cancellationToken) : "none";
-            await journal.SetStatusAsync(row.ContainerName, running ? ContainerStatuses.Running : ContainerStatuses.Exited, cancellationToken, m => m["health"] = health);
+            await journal.SetStatusAsync(row.ContainerName, status, cancellationToken, m => m["health"] = health);
+        }
+        if (teamId is not null)
+        {
+            return new ReconcileReport(vanished, []);
         }
         var known = rows.Select(r => r.ContainerName).ToHashSet(StringComparer.Ordinal);
         var orphans = new List<string>();

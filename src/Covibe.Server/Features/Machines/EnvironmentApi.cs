@@ -17,7 +17,7 @@ public static class EnvironmentApi
         return app;
     }
 
-    /// <summary>The team's containers (name, type, status, health, ports, limits, started), fresh from the engine.</summary>
+    /// <summary>The team's containers (name, type, status, health, ports, limits, started): states fresh from the engine, health from the last periodic check.</summary>
     public static async Task<Ok<TeamEnvironmentResponse>> GetEnvironment(
         Caller caller, CovibeDb db, MachineResolver machines, ContainerEngine engine, ContainerReconciler reconciler, CancellationToken cancellationToken)
     {
@@ -30,7 +30,7 @@ public static class EnvironmentApi
         var problem = await engine.ProblemAsync(cancellationToken);
         if (problem is null)
         {
-            await reconciler.ReconcileAsync(cancellationToken);
+            await reconciler.RefreshTeamAsync(caller.TeamId, cancellationToken);
         }
         var rows = await db.ContainerEnvironments.AsNoTracking()
             .Where(c => c.TeamId == caller.TeamId && c.Status != ContainerStatuses.Removed)

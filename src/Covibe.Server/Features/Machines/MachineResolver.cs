@@ -11,7 +11,8 @@ namespace Covibe.Server.Features.Machines;
 /// here and run what they get on the backend it names; they never branch on where.
 /// </summary>
 public sealed class MachineResolver(
-    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, IOptions<IsolationOptions> isolation, IOptions<ContainersOptions> containers, ContainerEngine engine)
+    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, IOptions<IsolationOptions> isolation, IOptions<ContainersOptions> containers, ContainerEngine engine,
+    ILogger<MachineResolver> logger)
 {
     /// <summary>Where <c>covibe</c> is inside the default image (<c>covibe image build</c> puts it there).</summary>
     public static readonly IReadOnlyList<string> CovibeInImage = ["/usr/local/bin/covibe"];
@@ -41,6 +42,7 @@ public sealed class MachineResolver(
                 throw new PlacementUnavailableException("container-engine-unavailable",
                     $"{problem} This server runs agents in containers only (Covibe:Containers:Fallback=none); try again when the engine is back.");
             }
+            MachinesLog.FellBack(logger, teamId, problem);
             return Host(teamId) with { Fallback = $"{problem} The agent runs on the server's machine instead, sandboxed." };
         }
         var environment = new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe", ["PATH"] = "/usr/local/bin:/usr/bin:/bin" };

@@ -15,13 +15,16 @@ namespace Covibe.Server.Features.Machines;
 /// </summary>
 public static class MachinesFeature
 {
+    private const string NotInstalled = "bubblewrap (bwrap) is not installed.";
+
     public static IServiceCollection AddMachines(this IServiceCollection services)
     {
         services.AddOptions<IsolationOptions>().BindConfiguration(IsolationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<IsolationOptions>, SandboxAvailable>();
         services.AddSingleton<Workspaces>();
-        services.AddSingleton(sp => CreateSandbox(sp.GetRequiredService<IOptions<IsolationOptions>>().Value, sp.GetRequiredService<IOptions<ServerOptions>>().Value)
-            ?? throw new InvalidOperationException("bubblewrap (bwrap) is not installed."));
+        // Built once: by start-up validation when the sandbox is on, else when first needed.
+        services.AddSingleton<SandboxOnce>();
+        services.AddSingleton(sp => sp.GetRequiredService<SandboxOnce>().Get(sp.GetRequiredService<IOptions<IsolationOptions>>().Value));
         services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.BackendName, (sp, _) => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
         services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.SandboxedName, (sp, _) =>
             new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>()));
@@ -64,8 +67,23 @@ public static class MachinesFeature
         return new HostSandbox(bwrap, readOnly, Path.Combine(server.DataDirectory, "sandbox"), (options.SandboxUid, options.SandboxGid), options.SandboxNetwork);
     }
 
+    /// <summary>The server's one sandbox, made from the options it is given (so validating them needs no options lookup).</summary>
+    private sealed class SandboxOnce(IOptions<ServerOptions> server)
+    {
+        private readonly Lock _lock = new();
+        private HostSandbox? _sandbox;
+
+        public HostSandbox Get(IsolationOptions options)
+        {
+            lock (_lock)
+            {
+                return _sandbox ??= CreateSandbox(options, server.Value) ?? throw new InvalidOperationException(NotInstalled);
+            }
+        }
+    }
+
     /// <summary>Start-up refuses a sandbox that cannot work here, naming the setting that opts out of it.</summary>
-    private sealed class SandboxAvailable(IOptions<ServerOptions> server) : IValidateOptions<IsolationOptions>
+    private sealed class SandboxAvailable(SandboxOnce sandboxes) : IValidateOptions<IsolationOptions>
     {
         public ValidateOptionsResult Validate(string? name, IsolationOptions options)
         {
@@ -75,21 +93,22 @@ public static class MachinesFeature
             }
             const string OptOut = "Install bubblewrap (apt-get install bubblewrap), or set Covibe:Isolation:HostExecution=unsandboxed " +
                 "(environment: Covibe__Isolation__HostExecution=unsandboxed) to run members' agents and terminals with the server's own privileges.";
+            HostSandbox sandbox;
             try
             {
-                var sandbox = CreateSandbox(options, server.Value);
-                if (sandbox is null)
-                {
-                    return ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but bubblewrap ({options.Bubblewrap ?? "bwrap"}) is not installed. {OptOut}");
-                }
-                return sandbox.Check() is { } problem
-                    ? ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but the sandbox does not start here: {problem}. {OptOut}")
-                    : ValidateOptionsResult.Success;
+                sandbox = sandboxes.Get(options);
+            }
+            catch (InvalidOperationException e) when (e.Message.StartsWith(NotInstalled, StringComparison.Ordinal))
+            {
+                return ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but bubblewrap ({options.Bubblewrap ?? "bwrap"}) is not installed. {OptOut}");
             }
             catch (InvalidOperationException e)
             {
                 return ValidateOptionsResult.Fail(e.Message);
             }
+            return sandbox.Check() is { } problem
+                ? ValidateOptionsResult.Fail($"Covibe:Isolation:HostExecution is 'sandbox', but the sandbox does not start here: {problem}. {OptOut}")
+                : ValidateOptionsResult.Success;
         }
     }
 }

@@ -15,6 +15,6 @@ internal static partial class MachinesLog
     [LoggerMessage(5004, LogLevel.Warning, "The container engine could not be reconciled with the database")]
     public static partial void ReconcileFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(5005, LogLevel.Information, "Agent {AgentId} runs on the server's machine instead of a container: {Reason}")]
-    public static partial void FellBack(ILogger logger, string agentId, string reason);
+    [LoggerMessage(5005, LogLevel.Warning, "An agent of team {TeamId} runs on the server's machine instead of a container: {Reason}")]
+    public static partial void FellBack(ILogger logger, string teamId, string reason);
 }
