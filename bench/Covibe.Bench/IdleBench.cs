@@ -13,17 +13,7 @@ static class IdleBench
         var count = Measure.Arg(args, "--connections", 2000);
         var data = Path.Combine(Path.GetTempPath(), "covibe-idle-" + Guid.NewGuid().ToString("N")[..8]);
         var url = $"http://127.0.0.1:{Measure.FreePort()}";
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
-            "--Logging:LogLevel:Default=Warning", "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000"])
-        {
-            info.ArgumentList.Add(a);
-        }
-        using var server = Process.Start(info)!;
-        server.OutputDataReceived += (_, _) => { };
-        server.ErrorDataReceived += (_, _) => { };
-        server.BeginOutputReadLine();
-        server.BeginErrorReadLine();
+        using var server = Measure.StartServer(data, url, "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
         var sockets = new List<ClientWebSocket>();
         try
         {

@@ -41,6 +41,26 @@ static class Measure
         return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
     }
 
+    /// <summary>
+    /// A real <c>covibe serve --dev</c> on <paramref name="data"/> and <paramref name="url"/>, quiet, with
+    /// <paramref name="settings"/> as flags; its errors go to stderr (prefixed), its output nowhere.
+    /// </summary>
+    public static System.Diagnostics.Process StartServer(string data, string url, params string[] settings)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
+            "--Logging:LogLevel:Default=Warning", .. settings])
+        {
+            info.ArgumentList.Add(a);
+        }
+        var process = System.Diagnostics.Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine($"server: {e.Data}"); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
     /// <summary>Creates the benchmark's team on a fresh <c>--dev</c> server; <paramref name="http"/> then sends its owner's token.</summary>
     public static async Task<string> CreateTeamAsync(HttpClient http)
     {

@@ -142,24 +142,10 @@ async Task<(AgentDto Agent, (long Bytes, bool Contiguous, List<long> Latencies)[
 
 int Arg(string name, int fallback) => Measure.Arg(args, name, fallback);
 
-Process StartServer()
-{
-    var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-    foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
-        $"--Covibe:Agents:Types:claude:Environment:PATH={fakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}",
-        "--Logging:LogLevel:Default=Warning",
-        // All subscribers are one member here: lift the per-member connection cap (20 by default).
-        "--Covibe:Hub:MaxConnectionsPerMember=10000"])
-    {
-        info.ArgumentList.Add(a);
-    }
-    var process = Process.Start(info)!;
-    process.OutputDataReceived += (_, _) => { };
-    process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine($"server: {e.Data}"); } };
-    process.BeginOutputReadLine();
-    process.BeginErrorReadLine();
-    return process;
-}
+Process StartServer() => Measure.StartServer(data, url,
+    $"--Covibe:Agents:Types:claude:Environment:PATH={fakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}",
+    // All subscribers are one member here: lift the per-member connection cap (20 by default).
+    "--Covibe:Hub:MaxConnectionsPerMember=10000");
 
 /// <summary>One WebSocket client that checks contiguity and measures stamp-to-receipt latency.</summary>
 sealed class Subscriber : IAsyncDisposable

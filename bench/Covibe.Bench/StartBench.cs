@@ -61,20 +61,10 @@ static class StartBench
     {
         var data = Path.Combine(work, containers ? "data-container" : "data-sandbox");
         var url = $"http://127.0.0.1:{Measure.FreePort()}";
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
-            "--Logging:LogLevel:Default=Warning", "--Covibe:Agents:SpawnsPerMinute=10000", "--Covibe:Agents:MaxActivePerTeam=10000",
+        using var server = Measure.StartServer(data, url, "--Covibe:Agents:SpawnsPerMinute=10000", "--Covibe:Agents:MaxActivePerTeam=10000",
             "--Covibe:Agents:Types:hello:Command:0=sh", "--Covibe:Agents:Types:hello:Command:1=-c", "--Covibe:Agents:Types:hello:Command:2=echo first",
             "--Covibe:Terminals:DefaultShell=/bin/sh", "--Covibe:Terminals:MaxSessionsPerUser=1000", "--Covibe:Terminals:MaxSessions=1000",
-            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench"])
-        {
-            info.ArgumentList.Add(a);
-        }
-        using var server = Process.Start(info)!;
-        server.OutputDataReceived += (_, _) => { };
-        server.ErrorDataReceived += (_, _) => { };
-        server.BeginOutputReadLine();
-        server.BeginErrorReadLine();
+            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench");
         try
         {
             await Measure.WaitHealthyAsync(url);
