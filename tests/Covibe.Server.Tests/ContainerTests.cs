@@ -185,7 +185,6 @@ public sealed class ContainerTests(PodmanService podman)
     {
         var settings = podman.Settings();
         settings["Covibe:Containers:OrphanGraceSeconds"] = "0";
-        settings["Covibe:Containers:HealthCheckIntervalSeconds"] = "1"; // health comes from the periodic pass
         settings["Covibe:Agents:Types:sleeper:Command:0"] = "sh";
         settings["Covibe:Agents:Types:sleeper:Command:1"] = "-c";
         settings["Covibe:Agents:Types:sleeper:Command:2"] = "echo sleeping; sleep 600";
@@ -196,7 +195,13 @@ public sealed class ContainerTests(PodmanService podman)
 
         var sleeper = await server.SpawnAsync(owner.Auth.AccessToken, "sleep", "sleeper");
         var name = $"covibes_agent_{owner.Auth.Team.Id}_{sleeper.Id}";
-        var env = await Eventually.UntilAsync(() => client.GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment")!,
+        var reconciler = server.App.Services.GetRequiredService<Covibe.Server.Features.Machines.ContainerReconciler>();
+        // Health comes from the periodic pass (every 30 s): run one, as the timer would.
+        var env = await Eventually.UntilAsync(async () =>
+            {
+                await reconciler.ReconcileAsync(CancellationToken.None);
+                return await client.GetFromJsonAsync<TeamEnvironmentResponse>("/api/team/environment");
+            },
             e => e!.Containers.Any(c => c.Name == name && c.Health == "healthy"), "the agent's container shows healthy");
         env!.UsesContainers.ShouldBeTrue();
         env.Engine.ShouldBe("ok");
@@ -235,7 +240,7 @@ public sealed class ContainerTests(PodmanService podman)
             Labels = new Dictionary<string, string> { ["covibe.managed"] = "true", ["covibe.team"] = owner.Auth.Team.Id },
         });
         await podman.Client.Containers.StartContainerAsync(orphan, new ContainerStartParameters());
-        var report = await server.App.Services.GetRequiredService<Covibe.Server.Features.Machines.ContainerReconciler>().ReconcileAsync(CancellationToken.None);
+        var report = await reconciler.ReconcileAsync(CancellationToken.None);
         report.OrphansRemoved.ShouldContain(orphan);
         (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).ShouldNotContain(c => c.Names.Contains("/" + orphan));
     }
@@ -388,5 +393,26 @@ public sealed class ContainerTests(PodmanService podman)
         {
             StartupTests.Delete(data);
         }
+    }
+
+    [Fact]
+    public async Task ConfiguredLimitsAndTheClaudeKey_ReachTheAgentsContainer_AndTheKeyNeverTheLog()
+    {
+        var settings = podman.Settings();
+        settings["Covibe:Containers:AgentMemory"] = "768m";
+        settings["Covibe:Containers:AgentCpus"] = "0.5";
+        settings["Covibe:Containers:ClaudeApiKey"] = "sk-container-only-3141";
+        var logs = new LogSink();
+        await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
+        var owner = await server.CreateTeamAsync();
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "show env", "env");
+        var inspect = await podman.Client.Containers.InspectContainerAsync($"covibes_agent_{owner.Auth.Team.Id}_{agent.Id}");
+        inspect.HostConfig!.Memory.ShouldBe(768L * 1024 * 1024);
+        inspect.HostConfig.NanoCPUs.ShouldBe(500_000_000);
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+        var output = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+        output.ShouldContain("ANTHROPIC_API_KEY=sk-container-only-3141");
+        output.ShouldContain("CLAUDE_API_KEY=sk-container-only-3141");
+        logs.Lines.ShouldNotContain(line => line.Contains("sk-container-only-3141", StringComparison.Ordinal));
     }
 }
