@@ -19,6 +19,9 @@ public interface IExecutionBackend
     /// <summary>Reads the agent's output log from <paramref name="offset"/>; 0 when nothing new is there yet.</summary>
     Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken);
 
+    /// <summary>The agent's log as a file on this machine, to be woken by its writes (<see cref="FileChanges"/>); null: poll it.</summary>
+    string? LocalLogPath(AgentProcess process) => null;
+
     /// <summary>Writes to the agent's stdin. Fails with <see cref="AgentNotRunningException"/> once it has exited.</summary>
     Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 

@@ -61,7 +61,9 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         Task.FromResult(Probe(process));
 
     public Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken) =>
-        RuntimeFiles.ReadAsync(Path.Combine(process.RuntimeDirectory, "output.log"), offset, buffer, cancellationToken);
+        RuntimeFiles.ReadAsync(LocalLogPath(process), offset, buffer, cancellationToken);
+
+    public string LocalLogPath(AgentProcess process) => Path.Combine(process.RuntimeDirectory, "output.log");
 
     public Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {

@@ -8,14 +8,17 @@ namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// A running agent's output as the server has seen it: its length (the position clients resume
-/// from) and the most recent bytes in a bounded ring of chunks for live fan-out. Each chunk
-/// serializes its hub frame once per audience (owner, teammate), however many subscribers there are.
+/// from) and the most recent bytes in a bounded ring of chunks. Watchers that are caught up are
+/// <em>live</em>: each new chunk is offered to all of them at once, by the one reader of the
+/// agent's log, with no task or wake-up per watcher. Each chunk serializes its hub frame once per
+/// audience (owner, teammate), however many watchers there are. A watcher that cannot take a chunk
+/// (its connection is behind) leaves the live set and catches up from the ring or the log.
 /// </summary>
 public sealed class AgentFeed(Agent agent, int ringBytes)
 {
     private readonly Queue<Chunk> _chunks = new();
     private readonly Lock _lock = new();
-    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private ILiveWatcher[] _live = [];
     private long _ringBytesHeld;
     private long _position;
 
@@ -47,32 +50,72 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
         {
             return;
         }
-        TaskCompletionSource changed;
+        var chunk = new Chunk(this, _position, data.ToArray());
+        ILiveWatcher[] live;
         lock (_lock)
         {
-            _chunks.Enqueue(new Chunk(this, _position, data.ToArray()));
+            _chunks.Enqueue(chunk);
             _position += data.Length;
             _ringBytesHeld += data.Length;
             while (_ringBytesHeld > ringBytes && _chunks.Count > 1)
             {
                 _ringBytesHeld -= _chunks.Dequeue().Data.Length;
             }
-            changed = _changed;
-            _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+            live = _live;
         }
-        changed.TrySetResult();
+        // Outside the lock, in order: there is one writer per feed (the agent's log reader).
+        foreach (var watcher in live)
+        {
+            watcher.Offer(chunk);
+        }
     }
 
     public void End(string status)
     {
-        TaskCompletionSource changed;
+        ILiveWatcher[] live;
         lock (_lock)
         {
             FinalStatus = status;
-            changed = _changed;
+            live = _live;
+            _live = [];
         }
-        changed.TrySetResult();
+        foreach (var watcher in live)
+        {
+            watcher.Ended();
+        }
     }
+
+    /// <summary>
+    /// Makes <paramref name="watcher"/> live if it has everything up to the end (<paramref name="position"/>
+    /// is the feed's); false if more output arrived meanwhile (send it first) or the agent has finished.
+    /// </summary>
+    public bool TryGoLive(ILiveWatcher watcher, long position)
+    {
+        lock (_lock)
+        {
+            if (position != _position || FinalStatus is not null)
+            {
+                return false;
+            }
+            _live = [.. _live, watcher];
+            return true;
+        }
+    }
+
+    public void Leave(ILiveWatcher watcher)
+    {
+        lock (_lock)
+        {
+            var at = Array.IndexOf(_live, watcher);
+            if (at >= 0)
+            {
+                _live = [.. _live.AsSpan(0, at), .. _live.AsSpan(at + 1)];
+            }
+        }
+    }
+
+    /// <summary>How many watchers are live (tests and diagnostics).</summary>
+    public int LiveWatchers => Volatile.Read(ref _live).Length;
 
     /// <summary>The chunk holding <paramref name="position"/>, or null if it is older than the ring (read the log) or not written yet.</summary>
     public Chunk? ChunkAt(long position)
@@ -102,19 +145,6 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
         }
     }
 
-    /// <summary>Completes when output beyond <paramref name="position"/> exists or the agent has finished.</summary>
-    public Task WaitAsync(long position, CancellationToken cancellationToken)
-    {
-        lock (_lock)
-        {
-            if (_position > position || FinalStatus is not null)
-            {
-                return Task.CompletedTask;
-            }
-            return _changed.Task.WaitAsync(cancellationToken);
-        }
-    }
-
     /// <summary>Builds the hub frame for bytes of an agent's output starting at <paramref name="position"/>.</summary>
     public static byte[] Frame(string agentId, string ownerId, long position, ReadOnlySpan<byte> data, bool canControl)
     {
@@ -138,6 +168,16 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
             ? _ownerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: true)
             : _viewerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: false);
     }
+}
+
+/// <summary>A caught-up watcher of a feed; called by the feed's writer, in order, and must not block.</summary>
+public interface ILiveWatcher
+{
+    /// <summary>The next chunk of output, starting where the previous one ended.</summary>
+    void Offer(AgentFeed.Chunk chunk);
+
+    /// <summary>The agent has finished: no more chunks.</summary>
+    void Ended();
 }
 
 /// <summary>The streams of agents this server is watching, and news of new ones for hub followers.</summary>

@@ -8,9 +8,10 @@ namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// Delivers one agent's output to one connection from a position to the end: from the in-memory
-/// ring when it still holds the bytes, else from the agent's log. Each subscription moves at its
-/// own reader's pace, so a slow reader falls behind (and catches up from the log) without
-/// delaying anyone else, and never skips a byte.
+/// ring when it still holds the bytes, else from the agent's log, and once caught up, live from
+/// the feed (which offers each new chunk to every live watcher at once). Each subscription moves
+/// at its own reader's pace, so a slow reader falls behind (and catches up from the ring or the
+/// log) without delaying anyone else, and never skips a byte.
 /// </summary>
 public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, IDbContextFactory<CovibeDb> dbs)
 {
@@ -26,65 +27,124 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
         var process = feed?.Process;
         var backend = feed is null ? null : backends.Get(feed.Backend);
         var next = from ?? feed?.Position;
-        var buffer = new byte[ReadSize];
-        while (true)
+        byte[]? buffer = null;
+        try
         {
-            var stream = streams.Get(agentId);
-            long end;
-            string? final;
-            if (stream is not null)
+            while (true)
             {
-                end = stream.Position;
-                final = stream.FinalStatus;
-            }
-            else
-            {
-                // Not (or no longer) followed in memory: the database says how far the log goes.
-                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-                var agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
-                end = agent.OutputBytes;
-                final = AgentStatuses.IsFinal(agent.Status) ? agent.Status : null;
-                ownerId = agent.UserId;
-                process = agent.Process;
-                backend ??= backends.Get(agent.Backend);
-            }
-            var canControl = connection.Member?.UserId == ownerId;
-            var position = Math.Max(0, next ??= end);
-
-            if (stream?.ChunkAt(position) is { } chunk)
-            {
-                var frame = position == chunk.Start
-                    ? chunk.Frame(canControl)
-                    : AgentFeed.Frame(agentId, ownerId!, position, chunk.Data.AsSpan((int)(position - chunk.Start)), canControl);
-                await connection.SendStreamAsync(frame, cancellationToken);
-                next = chunk.End;
-                continue;
-            }
-            if (position >= end)
-            {
-                if (final is not null)
+                var stream = streams.Get(agentId);
+                long end;
+                string? final;
+                if (stream is not null)
                 {
-                    connection.TrySend(TeamHub.Serialize(new AgentOutputEndMessage(agentId, position, final)));
-                    return;
+                    end = stream.Position;
+                    final = stream.FinalStatus;
                 }
-                await (stream is null ? Task.Delay(Retry, cancellationToken) : stream.WaitAsync(position, cancellationToken));
-                continue;
-            }
+                else
+                {
+                    // Not (or no longer) followed in memory: the database says how far the log goes.
+                    await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                    var agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
+                    end = agent.OutputBytes;
+                    final = AgentStatuses.IsFinal(agent.Status) ? agent.Status : null;
+                    ownerId = agent.UserId;
+                    process = agent.Process;
+                    backend ??= backends.Get(agent.Backend);
+                }
+                var canControl = connection.Member?.UserId == ownerId;
+                var position = Math.Max(0, next ??= end);
 
-            // Older than the ring holds: read it back from the log.
-            var limit = stream is null ? end : Math.Min(end, stream.RingStart);
-            var n = process is not null && backend is not null
-                ? await backend.ReadOutputAsync(process, position, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - position))), cancellationToken)
-                : 0;
-            if (n == 0)
-            {
-                await Task.Delay(Retry, cancellationToken);
-                continue;
+                if (stream?.ChunkAt(position) is { } chunk)
+                {
+                    var frame = position == chunk.Start
+                        ? chunk.Frame(canControl)
+                        : AgentFeed.Frame(agentId, ownerId!, position, chunk.Data.AsSpan((int)(position - chunk.Start)), canControl);
+                    await connection.SendStreamAsync(frame, cancellationToken);
+                    next = chunk.End;
+                    continue;
+                }
+                if (position >= end)
+                {
+                    if (final is not null)
+                    {
+                        connection.TrySend(TeamHub.Serialize(new AgentOutputEndMessage(agentId, position, final)));
+                        return;
+                    }
+                    if (stream is null)
+                    {
+                        await Task.Delay(Retry, cancellationToken);
+                        continue;
+                    }
+                    // Caught up: go live until this connection falls behind or the agent ends.
+                    var live = new LiveWatcher(connection, canControl, position);
+                    if (stream.TryGoLive(live, position))
+                    {
+                        try
+                        {
+                            await live.Done.WaitAsync(cancellationToken);
+                        }
+                        finally
+                        {
+                            stream.Leave(live);
+                        }
+                        next = live.Next;
+                    }
+                    continue;
+                }
+
+                // Older than the ring holds: read it back from the log.
+                var limit = stream is null ? end : Math.Min(end, stream.RingStart);
+                buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
+                var n = process is not null && backend is not null
+                    ? await backend.ReadOutputAsync(process, position, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - position))), cancellationToken)
+                    : 0;
+                if (n == 0)
+                {
+                    await Task.Delay(Retry, cancellationToken);
+                    continue;
+                }
+                var length = position + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
+                length = length == 0 ? n : length;
+                await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, position, buffer.AsSpan(0, length), canControl), cancellationToken);
+                next = position + length;
             }
-            var length = position + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
-            length = length == 0 ? n : length;
-            await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, position, buffer.AsSpan(0, length), canControl), cancellationToken);
-            next = position + length;
         }
+        finally
+        {
+            if (buffer is not null)
+            {
+                System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+    }
+
+    /// <summary>
+    /// One subscription while it is live: queues each chunk's frame on the connection without
+    /// waiting; when the connection has no room (or is closing), it stops and the subscription
+    /// catches up from <see cref="Next"/> at the reader's pace.
+    /// </summary>
+    private sealed class LiveWatcher(HubConnection connection, bool canControl, long next) : ILiveWatcher
+    {
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public long Next { get; private set; } = next;
+
+        public Task Done => _done.Task;
+
+        public void Offer(AgentFeed.Chunk chunk)
+        {
+            if (_done.Task.IsCompleted)
+            {
+                return;
+            }
+            if (chunk.Start == Next && connection.TryQueueStream(chunk.Frame(canControl)))
+            {
+                Next = chunk.End;
+                return;
+            }
+            _done.TrySetResult();
+        }
+
+        public void Ended() => _done.TrySetResult();
     }
 }

@@ -20,6 +20,7 @@ public sealed class AgentSupervisor(
     ExecutionBackends backends,
     AgentLauncher launcher,
     AgentEvents events,
+    FileChanges fileChanges,
     IOptions<AgentsOptions> options,
     TimeProvider time,
     ILogger<AgentSupervisor> logger) : BackgroundService
@@ -106,6 +107,11 @@ public sealed class AgentSupervisor(
         long readOffset = 0;
         var status = agent.Status;
         var nextProbe = DateTime.MinValue;
+        var batch = TimeSpan.FromMilliseconds(options.Value.BatchMilliseconds);
+        var poll = TimeSpan.FromMilliseconds(options.Value.PollMilliseconds);
+        long lastPublished = 0;
+        // A log on this machine wakes us when written; a remote one is polled.
+        using var watch = backend.LocalLogPath(process) is { } logPath ? fileChanges.Watch(logPath) : null;
         if (agent.KillRequested)
         {
             KillRequested(agent.Id);
@@ -118,6 +124,7 @@ public sealed class AgentSupervisor(
             {
                 readOffset += n;
                 carry = Publish(stream, parser, buffer, carry + n, final: false, out var sawResult);
+                lastPublished = time.GetTimestamp();
                 if (sawResult)
                 {
                     var conversational = launcher.IsConversational(agent.Type);
@@ -136,10 +143,6 @@ public sealed class AgentSupervisor(
                 {
                     continue; // more is waiting: read on at once
                 }
-                // Caught up: let a little output gather, so that fan-out sends fewer, larger
-                // frames (a chatty agent writes many small lines) for at most one poll of latency.
-                await Task.Delay(options.Value.PollMilliseconds, cancellationToken);
-                continue;
             }
 
             var now = time.GetUtcNow().UtcDateTime;
@@ -171,7 +174,22 @@ public sealed class AgentSupervisor(
                 }
                 await EscalateKillAsync(agent.Id, backend, process, now, cancellationToken);
             }
-            await Task.Delay(options.Value.PollMilliseconds, cancellationToken);
+
+            // Wait for the next write (or poll), then let output that follows closely gather into
+            // one chunk, so a chatty agent makes one frame per watcher per batch, not per line.
+            if (watch is { Notifies: true })
+            {
+                await watch.WaitAsync(ProbeInterval, cancellationToken);
+            }
+            else
+            {
+                await Task.Delay(poll, time, cancellationToken);
+            }
+            var gathering = batch - time.GetElapsedTime(lastPublished);
+            if (gathering > TimeSpan.Zero)
+            {
+                await Task.Delay(gathering, time, cancellationToken);
+            }
         }
     }
 

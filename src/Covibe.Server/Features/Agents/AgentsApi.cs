@@ -20,6 +20,7 @@ public static class AgentsApi
         services.AddOptions<AgentsOptions>().BindConfiguration(AgentsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<AgentLauncher>();
         services.AddSingleton<AgentFeeds>();
+        services.AddSingleton<Covibe.Execution.FileChanges>();
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();
         services.AddSingleton<AgentService>();

@@ -23,9 +23,20 @@ public sealed class AgentsOptions
     [Range(64 * 1024, 256 * 1024 * 1024)]
     public int RingBytes { get; set; } = 4 * 1024 * 1024;
 
-    /// <summary>How often an idle agent's log is checked for new output.</summary>
+    /// <summary>
+    /// How often the log of an agent on an SSH VM is checked for new output. Logs on this machine
+    /// (sandbox, container) are read as soon as they are written (inotify) and need no polling.
+    /// </summary>
     [Range(1, 1000)]
     public int PollMilliseconds { get; set; } = 15;
+
+    /// <summary>
+    /// Output that arrives within this long of the previous chunk waits and goes out with it: one
+    /// frame per watcher for many small writes. Output after a quiet spell goes out at once. The
+    /// latency a streaming agent's watchers see, traded for CPU (docs/benchmarks.md).
+    /// </summary>
+    [Range(0, 1000)]
+    public int BatchMilliseconds { get; set; } = 4;
 
     /// <summary>Mock agent pacing (seed 000's "configurable execution timing").</summary>
     [Range(0, 60_000)]

@@ -1,36 +1,48 @@
+using System.Collections.Concurrent;
 using System.Net.WebSockets;
-using System.Threading.Channels;
 
 using Covibe.Server.Features.Auth;
 
 namespace Covibe.Server.Features.Hub;
 
 /// <summary>
-/// One client WebSocket. Sends go through a bounded queue drained by one writer, so a
-/// broadcast never waits on a slow client; a client whose queue fills up is dropped (it
+/// One client WebSocket. Frames are queued and sent in order by whichever thread finds the socket
+/// idle: a broadcast to many connections writes each frame straight into its socket's buffer on
+/// the broadcasting thread, with no task or thread switch per connection, while a connection whose
+/// socket is busy keeps its frames queued and drains them asynchronously when the socket frees.
+/// A broadcast never waits on a slow client; a client whose queue fills up is dropped (it
 /// reconnects and reloads) rather than slowing the others or growing memory.
 /// </summary>
 public sealed class HubConnection : IDisposable
 {
     private readonly WebSocket _socket;
-    private readonly Channel<Outgoing> _outbox;
-    // Agent output is flow-controlled rather than dropped: at most this many frames of it are
-    // queued per connection, so a slow reader only slows its own subscriptions, and chat and
-    // status messages always find room in the queue.
-    private readonly SemaphoreSlim _streamBudget = new(8);
+    private readonly ConcurrentQueue<Outgoing> _queue = new();
+    private readonly int _queueCapacity;
+    private int _queued;
+    // 1 while one thread owns the socket's sending side (SendAsync allows one send at a time).
+    private int _sending;
+    // Agent output is flow-controlled rather than dropped: at most this many bytes of it are
+    // queued per connection (beyond what the socket holds), so a slow reader only slows its own
+    // subscriptions, memory stays bounded, and chat and status messages always find room.
+    private readonly int _streamBudget;
+    private long _streamQueued;
+    private TaskCompletionSource? _streamRoom;
+    private readonly Lock _streamRoomLock = new();
     // Cancelled a moment after our close frame went out, in case the peer never answers it.
     private readonly CancellationTokenSource _closeDeadline = new();
+    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private CancellationToken _stopping;
     private bool _closing;
+    private bool _finishing;
+    // Set once the close frame is out or the socket failed: whatever is queued is dropped.
+    private bool _dead;
 
-    public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress)
+    public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress, int streamBudgetBytes = 256 * 1024)
     {
         _socket = socket;
+        _queueCapacity = queueCapacity;
+        _streamBudget = streamBudgetBytes;
         RemoteAddress = remoteAddress;
-        _outbox = Channel.CreateBounded<Outgoing>(new BoundedChannelOptions(queueCapacity)
-        {
-            SingleReader = true,
-            FullMode = BoundedChannelFullMode.Wait,
-        });
     }
 
     public string Id { get; } = Guid.NewGuid().ToString("N");
@@ -52,33 +64,67 @@ public sealed class HubConnection : IDisposable
     /// </summary>
     public bool TrySend(byte[] frame)
     {
-        if (_outbox.Writer.TryWrite(new Outgoing(frame, null, null)))
-        {
-            return true;
-        }
         // Closing (or closed) already: drop quietly so the queued close still goes out.
         if (Volatile.Read(ref _closing))
         {
             return true;
         }
-        Volatile.Write(ref _closing, true);
-        _outbox.Writer.TryComplete();
-        _socket.Abort();
+        if (Enqueue(new Outgoing(frame, null, null)))
+        {
+            return true;
+        }
+        Overflowed();
         return false;
     }
 
-    /// <summary>Queues a frame of a stream (agent output), waiting while this connection has too many of them queued.</summary>
+    /// <summary>
+    /// Queues a frame of a stream (agent output) if this connection has room for it: false when
+    /// it already has its budget of stream bytes queued (the reader is behind; its subscription
+    /// then catches up at its own pace) or is closing. Never waits: a broadcast calls it.
+    /// </summary>
+    public bool TryQueueStream(byte[] frame)
+    {
+        if (Volatile.Read(ref _closing))
+        {
+            return false;
+        }
+        var queued = Interlocked.Add(ref _streamQueued, frame.Length);
+        // One frame always fits an empty budget, however large.
+        if (queued > _streamBudget && queued != frame.Length)
+        {
+            Interlocked.Add(ref _streamQueued, -frame.Length);
+            return false;
+        }
+        if (Enqueue(new Outgoing(frame, null, null, StreamBytes: frame.Length)))
+        {
+            return true;
+        }
+        Interlocked.Add(ref _streamQueued, -frame.Length);
+        Overflowed(); // the queue is full of other messages
+        return false;
+    }
+
+    /// <summary>Queues a frame of a stream, waiting while this connection has its budget of stream bytes queued.</summary>
     public async Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken)
     {
-        await _streamBudget.WaitAsync(cancellationToken);
-        if (!_outbox.Writer.TryWrite(new Outgoing(frame, null, null, ReleasesBudget: true)))
+        while (!TryQueueStream(frame))
         {
-            _streamBudget.Release();
-            if (!Volatile.Read(ref _closing))
+            if (Volatile.Read(ref _closing))
             {
-                TrySend(frame); // the queue is full of other messages: treat as overflow
+                throw new OperationCanceledException("The connection is closing.");
             }
-            throw new OperationCanceledException("The connection is closing.");
+            Task room;
+            lock (_streamRoomLock)
+            {
+                _streamRoom ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                room = _streamRoom.Task;
+            }
+            // The writer may have made room before the waiter was in place: try once more first.
+            if (TryQueueStream(frame))
+            {
+                return;
+            }
+            await room.WaitAsync(cancellationToken);
         }
     }
 
@@ -89,48 +135,35 @@ public sealed class HubConnection : IDisposable
         {
             TrySend(lastFrame);
         }
-        Volatile.Write(ref _closing, true);
-        if (!_outbox.Writer.TryWrite(new Outgoing(null, status, reason)))
+        if (Interlocked.Exchange(ref _closing, true))
+        {
+            return;
+        }
+        WakeStreamSenders();
+        if (!Enqueue(new Outgoing(null, status, reason)))
         {
             _socket.Abort();
         }
-        _outbox.Writer.TryComplete();
     }
 
-    /// <summary>Drains the queue to the socket until closed or cancelled.</summary>
-    public async Task RunWriterAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Lets the connection send (frames queued before this go out now) until <see cref="Complete"/>;
+    /// the task ends when everything queued by then is sent or dropped.
+    /// </summary>
+    public Task RunWriterAsync(CancellationToken cancellationToken)
     {
-        try
-        {
-            await foreach (var item in _outbox.Reader.ReadAllAsync(cancellationToken))
-            {
-                if (item.Frame is not null)
-                {
-                    await _socket.SendAsync(item.Frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
-                    if (item.ReleasesBudget)
-                    {
-                        _streamBudget.Release();
-                    }
-                }
-                else if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-                {
-                    await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseReason, cancellationToken);
-                    _closeDeadline.CancelAfter(TimeSpan.FromSeconds(2));
-                    return;
-                }
-            }
-        }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
-        {
-            // The peer went away; the reader side notices and cleans up.
-        }
+        _stopping = cancellationToken;
+        Kick();
+        return _writerDone.Task;
     }
 
-    /// <summary>Stops the writer once the reader has finished.</summary>
+    /// <summary>Stops the writer once the reader has finished: what is queued still goes out.</summary>
     internal void Complete()
     {
         Volatile.Write(ref _closing, true);
-        _outbox.Writer.TryComplete();
+        Volatile.Write(ref _finishing, true);
+        WakeStreamSenders();
+        Kick();
     }
 
     /// <summary>Cancelled shortly after this side has sent its close frame: stop waiting for the peer's.</summary>
@@ -139,9 +172,114 @@ public sealed class HubConnection : IDisposable
     /// <summary>Call once the writer and every stream sender have finished.</summary>
     public void Dispose()
     {
-        _streamBudget.Dispose();
         _closeDeadline.Dispose();
     }
 
-    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, bool ReleasesBudget = false);
+    private bool Enqueue(Outgoing item)
+    {
+        if (Interlocked.Increment(ref _queued) > _queueCapacity)
+        {
+            Interlocked.Decrement(ref _queued);
+            return false;
+        }
+        _queue.Enqueue(item);
+        Kick();
+        return true;
+    }
+
+    private void Overflowed()
+    {
+        if (Interlocked.Exchange(ref _closing, true))
+        {
+            return;
+        }
+        Volatile.Write(ref _dead, true);
+        WakeStreamSenders();
+        _socket.Abort();
+    }
+
+    /// <summary>Starts sending on this thread unless another one is already.</summary>
+    private void Kick()
+    {
+        if (Interlocked.CompareExchange(ref _sending, 1, 0) == 0)
+        {
+            _ = DrainAsync();
+        }
+    }
+
+    /// <summary>
+    /// Sends what is queued, in order. Runs synchronously on the caller's thread while the socket
+    /// takes frames at once (the usual case: they go into its buffer); continues asynchronously
+    /// when a send has to wait for the peer.
+    /// </summary>
+    private async Task DrainAsync()
+    {
+        while (true)
+        {
+            while (_queue.TryDequeue(out var item))
+            {
+                Interlocked.Decrement(ref _queued);
+                if (!Volatile.Read(ref _dead))
+                {
+                    try
+                    {
+                        if (item.Frame is not null)
+                        {
+                            await _socket.SendAsync(item.Frame, WebSocketMessageType.Text, endOfMessage: true, _stopping);
+                        }
+                        else
+                        {
+                            Volatile.Write(ref _dead, true); // nothing goes out after the close frame
+                            if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                            {
+                                await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseReason, _stopping);
+                                _closeDeadline.CancelAfter(TimeSpan.FromSeconds(2));
+                            }
+                        }
+                    }
+                    catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+                    {
+                        // The peer went away; the reader side notices and cleans up.
+                        Volatile.Write(ref _dead, true);
+                    }
+                }
+                if (item.StreamBytes > 0)
+                {
+                    StreamSent(item.StreamBytes);
+                }
+            }
+            Volatile.Write(ref _sending, 0);
+            if (Volatile.Read(ref _finishing) && _queue.IsEmpty)
+            {
+                _writerDone.TrySetResult();
+            }
+            // Something queued after the last dequeue and before the release: take it, unless another thread did.
+            if (_queue.IsEmpty || Interlocked.CompareExchange(ref _sending, 1, 0) != 0)
+            {
+                return;
+            }
+        }
+    }
+
+    private void StreamSent(int bytes)
+    {
+        Interlocked.Add(ref _streamQueued, -bytes);
+        if (Volatile.Read(ref _streamRoom) is not null)
+        {
+            WakeStreamSenders();
+        }
+    }
+
+    private void WakeStreamSenders()
+    {
+        TaskCompletionSource? room;
+        lock (_streamRoomLock)
+        {
+            room = _streamRoom;
+            _streamRoom = null;
+        }
+        room?.TrySetResult();
+    }
+
+    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, int StreamBytes = 0);
 }

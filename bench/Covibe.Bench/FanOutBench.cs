@@ -1,0 +1,453 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text;
+using System.Text.Json;
+
+/// <summary>
+/// Agent output fan-out (issues 3 and 11): one agent (the fake claude) writes stamped stream-json
+/// lines at a fixed rate; N WebSocket subscribers on loopback receive them. For each server it
+/// reports latency from the agent's write (a stamp inside each line) to each subscriber's receipt,
+/// bytes lost and positions, bytes on the wire, the server process's CPU (per delivered MiB) and
+/// peak memory. <c>compare</c> runs the same load, with the same client, against Covibe, a bare
+/// Kestrel broadcaster (BareKestrel.cs) and the Node baselines in bench/node (a <c>ws</c> broadcaster,
+/// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another.
+///   fanout  [--subscribers 100] [--seconds 20] [--rate 1048576] [--timeline]
+///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--servers covibe,bare,ws,ws-batched,socketio]
+/// </summary>
+static class FanOutBench
+{
+    public static async Task RunAsync(string[] args, bool compare)
+    {
+        var subscribers = Measure.Arg(args, "--subscribers", 100);
+        var seconds = Measure.Arg(args, "--seconds", 20);
+        var rate = Measure.Arg(args, "--rate", 1024 * 1024);
+        var names = Value(args, "--servers")?.Split(',') ?? (compare ? ["covibe", "bare", "ws", "ws-batched", "socketio"] : ["covibe"]);
+        var results = new List<Result>();
+        foreach (var name in names)
+        {
+            Console.Error.WriteLine($"{name}: {subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s, {seconds} s");
+            await using var target = Target.Create(name);
+            results.Add(await RunAsync(target, subscribers, seconds, rate, args.Contains("--timeline")));
+        }
+
+        Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
+        Console.WriteLine();
+        Console.WriteLine("| server | p50 / p99 / max | lost (bad streams) | wire bytes per byte | frames sent per s | server CPU | CPU per delivered MiB | CPU per frame | peak RSS | cold p99 | late joiner |");
+        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        foreach (var r in results)
+        {
+            Console.WriteLine($"| {r.Name} | {r.Latency.Percentile(0.5)} / {r.Latency.Percentile(0.99)} / {r.Latency.Max} ms | {r.Lost} ({r.Corrupt}) | {r.WirePerByte:0.00} | {r.FramesPerSecond:N0} " +
+                $"| {r.CpuSeconds / r.Seconds * 100:0}% | {r.CpuPerMiB:0.00} ms | {r.CpuSeconds * 1e6 / (r.FramesPerSecond * r.Seconds):0.0} µs | {r.PeakRss:0} MiB | {r.Cold.Percentile(0.99)} ms | {r.Replay ?? "-"} |");
+        }
+        if (results.Find(r => r.Name == "covibe") is { } covibe)
+        {
+            Console.WriteLine();
+            foreach (var other in results.Where(r => r != covibe))
+            {
+                Console.WriteLine($"covibe / {other.Name}: CPU per MiB {covibe.CpuPerMiB / other.CpuPerMiB:0.00}x, p99 {covibe.Latency.Percentile(0.99)} vs {other.Latency.Percentile(0.99)} ms, peak RSS {covibe.PeakRss / other.PeakRss:0.00}x");
+            }
+        }
+    }
+
+    private static async Task<Result> RunAsync(Target target, int count, int seconds, int rate, bool timeline)
+    {
+        await target.StartAsync();
+        using var http = new HttpClient { BaseAddress = target.Url, Timeout = TimeSpan.FromMinutes(2) };
+        await target.PrepareAsync(http);
+        // Subscribers join first (following the team's agents, seed 001's join_team), so each is
+        // attached before the agent's first byte: every byte is measured live.
+        var clients = new List<Subscriber>();
+        for (var i = 0; i < count; i++)
+        {
+            clients.Add(await Subscriber.ConnectAsync(target));
+        }
+        // Lines are about 420 bytes with the stamp. A 2 s agent warms the server (JIT, pools); its
+        // numbers are reported as the cold start.
+        var (_, warmup, _) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * 2 / 420));
+        var cold = Histogram.Merge(warmup.Select(w => w.Latency));
+        foreach (var c in clients)
+        {
+            c.RecordTimeline = timeline && c == clients[0];
+        }
+
+        var pid = target.Process.Id;
+        var cpuBefore = Measure.CpuSeconds(pid);
+        var wall = Stopwatch.StartNew();
+        var (agentId, results, log) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * seconds / 420));
+        wall.Stop();
+        var cpu = Measure.CpuSeconds(pid) - cpuBefore;
+        var peakRss = Measure.PeakRssMegabytes(pid);
+
+        string? replay = null;
+        if (target.Replays)
+        {
+            // A late joiner replays everything from position 0.
+            await using var late = await Subscriber.ConnectAsync(target);
+            var catchUp = Stopwatch.StartNew();
+            await late.SubscribeAsync(agentId);
+            var all = await late.ReceiveToEndAsync(agentId);
+            replay = $"{all.Bytes / 1048576.0:0.0} MiB in {catchUp.ElapsedMilliseconds} ms{(all.Bytes == log.Length && all.Contiguous ? "" : " INCOMPLETE")}";
+        }
+        if (timeline)
+        {
+            foreach (var (second, h) in clients[0].Timeline.OrderBy(t => t.Key))
+            {
+                Console.Error.WriteLine($"second {second}: p50 {h.Percentile(0.5)} p99 {h.Percentile(0.99)} max {h.Max}");
+            }
+        }
+        foreach (var c in clients)
+        {
+            await c.DisposeAsync();
+        }
+        var delivered = (double)log.Length * count / 1048576;
+        return new Result(target.Name, Histogram.Merge(results.Select(r => r.Latency)), cold,
+            results.Sum(r => Math.Max(0, log.Length - r.Bytes)), results.Count(r => !r.Contiguous || r.Bytes != log.Length),
+            (double)results.Sum(r => r.WireBytes) / count / log.Length, results.Sum(r => r.Frames) / wall.Elapsed.TotalSeconds, cpu, wall.Elapsed.TotalSeconds, cpu * 1000 / delivered, peakRss, replay);
+    }
+
+    private static async Task<(string Id, Subscriber.Received[] Results, byte[] Log)> RunAgentAsync(Target target, HttpClient http, List<Subscriber> clients, int rate, int lines)
+    {
+        using var reply = await http.PostAsJsonAsync("/api/agent/spawn", new { task = $"bench [[stamp]] [[rate={rate}]] [[lines={lines}]]", agentType = "claude" });
+        reply.EnsureSuccessStatusCode();
+        var id = (await reply.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        var results = await Task.WhenAll(clients.Select(c => c.ReceiveToEndAsync(id)));
+        return (id, results, await File.ReadAllBytesAsync(target.LogPath(id)));
+    }
+
+    private static string? Value(string[] args, string name)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+    }
+
+    private sealed record Result(string Name, Histogram Latency, Histogram Cold, long Lost, int Corrupt, double WirePerByte, double FramesPerSecond,
+        double CpuSeconds, double Seconds, double CpuPerMiB, double PeakRss, string? Replay);
+}
+
+/// <summary>Latencies in whole milliseconds, counted per millisecond (a subscriber sees millions).</summary>
+sealed class Histogram
+{
+    private readonly long[] _counts = new long[60_001];
+
+    public long Max { get; private set; }
+    public long Count { get; private set; }
+
+    public void Add(long ms)
+    {
+        ms = Math.Clamp(ms, 0, _counts.Length - 1);
+        _counts[ms]++;
+        Count++;
+        Max = Math.Max(Max, ms);
+    }
+
+    public long Percentile(double p)
+    {
+        var rank = (long)Math.Ceiling(p * Count);
+        long seen = 0;
+        for (var ms = 0; ms < _counts.Length; ms++)
+        {
+            seen += _counts[ms];
+            if (seen >= rank && seen > 0)
+            {
+                return ms;
+            }
+        }
+        return 0;
+    }
+
+    public static Histogram Merge(IEnumerable<Histogram> parts)
+    {
+        var all = new Histogram();
+        foreach (var h in parts)
+        {
+            for (var ms = 0; ms < all._counts.Length; ms++)
+            {
+                all._counts[ms] += h._counts[ms];
+            }
+            all.Count += h.Count;
+            all.Max = Math.Max(all.Max, h.Max);
+        }
+        return all;
+    }
+}
+
+/// <summary>A server under test: Covibe itself, the bare Kestrel broadcaster, or a Node baseline.</summary>
+abstract class Target : IAsyncDisposable
+{
+    protected readonly string Data = Path.Combine(Path.GetTempPath(), "covibe-fanout-" + Guid.NewGuid().ToString("N")[..8]);
+    protected static readonly string FakeClaude = Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude");
+
+    protected Target(string name)
+    {
+        Name = name;
+        Url = new Uri($"http://127.0.0.1:{Measure.FreePort()}");
+    }
+
+    public string Name { get; }
+    public Uri Url { get; }
+    public Process Process { get; protected set; } = null!;
+    public string? Token { get; private set; }
+    public virtual bool SocketIo => false;
+    public virtual bool Replays => false;
+
+    public string LogPath(string agentId) => Path.Combine(Data, "agents", agentId, "output.log");
+
+    public static Target Create(string name) => name switch
+    {
+        "covibe" => new CovibeTarget(),
+        "bare" => new Spawned(name, "dotnet", [Path.Combine(AppContext.BaseDirectory, "Covibe.Bench.dll"), "bare-server"]),
+        "ws" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js")]),
+        "ws-batched" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js"), "--batch-ms", "15"]),
+        "socketio" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "socketio-server.js")], socketIo: true),
+        _ => throw new ArgumentException($"Unknown server '{name}': covibe, bare, ws, ws-batched or socketio."),
+    };
+
+    public abstract Task StartAsync();
+
+    public virtual async Task PrepareAsync(HttpClient http)
+    {
+        await Measure.WaitHealthyAsync(Url.ToString().TrimEnd('/'));
+        if (this is CovibeTarget)
+        {
+            Token = await Measure.CreateTeamAsync(http);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Process is { HasExited: false })
+        {
+            Process.Kill(entireProcessTree: true);
+            await Process.WaitForExitAsync();
+        }
+        Process?.Dispose();
+        if (Directory.Exists(Data))
+        {
+            Directory.Delete(Data, recursive: true);
+        }
+    }
+
+    /// <summary>bench/node, with its packages installed by bench/run (npm ci).</summary>
+    private static string NodeDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            var node = Path.Combine(dir.FullName, "bench", "node");
+            if (Directory.Exists(Path.Combine(node, "node_modules")))
+            {
+                return node;
+            }
+        }
+        throw new InvalidOperationException("bench/node/node_modules is missing: run the benchmark with bench/run, which installs the Node baselines (npm ci).");
+    }
+
+    private sealed class CovibeTarget() : Target("covibe")
+    {
+        public override bool Replays => true;
+
+        public override Task StartAsync()
+        {
+            Process = Measure.StartServer(Data, Url.ToString().TrimEnd('/'),
+                $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(FakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
+                // All subscribers are one member here: lift the per-member connection cap (20 by default).
+                "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class Spawned(string name, string program, string[] arguments, bool socketIo = false) : Target(name)
+    {
+        public override bool SocketIo => socketIo;
+
+        public override Task StartAsync()
+        {
+            var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in (string[])[.. arguments, "--port", Url.Port.ToString(CultureInfo.InvariantCulture), "--claude", FakeClaude, "--data", Data])
+            {
+                info.ArgumentList.Add(a);
+            }
+            Directory.CreateDirectory(Data);
+            Process = Process.Start(info)!;
+            Process.OutputDataReceived += (_, _) => { };
+            Process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine($"{Name}: {e.Data}"); } };
+            Process.BeginOutputReadLine();
+            Process.BeginErrorReadLine();
+            return Task.CompletedTask;
+        }
+    }
+}
+
+/// <summary>
+/// One WebSocket client: joins the team (seed 001's join_team; over Socket.IO's Engine.IO framing for
+/// the Socket.IO server), checks that each agent_output starts where the last ended, and counts the
+/// latency of every stamp it receives.
+/// </summary>
+sealed class Subscriber : IAsyncDisposable
+{
+    private static readonly byte[] Stamp = "sent="u8.ToArray();
+    private readonly ClientWebSocket _socket;
+    private readonly bool _socketIo;
+    private byte[] _buffer = new byte[256 * 1024];
+
+    private Subscriber(ClientWebSocket socket, bool socketIo)
+    {
+        _socket = socket;
+        _socketIo = socketIo;
+    }
+
+    public bool RecordTimeline { get; set; }
+    public Dictionary<long, Histogram> Timeline { get; } = [];
+
+    public sealed record Received(long Bytes, bool Contiguous, Histogram Latency, long WireBytes, long Frames);
+
+    public static async Task<Subscriber> ConnectAsync(Target target)
+    {
+        var socket = new ClientWebSocket();
+        var path = target.SocketIo ? "/socket.io/?EIO=4&transport=websocket" : "/ws";
+        await socket.ConnectAsync(new Uri($"ws://{target.Url.Authority}{path}"), CancellationToken.None);
+        var client = new Subscriber(socket, target.SocketIo);
+        if (target.SocketIo)
+        {
+            await client.ReceiveAsync(); // Engine.IO open: 0{"sid":...}
+            await client.SendAsync("40"); // connect to the main namespace
+            await client.ReceiveAsync(); // 40{"sid":...}
+            await client.SendAsync("42[\"join_team\",{}]");
+        }
+        else
+        {
+            await client.SendAsync(JsonSerializer.Serialize(new { type = "join_team", token = target.Token, followAgents = true }));
+        }
+        while (true)
+        {
+            var frame = await client.ReceiveAsync();
+            if (frame.IndexOf("team_joined"u8) >= 0)
+            {
+                return client;
+            }
+        }
+    }
+
+    public Task SubscribeAsync(string agentId) => SendAsync(JsonSerializer.Serialize(new { type = "agent_subscribe", agentId, from = 0 }));
+
+    public async Task<Received> ReceiveToEndAsync(string agentId)
+    {
+        var agentIdField = Encoding.UTF8.GetBytes($"\"agentId\":\"{agentId}\"");
+        var latency = new Histogram();
+        long next = 0, wire = 0, frames = 0;
+        var contiguous = true;
+        while (true)
+        {
+            var message = await ReceiveMessageAsync();
+            var received = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
+            var frame = message.Span;
+            if (frame.IndexOf(agentIdField) < 0)
+            {
+                continue; // another agent's, or not agent output at all
+            }
+            if (frame.IndexOf("\"agent_output_end\""u8) >= 0)
+            {
+                return new Received(next, contiguous, latency, wire, frames);
+            }
+            if (frame.IndexOf("\"agent_output\""u8) < 0)
+            {
+                continue;
+            }
+            wire += frame.Length;
+            frames++;
+            // position and next are the last properties: read them from the end, without parsing the data.
+            contiguous &= NumberAfter(frame, "\"position\":"u8) == next;
+            next = NumberAfter(frame, "\"next\":"u8);
+            // Each stamped line: "...sent=1763780000123." inside the data.
+            var span = frame;
+            int at;
+            while ((at = span.IndexOf(Stamp)) >= 0)
+            {
+                span = span[(at + Stamp.Length)..];
+                var digits = 0;
+                while (digits < span.Length && span[digits] is >= (byte)'0' and <= (byte)'9')
+                {
+                    digits++;
+                }
+                if (digits >= 12 && long.TryParse(span[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out var sent))
+                {
+                    latency.Add(received - sent);
+                    if (RecordTimeline)
+                    {
+                        var second = sent / 1000;
+                        if (!Timeline.TryGetValue(second, out var h))
+                        {
+                            Timeline[second] = h = new Histogram();
+                        }
+                        h.Add(received - sent);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>One whole message (the buffer grows for a large one); Engine.IO pings are answered here.</summary>
+    private async Task<ReadOnlyMemory<byte>> ReceiveAsyncCore()
+    {
+        var count = 0;
+        while (true)
+        {
+            if (count == _buffer.Length)
+            {
+                Array.Resize(ref _buffer, _buffer.Length * 2);
+            }
+            var result = await _socket.ReceiveAsync(_buffer.AsMemory(count), CancellationToken.None);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                throw new InvalidOperationException("The server closed the connection.");
+            }
+            count += result.Count;
+            if (result.EndOfMessage)
+            {
+                return _buffer.AsMemory(0, count);
+            }
+        }
+    }
+
+    private async Task<byte[]> ReceiveAsync() => (await ReceiveMessageAsync()).ToArray();
+
+    private async Task<ReadOnlyMemory<byte>> ReceiveMessageAsync()
+    {
+        while (true)
+        {
+            var message = await ReceiveAsyncCore();
+            if (_socketIo && message.Length == 1 && message.Span[0] == (byte)'2')
+            {
+                await SendAsync("3"); // Engine.IO ping, pong
+                continue;
+            }
+            return message;
+        }
+    }
+
+    private Task SendAsync(string text) => _socket.SendAsync(Encoding.UTF8.GetBytes(text), WebSocketMessageType.Text, true, CancellationToken.None);
+
+    private static long NumberAfter(ReadOnlySpan<byte> frame, ReadOnlySpan<byte> name)
+    {
+        var at = frame.LastIndexOf(name) + name.Length;
+        var end = at;
+        while (frame[end] is >= (byte)'0' and <= (byte)'9')
+        {
+            end++;
+        }
+        return long.Parse(frame[at..end], NumberStyles.None, CultureInfo.InvariantCulture);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await _socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+        }
+        catch (WebSocketException)
+        {
+        }
+        _socket.Dispose();
+    }
+}
