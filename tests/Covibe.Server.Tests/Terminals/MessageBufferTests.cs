@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using System.Net.WebSockets;
 using Covibe.Terminals;
 
@@ -12,7 +10,7 @@ public sealed class MessageBufferTests
     public async Task ReceiveAsync_GrowsForLargerMessages_KeepsThemExact_AndRefusesOnlyWhatExceedsTheLimit()
     {
         const int Max = 20_000;
-        var (client, server, sockets) = await PairAsync();
+        var (client, server, sockets) = await WebSocketPair.OpenAsync();
         using var _ = sockets;
         using var buffer = new MessageBuffer(Max);
         foreach (var size in (int[])[10, 1024, 1025, 5_000, Max])
@@ -38,29 +36,5 @@ public sealed class MessageBufferTests
         (await buffer.ReceiveAsync(server, CancellationToken.None)).Binary.ShouldBeTrue();
         await client.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
         (await buffer.ReceiveAsync(server, CancellationToken.None)).Closed.ShouldBeTrue();
-    }
-
-    private static async Task<(WebSocket Client, WebSocket Server, IDisposable Sockets)> PairAsync()
-    {
-        var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        var connecting = new TcpClient();
-        await connecting.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
-        var accepted = await listener.AcceptTcpClientAsync();
-        listener.Stop();
-        var client = WebSocket.CreateFromStream(connecting.GetStream(), new WebSocketCreationOptions { IsServer = false });
-        var server = WebSocket.CreateFromStream(accepted.GetStream(), new WebSocketCreationOptions { IsServer = true });
-        return (client, server, new Both(connecting, accepted, client, server));
-    }
-
-    private sealed class Both(params IDisposable[] items) : IDisposable
-    {
-        public void Dispose()
-        {
-            foreach (var item in items)
-            {
-                item.Dispose();
-            }
-        }
     }
 }

@@ -28,6 +28,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
         var backend = feed is null ? null : backends.Get(feed.Backend);
         var next = from ?? feed?.Position;
         byte[]? buffer = null;
+        // Once the agent has finished, its length and status never change: ask the database once.
+        (long End, string Status)? finished = null;
         try
         {
             while (true)
@@ -40,6 +42,10 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     end = stream.Position;
                     final = stream.FinalStatus;
                 }
+                else if (finished is { } known)
+                {
+                    (end, final) = known;
+                }
                 else
                 {
                     // Not (or no longer) followed in memory: the database says how far the log goes.
@@ -50,6 +56,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     ownerId = agent.UserId;
                     process = agent.Process;
                     backend ??= backends.Get(agent.Backend);
+                    finished = final is null ? null : (end, final);
                 }
                 var canControl = connection.Member?.UserId == ownerId;
                 var position = Math.Max(0, next ??= end);

@@ -185,7 +185,9 @@ public sealed class AgentSupervisor(
             {
                 await Task.Delay(poll, time, cancellationToken);
             }
-            var gathering = batch - time.GetElapsedTime(lastPublished);
+            // With many watchers, gather for longer: at most MaxFramesPerSecond frames for this agent.
+            var window = TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * stream.LiveWatchers / options.Value.MaxFramesPerSecond));
+            var gathering = window - time.GetElapsedTime(lastPublished);
             if (gathering > TimeSpan.Zero)
             {
                 await Task.Delay(gathering, time, cancellationToken);

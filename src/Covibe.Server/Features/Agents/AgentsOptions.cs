@@ -38,6 +38,14 @@ public sealed class AgentsOptions
     [Range(0, 1000)]
     public int BatchMilliseconds { get; set; } = 4;
 
+    /// <summary>
+    /// Frames one agent's output may make per second, over all its watchers: with many watchers,
+    /// chunks gather for longer (1,000 watchers: 40 ms), so the server sends fewer, larger frames
+    /// instead of falling behind.
+    /// </summary>
+    [Range(1000, 10_000_000)]
+    public int MaxFramesPerSecond { get; set; } = 25_000;
+
     /// <summary>Mock agent pacing (seed 000's "configurable execution timing").</summary>
     [Range(0, 60_000)]
     public int MockDelayMilliseconds { get; set; } = 400;

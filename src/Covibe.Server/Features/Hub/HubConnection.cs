@@ -56,6 +56,9 @@ public sealed class HubConnection : IDisposable
 
     internal WebSocket Socket => _socket;
 
+    /// <summary>Bytes of agent output queued here and not yet taken by the socket (at most the budget, or one frame).</summary>
+    internal long QueuedStreamBytes => Interlocked.Read(ref _streamQueued);
+
     internal void Join(Caller member) => Member = member;
 
     /// <summary>
