@@ -245,14 +245,17 @@ abstract class Target : IAsyncDisposable
 
     private sealed class CovibeTarget() : Target("covibe")
     {
+        /// <summary>More settings for the server under test, from COVIBE_BENCH_SETTINGS (space-separated --Key=Value).</summary>
+        private static readonly string[] Extra = (Environment.GetEnvironmentVariable("COVIBE_BENCH_SETTINGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
         public override bool Replays => true;
 
         public override Task StartAsync()
         {
-            Process = Measure.StartServer(Data, Url.ToString().TrimEnd('/'),
+            Process = Measure.StartServer(Data, Url.ToString().TrimEnd('/'), [
                 $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(FakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
                 // All subscribers are one member here: lift the per-member connection cap (20 by default).
-                "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
+                "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000", .. Extra]);
             return Task.CompletedTask;
         }
     }

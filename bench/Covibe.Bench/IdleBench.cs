@@ -30,6 +30,8 @@ static class IdleBench
             Console.WriteLine($"| idle joined hub connections | {count:N0} |");
             Console.WriteLine($"| server RSS before / after | {before:0} MiB / {after:0} MiB |");
             Console.WriteLine($"| idle cost per connection | {(after - before) * 1024 / count:0.0} KiB |");
+            // --hold S: keep the connections open S seconds more, to look at the server with a profiler.
+            await Task.Delay(TimeSpan.FromSeconds(Measure.Arg(args, "--hold", 0)));
         }
         finally
         {

@@ -100,7 +100,8 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
         {
             return new AgentProcessState(started is null ? AgentRunState.Starting : AgentRunState.Running, StartedAt: started); // engine away: do not guess
         }
-        if (container.State?.Running == true)
+        // Running, or on its way out (being stopped or removed: its exit code is not known yet).
+        if (container.State?.Running == true || container.State?.Status is "stopping" or "removing")
         {
             return new AgentProcessState(started is null ? AgentRunState.Starting : AgentRunState.Running, StartedAt: started);
         }

@@ -68,7 +68,9 @@ public static class CovibeServer
         app.UseAllowedHosts();
         app.UseWebSockets();
         app.UseWebClient();
-        app.UseAuthentication();
+        // The hub authenticates its own connections (bearer header or join_team) and keeps only the
+        // member's ids: the middleware would hold the token's principal for the connection's hours.
+        app.UseWhen(context => context.Request.Path != Features.Hub.HubEndpoint.Path, branch => branch.UseAuthentication());
         app.UseAuthorization();
 
         app.MapOpenApi();

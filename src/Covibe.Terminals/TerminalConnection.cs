@@ -22,7 +22,7 @@ internal sealed class TerminalConnection(
 {
     private const int OutputChunk = 64 * 1024;
     private readonly SemaphoreSlim _sendLock = new(1, 1);
-    private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
+    private readonly MessageRate _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
     private readonly Dictionary<string, Attachment> _attachments = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _closing = new();
     // Signalled when the sessions this user can see change (one loop sends them a fresh list) or
@@ -83,8 +83,7 @@ internal sealed class TerminalConnection(
                     await ErrorAsync(null, null, TerminalErrorCodes.InvalidMessage, "Send JSON messages as text frames.", token);
                     continue;
                 }
-                using var permit = _messages.AttemptAcquire();
-                if (!permit.IsAcquired)
+                if (!_messages.TryTake())
                 {
                     await ErrorAsync(null, null, TerminalErrorCodes.RateLimited, $"Too many messages: at most {options.MessagesPerSecond} a second. This one was dropped; send it again shortly.", token);
                     continue;
@@ -552,7 +551,6 @@ internal sealed class TerminalConnection(
         TerminalLog.Disconnected(logger, _user?.Id);
         _closing.Dispose();
         _sendLock.Dispose();
-        _messages.Dispose();
         _wake.Dispose();
         _closeDeadline.Dispose();
     }

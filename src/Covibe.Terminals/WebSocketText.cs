@@ -11,15 +11,36 @@ public static class WebSocketText
     /// How many messages one connection may send: <paramref name="perSecond"/>, in bursts of twice
     /// that. One flooding client must not hog a thread; its excess messages are refused.
     /// </summary>
-    public static TokenBucketRateLimiter MessageLimiter(int perSecond) => new(new TokenBucketRateLimiterOptions
-    {
-        TokenLimit = perSecond * 2,
-        TokensPerPeriod = perSecond,
-        ReplenishmentPeriod = TimeSpan.FromSeconds(1),
-        QueueLimit = 0,
-    });
+    public static MessageRate MessageLimiter(int perSecond) => new(perSecond);
 
     public readonly record struct Received(int Count, bool TooLarge, bool Binary, bool Closed);
+}
+
+/// <summary>
+/// One connection's message allowance: <c>perSecond</c> messages a second, in bursts of up to
+/// twice that. A token bucket refilled from the time elapsed when a message arrives, so an idle
+/// connection costs no timer. For one reader at a time (a connection's receive loop).
+/// </summary>
+public sealed class MessageRate(int perSecond, TimeProvider? time = null)
+{
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly int _burst = perSecond * 2;
+    private double _tokens = perSecond * 2;
+    private long _refilledAt = (time ?? TimeProvider.System).GetTimestamp();
+
+    /// <summary>Takes one message's allowance; false when the connection has used it up (the message is refused).</summary>
+    public bool TryTake()
+    {
+        var now = _time.GetTimestamp();
+        _tokens = Math.Min(_burst, _tokens + (_time.GetElapsedTime(_refilledAt, now).TotalSeconds * perSecond));
+        _refilledAt = now;
+        if (_tokens < 1)
+        {
+            return false;
+        }
+        _tokens -= 1;
+        return true;
+    }
 }
 
 /// <summary>

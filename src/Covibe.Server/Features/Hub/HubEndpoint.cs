@@ -54,19 +54,10 @@ public static class HubEndpoint
             return Problems.Forbidden($"Origin '{origin}' may not open the hub. The server operator can add it to ALLOWED_ORIGINS.");
         }
 
-        Caller? caller = null;
-        if (BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString()) is { } token)
+        var (caller, refused) = await AuthenticateAsync(context, tokens, auth);
+        if (refused is not null)
         {
-            var (principal, failure) = await tokens.ValidateAsync(token);
-            if (principal is null)
-            {
-                return Problems.Unauthorized("unauthorized", failure!);
-            }
-            caller = Caller.From(principal);
-            if (!await auth.IsSessionActiveAsync(caller.SessionId, context.RequestAborted))
-            {
-                return Problems.Unauthorized("unauthorized", "This login was signed out or the member was removed. Log in again with POST /api/auth/login.");
-            }
+            return refused;
         }
 
         var hubOptions = options.Value;
@@ -75,9 +66,29 @@ public static class HubEndpoint
             KeepAliveInterval = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
             KeepAliveTimeout = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
         });
-        var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context));
+        var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context), hubOptions.StreamBufferBytes);
         var session = new HubSession(connection, hub, tokens, auth, chat, agents, feeds, pump, limiter, hubOptions, logger);
         await session.RunAsync(caller, context.RequestAborted);
         return Results.Empty;
+    }
+
+    /// <summary>The member a bearer token names (null without one), or why it is refused.</summary>
+    private static async Task<(Caller? Caller, IResult? Refused)> AuthenticateAsync(HttpContext context, TokenService tokens, AuthService auth)
+    {
+        if (BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString()) is not { } token)
+        {
+            return (null, null);
+        }
+        var (principal, failure) = await tokens.ValidateAsync(token);
+        if (principal is null)
+        {
+            return (null, Problems.Unauthorized("unauthorized", failure!));
+        }
+        var caller = Caller.From(principal);
+        if (!await auth.IsSessionActiveAsync(caller.SessionId, context.RequestAborted))
+        {
+            return (null, Problems.Unauthorized("unauthorized", "This login was signed out or the member was removed. Log in again with POST /api/auth/login."));
+        }
+        return (caller, null);
     }
 }

@@ -18,6 +18,13 @@ public sealed class HubOptions
     [Range(8, 1_000_000)]
     public int SendQueueCapacity { get; set; } = 1024;
 
+    /// <summary>
+    /// Agent output queued for one connection beyond what its socket holds; a watcher with this much
+    /// waiting stops being sent new output live and catches up at its own pace (from memory or the log).
+    /// </summary>
+    [Range(16 * 1024, 256 * 1024 * 1024)]
+    public int StreamBufferBytes { get; set; } = 256 * 1024;
+
     /// <summary>WebSocket ping interval; a peer that does not answer within the same time is dropped.</summary>
     [Range(1, 3600)]
     public int KeepAliveSeconds { get; set; } = 20;

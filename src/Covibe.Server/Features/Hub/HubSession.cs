@@ -35,25 +35,27 @@ internal sealed class HubSession(
     private readonly Dictionary<string, (CancellationTokenSource Stop, Task Pump)> _subscriptions = [];
     private readonly Lock _subscriptionsLock = new();
     private readonly CancellationTokenSource _session = new();
-    private readonly System.Threading.RateLimiting.TokenBucketRateLimiter _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
+    private readonly MessageRate _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
     // A flood is told once a second, not once per refused message: replies to every one of
     // thousands would fill the connection's own send queue and drop it.
     private long _rateNoticeAt = long.MinValue / 2;
     private int _refusedSinceNotice;
+    private CancellationTokenSource? _joinDeadline;
 
     public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
     {
         hub.Opened(connection);
         var writer = connection.RunWriterAsync(cancellationToken);
-        using var joinDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(options.JoinTimeoutSeconds));
-        await using var onDeadline = joinDeadline.Token.Register(() =>
+        // Until joined: then the timer goes (an idle joined connection holds no timer of its own).
+        _joinDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(options.JoinTimeoutSeconds));
+        _joinDeadline.Token.UnsafeRegister(_ =>
         {
             if (connection.Member is null)
             {
                 connection.Close(WebSocketCloseStatus.PolicyViolation, "join timeout", TeamHub.Serialize(new ErrorMessage(
                     HubErrorCodes.JoinTimeout, $"Send join_team {{teamId, token}} within {options.JoinTimeoutSeconds} s of connecting.", Fatal: true)));
             }
-        });
+        }, null);
         try
         {
             if (authenticated is not null)
@@ -74,6 +76,7 @@ internal sealed class HubSession(
         finally
         {
             feeds.Started -= OnAgentStarted;
+            EndJoinDeadline();
             hub.Remove(connection);
             await _session.CancelAsync();
             await StopSubscriptionsAsync();
@@ -81,7 +84,6 @@ internal sealed class HubSession(
             await writer;
             connection.Dispose();
             _session.Dispose();
-            _messages.Dispose();
             hub.Closed(connection);
             if (connection.Member is { } member)
             {
@@ -112,8 +114,7 @@ internal sealed class HubSession(
             }
             else
             {
-                using var permit = _messages.AttemptAcquire();
-                if (permit.IsAcquired)
+                if (_messages.TryTake())
                 {
                     await HandleAsync(buffer.Message(count), cancellationToken);
                 }
@@ -123,6 +124,11 @@ internal sealed class HubSession(
                 }
             }
         }
+    }
+
+    private void EndJoinDeadline()
+    {
+        Interlocked.Exchange(ref _joinDeadline, null)?.Dispose();
     }
 
     private void Refused()
@@ -229,7 +235,7 @@ internal sealed class HubSession(
                         Error(HubErrorCodes.InvalidMessage, "'status' must be 'online' or 'away' (offline is what disconnecting means).", type);
                         return;
                     }
-                    connection.Status = presence.Status;
+                    hub.SetStatus(connection, presence.Status);
                     hub.PresenceChanged(member.TeamId);
                 }
                 break;
@@ -290,6 +296,7 @@ internal sealed class HubSession(
         if (connection.Member is null)
         {
             connection.Join(caller);
+            EndJoinDeadline();
             // Queued before the connection is in the room, so nothing broadcast to the room can come first.
             connection.TrySend(joined);
             if (!hub.TryAdd(connection, options.MaxConnectionsPerMember))

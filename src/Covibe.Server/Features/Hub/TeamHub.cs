@@ -65,11 +65,17 @@ public sealed class TeamHub
         var room = _rooms.GetOrAdd(member.TeamId, _ => new Room());
         lock (room)
         {
-            if (room.Connections.Count(c => c.Member!.UserId == member.UserId) >= maxPerMember)
+            var tabs = room.Members.GetValueOrDefault(member.UserId);
+            if (tabs.Connections >= maxPerMember || !room.Connections.Add(connection))
             {
                 return false;
             }
-            room.Connections.Add(connection);
+            room.Members[member.UserId] = tabs with
+            {
+                Connections = tabs.Connections + 1,
+                Online = tabs.Online + (connection.Status == PresenceStatuses.Online ? 1 : 0),
+            };
+            room.Snapshot = null;
             return true;
         }
     }
@@ -82,9 +88,41 @@ public sealed class TeamHub
         }
         lock (room)
         {
-            if (room.Connections.Remove(connection) && !room.Connections.Any(c => c.Member!.UserId == member.UserId))
+            if (!room.Connections.Remove(connection))
             {
+                return;
+            }
+            room.Snapshot = null;
+            var tabs = room.Members[member.UserId];
+            if (tabs.Connections == 1)
+            {
+                room.Members.Remove(member.UserId);
                 room.LastSeen[member.UserId] = _time.GetUtcNow().UtcDateTime;
+            }
+            else
+            {
+                room.Members[member.UserId] = new Tabs(tabs.Connections - 1, tabs.Online - (connection.Status == PresenceStatuses.Online ? 1 : 0));
+            }
+        }
+    }
+
+    /// <summary>Records a tab's or device's <c>online</c>/<c>away</c> (then call <see cref="PresenceChanged"/>).</summary>
+    public void SetStatus(HubConnection connection, string status)
+    {
+        var room = connection.Member is { } member ? _rooms.GetValueOrDefault(member.TeamId) : null;
+        if (room is null)
+        {
+            connection.Status = status;
+            return;
+        }
+        lock (room)
+        {
+            var was = connection.Status == PresenceStatuses.Online ? 1 : 0;
+            connection.Status = status;
+            if (room.Connections.Contains(connection))
+            {
+                var tabs = room.Members[connection.Member!.UserId];
+                room.Members[connection.Member.UserId] = tabs with { Online = tabs.Online - was + (status == PresenceStatuses.Online ? 1 : 0) };
             }
         }
     }
@@ -127,10 +165,12 @@ public sealed class TeamHub
         {
             return result;
         }
-        foreach (var group in Snapshot(room).GroupBy(c => c.Member!.UserId))
+        lock (room)
         {
-            var status = group.Any(c => c.Status == PresenceStatuses.Online) ? PresenceStatuses.Online : PresenceStatuses.Away;
-            result[group.Key] = (status, group.Count());
+            foreach (var (userId, tabs) in room.Members)
+            {
+                result[userId] = (tabs.Online > 0 ? PresenceStatuses.Online : PresenceStatuses.Away, tabs.Connections);
+            }
         }
         return result;
     }
@@ -189,11 +229,12 @@ public sealed class TeamHub
         }
     }
 
+    /// <summary>The room's connections, copied once per change (not once per broadcast).</summary>
     private static HubConnection[] Snapshot(Room room)
     {
         lock (room)
         {
-            return [.. room.Connections];
+            return room.Snapshot ??= [.. room.Connections];
         }
     }
 
@@ -205,9 +246,15 @@ public sealed class TeamHub
         }
     }
 
+    /// <summary>A team's joined connections, with each member's count kept as they come and go (presence is never a scan).</summary>
     private sealed class Room
     {
-        public List<HubConnection> Connections { get; } = [];
+        public HashSet<HubConnection> Connections { get; } = [];
+        public Dictionary<string, Tabs> Members { get; } = [];
         public Dictionary<string, DateTime> LastSeen { get; } = [];
+        public HubConnection[]? Snapshot { get; set; }
     }
+
+    /// <summary>One member's connections in a room, and how many of them are online (not away).</summary>
+    private readonly record struct Tabs(int Connections, int Online);
 }
