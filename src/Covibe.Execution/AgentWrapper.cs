@@ -22,11 +22,13 @@ public static class AgentWrapper
         # server is away; killing the holder ends the agent's input on purpose.
         exec 3<>"$rt/stdin"
         sleep 2147483647 >&3 3>&- &
-        printf '%s\n' "$!" > "$rt/holder"
+        holder=$!
+        printf '%s\n' "$holder" > "$rt/holder"
         # Input queued before the agent starts (a conversational agent's first message) waits in the pipe.
         if [ -f "$rt/first-input" ]; then cat "$rt/first-input" >&3; fi
         exec 3>&-
-        finish() { kill "$(cat "$rt/holder")" 2>/dev/null; printf '%s\n' "$1" > "$rt/exit.tmp" && mv "$rt/exit.tmp" "$rt/exit"; exit "$1"; }
+        # The holder goes by the PID the wrapper remembers: its runtime directory may be gone by then.
+        finish() { kill "$holder" 2>/dev/null; printf '%s\n' "$1" > "$rt/exit.tmp" && mv "$rt/exit.tmp" "$rt/exit"; exit "$1"; }
         if [ -n "$repo" ]; then
           mkdir -p "$wd" || finish 1
           if [ -n "$branch" ]; then

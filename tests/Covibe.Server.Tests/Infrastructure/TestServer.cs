@@ -152,7 +152,44 @@ public sealed class TestServer : IAsyncDisposable
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         if (_ownsDataDirectory && Directory.Exists(DataDirectory))
         {
+            // Agents outlive their server by design; a test's must not outlive the test.
+            KillAgentsOf(DataDirectory);
             Directory.Delete(DataDirectory, recursive: true);
+        }
+    }
+
+    /// <summary>Kills (with their sessions) the processes started for agents in <paramref name="dataDirectory"/>.</summary>
+    public static void KillAgentsOf(string dataDirectory)
+    {
+        var marker = System.Text.Encoding.UTF8.GetBytes(Path.Combine(dataDirectory, "agents"));
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
+            {
+                continue;
+            }
+            try
+            {
+                if (File.ReadAllBytes(Path.Combine(dir, "cmdline")).AsSpan().IndexOf(marker) < 0)
+                {
+                    continue;
+                }
+                foreach (var member in Covibe.Execution.ProcFs.SessionMembers(pid).Append(pid))
+                {
+                    try
+                    {
+                        System.Diagnostics.Process.GetProcessById(member).Kill(entireProcessTree: true);
+                    }
+                    catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+                    {
+                        // Gone already.
+                    }
+                }
+            }
+            catch (IOException)
+            {
+                // The process ended while we looked.
+            }
         }
     }
 }
