@@ -14,7 +14,7 @@ using System.Text.Json;
 /// Kestrel broadcaster (BareKestrel.cs) and the Node baselines in bench/node (a <c>ws</c> broadcaster,
 /// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another.
 ///   fanout  [--subscribers 100] [--seconds 20] [--rate 1048576] [--timeline]
-///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--servers covibe,bare,ws,ws-batched,socketio]
+///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,bare,ws,ws-batched,socketio]
 /// </summary>
 static class FanOutBench
 {
@@ -29,7 +29,7 @@ static class FanOutBench
         {
             Console.Error.WriteLine($"{name}: {subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s, {seconds} s");
             await using var target = Target.Create(name);
-            results.Add(await RunAsync(target, subscribers, seconds, rate, args.Contains("--timeline")));
+            results.Add(await RunAsync(target, subscribers, seconds, rate, Measure.Arg(args, "--warmup", 2), args.Contains("--timeline")));
         }
 
         Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
@@ -51,7 +51,7 @@ static class FanOutBench
         }
     }
 
-    private static async Task<Result> RunAsync(Target target, int count, int seconds, int rate, bool timeline)
+    private static async Task<Result> RunAsync(Target target, int count, int seconds, int rate, int warmupSeconds, bool timeline)
     {
         await target.StartAsync();
         using var http = new HttpClient { BaseAddress = target.Url, Timeout = TimeSpan.FromMinutes(2) };
@@ -63,9 +63,9 @@ static class FanOutBench
         {
             clients.Add(await Subscriber.ConnectAsync(target));
         }
-        // Lines are about 420 bytes with the stamp. A 2 s agent warms the server (JIT, pools); its
-        // numbers are reported as the cold start.
-        var (_, warmup, _) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * 2 / 420));
+        // Lines are about 420 bytes with the stamp. A first agent (2 s unless --warmup says) warms the
+        // server (JIT, pools); its numbers are reported as the cold start.
+        var (_, warmup, _) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * warmupSeconds / 420));
         var cold = Histogram.Merge(warmup.Select(w => w.Latency));
         foreach (var c in clients)
         {
