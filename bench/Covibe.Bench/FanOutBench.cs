@@ -23,6 +23,7 @@ static class FanOutBench
         var subscribers = Measure.Arg(args, "--subscribers", 100);
         var seconds = Measure.Arg(args, "--seconds", 20);
         var rate = Measure.Arg(args, "--rate", 1024 * 1024);
+        Subscriber.Deflate = args.Contains("--deflate");
         var names = Value(args, "--servers")?.Split(',') ?? (compare ? ["covibe", "bare", "ws", "ws-batched", "socketio"] : ["covibe"]);
         var results = new List<Result>();
         foreach (var name in names)
@@ -300,6 +301,9 @@ sealed class Subscriber : IAsyncDisposable
         _socketIo = socketIo;
     }
 
+    /// <summary>Offer permessage-deflate (--deflate), as browsers do.</summary>
+    public static bool Deflate { get; set; }
+
     public bool RecordTimeline { get; set; }
     public Dictionary<long, Histogram> Timeline { get; } = [];
 
@@ -308,6 +312,10 @@ sealed class Subscriber : IAsyncDisposable
     public static async Task<Subscriber> ConnectAsync(Target target)
     {
         var socket = new ClientWebSocket();
+        if (Deflate)
+        {
+            socket.Options.DangerousDeflateOptions = new WebSocketDeflateOptions(); // offer permessage-deflate, as browsers do
+        }
         var path = target.SocketIo ? "/socket.io/?EIO=4&transport=websocket" : "/ws";
         await socket.ConnectAsync(new Uri($"ws://{target.Url.Authority}{path}"), CancellationToken.None);
         var client = new Subscriber(socket, target.SocketIo);

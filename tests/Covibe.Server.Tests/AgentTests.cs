@@ -271,6 +271,31 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     }
 
     [Fact]
+    public async Task Output_ToAClientThatNegotiatedCompression_ArrivesExact_BesideChatAndPresence()
+    {
+        var owner = await Server.CreateTeamAsync();
+        await using var hub = await Server.ConnectAsync(deflate: true);
+        hub.Socket.HttpResponseHeaders!["Sec-WebSocket-Extensions"].Single()
+            .ShouldBe("permessage-deflate; server_no_context_takeover; client_no_context_takeover");
+        await hub.JoinAsync(owner.Auth.Team.Id, owner.Auth.AccessToken);
+        await using var plain = await Server.ConnectAsync(owner.Auth.AccessToken);
+        await plain.ReceiveAsync("team_joined");
+        // Its own messages both ways (compressed per connection by the socket) work beside the shared frames.
+        await hub.SendAsync(new { type = "chat_message", message = "compressed both ways" });
+        (await plain.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("compressed both ways");
+        (await hub.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("compressed both ways");
+
+        var agent = await Server.SpawnAsync(owner.Auth.AccessToken, "burst", "burst");
+        await plain.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        var (viaDeflate, _, status) = await hub.CollectOutputAsync(agent.Id, timeout: TimeSpan.FromSeconds(60));
+        var (viaPlain, _, _) = await plain.CollectOutputAsync(agent.Id, timeout: TimeSpan.FromSeconds(60));
+        status.ShouldBe("completed");
+        var log = AgentHelpers.LogOf(Server, agent.Id);
+        SHA256.HashData(viaDeflate).ShouldBe(SHA256.HashData(log));
+        SHA256.HashData(viaPlain).ShouldBe(SHA256.HashData(log));
+    }
+
+    [Fact]
     public async Task SubscriberThatStopsReading_DoesNotDelayOthers_AndLaterGetsEveryByteFromTheLog()
     {
         var owner = await Server.CreateTeamAsync();

@@ -22,9 +22,14 @@ public sealed class HubClient : IAsyncDisposable
     /// <summary>Completes when the server closes the connection (or it breaks).</summary>
     public Task<(WebSocketCloseStatus? Status, string? Reason)> Closed => _closed.Task;
 
-    public static async Task<HubClient> ConnectAsync(Uri server, string? bearer = null, string? origin = null, bool read = true, string path = "/ws")
+    public static async Task<HubClient> ConnectAsync(Uri server, string? bearer = null, string? origin = null, bool read = true, string path = "/ws", bool deflate = false)
     {
         var socket = new ClientWebSocket();
+        if (deflate)
+        {
+            // Offers permessage-deflate, as browsers do.
+            socket.Options.DangerousDeflateOptions = new WebSocketDeflateOptions();
+        }
         if (bearer is not null)
         {
             socket.Options.SetRequestHeader("Authorization", $"Bearer {bearer}");

@@ -142,8 +142,8 @@ public sealed class TestServer : IAsyncDisposable
         return (owner, member);
     }
 
-    public Task<HubClient> ConnectAsync(string? bearer = null, string? origin = null, bool read = true) =>
-        HubClient.ConnectAsync(Url, bearer, origin, read);
+    public Task<HubClient> ConnectAsync(string? bearer = null, string? origin = null, bool read = true, bool deflate = false) =>
+        HubClient.ConnectAsync(Url, bearer, origin, read, deflate: deflate);
 
     public async ValueTask DisposeAsync()
     {

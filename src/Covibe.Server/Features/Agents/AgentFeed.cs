@@ -159,6 +159,8 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
     {
         private byte[]? _ownerFrame;
         private byte[]? _viewerFrame;
+        private byte[]? _ownerCompressed;
+        private byte[]? _viewerCompressed;
 
         public long Start { get; } = start;
         public byte[] Data { get; } = data;
@@ -167,6 +169,11 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
         public byte[] Frame(bool canControl) => canControl
             ? _ownerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: true)
             : _viewerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: false);
+
+        /// <summary>The frame deflated for connections that negotiated compression: once per audience, shared by all of them.</summary>
+        public byte[] CompressedFrame(bool canControl) => canControl
+            ? _ownerCompressed ??= Hub.SharedDeflate.Compress(Frame(canControl: true))
+            : _viewerCompressed ??= Hub.SharedDeflate.Compress(Frame(canControl: false));
     }
 }
 

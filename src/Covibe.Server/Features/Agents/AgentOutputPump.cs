@@ -63,10 +63,15 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
 
                 if (stream?.ChunkAt(position) is { } chunk)
                 {
-                    var frame = position == chunk.Start
-                        ? chunk.Frame(canControl)
-                        : AgentFeed.Frame(agentId, ownerId!, position, chunk.Data.AsSpan((int)(position - chunk.Start)), canControl);
-                    await connection.SendStreamAsync(frame, cancellationToken);
+                    if (position == chunk.Start)
+                    {
+                        var shared = connection.SharesCompression;
+                        await connection.SendStreamAsync(shared ? chunk.CompressedFrame(canControl) : chunk.Frame(canControl), cancellationToken, compressed: shared);
+                    }
+                    else
+                    {
+                        await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, position, chunk.Data.AsSpan((int)(position - chunk.Start)), canControl), cancellationToken);
+                    }
                     next = chunk.End;
                     continue;
                 }
@@ -144,7 +149,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
             {
                 return;
             }
-            if (chunk.Start == Next && connection.TryQueueStream(chunk.Frame(canControl)))
+            var shared = connection.SharesCompression;
+            if (chunk.Start == Next && connection.TryQueueStream(shared ? chunk.CompressedFrame(canControl) : chunk.Frame(canControl), compressed: shared))
             {
                 Next = chunk.End;
                 return;

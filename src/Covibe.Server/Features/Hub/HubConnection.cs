@@ -37,9 +37,12 @@ public sealed class HubConnection : IDisposable
     // Set once the close frame is out or the socket failed: whatever is queued is dropped.
     private bool _dead;
 
-    public HubConnection(WebSocket socket, int queueCapacity, string remoteAddress, int streamBudgetBytes = 256 * 1024)
+    private readonly SharedDeflate.FrameWriter? _compressed;
+
+    internal HubConnection(WebSocket socket, int queueCapacity, string remoteAddress, int streamBudgetBytes = 256 * 1024, SharedDeflate.FrameWriter? compressed = null)
     {
         _socket = socket;
+        _compressed = compressed;
         _queueCapacity = queueCapacity;
         _streamBudget = streamBudgetBytes;
         RemoteAddress = remoteAddress;
@@ -55,6 +58,9 @@ public sealed class HubConnection : IDisposable
     public string Status { get; set; } = Protocol.PresenceStatuses.Online;
 
     internal WebSocket Socket => _socket;
+
+    /// <summary>Whether agent output goes out as shared compressed frames (the client negotiated permessage-deflate).</summary>
+    public bool SharesCompression => _compressed is not null;
 
     /// <summary>Bytes of agent output queued here and not yet taken by the socket (at most the budget, or one frame).</summary>
     internal long QueuedStreamBytes => Interlocked.Read(ref _streamQueued);
@@ -85,7 +91,7 @@ public sealed class HubConnection : IDisposable
     /// it already has its budget of stream bytes queued (the reader is behind; its subscription
     /// then catches up at its own pace) or is closing. Never waits: a broadcast calls it.
     /// </summary>
-    public bool TryQueueStream(byte[] frame)
+    public bool TryQueueStream(byte[] frame, bool compressed = false)
     {
         if (Volatile.Read(ref _closing))
         {
@@ -98,7 +104,7 @@ public sealed class HubConnection : IDisposable
             Interlocked.Add(ref _streamQueued, -frame.Length);
             return false;
         }
-        if (Enqueue(new Outgoing(frame, null, null, StreamBytes: frame.Length)))
+        if (Enqueue(new Outgoing(frame, null, null, StreamBytes: frame.Length, Compressed: compressed && _compressed is not null)))
         {
             return true;
         }
@@ -108,9 +114,9 @@ public sealed class HubConnection : IDisposable
     }
 
     /// <summary>Queues a frame of a stream, waiting while this connection has its budget of stream bytes queued.</summary>
-    public async Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken)
+    public async Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken, bool compressed = false)
     {
-        while (!TryQueueStream(frame))
+        while (!TryQueueStream(frame, compressed))
         {
             if (Volatile.Read(ref _closing))
             {
@@ -123,7 +129,7 @@ public sealed class HubConnection : IDisposable
                 room = _streamRoom.Task;
             }
             // The writer may have made room before the waiter was in place: try once more first.
-            if (TryQueueStream(frame))
+            if (TryQueueStream(frame, compressed))
             {
                 return;
             }
@@ -226,7 +232,11 @@ public sealed class HubConnection : IDisposable
                 {
                     try
                     {
-                        if (item.Frame is not null)
+                        if (item.Compressed)
+                        {
+                            await _compressed!.WriteCompressedTextAsync(item.Frame!, _stopping);
+                        }
+                        else if (item.Frame is not null)
                         {
                             await _socket.SendAsync(item.Frame, WebSocketMessageType.Text, endOfMessage: true, _stopping);
                         }
@@ -244,6 +254,13 @@ public sealed class HubConnection : IDisposable
                     {
                         // The peer went away; the reader side notices and cleans up.
                         Volatile.Write(ref _dead, true);
+                    }
+                    catch (Exception)
+                    {
+                        // Anything else leaves the stream in an unknown state: end the connection
+                        // (the client reconnects and resumes by position) rather than leave it wedged.
+                        Volatile.Write(ref _dead, true);
+                        _socket.Abort();
                     }
                 }
                 if (item.StreamBytes > 0)
@@ -284,5 +301,5 @@ public sealed class HubConnection : IDisposable
         room?.TrySetResult();
     }
 
-    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, int StreamBytes = 0);
+    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, int StreamBytes = 0, bool Compressed = false);
 }

@@ -61,12 +61,20 @@ public static class HubEndpoint
         }
 
         var hubOptions = options.Value;
-        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        var keepAlive = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds);
+        SharedDeflate.FrameWriter? compressed = null;
+        System.Net.WebSockets.WebSocket socket;
+        if (hubOptions.SharedCompression && SharedDeflate.Offered(context))
         {
-            KeepAliveInterval = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
-            KeepAliveTimeout = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds),
-        });
-        var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context), hubOptions.StreamBufferBytes);
+            (socket, compressed) = await SharedDeflate.AcceptAsync(context, keepAlive);
+        }
+        else
+        {
+            socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAlive });
+        }
+        using var ownsSocket = socket;
+        using var ownsFrames = compressed;
+        var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context), hubOptions.StreamBufferBytes, compressed);
         var session = new HubSession(connection, hub, tokens, auth, chat, agents, feeds, pump, limiter, hubOptions, logger);
         await session.RunAsync(caller, context.RequestAborted);
         return Results.Empty;

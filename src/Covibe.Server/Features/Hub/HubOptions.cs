@@ -25,6 +25,12 @@ public sealed class HubOptions
     [Range(16 * 1024, 256 * 1024 * 1024)]
     public int StreamBufferBytes { get; set; } = 256 * 1024;
 
+    /// <summary>
+    /// Agent output to clients that offer permessage-deflate (browsers do) goes out compressed, each
+    /// chunk deflated once and the same bytes sent to every such watcher (docs/protocol.md).
+    /// </summary>
+    public bool SharedCompression { get; set; } = true;
+
     /// <summary>WebSocket ping interval; a peer that does not answer within the same time is dropped.</summary>
     [Range(1, 3600)]
     public int KeepAliveSeconds { get; set; } = 20;
