@@ -406,7 +406,7 @@ public sealed class ContainerTests(PodmanService podman)
         await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
         var owner = await server.CreateTeamAsync();
         var agent = await server.SpawnAsync(owner.Auth.AccessToken, "show env", "env");
-        var inspect = await podman.Client.Containers.InspectContainerAsync($"covibes_agent_{owner.Auth.Team.Id}_{agent.Id}");
+        var inspect = await InspectAsync($"covibes_agent_{owner.Auth.Team.Id}_{agent.Id}");
         inspect.HostConfig!.Memory.ShouldBe(768L * 1024 * 1024);
         inspect.HostConfig.NanoCPUs.ShouldBe(500_000_000);
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
@@ -414,5 +414,21 @@ public sealed class ContainerTests(PodmanService podman)
         output.ShouldContain("ANTHROPIC_API_KEY=sk-container-only-3141");
         output.ShouldContain("CLAUDE_API_KEY=sk-container-only-3141");
         logs.Lines.ShouldNotContain(line => line.Contains("sk-container-only-3141", StringComparison.Ordinal));
+    }
+
+    /// <summary>Inspects a container, again if Podman trips over its process exiting at that moment ("no such process", a 500).</summary>
+    private async Task<ContainerInspectResponse> InspectAsync(string name)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await podman.Client.Containers.InspectContainerAsync(name);
+            }
+            catch (Docker.DotNet.DockerApiException e) when (attempt < 5 && e.ResponseBody?.Contains("no such process", StringComparison.Ordinal) == true)
+            {
+                await Task.Delay(100);
+            }
+        }
     }
 }
