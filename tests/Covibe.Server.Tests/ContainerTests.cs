@@ -402,10 +402,14 @@ public sealed class ContainerTests(PodmanService podman)
         settings["Covibe:Containers:AgentMemory"] = "768m";
         settings["Covibe:Containers:AgentCpus"] = "0.5";
         settings["Covibe:Containers:ClaudeApiKey"] = "sk-container-only-3141";
+        // Alive long enough to be inspected: a finished agent's container is removed at once.
+        settings["Covibe:Agents:Types:envwait:Command:0"] = "sh";
+        settings["Covibe:Agents:Types:envwait:Command:1"] = "-c";
+        settings["Covibe:Agents:Types:envwait:Command:2"] = "env; sleep 2";
         var logs = new LogSink();
         await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
         var owner = await server.CreateTeamAsync();
-        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "show env", "env");
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "show env", "envwait");
         var inspect = await InspectAsync($"covibes_agent_{owner.Auth.Team.Id}_{agent.Id}");
         inspect.HostConfig!.Memory.ShouldBe(768L * 1024 * 1024);
         inspect.HostConfig.NanoCPUs.ShouldBe(500_000_000);
