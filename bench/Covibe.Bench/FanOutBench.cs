@@ -189,7 +189,7 @@ abstract class Target : IAsyncDisposable
     public string Name { get; }
     public Uri Url { get; }
     public Process Process { get; protected set; } = null!;
-    public string? Token { get; private set; }
+    public string? Token { get; protected set; }
     public virtual bool SocketIo => false;
     public virtual bool Replays => false;
 
@@ -207,14 +207,7 @@ abstract class Target : IAsyncDisposable
 
     public abstract Task StartAsync();
 
-    public virtual async Task PrepareAsync(HttpClient http)
-    {
-        await Measure.WaitHealthyAsync(Url.ToString().TrimEnd('/'));
-        if (this is CovibeTarget)
-        {
-            Token = await Measure.CreateTeamAsync(http);
-        }
-    }
+    public virtual Task PrepareAsync(HttpClient http) => Measure.WaitHealthyAsync(Url.ToString().TrimEnd('/'));
 
     public async ValueTask DisposeAsync()
     {
@@ -250,6 +243,13 @@ abstract class Target : IAsyncDisposable
         private static readonly string[] Extra = (Environment.GetEnvironmentVariable("COVIBE_BENCH_SETTINGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
         public override bool Replays => true;
+
+        /// <summary>Covibe needs a team and its owner's token.</summary>
+        public override async Task PrepareAsync(HttpClient http)
+        {
+            await base.PrepareAsync(http);
+            Token = await Measure.CreateTeamAsync(http);
+        }
 
         public override Task StartAsync()
         {

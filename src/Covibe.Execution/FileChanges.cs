@@ -68,7 +68,7 @@ public sealed partial class FileChanges : IDisposable
         {
             while (true)
             {
-                var n = Read(_fd, start, (nuint)buffer.Length);
+                var n = PtyNative.Read(_fd, start, buffer.Length);
                 if (n <= 0)
                 {
                     if (n < 0 && Marshal.GetLastPInvokeError() == 4)
@@ -101,7 +101,7 @@ public sealed partial class FileChanges : IDisposable
     {
         if (_fd >= 0)
         {
-            _ = Close(_fd);
+            _ = PtyNative.Close(_fd);
         }
     }
 
@@ -113,12 +113,6 @@ public sealed partial class FileChanges : IDisposable
 
     [LibraryImport("libc", EntryPoint = "inotify_rm_watch", SetLastError = true)]
     private static partial int InotifyRmWatch(int fd, int wd);
-
-    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
-    private static unsafe partial nint Read(int fd, byte* buffer, nuint count);
-
-    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
-    private static partial int Close(int fd);
 }
 
 /// <summary>One watched file: <see cref="WaitAsync"/> returns at the next write after the last wait (or at once if one came meanwhile).</summary>

@@ -170,6 +170,10 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
             ? _ownerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: true)
             : _viewerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: false);
 
+        /// <summary>The shared frame for <paramref name="connection"/>: compressed if it negotiated compression.</summary>
+        public (byte[] Frame, bool Compressed) FrameFor(Hub.HubConnection connection, bool canControl) =>
+            connection.SharesCompression ? (CompressedFrame(canControl), true) : (Frame(canControl), false);
+
         /// <summary>The frame deflated for connections that negotiated compression: once per audience, shared by all of them.</summary>
         public byte[] CompressedFrame(bool canControl) => canControl
             ? _ownerCompressed ??= Hub.SharedDeflate.Compress(Frame(canControl: true))

@@ -65,8 +65,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 {
                     if (position == chunk.Start)
                     {
-                        var shared = connection.SharesCompression;
-                        await connection.SendStreamAsync(shared ? chunk.CompressedFrame(canControl) : chunk.Frame(canControl), cancellationToken, compressed: shared);
+                        var (frame, compressed) = chunk.FrameFor(connection, canControl);
+                        await connection.SendStreamAsync(frame, cancellationToken, compressed);
                     }
                     else
                     {
@@ -149,8 +149,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
             {
                 return;
             }
-            var shared = connection.SharesCompression;
-            if (chunk.Start == Next && connection.TryQueueStream(shared ? chunk.CompressedFrame(canControl) : chunk.Frame(canControl), compressed: shared))
+            var (frame, compressed) = chunk.FrameFor(connection, canControl);
+            if (chunk.Start == Next && connection.TryQueueStream(frame, compressed))
             {
                 Next = chunk.End;
                 return;

@@ -116,18 +116,21 @@ internal static class SharedDeflate
             }
         }
 
-        /// <summary>The connection's stream, its writes taking the frame lock.</summary>
+        /// <summary>The connection's stream, its writes taking the frame lock; everything else is the connection's own.</summary>
         private sealed class LockedStream(Stream inner, SemaphoreSlim writing) : Stream
         {
-            public override bool CanRead => true;
-            public override bool CanSeek => false;
-            public override bool CanWrite => true;
-            public override long Length => throw new NotSupportedException();
-            public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+            public override bool CanRead => inner.CanRead;
+            public override bool CanSeek => inner.CanSeek;
+            public override bool CanWrite => inner.CanWrite;
+            public override long Length => inner.Length;
+
+            public override long Position { get => inner.Position; set => inner.Position = value; }
 
             public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) => inner.ReadAsync(buffer, cancellationToken);
 
             public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) => inner.ReadAsync(buffer, offset, count, cancellationToken);
+
+            public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
 
             public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
             {
@@ -145,17 +148,26 @@ internal static class SharedDeflate
             public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
                 WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+            public override void Write(byte[] buffer, int offset, int count)
+            {
+                writing.Wait();
+                try
+                {
+                    inner.Write(buffer, offset, count);
+                }
+                finally
+                {
+                    writing.Release();
+                }
+            }
+
             public override Task FlushAsync(CancellationToken cancellationToken) => inner.FlushAsync(cancellationToken);
 
             public override void Flush() => inner.Flush();
 
-            public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException("Asynchronous only.");
+            public override long Seek(long offset, SeekOrigin origin) => inner.Seek(offset, origin);
 
-            public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("Asynchronous only.");
-
-            public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-            public override void SetLength(long value) => throw new NotSupportedException();
+            public override void SetLength(long value) => inner.SetLength(value);
 
             protected override void Dispose(bool disposing)
             {
