@@ -370,7 +370,7 @@ sealed class Subscriber : IAsyncDisposable
             // position and next are the last properties: read them from the end, without parsing the data.
             contiguous &= NumberAfter(frame, "\"position\":"u8) == next;
             next = NumberAfter(frame, "\"next\":"u8);
-            // Each stamped line: "...sent=1763780000123." inside the data.
+            // Each stamped line: "...sent=1763780000123" inside the data.
             var span = frame;
             int at;
             while ((at = span.IndexOf(Stamp)) >= 0)
@@ -381,7 +381,8 @@ sealed class Subscriber : IAsyncDisposable
                 {
                     digits++;
                 }
-                if (digits >= 12 && long.TryParse(span[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out var sent))
+                // Epoch milliseconds have 13 digits; fewer is a stamp cut in two by a chunk boundary (it read as 60 s once).
+                if (digits == 13 && long.TryParse(span[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out var sent))
                 {
                     latency.Add(received - sent);
                     if (RecordTimeline)

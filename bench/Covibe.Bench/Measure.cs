@@ -53,6 +53,15 @@ static class Measure
         {
             info.ArgumentList.Add(a);
         }
+        // As the ./covibe launcher runs it (an 8 MiB gen0 budget, see there).
+        info.Environment["DOTNET_GCgen0size"] = "0x800000";
+        // COVIBE_BENCH_SERVER_ENV="NAME=value;NAME=value" sets environment variables for the server alone
+        // (runtime knobs such as DOTNET_GCgen0size, without changing the benchmark's own client).
+        foreach (var pair in (Environment.GetEnvironmentVariable("COVIBE_BENCH_SERVER_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var eq = pair.IndexOf('=');
+            info.Environment[pair[..eq]] = pair[(eq + 1)..];
+        }
         var process = System.Diagnostics.Process.Start(info)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { Console.Error.WriteLine($"server: {e.Data}"); } };
