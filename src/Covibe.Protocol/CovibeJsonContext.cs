@@ -49,4 +49,12 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentSpawnedMessage))]
 [JsonSerializable(typeof(AgentOutputEndMessage))]
 [JsonSerializable(typeof(TeamEnvironmentResponse))]
+[JsonSerializable(typeof(SetPreviewRequest))]
+[JsonSerializable(typeof(PreviewConnectedResponse))]
+[JsonSerializable(typeof(PreviewDto))]
+[JsonSerializable(typeof(PreviewDeployListResponse))]
+[JsonSerializable(typeof(PreviewLinkResponse))]
+[JsonSerializable(typeof(PreviewUpdatedMessage))]
+[JsonSerializable(typeof(PreviewStatusMessage))]
+[JsonSerializable(typeof(WebhookResponse))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

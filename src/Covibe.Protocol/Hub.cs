@@ -25,6 +25,8 @@ public static class HubMessageTypes
     public const string AgentStatus = "agent_status";
     public const string AgentSpawned = "agent_spawned";
     public const string AgentOutputEnd = "agent_output_end";
+    public const string PreviewUpdated = "preview_updated";
+    public const string PreviewStatus = "preview_status";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>

@@ -6,6 +6,7 @@ using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Secrets;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Features.Teams;
@@ -60,6 +61,7 @@ public static class CovibeServer
         services.AddSecrets();
         services.AddVms();
         services.AddServerTerminals();
+        services.AddPreviews();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -83,6 +85,7 @@ public static class CovibeServer
         app.MapEnvironmentApi();
         app.MapHub();
         app.MapServerTerminals();
+        app.MapPreviewsApi();
         return app;
     }
 

@@ -3,6 +3,7 @@ using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Teams;
 using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
@@ -27,6 +28,10 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<Vm> Vms => Set<Vm>();
     public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
     public DbSet<ContainerEnvironment> ContainerEnvironments => Set<ContainerEnvironment>();
+    public DbSet<Preview> Previews => Set<Preview>();
+    public DbSet<PreviewDeploy> PreviewDeploys => Set<PreviewDeploy>();
+    public DbSet<PreviewDelivery> PreviewDeliveries => Set<PreviewDelivery>();
+    public DbSet<PreviewGrant> PreviewGrants => Set<PreviewGrant>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -107,6 +112,35 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasIndex(c => c.TeamId).HasDatabaseName("idx_container_environments_team_id");
             e.HasIndex(c => c.Status).HasDatabaseName("idx_container_environments_status");
             e.HasIndex(c => c.ContainerName);
+        });
+
+        modelBuilder.Entity<Preview>(e =>
+        {
+            e.ToTable("previews");
+            e.HasKey(p => p.TeamId);
+            e.HasOne<Team>().WithMany().HasForeignKey(p => p.TeamId);
+        });
+        modelBuilder.Entity<PreviewDeploy>(e =>
+        {
+            e.ToTable("preview_deploys");
+            e.Ignore(d => d.Process);
+            e.HasOne<Team>().WithMany().HasForeignKey(d => d.TeamId);
+            e.HasIndex(d => new { d.TeamId, d.CreatedAt });
+            e.HasIndex(d => d.Status);
+        });
+        modelBuilder.Entity<PreviewDelivery>(e =>
+        {
+            e.ToTable("preview_deliveries");
+            e.HasKey(d => new { d.TeamId, d.DeliveryId });
+            e.HasOne<Team>().WithMany().HasForeignKey(d => d.TeamId);
+        });
+        modelBuilder.Entity<PreviewGrant>(e =>
+        {
+            e.ToTable("preview_grants");
+            e.HasOne<Team>().WithMany().HasForeignKey(g => g.TeamId);
+            e.HasOne<User>().WithMany().HasForeignKey(g => g.UserId);
+            e.HasIndex(g => g.TokenHash).IsUnique();
+            e.HasIndex(g => g.SessionId);
         });
 
         foreach (var entity in modelBuilder.Model.GetEntityTypes())

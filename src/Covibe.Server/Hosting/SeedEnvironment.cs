@@ -31,6 +31,8 @@ public static class SeedEnvironment
         ["DOCKER_HOST"] = "Covibe:Containers:Host",
         ["AGENT_IMAGE"] = "Covibe:Containers:Image",
         ["CLAUDE_API_KEY"] = "Covibe:Containers:ClaudeApiKey",
+        ["PREVIEW_URL"] = "Covibe:Preview:PublicUrl",
+        ["PUBLIC_URL"] = "Covibe:PublicUrl",
     };
 
     public static IEnumerable<KeyValuePair<string, string?>> Read(IDictionary environment)

@@ -8,6 +8,12 @@ public sealed class ServerOptions
     /// <summary>Defaults to <c>$XDG_DATA_HOME/covibe</c>, else <c>~/.local/share/covibe</c>.</summary>
     public string DataDirectory { get; set; } = "";
 
+    /// <summary>
+    /// <c>PUBLIC_URL</c>: the address members and GitHub use to reach this server (in webhook URLs). Unset: the
+    /// first address it listens on; set it when listening on every address or behind a proxy.
+    /// </summary>
+    public string? PublicUrl { get; set; }
+
     /// <summary>Creates the data directory readable by its owner only: it holds the database and secrets.</summary>
     internal static void EnsureDirectory(string path)
     {

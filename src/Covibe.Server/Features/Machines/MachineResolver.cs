@@ -63,6 +63,14 @@ public sealed class MachineResolver(
         return flag ?? containers.Value.ForAgents;
     }
 
+    /// <summary>
+    /// Where a deploy of the team's preview runs: this machine, sandboxed unless the operator opted out, with the
+    /// deploy's own files (<paramref name="directory"/>) as its workspace instead of the team's. The app gets none
+    /// of the server's variables.
+    /// </summary>
+    public Placement PlacePreview(string teamId, string directory) =>
+        Host(teamId) with { Workspace = directory, PassServerEnvironment = false };
+
     /// <summary>This machine: the team's workspace, in the sandbox (as its user, home in the workspace) unless opted out.</summary>
     public Placement Host(string teamId)
     {

@@ -1,0 +1,198 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Covibe.Server.Features.Previews;
+
+/// <summary>A git operation that failed; <see cref="Exception.Message"/> is fit to show the team (never a credential: URLs with one are refused).</summary>
+public sealed class PreviewGitException(string message) : Exception(message);
+
+/// <summary>
+/// The server's side of the team's repository: one bare mirror per team, fetched (never checked out, so nothing
+/// in the repository runs here), and each commit's tree exported with <c>git archive</c> into the deploy's
+/// directory. Only https and http remotes, plus repositories on this disk when the operator allows them; no
+/// prompts, no hooks, no system or user git configuration, no credential helpers.
+/// </summary>
+public sealed partial class PreviewGit(string home)
+{
+    /// <summary>Why <paramref name="url"/> cannot be the preview's repository, or null if it can.</summary>
+    public static string? Problem(string url, bool allowLocal)
+    {
+        if (string.IsNullOrWhiteSpace(url) || url.StartsWith('-') || url.Any(char.IsControl))
+        {
+            return "Give the repository's address, like https://github.com/owner/app.git.";
+        }
+        if (Uri.TryCreate(url, UriKind.Absolute, out var uri))
+        {
+            if (uri.Scheme is "https" or "http")
+            {
+                return uri.UserInfo.Length > 0
+                    ? "Leave credentials out of the repository's address: addresses are shown and logged. The preview follows public repositories (https)."
+                    : null;
+            }
+            if (uri.Scheme == "file" && allowLocal)
+            {
+                return null;
+            }
+        }
+        if (allowLocal && Path.IsPathFullyQualified(url))
+        {
+            return null;
+        }
+        return "The preview follows repositories over https (like https://github.com/owner/app.git)"
+            + (allowLocal ? " or on this machine's disk." : ".");
+    }
+
+    /// <summary>The commit <paramref name="branch"/> points to in the remote now, or null if it has no such branch.</summary>
+    public async Task<string?> HeadAsync(string url, string branch, bool allowLocal, CancellationToken cancellationToken)
+    {
+        var output = await RunAsync(["ls-remote", "--heads", "--", url, "refs/heads/" + branch], null, allowLocal, TimeSpan.FromSeconds(60), cancellationToken);
+        foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var parts = line.Split('\t');
+            if (parts.Length == 2 && parts[1] == "refs/heads/" + branch && Sha().IsMatch(parts[0]))
+            {
+                return parts[0];
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Fetches <paramref name="branch"/> into the team's mirror (made on first use); answers the commit it points to.</summary>
+    public async Task<string> FetchAsync(string mirror, string url, string branch, bool allowLocal, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (!Directory.Exists(Path.Combine(mirror, "objects")))
+        {
+            Directory.CreateDirectory(mirror, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            await RunAsync(["init", "--quiet", "--bare", mirror], null, allowLocal, TimeSpan.FromSeconds(30), cancellationToken);
+        }
+        await RunAsync(["fetch", "--quiet", "--no-tags", "--force", "--", url, $"+refs/heads/{branch}:refs/heads/{branch}"], mirror, allowLocal, timeout, cancellationToken);
+        var head = (await RunAsync(["rev-parse", "--verify", "--quiet", $"refs/heads/{branch}^{{commit}}"], mirror, allowLocal, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
+        return Sha().IsMatch(head) ? head : throw new PreviewGitException($"The branch '{branch}' was not found in the repository.");
+    }
+
+    /// <summary>Whether the mirror holds <paramref name="commit"/>.</summary>
+    public async Task<bool> HasCommitAsync(string mirror, string commit, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await RunAsync(["cat-file", "-e", commit + "^{commit}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken);
+            return true;
+        }
+        catch (PreviewGitException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Writes <paramref name="commit"/>'s files into the empty directory <paramref name="target"/> (links that point outside it are refused).</summary>
+    public async Task ExportAsync(string mirror, string commit, string target, CancellationToken cancellationToken)
+    {
+        if (!Sha().IsMatch(commit))
+        {
+            throw new PreviewGitException($"'{commit}' is not a commit id.");
+        }
+        Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        using var git = Start(["archive", "--format=tar", commit], mirror, allowLocal: false, redirectOutput: true);
+        var errors = git.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            await TarFile.ExtractToDirectoryAsync(git.StandardOutput.BaseStream, target, overwriteFiles: false, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            Kill(git);
+            throw new PreviewGitException($"The commit's files could not be written: {e.Message}");
+        }
+        await git.WaitForExitAsync(cancellationToken);
+        if (git.ExitCode != 0)
+        {
+            throw new PreviewGitException(Explain(await errors, "git archive"));
+        }
+    }
+
+    private async Task<string> RunAsync(IReadOnlyList<string> args, string? gitDir, bool allowLocal, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var git = Start(args, gitDir, allowLocal, redirectOutput: true);
+        var output = git.StandardOutput.ReadToEndAsync(cancellationToken);
+        var errors = git.StandardError.ReadToEndAsync(cancellationToken);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await git.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Kill(git);
+            cancellationToken.ThrowIfCancellationRequested();
+            throw new PreviewGitException($"git {args[0]} took longer than {timeout.TotalSeconds:0} s and was stopped.");
+        }
+        if (git.ExitCode != 0)
+        {
+            throw new PreviewGitException(Explain(await errors, "git " + args[0]));
+        }
+        return await output;
+    }
+
+    private Process Start(IReadOnlyList<string> args, string? gitDir, bool allowLocal, bool redirectOutput)
+    {
+        Directory.CreateDirectory(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var info = new ProcessStartInfo("git")
+        {
+            RedirectStandardOutput = redirectOutput,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        info.Environment.Clear();
+        info.Environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+        info.Environment["HOME"] = home;
+        info.Environment["LANG"] = "C.UTF-8";
+        info.Environment["GIT_TERMINAL_PROMPT"] = "0";
+        info.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
+        info.Environment["GIT_CONFIG_GLOBAL"] = "/dev/null";
+        info.Environment["GIT_ASKPASS"] = "/bin/false";
+        info.Environment["SSH_ASKPASS"] = "/bin/false";
+        if (gitDir is not null)
+        {
+            info.Environment["GIT_DIR"] = gitDir;
+        }
+        foreach (var setting in (string[])["protocol.allow=never", "protocol.https.allow=always", "protocol.http.allow=always",
+            allowLocal ? "protocol.file.allow=always" : "protocol.file.allow=never", "credential.helper=", "core.hooksPath=/dev/null",
+            "transfer.fsckObjects=true", "http.lowSpeedLimit=1000", "http.lowSpeedTime=60"])
+        {
+            info.ArgumentList.Add("-c");
+            info.ArgumentList.Add(setting);
+        }
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+        var process = Process.Start(info) ?? throw new PreviewGitException("git could not be started.");
+        process.StandardInput.Close();
+        return process;
+    }
+
+    private static void Kill(Process process)
+    {
+        try
+        {
+            process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+        }
+    }
+
+    private static string Explain(string stderr, string what)
+    {
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(3).ToArray();
+        var text = lines.Length == 0 ? $"{what} failed." : string.Join(" ", lines);
+        return text.Length > 500 ? text[..500] + "..." : text;
+    }
+
+    [GeneratedRegex("^[0-9a-f]{40}([0-9a-f]{24})?$")]
+    private static partial Regex Sha();
+}

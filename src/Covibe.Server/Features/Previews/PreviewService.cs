@@ -1,0 +1,215 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Secrets;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Previews;
+
+/// <summary>A request the preview cannot take: <see cref="Field"/> names the request field, the message says what to fix.</summary>
+public sealed class PreviewRequestException(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>
+/// The team's preview as its members see and change it: connecting the repository, the webhook secret,
+/// queueing commits (a push, the branch check, a redeploy), and its state for REST and the hub.
+/// Deploys themselves are <see cref="PreviewDeployer"/>'s.
+/// </summary>
+public sealed partial class PreviewService(
+    IDbContextFactory<CovibeDb> dbs, SecretBox secrets, PreviewGit git, PreviewUrls urls, PreviewEvents events, IOptions<PreviewsOptions> options,
+    TimeProvider time, ILogger<PreviewService> logger)
+{
+    public const string WebhookPurpose = "preview-webhook";
+
+    /// <summary>Raised when a commit is queued, so the deployer wakes for the team.</summary>
+    public event Action<string>? Queued;
+
+    /// <summary>Connects (or reconnects) the team's repository; checks that the branch exists; queues its head. Answers the new webhook secret.</summary>
+    public async Task<(Preview Preview, string Secret)> ConnectAsync(Caller owner, string? repositoryUrl, string? branch, CancellationToken cancellationToken)
+    {
+        var url = repositoryUrl?.Trim() ?? "";
+        if (PreviewGit.Problem(url, options.Value.AllowLocalRepositories) is { } problem)
+        {
+            throw new PreviewRequestException("repositoryUrl", problem);
+        }
+        var branchName = string.IsNullOrWhiteSpace(branch) ? "main" : branch.Trim();
+        if (!BranchName().IsMatch(branchName) || branchName.Contains("..", StringComparison.Ordinal) || branchName.EndsWith(".lock", StringComparison.Ordinal))
+        {
+            throw new PreviewRequestException("branch", $"'{branchName}' is not a branch name.");
+        }
+        string? head;
+        try
+        {
+            head = await git.HeadAsync(url, branchName, options.Value.AllowLocalRepositories, cancellationToken);
+        }
+        catch (PreviewGitException e)
+        {
+            throw new PreviewRequestException("repositoryUrl", $"The repository could not be read: {e.Message}");
+        }
+        if (head is null)
+        {
+            throw new PreviewRequestException("branch", $"The repository has no branch '{branchName}'.");
+        }
+
+        var secret = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        var now = time.GetUtcNow().UtcDateTime;
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var preview = await db.Previews.SingleOrDefaultAsync(p => p.TeamId == owner.TeamId, cancellationToken);
+        if (preview is null)
+        {
+            preview = new Preview
+            {
+                TeamId = owner.TeamId, RepositoryUrl = url, Branch = branchName, CreatedBy = owner.UserId, CreatedAt = now,
+                WebhookSecret = secrets.Seal(Encoding.UTF8.GetBytes(secret), owner.TeamId, WebhookPurpose),
+            };
+            db.Previews.Add(preview);
+        }
+        else
+        {
+            preview.RepositoryUrl = url;
+            preview.Branch = branchName;
+            preview.CreatedBy = owner.UserId;
+            preview.WebhookSecret = secrets.Seal(Encoding.UTF8.GetBytes(secret), owner.TeamId, WebhookPurpose);
+        }
+        preview.UpdatedAt = now;
+        preview.CheckedAt = now;
+        preview.CheckError = null;
+        Queue(db, owner.TeamId, head, "connect", now);
+        await db.SaveChangesAsync(cancellationToken);
+        PreviewsLog.Connected(logger, owner.TeamId, owner.UserId);
+        Queued?.Invoke(owner.TeamId);
+        await events.ChangedAsync(owner.TeamId, cancellationToken);
+        return (preview, secret);
+    }
+
+    /// <summary>A new webhook secret (the old one stops working at once).</summary>
+    public async Task<(Preview Preview, string Secret)?> RotateAsync(Caller owner, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var preview = await db.Previews.SingleOrDefaultAsync(p => p.TeamId == owner.TeamId, cancellationToken);
+        if (preview is null)
+        {
+            return null;
+        }
+        var secret = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
+        preview.WebhookSecret = secrets.Seal(Encoding.UTF8.GetBytes(secret), owner.TeamId, WebhookPurpose);
+        preview.UpdatedAt = time.GetUtcNow().UtcDateTime;
+        await db.SaveChangesAsync(cancellationToken);
+        PreviewsLog.SecretRotated(logger, owner.TeamId, owner.UserId);
+        return (preview, secret);
+    }
+
+    /// <summary>The team's webhook secret, for checking a delivery's signature.</summary>
+    public byte[] WebhookSecret(Preview preview) => secrets.Open(preview.WebhookSecret, preview.TeamId, WebhookPurpose);
+
+    /// <summary>Queues the branch's head now (an owner's redeploy), even if it is live or failed before.</summary>
+    public async Task<bool> RedeployAsync(string teamId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var preview = await db.Previews.AsNoTracking().SingleOrDefaultAsync(p => p.TeamId == teamId, cancellationToken);
+        if (preview is null)
+        {
+            return false;
+        }
+        string? head;
+        try
+        {
+            head = await git.HeadAsync(preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, cancellationToken);
+        }
+        catch (PreviewGitException e)
+        {
+            throw new PreviewRequestException("repositoryUrl", $"The repository could not be read: {e.Message}");
+        }
+        if (head is null)
+        {
+            throw new PreviewRequestException("branch", $"The repository has no branch '{preview.Branch}' any more.");
+        }
+        await QueueAsync(teamId, head, "redeploy", cancellationToken);
+        return true;
+    }
+
+    /// <summary>Queues <paramref name="commit"/> for the team and wakes the deployer.</summary>
+    public async Task QueueAsync(string teamId, string commit, string trigger, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        Queue(db, teamId, commit, trigger, time.GetUtcNow().UtcDateTime);
+        await db.SaveChangesAsync(cancellationToken);
+        Queued?.Invoke(teamId);
+        await events.ChangedAsync(teamId, cancellationToken);
+    }
+
+    /// <summary>Adds a queued deploy to <paramref name="db"/> (saved by the caller, with whatever else belongs to the same change).</summary>
+    internal static void Queue(CovibeDb db, string teamId, string commit, string trigger, DateTime now) =>
+        db.PreviewDeploys.Add(new PreviewDeploy
+        {
+            Id = Tokens.NewId(), TeamId = teamId, Commit = commit, Trigger = trigger, Status = PreviewStatuses.Queued, CreatedAt = now,
+        });
+
+    /// <summary>Signals that the deployer has something for the team (after <see cref="Queue"/> and a save).</summary>
+    internal void Wake(string teamId) => Queued?.Invoke(teamId);
+
+    public async Task<bool> DisconnectAsync(string teamId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var preview = await db.Previews.SingleOrDefaultAsync(p => p.TeamId == teamId, cancellationToken);
+        if (preview is null)
+        {
+            return false;
+        }
+        db.Previews.Remove(preview);
+        await db.SaveChangesAsync(cancellationToken);
+        Queued?.Invoke(teamId); // the deployer stops what runs
+        return true;
+    }
+
+    public async Task<PreviewDto?> GetAsync(string teamId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return await DtoAsync(db, teamId, urls, cancellationToken);
+    }
+
+    public async Task<PreviewDeployDto[]> DeploysAsync(string teamId, int limit, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var deploys = await db.PreviewDeploys.AsNoTracking().Where(d => d.TeamId == teamId)
+            .OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id).Take(limit).ToListAsync(cancellationToken);
+        return [.. deploys.Select(ToDto)];
+    }
+
+    internal static async Task<PreviewDto?> DtoAsync(CovibeDb db, string teamId, PreviewUrls urls, CancellationToken cancellationToken)
+    {
+        var preview = await db.Previews.AsNoTracking().SingleOrDefaultAsync(p => p.TeamId == teamId, cancellationToken);
+        if (preview is null)
+        {
+            return null;
+        }
+        var recent = await db.PreviewDeploys.AsNoTracking().Where(d => d.TeamId == teamId)
+            .OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id).Take(20).ToListAsync(cancellationToken);
+        var live = preview.LiveDeployId is { } liveId
+            ? recent.FirstOrDefault(d => d.Id == liveId) ?? await db.PreviewDeploys.AsNoTracking().SingleOrDefaultAsync(d => d.Id == liveId, cancellationToken)
+            : null;
+        var current = recent.Where(d => d.Status is PreviewStatuses.Building or PreviewStatuses.Starting).FirstOrDefault()
+            ?? recent.Where(d => d.Status == PreviewStatuses.Queued).LastOrDefault();
+        var latest = recent.FirstOrDefault(d => d.Status is not (PreviewStatuses.Skipped or PreviewStatuses.Queued));
+        var failedSinceLive = latest is { Status: PreviewStatuses.Failed } && (live is null || latest.CreatedAt >= live.CreatedAt) ? latest : null;
+        var status = current?.Status ?? (live is not null ? PreviewStatuses.Live : failedSinceLive is not null ? PreviewStatuses.Failed : PreviewStatuses.Idle);
+        return new PreviewDto(
+            preview.RepositoryUrl, preview.Branch, WebhookUrl(urls, teamId), status,
+            live is null ? null : urls.Origin(teamId) + "/", live?.Commit, live?.FinishedAt, failedSinceLive?.Error,
+            current is null ? null : ToDto(current), latest is null ? null : ToDto(latest), preview.CheckedAt, preview.CheckError);
+    }
+
+    /// <summary>Where GitHub sends pushes: seed 001's route, with the team named so the right secret checks it.</summary>
+    internal static string WebhookUrl(PreviewUrls urls, string teamId) => $"{urls.ServerOrigin}/api/webhook/push?team={teamId}";
+
+    internal static PreviewDeployDto ToDto(PreviewDeploy d) =>
+        new(d.Id, d.Commit, d.Status, d.Trigger, d.ProjectType, d.CreatedAt, d.StartedAt, d.FinishedAt, d.Error, PreviewLogs.Length(d));
+
+    [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")]
+    private static partial Regex BranchName();
+}
