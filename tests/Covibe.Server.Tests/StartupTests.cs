@@ -196,8 +196,12 @@ public abstract class MigrationTests
         await db.Vms.Take(1).ToListAsync();
         await db.VmAssignments.Take(1).ToListAsync();
         await db.ContainerEnvironments.Take(1).ToListAsync();
+        await db.Previews.Take(1).ToListAsync();
+        await db.PreviewDeploys.Take(1).ToListAsync();
+        await db.PreviewDeliveries.Take(1).ToListAsync();
+        await db.PreviewGrants.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "container_environments", "invites", "messages", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vms"]);
+        tables.ShouldBe(["agents", "container_environments", "invites", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vms"]);
     }
 }
 

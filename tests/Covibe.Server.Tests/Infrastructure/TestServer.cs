@@ -62,11 +62,6 @@ public sealed class TestServer : IAsyncDisposable
         {
             args.Add("--Covibe:Teams:Signup=open");
         }
-        // The preview's own origin listens on a free port too.
-        if (settings?.ContainsKey("Covibe:Preview:Listen") != true)
-        {
-            args.Add("--Covibe:Preview:Listen=http://127.0.0.1:0");
-        }
         if (postgres is not null)
         {
             args.Add($"--Covibe:Database:ConnectionString={postgres}");

@@ -16,7 +16,8 @@ namespace Covibe.Server.Features.Previews;
 /// with Covibe's own cookie taken out. Everyone else gets a page that says how to get in.
 /// </summary>
 public sealed class PreviewProxy(
-    PreviewUrls urls, PreviewAccess access, IDbContextFactory<CovibeDb> dbs, IOptions<PreviewsOptions> options, TimeProvider time, ILogger<PreviewProxy> logger) : IHostedService, IAsyncDisposable
+    PreviewUrls urls, PreviewAccess access, IDbContextFactory<CovibeDb> dbs, IOptions<PreviewsOptions> options, IConfiguration configuration, TimeProvider time,
+    ILogger<PreviewProxy> logger) : IHostedService, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, (int? Port, DateTime Until)> _live = new();
     private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
@@ -34,7 +35,7 @@ public sealed class PreviewProxy(
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var listen = new Uri(options.Value.Listen);
+        var listen = options.Value.ListenAddress(configuration["urls"]);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, NoLifetime>();
@@ -42,13 +43,13 @@ public sealed class PreviewProxy(
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
-            if (listen.Host == "localhost")
+            if (IPAddress.TryParse(listen.Host.Trim('[', ']'), out var address))
             {
-                kestrel.ListenLocalhost(listen.Port);
+                kestrel.Listen(address, listen.Port);
             }
             else
             {
-                kestrel.Listen(IPAddress.Parse(listen.Host.Trim('[', ']')), listen.Port);
+                kestrel.ListenLocalhost(listen.Port);
             }
         });
         var app = builder.Build();

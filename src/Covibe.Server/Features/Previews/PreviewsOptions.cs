@@ -11,9 +11,24 @@ public sealed class PreviewsOptions : IValidatableObject
     public const string Section = "Covibe:Preview";
     public const string TeamPlaceholder = "{team}";
 
-    /// <summary>Where the preview's own web server listens: a separate origin from the web client and the API.</summary>
-    [Required]
-    public string Listen { get; set; } = "http://127.0.0.1:5181";
+    /// <summary>
+    /// Where the preview's own web server listens: a separate origin from the web client and the API. Unset: the
+    /// server's first address with the next port (<c>http://127.0.0.1:5181</c> beside the default 5180; a port of 0
+    /// stays 0, a free one).
+    /// </summary>
+    public string? Listen { get; set; }
+
+    /// <summary>The address to listen on: <see cref="Listen"/>, else one beside <paramref name="serverUrls"/> (the server's <c>urls</c> setting).</summary>
+    public Uri ListenAddress(string? serverUrls)
+    {
+        if (!string.IsNullOrWhiteSpace(Listen))
+        {
+            return new Uri(Listen);
+        }
+        var first = (serverUrls ?? "http://127.0.0.1:5180").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault() ?? "http://127.0.0.1:5180";
+        var server = new Uri(first.Replace("://*", "://0.0.0.0", StringComparison.Ordinal).Replace("://+", "://0.0.0.0", StringComparison.Ordinal));
+        return new UriBuilder("http", server.Host, server.Port == 0 ? 0 : server.Port + 1).Uri;
+    }
 
     /// <summary>
     /// <c>PREVIEW_URL</c>: how members reach a team's preview, with <c>{team}</c> in the host name, so every
@@ -53,7 +68,7 @@ public sealed class PreviewsOptions : IValidatableObject
         {
             yield return new ValidationResult("Covibe:Preview:PortMin must not be above PortMax.", [nameof(PortMin)]);
         }
-        if (!Uri.TryCreate(Listen, UriKind.Absolute, out var listen) || listen.Scheme != Uri.UriSchemeHttp)
+        if (!string.IsNullOrWhiteSpace(Listen) && (!Uri.TryCreate(Listen, UriKind.Absolute, out var listen) || listen.Scheme != Uri.UriSchemeHttp))
         {
             yield return new ValidationResult("Covibe:Preview:Listen must be an http:// address to listen on, like http://127.0.0.1:5181.", [nameof(Listen)]);
         }

@@ -13,7 +13,7 @@ namespace Covibe.Server.Tests;
 /// The shared preview end to end: a real git repository as the team's "GitHub", deliveries signed as GitHub signs
 /// them, builds and apps in the sandbox, the preview's own origin in front (seed 001's Scenario 3).
 /// </summary>
-public sealed class PreviewTests : IDisposable
+public abstract class PreviewTests : IDisposable
 {
     public static readonly Dictionary<string, string> Settings = new()
     {
@@ -24,13 +24,19 @@ public sealed class PreviewTests : IDisposable
 
     private readonly GitRepo _repo = GitRepo.Create();
 
+    /// <summary>The database: SQLite in the data directory, or a fresh PostgreSQL database.</summary>
+    protected virtual Task<string?> DatabaseAsync() => Task.FromResult<string?>(null);
+
+    private async Task<TestServer> StartAsync(Dictionary<string, string>? settings = null, string? dataDirectory = null, string? database = null) =>
+        await TestServer.StartAsync(postgres: database ?? await DatabaseAsync(), settings: settings ?? Settings, dataDirectory: dataDirectory);
+
     internal static Dictionary<string, string?> Site(string text) => new() { ["index.html"] = $"<h1>{text}</h1>" };
 
     [Fact]
     public async Task Pushes_RedeployForTheWholeTeam_ABrokenPushKeepsTheLastGoodVersion_AndTheNextGoodOneRecovers()
     {
         var v1 = _repo.Commit("v1", Site("v1"));
-        await using var server = await TestServer.StartAsync(settings: Settings);
+        await using var server = await StartAsync();
         var (owner, member) = await server.CreateTeamWithMemberAsync();
         var teamId = owner.Auth.Team.Id;
         using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
@@ -112,7 +118,7 @@ public sealed class PreviewTests : IDisposable
     public async Task Webhook_RefusesForgedAndUnsignedDeliveries_AnswersPings_IgnoresOtherBranches_AndDeploysARedeliveryOnce()
     {
         var v1 = _repo.Commit("v1", Site("v1"));
-        await using var server = await TestServer.StartAsync(settings: Settings);
+        await using var server = await StartAsync();
         var owner = await server.CreateTeamAsync();
         var teamId = owner.Auth.Team.Id;
         using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
@@ -185,7 +191,7 @@ public sealed class PreviewTests : IDisposable
             ["covibe.preview.json"] = $$"""{"build": "echo building {{text}}; sleep {{seconds}}", "static": "."}""",
         };
         var v1 = _repo.Commit("v1", Slow("v1", 2));
-        await using var server = await TestServer.StartAsync(settings: Settings);
+        await using var server = await StartAsync();
         var owner = await server.CreateTeamAsync();
         var teamId = owner.Auth.Team.Id;
         using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
@@ -223,7 +229,8 @@ public sealed class PreviewTests : IDisposable
         {
             var v1 = _repo.Commit("v1", new() { ["index.html"] = "<h1>v1</h1>", ["covibe.preview.json"] = """{"build": "sleep 3", "static": "."}""" });
             string token;
-            await using (var first = await TestServer.StartAsync(settings: Settings, dataDirectory: data))
+            var database = await DatabaseAsync();
+            await using (var first = await StartAsync(dataDirectory: data, database: database))
             {
                 var owner = await first.CreateTeamAsync();
                 token = owner.Auth.AccessToken;
@@ -232,7 +239,7 @@ public sealed class PreviewTests : IDisposable
                 await Eventually.UntilAsync(sarah.GetAsync, p => p.Current is { Status: "building", LogBytes: > 0 }, "v1 building");
             }
             var settings = new Dictionary<string, string>(Settings) { ["Covibe:Preview:CheckSeconds"] = "1" };
-            await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: data);
+            await using var second = await StartAsync(settings, data, database);
             using var again = new PreviewClient(second, token);
             await again.LiveAsync(v1);
             (await again.DeploysAsync()).ShouldContain(d => d.Commit == v1 && d.Status == "cancelled" && d.Error!.Contains("server restart"));
@@ -258,7 +265,7 @@ public sealed class PreviewTests : IDisposable
             ["package.json"] = """{"name": "app", "scripts": {"start": "node server.js"}}""",
             ["server.js"] = EchoServer,
         });
-        await using var server = await TestServer.StartAsync(settings: Settings);
+        await using var server = await StartAsync();
         var (owner, member) = await server.CreateTeamWithMemberAsync();
         var teamId = owner.Auth.Team.Id;
         using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
@@ -334,7 +341,7 @@ public sealed class PreviewTests : IDisposable
     public async Task Connecting_IsTheOwners_AndABadRepositoryOrBranchIsAClearError()
     {
         _repo.Commit("v1", Site("v1"));
-        await using var server = await TestServer.StartAsync(settings: Settings);
+        await using var server = await StartAsync();
         var (owner, member) = await server.CreateTeamWithMemberAsync();
         using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
         using var miguel = new PreviewClient(server, member.AccessToken);
@@ -358,7 +365,7 @@ public sealed class PreviewTests : IDisposable
     public async Task RepositoriesOnTheServersDisk_AreRefused_UnlessTheOperatorAllowsThem()
     {
         _repo.Commit("v1", Site("v1"));
-        await using var server = await TestServer.StartAsync();
+        await using var server = await TestServer.StartAsync(postgres: await DatabaseAsync());
         var owner = await server.CreateTeamAsync();
         using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
         foreach (var local in new[] { _repo.Path, "file://" + _repo.Path })
@@ -429,5 +436,17 @@ public sealed class PreviewTests : IDisposable
         server.listen(Number(process.env.PORT), '127.0.0.1');
         """;
 
-    public void Dispose() => _repo.Dispose();
+    public void Dispose()
+    {
+        _repo.Dispose();
+        GC.SuppressFinalize(this);
+    }
+}
+
+public sealed class SqlitePreviewTests : PreviewTests;
+
+[Collection(PostgresGroup.Name)]
+public sealed class PostgresPreviewTests(PostgresServer postgres) : PreviewTests
+{
+    protected override async Task<string?> DatabaseAsync() => await postgres.CreateDatabaseAsync();
 }

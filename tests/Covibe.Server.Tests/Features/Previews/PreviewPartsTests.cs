@@ -5,7 +5,7 @@ using Microsoft.Extensions.Options;
 namespace Covibe.Server.Tests;
 
 /// <summary>The webhook's pure parts: GitHub's signature, the push event, repository addresses, and the preview's origins.</summary>
-public sealed class GitHubPushTests
+public sealed class PreviewPartsTests
 {
     // GitHub's own example (docs: "Validating webhook deliveries"): secret "It's a Secret to Everybody", payload "Hello, World!".
     private const string DocumentedSignature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
@@ -88,6 +88,16 @@ public sealed class GitHubPushTests
         }
         new PreviewsOptions { PublicUrl = "https://{team}.preview.example.com" }.Validate(new(new object())).ShouldBeEmpty();
         new PreviewsOptions { PortMin = 9000, PortMax = 5000 }.Validate(new(new object())).ShouldNotBeEmpty();
+    }
+
+    [Fact]
+    public void ThePreviewListens_BesideTheServer_UnlessTold()
+    {
+        new PreviewsOptions().ListenAddress(null).ShouldBe(new Uri("http://127.0.0.1:5181"));
+        new PreviewsOptions().ListenAddress("http://0.0.0.0:8080;http://[::]:8080").ShouldBe(new Uri("http://0.0.0.0:8081"));
+        new PreviewsOptions().ListenAddress("http://127.0.0.1:0").Port.ShouldBe(0);
+        new PreviewsOptions().ListenAddress("http://*:5000").ShouldBe(new Uri("http://0.0.0.0:5001"));
+        new PreviewsOptions { Listen = "http://127.0.0.2:7000" }.ListenAddress("http://127.0.0.1:5180").ShouldBe(new Uri("http://127.0.0.2:7000"));
     }
 
     [Fact]
