@@ -138,10 +138,17 @@ public sealed class CovibeClient : IDisposable
     /// <summary>A page of an agent's raw output, with where to continue and whether it is all there is.</summary>
     public async Task<(byte[] Bytes, long Next, bool Complete)> GetBytesAsync(string path, CancellationToken cancellationToken)
     {
+        var (bytes, next, complete, _) = await GetPageAsync(path, "Covibe-Output-", cancellationToken);
+        return (bytes, next, complete);
+    }
+
+    /// <summary>A page of a log read by position: its bytes, where to continue, whether it is all there is, and the answer's headers.</summary>
+    public async Task<(byte[] Bytes, long Next, bool Complete, HttpResponseHeaders Headers)> GetPageAsync(string path, string headerPrefix, CancellationToken cancellationToken)
+    {
         using var reply = await SendRawAsync(HttpMethod.Get, path, null, cancellationToken);
         var bytes = await reply.Content.ReadAsByteArrayAsync(cancellationToken);
-        var next = long.Parse(reply.Headers.GetValues("Covibe-Output-Next").Single(), System.Globalization.CultureInfo.InvariantCulture);
-        return (bytes, next, reply.Headers.GetValues("Covibe-Output-Complete").Single() == "true");
+        var next = long.Parse(reply.Headers.GetValues(headerPrefix + "Next").Single(), System.Globalization.CultureInfo.InvariantCulture);
+        return (bytes, next, reply.Headers.GetValues(headerPrefix + "Complete").Single() == "true", reply.Headers);
     }
 
     /// <summary>

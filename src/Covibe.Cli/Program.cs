@@ -11,6 +11,7 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     ChatCommands.Create(store),
     AgentCommands.Create(store),
     VmCommands.Create(store),
+    PreviewCommands.Create(store),
     TerminalCommand.Create(store),
     SecretsCommand.Create(),
     ImageCommand.Create(),

@@ -138,8 +138,8 @@ public static class PreviewsApi
 
     /// <summary>
     /// A deploy's log from byte <paramref name="from"/> (at most 1 MiB per answer), as it is written: with
-    /// <paramref name="wait"/> (seconds, up to 30) an answer with nothing new waits for more. Headers say where the
-    /// next read starts (<c>X-Log-Next</c>) and whether more can come (<c>X-Log-Complete</c>).
+    /// <paramref name="wait"/> (seconds, up to 30) an answer with nothing new waits for more while the deploy is under way. Headers say where the
+    /// next read starts (<c>Covibe-Log-Next</c>), whether more can come (<c>Covibe-Log-Complete</c>) and the deploy's status (<c>Covibe-Deploy-Status</c>).
     /// </summary>
     public static async Task<IResult> Log(string id, long? from, int? wait, Caller caller, CovibeDb db, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
     {
@@ -164,12 +164,13 @@ public static class PreviewsApi
                 n = await Execution.UntrustedFiles.ReadAsync(path, start, buffer, cancellationToken);
             }
             var complete = !PreviewStatuses.InProgress(deploy.Status) && deploy.Status != PreviewStatuses.Live;
-            if (n > 0 || complete || time.GetElapsedTime(started) >= waitFor)
+            // A wait ends with new output, or when the deploy is no longer under way (live, failed...).
+            if (n > 0 || !PreviewStatuses.InProgress(deploy.Status) || time.GetElapsedTime(started) >= waitFor)
             {
-                context.Response.Headers["X-Log-Position"] = start.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                context.Response.Headers["X-Log-Next"] = (start + n).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                context.Response.Headers["X-Log-Complete"] = complete && n == 0 ? "true" : "false";
-                context.Response.Headers["X-Deploy-Status"] = deploy.Status;
+                context.Response.Headers["Covibe-Log-Position"] = start.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                context.Response.Headers["Covibe-Log-Next"] = (start + n).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                context.Response.Headers["Covibe-Log-Complete"] = complete && n == 0 ? "true" : "false";
+                context.Response.Headers["Covibe-Deploy-Status"] = deploy.Status;
                 return TypedResults.Bytes(buffer.AsMemory(0, n).ToArray(), "text/plain; charset=utf-8");
             }
             await Task.Delay(TimeSpan.FromMilliseconds(200), time, cancellationToken);
