@@ -4,6 +4,7 @@
 
 import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
+import { createShowcase } from './showcase.js';
 import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -103,6 +104,12 @@ const terminals = createTerminals({
 
 const environment = createEnvironment({ api: (path) => api(path) });
 
+const showcase = createShowcase({
+  api: Object.assign((path, options) => api(path, options), { token: () => state.token }),
+  isOwner: () => state.team?.ownerId === state.me?.id,
+  alert: (text) => alertLive(text),
+});
+
 // ---------- Hub ----------
 
 const hub = reconnectingSocket({
@@ -131,7 +138,7 @@ async function onMessage(message) {
       hub.joined();
       connection('live');
       // Catch up on everything missed while away, then continue live: no gap, no duplicate.
-      await Promise.all([loadAgents(), catchUpChat()]);
+      await Promise.all([loadAgents(), catchUpChat(), showcase.resync()]);
       if (state.view && !state.view.complete) hub.send({ type: 'agent_subscribe', agentId: state.view.id, from: state.view.next });
       break;
     case 'team_presence':
@@ -156,6 +163,12 @@ async function onMessage(message) {
         state.view.complete = true;
         flushLine();
       }
+      break;
+    case 'preview_status':
+      showcase.onStatus(message.preview);
+      break;
+    case 'preview_updated':
+      showcase.onUpdated(message);
       break;
     case 'error':
       if (message.code === 'session_revoked') signOut();
@@ -468,6 +481,7 @@ function showTab(tab) {
     terminals.shown();
     environment.shown();
   }
+  if (tab === 'showcase') showcase.shown();
 }
 
 function formData(form) {
@@ -619,7 +633,7 @@ function toggle(button, open) {
 }
 
 // Test hook: lets end-to-end tests read state without scraping (no tokens exposed).
-window.covibe = { terminals, get view() { return state.view && { id: state.view.id, next: state.view.next, complete: state.view.complete }; }, get connected() { return hub.connected; } };
+window.covibe = { terminals, showcase, get view() { return state.view && { id: state.view.id, next: state.view.next, complete: state.view.complete }; }, get connected() { return hub.connected; } };
 
 async function main() {
   wire();
