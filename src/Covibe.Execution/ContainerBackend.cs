@@ -21,6 +21,10 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
 
     public static string AgentContainerName(string teamId, string agentId) => $"covibes_agent_{teamId}_{agentId}";
 
+    /// <summary>Seed 003's name for a preview container (one per deploy: the new version starts beside the old), from its runtime name (<c>preview-DEPLOY</c>).</summary>
+    public static string PreviewContainerName(string teamId, string runtimeName) =>
+        $"covibes_preview_{teamId}_{(runtimeName.StartsWith("preview-", StringComparison.Ordinal) ? runtimeName["preview-".Length..] : runtimeName)}";
+
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var workspace = launch.Workspace ?? throw new ArgumentException("A container agent needs its team's workspace.");
@@ -32,37 +36,58 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
             containers.Settings.GiveTo(path);
         }
 
-        var name = AgentContainerName(teamId, launch.AgentId);
+        var preview = launch.Preview;
+        var type = preview is null ? "agent" : "preview";
+        var name = preview is null ? AgentContainerName(teamId, launch.AgentId) : PreviewContainerName(teamId, launch.AgentId);
+        var image = preview?.Image ?? containers.Settings.Image;
+        // The repository's own image brings its files; otherwise they are mounted at /workspace.
+        var ownImage = preview?.Image is not null;
+        var workingDirectory = ownImage ? preview!.ImageWorkingDirectory ?? "/" : $"{HostSandbox.Workspace}/{launch.WorkingDirectory}";
+        List<string> binds = ownImage
+            ? [$"{runtime}:{HostSandbox.Runtime}:rw"]
+            : [$"{runtime}:{HostSandbox.Runtime}:rw", $"{workspace}:{HostSandbox.Workspace}:rw"];
         var create = new CreateContainerParameters
         {
             Name = name,
-            Image = containers.Settings.Image,
+            Image = image,
             User = containers.Settings.UserSpec,
-            WorkingDir = HostSandbox.Workspace,
-            Cmd = ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, HostSandbox.Runtime, $"{HostSandbox.Workspace}/{launch.WorkingDirectory}",
+            WorkingDir = ownImage ? null! : HostSandbox.Workspace,
+            // The repository's image may have an entrypoint of its own: the wrapper runs first, then the image's command.
+            Entrypoint = ownImage ? ["sh"] : null!,
+            Cmd = [.. ownImage ? Array.Empty<string>() : ["sh"], "-c", AgentWrapper.Script, AgentWrapper.ProgramName, HostSandbox.Runtime, workingDirectory,
                 launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
             Env = [.. launch.Environment.Select(e => $"{e.Key}={e.Value}")],
             Labels = new Dictionary<string, string>
             {
                 [ManagedContainers.ManagedLabel] = "true",
-                [ManagedContainers.TypeLabel] = "agent",
+                [ManagedContainers.TypeLabel] = type,
                 [ManagedContainers.TeamLabel] = teamId,
                 [ManagedContainers.AgentLabel] = launch.AgentId,
                 [ManagedContainers.OwnerLabel] = launch.OwnerId ?? "",
             },
-            HostConfig = containers.Settings.Limited([$"{runtime}:{HostSandbox.Runtime}:rw", $"{workspace}:{HostSandbox.Workspace}:rw"]),
+            HostConfig = containers.Settings.Limited(binds, preview is null ? null : containers.Settings.PreviewLimits),
         };
+        if (preview is not null)
+        {
+            // Reachable from this machine's loopback only: the server's proxy is the way in.
+            var port = $"{(preview.ContainerPort ?? preview.Port).ToString(System.Globalization.CultureInfo.InvariantCulture)}/tcp";
+            create.ExposedPorts = new Dictionary<string, EmptyStruct> { [port] = default };
+            create.HostConfig.PortBindings = new Dictionary<string, IList<PortBinding>>
+            {
+                [port] = [new PortBinding { HostIP = "127.0.0.1", HostPort = preview.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }],
+            };
+        }
         try
         {
             await containers.Docker.Containers.CreateContainerAsync(create, cancellationToken);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
-            throw new ContainerImageMissingException(containers.Settings.Image);
+            throw new ContainerImageMissingException(image);
         }
         catch (DockerApiException e)
         {
-            throw new IOException($"The container engine refused to create the agent's container: {ManagedContainers.EngineMessage(e)}");
+            throw new IOException($"The container engine refused to create the {type}'s container: {ManagedContainers.EngineMessage(e)}");
         }
         try
         {
@@ -72,13 +97,14 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
         {
             // Nothing half-made is left behind.
             await containers.RemoveAsync(name, CancellationToken.None);
-            throw new IOException($"The container engine could not start the agent's container: {ManagedContainers.EngineMessage(e)}");
+            throw new IOException($"The container engine could not start the {type}'s container: {ManagedContainers.EngineMessage(e)}");
         }
-        await containers.MadeAsync(new ContainerMade(teamId, "agent", name, new Dictionary<string, string?>
+        await containers.MadeAsync(new ContainerMade(teamId, type, name, new Dictionary<string, string?>
         {
-            ["agentId"] = launch.AgentId,
+            [preview is null ? "agentId" : "deployId"] = launch.AgentId,
             ["ownerId"] = launch.OwnerId,
-            ["image"] = containers.Settings.Image,
+            ["image"] = image,
+            ["port"] = preview?.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }), cancellationToken);
         return new AgentProcess(BackendName, runtime, 0, 0, name);
     }

@@ -10,21 +10,23 @@ namespace Covibe.Execution;
 public sealed record ContainerLimits(long MemoryBytes, long MemoryReservationBytes, double Cpus, double CpuReservation, long PidsLimit = 1024);
 
 /// <summary>What every container is made from: only the operator chooses these, never a request.</summary>
-public sealed record ContainerSettings(string Image, string Network, ContainerLimits AgentLimits, (uint Uid, uint Gid) User)
+public sealed record ContainerSettings(string Image, string Network, ContainerLimits AgentLimits, (uint Uid, uint Gid) User, ContainerLimits? PreviewLimits = null)
 {
     /// <summary>The user containers run as, as the engine wants it.</summary>
     public string UserSpec => $"{User.Uid.ToString(CultureInfo.InvariantCulture)}:{User.Gid.ToString(CultureInfo.InvariantCulture)}";
 
-    /// <summary>Seed 003's limits, no capabilities, no new privileges, and only the given mounts.</summary>
-    public HostConfig Limited(IList<string> binds) => new()
+    /// <summary>Seed 003's limits (the agent's, or with <paramref name="limits"/> another's), no capabilities, no new privileges, and only the given mounts.</summary>
+    public HostConfig Limited(IList<string> binds, ContainerLimits? limits = null) => Limited(binds, limits ?? AgentLimits, Network);
+
+    private static HostConfig Limited(IList<string> binds, ContainerLimits limits, string network) => new()
     {
         Binds = binds,
-        NetworkMode = Network,
-        Memory = AgentLimits.MemoryBytes,
-        MemoryReservation = AgentLimits.MemoryReservationBytes,
-        NanoCPUs = (long)(AgentLimits.Cpus * 1_000_000_000),
-        CPUShares = (long)Math.Max(2, AgentLimits.CpuReservation * 1024),
-        PidsLimit = AgentLimits.PidsLimit,
+        NetworkMode = network,
+        Memory = limits.MemoryBytes,
+        MemoryReservation = limits.MemoryReservationBytes,
+        NanoCPUs = (long)(limits.Cpus * 1_000_000_000),
+        CPUShares = (long)Math.Max(2, limits.CpuReservation * 1024),
+        PidsLimit = limits.PidsLimit,
         CapDrop = ["ALL"],
         SecurityOpt = ["no-new-privileges"],
         // A small init as PID 1 reaps orphans and passes signals on.
@@ -204,7 +206,7 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
     /// <summary>Tells the server a container was made for a team.</summary>
     public Task MadeAsync(ContainerMade made, CancellationToken cancellationToken) => events?.Made(made, cancellationToken) ?? Task.CompletedTask;
 
-    internal static string EngineMessage(DockerApiException e) =>
+    public static string EngineMessage(DockerApiException e) =>
         e.ResponseBody is { Length: > 0 } body && body.Contains("\"message\"", StringComparison.Ordinal)
             ? System.Text.Json.JsonDocument.Parse(body).RootElement.GetProperty("message").GetString() ?? e.Message
             : e.Message;

@@ -74,7 +74,8 @@ internal static class RuntimeFiles
         {
             throw new IOException($"Cannot create the agent's input FIFO (errno {Marshal.GetLastPInvokeError()}).");
         }
-        File.Create(Path.Combine(runtime, "output.log")).Dispose();
+        // Kept if it is there: what happened before the program (a preview's image build) starts the log.
+        new FileStream(Path.Combine(runtime, "output.log"), FileMode.OpenOrCreate, FileAccess.Write).Dispose();
         if (launch.InitialInput is { } initial)
         {
             File.WriteAllBytes(Path.Combine(runtime, "first-input"), initial);

@@ -35,7 +35,8 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
                 var o = options.Value;
                 var user = CurrentProcess.IsRoot ? (isolation.Value.SandboxUid, isolation.Value.SandboxGid) : CurrentProcess.User;
                 return _containers ??= new ManagedContainers(Client, new ContainerSettings(o.Image, o.Network,
-                    new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), user),
+                    new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), user,
+                    new ContainerLimits(ContainersOptions.Bytes(o.PreviewMemory), ContainersOptions.Bytes(o.PreviewMemoryReservation), o.PreviewCpus, o.PreviewCpuReservation)),
                     new ContainerEvents(
                         (made, ct) => journal.RecordAsync(made.TeamId, made.Type, made.Name, made.Metadata, ct),
                         (name, ct) => journal.SetStatusAsync(name, ContainerStatuses.Removed, ct)));

@@ -64,12 +64,26 @@ public sealed class MachineResolver(
     }
 
     /// <summary>
-    /// Where a deploy of the team's preview runs: this machine, sandboxed unless the operator opted out, with the
-    /// deploy's own files (<paramref name="directory"/>) as its workspace instead of the team's. The app gets none
-    /// of the server's variables.
+    /// Where a deploy of the team's preview runs, with the deploy's own files (<paramref name="directory"/>) as its
+    /// workspace: in a container when the operator runs previews there (seed 003's <c>USE_DOCKER_PREVIEW</c>) and the
+    /// engine is up, else on this machine, sandboxed unless opted out (seed 003's createPreviewDirect, saying why in
+    /// <see cref="Placement.Fallback"/>). The app gets none of the server's variables.
     /// </summary>
-    public Placement PlacePreview(string teamId, string directory) =>
-        Host(teamId) with { Workspace = directory, PassServerEnvironment = false };
+    public async Task<Placement> PlacePreviewAsync(string teamId, string directory, CancellationToken cancellationToken)
+    {
+        var host = Host(teamId) with { Workspace = directory, PassServerEnvironment = false };
+        if (!containers.Value.ForPreview)
+        {
+            return host;
+        }
+        if (await engine.ProblemAsync(cancellationToken) is { } problem)
+        {
+            MachinesLog.FellBack(logger, teamId, problem);
+            return host with { Fallback = $"{problem} The preview runs on the server's machine instead, sandboxed." };
+        }
+        return new Placement(ContainerBackend.BackendName, null, directory, "docker", PassServerEnvironment: false,
+            new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["PATH"] = "/usr/local/bin:/usr/bin:/bin" });
+    }
 
     /// <summary>This machine: the team's workspace, in the sandbox (as its user, home in the workspace) unless opted out.</summary>
     public Placement Host(string teamId)

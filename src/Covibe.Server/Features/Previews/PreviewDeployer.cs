@@ -25,9 +25,11 @@ public sealed class PreviewDeployException(string message) : Exception(message);
 public sealed class PreviewDeployer(
     IDbContextFactory<CovibeDb> dbs, PreviewService service, PreviewGit git, PreviewEvents events, PreviewUrls urls,
     MachineResolver machines, ExecutionBackends backends, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
-    IOptions<IsolationOptions> isolation, PreviewProxy proxy, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
+    IOptions<IsolationOptions> isolation, PreviewProxy proxy, ContainerEngine engine, Workspaces workspaces, TimeProvider time,
+    ILogger<PreviewDeployer> logger) : BackgroundService
 {
     private const string Script = """
+        if [ -n "$COVIBE_NOTE" ]; then printf '[covibe] %s\n' "$COVIBE_NOTE"; fi
         if [ -n "$COVIBE_BUILD" ]; then
           printf '[covibe] $ %s\n' "$COVIBE_BUILD"
           sh -c "$COVIBE_BUILD" || { code=$?; printf '[covibe] The build failed (exit code %s).\n' "$code"; exit "$code"; }
@@ -232,33 +234,49 @@ public sealed class PreviewDeployer(
                 throw new PreviewDeployException($"Commit {Short(deploy.Commit)} is not on the branch '{preview.Branch}' (was it force-pushed away?).");
             }
             await git.ExportAsync(mirror, deploy.Commit, files, cancellationToken);
-            var plan = ProjectDetection.Detect(new DirectoryFiles(files), containers: false);
-            var placement = machines.PlacePreview(preview.TeamId, files);
-            if (isolation.Value.IsSandboxed)
+            var placement = await machines.PlacePreviewAsync(preview.TeamId, files, cancellationToken);
+            var inContainer = placement.Backend == ContainerBackend.BackendName;
+            var plan = ProjectDetection.Detect(new DirectoryFiles(files), containers: inContainer);
+            if (UntrustedFiles.RunningAsRoot && placement.Backend != LocalBackend.BackendName)
             {
-                await GiveToSandboxAsync(files, cancellationToken);
+                await GiveToSandboxAsync(files, cancellationToken); // sandboxed programs and containers run as the sandbox's user
             }
-            var port = plan.Port ?? await FreePortAsync(cancellationToken);
+            var port = await FreePortAsync(cancellationToken);
+            var appPort = plan.Port ?? port;
             var backend = backends.Get(placement.Backend);
-            var inside = placement.Backend == LocalBackend.SandboxedName ? HostSandbox.Workspace : files;
+            var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;
             var environment = new Dictionary<string, string>(placement.Environment)
             {
                 ["PATH"] = "/usr/local/bin:/usr/bin:/bin",
                 ["HOME"] = inside,
-                ["PORT"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                ["HOST"] = "127.0.0.1",
+                ["HOST"] = inContainer ? "0.0.0.0" : "127.0.0.1",
                 ["CI"] = "true",
+                ["COVIBE_NOTE"] = placement.Fallback ?? "",
                 ["COVIBE_BUILD"] = plan.Build ?? "",
                 ["COVIBE_START"] = plan.Start ?? "exec node -e \"$COVIBE_STATIC_SERVER\" \"$COVIBE_STATIC_ROOT\"",
-                ["COVIBE_STARTING"] = StartingLine(deploy, plan),
             };
-            if (plan.Start is null)
+            PreviewLaunch? launch = inContainer ? new PreviewLaunch(port, ContainerPort: appPort) : null;
+            if (plan.ContainerFile is { } containerFile)
+            {
+                var image = await BuildImageAsync(preview.TeamId, deploy, files, containerFile, cancellationToken);
+                environment["HOME"] = "/tmp";
+                environment["COVIBE_START"] = image.Start;
+                appPort = plan.Port ?? image.Port ?? port;
+                launch = new PreviewLaunch(port, image.Tag, image.WorkingDirectory, appPort);
+            }
+            else if (!inContainer && plan.Port is { } fixedPort)
+            {
+                port = fixedPort; // on this machine an app that insists on its port is reached there
+            }
+            environment["PORT"] = appPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            environment["COVIBE_STARTING"] = StartingLine(deploy, plan);
+            if (plan.Start is null && plan.ContainerFile is null)
             {
                 environment["COVIBE_STATIC_SERVER"] = StaticServer.Script;
                 environment["COVIBE_STATIC_ROOT"] = Path.Combine(inside, plan.StaticRoot ?? ".");
             }
             var process = await backend.StartAsync(
-                new AgentLaunch("preview-" + deploy.Id, ["sh", "-c", Script, "covibe-preview"], "", environment, Workspace: files, TeamId: preview.TeamId),
+                new AgentLaunch(RuntimeName(deploy), ["sh", "-c", Script, "covibe-preview"], "", environment, Workspace: files, TeamId: preview.TeamId, Preview: launch),
                 cancellationToken);
             await UpdateAsync(deploy.Id, d =>
             {
@@ -305,8 +323,90 @@ public sealed class PreviewDeployer(
         }
     }
 
+    private static string RuntimeName(PreviewDeploy deploy) => "preview-" + deploy.Id;
+
+    private static string ImageTag(string teamId, string deployId) => $"covibe-preview-{teamId}:{deployId}";
+
+    /// <summary>
+    /// Builds the repository's own image (its Dockerfile or Containerfile) in the engine, its output going to the
+    /// deploy's log; answers its tag, how to start it (its entrypoint and command, run by the wrapper), where, and
+    /// the port it exposes.
+    /// </summary>
+    private async Task<(string Tag, string Start, string? WorkingDirectory, int? Port)> BuildImageAsync(
+        string teamId, PreviewDeploy deploy, string files, string containerFile, CancellationToken cancellationToken)
+    {
+        var runtime = Path.Combine(workspaces.RuntimeRoot, RuntimeName(deploy));
+        Directory.CreateDirectory(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        await UpdateAsync(deploy.Id, d => d.RuntimeDirectory = runtime, cancellationToken); // its log can be read while it builds
+        var tag = ImageTag(teamId, deploy.Id);
+        await using var log = new FileStream(Path.Combine(runtime, "output.log"), FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+        async Task WriteAsync(string text)
+        {
+            await log.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
+            await log.FlushAsync(cancellationToken);
+        }
+        await WriteAsync($"[covibe] Building the image from {containerFile}\n");
+        var context = Path.Combine(Path.GetTempPath(), $"covibe-context-{deploy.Id}.tar");
+        try
+        {
+            await System.Formats.Tar.TarFile.CreateFromDirectoryAsync(files, context, includeBaseDirectory: false, cancellationToken);
+            string? error = null;
+            await using (var tar = File.OpenRead(context))
+            {
+                var progress = new Progress<Docker.DotNet.Models.JSONMessage>();
+                var pending = new List<string>();
+                progress.ProgressChanged += (_, m) =>
+                {
+                    lock (pending)
+                    {
+                        pending.Add(m.Stream ?? (m.Status is { } status ? status + "\n" : ""));
+                        error ??= m.Error?.Message;
+                    }
+                };
+                try
+                {
+                    await engine.Client.Images.BuildImageFromDockerfileAsync(
+                        new Docker.DotNet.Models.ImageBuildParameters { Dockerfile = containerFile, Tags = [tag], Remove = true, ForceRemove = true },
+                        tar, null, null, progress, cancellationToken);
+                }
+                catch (Docker.DotNet.DockerApiException e)
+                {
+                    error ??= ManagedContainers.EngineMessage(e);
+                }
+                string[] lines;
+                lock (pending)
+                {
+                    lines = [.. pending];
+                }
+                await WriteAsync(string.Concat(lines));
+            }
+            Docker.DotNet.Models.ImageInspectResponse image;
+            try
+            {
+                image = await engine.Client.Images.InspectImageAsync(tag, cancellationToken);
+            }
+            catch (Docker.DotNet.DockerApiException)
+            {
+                await WriteAsync($"[covibe] The image build failed{(error is null ? "" : ": " + error)}\n");
+                throw new PreviewDeployException($"The image build from {containerFile} failed{(error is null ? "" : ": " + error)}. See the deploy's log.");
+            }
+            var argv = (image.Config?.Entrypoint ?? []).Concat(image.Config?.Cmd ?? []).ToList();
+            if (argv.Count == 0)
+            {
+                throw new PreviewDeployException($"The image built from {containerFile} has no CMD or ENTRYPOINT to start the app with.");
+            }
+            int? exposed = image.Config?.ExposedPorts?.Keys.Select(k => int.TryParse(k.Split('/')[0], out var p) ? p : (int?)null).FirstOrDefault(p => p is not null);
+            var start = "exec " + string.Join(' ', argv.Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
+            return (tag, start, string.IsNullOrEmpty(image.Config?.WorkingDir) ? "/" : image.Config.WorkingDir, exposed);
+        }
+        finally
+        {
+            File.Delete(context);
+        }
+    }
+
     private static string StartingLine(PreviewDeploy deploy, PreviewPlan plan) =>
-        $"[covibe] Commit {Short(deploy.Commit)} built ({plan.Type}); starting: {plan.Start ?? $"the files in {plan.StaticRoot ?? "."}"}";
+        $"[covibe] Commit {Short(deploy.Commit)} built ({plan.Type}); starting: {plan.Start ?? (plan.ContainerFile is { } file ? $"the image built from {file}" : $"the files in {plan.StaticRoot ?? "."}")}";
 
     /// <summary>Follows the job until the app answers its health check; throws with the reason when it will not.</summary>
     private async Task WaitHealthyAsync(PreviewDeploy deploy, IExecutionBackend backend, AgentProcess process, int port, string healthPath, CancellationToken cancellationToken)
@@ -428,6 +528,7 @@ public sealed class PreviewDeployer(
         {
             await StopAsync(old, TimeSpan.FromSeconds(options.Value.DrainSeconds), _stopping);
             DeleteFiles(Path.Combine(Root, old.TeamId, old.Id));
+            await RemoveImageAsync(old);
             await PruneAsync(old.TeamId, _stopping);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -446,7 +547,7 @@ public sealed class PreviewDeployer(
             .OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id).Skip(options.Value.KeepDeploys + 1).ToListAsync(cancellationToken);
         foreach (var deploy in old.Where(d => !PreviewStatuses.InProgress(d.Status) && d.Status != PreviewStatuses.Live))
         {
-            if (deploy.RuntimeDirectory is { } runtime && Path.GetFileName(runtime) == "preview-" + deploy.Id)
+            if (deploy.RuntimeDirectory is { } runtime && Path.GetFileName(runtime) == RuntimeName(deploy))
             {
                 DeleteFiles(runtime);
             }
@@ -547,6 +648,23 @@ public sealed class PreviewDeployer(
         await backend.SignalAsync(process, AgentSignal.Kill, cancellationToken);
     }
 
+    /// <summary>The repository's own image of a deploy that no longer runs, if it had one.</summary>
+    private async Task RemoveImageAsync(PreviewDeploy deploy)
+    {
+        if (deploy.ProjectType != "container")
+        {
+            return;
+        }
+        try
+        {
+            await engine.Client.Images.DeleteImageAsync(ImageTag(deploy.TeamId, deploy.Id), new Docker.DotNet.Models.ImageDeleteParameters { Force = true }, CancellationToken.None);
+        }
+        catch (Exception e) when (e is Docker.DotNet.DockerApiException or HttpRequestException or IOException)
+        {
+            // Gone already, or the engine is away: nothing to keep.
+        }
+    }
+
     private async Task FailAsync(string deployId, string status, string error)
     {
         PreviewDeploy? deploy = null;
@@ -561,6 +679,7 @@ public sealed class PreviewDeployer(
         }
         PreviewsLog.DeployFailed(logger, deploy.Id, deploy.TeamId, error);
         await StopAsync(deploy, TimeSpan.Zero, CancellationToken.None);
+        await RemoveImageAsync(deploy);
         await events.ChangedAsync(deploy.TeamId, CancellationToken.None);
     }
 
