@@ -5,6 +5,7 @@
 //   terminal              terminal echo and throughput (issue 6); see TerminalBench.cs
 //   start                 agent start and terminal open, sandbox beside container (issue 10); see StartBench.cs
 //   idle                  memory per idle joined hub connection (issue 11); see IdleBench.cs
+//   preview               push-to-live time and the switch-over gap of the shared preview (issue 12); see PreviewBench.cs
 // Run through bench/run, which installs the Node baselines' packages first.
 
 switch (args.FirstOrDefault())
@@ -17,6 +18,9 @@ switch (args.FirstOrDefault())
         break;
     case "idle":
         await IdleBench.RunAsync(args);
+        break;
+    case "preview":
+        await PreviewBench.RunAsync(args);
         break;
     case "bare-server":
         await BareKestrel.RunAsync(args);

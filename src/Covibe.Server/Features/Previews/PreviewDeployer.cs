@@ -465,7 +465,8 @@ public sealed class PreviewDeployer(
                 throw new PreviewDeployException(
                     $"The app did not answer GET {healthPath} on port {port} within {startTimeout.TotalSeconds:0} s. It must listen on $PORT (127.0.0.1); see the deploy's log.");
             }
-            await Task.Delay(TimeSpan.FromMilliseconds(built ? 200 : 250), time, cancellationToken);
+            // Often at first (most apps are up within a second), then less.
+            await Task.Delay(TimeSpan.FromMilliseconds(elapsed < TimeSpan.FromSeconds(10) ? 50 : 250), time, cancellationToken);
         }
     }
 
