@@ -34,23 +34,30 @@ public sealed class HostSandbox
     private readonly string _bwrap;
     private readonly IReadOnlyList<string> _readOnlyPaths;
     private readonly string _identityDirectory;
-    private readonly bool _shareNetwork;
+    private readonly SandboxNetworking _networking;
+    private readonly IReadOnlyList<string> _blockedRoutes;
 
     /// <param name="bwrap">The bubblewrap program.</param>
     /// <param name="readOnlyPaths">More directories of this machine the sandbox sees, read-only at the same path (tools the agents need).</param>
     /// <param name="identityDirectory">A directory of the server's where the sandbox's own <c>passwd</c> and <c>group</c> are written.</param>
     /// <param name="runAs">The user and group programs run as when the server is root (ignored otherwise: then they run as the server's user, in its user namespace).</param>
-    /// <param name="shareNetwork">False: no network at all inside (only loopback of its own).</param>
-    public HostSandbox(string bwrap, IReadOnlyList<string> readOnlyPaths, string identityDirectory, (uint Uid, uint Gid) runAs, bool shareNetwork = true)
+    /// <param name="networking">What network sandboxed programs get (<see cref="SandboxNetworking.Internet"/> needs root here).</param>
+    /// <param name="blockedRoutes">With <see cref="SandboxNetworking.Internet"/>: the routes blackholed inside (<see cref="SandboxNetwork.BlockedRoutes"/>).</param>
+    public HostSandbox(string bwrap, IReadOnlyList<string> readOnlyPaths, string identityDirectory, (uint Uid, uint Gid) runAs,
+        SandboxNetworking networking = SandboxNetworking.Host, IReadOnlyList<string>? blockedRoutes = null)
     {
         _bwrap = bwrap;
         _readOnlyPaths = readOnlyPaths;
         _identityDirectory = identityDirectory;
-        _shareNetwork = shareNetwork;
+        _networking = networking;
+        _blockedRoutes = blockedRoutes ?? [];
         IsRoot = Native.GetEuid() == 0;
         User = IsRoot ? runAs : (Native.GetEuid(), GetEgid());
         WriteIdentity();
     }
+
+    /// <summary>Whether sandboxed programs have a network namespace of their own (then a service of theirs is reached through a Unix socket, not this machine's loopback).</summary>
+    public bool IsolatesNetwork => _networking == SandboxNetworking.Internet;
 
     /// <summary>Whether the server runs as root (and so drops sandboxed programs to <see cref="User"/>).</summary>
     public bool IsRoot { get; }
@@ -67,6 +74,19 @@ public sealed class HostSandbox
     /// <param name="dieWithParent">Everything inside ends when the process started goes (a terminal; never an agent, which outlives the server).</param>
     public List<string> Wrap(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory, bool dieWithParent = false)
     {
+        var bubblewrap = Bubblewrap(argv, mounts, workingDirectory, dieWithParent, IsolatesNetwork);
+        if (!IsolatesNetwork)
+        {
+            return bubblewrap;
+        }
+        // The launcher connects the new network namespace before the program runs (SandboxNetwork).
+        var handshake = Path.Combine(_identityDirectory, "net", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(handshake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return ["sh", "-c", SandboxNetwork.Script, SandboxNetwork.ProgramName, handshake, .. _blockedRoutes, "--", .. bubblewrap];
+    }
+
+    private List<string> Bubblewrap(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory, bool dieWithParent, bool isolate)
+    {
         List<string> args =
         [
             _bwrap,
@@ -74,7 +94,11 @@ public sealed class HostSandbox
             "--hostname", "covibe",
             "--ro-bind", "/usr", "/usr",
         ];
-        if (!_shareNetwork)
+        if (isolate)
+        {
+            args.AddRange(["--unshare-net", "--info-fd", "3", "--block-fd", "4"]);
+        }
+        else if (_networking == SandboxNetworking.None)
         {
             args.Add("--unshare-net");
         }
@@ -97,9 +121,14 @@ public sealed class HostSandbox
         }
         // Directories bubblewrap makes for mount points are owner-only unless told otherwise.
         args.AddRange(["--perms", "0755", "--dir", "/etc", "--perms", "0755", "--dir", "/var"]);
-        foreach (var entry in EtcEntries)
+        foreach (var entry in EtcEntries.Where(e => !isolate || e != "resolv.conf"))
         {
             args.AddRange(["--ro-bind-try", "/etc/" + entry, "/etc/" + entry]);
+        }
+        if (isolate)
+        {
+            // This machine's resolver may be on an address the sandbox cannot reach: slirp4netns answers DNS.
+            args.AddRange(["--ro-bind", Path.Combine(_identityDirectory, "resolv.conf"), "/etc/resolv.conf"]);
         }
         args.AddRange(["--ro-bind", Path.Combine(_identityDirectory, "passwd"), "/etc/passwd"]);
         args.AddRange(["--ro-bind", Path.Combine(_identityDirectory, "group"), "/etc/group"]);
@@ -140,8 +169,14 @@ public sealed class HostSandbox
     /// <summary>Runs <c>true</c> in an empty sandbox: null if it works here, else what went wrong (e.g. user namespaces disabled).</summary>
     public string? Check()
     {
-        var info = new ProcessStartInfo(_bwrap) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in Wrap(["true"], [], "/").Skip(1))
+        if (IsolatesNetwork && SandboxNetwork.MissingPrograms() is { Count: > 0 } missing)
+        {
+            return $"its network needs {string.Join(", ", missing)} (apt-get install slirp4netns iproute2 util-linux)";
+        }
+        // The whole way a program starts, its network included.
+        var argv = Wrap(["true"], [], "/");
+        var info = new ProcessStartInfo(argv[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in argv.Skip(1))
         {
             info.ArgumentList.Add(arg);
         }
@@ -171,6 +206,7 @@ public sealed class HostSandbox
     private void WriteIdentity()
     {
         Directory.CreateDirectory(_identityDirectory);
+        File.WriteAllText(Path.Combine(_identityDirectory, "resolv.conf"), $"nameserver {SandboxNetwork.NameServer}\n");
         var (uid, gid) = (Str(User.Uid), Str(User.Gid));
         File.WriteAllText(Path.Combine(_identityDirectory, "passwd"),
             $"root:x:0:0:root:/root:/bin/sh\ncovibe:x:{uid}:{gid}:Covibe member:{Workspace}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");

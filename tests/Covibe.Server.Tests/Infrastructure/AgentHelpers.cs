@@ -74,7 +74,7 @@ public static class AgentHelpers
         return settings;
     }
 
-    private static void AddType(Dictionary<string, string> settings, string name, string[] command)
+    internal static void AddType(Dictionary<string, string> settings, string name, string[] command)
     {
         for (var i = 0; i < command.Length; i++)
         {

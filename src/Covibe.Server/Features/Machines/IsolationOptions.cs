@@ -32,5 +32,15 @@ public sealed class IsolationOptions
     /// <summary>False: sandboxed programs get no network at all (Claude Code then cannot reach its API).</summary>
     public bool SandboxNetwork { get; set; } = true;
 
+    /// <summary>
+    /// True: sandboxed programs share this machine's network, its loopback included (the server's listeners, every
+    /// team's preview, local databases). False (the default, when the server runs as root): a network of their own
+    /// that reaches the internet (through slirp4netns), not this machine.
+    /// </summary>
+    public bool SandboxHostNetwork { get; set; }
+
+    /// <summary>True: sandboxed programs may also reach private and link-local networks (a company's own git server), not only the internet.</summary>
+    public bool SandboxPrivateNetworks { get; set; }
+
     public bool IsSandboxed => HostExecution == Sandbox;
 }

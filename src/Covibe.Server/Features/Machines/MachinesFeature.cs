@@ -64,7 +64,12 @@ public static class MachinesFeature
             throw new InvalidOperationException($"Covibe:Isolation:SandboxReadOnlyPaths: {string.Join(", ", exposed)} would show the server's data directory to sandboxed programs. Name directories outside it.");
         }
         ServerOptions.EnsureDirectory(server.DataDirectory);
-        return new HostSandbox(bwrap, readOnly, Path.Combine(server.DataDirectory, "sandbox"), (options.SandboxUid, options.SandboxGid), options.SandboxNetwork);
+        // A network namespace of their own needs root here (bubblewrap and slirp4netns without a user namespace).
+        var networking = !options.SandboxNetwork ? SandboxNetworking.None
+            : options.SandboxHostNetwork || !UntrustedFiles.RunningAsRoot ? SandboxNetworking.Host
+            : SandboxNetworking.Internet;
+        return new HostSandbox(bwrap, readOnly, Path.Combine(server.DataDirectory, "sandbox"), (options.SandboxUid, options.SandboxGid), networking,
+            networking == SandboxNetworking.Internet ? SandboxNetwork.BlockedRoutes(options.SandboxPrivateNetworks) : null);
     }
 
     /// <summary>The server's one sandbox, made from the options it is given (so validating them needs no options lookup).</summary>
@@ -91,7 +96,8 @@ public static class MachinesFeature
             {
                 return ValidateOptionsResult.Success;
             }
-            const string OptOut = "Install bubblewrap (apt-get install bubblewrap), or set Covibe:Isolation:HostExecution=unsandboxed " +
+            const string OptOut = "Install bubblewrap and slirp4netns (apt-get install bubblewrap slirp4netns), set Covibe:Isolation:SandboxHostNetwork=true " +
+                "to let sandboxed programs share this machine's network, or set Covibe:Isolation:HostExecution=unsandboxed " +
                 "(environment: Covibe__Isolation__HostExecution=unsandboxed) to run members' agents and terminals with the server's own privileges.";
             HostSandbox sandbox;
             try

@@ -25,8 +25,8 @@ public sealed class PreviewDeployException(string message) : Exception(message);
 public sealed class PreviewDeployer(
     IDbContextFactory<CovibeDb> dbs, PreviewService service, PreviewGit git, PreviewEvents events, PreviewUrls urls,
     MachineResolver machines, ExecutionBackends backends, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
-    IOptions<IsolationOptions> isolation, PreviewProxy proxy, ContainerEngine engine, Workspaces workspaces, TimeProvider time,
-    ILogger<PreviewDeployer> logger) : BackgroundService
+    IOptions<IsolationOptions> isolation, PreviewProxy proxy, PreviewConnections connections, ContainerEngine engine, Workspaces workspaces,
+    IServiceProvider services, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
 {
     private const string Script = """
         if [ -n "$COVIBE_NOTE" ]; then printf '[covibe] %s\n' "$COVIBE_NOTE"; fi
@@ -35,14 +35,12 @@ public sealed class PreviewDeployer(
           sh -c "$COVIBE_BUILD" || { code=$?; printf '[covibe] The build failed (exit code %s).\n' "$code"; exit "$code"; }
         fi
         printf '%s\n' "$COVIBE_STARTING"
+        if [ -n "$COVIBE_SOCKET" ]; then node -e "$COVIBE_BRIDGE" & fi
         exec sh -c "$COVIBE_START"
         """;
 
     private readonly ConcurrentDictionary<string, TeamWorker> _workers = new();
-    private readonly HttpClient _health = new(new SocketsHttpHandler
-    {
-        UseProxy = false, AllowAutoRedirect = false, UseCookies = false, ConnectTimeout = TimeSpan.FromSeconds(2),
-    }) { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly HttpClient _health = new(connections.Handler()) { Timeout = TimeSpan.FromSeconds(5) };
     private CancellationToken _stopping;
 
     private string Root => Path.Combine(server.Value.DataDirectory, "previews");
@@ -139,6 +137,13 @@ public sealed class PreviewDeployer(
             }
         }
         await db.SaveChangesAsync(cancellationToken);
+        foreach (var live in await db.PreviewDeploys.Where(d => d.Status == PreviewStatuses.Live && d.Port != null && d.RuntimeDirectory != null).ToListAsync(cancellationToken))
+        {
+            if (File.Exists(PreviewConnections.SocketOf(live.RuntimeDirectory!)))
+            {
+                connections.Register(live.Port!.Value, PreviewConnections.SocketOf(live.RuntimeDirectory!));
+            }
+        }
         foreach (var teamId in await db.Previews.Select(p => p.TeamId).ToListAsync(cancellationToken))
         {
             Wake(teamId);
@@ -270,6 +275,13 @@ public sealed class PreviewDeployer(
             }
             environment["PORT"] = appPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
             environment["COVIBE_STARTING"] = StartingLine(deploy, plan);
+            // A sandbox with a network of its own: the app is reached through a bridge on a Unix socket.
+            var bridged = placement.Backend == LocalBackend.SandboxedName && services.GetRequiredService<HostSandbox>().IsolatesNetwork;
+            if (bridged)
+            {
+                environment["COVIBE_SOCKET"] = PreviewConnections.SocketInside;
+                environment["COVIBE_BRIDGE"] = PreviewConnections.Bridge;
+            }
             if (plan.Start is null && plan.ContainerFile is null)
             {
                 environment["COVIBE_STATIC_SERVER"] = StaticServer.Script;
@@ -278,6 +290,10 @@ public sealed class PreviewDeployer(
             var process = await backend.StartAsync(
                 new AgentLaunch(RuntimeName(deploy), ["sh", "-c", Script, "covibe-preview"], "", environment, Workspace: files, TeamId: preview.TeamId, Preview: launch),
                 cancellationToken);
+            if (bridged)
+            {
+                connections.Register(port, PreviewConnections.SocketOf(process.RuntimeDirectory));
+            }
             await UpdateAsync(deploy.Id, d =>
             {
                 d.ProjectType = plan.Type;
@@ -632,6 +648,21 @@ public sealed class PreviewDeployer(
         {
             return;
         }
+        try
+        {
+            await StopProcessAsync(process, grace, cancellationToken);
+        }
+        finally
+        {
+            if (deploy.Port is { } port && deploy.RuntimeDirectory is { } runtime)
+            {
+                connections.Forget(port, PreviewConnections.SocketOf(runtime));
+            }
+        }
+    }
+
+    private async Task StopProcessAsync(AgentProcess process, TimeSpan grace, CancellationToken cancellationToken)
+    {
         var backend = backends.Get(process.Backend);
         if (grace > TimeSpan.Zero)
         {

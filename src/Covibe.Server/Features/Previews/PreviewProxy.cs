@@ -16,22 +16,23 @@ namespace Covibe.Server.Features.Previews;
 /// with Covibe's own cookie taken out. Everyone else gets a page that says how to get in.
 /// </summary>
 public sealed class PreviewProxy(
-    PreviewUrls urls, PreviewAccess access, IDbContextFactory<CovibeDb> dbs, IOptions<PreviewsOptions> options, IConfiguration configuration, TimeProvider time,
-    ILogger<PreviewProxy> logger) : IHostedService, IAsyncDisposable
+    PreviewUrls urls, PreviewAccess access, PreviewConnections connections, IDbContextFactory<CovibeDb> dbs, IOptions<PreviewsOptions> options,
+    IConfiguration configuration, TimeProvider time, ILogger<PreviewProxy> logger) : IHostedService, IAsyncDisposable
 {
-    private readonly ConcurrentDictionary<string, (int? Port, DateTime Until)> _live = new();
-    private readonly HttpMessageInvoker _client = new(new SocketsHttpHandler
-    {
-        UseProxy = false, AllowAutoRedirect = false, AutomaticDecompression = DecompressionMethods.None, UseCookies = false,
-        ConnectTimeout = TimeSpan.FromSeconds(10), ActivityHeadersPropagator = null,
-    });
+    private readonly ConcurrentDictionary<string, (int? Port, DateTime Until, long Generation)> _live = new();
+    private long _generation;
+    private readonly HttpMessageInvoker _client = new(connections.Handler());
     private WebApplication? _app;
 
     /// <summary>Where it listens (known once started).</summary>
     public Uri? Address { get; private set; }
 
-    /// <summary>Forgets the team's cached port (the deployer switched versions).</summary>
-    public void Switched(string teamId) => _live.TryRemove(teamId, out _);
+    /// <summary>Forgets the team's cached port (the deployer switched versions); a lookup under way when it happens is not cached.</summary>
+    public void Switched(string teamId)
+    {
+        Interlocked.Increment(ref _generation);
+        _live.TryRemove(teamId, out _);
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -127,12 +128,19 @@ public sealed class PreviewProxy(
         {
             return cached.Port;
         }
+        var generation = Interlocked.Read(ref _generation);
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var port = await (from p in db.Previews
                           join d in db.PreviewDeploys on p.LiveDeployId equals d.Id
                           where p.TeamId == teamId && d.Status == PreviewStatuses.Live
                           select d.Port).SingleOrDefaultAsync(cancellationToken);
-        _live[teamId] = (port, now.AddSeconds(port is null ? 1 : 10));
+        // A switch while this was read may have made it stale: then it serves this request only.
+        var entry = (port, now.AddSeconds(port is null ? 1 : 10), generation);
+        _live[teamId] = entry;
+        if (Interlocked.Read(ref _generation) != generation)
+        {
+            _live.TryRemove(new KeyValuePair<string, (int?, DateTime, long)>(teamId, entry));
+        }
         return port;
     }
 

@@ -21,6 +21,7 @@ public static class PreviewsApi
         services.AddOptions<PreviewsOptions>().BindConfiguration(PreviewsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton(sp => new PreviewGit(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "previews", ".git-home")));
         services.AddSingleton<PreviewUrls>();
+        services.AddSingleton<PreviewConnections>();
         services.AddSingleton<PreviewEvents>();
         services.AddSingleton<PreviewService>();
         services.AddSingleton<PreviewAccess>();
