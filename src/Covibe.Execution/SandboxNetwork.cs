@@ -53,10 +53,13 @@ public static class SandboxNetwork
             [ "$n" -gt 1000 ] && exit 1
             n=$((n + 1)); sleep 0.01
           done
-          slirp4netns --configure --mtu=65520 --disable-host-loopback --ready-fd 5 --exit-fd 8 "$pid" tap0 5>"$st/ready" 8<"$st/alive" &
+          slirp4netns --mtu=65520 --disable-host-loopback --ready-fd 5 --exit-fd 8 "$pid" tap0 5>"$st/ready" 8<"$st/alive" &
           n=0
           until [ -s "$st/ready" ] || [ "$n" -gt 1000 ]; do n=$((n + 1)); sleep 0.01; done
-          for route in $routes; do nsenter -t "$pid" -n ip route add blackhole "$route"; done
+          # Only tap0 is configured here: bubblewrap sets up the namespace's loopback itself, meanwhile.
+          nsenter -t "$pid" -n sh -c '
+            ip link set tap0 mtu 65520 up && ip addr add 10.0.2.100/24 dev tap0 && ip route add default via 10.0.2.2 dev tap0
+            for route in "$@"; do ip route add blackhole "$route"; done' covibe-net $routes
           printf x >&4
           rm -rf "$st"
         ) </dev/null >/dev/null 2>&1 &
