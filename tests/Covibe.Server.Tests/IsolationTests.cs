@@ -107,7 +107,7 @@ public sealed class IsolationTests : IDisposable
             settings["Covibe:Agents:Types:planter:Command:0"] = "sh";
             settings["Covibe:Agents:Types:planter:Command:1"] = "-c";
             settings["Covibe:Agents:Types:planter:Command:2"] =
-                "printf 'before\\n'; sleep 0.3; rm -f /covibe/output.log; ln -s \"$1\" /covibe/output.log; mkfifo /covibe/exit; " +
+                "printf 'before\\n'; sleep 1.5; rm -f /covibe/output.log; ln -s \"$1\" /covibe/output.log; mkfifo /covibe/exit; " +
                 "sleep 1; rm -f /covibe/exit; printf 'after\\n'";
             settings["Covibe:Agents:Types:planter:Command:3"] = "planter";
             settings["Covibe:Agents:Types:planter:Command:4"] = "{task}";
