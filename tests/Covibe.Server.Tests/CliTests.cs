@@ -153,7 +153,7 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
             banner.ToString().ShouldContain($"Listening on http://127.0.0.1:{port}");
             banner.ToString().ShouldContain("covibe team create --server");
             banner.ToString().ShouldNotContain("--signup-token-file"); // --dev: open signup
-            banner.ToString().ShouldContain("Members' agents and terminals run on this machine in a bubblewrap sandbox.");
+            banner.ToString().ShouldContain("Members' agents and terminals run on this machine in a bubblewrap sandbox with a network of its own (the internet, not this machine).");
             using var http = new HttpClient();
             (await http.GetFromJsonAsync<HealthResponse>($"http://127.0.0.1:{port}/health"))!.Status.ShouldBe("running");
         }

@@ -56,7 +56,11 @@ public static class StartupBanner
     private static async Task<string> WhereCodeRunsAsync(WebApplication app, CancellationToken cancellationToken)
     {
         var isolation = app.Services.GetRequiredService<IOptions<Features.Machines.IsolationOptions>>().Value;
-        var host = isolation.IsSandboxed ? "on this machine in a bubblewrap sandbox"
+        var network = !isolation.IsSandboxed ? ""
+            : app.Services.GetRequiredService<Execution.HostSandbox>().IsolatesNetwork ? " with a network of its own (the internet, not this machine)"
+            : !isolation.SandboxNetwork ? " with no network"
+            : " sharing this machine's network (its loopback services are reachable from there; run as root for a network of their own)";
+        var host = isolation.IsSandboxed ? "on this machine in a bubblewrap sandbox" + network
             : "on this machine WITHOUT a sandbox (Covibe:Isolation:HostExecution=unsandboxed): members can reach the server's files";
         var containers = app.Services.GetRequiredService<IOptions<Features.Machines.ContainersOptions>>().Value;
         if (!containers.ForAgents)
