@@ -1,7 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Covibe.Execution;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Machines;
@@ -16,31 +13,17 @@ public sealed class PreviewDeployException(string message) : Exception(message);
 
 /// <summary>
 /// Builds and serves each team's preview. One worker per team takes the newest queued commit (older queued ones
-/// are skipped), fetches it into the team's mirror, exports its files, detects how to run it, and runs build and
-/// app as one job on the placement <see cref="MachineResolver"/> gives (sandboxed on this machine), serving on a
-/// port of seed 003's range. The new version goes live only after it answers its health check; the old one keeps
+/// are skipped), fetches it into the team's mirror, exports its files, and has <see cref="PreviewJobs"/> run it.
+/// The new version goes live only after it answers its health check; the old one keeps
 /// serving until then, drains, and stops. A version that fails leaves the live one alone. Jobs outlive the server
 /// like agents do: a restart keeps the live version and redoes a deploy it interrupted.
 /// </summary>
 public sealed class PreviewDeployer(
-    IDbContextFactory<CovibeDb> dbs, PreviewService service, PreviewGit git, PreviewEvents events, PreviewUrls urls,
-    MachineResolver machines, ExecutionBackends backends, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
-    IOptions<IsolationOptions> isolation, PreviewProxy proxy, PreviewConnections connections, ContainerEngine engine, Workspaces workspaces,
-    IServiceProvider services, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
+    IDbContextFactory<CovibeDb> dbs, PreviewService service, PreviewGit git, PreviewJobs jobs, PreviewEvents events, PreviewUrls urls,
+    ExecutionBackends backends, PreviewProxy proxy, PreviewConnections connections, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
+    TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
 {
-    private const string Script = """
-        if [ -n "$COVIBE_NOTE" ]; then printf '[covibe] %s\n' "$COVIBE_NOTE"; fi
-        if [ -n "$COVIBE_BUILD" ]; then
-          printf '[covibe] $ %s\n' "$COVIBE_BUILD"
-          sh -c "$COVIBE_BUILD" || { code=$?; printf '[covibe] The build failed (exit code %s).\n' "$code"; exit "$code"; }
-        fi
-        printf '%s\n' "$COVIBE_STARTING"
-        if [ -n "$COVIBE_SOCKET" ]; then node -e "$COVIBE_BRIDGE" & fi
-        exec sh -c "$COVIBE_START"
-        """;
-
     private readonly ConcurrentDictionary<string, TeamWorker> _workers = new();
-    private readonly HttpClient _health = new(connections.Handler()) { Timeout = TimeSpan.FromSeconds(5) };
     private CancellationToken _stopping;
 
     private string Root => Path.Combine(server.Value.DataDirectory, "previews");
@@ -128,7 +111,7 @@ public sealed class PreviewDeployer(
         var now = time.GetUtcNow().UtcDateTime;
         foreach (var deploy in interrupted)
         {
-            await StopAsync(deploy, TimeSpan.Zero, cancellationToken);
+            await jobs.StopAsync(deploy, TimeSpan.Zero, cancellationToken);
             Finish(deploy, PreviewStatuses.Cancelled, "Interrupted by a server restart; deployed again.", now);
             var newer = await db.PreviewDeploys.AnyAsync(d => d.TeamId == deploy.TeamId && d.Status == PreviewStatuses.Queued && d.CreatedAt > deploy.CreatedAt, cancellationToken);
             if (!newer)
@@ -195,7 +178,7 @@ public sealed class PreviewDeployer(
         {
             foreach (var deploy in await db.PreviewDeploys.Where(d => d.TeamId == teamId && d.Status == PreviewStatuses.Live).ToListAsync(cancellationToken))
             {
-                await StopAsync(deploy, TimeSpan.Zero, cancellationToken);
+                await jobs.StopAsync(deploy, TimeSpan.Zero, cancellationToken);
                 Finish(deploy, PreviewStatuses.Replaced, "The preview was disconnected.", now);
             }
             foreach (var deploy in queued)
@@ -239,74 +222,25 @@ public sealed class PreviewDeployer(
                 throw new PreviewDeployException($"Commit {Short(deploy.Commit)} is not on the branch '{preview.Branch}' (was it force-pushed away?).");
             }
             await git.ExportAsync(mirror, deploy.Commit, files, cancellationToken);
-            var placement = await machines.PlacePreviewAsync(preview.TeamId, files, cancellationToken);
-            var inContainer = placement.Backend == ContainerBackend.BackendName;
-            var plan = ProjectDetection.Detect(new DirectoryFiles(files), containers: inContainer);
-            if (UntrustedFiles.RunningAsRoot && placement.Backend != LocalBackend.BackendName)
-            {
-                await GiveToSandboxAsync(files, cancellationToken); // sandboxed programs and containers run as the sandbox's user
-            }
-            var port = await FreePortAsync(cancellationToken);
-            var appPort = plan.Port ?? port;
-            var backend = backends.Get(placement.Backend);
-            var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;
-            var environment = new Dictionary<string, string>(placement.Environment)
-            {
-                ["PATH"] = "/usr/local/bin:/usr/bin:/bin",
-                ["HOME"] = inside,
-                ["HOST"] = inContainer ? "0.0.0.0" : "127.0.0.1",
-                ["CI"] = "true",
-                ["COVIBE_NOTE"] = placement.Fallback ?? "",
-                ["COVIBE_BUILD"] = plan.Build ?? "",
-                ["COVIBE_START"] = plan.Start ?? "exec node -e \"$COVIBE_STATIC_SERVER\" \"$COVIBE_STATIC_ROOT\"",
-            };
-            PreviewLaunch? launch = inContainer ? new PreviewLaunch(port, ContainerPort: appPort) : null;
-            if (plan.ContainerFile is { } containerFile)
-            {
-                var image = await BuildImageAsync(preview.TeamId, deploy, files, containerFile, cancellationToken);
-                environment["HOME"] = "/tmp";
-                environment["COVIBE_START"] = image.Start;
-                appPort = plan.Port ?? image.Port ?? port;
-                launch = new PreviewLaunch(port, image.Tag, image.WorkingDirectory, appPort);
-            }
-            else if (!inContainer && plan.Port is { } fixedPort)
-            {
-                port = fixedPort; // on this machine an app that insists on its port is reached there
-            }
-            environment["PORT"] = appPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            environment["COVIBE_STARTING"] = StartingLine(deploy, plan);
-            // A sandbox with a network of its own: the app is reached through a bridge on a Unix socket.
-            var bridged = placement.Backend == LocalBackend.SandboxedName && services.GetRequiredService<HostSandbox>().IsolatesNetwork;
-            if (bridged)
-            {
-                environment["COVIBE_SOCKET"] = PreviewConnections.SocketInside;
-                environment["COVIBE_BRIDGE"] = PreviewConnections.Bridge;
-            }
-            if (plan.Start is null && plan.ContainerFile is null)
-            {
-                environment["COVIBE_STATIC_SERVER"] = StaticServer.Script;
-                environment["COVIBE_STATIC_ROOT"] = Path.Combine(inside, plan.StaticRoot ?? ".");
-            }
-            var process = await backend.StartAsync(
-                new AgentLaunch(RuntimeName(deploy), ["sh", "-c", Script, "covibe-preview"], "", environment, Workspace: files, TeamId: preview.TeamId, Preview: launch),
-                cancellationToken);
-            if (bridged)
-            {
-                connections.Register(port, PreviewConnections.SocketOf(process.RuntimeDirectory));
-            }
+            var job = await jobs.StartAsync(preview.TeamId, deploy, files, cancellationToken);
             await UpdateAsync(deploy.Id, d =>
             {
-                d.ProjectType = plan.Type;
-                d.Port = port;
-                d.Backend = process.Backend;
-                d.Target = process.Target;
-                d.RuntimeDirectory = process.RuntimeDirectory;
-                d.Pid = process.Pid;
-                d.PidStartTime = process.StartTime;
+                d.ProjectType = job.Plan.Type;
+                d.Port = job.Port;
+                d.Backend = job.Process.Backend;
+                d.Target = job.Process.Target;
+                d.RuntimeDirectory = job.Process.RuntimeDirectory;
+                d.Pid = job.Process.Pid;
+                d.PidStartTime = job.Process.StartTime;
             }, cancellationToken);
             await events.ChangedAsync(preview.TeamId, cancellationToken);
 
-            await WaitHealthyAsync(deploy, backend, process, port, plan.HealthPath, cancellationToken);
+            await jobs.WaitHealthyAsync(deploy, job, async () =>
+            {
+                await UpdateAsync(deploy.Id, d => d.Status = PreviewStatuses.Starting, cancellationToken);
+                PreviewsLog.DeployStatus(logger, deploy.Id, deploy.TeamId, PreviewStatuses.Starting, deploy.Commit);
+                await events.ChangedAsync(deploy.TeamId, cancellationToken);
+            }, cancellationToken);
             live = await GoLiveAsync(preview.TeamId, deploy.Id, cancellationToken);
             if (!live)
             {
@@ -334,172 +268,8 @@ public sealed class PreviewDeployer(
         {
             if (!live && !_stopping.IsCancellationRequested)
             {
-                DeleteFiles(files);
+                PreviewJobs.DeleteFiles(files);
             }
-        }
-    }
-
-    private static string RuntimeName(PreviewDeploy deploy) => "preview-" + deploy.Id;
-
-    private static string ImageTag(string teamId, string deployId) => $"covibe-preview-{teamId}:{deployId}";
-
-    /// <summary>
-    /// Builds the repository's own image (its Dockerfile or Containerfile) in the engine, its output going to the
-    /// deploy's log; answers its tag, how to start it (its entrypoint and command, run by the wrapper), where, and
-    /// the port it exposes.
-    /// </summary>
-    private async Task<(string Tag, string Start, string? WorkingDirectory, int? Port)> BuildImageAsync(
-        string teamId, PreviewDeploy deploy, string files, string containerFile, CancellationToken cancellationToken)
-    {
-        var runtime = Path.Combine(workspaces.RuntimeRoot, RuntimeName(deploy));
-        Directory.CreateDirectory(runtime, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        await UpdateAsync(deploy.Id, d => d.RuntimeDirectory = runtime, cancellationToken); // its log can be read while it builds
-        var tag = ImageTag(teamId, deploy.Id);
-        await using var log = new FileStream(Path.Combine(runtime, "output.log"), FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
-        async Task WriteAsync(string text)
-        {
-            await log.WriteAsync(System.Text.Encoding.UTF8.GetBytes(text), cancellationToken);
-            await log.FlushAsync(cancellationToken);
-        }
-        await WriteAsync($"[covibe] Building the image from {containerFile}\n");
-        var context = Path.Combine(Path.GetTempPath(), $"covibe-context-{deploy.Id}.tar");
-        try
-        {
-            await System.Formats.Tar.TarFile.CreateFromDirectoryAsync(files, context, includeBaseDirectory: false, cancellationToken);
-            string? error = null;
-            await using (var tar = File.OpenRead(context))
-            {
-                var progress = new Progress<Docker.DotNet.Models.JSONMessage>();
-                var pending = new List<string>();
-                progress.ProgressChanged += (_, m) =>
-                {
-                    lock (pending)
-                    {
-                        pending.Add(m.Stream ?? (m.Status is { } status ? status + "\n" : ""));
-                        error ??= m.Error?.Message;
-                    }
-                };
-                try
-                {
-                    await engine.Client.Images.BuildImageFromDockerfileAsync(
-                        new Docker.DotNet.Models.ImageBuildParameters { Dockerfile = containerFile, Tags = [tag], Remove = true, ForceRemove = true },
-                        tar, null, null, progress, cancellationToken);
-                }
-                catch (Docker.DotNet.DockerApiException e)
-                {
-                    error ??= ManagedContainers.EngineMessage(e);
-                }
-                string[] lines;
-                lock (pending)
-                {
-                    lines = [.. pending];
-                }
-                await WriteAsync(string.Concat(lines));
-            }
-            Docker.DotNet.Models.ImageInspectResponse image;
-            try
-            {
-                image = await engine.Client.Images.InspectImageAsync(tag, cancellationToken);
-            }
-            catch (Docker.DotNet.DockerApiException)
-            {
-                await WriteAsync($"[covibe] The image build failed{(error is null ? "" : ": " + error)}\n");
-                throw new PreviewDeployException($"The image build from {containerFile} failed{(error is null ? "" : ": " + error)}. See the deploy's log.");
-            }
-            var argv = (image.Config?.Entrypoint ?? []).Concat(image.Config?.Cmd ?? []).ToList();
-            if (argv.Count == 0)
-            {
-                throw new PreviewDeployException($"The image built from {containerFile} has no CMD or ENTRYPOINT to start the app with.");
-            }
-            int? exposed = image.Config?.ExposedPorts?.Keys.Select(k => int.TryParse(k.Split('/')[0], out var p) ? p : (int?)null).FirstOrDefault(p => p is not null);
-            var start = "exec " + string.Join(' ', argv.Select(a => "'" + a.Replace("'", "'\\''", StringComparison.Ordinal) + "'"));
-            return (tag, start, string.IsNullOrEmpty(image.Config?.WorkingDir) ? "/" : image.Config.WorkingDir, exposed);
-        }
-        finally
-        {
-            File.Delete(context);
-        }
-    }
-
-    private static string StartingLine(PreviewDeploy deploy, PreviewPlan plan) =>
-        $"[covibe] Commit {Short(deploy.Commit)} built ({plan.Type}); starting: {plan.Start ?? (plan.ContainerFile is { } file ? $"the image built from {file}" : $"the files in {plan.StaticRoot ?? "."}")}";
-
-    /// <summary>Follows the job until the app answers its health check; throws with the reason when it will not.</summary>
-    private async Task WaitHealthyAsync(PreviewDeploy deploy, IExecutionBackend backend, AgentProcess process, int port, string healthPath, CancellationToken cancellationToken)
-    {
-        var marker = System.Text.Encoding.UTF8.GetBytes("[covibe] Commit " + Short(deploy.Commit) + " built");
-        var buffer = new byte[64 * 1024];
-        var seen = new List<byte>();
-        long offset = 0;
-        var built = false;
-        var started = time.GetTimestamp();
-        var buildTimeout = TimeSpan.FromSeconds(options.Value.BuildTimeoutSeconds);
-        var startTimeout = TimeSpan.FromSeconds(options.Value.StartTimeoutSeconds);
-        while (true)
-        {
-            if (!built)
-            {
-                int n;
-                while ((n = await backend.ReadOutputAsync(process, offset, buffer, cancellationToken)) > 0)
-                {
-                    offset += n;
-                    seen.AddRange(buffer.AsSpan(0, n));
-                    if (seen.ToArray().AsSpan().IndexOf(marker) >= 0)
-                    {
-                        built = true;
-                        started = time.GetTimestamp();
-                        await UpdateAsync(deploy.Id, d => d.Status = PreviewStatuses.Starting, cancellationToken);
-                        PreviewsLog.DeployStatus(logger, deploy.Id, deploy.TeamId, PreviewStatuses.Starting, deploy.Commit);
-                        await events.ChangedAsync(deploy.TeamId, cancellationToken);
-                        break;
-                    }
-                    if (seen.Count > marker.Length)
-                    {
-                        seen.RemoveRange(0, seen.Count - marker.Length);
-                    }
-                }
-            }
-            if (built && await AnswersAsync(port, healthPath, cancellationToken))
-            {
-                return;
-            }
-            var state = await backend.ProbeAsync(process, cancellationToken);
-            if (state.State is AgentRunState.Exited or AgentRunState.Gone)
-            {
-                var code = state.ExitCode is { } c ? $" (exit code {c})" : "";
-                throw new PreviewDeployException(built
-                    ? $"The app stopped{code} before it answered its health check (GET {healthPath} on $PORT). See the deploy's log."
-                    : $"The build failed{code}. See the deploy's log.");
-            }
-            var elapsed = time.GetElapsedTime(started);
-            if (!built && elapsed > buildTimeout)
-            {
-                throw new PreviewDeployException($"The build took longer than {buildTimeout.TotalSeconds:0} s and was stopped.");
-            }
-            if (built && elapsed > startTimeout)
-            {
-                throw new PreviewDeployException(
-                    $"The app did not answer GET {healthPath} on port {port} within {startTimeout.TotalSeconds:0} s. It must listen on $PORT (127.0.0.1); see the deploy's log.");
-            }
-            // Often at first (most apps are up within a second), then less.
-            await Task.Delay(TimeSpan.FromMilliseconds(elapsed < TimeSpan.FromSeconds(10) ? 50 : 250), time, cancellationToken);
-        }
-    }
-
-    private async Task<bool> AnswersAsync(int port, string path, CancellationToken cancellationToken)
-    {
-        try
-        {
-            using var response = await _health.GetAsync(new Uri($"http://127.0.0.1:{port}{path}"), HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-            return (int)response.StatusCode < 400;
-        }
-        catch (HttpRequestException)
-        {
-            return false;
-        }
-        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return false;
         }
     }
 
@@ -543,9 +313,9 @@ public sealed class PreviewDeployer(
     {
         try
         {
-            await StopAsync(old, TimeSpan.FromSeconds(options.Value.DrainSeconds), _stopping);
-            DeleteFiles(Path.Combine(Root, old.TeamId, old.Id));
-            await RemoveImageAsync(old);
+            await jobs.StopAsync(old, TimeSpan.FromSeconds(options.Value.DrainSeconds), _stopping);
+            PreviewJobs.DeleteFiles(Path.Combine(Root, old.TeamId, old.Id));
+            await jobs.RemoveImageAsync(old);
             await PruneAsync(old.TeamId, _stopping);
         }
         catch (Exception e) when (e is not OperationCanceledException)
@@ -564,9 +334,9 @@ public sealed class PreviewDeployer(
             .OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id).Skip(options.Value.KeepDeploys + 1).ToListAsync(cancellationToken);
         foreach (var deploy in old.Where(d => !PreviewStatuses.InProgress(d.Status) && d.Status != PreviewStatuses.Live))
         {
-            if (deploy.RuntimeDirectory is { } runtime && Path.GetFileName(runtime) == RuntimeName(deploy))
+            if (deploy.RuntimeDirectory is { } runtime && Path.GetFileName(runtime) == PreviewJobs.RuntimeName(deploy))
             {
-                DeleteFiles(runtime);
+                PreviewJobs.DeleteFiles(runtime);
             }
             db.PreviewDeploys.Remove(deploy);
         }
@@ -641,62 +411,6 @@ public sealed class PreviewDeployer(
         }
     }
 
-    /// <summary>Stops a deploy's job: SIGTERM after <paramref name="grace"/> (requests under way finish), SIGKILL if it lingers.</summary>
-    private async Task StopAsync(PreviewDeploy deploy, TimeSpan grace, CancellationToken cancellationToken)
-    {
-        if (deploy.Process is not { } process)
-        {
-            return;
-        }
-        try
-        {
-            await StopProcessAsync(process, grace, cancellationToken);
-        }
-        finally
-        {
-            if (deploy.Port is { } port && deploy.RuntimeDirectory is { } runtime)
-            {
-                connections.Forget(port, PreviewConnections.SocketOf(runtime));
-            }
-        }
-    }
-
-    private async Task StopProcessAsync(AgentProcess process, TimeSpan grace, CancellationToken cancellationToken)
-    {
-        var backend = backends.Get(process.Backend);
-        if (grace > TimeSpan.Zero)
-        {
-            await Task.Delay(grace, time, cancellationToken);
-        }
-        await backend.SignalAsync(process, AgentSignal.Terminate, cancellationToken);
-        for (var i = 0; i < 50; i++)
-        {
-            if ((await backend.ProbeAsync(process, cancellationToken)).State is AgentRunState.Exited or AgentRunState.Gone)
-            {
-                return;
-            }
-            await Task.Delay(TimeSpan.FromMilliseconds(100), time, cancellationToken);
-        }
-        await backend.SignalAsync(process, AgentSignal.Kill, cancellationToken);
-    }
-
-    /// <summary>The repository's own image of a deploy that no longer runs, if it had one.</summary>
-    private async Task RemoveImageAsync(PreviewDeploy deploy)
-    {
-        if (deploy.ProjectType != "container")
-        {
-            return;
-        }
-        try
-        {
-            await engine.Client.Images.DeleteImageAsync(ImageTag(deploy.TeamId, deploy.Id), new Docker.DotNet.Models.ImageDeleteParameters { Force = true }, CancellationToken.None);
-        }
-        catch (Exception e) when (e is Docker.DotNet.DockerApiException or HttpRequestException or IOException)
-        {
-            // Gone already, or the engine is away: nothing to keep.
-        }
-    }
-
     private async Task FailAsync(string deployId, string status, string error)
     {
         PreviewDeploy? deploy = null;
@@ -710,8 +424,8 @@ public sealed class PreviewDeployer(
             return;
         }
         PreviewsLog.DeployFailed(logger, deploy.Id, deploy.TeamId, error);
-        await StopAsync(deploy, TimeSpan.Zero, CancellationToken.None);
-        await RemoveImageAsync(deploy);
+        await jobs.StopAsync(deploy, TimeSpan.Zero, CancellationToken.None);
+        await jobs.RemoveImageAsync(deploy);
         await events.ChangedAsync(deploy.TeamId, CancellationToken.None);
     }
 
@@ -732,98 +446,12 @@ public sealed class PreviewDeployer(
         deploy.FinishedAt = now;
     }
 
-    /// <summary>A port of the range that no deploy holds and nothing listens on.</summary>
-    private async Task<int> FreePortAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var held = (await db.PreviewDeploys.Where(d => d.Port != null && (d.Status == PreviewStatuses.Live || d.Status == PreviewStatuses.Building || d.Status == PreviewStatuses.Starting))
-            .Select(d => d.Port!.Value).ToListAsync(cancellationToken)).ToHashSet();
-        var (min, max) = (options.Value.PortMin, options.Value.PortMax);
-        var start = Random.Shared.Next(min, max + 1);
-        for (var i = 0; i <= max - min; i++)
-        {
-            var port = min + ((start - min + i) % (max - min + 1));
-            if (!held.Contains(port) && IsFree(port))
-            {
-                return port;
-            }
-        }
-        throw new PreviewDeployException($"No free port from {min} to {max} for the preview.");
-    }
-
-    private static bool IsFree(int port)
-    {
-        try
-        {
-            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            listener.Bind(new IPEndPoint(IPAddress.Loopback, port));
-            return true;
-        }
-        catch (SocketException)
-        {
-            return false;
-        }
-    }
-
-    /// <summary>The sandbox's user must own the files it builds in (the server exported them as itself).</summary>
-    private async Task GiveToSandboxAsync(string directory, CancellationToken cancellationToken)
-    {
-        if (!UntrustedFiles.RunningAsRoot)
-        {
-            return; // the sandbox runs as this same user
-        }
-        var info = new ProcessStartInfo("chown") { UseShellExecute = false, RedirectStandardError = true };
-        foreach (var arg in (string[])["-R", "-h", "-P", $"{isolation.Value.SandboxUid}:{isolation.Value.SandboxGid}", "--", directory])
-        {
-            info.ArgumentList.Add(arg);
-        }
-        using var chown = Process.Start(info)!;
-        var errors = await chown.StandardError.ReadToEndAsync(cancellationToken);
-        await chown.WaitForExitAsync(cancellationToken);
-        if (chown.ExitCode != 0)
-        {
-            throw new PreviewDeployException($"The deploy's files could not be handed to the sandbox: {errors.Trim()}");
-        }
-    }
-
-    private static void DeleteFiles(string path)
-    {
-        try
-        {
-            if (Directory.Exists(path))
-            {
-                Directory.Delete(path, recursive: true);
-            }
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-        }
-    }
-
     internal static string Short(string commit) => commit.Length > 7 ? commit[..7] : commit;
-
-    public override void Dispose()
-    {
-        _health.Dispose();
-        base.Dispose();
-    }
 
     private sealed class TeamWorker
     {
         public SemaphoreSlim Signal { get; } = new(0);
         public Task? Loop { get; set; }
         public CancellationTokenSource? Current { get; set; }
-    }
-
-    /// <summary>The repository's top-level files, regular files only (never through a symlink).</summary>
-    private sealed class DirectoryFiles(string root) : IProjectFiles
-    {
-        public bool Exists(string name)
-        {
-            var info = new FileInfo(Path.Combine(root, name));
-            return info.Exists && info.LinkTarget is null;
-        }
-
-        public string? Read(string name) => UntrustedFiles.ReadText(Path.Combine(root, name), 256 * 1024);
     }
 }

@@ -25,6 +25,7 @@ public static class PreviewsApi
         services.AddSingleton<PreviewEvents>();
         services.AddSingleton<PreviewService>();
         services.AddSingleton<PreviewAccess>();
+        services.AddSingleton<PreviewJobs>();
         services.AddSingleton<PreviewDeployer>();
         services.AddSingleton<PreviewProxy>();
         // The preview's own origin listens before deploys start, so every URL they announce is known.
