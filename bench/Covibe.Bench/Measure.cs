@@ -100,6 +100,17 @@ static class Measure
         throw new TimeoutException($"{url} did not start");
     }
 
+    /// <summary>A hub connection to <paramref name="url"/> as the bearer of <paramref name="token"/>, joined to its team.</summary>
+    public static async Task<System.Net.WebSockets.ClientWebSocket> JoinHubAsync(string url, string token, bool followAgents)
+    {
+        var hub = new System.Net.WebSockets.ClientWebSocket();
+        hub.Options.SetRequestHeader("Authorization", $"Bearer {token}");
+        await hub.ConnectAsync(new Uri($"ws://127.0.0.1:{new Uri(url).Port}/ws"), CancellationToken.None);
+        await hub.SendAsync(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new Covibe.Protocol.JoinTeamMessage(null, token, FollowAgents: followAgents),
+            Covibe.Protocol.CovibeJsonContext.Default.JoinTeamMessage), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        return hub;
+    }
+
     /// <summary>Reads one whole WebSocket message into <paramref name="buffer"/>: its length, and whether it was the close.</summary>
     public static async Task<(int Count, bool Closed)> ReceiveMessageAsync(System.Net.WebSockets.WebSocket socket, byte[] buffer)
     {

@@ -63,11 +63,7 @@ static class PreviewBench
             await Measure.WaitHealthyAsync(url);
             using var http = new HttpClient { BaseAddress = new Uri(url) };
             var token = await Measure.CreateTeamAsync(http);
-            using var hub = new ClientWebSocket();
-            hub.Options.SetRequestHeader("Authorization", $"Bearer {token}");
-            await hub.ConnectAsync(new Uri($"ws://127.0.0.1:{new Uri(url).Port}/ws"), CancellationToken.None);
-            await hub.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new JoinTeamMessage(null, token, FollowAgents: false), CovibeJsonContext.Default.JoinTeamMessage),
-                WebSocketMessageType.Text, true, CancellationToken.None);
+            using var hub = await Measure.JoinHubAsync(url, token, followAgents: false);
             var updates = System.Threading.Channels.Channel.CreateUnbounded<string>();
             _ = Task.Run(async () =>
             {

@@ -71,11 +71,7 @@ static class StartBench
             using var http = new HttpClient { BaseAddress = new Uri(url) };
             var token = await Measure.CreateTeamAsync(http);
 
-            using var hub = new ClientWebSocket();
-            hub.Options.SetRequestHeader("Authorization", $"Bearer {token}");
-            await hub.ConnectAsync(new Uri($"ws://127.0.0.1:{new Uri(url).Port}/ws"), CancellationToken.None);
-            await hub.SendAsync(JsonSerializer.SerializeToUtf8Bytes(new JoinTeamMessage(null, token, FollowAgents: true), CovibeJsonContext.Default.JoinTeamMessage),
-                WebSocketMessageType.Text, true, CancellationToken.None);
+            using var hub = await Measure.JoinHubAsync(url, token, followAgents: true);
             var buffer = new byte[1024 * 1024];
             var starts = new List<long>();
             // One warm-up first (JIT, the team's workspace, the image's first use), then the measured ones.
