@@ -25,6 +25,8 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
         await output.WriteLineAsync($"  {await WhereCodeRunsAsync(app, cancellationToken)}");
+        var previews = app.Services.GetRequiredService<Features.Previews.PreviewUrls>();
+        await output.WriteLineAsync($"  Team previews are served on origins of their own: {previews.Origin("{team}")} (PREVIEW_URL behind a proxy).");
         if (AllowedHosts.From(app.Configuration) is null && app.Configuration[AllowedHosts.Setting] is not "*")
         {
             await output.WriteLineAsync("  Listening on every address: set ALLOWED_HOSTS to this server's names, so that pages of other sites cannot reach it by DNS rebinding.");

@@ -27,7 +27,7 @@ internal static partial class PreviewsLog
     [LoggerMessage(6008, LogLevel.Error, "The preview deployer of team {TeamId} failed")]
     public static partial void WorkerFailed(ILogger logger, string teamId, Exception exception);
 
-    [LoggerMessage(6009, LogLevel.Information, "The preview's own origin listens on {Address}")]
+    [LoggerMessage(6009, LogLevel.Debug, "The preview's own origin listens on {Address}")]
     public static partial void Listening(ILogger logger, string address);
 
     [LoggerMessage(6010, LogLevel.Warning, "The live preview of team {TeamId} stopped (deploy {DeployId}); starting it again")]
