@@ -93,6 +93,8 @@ public abstract class HubTests
         var (owner, member) = await server.CreateTeamWithMemberAsync();
         await using var sarah = await server.ConnectAsync(owner.Auth.AccessToken);
         await sarah.ReceiveAsync("team_joined");
+        // Her own copy of the team's presence first: later ones are the team's broadcasts.
+        await sarah.ReceiveAsync("team_presence");
         var miguelId = member.User.Id;
 
         Task<JsonElement> MiguelIs(string status, int connections) => sarah.ReceiveAsync(m =>

@@ -297,9 +297,9 @@ internal sealed class HubSession(
         {
             connection.Join(caller);
             EndJoinDeadline();
-            // Queued before the connection is in the room, so nothing broadcast to the room can come first.
-            connection.TrySend(joined);
-            if (!hub.TryAdd(connection, options.MaxConnectionsPerMember))
+            // team_joined goes out as the connection enters the room: nothing broadcast to the room comes first,
+            // and once a client has it the member is present (GET /api/team says online).
+            if (!hub.TryAdd(connection, options.MaxConnectionsPerMember, first: joined))
             {
                 HubLog.TooManyConnections(logger, connection.Id, caller.UserId, options.MaxConnectionsPerMember);
                 connection.Close(WebSocketCloseStatus.PolicyViolation, "too many connections", TeamHub.Serialize(new ErrorMessage(HubErrorCodes.TooManyConnections,

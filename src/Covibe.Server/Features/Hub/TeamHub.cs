@@ -59,17 +59,27 @@ public sealed class TeamHub
     }
 
     /// <summary>Puts the connection in its team's room, unless its member already has <paramref name="maxPerMember"/> there.</summary>
-    public bool TryAdd(HubConnection connection, int maxPerMember)
+    /// <summary>
+    /// Adds the joined connection to its team's room (false: the member has <paramref name="maxPerMember"/> already).
+    /// <paramref name="first"/> is queued to it under the room's lock, before it is counted: it arrives before anything
+    /// broadcast to the room, and by the time it arrives the member counts as present.
+    /// </summary>
+    public bool TryAdd(HubConnection connection, int maxPerMember, byte[]? first = null)
     {
         var member = connection.Member!;
         var room = _rooms.GetOrAdd(member.TeamId, _ => new Room());
         lock (room)
         {
             var tabs = room.Members.GetValueOrDefault(member.UserId);
-            if (tabs.Connections >= maxPerMember || !room.Connections.Add(connection))
+            if (tabs.Connections >= maxPerMember || room.Connections.Contains(connection))
             {
                 return false;
             }
+            if (first is not null)
+            {
+                connection.TrySend(first);
+            }
+            room.Connections.Add(connection);
             room.Members[member.UserId] = tabs with
             {
                 Connections = tabs.Connections + 1,

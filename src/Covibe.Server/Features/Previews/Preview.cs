@@ -51,6 +51,8 @@ public sealed class PreviewDeploy
     public int? Pid { get; set; }
     public long? PidStartTime { get; set; }
     public int? Port { get; set; }
+    /// <summary>The path its app answers its health check on, checked all along while it is live.</summary>
+    public string? HealthPath { get; set; }
 
     internal AgentProcess? Process =>
         Backend is not null && RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0, Target) : null;

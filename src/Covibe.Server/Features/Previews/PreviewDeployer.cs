@@ -21,9 +21,10 @@ public sealed class PreviewDeployException(string message) : Exception(message);
 public sealed class PreviewDeployer(
     IDbContextFactory<CovibeDb> dbs, PreviewService service, PreviewGit git, PreviewJobs jobs, PreviewEvents events, PreviewUrls urls,
     ExecutionBackends backends, PreviewProxy proxy, PreviewConnections connections, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
-    TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
+    IOptions<ContainersOptions> healthChecks, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<string, TeamWorker> _workers = new();
+    private readonly ConcurrentDictionary<string, (DateTimeOffset Next, int Failures)> _checks = new();
     private CancellationToken _stopping;
 
     private string Root => Path.Combine(server.Value.DataDirectory, "previews");
@@ -227,6 +228,7 @@ public sealed class PreviewDeployer(
             {
                 d.ProjectType = job.Plan.Type;
                 d.Port = job.Port;
+                d.HealthPath = job.Plan.HealthPath;
                 d.Backend = job.Process.Backend;
                 d.Target = job.Process.Target;
                 d.RuntimeDirectory = job.Process.RuntimeDirectory;
@@ -343,7 +345,10 @@ public sealed class PreviewDeployer(
         await db.SaveChangesAsync(cancellationToken);
     }
 
-    /// <summary>Looks for the live versions that stopped on their own, and deploys their commit again.</summary>
+    /// <summary>
+    /// Watches the live versions: one that stopped on its own, or stopped answering its health check (seed 003's
+    /// interval, timeout and retries), is deployed again from its commit; the Showcase says why meanwhile.
+    /// </summary>
     private async Task WatchLiveAsync(CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
@@ -351,14 +356,15 @@ public sealed class PreviewDeployer(
         var changed = new List<string>();
         foreach (var deploy in live)
         {
-            if (deploy.Process is not { } process
-                || (await backends.Get(process.Backend).ProbeAsync(process, cancellationToken)).State is not (AgentRunState.Exited or AgentRunState.Gone))
+            if (await ProblemAsync(deploy, cancellationToken) is not { } problem)
             {
                 continue;
             }
             PreviewsLog.LiveStopped(logger, deploy.TeamId, deploy.Id);
+            _checks.TryRemove(deploy.Id, out _);
+            await jobs.StopAsync(deploy, TimeSpan.Zero, cancellationToken);
             var now = time.GetUtcNow().UtcDateTime;
-            Finish(deploy, PreviewStatuses.Failed, "The live version stopped on its own; it is being deployed again.", now);
+            Finish(deploy, PreviewStatuses.Failed, problem + " It is being deployed again.", now);
             var preview = await db.Previews.SingleOrDefaultAsync(p => p.TeamId == deploy.TeamId, cancellationToken);
             if (preview is not null && preview.LiveDeployId == deploy.Id)
             {
@@ -374,6 +380,32 @@ public sealed class PreviewDeployer(
             Wake(teamId);
             await events.ChangedAsync(teamId, cancellationToken);
         }
+    }
+
+    /// <summary>Why the live <paramref name="deploy"/> no longer serves, or null while it does.</summary>
+    private async Task<string?> ProblemAsync(PreviewDeploy deploy, CancellationToken cancellationToken)
+    {
+        if (deploy.Process is not { } process)
+        {
+            return null;
+        }
+        if ((await backends.Get(process.Backend).ProbeAsync(process, cancellationToken)).State is AgentRunState.Exited or AgentRunState.Gone)
+        {
+            return "The live version stopped on its own.";
+        }
+        var now = time.GetUtcNow();
+        var check = _checks.GetOrAdd(deploy.Id, _ => (now, 0));
+        if (now < check.Next || deploy.Port is not { } port)
+        {
+            return null;
+        }
+        var settings = healthChecks.Value;
+        var path = deploy.HealthPath ?? "/";
+        var failures = await jobs.AnswersAsync(port, path, TimeSpan.FromSeconds(settings.HealthCheckTimeoutSeconds), cancellationToken) ? 0 : check.Failures + 1;
+        _checks[deploy.Id] = (now.AddSeconds(settings.HealthCheckIntervalSeconds), failures);
+        return failures >= settings.HealthCheckRetries
+            ? $"The live version stopped answering its health check (GET {path}, {failures} times in a row)."
+            : null;
     }
 
     /// <summary>Seed 001's "GitHub downtime: preview updates queue, retry on recovery": the server looks at each branch itself and deploys a head it has not seen.</summary>

@@ -31,7 +31,7 @@ public sealed class PreviewJobs(
         exec sh -c "$COVIBE_START"
         """;
 
-    private readonly HttpClient _health = new(connections.Handler()) { Timeout = TimeSpan.FromSeconds(5) };
+    private readonly HttpClient _health = new(connections.Handler()) { Timeout = Timeout.InfiniteTimeSpan };
 
     /// <summary>A started job: where it runs, the port it serves on (of this machine), and how it was detected.</summary>
     public sealed record Started(AgentProcess Process, IExecutionBackend Backend, int Port, PreviewPlan Plan);
@@ -220,7 +220,7 @@ public sealed class PreviewJobs(
                     }
                 }
             }
-            if (isBuilt && await AnswersAsync(port, healthPath, cancellationToken))
+            if (isBuilt && await AnswersAsync(port, healthPath, TimeSpan.FromSeconds(5), cancellationToken))
             {
                 return;
             }
@@ -247,18 +247,21 @@ public sealed class PreviewJobs(
         }
     }
 
-    private async Task<bool> AnswersAsync(int port, string path, CancellationToken cancellationToken)
+    /// <summary>Whether the app on <paramref name="port"/> answers <c>GET <paramref name="path"/></c> with a status below 400 within <paramref name="timeout"/>.</summary>
+    public async Task<bool> AnswersAsync(int port, string path, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
         try
         {
-            using var response = await _health.GetAsync(new Uri($"http://127.0.0.1:{port}{path}"), HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+            using var response = await _health.GetAsync(new Uri($"http://127.0.0.1:{port}{path}"), HttpCompletionOption.ResponseHeadersRead, deadline.Token);
             return (int)response.StatusCode < 400;
         }
         catch (HttpRequestException)
         {
             return false;
         }
-        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
             return false;
         }

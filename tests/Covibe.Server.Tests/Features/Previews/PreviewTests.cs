@@ -338,6 +338,42 @@ public abstract class PreviewTests : IDisposable
     }
 
     [Fact]
+    public async Task ALiveVersionThatStopsAnsweringItsHealthCheck_IsDeployedAgain()
+    {
+        var v1 = _repo.Commit("app with a health path", new()
+        {
+            ["covibe.preview.json"] = """{"start": "node server.js", "health": "/health"}""",
+            ["server.js"] = """
+                const fs = require('fs');
+                require('http').createServer((q, s) => {
+                  if (q.url === '/health' && fs.existsSync('broken')) { s.statusCode = 500; return s.end('sick'); }
+                  s.end('<h1>healthy</h1>');
+                }).listen(Number(process.env.PORT), '127.0.0.1');
+                """,
+        });
+        var settings = new Dictionary<string, string>(Settings)
+        {
+            ["Covibe:Containers:HealthCheckIntervalSeconds"] = "1",
+            ["Covibe:Containers:HealthCheckTimeoutSeconds"] = "1",
+            ["Covibe:Containers:HealthCheckRetries"] = "2",
+        };
+        await using var server = await StartAsync(settings);
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
+        await sarah.ConnectAsync(_repo);
+        var first = (await sarah.LiveAsync(v1)).Latest!;
+
+        // The app starts failing its health check (seed 003: checked every interval, so many retries).
+        await File.WriteAllTextAsync(Path.Combine(server.DataDirectory, "previews", owner.Auth.Team.Id, first.Id, "broken"), "yes");
+        var again = await Eventually.UntilAsync(sarah.GetAsync, p => p.Status == "live" && p.Latest!.Id != first.Id, "the commit deployed again", TimeSpan.FromSeconds(60));
+        again.Commit.ShouldBe(v1);
+        again.Latest!.Trigger.ShouldBe("restart");
+        var failed = (await sarah.DeploysAsync()).Single(d => d.Id == first.Id);
+        failed.Status.ShouldBe("failed");
+        failed.Error!.ShouldContain("stopped answering its health check (GET /health");
+    }
+
+    [Fact]
     public async Task Connecting_IsTheOwners_AndABadRepositoryOrBranchIsAClearError()
     {
         _repo.Commit("v1", Site("v1"));
