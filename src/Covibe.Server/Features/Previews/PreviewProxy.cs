@@ -176,7 +176,10 @@ public sealed class PreviewProxy(
         _client.Dispose();
     }
 
-    /// <summary>Covibe's own cookie stays on this side, both ways.</summary>
+    /// <summary>
+    /// Covibe's own cookies stay on this side, both ways: the preview's, and (were the web client ever on a host whose
+    /// cookies the browser also sends here) the member's login.
+    /// </summary>
     private sealed class Strip : HttpTransformer
     {
         public static readonly Strip Instance = new();
@@ -187,7 +190,7 @@ public sealed class PreviewProxy(
             if (proxyRequest.Headers.TryGetValues("Cookie", out var values))
             {
                 var kept = values.SelectMany(v => v.Split(';', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
-                    .Where(c => !c.StartsWith(PreviewAccess.CookieName + "=", StringComparison.Ordinal)).ToList();
+                    .Where(c => !c.StartsWith("covibe_", StringComparison.Ordinal)).ToList();
                 proxyRequest.Headers.Remove("Cookie");
                 if (kept.Count > 0)
                 {

@@ -278,7 +278,7 @@ public abstract class PreviewTests : IDisposable
         // The app sees the member's request, its own cookies, but never Covibe's, and cannot plant one.
         using var browser = PreviewClient.Browser(server);
         using var request = new HttpRequestMessage(HttpMethod.Get, origin + "/api/preview");
-        request.Headers.Add("Cookie", $"theme=dark; {cookie}");
+        request.Headers.Add("Cookie", $"theme=dark; {cookie}; covibe_refresh=the-members-login");
         using var reply = await browser.SendAsync(request);
         reply.StatusCode.ShouldBe(HttpStatusCode.OK);
         var echo = JsonDocument.Parse(await reply.Content.ReadAsStringAsync()).RootElement;
