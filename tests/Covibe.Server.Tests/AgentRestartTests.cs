@@ -14,7 +14,7 @@ public sealed class AgentRestartTests : IDisposable
     [Fact]
     public async Task ServerRestart_AgentKeepsRunning_AndTheClientResumesExactly()
     {
-        var settings = AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 25);
+        var settings = AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 60);
         byte[] before;
         long next;
         string agentId, token;

@@ -480,6 +480,14 @@ public sealed class PreviewDeployer(
 
     internal static string Short(string commit) => commit.Length > 7 ? commit[..7] : commit;
 
+    /// <summary>Stops the workers too, and waits for them (a fetch under way is stopped): nothing of theirs runs on after the server.</summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        var loops = _workers.Values.Select(w => w.Loop).OfType<Task>().ToArray();
+        await Task.WhenAny(Task.WhenAll(loops), Task.Delay(TimeSpan.FromSeconds(10), time, cancellationToken));
+    }
+
     private sealed class TeamWorker
     {
         public SemaphoreSlim Signal { get; } = new(0);
