@@ -39,21 +39,39 @@ public sealed class StartupTests
     [Fact]
     public async Task Start_OutsideDevelopmentWithoutEncryptionKey_FailsNamingTheSetting()
     {
-        await using var app = CovibeServer.Build(
-            ["--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={TempDirectory()}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}"],
-            b => b.Logging.ClearProviders());
-        var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
-        error.Message.ShouldContain("ENCRYPTION_KEY");
+        // Start-up writes the data directory (the signup token among it) before it fails: it goes with the test.
+        var data = TempDirectory();
+        try
+        {
+            await using var app = CovibeServer.Build(
+                ["--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={data}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}"],
+                b => b.Logging.ClearProviders());
+            var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+            error.Message.ShouldContain("ENCRYPTION_KEY");
+        }
+        finally
+        {
+            Delete(data);
+        }
     }
 
     [Fact]
     public async Task Start_WithUnknownDatabaseProvider_FailsNamingTheSetting()
     {
-        await using var app = CovibeServer.Build(
-            ["--urls=http://127.0.0.1:0", $"--Covibe:DataDirectory={TempDirectory()}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}", "--Covibe:Database:Provider=oracle"],
-            b => b.Logging.ClearProviders());
-        var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
-        error.Message.ShouldContain("Covibe:Database:Provider");
+        // Start-up writes the data directory (the signup token among it) before it fails: it goes with the test.
+        var data = TempDirectory();
+        try
+        {
+            await using var app = CovibeServer.Build(
+                ["--urls=http://127.0.0.1:0", $"--Covibe:DataDirectory={data}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}", "--Covibe:Database:Provider=oracle"],
+                b => b.Logging.ClearProviders());
+            var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+            error.Message.ShouldContain("Covibe:Database:Provider");
+        }
+        finally
+        {
+            Delete(data);
+        }
     }
 
     [Fact]
