@@ -151,6 +151,10 @@ public abstract class PreviewTests : IDisposable
             elsewhere.StatusCode.ShouldBe(HttpStatusCode.Accepted);
             (await elsewhere.Content.ReadFromJsonAsync<WebhookResponse>())!.Result.ShouldBe("ignored");
         }
+        // A signed body that is not a push event, and one too large: clear errors, nothing queued.
+        await (await github.SendAsync(PreviewClient.Delivery(teamId, connected.WebhookSecret, v2, body: "{not json"))).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "webhook-payload");
+        await (await github.SendAsync(PreviewClient.Delivery(teamId, connected.WebhookSecret, v2, body: """{"zen": "no ref"}"""))).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "webhook-payload");
+        await (await github.SendAsync(PreviewClient.Delivery(teamId, connected.WebhookSecret, v2, body: new string(' ', 26 * 1024 * 1024)))).ShouldBeProblemAsync(HttpStatusCode.RequestEntityTooLarge, "payload-too-large");
         (await sarah.DeploysAsync()).Length.ShouldBe(1);
 
         // The real push, then GitHub's redelivery of it (same X-GitHub-Delivery): one deploy.
