@@ -353,6 +353,11 @@ public sealed class PreviewDeployer(
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var live = await db.PreviewDeploys.Where(d => d.Status == PreviewStatuses.Live).ToListAsync(cancellationToken);
+        // Health-check state of versions no longer live goes with them.
+        foreach (var gone in _checks.Keys.Except(live.Select(d => d.Id)))
+        {
+            _checks.TryRemove(gone, out _);
+        }
         var changed = new List<string>();
         foreach (var deploy in live)
         {

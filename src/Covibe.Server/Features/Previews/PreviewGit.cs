@@ -105,6 +105,11 @@ public sealed partial class PreviewGit(string home)
             Kill(git);
             throw new PreviewGitException($"The commit's files could not be written: {e.Message}");
         }
+        catch (OperationCanceledException)
+        {
+            Kill(git);
+            throw;
+        }
         await git.WaitForExitAsync(cancellationToken);
         if (git.ExitCode != 0)
         {

@@ -144,11 +144,11 @@ public sealed partial class PreviewService(
     }
 
     /// <summary>Adds a queued deploy to <paramref name="db"/> (saved by the caller, with whatever else belongs to the same change).</summary>
-    internal static void Queue(CovibeDb db, string teamId, string commit, string trigger, DateTime now) =>
+    internal static PreviewDeploy Queue(CovibeDb db, string teamId, string commit, string trigger, DateTime now) =>
         db.PreviewDeploys.Add(new PreviewDeploy
         {
             Id = Tokens.NewId(), TeamId = teamId, Commit = commit, Trigger = trigger, Status = PreviewStatuses.Queued, CreatedAt = now,
-        });
+        }).Entity;
 
     /// <summary>Signals that the deployer has something for the team (after <see cref="Queue"/> and a save).</summary>
     internal void Wake(string teamId) => Queued?.Invoke(teamId);
@@ -193,8 +193,8 @@ public sealed partial class PreviewService(
         var live = preview.LiveDeployId is { } liveId
             ? recent.FirstOrDefault(d => d.Id == liveId) ?? await db.PreviewDeploys.AsNoTracking().SingleOrDefaultAsync(d => d.Id == liveId, cancellationToken)
             : null;
-        var current = recent.Where(d => d.Status is PreviewStatuses.Building or PreviewStatuses.Starting).FirstOrDefault()
-            ?? recent.Where(d => d.Status == PreviewStatuses.Queued).LastOrDefault();
+        var current = recent.FirstOrDefault(d => d.Status is PreviewStatuses.Building or PreviewStatuses.Starting)
+            ?? recent.FirstOrDefault(d => d.Status == PreviewStatuses.Queued); // the newest: the one the deployer takes next
         var latest = recent.FirstOrDefault(d => d.Status is not (PreviewStatuses.Skipped or PreviewStatuses.Queued));
         var failedSinceLive = latest is { Status: PreviewStatuses.Failed } && (live is null || latest.CreatedAt >= live.CreatedAt) ? latest : null;
         var status = current?.Status ?? (live is not null ? PreviewStatuses.Live : failedSinceLive is not null ? PreviewStatuses.Failed : PreviewStatuses.Idle);

@@ -257,8 +257,7 @@ public static class PreviewsApi
         var wanted = push.Branch == preview.Branch && !push.Deleted;
         if (wanted)
         {
-            PreviewService.Queue(db, preview.TeamId, push.After, "push", now);
-            deployId = db.ChangeTracker.Entries<PreviewDeploy>().Single(e => e.State == EntityState.Added).Entity.Id;
+            deployId = PreviewService.Queue(db, preview.TeamId, push.After, "push", now).Id;
         }
         try
         {

@@ -169,7 +169,7 @@ public static class ProjectDetection
         {
             if (entry is not null && files.Exists(entry))
             {
-                return new PreviewPlan("node", build, "exec node " + ShellQuote(entry), null, null, "/");
+                return new PreviewPlan("node", build, "exec node " + Covibe.Execution.SshClient.Quote(entry), null, null, "/");
             }
         }
         if (scripts.ContainsKey("build"))
@@ -198,5 +198,4 @@ public static class ProjectDetection
         throw new ProjectFileException($"A Python project needs app.py, main.py, server.py or manage.py at the top (serving on $PORT), or {ConfigFile}.");
     }
 
-    private static string ShellQuote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }
