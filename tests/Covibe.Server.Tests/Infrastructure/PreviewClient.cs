@@ -21,10 +21,13 @@ public sealed class PreviewClient(TestServer server, string accessToken) : IDisp
     public HttpClient Api => _api;
 
     /// <summary>An HTTP client for preview origins: every connection goes to the server's preview listener; no cookie jar, no redirects.</summary>
-    public static HttpClient Browser(TestServer server)
+    public static HttpClient Browser(TestServer server) => new(Handler(server)) { Timeout = TimeSpan.FromSeconds(30) };
+
+    /// <summary>Connections to any host go to the server's preview listener on loopback (as a browser resolves *.localhost).</summary>
+    public static SocketsHttpHandler Handler(TestServer server)
     {
         var port = server.App.Services.GetRequiredService<PreviewProxy>().Address!.Port;
-        return new HttpClient(new SocketsHttpHandler
+        return new SocketsHttpHandler
         {
             UseCookies = false,
             AllowAutoRedirect = false,
@@ -35,7 +38,7 @@ public sealed class PreviewClient(TestServer server, string accessToken) : IDisp
                 await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
                 return new NetworkStream(socket, ownsSocket: true);
             },
-        }) { Timeout = TimeSpan.FromSeconds(30) };
+        };
     }
 
     public async Task<PreviewConnectedResponse> ConnectAsync(GitRepo repo, string branch = "main")

@@ -161,35 +161,45 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>Kills (with their sessions) the processes started for agents in <paramref name="dataDirectory"/>.</summary>
     public static void KillAgentsOf(string dataDirectory)
     {
-        var marker = System.Text.Encoding.UTF8.GetBytes(Path.Combine(dataDirectory, "agents"));
+        foreach (var pid in ProcessesMentioning(Path.Combine(dataDirectory, "agents")).Where(p => p != Environment.ProcessId))
+        {
+            foreach (var member in Covibe.Execution.ProcFs.SessionMembers(pid).Append(pid))
+            {
+                try
+                {
+                    System.Diagnostics.Process.GetProcessById(member).Kill(entireProcessTree: true);
+                }
+                catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+                {
+                    // Gone already.
+                }
+            }
+        }
+    }
+
+    /// <summary>The processes of this machine whose command line mentions <paramref name="text"/>.</summary>
+    public static List<int> ProcessesMentioning(string text)
+    {
+        var marker = System.Text.Encoding.UTF8.GetBytes(text);
+        var found = new List<int>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
             {
                 continue;
             }
             try
             {
-                if (File.ReadAllBytes(Path.Combine(dir, "cmdline")).AsSpan().IndexOf(marker) < 0)
+                if (File.ReadAllBytes(Path.Combine(dir, "cmdline")).AsSpan().IndexOf(marker) >= 0)
                 {
-                    continue;
-                }
-                foreach (var member in Covibe.Execution.ProcFs.SessionMembers(pid).Append(pid))
-                {
-                    try
-                    {
-                        System.Diagnostics.Process.GetProcessById(member).Kill(entireProcessTree: true);
-                    }
-                    catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
-                    {
-                        // Gone already.
-                    }
+                    found.Add(pid);
                 }
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // The process ended while we looked.
             }
         }
+        return found;
     }
 }

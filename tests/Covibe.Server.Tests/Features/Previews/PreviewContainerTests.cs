@@ -58,5 +58,24 @@ public sealed class PreviewContainerTests(PodmanService podman) : IDisposable
             .Any(c => c.Names.Any(n => n.Contains(live.Latest.Id, StringComparison.Ordinal))), "the first version's container removed", TimeSpan.FromSeconds(60));
     }
 
+    [Fact]
+    public async Task WithTheEngineAway_ThePreviewRunsSandboxed_AndItsLogSaysWhy()
+    {
+        var v1 = _repo.Commit("v1", PreviewTests.Site("fallback"));
+        var settings = podman.Settings(new Dictionary<string, string>(PreviewTests.Settings));
+        settings["Covibe:Containers:Agents"] = "false";
+        settings["Covibe:Containers:Preview"] = "true";
+        settings["Covibe:Containers:Host"] = "unix:///nonexistent/podman.sock";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
+        await sarah.ConnectAsync(_repo);
+        var live = await sarah.LiveAsync(v1);
+        var log = await sarah.Api.GetStringAsync($"/api/preview/deploys/{live.Latest!.Id}/log");
+        log.ShouldContain("runs on the server's machine instead, sandboxed");
+        var (origin, cookie) = await sarah.OpenAsync();
+        (await sarah.FetchAsync(origin, "/", cookie)).Body.ShouldContain("fallback");
+    }
+
     public void Dispose() => _repo.Dispose();
 }

@@ -221,7 +221,7 @@ public abstract class PreviewTests : IDisposable
         var after = await sarah.LatestAsync(v4, "cancelled");
         after.Commit.ShouldBe(v3);
         after.Status.ShouldBe("live");
-        await Eventually.UntilAsync(() => Task.FromResult(!ProcessesMentioning("preview-" + building.Current!.Id).Any()), "the cancelled build's processes gone");
+        await Eventually.UntilAsync(() => Task.FromResult(TestServer.ProcessesMentioning("preview-" + building.Current!.Id).Count == 0), "the cancelled build's processes gone");
         await (await sarah.Api.PostAsync("/api/preview/cancel", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "nothing-to-cancel");
     }
 
@@ -294,7 +294,7 @@ public abstract class PreviewTests : IDisposable
         using (var socket = new ClientWebSocket())
         {
             socket.Options.SetRequestHeader("Cookie", cookie);
-            using var invoker = new HttpMessageInvoker(PreviewHandler(server));
+            using var invoker = new HttpMessageInvoker(PreviewClient.Handler(server));
             await socket.ConnectAsync(new Uri(origin.Replace("http://", "ws://", StringComparison.Ordinal) + "/hmr"), invoker, CancellationToken.None);
             var buffer = new byte[100];
             var got = await socket.ReceiveAsync(buffer, CancellationToken.None);
@@ -399,6 +399,14 @@ public abstract class PreviewTests : IDisposable
         await (await miguel.Api.PostAsync("/api/preview/redeploy", null)).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
         await (await miguel.Api.PostAsync("/api/preview/webhook-secret", null)).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
         (await miguel.GetAsync()).RepositoryUrl.ShouldBe(_repo.Path);
+
+        // Disconnecting is the owner's too, and it stops what serves.
+        var live = (await sarah.LiveAsync(_repo.Head())).Latest!;
+        TestServer.ProcessesMentioning("preview-" + live.Id).ShouldNotBeEmpty();
+        await (await miguel.Api.DeleteAsync("/api/preview")).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        (await sarah.Api.DeleteAsync("/api/preview")).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        await (await miguel.Api.GetAsync("/api/preview")).ShouldBeProblemAsync(HttpStatusCode.NotFound, "not-found");
+        await Eventually.UntilAsync(() => Task.FromResult(TestServer.ProcessesMentioning("preview-" + live.Id).Count == 0), "the disconnected preview's app stopped");
     }
 
     [Fact]
@@ -412,50 +420,6 @@ public abstract class PreviewTests : IDisposable
         {
             var problem = await (await sarah.Api.PutAsJsonAsync("/api/preview", new SetPreviewRequest(local))).ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
             problem.GetProperty("errors").GetProperty("repositoryUrl")[0].GetString()!.ShouldContain("https");
-        }
-    }
-
-    private static SocketsHttpHandler PreviewHandler(TestServer server)
-    {
-        var port = new Uri(server.App.Services.GetRequiredService<Covibe.Server.Features.Previews.PreviewProxy>().Address!.ToString()).Port;
-        return new SocketsHttpHandler
-        {
-            UseProxy = false,
-            ConnectCallback = async (_, cancellationToken) =>
-            {
-                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.InterNetwork, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
-                await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken);
-                return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
-            },
-        };
-    }
-
-    internal static IEnumerable<int> ProcessesMentioning(string text)
-    {
-        var marker = Encoding.UTF8.GetBytes(text);
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-            byte[] cmdline;
-            try
-            {
-                cmdline = File.ReadAllBytes(Path.Combine(dir, "cmdline"));
-            }
-            catch (IOException)
-            {
-                continue;
-            }
-            catch (UnauthorizedAccessException)
-            {
-                continue;
-            }
-            if (cmdline.AsSpan().IndexOf(marker) >= 0)
-            {
-                yield return pid;
-            }
         }
     }
 
