@@ -12,6 +12,7 @@ namespace Covibe.Server.Features.Previews;
 public sealed class PreviewUrls(IOptions<PreviewsOptions> options, IOptions<ServerOptions> server, IServiceProvider services)
 {
     private string? _pattern;
+    private (string Prefix, string Suffix) _host; // the origin's host name around {team}, for TeamOf
 
     /// <summary>This server's own address (<c>PUBLIC_URL</c>, else the first it listens on), without a trailing slash.</summary>
     public string ServerOrigin =>
@@ -23,9 +24,14 @@ public sealed class PreviewUrls(IOptions<PreviewsOptions> options, IOptions<Serv
     /// <summary>Called by the preview's listener once it knows its port (a port of 0 is chosen when it starts).</summary>
     internal void Listening(int port)
     {
-        _pattern = string.IsNullOrWhiteSpace(options.Value.PublicUrl)
+        const string Marker = "teammarker";
+        var pattern = string.IsNullOrWhiteSpace(options.Value.PublicUrl)
             ? $"http://{PreviewsOptions.TeamPlaceholder}.preview.localhost:{port}"
             : options.Value.PublicUrl.TrimEnd('/');
+        var template = new Uri(pattern.Replace(PreviewsOptions.TeamPlaceholder, Marker, StringComparison.Ordinal)).Host;
+        var at = template.IndexOf(Marker, StringComparison.Ordinal);
+        _host = (template[..at], template[(at + Marker.Length)..]);
+        _pattern = pattern;
     }
 
     private string Pattern => _pattern ?? throw new InvalidOperationException("The preview's listener has not started.");
@@ -36,10 +42,7 @@ public sealed class PreviewUrls(IOptions<PreviewsOptions> options, IOptions<Serv
     /// <summary>The team a preview request is for, from its <c>Host</c>; null when the name is not one of ours.</summary>
     public string? TeamOf(string host)
     {
-        const string Marker = "teammarker";
-        var template = new Uri(Pattern.Replace(PreviewsOptions.TeamPlaceholder, Marker, StringComparison.Ordinal)).Host;
-        var at = template.IndexOf(Marker, StringComparison.Ordinal);
-        var (prefix, suffix) = (template[..at], template[(at + Marker.Length)..]);
+        var (prefix, suffix) = _pattern is null ? throw new InvalidOperationException("The preview's listener has not started.") : _host;
         var name = (host.StartsWith('[') ? host : host.Split(':')[0]).ToLowerInvariant();
         if (name.Length <= prefix.Length + suffix.Length || !name.StartsWith(prefix, StringComparison.Ordinal) || !name.EndsWith(suffix, StringComparison.Ordinal))
         {
