@@ -21,9 +21,8 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
 
     public static string AgentContainerName(string teamId, string agentId) => $"covibes_agent_{teamId}_{agentId}";
 
-    /// <summary>Seed 003's name for a preview container (one per deploy: the new version starts beside the old), from its runtime name (<c>preview-DEPLOY</c>).</summary>
-    public static string PreviewContainerName(string teamId, string runtimeName) =>
-        $"covibes_preview_{teamId}_{(runtimeName.StartsWith("preview-", StringComparison.Ordinal) ? runtimeName["preview-".Length..] : runtimeName)}";
+    /// <summary>Seed 003's name for a preview container (one per deploy: the new version starts beside the old).</summary>
+    public static string PreviewContainerName(string teamId, string deployId) => $"covibes_preview_{teamId}_{deployId}";
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
@@ -38,7 +37,7 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
 
         var preview = launch.Preview;
         var type = preview is null ? "agent" : "preview";
-        var name = preview is null ? AgentContainerName(teamId, launch.AgentId) : PreviewContainerName(teamId, launch.AgentId);
+        var name = preview is null ? AgentContainerName(teamId, launch.AgentId) : PreviewContainerName(teamId, preview.DeployId);
         var image = preview?.Image ?? containers.Settings.Image;
         // The repository's own image brings its files; otherwise they are mounted at /workspace.
         var ownImage = preview?.Image is not null;

@@ -52,12 +52,12 @@ public sealed record AgentLaunch(
     PreviewLaunch? Preview = null);
 
 /// <summary>
-/// A team's preview rather than an agent: it serves on <see cref="Port"/> of this machine's 127.0.0.1 (a container,
+/// A team's preview rather than an agent (the deploy <see cref="DeployId"/>): it serves on <see cref="Port"/> of this machine's 127.0.0.1 (a container,
 /// under seed 003's preview limits, publishes its <see cref="ContainerPort"/> there), and may run in the repository's
 /// own <see cref="Image"/> (built from its Dockerfile) starting in <see cref="ImageWorkingDirectory"/>, instead of the
 /// default image with the files mounted.
 /// </summary>
-public sealed record PreviewLaunch(int Port, string? Image = null, string? ImageWorkingDirectory = null, int? ContainerPort = null);
+public sealed record PreviewLaunch(string DeployId, int Port, string? Image = null, string? ImageWorkingDirectory = null, int? ContainerPort = null);
 
 /// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
 /// <summary><see cref="Target"/>: the machine it runs on, for remote backends (a VM id).</summary>

@@ -60,14 +60,14 @@ public sealed class PreviewJobs(
             ["COVIBE_BUILD"] = plan.Build ?? "",
             ["COVIBE_START"] = plan.Start ?? "exec node -e \"$COVIBE_STATIC_SERVER\" \"$COVIBE_STATIC_ROOT\"",
         };
-        PreviewLaunch? launch = inContainer ? new PreviewLaunch(port, ContainerPort: appPort) : null;
+        PreviewLaunch? launch = inContainer ? new PreviewLaunch(deploy.Id, port, ContainerPort: appPort) : null;
         if (plan.ContainerFile is { } containerFile)
         {
             var image = await BuildImageAsync(teamId, deploy, files, containerFile, cancellationToken);
             environment["HOME"] = "/tmp";
             environment["COVIBE_START"] = image.Start;
             appPort = plan.Port ?? image.Port ?? port;
-            launch = new PreviewLaunch(port, image.Tag, image.WorkingDirectory, appPort);
+            launch = new PreviewLaunch(deploy.Id, port, image.Tag, image.WorkingDirectory, appPort);
         }
         else if (!inContainer && plan.Port is { } fixedPort)
         {
