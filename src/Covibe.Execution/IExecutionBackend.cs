@@ -49,7 +49,8 @@ public sealed record AgentLaunch(
     string? Workspace = null,
     string? TeamId = null,
     string? OwnerId = null,
-    PreviewLaunch? Preview = null);
+    PreviewLaunch? Preview = null,
+    BoxLaunch? Box = null);
 
 /// <summary>
 /// A team's preview rather than an agent (the deploy <see cref="DeployId"/>): it serves on <see cref="Port"/> of this machine's 127.0.0.1 (a container,
@@ -58,6 +59,13 @@ public sealed record AgentLaunch(
 /// default image with the files mounted.
 /// </summary>
 public sealed record PreviewLaunch(string DeployId, int Port, string? Image = null, string? ImageWorkingDirectory = null, int? ContainerPort = null);
+
+/// <summary>
+/// An agent inside a running box's container: it runs there as <see cref="User"/> (uid <see cref="Uid"/>:<see cref="Gid"/> owns its
+/// runtime directory) in <see cref="WorkingDirectory"/> (the box's repository), with its runtime directory under
+/// <see cref="RuntimeRoot"/> on this machine, which the box sees at <see cref="BoxExecBackend.RuntimeMount"/>.
+/// </summary>
+public sealed record BoxLaunch(string Container, string User, uint Uid, uint Gid, string WorkingDirectory, string RuntimeRoot);
 
 /// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
 /// <summary><see cref="Target"/>: the machine it runs on, for remote backends (a VM id).</summary>

@@ -36,4 +36,18 @@ public static class UntrustedFiles
 
     /// <summary>Whether this process runs as root (files it makes then belong to root, not to the sandbox's user).</summary>
     public static bool RunningAsRoot => Native.IsRoot;
+
+    /// <summary>Makes <paramref name="path"/> (not a link it holds) the given user's, when this process is root; false when it is not root and could not.</summary>
+    public static bool GiveTo(string path, uint uid, uint gid)
+    {
+        if (Native.GetEuid() != 0)
+        {
+            return false;
+        }
+        if (Native.LChown(path, uid, gid) != 0)
+        {
+            throw new IOException($"Cannot give {path} to uid {uid} (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+        }
+        return true;
+    }
 }

@@ -26,7 +26,7 @@ public static class AgentStatuses
 
 /// <summary>
 /// Seed 001's spawn body, with seed 003's fields (<c>agentType</c>, <c>repositoryUrl</c>, <c>teamId</c>).
-/// <see cref="VmId"/> picks where it runs (the server itself when absent).
+/// <see cref="VmId"/> picks where it runs (the server itself when absent); <see cref="BoxId"/>, one of the caller's boxes (its repository is there already).
 /// </summary>
 public sealed record SpawnAgentRequest(
     string? Task,
@@ -34,7 +34,8 @@ public sealed record SpawnAgentRequest(
     string? RepositoryUrl = null,
     string? Branch = null,
     string? TeamId = null,
-    string? VmId = null);
+    string? VmId = null,
+    string? BoxId = null);
 
 /// <summary><see cref="RunsOn"/>: the backend it runs on (<c>container</c>, <c>sandbox</c>, <c>ssh</c> for a VM, <c>local</c>).</summary>
 public sealed record AgentDto(
@@ -104,7 +105,8 @@ public sealed record AgentSpawnMessage(
     string? AgentType = null,
     string? RepositoryUrl = null,
     string? Branch = null,
-    string? ClientId = null) : HubMessage(HubMessageTypes.AgentSpawn);
+    string? ClientId = null,
+    string? BoxId = null) : HubMessage(HubMessageTypes.AgentSpawn);
 
 /// <summary><see cref="Command"/>: <c>kill</c>, <c>interrupt</c>, <c>input</c> (with <see cref="Data"/>), or <c>end</c> (close its input).</summary>
 public sealed record AgentControlMessage(string? AgentId, string? Command, string? Data = null) : HubMessage(HubMessageTypes.AgentControl);

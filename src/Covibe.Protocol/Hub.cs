@@ -27,6 +27,7 @@ public static class HubMessageTypes
     public const string AgentOutputEnd = "agent_output_end";
     public const string PreviewUpdated = "preview_updated";
     public const string PreviewStatus = "preview_status";
+    public const string BoxUpdated = "box_updated";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>

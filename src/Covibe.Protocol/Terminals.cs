@@ -71,7 +71,7 @@ public static class TerminalErrorCodes
 /// <c>config</c> of <c>session create</c> (and <c>cols</c>/<c>rows</c> of <c>session resize</c>).
 /// <see cref="Vm"/> (covibe serve only): run the terminal on one of your VMs, over SSH.
 /// </summary>
-public sealed record TerminalConfig(string? Shell = null, string? Cwd = null, Dictionary<string, string>? Env = null, int? Cols = null, int? Rows = null, string? Vm = null);
+public sealed record TerminalConfig(string? Shell = null, string? Cwd = null, Dictionary<string, string>? Env = null, int? Cols = null, int? Rows = null, string? Vm = null, string? BoxId = null);
 
 /// <summary>
 /// Any client message. Which fields count depends on <see cref="Type"/> (and <see cref="Action"/>):

@@ -2,6 +2,7 @@ using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
@@ -62,6 +63,7 @@ public static class CovibeServer
         services.AddVms();
         services.AddServerTerminals();
         services.AddPreviews();
+        services.AddBoxes();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -86,6 +88,7 @@ public static class CovibeServer
         app.MapHub();
         app.MapServerTerminals();
         app.MapPreviewsApi();
+        app.MapBoxesApi();
         return app;
     }
 
@@ -97,6 +100,7 @@ public static class CovibeServer
         await app.Services.MigrateDatabaseAsync(cancellationToken);
         await app.Services.CheckStoredSecretsAsync(cancellationToken);
         _ = app.Services.GetRequiredService<VmPool>(); // reads the pool file: a bad one stops start-up here
+        await app.Services.GetRequiredService<PoolService>().LoadFileAsync(cancellationToken); // the operator's box pools, likewise
         await app.StartAsync(cancellationToken);
     }
 }

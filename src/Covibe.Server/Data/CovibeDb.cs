@@ -3,6 +3,7 @@ using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Teams;
 using Covibe.Server.Features.Vms;
@@ -32,6 +33,9 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<PreviewDeploy> PreviewDeploys => Set<PreviewDeploy>();
     public DbSet<PreviewDelivery> PreviewDeliveries => Set<PreviewDelivery>();
     public DbSet<PreviewGrant> PreviewGrants => Set<PreviewGrant>();
+    public DbSet<Box> Boxes => Set<Box>();
+    public DbSet<BoxPool> BoxPools => Set<BoxPool>();
+    public DbSet<Lease> Leases => Set<Lease>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -141,6 +145,28 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<User>().WithMany().HasForeignKey(g => g.UserId);
             e.HasIndex(g => g.TokenHash).IsUnique();
             e.HasIndex(g => g.SessionId);
+        });
+
+        modelBuilder.Entity<BoxPool>(e =>
+        {
+            e.ToTable("box_pools");
+            e.HasOne<Team>().WithMany().HasForeignKey(p => p.TeamId);
+            e.HasIndex(p => new { p.TeamId, p.RepoUrl, p.BaseBranch }).IsUnique();
+        });
+        modelBuilder.Entity<Box>(e =>
+        {
+            e.ToTable("boxes");
+            e.HasOne<Team>().WithMany().HasForeignKey(b => b.TeamId);
+            e.HasOne<User>().WithMany().HasForeignKey(b => b.HolderId).OnDelete(DeleteBehavior.SetNull);
+            e.HasOne<BoxPool>().WithMany().HasForeignKey(b => b.PoolId).OnDelete(DeleteBehavior.SetNull);
+            e.HasIndex(b => new { b.PoolId, b.Status, b.HolderId });
+            e.HasIndex(b => new { b.TeamId, b.CreatedAt });
+            e.HasIndex(b => b.Status);
+        });
+        modelBuilder.Entity<Lease>(e =>
+        {
+            e.ToTable("leases");
+            e.HasKey(l => l.Name);
         });
 
         foreach (var entity in modelBuilder.Model.GetEntityTypes())

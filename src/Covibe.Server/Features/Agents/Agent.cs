@@ -23,6 +23,8 @@ public sealed class Agent
     /// <summary>The machine it runs on within its backend: a VM id (<c>ssh</c>), a container name (<c>container</c>); null on this server.</summary>
     public string? Target { get; set; }
     public required string WorkingDirectory { get; init; }
+    /// <summary>The box it runs in, if any (its repository is there; releasing the box stops the agent).</summary>
+    public string? BoxId { get; init; }
     public string? RuntimeDirectory { get; set; }
     public int? Pid { get; set; }
     public long? PidStartTime { get; set; }

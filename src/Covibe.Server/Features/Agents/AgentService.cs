@@ -75,6 +75,10 @@ public sealed partial class AgentService(
         {
             v.Fail("branch", "'branch' needs 'repositoryUrl'.");
         }
+        if (!string.IsNullOrEmpty(request.BoxId) && (repository is not null || !string.IsNullOrEmpty(request.VmId)))
+        {
+            v.Fail("boxId", "An agent in a box works on the box's repository, there: leave out 'repositoryUrl', 'branch' and 'vmId'.");
+        }
         if (!v.IsValid)
         {
             return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", v.Errors);
@@ -82,7 +86,7 @@ public sealed partial class AgentService(
         Placement placement;
         try
         {
-            placement = await machines.PlaceAgentAsync(caller.TeamId, caller.UserId, request.VmId, cancellationToken);
+            placement = await machines.PlaceAgentAsync(caller.TeamId, caller.UserId, request.VmId, request.BoxId, cancellationToken);
         }
         catch (PlacementException e)
         {
@@ -118,8 +122,9 @@ public sealed partial class AgentService(
             CreatedAt = time.GetUtcNow().UtcDateTime,
             Backend = placement.Backend,
             Target = placement.Target,
-            // Relative to the team's workspace; a server-made id, so nothing from the user reaches the path.
-            WorkingDirectory = id,
+            // Relative to the team's workspace; a server-made id, so nothing from the user reaches the path. In a box: its repository.
+            WorkingDirectory = placement.Box?.WorkingDirectory ?? id,
+            BoxId = placement.BoxId,
         };
         var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !AgentStatuses.Final.Contains(a.Status), cancellationToken);
         if (active >= options.Value.MaxActivePerTeam)
@@ -193,6 +198,23 @@ public sealed partial class AgentService(
             await backend.SignalAsync(process, AgentSignal.Terminate, cancellationToken);
             supervisor.KillRequested(agent.Id);
         }, cancellationToken);
+
+    /// <summary>Stops every agent still running in a box that is being released (recorded as killed, as by their owners).</summary>
+    public async Task StopBoxAgentsAsync(string boxId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var running = await db.Agents.Where(a => a.BoxId == boxId && !AgentStatuses.Final.Contains(a.Status)).ToListAsync(cancellationToken);
+        foreach (var agent in running)
+        {
+            agent.KillRequested = true;
+            await db.SaveChangesAsync(cancellationToken);
+            if (agent.Process is { } process)
+            {
+                await backends.Get(agent.Backend).SignalAsync(process, AgentSignal.Kill, cancellationToken);
+            }
+            supervisor.KillRequested(agent.Id);
+        }
+    }
 
     /// <summary>Like Ctrl-C; for a conversational agent, a stream-json interrupt request that ends the current turn.</summary>
     public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>

@@ -18,8 +18,12 @@ public sealed class MachineResolver(
     public static readonly IReadOnlyList<string> CovibeInImage = ["/usr/local/bin/covibe"];
 
     /// <summary>Where an agent of <paramref name="userId"/> runs. Throws <see cref="PlacementException"/> for a VM that is not theirs.</summary>
-    public async Task<Placement> PlaceAgentAsync(string teamId, string userId, string? vmId, CancellationToken cancellationToken)
+    public async Task<Placement> PlaceAgentAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
     {
+        if (!string.IsNullOrEmpty(boxId))
+        {
+            return await PlaceInBoxAsync(teamId, userId, boxId, cancellationToken);
+        }
         if (!string.IsNullOrEmpty(vmId) && vmId != LocalBackend.BackendName)
         {
             await using var db = await dbs.CreateDbContextAsync(cancellationToken);
@@ -53,6 +57,28 @@ public sealed class MachineResolver(
         }
         return new Placement(ContainerBackend.BackendName, null, workspaces.ForTeam(teamId), "docker", PassServerEnvironment: false, environment,
             CovibeCommand: CovibeInImage);
+    }
+
+    /// <summary>
+    /// In one of the member's ready boxes: its container, as its user, in its repository, with none of the server's
+    /// variables. Throws <see cref="PlacementException"/> for a box that is not theirs or not ready.
+    /// </summary>
+    public async Task<Placement> PlaceInBoxAsync(string teamId, string userId, string boxId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == teamId && b.HolderId == userId, cancellationToken)
+            ?? throw new PlacementException("boxId", $"You hold no box '{boxId}'. Request one with POST /api/boxes; agents and terminals run in your own boxes.");
+        if (box.Status != Features.Boxes.BoxStatuses.Ready || box.Target is null || box.RunAs is null)
+        {
+            throw new PlacementException("boxId", box.Status == Features.Boxes.BoxStatuses.Provisioning
+                ? $"The box '{boxId}' is still provisioning ({box.Step}); wait until it is ready."
+                : $"The box '{boxId}' is {box.Status}; request a new one.");
+        }
+        var ids = box.RunAs.Split(':');
+        var launch = new BoxLaunch(box.Target, box.RunAs, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture),
+            uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? HostSandbox.Workspace, workspaces.BoxRuns(box.Id));
+        return new Placement(BoxExecBackend.BackendName, box.Target, null, "box", PassServerEnvironment: false, new Dictionary<string, string>(),
+            CovibeCommand: box.Devcontainer ? null : CovibeInImage, BoxId: box.Id, Box: launch);
     }
 
     /// <summary>Whether the team's agents and terminals go to containers: its own flag (seed 003's team-specific feature flag) if set, else the server's switches.</summary>

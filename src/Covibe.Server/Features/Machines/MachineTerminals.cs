@@ -33,6 +33,10 @@ public sealed class MachineTerminals(
         {
             return await OnVmAsync(user, vmId, config, cancellationToken);
         }
+        if (config?.BoxId is { Length: > 0 } boxId)
+        {
+            return await InBoxAsync(user, sessionId, boxId, config, cancellationToken);
+        }
         if (await machines.UsesContainersAsync(user.TeamId ?? "", cancellationToken))
         {
             // Where the team's agents run: in its container, unless the engine is away (then as agents do: the sandbox, or refused).
@@ -66,6 +70,33 @@ public sealed class MachineTerminals(
         var cwd = Inside(info.WorkingDirectory);
         return new TerminalStart(info, dir => Inside(local.WorkingDirectory(dir, workspace)), "team container",
             ct => engine.Containers.OpenTerminalAsync(teamId, workspace, [shell], cwd, environment, info.Columns, info.Rows, ct));
+    }
+
+    /// <summary>A login shell in one of the member's boxes, as the box's user, starting in its repository (or <c>cwd</c> inside it).</summary>
+    private async Task<TerminalStart> InBoxAsync(TerminalUser user, string sessionId, string boxId, TerminalConfig config, CancellationToken cancellationToken)
+    {
+        Placement placement;
+        try
+        {
+            placement = await machines.PlaceInBoxAsync(user.TeamId ?? "", user.Id, boxId, cancellationToken);
+        }
+        catch (PlacementException e)
+        {
+            throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
+        }
+        var box = placement.Box!;
+        var root = box.WorkingDirectory;
+        var info = local.Build(config with { Cwd = null, Shell = null }, sessionId, root: root);
+        // Paths a command names are inside the box, below its repository.
+        string Inside(string? cwd) => string.IsNullOrEmpty(cwd) ? root
+            : Path.GetFullPath(Path.Combine(root, cwd)) is var full && (full == root || full.StartsWith(root + "/", StringComparison.Ordinal)) ? full : root;
+        var environment = new Dictionary<string, string>(info.Environment);
+        environment.Remove("HOME");
+        environment.Remove("SHELL");
+        var cwd = Inside(config.Cwd);
+        string[] shell = ["sh", "-c", "if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"];
+        return new TerminalStart(info with { Program = shell[0], Arguments = shell[1..] }, Inside, $"box {boxId}",
+            async ct => (IPty)await ContainerPty.StartAsync(engine.Client, box.Container, box.User, shell, cwd, environment, info.Columns, info.Rows, ct));
     }
 
     private TerminalStart OnHost(TerminalUser user, string sessionId, TerminalConfig? config)

@@ -10,7 +10,7 @@ namespace Covibe.Server.Features.Machines;
 /// <summary>
 /// Where members' code runs. The backends are keyed services by name (<c>sandbox</c> and
 /// <c>local</c> on this machine, <c>ssh</c> on members' VMs, <c>container</c> through the Docker
-/// Engine API); <see cref="MachineResolver"/>
+/// Engine API, <c>box</c> inside a member's box); <see cref="MachineResolver"/>
 /// picks one for each agent and <see cref="MachineTerminals"/> for each terminal.
 /// </summary>
 public static class MachinesFeature
@@ -36,6 +36,7 @@ public static class MachinesFeature
         services.AddSingleton<ContainerReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<ContainerReconciler>());
         services.AddKeyedSingleton<IExecutionBackend>(ContainerBackend.BackendName, (sp, _) => sp.GetRequiredService<ContainerEngine>().Backend);
+        services.AddKeyedSingleton<IExecutionBackend>(BoxExecBackend.BackendName, (sp, _) => new BoxExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
         // Before AddTerminals, whose default launcher only knows this machine.

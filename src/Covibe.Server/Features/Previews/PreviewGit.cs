@@ -86,6 +86,28 @@ public sealed partial class PreviewGit(string home)
         }
     }
 
+    /// <summary>The text of one file of <paramref name="commit"/> (at most a megabyte), or null when the commit has no such file.</summary>
+    public async Task<string?> ReadFileAsync(string mirror, string commit, string path, CancellationToken cancellationToken)
+    {
+        if (!Sha().IsMatch(commit))
+        {
+            throw new PreviewGitException($"'{commit}' is not a commit id.");
+        }
+        try
+        {
+            var size = (await RunAsync(["cat-file", "-s", $"{commit}:{path}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
+            if (!long.TryParse(size, System.Globalization.CultureInfo.InvariantCulture, out var bytes) || bytes > 1 << 20)
+            {
+                throw new PreviewGitException($"{path} is larger than a megabyte.");
+            }
+        }
+        catch (PreviewGitException e) when (!e.Message.Contains("megabyte", StringComparison.Ordinal))
+        {
+            return null;
+        }
+        return await RunAsync(["cat-file", "blob", $"{commit}:{path}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken);
+    }
+
     /// <summary>Writes <paramref name="commit"/>'s files into the empty directory <paramref name="target"/> (links that point outside it are refused).</summary>
     public async Task ExportAsync(string mirror, string commit, string target, CancellationToken cancellationToken)
     {

@@ -1,0 +1,250 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using Covibe.Execution;
+using Covibe.Server.Features.Machines;
+using Docker.DotNet;
+using Docker.DotNet.Models;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>
+/// A box's container in the engine (seed 002's VM lifecycle for the container backend): made from the default image,
+/// or by <c>devcontainer up</c> (<see cref="DevcontainerCli"/>); the repository cloned inside it from the server's
+/// read-only mirror, as the box's own user; the <c>.env</c> written through an exec's stdin onto a memory-only
+/// file system in the box (<see cref="SecretsMount"/>), linked from the repository, so it is never on a disk.
+/// </summary>
+public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOptions> containers)
+{
+    /// <summary>The server's mirror of the repository, read-only, to clone from without the network.</summary>
+    public const string MirrorMount = "/covibe-mirror";
+
+    /// <summary>A memory-only file system in every box: its <c>.env</c> lives there.</summary>
+    public const string SecretsMount = "/run/covibe";
+
+    public static string ContainerName(string teamId, string boxId) => $"covibes_box_{teamId}_{boxId}";
+
+    public static Dictionary<string, string> Labels(string teamId, string boxId) => new()
+    {
+        [ManagedContainers.ManagedLabel] = "true",
+        [ManagedContainers.TypeLabel] = "box",
+        [ManagedContainers.TeamLabel] = teamId,
+        [BoxLabel] = boxId,
+    };
+
+    public const string BoxLabel = "covibe.box";
+
+    public DockerClient Docker => engine.Client;
+
+    public string EngineAddress => containers.Value.EngineAddress;
+
+    /// <summary>The operator's limits and placement for a box's container.</summary>
+    public BoxContainerSpec Spec(string teamId, string boxId, string workspace, string runs, string mirror)
+    {
+        var o = containers.Value;
+        return new BoxContainerSpec(ContainerName(teamId, boxId), Labels(teamId, boxId), workspace, runs, mirror, o.Network,
+            ContainersOptions.Bytes(o.AgentMemory), o.AgentCpus, 1024);
+    }
+
+    /// <summary>The box from the default image (no dev container config): the same user, limits and walls as agent containers.</summary>
+    public async Task<(string Container, string User, string Image)> CreateDefaultAsync(BoxContainerSpec spec, CancellationToken cancellationToken)
+    {
+        var managed = engine.Containers;
+        var image = managed.Settings.Image;
+        var host = managed.Settings.Limited([$"{spec.WorkspaceSource}:{HostSandbox.Workspace}:rw", $"{spec.RunsSource}:{BoxExecBackend.RuntimeMount}:rw", $"{spec.MirrorSource}:{MirrorMount}:ro"]);
+        host.Tmpfs = new Dictionary<string, string> { [SecretsMount] = "rw,nosuid,nodev,noexec,size=1m,mode=1777" };
+        try
+        {
+            await Docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            {
+                Name = spec.Name,
+                Image = image,
+                User = managed.Settings.UserSpec,
+                WorkingDir = HostSandbox.Workspace,
+                Cmd = ["sleep", "infinity"],
+                Env = [$"HOME={HostSandbox.Workspace}", "USER=covibe", "LOGNAME=covibe", "PATH=/usr/local/bin:/usr/bin:/bin"],
+                Labels = new Dictionary<string, string>(spec.Labels),
+                HostConfig = host,
+            }, cancellationToken);
+        }
+        catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+        {
+            throw new ContainerImageMissingException(image);
+        }
+        catch (DockerApiException e)
+        {
+            throw new IOException($"The container engine refused to create the box: {ManagedContainers.EngineMessage(e)}");
+        }
+        try
+        {
+            await Docker.Containers.StartContainerAsync(spec.Name, new ContainerStartParameters(), cancellationToken);
+        }
+        catch (DockerApiException e)
+        {
+            await RemoveAsync(spec.Name, CancellationToken.None);
+            throw new IOException($"The container engine could not start the box: {ManagedContainers.EngineMessage(e)}");
+        }
+        return (spec.Name, managed.Settings.UserSpec, image);
+    }
+
+    /// <summary>Records the box's container with the team's containers (seed 003's container_environments).</summary>
+    public Task MadeAsync(string teamId, string boxId, string container, string image, CancellationToken cancellationToken) =>
+        engine.Containers.MadeAsync(new ContainerMade(teamId, "box", container, new Dictionary<string, string?> { ["boxId"] = boxId, ["image"] = image }), cancellationToken);
+
+    /// <summary>Starts the box's container again if it stopped (the machine restarted); false when it is gone.</summary>
+    public async Task<bool> EnsureRunningAsync(string container, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var inspect = await Docker.Containers.InspectContainerAsync(container, cancellationToken);
+            if (inspect.State?.Running != true)
+            {
+                await Docker.Containers.StartContainerAsync(container, new ContainerStartParameters(), cancellationToken);
+            }
+            return true;
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Runs <paramref name="argv"/> in the box as <paramref name="user"/>, its output to <paramref name="log"/>; answers the exit code.</summary>
+    public async Task<long> RunAsync(string container, string user, IReadOnlyList<string> argv, BoxLog? log, CancellationToken cancellationToken, byte[]? stdin = null)
+    {
+        try
+        {
+            var exec = await Docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
+            {
+                Cmd = [.. argv],
+                User = user,
+                AttachStdin = stdin is not null,
+                AttachStdout = true,
+                AttachStderr = true,
+            }, cancellationToken);
+            using (var stream = await Docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken))
+            {
+                if (stdin is not null)
+                {
+                    await stream.WriteAsync(stdin, 0, stdin.Length, cancellationToken);
+                    stream.CloseWrite();
+                }
+                var buffer = new byte[16384];
+                while (true)
+                {
+                    var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
+                    if (read.EOF)
+                    {
+                        break;
+                    }
+                    log?.Append(buffer.AsSpan(0, read.Count));
+                }
+            }
+            return (await Docker.Exec.InspectContainerExecAsync(exec.ID, cancellationToken)).ExitCode ?? -1;
+        }
+        catch (DockerApiException e)
+        {
+            throw new IOException($"The box did not run the command: {ManagedContainers.EngineMessage(e)}");
+        }
+    }
+
+    /// <summary>The numeric uid and gid of <paramref name="user"/> inside the box.</summary>
+    public async Task<(uint Uid, uint Gid)> IdsAsync(string container, string user, CancellationToken cancellationToken)
+    {
+        var output = new BoxLog(null);
+        var code = await RunAsync(container, user, ["sh", "-c", "id -u; id -g"], output, cancellationToken);
+        var lines = output.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (code != 0 || lines.Length < 2 || !uint.TryParse(lines[0], CultureInfo.InvariantCulture, out var uid) || !uint.TryParse(lines[1], CultureInfo.InvariantCulture, out var gid))
+        {
+            throw new IOException($"The box's user '{user}' could not be found inside it.");
+        }
+        return (uid, gid);
+    }
+
+    /// <summary>Clones the branch from the mirror into the workspace, as the box's user, and points <c>origin</c> at the real repository.</summary>
+    public async Task CloneAsync(string container, string user, string repoUrl, string branch, string commit, BoxLog log, CancellationToken cancellationToken)
+    {
+        const string Script = """
+            set -e
+            command -v git >/dev/null || { echo "The box's image has no git: install it in the image to use it as a box." >&2; exit 127; }
+            # The mirror is the server's (another owner): trusted for this one clone, by its upload-pack too (which sees global config only).
+            trust=$(mktemp)
+            printf '[safe]\n\tdirectory = %s\n' "$1" > "$trust"
+            GIT_CONFIG_GLOBAL="$trust" git clone --progress --branch "$2" -- "$1" "$4" || { rm -f "$trust"; exit 128; }
+            rm -f "$trust"
+            cd "$4"
+            git -c advice.detachedHead=false checkout -q -B "$2" "$3"
+            git remote set-url origin "$5"
+            """;
+        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-clone", MirrorMount, branch, commit, HostSandbox.Workspace, repoUrl], log, cancellationToken);
+        if (code != 0)
+        {
+            throw new BoxProvisionException(code == 127 ? "The box's image has no git: install it in the image to use it as a box." : $"Cloning the repository inside the box failed (exit {code}); see the box's log.");
+        }
+    }
+
+    /// <summary>
+    /// Writes the <c>.env</c> through the exec's stdin onto the box's memory-only file system (mode 0600, the box user's)
+    /// and links it from the repository's root. The plaintext is never in an argument, a log or a file of this machine.
+    /// </summary>
+    public async Task WriteEnvAsync(string container, string user, byte[] env, CancellationToken cancellationToken)
+    {
+        const string Script = """
+            umask 077
+            cat > "$1/.env.tmp" && chmod 600 "$1/.env.tmp" && mv -f "$1/.env.tmp" "$1/.env" && ln -sfn "$1/.env" "$2/.env"
+            """;
+        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-env", SecretsMount, HostSandbox.Workspace], null, cancellationToken, env);
+        if (code != 0)
+        {
+            throw new BoxProvisionException($"The .env could not be written into the box (exit {code}).");
+        }
+    }
+
+    public async Task RemoveAsync(string container, CancellationToken cancellationToken) => await engine.Containers.RemoveAsync(container, cancellationToken);
+
+    public Task<string?> ProblemAsync(CancellationToken cancellationToken) => engine.ProblemAsync(cancellationToken);
+}
+
+/// <summary>A provisioning step failed; the message is for the team (never a secret).</summary>
+public sealed class BoxProvisionException(string message) : Exception(message);
+
+/// <summary>
+/// A box's provisioning log (what clone, devcontainer and lifecycle commands print), in a file of the box's server
+/// directory, read by byte position; or in memory when <see cref="Path"/> is null. Never holds the <c>.env</c>.
+/// </summary>
+public sealed class BoxLog(string? path)
+{
+    private readonly Lock _lock = new();
+    private readonly System.Buffers.ArrayBufferWriter<byte> _memory = new();
+
+    public string? Path { get; } = path;
+
+    public string Text
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return Path is null ? Encoding.UTF8.GetString(_memory.WrittenSpan) : File.Exists(Path) ? File.ReadAllText(Path) : "";
+            }
+        }
+    }
+
+    public void Line(string text) => Append(Encoding.UTF8.GetBytes(text + "\n"));
+
+    public void Append(ReadOnlySpan<byte> bytes)
+    {
+        lock (_lock)
+        {
+            if (Path is null)
+            {
+                bytes.CopyTo(_memory.GetSpan(bytes.Length));
+                _memory.Advance(bytes.Length);
+                return;
+            }
+            using var file = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.ReadWrite);
+            file.Write(bytes);
+        }
+    }
+}

@@ -1,0 +1,515 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Covibe.Execution;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Previews;
+using Covibe.Server.Features.Secrets;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>
+/// Seed 002's provisioner: takes boxes waiting to be made (members' requests first; pool standbys never in the last
+/// free slot), each under a lease this node renews, and makes them: fetch into the team's mirror, the container (the
+/// default image, or <c>devcontainer up</c> when the repository has a configuration), the clone inside it, the
+/// lifecycle commands, the <c>.env</c>. A box whose lease ran out (its node died) or that this node held when it
+/// stopped is made again from the start. Released and failed boxes are cleaned up here too.
+/// </summary>
+public sealed class BoxProvisioner(
+    IDbContextFactory<CovibeDb> dbs,
+    BoxWork work,
+    BoxContainers containers,
+    DevcontainerCli devcontainers,
+    PreviewGit git,
+    SecretBox secrets,
+    TeamHub hub,
+    IOptions<BoxesOptions> options,
+    TimeProvider time,
+    ILogger<BoxProvisioner> logger) : BackgroundService
+{
+    private static readonly TimeSpan LeaseTime = TimeSpan.FromSeconds(60);
+    private const int MaxAttempts = 3;
+    private readonly ConcurrentDictionary<string, (Task Task, CancellationTokenSource Stop, bool Pool)> _running = new();
+    private readonly ConcurrentDictionary<string, SemaphoreSlim> _mirrors = new();
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await RestoreAsync(stoppingToken);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await StopReleasedAsync(stoppingToken);
+                await CleanupAsync(stoppingToken);
+                await StartWaitingAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or IOException && !stoppingToken.IsCancellationRequested)
+            {
+                BoxesLog.ProvisionCrashed(logger, "-", e);
+            }
+            await work.ProvisionRequestedAsync(TimeSpan.FromSeconds(2), stoppingToken);
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        // Unfinished boxes keep this node's lease: the next start takes them up again at once.
+        foreach (var (_, running) in _running)
+        {
+            await running.Stop.CancelAsync();
+        }
+        await Task.WhenAll(_running.Values.Select(r => r.Task)).WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    /// <summary>After a start: ready boxes' containers run again (the machine may have restarted) and get their <c>.env</c> back (it lives in memory only).</summary>
+    private async Task RestoreAsync(CancellationToken cancellationToken)
+    {
+        List<Box> ready;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            ready = await db.Boxes.AsNoTracking().Where(b => b.Status == BoxStatuses.Ready && b.Backend == "container").ToListAsync(cancellationToken);
+        }
+        if (ready.Count == 0 || await containers.ProblemAsync(cancellationToken) is not null)
+        {
+            return;
+        }
+        foreach (var box in ready)
+        {
+            try
+            {
+                if (!await containers.EnsureRunningAsync(box.Target!, cancellationToken))
+                {
+                    await FailAsync(box.Id, "The box's container is gone (removed outside Covibe); request a new box.", cancellationToken);
+                    continue;
+                }
+                if (box.Env is not null)
+                {
+                    await InjectEnvAsync(box, cancellationToken);
+                }
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or CryptographicException)
+            {
+                BoxesLog.CleanupFailed(logger, box.Id, e.Message);
+            }
+        }
+    }
+
+    /// <summary>Boxes released while they were being made stop being made.</summary>
+    private async Task StopReleasedAsync(CancellationToken cancellationToken)
+    {
+        if (_running.IsEmpty)
+        {
+            return;
+        }
+        var ids = _running.Keys.ToList();
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var released = await db.Boxes.Where(b => ids.Contains(b.Id) && b.Status == BoxStatuses.Released).Select(b => b.Id).ToListAsync(cancellationToken);
+        foreach (var id in released)
+        {
+            if (_running.TryGetValue(id, out var running))
+            {
+                await running.Stop.CancelAsync();
+            }
+        }
+    }
+
+    private async Task StartWaitingAsync(CancellationToken cancellationToken)
+    {
+        foreach (var (id, running) in _running)
+        {
+            if (running.Task.IsCompleted)
+            {
+                _running.TryRemove(id, out _);
+                running.Stop.Dispose();
+            }
+        }
+        var max = options.Value.MaxProvisioning;
+        if (_running.Count >= max)
+        {
+            return;
+        }
+        var now = time.GetUtcNow().UtcDateTime;
+        List<(string Id, bool Pool)> waiting;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            waiting = (await db.Boxes.AsNoTracking()
+                .Where(b => b.Status == BoxStatuses.Provisioning && (b.LeaseHolder == null || b.LeaseExpiresAt < now || b.LeaseHolder == work.Node))
+                // Members' own requests first, then pool standbys; oldest first within each.
+                .OrderBy(b => b.HolderId == null).ThenBy(b => b.CreatedAt)
+                .Select(b => new { b.Id, Pool = b.HolderId == null }).Take(max * 4).ToListAsync(cancellationToken))
+                .Select(b => (b.Id, b.Pool)).ToList();
+        }
+        foreach (var (id, pool) in waiting)
+        {
+            if (_running.Count >= max || _running.ContainsKey(id))
+            {
+                continue;
+            }
+            // Pool work leaves the last slot free for a member's request.
+            if (pool && max > 1 && _running.Values.Count(r => r.Pool) >= max - 1)
+            {
+                continue;
+            }
+            if (!await TakeLeaseAsync(id, cancellationToken))
+            {
+                continue;
+            }
+            var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            _running[id] = (Task.Run(() => ProvisionAsync(id, stop.Token), CancellationToken.None), stop, pool);
+        }
+    }
+
+    private async Task<bool> TakeLeaseAsync(string id, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return await db.Boxes
+            .Where(b => b.Id == id && b.Status == BoxStatuses.Provisioning && (b.LeaseHolder == null || b.LeaseExpiresAt < now || b.LeaseHolder == work.Node))
+            .ExecuteUpdateAsync(s => s.SetProperty(b => b.LeaseHolder, work.Node).SetProperty(b => b.LeaseExpiresAt, now + LeaseTime)
+                .SetProperty(b => b.Attempts, b => b.Attempts + 1), cancellationToken) == 1;
+    }
+
+    private async Task ProvisionAsync(string id, CancellationToken stopping)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        deadline.CancelAfter(TimeSpan.FromSeconds(options.Value.ProvisionTimeoutSeconds));
+        var cancellationToken = deadline.Token;
+        using var renewal = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        var renewing = RenewAsync(id, renewal.Token);
+        Box box;
+        await using (var db = await dbs.CreateDbContextAsync(CancellationToken.None))
+        {
+            box = await db.Boxes.AsNoTracking().SingleAsync(b => b.Id == id, CancellationToken.None);
+        }
+        Directory.CreateDirectory(work.Root(id), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var log = new BoxLog(work.LogPath(id));
+        try
+        {
+            if (box.Attempts > 1)
+            {
+                BoxesLog.Resumed(logger, id, box.Attempts);
+                log.Line($"[covibe] Picked up again after an interruption (attempt {box.Attempts}); starting over.");
+                await RemoveLeftoversAsync(box, keepLog: true, CancellationToken.None);
+            }
+            if (box.Attempts > MaxAttempts)
+            {
+                throw new BoxProvisionException($"Provisioning was interrupted {MaxAttempts} times; giving up.");
+            }
+            await MakeAsync(box, log, cancellationToken);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested)
+        {
+            // Stopping (or released): the lease stays this node's; a released box is cleaned up.
+        }
+        catch (OperationCanceledException)
+        {
+            await FailAsync(id, $"Provisioning took longer than {options.Value.ProvisionTimeoutSeconds} s (Covibe:Boxes:ProvisionTimeoutSeconds) and was stopped.", CancellationToken.None, log);
+        }
+        catch (Exception e) when (e is BoxProvisionException or PreviewGitException or DevcontainerConfigException or ContainerImageMissingException)
+        {
+            await FailAsync(id, e.Message, CancellationToken.None, log);
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or TimeoutException or UnauthorizedAccessException)
+        {
+            await FailAsync(id, e.Message, CancellationToken.None, log);
+        }
+        catch (Exception e)
+        {
+            BoxesLog.ProvisionCrashed(logger, id, e);
+            await FailAsync(id, "The server failed while making the box (see its log).", CancellationToken.None, log);
+        }
+        finally
+        {
+            await renewal.CancelAsync();
+            await renewing.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    private async Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken)
+    {
+        if (await containers.ProblemAsync(cancellationToken) is { } problem)
+        {
+            throw new BoxProvisionException($"Boxes run in containers, and {char.ToLowerInvariant(problem[0])}{problem[1..]}");
+        }
+        // 1. The repository, fetched into the team's mirror on this machine (no checkout here: nothing of it runs on the server).
+        await StepAsync(box, BoxSteps.Clone, log, $"Fetching {box.Branch} of {box.RepoUrl}", cancellationToken);
+        var mirror = work.MirrorPath(box.TeamId, box.RepoUrl);
+        var gate = _mirrors.GetOrAdd(mirror, _ => new SemaphoreSlim(1, 1));
+        string commit;
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            commit = await git.FetchAsync(mirror, box.RepoUrl, box.Branch, options.Value.AllowLocalRepositories, TimeSpan.FromMinutes(10), cancellationToken);
+            // The box reads it (mounted read-only) as its own user; on this machine the data directory around it stays the server's alone.
+            File.SetUnixFileMode(mirror, (UnixFileMode)0b111_101_101);
+        }
+        finally
+        {
+            gate.Release();
+        }
+        string? configPath = null;
+        string? config = null;
+        foreach (var path in DevcontainerConfig.Paths)
+        {
+            if (await git.ReadFileAsync(mirror, commit, path, cancellationToken) is { } text)
+            {
+                (configPath, config) = (path, text);
+                break;
+            }
+        }
+        log.Line($"[covibe] At commit {commit}; {(config is null ? "no dev container configuration: the default image" : $"dev container configuration {configPath}")}.");
+        var workspace = work.WorkspacePath(box.Id);
+        var runs = work.RunsPath(box.Id);
+        Directory.CreateDirectory(workspace);
+        Directory.CreateDirectory(runs);
+        var spec = containers.Spec(box.TeamId, box.Id, workspace, runs, mirror);
+
+        // 2. The box's container, and the repository cloned inside it as the box's user.
+        string container, runAs, image, inside;
+        string? context = null;
+        if (config is null)
+        {
+            await StepAsync(box, BoxSteps.Container, log, "Starting the box from the default image", cancellationToken, b => b.Commit = commit);
+            (container, var user, image) = await containers.CreateDefaultAsync(spec, cancellationToken);
+            runAs = user;
+            inside = HostSandbox.Workspace;
+        }
+        else
+        {
+            await StepAsync(box, BoxSteps.Devcontainer, log, "Running devcontainer up", cancellationToken, b => { b.Commit = commit; b.Devcontainer = true; });
+            if (devcontainers.Problem() is { } missing)
+            {
+                throw new BoxProvisionException(missing);
+            }
+            context = Path.Combine(work.Root(box.Id), "context");
+            await git.ExportAsync(mirror, commit, context, cancellationToken);
+            var (safe, notes) = DevcontainerConfig.Sanitize(config, spec);
+            foreach (var note in notes)
+            {
+                log.Line($"[covibe] devcontainer.json: {note}.");
+            }
+            await File.WriteAllTextAsync(Path.Combine(context, configPath!), safe, cancellationToken);
+            var up = await devcontainers.UpAsync(context, box.Id, log, cancellationToken);
+            container = spec.Name;
+            var (uid, gid) = await containers.IdsAsync(container, up.RemoteUser, cancellationToken);
+            runAs = $"{uid}:{gid}";
+            inside = up.Workspace;
+            image = (await containers.Docker.Containers.InspectContainerAsync(container, cancellationToken)).Config?.Image ?? "devcontainer";
+        }
+        var ids = runAs.Split(':');
+        foreach (var path in new[] { workspace, runs })
+        {
+            Own(path, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture), uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+        await SaveAsync(box.Id, b => { b.Target = container; b.RunAs = runAs; b.Image = image; b.Workspace = inside; }, cancellationToken);
+        box.Target = container;
+        box.RunAs = runAs;
+        await containers.MadeAsync(box.TeamId, box.Id, container, image, cancellationToken);
+        log.Line($"[covibe] Cloning into {inside} inside the box");
+        await containers.CloneAsync(container, runAs, box.RepoUrl, box.Branch, commit, log, cancellationToken);
+        if (context is not null)
+        {
+            log.Line("[covibe] Running the dev container's lifecycle commands");
+            await devcontainers.RunUserCommandsAsync(context, box.Id, log, cancellationToken);
+            Directory.Delete(context, recursive: true);
+        }
+
+        // 3. The .env, into the box's memory only.
+        if (box.Env is not null)
+        {
+            await StepAsync(box, BoxSteps.Env, log, "Writing the .env into the box", cancellationToken);
+            await InjectEnvAsync(box, cancellationToken);
+        }
+
+        await StepAsync(box, BoxSteps.Ready, log, "Ready", cancellationToken, b =>
+        {
+            b.Status = BoxStatuses.Ready;
+            b.ReadyAt = time.GetUtcNow().UtcDateTime;
+            b.LeaseHolder = null;
+            b.LeaseExpiresAt = null;
+        });
+        if (box.PoolId is { } poolId)
+        {
+            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+            await db.BoxPools.Where(p => p.Id == poolId)
+                .ExecuteUpdateAsync(s => s.SetProperty(p => p.Failures, 0).SetProperty(p => p.LastError, (string?)null), cancellationToken);
+            work.Reconcile();
+        }
+    }
+
+    private async Task InjectEnvAsync(Box box, CancellationToken cancellationToken)
+    {
+        var env = secrets.Open(box.Env!, BoxSecrets.EnvOwner(box.TeamId, box.Id), BoxSecrets.EnvPurpose);
+        try
+        {
+            await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(env);
+        }
+    }
+
+    private async Task StepAsync(Box box, string step, BoxLog log, string line, CancellationToken cancellationToken, Action<Box>? change = null)
+    {
+        log.Line($"[covibe] {line}");
+        BoxesLog.Step(logger, box.Id, box.TeamId, step);
+        var saved = await SaveAsync(box.Id, b =>
+        {
+            b.Step = step;
+            change?.Invoke(b);
+        }, cancellationToken);
+        if (saved.HolderId is not null)
+        {
+            await BroadcastAsync(saved, cancellationToken);
+        }
+    }
+
+    private async Task<Box> SaveAsync(string id, Action<Box> change, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var box = await db.Boxes.SingleAsync(b => b.Id == id, cancellationToken);
+        if (box.Status == BoxStatuses.Released)
+        {
+            throw new OperationCanceledException("The box was released.");
+        }
+        change(box);
+        await db.SaveChangesAsync(cancellationToken);
+        return box;
+    }
+
+    private async Task BroadcastAsync(Box box, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        hub.Broadcast(box.TeamId, new BoxUpdatedMessage(await BoxService.DtoAsync(db, box, cancellationToken)));
+    }
+
+    /// <summary>A box that could not be made: failed with the reason, its container and files removed (its log kept); a pool backs off, and pauses if it keeps failing.</summary>
+    private async Task FailAsync(string id, string error, CancellationToken cancellationToken, BoxLog? log = null)
+    {
+        log?.Line($"[covibe] Failed: {error}");
+        Box box;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            box = await db.Boxes.SingleAsync(b => b.Id == id, cancellationToken);
+            if (box.Status == BoxStatuses.Released)
+            {
+                return;
+            }
+            box.Status = BoxStatuses.Failed;
+            box.Step = BoxSteps.Failed;
+            box.Error = error;
+            box.LeaseHolder = null;
+            box.LeaseExpiresAt = null;
+            await db.SaveChangesAsync(cancellationToken);
+            BoxesLog.Failed(logger, box.Id, box.TeamId, error);
+            if (box.PoolId is { } poolId && await db.BoxPools.SingleOrDefaultAsync(p => p.Id == poolId, cancellationToken) is { } pool)
+            {
+                pool.Failures++;
+                pool.LastError = error;
+                var backoff = TimeSpan.FromSeconds(Math.Min(600, options.Value.BackoffSeconds * Math.Pow(2, pool.Failures - 1)));
+                pool.ResumeAt = time.GetUtcNow().UtcDateTime + backoff;
+                if (pool.Failures >= options.Value.PauseAfterFailures && pool.PausedReason is null)
+                {
+                    pool.PausedReason = $"Paused after {pool.Failures} failures in a row; the last: {error} Change the pool (PUT /api/pools) or push to its branch to try again.";
+                    BoxesLog.PoolPaused(logger, pool.Id, pool.TeamId, pool.PausedReason);
+                }
+                await db.SaveChangesAsync(cancellationToken);
+            }
+        }
+        if (box.HolderId is not null)
+        {
+            await BroadcastAsync(box, cancellationToken);
+        }
+        work.Provision(); // cleaned up on the next pass
+    }
+
+    /// <summary>Removes what released and failed boxes left: their containers and files (a failed box keeps its log).</summary>
+    private async Task CleanupAsync(CancellationToken cancellationToken)
+    {
+        List<Box> done;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            done = await db.Boxes.AsNoTracking()
+                .Where(b => (b.Status == BoxStatuses.Released || b.Status == BoxStatuses.Failed) && b.CleanedAt == null)
+                .Take(20).ToListAsync(cancellationToken);
+        }
+        foreach (var box in done.Where(b => !_running.ContainsKey(b.Id)))
+        {
+            try
+            {
+                await RemoveLeftoversAsync(box, keepLog: box.Status == BoxStatuses.Failed, cancellationToken);
+                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                await db.Boxes.Where(b => b.Id == box.Id).ExecuteUpdateAsync(s => s.SetProperty(b => b.CleanedAt, time.GetUtcNow().UtcDateTime), cancellationToken);
+            }
+            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or UnauthorizedAccessException)
+            {
+                BoxesLog.CleanupFailed(logger, box.Id, e.Message);
+            }
+        }
+    }
+
+    private async Task RemoveLeftoversAsync(Box box, bool keepLog, CancellationToken cancellationToken)
+    {
+        var name = BoxContainers.ContainerName(box.TeamId, box.Id);
+        if (await containers.ProblemAsync(cancellationToken) is null)
+        {
+            await containers.RemoveAsync(name, cancellationToken);
+        }
+        var root = work.Root(box.Id);
+        if (!Directory.Exists(root))
+        {
+            return;
+        }
+        foreach (var entry in Directory.EnumerateFileSystemEntries(root))
+        {
+            if (keepLog && entry == work.LogPath(box.Id))
+            {
+                continue;
+            }
+            if (Directory.Exists(entry) && new DirectoryInfo(entry).LinkTarget is null)
+            {
+                Directory.Delete(entry, recursive: true);
+            }
+            else
+            {
+                File.Delete(entry);
+            }
+        }
+        if (!keepLog)
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private async Task RenewAsync(string id, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(LeaseTime / 3, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                await db.Boxes.Where(b => b.Id == id && b.LeaseHolder == work.Node)
+                    .ExecuteUpdateAsync(s => s.SetProperty(b => b.LeaseExpiresAt, time.GetUtcNow().UtcDateTime + LeaseTime), cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Done.
+        }
+    }
+
+    private static void Own(string path, uint uid, uint gid)
+    {
+        if (!UntrustedFiles.GiveTo(path, uid, gid))
+        {
+            // Not root: the box's user gets in through the mode (the data directory around it is the server's alone).
+            File.SetUnixFileMode(path, (UnixFileMode)0b111_111_111);
+        }
+    }
+}

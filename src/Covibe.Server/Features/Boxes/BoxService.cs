@@ -1,0 +1,320 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Agents;
+using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Previews;
+using Covibe.Server.Features.Secrets;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>A request the server will not carry out: <see cref="Field"/> names the request field (null: not a field's fault), <see cref="Status"/> the HTTP status.</summary>
+public sealed class BoxRequestException(string? field, string message, int status = 400, string type = "invalid-request") : Exception(message)
+{
+    public string? Field { get; } = field;
+    public int Status { get; } = status;
+    public string Type { get; } = type;
+}
+
+/// <summary>
+/// Seed 002's allocator: <c>requestBox</c> claims a ready box from the team's warm pool for the repository and branch
+/// with one conditional row update (<c>FOR UPDATE SKIP LOCKED</c> on PostgreSQL), or records a box to provision and
+/// answers at once (seed 002's asynchronous default). Also the box store's reads, release, and the team's pools.
+/// </summary>
+public sealed class BoxService(
+    IDbContextFactory<CovibeDb> dbs,
+    SecretBox secrets,
+    PreviewGit git,
+    BoxContainers containers,
+    BoxWork work,
+    TeamHub hub,
+    IServiceProvider services,
+    IOptions<BoxesOptions> options,
+    TimeProvider time,
+    ILogger<BoxService> logger)
+{
+    public async Task<(BoxDto Box, bool Claimed)> RequestAsync(Caller caller, BoxRequest request, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var repoUrl = RepoUrl(request.RepoUrl);
+        var branch = Branch(request.Branch, "branch");
+        var requestedBy = request.RequestedBy?.Trim() is { Length: > 0 } tag ? tag : null;
+        if (requestedBy is { Length: > 200 })
+        {
+            throw new BoxRequestException("requestedBy", "'requestedBy' is at most 200 characters.");
+        }
+        var env = EnvFrom(caller.TeamId, request);
+        try
+        {
+            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+            var pool = await db.BoxPools.AsNoTracking().Where(p => p.TeamId == caller.TeamId && p.RepoUrl == repoUrl && p.BaseBranch == branch)
+                .Select(p => new { p.Id, p.HeadCommit }).FirstOrDefaultAsync(cancellationToken);
+            if (pool is not null && await ClaimAsync(db, pool.Id, caller.UserId, cancellationToken) is { } claimedId)
+            {
+                var box = await db.Boxes.SingleAsync(b => b.Id == claimedId, cancellationToken);
+                box.RequestedBy = requestedBy;
+                box.ClaimedAt = time.GetUtcNow().UtcDateTime;
+                if (env is not null)
+                {
+                    box.Env = secrets.Seal(env, BoxSecrets.EnvOwner(caller.TeamId, box.Id), BoxSecrets.EnvPurpose);
+                    // Ready means the .env is there: written before the answer.
+                    await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
+                }
+                box.ClaimMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                await db.SaveChangesAsync(cancellationToken);
+                await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Claims, p => p.Claims + 1), cancellationToken);
+                BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs.Value);
+                work.Reconcile();
+                var dto = await DtoAsync(db, box, cancellationToken);
+                hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(dto));
+                return (dto, true);
+            }
+            if (pool is not null)
+            {
+                await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Misses, p => p.Misses + 1), cancellationToken);
+            }
+            var held = await db.Boxes.CountAsync(b => b.TeamId == caller.TeamId && b.HolderId != null
+                && (b.Status == BoxStatuses.Provisioning || b.Status == BoxStatuses.Ready), cancellationToken);
+            if (held >= options.Value.MaxBoxesPerTeam)
+            {
+                throw new BoxRequestException(null, $"Your team holds {held} boxes (the limit is {options.Value.MaxBoxesPerTeam}). Release one first (DELETE /api/boxes/{{id}}).", 429, "too-many-boxes");
+            }
+            // Not from a pool: the branch must exist before anyone waits for it.
+            var commit = pool?.HeadCommit ?? await HeadAsync(repoUrl, branch, "branch", cancellationToken);
+            var now = time.GetUtcNow().UtcDateTime;
+            var created = new Box
+            {
+                Id = Tokens.NewId(),
+                TeamId = caller.TeamId,
+                PoolId = null,
+                RepoUrl = repoUrl,
+                Branch = branch,
+                Commit = commit,
+                RequestedBy = requestedBy,
+                HolderId = caller.UserId,
+                Status = BoxStatuses.Provisioning,
+                Step = BoxSteps.Queued,
+                Backend = "container",
+                CreatedAt = now,
+                ClaimedAt = now,
+            };
+            if (env is not null)
+            {
+                created.Env = secrets.Seal(env, BoxSecrets.EnvOwner(caller.TeamId, created.Id), BoxSecrets.EnvPurpose);
+            }
+            db.Boxes.Add(created);
+            await db.SaveChangesAsync(cancellationToken);
+            work.Provision();
+            var answer = await DtoAsync(db, created, cancellationToken);
+            hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(answer));
+            return (answer, false);
+        }
+        finally
+        {
+            if (env is not null)
+            {
+                CryptographicOperations.ZeroMemory(env);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Claims the oldest ready box of the pool that nobody holds, in one conditional update: two requests never get
+    /// the same box (on PostgreSQL the row is locked and others skip it; SQLite runs one writer at a time).
+    /// </summary>
+    private static async Task<string?> ClaimAsync(CovibeDb db, string poolId, string userId, CancellationToken cancellationToken)
+    {
+        var ids = await db.Database.SqlQueryRaw<string>(db.Database.IsNpgsql() ? ClaimPostgres : ClaimSqlite, userId, poolId).ToListAsync(cancellationToken);
+        return ids.FirstOrDefault();
+    }
+
+    private const string ClaimSqlite =
+        "UPDATE boxes SET holder_id = {0} WHERE id = (SELECT id FROM boxes WHERE pool_id = {1} AND status = 'ready' AND holder_id IS NULL ORDER BY ready_at LIMIT 1) " +
+        "AND holder_id IS NULL RETURNING id AS \"Value\"";
+
+    private const string ClaimPostgres =
+        "UPDATE boxes SET holder_id = {0} WHERE id = (SELECT id FROM boxes WHERE pool_id = {1} AND status = 'ready' AND holder_id IS NULL ORDER BY ready_at LIMIT 1 FOR UPDATE SKIP LOCKED) " +
+        "AND holder_id IS NULL RETURNING id AS \"Value\"";
+
+    public async Task<BoxDto[]> ListAsync(Caller caller, bool all, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        // Standbys waiting in a pool are counted on the pool, not listed as anyone's box.
+        var boxes = await db.Boxes.AsNoTracking()
+            .Where(b => b.TeamId == caller.TeamId && b.HolderId != null && (all || (b.Status != BoxStatuses.Released)))
+            .OrderByDescending(b => b.CreatedAt).Take(500).ToListAsync(cancellationToken);
+        var names = await NamesAsync(db, boxes, cancellationToken);
+        return [.. boxes.Select(b => Dto(b, names))];
+    }
+
+    public async Task<BoxDto?> GetAsync(Caller caller, string boxId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null, cancellationToken);
+        return box is null ? null : await DtoAsync(db, box, cancellationToken);
+    }
+
+    /// <summary>The box's provisioning log from <paramref name="from"/>.</summary>
+    public async Task<BoxLogResponse?> LogAsync(Caller caller, string boxId, long from, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null, cancellationToken);
+        if (box is null)
+        {
+            return null;
+        }
+        var path = work.LogPath(box.Id);
+        var complete = box.Status != BoxStatuses.Provisioning;
+        if (!File.Exists(path))
+        {
+            return new BoxLogResponse("", 0, complete);
+        }
+        await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        var start = Math.Clamp(from, 0, file.Length);
+        file.Position = start;
+        var buffer = new byte[(int)Math.Min(file.Length - start, 1 << 20)];
+        var read = await file.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
+        // Whole UTF-8 characters only: the next read starts where this one stopped.
+        var length = Utf8Boundary.CompleteLength(buffer.AsSpan(0, read));
+        return new BoxLogResponse(Encoding.UTF8.GetString(buffer, 0, length), start + length, complete && start + length >= file.Length);
+    }
+
+    /// <summary>Releases the box: its agents are stopped, its container and files removed. The holder or the team's owner may.</summary>
+    public async Task<BoxDto?> ReleaseAsync(Caller caller, string boxId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var box = await db.Boxes.SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null, cancellationToken);
+        if (box is null)
+        {
+            return null;
+        }
+        if (box.HolderId != caller.UserId && !await IsOwnerAsync(db, caller, cancellationToken))
+        {
+            throw new BoxRequestException(null, "Only the member who holds the box, or the team's owner, can release it.", 403, "forbidden");
+        }
+        if (box.Status != BoxStatuses.Released)
+        {
+            box.Status = BoxStatuses.Released;
+            box.Step = BoxSteps.Released;
+            box.ReleasedAt = time.GetUtcNow().UtcDateTime;
+            await db.SaveChangesAsync(cancellationToken);
+            BoxesLog.Released(logger, box.Id, box.TeamId, caller.UserId);
+            await services.GetRequiredService<AgentService>().StopBoxAgentsAsync(box.Id, cancellationToken);
+            work.Provision(); // the worker removes what it left behind
+        }
+        var dto = await DtoAsync(db, box, cancellationToken);
+        hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(dto));
+        return dto;
+    }
+
+    /// <summary>Seals a <c>.env</c> for the team: an <c>envPayload</c> to send with later requests instead of the plaintext.</summary>
+    public string SealPayload(Caller caller, string? env)
+    {
+        var bytes = EnvFrom(caller.TeamId, new BoxRequest(null, Env: env ?? throw new BoxRequestException("env", "Give the .env text in 'env'.")))!;
+        try
+        {
+            return secrets.Seal(bytes, caller.TeamId, BoxSecrets.PayloadPurpose);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
+    }
+
+    public static async Task<bool> IsOwnerAsync(CovibeDb db, Caller caller, CancellationToken cancellationToken) =>
+        await db.Teams.AnyAsync(t => t.Id == caller.TeamId && t.OwnerId == caller.UserId, cancellationToken);
+
+    /// <summary>The <c>.env</c> bytes of a request (plaintext or the team's payload), checked; null when there is none.</summary>
+    private byte[]? EnvFrom(string teamId, BoxRequest request)
+    {
+        if (request.Env is not null && request.EnvPayload is not null)
+        {
+            throw new BoxRequestException("env", "Give 'env' or 'envPayload', not both.");
+        }
+        byte[] bytes;
+        if (request.EnvPayload is { } payload)
+        {
+            try
+            {
+                bytes = secrets.Open(payload, teamId, BoxSecrets.PayloadPurpose);
+            }
+            catch (Exception e) when (e is CryptographicException or FormatException)
+            {
+                // Never echo the payload: it may be someone else's.
+                throw new BoxRequestException("envPayload", "'envPayload' is not a payload this server made for your team (POST /api/boxes/env-payload makes one).");
+            }
+        }
+        else if (request.Env is { } text)
+        {
+            bytes = Encoding.UTF8.GetBytes(text);
+        }
+        else
+        {
+            return null;
+        }
+        if (bytes.Length > options.Value.MaxEnvBytes)
+        {
+            var size = bytes.Length;
+            CryptographicOperations.ZeroMemory(bytes);
+            throw new BoxRequestException(request.EnvPayload is null ? "env" : "envPayload",
+                $"The .env is {size} bytes; a box takes at most {options.Value.MaxEnvBytes} (Covibe:Boxes:MaxEnvBytes).", 413, "env-too-large");
+        }
+        if (bytes.AsSpan().Contains((byte)0))
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+            throw new BoxRequestException("env", "The .env must be text (it holds a NUL byte).");
+        }
+        return bytes;
+    }
+
+    internal string RepoUrl(string? value)
+    {
+        var url = value?.Trim() ?? "";
+        if (PreviewGit.Problem(url, options.Value.AllowLocalRepositories) is { } problem)
+        {
+            throw new BoxRequestException("repoUrl", problem.Replace("The preview follows", "Boxes clone", StringComparison.Ordinal).Replace(" The preview follows public repositories (https).", "", StringComparison.Ordinal));
+        }
+        return url.TrimEnd('/');
+    }
+
+    internal static string Branch(string? value, string field)
+    {
+        var branch = string.IsNullOrWhiteSpace(value) ? "main" : value.Trim();
+        return AgentService.IsBranchName(branch) ? branch : throw new BoxRequestException(field, $"'{branch}' is not a branch name (letters, digits, . _ / -; not starting with - or containing ..).");
+    }
+
+    /// <summary>The commit the branch points to now; a clear error for a repository that cannot be read or a branch it lacks.</summary>
+    internal async Task<string> HeadAsync(string repoUrl, string branch, string field, CancellationToken cancellationToken)
+    {
+        string? head;
+        try
+        {
+            head = await git.HeadAsync(repoUrl, branch, options.Value.AllowLocalRepositories, cancellationToken);
+        }
+        catch (PreviewGitException e)
+        {
+            throw new BoxRequestException("repoUrl", $"The repository could not be read: {e.Message}");
+        }
+        return head ?? throw new BoxRequestException(field, $"The repository has no branch '{branch}'.");
+    }
+
+    internal static async Task<BoxDto> DtoAsync(CovibeDb db, Box box, CancellationToken cancellationToken) =>
+        Dto(box, await NamesAsync(db, [box], cancellationToken));
+
+    private static async Task<Dictionary<string, string>> NamesAsync(CovibeDb db, List<Box> boxes, CancellationToken cancellationToken)
+    {
+        var ids = boxes.Select(b => b.HolderId).OfType<string>().Distinct().ToList();
+        return await db.Users.Where(u => ids.Contains(u.Id)).ToDictionaryAsync(u => u.Id, u => u.Name, cancellationToken);
+    }
+
+    internal static BoxDto Dto(Box b, IReadOnlyDictionary<string, string> names) => new(
+        b.Id, b.Status, b.Step, b.RepoUrl, b.Branch, b.Commit, b.RequestedBy,
+        b.HolderId is { } holder ? new BoxHolderDto(holder, names.GetValueOrDefault(holder, "?")) : null,
+        b.PoolId, FromPool: b.ClaimMs is not null, b.ClaimMs, b.Backend, b.Image, b.Devcontainer, b.Workspace, HasEnv: b.Env is not null,
+        b.Error, b.CreatedAt, b.ReadyAt, b.ClaimedAt, b.ReleasedAt);
+}

@@ -1,0 +1,74 @@
+using Covibe.Server.Features.Machines;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>
+/// The wake-ups between the allocator and the background workers: a box to provision (or clean up), a pool to look
+/// at again; and where each box keeps its files on this machine. One per server process, named by
+/// <see cref="Node"/> in the leases it takes.
+/// </summary>
+public sealed class BoxWork(Workspaces workspaces) : IDisposable
+{
+    private readonly SemaphoreSlim _provision = new(0, 1);
+    private readonly SemaphoreSlim _reconcile = new(0, 1);
+
+    /// <summary>This server process, as lease holder.</summary>
+    public string Node { get; } = NodeId(workspaces);
+
+    public void Provision() => Wake(_provision);
+
+    public void Reconcile() => Wake(_reconcile);
+
+    public Task<bool> ProvisionRequestedAsync(TimeSpan timeout, CancellationToken cancellationToken) => _provision.WaitAsync(timeout, cancellationToken);
+
+    public Task<bool> ReconcileRequestedAsync(TimeSpan timeout, CancellationToken cancellationToken) => _reconcile.WaitAsync(timeout, cancellationToken);
+
+    public string Root(string boxId) => workspaces.BoxRoot(boxId);
+
+    public string WorkspacePath(string boxId) => Path.Combine(workspaces.BoxRoot(boxId), "workspace");
+
+    public string RunsPath(string boxId) => workspaces.BoxRuns(boxId);
+
+    public string LogPath(string boxId) => Path.Combine(workspaces.BoxRoot(boxId), "provision.log");
+
+    /// <summary>The team's mirror of a repository (one per team and address: a team's mirror never serves another team).</summary>
+    public string MirrorPath(string teamId, string repoUrl) =>
+        Path.Combine(Path.GetDirectoryName(workspaces.BoxRoot("x"))!, ".mirrors", teamId,
+            Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(repoUrl)))[..24] + ".git");
+
+    /// <summary>
+    /// This node's id, kept in its data directory: a restarted server recognises the leases it held before it stopped
+    /// and takes its unfinished work up at once, instead of waiting for them to expire.
+    /// </summary>
+    private static string NodeId(Workspaces workspaces)
+    {
+        var directory = Path.GetDirectoryName(workspaces.BoxRoot("x"))!;
+        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var path = Path.Combine(directory, ".node-id");
+        if (File.Exists(path) && File.ReadAllText(path).Trim() is { Length: > 0 } existing)
+        {
+            return existing;
+        }
+        var id = $"{Environment.MachineName}-{Guid.NewGuid():N}";
+        File.WriteAllText(path, id);
+        return id;
+    }
+
+    public void Dispose()
+    {
+        _provision.Dispose();
+        _reconcile.Dispose();
+    }
+
+    private static void Wake(SemaphoreSlim signal)
+    {
+        try
+        {
+            signal.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // A wake-up is pending already.
+        }
+    }
+}

@@ -1,0 +1,127 @@
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>
+/// Seed 002 over REST: <c>POST /api/boxes</c> (<c>requestBox</c>), the box store's reads and release, the team's pools
+/// (<c>reconcilePools</c>' input) with their figures. docs/api.md has the contract.
+/// </summary>
+public static class BoxesApi
+{
+    public static IServiceCollection AddBoxes(this IServiceCollection services)
+    {
+        services.AddOptions<BoxesOptions>().BindConfiguration(BoxesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<BoxWork>();
+        services.AddSingleton<BoxContainers>();
+        services.AddSingleton<DevcontainerCli>();
+        services.AddSingleton<BoxService>();
+        services.AddSingleton<PoolService>();
+        services.AddSingleton<Leases>();
+        services.AddSingleton<BoxProvisioner>();
+        services.AddSingleton<PoolReconciler>();
+        services.AddHostedService(sp => sp.GetRequiredService<BoxProvisioner>());
+        services.AddHostedService(sp => sp.GetRequiredService<PoolReconciler>());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapBoxesApi(this IEndpointRouteBuilder app)
+    {
+        var boxes = app.MapGroup("/api/boxes").WithTags("Boxes").RequireAuthorization();
+        boxes.MapPost("", Request);
+        boxes.MapGet("", List);
+        boxes.MapGet("/{id}", Get);
+        boxes.MapDelete("/{id}", Release);
+        boxes.MapGet("/{id}/log", Log);
+        boxes.MapPost("/env-payload", EnvPayload);
+        var pools = app.MapGroup("/api/pools").WithTags("Boxes").RequireAuthorization();
+        pools.MapGet("", Pools);
+        pools.MapPut("", SetPools);
+        return app;
+    }
+
+    /// <summary>A box for the repository and branch: <c>200</c> and <c>ready</c> when claimed from a warm pool, else <c>202</c> and <c>provisioning</c> (follow it with GET).</summary>
+    public static async Task<IResult> Request(BoxRequest request, Caller caller, BoxService boxes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var (box, claimed) = await boxes.RequestAsync(caller, request, cancellationToken);
+            return claimed ? TypedResults.Ok(box) : TypedResults.Accepted($"/api/boxes/{box.Id}", box);
+        }
+        catch (BoxRequestException e)
+        {
+            return Refused(e);
+        }
+    }
+
+    public static async Task<Ok<BoxListResponse>> List(Caller caller, BoxService boxes, bool? all, CancellationToken cancellationToken) =>
+        TypedResults.Ok(new BoxListResponse(await boxes.ListAsync(caller, all ?? false, cancellationToken)));
+
+    public static async Task<Results<Ok<BoxDto>, ProblemHttpResult>> Get(string id, Caller caller, BoxService boxes, CancellationToken cancellationToken) =>
+        await boxes.GetAsync(caller, id, cancellationToken) is { } box ? TypedResults.Ok(box) : NotFound(id);
+
+    public static async Task<IResult> Release(string id, Caller caller, BoxService boxes, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await boxes.ReleaseAsync(caller, id, cancellationToken) is { } box ? TypedResults.Ok(box) : NotFound(id);
+        }
+        catch (BoxRequestException e)
+        {
+            return Refused(e);
+        }
+    }
+
+    /// <summary>The box's provisioning log from byte <paramref name="from"/>; <c>complete</c> once it is no longer provisioning and all is read.</summary>
+    public static async Task<IResult> Log(string id, long? from, Caller caller, BoxService boxes, CancellationToken cancellationToken)
+    {
+        if (from is < 0)
+        {
+            return Problems.ValidationAsProblem(new() { ["from"] = ["A position is 0 or more."] });
+        }
+        return await boxes.LogAsync(caller, id, from ?? 0, cancellationToken) is { } log ? TypedResults.Ok(log) : NotFound(id);
+    }
+
+    /// <summary>Encrypts a <c>.env</c> for the team (seed 002's <c>envPayload</c>): send it with requests instead of the plaintext.</summary>
+    public static IResult EnvPayload(BoxEnvPayloadRequest request, Caller caller, BoxService boxes)
+    {
+        try
+        {
+            return TypedResults.Ok(new BoxEnvPayloadResponse(boxes.SealPayload(caller, request.Env)));
+        }
+        catch (BoxRequestException e)
+        {
+            return Refused(e);
+        }
+    }
+
+    public static async Task<Ok<PoolListResponse>> Pools(Caller caller, PoolService pools, CancellationToken cancellationToken) =>
+        TypedResults.Ok(new PoolListResponse(await pools.ListAsync(caller.TeamId, cancellationToken)));
+
+    /// <summary>Seed 002's <c>reconcilePools</c> input for the team: its whole list of pools (the team owner only).</summary>
+    public static async Task<IResult> SetPools(PoolSpec[] request, Caller caller, CovibeDb db, PoolService pools, CancellationToken cancellationToken)
+    {
+        if (!await BoxService.IsOwnerAsync(db, caller, cancellationToken))
+        {
+            return Problems.Forbidden("Only the team owner can set the team's pools.");
+        }
+        try
+        {
+            return TypedResults.Ok(new PoolListResponse(await pools.SetAsync(caller, request, cancellationToken)));
+        }
+        catch (BoxRequestException e)
+        {
+            return Refused(e);
+        }
+    }
+
+    private static ProblemHttpResult Refused(BoxRequestException e) => e.Field is { } field && e.Status == 400
+        ? Problems.ValidationAsProblem(new() { [field] = [e.Message] })
+        : Problems.Create(e.Status, e.Type, e.Status switch { 403 => "Not allowed", 409 => "Conflict", 413 => "Too large", 429 => "Too many boxes", _ => "Bad request" }, e.Message);
+
+    private static ProblemHttpResult NotFound(string id) =>
+        Problems.NotFound("Box", $"Your team has no box '{id}'. List them with GET /api/boxes.");
+}

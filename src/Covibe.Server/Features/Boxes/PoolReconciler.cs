@@ -1,0 +1,243 @@
+using Covibe.Server.Data;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Previews;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>
+/// Seed 002's pool manager (<c>reconcilePools</c>, run on a schedule and after every claim or change), on one node
+/// only (<see cref="Leases"/>): keeps each pool's <c>minStandby</c> boxes ready without ever exceeding
+/// <c>maxInstances</c> (claimed boxes count), replaces ready boxes of an older commit once its branch moved, and
+/// leaves a backed-off or paused pool alone.
+/// </summary>
+public sealed class PoolReconciler(
+    IDbContextFactory<CovibeDb> dbs,
+    BoxWork work,
+    Leases leases,
+    PreviewGit git,
+    IOptions<BoxesOptions> options,
+    TimeProvider time,
+    ILogger<PoolReconciler> logger) : BackgroundService
+{
+    public const string LeaseName = "pool-reconciler";
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = TimeSpan.FromSeconds(options.Value.ReconcileSeconds);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                if (await leases.HoldAsync(LeaseName, work.Node, interval * 3, stoppingToken))
+                {
+                    await ReconcileAsync(stoppingToken);
+                }
+            }
+            catch (Exception e) when (e is DbUpdateException or InvalidOperationException or IOException && !stoppingToken.IsCancellationRequested)
+            {
+                BoxesLog.ReconcileFailed(logger, e);
+            }
+            await work.ReconcileRequestedAsync(interval, stoppingToken);
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await leases.ReleaseAsync(LeaseName, work.Node, cancellationToken);
+    }
+
+    /// <summary>One pass over every pool.</summary>
+    public async Task ReconcileAsync(CancellationToken cancellationToken)
+    {
+        List<BoxPool> pools;
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            pools = await db.BoxPools.AsNoTracking().ToListAsync(cancellationToken);
+            // Standbys of pools that are no more (the owner removed them): released. Claimed boxes stay their holders'.
+            var orphaned = await db.Boxes.Where(b => b.PoolId == null && b.HolderId == null
+                && (b.Status == BoxStatuses.Ready || b.Status == BoxStatuses.Provisioning)).ToListAsync(cancellationToken);
+            Retire(orphaned, "its pool was removed");
+            await db.SaveChangesAsync(cancellationToken);
+            if (orphaned.Count > 0)
+            {
+                work.Provision();
+            }
+        }
+        foreach (var pool in pools)
+        {
+            await ReconcileAsync(pool, cancellationToken);
+        }
+    }
+
+    private async Task ReconcileAsync(BoxPool pool, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        var head = pool.HeadCommit;
+        if (pool.HeadCheckedAt is null || now - pool.HeadCheckedAt >= TimeSpan.FromSeconds(options.Value.HeadCheckSeconds) || head is null)
+        {
+            head = await CheckHeadAsync(pool, now, cancellationToken) ?? head;
+        }
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var current = await db.BoxPools.AsNoTracking().SingleOrDefaultAsync(p => p.Id == pool.Id, cancellationToken);
+        if (current is null)
+        {
+            return;
+        }
+        var boxes = await db.Boxes.Where(b => b.PoolId == pool.Id && (b.Status == BoxStatuses.Ready || b.Status == BoxStatuses.Provisioning)).ToListAsync(cancellationToken);
+        var standby = boxes.Where(b => b.HolderId == null).ToList();
+        var fresh = standby.Where(b => b.Commit == head).ToList();
+        var stale = standby.Where(b => b.Commit != head && b.Status == BoxStatuses.Ready).OrderBy(b => b.ReadyAt).ToList();
+        var staleProvisioning = standby.Where(b => b.Commit != head && b.Status == BoxStatuses.Provisioning).ToList();
+        var retired = new List<Box>();
+        // Boxes still being made for an old commit are not worth finishing.
+        retired.AddRange(staleProvisioning);
+        var total = boxes.Count - staleProvisioning.Count;
+        var created = 0;
+        var waiting = current.PausedReason is not null || current.ResumeAt > now || head is null;
+        var need = current.MinStandby - fresh.Count;
+        if (!waiting)
+        {
+            // Room for new boxes comes from the ready ones of an older commit first.
+            while (need > 0 && total >= current.MaxInstances && stale.Count > 0)
+            {
+                retired.Add(stale[0]);
+                stale.RemoveAt(0);
+                total--;
+            }
+            var make = Math.Min(need, current.MaxInstances - total);
+            for (var i = 0; i < make; i++)
+            {
+                db.Boxes.Add(new Box
+                {
+                    Id = Tokens.NewId(),
+                    TeamId = current.TeamId,
+                    PoolId = current.Id,
+                    RepoUrl = current.RepoUrl,
+                    Branch = current.BaseBranch,
+                    Commit = head,
+                    Status = BoxStatuses.Provisioning,
+                    Step = BoxSteps.Queued,
+                    Backend = "container",
+                    CreatedAt = now,
+                });
+                created++;
+            }
+            total += Math.Max(0, make);
+        }
+        // Once enough boxes of the branch's head are ready, the older ones go.
+        if (fresh.Count(b => b.Status == BoxStatuses.Ready) >= current.MinStandby)
+        {
+            retired.AddRange(stale);
+            stale.Clear();
+        }
+        // Fewer wanted now (minStandby or maxInstances lowered): ready standbys beyond them go, newest first.
+        var readyFresh = fresh.Where(b => b.Status == BoxStatuses.Ready).OrderByDescending(b => b.ReadyAt).ToList();
+        var surplus = Math.Max(readyFresh.Count - current.MinStandby, total - current.MaxInstances);
+        retired.AddRange(readyFresh.Take(Math.Max(0, Math.Min(surplus, readyFresh.Count))));
+        Retire(retired, "replaced");
+        await db.SaveChangesAsync(cancellationToken);
+        if (created > 0 || retired.Count > 0)
+        {
+            BoxesLog.Reconciled(logger, current.Id, created, retired.Count);
+            work.Provision();
+        }
+    }
+
+    /// <summary>The branch's head now (a moved branch also ends a pause); a failure counts against the pool like a failed box.</summary>
+    private async Task<string?> CheckHeadAsync(BoxPool pool, DateTime now, CancellationToken cancellationToken)
+    {
+        string? head = null;
+        string? error = null;
+        try
+        {
+            head = await git.HeadAsync(pool.RepoUrl, pool.BaseBranch, options.Value.AllowLocalRepositories, cancellationToken);
+            if (head is null)
+            {
+                error = $"The repository has no branch '{pool.BaseBranch}' any more.";
+            }
+        }
+        catch (PreviewGitException e)
+        {
+            error = $"The repository could not be read: {e.Message}";
+        }
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var row = await db.BoxPools.SingleOrDefaultAsync(p => p.Id == pool.Id, cancellationToken);
+        if (row is null)
+        {
+            return null;
+        }
+        row.HeadCheckedAt = now;
+        if (head is not null)
+        {
+            if (row.HeadCommit != head && row.PausedReason is not null)
+            {
+                // New commits: worth another try.
+                row.PausedReason = null;
+                row.Failures = 0;
+                row.ResumeAt = null;
+            }
+            row.HeadCommit = head;
+        }
+        else
+        {
+            row.LastError = error;
+        }
+        await db.SaveChangesAsync(cancellationToken);
+        return head;
+    }
+
+    private void Retire(List<Box> boxes, string why)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        foreach (var box in boxes)
+        {
+            box.Status = BoxStatuses.Released;
+            box.Step = BoxSteps.Released;
+            box.ReleasedAt = now;
+            box.Error = $"Retired: {why}.";
+        }
+    }
+}
+
+/// <summary>
+/// Leases in the database for work that must run on one node at a time: a node holds one while it renews it before
+/// it expires; another takes it over only once it has (a node that died). Atomic on SQLite and PostgreSQL alike.
+/// </summary>
+public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
+{
+    /// <summary>Takes or renews the lease <paramref name="name"/> for <paramref name="holder"/>; false while another node holds it.</summary>
+    public async Task<bool> HoldAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var taken = await db.Leases.Where(l => l.Name == name && (l.Holder == holder || l.ExpiresAt < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Holder, holder).SetProperty(l => l.ExpiresAt, now + duration), cancellationToken);
+        if (taken == 1)
+        {
+            return true;
+        }
+        if (await db.Leases.AnyAsync(l => l.Name == name, cancellationToken))
+        {
+            return false;
+        }
+        db.Leases.Add(new Lease { Name = name, Holder = holder, ExpiresAt = now + duration });
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return true;
+        }
+        catch (DbUpdateException)
+        {
+            return false; // another node made it first
+        }
+    }
+
+    public async Task ReleaseAsync(string name, string holder, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await db.Leases.Where(l => l.Name == name && l.Holder == holder).ExecuteDeleteAsync(cancellationToken);
+    }
+}

@@ -1,0 +1,77 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using Covibe.Protocol;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>Seed 002's boxes, in a real Podman: requested, provisioned, used by agents and terminals, released.</summary>
+[Collection(PodmanGroup.Name)]
+public sealed class BoxTests(PodmanService podman) : IDisposable
+{
+    private readonly GitRepo _repo = GitRepo.Create();
+
+    [Fact]
+    public async Task ARequestedBox_IsProvisionedWithTheRepository_RunsAnAgentAndATerminal_AndIsCleanedUpOnRelease()
+    {
+        var commit = _repo.Commit("first", new() { ["README.md"] = "hello from the repository\n", ["src/app.js"] = "console.log(1)\n" });
+        await using var server = await TestServer.StartAsync(settings: BoxClient.Settings(podman));
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+
+        var (status, requested) = await sarah.RequestAsync(_repo, requestedBy: "ticket-123");
+        status.ShouldBe(HttpStatusCode.Accepted, "no pool: the id at once, provisioning after (seed 002's async default)");
+        requested.Status.ShouldBe("provisioning");
+        requested.RequestedBy.ShouldBe("ticket-123");
+        requested.Holder!.Name.ShouldBe("Sarah");
+        var box = await sarah.SettledAsync(requested.Id);
+        box.Status.ShouldBe("ready", await sarah.LogAsync(box.Id));
+        box.Commit.ShouldBe(commit);
+        box.Workspace.ShouldBe("/workspace");
+        box.Devcontainer.ShouldBeFalse();
+        var log = await sarah.LogAsync(box.Id);
+        log.ShouldContain("default image");
+        log.ShouldContain("Ready");
+
+        // An agent in the box works on its repository, as the box's user.
+        var spawned = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("look", "inside", BoxId: box.Id));
+        spawned.StatusCode.ShouldBe(HttpStatusCode.Created, await spawned.Content.ReadAsStringAsync());
+        var agent = (await spawned.Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Agent;
+        var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        var output = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+        done.Status.ShouldBe("completed", $"{done.Error} {done.ExitCode} {output}");
+        output.ShouldContain("hello from the repository");
+        output.ShouldContain("uid=10001 at=/workspace");
+        output.ShouldContain($"branch=main commit={commit}");
+
+        // Files persist in the box between agents until it is released.
+        var second = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("again", "inside", BoxId: box.Id));
+        var again = (await second.Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Agent;
+        var finished = await server.WaitFinishedAsync(owner.Auth.AccessToken, again.Id);
+        var secondOutput = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, again.Id));
+        finished.Status.ShouldBe("completed", $"{finished.Error} {finished.ExitCode} {secondOutput}");
+        secondOutput.ShouldContain("made by an agent");
+
+        // A terminal in the box.
+        await using (var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken))
+        {
+            await terminal.CreateAsync("in-box", new { boxId = box.Id });
+            await terminal.InputAsync("in-box", "cat README.md; echo \"in $(pwd) as $(id -u)\"\n");
+            await terminal.OutputUntilAsync("in-box", "in /workspace as 10001");
+        }
+
+        (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await sarah.GetAsync(box.Id)).Status.ShouldBe("released");
+        var name = $"covibes_box_{owner.Auth.Team.Id}_{box.Id}";
+        await Eventually.UntilAsync(async () => (await podman.Client.Containers.ListContainersAsync(new() { All = true })).Any(c => c.Names.Contains("/" + name)),
+            exists => !exists, "the released box's container is removed");
+        await Eventually.UntilAsync(() => Task.FromResult(Directory.Exists(Path.Combine(server.DataDirectory, "boxes", box.Id))), exists => !exists, "its files are removed");
+        // Nothing runs in a released box.
+        var refused = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("late", "inside", BoxId: box.Id));
+        refused.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        (await refused.Content.ReadAsStringAsync()).ShouldContain("released");
+    }
+
+    public void Dispose() => _repo.Dispose();
+}
