@@ -69,9 +69,10 @@ public static class TerminalErrorCodes
 
 /// <summary>
 /// <c>config</c> of <c>session create</c> (and <c>cols</c>/<c>rows</c> of <c>session resize</c>).
-/// <see cref="Vm"/> (covibe serve only): run the terminal on one of your VMs, over SSH.
+/// <see cref="Vm"/> (covibe serve only): run the terminal on one of your VMs, over SSH; <see cref="BoxId"/> (<c>boxId</c>, as on agent spawn): in one of your boxes.
 /// </summary>
-public sealed record TerminalConfig(string? Shell = null, string? Cwd = null, Dictionary<string, string>? Env = null, int? Cols = null, int? Rows = null, string? Vm = null, string? BoxId = null);
+public sealed record TerminalConfig(string? Shell = null, string? Cwd = null, Dictionary<string, string>? Env = null, int? Cols = null, int? Rows = null, string? Vm = null,
+    [property: JsonPropertyName("boxId")] string? BoxId = null);
 
 /// <summary>
 /// Any client message. Which fields count depends on <see cref="Type"/> (and <see cref="Action"/>):

@@ -10,9 +10,10 @@ public static class DiskScan
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         foreach (var file in Directory.GetFiles(directory, "*", SearchOption.AllDirectories))
         {
-            if (Path.GetFileName(file).StartsWith("cm-", StringComparison.Ordinal) || file.EndsWith(".sock", StringComparison.Ordinal) || Path.GetFileName(file) == "stdin")
+            if (Path.GetFileName(file).StartsWith("cm-", StringComparison.Ordinal) || file.EndsWith(".sock", StringComparison.Ordinal) || Path.GetFileName(file) == "stdin"
+                || new FileInfo(file).LinkTarget is not null)
             {
-                continue; // sockets and FIFOs: nothing at rest
+                continue; // sockets, FIFOs and links: nothing at rest (a link's target is scanned where it is)
             }
             var text = Encoding.Latin1.GetString(await File.ReadAllBytesAsync(file));
             foreach (var secret in secrets)

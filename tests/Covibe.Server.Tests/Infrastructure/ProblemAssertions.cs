@@ -16,4 +16,12 @@ public static class ProblemAssertions
         problem.GetProperty("title").GetString().ShouldNotBeNullOrWhiteSpace();
         return problem;
     }
+
+    /// <summary>Asserts a 400 validation problem that names <paramref name="field"/> among its errors; answers the field's messages.</summary>
+    public static async Task<string> ShouldBeValidationProblemAsync(HttpResponseMessage reply, string field)
+    {
+        var problem = await reply.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
+        problem.GetProperty("errors").TryGetProperty(field, out var messages).ShouldBeTrue(problem.ToString());
+        return string.Join(" ", messages.EnumerateArray().Select(m => m.GetString()));
+    }
 }

@@ -57,8 +57,10 @@ public sealed class BoxTests(PodmanService podman) : IDisposable
         await using (var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken))
         {
             await terminal.CreateAsync("in-box", new { boxId = box.Id });
-            await terminal.InputAsync("in-box", "cat README.md; echo \"in $(pwd) as $(id -u)\"\n");
-            await terminal.OutputUntilAsync("in-box", "in /workspace as 10001");
+            await terminal.InputAsync("in-box", "cat README.md made.txt; echo \"in $(pwd) as $(id -u)\"\n");
+            var seen = await terminal.OutputUntilAsync("in-box", "in /workspace as 10001");
+            seen.ShouldContain("hello from the repository");
+            seen.ShouldContain("made by an agent");
         }
 
         (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).StatusCode.ShouldBe(HttpStatusCode.OK);
