@@ -31,19 +31,20 @@ internal static class AgentCommands
         var repo = new Option<string?>("--repo") { Description = "Git repository to clone into the agent's workspace first" };
         var branch = new Option<string?>("--branch") { Description = "Branch to clone (with --repo)" };
         var vm = new Option<string?>("--vm") { Description = "Run it on one of your VMs (name or id; see `covibe vm ls`) instead of the server" };
+        var box = new Option<string?>("--box") { Description = "Run it in one of your boxes (see `covibe box ls`), on the box's repository" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Then show its output live until it ends" };
         var raw = RawOption();
-        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, follow, raw };
+        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, box, follow, raw };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var vmId = parse.GetValue(vm) is { } given ? await VmCommands.ResolveAsync(client, given, ct) : null;
             // Seed 003's route: it also says where the agent runs, and why if not where the operator asked.
             var answer = await client.PostAsync("api/agents/spawn",
-                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId),
+                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId, BoxId: parse.GetValue(box)),
                 CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.SpawnAgentResponse, ct);
             var spawned = answer.Agent;
-            var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
+            var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", "box" => " in your box", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
             await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}{where}.");
             if (answer.Fallback is { } fallback)
             {

@@ -12,6 +12,8 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     AgentCommands.Create(store),
     VmCommands.Create(store),
     PreviewCommands.Create(store),
+    BoxCommands.Box(store),
+    BoxCommands.Pool(store),
     TerminalCommand.Create(store),
     SecretsCommand.Create(),
     ImageCommand.Create(),

@@ -22,12 +22,13 @@ internal static class TerminalCommand
         var cwd = new Option<string?>("--cwd") { Description = "Working directory, inside the server's terminal root (the agents' workspace directory)" };
         var shell = new Option<string?>("--shell") { Description = "Shell to run, one of the server's /etc/shells (default: bash, else sh)" };
         var vm = new Option<string?>("--vm") { Description = "Open it on one of your VMs (name or id; see `covibe vm ls`), starting in ~/project, instead of the server" };
-        var command = new Command("terminal", "Open a terminal on the server's machine or one of your VMs (Ctrl-] detaches; the session keeps running)") { attach, cwd, shell, vm };
+        var box = new Option<string?>("--box") { Description = "Open it in one of your boxes (see `covibe box ls`), starting in its repository" };
+        var command = new Command("terminal", "Open a terminal on the server's machine, one of your VMs or one of your boxes (Ctrl-] detaches; the session keeps running)") { attach, cwd, shell, vm, box };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var vmId = parse.GetValue(vm) is { } given ? await VmCommands.ResolveAsync(client, given, ct) : null;
-            Environment.ExitCode = await RunAsync(client, parse.GetValue(attach), new TerminalConfig(parse.GetValue(shell), parse.GetValue(cwd), Vm: vmId), ct);
+            Environment.ExitCode = await RunAsync(client, parse.GetValue(attach), new TerminalConfig(parse.GetValue(shell), parse.GetValue(cwd), Vm: vmId, BoxId: parse.GetValue(box)), ct);
         });
         command.Subcommands.Add(List(store));
         return command;
