@@ -29,6 +29,12 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+# Boxes from a repository's dev container configuration: the real Dev Containers CLI (it drives Podman's
+# remote client when no docker CLI is installed).
+if ! command -v devcontainer >/dev/null; then
+  echo "Installing the Dev Containers CLI (@devcontainers/cli) from npm"
+  $([ "$(id -u)" -ne 0 ] && echo sudo) npm install -g --no-audit --no-fund --loglevel=error @devcontainers/cli@0.89.0
+fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 dotnet test Covibe.sln -c Release "$@"

@@ -27,7 +27,9 @@ public static class CovibeServer
     /// </summary>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        // Settings come from the environment and flags; appsettings files are read once, not watched (a watch costs an
+        // inotify instance, of which a user has 128 by default).
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
         // Quiet framework defaults, lowest priority: appsettings, env and flags override them.
         builder.Configuration.Sources.Insert(0, new Microsoft.Extensions.Configuration.Memory.MemoryConfigurationSource
         {

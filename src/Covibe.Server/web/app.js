@@ -5,6 +5,7 @@
 import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
 import { createShowcase } from './showcase.js';
+import { createBoxes } from './boxes.js';
 import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -104,6 +105,13 @@ const terminals = createTerminals({
 
 const environment = createEnvironment({ api: (path) => api(path) });
 
+const boxes = createBoxes({
+  api: (path, options) => api(path, options),
+  me: () => state.me,
+  alert: (text) => alertLive(text),
+  openTerminal: (boxId) => terminals.createIn(boxId),
+});
+
 const showcase = createShowcase({
   api: Object.assign((path, options) => api(path, options), { token: () => state.token }),
   isOwner: () => state.team?.ownerId === state.me?.id,
@@ -166,6 +174,9 @@ async function onMessage(message) {
       break;
     case 'preview_status':
       showcase.onStatus(message.preview);
+      break;
+    case 'box_updated':
+      boxes.onUpdated(message.box);
       break;
     case 'preview_updated':
       showcase.onUpdated(message);
@@ -480,6 +491,7 @@ function showTab(tab) {
   if (tab === 'workshop') {
     terminals.shown();
     environment.shown();
+    boxes.shown();
   }
   if (tab === 'showcase') showcase.shown();
 }
@@ -545,7 +557,7 @@ function wire() {
     event.preventDefault();
     $('#spawn-error').textContent = '';
     const data = formData(event.target);
-    hub.send({ type: 'agent_spawn', task: data.task, agentType: data.agentType, repositoryUrl: data.repositoryUrl, branch: data.branch, clientId: crypto.randomUUID() });
+    hub.send({ type: 'agent_spawn', task: data.task, agentType: data.agentType, repositoryUrl: data.repositoryUrl, branch: data.branch, boxId: data.boxId, clientId: crypto.randomUUID() });
     event.target.reset();
     toggle('#spawn-toggle', false);
   });

@@ -195,6 +195,13 @@ export function createTerminals({ token, me, refreshToken, alert, api }) {
       const vm = ui.target.value || undefined;
       send({ type: 'session', action: 'create', id, config: { cols: term.cols, rows: term.rows, vm } });
     },
+    /** A new terminal in one of your boxes (seed 002), from the Boxes panel. */
+    createIn(boxId) {
+      open();
+      const id = crypto.randomUUID();
+      state.current = null;
+      send({ type: 'session', action: 'create', id, config: { cols: term.cols, rows: term.rows, boxId } });
+    },
     attach(id) {
       open();
       if (id && id !== state.current?.id) {

