@@ -53,8 +53,8 @@ static class PreviewBench
     {
         var repo = Path.Combine(work, "repo-" + app);
         Directory.CreateDirectory(repo);
-        Git(repo, "init", "-q", "-b", "main");
-        Commit(repo, Files(app, 0));
+        BenchGit.Run(repo, "init", "-q", "-b", "main");
+        BenchGit.Commit(repo, Files(app, 0));
         var data = Path.Combine(work, "data-" + app);
         var url = $"http://127.0.0.1:{Measure.FreePort()}";
         using var server = Measure.StartServer(data, url, "--Covibe:Preview:AllowLocalRepositories=true", "--Covibe:Preview:CheckSeconds=0", "--Covibe:Preview:DrainSeconds=1");
@@ -86,7 +86,7 @@ static class PreviewBench
             using var connect = await http.PutAsJsonAsync("/api/preview", new SetPreviewRequest(repo, "main"), CovibeJsonContext.Default.SetPreviewRequest);
             var connected = (await connect.Content.ReadFromJsonAsync(CovibeJsonContext.Default.PreviewConnectedResponse))!;
             var teamId = new Uri(connected.WebhookUrl).Query.Split("team=")[1];
-            await WaitForAsync(updates, Git(repo, "rev-parse", "HEAD").Trim());
+            await WaitForAsync(updates, BenchGit.Run(repo, "rev-parse", "HEAD").Trim());
 
             // A member's browser on the preview's own origin, asking for the page all the time.
             using var link = await http.PostAsync("/api/preview/link", null);
@@ -134,7 +134,7 @@ static class PreviewBench
             var times = new List<long>();
             for (var version = 1; version <= pushes; version++)
             {
-                var commit = Commit(repo, Files(app, version));
+                var commit = BenchGit.Commit(repo, Files(app, version));
                 var body = JsonSerializer.SerializeToUtf8Bytes(new { @ref = "refs/heads/main", after = commit, repository = new { clone_url = repo } });
                 using var delivery = new HttpRequestMessage(HttpMethod.Post, $"/api/webhook/push?team={teamId}") { Content = new ByteArrayContent(body) };
                 delivery.Content.Headers.ContentType = new("application/json");
@@ -166,30 +166,6 @@ static class PreviewBench
         while (await updates.Reader.ReadAsync(timeout.Token) != commit)
         {
         }
-    }
-
-    private static string Commit(string repo, Dictionary<string, string> files)
-    {
-        foreach (var (name, content) in files)
-        {
-            File.WriteAllText(Path.Combine(repo, name), content);
-        }
-        Git(repo, "add", "-A");
-        Git(repo, "-c", "user.email=bench@example.com", "-c", "user.name=Bench", "commit", "-q", "--allow-empty", "-m", "version");
-        return Git(repo, "rev-parse", "HEAD").Trim();
-    }
-
-    private static string Git(string repo, params string[] args)
-    {
-        var info = new ProcessStartInfo("git") { WorkingDirectory = repo, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-        using var git = Process.Start(info)!;
-        var output = git.StandardOutput.ReadToEnd();
-        git.WaitForExit();
-        return git.ExitCode == 0 ? output : throw new InvalidOperationException($"git {string.Join(' ', args)}: {git.StandardError.ReadToEnd()}");
     }
 
     /// <summary>The preview apps live on after their server, like agents: the benchmark's must not.</summary>

@@ -6,6 +6,7 @@
 //   start                 agent start and terminal open, sandbox beside container (issue 10); see StartBench.cs
 //   idle                  memory per idle joined hub connection (issue 11); see IdleBench.cs
 //   preview               push-to-live time and the switch-over gap of the shared preview (issue 12); see PreviewBench.cs
+//   boxes                 warm-pool claims, cold provisioning and refill of boxes (issue 13); see BoxBench.cs
 // Run through bench/run, which installs the Node baselines' packages first.
 
 switch (args.FirstOrDefault())
@@ -21,6 +22,9 @@ switch (args.FirstOrDefault())
         break;
     case "preview":
         await PreviewBench.RunAsync(args);
+        break;
+    case "boxes":
+        await BoxBench.RunAsync(args);
         break;
     case "bare-server":
         await BareKestrel.RunAsync(args);

@@ -22,35 +22,12 @@ static class StartBench
         var terminals = Measure.Arg(args, "--terminals", 20);
         var work = Path.Combine(Path.GetTempPath(), "covibe-start-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(work);
-        var podman = await StartPodmanAsync(work);
-        try
+        await using var podman = await BenchPodman.StartAsync(work);
+        Console.WriteLine($"{"where",-10} {"agent start p50/p99/max",-28} {"terminal open p50/p99",-24} {"terminal attach p50/p99",-24}");
+        foreach (var containers in (bool[])[false, true])
         {
-            using (var docker = new DockerClientBuilder().WithEndpoint(new Uri($"unix://{work}/podman.sock")).WithTimeout(TimeSpan.FromMinutes(5)).Build())
-            {
-                var watch = Stopwatch.StartNew();
-                await HostImage.BuildAsync(docker, "covibe-agent:bench", (10001, 10001), new Progress<string>(_ => { }), CancellationToken.None);
-                Console.WriteLine($"image built from this machine's packages in {watch.Elapsed.TotalSeconds:0.0} s");
-            }
-            Console.WriteLine($"{"where",-10} {"agent start p50/p99/max",-28} {"terminal open p50/p99",-24} {"terminal attach p50/p99",-24}");
-            foreach (var containers in (bool[])[false, true])
-            {
-                var (start, open, attach) = await RunServerAsync(work, containers, agents, terminals);
-                Console.WriteLine($"{(containers ? "container" : "sandbox"),-10} {Ms(start),-28} {Ms(open, max: false),-24} {Ms(attach, max: false),-24}");
-            }
-        }
-        finally
-        {
-            using (var docker = new DockerClientBuilder().WithEndpoint(new Uri($"unix://{work}/podman.sock")).Build())
-            {
-                foreach (var container in await docker.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true }))
-                {
-                    await docker.Containers.RemoveContainerAsync(container.ID, new Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
-                }
-            }
-            podman.Kill(entireProcessTree: true);
-            await podman.WaitForExitAsync();
-            using var cleanup = Process.Start("sh", ["-c", $"umount -R {work}/root/overlay 2>/dev/null; rm -rf {work}"]);
-            await cleanup.WaitForExitAsync();
+            var (start, open, attach) = await RunServerAsync(work, containers, agents, terminals);
+            Console.WriteLine($"{(containers ? "container" : "sandbox"),-10} {Ms(start),-28} {Ms(open, max: false),-24} {Ms(attach, max: false),-24}");
         }
     }
 
@@ -158,23 +135,5 @@ static class StartBench
                 return;
             }
         }
-    }
-
-    private static async Task<Process> StartPodmanAsync(string work)
-    {
-        var config = Path.Combine(work, "containers.conf");
-        await File.WriteAllTextAsync(config, "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\n");
-        var info = new ProcessStartInfo("podman", ["--root", $"{work}/root", "--runroot", $"{work}/run", "--tmpdir", $"{work}/tmp", "system", "service", "--time=0", $"unix://{work}/podman.sock"])
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        info.Environment["CONTAINERS_CONF"] = config;
-        var podman = Process.Start(info)!;
-        for (var i = 0; i < 300 && !File.Exists($"{work}/podman.sock"); i++)
-        {
-            await Task.Delay(100);
-        }
-        return podman;
     }
 }

@@ -71,7 +71,8 @@ public static class TerminalDaemon
     public static WebApplication Build(string[] args, IDictionary? environment = null, Action<WebApplicationBuilder>? configure = null)
     {
         environment ??= Environment.GetEnvironmentVariables();
-        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args });
+        // appsettings are read once, not watched (a watch costs an inotify instance; a user has 128 by default).
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false", .. args] });
         var settings = new Dictionary<string, string?>
         {
             ["Logging:LogLevel:Default"] = "Information",
