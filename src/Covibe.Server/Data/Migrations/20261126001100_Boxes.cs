@@ -23,7 +23,6 @@ public sealed class Boxes : Migration
                 source = table.Column<string>(nullable: false),
                 head_commit = table.Column<string>(nullable: true),
                 head_checked_at = table.Column<DateTime>(nullable: true),
-                claims = table.Column<long>(nullable: false),
                 misses = table.Column<long>(nullable: false),
                 failures = table.Column<int>(nullable: false),
                 last_error = table.Column<string>(nullable: true),

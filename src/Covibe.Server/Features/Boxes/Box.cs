@@ -56,7 +56,6 @@ public sealed class BoxPool
     public required string Source { get; set; }
     public string? HeadCommit { get; set; }
     public DateTime? HeadCheckedAt { get; set; }
-    public long Claims { get; set; }
     public long Misses { get; set; }
     /// <summary>Failures in a row: each one backs the pool off longer; enough of them pause it.</summary>
     public int Failures { get; set; }

@@ -54,21 +54,18 @@ public sealed class BoxService(
             await using var db = await dbs.CreateDbContextAsync(cancellationToken);
             var pool = await db.BoxPools.AsNoTracking().Where(p => p.TeamId == caller.TeamId && p.RepoUrl == repoUrl && p.BaseBranch == branch)
                 .Select(p => new { p.Id, p.HeadCommit }).FirstOrDefaultAsync(cancellationToken);
-            if (pool is not null && await ClaimAsync(db, pool.Id, caller.UserId, cancellationToken) is { } claimedId)
+            if (pool is not null && await ClaimAsync(db, pool.Id, caller.UserId, requestedBy, time.GetUtcNow().UtcDateTime,
+                    Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken) is { } claimedId)
             {
                 var box = await db.Boxes.SingleAsync(b => b.Id == claimedId, cancellationToken);
-                box.RequestedBy = requestedBy;
-                box.ClaimedAt = time.GetUtcNow().UtcDateTime;
                 if (env is not null)
                 {
                     box.Env = secrets.Seal(env, BoxSecrets.EnvOwner(caller.TeamId, box.Id), BoxSecrets.EnvPurpose);
-                    // Ready means the .env is there: written before the answer.
+                    await db.SaveChangesAsync(cancellationToken);
+                    // Ready means the .env is there: written before the answer (and again after a restart, from the sealed copy).
                     await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
                 }
-                box.ClaimMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                await db.SaveChangesAsync(cancellationToken);
-                await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Claims, p => p.Claims + 1), cancellationToken);
-                BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs.Value);
+                BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs!.Value);
                 work.Reconcile();
                 var dto = await DtoAsync(db, box, cancellationToken);
                 hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(dto));
@@ -131,19 +128,23 @@ public sealed class BoxService(
     /// Claims the oldest ready box of the pool that nobody holds, in one conditional update: two requests never get
     /// the same box (on PostgreSQL the row is locked and others skip it; SQLite runs one writer at a time).
     /// </summary>
-    private static async Task<string?> ClaimAsync(CovibeDb db, string poolId, string userId, CancellationToken cancellationToken)
+    private static async Task<string?> ClaimAsync(CovibeDb db, string poolId, string userId, string? requestedBy, DateTime now, double elapsedMs, CancellationToken cancellationToken)
     {
-        var ids = await db.Database.SqlQueryRaw<string>(db.Database.IsNpgsql() ? ClaimPostgres : ClaimSqlite, userId, poolId).ToListAsync(cancellationToken);
-        return ids.FirstOrDefault();
+        // The whole claim is one statement (one write): who holds it, for what, when, and how long the claim took up to
+        // this statement (which itself takes well under a millisecond).
+        var ids = db.Database.IsNpgsql()
+            ? db.Database.SqlQuery<string>($"""
+                UPDATE boxes SET holder_id = {userId}, requested_by = {requestedBy}, claimed_at = {now}, claim_ms = {elapsedMs}
+                WHERE id = (SELECT id FROM boxes WHERE pool_id = {poolId} AND status = 'ready' AND holder_id IS NULL ORDER BY ready_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                AND holder_id IS NULL RETURNING id AS "Value"
+                """)
+            : db.Database.SqlQuery<string>($"""
+                UPDATE boxes SET holder_id = {userId}, requested_by = {requestedBy}, claimed_at = {now}, claim_ms = {elapsedMs}
+                WHERE id = (SELECT id FROM boxes WHERE pool_id = {poolId} AND status = 'ready' AND holder_id IS NULL ORDER BY ready_at LIMIT 1)
+                AND holder_id IS NULL RETURNING id AS "Value"
+                """);
+        return (await ids.ToListAsync(cancellationToken)).FirstOrDefault();
     }
-
-    private const string ClaimSqlite =
-        "UPDATE boxes SET holder_id = {0} WHERE id = (SELECT id FROM boxes WHERE pool_id = {1} AND status = 'ready' AND holder_id IS NULL ORDER BY ready_at LIMIT 1) " +
-        "AND holder_id IS NULL RETURNING id AS \"Value\"";
-
-    private const string ClaimPostgres =
-        "UPDATE boxes SET holder_id = {0} WHERE id = (SELECT id FROM boxes WHERE pool_id = {1} AND status = 'ready' AND holder_id IS NULL ORDER BY ready_at LIMIT 1 FOR UPDATE SKIP LOCKED) " +
-        "AND holder_id IS NULL RETURNING id AS \"Value\"";
 
     public async Task<BoxDto[]> ListAsync(Caller caller, bool all, CancellationToken cancellationToken)
     {

@@ -88,12 +88,13 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         foreach (var p in pools)
         {
             int Count(string status, bool? held) => counts.Where(c => c.PoolId == p.Id && c.Status == status && (held is null || c.Held == held)).Sum(c => c.Count);
-            var latencies = await db.Boxes.AsNoTracking().Where(b => b.PoolId == p.Id && b.ClaimMs != null).OrderByDescending(b => b.ClaimedAt)
-                .Take(LatencyWindow).Select(b => b.ClaimMs!.Value).ToListAsync(cancellationToken);
+            var claimed = db.Boxes.AsNoTracking().Where(b => b.PoolId == p.Id && b.ClaimMs != null);
+            var claims = await claimed.LongCountAsync(cancellationToken);
+            var latencies = await claimed.OrderByDescending(b => b.ClaimedAt).Take(LatencyWindow).Select(b => b.ClaimMs!.Value).ToListAsync(cancellationToken);
             result.Add(new PoolDto(p.Id, p.RepoUrl, p.BaseBranch, p.MinStandby, p.MaxInstances, p.Source,
                 Ready: Count(BoxStatuses.Ready, false), Provisioning: Count(BoxStatuses.Provisioning, false),
                 Claimed: Count(BoxStatuses.Ready, true) + Count(BoxStatuses.Provisioning, true), Failed: Count(BoxStatuses.Failed, null),
-                p.Claims, p.Misses, Percentile(latencies, 0.50), Percentile(latencies, 0.99), p.HeadCommit,
+                claims, p.Misses, Percentile(latencies, 0.50), Percentile(latencies, 0.99), p.HeadCommit,
                 Paused: p.PausedReason is not null, p.PausedReason, p.LastError, p.ResumeAt));
         }
         return [.. result];
