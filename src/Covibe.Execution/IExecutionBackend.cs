@@ -34,8 +34,8 @@ public interface IExecutionBackend
 /// <summary>
 /// What to run. <see cref="Argv"/> is never passed through a shell. <see cref="WorkingDirectory"/> is
 /// relative to the team's workspace: <see cref="Workspace"/> on this machine (local, sandbox and
-/// container backends), <c>~/project</c> on a VM. <see cref="Target"/>: the machine within the
-/// backend (a VM id).
+/// container backends), <c>~/project</c> on a VM (or <see cref="RemoteDirectory"/>, relative to the VM user's home: a box's
+/// repository). <see cref="Target"/>: the machine within the backend (a VM id).
 /// </summary>
 public sealed record AgentLaunch(
     string AgentId,
@@ -50,7 +50,8 @@ public sealed record AgentLaunch(
     string? TeamId = null,
     string? OwnerId = null,
     PreviewLaunch? Preview = null,
-    BoxLaunch? Box = null);
+    BoxLaunch? Box = null,
+    string? RemoteDirectory = null);
 
 /// <summary>
 /// A team's preview rather than an agent (the deploy <see cref="DeployId"/>): it serves on <see cref="Port"/> of this machine's 127.0.0.1 (a container,

@@ -63,7 +63,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         var target = await connect(launch.Target ?? throw new ArgumentException("An SSH agent needs a VM."), cancellationToken);
         // Set on top of the VM user's own environment (the caller leaves the server's out).
         var environment = launch.Environment.Select(e => $"{e.Key}={e.Value}");
-        string[] argv = ["sh", "-c", Launcher, "covibe-launch", AgentWrapper.Script, $"agent_logs/{launch.AgentId}", $"project/{launch.WorkingDirectory}",
+        string[] argv = ["sh", "-c", Launcher, "covibe-launch", AgentWrapper.Script, $"agent_logs/{launch.AgentId}", launch.RemoteDirectory ?? $"project/{launch.WorkingDirectory}",
             launch.RepositoryUrl ?? "", launch.Branch ?? "", "env", .. environment, .. launch.Argv];
         var result = await ssh.RunAsync(target, argv, launch.InitialInput ?? [], CommandTimeout, cancellationToken);
         var parts = result.Stdout.Trim().Split(' ', 3);

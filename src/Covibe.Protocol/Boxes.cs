@@ -8,7 +8,8 @@ namespace Covibe.Protocol;
 /// for the team (<c>POST /api/boxes/env-payload</c>), so a client can keep it without holding the plaintext.
 /// <see cref="RequestedBy"/>: free text the caller tags the box with (a ticket, a job); the box is the caller's either way.
 /// </summary>
-public sealed record BoxRequest(string? RepoUrl, string? Branch = null, string? RequestedBy = null, string? Env = null, string? EnvPayload = null);
+/// <see cref="VmId"/>: make it on a VM instead of in a container: one of your VMs (<c>GET /api/vm/list</c>), or <c>pool</c> for the operator's VM pool.
+public sealed record BoxRequest(string? RepoUrl, string? Branch = null, string? RequestedBy = null, string? Env = null, string? EnvPayload = null, string? VmId = null);
 
 /// <summary>
 /// A box: a coding environment for one repository and branch. <see cref="Status"/>: <c>provisioning</c>,
@@ -53,7 +54,8 @@ public sealed record BoxEnvPayloadRequest(string? Env);
 public sealed record BoxEnvPayloadResponse(string EnvPayload);
 
 /// <summary>Seed 002's pool config, one entry of <c>reconcilePools([...])</c>: keep <see cref="MinStandby"/> boxes ready, never more than <see cref="MaxInstances"/> in all.</summary>
-public sealed record PoolSpec(string? RepoUrl, string? BaseBranch, int? MinStandby, int? MaxInstances);
+/// <see cref="Backend"/>: <c>container</c> (the default) or <c>vm</c> (boxes on the operator's VM pool, seed 000's <c>vm-instances.json</c>).
+public sealed record PoolSpec(string? RepoUrl, string? BaseBranch, int? MinStandby, int? MaxInstances, string? Backend = null);
 
 /// <summary>
 /// A warm pool and how it is doing: <see cref="Ready"/> boxes waiting, <see cref="Provisioning"/>, <see cref="Claimed"/>
@@ -69,6 +71,7 @@ public sealed record PoolDto(
     int MinStandby,
     int MaxInstances,
     string Source,
+    string Backend,
     int Ready,
     int Provisioning,
     int Claimed,

@@ -10,12 +10,12 @@ public sealed class BoxClient(TestServer server, string accessToken) : IDisposab
     public HttpClient Api { get; } = server.Client(accessToken);
 
     /// <summary>Settings for a server whose boxes run in the given Podman and may clone repositories from this disk.</summary>
-    public static Dictionary<string, string> Settings(PodmanService podman, Dictionary<string, string>? extra = null)
+    public static Dictionary<string, string> Settings(PodmanService? podman, Dictionary<string, string>? extra = null)
     {
         var settings = AgentHelpers.Settings();
         foreach (var (key, value) in new Dictionary<string, string>
         {
-            ["Covibe:Containers:Host"] = podman.DockerHost,
+            ["Covibe:Containers:Host"] = podman?.DockerHost ?? "unix:///nonexistent/podman.sock",
             ["Covibe:Containers:Image"] = PodmanService.Image,
             ["Covibe:Boxes:AllowLocalRepositories"] = "true",
             ["Covibe:Boxes:ReconcileSeconds"] = "1",
@@ -35,9 +35,9 @@ public sealed class BoxClient(TestServer server, string accessToken) : IDisposab
         return settings;
     }
 
-    public async Task<(HttpStatusCode Status, BoxDto Box)> RequestAsync(GitRepo repo, string branch = "main", string? env = null, string? requestedBy = null)
+    public async Task<(HttpStatusCode Status, BoxDto Box)> RequestAsync(GitRepo repo, string branch = "main", string? env = null, string? requestedBy = null, string? vmId = null)
     {
-        using var reply = await Api.PostAsJsonAsync("/api/boxes", new BoxRequest(repo.Path, branch, requestedBy, env));
+        using var reply = await Api.PostAsJsonAsync("/api/boxes", new BoxRequest(repo.Path, branch, requestedBy, env, VmId: vmId));
         reply.StatusCode.ShouldBeOneOf([HttpStatusCode.OK, HttpStatusCode.Accepted], await reply.Content.ReadAsStringAsync());
         return (reply.StatusCode, (await reply.Content.ReadFromJsonAsync<BoxDto>())!);
     }

@@ -21,6 +21,7 @@ public sealed class Boxes : Migration
                 min_standby = table.Column<int>(nullable: false),
                 max_instances = table.Column<int>(nullable: false),
                 source = table.Column<string>(nullable: false),
+                backend = table.Column<string>(nullable: false),
                 head_commit = table.Column<string>(nullable: true),
                 head_checked_at = table.Column<DateTime>(nullable: true),
                 misses = table.Column<long>(nullable: false),

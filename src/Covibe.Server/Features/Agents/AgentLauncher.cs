@@ -109,7 +109,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options)
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
         return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
-            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, agent.Target, placement.Workspace, agent.TeamId, agent.UserId, Box: placement.Box);
+            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, agent.Target, placement.Workspace, agent.TeamId, agent.UserId, Box: placement.Box, RemoteDirectory: placement.RemoteDirectory);
     }
 
     private AgentTypeOptions MockType(string kind)

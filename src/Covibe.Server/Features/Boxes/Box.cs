@@ -54,6 +54,8 @@ public sealed class BoxPool
     public int MaxInstances { get; set; }
     /// <summary><c>api</c> (the team owner's) or <c>config</c> (the operator's pools file).</summary>
     public required string Source { get; set; }
+    /// <summary>Where its boxes are made: <c>container</c>, or <c>vm</c> (the operator's VM pool).</summary>
+    public string Backend { get; set; } = "container";
     public string? HeadCommit { get; set; }
     public DateTime? HeadCheckedAt { get; set; }
     public long Misses { get; set; }

@@ -22,6 +22,7 @@ public sealed class BoxProvisioner(
     IDbContextFactory<CovibeDb> dbs,
     BoxWork work,
     BoxContainers containers,
+    BoxVms vms,
     DevcontainerCli devcontainers,
     PreviewGit git,
     SecretBox secrets,
@@ -231,6 +232,11 @@ public sealed class BoxProvisioner(
 
     private async Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken)
     {
+        if (box.Backend == "vm")
+        {
+            await MakeOnVmAsync(box, log, cancellationToken);
+            return;
+        }
         if (await containers.ProblemAsync(cancellationToken) is { } problem)
         {
             throw new BoxProvisionException($"Boxes run in containers, and {char.ToLowerInvariant(problem[0])}{problem[1..]}");
@@ -325,6 +331,44 @@ public sealed class BoxProvisioner(
             await InjectEnvAsync(box, cancellationToken);
         }
 
+        await ReadyAsync(box, log, cancellationToken);
+    }
+
+    /// <summary>
+    /// A box on a VM: the VM (a member's own, or the least loaded of the operator's pool) clones the branch into the box's
+    /// directory as its user; the <c>.env</c> goes through SSH's stdin. The VM's own tools are the box's environment.
+    /// </summary>
+    private async Task MakeOnVmAsync(Box box, BoxLog log, CancellationToken cancellationToken)
+    {
+        var target = box.Target ?? await vms.ChoosePoolVmAsync(cancellationToken)
+            ?? throw new BoxProvisionException("Every VM of the operator's pool holds as many boxes as its maxUsers allows.");
+        await StepAsync(box, BoxSteps.Clone, log, $"Cloning {box.Branch} of {box.RepoUrl} on VM {target}", cancellationToken, b =>
+        {
+            b.Target = target;
+            b.RunAs = "vm";
+            b.Workspace = "~/" + BoxVms.RepoDirectory(b.Id);
+        });
+        box.Target = target;
+        await vms.CloneAsync(target, box, log, cancellationToken);
+        await SaveAsync(box.Id, b => b.Commit = box.Commit, cancellationToken);
+        if (box.Env is not null)
+        {
+            await StepAsync(box, BoxSteps.Env, log, "Writing the .env on the VM", cancellationToken);
+            var env = secrets.Open(box.Env, BoxSecrets.EnvOwner(box.TeamId, box.Id), BoxSecrets.EnvPurpose);
+            try
+            {
+                await vms.WriteEnvAsync(target, box.Id, env, cancellationToken);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(env);
+            }
+        }
+        await ReadyAsync(box, log, cancellationToken);
+    }
+
+    private async Task ReadyAsync(Box box, BoxLog log, CancellationToken cancellationToken)
+    {
         await StepAsync(box, BoxSteps.Ready, log, "Ready", cancellationToken, b =>
         {
             b.Status = BoxStatuses.Ready;
@@ -446,7 +490,7 @@ public sealed class BoxProvisioner(
                 await using var db = await dbs.CreateDbContextAsync(cancellationToken);
                 await db.Boxes.Where(b => b.Id == box.Id).ExecuteUpdateAsync(s => s.SetProperty(b => b.CleanedAt, time.GetUtcNow().UtcDateTime), cancellationToken);
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or UnauthorizedAccessException)
+            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or UnauthorizedAccessException or BoxProvisionException)
             {
                 BoxesLog.CleanupFailed(logger, box.Id, e.Message);
             }
@@ -455,10 +499,16 @@ public sealed class BoxProvisioner(
 
     private async Task RemoveLeftoversAsync(Box box, bool keepLog, CancellationToken cancellationToken)
     {
-        var name = BoxContainers.ContainerName(box.TeamId, box.Id);
-        if (await containers.ProblemAsync(cancellationToken) is null)
+        if (box.Backend == "vm")
         {
-            await containers.RemoveAsync(name, cancellationToken);
+            if (box.Target is { } vm)
+            {
+                await vms.RemoveAsync(vm, box.Id, cancellationToken);
+            }
+        }
+        else if (await containers.ProblemAsync(cancellationToken) is null)
+        {
+            await containers.RemoveAsync(BoxContainers.ContainerName(box.TeamId, box.Id), cancellationToken);
         }
         var root = work.Root(box.Id);
         if (!Directory.Exists(root))

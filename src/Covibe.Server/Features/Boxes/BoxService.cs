@@ -31,13 +31,20 @@ public sealed class BoxService(
     SecretBox secrets,
     PreviewGit git,
     BoxContainers containers,
+    BoxVms vms,
     BoxWork work,
     TeamHub hub,
     IServiceProvider services,
     IOptions<BoxesOptions> options,
     TimeProvider time,
-    ILogger<BoxService> logger)
+    ILogger<BoxService> logger) : IDisposable
 {
+    // SQLite has one writer at a time: claims on this node queue here (a millisecond each) rather than in SQLite's busy
+    // handler, whose sleeps (up to 25 ms a time) made a burst of 20 claims wait 65 ms. PostgreSQL skips locked rows instead.
+    private readonly SemaphoreSlim _sqliteClaims = new(1, 1);
+
+    public void Dispose() => _sqliteClaims.Dispose();
+
     public async Task<(BoxDto Box, bool Claimed)> RequestAsync(Caller caller, BoxRequest request, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
@@ -52,10 +59,26 @@ public sealed class BoxService(
         try
         {
             await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            var pool = await db.BoxPools.AsNoTracking().Where(p => p.TeamId == caller.TeamId && p.RepoUrl == repoUrl && p.BaseBranch == branch)
+            // Where: a container (the default), the operator's VM pool, or one of the member's own VMs (never pooled).
+            var vmId = string.IsNullOrWhiteSpace(request.VmId) ? null : request.VmId.Trim();
+            var backend = vmId is null ? "container" : "vm";
+            string? target = null;
+            if (vmId == "pool")
+            {
+                if (!vms.HasPool)
+                {
+                    throw new BoxRequestException("vmId", "This server has no VM pool for boxes (seed 000's vm-instances.json, with each VM's username and hostKeyFingerprint).");
+                }
+            }
+            else if (vmId is not null)
+            {
+                target = await db.Vms.AnyAsync(v => v.Id == vmId && v.UserId == caller.UserId, cancellationToken) ? vmId
+                    : throw new BoxRequestException("vmId", $"You have no VM '{vmId}'. Boxes go on your own VMs (GET /api/vm/list), on 'pool' (the operator's VMs), or in a container without 'vmId'.");
+            }
+            var pool = target is not null ? null : await db.BoxPools.AsNoTracking()
+                .Where(p => p.TeamId == caller.TeamId && p.RepoUrl == repoUrl && p.BaseBranch == branch && p.Backend == backend)
                 .Select(p => new { p.Id, p.HeadCommit }).FirstOrDefaultAsync(cancellationToken);
-            if (pool is not null && await ClaimAsync(db, pool.Id, caller.UserId, requestedBy, time.GetUtcNow().UtcDateTime,
-                    Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken) is { } claimedId)
+            if (pool is not null && await ClaimQueuedAsync(db, pool.Id, caller.UserId, requestedBy, started, cancellationToken) is { } claimedId)
             {
                 var box = await db.Boxes.SingleAsync(b => b.Id == claimedId, cancellationToken);
                 if (env is not null)
@@ -63,10 +86,17 @@ public sealed class BoxService(
                     box.Env = secrets.Seal(env, BoxSecrets.EnvOwner(caller.TeamId, box.Id), BoxSecrets.EnvPurpose);
                     await db.SaveChangesAsync(cancellationToken);
                     // Ready means the .env is there: written before the answer (and again after a restart, from the sealed copy).
-                    await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
+                    if (box.Backend == "vm")
+                    {
+                        await vms.WriteEnvAsync(box.Target!, box.Id, env, cancellationToken);
+                    }
+                    else
+                    {
+                        await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
+                    }
                 }
                 BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs!.Value);
-                work.Reconcile();
+                work.ReconcileAfterClaim();
                 var dto = await DtoAsync(db, box, cancellationToken);
                 hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(dto));
                 return (dto, true);
@@ -75,7 +105,7 @@ public sealed class BoxService(
             {
                 await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Misses, p => p.Misses + 1), cancellationToken);
             }
-            if (await containers.ProblemAsync(cancellationToken) is { } problem)
+            if (backend == "container" && await containers.ProblemAsync(cancellationToken) is { } problem)
             {
                 throw new BoxRequestException(null, $"Boxes run in containers, and this server's container engine is not usable: {problem}", 503, "boxes-unavailable");
             }
@@ -100,7 +130,8 @@ public sealed class BoxService(
                 HolderId = caller.UserId,
                 Status = BoxStatuses.Provisioning,
                 Step = BoxSteps.Queued,
-                Backend = "container",
+                Backend = backend,
+                Target = target,
                 CreatedAt = now,
                 ClaimedAt = now,
             };
@@ -128,6 +159,23 @@ public sealed class BoxService(
     /// Claims the oldest ready box of the pool that nobody holds, in one conditional update: two requests never get
     /// the same box (on PostgreSQL the row is locked and others skip it; SQLite runs one writer at a time).
     /// </summary>
+    private async Task<string?> ClaimQueuedAsync(CovibeDb db, string poolId, string userId, string? requestedBy, long started, CancellationToken cancellationToken)
+    {
+        if (!db.Database.IsSqlite())
+        {
+            return await ClaimAsync(db, poolId, userId, requestedBy, time.GetUtcNow().UtcDateTime, Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
+        }
+        await _sqliteClaims.WaitAsync(cancellationToken);
+        try
+        {
+            return await ClaimAsync(db, poolId, userId, requestedBy, time.GetUtcNow().UtcDateTime, Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
+        }
+        finally
+        {
+            _sqliteClaims.Release();
+        }
+    }
+
     private static async Task<string?> ClaimAsync(CovibeDb db, string poolId, string userId, string? requestedBy, DateTime now, double elapsedMs, CancellationToken cancellationToken)
     {
         // The whole claim is one statement (one write): who holds it, for what, when, and how long the claim took up to

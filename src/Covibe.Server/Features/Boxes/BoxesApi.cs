@@ -17,6 +17,7 @@ public static class BoxesApi
         services.AddOptions<BoxesOptions>().BindConfiguration(BoxesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<BoxWork>();
         services.AddSingleton<BoxContainers>();
+        services.AddSingleton<BoxVms>();
         services.AddSingleton<DevcontainerCli>();
         services.AddSingleton<BoxService>();
         services.AddSingleton<PoolService>();

@@ -128,7 +128,7 @@ public sealed class PoolReconciler(
                     Commit = head,
                     Status = BoxStatuses.Provisioning,
                     Step = BoxSteps.Queued,
-                    Backend = "container",
+                    Backend = current.Backend,
                     CreatedAt = now,
                 });
                 created++;

@@ -11,7 +11,7 @@ namespace Covibe.Server.Features.Boxes;
 /// <summary>The operator's pools file (<c>Covibe:Boxes:PoolsFile</c>): seed 002's pool configs, each for a team (its id or name).</summary>
 public sealed record PoolsFile(List<PoolsFileEntry>? Pools);
 
-public sealed record PoolsFileEntry(string? Team, string? RepoUrl, string? BaseBranch, int? MinStandby, int? MaxInstances);
+public sealed record PoolsFileEntry(string? Team, string? RepoUrl, string? BaseBranch, int? MinStandby, int? MaxInstances, string? Backend = null);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
 [JsonSerializable(typeof(PoolsFile))]
@@ -29,7 +29,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
     /// <summary>Replaces the team's own pools with <paramref name="specs"/> (the operator's stay as they are). Each branch must exist.</summary>
     public async Task<PoolDto[]> SetAsync(Caller owner, PoolSpec[] specs, CancellationToken cancellationToken)
     {
-        var checkedSpecs = new List<(string RepoUrl, string Branch, int Min, int Max)>();
+        var checkedSpecs = new List<(string RepoUrl, string Branch, int Min, int Max, string Backend)>();
         for (var i = 0; i < specs.Length; i++)
         {
             var spec = specs[i] ?? throw new BoxRequestException($"[{i}]", "Each pool is an object {repoUrl, baseBranch, minStandby, maxInstances}.");
@@ -41,7 +41,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var existing = await db.BoxPools.Where(p => p.TeamId == owner.TeamId).ToListAsync(cancellationToken);
-        foreach (var (repoUrl, branch, _, _) in checkedSpecs)
+        foreach (var (repoUrl, branch, _, _, _) in checkedSpecs)
         {
             if (existing.Any(p => p.Source == "config" && p.RepoUrl == repoUrl && p.BaseBranch == branch))
             {
@@ -51,7 +51,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         var heads = new Dictionary<(string, string), string>();
         for (var i = 0; i < checkedSpecs.Count; i++)
         {
-            var (repoUrl, branch, _, _) = checkedSpecs[i];
+            var (repoUrl, branch, _, _, _) = checkedSpecs[i];
             heads[(repoUrl, branch)] = await boxes.HeadAsync(repoUrl, branch, $"[{i}].baseBranch", cancellationToken);
         }
         var now = time.GetUtcNow().UtcDateTime;
@@ -59,7 +59,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         {
             db.BoxPools.Remove(gone);
         }
-        foreach (var (repoUrl, branch, min, max) in checkedSpecs)
+        foreach (var (repoUrl, branch, min, max, backend) in checkedSpecs)
         {
             var pool = existing.FirstOrDefault(p => p.RepoUrl == repoUrl && p.BaseBranch == branch);
             if (pool is null)
@@ -67,7 +67,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
                 pool = new BoxPool { Id = Tokens.NewId(), TeamId = owner.TeamId, RepoUrl = repoUrl, BaseBranch = branch, Source = "api", CreatedAt = now };
                 db.BoxPools.Add(pool);
             }
-            Apply(pool, min, max, heads[(repoUrl, branch)], now);
+            Apply(pool, min, max, backend, heads[(repoUrl, branch)], now);
         }
         await db.SaveChangesAsync(cancellationToken);
         work.Reconcile();
@@ -91,7 +91,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
             var claimed = db.Boxes.AsNoTracking().Where(b => b.PoolId == p.Id && b.ClaimMs != null);
             var claims = await claimed.LongCountAsync(cancellationToken);
             var latencies = await claimed.OrderByDescending(b => b.ClaimedAt).Take(LatencyWindow).Select(b => b.ClaimMs!.Value).ToListAsync(cancellationToken);
-            result.Add(new PoolDto(p.Id, p.RepoUrl, p.BaseBranch, p.MinStandby, p.MaxInstances, p.Source,
+            result.Add(new PoolDto(p.Id, p.RepoUrl, p.BaseBranch, p.MinStandby, p.MaxInstances, p.Source, p.Backend,
                 Ready: Count(BoxStatuses.Ready, false), Provisioning: Count(BoxStatuses.Provisioning, false),
                 Claimed: Count(BoxStatuses.Ready, true) + Count(BoxStatuses.Provisioning, true), Failed: Count(BoxStatuses.Failed, null),
                 claims, p.Misses, Percentile(latencies, 0.50), Percentile(latencies, 0.99), p.HeadCommit,
@@ -129,10 +129,10 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
             {
                 throw Invalid(path, team.Count == 0 ? $"pools[{i}].team '{entry.Team}' is no team here" : $"pools[{i}].team '{entry.Team}' names {team.Count} teams; use the team's id");
             }
-            (string RepoUrl, string Branch, int Min, int Max) spec;
+            (string RepoUrl, string Branch, int Min, int Max, string Backend) spec;
             try
             {
-                spec = Check(new PoolSpec(entry.RepoUrl, entry.BaseBranch, entry.MinStandby, entry.MaxInstances), $"pools[{i}].", int.MaxValue, boxes);
+                spec = Check(new PoolSpec(entry.RepoUrl, entry.BaseBranch, entry.MinStandby, entry.MaxInstances, entry.Backend), $"pools[{i}].", int.MaxValue, boxes);
             }
             catch (BoxRequestException e)
             {
@@ -145,7 +145,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
                 db.BoxPools.Add(pool);
             }
             pool.Source = "config";
-            Apply(pool, spec.Min, spec.Max, pool.HeadCommit, now);
+            Apply(pool, spec.Min, spec.Max, spec.Backend, pool.HeadCommit, now);
             declared.Add(pool);
         }
         var ids = declared.Select(p => p.Id).ToList();
@@ -153,7 +153,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         await db.SaveChangesAsync(cancellationToken);
     }
 
-    private static (string RepoUrl, string Branch, int Min, int Max) Check(PoolSpec spec, string prefix, int maxInstances, BoxService boxes)
+    private static (string RepoUrl, string Branch, int Min, int Max, string Backend) Check(PoolSpec spec, string prefix, int maxInstances, BoxService boxes)
     {
         string repoUrl, branch;
         try
@@ -175,12 +175,18 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         {
             throw new BoxRequestException(prefix + "minStandby", "'minStandby' (boxes kept ready) is from 0 to 'maxInstances'.");
         }
-        return (repoUrl, branch, min, max);
+        var backend = string.IsNullOrEmpty(spec.Backend) ? "container" : spec.Backend;
+        if (backend is not ("container" or "vm"))
+        {
+            throw new BoxRequestException(prefix + "backend", "'backend' is 'container' (the default) or 'vm' (the operator's VM pool).");
+        }
+        return (repoUrl, branch, min, max, backend);
     }
 
     /// <summary>A changed pool starts afresh: no backoff, not paused.</summary>
-    private static void Apply(BoxPool pool, int min, int max, string? head, DateTime now)
+    private static void Apply(BoxPool pool, int min, int max, string backend, string? head, DateTime now)
     {
+        pool.Backend = backend;
         if (pool.MinStandby != min || pool.MaxInstances != max || pool.PausedReason is not null)
         {
             pool.Failures = 0;

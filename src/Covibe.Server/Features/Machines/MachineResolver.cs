@@ -74,6 +74,12 @@ public sealed class MachineResolver(
                 ? $"The box '{boxId}' is still provisioning ({box.Step}); wait until it is ready."
                 : $"The box '{boxId}' is {box.Status}; request a new one.");
         }
+        if (box.Backend == "vm")
+        {
+            // On the VM, as its user, in the box's directory: like any agent on a VM (none of the server's variables).
+            return new Placement(SshBackend.BackendName, box.Target, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>(),
+                BoxId: box.Id, RemoteDirectory: Features.Boxes.BoxVms.RepoDirectory(box.Id));
+        }
         var ids = box.RunAs.Split(':');
         var launch = new BoxLaunch(box.Target, box.RunAs, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture),
             uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? HostSandbox.Workspace, workspaces.BoxRuns(box.Id));

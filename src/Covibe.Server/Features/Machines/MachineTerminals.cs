@@ -84,6 +84,20 @@ public sealed class MachineTerminals(
         {
             throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
         }
+        if (placement.RemoteDirectory is { } remote)
+        {
+            var (cols, rows) = TerminalLaunch.Size(config.Cols, config.Rows);
+            try
+            {
+                var target = await vms.ConnectAsync(placement.Target!, cancellationToken);
+                var started = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", remote], cols, rows, cancellationToken);
+                return new TerminalStart(started, cwd => cwd, $"box {boxId}");
+            }
+            catch (SshException e)
+            {
+                throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
+            }
+        }
         var box = placement.Box!;
         var root = box.WorkingDirectory;
         var info = local.Build(config with { Cwd = null, Shell = null }, sessionId, root: root);

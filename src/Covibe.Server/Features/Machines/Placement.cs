@@ -7,7 +7,8 @@ namespace Covibe.Server.Features.Machines;
 /// <see cref="Method"/> is seed 003's answer (<c>docker</c>, <c>ssh</c>, <c>local</c>);
 /// <see cref="Fallback"/> says why it is not where the operator asked for (seed 003's fallback).
 /// <see cref="CovibeCommand"/>: how to run <c>covibe</c> there (the mock agent), when not as on this machine.
-/// <see cref="BoxId"/> and <see cref="Box"/>: in one of the member's boxes (backend <c>box</c>), its container, user and repository.
+/// <see cref="BoxId"/> and <see cref="Box"/>: in one of the member's boxes (backend <c>box</c>), its container, user and repository;
+/// for a box on a VM (backend <c>ssh</c>), <see cref="RemoteDirectory"/> is its repository there, relative to the VM user's home.
 /// </summary>
 public sealed record Placement(
     string Backend,
@@ -19,7 +20,8 @@ public sealed record Placement(
     string? Fallback = null,
     IReadOnlyList<string>? CovibeCommand = null,
     string? BoxId = null,
-    Covibe.Execution.BoxLaunch? Box = null);
+    Covibe.Execution.BoxLaunch? Box = null,
+    string? RemoteDirectory = null);
 
 /// <summary>A request for a place the member may not use, or that does not exist: <see cref="Field"/> names the request field.</summary>
 public sealed class PlacementException(string field, string message) : Exception(message)

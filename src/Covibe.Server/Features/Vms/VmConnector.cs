@@ -6,11 +6,22 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Covibe.Server.Features.Vms;
 
-/// <summary>Makes a VM reachable: its key (decrypted in memory) into the server's ssh-agent, and its pinned host key.</summary>
-public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secrets, SshClient ssh)
+/// <summary>
+/// Makes a VM reachable: its key (decrypted in memory) into the server's ssh-agent, and its pinned host key. A target
+/// <c>pool:&lt;id&gt;</c> is one of the operator's VMs (seed 000's <c>vm-instances.json</c>): its <c>sshKeyPath</c> key is
+/// loaded into the agent (read, never copied), its host key pinned by the configured fingerprint.
+/// </summary>
+public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secrets, SshClient ssh, VmPool pool)
 {
+    public const string PoolPrefix = "pool:";
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _poolHostKeys = new();
+
     public async Task<SshTarget> ConnectAsync(string vmId, CancellationToken cancellationToken)
     {
+        if (vmId.StartsWith(PoolPrefix, StringComparison.Ordinal))
+        {
+            return await ConnectPoolAsync(vmId, cancellationToken);
+        }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(v => v.Id == vmId, cancellationToken)
             ?? throw new SshException($"The VM '{vmId}' no longer exists.");
@@ -29,5 +40,47 @@ public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secre
         {
             CryptographicOperations.ZeroMemory(credential);
         }
+    }
+
+    private async Task<SshTarget> ConnectPoolAsync(string target, CancellationToken cancellationToken)
+    {
+        var id = target[PoolPrefix.Length..];
+        var instance = pool.Instances.FirstOrDefault(i => i.Id == id)
+            ?? throw new SshException($"The pool VM '{id}' is no longer in the VM pool file.");
+        if (string.IsNullOrEmpty(instance.Username) || string.IsNullOrEmpty(instance.HostKeyFingerprint))
+        {
+            throw new SshException($"The pool VM '{id}' needs 'username' and 'hostKeyFingerprint' in the VM pool file to be used for boxes.");
+        }
+        var port = instance.Port ?? 22;
+        if (!_poolHostKeys.TryGetValue(id, out var known))
+        {
+            var wanted = instance.HostKeyFingerprint.Split(' ')[^1];
+            var keys = await HostKeys.ScanAsync(instance.Host!, port, cancellationToken);
+            var match = keys.Where(k => k.Fingerprint == wanted).ToList();
+            if (match.Count == 0)
+            {
+                throw new SshException($"The pool VM '{id}' did not offer the host key {wanted} of the VM pool file ({(keys.Count == 0 ? "it did not answer" : "it offered " + string.Join(", ", keys.Select(k => k.Fingerprint)))}).");
+            }
+            known = _poolHostKeys[id] = string.Join('\n', match.Select(k => k.KnownHostsLine));
+        }
+        var keyPath = pool.KeyPathOf(instance) ?? throw new SshException($"The pool VM '{id}' has no sshKeyPath.");
+        byte[] key;
+        try
+        {
+            key = await File.ReadAllBytesAsync(keyPath, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SshException($"The key of pool VM '{id}' ({keyPath}) cannot be read: {e.Message}");
+        }
+        try
+        {
+            await ssh.AddKeyAsync(key, TimeSpan.FromHours(1), cancellationToken);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+        return new SshTarget(target, instance.Host!, port, instance.Username, known);
     }
 }

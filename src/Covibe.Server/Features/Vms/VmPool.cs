@@ -7,7 +7,10 @@ using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Vms;
 
-/// <summary>Seed 000's <c>config/vm-instances.json</c>, exactly as documented there.</summary>
+/// <summary>
+/// Seed 000's <c>config/vm-instances.json</c>, as documented there; boxes on these VMs (seed 002) also need each
+/// instance's <c>username</c>, and its <c>hostKeyFingerprint</c> (<c>SHA256:...</c>, as <c>ssh-keygen -lf</c> prints it) to pin; <c>port</c> defaults to 22.
+/// </summary>
 public sealed record VmInstancesFile(
     List<VmInstance>? Instances,
     [property: JsonPropertyName("defaultSSHKeyPath")] string? DefaultSshKeyPath,
@@ -21,7 +24,10 @@ public sealed record VmInstance(
     string? Status,
     [property: JsonPropertyName("sshKeyPath")] string? SshKeyPath,
     int? MaxUsers,
-    int? CurrentUsers);
+    int? CurrentUsers,
+    string? Username = null,
+    int? Port = null,
+    string? HostKeyFingerprint = null);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true)]
 [JsonSerializable(typeof(VmInstancesFile))]
@@ -57,6 +63,9 @@ public sealed class VmPool : IDisposable
     }
 
     public IReadOnlyList<VmInstance> Instances { get; }
+
+    /// <summary>The instance's SSH key file: its own, else the file's default.</summary>
+    public string? KeyPathOf(VmInstance instance) => instance.SshKeyPath ?? DefaultSshKeyPath;
     public int MaxConnectionsPerVm { get; }
     public string? DefaultSshKeyPath { get; }
 

@@ -1,0 +1,93 @@
+using Covibe.Execution;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Vms;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Boxes;
+
+/// <summary>
+/// Boxes on VMs over SSH (seed 002's SSH provisioner): a member's own VM, or one of the operator's pool VMs (seed 000's
+/// <c>vm-instances.json</c>, its key loaded into the server's ssh-agent, never copied). A box there is a directory in the
+/// VM user's home, <c>~/covibe-boxes/&lt;id&gt;/repo</c>, cloned by the VM itself; the <c>.env</c> goes through the SSH
+/// session's stdin into a 0600 file; agents and terminals run there as on any VM.
+/// </summary>
+public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbContextFactory<CovibeDb> dbs)
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(10);
+
+    /// <summary>The box's repository on the VM, relative to the VM user's home.</summary>
+    public static string RepoDirectory(string boxId) => $"covibe-boxes/{boxId}/repo";
+
+    /// <summary>Whether the operator's pool has VMs boxes can use.</summary>
+    public bool HasPool => pool.Instances.Any(Usable);
+
+    /// <summary>The pool VM with the fewest live boxes and room for one more (a VM takes at most its <c>maxUsers</c> boxes); null when all are full.</summary>
+    public async Task<string?> ChoosePoolVmAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var load = await db.Boxes.Where(b => b.Backend == "vm" && b.Target != null && b.Target.StartsWith(VmConnector.PoolPrefix)
+                && (b.Status == BoxStatuses.Provisioning || b.Status == BoxStatuses.Ready))
+            .GroupBy(b => b.Target!).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+        return pool.Instances.Where(Usable)
+            .Select(i => (Target: VmConnector.PoolPrefix + i.Id, Load: load.GetValueOrDefault(VmConnector.PoolPrefix + i.Id), Room: i.MaxUsers ?? int.MaxValue))
+            .Where(i => i.Load < i.Room).OrderBy(i => i.Load).Select(i => i.Target).FirstOrDefault();
+    }
+
+    /// <summary>Clones the branch at the commit into the box's directory on the VM; what git prints goes to the box's log.</summary>
+    public async Task CloneAsync(string target, Box box, BoxLog log, CancellationToken cancellationToken)
+    {
+        const string Script = """
+            command -v git >/dev/null || { echo "The VM has no git: install it to make boxes there." >&2; exit 127; }
+            d="$HOME/$1"; rm -rf "$d" && mkdir -p "$d" || exit 1
+            # A repository on the VM's own disk may belong to another user: trusted for this one clone.
+            trust=$(mktemp) && printf '[safe]\n\tdirectory = *\n' > "$trust"
+            GIT_CONFIG_GLOBAL="$trust" git clone --progress --branch "$3" -- "$2" "$d/repo"; code=$?
+            rm -f "$trust"
+            [ $code -eq 0 ] || exit $code
+            cd "$d/repo" && { [ -z "$4" ] || git -c advice.detachedHead=false checkout -q -B "$3" "$4"; } && git rev-parse HEAD
+            """;
+        var connection = await vms.ConnectAsync(target, cancellationToken);
+        var result = await Run(connection, ["sh", "-c", Script, "covibe-box", $"covibe-boxes/{box.Id}", box.RepoUrl, box.Branch, box.Commit ?? ""], null, cancellationToken);
+        log.Line(result.Stderr.TrimEnd());
+        if (result.ExitCode != 0)
+        {
+            throw new BoxProvisionException(result.ExitCode == 127 ? "The VM has no git: install it to make boxes there."
+                : $"Cloning the repository on the VM failed (exit {result.ExitCode}); see the box's log.");
+        }
+        box.Commit = result.Stdout.Trim().Split('\n')[^1];
+    }
+
+    /// <summary>The <c>.env</c>, through the session's stdin into a file only the VM user can read. Never an argument, never logged.</summary>
+    public async Task WriteEnvAsync(string target, string boxId, byte[] env, CancellationToken cancellationToken)
+    {
+        const string Script = "umask 077; f=\"$HOME/$1/.env\"; cat > \"$f.tmp\" && chmod 600 \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"";
+        var connection = await vms.ConnectAsync(target, cancellationToken);
+        var result = await Run(connection, ["sh", "-c", Script, "covibe-env", RepoDirectory(boxId)], env, cancellationToken);
+        if (result.ExitCode != 0)
+        {
+            throw new BoxProvisionException($"The .env could not be written on the VM (exit {result.ExitCode}).");
+        }
+    }
+
+    /// <summary>Removes the box's directory from the VM.</summary>
+    public async Task RemoveAsync(string target, string boxId, CancellationToken cancellationToken)
+    {
+        var connection = await vms.ConnectAsync(target, cancellationToken);
+        await Run(connection, ["sh", "-c", "rm -rf \"$HOME/$1\"", "covibe-box-rm", $"covibe-boxes/{boxId}"], null, cancellationToken);
+    }
+
+    private async Task<SshResult> Run(SshTarget target, IReadOnlyList<string> argv, byte[]? stdin, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ssh.RunAsync(target, argv, stdin, Timeout, cancellationToken);
+        }
+        catch (SshException e)
+        {
+            throw new BoxProvisionException($"The VM could not be reached: {e.Message}");
+        }
+    }
+
+    private static bool Usable(VmInstance i) =>
+        (i.Status ?? "available") == "available" && !string.IsNullOrEmpty(i.Username) && !string.IsNullOrEmpty(i.HostKeyFingerprint);
+}
