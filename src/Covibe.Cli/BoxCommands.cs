@@ -36,7 +36,8 @@ internal static class BoxCommands
         var envFile = new Option<string?>("--env-file") { Description = "A .env file to put in the box (sent encrypted at rest; never written to the server's disk)" };
         var tag = new Option<string?>("--requested-by") { Description = "A tag for the box: a ticket, a job (seed 002's requestedBy)" };
         var noWait = new Option<bool>("--no-wait") { Description = "Print the box's id and return while it provisions" };
-        var command = new Command("request", "Get a box: at once from a warm pool, else watch it provision (clone, devcontainer, env, ready)") { repo, branch, envFile, tag, noWait };
+        var vm = new Option<string?>("--vm") { Description = "Make it on a VM instead of in a container: one of yours (name or id, see `covibe vm ls`), or `pool` for the operator's VMs" };
+        var command = new Command("request", "Get a box: at once from a warm pool, else watch it provision (clone, devcontainer, env, ready)") { repo, branch, envFile, tag, noWait, vm };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
@@ -45,8 +46,9 @@ internal static class BoxCommands
             {
                 env = path == "-" ? await Console.In.ReadToEndAsync(ct) : await File.ReadAllTextAsync(path, ct);
             }
+            var vmId = parse.GetValue(vm) is { } given ? given == "pool" ? "pool" : await VmCommands.ResolveAsync(client, given, ct) : null;
             var watch = Stopwatch.StartNew();
-            var box = await client.PostAsync("api/boxes", new BoxRequest(parse.GetValue(repo), parse.GetValue(branch), parse.GetValue(tag), env),
+            var box = await client.PostAsync("api/boxes", new BoxRequest(parse.GetValue(repo), parse.GetValue(branch), parse.GetValue(tag), env, VmId: vmId),
                 CovibeJsonContext.Default.BoxRequest, CovibeJsonContext.Default.BoxDto, ct);
             if (box.Status == "ready")
             {
@@ -81,14 +83,16 @@ internal static class BoxCommands
         var watch = Stopwatch.StartNew();
         while (true)
         {
-            List<string> steps = ["queued", "clone", box.Devcontainer ? "devcontainer" : "container", .. box.HasEnv ? new[] { "env" } : [], "ready"];
+            List<string> steps = box.Backend == "vm"
+                ? ["queued", "clone", .. box.HasEnv ? new[] { "env" } : [], "ready"]
+                : ["queued", "clone", box.Devcontainer ? "devcontainer" : "container", .. box.HasEnv ? new[] { "env" } : [], "ready"];
             var reached = box.Step == "failed" ? shown : steps.IndexOf(box.Step) + 1;
             for (; shown < reached; shown++)
             {
                 var label = steps[shown] switch
                 {
                     "queued" => "waiting for a free provisioner",
-                    "clone" => $"fetching {box.Branch} of {box.RepoUrl}",
+                    "clone" => box.Backend == "vm" ? $"cloning {box.Branch} of {box.RepoUrl} on the VM" : $"fetching {box.Branch} of {box.RepoUrl}",
                     "container" => "starting the box (default image) and cloning inside it",
                     "devcontainer" => "devcontainer up, clone, lifecycle commands",
                     "env" => "writing the .env",
@@ -146,7 +150,10 @@ internal static class BoxCommands
             text.AppendLine(CultureInfo.InvariantCulture, $"Box {b.Id}: {b.Status}{(b.Status == "provisioning" ? $" ({b.Step})" : "")}");
             text.AppendLine(CultureInfo.InvariantCulture, $"  repository:  {b.RepoUrl} ({b.Branch}{(b.Commit is { } c ? " at " + c[..Math.Min(12, c.Length)] : "")})");
             text.AppendLine(CultureInfo.InvariantCulture, $"  holder:      {b.Holder?.Name ?? "-"}{(b.RequestedBy is { } tag ? $" for {tag}" : "")}");
-            text.AppendLine(CultureInfo.InvariantCulture, $"  runs in:     {(b.Devcontainer ? "its dev container" : "the default image")}{(b.Image is { } image ? $" ({image})" : "")}, repository at {b.Workspace ?? "/workspace"}");
+            var where = b.Backend == "vm"
+                ? $"  runs on:     a VM, repository at {b.Workspace}"
+                : $"  runs in:     {(b.Devcontainer ? "its dev container" : "the default image")}{(b.Image is { } image ? $" ({image})" : "")}, repository at {b.Workspace ?? "/workspace"}";
+            text.AppendLine(where);
             text.AppendLine(CultureInfo.InvariantCulture, $"  .env:        {(b.HasEnv ? "yes (in the box's memory)" : "none")}");
             if (b.FromPool)
             {
@@ -210,7 +217,7 @@ internal static class BoxCommands
             }
             foreach (var p in pools)
             {
-                Console.WriteLine($"{p.RepoUrl} ({p.BaseBranch}){(p.Source == "config" ? " [operator's]" : "")}");
+                Console.WriteLine($"{p.RepoUrl} ({p.BaseBranch}){(p.Backend == "vm" ? " on the operator's VMs" : "")}{(p.Source == "config" ? " [operator's]" : "")}");
                 Console.WriteLine($"  desired {p.MinStandby} ready (at most {p.MaxInstances}): {p.Ready} ready, {p.Provisioning} provisioning, {p.Claimed} claimed, {p.Failed} failed in the last hour");
                 Console.WriteLine($"  claims {p.Claims}, misses {p.Misses}" + (p.ClaimP50Ms is { } p50 ? $", claim p50 {p50:0.0} ms, p99 {p.ClaimP99Ms:0.0} ms" : ""));
                 if (p.Paused)
@@ -232,14 +239,15 @@ internal static class BoxCommands
         var branch = new Option<string?>("--branch", "-b") { Description = "The base branch (default main)" };
         var min = new Option<int>("--min") { Description = "Boxes to keep ready (minStandby)", DefaultValueFactory = _ => 1 };
         var max = new Option<int>("--max") { Description = "Most boxes at once, ready and claimed (maxInstances)", DefaultValueFactory = _ => 4 };
-        var command = new Command("set", "Add or change one of the team's pools (team owner)") { repo, branch, min, max };
+        var backend = new Option<string?>("--backend") { Description = "container (default), or vm: boxes on the operator's VM pool" };
+        var command = new Command("set", "Add or change one of the team's pools (team owner)") { repo, branch, min, max, backend };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var branchName = parse.GetValue(branch) ?? "main";
             var specs = await OwnPoolsAsync(client, ct);
             specs.RemoveAll(s => Same(s, parse.GetValue(repo)!, branchName));
-            specs.Add(new PoolSpec(parse.GetValue(repo), branchName, parse.GetValue(min), parse.GetValue(max)));
+            specs.Add(new PoolSpec(parse.GetValue(repo), branchName, parse.GetValue(min), parse.GetValue(max), parse.GetValue(backend)));
             await client.SendJsonAsync(HttpMethod.Put, "api/pools", specs.ToArray(), CovibeJsonContext.Default.PoolSpecArray, CovibeJsonContext.Default.PoolListResponse, ct);
             Console.WriteLine($"Pool set: {parse.GetValue(min)} ready, at most {parse.GetValue(max)}. Watch it fill with `covibe pool ls`.");
         });
@@ -268,7 +276,7 @@ internal static class BoxCommands
     /// <summary>The team's own pools (not the operator's), as the list PUT /api/pools replaces.</summary>
     private static async Task<List<PoolSpec>> OwnPoolsAsync(CovibeClient client, CancellationToken cancellationToken) =>
         [.. (await client.GetAsync("api/pools", CovibeJsonContext.Default.PoolListResponse, cancellationToken)).Pools
-            .Where(p => p.Source == "api").Select(p => new PoolSpec(p.RepoUrl, p.BaseBranch, p.MinStandby, p.MaxInstances))];
+            .Where(p => p.Source == "api").Select(p => new PoolSpec(p.RepoUrl, p.BaseBranch, p.MinStandby, p.MaxInstances, p.Backend))];
 
     private static bool Same(PoolSpec spec, string repo, string branch) => spec.RepoUrl == repo.TrimEnd('/') && spec.BaseBranch == branch;
 }

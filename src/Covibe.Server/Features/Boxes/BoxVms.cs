@@ -46,7 +46,7 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
             [ $code -eq 0 ] || exit $code
             cd "$d/repo" && { [ -z "$4" ] || git -c advice.detachedHead=false checkout -q -B "$3" "$4"; } && git rev-parse HEAD
             """;
-        var connection = await vms.ConnectAsync(target, cancellationToken);
+        var connection = await ConnectAsync(target, cancellationToken);
         var result = await Run(connection, ["sh", "-c", Script, "covibe-box", $"covibe-boxes/{box.Id}", box.RepoUrl, box.Branch, box.Commit ?? ""], null, cancellationToken);
         log.Line(result.Stderr.TrimEnd());
         if (result.ExitCode != 0)
@@ -61,7 +61,7 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     public async Task WriteEnvAsync(string target, string boxId, byte[] env, CancellationToken cancellationToken)
     {
         const string Script = "umask 077; f=\"$HOME/$1/.env\"; cat > \"$f.tmp\" && chmod 600 \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"";
-        var connection = await vms.ConnectAsync(target, cancellationToken);
+        var connection = await ConnectAsync(target, cancellationToken);
         var result = await Run(connection, ["sh", "-c", Script, "covibe-env", RepoDirectory(boxId)], env, cancellationToken);
         if (result.ExitCode != 0)
         {
@@ -72,8 +72,20 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     /// <summary>Removes the box's directory from the VM.</summary>
     public async Task RemoveAsync(string target, string boxId, CancellationToken cancellationToken)
     {
-        var connection = await vms.ConnectAsync(target, cancellationToken);
+        var connection = await ConnectAsync(target, cancellationToken);
         await Run(connection, ["sh", "-c", "rm -rf \"$HOME/$1\"", "covibe-box-rm", $"covibe-boxes/{boxId}"], null, cancellationToken);
+    }
+
+    private async Task<SshTarget> ConnectAsync(string target, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await vms.ConnectAsync(target, cancellationToken);
+        }
+        catch (SshException e)
+        {
+            throw new BoxProvisionException($"The VM could not be reached: {e.Message}");
+        }
     }
 
     private async Task<SshResult> Run(SshTarget target, IReadOnlyList<string> argv, byte[]? stdin, CancellationToken cancellationToken)

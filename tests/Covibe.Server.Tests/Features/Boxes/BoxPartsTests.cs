@@ -68,6 +68,46 @@ public sealed class BoxPartsTests
     }
 
     [Fact]
+    public async Task TheOperatorsPoolsFile_DeclaresPoolsForTeams_ThatTheTeamCannotChange_AndABadFileStopsStartUp()
+    {
+        var data = StartupTests.TempDirectory();
+        using var repo = GitRepo.Create();
+        repo.Commit("first", new() { ["README.md"] = "x" });
+        var settings = new Dictionary<string, string>
+        {
+            ["Covibe:Containers:Host"] = "unix:///nonexistent/podman.sock",
+            ["Covibe:Boxes:AllowLocalRepositories"] = "true",
+        };
+        string token;
+        await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: data))
+        {
+            token = (await first.CreateTeamAsync("Acme Ops", "Olga")).Auth.AccessToken;
+        }
+        var file = Path.Combine(data, "pools.json");
+        await File.WriteAllTextAsync(file, $$"""
+            // The operator's pools: by team name (or id).
+            { "pools": [ { "team": "Acme Ops", "repoUrl": "{{repo.Path}}", "baseBranch": "main", "minStandby": 0, "maxInstances": 3 }, ] }
+            """);
+        settings["Covibe:Boxes:PoolsFile"] = file;
+        await using (var second = await TestServer.StartAsync(settings: settings, dataDirectory: data))
+        {
+            using var client = second.Client(token);
+            var pool = (await client.GetFromJsonAsync<PoolListResponse>("/api/pools"))!.Pools.Single();
+            (pool.Source, pool.MaxInstances, pool.Backend).ShouldBe(("config", 3, "container"));
+            var change = await client.PutAsJsonAsync("/api/pools", new[] { new PoolSpec(repo.Path, "main", 0, 5) });
+            await change.ShouldBeProblemAsync(HttpStatusCode.Conflict, "pool-from-config");
+            // The team's own list does not touch the operator's pools.
+            (await client.PutAsJsonAsync("/api/pools", Array.Empty<PoolSpec>())).EnsureSuccessStatusCode();
+            (await client.GetFromJsonAsync<PoolListResponse>("/api/pools"))!.Pools.Single().Source.ShouldBe("config");
+        }
+        await File.WriteAllTextAsync(file, """{ "pools": [ { "team": "No Such Team", "repoUrl": "https://example.com/a.git", "maxInstances": 1 } ] }""");
+        var error = await Should.ThrowAsync<Microsoft.Extensions.Options.OptionsValidationException>(() => TestServer.StartAsync(settings: settings, dataDirectory: data));
+        error.Message.ShouldContain("Covibe:Boxes:PoolsFile");
+        error.Message.ShouldContain("'No Such Team' is no team here");
+        StartupTests.Delete(data);
+    }
+
+    [Fact]
     public async Task WithoutAContainerEngine_ABoxRequestIsRefusedAtOnce_SayingWhy()
     {
         await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string>

@@ -100,6 +100,26 @@ public sealed class VmBoxTests(SshServer ssh) : IClassFixture<SshServer>, IDispo
         (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).EnsureSuccessStatusCode();
     }
 
+    [Fact]
+    public async Task AnUnreachablePoolVm_FailsTheBoxClearly()
+    {
+        _repo.Commit("first", new() { ["README.md"] = "x\n" });
+        Directory.CreateDirectory(_dir);
+        var instances = Path.Combine(_dir, "vm-instances.json");
+        await File.WriteAllTextAsync(instances, $$"""
+            { "instances": [ { "id": "vm-gone", "host": "127.0.0.1", "port": {{PostgresServer.FreePort()}}, "username": "nobody", "sshKeyPath": "/nonexistent",
+                               "hostKeyFingerprint": "SHA256:AAAA" } ] }
+            """);
+        await using var server = await TestServer.StartAsync(settings: Settings(new() { ["Covibe:Vms:InstancesFile"] = instances }));
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+        var (_, requested) = await sarah.RequestAsync(_repo, vmId: "pool");
+        var failed = await sarah.SettledAsync(requested.Id);
+        failed.Status.ShouldBe("failed");
+        failed.Error.ShouldNotBeNull().ShouldContain("could not be reached");
+        failed.Error.ShouldContain("vm-gone");
+    }
+
     private static async Task<string> RunAsync(TestServer server, string token, string boxId)
     {
         using var client = server.Client(token);
