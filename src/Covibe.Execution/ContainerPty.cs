@@ -151,9 +151,16 @@ public sealed class ContainerPty : IPty
                 Native.Kill(pid, Native.SIGKILL);
             }
         }
-        else
+        else if (!_ended)
         {
-            _stream.CloseWrite();
+            try
+            {
+                _stream.CloseWrite();
+            }
+            catch (Exception e) when (e is ObjectDisposedException or IOException or System.Net.Sockets.SocketException)
+            {
+                // The container went away with its exec (a released box): nothing left to hang up.
+            }
         }
         for (var i = 0; i < 100 && !_ended; i++)
         {

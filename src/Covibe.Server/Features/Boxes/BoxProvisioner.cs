@@ -1,11 +1,8 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Covibe.Execution;
-using Covibe.Protocol;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Previews;
-using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -13,20 +10,17 @@ namespace Covibe.Server.Features.Boxes;
 
 /// <summary>
 /// Seed 002's provisioner: takes boxes waiting to be made (members' requests first; pool standbys never in the last
-/// free slot), each under a lease this node renews, and makes them: fetch into the team's mirror, the container (the
-/// default image, or <c>devcontainer up</c> when the repository has a configuration), the clone inside it, the
-/// lifecycle commands, the <c>.env</c>. A box whose lease ran out (its node died) or that this node held when it
-/// stopped is made again from the start. Released and failed boxes are cleaned up here too.
+/// free slot), each under a lease this node renews, and has <see cref="BoxBuilder"/> make them, within a time limit. A
+/// box whose lease ran out (its node died) or that this node held when it stopped is made again from the start; one
+/// that fails is failed with the reason, and its pool backs off, then pauses. Released and failed boxes are cleaned up
+/// here too, and after a start ready boxes get their <c>.env</c> back.
 /// </summary>
 public sealed class BoxProvisioner(
     IDbContextFactory<CovibeDb> dbs,
     BoxWork work,
+    BoxBuilder builder,
     BoxContainers containers,
     BoxVms vms,
-    DevcontainerCli devcontainers,
-    PreviewGit git,
-    SecretBox secrets,
-    TeamHub hub,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<BoxProvisioner> logger) : BackgroundService
@@ -34,7 +28,6 @@ public sealed class BoxProvisioner(
     private static readonly TimeSpan LeaseTime = TimeSpan.FromSeconds(60);
     private const int MaxAttempts = 3;
     private readonly ConcurrentDictionary<string, (Task Task, CancellationTokenSource Stop, bool Pool)> _running = new();
-    private readonly ConcurrentDictionary<string, SemaphoreSlim> _mirrors = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -89,7 +82,7 @@ public sealed class BoxProvisioner(
                 }
                 if (box.Env is not null)
                 {
-                    await InjectEnvAsync(box, cancellationToken);
+                    await builder.InjectEnvAsync(box, cancellationToken);
                 }
             }
             catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or CryptographicException)
@@ -200,7 +193,7 @@ public sealed class BoxProvisioner(
             {
                 throw new BoxProvisionException($"Provisioning was interrupted {MaxAttempts} times; giving up.");
             }
-            await MakeAsync(box, log, cancellationToken);
+            await builder.MakeAsync(box, log, cancellationToken);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
@@ -228,208 +221,6 @@ public sealed class BoxProvisioner(
             await renewal.CancelAsync();
             await renewing.ContinueWith(_ => { }, TaskScheduler.Default);
         }
-    }
-
-    private async Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken)
-    {
-        if (box.Backend == "vm")
-        {
-            await MakeOnVmAsync(box, log, cancellationToken);
-            return;
-        }
-        if (await containers.ProblemAsync(cancellationToken) is { } problem)
-        {
-            throw new BoxProvisionException($"Boxes run in containers, and {char.ToLowerInvariant(problem[0])}{problem[1..]}");
-        }
-        // 1. The repository, fetched into the team's mirror on this machine (no checkout here: nothing of it runs on the server).
-        await StepAsync(box, BoxSteps.Clone, log, $"Fetching {box.Branch} of {box.RepoUrl}", cancellationToken);
-        var mirror = work.MirrorPath(box.TeamId, box.RepoUrl);
-        var gate = _mirrors.GetOrAdd(mirror, _ => new SemaphoreSlim(1, 1));
-        string commit;
-        await gate.WaitAsync(cancellationToken);
-        try
-        {
-            commit = await git.FetchAsync(mirror, box.RepoUrl, box.Branch, options.Value.AllowLocalRepositories, TimeSpan.FromMinutes(10), cancellationToken);
-            // The box reads it (mounted read-only) as its own user; on this machine the data directory around it stays the server's alone.
-            File.SetUnixFileMode(mirror, (UnixFileMode)0b111_101_101);
-        }
-        finally
-        {
-            gate.Release();
-        }
-        string? configPath = null;
-        string? config = null;
-        foreach (var path in DevcontainerConfig.Paths)
-        {
-            if (await git.ReadFileAsync(mirror, commit, path, cancellationToken) is { } text)
-            {
-                (configPath, config) = (path, text);
-                break;
-            }
-        }
-        log.Line($"[covibe] At commit {commit}; {(config is null ? "no dev container configuration: the default image" : $"dev container configuration {configPath}")}.");
-        var workspace = work.WorkspacePath(box.Id);
-        var runs = work.RunsPath(box.Id);
-        Directory.CreateDirectory(workspace);
-        Directory.CreateDirectory(runs);
-        var spec = containers.Spec(box.TeamId, box.Id, workspace, runs, mirror);
-
-        // 2. The box's container, and the repository cloned inside it as the box's user.
-        string container, runAs, image, inside;
-        string? context = null;
-        if (config is null)
-        {
-            await StepAsync(box, BoxSteps.Container, log, "Starting the box from the default image", cancellationToken, b => b.Commit = commit);
-            (container, var user, image) = await containers.CreateDefaultAsync(spec, cancellationToken);
-            runAs = user;
-            inside = HostSandbox.Workspace;
-        }
-        else
-        {
-            await StepAsync(box, BoxSteps.Devcontainer, log, "Running devcontainer up", cancellationToken, b => { b.Commit = commit; b.Devcontainer = true; });
-            if (devcontainers.Problem() is { } missing)
-            {
-                throw new BoxProvisionException(missing);
-            }
-            context = Path.Combine(work.Root(box.Id), "context");
-            await git.ExportAsync(mirror, commit, context, cancellationToken);
-            var (safe, notes) = DevcontainerConfig.Sanitize(config, spec);
-            foreach (var note in notes)
-            {
-                log.Line($"[covibe] devcontainer.json: {note}.");
-            }
-            await File.WriteAllTextAsync(Path.Combine(context, configPath!), safe, cancellationToken);
-            var up = await devcontainers.UpAsync(context, box.Id, log, cancellationToken);
-            container = spec.Name;
-            var (uid, gid) = await containers.IdsAsync(container, up.RemoteUser, cancellationToken);
-            runAs = $"{uid}:{gid}";
-            inside = up.Workspace;
-            image = (await containers.Docker.Containers.InspectContainerAsync(container, cancellationToken)).Config?.Image ?? "devcontainer";
-        }
-        var ids = runAs.Split(':');
-        foreach (var path in new[] { workspace, runs })
-        {
-            Own(path, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture), uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture));
-        }
-        await SaveAsync(box.Id, b => { b.Target = container; b.RunAs = runAs; b.Image = image; b.Workspace = inside; }, cancellationToken);
-        box.Target = container;
-        box.RunAs = runAs;
-        await containers.MadeAsync(box.TeamId, box.Id, container, image, cancellationToken);
-        log.Line($"[covibe] Cloning into {inside} inside the box");
-        await containers.CloneAsync(container, runAs, box.RepoUrl, box.Branch, commit, log, cancellationToken);
-        if (context is not null)
-        {
-            log.Line("[covibe] Running the dev container's lifecycle commands");
-            await devcontainers.RunUserCommandsAsync(context, box.Id, log, cancellationToken);
-            Directory.Delete(context, recursive: true);
-        }
-
-        // 3. The .env, into the box's memory only.
-        if (box.Env is not null)
-        {
-            await StepAsync(box, BoxSteps.Env, log, "Writing the .env into the box", cancellationToken);
-            await InjectEnvAsync(box, cancellationToken);
-        }
-
-        await ReadyAsync(box, log, cancellationToken);
-    }
-
-    /// <summary>
-    /// A box on a VM: the VM (a member's own, or the least loaded of the operator's pool) clones the branch into the box's
-    /// directory as its user; the <c>.env</c> goes through SSH's stdin. The VM's own tools are the box's environment.
-    /// </summary>
-    private async Task MakeOnVmAsync(Box box, BoxLog log, CancellationToken cancellationToken)
-    {
-        var target = box.Target ?? await vms.ChoosePoolVmAsync(cancellationToken)
-            ?? throw new BoxProvisionException("Every VM of the operator's pool holds as many boxes as its maxUsers allows.");
-        await StepAsync(box, BoxSteps.Clone, log, $"Cloning {box.Branch} of {box.RepoUrl} on VM {target}", cancellationToken, b =>
-        {
-            b.Target = target;
-            b.RunAs = "vm";
-            b.Workspace = "~/" + BoxVms.RepoDirectory(b.Id);
-        });
-        box.Target = target;
-        await vms.CloneAsync(target, box, log, cancellationToken);
-        await SaveAsync(box.Id, b => b.Commit = box.Commit, cancellationToken);
-        if (box.Env is not null)
-        {
-            await StepAsync(box, BoxSteps.Env, log, "Writing the .env on the VM", cancellationToken);
-            var env = secrets.Open(box.Env, BoxSecrets.EnvOwner(box.TeamId, box.Id), BoxSecrets.EnvPurpose);
-            try
-            {
-                await vms.WriteEnvAsync(target, box.Id, env, cancellationToken);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(env);
-            }
-        }
-        await ReadyAsync(box, log, cancellationToken);
-    }
-
-    private async Task ReadyAsync(Box box, BoxLog log, CancellationToken cancellationToken)
-    {
-        await StepAsync(box, BoxSteps.Ready, log, "Ready", cancellationToken, b =>
-        {
-            b.Status = BoxStatuses.Ready;
-            b.ReadyAt = time.GetUtcNow().UtcDateTime;
-            b.LeaseHolder = null;
-            b.LeaseExpiresAt = null;
-        });
-        if (box.PoolId is { } poolId)
-        {
-            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            await db.BoxPools.Where(p => p.Id == poolId)
-                .ExecuteUpdateAsync(s => s.SetProperty(p => p.Failures, 0).SetProperty(p => p.LastError, (string?)null), cancellationToken);
-            work.Reconcile();
-        }
-    }
-
-    private async Task InjectEnvAsync(Box box, CancellationToken cancellationToken)
-    {
-        var env = secrets.Open(box.Env!, BoxSecrets.EnvOwner(box.TeamId, box.Id), BoxSecrets.EnvPurpose);
-        try
-        {
-            await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(env);
-        }
-    }
-
-    private async Task StepAsync(Box box, string step, BoxLog log, string line, CancellationToken cancellationToken, Action<Box>? change = null)
-    {
-        log.Line($"[covibe] {line}");
-        BoxesLog.Step(logger, box.Id, box.TeamId, step);
-        var saved = await SaveAsync(box.Id, b =>
-        {
-            b.Step = step;
-            change?.Invoke(b);
-        }, cancellationToken);
-        if (saved.HolderId is not null)
-        {
-            await BroadcastAsync(saved, cancellationToken);
-        }
-    }
-
-    private async Task<Box> SaveAsync(string id, Action<Box> change, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var box = await db.Boxes.SingleAsync(b => b.Id == id, cancellationToken);
-        if (box.Status == BoxStatuses.Released)
-        {
-            throw new OperationCanceledException("The box was released.");
-        }
-        change(box);
-        await db.SaveChangesAsync(cancellationToken);
-        return box;
-    }
-
-    private async Task BroadcastAsync(Box box, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        hub.Broadcast(box.TeamId, new BoxUpdatedMessage(await BoxService.DtoAsync(db, box, cancellationToken)));
     }
 
     /// <summary>A box that could not be made: failed with the reason, its container and files removed (its log kept); a pool backs off, and pauses if it keeps failing.</summary>
@@ -467,7 +258,7 @@ public sealed class BoxProvisioner(
         }
         if (box.HolderId is not null)
         {
-            await BroadcastAsync(box, cancellationToken);
+            await builder.BroadcastAsync(box, cancellationToken);
         }
         work.Provision(); // cleaned up on the next pass
     }
@@ -551,15 +342,6 @@ public sealed class BoxProvisioner(
         catch (OperationCanceledException)
         {
             // Done.
-        }
-    }
-
-    private static void Own(string path, uint uid, uint gid)
-    {
-        if (!UntrustedFiles.GiveTo(path, uid, gid))
-        {
-            // Not root: the box's user gets in through the mode (the data directory around it is the server's alone).
-            File.SetUnixFileMode(path, (UnixFileMode)0b111_111_111);
         }
     }
 }

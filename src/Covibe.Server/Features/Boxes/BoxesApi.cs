@@ -22,6 +22,7 @@ public static class BoxesApi
         services.AddSingleton<BoxService>();
         services.AddSingleton<PoolService>();
         services.AddSingleton<Leases>();
+        services.AddSingleton<BoxBuilder>();
         services.AddSingleton<BoxProvisioner>();
         services.AddSingleton<PoolReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<BoxProvisioner>());
