@@ -6,7 +6,7 @@ using Covibe.Protocol;
 /// <summary>
 /// Box benchmark (issue 13): claim latency from a warm pool, one at a time and 20 at once (goal p50 at most 50 ms, p99 at
 /// most 150 ms, as a client sees it over HTTP on loopback, and as the server measures it); cold provision time of a small
-/// repository (default image, and a dev container through the real Dev Containers CLI); refill time of the pool after a
+/// repository (default image, a dev container through the real Dev Containers CLI, and a VM over SSH: a real sshd); refill time of the pool after a
 /// burst of claims. A real <c>covibe serve</c>, a real Podman (started here), a git repository on this disk.
 ///   dotnet run -c Release --project bench/Covibe.Bench -- boxes [--claims 20] [--cold 5]
 /// </summary>
@@ -47,13 +47,21 @@ static class BoxBench
             // Cold: no pool, a box made for the request; from the request to ready.
             Console.WriteLine("| cold provision (request -> ready) | p50 | max |");
             Console.WriteLine("| --- | --- | --- |");
-            foreach (var (name, path, count) in new[] { ("default image", repo, cold), ("dev container (devcontainer up)", dev, Math.Max(1, cold / 2)) })
+            // The VM: a real sshd on loopback, registered as the member's VM (the repository on this disk is the VM's to clone too).
+            await using var sshd = await BenchSshd.StartAsync(work);
+            using var registered = await http.PostAsJsonAsync("/api/vm/register",
+                new RegisterVmRequest("bench VM", "127.0.0.1", sshd.Port, sshd.User, PrivateKey: sshd.PrivateKey, HostKeyFingerprint: sshd.HostKeyFingerprint),
+                CovibeJsonContext.Default.RegisterVmRequest);
+            var vm = registered.IsSuccessStatusCode ? (await registered.Content.ReadFromJsonAsync(CovibeJsonContext.Default.VmDto))!.Id
+                : throw new InvalidOperationException($"Registering the VM: {await registered.Content.ReadAsStringAsync()}");
+            foreach (var (name, path, count, vmId) in new[] { ("default image", repo, cold, (string?)null), ("dev container (devcontainer up)", dev, Math.Max(1, cold / 2), null),
+                ("VM over SSH (clone there)", repo, cold, vm) })
             {
                 var times = new List<long>();
                 for (var i = 0; i < count; i++)
                 {
                     var watch = Stopwatch.StartNew();
-                    var box = await RequestAsync(http, path);
+                    var box = await RequestAsync(http, path, vmId);
                     while (box.Status == "provisioning")
                     {
                         await Task.Delay(20);
@@ -132,9 +140,9 @@ static class BoxBench
         }
     }
 
-    private static async Task<BoxDto> RequestAsync(HttpClient http, string repo)
+    private static async Task<BoxDto> RequestAsync(HttpClient http, string repo, string? vmId = null)
     {
-        using var reply = await http.PostAsJsonAsync("/api/boxes", new BoxRequest(repo, "main"), CovibeJsonContext.Default.BoxRequest);
+        using var reply = await http.PostAsJsonAsync("/api/boxes", new BoxRequest(repo, "main", VmId: vmId), CovibeJsonContext.Default.BoxRequest);
         if (reply.StatusCode is not (HttpStatusCode.OK or HttpStatusCode.Accepted))
         {
             throw new InvalidOperationException($"POST /api/boxes: {(int)reply.StatusCode} {await reply.Content.ReadAsStringAsync()}");

@@ -271,7 +271,7 @@ public sealed class BoxProvisioner(
         {
             done = await db.Boxes.AsNoTracking()
                 .Where(b => (b.Status == BoxStatuses.Released || b.Status == BoxStatuses.Failed) && b.CleanedAt == null)
-                .Take(20).ToListAsync(cancellationToken);
+                .OrderBy(b => b.CreatedAt).Take(20).ToListAsync(cancellationToken);
         }
         foreach (var box in done.Where(b => !_running.ContainsKey(b.Id)))
         {
