@@ -44,7 +44,11 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
             GIT_CONFIG_GLOBAL="$trust" git clone --progress --branch "$3" -- "$2" "$d/repo"; code=$?
             rm -f "$trust"
             [ $code -eq 0 ] || exit $code
-            cd "$d/repo" && { [ -z "$4" ] || git -c advice.detachedHead=false checkout -q -B "$3" "$4"; } && git rev-parse HEAD
+            cd "$d/repo" && { [ -z "$4" ] || git -c advice.detachedHead=false checkout -q -B "$3" "$4"; } || exit 1
+            if [ -f .devcontainer/devcontainer.json ] || [ -f .devcontainer.json ]; then
+              echo "[covibe] The repository has a dev container configuration: a box on a VM runs with the VM's own tools (boxes in containers use it)." >&2
+            fi
+            git rev-parse HEAD
             """;
         var connection = await ConnectAsync(target, cancellationToken);
         var result = await Run(connection, ["sh", "-c", Script, "covibe-box", $"covibe-boxes/{box.Id}", box.RepoUrl, box.Branch, box.Commit ?? ""], null, cancellationToken);
