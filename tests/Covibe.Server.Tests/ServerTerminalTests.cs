@@ -26,6 +26,8 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
         await sarah.OutputUntilAsync("team-shell", "at=/workspace n=9");
         File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "made-here.txt")).ShouldBe("at=/workspace n=9\n");
         await sarah.SendAsync(new { type = "session", action = "share", id = "team-shell" });
+        // Shared before a teammate attaches (two connections: their messages are not ordered against each other).
+        await sarah.ReceiveAsync(m => TerminalClient.Is(m, "session", "shared"));
 
         // A browser: no header, the token in the first message.
         await using var miguel = await TerminalClient.ConnectAsync(server.Url, "/terminal");
