@@ -4,6 +4,7 @@ using System.Text.Json;
 using Covibe.Protocol;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Covibe.Server.Tests;
 
@@ -105,6 +106,21 @@ public sealed class BoxPartsTests
         error.Message.ShouldContain("Covibe:Boxes:PoolsFile");
         error.Message.ShouldContain("'No Such Team' is no team here");
         StartupTests.Delete(data);
+    }
+
+    [Fact]
+    public async Task ALease_IsHeldByOneNodeAtATime_RenewedByItsHolder_AndTakenOverOnlyOnceItRunsOut()
+    {
+        await using var server = await TestServer.StartAsync();
+        var leases = server.App.Services.GetRequiredService<Leases>();
+        (await leases.HoldAsync("job", "node-a", TimeSpan.FromMilliseconds(600), CancellationToken.None)).ShouldBeTrue();
+        (await leases.HoldAsync("job", "node-b", TimeSpan.FromSeconds(5), CancellationToken.None)).ShouldBeFalse("node A holds it");
+        (await leases.HoldAsync("job", "node-a", TimeSpan.FromMilliseconds(600), CancellationToken.None)).ShouldBeTrue("its holder renews it");
+        await Task.Delay(800);
+        (await leases.HoldAsync("job", "node-b", TimeSpan.FromSeconds(5), CancellationToken.None)).ShouldBeTrue("node A let it run out");
+        (await leases.HoldAsync("job", "node-a", TimeSpan.FromSeconds(5), CancellationToken.None)).ShouldBeFalse();
+        await leases.ReleaseAsync("job", "node-b", CancellationToken.None);
+        (await leases.HoldAsync("job", "node-a", TimeSpan.FromSeconds(5), CancellationToken.None)).ShouldBeTrue("released: the next node takes it at once");
     }
 
     [Fact]
