@@ -31,6 +31,9 @@ sealed class BenchPodman : IAsyncDisposable
             RedirectStandardOutput = true,
         };
         info.Environment["CONTAINERS_CONF"] = config;
+        // Podman keeps each imported image's tarball in TMPDIR (default /var/tmp) and never deletes it.
+        Directory.CreateDirectory($"{work}/tmp");
+        info.Environment["TMPDIR"] = $"{work}/tmp";
         var podman = new BenchPodman(work, Process.Start(info)!);
         for (var i = 0; i < 300 && !File.Exists($"{work}/podman.sock"); i++)
         {

@@ -46,6 +46,10 @@ public sealed class PodmanService : IAsyncLifetime
             RedirectStandardOutput = true,
         };
         info.Environment["CONTAINERS_CONF"] = config;
+        // Podman keeps each imported image's tarball in TMPDIR (/var/tmp by default) and never deletes it: 461 MB a run
+        // filled a machine's disk. Here it goes with the rest of the fixture.
+        Directory.CreateDirectory(Path.Combine(_directory, "tmp"));
+        info.Environment["TMPDIR"] = Path.Combine(_directory, "tmp");
         _service = Process.Start(info) ?? throw new InvalidOperationException("podman could not be started; install it (./test.sh does).");
         await Eventually.UntilAsync(() => Task.FromResult(File.Exists(Socket)), "podman's API socket appears", TimeSpan.FromSeconds(30));
         Client = new DockerClientBuilder().WithEndpoint(new Uri(DockerHost)).WithTimeout(TimeSpan.FromMinutes(5)).Build();

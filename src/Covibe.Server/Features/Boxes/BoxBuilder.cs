@@ -1,10 +1,10 @@
+using Covibe.Server.Features.Git;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Hub;
-using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -24,7 +24,7 @@ public sealed class BoxBuilder(
     BoxContainers containers,
     BoxVms vms,
     DevcontainerCli devcontainers,
-    PreviewGit git,
+    GitMirror git,
     SecretBox secrets,
     TeamHub hub,
     IOptions<BoxesOptions> options,

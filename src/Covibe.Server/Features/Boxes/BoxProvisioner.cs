@@ -1,8 +1,8 @@
+using Covibe.Server.Features.Git;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Covibe.Execution;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Previews;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -203,7 +203,7 @@ public sealed class BoxProvisioner(
         {
             await FailAsync(id, $"Provisioning took longer than {options.Value.ProvisionTimeoutSeconds} s (Covibe:Boxes:ProvisionTimeoutSeconds) and was stopped.", CancellationToken.None, log);
         }
-        catch (Exception e) when (e is BoxProvisionException or PreviewGitException or DevcontainerConfigException or ContainerImageMissingException)
+        catch (Exception e) when (e is BoxProvisionException or GitMirrorException or DevcontainerConfigException or ContainerImageMissingException)
         {
             await FailAsync(id, e.Message, CancellationToken.None, log);
         }

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Git;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
@@ -6,7 +7,6 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Hub;
-using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -29,7 +29,7 @@ public sealed class BoxRequestException(string? field, string message, int statu
 public sealed class BoxService(
     IDbContextFactory<CovibeDb> dbs,
     SecretBox secrets,
-    PreviewGit git,
+    GitMirror git,
     BoxContainers containers,
     BoxVms vms,
     BoxWork work,
@@ -328,10 +328,11 @@ public sealed class BoxService(
     internal string RepoUrl(string? value)
     {
         var url = value?.Trim() ?? "";
-        if (PreviewGit.Problem(url, options.Value.AllowLocalRepositories) is { } problem)
+        if (GitMirror.Problem(url, options.Value.AllowLocalRepositories, "A box") is { } problem)
         {
-            throw new BoxRequestException("repoUrl", problem.Replace("The preview follows", "Boxes clone", StringComparison.Ordinal).Replace(" The preview follows public repositories (https).", "", StringComparison.Ordinal));
+            throw new BoxRequestException("repoUrl", problem);
         }
+
         return url.TrimEnd('/');
     }
 
@@ -349,7 +350,7 @@ public sealed class BoxService(
         {
             head = await git.HeadAsync(repoUrl, branch, options.Value.AllowLocalRepositories, cancellationToken);
         }
-        catch (PreviewGitException e)
+        catch (GitMirrorException e)
         {
             throw new BoxRequestException("repoUrl", $"The repository could not be read: {e.Message}");
         }

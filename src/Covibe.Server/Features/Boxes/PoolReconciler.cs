@@ -1,6 +1,6 @@
+using Covibe.Server.Features.Git;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
-using Covibe.Server.Features.Previews;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -16,7 +16,7 @@ public sealed class PoolReconciler(
     IDbContextFactory<CovibeDb> dbs,
     BoxWork work,
     Leases leases,
-    PreviewGit git,
+    GitMirror git,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<PoolReconciler> logger) : BackgroundService
@@ -167,7 +167,7 @@ public sealed class PoolReconciler(
                 error = $"The repository has no branch '{pool.BaseBranch}' any more.";
             }
         }
-        catch (PreviewGitException e)
+        catch (GitMirrorException e)
         {
             error = $"The repository could not be read: {e.Message}";
         }

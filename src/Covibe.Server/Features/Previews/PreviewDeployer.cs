@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Git;
 using System.Collections.Concurrent;
 using Covibe.Execution;
 using Covibe.Server.Data;
@@ -19,7 +20,7 @@ public sealed class PreviewDeployException(string message) : Exception(message);
 /// like agents do: a restart keeps the live version and redoes a deploy it interrupted.
 /// </summary>
 public sealed class PreviewDeployer(
-    IDbContextFactory<CovibeDb> dbs, PreviewService service, PreviewGit git, PreviewJobs jobs, PreviewEvents events, PreviewUrls urls,
+    IDbContextFactory<CovibeDb> dbs, PreviewService service, GitMirror git, PreviewJobs jobs, PreviewEvents events, PreviewUrls urls,
     ExecutionBackends backends, PreviewProxy proxy, PreviewConnections connections, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
     IOptions<ContainersOptions> healthChecks, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
 {
@@ -257,7 +258,7 @@ public sealed class PreviewDeployer(
         {
             await FailAsync(deploy.Id, PreviewStatuses.Cancelled, "Cancelled by the team's owner.");
         }
-        catch (Exception e) when (e is PreviewGitException or ProjectFileException or PreviewDeployException)
+        catch (Exception e) when (e is GitMirrorException or ProjectFileException or PreviewDeployException)
         {
             await FailAsync(deploy.Id, PreviewStatuses.Failed, e.Message);
         }
@@ -425,7 +426,7 @@ public sealed class PreviewDeployer(
                 head = await git.HeadAsync(preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, cancellationToken);
                 preview.CheckError = head is null ? $"The repository has no branch '{preview.Branch}'." : null;
             }
-            catch (PreviewGitException e)
+            catch (GitMirrorException e)
             {
                 preview.CheckError = e.Message;
                 PreviewsLog.CheckFailed(logger, preview.TeamId, e.Message);

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Git;
 using System.Text;
 using System.Text.RegularExpressions;
 using Covibe.Protocol;
@@ -21,7 +22,7 @@ public sealed class PreviewRequestException(string field, string message) : Exce
 /// Deploys themselves are <see cref="PreviewDeployer"/>'s.
 /// </summary>
 public sealed partial class PreviewService(
-    IDbContextFactory<CovibeDb> dbs, SecretBox secrets, PreviewGit git, PreviewUrls urls, PreviewEvents events, IOptions<PreviewsOptions> options,
+    IDbContextFactory<CovibeDb> dbs, SecretBox secrets, GitMirror git, PreviewUrls urls, PreviewEvents events, IOptions<PreviewsOptions> options,
     TimeProvider time, ILogger<PreviewService> logger)
 {
     public const string WebhookPurpose = "preview-webhook";
@@ -33,7 +34,7 @@ public sealed partial class PreviewService(
     public async Task<(Preview Preview, string Secret)> ConnectAsync(Caller owner, string? repositoryUrl, string? branch, CancellationToken cancellationToken)
     {
         var url = repositoryUrl?.Trim() ?? "";
-        if (PreviewGit.Problem(url, options.Value.AllowLocalRepositories) is { } problem)
+        if (GitMirror.Problem(url, options.Value.AllowLocalRepositories) is { } problem)
         {
             throw new PreviewRequestException("repositoryUrl", problem);
         }
@@ -47,7 +48,7 @@ public sealed partial class PreviewService(
         {
             head = await git.HeadAsync(url, branchName, options.Value.AllowLocalRepositories, cancellationToken);
         }
-        catch (PreviewGitException e)
+        catch (GitMirrorException e)
         {
             throw new PreviewRequestException("repositoryUrl", $"The repository could not be read: {e.Message}");
         }
@@ -121,7 +122,7 @@ public sealed partial class PreviewService(
         {
             head = await git.HeadAsync(preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, cancellationToken);
         }
-        catch (PreviewGitException e)
+        catch (GitMirrorException e)
         {
             throw new PreviewRequestException("repositoryUrl", $"The repository could not be read: {e.Message}");
         }

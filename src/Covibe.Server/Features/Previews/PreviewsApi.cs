@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Git;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
@@ -19,7 +20,7 @@ public static class PreviewsApi
     public static IServiceCollection AddPreviews(this IServiceCollection services)
     {
         services.AddOptions<PreviewsOptions>().BindConfiguration(PreviewsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton(sp => new PreviewGit(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "previews", ".git-home")));
+        services.AddSingleton(sp => new GitMirror(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "previews", ".git-home")));
         services.AddSingleton<PreviewUrls>();
         services.AddSingleton<PreviewConnections>();
         services.AddSingleton<PreviewEvents>();

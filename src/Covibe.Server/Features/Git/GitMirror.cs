@@ -3,21 +3,21 @@ using System.Formats.Tar;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Covibe.Server.Features.Previews;
+namespace Covibe.Server.Features.Git;
 
 /// <summary>A git operation that failed; <see cref="Exception.Message"/> is fit to show the team (never a credential: URLs with one are refused).</summary>
-public sealed class PreviewGitException(string message) : Exception(message);
+public sealed class GitMirrorException(string message) : Exception(message);
 
 /// <summary>
-/// The server's side of the team's repository: one bare mirror per team, fetched (never checked out, so nothing
-/// in the repository runs here), and each commit's tree exported with <c>git archive</c> into the deploy's
-/// directory. Only https and http remotes, plus repositories on this disk when the operator allows them; no
-/// prompts, no hooks, no system or user git configuration, no credential helpers.
+/// The server's side of a team's repositories (the shared preview's, its boxes'): bare mirrors, fetched (never checked
+/// out, so nothing in a repository runs here), a commit's tree exported with <c>git archive</c> or one file read. Only
+/// https and http remotes, plus repositories on this disk when the operator allows them; no prompts, no hooks, no
+/// system or user git configuration, no credential helpers.
 /// </summary>
-public sealed partial class PreviewGit(string home)
+public sealed partial class GitMirror(string home)
 {
-    /// <summary>Why <paramref name="url"/> cannot be the preview's repository, or null if it can.</summary>
-    public static string? Problem(string url, bool allowLocal)
+    /// <summary>Why <paramref name="url"/> cannot be followed (<paramref name="what"/>: who follows it, in the message), or null if it can.</summary>
+    public static string? Problem(string url, bool allowLocal, string what = "The preview")
     {
         if (string.IsNullOrWhiteSpace(url) || url.StartsWith('-') || url.Any(char.IsControl))
         {
@@ -28,7 +28,7 @@ public sealed partial class PreviewGit(string home)
             if (uri.Scheme is "https" or "http")
             {
                 return uri.UserInfo.Length > 0
-                    ? "Leave credentials out of the repository's address: addresses are shown and logged. The preview follows public repositories (https)."
+                    ? $"Leave credentials out of the repository's address: addresses are shown and logged. {what} follows public repositories (https)."
                     : null;
             }
             if (uri.Scheme == "file" && allowLocal)
@@ -40,7 +40,7 @@ public sealed partial class PreviewGit(string home)
         {
             return null;
         }
-        return "The preview follows repositories over https (like https://github.com/owner/app.git)"
+        return $"{what} follows repositories over https (like https://github.com/owner/app.git)"
             + (allowLocal ? " or on this machine's disk." : ".");
     }
 
@@ -69,7 +69,7 @@ public sealed partial class PreviewGit(string home)
         }
         await RunAsync(["fetch", "--quiet", "--no-tags", "--force", "--", url, $"+refs/heads/{branch}:refs/heads/{branch}"], mirror, allowLocal, timeout, cancellationToken);
         var head = (await RunAsync(["rev-parse", "--verify", "--quiet", $"refs/heads/{branch}^{{commit}}"], mirror, allowLocal, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
-        return Sha().IsMatch(head) ? head : throw new PreviewGitException($"The branch '{branch}' was not found in the repository.");
+        return Sha().IsMatch(head) ? head : throw new GitMirrorException($"The branch '{branch}' was not found in the repository.");
     }
 
     /// <summary>Whether the mirror holds <paramref name="commit"/>.</summary>
@@ -80,7 +80,7 @@ public sealed partial class PreviewGit(string home)
             await RunAsync(["cat-file", "-e", commit + "^{commit}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken);
             return true;
         }
-        catch (PreviewGitException)
+        catch (GitMirrorException)
         {
             return false;
         }
@@ -91,17 +91,17 @@ public sealed partial class PreviewGit(string home)
     {
         if (!Sha().IsMatch(commit))
         {
-            throw new PreviewGitException($"'{commit}' is not a commit id.");
+            throw new GitMirrorException($"'{commit}' is not a commit id.");
         }
         try
         {
             var size = (await RunAsync(["cat-file", "-s", $"{commit}:{path}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
             if (!long.TryParse(size, System.Globalization.CultureInfo.InvariantCulture, out var bytes) || bytes > 1 << 20)
             {
-                throw new PreviewGitException($"{path} is larger than a megabyte.");
+                throw new GitMirrorException($"{path} is larger than a megabyte.");
             }
         }
-        catch (PreviewGitException e) when (!e.Message.Contains("megabyte", StringComparison.Ordinal))
+        catch (GitMirrorException e) when (!e.Message.Contains("megabyte", StringComparison.Ordinal))
         {
             return null;
         }
@@ -113,7 +113,7 @@ public sealed partial class PreviewGit(string home)
     {
         if (!Sha().IsMatch(commit))
         {
-            throw new PreviewGitException($"'{commit}' is not a commit id.");
+            throw new GitMirrorException($"'{commit}' is not a commit id.");
         }
         Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
         using var git = Start(["archive", "--format=tar", commit], mirror, allowLocal: false, redirectOutput: true);
@@ -125,7 +125,7 @@ public sealed partial class PreviewGit(string home)
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
             Kill(git);
-            throw new PreviewGitException($"The commit's files could not be written: {e.Message}");
+            throw new GitMirrorException($"The commit's files could not be written: {e.Message}");
         }
         catch (OperationCanceledException)
         {
@@ -135,7 +135,7 @@ public sealed partial class PreviewGit(string home)
         await git.WaitForExitAsync(cancellationToken);
         if (git.ExitCode != 0)
         {
-            throw new PreviewGitException(Explain(await errors, "git archive"));
+            throw new GitMirrorException(Explain(await errors, "git archive"));
         }
     }
 
@@ -154,11 +154,11 @@ public sealed partial class PreviewGit(string home)
         {
             Kill(git);
             cancellationToken.ThrowIfCancellationRequested();
-            throw new PreviewGitException($"git {args[0]} took longer than {timeout.TotalSeconds:0} s and was stopped.");
+            throw new GitMirrorException($"git {args[0]} took longer than {timeout.TotalSeconds:0} s and was stopped.");
         }
         if (git.ExitCode != 0)
         {
-            throw new PreviewGitException(Explain(await errors, "git " + args[0]));
+            throw new GitMirrorException(Explain(await errors, "git " + args[0]));
         }
         return await output;
     }
@@ -197,7 +197,7 @@ public sealed partial class PreviewGit(string home)
         {
             info.ArgumentList.Add(arg);
         }
-        var process = Process.Start(info) ?? throw new PreviewGitException("git could not be started.");
+        var process = Process.Start(info) ?? throw new GitMirrorException("git could not be started.");
         process.StandardInput.Close();
         return process;
     }
