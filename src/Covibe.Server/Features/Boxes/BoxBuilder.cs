@@ -149,7 +149,6 @@ public sealed class BoxBuilder(
         await StepAsync(box, BoxSteps.Clone, log, $"Cloning {box.Branch} of {box.RepoUrl} on VM {target}", cancellationToken, b =>
         {
             b.Target = target;
-            b.RunAs = "vm";
             b.Workspace = "~/" + BoxVms.RepoDirectory(b.Id);
         });
         box.Target = target;
@@ -158,15 +157,7 @@ public sealed class BoxBuilder(
         if (box.Env is not null)
         {
             await StepAsync(box, BoxSteps.Env, log, "Writing the .env on the VM", cancellationToken);
-            var env = secrets.Open(box.Env, BoxSecrets.EnvOwner(box.TeamId, box.Id), BoxSecrets.EnvPurpose);
-            try
-            {
-                await vms.WriteEnvAsync(target, box.Id, env, cancellationToken);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(env);
-            }
+            await InjectEnvAsync(box, cancellationToken);
         }
         await ReadyAsync(box, log, cancellationToken);
     }
@@ -195,7 +186,14 @@ public sealed class BoxBuilder(
         var env = secrets.Open(box.Env!, BoxSecrets.EnvOwner(box.TeamId, box.Id), BoxSecrets.EnvPurpose);
         try
         {
-            await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
+            if (box.Backend == "vm")
+            {
+                await vms.WriteEnvAsync(box.Target!, box.Id, env, cancellationToken);
+            }
+            else
+            {
+                await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
+            }
         }
         finally
         {

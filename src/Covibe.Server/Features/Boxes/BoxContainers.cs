@@ -165,22 +165,10 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     /// <summary>Clones the branch from the mirror into the workspace, as the box's user, and points <c>origin</c> at the real repository.</summary>
     public async Task CloneAsync(string container, string user, string repoUrl, string branch, string commit, BoxLog log, CancellationToken cancellationToken)
     {
-        const string Script = """
-            set -e
-            command -v git >/dev/null || { echo "The box's image has no git: install it in the image to use it as a box." >&2; exit 127; }
-            # The mirror is the server's (another owner): trusted for this one clone, by its upload-pack too (which sees global config only).
-            trust=$(mktemp)
-            printf '[safe]\n\tdirectory = %s\n' "$1" > "$trust"
-            GIT_CONFIG_GLOBAL="$trust" git clone --progress --branch "$2" -- "$1" "$4" || { rm -f "$trust"; exit 128; }
-            rm -f "$trust"
-            cd "$4"
-            git -c advice.detachedHead=false checkout -q -B "$2" "$3"
-            git remote set-url origin "$5"
-            """;
-        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-clone", MirrorMount, branch, commit, HostSandbox.Workspace, repoUrl], log, cancellationToken);
+        var code = await RunAsync(container, user, BoxClone.Argv(MirrorMount, branch, commit, HostSandbox.Workspace, repoUrl), log, cancellationToken);
         if (code != 0)
         {
-            throw new BoxProvisionException(code == 127 ? "The box's image has no git: install it in the image to use it as a box." : $"Cloning the repository inside the box failed (exit {code}); see the box's log.");
+            throw new BoxProvisionException(BoxClone.Failure(code, "inside the box"));
         }
     }
 
@@ -194,10 +182,12 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
             umask 077
             cat > "$1/.env.tmp" && chmod 600 "$1/.env.tmp" && mv -f "$1/.env.tmp" "$1/.env" && ln -sfn "$1/.env" "$2/.env"
             """;
-        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-env", SecretsMount, HostSandbox.Workspace], null, cancellationToken, env);
+        // What the script prints is about files, never their contents: it may go into the error.
+        var output = new BoxLog(null);
+        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-env", SecretsMount, HostSandbox.Workspace], output, cancellationToken, env);
         if (code != 0)
         {
-            throw new BoxProvisionException($"The .env could not be written into the box (exit {code}).");
+            throw new BoxProvisionException($"The .env could not be written into the box (exit {code}: {output.Text.Trim()}).");
         }
     }
 

@@ -85,8 +85,9 @@ public sealed class BoxProvisioner(
                     await builder.InjectEnvAsync(box, cancellationToken);
                 }
             }
-            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or CryptographicException)
+            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or CryptographicException or BoxProvisionException)
             {
+                // One box that cannot be restored never stops the others, nor provisioning.
                 BoxesLog.CleanupFailed(logger, box.Id, e.Message);
             }
         }
@@ -139,12 +140,7 @@ public sealed class BoxProvisioner(
         }
         foreach (var (id, pool) in waiting)
         {
-            if (_running.Count >= max || _running.ContainsKey(id))
-            {
-                continue;
-            }
-            // Pool work leaves the last slot free for a member's request.
-            if (pool && max > 1 && _running.Values.Count(r => r.Pool) >= max - 1)
+            if (_running.ContainsKey(id) || !MayStart(pool, _running.Count, _running.Values.Count(r => r.Pool), max))
             {
                 continue;
             }
@@ -156,6 +152,14 @@ public sealed class BoxProvisioner(
             _running[id] = (Task.Run(() => ProvisionAsync(id, stop.Token), CancellationToken.None), stop, pool);
         }
     }
+
+    /// <summary>
+    /// Whether a box may start provisioning with <paramref name="running"/> (<paramref name="runningPool"/> of them pool
+    /// standbys) under way of <paramref name="max"/>: pool work never takes the last free slot, so a member's own request
+    /// never waits behind a pool filling up.
+    /// </summary>
+    internal static bool MayStart(bool pool, int running, int runningPool, int max) =>
+        running < max && (!pool || max == 1 || runningPool < max - 1);
 
     private async Task<bool> TakeLeaseAsync(string id, CancellationToken cancellationToken)
     {

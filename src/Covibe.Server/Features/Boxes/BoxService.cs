@@ -32,6 +32,7 @@ public sealed class BoxService(
     GitMirror git,
     BoxContainers containers,
     BoxVms vms,
+    BoxBuilder builder,
     BoxWork work,
     TeamHub hub,
     IServiceProvider services,
@@ -86,14 +87,7 @@ public sealed class BoxService(
                     box.Env = secrets.Seal(env, BoxSecrets.EnvOwner(caller.TeamId, box.Id), BoxSecrets.EnvPurpose);
                     await db.SaveChangesAsync(cancellationToken);
                     // Ready means the .env is there: written before the answer (and again after a restart, from the sealed copy).
-                    if (box.Backend == "vm")
-                    {
-                        await vms.WriteEnvAsync(box.Target!, box.Id, env, cancellationToken);
-                    }
-                    else
-                    {
-                        await containers.WriteEnvAsync(box.Target!, box.RunAs!, env, cancellationToken);
-                    }
+                    await builder.InjectEnvAsync(box, cancellationToken);
                 }
                 BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs!.Value);
                 work.ReconcileAfterClaim();
@@ -161,18 +155,18 @@ public sealed class BoxService(
     /// </summary>
     private async Task<string?> ClaimQueuedAsync(CovibeDb db, string poolId, string userId, string? requestedBy, long started, CancellationToken cancellationToken)
     {
-        if (!db.Database.IsSqlite())
+        var gate = db.Database.IsSqlite() ? _sqliteClaims : null;
+        if (gate is not null)
         {
-            return await ClaimAsync(db, poolId, userId, requestedBy, time.GetUtcNow().UtcDateTime, Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
+            await gate.WaitAsync(cancellationToken);
         }
-        await _sqliteClaims.WaitAsync(cancellationToken);
         try
         {
             return await ClaimAsync(db, poolId, userId, requestedBy, time.GetUtcNow().UtcDateTime, Stopwatch.GetElapsedTime(started).TotalMilliseconds, cancellationToken);
         }
         finally
         {
-            _sqliteClaims.Release();
+            gate?.Release();
         }
     }
 
@@ -208,7 +202,7 @@ public sealed class BoxService(
     public async Task<BoxDto?> GetAsync(Caller caller, string boxId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null, cancellationToken);
+        var box = await TeamBox(db.Boxes.AsNoTracking(), caller, boxId).SingleOrDefaultAsync(cancellationToken);
         return box is null ? null : await DtoAsync(db, box, cancellationToken);
     }
 
@@ -216,7 +210,7 @@ public sealed class BoxService(
     public async Task<BoxLogResponse?> LogAsync(Caller caller, string boxId, long from, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null, cancellationToken);
+        var box = await TeamBox(db.Boxes.AsNoTracking(), caller, boxId).SingleOrDefaultAsync(cancellationToken);
         if (box is null)
         {
             return null;
@@ -241,7 +235,7 @@ public sealed class BoxService(
     public async Task<BoxDto?> ReleaseAsync(Caller caller, string boxId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var box = await db.Boxes.SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null, cancellationToken);
+        var box = await TeamBox(db.Boxes, caller, boxId).SingleOrDefaultAsync(cancellationToken);
         if (box is null)
         {
             return null;
@@ -278,6 +272,10 @@ public sealed class BoxService(
             CryptographicOperations.ZeroMemory(bytes);
         }
     }
+
+    /// <summary>A box of the caller's team that a member holds (pool standbys are nobody's yet).</summary>
+    private static IQueryable<Box> TeamBox(IQueryable<Box> boxes, Caller caller, string boxId) =>
+        boxes.Where(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null);
 
     public static async Task<bool> IsOwnerAsync(CovibeDb db, Caller caller, CancellationToken cancellationToken) =>
         await db.Teams.AnyAsync(t => t.Id == caller.TeamId && t.OwnerId == caller.UserId, cancellationToken);

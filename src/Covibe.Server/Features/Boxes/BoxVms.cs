@@ -36,27 +36,13 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     /// <summary>Clones the branch at the commit into the box's directory on the VM; what git prints goes to the box's log.</summary>
     public async Task CloneAsync(string target, Box box, BoxLog log, CancellationToken cancellationToken)
     {
-        const string Script = """
-            command -v git >/dev/null || { echo "The VM has no git: install it to make boxes there." >&2; exit 127; }
-            d="$HOME/$1"; rm -rf "$d" && mkdir -p "$d" || exit 1
-            # A repository on the VM's own disk may belong to another user: trusted for this one clone.
-            trust=$(mktemp) && printf '[safe]\n\tdirectory = *\n' > "$trust"
-            GIT_CONFIG_GLOBAL="$trust" git clone --progress --branch "$3" -- "$2" "$d/repo"; code=$?
-            rm -f "$trust"
-            [ $code -eq 0 ] || exit $code
-            cd "$d/repo" && { [ -z "$4" ] || git -c advice.detachedHead=false checkout -q -B "$3" "$4"; } || exit 1
-            if [ -f .devcontainer/devcontainer.json ] || [ -f .devcontainer.json ]; then
-              echo "[covibe] The repository has a dev container configuration: a box on a VM runs with the VM's own tools (boxes in containers use it)." >&2
-            fi
-            git rev-parse HEAD
-            """;
         var connection = await ConnectAsync(target, cancellationToken);
-        var result = await Run(connection, ["sh", "-c", Script, "covibe-box", $"covibe-boxes/{box.Id}", box.RepoUrl, box.Branch, box.Commit ?? ""], null, cancellationToken);
+        var result = await Run(connection, BoxClone.Argv(box.RepoUrl, box.Branch, box.Commit, RepoDirectory(box.Id), box.RepoUrl,
+            "[covibe] The repository has a dev container configuration: a box on a VM runs with the VM's own tools (boxes in containers use it)."), null, cancellationToken);
         log.Line(result.Stderr.TrimEnd());
         if (result.ExitCode != 0)
         {
-            throw new BoxProvisionException(result.ExitCode == 127 ? "The VM has no git: install it to make boxes there."
-                : $"Cloning the repository on the VM failed (exit {result.ExitCode}); see the box's log.");
+            throw new BoxProvisionException(BoxClone.Failure(result.ExitCode, "on the VM"));
         }
         box.Commit = result.Stdout.Trim().Split('\n')[^1];
     }

@@ -68,7 +68,7 @@ public sealed class MachineResolver(
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == teamId && b.HolderId == userId, cancellationToken)
             ?? throw new PlacementException("boxId", $"You hold no box '{boxId}'. Request one with POST /api/boxes; agents and terminals run in your own boxes.");
-        if (box.Status != Features.Boxes.BoxStatuses.Ready || box.Target is null || box.RunAs is null)
+        if (box.Status != Features.Boxes.BoxStatuses.Ready || box.Target is null)
         {
             throw new PlacementException("boxId", box.Status == Features.Boxes.BoxStatuses.Provisioning
                 ? $"The box '{boxId}' is still provisioning ({box.Step}); wait until it is ready."
@@ -80,7 +80,7 @@ public sealed class MachineResolver(
             return new Placement(SshBackend.BackendName, box.Target, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>(),
                 BoxId: box.Id, RemoteDirectory: Features.Boxes.BoxVms.RepoDirectory(box.Id));
         }
-        var ids = box.RunAs.Split(':');
+        var ids = box.RunAs!.Split(':');
         var launch = new BoxLaunch(box.Target, box.RunAs, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture),
             uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? HostSandbox.Workspace, workspaces.BoxRuns(box.Id));
         return new Placement(BoxExecBackend.BackendName, box.Target, null, "box", PassServerEnvironment: false, new Dictionary<string, string>(),

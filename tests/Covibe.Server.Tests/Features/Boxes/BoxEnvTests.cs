@@ -98,6 +98,35 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
         logs.Lines.ShouldAllBe(line => !line.Contains(Secret));
     }
 
+    [Fact]
+    public async Task AfterABoxsContainerRestartsWithTheServer_ItRunsAgain_AndProvisioningGoesOn()
+    {
+        _repo.Commit("first", new() { ["README.md"] = "v1\n" });
+        var data = StartupTests.TempDirectory();
+        var settings = BoxClient.Settings(podman);
+        string token, boxId, container;
+        await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: data))
+        {
+            var owner = await first.CreateTeamAsync();
+            token = owner.Auth.AccessToken;
+            using var sarah = new BoxClient(first, token);
+            var (_, requested) = await sarah.RequestAsync(_repo, env: $"API_KEY={Secret}\n");
+            boxId = (await sarah.SettledAsync(requested.Id)).Id;
+            container = $"covibes_box_{owner.Auth.Team.Id}_{boxId}";
+        }
+        // The machine restarts: the box's container stops, and its memory (the .env) with it.
+        await podman.Client.Containers.StopContainerAsync(container, new() { WaitBeforeKillSeconds = 1 });
+        await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: data);
+        await Eventually.UntilAsync(async () => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running == true, running => running,
+            "the box's container runs again");
+        // Whatever restoring that box met, the server still makes boxes.
+        using var again = new BoxClient(second, token);
+        var (_, next) = await again.RequestAsync(_repo);
+        (await again.SettledAsync(next.Id)).Status.ShouldBe("ready");
+        (await again.GetAsync(boxId)).Status.ShouldBe("ready");
+        StartupTests.Delete(data);
+    }
+
     private static async Task<string> DotEnvAsync(TestServer server, string token, string boxId)
     {
         using var client = server.Client(token);

@@ -58,6 +58,16 @@ public sealed class BoxPartsTests
     public void Sanitize_RefusesConfigurationsABoxCannotBe(string text, string reason) =>
         Should.Throw<DevcontainerConfigException>(() => DevcontainerConfig.Sanitize(text, Spec)).Message.ShouldContain(reason);
 
+    [Theory]
+    [InlineData(false, 2, 2, 3, true)]   // a member's request takes the last free slot
+    [InlineData(true, 2, 2, 3, false)]   // pool work does not: it stays free for members
+    [InlineData(true, 1, 1, 3, true)]
+    [InlineData(true, 2, 1, 3, true)]    // one pool box and one member's under way: pool work may take the third
+    [InlineData(false, 3, 0, 3, false)]  // none free
+    [InlineData(true, 0, 0, 1, true)]    // one slot in all: pools use it when it is free
+    public void PoolWork_NeverTakesTheLastProvisioningSlot(bool pool, int running, int runningPool, int max, bool mayStart) =>
+        BoxProvisioner.MayStart(pool, running, runningPool, max).ShouldBe(mayStart);
+
     [Fact]
     public void ClaimLatencyPercentiles_AreNearestRank()
     {
