@@ -44,4 +44,25 @@ public static class HostKeys
             return null;
         }
     }
+
+    /// <summary>
+    /// A fingerprint as a user confirms it: bare (<c>SHA256:...</c>), as the server offers it (<c>ssh-ed25519 SHA256:...</c>),
+    /// or as <c>ssh-keygen -l</c> prints it (<c>256 SHA256:... comment (ED25519)</c>). Null when it holds no SHA256 fingerprint.
+    /// </summary>
+    public static (string? Type, string Fingerprint)? ParseConfirmed(string? value)
+    {
+        var parts = (value ?? "").Split((char[])[' ', '\t'], StringSplitOptions.RemoveEmptyEntries);
+        var fingerprint = parts.FirstOrDefault(p => p.StartsWith("SHA256:", StringComparison.Ordinal) && p.Length > 7);
+        if (fingerprint is null)
+        {
+            return null;
+        }
+        var type = parts[0] != fingerprint && (parts[0].StartsWith("ssh-", StringComparison.Ordinal) || parts[0].StartsWith("ecdsa-", StringComparison.Ordinal)
+            || parts[0].StartsWith("sk-", StringComparison.Ordinal)) ? parts[0] : null;
+        return (type, fingerprint);
+    }
+
+    /// <summary>The keys among <paramref name="keys"/> that a confirmed fingerprint (any form <see cref="ParseConfirmed"/> takes) names.</summary>
+    public static IReadOnlyList<HostKey> Matching(IEnumerable<HostKey> keys, string? confirmed) =>
+        ParseConfirmed(confirmed) is { } c ? [.. keys.Where(k => k.Fingerprint == c.Fingerprint && (c.Type is null || k.Type == c.Type))] : [];
 }

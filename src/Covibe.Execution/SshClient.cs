@@ -11,6 +11,12 @@ public sealed record SshTarget(string Id, string Host, int Port, string User, st
 {
     public string? Password { get; init; }
 
+    /// <summary>
+    /// The public half of the key this target logs in with (from <see cref="SshClient.AddKeyAsync"/>): ssh offers that key
+    /// alone, never the other keys the agent holds for other members' VMs.
+    /// </summary>
+    public string? PublicKey { get; init; }
+
     // Records print every property; this one must never reach a log.
     public override string ToString() => $"{User}@{Host}:{Port}";
 }
@@ -41,21 +47,34 @@ public sealed class SshClient : IAsyncDisposable
 
     private string AgentSocket => Path.Combine(_directory, "agent.sock");
 
-    /// <summary>Gives a private key to the agent (from memory, through stdin) for <paramref name="lifetime"/>.</summary>
-    public async Task AddKeyAsync(ReadOnlyMemory<byte> privateKey, TimeSpan lifetime, CancellationToken cancellationToken)
+    /// <summary>
+    /// Gives a private key to the agent (from memory, through stdin) for <paramref name="lifetime"/>, and answers its public
+    /// key (<c>ssh-keygen -y</c>, also from stdin) for <see cref="SshTarget.PublicKey"/>.
+    /// </summary>
+    public async Task<string> AddKeyAsync(ReadOnlyMemory<byte> privateKey, TimeSpan lifetime, CancellationToken cancellationToken)
     {
         await EnsureAgentAsync(cancellationToken);
-        var info = Start("ssh-add", ["-q", "-t", ((int)lifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture), "-"]);
-        info.RedirectStandardInput = true;
-        using var process = Process.Start(info) ?? throw new IOException("Could not run ssh-add; install openssh-client.");
-        await process.StandardInput.BaseStream.WriteAsync(privateKey, cancellationToken);
-        process.StandardInput.Close();
-        var error = await process.StandardError.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        if (process.ExitCode != 0)
+        var (_, _, added) = await PipeAsync("ssh-add", ["-q", "-t", ((int)lifetime.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture), "-"], privateKey, cancellationToken);
+        if (added is not null)
         {
-            throw new SshException($"The private key was not accepted: {error.Trim()}");
+            throw new SshException($"The private key was not accepted: {added}");
         }
+        var (publicKey, _, failed) = await PipeAsync("ssh-keygen", ["-y", "-f", "/dev/stdin"], privateKey, cancellationToken);
+        return failed is null ? publicKey.Trim() : throw new SshException($"The private key was not accepted: {failed}");
+    }
+
+    /// <summary>Runs a local OpenSSH tool with <paramref name="input"/> on its stdin: its output, and its error text if it failed.</summary>
+    private async Task<(string Stdout, int ExitCode, string? Error)> PipeAsync(string tool, string[] args, ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
+    {
+        var info = Start(tool, args);
+        info.RedirectStandardInput = true;
+        using var process = Process.Start(info) ?? throw new IOException($"Could not run {tool}; install openssh-client.");
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.StandardInput.BaseStream.WriteAsync(input, cancellationToken);
+        process.StandardInput.Close();
+        await process.WaitForExitAsync(cancellationToken);
+        return (await stdout, process.ExitCode, process.ExitCode == 0 ? null : (await stderr).Trim());
     }
 
     /// <summary>Runs <paramref name="argv"/> on the target (quoted for the remote shell) and collects its output.</summary>
@@ -183,11 +202,15 @@ public sealed class SshClient : IAsyncDisposable
         info.ArgumentList.Insert(batch + 2, "NumberOfPasswordPrompts=1");
     }
 
-    private IEnumerable<string> Options(SshTarget target)
+    private List<string> Options(SshTarget target)
     {
-        var knownHosts = Path.Combine(_directory, $"known_hosts-{target.Id}");
+        // One shared connection per target, credential and pinned host key, never per host: two members' VMs on the same host
+        // and user, or a VM whose key or host key was just changed, must not ride on a connection opened otherwise.
+        var id = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(
+            $"{target.Id}\n{target.User}\n{target.Host}\n{target.Port}\n{target.PublicKey}\n{target.Password}\n{target.KnownHosts}")))[..24];
+        var knownHosts = Path.Combine(_directory, $"known_hosts-{id}");
         File.WriteAllText(knownHosts, target.KnownHosts + "\n");
-        return
+        List<string> options =
         [
             "-p", target.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             "-l", target.User,
@@ -198,12 +221,25 @@ public sealed class SshClient : IAsyncDisposable
             "-o", "GlobalKnownHostsFile=/dev/null",
             "-o", $"IdentityAgent={AgentSocket}",
             "-o", "ControlMaster=auto",
-            "-o", $"ControlPath={_directory}/cm-%C",
+            "-o", $"ControlPath={_directory}/cm-{id}",
             "-o", "ControlPersist=120",
             "-o", "ConnectTimeout=10",
             "-o", "ServerAliveInterval=15",
             "-o", "ServerAliveCountMax=2",
+            // Only this target's own credential: the agent holds every member's keys.
+            "-o", "IdentitiesOnly=yes",
         ];
+        if (target.PublicKey is { } publicKey)
+        {
+            var file = Path.Combine(_directory, $"id-{id}.pub");
+            File.WriteAllText(file, publicKey + "\n");
+            options.AddRange(["-o", $"IdentityFile={file}"]);
+        }
+        else
+        {
+            options.AddRange(["-o", "PubkeyAuthentication=no"]);
+        }
+        return options;
     }
 
     /// <summary>The name known_hosts lines use for a host on a non-standard port.</summary>

@@ -28,17 +28,24 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
 
             using var unconfirmed = await client.PostAsJsonAsync("/api/vm/register", Request(null));
             var problem = await unconfirmed.ShouldBeProblemAsync(HttpStatusCode.Conflict, "confirm-host-key");
-            problem.GetProperty("fingerprints").EnumerateArray().Select(f => f.GetString()).ShouldContain(f => f!.EndsWith(ssh.HostKeyFingerprint, StringComparison.Ordinal));
+            var offered = problem.GetProperty("fingerprints").EnumerateArray().Select(f => f.GetString()!).Single(f => f.EndsWith(ssh.HostKeyFingerprint, StringComparison.Ordinal));
+            offered.ShouldBe($"ssh-ed25519 {ssh.HostKeyFingerprint}");
 
             using var wrong = await client.PostAsJsonAsync("/api/vm/register", Request("SHA256:notthisone"));
             await wrong.ShouldBeProblemAsync(HttpStatusCode.Conflict, "host-key-mismatch");
+            // The right fingerprint under another key type is not the key that was offered.
+            using var wrongType = await client.PostAsJsonAsync("/api/vm/register", Request($"ssh-rsa {ssh.HostKeyFingerprint}"));
+            await wrongType.ShouldBeProblemAsync(HttpStatusCode.Conflict, "host-key-mismatch");
 
-            using var registered = await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint));
+            // Sent back exactly as it was offered.
+            using var registered = await client.PostAsJsonAsync("/api/vm/register", Request(offered));
             registered.StatusCode.ShouldBe(HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
             var body = await registered.Content.ReadAsStringAsync();
             body.ShouldNotContain("PRIVATE KEY");
             var vm = JsonSerializer.Deserialize<VmDto>(body, JsonSerializerOptions.Web)!;
-            vm.ShouldSatisfyAllConditions(v => v.IsOwner.ShouldBeTrue(), v => v.Host.ShouldBe("127.0.0.1"), v => v.AuthMethod.ShouldBe("key"), v => v.HostKeyFingerprint.ShouldBe(ssh.HostKeyFingerprint));
+            vm.ShouldSatisfyAllConditions(v => v.IsOwner.ShouldBeTrue(), v => v.Host.ShouldBe("127.0.0.1"), v => v.AuthMethod.ShouldBe("key"), v => v.HostKeyFingerprint.ShouldBe(ssh.HostKeyFingerprint),
+                // The login was checked as it was registered: online at once, not "unknown" until the next health check.
+                v => v.Status.ShouldBe("online"), v => v.LastSeen.ShouldNotBeNull());
 
             // A teammate sees that it exists and its status, not where it is or how to get in.
             using var teammate = server.Client(member.AccessToken);
@@ -71,6 +78,42 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var problem = await reply.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
         problem.GetProperty("errors").TryGetProperty(field, out _).ShouldBeTrue(problem.ToString());
         File.Exists("/tmp/pwn").ShouldBeFalse();
+    }
+
+    [Fact]
+    public async Task Register_WithAKeyOrPasswordTheVmRefuses_IsAnErrorAtOnce_EvenWhileATeammatesKeyForTheSameAccountIsLoaded()
+    {
+        await using var server = await TestServer.StartAsync();
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        // The owner's VM works: its key is in the server's ssh-agent and a shared connection to that account is open.
+        (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint))).StatusCode.ShouldBe(HttpStatusCode.Created);
+
+        // A teammate registers the same host and user with a key that account does not accept.
+        var directory = StartupTests.TempDirectory();
+        Directory.CreateDirectory(directory);
+        var keyFile = Path.Combine(directory, "stranger");
+        using (var keygen = System.Diagnostics.Process.Start("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", keyFile]))
+        {
+            await keygen.WaitForExitAsync();
+        }
+        var strangerKey = await File.ReadAllTextAsync(keyFile);
+        StartupTests.Delete(directory);
+        using var teammate = server.Client(member.AccessToken);
+        using var refused = await teammate.PostAsJsonAsync("/api/vm/register",
+            new RegisterVmRequest("Not mine", "127.0.0.1", ssh.Port, ssh.User, PrivateKey: strangerKey, HostKeyFingerprint: ssh.HostKeyFingerprint));
+        var problem = await refused.ShouldBeProblemAsync((HttpStatusCode)422, "vm-login-failed");
+        problem.GetProperty("detail").GetString()!.ShouldContain("refused the credential");
+        problem.ToString().ShouldNotContain(strangerKey.Split('\n')[1]); // the key itself is never echoed
+
+        if (ssh.Password is not null)
+        {
+            using var badPassword = await teammate.PostAsJsonAsync("/api/vm/register",
+                new RegisterVmRequest("Guess", "127.0.0.1", ssh.Port, ssh.User, Password: "not-the-password", HostKeyFingerprint: ssh.HostKeyFingerprint));
+            (await badPassword.ShouldBeProblemAsync((HttpStatusCode)422, "vm-login-failed")).ToString().ShouldNotContain("not-the-password");
+        }
+        // Nothing was saved for the teammate: the team has the owner's VM only.
+        (await teammate.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.ShouldHaveSingleItem().IsOwner.ShouldBeFalse();
     }
 
     [Fact]
@@ -111,7 +154,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             added.Stdout.ShouldContain($"host key {ssh.HostKeyFingerprint} pinned");
             var list = await cli.RunAsync(null, "vm", "ls");
             list.Stdout.ShouldContain("build-box");
-            list.Stdout.ShouldContain("unknown");
+            list.Stdout.ShouldContain("online"); // its login was checked as it was added
             var check = await cli.RunAsync(null, "vm", "check", "build-box");
             check.ExitCode.ShouldBe(0, check.Stdout + check.Stderr);
             check.Stdout.ShouldContain("build-box is online.");
@@ -167,7 +210,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             row.HostKeys = $"[127.0.0.1]:{ssh.Port} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
             await db.SaveChangesAsync();
         }
-        await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
+        // (the shared connection was opened under the old pinned key: a changed pin opens a new one, which must verify it)
         var refused = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
         refused.Status.ShouldBe("offline");
         refused.LastError!.ShouldContain("not the one you confirmed");
@@ -179,9 +222,9 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var directory = StartupTests.TempDirectory();
         await using (var client = new Execution.SshClient(directory))
         {
-            await client.AddKeyAsync(Encoding.UTF8.GetBytes(ssh.ClientPrivateKey), TimeSpan.FromMinutes(5), CancellationToken.None);
+            var publicKey = await client.AddKeyAsync(Encoding.UTF8.GetBytes(ssh.ClientPrivateKey), TimeSpan.FromMinutes(5), CancellationToken.None);
             var keys = await Execution.HostKeys.ScanAsync("127.0.0.1", ssh.Port, CancellationToken.None);
-            var target = new Execution.SshTarget("quoting", "127.0.0.1", ssh.Port, ssh.User, string.Join('\n', keys.Select(k => k.KnownHostsLine)));
+            var target = new Execution.SshTarget("quoting", "127.0.0.1", ssh.Port, ssh.User, string.Join('\n', keys.Select(k => k.KnownHostsLine))) { PublicKey = publicKey };
             string[] hostile = ["$(id)", "; touch /tmp/pwn", "`touch /tmp/pwn`", "it's", "a\nb", "&& touch /tmp/pwn", "-oProxyCommand=touch /tmp/pwn", "../../etc/passwd"];
             var result = await client.RunAsync(target, ["printf", "%s|", .. hostile], null, TimeSpan.FromSeconds(20), CancellationToken.None);
             result.ExitCode.ShouldBe(0, result.Stderr);
@@ -407,12 +450,10 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
             Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldEndWith("19999\n20000\n");
 
-            // A wrong password is reported as such.
-            (await client.PutAsJsonAsync("/api/vm/update", new UpdateVmRequest(vm.Id, Password: "not-the-password"))).StatusCode.ShouldBe(HttpStatusCode.OK);
-            await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
-            var refused = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
-            refused.Status.ShouldBe("offline");
-            refused.LastError!.ShouldContain("refused the credential");
+            // A wrong password is refused as it is given, and the one that works is kept.
+            using var wrong = await client.PutAsJsonAsync("/api/vm/update", new UpdateVmRequest(vm.Id, Password: "not-the-password"));
+            (await wrong.ShouldBeProblemAsync((HttpStatusCode)422, "vm-login-failed")).GetProperty("detail").GetString()!.ShouldContain("refused the credential");
+            (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!.Status.ShouldBe("online");
         }
         await DiskScan.ShouldNotHoldAsync(data, ssh.Password);
         StartupTests.Delete(data);

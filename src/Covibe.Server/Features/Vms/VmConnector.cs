@@ -28,19 +28,22 @@ public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secre
         var credential = secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
         try
         {
-            var target = new SshTarget(vm.Id, vm.Host, vm.Port, vm.Username, vm.HostKeys);
-            if (vm.AuthMethod == "password")
-            {
-                return target with { Password = System.Text.Encoding.UTF8.GetString(credential) };
-            }
-            await ssh.AddKeyAsync(credential, TimeSpan.FromHours(1), cancellationToken);
-            return target;
+            return await TargetAsync(new SshTarget(vm.Id, vm.Host, vm.Port, vm.Username, vm.HostKeys), vm.AuthMethod, credential, cancellationToken);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(credential);
         }
     }
+
+    /// <summary>
+    /// <paramref name="target"/> logging in with <paramref name="credential"/> (<paramref name="method"/> <c>key</c>: into the
+    /// agent, offered alone; <c>password</c>: held in memory). Also for a VM not saved yet, to check its login first.
+    /// </summary>
+    public async Task<SshTarget> TargetAsync(SshTarget target, string method, byte[] credential, CancellationToken cancellationToken) =>
+        method == "password"
+            ? target with { Password = System.Text.Encoding.UTF8.GetString(credential) }
+            : target with { PublicKey = await ssh.AddKeyAsync(credential, TimeSpan.FromHours(1), cancellationToken) };
 
     private async Task<SshTarget> ConnectPoolAsync(string target, CancellationToken cancellationToken)
     {
@@ -54,9 +57,9 @@ public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secre
         var port = instance.Port ?? 22;
         if (!_poolHostKeys.TryGetValue(id, out var known))
         {
-            var wanted = instance.HostKeyFingerprint.Split(' ')[^1];
+            var wanted = instance.HostKeyFingerprint;
             var keys = await HostKeys.ScanAsync(instance.Host!, port, cancellationToken);
-            var match = keys.Where(k => k.Fingerprint == wanted).ToList();
+            var match = HostKeys.Matching(keys, wanted);
             if (match.Count == 0)
             {
                 throw new SshException($"The pool VM '{id}' did not offer the host key {wanted} of the VM pool file ({(keys.Count == 0 ? "it did not answer" : "it offered " + string.Join(", ", keys.Select(k => k.Fingerprint)))}).");
@@ -75,12 +78,11 @@ public sealed class VmConnector(IDbContextFactory<CovibeDb> dbs, SecretBox secre
         }
         try
         {
-            await ssh.AddKeyAsync(key, TimeSpan.FromHours(1), cancellationToken);
+            return await TargetAsync(new SshTarget(target, instance.Host!, port, instance.Username, known), "key", key, cancellationToken);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(key);
         }
-        return new SshTarget(target, instance.Host!, port, instance.Username, known);
     }
 }

@@ -77,7 +77,7 @@ public static partial class VmsApi
     }
 
     public static async Task<Results<Created<VmDto>, ProblemHttpResult>> Register(
-        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, TimeProvider time, CancellationToken cancellationToken)
+        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, TimeProvider time, CancellationToken cancellationToken)
     {
         var v = new Validator();
         var name = v.Text("name", request.Name, 80);
@@ -93,15 +93,23 @@ public static partial class VmsApi
         {
             return Problems.ValidationAsProblem(v.Errors);
         }
-        var (keys, refusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+        var (keys, fingerprint, refusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
         if (refusal is not null)
         {
             return refusal;
         }
+        var id = Auth.Tokens.NewId();
+        var knownHosts = string.Join('\n', keys!.Select(k => k.KnownHostsLine));
+        // A wrong key or password is the owner's to fix now, not a status that turns offline a minute later.
+        if (await LoginProblemAsync(connector, ssh, new SshTarget(id, host, port, username, knownHosts), method!, credential!, cancellationToken) is { } loginRefusal)
+        {
+            CryptographicOperations.ZeroMemory(credential!);
+            return loginRefusal;
+        }
         var now = time.GetUtcNow().UtcDateTime;
         var vm = new Vm
         {
-            Id = Auth.Tokens.NewId(),
+            Id = id,
             TeamId = caller.TeamId,
             UserId = caller.UserId,
             Name = name,
@@ -110,8 +118,10 @@ public static partial class VmsApi
             Username = username,
             AuthMethod = method!,
             Credential = "",
-            HostKeys = string.Join('\n', keys!.Select(k => k.KnownHostsLine)),
-            HostKeyFingerprint = request.HostKeyFingerprint!,
+            HostKeys = knownHosts,
+            HostKeyFingerprint = fingerprint!,
+            Status = VmHealth.Online,
+            LastSeen = now,
             CreatedAt = now,
             UpdatedAt = now,
         };
@@ -122,7 +132,7 @@ public static partial class VmsApi
     }
 
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Update(
-        UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, TimeProvider time, CancellationToken cancellationToken)
+        UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, TimeProvider time, CancellationToken cancellationToken)
     {
         var (vm, refusal) = await FindOwnedAsync(db, caller, request.Id, "change it", cancellationToken);
         if (vm is null)
@@ -139,23 +149,45 @@ public static partial class VmsApi
         {
             return Problems.ValidationAsProblem(v.Errors);
         }
+        var (hostKeys, hostKeyFingerprint) = (vm.HostKeys, vm.HostKeyFingerprint);
         if (host != vm.Host || port != vm.Port || request.HostKeyFingerprint is not null)
         {
-            var (keys, hostKeyRefusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+            var (keys, fingerprint, hostKeyRefusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
             if (hostKeyRefusal is not null)
             {
                 return hostKeyRefusal;
             }
-            vm.HostKeys = string.Join('\n', keys!.Select(k => k.KnownHostsLine));
-            vm.HostKeyFingerprint = request.HostKeyFingerprint!;
+            (hostKeys, hostKeyFingerprint) = (string.Join('\n', keys!.Select(k => k.KnownHostsLine)), fingerprint!);
         }
+        var now = time.GetUtcNow().UtcDateTime;
+        if (credential is not null || host != vm.Host || port != vm.Port || username != vm.Username)
+        {
+            // Where or how it logs in changed: check the login before keeping it.
+            var login = credential ?? secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
+            try
+            {
+                if (await LoginProblemAsync(connector, ssh, new SshTarget(vm.Id, host, port, username, hostKeys), method ?? vm.AuthMethod, login, cancellationToken) is { } loginRefusal)
+                {
+                    return loginRefusal;
+                }
+            }
+            finally
+            {
+                if (credential is null)
+                {
+                    CryptographicOperations.ZeroMemory(login);
+                }
+            }
+            (vm.Status, vm.LastSeen, vm.LastError) = (VmHealth.Online, now, null);
+        }
+        (vm.HostKeys, vm.HostKeyFingerprint) = (hostKeys, hostKeyFingerprint);
         (vm.Name, vm.Host, vm.Port, vm.Username) = (name, host, port, username);
         if (credential is not null)
         {
             vm.AuthMethod = method!;
             vm.Credential = Seal(secrets, vm, credential);
         }
-        vm.UpdatedAt = time.GetUtcNow().UtcDateTime;
+        vm.UpdatedAt = now;
         await db.SaveChangesAsync(cancellationToken);
         return TypedResults.Ok(ToDto(vm, caller.Name, isOwner: true));
     }
@@ -213,33 +245,58 @@ public static partial class VmsApi
         }
     }
 
-    /// <summary>Scans the host's keys; the request must name one of their fingerprints, which the owner checked on the VM.</summary>
-    private static async Task<(IReadOnlyList<HostKey>? Keys, ProblemHttpResult? Refusal)> ConfirmHostKeyAsync(
+    /// <summary>
+    /// Scans the host's keys; the request must name one of their fingerprints, which the owner checked on the VM, in any form
+    /// <see cref="HostKeys.ParseConfirmed"/> takes (as offered here, <c>ssh-ed25519 SHA256:...</c>, or bare). Answers the matching keys
+    /// and the bare fingerprint.
+    /// </summary>
+    private static async Task<(IReadOnlyList<HostKey>? Keys, string? Fingerprint, ProblemHttpResult? Refusal)> ConfirmHostKeyAsync(
         string host, int port, string? confirmed, CancellationToken cancellationToken)
     {
         var keys = await HostKeys.ScanAsync(host, port, cancellationToken);
         if (keys.Count == 0)
         {
-            return (null, Problems.Create(502, "vm-unreachable", "VM not reachable",
+            return (null, null, Problems.Create(502, "vm-unreachable", "VM not reachable",
                 $"No SSH server answered at {host}:{port}. Check the host and port, and that sshd runs and the server can reach it."));
         }
         var fingerprints = keys.Select(k => $"{k.Type} {k.Fingerprint}").ToArray();
-        if (confirmed is null || !keys.Any(k => k.Fingerprint == confirmed))
+        var matching = HostKeys.Matching(keys, confirmed);
+        if (matching.Count == 0)
         {
             var problem = new ProblemDetails
             {
                 Status = 409,
                 Type = Problems.TypeBase + (confirmed is null ? "confirm-host-key" : "host-key-mismatch"),
                 Title = confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
-                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {confirmed}. ") +
+                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {Printable(confirmed)}. ") +
                     "Compare these fingerprints with the VM's own (run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), " +
-                    "then send the request again with 'hostKeyFingerprint' set to the matching SHA256:... value.",
+                    "then send the request again with 'hostKeyFingerprint' set to the matching one, as listed here or as SHA256:... alone.",
             };
             problem.Extensions["fingerprints"] = fingerprints;
-            return (null, TypedResults.Problem(problem));
+            return (null, null, TypedResults.Problem(problem));
         }
-        return (keys.Where(k => k.Fingerprint == confirmed).ToList(), null);
+        return (matching, matching[0].Fingerprint, null);
     }
+
+    /// <summary>Logs in to the VM once (<c>true</c> over SSH): null when it works, else the problem in words the owner can act on.</summary>
+    private static async Task<ProblemHttpResult?> LoginProblemAsync(VmConnector connector, SshClient ssh, SshTarget target, string method, byte[] credential, CancellationToken cancellationToken)
+    {
+        string? error;
+        try
+        {
+            var login = await connector.TargetAsync(target, method, credential, cancellationToken);
+            var result = await ssh.RunAsync(login, ["true"], null, TimeSpan.FromSeconds(20), cancellationToken);
+            error = result.ExitCode == 0 ? null : SshClient.Explain(result, login);
+        }
+        catch (SshException e)
+        {
+            error = e.Message;
+        }
+        return error is null ? null : Problems.Create(422, "vm-login-failed", "The VM refused the login",
+            $"{error} Nothing was saved; send the request again with the right user and {(method == "password" ? "password" : "private key")}.");
+    }
+
+    private static string Printable(string value) => new([.. value.Take(120).Select(c => char.IsControl(c) ? '?' : c)]);
 
     private static string Host(Validator v, string? value)
     {
