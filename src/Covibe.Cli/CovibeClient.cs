@@ -244,7 +244,7 @@ public sealed class CovibeClient : IDisposable
         return socket;
     }
 
-    private static async Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken) =>
+    internal static async Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken) =>
         Describe(await reply.Content.ReadAsStringAsync(cancellationToken), reply.ReasonPhrase, (int)reply.StatusCode);
 
     private static string Describe(string text, string? reasonPhrase, int status)

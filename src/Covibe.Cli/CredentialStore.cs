@@ -15,12 +15,16 @@ public sealed record Credentials(
     DateTime AccessTokenExpiresAt,
     string RefreshToken);
 
+/// <summary>What <c>covibe runner</c> remembers: the server, the VM it is, and its own credential.</summary>
+public sealed record RunnerState(string Server, string VmId, string Name, string Credential);
+
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(Credentials))]
+[JsonSerializable(typeof(RunnerState))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;
 
 /// <summary>
-/// Keeps the login in <c>$COVIBE_CONFIG_DIR</c> (default <c>~/.config/covibe</c>), encrypted with
+/// Keeps the login (and a runner's credential) in <c>$COVIBE_CONFIG_DIR</c> (default <c>~/.config/covibe</c>), encrypted with
 /// AES-256-GCM under a key in a separate 0600 file. Tokens are never on disk in plaintext; this
 /// guards against copies of the file (backups, a pasted config), not against another process of
 /// the same user, which is what an OS keyring would add.
@@ -47,13 +51,22 @@ public sealed class CredentialStore(string directory)
     private string CredentialsPath => Path.Combine(Directory, "credentials");
     private string KeyPath => Path.Combine(Directory, "key");
 
-    public Credentials? Load()
+    public Credentials? Load() => Load(CredentialsPath, CliJsonContext.Default.Credentials);
+
+    public void Save(Credentials credentials) => Save(CredentialsPath, credentials, CliJsonContext.Default.Credentials);
+
+    /// <summary>The runner's state (<c>runner</c> in the directory, 0600, encrypted like the login).</summary>
+    public RunnerState? LoadRunner() => Load(Path.Combine(Directory, "runner"), CliJsonContext.Default.RunnerState);
+
+    public void SaveRunner(RunnerState state) => Save(Path.Combine(Directory, "runner"), state, CliJsonContext.Default.RunnerState);
+
+    private T? Load<T>(string path, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) where T : class
     {
-        if (!File.Exists(CredentialsPath) || !File.Exists(KeyPath))
+        if (!File.Exists(path) || !File.Exists(KeyPath))
         {
             return null;
         }
-        var blob = File.ReadAllBytes(CredentialsPath);
+        var blob = File.ReadAllBytes(path);
         if (blob.Length < NonceBytes + TagBytes)
         {
             return null;
@@ -64,7 +77,7 @@ public sealed class CredentialStore(string directory)
         {
             using var aes = new AesGcm(key, TagBytes);
             aes.Decrypt(blob.AsSpan(0, NonceBytes), blob.AsSpan(NonceBytes + TagBytes), blob.AsSpan(NonceBytes, TagBytes), plain);
-            return JsonSerializer.Deserialize(plain, CliJsonContext.Default.Credentials);
+            return JsonSerializer.Deserialize(plain, type);
         }
         catch (CryptographicException)
         {
@@ -76,7 +89,8 @@ public sealed class CredentialStore(string directory)
         }
     }
 
-    public void Save(Credentials credentials)
+    /// <summary>Encrypts <paramref name="value"/> into <paramref name="path"/> (0600), through a temporary file: a crash never leaves half of it.</summary>
+    private void Save<T>(string path, T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type)
     {
         System.IO.Directory.CreateDirectory(Directory);
         File.SetUnixFileMode(Directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
@@ -85,7 +99,7 @@ public sealed class CredentialStore(string directory)
             WritePrivate(KeyPath, RandomNumberGenerator.GetBytes(32));
         }
         var key = File.ReadAllBytes(KeyPath);
-        var plain = JsonSerializer.SerializeToUtf8Bytes(credentials, CliJsonContext.Default.Credentials);
+        var plain = JsonSerializer.SerializeToUtf8Bytes(value, type);
         var blob = new byte[NonceBytes + TagBytes + plain.Length];
         RandomNumberGenerator.Fill(blob.AsSpan(0, NonceBytes));
         using (var aes = new AesGcm(key, TagBytes))
@@ -93,9 +107,9 @@ public sealed class CredentialStore(string directory)
             aes.Encrypt(blob.AsSpan(0, NonceBytes), plain, blob.AsSpan(NonceBytes + TagBytes), blob.AsSpan(NonceBytes, TagBytes));
         }
         CryptographicOperations.ZeroMemory(plain);
-        var temp = CredentialsPath + ".tmp";
+        var temp = path + ".tmp";
         WritePrivate(temp, blob);
-        File.Move(temp, CredentialsPath, overwrite: true);
+        File.Move(temp, path, overwrite: true);
     }
 
     public void Delete()

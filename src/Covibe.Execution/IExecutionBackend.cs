@@ -82,8 +82,11 @@ public enum AgentRunState
     Gone,
 }
 
-/// <summary><see cref="StartedAt"/>: when the agent itself started (after any clone), if it has.</summary>
-public sealed record AgentProcessState(AgentRunState State, int? ExitCode = null, DateTime? StartedAt = null);
+/// <summary>
+/// <see cref="StartedAt"/>: when the agent itself started (after any clone), if it has. <see cref="Reason"/>: for
+/// <see cref="AgentRunState.Gone"/>, why the backend no longer knows it, when it can say.
+/// </summary>
+public sealed record AgentProcessState(AgentRunState State, int? ExitCode = null, DateTime? StartedAt = null, string? Reason = null);
 
 public enum AgentSignal
 {

@@ -16,43 +16,6 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
 {
     public const string BackendName = "ssh";
 
-    // $1 wrapper script, $2 runtime dir and $3 work dir (relative to $HOME), then repo, branch, argv.
-    private const string Launcher = """
-        w=$1; rt="$HOME/$2"; wd="$HOME/$3"; shift 3
-        mkdir -p "$rt" && chmod 700 "$rt" && rm -f "$rt/stdin" && mkfifo -m 600 "$rt/stdin" && : > "$rt/output.log" || exit 1
-        cat > "$rt/first-input"
-        [ -s "$rt/first-input" ] || rm -f "$rt/first-input"
-        setsid sh -c "$w" covibe-agent "$rt" "$wd" "$@" </dev/null >/dev/null 2>&1 &
-        pid=$!
-        printf '%s %s %s\n' "$pid" "$(cut -d' ' -f22 /proc/$pid/stat)" "$rt"
-        """;
-
-    private const string Prober = """
-        rt=$1; pid=$2; st=$3
-        size=$(wc -c < "$rt/output.log" 2>/dev/null || echo 0)
-        if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"; exit 0; fi
-        if [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" != "$st" ]; then
-          if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"
-          elif kill -0 -- "-$pid" 2>/dev/null; then echo "running - $size"  # the wrapper died, the agent lives on in its group
-          else echo "gone - $size"; fi
-          exit 0
-        fi
-        if [ -f "$rt/running" ]; then echo "running - $size"; else echo "starting - $size"; fi
-        """;
-
-    private const string Signaller = """
-        rt=$1; pid=$2; st=$3
-        # Still ours: the wrapper itself, or (it died) what is left of its process group.
-        [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" = "$st" ] || kill -0 -- "-$pid" 2>/dev/null || exit 0
-        case $4 in
-          int) for c in $(cat /proc/$pid/task/$pid/children 2>/dev/null); do kill -INT "$c" 2>/dev/null; done ;;
-          term) kill -TERM -"$pid" 2>/dev/null ;;
-          kill) kill -KILL -"$pid" 2>/dev/null ;;
-          eof) kill "$(cat "$rt/holder")" 2>/dev/null ;;
-        esac
-        exit 0
-        """;
-
     private static readonly TimeSpan CommandTimeout = TimeSpan.FromSeconds(30);
     private readonly ConcurrentDictionary<string, Mirror> _mirrors = new();
 
@@ -62,9 +25,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
     {
         var target = await connect(launch.Target ?? throw new ArgumentException("An SSH agent needs a VM."), cancellationToken);
         // Set on top of the VM user's own environment (the caller leaves the server's out).
-        var environment = launch.Environment.Select(e => $"{e.Key}={e.Value}");
-        string[] argv = ["sh", "-c", Launcher, "covibe-launch", AgentWrapper.Script, $"agent_logs/{launch.AgentId}", launch.RemoteDirectory ?? $"project/{launch.WorkingDirectory}",
-            launch.RepositoryUrl ?? "", launch.Branch ?? "", "env", .. environment, .. launch.Argv];
+        var argv = VmScripts.LaunchArgv(VmScripts.RuntimeOf(launch), VmScripts.WorkingDirectoryOf(launch), launch.RepositoryUrl, launch.Branch, launch.Environment, launch.Argv);
         var result = await ssh.RunAsync(target, argv, launch.InitialInput ?? [], CommandTimeout, cancellationToken);
         var parts = result.Stdout.Trim().Split(' ', 3);
         if (result.ExitCode != 0 || parts.Length != 3 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out var pid))
@@ -82,7 +43,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         SshResult result;
         try
         {
-            result = await ssh.RunAsync(target, ["sh", "-c", Prober, "covibe-probe", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime)], null, CommandTimeout, cancellationToken);
+            result = await ssh.RunAsync(target, ["sh", "-c", VmScripts.Prober, "covibe-probe", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime)], null, CommandTimeout, cancellationToken);
         }
         catch (SshException)
         {
@@ -131,7 +92,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
     public async Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         var target = await connect(process.Target!, cancellationToken);
-        var result = await ssh.RunAsync(target, ["sh", "-c", "[ -e \"$1/exit\" ] && exit 3; exec 3<>\"$1/stdin\"; cat >&3", "covibe-input", process.RuntimeDirectory], data, CommandTimeout, cancellationToken);
+        var result = await ssh.RunAsync(target, ["sh", "-c", VmScripts.Input, "covibe-input", process.RuntimeDirectory], data, CommandTimeout, cancellationToken);
         if (result.ExitCode != 0)
         {
             throw new AgentNotRunningException(result.ExitCode == 3 ? "The agent has exited; it reads no more input." : SshClient.Explain(result, target));
@@ -139,14 +100,14 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
     }
 
     public Task SignalAsync(AgentProcess process, AgentSignal signal, CancellationToken cancellationToken) =>
-        SignalAsync(process, signal switch { AgentSignal.Interrupt => "int", AgentSignal.Terminate => "term", _ => "kill" }, cancellationToken);
+        SignalAsync(process, VmScripts.SignalName(signal), cancellationToken);
 
     public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken) => SignalAsync(process, "eof", cancellationToken);
 
     private async Task SignalAsync(AgentProcess process, string which, CancellationToken cancellationToken)
     {
         var target = await connect(process.Target!, cancellationToken);
-        await ssh.RunAsync(target, ["sh", "-c", Signaller, "covibe-signal", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime), which], null, CommandTimeout, cancellationToken);
+        await ssh.RunAsync(target, ["sh", "-c", VmScripts.Signaller, "covibe-signal", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime), which], null, CommandTimeout, cancellationToken);
     }
 
     private Mirror MirrorFor(AgentProcess process, SshTarget target) =>

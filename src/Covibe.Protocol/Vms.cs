@@ -30,7 +30,10 @@ public sealed record UpdateVmRequest(
 
 /// <summary>
 /// A VM as a member sees it: teammates see that it exists, whose it is and its status; only the
-/// owner sees where it is. Nobody ever gets its credential back.
+/// owner sees where it is. Nobody ever gets its credential back. A runner VM (<see cref="ConnectionType"/>
+/// <c>polling</c> or <c>tunnel</c>) has no host or key: registering it answers, once, the one-time
+/// <see cref="RegistrationToken"/> and the <see cref="RunnerCommand"/> to run on the VM; <see cref="LastPoll"/> is
+/// when its runner was last heard from.
 /// </summary>
 public sealed record VmDto(
     string Id,
@@ -47,7 +50,12 @@ public sealed record VmDto(
     string? AuthMethod = null,
     string? HostKeyFingerprint = null,
     string? LastError = null,
-    int AgentsRunning = 0);
+    int AgentsRunning = 0,
+    string? RegistrationToken = null,
+    DateTime? RegistrationExpiresAt = null,
+    string? RunnerCommand = null,
+    DateTime? LastPoll = null,
+    string? RunnerHostname = null);
 
 /// <summary>A VM of the operator's pool (seed 000's <c>vm-instances.json</c>), as members see it: no key paths.</summary>
 public sealed record PoolVmDto(string Id, string Host, string? Region, string? InstanceType, string Status, int MaxUsers, int CurrentUsers);

@@ -8,6 +8,7 @@ using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Previews;
+using Covibe.Server.Features.Runners;
 using Covibe.Server.Features.Secrets;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Features.Teams;
@@ -63,6 +64,7 @@ public static class CovibeServer
         services.AddAgents();
         services.AddSecrets();
         services.AddVms();
+        services.AddRunners();
         services.AddServerTerminals();
         services.AddPreviews();
         services.AddBoxes();
@@ -86,6 +88,7 @@ public static class CovibeServer
         app.MapChatApi();
         app.MapAgentsApi();
         app.MapVmsApi();
+        app.MapRunnersApi();
         app.MapEnvironmentApi();
         app.MapHub();
         app.MapServerTerminals();

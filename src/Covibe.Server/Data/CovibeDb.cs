@@ -27,6 +27,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<ChatMessage> Messages => Set<ChatMessage>();
     public DbSet<Agent> Agents => Set<Agent>();
     public DbSet<Vm> Vms => Set<Vm>();
+    public DbSet<VmAudit> VmAudit => Set<VmAudit>();
     public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
     public DbSet<ContainerEnvironment> ContainerEnvironments => Set<ContainerEnvironment>();
     public DbSet<Preview> Previews => Set<Preview>();
@@ -99,6 +100,15 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<User>().WithMany().HasForeignKey(v => v.UserId);
             e.HasIndex(v => v.TeamId);
             e.HasIndex(v => v.UserId);
+            e.HasIndex(v => v.RunnerRegistrationHash).IsUnique();
+            e.HasIndex(v => v.RunnerCredentialHash).IsUnique();
+        });
+
+        modelBuilder.Entity<VmAudit>(e =>
+        {
+            e.ToTable("vm_audit");
+            e.HasOne<Team>().WithMany().HasForeignKey(a => a.TeamId);
+            e.HasIndex(a => new { a.VmId, a.Id });
         });
 
         modelBuilder.Entity<VmAssignment>(e =>

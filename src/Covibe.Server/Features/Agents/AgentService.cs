@@ -42,6 +42,7 @@ public sealed partial class AgentService(
     AgentSupervisor supervisor,
     AgentEvents events,
     AgentFeeds feeds,
+    Vms.VmAuditLog audit,
     IOptions<AgentsOptions> options,
     TimeProvider time,
     ILogger<AgentService> logger) : IDisposable
@@ -150,6 +151,10 @@ public sealed partial class AgentService(
             agent.Pid = process.Pid;
             agent.PidStartTime = process.StartTime;
             AgentsLog.Spawned(logger, agent.Id, agent.Type, caller.UserId, agent.Backend, process.Pid);
+            if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)
+            {
+                await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, "agent.start", $"agent {agent.Id} ({agent.Type}) on {agent.Backend}", cancellationToken);
+            }
         }
         catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or UnauthorizedAccessException)
         {
@@ -272,6 +277,10 @@ public sealed partial class AgentService(
             return AgentResult.Fail(AgentFailure.NotRunning, e.Message);
         }
         AgentsLog.Controlled(logger, agent.Id, command, caller.UserId);
+        if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)
+        {
+            await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, $"agent.{command}", $"agent {agent.Id}", cancellationToken);
+        }
         return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
     }
 

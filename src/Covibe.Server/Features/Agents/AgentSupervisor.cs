@@ -241,7 +241,7 @@ public sealed class AgentSupervisor(
             a.StartedAt ??= state.StartedAt; // it may have run and ended between two probes
             if (a.Status == AgentStatuses.Lost)
             {
-                a.Error = "The agent's process disappeared without an exit code (was the machine restarted?).";
+                a.Error = state.Reason ?? "The agent's process disappeared without an exit code (was the machine restarted?).";
             }
             Record(a, parser, stream);
         }, cancellationToken);

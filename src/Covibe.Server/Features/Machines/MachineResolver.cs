@@ -27,12 +27,12 @@ public sealed class MachineResolver(
         if (!string.IsNullOrEmpty(vmId) && vmId != LocalBackend.BackendName)
         {
             await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            if (!await db.Vms.AnyAsync(vm => vm.Id == vmId && vm.UserId == userId, cancellationToken))
-            {
-                throw new PlacementException("vmId", $"You have no VM '{vmId}'. Agents run on your own VMs (GET /api/vm/list), or on this server without 'vmId'.");
-            }
-            // A VM has its own environment: none of the server's variables go there.
-            return new Placement(SshBackend.BackendName, vmId, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>());
+            var connection = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == userId).Select(vm => vm.ConnectionType).SingleOrDefaultAsync(cancellationToken)
+                ?? throw new PlacementException("vmId", $"You have no VM '{vmId}'. Agents run on your own VMs (GET /api/vm/list), or on this server without 'vmId'.");
+            // A VM has its own environment: none of the server's variables go there. Its runner, if it dials out; else SSH.
+            return connection == Features.Vms.Vm.SshProxy
+                ? new Placement(SshBackend.BackendName, vmId, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>())
+                : new Placement(Features.Runners.RunnerBackend.BackendName, vmId, null, "runner", PassServerEnvironment: false, new Dictionary<string, string>());
         }
         if (!await UsesContainersAsync(teamId, cancellationToken))
         {

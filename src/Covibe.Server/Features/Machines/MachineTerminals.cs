@@ -23,7 +23,10 @@ public sealed class MachineTerminals(
     IServiceProvider services,
     IDbContextFactory<CovibeDb> dbs,
     VmConnector vms,
-    SshClient ssh) : ITerminalLauncher
+    SshClient ssh,
+    VmAuditLog audit,
+    Runners.RunnerHub runners,
+    Runners.RunnerTerminals runnerTerminals) : ITerminalLauncher
 {
     private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
 
@@ -139,18 +142,38 @@ public sealed class MachineTerminals(
     private async Task<TerminalStart> OnVmAsync(TerminalUser user, string vmId, TerminalConfig config, CancellationToken cancellationToken)
     {
         var (cols, rows) = TerminalLaunch.Size(config.Cols, config.Rows);
-        string name;
+        Vm vm;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
-            name = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == user.Id).Select(vm => vm.Name).SingleOrDefaultAsync(cancellationToken)
+            vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(v => v.Id == vmId && v.UserId == user.Id, cancellationToken)
                 ?? throw new TerminalException(TerminalErrorCodes.InvalidVm, $"You have no VM '{vmId}'. Terminals open on your own VMs (GET /api/vm/list), or on this server without 'vm'.");
+        }
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, user.Id, "terminal.open", vm.IsRunner ? "through the runner" : "ssh", cancellationToken);
+        var cwd = config.Cwd ?? "project";
+        if (vm.IsRunner)
+        {
+            // A PTY on the VM, opened by its runner; the shell runs as the runner's user.
+            var session = runners.SessionOf(vm.Id)
+                ?? throw new TerminalException(TerminalErrorCodes.CommandFailed, $"The runner of '{vm.Name}' is not connected. Start `covibe runner` on the VM, then open the terminal again.");
+            var placeholder = new PtyStartInfo("sh", [], cwd, new Dictionary<string, string>(), cols, rows);
+            return new TerminalStart(placeholder, dir => dir, vm.Name, async ct =>
+            {
+                try
+                {
+                    return await runnerTerminals.OpenAsync(session, cwd, cols, rows, ct);
+                }
+                catch (IOException e)
+                {
+                    throw new TerminalException(TerminalErrorCodes.CommandFailed, e.Message);
+                }
+            });
         }
         try
         {
             var target = await vms.ConnectAsync(vmId, cancellationToken);
-            var info = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", config.Cwd ?? "project"], cols, rows, cancellationToken);
+            var info = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", cwd], cols, rows, cancellationToken);
             // A command's cwd on a VM is a path there, in the member's own account.
-            return new TerminalStart(info, cwd => cwd, name);
+            return new TerminalStart(info, dir => dir, vm.Name);
         }
         catch (SshException e)
         {

@@ -20,13 +20,48 @@ public sealed class Vm
     /// <summary>The confirmed host keys, as known_hosts lines: a changed key is refused.</summary>
     public required string HostKeys { get; set; }
     public required string HostKeyFingerprint { get; set; }
-    /// <summary>Seed 001's connection strategies; <c>ssh_proxy</c> today.</summary>
-    public string ConnectionType { get; set; } = "ssh_proxy";
+    /// <summary>Seed 001's connection strategies: <c>ssh_proxy</c> (the server logs in), <c>polling</c> or <c>tunnel</c> (its runner dials out).</summary>
+    public string ConnectionType { get; set; } = SshProxy;
     public string Status { get; set; } = "unknown";
     public DateTime? LastSeen { get; set; }
     public string? LastError { get; set; }
     public DateTime CreatedAt { get; init; }
     public DateTime UpdatedAt { get; set; }
 
+    /// <summary>SHA-256 of the runner's one-time registration token, until it is used or replaced.</summary>
+    public string? RunnerRegistrationHash { get; set; }
+    public DateTime? RunnerRegistrationExpiresAt { get; set; }
+    /// <summary>SHA-256 of the runner's credential; null once revoked.</summary>
+    public string? RunnerCredentialHash { get; set; }
+    /// <summary>The credential being rotated away from: accepted until the new one is first used.</summary>
+    public string? RunnerPreviousCredentialHash { get; set; }
+    /// <summary>Until when the runner's agents count as running without a word from it (renewed by its heartbeats).</summary>
+    public DateTime? RunnerLeaseExpiresAt { get; set; }
+    public string? RunnerHostname { get; set; }
+    public string? RunnerVersion { get; set; }
+
+    public bool IsRunner => ConnectionType is Polling or Tunnel;
+
     public const string CredentialPurpose = "vm-credential";
+    public const string SshProxy = "ssh_proxy";
+    public const string Polling = "polling";
+    public const string Tunnel = "tunnel";
+}
+
+/// <summary>
+/// One line of a VM's audit log (seed 001: "audit logging all VM access"): an SSH or runner session, an agent started or
+/// controlled on it, a credential made, changed or revoked. Only ever appended.
+/// </summary>
+public sealed class VmAudit
+{
+    public long Id { get; init; }
+    public required string VmId { get; init; }
+    public required string TeamId { get; init; }
+    public DateTime At { get; init; }
+    /// <summary><c>member</c>, <c>runner</c> or <c>server</c>.</summary>
+    public required string Actor { get; init; }
+    /// <summary>The member's id, for <c>member</c>.</summary>
+    public string? ActorId { get; init; }
+    public required string Action { get; init; }
+    public string? Detail { get; init; }
 }

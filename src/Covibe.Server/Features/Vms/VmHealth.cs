@@ -77,7 +77,8 @@ public sealed class VmHealth(
             List<string> ids;
             await using (var db = await dbs.CreateDbContextAsync(stoppingToken))
             {
-                ids = await db.Vms.Select(v => v.Id).ToListAsync(stoppingToken);
+                // Runner VMs report by themselves (their connection and heartbeats).
+                ids = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Id).ToListAsync(stoppingToken);
             }
             foreach (var id in ids)
             {

@@ -23,6 +23,7 @@ public static partial class VmsApi
         services.AddSingleton<VmHealth>();
         services.AddSingleton<VmPool>();
         services.AddSingleton<VmConnector>();
+        services.AddSingleton<VmAuditLog>();
         services.AddHostedService(sp => sp.GetRequiredService<VmHealth>());
         return services;
     }
@@ -65,29 +66,39 @@ public static partial class VmsApi
     }
 
     /// <summary>Checks the VM now (an SSH login) and answers with its status; the owner only.</summary>
-    public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Check(string id, Caller caller, CovibeDb db, VmHealth health, CancellationToken cancellationToken)
+    public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Check(string id, Caller caller, CovibeDb db, VmHealth health, VmAuditLog audit, CancellationToken cancellationToken)
     {
         var (vm, refusal) = await FindOwnedAsync(db, caller, id, "check it; its status is in GET /api/vm/list", cancellationToken);
         if (vm is null)
         {
             return refusal!;
         }
+        if (vm.IsRunner)
+        {
+            return TypedResults.Ok(ToDto(vm, caller.Name, isOwner: true)); // its runner reports by itself
+        }
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "ssh.check", null, cancellationToken);
         var checkedVm = await health.CheckAsync(id, cancellationToken);
         return TypedResults.Ok(ToDto(checkedVm!, caller.Name, isOwner: true));
     }
 
     public static async Task<Results<Created<VmDto>, ProblemHttpResult>> Register(
-        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, TimeProvider time, CancellationToken cancellationToken)
+        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, Runners.RunnerService runners, VmAuditLog audit,
+        HttpContext context, TimeProvider time, CancellationToken cancellationToken)
     {
+        if (request.ConnectionType is Vm.Polling or Vm.Tunnel)
+        {
+            return await RegisterRunnerAsync(request, caller, db, runners, audit, context, time, cancellationToken);
+        }
         var v = new Validator();
         var name = v.Text("name", request.Name, 80);
         var host = Host(v, request.Host);
         var port = Port(v, request.Port);
         var username = User(v, request.Username);
         var (method, credential) = Credential(v, request.PrivateKey, request.Password, required: true);
-        if (request.ConnectionType is not (null or "ssh_proxy"))
+        if (request.ConnectionType is not (null or Vm.SshProxy))
         {
-            v.Fail("connectionType", "'connectionType' must be 'ssh_proxy' (polling and tunnel strategies come later).");
+            v.Fail("connectionType", "'connectionType' must be 'ssh_proxy' (the server logs in over SSH), or 'polling' or 'tunnel' (the VM runs `covibe runner`, which dials out to the server).");
         }
         if (!v.IsValid)
         {
@@ -128,11 +139,61 @@ public static partial class VmsApi
         vm.Credential = Seal(secrets, vm, credential!);
         db.Vms.Add(vm);
         await db.SaveChangesAsync(cancellationToken);
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"ssh {vm.Username}@{vm.Host}:{vm.Port}, {vm.AuthMethod}, host key {vm.HostKeyFingerprint}; login checked", cancellationToken);
         return TypedResults.Created($"/api/vm/list", ToDto(vm, caller.Name, isOwner: true));
     }
 
+    /// <summary>
+    /// A VM whose runner dials out (seed 001's polling and tunnel strategies): no host, no key; the answer carries, once, the
+    /// one-time registration token and the command to run on the VM.
+    /// </summary>
+    private static async Task<Results<Created<VmDto>, ProblemHttpResult>> RegisterRunnerAsync(
+        RegisterVmRequest request, Caller caller, CovibeDb db, Runners.RunnerService runners, VmAuditLog audit, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
+    {
+        var v = new Validator();
+        var name = v.Text("name", request.Name, 80);
+        if (request.Host is not null || request.PrivateKey is not null || request.Password is not null || request.HostKeyFingerprint is not null)
+        {
+            v.Fail("connectionType", $"A '{request.ConnectionType}' VM needs no host, key, password or host key: its runner dials out to this server. Leave them out, or use 'ssh_proxy'.");
+        }
+        if (!v.IsValid)
+        {
+            return Problems.ValidationAsProblem(v.Errors);
+        }
+        var now = time.GetUtcNow().UtcDateTime;
+        var vm = new Vm
+        {
+            Id = Auth.Tokens.NewId(),
+            TeamId = caller.TeamId,
+            UserId = caller.UserId,
+            Name = name,
+            Host = "",
+            Port = 0,
+            Username = "",
+            AuthMethod = "runner",
+            Credential = "",
+            HostKeys = "",
+            HostKeyFingerprint = "",
+            ConnectionType = request.ConnectionType!,
+            Status = "unknown",
+            LastError = "Waiting for its runner: run the command shown at registration on the VM.",
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        var registration = runners.Issue(vm, context.Request);
+        db.Vms.Add(vm);
+        await db.SaveChangesAsync(cancellationToken);
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"{vm.ConnectionType}; registration token valid until {registration.ExpiresAt:u}, once", cancellationToken);
+        return TypedResults.Created($"/api/vm/list", ToDto(vm, caller.Name, isOwner: true) with
+        {
+            RegistrationToken = registration.RegistrationToken,
+            RegistrationExpiresAt = registration.ExpiresAt,
+            RunnerCommand = registration.Command,
+        });
+    }
+
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Update(
-        UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, TimeProvider time, CancellationToken cancellationToken)
+        UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, VmAuditLog audit, TimeProvider time, CancellationToken cancellationToken)
     {
         var (vm, refusal) = await FindOwnedAsync(db, caller, request.Id, "change it", cancellationToken);
         if (vm is null)
@@ -141,6 +202,10 @@ public static partial class VmsApi
         }
         var v = new Validator();
         var name = request.Name is null ? vm.Name : v.Text("name", request.Name, 80);
+        if (vm.IsRunner && (request.Host ?? request.Username ?? request.PrivateKey ?? request.Password ?? request.HostKeyFingerprint) is not null || vm.IsRunner && request.Port is not null)
+        {
+            v.Fail("id", "A runner VM has only a name to change: its runner dials out, with its own credential (rotate or revoke it instead).");
+        }
         var host = request.Host is null ? vm.Host : Host(v, request.Host);
         var port = request.Port is null ? vm.Port : Port(v, request.Port);
         var username = request.Username is null ? vm.Username : User(v, request.Username);
@@ -189,6 +254,12 @@ public static partial class VmsApi
         }
         vm.UpdatedAt = now;
         await db.SaveChangesAsync(cancellationToken);
+        var changed = string.Join(", ", new[]
+        {
+            request.Name is not null ? "name" : null, request.Host is not null ? "host" : null, request.Port is not null ? "port" : null,
+            request.Username is not null ? "user" : null, credential is not null ? $"credential ({method})" : null, request.HostKeyFingerprint is not null ? $"host key {vm.HostKeyFingerprint}" : null,
+        }.OfType<string>());
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.update", changed.Length > 0 ? changed : "nothing", cancellationToken);
         return TypedResults.Ok(ToDto(vm, caller.Name, isOwner: true));
     }
 
@@ -200,14 +271,14 @@ public static partial class VmsApi
                           orderby vm.CreatedAt
                           select new { vm, u.Name }).AsNoTracking().ToListAsync(cancellationToken);
         var running = await db.Agents
-            .Where(a => a.TeamId == caller.TeamId && a.Backend == SshBackend.BackendName && a.Target != null && !AgentStatuses.Final.Contains(a.Status))
+            .Where(a => a.TeamId == caller.TeamId && (a.Backend == SshBackend.BackendName || a.Backend == Runners.RunnerBackend.BackendName) && a.Target != null && !AgentStatuses.Final.Contains(a.Status))
             .GroupBy(a => a.Target!)
             .Select(g => new { g.Key, Count = g.Count() })
             .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
         return TypedResults.Ok(rows.Select(r => ToDto(r.vm, r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());
     }
 
-    public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
+    public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, Runners.RunnerHub hub, VmAuditLog audit, CancellationToken cancellationToken)
     {
         var (vm, refusal) = await FindOwnedAsync(db, caller, id, "remove it", cancellationToken);
         if (vm is null)
@@ -216,6 +287,9 @@ public static partial class VmsApi
         }
         db.Vms.Remove(vm);
         await db.SaveChangesAsync(cancellationToken);
+        // Its runner (if it has one) loses its credential with the row: end its connection now too.
+        hub.Disconnect(vm.Id, Covibe.Protocol.RunnerProtocol.ClosedRevoked, "The VM was removed by its owner.");
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.remove", null, cancellationToken);
         return TypedResults.NoContent();
     }
 
@@ -229,9 +303,12 @@ public static partial class VmsApi
     }
 
     internal static VmDto ToDto(Vm vm, string ownerName, bool isOwner) => isOwner
-        ? new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, true,
-            vm.Host, vm.Port, vm.Username, vm.AuthMethod, vm.HostKeyFingerprint, vm.LastError)
-        : new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, false);
+        ? vm.IsRunner
+            ? new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, true, Username: vm.Username.Length > 0 ? vm.Username : null,
+                AuthMethod: vm.AuthMethod, LastError: vm.LastError, LastPoll: vm.LastSeen, RunnerHostname: vm.RunnerHostname)
+            : new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, true,
+                vm.Host, vm.Port, vm.Username, vm.AuthMethod, vm.HostKeyFingerprint, vm.LastError)
+        : new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, false, LastPoll: vm.IsRunner ? vm.LastSeen : null);
 
     private static string Seal(SecretBox secrets, Vm vm, byte[] credential)
     {

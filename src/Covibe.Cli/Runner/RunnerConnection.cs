@@ -1,0 +1,433 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.WebSockets;
+using System.Text.Json;
+using System.Threading.Channels;
+using Covibe.Execution;
+using Covibe.Protocol;
+
+namespace Covibe.Cli.Runner;
+
+/// <summary>
+/// The runner's connection to its server: a WebSocket (or, when that cannot get through, HTTPS long polls carrying the
+/// same messages), taken up again with backoff whenever it drops. Each connection starts with hello; the server's
+/// welcome says which agents to send output for and from which byte, so what a drop cut off is sent again and nothing twice.
+/// Agents run on regardless: they are detached, and their logs are the truth.
+/// </summary>
+internal sealed class RunnerConnection : IAsyncDisposable
+{
+    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
+    private readonly CredentialStore _store;
+    private readonly string _transport;
+    private readonly FileChanges _changes = new();
+    private readonly RunnerAgents _agents;
+    private readonly RunnerShells _shells;
+    private readonly HttpClient _http;
+    private RunnerState _state;
+    private bool _usePolling;
+
+    public RunnerConnection(CredentialStore store, RunnerState state, string transport)
+    {
+        _store = store;
+        _state = state;
+        _transport = transport;
+        _usePolling = transport == "poll";
+        var home = Environment.GetEnvironmentVariable("HOME") is { Length: > 0 } h ? Path.GetFullPath(h) : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        _agents = new RunnerAgents(home, _changes);
+        _shells = new RunnerShells(home);
+        _http = new HttpClient { BaseAddress = new Uri(state.Server.TrimEnd('/') + "/"), Timeout = Timeout.InfiniteTimeSpan };
+    }
+
+    /// <summary>Runs until cancelled (0) or the server refuses the credential for good (3).</summary>
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        var backoff = TimeSpan.FromSeconds(1);
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            var outbound = Channel.CreateBounded<RunnerMessage>(new BoundedChannelOptions(256) { SingleReader = true });
+            using var connection = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Outcome outcome;
+            try
+            {
+                outcome = _usePolling ? await PollAsync(outbound, connection.Token) : await WebSocketAsync(outbound, connection.Token);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return 0;
+            }
+            finally
+            {
+                await connection.CancelAsync();
+                outbound.Writer.TryComplete();
+                _agents.ForgetAll();
+                _shells.CloseAll();
+            }
+            switch (outcome.Kind)
+            {
+                case OutcomeKind.Refused:
+                    await Console.Error.WriteLineAsync($"covibe runner: {outcome.Message} Stopping.");
+                    return 3;
+                case OutcomeKind.Welcomed:
+                    backoff = TimeSpan.FromSeconds(1); // it worked: the next drop retries soon
+                    break;
+                case OutcomeKind.NoWebSocket when _transport == "auto":
+                    await Console.Error.WriteLineAsync($"covibe runner: WebSockets do not get through ({outcome.Message}); using HTTPS long polling.");
+                    _usePolling = true;
+                    continue;
+            }
+            var wait = backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)(backoff.TotalMilliseconds / 4) + 1));
+            await Console.Error.WriteLineAsync($"covibe runner: disconnected ({outcome.Message}); reconnecting in {wait.TotalSeconds:0.#} s.");
+            try
+            {
+                await Task.Delay(wait, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return 0;
+            }
+            backoff = TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, backoff.Ticks * 2));
+        }
+        return 0;
+    }
+
+    private enum OutcomeKind { Dropped, Welcomed, Refused, NoWebSocket }
+
+    private sealed record Outcome(OutcomeKind Kind, string Message);
+
+    private async Task<Outcome> WebSocketAsync(Channel<RunnerMessage> outbound, CancellationToken cancellationToken)
+    {
+        using var socket = new ClientWebSocket();
+        socket.Options.SetRequestHeader("Authorization", $"Bearer {_state.Credential}");
+        socket.Options.KeepAliveInterval = TimeSpan.FromSeconds(15);
+        socket.Options.CollectHttpResponseDetails = true;
+        var uri = new UriBuilder(new Uri(_http.BaseAddress!, "api/runner/connect")) { Scheme = _http.BaseAddress!.Scheme == "https" ? "wss" : "ws" }.Uri;
+        try
+        {
+            using var connectLimit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            connectLimit.CancelAfter(TimeSpan.FromSeconds(20));
+            await socket.ConnectAsync(uri, connectLimit.Token);
+        }
+        catch (Exception e) when (e is WebSocketException or HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return socket.HttpStatusCode switch
+            {
+                HttpStatusCode.Unauthorized => new Outcome(OutcomeKind.Refused, "The server refused this runner's credential (revoked, or the runner was registered again)."),
+                0 => new Outcome(OutcomeKind.Dropped, e.Message),
+                var status => new Outcome(OutcomeKind.NoWebSocket, $"the server answered {(int)status} to the upgrade"),
+            };
+        }
+        var welcomed = false;
+        var sending = SendLoopAsync(socket, outbound.Reader, cancellationToken);
+        Hello(outbound.Writer);
+        var heartbeats = HeartbeatAsync(outbound.Writer, cancellationToken);
+        var buffer = new byte[64 * 1024];
+        using var message = new MemoryStream();
+        try
+        {
+            while (true)
+            {
+                var result = await socket.ReceiveAsync(buffer, cancellationToken);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return socket.CloseStatus is (WebSocketCloseStatus)RunnerProtocol.ClosedRevoked
+                        ? new Outcome(OutcomeKind.Refused, socket.CloseStatusDescription ?? "This runner was revoked.")
+                        : new Outcome(welcomed ? OutcomeKind.Welcomed : OutcomeKind.Dropped, $"the server closed the connection: {socket.CloseStatusDescription}");
+                }
+                message.Write(buffer, 0, result.Count);
+                if (!result.EndOfMessage)
+                {
+                    continue;
+                }
+                var parsed = Parse(message.GetBuffer().AsSpan(0, (int)message.Length));
+                message.SetLength(0);
+                if (parsed is not null)
+                {
+                    welcomed |= parsed.Type == RunnerProtocol.Welcome;
+                    Dispatch(parsed, outbound.Writer, cancellationToken);
+                }
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or IOException)
+        {
+            return new Outcome(welcomed ? OutcomeKind.Welcomed : OutcomeKind.Dropped, e.Message);
+        }
+        finally
+        {
+            outbound.Writer.TryComplete();
+            await sending;
+            await heartbeats;
+        }
+    }
+
+    private static async Task SendLoopAsync(ClientWebSocket socket, ChannelReader<RunnerMessage> outbound, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (var message in outbound.ReadAllAsync(cancellationToken))
+            {
+                await socket.SendAsync(JsonSerializer.SerializeToUtf8Bytes(message, CovibeJsonContext.Default.RunnerMessage), WebSocketMessageType.Text, true, cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or IOException or ObjectDisposedException)
+        {
+            socket.Abort(); // the receive loop sees it and the connection is taken up again
+        }
+    }
+
+    /// <summary>
+    /// Seed 001's polling: one long poll at a time waits on the server for what it has for the runner, while what the runner
+    /// has to say goes out at once in short polls beside it. Both carry the same messages as the WebSocket.
+    /// </summary>
+    private async Task<Outcome> PollAsync(Channel<RunnerMessage> outbound, CancellationToken cancellationToken)
+    {
+        var welcomed = false;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Hello(outbound.Writer);
+        var heartbeats = HeartbeatAsync(outbound.Writer, stop.Token);
+        string? session = null;
+        try
+        {
+            // The first poll says hello and learns the session; then receiving and sending go on side by side.
+            var (first, failure) = await PostPollAsync([.. Drain(outbound.Reader)], null, wait: false, stop.Token);
+            if (first is null)
+            {
+                return failure!;
+            }
+            session = first.Session;
+            welcomed |= DispatchAll(first, outbound.Writer, stop.Token);
+            var receiving = Task.Run(async () =>
+            {
+                while (true)
+                {
+                    var (reply, problem) = await PostPollAsync([], session, wait: true, stop.Token);
+                    if (reply is null || reply.Session != session)
+                    {
+                        return problem ?? new Outcome(OutcomeKind.Dropped, "the server started a new session");
+                    }
+                    welcomed |= DispatchAll(reply, outbound.Writer, stop.Token);
+                }
+            }, stop.Token);
+            var sending = Task.Run(async () =>
+            {
+                while (await outbound.Reader.WaitToReadAsync(stop.Token))
+                {
+                    var (reply, problem) = await PostPollAsync([.. Drain(outbound.Reader)], session, wait: false, stop.Token);
+                    if (reply is null || reply.Session != session)
+                    {
+                        return problem ?? new Outcome(OutcomeKind.Dropped, "the server started a new session");
+                    }
+                    welcomed |= DispatchAll(reply, outbound.Writer, stop.Token);
+                }
+                return new Outcome(OutcomeKind.Dropped, "stopped");
+            }, stop.Token);
+            var ended = await Task.WhenAny(receiving, sending);
+            var outcome = await ended;
+            return outcome with { Kind = outcome.Kind == OutcomeKind.Dropped && welcomed ? OutcomeKind.Welcomed : outcome.Kind };
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return new Outcome(welcomed ? OutcomeKind.Welcomed : OutcomeKind.Dropped, "stopped");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            outbound.Writer.TryComplete();
+            await heartbeats;
+        }
+    }
+
+    private static IEnumerable<RunnerMessage> Drain(ChannelReader<RunnerMessage> outbound)
+    {
+        for (var i = 0; i < 200 && outbound.TryRead(out var next); i++)
+        {
+            yield return next;
+        }
+    }
+
+    private bool DispatchAll(RunnerPollReply reply, ChannelWriter<RunnerMessage> outbound, CancellationToken cancellationToken)
+    {
+        var welcomed = false;
+        foreach (var message in reply.Messages)
+        {
+            welcomed |= message.Type == RunnerProtocol.Welcome;
+            Dispatch(message, outbound, cancellationToken);
+        }
+        return welcomed;
+    }
+
+    private async Task<(RunnerPollReply? Reply, Outcome? Failure)> PostPollAsync(RunnerMessage[] messages, string? session, bool wait, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "api/runner/poll")
+        {
+            Content = JsonContent.Create(new RunnerPoll(messages, session, wait), CovibeJsonContext.Default.RunnerPoll),
+        };
+        request.Headers.Authorization = new("Bearer", _state.Credential);
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(TimeSpan.FromSeconds(150));
+        try
+        {
+            using var reply = await _http.SendAsync(request, limit.Token);
+            if (reply.StatusCode == HttpStatusCode.Unauthorized)
+            {
+                return (null, new Outcome(OutcomeKind.Refused, await CovibeClient.DescribeFailureAsync(reply, cancellationToken)));
+            }
+            if (!reply.IsSuccessStatusCode)
+            {
+                return (null, new Outcome(OutcomeKind.Dropped, await CovibeClient.DescribeFailureAsync(reply, cancellationToken)));
+            }
+            return ((await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.RunnerPollReply, limit.Token))!, null);
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            return (null, new Outcome(OutcomeKind.Dropped, e.Message));
+        }
+    }
+
+    private static void Hello(ChannelWriter<RunnerMessage> outbound) =>
+        outbound.TryWrite(new RunnerMessage(RunnerProtocol.Hello, Version: RunnerProtocol.Version, Hostname: Dns.GetHostName(), User: Environment.UserName));
+
+    private int _heartbeatSeconds = 15;
+
+    private async Task HeartbeatAsync(ChannelWriter<RunnerMessage> outbound, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(_heartbeatSeconds), cancellationToken);
+                await outbound.WriteAsync(new RunnerMessage(RunnerProtocol.Heartbeat), cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+        {
+        }
+    }
+
+    private static RunnerMessage? Parse(ReadOnlySpan<byte> json)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize(json, CovibeJsonContext.Default.RunnerMessage);
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>One message from the server. Work that takes time runs on its own, so heartbeats and output keep flowing.</summary>
+    private void Dispatch(RunnerMessage message, ChannelWriter<RunnerMessage> outbound, CancellationToken cancellationToken)
+    {
+        switch (message.Type)
+        {
+            case RunnerProtocol.Welcome:
+                _heartbeatSeconds = Math.Clamp(message.HeartbeatSeconds ?? 15, 1, 300);
+                foreach (var follow in message.Follow ?? [])
+                {
+                    _agents.Follow(follow, outbound);
+                }
+                break;
+            case RunnerProtocol.Follow when message.AgentId is { } agentId && message.Offset is { } from:
+                // The server missed something: from its end, again (the follower knows the process).
+                _agents.Refollow(agentId, from, outbound);
+                break;
+            case RunnerProtocol.Start:
+                _ = Reply(outbound, _agents.StartAsync(message, outbound, cancellationToken), cancellationToken);
+                break;
+            case RunnerProtocol.Input:
+                _ = Reply(outbound, _agents.InputAsync(message, cancellationToken), cancellationToken);
+                break;
+            case RunnerProtocol.Signal:
+                _ = Reply(outbound, _agents.SignalAsync(message, cancellationToken), cancellationToken);
+                break;
+            case RunnerProtocol.Forget when message.AgentId is { } agentId:
+                _agents.Forget(agentId);
+                break;
+            case RunnerProtocol.TerminalOpen:
+                _ = Reply(outbound, Task.Run(() => _shells.Open(message, outbound), cancellationToken), cancellationToken);
+                break;
+            case RunnerProtocol.TerminalInput:
+                _shells.Input(message);
+                break;
+            case RunnerProtocol.TerminalResize:
+                _shells.Resize(message);
+                break;
+            case RunnerProtocol.TerminalClose:
+                _shells.Close(message.TerminalId);
+                break;
+            case RunnerProtocol.Rotate:
+                _ = RotateAsync(cancellationToken);
+                break;
+            case RunnerProtocol.Error:
+                Console.Error.WriteLine($"covibe runner: the server says: {message.Error}");
+                break;
+        }
+    }
+
+    private static async Task Reply(ChannelWriter<RunnerMessage> outbound, Task<RunnerMessage> work, CancellationToken cancellationToken)
+    {
+        RunnerMessage? reply;
+        try
+        {
+            reply = await work;
+        }
+        catch (Exception e) when (e is IOException or FormatException or InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            reply = null;
+            Console.Error.WriteLine($"covibe runner: {e.Message}");
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        if (reply is not null)
+        {
+            try
+            {
+                await outbound.WriteAsync(reply, cancellationToken);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)
+            {
+            }
+        }
+    }
+
+    /// <summary>Rotates the credential without downtime: get a new one, save it, prove it (the old one then stops working).</summary>
+    private async Task RotateAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "api/runner/rotate");
+            request.Headers.Authorization = new("Bearer", _state.Credential);
+            using var reply = await _http.SendAsync(request, cancellationToken);
+            if (!reply.IsSuccessStatusCode)
+            {
+                await Console.Error.WriteLineAsync($"covibe runner: rotating the credential failed: {await CovibeClient.DescribeFailureAsync(reply, cancellationToken)}");
+                return;
+            }
+            var rotated = (await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.RunnerRotateResponse, cancellationToken))!;
+            var state = _state with { Credential = rotated.Credential };
+            _store.SaveRunner(state);
+            _state = state;
+            using var confirm = new HttpRequestMessage(HttpMethod.Post, "api/runner/confirm");
+            confirm.Headers.Authorization = new("Bearer", state.Credential);
+            using var confirmed = await _http.SendAsync(confirm, cancellationToken);
+            await Console.Out.WriteLineAsync(confirmed.IsSuccessStatusCode
+                ? "covibe runner: credential rotated; the old one no longer works."
+                : $"covibe runner: the new credential was saved, but confirming it failed: {await CovibeClient.DescribeFailureAsync(confirmed, cancellationToken)}");
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync($"covibe runner: rotating the credential failed: {e.Message}");
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        _agents.Dispose();
+        _shells.Dispose();
+        _changes.Dispose();
+        _http.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,124 @@
+using Covibe.Execution;
+using Covibe.Protocol;
+using Microsoft.Win32.SafeHandles;
+
+namespace Covibe.Server.Features.Runners;
+
+/// <summary>
+/// The <c>runner</c> backend (seed 001's polling / tunnel strategies): agents on a VM whose runner dialled out to this
+/// server. The runner starts them under the same wrapper and in the same layout as an SSH VM (<see cref="VmScripts"/>), and
+/// sends their logs back; the server keeps a mirror of each log (as for SSH VMs), which is what the team reads. An agent
+/// whose runner is away counts as running until the runner's lease runs out, then as lost.
+/// </summary>
+public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecutionBackend
+{
+    public const string BackendName = "runner";
+
+    public string Name => BackendName;
+
+    public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
+    {
+        var vmId = launch.Target ?? throw new ArgumentException("A runner agent needs a VM.");
+        var session = Connected(vmId);
+        hub.Expect(vmId, launch.AgentId);
+        var request = new RunnerMessage(RunnerProtocol.Start, AgentId: launch.AgentId, Launch: new RunnerLaunch(
+            VmScripts.RuntimeOf(launch), VmScripts.WorkingDirectoryOf(launch), [.. launch.Argv], new Dictionary<string, string>(launch.Environment),
+            launch.RepositoryUrl, launch.Branch, launch.InitialInput is { } input ? Convert.ToBase64String(input) : null));
+        var reply = await session.RequestAsync(request, cancellationToken);
+        if (reply.Error is { } error || reply.Process is not { } process)
+        {
+            throw new IOException($"The runner could not start the agent: {reply.Error ?? "it answered without a process"}");
+        }
+        return new AgentProcess(BackendName, process.RuntimeDirectory, process.Pid, process.StartTime, vmId);
+    }
+
+    public Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken)
+    {
+        var vm = hub.Vm(process.Target!);
+        var agentId = AgentIdOf(process);
+        var now = time.GetUtcNow().UtcDateTime;
+        if (vm.Session is null && now > vm.LeaseExpiresAt)
+        {
+            return Task.FromResult(new AgentProcessState(AgentRunState.Gone,
+                Reason: $"The VM's runner was not heard from for {hub.Lease.TotalSeconds:0} s (its lease ran out at {vm.LeaseExpiresAt:u}); the agent may still run there, but this server no longer follows it."));
+        }
+        if (!vm.Agents.TryGetValue(agentId, out var report))
+        {
+            return Task.FromResult(new AgentProcessState(AgentRunState.Running));
+        }
+        var state = report.State switch
+        {
+            "exit" => new AgentProcessState(AgentRunState.Exited, report.ExitCode),
+            "gone" => new AgentProcessState(AgentRunState.Gone),
+            "starting" => new AgentProcessState(AgentRunState.Starting),
+            _ => new AgentProcessState(AgentRunState.Running),
+        };
+        if (state.State is AgentRunState.Exited or AgentRunState.Gone)
+        {
+            var mirror = new FileInfo(hub.MirrorPath(agentId));
+            if (!mirror.Exists || mirror.Length < report.Size)
+            {
+                return Task.FromResult(new AgentProcessState(AgentRunState.Running)); // ended, but its last output is still on the way
+            }
+            vm.Agents.TryRemove(agentId, out _);
+        }
+        return Task.FromResult(state);
+    }
+
+    public async Task<int> ReadOutputAsync(AgentProcess process, long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var path = hub.MirrorPath(AgentIdOf(process));
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+        using SafeFileHandle handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        return await RandomAccess.ReadAsync(handle, buffer, offset, cancellationToken);
+    }
+
+    /// <summary>The mirror is written on this machine as output arrives: the supervisor wakes on its writes.</summary>
+    public string? LocalLogPath(AgentProcess process) => hub.MirrorPath(AgentIdOf(process));
+
+    public async Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        var session = hub.SessionOf(process.Target!)
+            ?? throw new AgentNotRunningException("The VM's runner is not connected: input cannot reach the agent now. The agent runs on; send it again when the runner is back.");
+        var reply = await session.RequestAsync(new RunnerMessage(RunnerProtocol.Input, AgentId: AgentIdOf(process), Data: Convert.ToBase64String(data.Span),
+            Process: new RunnerProcess(process.RuntimeDirectory, process.Pid, process.StartTime)), cancellationToken);
+        if (reply.Error is { } error)
+        {
+            throw new AgentNotRunningException(error);
+        }
+    }
+
+    /// <summary>Sent now, or (the runner is away) as soon as it is back.</summary>
+    public async Task SignalAsync(AgentProcess process, AgentSignal signal, CancellationToken cancellationToken)
+    {
+        if (hub.SessionOf(process.Target!) is not { } session)
+        {
+            hub.Vm(process.Target!).PendingSignals[AgentIdOf(process)] = signal;
+            return;
+        }
+        try
+        {
+            await session.RequestAsync(RunnerHub.SignalMessage(process, signal), cancellationToken);
+        }
+        catch (IOException)
+        {
+            hub.Vm(process.Target!).PendingSignals[AgentIdOf(process)] = signal; // it went away meanwhile
+        }
+    }
+
+    public async Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken)
+    {
+        var session = hub.SessionOf(process.Target!)
+            ?? throw new AgentNotRunningException("The VM's runner is not connected: the agent's input cannot be closed now. Try again when the runner is back.");
+        await session.RequestAsync(new RunnerMessage(RunnerProtocol.Signal, AgentId: AgentIdOf(process), Signal: "eof",
+            Process: new RunnerProcess(process.RuntimeDirectory, process.Pid, process.StartTime)), cancellationToken);
+    }
+
+    private RunnerSession Connected(string vmId) =>
+        hub.SessionOf(vmId) ?? throw new IOException("The VM's runner is not connected. Start `covibe runner` on the VM (or check its service), then try again.");
+
+    private static string AgentIdOf(AgentProcess process) => Path.GetFileName(process.RuntimeDirectory);
+}

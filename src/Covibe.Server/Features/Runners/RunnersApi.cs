@@ -1,0 +1,213 @@
+using System.Net.WebSockets;
+using System.Text.Json;
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Vms;
+using Covibe.Server.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace Covibe.Server.Features.Runners;
+
+/// <summary>
+/// What a runner calls (no member login; its own credential as a bearer token): register (the one-time token for its
+/// credential), connect (a WebSocket), poll (HTTPS long polling, for networks that block WebSockets), rotate.
+/// </summary>
+public static class RunnersApi
+{
+    private const int MaxMessageBytes = 4 * 1024 * 1024;
+
+    public static IServiceCollection AddRunners(this IServiceCollection services)
+    {
+        services.AddOptions<RunnersOptions>().BindConfiguration(RunnersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<RunnerTerminals>();
+        services.AddSingleton<RunnerHub>();
+        services.AddSingleton<RunnerService>();
+        services.AddKeyedSingleton<Execution.IExecutionBackend, RunnerBackend>(RunnerBackend.BackendName);
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapRunnersApi(this IEndpointRouteBuilder app)
+    {
+        var runner = app.MapGroup("/api/runner").WithTags("Runners");
+        runner.MapPost("/register", Register).AddEndpointFilter(AttemptLimiter.Filter);
+        runner.MapGet("/connect", Connect);
+        runner.MapPost("/poll", Poll);
+        runner.MapPost("/rotate", Rotate);
+        runner.MapPost("/confirm", Confirm);
+
+        var owner = app.MapGroup("/api/vm").WithTags("VMs").RequireAuthorization();
+        owner.MapPost("/{id}/registration-token", RunnerService.RegistrationTokenAsync);
+        owner.MapPost("/{id}/revoke", RunnerService.RevokeAsync);
+        owner.MapPost("/{id}/rotate", RunnerService.RequestRotationAsync);
+        owner.MapGet("/{id}/audit", RunnerService.AuditAsync);
+        return app;
+    }
+
+    public static async Task<Results<Ok<RunnerRegisterResponse>, ProblemHttpResult>> Register(RunnerRegisterRequest request, RunnerService runners, CancellationToken cancellationToken) =>
+        await runners.ExchangeAsync(request, cancellationToken);
+
+    public static async Task<Results<Ok<RunnerRotateResponse>, ProblemHttpResult>> Rotate(HttpContext context, RunnerService runners, CancellationToken cancellationToken)
+    {
+        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
+        return vm is null ? refusal! : TypedResults.Ok(await runners.RotateAsync(vm, RunnerTokens.FromRequest(context.Request)!, cancellationToken));
+    }
+
+    /// <summary>The runner saved its new credential and proves it: the old one stops working.</summary>
+    public static async Task<Results<NoContent, ProblemHttpResult>> Confirm(HttpContext context, RunnerService runners, CancellationToken cancellationToken)
+    {
+        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
+        return vm is null ? refusal! : TypedResults.NoContent();
+    }
+
+    /// <summary>The runner's WebSocket: JSON text messages both ways (docs/runner-protocol.md).</summary>
+    public static async Task<IResult> Connect(HttpContext context, RunnerService runners, RunnerHub hub, VmAuditLog audit, ILogger<RunnerHub> logger, CancellationToken cancellationToken)
+    {
+        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
+        if (vm is null)
+        {
+            return refusal!;
+        }
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            return Problems.BadRequest("websocket-required", "WebSocket required", "Connect with a WebSocket upgrade, or use POST /api/runner/poll (long polling).");
+        }
+        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        using var session = new RunnerSession(vm.Id, vm.TeamId, vm.UserId, "websocket");
+        await hub.AttachAsync(session, cancellationToken);
+        try
+        {
+            var sending = SendAsync(socket, session);
+            await ReceiveAsync(socket, session, hub, logger, context.RequestAborted);
+            session.Close(1000, "closed");
+            await sending;
+        }
+        finally
+        {
+            await hub.DetachAsync(session);
+            await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Runner, null, "runner.disconnect", session.CloseReason, CancellationToken.None);
+        }
+        return TypedResults.Empty;
+    }
+
+    private static async Task ReceiveAsync(WebSocket socket, RunnerSession session, RunnerHub hub, ILogger logger, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[64 * 1024];
+        using var message = new MemoryStream();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Closed);
+        try
+        {
+            while (socket.State == WebSocketState.Open)
+            {
+                var result = await socket.ReceiveAsync(buffer, stop.Token);
+                if (result.MessageType == WebSocketMessageType.Close)
+                {
+                    return;
+                }
+                message.Write(buffer, 0, result.Count);
+                if (message.Length > MaxMessageBytes)
+                {
+                    session.Close((int)WebSocketCloseStatus.MessageTooBig, $"A message is larger than {MaxMessageBytes} bytes.");
+                    return;
+                }
+                if (!result.EndOfMessage)
+                {
+                    continue;
+                }
+                RunnerMessage? parsed = null;
+                try
+                {
+                    parsed = JsonSerializer.Deserialize(message.GetBuffer().AsSpan(0, (int)message.Length), CovibeJsonContext.Default.RunnerMessage);
+                }
+                catch (JsonException)
+                {
+                }
+                message.SetLength(0);
+                if (parsed?.Type is null)
+                {
+                    session.Send(new RunnerMessage(RunnerProtocol.Error, Error: "Not a runner message: JSON with a 'type' is expected (docs/runner-protocol.md)."));
+                    continue;
+                }
+                await hub.HandleAsync(session, parsed, stop.Token);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException)
+        {
+            RunnersLog.ConnectionEnded(logger, session.VmId, e.Message);
+        }
+    }
+
+    private static async Task SendAsync(WebSocket socket, RunnerSession session)
+    {
+        try
+        {
+            await foreach (var message in session.Outbound.ReadAllAsync(session.Closed))
+            {
+                var bytes = JsonSerializer.SerializeToUtf8Bytes(message, CovibeJsonContext.Default.RunnerMessage);
+                await socket.SendAsync(bytes, WebSocketMessageType.Text, true, session.Closed);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+        {
+        }
+        if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+        {
+            try
+            {
+                using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await socket.CloseOutputAsync((WebSocketCloseStatus)(session.CloseCode ?? 1000), session.CloseReason, limit.Token);
+            }
+            catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
+            {
+            }
+        }
+    }
+
+    /// <summary>
+    /// Seed 001's polling: the runner sends what it has and gets what the server has for it, waiting up to
+    /// <see cref="RunnersOptions.PollWaitSeconds"/> when there is nothing. The same messages as over the WebSocket.
+    /// </summary>
+    public static async Task<Results<Ok<RunnerPollReply>, ProblemHttpResult>> Poll(
+        RunnerPoll poll, HttpContext context, RunnerService runners, RunnerHub hub, IOptions<RunnersOptions> options, CancellationToken cancellationToken)
+    {
+        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
+        if (vm is null)
+        {
+            return refusal!;
+        }
+        var session = await runners.PollSessionAsync(vm, poll.Session, cancellationToken);
+        foreach (var message in poll.Messages ?? [])
+        {
+            if (message?.Type is null)
+            {
+                session.Send(new RunnerMessage(RunnerProtocol.Error, Error: "Not a runner message: a 'type' is expected."));
+                continue;
+            }
+            await hub.HandleAsync(session, message, cancellationToken);
+        }
+        var replies = new List<RunnerMessage>();
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Closed);
+        wait.CancelAfter(poll.Wait ? TimeSpan.FromSeconds(options.Value.PollWaitSeconds) : TimeSpan.Zero);
+        try
+        {
+            if (poll.Wait && !session.Outbound.TryPeek(out _))
+            {
+                await session.Outbound.WaitToReadAsync(wait.Token);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+        }
+        while (replies.Count < 1000 && session.Outbound.TryRead(out var next))
+        {
+            replies.Add(next);
+        }
+        runners.Polled(session);
+        if (session.CloseCode is RunnerProtocol.ClosedRevoked)
+        {
+            return Problems.Create(401, "runner-credential-invalid", "Runner credential refused", "This runner was revoked by its VM's owner. Register it again with a new registration token.");
+        }
+        return TypedResults.Ok(new RunnerPollReply([.. replies], session.PollId!));
+    }
+}
