@@ -103,7 +103,7 @@ public sealed class RunnerPty : IPty
                 }
                 (_pending, _pendingOffset) = (next, 0);
             }
-            catch (InvalidOperationException)
+            catch (Exception e) when (e is InvalidOperationException or OperationCanceledException)
             {
                 return 0; // completed: hung up
             }
@@ -141,7 +141,7 @@ public sealed class RunnerPty : IPty
         }
         _onClose.Dispose();
         _forget();
+        // Not disposed: the session's reader thread may still be taking from it; completing it ends that read.
         Exited(_exitCode ?? 129);
-        _chunks.Dispose();
     }
 }
