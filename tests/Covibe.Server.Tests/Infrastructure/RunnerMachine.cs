@@ -124,21 +124,28 @@ public sealed class RunnerMachine : IAsyncDisposable
             }
             _process.Dispose();
         }
-        // Agents it started are detached (their own sessions): stop any the test left running.
+        // Agents it started are detached (their own sessions, led by their wrappers): stop any the test left running.
         foreach (var directory in Directory.Exists(Path.Combine(Home, "agent_logs")) ? Directory.GetDirectories(Path.Combine(Home, "agent_logs")) : [])
         {
-            foreach (var pid in AgentHelpers.ProcessesOf(Path.GetFileName(directory)))
+            var leader = Path.Combine(directory, "wrapper.pid");
+            if (File.Exists(leader) && int.TryParse(File.ReadAllText(leader).Trim(), out var pid))
             {
-                try
-                {
-                    Process.GetProcessById(pid).Kill();
-                }
-                catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
-                {
-                }
+                using var kill = Process.Start("kill", ["-KILL", "--", $"-{pid}"]);
+                await kill.WaitForExitAsync();
             }
         }
-        StartupTests.Delete(Home);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                StartupTests.Delete(Home);
+                return;
+            }
+            catch (IOException) when (attempt < 20)
+            {
+                await Task.Delay(100); // a dying wrapper may write its exit file still
+            }
+        }
     }
 }
 

@@ -56,7 +56,17 @@ public sealed class TcpProxy : IAsyncDisposable
             {
                 var inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
                 var outbound = new TcpClient();
-                await outbound.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
+                try
+                {
+                    await outbound.ConnectAsync(IPAddress.Loopback, _targetPort, _stop.Token);
+                }
+                catch (SocketException)
+                {
+                    // Nothing listens there now (the server is down): refuse this one, forward the next.
+                    inbound.Dispose();
+                    outbound.Dispose();
+                    continue;
+                }
                 lock (_gate)
                 {
                     _open.Add(inbound);
