@@ -76,9 +76,11 @@ public static class RunnersApi
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
         using var session = new RunnerSession(vm.Id, vm.TeamId, vm.UserId, "websocket");
         await hub.AttachAsync(session, cancellationToken);
+        // Once the session ends (revoked, replaced), the runner has a moment to answer our close frame, then the socket goes.
+        using var abortAfterClose = session.Closed.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(5)).ContinueWith(_ => socket.Abort(), TaskScheduler.Default));
         try
         {
-            var sending = SendAsync(socket, session);
+            var sending = SendAsync(socket, session, context.RequestAborted);
             await ReceiveAsync(socket, session, hub, logger, context.RequestAborted);
             session.Close(1000, "closed");
             await sending;
@@ -95,12 +97,12 @@ public static class RunnersApi
     {
         var buffer = new byte[64 * 1024];
         using var message = new MemoryStream();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Closed);
         try
         {
-            while (socket.State == WebSocketState.Open)
+            // Not cancelled when the session ends: that would abort the socket before our close frame (and its code) goes out.
+            while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
             {
-                var result = await socket.ReceiveAsync(buffer, stop.Token);
+                var result = await socket.ReceiveAsync(buffer, cancellationToken);
                 if (result.MessageType == WebSocketMessageType.Close)
                 {
                     return;
@@ -129,7 +131,10 @@ public static class RunnersApi
                     session.Send(new RunnerMessage(RunnerProtocol.Error, Error: "Not a runner message: JSON with a 'type' is expected (docs/runner-protocol.md)."));
                     continue;
                 }
-                await hub.HandleAsync(session, parsed, stop.Token);
+                if (!session.Closed.IsCancellationRequested)
+                {
+                    await hub.HandleAsync(session, parsed, cancellationToken);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
@@ -138,14 +143,14 @@ public static class RunnersApi
         }
     }
 
-    private static async Task SendAsync(WebSocket socket, RunnerSession session)
+    private static async Task SendAsync(WebSocket socket, RunnerSession session, CancellationToken cancellationToken)
     {
         try
         {
             await foreach (var message in session.Outbound.ReadAllAsync(session.Closed))
             {
                 var bytes = JsonSerializer.SerializeToUtf8Bytes(message, CovibeJsonContext.Default.RunnerMessage);
-                await socket.SendAsync(bytes, WebSocketMessageType.Text, true, session.Closed);
+                await socket.SendAsync(bytes, WebSocketMessageType.Text, true, cancellationToken);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)

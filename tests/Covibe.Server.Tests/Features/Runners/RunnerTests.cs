@@ -124,6 +124,11 @@ public sealed class RunnerTests(SshServer vm) : IClassFixture<SshServer>
         using var anonymous = new HttpClient { BaseAddress = server.Url };
         using var reused = await anonymous.PostAsJsonAsync("/api/runner/register", new RunnerRegisterRequest(added.RegistrationToken));
         await reused.ShouldBeProblemAsync(HttpStatusCode.Unauthorized, "runner-token-invalid");
+
+        // Revoked by its owner: the runner is cut off at once, says why and stops (it does not retry a dead credential).
+        (await client.PostAsync($"/api/vm/{added.Id}/revoke", null)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await machine.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBe(3, machine.Output);
+        machine.Output.ShouldContain("revoked");
         machine.Output.ShouldNotContain("cvr_");
     }
 }
