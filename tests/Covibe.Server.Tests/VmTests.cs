@@ -343,6 +343,13 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         (await client.DeleteAsync($"/api/agent/{agent.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("killed");
         (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Single().AgentsRunning.ShouldBe(0);
+
+        // Seed 001's audit log of VM access: who registered it, started and controlled what on it; its owner reads it.
+        var audit = (await client.GetFromJsonAsync<VmAuditDto[]>($"/api/vm/{vm.Id}/audit"))!;
+        audit.Select(a => a.Action).Reverse().ShouldBe(["vm.register", "agent.start", "agent.input", "agent.kill"]);
+        audit.ShouldAllBe(a => a.Actor == "member" && a.ActorName == "Sarah");
+        audit[^1].Detail!.ShouldContain("login checked");
+        audit.ShouldAllBe(a => !a.Detail!.Contains("PRIVATE KEY") && !a.Detail.Contains("$(id)")); // what was typed is not kept
     }
 
     [Fact]

@@ -83,6 +83,29 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
     }
 
     [Fact]
+    public async Task RunnerKilledMidStreamAndStartedAgain_PicksItsAgentsUpWhereTheServerIs()
+    {
+        var settings = RunnerTests.Settings(vm);
+        AgentHelpers.AddType(settings, "ticks", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo tick $i; sleep 0.01; done"]);
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var added = await RunnerTests.AddRunnerVmAsync(client);
+        await using var machine = RunnerMachine.Create(vm);
+        machine.Start(["--server", server.Url.ToString(), "--token", added.RegistrationToken!]);
+        await RunnerTests.OnlineAsync(client, added.Id);
+        var agent = await RunnerTests.SpawnAsync(client, added.Id, "ticks");
+        await Eventually.UntilAsync(() => Task.FromResult(ReadLog(machine, agent.Id).Length), n => n > 300, "the agent writes");
+
+        await machine.KillAsync();
+        await Task.Delay(500);
+        machine.Start(); // its saved registration: no token this time
+        var finished = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        finished.Status.ShouldBe("completed", finished.Error);
+        (await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldBe(machine.LogOf(agent.Id));
+    }
+
+    [Fact]
     public async Task RunnerSilentPastItsLease_ItsAgentsShowLostWithTheReason_ButShortDropsCostNothing()
     {
         var settings = RunnerTests.Settings(vm);
