@@ -6,6 +6,7 @@ import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
 import { createShowcase } from './showcase.js';
 import { createBoxes } from './boxes.js';
+import { createMachines } from './machines.js';
 import { reconnectingSocket } from './socket.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -110,7 +111,27 @@ const boxes = createBoxes({
   me: () => state.me,
   alert: (text) => alertLive(text),
   openTerminal: (boxId) => terminals.createIn(boxId),
+  changed: () => renderWhere(),
 });
+
+const machines = createMachines({
+  api: (path, options) => api(path, options),
+  me: () => state.me,
+  alert: (text) => alertLive(text),
+  changed: () => renderWhere(),
+});
+
+/** Where a new agent can run: the server, one of your VMs (over SSH or through its runner), or one of your ready boxes. */
+function renderWhere() {
+  const where = $('#spawn-box');
+  const chosen = where.value;
+  const places = [
+    ...machines.mine().map((vm) => new Option(`on ${vm.name} (${vm.status})`, `vm:${vm.id}`)),
+    ...boxes.mine().map((b) => new Option(`in box ${b.repoUrl.split('/').pop()} (${b.branch}) ${b.id.slice(-6)}`, `box:${b.id}`)),
+  ];
+  where.replaceChildren(new Option('on the server', ''), ...places);
+  where.value = places.some((o) => o.value === chosen) ? chosen : '';
+}
 
 const showcase = createShowcase({
   api: Object.assign((path, options) => api(path, options), { token: () => state.token }),
@@ -146,7 +167,7 @@ async function onMessage(message) {
       hub.joined();
       connection('live');
       // Catch up on everything missed while away, then continue live: no gap, no duplicate.
-      await Promise.all([loadAgents(), catchUpChat(), showcase.resync()]);
+      await Promise.all([loadAgents(), catchUpChat(), showcase.resync(), machines.refresh()]);
       if (state.view && !state.view.complete) hub.send({ type: 'agent_subscribe', agentId: state.view.id, from: state.view.next });
       break;
     case 'team_presence':
@@ -491,6 +512,7 @@ function showTab(tab) {
   if (tab === 'workshop') {
     terminals.shown();
     environment.shown();
+    machines.shown();
     boxes.shown();
   }
   if (tab === 'showcase') showcase.shown();
@@ -557,7 +579,11 @@ function wire() {
     event.preventDefault();
     $('#spawn-error').textContent = '';
     const data = formData(event.target);
-    hub.send({ type: 'agent_spawn', task: data.task, agentType: data.agentType, repositoryUrl: data.repositoryUrl, branch: data.branch, boxId: data.boxId, clientId: crypto.randomUUID() });
+    const [kind, id] = (data.where ?? '').split(':');
+    hub.send({
+      type: 'agent_spawn', task: data.task, agentType: data.agentType, repositoryUrl: data.repositoryUrl, branch: data.branch,
+      vmId: kind === 'vm' ? id : undefined, boxId: kind === 'box' ? id : undefined, clientId: crypto.randomUUID(),
+    });
     event.target.reset();
     toggle('#spawn-toggle', false);
   });

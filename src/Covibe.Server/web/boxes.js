@@ -1,6 +1,6 @@
 // Boxes and warm pools in the Workshop tab (seed 002): request a box for a repository and branch,
 // watch it provision, open a terminal in it, release it; see the team's pools fill and serve.
-// Agents go into a box from the spawn form's "Where" choice.
+// Agents go into a box from the spawn form's "Where" choice (app.js lists your ready boxes there).
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -13,7 +13,7 @@ const el = (tag, props = {}, ...children) => {
 const STEPS = { queued: 'waiting to start', clone: 'fetching the repository', container: 'starting the box', devcontainer: 'devcontainer up', env: 'writing the .env' };
 const short = (commit) => (commit ? commit.slice(0, 7) : '');
 
-export function createBoxes({ api, me, alert, openTerminal }) {
+export function createBoxes({ api, me, alert, openTerminal, changed }) {
   const boxes = new Map();
   let pools = [];
 
@@ -58,11 +58,7 @@ export function createBoxes({ api, me, alert, openTerminal }) {
       ].filter(Boolean).join(' · ')),
       p.paused ? el('p', { className: 'error' }, p.pausedReason) : null)));
     $('#pools-title').hidden = pools.length === 0;
-    // Where a new agent can run: the server, or one of your ready boxes.
-    const where = $('#spawn-box');
-    const chosen = where.value;
-    where.replaceChildren(new Option('on the server', ''), ...mine().map((b) => new Option(`in box ${b.repoUrl.split('/').pop()} (${b.branch}) ${b.id.slice(-6)}`, b.id)));
-    where.value = mine().some((b) => b.id === chosen) ? chosen : '';
+    changed();
   }
 
   async function refresh() {
