@@ -309,17 +309,19 @@ sealed class Subscriber : IAsyncDisposable
 
     public sealed record Received(long Bytes, bool Contiguous, Histogram Latency, long WireBytes, long Frames);
 
-    public static async Task<Subscriber> ConnectAsync(Target target)
+    public static Task<Subscriber> ConnectAsync(Target target) => ConnectAsync(target.Url, target.Token, target.SocketIo);
+
+    public static async Task<Subscriber> ConnectAsync(Uri url, string? token, bool socketIo = false)
     {
         var socket = new ClientWebSocket();
         if (Deflate)
         {
             socket.Options.DangerousDeflateOptions = new WebSocketDeflateOptions(); // offer permessage-deflate, as browsers do
         }
-        var path = target.SocketIo ? "/socket.io/?EIO=4&transport=websocket" : "/ws";
-        await socket.ConnectAsync(new Uri($"ws://{target.Url.Authority}{path}"), CancellationToken.None);
-        var client = new Subscriber(socket, target.SocketIo);
-        if (target.SocketIo)
+        var path = socketIo ? "/socket.io/?EIO=4&transport=websocket" : "/ws";
+        await socket.ConnectAsync(new Uri($"ws://{url.Authority}{path}"), CancellationToken.None);
+        var client = new Subscriber(socket, socketIo);
+        if (socketIo)
         {
             await client.ReceiveAsync(); // Engine.IO open: 0{"sid":...}
             await client.SendAsync("40"); // connect to the main namespace
@@ -328,7 +330,7 @@ sealed class Subscriber : IAsyncDisposable
         }
         else
         {
-            await client.SendAsync(JsonSerializer.Serialize(new { type = "join_team", token = target.Token, followAgents = true }));
+            await client.SendAsync(JsonSerializer.Serialize(new { type = "join_team", token, followAgents = true }));
         }
         while (true)
         {
