@@ -14,9 +14,13 @@ public static class VmScripts
         mkdir -p "$rt" && chmod 700 "$rt" && rm -f "$rt/stdin" && mkfifo -m 600 "$rt/stdin" && : > "$rt/output.log" || exit 1
         cat > "$rt/first-input"
         [ -s "$rt/first-input" ] || rm -f "$rt/first-input"
-        setsid sh -c "$w" covibe-agent "$rt" "$wd" "$@" </dev/null >/dev/null 2>&1 &
-        pid=$!
-        printf '%s %s %s\n' "$pid" "$(cut -d' ' -f22 /proc/$pid/stat)" "$rt"
+        # Not with `&`: a non-interactive shell starts background commands with SIGINT ignored, and the agent would
+        # inherit that (Ctrl-C would never reach it). setsid -f forks by itself; the wrapper says its PID.
+        setsid -f sh -c "$w" covibe-agent "$rt" "$wd" "$@" </dev/null >/dev/null 2>&1 || exit 1
+        i=0; while [ ! -s "$rt/wrapper.pid" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+        pid=$(cat "$rt/wrapper.pid" 2>/dev/null) && [ -n "$pid" ] || exit 1
+        st=$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)
+        printf '%s %s %s\n' "$pid" "${st:-0}" "$rt"
         """;
 
     public const string Prober = """

@@ -218,8 +218,9 @@ public abstract class MigrationTests
         await db.PreviewDeploys.Take(1).ToListAsync();
         await db.PreviewDeliveries.Take(1).ToListAsync();
         await db.PreviewGrants.Take(1).ToListAsync();
+        await db.VmAudit.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vms"]);
+        tables.ShouldBe(["agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
     }
 }
 

@@ -448,8 +448,10 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         {
             var owner = await server.CreateTeamAsync();
             using var client = server.Client(owner.Auth.AccessToken);
-            var vm = (await (await client.PostAsJsonAsync("/api/vm/register",
-                new RegisterVmRequest("pw-box", "127.0.0.1", ssh.Port, ssh.User, Password: ssh.Password, HostKeyFingerprint: ssh.HostKeyFingerprint))).Content.ReadFromJsonAsync<VmDto>())!;
+            using var registered = await client.PostAsJsonAsync("/api/vm/register",
+                new RegisterVmRequest("pw-box", "127.0.0.1", ssh.Port, ssh.User, Password: ssh.Password, HostKeyFingerprint: ssh.HostKeyFingerprint));
+            registered.StatusCode.ShouldBe(HttpStatusCode.Created, await registered.Content.ReadAsStringAsync());
+            var vm = (await registered.Content.ReadFromJsonAsync<VmDto>())!;
             vm.AuthMethod.ShouldBe("password");
             var checkedVm = (await (await client.PostAsync($"/api/vm/{vm.Id}/check", null)).Content.ReadFromJsonAsync<VmDto>())!;
             checkedVm.Status.ShouldBe("online", $"last error: {checkedVm.LastError}");

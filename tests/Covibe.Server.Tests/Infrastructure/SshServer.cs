@@ -31,6 +31,17 @@ public sealed class SshServer : IAsyncLifetime
     /// <summary>The <c>covibe</c> launcher copied where the VM user can run it.</summary>
     public string Covibe => Path.Combine(ToolsDirectory, "covibe-bin", "covibe");
 
+    private static readonly Lazy<Task<string>> RunPassword = new(async () =>
+    {
+        var password = "pw-" + Guid.NewGuid().ToString("N");
+        using var chpasswd = Process.Start(new ProcessStartInfo("chpasswd") { RedirectStandardInput = true, RedirectStandardError = true })!;
+        await chpasswd.StandardInput.WriteLineAsync($"covibe-vm:{password}");
+        chpasswd.StandardInput.Close();
+        await chpasswd.WaitForExitAsync();
+        chpasswd.ExitCode.ShouldBe(0, await chpasswd.StandardError.ReadToEndAsync());
+        return password;
+    });
+
     public async Task InitializeAsync()
     {
         File.Exists("/usr/sbin/sshd").ShouldBeTrue("/usr/sbin/sshd is missing: install Debian's openssh-server (./test.sh does).");
@@ -48,13 +59,9 @@ public sealed class SshServer : IAsyncLifetime
                 }
             }
             User = testUser;
-            // A fresh password each run, for the password-VM tests.
-            Password = "pw-" + Guid.NewGuid().ToString("N");
-            using var chpasswd = Process.Start(new ProcessStartInfo("chpasswd") { RedirectStandardInput = true, RedirectStandardError = true })!;
-            await chpasswd.StandardInput.WriteLineAsync($"{testUser}:{Password}");
-            chpasswd.StandardInput.Close();
-            await chpasswd.WaitForExitAsync();
-            chpasswd.ExitCode.ShouldBe(0, await chpasswd.StandardError.ReadToEndAsync());
+            // A fresh password each run, for the password-VM tests: one for the whole test run, set once, since every
+            // class using this fixture shares the account (a second password would lock out the first class's tests).
+            Password = await RunPassword.Value;
         }
         await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-host", "-f", Path.Combine(_directory, "host_key"));
         await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "covibe-test-client", "-f", Path.Combine(_directory, "client_key"));
@@ -93,6 +100,7 @@ public sealed class SshServer : IAsyncLifetime
             PasswordAuthentication yes
             KbdInteractiveAuthentication no
             PermitRootLogin prohibit-password
+            MaxStartups 200
             LogLevel ERROR
             """);
         Directory.CreateDirectory("/run/sshd");

@@ -73,8 +73,10 @@ public sealed class BoxService(
             }
             else if (vmId is not null)
             {
-                target = await db.Vms.AnyAsync(v => v.Id == vmId && v.UserId == caller.UserId, cancellationToken) ? vmId
-                    : throw new BoxRequestException("vmId", $"You have no VM '{vmId}'. Boxes go on your own VMs (GET /api/vm/list), on 'pool' (the operator's VMs), or in a container without 'vmId'.");
+                var connection = await db.Vms.Where(v => v.Id == vmId && v.UserId == caller.UserId).Select(v => v.ConnectionType).SingleOrDefaultAsync(cancellationToken)
+                    ?? throw new BoxRequestException("vmId", $"You have no VM '{vmId}'. Boxes go on your own VMs (GET /api/vm/list), on 'pool' (the operator's VMs), or in a container without 'vmId'.");
+                target = connection == Vms.Vm.SshProxy ? vmId
+                    : throw new BoxRequestException("vmId", $"'{vmId}' is a runner VM: boxes go on VMs the server reaches over SSH, on 'pool', or in a container. Run agents on it directly instead (vmId on spawn).");
             }
             var pool = target is not null ? null : await db.BoxPools.AsNoTracking()
                 .Where(p => p.TeamId == caller.TeamId && p.RepoUrl == repoUrl && p.BaseBranch == branch && p.Backend == backend)

@@ -359,18 +359,23 @@ public static partial class VmsApi
     private static async Task<ProblemHttpResult?> LoginProblemAsync(VmConnector connector, SshClient ssh, SshTarget target, string method, byte[] credential, CancellationToken cancellationToken)
     {
         string? error;
+        var refused = false;
         try
         {
             var login = await connector.TargetAsync(target, method, credential, cancellationToken);
             var result = await ssh.RunAsync(login, ["true"], null, TimeSpan.FromSeconds(20), cancellationToken);
             error = result.ExitCode == 0 ? null : SshClient.Explain(result, login);
+            refused = result.Stderr.Contains("Permission denied", StringComparison.Ordinal);
         }
         catch (SshException e)
         {
             error = e.Message;
         }
-        return error is null ? null : Problems.Create(422, "vm-login-failed", "The VM refused the login",
-            $"{error} Nothing was saved; send the request again with the right user and {(method == "password" ? "password" : "private key")}.");
+        // The VM said no to the credential: the owner's to fix. Anything else (the connection dropped, a timeout) is the way there.
+        return error is null ? null
+            : refused ? Problems.Create(422, "vm-login-failed", "The VM refused the login",
+                $"{error} Nothing was saved; send the request again with the right user and {(method == "password" ? "password" : "private key")}.")
+            : Problems.Create(502, "vm-unreachable", "VM not reachable", $"Logging in to check the credential failed: {error} Nothing was saved; try again.");
     }
 
     private static string Printable(string value) => new([.. value.Take(120).Select(c => char.IsControl(c) ? '?' : c)]);

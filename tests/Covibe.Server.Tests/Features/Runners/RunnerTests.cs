@@ -21,6 +21,8 @@ public sealed class RunnerTests(SshServer vm) : IClassFixture<SshServer>
         {
             settings[$"Covibe:Agents:Types:mock-vm:Command:{i}"] = mock[i];
         }
+        // A mock that takes its time (50 steps, 300 ms apart), to be interrupted.
+        AgentHelpers.AddType(settings, "mock-slow-vm", [vm.Covibe, "mock-agent", "--task={task}", "--kind", "general", "--delay-ms", "300", "--steps", "50"]);
         return settings;
     }
 
@@ -130,5 +132,54 @@ public sealed class RunnerTests(SshServer vm) : IClassFixture<SshServer>
         (await machine.WaitForExitAsync(TimeSpan.FromSeconds(30))).ShouldBe(3, machine.Output);
         machine.Output.ShouldContain("revoked");
         machine.Output.ShouldNotContain("cvr_");
+    }
+
+    [Fact]
+    public async Task Runner_ClonesTheRepositoryOnTheVm_AndInterruptReachesTheAgent()
+    {
+        // A repository the runner's user can read (git refuses repositories of other owners).
+        var repo = Path.Combine(vm.ToolsDirectory, "repo-" + Guid.NewGuid().ToString("N")[..6]);
+        Directory.CreateDirectory(repo);
+        await File.WriteAllTextAsync(Path.Combine(repo, "README.md"), "cloned by the runner\n");
+        foreach (var args in new[] { new[] { "init", "-q", "-b", "main" }, ["add", "."], ["commit", "-q", "-m", "init"] })
+        {
+            using var git = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("git", ["-C", repo, "-c", "user.name=T", "-c", "user.email=t@example.com", .. args]))!;
+            await git.WaitForExitAsync();
+        }
+        if (Environment.UserName == "root")
+        {
+            using var chown = System.Diagnostics.Process.Start("chown", ["-R", vm.User, repo])!;
+            await chown.WaitForExitAsync();
+        }
+        var settings = Settings(vm);
+        settings["Covibe:Boxes:AllowLocalRepositories"] = "true";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var added = await AddRunnerVmAsync(client, type: "tunnel");
+        added.ConnectionType.ShouldBe("tunnel");
+        await using var machine = RunnerMachine.Create(vm);
+        machine.Start(["--server", server.Url.ToString(), "--token", added.RegistrationToken!]);
+        await OnlineAsync(client, added.Id);
+
+        using (var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("read it", "slow", $"file://{repo}", "main", VmId: added.Id)))
+        {
+            var cloned = (await reply.Content.ReadFromJsonAsync<AgentDto>())!;
+            (await server.WaitFinishedAsync(owner.Auth.AccessToken, cloned.Id)).Status.ShouldBe("completed");
+            Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, cloned.Id)).ShouldContain("Cloning into");
+            File.ReadAllText(Path.Combine(machine.Home, "project", cloned.Id, "README.md")).ShouldBe("cloned by the runner\n");
+        }
+
+        var slow = await SpawnAsync(client, added.Id, "mock-slow-vm", "Big refactor");
+        await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, slow.Id)), o => o.Contains("Step 1 of 50"), "the agent works");
+        (await client.PostAsync($"/api/agent/{slow.Id}/interrupt", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, slow.Id);
+        (done.Status, done.ExitCode).ShouldBe(("failed", (int?)130));
+        Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, slow.Id)).ShouldContain("Interrupted.");
+
+        // A box cannot go on a runner VM (boxes are made over SSH): said so, nothing made.
+        using var box = await client.PostAsJsonAsync("/api/boxes", new { repoUrl = $"file://{repo}", branch = "main", vmId = added.Id });
+        var refused = await box.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
+        refused.GetProperty("errors").GetProperty("vmId")[0].GetString()!.ShouldContain("runner VM");
     }
 }
