@@ -26,15 +26,17 @@ internal static class RunnerCommand
             DefaultValueFactory = _ => "auto",
         };
         transport.AcceptOnlyFromAmong("auto", "websocket", "poll");
+        var allowHttp = new Option<bool>("--allow-http") { Description = "Allow a plain http:// server that is not on this machine (the credential would cross the network unencrypted)" };
         var command = new Command("runner", "Run this machine as a runner VM: dial out to the server and run the agents and terminals it asks for. See docs/runner.md.")
         {
-            server, token, tokenFile, transport,
+            server, token, tokenFile, transport, allowHttp,
         };
         command.SetHandler(async (parse, cancellationToken) =>
         {
             var given = parse.GetValue(token) ?? Environment.GetEnvironmentVariable(TokenVariable)
                 ?? (parse.GetValue(tokenFile) is { } file ? (await File.ReadAllTextAsync(file, cancellationToken)).Trim() : null);
-            var state = await RegisterAsync(store, parse.GetValue(server), given, cancellationToken);
+            var state = await RegisterAsync(store, parse.GetValue(server), given, parse.GetValue(allowHttp), cancellationToken);
+            RequireTls(state.Server, parse.GetValue(allowHttp));
             await using var connection = new RunnerConnection(store, state, parse.GetValue(transport)!);
             Environment.ExitCode = await connection.RunAsync(cancellationToken);
         });
@@ -42,7 +44,7 @@ internal static class RunnerCommand
     }
 
     /// <summary>The runner's saved state, or (with a token) a new registration saved first.</summary>
-    private static async Task<RunnerState> RegisterAsync(CredentialStore store, string? server, string? token, CancellationToken cancellationToken)
+    private static async Task<RunnerState> RegisterAsync(CredentialStore store, string? server, string? token, bool allowHttp, CancellationToken cancellationToken)
     {
         var saved = store.LoadRunner();
         if (string.IsNullOrEmpty(token))
@@ -58,6 +60,7 @@ internal static class RunnerCommand
             throw new CliException("Give --server with the registration token (the server's URL as shown when the VM was added).", 2);
         }
         server = server.TrimEnd('/');
+        RequireTls(server, allowHttp);
         using var http = new HttpClient { BaseAddress = new Uri(server + "/"), Timeout = TimeSpan.FromSeconds(30) };
         HttpResponseMessage reply;
         try
@@ -80,6 +83,17 @@ internal static class RunnerCommand
             store.SaveRunner(state);
             await Console.Out.WriteLineAsync($"Registered as VM '{registered.Name}' ({registered.VmId}); the credential is saved in {store.Directory} (encrypted, 0600).");
             return state;
+        }
+    }
+
+    /// <summary>The credential goes in every request's header: over plain HTTP only to this machine, unless the owner says otherwise.</summary>
+    private static void RequireTls(string server, bool allowHttp)
+    {
+        var uri = new Uri(server);
+        if (uri.Scheme == Uri.UriSchemeHttp && !uri.IsLoopback && !allowHttp)
+        {
+            throw new CliException($"{server} is plain http:// on another machine: the runner's credential would cross the network unencrypted. " +
+                "Use the server's https:// address (behind a TLS proxy, set Covibe:Runners:PublicUrl on the server), or pass --allow-http on a network you trust.", 2);
         }
     }
 

@@ -104,6 +104,12 @@ public static class AgentHelpers
     public static async Task<byte[]> OutputAsync(this TestServer server, string token, string id, int limit = 1024 * 1024)
     {
         using var client = server.Client(token);
+        return await client.OutputAsync(id, limit);
+    }
+
+    /// <summary>The whole output over REST, page by page, as the member <paramref name="client"/> signs in as.</summary>
+    public static async Task<byte[]> OutputAsync(this HttpClient client, string id, int limit = 1024 * 1024)
+    {
         var all = new MemoryStream();
         long from = 0;
         while (true)

@@ -21,6 +21,9 @@ public sealed partial class RunnerCliTests(SshServer vm) : IClassFixture<SshServ
         printed.Success.ShouldBeTrue(added.Stdout);
         printed.Groups["server"].Value.ShouldBe(url);
         (await cli.RunAsync(null, "vm", "add", "half", "--host", "127.0.0.1")).Stderr.ShouldContain("--runner");
+        // A runner sends its credential with every request: never over plain HTTP to another machine, unless told to.
+        var plain = await cli.RunAsync(null, "runner", "--server", "http://covibe.example.com", "--token", printed.Groups["token"].Value);
+        (plain.ExitCode, plain.Stderr).ShouldSatisfyAllConditions(p => p.ExitCode.ShouldBe(2), p => p.Stderr.ShouldContain("https://"));
 
         // On the VM: exactly the printed command.
         await using var machine = RunnerMachine.Create(vm);

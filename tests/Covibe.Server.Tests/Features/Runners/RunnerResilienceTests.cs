@@ -58,7 +58,7 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
             var log = machine.LogOf(agent.Id);
             Encoding.UTF8.GetString(log).ShouldEndWith("tick 400\n");
             // Every byte once, in order: over REST and from position 0 over the hub.
-            (await ReadAllAsync(http, agent.Id)).ShouldBe(log);
+            (await http.OutputAsync(agent.Id)).ShouldBe(log);
             await using var hub = await HubClient.ConnectAsync(new Uri(url), created.Auth.AccessToken);
             await hub.ReceiveAsync("team_joined");
             await hub.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
@@ -87,13 +87,8 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
     {
         var settings = RunnerTests.Settings(vm);
         AgentHelpers.AddType(settings, "ticks", ["sh", "-c", "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo tick $i; sleep 0.01; done"]);
-        await using var server = await TestServer.StartAsync(settings: settings);
-        var owner = await server.CreateTeamAsync();
-        using var client = server.Client(owner.Auth.AccessToken);
-        var added = await RunnerTests.AddRunnerVmAsync(client);
-        await using var machine = RunnerMachine.Create(vm);
-        machine.Start(["--server", server.Url.ToString(), "--token", added.RegistrationToken!]);
-        await RunnerTests.OnlineAsync(client, added.Id);
+        await using var setup = await RunnerSetup.StartAsync(vm, settings);
+        var (server, owner, client, added, machine) = setup;
         var agent = await RunnerTests.SpawnAsync(client, added.Id, "ticks");
         await Eventually.UntilAsync(() => Task.FromResult(ReadLog(machine, agent.Id).Length), n => n > 300, "the agent writes");
 
@@ -112,13 +107,8 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
         settings["Covibe:Runners:LeaseSeconds"] = "5";
         settings["Covibe:Runners:HeartbeatSeconds"] = "1";
         AgentHelpers.AddType(settings, "long", ["sh", "-c", "echo started; sleep 60"]);
-        await using var server = await TestServer.StartAsync(settings: settings);
-        var owner = await server.CreateTeamAsync();
-        using var client = server.Client(owner.Auth.AccessToken);
-        var added = await RunnerTests.AddRunnerVmAsync(client);
-        await using var machine = RunnerMachine.Create(vm);
-        machine.Start(["--server", server.Url.ToString(), "--token", added.RegistrationToken!]);
-        await RunnerTests.OnlineAsync(client, added.Id);
+        await using var setup = await RunnerSetup.StartAsync(vm, settings);
+        var (server, owner, client, added, machine) = setup;
         var agent = await RunnerTests.SpawnAsync(client, added.Id, "long");
         await Eventually.UntilAsync(() => server.GetAgentAsync(owner.Auth.AccessToken, agent.Id), a => a.Status == "running", "the agent runs");
 
@@ -144,24 +134,6 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
         catch (IOException)
         {
             return [];
-        }
-    }
-
-    private static async Task<byte[]> ReadAllAsync(HttpClient http, string agentId)
-    {
-        var all = new MemoryStream();
-        long from = 0;
-        while (true)
-        {
-            using var reply = await http.GetAsync($"/api/agent/{agentId}/output?from={from}&limit=1048576");
-            reply.EnsureSuccessStatusCode();
-            var bytes = await reply.Content.ReadAsByteArrayAsync();
-            all.Write(bytes);
-            from = long.Parse(reply.Headers.GetValues("Covibe-Output-Next").Single(), System.Globalization.CultureInfo.InvariantCulture);
-            if (reply.Headers.GetValues("Covibe-Output-Complete").Single() == "true" || bytes.Length == 0)
-            {
-                return all.ToArray();
-            }
         }
     }
 }

@@ -153,14 +153,9 @@ public sealed class RunnerTests(SshServer vm) : IClassFixture<SshServer>
         }
         var settings = Settings(vm);
         settings["Covibe:Boxes:AllowLocalRepositories"] = "true";
-        await using var server = await TestServer.StartAsync(settings: settings);
-        var owner = await server.CreateTeamAsync();
-        using var client = server.Client(owner.Auth.AccessToken);
-        var added = await AddRunnerVmAsync(client, type: "tunnel");
+        await using var setup = await RunnerSetup.StartAsync(vm, settings, "tunnel");
+        var (server, owner, client, added, machine) = setup;
         added.ConnectionType.ShouldBe("tunnel");
-        await using var machine = RunnerMachine.Create(vm);
-        machine.Start(["--server", server.Url.ToString(), "--token", added.RegistrationToken!]);
-        await OnlineAsync(client, added.Id);
 
         using (var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("read it", "slow", $"file://{repo}", "main", VmId: added.Id)))
         {
@@ -181,5 +176,28 @@ public sealed class RunnerTests(SshServer vm) : IClassFixture<SshServer>
         using var box = await client.PostAsJsonAsync("/api/boxes", new { repoUrl = $"file://{repo}", branch = "main", vmId = added.Id });
         var refused = await box.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
         refused.GetProperty("errors").GetProperty("vmId")[0].GetString()!.ShouldContain("runner VM");
+    }
+}
+
+/// <summary>A server with a team, and a runner VM of its owner whose real runner is connected.</summary>
+internal sealed record RunnerSetup(TestServer Server, CreateTeamResponse Owner, HttpClient Client, VmDto Vm, RunnerMachine Machine) : IAsyncDisposable
+{
+    public static async Task<RunnerSetup> StartAsync(SshServer vm, Dictionary<string, string> settings, string connectionType = "polling")
+    {
+        var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        var client = server.Client(owner.Auth.AccessToken);
+        var added = await RunnerTests.AddRunnerVmAsync(client, type: connectionType);
+        var machine = RunnerMachine.Create(vm);
+        machine.Start(["--server", server.Url.ToString(), "--token", added.RegistrationToken!]);
+        await RunnerTests.OnlineAsync(client, added.Id);
+        return new RunnerSetup(server, owner, client, added, machine);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Machine.DisposeAsync();
+        Client.Dispose();
+        await Server.DisposeAsync();
     }
 }
