@@ -34,6 +34,54 @@ public sealed class RunnerService(
         return new RunnerRegistrationDto(vm.Id, token, vm.RunnerRegistrationExpiresAt.Value, $"covibe runner --server {server} --token {token}");
     }
 
+    /// <summary>
+    /// A VM whose runner dials out (seed 001's polling and tunnel strategies): no host, no key; the answer carries, once, the
+    /// one-time registration token and the command to run on the VM.
+    /// </summary>
+    public async Task<Results<Created<VmDto>, ProblemHttpResult>> RegisterVmAsync(RegisterVmRequest request, Caller caller, CovibeDb db, HttpContext context, CancellationToken cancellationToken)
+    {
+        var v = new Validator();
+        var name = v.Text("name", request.Name, 80);
+        if (request.Host is not null || request.PrivateKey is not null || request.Password is not null || request.HostKeyFingerprint is not null)
+        {
+            v.Fail("connectionType", $"A '{request.ConnectionType}' VM needs no host, key, password or host key: its runner dials out to this server. Leave them out, or use 'ssh_proxy'.");
+        }
+        if (!v.IsValid)
+        {
+            return Problems.ValidationAsProblem(v.Errors);
+        }
+        var now = time.GetUtcNow().UtcDateTime;
+        var vm = new Vm
+        {
+            Id = Tokens.NewId(),
+            TeamId = caller.TeamId,
+            UserId = caller.UserId,
+            Name = name,
+            Host = "",
+            Port = 0,
+            Username = "",
+            AuthMethod = "runner",
+            Credential = "",
+            HostKeys = "",
+            HostKeyFingerprint = "",
+            ConnectionType = request.ConnectionType!,
+            Status = "unknown",
+            LastError = "Waiting for its runner: run the command shown at registration on the VM.",
+            CreatedAt = now,
+            UpdatedAt = now,
+        };
+        var registration = Issue(vm, context.Request);
+        db.Vms.Add(vm);
+        await db.SaveChangesAsync(cancellationToken);
+        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"{vm.ConnectionType}; registration token valid until {registration.ExpiresAt:u}, once", cancellationToken);
+        return TypedResults.Created($"/api/vm/list", VmsApi.ToDto(vm, caller.Name, isOwner: true) with
+        {
+            RegistrationToken = registration.RegistrationToken,
+            RegistrationExpiresAt = registration.ExpiresAt,
+            RunnerCommand = registration.Command,
+        });
+    }
+
     public async Task<Results<Ok<RunnerRegisterResponse>, ProblemHttpResult>> ExchangeAsync(RunnerRegisterRequest request, CancellationToken cancellationToken)
     {
         if (request.Token is not { Length: > 0 and < 200 } token || !token.StartsWith(RunnerTokens.RegistrationPrefix, StringComparison.Ordinal))

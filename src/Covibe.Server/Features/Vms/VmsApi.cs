@@ -88,7 +88,7 @@ public static partial class VmsApi
     {
         if (request.ConnectionType is Vm.Polling or Vm.Tunnel)
         {
-            return await RegisterRunnerAsync(request, caller, db, runners, audit, context, time, cancellationToken);
+            return await runners.RegisterVmAsync(request, caller, db, context, cancellationToken);
         }
         var v = new Validator();
         var name = v.Text("name", request.Name, 80);
@@ -104,7 +104,7 @@ public static partial class VmsApi
         {
             return Problems.ValidationAsProblem(v.Errors);
         }
-        var (keys, fingerprint, refusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+        var (keys, fingerprint, refusal) = await SshVmChecks.ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
         if (refusal is not null)
         {
             return refusal;
@@ -112,7 +112,7 @@ public static partial class VmsApi
         var id = Auth.Tokens.NewId();
         var knownHosts = string.Join('\n', keys!.Select(k => k.KnownHostsLine));
         // A wrong key or password is the owner's to fix now, not a status that turns offline a minute later.
-        if (await LoginProblemAsync(connector, ssh, new SshTarget(id, host, port, username, knownHosts), method!, credential!, cancellationToken) is { } loginRefusal)
+        if (await SshVmChecks.LoginProblemAsync(connector, ssh, new SshTarget(id, host, port, username, knownHosts), method!, credential!, cancellationToken) is { } loginRefusal)
         {
             CryptographicOperations.ZeroMemory(credential!);
             return loginRefusal;
@@ -143,55 +143,6 @@ public static partial class VmsApi
         return TypedResults.Created($"/api/vm/list", ToDto(vm, caller.Name, isOwner: true));
     }
 
-    /// <summary>
-    /// A VM whose runner dials out (seed 001's polling and tunnel strategies): no host, no key; the answer carries, once, the
-    /// one-time registration token and the command to run on the VM.
-    /// </summary>
-    private static async Task<Results<Created<VmDto>, ProblemHttpResult>> RegisterRunnerAsync(
-        RegisterVmRequest request, Caller caller, CovibeDb db, Runners.RunnerService runners, VmAuditLog audit, HttpContext context, TimeProvider time, CancellationToken cancellationToken)
-    {
-        var v = new Validator();
-        var name = v.Text("name", request.Name, 80);
-        if (request.Host is not null || request.PrivateKey is not null || request.Password is not null || request.HostKeyFingerprint is not null)
-        {
-            v.Fail("connectionType", $"A '{request.ConnectionType}' VM needs no host, key, password or host key: its runner dials out to this server. Leave them out, or use 'ssh_proxy'.");
-        }
-        if (!v.IsValid)
-        {
-            return Problems.ValidationAsProblem(v.Errors);
-        }
-        var now = time.GetUtcNow().UtcDateTime;
-        var vm = new Vm
-        {
-            Id = Auth.Tokens.NewId(),
-            TeamId = caller.TeamId,
-            UserId = caller.UserId,
-            Name = name,
-            Host = "",
-            Port = 0,
-            Username = "",
-            AuthMethod = "runner",
-            Credential = "",
-            HostKeys = "",
-            HostKeyFingerprint = "",
-            ConnectionType = request.ConnectionType!,
-            Status = "unknown",
-            LastError = "Waiting for its runner: run the command shown at registration on the VM.",
-            CreatedAt = now,
-            UpdatedAt = now,
-        };
-        var registration = runners.Issue(vm, context.Request);
-        db.Vms.Add(vm);
-        await db.SaveChangesAsync(cancellationToken);
-        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"{vm.ConnectionType}; registration token valid until {registration.ExpiresAt:u}, once", cancellationToken);
-        return TypedResults.Created($"/api/vm/list", ToDto(vm, caller.Name, isOwner: true) with
-        {
-            RegistrationToken = registration.RegistrationToken,
-            RegistrationExpiresAt = registration.ExpiresAt,
-            RunnerCommand = registration.Command,
-        });
-    }
-
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Update(
         UpdateVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, VmAuditLog audit, TimeProvider time, CancellationToken cancellationToken)
     {
@@ -217,7 +168,7 @@ public static partial class VmsApi
         var (hostKeys, hostKeyFingerprint) = (vm.HostKeys, vm.HostKeyFingerprint);
         if (host != vm.Host || port != vm.Port || request.HostKeyFingerprint is not null)
         {
-            var (keys, fingerprint, hostKeyRefusal) = await ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
+            var (keys, fingerprint, hostKeyRefusal) = await SshVmChecks.ConfirmHostKeyAsync(host, port, request.HostKeyFingerprint, cancellationToken);
             if (hostKeyRefusal is not null)
             {
                 return hostKeyRefusal;
@@ -231,7 +182,7 @@ public static partial class VmsApi
             var login = credential ?? secrets.Open(vm.Credential, vm.UserId, $"{Vm.CredentialPurpose}:{vm.Id}");
             try
             {
-                if (await LoginProblemAsync(connector, ssh, new SshTarget(vm.Id, host, port, username, hostKeys), method ?? vm.AuthMethod, login, cancellationToken) is { } loginRefusal)
+                if (await SshVmChecks.LoginProblemAsync(connector, ssh, new SshTarget(vm.Id, host, port, username, hostKeys), method ?? vm.AuthMethod, login, cancellationToken) is { } loginRefusal)
                 {
                     return loginRefusal;
                 }
@@ -321,64 +272,6 @@ public static partial class VmsApi
             CryptographicOperations.ZeroMemory(credential);
         }
     }
-
-    /// <summary>
-    /// Scans the host's keys; the request must name one of their fingerprints, which the owner checked on the VM, in any form
-    /// <see cref="HostKeys.ParseConfirmed"/> takes (as offered here, <c>ssh-ed25519 SHA256:...</c>, or bare). Answers the matching keys
-    /// and the bare fingerprint.
-    /// </summary>
-    private static async Task<(IReadOnlyList<HostKey>? Keys, string? Fingerprint, ProblemHttpResult? Refusal)> ConfirmHostKeyAsync(
-        string host, int port, string? confirmed, CancellationToken cancellationToken)
-    {
-        var keys = await HostKeys.ScanAsync(host, port, cancellationToken);
-        if (keys.Count == 0)
-        {
-            return (null, null, Problems.Create(502, "vm-unreachable", "VM not reachable",
-                $"No SSH server answered at {host}:{port}. Check the host and port, and that sshd runs and the server can reach it."));
-        }
-        var fingerprints = keys.Select(k => $"{k.Type} {k.Fingerprint}").ToArray();
-        var matching = HostKeys.Matching(keys, confirmed);
-        if (matching.Count == 0)
-        {
-            var problem = new ProblemDetails
-            {
-                Status = 409,
-                Type = Problems.TypeBase + (confirmed is null ? "confirm-host-key" : "host-key-mismatch"),
-                Title = confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
-                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {Printable(confirmed)}. ") +
-                    "Compare these fingerprints with the VM's own (run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), " +
-                    "then send the request again with 'hostKeyFingerprint' set to the matching one, as listed here or as SHA256:... alone.",
-            };
-            problem.Extensions["fingerprints"] = fingerprints;
-            return (null, null, TypedResults.Problem(problem));
-        }
-        return (matching, matching[0].Fingerprint, null);
-    }
-
-    /// <summary>Logs in to the VM once (<c>true</c> over SSH): null when it works, else the problem in words the owner can act on.</summary>
-    private static async Task<ProblemHttpResult?> LoginProblemAsync(VmConnector connector, SshClient ssh, SshTarget target, string method, byte[] credential, CancellationToken cancellationToken)
-    {
-        string? error;
-        var refused = false;
-        try
-        {
-            var login = await connector.TargetAsync(target, method, credential, cancellationToken);
-            var result = await ssh.RunAsync(login, ["true"], null, TimeSpan.FromSeconds(20), cancellationToken);
-            error = result.ExitCode == 0 ? null : SshClient.Explain(result, login);
-            refused = result.Stderr.Contains("Permission denied", StringComparison.Ordinal);
-        }
-        catch (SshException e)
-        {
-            error = e.Message;
-        }
-        // The VM said no to the credential: the owner's to fix. Anything else (the connection dropped, a timeout) is the way there.
-        return error is null ? null
-            : refused ? Problems.Create(422, "vm-login-failed", "The VM refused the login",
-                $"{error} Nothing was saved; send the request again with the right user and {(method == "password" ? "password" : "private key")}.")
-            : Problems.Create(502, "vm-unreachable", "VM not reachable", $"Logging in to check the credential failed: {error} Nothing was saved; try again.");
-    }
-
-    private static string Printable(string value) => new([.. value.Take(120).Select(c => char.IsControl(c) ? '?' : c)]);
 
     private static string Host(Validator v, string? value)
     {
