@@ -44,7 +44,7 @@ internal static class AgentCommands
                 new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId, BoxId: parse.GetValue(box)),
                 CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.SpawnAgentResponse, ct);
             var spawned = answer.Agent;
-            var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", "box" => " in your box", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
+            var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", "runner" => " on your VM, through its runner", "box" => " in your box", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
             await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}{where}.");
             if (answer.Fallback is { } fallback)
             {

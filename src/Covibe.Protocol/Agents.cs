@@ -37,7 +37,7 @@ public sealed record SpawnAgentRequest(
     string? VmId = null,
     string? BoxId = null);
 
-/// <summary><see cref="RunsOn"/>: the backend it runs on (<c>container</c>, <c>sandbox</c>, <c>ssh</c> for a VM, <c>local</c>).</summary>
+/// <summary><see cref="RunsOn"/>: the backend it runs on (<c>container</c>, <c>sandbox</c>, <c>ssh</c> or <c>runner</c> for a VM, <c>box</c>, <c>local</c>).</summary>
 public sealed record AgentDto(
     string Id,
     string TeamId,

@@ -261,7 +261,7 @@ function elapsed(agent) {
 
 const cost = (agent) => (agent.costUsd == null ? '' : `$${agent.costUsd.toFixed(4)}`);
 
-const RUNS_ON = { container: 'in a container', sandbox: 'sandboxed', ssh: 'on a VM', local: 'on the server' };
+const RUNS_ON = { container: 'in a container', sandbox: 'sandboxed', ssh: 'on a VM', runner: 'on a VM (runner)', box: 'in a box', local: 'on the server' };
 
 function renderAgents() {
   const list = $('#agents');

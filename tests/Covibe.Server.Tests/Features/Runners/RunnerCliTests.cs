@@ -33,6 +33,7 @@ public sealed partial class RunnerCliTests(SshServer vm) : IClassFixture<SshServ
         var run = await cli.RunAsync(null, "agent", "spawn", "count", "--type", "lines", "--vm", "ci-box", "--raw", "-f");
         run.ExitCode.ShouldBe(0, run.Stderr);
         run.Stdout.ShouldContain("20000");
+        (run.Stdout + run.Stderr).ShouldContain("on your VM, through its runner");
 
         // Rotation while connected: the runner saves the new credential and proves it; it keeps working.
         (await cli.RunAsync(null, "vm", "rotate", "ci-box")).ExitCode.ShouldBe(0);
