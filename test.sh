@@ -37,4 +37,9 @@ if ! command -v devcontainer >/dev/null; then
 fi
 
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# Every test server watches agents' logs with inotify, and Chromium and Podman take instances too: a whole run in
+# parallel can use up Linux's default of 128 per user (a server then falls back to polling, and a test of the watch fails).
+if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+  sysctl -qw fs.inotify.max_user_instances=1024 || echo "Could not raise fs.inotify.max_user_instances; a full run may exceed 128." >&2
+fi
 dotnet test Covibe.sln -c Release "$@"

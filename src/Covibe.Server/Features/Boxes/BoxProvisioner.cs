@@ -244,8 +244,8 @@ public sealed class BoxProvisioner(
             box.Error = error;
             box.LeaseHolder = null;
             box.LeaseExpiresAt = null;
-            await db.SaveChangesAsync(cancellationToken);
-            BoxesLog.Failed(logger, box.Id, box.TeamId, error);
+            // The pool's backoff or pause is saved with the failure, in one transaction: a reconcile pass in between would
+            // see neither a box in the making nor a pause, and start another box of a pool that should have stopped.
             if (box.PoolId is { } poolId && await db.BoxPools.SingleOrDefaultAsync(p => p.Id == poolId, cancellationToken) is { } pool)
             {
                 pool.Failures++;
@@ -257,8 +257,9 @@ public sealed class BoxProvisioner(
                     pool.PausedReason = $"Paused after {pool.Failures} failures in a row; the last: {error} Change the pool (PUT /api/pools) or push to its branch to try again.";
                     BoxesLog.PoolPaused(logger, pool.Id, pool.TeamId, pool.PausedReason);
                 }
-                await db.SaveChangesAsync(cancellationToken);
             }
+            await db.SaveChangesAsync(cancellationToken);
+            BoxesLog.Failed(logger, box.Id, box.TeamId, error);
         }
         if (box.HolderId is not null)
         {
