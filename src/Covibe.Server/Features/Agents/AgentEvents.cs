@@ -6,13 +6,13 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>Tells the team when an agent's status or reported totals change (seed 001's <c>agent_status</c>).</summary>
-public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, TeamHub hub, AgentFeeds streams)
+public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents events, AgentFeeds streams)
 {
     public async Task StatusChangedAsync(Agent agent, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var ownerName = await db.Users.Where(u => u.Id == agent.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
-        hub.Broadcast(agent.TeamId, agent.UserId, isOwner => new AgentStatusMessage(agent.Id, agent.Status, ToDto(agent, ownerName, isOwner)));
+        events.Publish(agent.TeamId, agent.UserId, isOwner => new AgentStatusMessage(agent.Id, agent.Status, ToDto(agent, ownerName, isOwner)));
     }
 
     public AgentDto ToDto(Agent agent, string ownerName, bool canControl) => new(

@@ -26,7 +26,7 @@ public sealed class BoxBuilder(
     DevcontainerCli devcontainers,
     GitMirror git,
     SecretBox secrets,
-    TeamHub hub,
+    ITeamEvents events,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<BoxBuilder> logger)
@@ -233,7 +233,7 @@ public sealed class BoxBuilder(
     public async Task BroadcastAsync(Box box, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        hub.Broadcast(box.TeamId, new BoxUpdatedMessage(await BoxService.DtoAsync(db, box, cancellationToken)));
+        events.Publish(box.TeamId, new BoxUpdatedMessage(await BoxService.DtoAsync(db, box, cancellationToken)));
     }
 
     private static void Own(string path, uint uid, uint gid)

@@ -34,7 +34,7 @@ public sealed class BoxService(
     BoxVms vms,
     BoxBuilder builder,
     BoxWork work,
-    TeamHub hub,
+    ITeamEvents events,
     IServiceProvider services,
     IOptions<BoxesOptions> options,
     TimeProvider time,
@@ -94,7 +94,7 @@ public sealed class BoxService(
                 BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs!.Value);
                 work.ReconcileAfterClaim();
                 var dto = await DtoAsync(db, box, cancellationToken);
-                hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(dto));
+                events.Publish(caller.TeamId, new BoxUpdatedMessage(dto));
                 return (dto, true);
             }
             if (pool is not null)
@@ -139,7 +139,7 @@ public sealed class BoxService(
             await db.SaveChangesAsync(cancellationToken);
             work.Provision();
             var answer = await DtoAsync(db, created, cancellationToken);
-            hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(answer));
+            events.Publish(caller.TeamId, new BoxUpdatedMessage(answer));
             return (answer, false);
         }
         finally
@@ -257,7 +257,7 @@ public sealed class BoxService(
             work.Provision(); // the worker removes what it left behind
         }
         var dto = await DtoAsync(db, box, cancellationToken);
-        hub.Broadcast(caller.TeamId, new BoxUpdatedMessage(dto));
+        events.Publish(caller.TeamId, new BoxUpdatedMessage(dto));
         return dto;
     }
 

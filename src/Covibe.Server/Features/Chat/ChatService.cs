@@ -7,7 +7,7 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Chat;
 
 /// <summary>Team chat: a message is stored first, then broadcast, so nothing shown is ever lost.</summary>
-public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, TeamHub hub, TimeProvider time)
+public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, ITeamEvents events, TimeProvider time)
 {
     public const int MaxLength = 4000;
     public const int DefaultPageSize = 50;
@@ -31,7 +31,7 @@ public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, TeamHub hub, Ti
         };
         db.Messages.Add(message);
         await db.SaveChangesAsync(cancellationToken);
-        hub.Broadcast(sender.TeamId, new ChatMessageEvent(message.Id, sender.UserId, sender.Name, text, message.Timestamp, clientId));
+        events.Publish(sender.TeamId, new ChatMessageEvent(message.Id, sender.UserId, sender.Name, text, message.Timestamp, clientId));
         return new ChatMessageDto(message.Id, sender.UserId, sender.Name, text, message.Timestamp);
     }
 

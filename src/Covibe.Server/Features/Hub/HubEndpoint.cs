@@ -19,6 +19,8 @@ public static class HubEndpoint
     {
         services.AddOptions<HubOptions>().BindConfiguration(HubOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<TeamHub>();
+        // Features publish team events here; one node delivers them to its own connections.
+        services.AddSingleton<ITeamEvents, LocalTeamEvents>();
         services.AddHostedService<PresenceBroadcaster>();
         return services;
     }

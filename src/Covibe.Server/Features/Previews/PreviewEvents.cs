@@ -6,18 +6,18 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Previews;
 
 /// <summary>What the team hears about its preview on the hub: <c>preview_status</c> on every change, seed 001's <c>preview_updated</c> when a new version serves.</summary>
-public sealed class PreviewEvents(IDbContextFactory<CovibeDb> dbs, TeamHub hub, IServiceProvider services)
+public sealed class PreviewEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents events, IServiceProvider services)
 {
     public async Task ChangedAsync(string teamId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         if (await PreviewService.DtoAsync(db, teamId, services.GetRequiredService<PreviewUrls>(), cancellationToken) is { } preview)
         {
-            hub.Broadcast(teamId, new PreviewStatusMessage(preview));
+            events.Publish(teamId, new PreviewStatusMessage(preview));
         }
     }
 
-    public void Updated(string teamId, string url, string commit) => hub.Broadcast(teamId, new PreviewUpdatedMessage(url, commit));
+    public void Updated(string teamId, string url, string commit) => events.Publish(teamId, new PreviewUpdatedMessage(url, commit));
 }
 
 /// <summary>A deploy's log: everything its build and its app print, in one file on this machine, read by byte position.</summary>
