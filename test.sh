@@ -22,6 +22,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v podman >/dev/null || need+=(podman)     # containers: Podman serves the Docker Engine API to the tests
 command -v runc >/dev/null || need+=(runc)
 [ -x /usr/libexec/podman/catatonit ] || need+=(catatonit)   # the init in agent containers
+[ -x /usr/bin/redis-server ] || need+=(redis-server)   # several nodes: their Redis, started by the tests on loopback
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

@@ -52,4 +52,5 @@ public sealed record ChatMessageDto(long Id, string UserId, string UserName, str
 /// <summary>A page of history, oldest first. Pass <see cref="NextBefore"/> as <c>before</c> for the page before it.</summary>
 public sealed record ChatHistoryResponse(ChatMessageDto[] Messages, long? NextBefore);
 
-public sealed record HealthResponse(string Status, int Sessions, long Uptime, string Version, string Database);
+/// <summary><see cref="Redis"/>: with several nodes (REDIS_URL), <c>connected</c> or <c>down</c>; null on a single node.</summary>
+public sealed record HealthResponse(string Status, int Sessions, long Uptime, string Version, string Database, string? Redis = null);

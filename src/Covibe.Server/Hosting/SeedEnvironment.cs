@@ -13,6 +13,7 @@ public static class SeedEnvironment
     {
         ["COVIBE_DATA"] = "Covibe:DataDirectory",
         ["DATABASE_URL"] = "Covibe:Database:ConnectionString",
+        ["REDIS_URL"] = "Covibe:Cluster:RedisUrl",
         ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
         ["ALLOWED_HOSTS"] = "Covibe:AllowedHosts",

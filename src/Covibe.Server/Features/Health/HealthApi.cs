@@ -24,12 +24,14 @@ public static class HealthApi
     }
 
     public static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
-        IDbContextFactory<CovibeDb> dbs, TeamHub hub, CancellationToken cancellationToken)
+        IDbContextFactory<CovibeDb> dbs, TeamHub hub, IServiceProvider services, CancellationToken cancellationToken)
     {
+        // With several nodes: whether this one reaches Redis (it keeps serving its own clients either way).
+        var redis = services.GetService<Cluster.RedisBus>() is { } bus ? (bus.Connected ? "connected" : "down") : null;
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var reachable = await db.Database.CanConnectAsync(cancellationToken);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
-        var body = new HealthResponse(reachable ? "running" : "degraded", hub.ConnectionCount, uptime, Version, db.ProviderName());
+        var body = new HealthResponse(reachable ? redis is "down" ? "degraded" : "running" : "degraded", hub.ConnectionCount, uptime, Version, db.ProviderName(), redis);
         return reachable ? TypedResults.Ok(body) : TypedResults.Json(body, statusCode: 503);
     }
 }

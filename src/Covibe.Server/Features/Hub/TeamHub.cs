@@ -152,6 +152,10 @@ public sealed class TeamHub
         Send(teamId, connection => connection.Member!.UserId == ownerId ? forOwner.Value : forOthers.Value);
     }
 
+    /// <summary>Frames made elsewhere (another node's event): <paramref name="forOwner"/> to <paramref name="ownerId"/>'s connections, <paramref name="forOthers"/> to the rest.</summary>
+    public void Deliver(string teamId, string? ownerId, byte[] forOwner, byte[] forOthers) =>
+        Send(teamId, connection => ownerId is not null && connection.Member!.UserId == ownerId ? forOwner : forOthers);
+
     private void Send(string teamId, Func<HubConnection, byte[]> frameFor)
     {
         if (!_rooms.TryGetValue(teamId, out var room))

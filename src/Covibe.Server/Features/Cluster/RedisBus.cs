@@ -1,0 +1,128 @@
+using Covibe.Server.Features.Hub;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace Covibe.Server.Features.Cluster;
+
+/// <summary>
+/// This node's connection to the cluster's Redis: it tells the other nodes its teams' events (pub/sub on
+/// <see cref="ClusterOptions.Channel"/>) and delivers theirs to its own connections. While Redis is away the node keeps
+/// serving its own clients, says so in <c>/health</c> and its log, and catches up by itself when Redis is back (clients
+/// catch up by position: the log and the database are the truth).
+/// </summary>
+public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, ILogger<RedisBus> logger) : IHostedService, IAsyncDisposable
+{
+    private ConnectionMultiplexer? _redis;
+    private RedisChannel _channel;
+
+    /// <summary>Who this node is on the channel (its own events come back to it and are skipped: it delivered them already).</summary>
+    public string Node { get; } = Guid.NewGuid().ToString("N")[..12];
+
+    public bool Connected => _redis?.IsConnected == true;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var configuration = RedisUrl.Parse(options.Value.RedisUrl!);
+        _channel = RedisChannel.Literal(options.Value.Channel);
+        _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
+        _redis.ConnectionFailed += (_, e) => ClusterLog.RedisDown(logger, e.FailureType.ToString(), e.Exception?.Message ?? "");
+        _redis.ConnectionRestored += (_, _) => ClusterLog.RedisBack(logger);
+        if (!_redis.IsConnected)
+        {
+            ClusterLog.RedisDown(logger, "starting", "not reachable yet; this node serves its own clients meanwhile");
+        }
+        // Ordered delivery: one team's events from one node arrive in the order they were published.
+        var queue = await _redis.GetSubscriber().SubscribeAsync(_channel);
+        queue.OnMessage(message => Deliver(message.Message));
+        ClusterLog.Joined(logger, Node, options.Value.Channel);
+    }
+
+    /// <summary>Tells the other nodes (fire and forget: a node that misses it catches up by position or on the next event).</summary>
+    public void Publish(TeamEventEnvelope envelope)
+    {
+        if (_redis is { IsConnected: true } redis)
+        {
+            redis.GetSubscriber().Publish(_channel, TeamEventCodec.Encode(envelope), CommandFlags.FireAndForget);
+        }
+    }
+
+    private void Deliver(RedisValue value)
+    {
+        if (TeamEventCodec.Decode((byte[])value!) is not { } e || e.Node == Node)
+        {
+            return;
+        }
+        hub.Deliver(e.TeamId, e.OwnerId, e.ForOwner, e.ForOthers);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_redis is not null)
+        {
+            await _redis.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>Several nodes: delivered to this node's connections at once, and told to the others through Redis.</summary>
+public sealed class RedisTeamEvents(TeamHub hub, RedisBus bus) : ITeamEvents
+{
+    public void Publish<T>(string teamId, T message) where T : Protocol.HubMessage
+    {
+        var frame = TeamHub.Serialize(message);
+        hub.Deliver(teamId, null, frame, frame);
+        bus.Publish(new TeamEventEnvelope(bus.Node, teamId, null, frame, frame));
+    }
+
+    public void Publish<T>(string teamId, string ownerId, Func<bool, T> build) where T : Protocol.HubMessage
+    {
+        var (forOwner, forOthers) = (TeamHub.Serialize(build(true)), TeamHub.Serialize(build(false)));
+        hub.Deliver(teamId, ownerId, forOwner, forOthers);
+        bus.Publish(new TeamEventEnvelope(bus.Node, teamId, ownerId, forOwner, forOthers));
+    }
+}
+
+internal static partial class ClusterLog
+{
+    [LoggerMessage(9001, LogLevel.Information, "Node {Node} joined the cluster on Redis channel {Channel}")]
+    public static partial void Joined(ILogger logger, string node, string channel);
+
+    [LoggerMessage(9002, LogLevel.Warning, "Redis is down ({Failure}: {Reason}); this node keeps serving its own clients, other nodes' events wait until it is back")]
+    public static partial void RedisDown(ILogger logger, string failure, string reason);
+
+    [LoggerMessage(9003, LogLevel.Information, "Redis is back; events flow between the nodes again")]
+    public static partial void RedisBack(ILogger logger);
+}
+
+public static class ClusterFeature
+{
+    /// <summary>With <c>REDIS_URL</c>, team events go to every node through Redis; without it, one node and nothing changes.</summary>
+    public static IServiceCollection AddCluster(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section)
+            .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
+            .ValidateOnStart();
+        if (!string.IsNullOrWhiteSpace(configuration[$"{ClusterOptions.Section}:RedisUrl"]))
+        {
+            services.AddSingleton<RedisBus>();
+            services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
+            services.AddSingleton<ITeamEvents, RedisTeamEvents>();
+        }
+        return services;
+    }
+
+    private static bool TryParse(string url)
+    {
+        try
+        {
+            RedisUrl.Parse(url);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace Covibe.Server.Features.Cluster;
+
+/// <summary>A team event as one node tells the others: who sent it, the team, the owner it has a variant for, and the hub frames, made once.</summary>
+public sealed record TeamEventEnvelope(string Node, string TeamId, string? OwnerId, byte[] ForOwner, byte[] ForOthers);
+
+/// <summary>
+/// The bytes of a <see cref="TeamEventEnvelope"/> on Redis: a version byte, then length-prefixed fields (UTF-8 strings, the
+/// frames as they go on the wire). A frame for everyone is sent once.
+/// </summary>
+public static class TeamEventCodec
+{
+    private const byte Version = 1;
+
+    public static byte[] Encode(TeamEventEnvelope e)
+    {
+        var same = ReferenceEquals(e.ForOwner, e.ForOthers);
+        using var buffer = new MemoryStream();
+        buffer.WriteByte(Version);
+        WriteField(buffer, Encoding.UTF8.GetBytes(e.Node));
+        WriteField(buffer, Encoding.UTF8.GetBytes(e.TeamId));
+        WriteField(buffer, Encoding.UTF8.GetBytes(e.OwnerId ?? ""));
+        buffer.WriteByte(same ? (byte)1 : (byte)2);
+        WriteField(buffer, e.ForOwner);
+        if (!same)
+        {
+            WriteField(buffer, e.ForOthers);
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>The envelope, or null for bytes that are not one (another version, cut short).</summary>
+    public static TeamEventEnvelope? Decode(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length < 1 || bytes[0] != Version)
+        {
+            return null;
+        }
+        var rest = bytes[1..];
+        if (!ReadField(ref rest, out var node) || !ReadField(ref rest, out var team) || !ReadField(ref rest, out var owner) || rest.Length < 1)
+        {
+            return null;
+        }
+        var frames = rest[0];
+        rest = rest[1..];
+        if (frames is not (1 or 2) || !ReadField(ref rest, out var first))
+        {
+            return null;
+        }
+        var second = first;
+        if (frames == 2 && !ReadField(ref rest, out second))
+        {
+            return null;
+        }
+        if (!rest.IsEmpty)
+        {
+            return null;
+        }
+        var ownerId = Encoding.UTF8.GetString(owner);
+        var forOwner = first.ToArray();
+        return new TeamEventEnvelope(Encoding.UTF8.GetString(node), Encoding.UTF8.GetString(team), ownerId.Length > 0 ? ownerId : null,
+            forOwner, frames == 1 ? forOwner : second.ToArray());
+    }
+
+    private static void WriteField(Stream buffer, ReadOnlySpan<byte> field)
+    {
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(length, field.Length);
+        buffer.Write(length);
+        buffer.Write(field);
+    }
+
+    private static bool ReadField(ref ReadOnlySpan<byte> rest, out ReadOnlySpan<byte> field)
+    {
+        field = default;
+        if (rest.Length < 4)
+        {
+            return false;
+        }
+        var length = BinaryPrimitives.ReadInt32BigEndian(rest);
+        if (length < 0 || length > rest.Length - 4)
+        {
+            return false;
+        }
+        field = rest.Slice(4, length);
+        rest = rest[(4 + length)..];
+        return true;
+    }
+}

@@ -1,0 +1,65 @@
+using System.Text;
+using Covibe.Server.Features.Cluster;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>The small pure pieces of running several nodes: the team-event envelope on Redis, and REDIS_URL.</summary>
+public sealed class ClusterPartsTests
+{
+    [Fact]
+    public void AnEventForEveryone_CarriesItsFrameOnce_AndRoundTrips()
+    {
+        var frame = Encoding.UTF8.GetBytes("{\"type\":\"chat_message\",\"message\":\"" + new string('x', 10_000) + "\"}");
+        var bytes = TeamEventCodec.Encode(new TeamEventEnvelope("node-1", "team-1", null, frame, frame));
+        bytes.Length.ShouldBeLessThan(frame.Length * 2);
+        var back = TeamEventCodec.Decode(bytes)!;
+        (back.Node, back.TeamId, back.OwnerId).ShouldBe(("node-1", "team-1", (string?)null));
+        back.ForOwner.ShouldBe(frame);
+        back.ForOthers.ShouldBe(frame);
+    }
+
+    [Fact]
+    public void AnEventWithAnOwnersVariant_KeepsBoth()
+    {
+        var back = TeamEventCodec.Decode(TeamEventCodec.Encode(new TeamEventEnvelope("n", "t", "owner-1", [1, 2, 3], [4, 5])))!;
+        back.OwnerId.ShouldBe("owner-1");
+        back.ForOwner.ShouldBe(new byte[] { 1, 2, 3 });
+        back.ForOthers.ShouldBe(new byte[] { 4, 5 });
+    }
+
+    [Fact]
+    public void BytesThatAreNoEnvelope_AreNone()
+    {
+        var good = TeamEventCodec.Encode(new TeamEventEnvelope("n", "t", "o", [1, 2, 3], [4, 5]));
+        for (var cut = 0; cut < good.Length; cut++)
+        {
+            TeamEventCodec.Decode(good.AsSpan(0, cut)).ShouldBeNull($"cut at {cut}");
+        }
+        TeamEventCodec.Decode([.. good, 0]).ShouldBeNull("trailing bytes");
+        var otherVersion = (byte[])good.Clone();
+        otherVersion[0] = 2;
+        TeamEventCodec.Decode(otherVersion).ShouldBeNull();
+    }
+
+    [Theory]
+    [InlineData("redis://127.0.0.1:6380", "127.0.0.1:6380", null, null, -1, false)]
+    [InlineData("redis://cache.internal", "cache.internal:6379", null, null, -1, false)]
+    [InlineData("redis://:s3cr%40t@cache:7000/2", "cache:7000", null, "s3cr@t", 2, false)]
+    [InlineData("redis://app:pw@cache", "cache:6379", "app", "pw", -1, false)]
+    [InlineData("rediss://cache:6380", "cache:6380", null, null, -1, true)]
+    public void RedisUrl_BecomesClientOptions(string url, string endpoint, string? user, string? password, int database, bool tls)
+    {
+        var options = RedisUrl.Parse(url);
+        options.EndPoints.Single().ToString()!.ShouldEndWith(endpoint.Split(':')[1]);
+        options.EndPoints.Single().ToString()!.ShouldContain(endpoint.Split(':')[0]);
+        (options.User, options.Password, options.DefaultDatabase ?? -1, options.Ssl, options.AbortOnConnectFail).ShouldBe((user, password, database, tls, false));
+    }
+
+    [Theory]
+    [InlineData("localhost:6379")]
+    [InlineData("http://cache:6379")]
+    [InlineData("redis://cache/abc")]
+    [InlineData("")]
+    public void ABadRedisUrl_IsAClearError(string url) =>
+        Should.Throw<FormatException>(() => RedisUrl.Parse(url)).Message.ShouldContain("redis");
+}

@@ -1,0 +1,110 @@
+using System.Net.Http.Json;
+using Covibe.Protocol;
+using Covibe.Server.Tests.Infrastructure;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>
+/// Two <c>covibe serve</c> nodes on one PostgreSQL and one Redis (seed 001's Phase 2): members on different nodes see the
+/// same team live; with Redis down each node keeps serving its own clients and says so, and the team is whole again once
+/// Redis is back.
+/// </summary>
+[Collection(RedisGroup.Name)]
+public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : IClassFixture<PostgresServer>
+{
+    private async Task<(TestServer A, TestServer B)> StartNodesAsync()
+    {
+        var database = await postgres.CreateDatabaseAsync();
+        var settings = new Dictionary<string, string> { ["Covibe:Cluster:RedisUrl"] = redis.Url };
+        return (await TestServer.StartAsync(postgres: database, settings: settings), await TestServer.StartAsync(postgres: database, settings: settings));
+    }
+
+    private static async Task<HealthResponse> HealthAsync(TestServer node)
+    {
+        using var http = node.Client();
+        return (await http.GetFromJsonAsync<HealthResponse>("/health"))!;
+    }
+
+    [Fact]
+    public async Task MembersOnDifferentNodes_SeeTheSameChatAndAgents()
+    {
+        var (a, b) = await StartNodesAsync();
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync();
+        await using var sarah = await a.ConnectAsync(owner.Auth.AccessToken);
+        await sarah.ReceiveAsync("team_joined");
+        await using var miguel = await b.ConnectAsync(member.AccessToken);
+        await miguel.ReceiveAsync("team_joined");
+
+        await sarah.SendAsync(new { type = "chat_message", message = "from node A", clientId = "c-1" });
+        (await miguel.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("from node A");
+        (await sarah.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("from node A"); // once, not again from Redis
+        await miguel.SendAsync(new { type = "chat_message", message = "from node B", clientId = "c-2" });
+        (await sarah.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("from node B");
+
+        // An agent spawned through node A: its status reaches the teammate on node B, as a viewer (canControl false).
+        using var client = a.Client(owner.Auth.AccessToken);
+        using var spawned = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("on node A", "mock"));
+        var agent = (await spawned.Content.ReadFromJsonAsync<AgentDto>())!;
+        var status = await miguel.ReceiveAsync(m => m.GetProperty("type").GetString() == "agent_status" && m.GetProperty("agentId").GetString() == agent.Id);
+        status.GetProperty("agent").GetProperty("canControl").GetBoolean().ShouldBeFalse();
+        var mine = await sarah.ReceiveAsync(m => m.GetProperty("type").GetString() == "agent_status" && m.GetProperty("agentId").GetString() == agent.Id);
+        mine.GetProperty("agent").GetProperty("canControl").GetBoolean().ShouldBeTrue();
+        (await HealthAsync(b)).Redis.ShouldBe("connected");
+    }
+
+    [Fact]
+    public async Task RedisDown_EachNodeServesItsOwnClientsAndSaysSo_AndTheTeamIsWholeAgainWhenItIsBack()
+    {
+        var (a, b) = await StartNodesAsync();
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync();
+        var mate = await a.JoinAsync(owner.Invite.InviteCode, "Chen");
+        await using var sarah = await a.ConnectAsync(owner.Auth.AccessToken);
+        await sarah.ReceiveAsync("team_joined");
+        await using var chen = await a.ConnectAsync(mate.AccessToken);
+        await chen.ReceiveAsync("team_joined");
+        await using var miguel = await b.ConnectAsync(member.AccessToken);
+        await miguel.ReceiveAsync("team_joined");
+
+        await redis.StopAsync();
+        try
+        {
+            var health = await Eventually.UntilAsync(() => HealthAsync(a), h => h.Redis == "down", "node A says Redis is down");
+            health.Status.ShouldBe("degraded");
+            await sarah.SendAsync(new { type = "chat_message", message = "while Redis is down", clientId = "c-1" });
+            (await chen.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("while Redis is down"); // same node: still live
+        }
+        finally
+        {
+            await redis.StartAsync();
+        }
+        await Eventually.UntilAsync(() => HealthAsync(b), h => h.Redis == "connected", "node B is back on Redis", TimeSpan.FromSeconds(30));
+        await Eventually.UntilAsync(() => HealthAsync(a), h => h.Redis == "connected", "node A is back on Redis", TimeSpan.FromSeconds(30));
+        // What Miguel missed is in the database: he catches up by position (REST ?after=), as after any reconnect.
+        using var his = b.Client(member.AccessToken);
+        (await his.GetStringAsync("/api/chat/history")).ShouldContain("while Redis is down");
+        await Eventually.UntilAsync(async () =>
+        {
+            await sarah.SendAsync(new { type = "chat_message", message = "after Redis came back", clientId = Guid.NewGuid().ToString() });
+            try
+            {
+                await miguel.ReceiveAsync(m => m.GetProperty("type").GetString() == "chat_message" && m.GetProperty("message").GetString() == "after Redis came back", TimeSpan.FromSeconds(1));
+                return true;
+            }
+            catch (TimeoutException)
+            {
+                return false;
+            }
+        }, received => received, "events flow between the nodes again", TimeSpan.FromSeconds(30));
+    }
+}
+
+/// <summary>Tests that stop and start the shared redis-server run one at a time.</summary>
+[CollectionDefinition(Name)]
+public sealed class RedisGroup : ICollectionFixture<RedisServer>
+{
+    public const string Name = "redis";
+}

@@ -1,0 +1,62 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>A real redis-server (Debian's) on a free loopback port, no persistence, in a temp directory; the tests can stop and start it.</summary>
+public sealed class RedisServer : IAsyncLifetime
+{
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), "covibe-redis-" + Guid.NewGuid().ToString("N")[..8]);
+    private Process? _redis;
+
+    public int Port { get; } = PostgresServer.FreePort();
+
+    public string Url => $"redis://127.0.0.1:{Port}";
+
+    public async Task InitializeAsync()
+    {
+        File.Exists("/usr/bin/redis-server").ShouldBeTrue("redis-server is missing: install Debian's redis-server package (./test.sh does).");
+        Directory.CreateDirectory(_directory);
+        await StartAsync();
+    }
+
+    public async Task StartAsync()
+    {
+        _redis = Process.Start(new ProcessStartInfo("/usr/bin/redis-server",
+            ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _directory,
+             "--protected-mode", "yes", "--loglevel", "warning"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                await probe.ConnectAsync(IPAddress.Loopback, Port);
+                return;
+            }
+            catch (SocketException) when (watch.Elapsed < TimeSpan.FromSeconds(15) && !_redis.HasExited)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
+    /// <summary>Kills it (SIGKILL), as a crash would.</summary>
+    public async Task StopAsync()
+    {
+        if (_redis is { HasExited: false } redis)
+        {
+            redis.Kill();
+            await redis.WaitForExitAsync();
+        }
+        _redis?.Dispose();
+        _redis = null;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await StopAsync();
+        Directory.Delete(_directory, recursive: true);
+    }
+}
