@@ -10,10 +10,11 @@ namespace Covibe.Server.Features.Cluster;
 /// serving its own clients, says so in <c>/health</c> and its log, and catches up by itself when Redis is back (clients
 /// catch up by position: the log and the database are the truth).
 /// </summary>
-public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, ILogger<RedisBus> logger) : IHostedService, IAsyncDisposable
+public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth.SessionEvents sessions, ILogger<RedisBus> logger) : IHostedService, IAsyncDisposable
 {
     private ConnectionMultiplexer? _redis;
     private RedisChannel _channel;
+    private RedisChannel _revocations;
 
     /// <summary>Who this node is on the channel (its own events come back to it and are skipped: it delivered them already).</summary>
     public string Node { get; } = Guid.NewGuid().ToString("N")[..12];
@@ -34,7 +35,29 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, ILog
         // Ordered delivery: one team's events from one node arrive in the order they were published.
         var queue = await _redis.GetSubscriber().SubscribeAsync(_channel);
         queue.OnMessage(message => Deliver(message.Message));
+        // A logout or a removal on any node closes that login's sockets and terminals on every node.
+        _revocations = RedisChannel.Literal(options.Value.Channel + ":revoked");
+        var revoked = await _redis.GetSubscriber().SubscribeAsync(_revocations);
+        revoked.OnMessage(message => Revoked(message.Message));
+        sessions.RevokedHere += PublishRevoked;
         ClusterLog.Joined(logger, Node, options.Value.Channel);
+    }
+
+    private void PublishRevoked(IReadOnlyCollection<string> sessionIds)
+    {
+        if (_redis is { IsConnected: true } redis)
+        {
+            redis.GetSubscriber().Publish(_revocations, string.Join('\n', sessionIds.Prepend(Node)), CommandFlags.FireAndForget);
+        }
+    }
+
+    private void Revoked(RedisValue value)
+    {
+        var lines = ((string?)value ?? "").Split('\n');
+        if (lines.Length > 1 && lines[0] != Node)
+        {
+            sessions.RevokedElsewhere(lines[1..]);
+        }
     }
 
     /// <summary>Tells the other nodes (fire and forget: a node that misses it catches up by position or on the next event).</summary>
@@ -55,7 +78,11 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, ILog
         hub.Deliver(e.TeamId, e.OwnerId, e.ForOwner, e.ForOthers);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        sessions.RevokedHere -= PublishRevoked;
+        return Task.CompletedTask;
+    }
 
     public async ValueTask DisposeAsync()
     {

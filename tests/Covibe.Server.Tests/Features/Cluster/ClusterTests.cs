@@ -55,6 +55,27 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
     }
 
     [Fact]
+    public async Task ALogoutOnOneNode_ClosesThatLoginsSocketsOnTheOther()
+    {
+        var (a, b) = await StartNodesAsync();
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync();
+        await using var onB = await b.ConnectAsync(member.AccessToken);
+        await onB.ReceiveAsync("team_joined");
+        await using var ownerOnB = await b.ConnectAsync(owner.Auth.AccessToken);
+        await ownerOnB.ReceiveAsync("team_joined");
+
+        using var client = a.Client(member.AccessToken);
+        (await client.PostAsync("/api/auth/logout", null)).StatusCode.ShouldBe(System.Net.HttpStatusCode.NoContent);
+        (await onB.ReceiveAsync("error")).GetProperty("code").GetString().ShouldBe("session_revoked");
+        (await onB.Closed.WaitAsync(TimeSpan.FromSeconds(5))).Status.ShouldBe(System.Net.WebSockets.WebSocketCloseStatus.PolicyViolation);
+        // Another login's socket on that node stays.
+        await ownerOnB.SendAsync(new { type = "chat_message", message = "still here", clientId = "c-9" });
+        (await ownerOnB.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("still here");
+    }
+
+    [Fact]
     public async Task RedisDown_EachNodeServesItsOwnClientsAndSaysSo_AndTheTeamIsWholeAgainWhenItIsBack()
     {
         var (a, b) = await StartNodesAsync();
