@@ -10,11 +10,20 @@ namespace Covibe.Server.Features.Cluster;
 /// serving its own clients, says so in <c>/health</c> and its log, and catches up by itself when Redis is back (clients
 /// catch up by position: the log and the database are the truth).
 /// </summary>
-public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth.SessionEvents sessions, ILogger<RedisBus> logger) : IHostedService, IAsyncDisposable
+public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth.SessionEvents sessions, TimeProvider time, ILogger<RedisBus> logger)
+    : IHostedService, IClusterPresence, IAsyncDisposable
 {
+    /// <summary>How often a node repeats its presence, and how long another node's stays without being repeated (it may have died).</summary>
+    private static readonly TimeSpan PresenceRepeat = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan PresenceKept = TimeSpan.FromSeconds(35);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, (NodePresence Presence, DateTime At)>> _elsewhere = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _published = new();
+    private readonly CancellationTokenSource _stop = new();
     private ConnectionMultiplexer? _redis;
     private RedisChannel _channel;
     private RedisChannel _revocations;
+    private RedisChannel _presence;
+    private Task? _repeating;
 
     /// <summary>Who this node is on the channel (its own events come back to it and are skipped: it delivered them already).</summary>
     public string Node { get; } = Guid.NewGuid().ToString("N")[..12];
@@ -40,7 +49,95 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth
         var revoked = await _redis.GetSubscriber().SubscribeAsync(_revocations);
         revoked.OnMessage(message => Revoked(message.Message));
         sessions.RevokedHere += PublishRevoked;
+        // Presence: each node tells the others who of each team is connected to it, and repeats it (a node that dies stops).
+        _presence = RedisChannel.Literal(options.Value.Channel + ":presence");
+        var presence = await _redis.GetSubscriber().SubscribeAsync(_presence);
+        presence.OnMessage(message => Heard(message.Message));
+        hub.Cluster = this;
+        _repeating = RepeatPresenceAsync(_stop.Token);
         ClusterLog.Joined(logger, Node, options.Value.Channel);
+    }
+
+    public IReadOnlyDictionary<string, (string Status, int Connections)> Elsewhere(string teamId)
+    {
+        if (!_elsewhere.TryGetValue(teamId, out var nodes) || nodes.IsEmpty)
+        {
+            return new Dictionary<string, (string, int)>();
+        }
+        var oldest = time.GetUtcNow().UtcDateTime - PresenceKept;
+        var merged = (IReadOnlyDictionary<string, (string Status, int Connections)>)new Dictionary<string, (string, int)>();
+        foreach (var (presence, at) in nodes.Values)
+        {
+            if (at >= oldest)
+            {
+                merged = ClusterPresence.Merge(merged, presence.Members);
+            }
+        }
+        return merged;
+    }
+
+    public void Changed(string teamId, IReadOnlyDictionary<string, (string Status, int Connections)> here)
+    {
+        var text = NodePresenceCodec.Encode(new NodePresence(Node, teamId, here));
+        if (_published.TryGetValue(teamId, out var last) && last == text)
+        {
+            return;
+        }
+        _published[teamId] = text;
+        PublishPresence(text);
+    }
+
+    private void PublishPresence(string text)
+    {
+        if (_redis is { IsConnected: true } redis)
+        {
+            redis.GetSubscriber().Publish(_presence, text, CommandFlags.FireAndForget);
+        }
+    }
+
+    private void Heard(RedisValue value)
+    {
+        if (NodePresenceCodec.Decode(value) is not { } presence || presence.Node == Node)
+        {
+            return;
+        }
+        var nodes = _elsewhere.GetOrAdd(presence.TeamId, _ => new());
+        var changed = !nodes.TryGetValue(presence.Node, out var before) || NodePresenceCodec.Encode(before.Presence) != NodePresenceCodec.Encode(presence);
+        nodes[presence.Node] = (presence, time.GetUtcNow().UtcDateTime);
+        if (changed)
+        {
+            hub.PresenceChanged(presence.TeamId);
+        }
+    }
+
+    /// <summary>Repeats this node's presence; forgets other nodes' that were not repeated (the team then hears they left).</summary>
+    private async Task RepeatPresenceAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(PresenceRepeat, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken))
+            {
+                foreach (var text in _published.Values)
+                {
+                    PublishPresence(text);
+                }
+                var oldest = time.GetUtcNow().UtcDateTime - PresenceKept;
+                foreach (var (teamId, nodes) in _elsewhere)
+                {
+                    foreach (var (node, (_, at)) in nodes)
+                    {
+                        if (at < oldest && nodes.TryRemove(node, out _))
+                        {
+                            hub.PresenceChanged(teamId);
+                        }
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
     }
 
     private void PublishRevoked(IReadOnlyCollection<string> sessionIds)
@@ -78,14 +175,19 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth
         hub.Deliver(e.TeamId, e.OwnerId, e.ForOwner, e.ForOthers);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken)
+    public async Task StopAsync(CancellationToken cancellationToken)
     {
         sessions.RevokedHere -= PublishRevoked;
-        return Task.CompletedTask;
+        await _stop.CancelAsync();
+        if (_repeating is not null)
+        {
+            await _repeating;
+        }
     }
 
     public async ValueTask DisposeAsync()
     {
+        _stop.Dispose();
         if (_redis is not null)
         {
             await _redis.DisposeAsync();

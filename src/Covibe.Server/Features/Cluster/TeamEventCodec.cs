@@ -89,3 +89,38 @@ public static class TeamEventCodec
         return true;
     }
 }
+
+/// <summary>One node's members of one team, as it tells the others: who is connected there, with what status and how many connections.</summary>
+public sealed record NodePresence(string Node, string TeamId, IReadOnlyDictionary<string, (string Status, int Connections)> Members);
+
+/// <summary>The text of a <see cref="NodePresence"/> on Redis: <c>node TAB team</c>, then a line <c>user TAB status TAB connections</c> each.</summary>
+public static class NodePresenceCodec
+{
+    public static string Encode(NodePresence presence) =>
+        string.Join('\n', presence.Members.OrderBy(m => m.Key, StringComparer.Ordinal)
+            .Select(m => $"{m.Key}\t{m.Value.Status}\t{m.Value.Connections.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
+            .Prepend($"{presence.Node}\t{presence.TeamId}"));
+
+    /// <summary>The presence, or null for text that is not one.</summary>
+    public static NodePresence? Decode(string? text)
+    {
+        var lines = (text ?? "").Split('\n');
+        var head = lines[0].Split('\t');
+        if (head.Length != 2 || head[0].Length == 0 || head[1].Length == 0)
+        {
+            return null;
+        }
+        var members = new Dictionary<string, (string, int)>(StringComparer.Ordinal);
+        foreach (var line in lines.Skip(1))
+        {
+            var fields = line.Split('\t');
+            if (fields.Length != 3 || fields[0].Length == 0 || fields[1] is not (Protocol.PresenceStatuses.Online or Protocol.PresenceStatuses.Away)
+                || !int.TryParse(fields[2], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var connections))
+            {
+                return null;
+            }
+            members[fields[0]] = (fields[1], connections);
+        }
+        return new NodePresence(head[0], head[1], members);
+    }
+}

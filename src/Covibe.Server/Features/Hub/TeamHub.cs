@@ -171,8 +171,18 @@ public sealed class TeamHub
         }
     }
 
-    /// <summary>Current status of each member with at least one connection.</summary>
-    public IReadOnlyDictionary<string, (string Status, int Connections)> OnlineMembers(string teamId)
+    /// <summary>
+    /// With several nodes, who of a team is online on the others (and where this node tells them its own); on one node,
+    /// nobody elsewhere. Set once at start-up.
+    /// </summary>
+    public IClusterPresence Cluster { get; set; } = NoClusterPresence.Instance;
+
+    /// <summary>Current status of each member with at least one connection, on this node or (several nodes) another.</summary>
+    public IReadOnlyDictionary<string, (string Status, int Connections)> OnlineMembers(string teamId) =>
+        ClusterPresence.Merge(LocalMembers(teamId), Cluster.Elsewhere(teamId));
+
+    /// <summary>Current status of each member with at least one connection to this node.</summary>
+    public IReadOnlyDictionary<string, (string Status, int Connections)> LocalMembers(string teamId)
     {
         var result = new Dictionary<string, (string, int)>();
         if (!_rooms.TryGetValue(teamId, out var room))
@@ -218,6 +228,7 @@ public sealed class TeamHub
     /// <summary>Broadcasts the team's presence if a person's state differs from the last broadcast.</summary>
     internal async Task PublishPresenceAsync(string teamId, CancellationToken cancellationToken)
     {
+        Cluster.Changed(teamId, LocalMembers(teamId));
         var presence = await PresenceAsync(teamId, cancellationToken);
         var people = string.Join(';', presence.Users.Select(u => $"{u.UserId}={u.Status}"));
         if (_lastPresence.TryGetValue(teamId, out var last) && last == people)

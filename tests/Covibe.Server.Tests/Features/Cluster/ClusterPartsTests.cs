@@ -62,4 +62,30 @@ public sealed class ClusterPartsTests
     [InlineData("")]
     public void ABadRedisUrl_IsAClearError(string url) =>
         Should.Throw<FormatException>(() => RedisUrl.Parse(url)).Message.ShouldContain("redis");
+
+    [Fact]
+    public void ANodesPresence_RoundTrips_AndGarbageIsNone()
+    {
+        var presence = new NodePresence("n1", "t1", new Dictionary<string, (string, int)> { ["u1"] = ("online", 2), ["u2"] = ("away", 1) });
+        var back = NodePresenceCodec.Decode(NodePresenceCodec.Encode(presence))!;
+        (back.Node, back.TeamId).ShouldBe(("n1", "t1"));
+        back.Members.ShouldBe(presence.Members, ignoreOrder: true);
+        NodePresenceCodec.Decode(NodePresenceCodec.Encode(presence with { Members = new Dictionary<string, (string, int)>() }))!.Members.ShouldBeEmpty();
+        NodePresenceCodec.Decode("n1\tt1\nu1\tbusy\t1").ShouldBeNull();
+        NodePresenceCodec.Decode("n1\tt1\nu1\tonline\t-1").ShouldBeNull();
+        NodePresenceCodec.Decode("n1").ShouldBeNull();
+        NodePresenceCodec.Decode(null).ShouldBeNull();
+    }
+
+    [Fact]
+    public void APersonOnTwoNodes_IsOnlineIfOnlineOnEither_WithTheirConnectionsAddedUp()
+    {
+        var here = new Dictionary<string, (string Status, int Connections)> { ["a"] = ("away", 1), ["b"] = ("online", 1) };
+        var elsewhere = new Dictionary<string, (string Status, int Connections)> { ["a"] = ("online", 2), ["c"] = ("away", 1) };
+        var merged = Covibe.Server.Features.Hub.ClusterPresence.Merge(here, elsewhere);
+        merged["a"].ShouldBe(("online", 3));
+        merged["b"].ShouldBe(("online", 1));
+        merged["c"].ShouldBe(("away", 1));
+        Covibe.Server.Features.Hub.ClusterPresence.Merge(here, new Dictionary<string, (string, int)>()).ShouldBeSameAs(here);
+    }
 }

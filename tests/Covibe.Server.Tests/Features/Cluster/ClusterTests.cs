@@ -54,6 +54,50 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         (await HealthAsync(b)).Redis.ShouldBe("connected");
     }
 
+    /// <summary>Waits for a team_presence in which <paramref name="userId"/> has <paramref name="status"/> (and, if given, that many connections).</summary>
+    private static Task<System.Text.Json.JsonElement> PresenceAsync(HubClient hub, string userId, string status, int? connections = null) =>
+        hub.ReceiveAsync(m => m.GetProperty("type").GetString() == "team_presence" && m.GetProperty("users").EnumerateArray().Any(u =>
+            u.GetProperty("userId").GetString() == userId && u.GetProperty("status").GetString() == status
+            && (connections is null || u.GetProperty("connections").GetInt32() == connections)), TimeSpan.FromSeconds(20), $"{userId} {status}");
+
+    [Fact]
+    public async Task Presence_IsTheTeamsAcrossNodes_APersonWithTabsOnTwoNodesIsOnlineOnce()
+    {
+        var (a, b) = await StartNodesAsync();
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync();
+        await using var sarah = await a.ConnectAsync(owner.Auth.AccessToken);
+        await sarah.ReceiveAsync("team_joined");
+        var miguelId = member.User.Id;
+
+        // Miguel opens the app on node B: Sarah, on node A, sees him come online.
+        var miguelOnB = await b.ConnectAsync(member.AccessToken);
+        await miguelOnB.ReceiveAsync("team_joined");
+        await PresenceAsync(sarah, miguelId, "online", 1);
+        // A second tab, on node A: one person, two connections (the new tab sees the team at once; the others hear
+        // nothing, since no person's state changed).
+        var miguelOnA = await a.ConnectAsync(member.AccessToken); // closed below, as a tab is
+        await miguelOnA.ReceiveAsync("team_joined");
+        await PresenceAsync(miguelOnA, miguelId, "online", 2);
+        // The tab on B closes: he is still online (on A), on every node.
+        await miguelOnB.DisposeAsync();
+        using var onB = b.Client(owner.Auth.AccessToken);
+        await Eventually.UntilAsync(async () => (await onB.GetFromJsonAsync<TeamResponse>("/api/team"))!.Members.Single(m => m.Id == miguelId).Status,
+            status => status == "online", "node B, with no tab of his left, knows he is online on node A");
+        await Should.ThrowAsync<TimeoutException>(() => sarah.ReceiveAsync(m => m.GetProperty("type").GetString() == "team_presence"
+            && m.GetProperty("users").EnumerateArray().Any(u => u.GetProperty("userId").GetString() == miguelId && u.GetProperty("status").GetString() != "online"),
+            TimeSpan.FromSeconds(1)));
+        // The last tab closes: offline, everywhere.
+        await miguelOnA.DisposeAsync();
+        await PresenceAsync(sarah, miguelId, "offline");
+        // And over REST on node B, which holds no connection of Sarah's: she is online (on node A), Miguel offline.
+        using var http = b.Client(owner.Auth.AccessToken);
+        var team = (await http.GetFromJsonAsync<TeamResponse>("/api/team"))!;
+        team.Members.Single(m => m.Id == owner.Auth.User.Id).Status.ShouldBe("online");
+        team.Members.Single(m => m.Id == miguelId).Status.ShouldBe("offline");
+    }
+
     [Fact]
     public async Task ALogoutOnOneNode_ClosesThatLoginsSocketsOnTheOther()
     {
