@@ -140,11 +140,19 @@ public sealed class StartupTests
 
     internal static string TempDirectory() => Path.Combine(Path.GetTempPath(), "covibe-test-" + Guid.NewGuid().ToString("N")[..10]);
 
+    /// <summary>Deletes a test's directory, trying again for a moment while something that is ending (a wrapper, a clone in a box) still writes there.</summary>
     internal static void Delete(string directory)
     {
-        if (Directory.Exists(directory))
+        for (var attempt = 0; Directory.Exists(directory); attempt++)
         {
-            Directory.Delete(directory, recursive: true);
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException) when (attempt < 30)
+            {
+                Thread.Sleep(100);
+            }
         }
     }
 }

@@ -110,6 +110,25 @@ public sealed class PostgresServer : IAsyncLifetime
     /// A free loopback port below the kernel's ephemeral range, so that a port a test must bind
     /// again later (a restarted server) is never handed to another test's port-0 listener meanwhile.
     /// </summary>
+    /// <summary>Waits (up to 15 s) until <paramref name="port"/> on loopback accepts connections, or <paramref name="server"/> has exited.</summary>
+    internal static async Task WaitListeningAsync(int port, Process server)
+    {
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                using var probe = new TcpClient();
+                await probe.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException) when (watch.Elapsed < TimeSpan.FromSeconds(15) && !server.HasExited)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+
     internal static int FreePort()
     {
         for (var attempt = 0; ; attempt++)

@@ -26,20 +26,7 @@ public sealed class RedisServer : IAsyncLifetime
         _redis = Process.Start(new ProcessStartInfo("/usr/bin/redis-server",
             ["--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", _directory,
              "--protected-mode", "yes", "--loglevel", "warning"]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, Port);
-                return;
-            }
-            catch (SocketException) when (watch.Elapsed < TimeSpan.FromSeconds(15) && !_redis.HasExited)
-            {
-                await Task.Delay(50);
-            }
-        }
+        await PostgresServer.WaitListeningAsync(Port, _redis);
     }
 
     /// <summary>Kills it (SIGKILL), as a crash would.</summary>

@@ -134,18 +134,7 @@ public sealed class RunnerMachine : IAsyncDisposable
                 await kill.WaitForExitAsync();
             }
         }
-        for (var attempt = 0; ; attempt++)
-        {
-            try
-            {
-                StartupTests.Delete(Home);
-                return;
-            }
-            catch (IOException) when (attempt < 20)
-            {
-                await Task.Delay(100); // a dying wrapper may write its exit file still
-            }
-        }
+        StartupTests.Delete(Home); // a dying wrapper may still write its exit file
     }
 }
 

@@ -105,20 +105,7 @@ public sealed class SshServer : IAsyncLifetime
             """);
         Directory.CreateDirectory("/run/sshd");
         _sshd = Process.Start(new ProcessStartInfo("/usr/sbin/sshd", ["-D", "-e", "-f", config]) { RedirectStandardError = true, RedirectStandardOutput = true })!;
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                using var probe = new TcpClient();
-                await probe.ConnectAsync(IPAddress.Loopback, Port);
-                return;
-            }
-            catch (SocketException) when (watch.Elapsed < TimeSpan.FromSeconds(15) && !_sshd.HasExited)
-            {
-                await Task.Delay(50);
-            }
-        }
+        await PostgresServer.WaitListeningAsync(Port, _sshd);
     }
 
     public async Task DisposeAsync()

@@ -154,7 +154,7 @@ public sealed class TestServer : IAsyncDisposable
         {
             // Agents outlive their server by design; a test's must not outlive the test.
             KillAgentsOf(DataDirectory);
-            Directory.Delete(DataDirectory, recursive: true);
+            StartupTests.Delete(DataDirectory);
         }
     }
 

@@ -12,6 +12,14 @@ namespace Covibe.Server.Tests;
 [Collection(RedisGroup.Name)]
 public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : IClassFixture<PostgresServer>
 {
+    /// <summary>A hub connection to <paramref name="node"/>, joined to its team.</summary>
+    private static async Task<HubClient> JoinedAsync(TestServer node, string token)
+    {
+        var hub = await node.ConnectAsync(token);
+        await hub.ReceiveAsync("team_joined");
+        return hub;
+    }
+
     private async Task<(TestServer A, TestServer B)> StartNodesAsync()
     {
         var database = await postgres.CreateDatabaseAsync();
@@ -32,10 +40,8 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         await using var nodeA = a;
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var sarah = await a.ConnectAsync(owner.Auth.AccessToken);
-        await sarah.ReceiveAsync("team_joined");
-        await using var miguel = await b.ConnectAsync(member.AccessToken);
-        await miguel.ReceiveAsync("team_joined");
+        await using var sarah = await JoinedAsync(a, owner.Auth.AccessToken);
+        await using var miguel = await JoinedAsync(b, member.AccessToken);
 
         await sarah.SendAsync(new { type = "chat_message", message = "from node A", clientId = "c-1" });
         (await miguel.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("from node A");
@@ -67,18 +73,15 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         await using var nodeA = a;
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var sarah = await a.ConnectAsync(owner.Auth.AccessToken);
-        await sarah.ReceiveAsync("team_joined");
+        await using var sarah = await JoinedAsync(a, owner.Auth.AccessToken);
         var miguelId = member.User.Id;
 
         // Miguel opens the app on node B: Sarah, on node A, sees him come online.
-        var miguelOnB = await b.ConnectAsync(member.AccessToken);
-        await miguelOnB.ReceiveAsync("team_joined");
+        var miguelOnB = await JoinedAsync(b, member.AccessToken);
         await PresenceAsync(sarah, miguelId, "online", 1);
         // A second tab, on node A: one person, two connections (the new tab sees the team at once; the others hear
         // nothing, since no person's state changed).
-        var miguelOnA = await a.ConnectAsync(member.AccessToken); // closed below, as a tab is
-        await miguelOnA.ReceiveAsync("team_joined");
+        var miguelOnA = await JoinedAsync(a, member.AccessToken); // closed below, as a tab is
         await PresenceAsync(miguelOnA, miguelId, "online", 2);
         // The tab on B closes: he is still online (on A), on every node.
         await miguelOnB.DisposeAsync();
@@ -105,10 +108,8 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         await using var nodeA = a;
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var onB = await b.ConnectAsync(member.AccessToken);
-        await onB.ReceiveAsync("team_joined");
-        await using var ownerOnB = await b.ConnectAsync(owner.Auth.AccessToken);
-        await ownerOnB.ReceiveAsync("team_joined");
+        await using var onB = await JoinedAsync(b, member.AccessToken);
+        await using var ownerOnB = await JoinedAsync(b, owner.Auth.AccessToken);
 
         using var client = a.Client(member.AccessToken);
         (await client.PostAsync("/api/auth/logout", null)).StatusCode.ShouldBe(System.Net.HttpStatusCode.NoContent);
@@ -127,12 +128,9 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
         var mate = await a.JoinAsync(owner.Invite.InviteCode, "Chen");
-        await using var sarah = await a.ConnectAsync(owner.Auth.AccessToken);
-        await sarah.ReceiveAsync("team_joined");
-        await using var chen = await a.ConnectAsync(mate.AccessToken);
-        await chen.ReceiveAsync("team_joined");
-        await using var miguel = await b.ConnectAsync(member.AccessToken);
-        await miguel.ReceiveAsync("team_joined");
+        await using var sarah = await JoinedAsync(a, owner.Auth.AccessToken);
+        await using var chen = await JoinedAsync(a, mate.AccessToken);
+        await using var miguel = await JoinedAsync(b, member.AccessToken);
 
         await redis.StopAsync();
         try
