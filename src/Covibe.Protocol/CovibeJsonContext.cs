@@ -75,4 +75,5 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(PoolDto))]
 [JsonSerializable(typeof(PoolListResponse))]
 [JsonSerializable(typeof(BoxUpdatedMessage))]
+[JsonSerializable(typeof(VmUpdatedMessage))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

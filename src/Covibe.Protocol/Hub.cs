@@ -28,6 +28,7 @@ public static class HubMessageTypes
     public const string PreviewUpdated = "preview_updated";
     public const string PreviewStatus = "preview_status";
     public const string BoxUpdated = "box_updated";
+    public const string VmUpdated = "vm_updated";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>

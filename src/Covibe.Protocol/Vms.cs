@@ -62,3 +62,6 @@ public sealed record PoolVmDto(string Id, string Host, string? Region, string? I
 
 /// <summary>Seed 000's <c>assignVMToUser</c>: the pool VM this member works on.</summary>
 public sealed record VmAssignmentDto(PoolVmDto Instance, DateTime AssignedAt);
+
+/// <summary>A VM of the team changed (online, offline, revoked, registered): to its owner with where it is, to teammates without.</summary>
+public sealed record VmUpdatedMessage(VmDto Vm) : HubMessage(HubMessageTypes.VmUpdated);

@@ -199,6 +199,9 @@ async function onMessage(message) {
     case 'box_updated':
       boxes.onUpdated(message.box);
       break;
+    case 'vm_updated':
+      machines.onUpdated(message.vm);
+      break;
     case 'preview_updated':
       showcase.onUpdated(message);
       break;

@@ -162,6 +162,12 @@ export function createMachines({ api, me, alert, changed }) {
     shown: refresh,
     /** A member's VMs changed elsewhere (their list is re-read). */
     refresh,
+    /** One VM changed (vm_updated on the hub): online, offline, revoked, registered. */
+    onUpdated(vm) {
+      const i = vms.findIndex((v) => v.id === vm.id);
+      if (i >= 0) vms[i] = vm; else vms.push(vm);
+      render();
+    },
     mine,
   };
 }

@@ -41,6 +41,7 @@ public sealed record RunnerAgentReport(string State, int? ExitCode, long Size);
 public sealed class RunnerHub(
     IDbContextFactory<CovibeDb> dbs,
     VmAuditLog audit,
+    VmEvents vmEvents,
     RunnerTerminals terminals,
     IOptions<RunnersOptions> options,
     IOptions<Hosting.ServerOptions> server,
@@ -85,6 +86,7 @@ public sealed class RunnerHub(
         previous?.Close(RunnerProtocol.ClosedReplaced, "Another connection of this runner took over.");
         await RenewAsync(vm, force: true, cancellationToken);
         await SetStatusAsync(session.VmId, VmHealth.Online, null, cancellationToken);
+        await vmEvents.UpdatedAsync(session.VmId, cancellationToken);
         RunnersLog.Connected(logger, session.VmId, session.Transport);
     }
 
@@ -106,6 +108,7 @@ public sealed class RunnerHub(
             await SetStatusAsync(session.VmId, VmHealth.Offline,
                 $"The runner disconnected at {time.GetUtcNow().UtcDateTime:u}; its agents keep running and count as lost if it is not back by {vm.LeaseExpiresAt:u}.", CancellationToken.None);
         }
+        await vmEvents.UpdatedAsync(session.VmId, CancellationToken.None);
         RunnersLog.Disconnected(logger, session.VmId);
     }
 

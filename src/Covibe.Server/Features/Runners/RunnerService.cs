@@ -223,7 +223,7 @@ public sealed class RunnerService(
     }
 
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> RevokeAsync(
-        string id, Caller caller, CovibeDb db, RunnerHub hub, VmAuditLog audit, TimeProvider time, CancellationToken cancellationToken)
+        string id, Caller caller, CovibeDb db, RunnerHub hub, VmAuditLog audit, VmEvents vmEvents, TimeProvider time, CancellationToken cancellationToken)
     {
         var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "revoke its runner", cancellationToken);
         if (vm is null)
@@ -236,6 +236,7 @@ public sealed class RunnerService(
         await db.SaveChangesAsync(cancellationToken);
         hub.Disconnect(vm.Id, RunnerProtocol.ClosedRevoked, "This runner was revoked by its VM's owner.");
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "runner.revoke", "the runner's credential stopped working", cancellationToken);
+        await vmEvents.UpdatedAsync(vm.Id, cancellationToken);
         return TypedResults.Ok(VmsApi.ToDto(vm, caller.Name, isOwner: true));
     }
 

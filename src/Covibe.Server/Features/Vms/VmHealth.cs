@@ -28,6 +28,7 @@ public sealed class VmHealth(
     IDbContextFactory<CovibeDb> dbs,
     VmConnector connector,
     SshClient ssh,
+    VmEvents events,
     IOptions<VmsOptions> options,
     TimeProvider time,
     ILogger<VmHealth> logger) : BackgroundService
@@ -44,6 +45,7 @@ public sealed class VmHealth(
             return null;
         }
         var (online, error) = await ProbeAsync(vm, cancellationToken);
+        var was = vm.Status;
         vm.Status = online ? Online : Offline;
         vm.LastError = error;
         if (online)
@@ -51,6 +53,10 @@ public sealed class VmHealth(
             vm.LastSeen = time.GetUtcNow().UtcDateTime;
         }
         await db.SaveChangesAsync(cancellationToken);
+        if (was != vm.Status)
+        {
+            await events.UpdatedAsync(vm.Id, cancellationToken);
+        }
         VmsLog.Checked(logger, vm.Id, vm.Status);
         return vm;
     }

@@ -152,16 +152,23 @@ public sealed class RunnerSecurityTests
         (await current.PostAsync("/api/runner/confirm", null)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
         await (await old.PostAsync("/api/runner/confirm", null)).ShouldBeProblemAsync(HttpStatusCode.Unauthorized, "runner-credential-invalid");
 
+        // The team hears the VM come online (vm_updated): a teammate without where it is.
+        var mate = await server.JoinAsync(owner.Invite.InviteCode, "Miguel");
+        await using var watching = await server.ConnectAsync(mate.AccessToken);
+        await watching.ReceiveAsync("team_joined");
         await using var runner = await FakeRunner.ConnectAsync(server.Url, rotated.Credential, vm.Id);
         await runner.ReceiveAsync(m => m.Type == RunnerProtocol.Welcome);
+        var online = await watching.ReceiveAsync(m => m.GetProperty("type").GetString() == "vm_updated" && m.GetProperty("vm").GetProperty("status").GetString() == "online");
+        online.GetProperty("vm").GetProperty("isOwner").GetBoolean().ShouldBeFalse();
+        online.GetProperty("vm").TryGetProperty("username", out var username).ShouldBeFalse(username.ToString());
         // A teammate cannot revoke it; the owner can, and the connection ends at once with the revoked code.
-        var mate = await server.JoinAsync(owner.Invite.InviteCode, "Miguel");
         using var teammate = server.Client(mate.AccessToken);
         (await teammate.PostAsync($"/api/vm/{vm.Id}/revoke", null)).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
         var revoked = (await (await client.PostAsync($"/api/vm/{vm.Id}/revoke", null)).Content.ReadFromJsonAsync<VmDto>())!;
         revoked.Status.ShouldBe("revoked");
         await runner.ClosedAsync(TimeSpan.FromSeconds(10));
         runner.CloseStatus.ShouldBe((WebSocketCloseStatus)RunnerProtocol.ClosedRevoked);
+        await watching.ReceiveAsync(m => m.GetProperty("type").GetString() == "vm_updated" && m.GetProperty("vm").GetProperty("status").GetString() == "revoked");
         await (await current.PostAsJsonAsync("/api/runner/poll", new RunnerPoll([]))).ShouldBeProblemAsync(HttpStatusCode.Unauthorized, "runner-credential-invalid");
         var audit = (await client.GetFromJsonAsync<VmAuditDto[]>($"/api/vm/{vm.Id}/audit"))!.Select(a => a.Action).ToList();
         audit.ShouldContain("credential.rotate");
