@@ -40,7 +40,6 @@ public static class RunnerProtocol
     public const string Welcome = "welcome";
     public const string Start = "start";
     public const string Follow = "follow";
-    public const string Forget = "forget";
     public const string Input = "input";
     public const string Signal = "signal";
     public const string Rotate = "rotate";

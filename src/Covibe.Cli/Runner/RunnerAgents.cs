@@ -85,7 +85,7 @@ internal sealed partial class RunnerAgents(string home, FileChanges changes) : I
         }
     }
 
-    public void Forget(string agentId)
+    private void Forget(string agentId)
     {
         if (_following.TryRemove(agentId, out var old))
         {

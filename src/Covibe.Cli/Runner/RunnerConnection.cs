@@ -151,9 +151,6 @@ internal sealed partial class RunnerConnection : IAsyncDisposable
             case RunnerProtocol.Signal:
                 _ = Reply(outbound, _agents.SignalAsync(message, cancellationToken), cancellationToken);
                 break;
-            case RunnerProtocol.Forget when message.AgentId is { } agentId:
-                _agents.Forget(agentId);
-                break;
             case RunnerProtocol.TerminalOpen:
                 _ = Reply(outbound, Task.Run(() => _shells.Open(message, outbound), cancellationToken), cancellationToken);
                 break;

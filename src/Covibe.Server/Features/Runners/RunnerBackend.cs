@@ -84,7 +84,7 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
         var session = hub.SessionOf(process.Target!)
             ?? throw new AgentNotRunningException("The VM's runner is not connected: input cannot reach the agent now. The agent runs on; send it again when the runner is back.");
         var reply = await session.RequestAsync(new RunnerMessage(RunnerProtocol.Input, AgentId: AgentIdOf(process), Data: Convert.ToBase64String(data.Span),
-            Process: new RunnerProcess(process.RuntimeDirectory, process.Pid, process.StartTime)), cancellationToken);
+            Process: RunnerHub.ProcessOf(process)), cancellationToken);
         if (reply.Error is { } error)
         {
             throw new AgentNotRunningException(error);
@@ -101,7 +101,7 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
         }
         try
         {
-            await session.RequestAsync(RunnerHub.SignalMessage(process, signal), cancellationToken);
+            await session.RequestAsync(RunnerHub.SignalMessage(process, VmScripts.SignalName(signal)), cancellationToken);
         }
         catch (IOException)
         {
@@ -113,8 +113,7 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
     {
         var session = hub.SessionOf(process.Target!)
             ?? throw new AgentNotRunningException("The VM's runner is not connected: the agent's input cannot be closed now. Try again when the runner is back.");
-        await session.RequestAsync(new RunnerMessage(RunnerProtocol.Signal, AgentId: AgentIdOf(process), Signal: "eof",
-            Process: new RunnerProcess(process.RuntimeDirectory, process.Pid, process.StartTime)), cancellationToken);
+        await session.RequestAsync(RunnerHub.SignalMessage(process, "eof"), cancellationToken);
     }
 
     private RunnerSession Connected(string vmId) =>

@@ -4,6 +4,7 @@ using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Vms;
+using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -154,7 +155,7 @@ public sealed class RunnerHub(
                 terminals.Deliver(session, message);
                 break;
             default:
-                session.Send(new RunnerMessage(RunnerProtocol.Error, Error: $"Unknown message type '{Printable(message.Type)}' (protocol version {RunnerProtocol.Version})."));
+                session.Send(new RunnerMessage(RunnerProtocol.Error, Error: $"Unknown message type '{Validator.Printable(message.Type)}' (protocol version {RunnerProtocol.Version})."));
                 break;
         }
     }
@@ -195,16 +196,19 @@ public sealed class RunnerHub(
         {
             if (vm.PendingSignals.TryRemove(agentId, out _) && agents.FirstOrDefault(a => a.Id == agentId)?.Process is { } process)
             {
-                session.Send(SignalMessage(process, signal));
+                session.Send(SignalMessage(process, VmScripts.SignalName(signal)));
             }
         }
         await audit.WriteAsync(session.VmId, session.TeamId, VmAuditLog.Runner, null, "runner.connect",
             $"{session.Transport} from {Clip(hello.User) ?? "?"}@{Clip(hello.Hostname) ?? "?"}; {follow.Count} agents to follow", cancellationToken);
     }
 
-    internal static RunnerMessage SignalMessage(AgentProcess process, AgentSignal signal) =>
-        new(RunnerProtocol.Signal, AgentId: Path.GetFileName(process.RuntimeDirectory), Signal: VmScripts.SignalName(signal),
-            Process: new RunnerProcess(process.RuntimeDirectory, process.Pid, process.StartTime));
+    /// <summary>A <c>signal</c> request for the agent: <c>int</c>, <c>term</c>, <c>kill</c> (<see cref="VmScripts.SignalName"/>) or <c>eof</c>.</summary>
+    internal static RunnerMessage SignalMessage(AgentProcess process, string signal) =>
+        new(RunnerProtocol.Signal, AgentId: Path.GetFileName(process.RuntimeDirectory), Signal: signal, Process: ProcessOf(process));
+
+    /// <summary>The agent's process as the runner knows it.</summary>
+    internal static RunnerProcess ProcessOf(AgentProcess process) => new(process.RuntimeDirectory, process.Pid, process.StartTime);
 
     /// <summary>Appends output at its offset: what the mirror holds already is skipped, a gap is asked for again from the mirror's end.</summary>
     private void Output(RunnerSession session, RunnerVm vm, RunnerMessage message)
@@ -246,8 +250,8 @@ public sealed class RunnerHub(
         {
             return true;
         }
-        RunnersLog.ForeignAgent(logger, session.VmId, Printable(agentId ?? ""));
-        session.Send(new RunnerMessage(RunnerProtocol.Error, AgentId: agentId, Error: $"Agent '{Printable(agentId ?? "")}' is not one of this VM's agents."));
+        RunnersLog.ForeignAgent(logger, session.VmId, Validator.Printable(agentId ?? ""));
+        session.Send(new RunnerMessage(RunnerProtocol.Error, AgentId: agentId, Error: $"Agent '{Validator.Printable(agentId ?? "")}' is not one of this VM's agents."));
         return false;
     }
 
@@ -270,7 +274,6 @@ public sealed class RunnerHub(
         await db.Vms.Where(v => v.Id == vmId).ExecuteUpdateAsync(s => s.SetProperty(v => v.Status, status).SetProperty(v => v.LastError, error), cancellationToken);
     }
 
-    private static string? Clip(string? value) => value is null ? null : Printable(value.Length > 100 ? value[..100] : value);
+    private static string? Clip(string? value) => value is null ? null : Validator.Printable(value);
 
-    internal static string Printable(string value) => new([.. value.Take(100).Select(c => char.IsControl(c) ? '?' : c)]);
 }

@@ -287,7 +287,7 @@ public sealed class RunnerService(
             : (vm, null);
     }
 
-    private static string? Clip(string? value) => value is null ? null : RunnerHub.Printable(value);
+    private static string? Clip(string? value) => value is null ? null : Validator.Printable(value);
 }
 
 public static class RunnerStatuses

@@ -20,8 +20,8 @@ public static class SecretsSetup
     {
         var box = services.GetRequiredService<SecretBox>();
         await using var db = await services.GetRequiredService<IDbContextFactory<CovibeDb>>().CreateDbContextAsync(cancellationToken);
-        // Runner VMs hold no SSH credential (their runner has its own, stored only as a hash).
-        var envelopes = await db.Vms.Where(v => v.Credential != "").Select(v => v.Credential).ToListAsync(cancellationToken);
+        // Only SSH VMs hold a sealed credential; a runner VM's runner has its own, stored only as a hash.
+        var envelopes = await db.Vms.Where(v => v.ConnectionType == Vms.Vm.SshProxy).Select(v => v.Credential).ToListAsync(cancellationToken);
         var unknown = envelopes.Select(SecretBox.KeyIdOf).Where(id => id is null || !box.KnowsKey(id)).Distinct().ToList();
         if (unknown.Count > 0)
         {
@@ -37,7 +37,7 @@ public static class SecretsSetup
         var box = services.GetRequiredService<SecretBox>();
         await using var db = await services.GetRequiredService<IDbContextFactory<CovibeDb>>().CreateDbContextAsync(cancellationToken);
         var rotated = 0;
-        foreach (var vm in await db.Vms.Where(v => v.Credential != "").ToListAsync(cancellationToken))
+        foreach (var vm in await db.Vms.Where(v => v.ConnectionType == Vms.Vm.SshProxy).ToListAsync(cancellationToken))
         {
             if (SecretBox.KeyIdOf(vm.Credential) == box.CurrentKeyId)
             {

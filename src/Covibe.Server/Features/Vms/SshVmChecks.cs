@@ -31,7 +31,7 @@ internal static class SshVmChecks
                 Status = 409,
                 Type = Problems.TypeBase + (confirmed is null ? "confirm-host-key" : "host-key-mismatch"),
                 Title = confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
-                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {Printable(confirmed)}. ") +
+                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {Validator.Printable(confirmed, 120)}. ") +
                     "Compare these fingerprints with the VM's own (run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), " +
                     "then send the request again with 'hostKeyFingerprint' set to the matching one, as listed here or as SHA256:... alone.",
             };
@@ -64,5 +64,4 @@ internal static class SshVmChecks
             : Problems.Create(502, "vm-unreachable", "VM not reachable", $"Logging in to check the credential failed: {error} Nothing was saved; try again.");
     }
 
-    private static string Printable(string value) => new([.. value.Take(120).Select(c => char.IsControl(c) ? '?' : c)]);
 }

@@ -111,6 +111,8 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
         var (server, owner, client, added, machine) = setup;
         var agent = await RunnerTests.SpawnAsync(client, added.Id, "long");
         await Eventually.UntilAsync(() => server.GetAgentAsync(owner.Auth.AccessToken, agent.Id), a => a.Status == "running", "the agent runs");
+        // Connected for longer than its lease (5 s): only its heartbeats keep renewing it.
+        await Task.Delay(TimeSpan.FromSeconds(6));
 
         // The runner's machine loses power: the socket closing alone decides nothing...
         await machine.KillAsync();
