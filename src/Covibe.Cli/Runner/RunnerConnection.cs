@@ -103,10 +103,17 @@ internal sealed partial class RunnerConnection : IAsyncDisposable
     {
         try
         {
+            // Checked every second against the interval the server's welcome set (it may be shorter than the default this
+            // started with): a first wait of the default would let a short lease run out before the first heartbeat.
+            var last = System.Diagnostics.Stopwatch.StartNew();
             while (true)
             {
-                await Task.Delay(TimeSpan.FromSeconds(_heartbeatSeconds), cancellationToken);
-                await outbound.WriteAsync(new RunnerMessage(RunnerProtocol.Heartbeat), cancellationToken);
+                await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+                if (last.Elapsed >= TimeSpan.FromSeconds(_heartbeatSeconds))
+                {
+                    last.Restart();
+                    await outbound.WriteAsync(new RunnerMessage(RunnerProtocol.Heartbeat), cancellationToken);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ChannelClosedException)

@@ -104,15 +104,15 @@ public sealed class RunnerResilienceTests(SshServer vm) : IClassFixture<SshServe
     public async Task RunnerSilentPastItsLease_ItsAgentsShowLostWithTheReason_ButShortDropsCostNothing()
     {
         var settings = RunnerTests.Settings(vm);
-        settings["Covibe:Runners:LeaseSeconds"] = "5";
+        settings["Covibe:Runners:LeaseSeconds"] = "10";
         settings["Covibe:Runners:HeartbeatSeconds"] = "1";
         AgentHelpers.AddType(settings, "long", ["sh", "-c", "echo started; sleep 60"]);
         await using var setup = await RunnerSetup.StartAsync(vm, settings);
         var (server, owner, client, added, machine) = setup;
         var agent = await RunnerTests.SpawnAsync(client, added.Id, "long");
         await Eventually.UntilAsync(() => server.GetAgentAsync(owner.Auth.AccessToken, agent.Id), a => a.Status == "running", "the agent runs");
-        // Connected for longer than its lease (5 s): only its heartbeats keep renewing it.
-        await Task.Delay(TimeSpan.FromSeconds(6));
+        // Connected for longer than its lease (10 s): only its heartbeats (every second) keep renewing it.
+        await Task.Delay(TimeSpan.FromSeconds(11));
 
         // The runner's machine loses power: the socket closing alone decides nothing...
         await machine.KillAsync();
