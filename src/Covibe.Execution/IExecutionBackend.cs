@@ -22,6 +22,13 @@ public interface IExecutionBackend
     /// <summary>The agent's log as a file on this machine, to be woken by its writes (<see cref="FileChanges"/>); null: poll it.</summary>
     string? LocalLogPath(AgentProcess process) => null;
 
+    /// <summary>
+    /// Whether this server node can follow the process: its log (and so the process) is reachable from here. A node
+    /// taking over another's agents asks first: an agent on the other node's machine is not its to judge.
+    /// </summary>
+    ValueTask<bool> CanFollowAsync(AgentProcess process, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(LocalLogPath(process) is null || Directory.Exists(process.RuntimeDirectory));
+
     /// <summary>Writes to the agent's stdin. Fails with <see cref="AgentNotRunningException"/> once it has exited.</summary>
     Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 

@@ -74,6 +74,8 @@ public static class HubErrorCodes
     public const string NotFound = "not_found";
     public const string AgentNotRunning = "agent_not_running";
     public const string AgentUnavailable = "agent_unavailable";
+    /// <summary>Several nodes: the node following the agent did not answer a control command (it is being taken over); try again.</summary>
+    public const string AgentUnreachable = "agent_unreachable";
     /// <summary>The member already has <c>Covibe:Hub:MaxConnectionsPerMember</c> connections joined; this one is closed.</summary>
     public const string TooManyConnections = "too_many_connections";
 }

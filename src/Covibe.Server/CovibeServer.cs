@@ -61,7 +61,6 @@ public static class CovibeServer
         services.AddTeams();
         services.AddChat();
         services.AddHub();
-        services.AddCluster(builder.Configuration);
         services.AddMachines();
         services.AddAgents();
         services.AddSecrets();
@@ -70,6 +69,8 @@ public static class CovibeServer
         services.AddServerTerminals();
         services.AddPreviews();
         services.AddBoxes();
+        // Last: with REDIS_URL, the Redis implementations replace the one-node seams (team events, agent output, control).
+        services.AddCluster(builder.Configuration);
         configure?.Invoke(builder);
 
         var app = builder.Build();

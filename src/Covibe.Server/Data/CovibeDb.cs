@@ -4,6 +4,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Boxes;
+using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Teams;
 using Covibe.Server.Features.Vms;

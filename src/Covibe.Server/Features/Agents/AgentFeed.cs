@@ -14,21 +14,26 @@ namespace Covibe.Server.Features.Agents;
 /// audience (owner, teammate), however many watchers there are. A watcher that cannot take a chunk
 /// (its connection is behind) leaves the live set and catches up from the ring or the log.
 /// </summary>
-public sealed class AgentFeed(Agent agent, int ringBytes)
+public sealed class AgentFeed(string agentId, string teamId, string ownerId, string backend, Covibe.Execution.AgentProcess? process, int ringBytes, long start = 0)
 {
     private readonly Queue<Chunk> _chunks = new();
     private readonly Lock _lock = new();
+    private readonly Lock _writing = new();
     private ILiveWatcher[] _live = [];
     private long _ringBytesHeld;
-    private long _position;
+    private long _position = start;
 
-    public string AgentId { get; } = agent.Id;
-    public string TeamId { get; } = agent.TeamId;
-    public string OwnerId { get; } = agent.UserId;
+    public AgentFeed(Agent agent, int ringBytes) : this(agent.Id, agent.TeamId, agent.UserId, agent.Backend, agent.Process, ringBytes)
+    {
+    }
 
-    /// <summary>Where the agent's log is, for readers that fall behind the ring.</summary>
-    public string Backend { get; } = agent.Backend;
-    public Covibe.Execution.AgentProcess? Process { get; } = agent.Process;
+    public string AgentId { get; } = agentId;
+    public string TeamId { get; } = teamId;
+    public string OwnerId { get; } = ownerId;
+
+    /// <summary>Where the agent's log is, for readers that fall behind the ring (null: not known yet, ask the database).</summary>
+    public string Backend { get; } = backend;
+    public Covibe.Execution.AgentProcess? Process { get; } = process;
 
     public long Position
     {
@@ -44,40 +49,78 @@ public sealed class AgentFeed(Agent agent, int ringBytes)
     /// <summary>Set when the agent has finished and every byte of its output is in <see cref="Position"/>.</summary>
     public string? FinalStatus { get; private set; }
 
-    public void Append(ReadOnlySpan<byte> data)
+    /// <summary>Appends at the end (the one reader of the agent's log on this node).</summary>
+    public void Append(ReadOnlySpan<byte> data) => AppendAt(Position, data);
+
+    /// <summary>
+    /// Output that starts at <paramref name="start"/> in the agent's log: what this feed has already is skipped (a node
+    /// that takes an agent over reads its log again from the start; another node's copy may arrive twice), so every
+    /// byte is offered once, in order. A start past the end (output this node did not see, e.g. while Redis was away)
+    /// drops the ring: readers take the missing part from the log. Returns the chunk added, or null if nothing was new.
+    /// </summary>
+    public Chunk? AppendAt(long start, ReadOnlySpan<byte> data)
     {
-        if (data.IsEmpty)
+        lock (_writing)
         {
-            return;
-        }
-        var chunk = new Chunk(this, _position, data.ToArray());
-        ILiveWatcher[] live;
-        lock (_lock)
-        {
-            _chunks.Enqueue(chunk);
-            _position += data.Length;
-            _ringBytesHeld += data.Length;
-            while (_ringBytesHeld > ringBytes && _chunks.Count > 1)
+            Chunk chunk;
+            ILiveWatcher[] live;
+            lock (_lock)
             {
-                _ringBytesHeld -= _chunks.Dequeue().Data.Length;
+                if (FinalStatus is not null || start + data.Length <= _position)
+                {
+                    return null;
+                }
+                if (start > _position)
+                {
+                    _chunks.Clear();
+                    _ringBytesHeld = 0;
+                    _position = start;
+                }
+                var skip = (int)(_position - start);
+                chunk = new Chunk(this, _position, data[skip..].ToArray());
+                _chunks.Enqueue(chunk);
+                _position += chunk.Data.Length;
+                _ringBytesHeld += chunk.Data.Length;
+                while (_ringBytesHeld > ringBytes && _chunks.Count > 1)
+                {
+                    _ringBytesHeld -= _chunks.Dequeue().Data.Length;
+                }
+                live = _live;
             }
-            live = _live;
-        }
-        // Outside the lock, in order: there is one writer per feed (the agent's log reader).
-        foreach (var watcher in live)
-        {
-            watcher.Offer(chunk);
+            // Outside the state lock, in order (the writing lock keeps two writers' chunks from crossing).
+            foreach (var watcher in live)
+            {
+                watcher.Offer(chunk);
+            }
+            return chunk;
         }
     }
 
-    public void End(string status)
+    /// <summary>
+    /// The agent has finished with <paramref name="length"/> bytes of output (null: what this feed has). If this feed
+    /// missed the last of it, the ring is dropped and readers take the rest from the log.
+    /// </summary>
+    public void End(string status, long? length = null)
     {
         ILiveWatcher[] live;
-        lock (_lock)
+        lock (_writing)
         {
-            FinalStatus = status;
-            live = _live;
-            _live = [];
+            lock (_lock)
+            {
+                if (FinalStatus is not null)
+                {
+                    return;
+                }
+                if (length > _position)
+                {
+                    _chunks.Clear();
+                    _ringBytesHeld = 0;
+                    _position = length.Value;
+                }
+                FinalStatus = status;
+                live = _live;
+                _live = [];
+            }
         }
         foreach (var watcher in live)
         {
@@ -218,7 +261,32 @@ public sealed class AgentFeeds
         return feed;
     }
 
+    /// <summary>
+    /// The feed of an agent another node follows, opened at the first of its output this node hears of
+    /// (<paramref name="start"/>); output before that is read from the log.
+    /// </summary>
+    internal AgentFeed OpenElsewhere(string agentId, string teamId, string ownerId, string backend, int ringBytes, long start)
+    {
+        var created = false;
+        var feed = _streams.GetOrAdd(agentId, _ =>
+        {
+            created = true;
+            return new AgentFeed(agentId, teamId, ownerId, backend, null, ringBytes, start);
+        });
+        if (created)
+        {
+            Started?.Invoke(feed);
+        }
+        return feed;
+    }
+
+    /// <summary>Every feed open on this node.</summary>
+    public ICollection<AgentFeed> All => _streams.Values;
+
     internal void Close(string agentId) => _streams.TryRemove(agentId, out _);
+
+    /// <summary>Closes <paramref name="feed"/> only if it is still the one open for its agent.</summary>
+    internal void Close(AgentFeed feed) => _streams.TryRemove(new KeyValuePair<string, AgentFeed>(feed.AgentId, feed));
 }
 
 /// <summary>Where a UTF-8 sequence may be cut: never inside a character.</summary>

@@ -104,8 +104,13 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     continue;
                 }
 
-                // Older than the ring holds: read it back from the log.
+                // Older than the ring holds: read it back from the log (a feed of another node's agent does not know where it is yet).
                 var limit = stream is null ? end : Math.Min(end, stream.RingStart);
+                if (process is null)
+                {
+                    await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                    process = (await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken)).Process;
+                }
                 buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
                 var n = process is not null && backend is not null
                     ? await backend.ReadOutputAsync(process, position, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - position))), cancellationToken)

@@ -22,6 +22,8 @@ public enum AgentFailure
     Unavailable,
     NotRunning,
     NowhereToRun,
+    /// <summary>The node following the agent did not answer (it is being taken over).</summary>
+    Unreachable,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
@@ -40,6 +42,8 @@ public sealed partial class AgentService(
     ExecutionBackends backends,
     MachineResolver machines,
     AgentSupervisor supervisor,
+    AgentLeases leases,
+    IAgentControlRoute route,
     AgentEvents events,
     AgentFeeds feeds,
     Vms.VmAuditLog audit,
@@ -196,13 +200,7 @@ public sealed partial class AgentService(
         (await FindAsync(caller, agentId, cancellationToken)).Agent;
 
     public Task<AgentResult> KillAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, agentId, "kill", async (agent, backend, process, db) =>
-        {
-            agent.KillRequested = true;
-            await db.SaveChangesAsync(cancellationToken);
-            await backend.SignalAsync(process, AgentSignal.Terminate, cancellationToken);
-            supervisor.KillRequested(agent.Id);
-        }, cancellationToken);
+        ControlAsync(caller, new AgentCommand(agentId, "kill"), cancellationToken);
 
     /// <summary>Stops every agent still running in a box that is being released (recorded as killed, as by their owners).</summary>
     public async Task StopBoxAgentsAsync(string boxId, CancellationToken cancellationToken)
@@ -223,42 +221,27 @@ public sealed partial class AgentService(
 
     /// <summary>Like Ctrl-C; for a conversational agent, a stream-json interrupt request that ends the current turn.</summary>
     public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, agentId, "interrupt", (agent, backend, process, _) => launcher.IsConversational(agent.Type)
-            ? backend.WriteInputAsync(process, StreamJsonInput.Interrupt("req_" + Tokens.NewId()), cancellationToken)
-            : backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken), cancellationToken);
+        ControlAsync(caller, new AgentCommand(agentId, "interrupt"), cancellationToken);
 
     /// <summary>Writes to stdin; for a conversational agent, as a user message that starts its next turn.</summary>
     public Task<AgentResult> InputAsync(Caller caller, string agentId, string data, CancellationToken cancellationToken) =>
-        ControlAsync(caller, agentId, "input", async (agent, backend, process, db) =>
-        {
-            if (!launcher.IsConversational(agent.Type))
-            {
-                await backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(data), cancellationToken);
-                return;
-            }
-            // Running before the message goes in: the turn's result (which sets waiting) can only come after.
-            if (agent.Status == AgentStatuses.Waiting)
-            {
-                agent.Status = AgentStatuses.Running;
-                await db.SaveChangesAsync(cancellationToken);
-                await events.StatusChangedAsync(agent, cancellationToken);
-            }
-            await backend.WriteInputAsync(process, StreamJsonInput.UserMessage(data), cancellationToken);
-        }, cancellationToken);
+        ControlAsync(caller, new AgentCommand(agentId, "input", data), cancellationToken);
 
     /// <summary>Closes the agent's input: it reads EOF and, if it reads to the end (a conversation), finishes.</summary>
     public Task<AgentResult> EndInputAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, agentId, "end", (_, backend, process, _) => backend.CloseInputAsync(process, cancellationToken), cancellationToken);
+        ControlAsync(caller, new AgentCommand(agentId, "end"), cancellationToken);
 
-    private async Task<AgentResult> ControlAsync(
-        Caller caller, string agentId, string command,
-        Func<Agent, IExecutionBackend, AgentProcess, CovibeDb, Task> act, CancellationToken cancellationToken)
+    /// <summary>
+    /// The owner's command, carried out by the node that follows the agent: here, or sent to that node (several nodes).
+    /// <paramref name="here"/>: a command another node sent to this one (it checked it too), carried out here.
+    /// </summary>
+    public async Task<AgentResult> ControlAsync(Caller caller, AgentCommand command, CancellationToken cancellationToken, bool here = false)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var agent = await db.Agents.SingleOrDefaultAsync(a => a.Id == agentId && a.TeamId == caller.TeamId, cancellationToken);
+        var agent = await db.Agents.SingleOrDefaultAsync(a => a.Id == command.AgentId && a.TeamId == caller.TeamId, cancellationToken);
         if (agent is null)
         {
-            return NotFound(agentId);
+            return NotFound(command.AgentId);
         }
         if (agent.UserId != caller.UserId)
         {
@@ -268,18 +251,57 @@ public sealed partial class AgentService(
         {
             return AgentResult.Fail(AgentFailure.NotRunning, $"The agent has already finished ({agent.Status}).");
         }
+        if (!here && !supervisor.Follows(agent.Id) && await leases.HolderAsync(agent.Id, cancellationToken) is { } holder && holder != leases.Node)
+        {
+            return await route.SendAsync(holder, caller, command, cancellationToken)
+                ?? AgentResult.Fail(AgentFailure.Unreachable,
+                    $"The server node that follows this agent did not answer. If it is down, another node takes the agent over within {leases.Duration.TotalSeconds + leases.Interval.TotalSeconds:0} s; try again then.");
+        }
+        var backend = backends.Get(agent.Backend);
         try
         {
-            await act(agent, backends.Get(agent.Backend), process, db);
+            switch (command.Command)
+            {
+                case "kill":
+                    agent.KillRequested = true;
+                    await db.SaveChangesAsync(cancellationToken);
+                    await backend.SignalAsync(process, AgentSignal.Terminate, cancellationToken);
+                    supervisor.KillRequested(agent.Id);
+                    break;
+                case "interrupt" when launcher.IsConversational(agent.Type):
+                    await backend.WriteInputAsync(process, StreamJsonInput.Interrupt("req_" + Tokens.NewId()), cancellationToken);
+                    break;
+                case "interrupt":
+                    await backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken);
+                    break;
+                case "input" when launcher.IsConversational(agent.Type):
+                    // Running before the message goes in: the turn's result (which sets waiting) can only come after.
+                    if (agent.Status == AgentStatuses.Waiting)
+                    {
+                        agent.Status = AgentStatuses.Running;
+                        await db.SaveChangesAsync(cancellationToken);
+                        await events.StatusChangedAsync(agent, cancellationToken);
+                    }
+                    await backend.WriteInputAsync(process, StreamJsonInput.UserMessage(command.Data ?? ""), cancellationToken);
+                    break;
+                case "input":
+                    await backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(command.Data ?? ""), cancellationToken);
+                    break;
+                case "end":
+                    await backend.CloseInputAsync(process, cancellationToken);
+                    break;
+                default:
+                    return AgentResult.Fail(AgentFailure.Invalid, $"Unknown command '{command.Command}'. Use kill, interrupt, input or end.");
+            }
         }
         catch (AgentNotRunningException e)
         {
             return AgentResult.Fail(AgentFailure.NotRunning, e.Message);
         }
-        AgentsLog.Controlled(logger, agent.Id, command, caller.UserId);
+        AgentsLog.Controlled(logger, agent.Id, command.Command, caller.UserId);
         if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)
         {
-            await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, $"agent.{command}", $"agent {agent.Id}", cancellationToken);
+            await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, $"agent.{command.Command}", $"agent {agent.Id}", cancellationToken);
         }
         return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
     }

@@ -9,10 +9,11 @@ using Microsoft.Extensions.Options;
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>
-/// Watches every agent that has not finished: follows its output log into its
-/// <see cref="AgentFeed"/>, records what it reports and how it ends. On start it picks up the
-/// agents a previous server left running, re-reading their logs from the start, so a restart
-/// loses nothing and a client resumes from any position.
+/// Follows the agents this node holds the lease of (<see cref="AgentLeases"/>): reads each one's output log into its
+/// <see cref="AgentFeed"/> (and through <see cref="IAgentOutputRelay"/> to the other nodes), records what it reports and
+/// how it ends. Every <see cref="AgentLeases.Interval"/> it renews its leases and takes up unfinished agents nobody
+/// follows: those a previous run of this node left (at once: its id is the same), or a dead node's once its lease ran out.
+/// It re-reads their logs from the start, so a restart or a takeover loses nothing and a client resumes from any position.
 /// </summary>
 public sealed class AgentSupervisor(
     IDbContextFactory<CovibeDb> dbs,
@@ -20,6 +21,8 @@ public sealed class AgentSupervisor(
     ExecutionBackends backends,
     AgentLauncher launcher,
     AgentEvents events,
+    AgentLeases leases,
+    IAgentOutputRelay relay,
     FileChanges fileChanges,
     IOptions<AgentsOptions> options,
     TimeProvider time,
@@ -27,12 +30,17 @@ public sealed class AgentSupervisor(
 {
     private const int ReadSize = 64 * 1024;
     private static readonly TimeSpan ProbeInterval = TimeSpan.FromMilliseconds(200);
-    private readonly Channel<string> _watch = Channel.CreateUnbounded<string>();
+    private readonly Channel<(string Id, bool Unfollowed)> _watch = Channel.CreateUnbounded<(string, bool)>();
     private readonly Dictionary<string, DateTime> _killDeadlines = [];
     private readonly Lock _killLock = new();
+    /// <summary>The agents followed here.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Following> _following = new();
 
     /// <summary>Starts following an agent that was just launched.</summary>
-    public void Watch(string agentId) => _watch.Writer.TryWrite(agentId);
+    public void Watch(string agentId) => _watch.Writer.TryWrite((agentId, false));
+
+    /// <summary>Whether this node follows the agent now.</summary>
+    public bool Follows(string agentId) => _following.ContainsKey(agentId);
 
     /// <summary>Escalates to SIGKILL if the agent is still running after the grace period.</summary>
     public void KillRequested(string agentId)
@@ -45,66 +53,160 @@ public sealed class AgentSupervisor(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await using (var db = await dbs.CreateDbContextAsync(stoppingToken))
-        {
-            var unfinished = await db.Agents
-                .Where(a => a.Status == AgentStatuses.Starting || a.Status == AgentStatuses.Running)
-                .Select(a => a.Id)
-                .ToListAsync(stoppingToken);
-            foreach (var id in unfinished)
-            {
-                AgentsLog.Recovering(logger, id);
-                Watch(id);
-            }
-        }
         var loops = new List<Task>();
+        var tending = TendAsync(stoppingToken);
         try
         {
-            await foreach (var id in _watch.Reader.ReadAllAsync(stoppingToken))
+            await foreach (var (id, unfollowed) in _watch.Reader.ReadAllAsync(stoppingToken))
             {
                 loops.RemoveAll(t => t.IsCompleted);
-                loops.Add(FollowAsync(id, stoppingToken));
+                if (!_following.ContainsKey(id))
+                {
+                    loops.Add(FollowAsync(id, unfollowed, stoppingToken));
+                }
             }
         }
         catch (OperationCanceledException)
         {
         }
-        await Task.WhenAll(loops);
+        await Task.WhenAll([.. loops, tending]);
     }
 
-    private async Task FollowAsync(string agentId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Renews this node's leases (stopping what another node took over, or what it can no longer reach), takes up the
+    /// agents nobody follows, and ends the feeds of agents that another node saw finish if this node missed the news.
+    /// </summary>
+    private async Task TendAsync(CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(leases.Interval, time);
+        do
+        {
+            try
+            {
+                var pass = time.GetUtcNow().UtcDateTime;
+                var held = await leases.RenewAsync(cancellationToken);
+                foreach (var (id, following) in _following)
+                {
+                    if (following.Since >= pass)
+                    {
+                        continue; // its lease was taken after the renewal (or is being taken)
+                    }
+                    if (!held.Contains(id))
+                    {
+                        await following.Stop.CancelAsync(); // another node follows it now
+                    }
+                    else if (following.Where is var (backend, process) && !await backend.CanFollowAsync(process, cancellationToken))
+                    {
+                        // It moved out of reach (a runner that connected to another node): leave it to a node that can reach it.
+                        await following.Stop.CancelAsync();
+                        await leases.ReleaseAsync(id, cancellationToken);
+                    }
+                }
+                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                foreach (var id in await leases.UnfollowedAsync(cancellationToken))
+                {
+                    if (!_following.ContainsKey(id))
+                    {
+                        _watch.Writer.TryWrite((id, true));
+                    }
+                }
+                await EndFinishedElsewhereAsync(db, cancellationToken);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                AgentsLog.TendFailed(logger, e);
+            }
+        }
+        while (await WaitAsync(timer, cancellationToken));
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken cancellationToken)
     {
         try
         {
-            await FollowCoreAsync(agentId, cancellationToken);
+            return await timer.WaitForNextTickAsync(cancellationToken);
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
-            // Server shutting down: the agent keeps running; the next start picks it up.
+            return false;
+        }
+    }
+
+    /// <summary>Feeds of agents followed elsewhere whose end this node did not hear of (Redis was away): the database knows.</summary>
+    private async Task EndFinishedElsewhereAsync(CovibeDb db, CancellationToken cancellationToken)
+    {
+        var open = streams.All.Where(f => f.FinalStatus is null && !_following.ContainsKey(f.AgentId)).Select(f => f.AgentId).ToList();
+        if (open.Count == 0)
+        {
+            return;
+        }
+        var finished = await db.Agents.Where(a => open.Contains(a.Id) && AgentStatuses.Final.Contains(a.Status))
+            .Select(a => new { a.Id, a.Status, a.OutputBytes }).ToListAsync(cancellationToken);
+        foreach (var agent in finished)
+        {
+            if (streams.Get(agent.Id) is { } feed)
+            {
+                feed.End(agent.Status, agent.OutputBytes);
+                streams.Close(feed);
+            }
+        }
+    }
+
+    private async Task FollowAsync(string agentId, bool unfollowed, CancellationToken cancellationToken)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var following = new Following(stop);
+        if (!_following.TryAdd(agentId, following))
+        {
+            return;
+        }
+        try
+        {
+            await FollowCoreAsync(agentId, following, unfollowed, stop.Token);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            // Server shutting down, or another node follows it now: the agent keeps running.
         }
         catch (Exception e)
         {
             AgentsLog.FollowFailed(logger, agentId, e);
         }
+        finally
+        {
+            _following.TryRemove(agentId, out _);
+        }
     }
 
-    private async Task FollowCoreAsync(string agentId, CancellationToken cancellationToken)
+    private async Task FollowCoreAsync(string agentId, Following following, bool unfollowed, CancellationToken cancellationToken)
     {
         Agent agent;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
             agent = await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken);
         }
-        if (agent.Process is not { } process)
+        if (agent.Process is not { } process || AgentStatuses.IsFinal(agent.Status))
         {
             return;
         }
         var backend = backends.Get(agent.Backend);
+        // Only the node that can reach the agent follows it, and only one node at a time.
+        if (!await backend.CanFollowAsync(process, cancellationToken) || !await leases.TakeAsync(agentId, cancellationToken))
+        {
+            return;
+        }
+        following.Since = time.GetUtcNow().UtcDateTime;
+        following.Where = (backend, process);
+        if (unfollowed)
+        {
+            AgentsLog.Recovering(logger, agentId);
+        }
         var stream = streams.Open(agent, options.Value.RingBytes);
         var parser = new LineParser();
         var buffer = new byte[ReadSize + 4];
         var carry = 0;
         long readOffset = 0;
+        long appended = 0;
         var status = agent.Status;
         var nextProbe = DateTime.MinValue;
         var batch = TimeSpan.FromMilliseconds(options.Value.BatchMilliseconds);
@@ -123,7 +225,7 @@ public sealed class AgentSupervisor(
             if (n > 0)
             {
                 readOffset += n;
-                carry = Publish(stream, parser, buffer, carry + n, final: false, out var sawResult);
+                carry = Publish(stream, parser, buffer, carry + n, ref appended, final: false, out var sawResult);
                 lastPublished = time.GetTimestamp();
                 if (sawResult)
                 {
@@ -165,9 +267,9 @@ public sealed class AgentSupervisor(
                     while ((n = await backend.ReadOutputAsync(process, readOffset, buffer.AsMemory(carry, ReadSize), cancellationToken)) > 0)
                     {
                         readOffset += n;
-                        carry = Publish(stream, parser, buffer, carry + n, final: false, out _);
+                        carry = Publish(stream, parser, buffer, carry + n, ref appended, final: false, out _);
                     }
-                    Publish(stream, parser, buffer, carry, final: true, out _);
+                    Publish(stream, parser, buffer, carry, ref appended, final: true, out _);
                     parser.Flush();
                     await FinishAsync(agent.Id, state, stream, parser, cancellationToken);
                     return;
@@ -195,11 +297,18 @@ public sealed class AgentSupervisor(
         }
     }
 
-    /// <summary>Appends the complete part of the buffer; returns how many bytes (a split UTF-8 character) wait for the next read.</summary>
-    private static int Publish(AgentFeed stream, LineParser parser, byte[] buffer, int length, bool final, out bool sawResult)
+    /// <summary>
+    /// Appends the complete part of the buffer (at <paramref name="appended"/> in the log: what the feed has already is
+    /// skipped) and tells the other nodes; returns how many bytes (a split UTF-8 character) wait for the next read.
+    /// </summary>
+    private int Publish(AgentFeed stream, LineParser parser, byte[] buffer, int length, ref long appended, bool final, out bool sawResult)
     {
         var complete = final ? length : Utf8Boundary.CompleteLength(buffer.AsSpan(0, length));
-        stream.Append(buffer.AsSpan(0, complete));
+        if (stream.AppendAt(appended, buffer.AsSpan(0, complete)) is { } chunk)
+        {
+            relay.Appended(stream, chunk);
+        }
+        appended += complete;
         sawResult = parser.Feed(buffer.AsSpan(0, complete));
         var carry = length - complete;
         buffer.AsSpan(complete, carry).CopyTo(buffer);
@@ -246,7 +355,9 @@ public sealed class AgentSupervisor(
             Record(a, parser, stream);
         }, cancellationToken);
         stream.End(final.Status);
+        relay.Ended(stream);
         streams.Close(agentId);
+        await leases.ReleaseAsync(agentId, CancellationToken.None);
         AgentsLog.Finished(logger, agentId, final.Status, final.ExitCode);
     }
 
@@ -267,5 +378,14 @@ public sealed class AgentSupervisor(
         await db.SaveChangesAsync(cancellationToken);
         await events.StatusChangedAsync(agent, cancellationToken);
         return agent;
+    }
+
+    /// <summary>An agent this node follows: since when (its lease was taken then), how to stop, and where it runs once known.</summary>
+    private sealed class Following(CancellationTokenSource stop)
+    {
+        /// <summary>When its lease was taken (until then, a renewal pass leaves it alone).</summary>
+        public DateTime Since { get; set; } = DateTime.MaxValue;
+        public CancellationTokenSource Stop { get; } = stop;
+        public (IExecutionBackend Backend, AgentProcess Process)? Where { get; set; }
     }
 }

@@ -24,6 +24,9 @@ public static class AgentsApi
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();
         services.AddSingleton<AgentService>();
+        services.AddSingleton<AgentLeases>();
+        services.AddSingleton<IAgentOutputRelay, NoAgentOutputRelay>();
+        services.AddSingleton<IAgentControlRoute, NoAgentControlRoute>();
         services.AddSingleton<AgentSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
         return services;
@@ -211,6 +214,7 @@ public static class AgentsApi
         AgentFailure.NotRunning => Problems.Conflict("agent-not-running", "The agent is not running", result.Detail!),
         AgentFailure.TooMany => Problems.Create(429, "too-many-agents", "Too many agents", result.Detail!),
         AgentFailure.NowhereToRun => Problems.Create(503, "container-engine-unavailable", "Nowhere to run the agent", result.Detail!),
+        AgentFailure.Unreachable => Problems.Create(503, "agent-node-unreachable", "The node following the agent did not answer", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };
 

@@ -9,7 +9,7 @@ internal static partial class AgentsLog
     [LoggerMessage(3002, LogLevel.Information, "Agent {AgentId} finished: {Status} (exit code {ExitCode})")]
     public static partial void Finished(ILogger logger, string agentId, string status, int? exitCode);
 
-    [LoggerMessage(3003, LogLevel.Information, "Resuming agent {AgentId} left running by a previous server")]
+    [LoggerMessage(3003, LogLevel.Information, "Following agent {AgentId}, which no node followed (left by this node's previous run, or by a node that stopped renewing its lease)")]
     public static partial void Recovering(ILogger logger, string agentId);
 
     [LoggerMessage(3004, LogLevel.Error, "Following agent {AgentId} failed")]
@@ -23,4 +23,7 @@ internal static partial class AgentsLog
 
     [LoggerMessage(3007, LogLevel.Information, "Agent {AgentId}: {Command} by user {UserId}")]
     public static partial void Controlled(ILogger logger, string agentId, string command, string userId);
+
+    [LoggerMessage(3008, LogLevel.Warning, "Renewing this node's agent leases or looking for agents nobody follows failed; trying again shortly")]
+    public static partial void TendFailed(ILogger logger, Exception exception);
 }

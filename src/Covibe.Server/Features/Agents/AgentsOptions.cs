@@ -64,6 +64,13 @@ public sealed class AgentsOptions
     /// <summary>Grace between SIGTERM and SIGKILL when an agent is killed.</summary>
     [Range(0, 600)]
     public int KillGraceSeconds { get; set; } = 5;
+
+    /// <summary>
+    /// Several nodes: how long a node's claim to follow an agent lasts without being renewed (every quarter of it). A
+    /// node that dies leaves its agents to another within this many seconds, plus a quarter.
+    /// </summary>
+    [Range(2, 600)]
+    public int LeaseSeconds { get; set; } = 10;
 }
 
 /// <summary>

@@ -68,14 +68,6 @@ public sealed class BoxPool
     public DateTime UpdatedAt { get; set; }
 }
 
-/// <summary>A job that must run on one server node at a time (the pool reconciler): whoever holds an unexpired lease.</summary>
-public sealed class Lease
-{
-    public required string Name { get; init; }
-    public required string Holder { get; set; }
-    public DateTime ExpiresAt { get; set; }
-}
-
 public static class BoxStatuses
 {
     public const string Provisioning = "provisioning";

@@ -7,13 +7,13 @@ namespace Covibe.Server.Features.Boxes;
 /// at again; and where each box keeps its files on this machine. One per server process, named by
 /// <see cref="Node"/> in the leases it takes.
 /// </summary>
-public sealed class BoxWork(Workspaces workspaces) : IDisposable
+public sealed class BoxWork(Workspaces workspaces, Cluster.ThisNode node) : IDisposable
 {
     private readonly SemaphoreSlim _provision = new(0, 1);
     private readonly SemaphoreSlim _reconcile = new(0, 1);
 
     /// <summary>This server process, as lease holder.</summary>
-    public string Node { get; } = NodeId(workspaces);
+    public string Node => node.Id;
 
     public void Provision() => Wake(_provision);
 
@@ -43,24 +43,6 @@ public sealed class BoxWork(Workspaces workspaces) : IDisposable
     public string MirrorPath(string teamId, string repoUrl) =>
         Path.Combine(Path.GetDirectoryName(workspaces.BoxRoot("x"))!, ".mirrors", teamId,
             Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(repoUrl)))[..24] + ".git");
-
-    /// <summary>
-    /// This node's id, kept in its data directory: a restarted server recognises the leases it held before it stopped
-    /// and takes its unfinished work up at once, instead of waiting for them to expire.
-    /// </summary>
-    private static string NodeId(Workspaces workspaces)
-    {
-        var directory = Path.GetDirectoryName(workspaces.BoxRoot("x"))!;
-        Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        var path = Path.Combine(directory, ".node-id");
-        if (File.Exists(path) && File.ReadAllText(path).Trim() is { Length: > 0 } existing)
-        {
-            return existing;
-        }
-        var id = $"{Environment.MachineName}-{Guid.NewGuid():N}";
-        File.WriteAllText(path, id);
-        return id;
-    }
 
     public void Dispose()
     {

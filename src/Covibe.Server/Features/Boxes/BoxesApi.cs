@@ -21,7 +21,6 @@ public static class BoxesApi
         services.AddSingleton<DevcontainerCli>();
         services.AddSingleton<BoxService>();
         services.AddSingleton<PoolService>();
-        services.AddSingleton<Leases>();
         services.AddSingleton<BoxBuilder>();
         services.AddSingleton<BoxProvisioner>();
         services.AddSingleton<PoolReconciler>();

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Git;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
@@ -207,45 +208,5 @@ public sealed class PoolReconciler(
             box.ReleasedAt = now;
             box.Error = $"Retired: {why}.";
         }
-    }
-}
-
-/// <summary>
-/// Leases in the database for work that must run on one node at a time: a node holds one while it renews it before
-/// it expires; another takes it over only once it has (a node that died). Atomic on SQLite and PostgreSQL alike.
-/// </summary>
-public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
-{
-    /// <summary>Takes or renews the lease <paramref name="name"/> for <paramref name="holder"/>; false while another node holds it.</summary>
-    public async Task<bool> HoldAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
-    {
-        var now = time.GetUtcNow().UtcDateTime;
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var taken = await db.Leases.Where(l => l.Name == name && (l.Holder == holder || l.ExpiresAt < now))
-            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Holder, holder).SetProperty(l => l.ExpiresAt, now + duration), cancellationToken);
-        if (taken == 1)
-        {
-            return true;
-        }
-        if (await db.Leases.AnyAsync(l => l.Name == name, cancellationToken))
-        {
-            return false;
-        }
-        db.Leases.Add(new Lease { Name = name, Holder = holder, ExpiresAt = now + duration });
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-            return true;
-        }
-        catch (DbUpdateException)
-        {
-            return false; // another node made it first
-        }
-    }
-
-    public async Task ReleaseAsync(string name, string holder, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        await db.Leases.Where(l => l.Name == name && l.Holder == holder).ExecuteDeleteAsync(cancellationToken);
     }
 }

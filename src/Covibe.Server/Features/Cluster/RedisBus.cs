@@ -10,7 +10,7 @@ namespace Covibe.Server.Features.Cluster;
 /// serving its own clients, says so in <c>/health</c> and its log, and catches up by itself when Redis is back (clients
 /// catch up by position: the log and the database are the truth).
 /// </summary>
-public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth.SessionEvents sessions, TimeProvider time, ILogger<RedisBus> logger)
+public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, TeamHub hub, Auth.SessionEvents sessions, TimeProvider time, ILogger<RedisBus> logger)
     : IHostedService, IClusterPresence, IAsyncDisposable
 {
     /// <summary>How often a node repeats its presence, and how long another node's stays without being repeated (it may have died).</summary>
@@ -26,9 +26,30 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth
     private Task? _repeating;
 
     /// <summary>Who this node is on the channel (its own events come back to it and are skipped: it delivered them already).</summary>
-    public string Node { get; } = Guid.NewGuid().ToString("N")[..12];
+    public string Node => node.Id;
 
     public bool Connected => _redis?.IsConnected == true;
+
+    /// <summary>
+    /// Listens on <c>&lt;Channel&gt;:<paramref name="suffix"/></c>; messages from one node arrive in the order it sent them,
+    /// one at a time. For the other cluster parts (agent output, calls between nodes), which start after this.
+    /// </summary>
+    public async Task SubscribeAsync(string suffix, Action<RedisValue> handler)
+    {
+        var queue = await _redis!.GetSubscriber().SubscribeAsync(RedisChannel.Literal(options.Value.Channel + ":" + suffix));
+        queue.OnMessage(message => handler(message.Message));
+    }
+
+    /// <summary>Sends on <c>&lt;Channel&gt;:<paramref name="suffix"/></c> (fire and forget); false while Redis is away.</summary>
+    public bool Publish(string suffix, RedisValue value)
+    {
+        if (_redis is not { IsConnected: true } redis)
+        {
+            return false;
+        }
+        redis.GetSubscriber().Publish(RedisChannel.Literal(options.Value.Channel + ":" + suffix), value, CommandFlags.FireAndForget);
+        return true;
+    }
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -191,67 +212,6 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, TeamHub hub, Auth
         if (_redis is not null)
         {
             await _redis.DisposeAsync();
-        }
-    }
-}
-
-/// <summary>Several nodes: delivered to this node's connections at once, and told to the others through Redis.</summary>
-public sealed class RedisTeamEvents(TeamHub hub, RedisBus bus) : ITeamEvents
-{
-    public void Publish<T>(string teamId, T message) where T : Protocol.HubMessage
-    {
-        var frame = TeamHub.Serialize(message);
-        hub.Deliver(teamId, null, frame, frame);
-        bus.Publish(new TeamEventEnvelope(bus.Node, teamId, null, frame, frame));
-    }
-
-    public void Publish<T>(string teamId, string ownerId, Func<bool, T> build) where T : Protocol.HubMessage
-    {
-        var (forOwner, forOthers) = (TeamHub.Serialize(build(true)), TeamHub.Serialize(build(false)));
-        hub.Deliver(teamId, ownerId, forOwner, forOthers);
-        bus.Publish(new TeamEventEnvelope(bus.Node, teamId, ownerId, forOwner, forOthers));
-    }
-}
-
-internal static partial class ClusterLog
-{
-    [LoggerMessage(9001, LogLevel.Information, "Node {Node} joined the cluster on Redis channel {Channel}")]
-    public static partial void Joined(ILogger logger, string node, string channel);
-
-    [LoggerMessage(9002, LogLevel.Warning, "Redis is down ({Failure}: {Reason}); this node keeps serving its own clients, other nodes' events wait until it is back")]
-    public static partial void RedisDown(ILogger logger, string failure, string reason);
-
-    [LoggerMessage(9003, LogLevel.Information, "Redis is back; events flow between the nodes again")]
-    public static partial void RedisBack(ILogger logger);
-}
-
-public static class ClusterFeature
-{
-    /// <summary>With <c>REDIS_URL</c>, team events go to every node through Redis; without it, one node and nothing changes.</summary>
-    public static IServiceCollection AddCluster(this IServiceCollection services, IConfiguration configuration)
-    {
-        services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section)
-            .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
-            .ValidateOnStart();
-        if (!string.IsNullOrWhiteSpace(configuration[$"{ClusterOptions.Section}:RedisUrl"]))
-        {
-            services.AddSingleton<RedisBus>();
-            services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
-            services.AddSingleton<ITeamEvents, RedisTeamEvents>();
-        }
-        return services;
-    }
-
-    private static bool TryParse(string url)
-    {
-        try
-        {
-            RedisUrl.Parse(url);
-            return true;
-        }
-        catch (FormatException)
-        {
-            return false;
         }
     }
 }

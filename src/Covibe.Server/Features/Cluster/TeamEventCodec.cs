@@ -19,14 +19,14 @@ public static class TeamEventCodec
         var same = ReferenceEquals(e.ForOwner, e.ForOthers);
         using var buffer = new MemoryStream();
         buffer.WriteByte(Version);
-        WriteField(buffer, Encoding.UTF8.GetBytes(e.Node));
-        WriteField(buffer, Encoding.UTF8.GetBytes(e.TeamId));
-        WriteField(buffer, Encoding.UTF8.GetBytes(e.OwnerId ?? ""));
+        ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(e.Node));
+        ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(e.TeamId));
+        ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(e.OwnerId ?? ""));
         buffer.WriteByte(same ? (byte)1 : (byte)2);
-        WriteField(buffer, e.ForOwner);
+        ClusterFields.Write(buffer, e.ForOwner);
         if (!same)
         {
-            WriteField(buffer, e.ForOthers);
+            ClusterFields.Write(buffer, e.ForOthers);
         }
         return buffer.ToArray();
     }
@@ -39,18 +39,18 @@ public static class TeamEventCodec
             return null;
         }
         var rest = bytes[1..];
-        if (!ReadField(ref rest, out var node) || !ReadField(ref rest, out var team) || !ReadField(ref rest, out var owner) || rest.Length < 1)
+        if (!ClusterFields.Read(ref rest, out var node) || !ClusterFields.Read(ref rest, out var team) || !ClusterFields.Read(ref rest, out var owner) || rest.Length < 1)
         {
             return null;
         }
         var frames = rest[0];
         rest = rest[1..];
-        if (frames is not (1 or 2) || !ReadField(ref rest, out var first))
+        if (frames is not (1 or 2) || !ClusterFields.Read(ref rest, out var first))
         {
             return null;
         }
         var second = first;
-        if (frames == 2 && !ReadField(ref rest, out second))
+        if (frames == 2 && !ClusterFields.Read(ref rest, out second))
         {
             return null;
         }
@@ -62,31 +62,6 @@ public static class TeamEventCodec
         var forOwner = first.ToArray();
         return new TeamEventEnvelope(Encoding.UTF8.GetString(node), Encoding.UTF8.GetString(team), ownerId.Length > 0 ? ownerId : null,
             forOwner, frames == 1 ? forOwner : second.ToArray());
-    }
-
-    private static void WriteField(Stream buffer, ReadOnlySpan<byte> field)
-    {
-        Span<byte> length = stackalloc byte[4];
-        BinaryPrimitives.WriteInt32BigEndian(length, field.Length);
-        buffer.Write(length);
-        buffer.Write(field);
-    }
-
-    private static bool ReadField(ref ReadOnlySpan<byte> rest, out ReadOnlySpan<byte> field)
-    {
-        field = default;
-        if (rest.Length < 4)
-        {
-            return false;
-        }
-        var length = BinaryPrimitives.ReadInt32BigEndian(rest);
-        if (length < 0 || length > rest.Length - 4)
-        {
-            return false;
-        }
-        field = rest.Slice(4, length);
-        rest = rest[(4 + length)..];
-        return true;
     }
 }
 
@@ -122,5 +97,47 @@ public static class NodePresenceCodec
             members[fields[0]] = (fields[1], connections);
         }
         return new NodePresence(head[0], head[1], members);
+    }
+}
+
+/// <summary>Length-prefixed fields (a 32-bit big-endian length, then the bytes): how the cluster's binary messages are laid out.</summary>
+internal static class ClusterFields
+{
+    public static void Write(Stream buffer, ReadOnlySpan<byte> field)
+    {
+        Span<byte> length = stackalloc byte[4];
+        BinaryPrimitives.WriteInt32BigEndian(length, field.Length);
+        buffer.Write(length);
+        buffer.Write(field);
+    }
+
+    public static bool Read(ref ReadOnlySpan<byte> rest, out ReadOnlySpan<byte> field)
+    {
+        field = default;
+        if (rest.Length < 4)
+        {
+            return false;
+        }
+        var length = BinaryPrimitives.ReadInt32BigEndian(rest);
+        if (length < 0 || length > rest.Length - 4)
+        {
+            return false;
+        }
+        field = rest.Slice(4, length);
+        rest = rest[(4 + length)..];
+        return true;
+    }
+
+    public static void Write(Stream buffer, string text) => Write(buffer, Encoding.UTF8.GetBytes(text));
+
+    public static bool ReadText(ref ReadOnlySpan<byte> rest, out string text)
+    {
+        text = "";
+        if (!Read(ref rest, out ReadOnlySpan<byte> field))
+        {
+            return false;
+        }
+        text = Encoding.UTF8.GetString(field);
+        return true;
     }
 }

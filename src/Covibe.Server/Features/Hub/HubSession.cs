@@ -358,6 +358,7 @@ internal sealed class HubSession(
             AgentFailure.NotRunning => HubErrorCodes.AgentNotRunning,
             AgentFailure.Unavailable => HubErrorCodes.AgentUnavailable,
             AgentFailure.TooMany => HubErrorCodes.RateLimited,
+            AgentFailure.Unreachable => HubErrorCodes.AgentUnreachable,
             _ => HubErrorCodes.InvalidMessage,
         };
         var detail = result.Errors is { Count: > 0 } errors ? string.Join(" ", errors.SelectMany(e => e.Value)) : result.Detail!;
@@ -368,7 +369,8 @@ internal sealed class HubSession(
     {
         if (connection.Member is { } member && feed.TeamId == member.TeamId)
         {
-            Subscribe(feed.AgentId, from: 0, replace: false);
+            // From its start (a new agent's first byte; another node's agent from the first of it this node heard).
+            Subscribe(feed.AgentId, from: feed.RingStart, replace: false);
         }
     }
 

@@ -76,6 +76,10 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
         return await RandomAccess.ReadAsync(handle, buffer, offset, cancellationToken);
     }
 
+    /// <summary>The node the runner is connected to follows its agents (their output arrives there); while it is connected nowhere, any node.</summary>
+    public async ValueTask<bool> CanFollowAsync(AgentProcess process, CancellationToken cancellationToken) =>
+        !await hub.ConnectedElsewhereAsync(process.Target!, cancellationToken);
+
     /// <summary>The mirror is written on this machine as output arrives: the supervisor wakes on its writes.</summary>
     public string? LocalLogPath(AgentProcess process) => hub.MirrorPath(AgentIdOf(process));
 

@@ -63,6 +63,17 @@ public sealed class RunnerHub(
 
     public RunnerSession? SessionOf(string vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Session : null;
 
+    /// <summary>Whether the VM's runner is connected to another node (the database says online, this node has no session).</summary>
+    public async Task<bool> ConnectedElsewhereAsync(string vmId, CancellationToken cancellationToken)
+    {
+        if (SessionOf(vmId) is not null)
+        {
+            return false;
+        }
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return await db.Vms.AnyAsync(v => v.Id == vmId && v.Status == VmHealth.Online, cancellationToken);
+    }
+
     public string MirrorPath(string agentId) => Path.Combine(MirrorRoot, agentId, "output.log");
 
     /// <summary>Makes the empty mirror of a new agent's log, and lets the VM's runner send output for it.</summary>

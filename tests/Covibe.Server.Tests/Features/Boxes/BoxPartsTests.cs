@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Cluster;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;

@@ -3,7 +3,7 @@ using Covibe.Server.Features.Cluster;
 
 namespace Covibe.Server.Tests;
 
-/// <summary>The small pure pieces of running several nodes: the team-event envelope on Redis, and REDIS_URL.</summary>
+/// <summary>The small pure pieces of running several nodes: the team-event envelope, relayed output and calls between nodes on Redis, and REDIS_URL.</summary>
 public sealed class ClusterPartsTests
 {
     [Fact]
@@ -87,5 +87,45 @@ public sealed class ClusterPartsTests
         merged["b"].ShouldBe(("online", 1));
         merged["c"].ShouldBe(("away", 1));
         Covibe.Server.Features.Hub.ClusterPresence.Merge(here, new Dictionary<string, (string, int)>()).ShouldBeSameAs(here);
+    }
+
+    [Fact]
+    public void RelayedOutput_RoundTripsWithItsPosition_AndAnEndCarriesTheStatus()
+    {
+        byte[] data = [0, 1, 2, 0xff, (byte)'\n'];
+        var back = RelayedOutputCodec.Decode(RelayedOutputCodec.Encode(new RelayedOutput("n1", "agent-1", "team-1", "owner-1", "local", 5_000_000_000, data)))!;
+        back.ShouldBeEquivalentTo(back with { Node = "n1", AgentId = "agent-1", TeamId = "team-1", OwnerId = "owner-1", Backend = "local", Position = 5_000_000_000, FinalStatus = null });
+        back.Data.ShouldBe(data);
+        var end = RelayedOutputCodec.Decode(RelayedOutputCodec.Encode(new RelayedOutput("n1", "agent-1", "team-1", "owner-1", "ssh", 42, [], "killed")))!;
+        (end.FinalStatus, end.Position, end.Data.Length).ShouldBe(("killed", 42L, 0));
+    }
+
+    [Fact]
+    public void BytesThatAreNoRelayedOutput_AreNone()
+    {
+        var good = RelayedOutputCodec.Encode(new RelayedOutput("n", "a", "t", "o", "local", 7, [1, 2]));
+        // Cut anywhere before the data starts (the data is the rest, so any length of it is well formed).
+        for (var cut = 0; cut < good.Length - 2; cut++)
+        {
+            RelayedOutputCodec.Decode(good.AsSpan(0, cut)).ShouldBeNull($"cut at {cut}");
+        }
+        RelayedOutputCodec.Decode(RelayedOutputCodec.Encode(new RelayedOutput("n", "a", "t", "o", "local", -1, [1]))).ShouldBeNull("a negative position");
+        RelayedOutputCodec.Decode(RelayedOutputCodec.Encode(new RelayedOutput("n", "", "t", "o", "local", 0, [1]))).ShouldBeNull("no agent");
+    }
+
+    [Fact]
+    public void ACallBetweenNodes_RoundTrips_WithTextThatHasNewlines_AndGarbageIsNone()
+    {
+        var call = new NodeCall("id-1", "node-a", IsReply: false, ["user", "team", "session", "Sarah", "agent", "input", "two\nlines\u00e9"]);
+        var back = NodeCallCodec.Decode(NodeCallCodec.Encode(call))!;
+        (back.Id, back.From, back.IsReply).ShouldBe(("id-1", "node-a", false));
+        back.Fields.ShouldBe(call.Fields);
+        NodeCallCodec.Decode(NodeCallCodec.Encode(new NodeCall("id-1", "node-b", true, ["None", ""])))!.IsReply.ShouldBeTrue();
+        var good = NodeCallCodec.Encode(call);
+        for (var cut = 0; cut < good.Length; cut++)
+        {
+            NodeCallCodec.Decode(good.AsSpan(0, cut)).ShouldBeNull($"cut at {cut}");
+        }
+        NodeCallCodec.Decode([.. good, 0]).ShouldBeNull("trailing bytes");
     }
 }

@@ -1,0 +1,43 @@
+using Covibe.Server.Features.Hub;
+
+namespace Covibe.Server.Features.Cluster;
+
+public static class ClusterFeature
+{
+    /// <summary>With <c>REDIS_URL</c>, team events go to every node through Redis; without it, one node and nothing changes.</summary>
+    public static IServiceCollection AddCluster(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddSingleton<ThisNode>();
+        services.AddSingleton<Leases>();
+        services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section)
+            .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
+            .ValidateOnStart();
+        if (!string.IsNullOrWhiteSpace(configuration[$"{ClusterOptions.Section}:RedisUrl"]))
+        {
+            services.AddSingleton<RedisBus>();
+            services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
+            services.AddSingleton<ITeamEvents, RedisTeamEvents>();
+            // Agent output to every node, and the owner's commands to the node that follows the agent.
+            services.AddSingleton<RedisAgentRelay>();
+            services.AddSingleton<Agents.IAgentOutputRelay>(sp => sp.GetRequiredService<RedisAgentRelay>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisAgentRelay>());
+            services.AddSingleton<RedisAgentControl>();
+            services.AddSingleton<Agents.IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisAgentControl>());
+        }
+        return services;
+    }
+
+    private static bool TryParse(string url)
+    {
+        try
+        {
+            RedisUrl.Parse(url);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,73 @@
+using Covibe.Server.Data;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Cluster;
+
+/// <summary>
+/// Leases in the database for work that must run on one node at a time: a node holds one while it renews it before
+/// it expires; another takes it over only once it has (a node that died). Atomic on SQLite and PostgreSQL alike.
+/// </summary>
+public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
+{
+    /// <summary>Takes or renews the lease <paramref name="name"/> for <paramref name="holder"/>; false while another node holds it.</summary>
+    public async Task<bool> HoldAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var taken = await db.Leases.Where(l => l.Name == name && (l.Holder == holder || l.ExpiresAt < now))
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Holder, holder).SetProperty(l => l.ExpiresAt, now + duration), cancellationToken);
+        if (taken == 1)
+        {
+            return true;
+        }
+        if (await db.Leases.AnyAsync(l => l.Name == name, cancellationToken))
+        {
+            return false;
+        }
+        db.Leases.Add(new Lease { Name = name, Holder = holder, ExpiresAt = now + duration });
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+            return true;
+        }
+        catch (DbUpdateException)
+        {
+            return false; // another node made it first
+        }
+    }
+
+    /// <summary>
+    /// Renews every lease named <paramref name="prefix"/>… that <paramref name="holder"/> still holds, in one statement, and
+    /// returns their names: a lease missing from the answer was taken over (this node was silent past its expiry).
+    /// </summary>
+    public async Task<HashSet<string>> RenewAllAsync(string prefix, string holder, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await db.Leases.Where(l => l.Holder == holder && l.Name.StartsWith(prefix))
+            .ExecuteUpdateAsync(s => s.SetProperty(l => l.ExpiresAt, now + duration), cancellationToken);
+        return [.. await db.Leases.Where(l => l.Holder == holder && l.Name.StartsWith(prefix)).Select(l => l.Name).ToListAsync(cancellationToken)];
+    }
+
+    /// <summary>Who holds <paramref name="name"/> now; null when nobody does (never taken, released, or expired).</summary>
+    public async Task<string?> HolderAsync(string name, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow().UtcDateTime;
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return await db.Leases.Where(l => l.Name == name && l.ExpiresAt >= now).Select(l => l.Holder).SingleOrDefaultAsync(cancellationToken);
+    }
+
+    public async Task ReleaseAsync(string name, string holder, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await db.Leases.Where(l => l.Name == name && l.Holder == holder).ExecuteDeleteAsync(cancellationToken);
+    }
+}
+
+/// <summary>Work that must run on one server node at a time (the pool reconciler, an agent's supervision): whoever holds an unexpired lease.</summary>
+public sealed class Lease
+{
+    public required string Name { get; init; }
+    public required string Holder { get; set; }
+    public DateTime ExpiresAt { get; set; }
+}
