@@ -31,6 +31,9 @@ public static class DatabaseSetup
         return services;
     }
 
+    /// <summary>The advisory lock key nodes take while one of them migrates a PostgreSQL database ("covibe" in ASCII).</summary>
+    private const long MigrationLock = 0x636f76696265;
+
     /// <summary>Creates or upgrades the schema. Runs before the server accepts connections.</summary>
     public static async Task MigrateDatabaseAsync(this IServiceProvider services, CancellationToken cancellationToken)
     {
@@ -44,7 +47,26 @@ public static class DatabaseSetup
                 ServerOptions.EnsureDirectory(Path.GetDirectoryName(Path.GetFullPath(builder.DataSource))!);
             }
         }
-        await db.Database.MigrateAsync(cancellationToken);
+        if (db.Database.IsNpgsql())
+        {
+            // Several nodes may start at once on one database: one migrates, the others wait for it (a session-level
+            // advisory lock on the connection the migration runs on), then find nothing left to do.
+            await db.Database.OpenConnectionAsync(cancellationToken);
+            await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_lock({MigrationLock})", cancellationToken);
+            try
+            {
+                await db.Database.MigrateAsync(cancellationToken);
+            }
+            finally
+            {
+                await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_unlock({MigrationLock})", CancellationToken.None);
+                await db.Database.CloseConnectionAsync();
+            }
+        }
+        else
+        {
+            await db.Database.MigrateAsync(cancellationToken);
+        }
         if (db.Database.IsSqlite())
         {
             // WAL lets readers (history, presence) run while a chat message is written.

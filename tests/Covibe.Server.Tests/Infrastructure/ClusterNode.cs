@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Covibe.Server.Tests.Infrastructure;
+
+/// <summary>
+/// One node of a cluster as an operator runs it: a real <c>covibe serve</c> process on a loopback port with its own data
+/// directory, on a shared PostgreSQL database and Redis. It can be killed (-9), stopped (SIGTERM) and started again on
+/// the same port and data directory. What it prints is kept (to show when a test fails), never left to fill a pipe.
+/// </summary>
+public sealed class ClusterNode : IAsyncDisposable
+{
+    private readonly string[] _args;
+    private readonly StringBuilder _output = new();
+    private Process? _process;
+
+    private ClusterNode(string name, string dataDirectory, int port, string[] args)
+    {
+        Name = name;
+        DataDirectory = dataDirectory;
+        Url = new Uri($"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}");
+        _args = args;
+    }
+
+    public string Name { get; }
+    public string DataDirectory { get; }
+    public Uri Url { get; }
+
+    public static async Task<ClusterNode> StartAsync(string name, string database, string redisUrl, IReadOnlyDictionary<string, string>? settings = null)
+    {
+        var data = Path.Combine(Path.GetTempPath(), "covibe-node-" + Guid.NewGuid().ToString("N")[..10]);
+        var port = PostgresServer.FreePort();
+        var args = new List<string>
+        {
+            "serve", "--data", data, "--urls", $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
+            $"--Covibe:Database:ConnectionString={database}",
+            $"--Covibe:Cluster:RedisUrl={redisUrl}",
+            $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}",
+            $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}",
+            "--Covibe:Auth:PasswordIterations=100000",
+            "--Covibe:Auth:AttemptsPerMinute=100000",
+            "--Covibe:Teams:Signup=open",
+            "--Covibe:Agents:UseMockAgents=true",
+            "--Logging:LogLevel:Default=Warning",
+        };
+        args.AddRange((settings ?? new Dictionary<string, string>()).Select(s => $"--{s.Key}={s.Value}"));
+        var node = new ClusterNode(name, data, port, [.. args]);
+        await node.StartAsync();
+        return node;
+    }
+
+    public async Task StartAsync()
+    {
+        var cli = new CliRunner(Path.Combine(DataDirectory, "cli"));
+        _process = cli.Start(_args);
+        _process.OutputDataReceived += (_, e) => Keep(e.Data);
+        _process.ErrorDataReceived += (_, e) => Keep(e.Data);
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        try
+        {
+            await AgentRestartTests.WaitHealthyAsync(Url.ToString().TrimEnd('/'));
+        }
+        catch (Exception e)
+        {
+            throw new InvalidOperationException($"Node {Name} did not start. It printed:\n{Output}", e);
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, as when the machine dies.</summary>
+    public async Task KillAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            process.Kill();
+            await process.WaitForExitAsync();
+        }
+    }
+
+    /// <summary>SIGTERM, as systemd stops it for a restart: it shuts down in order.</summary>
+    public async Task StopAsync()
+    {
+        if (_process is { HasExited: false } process)
+        {
+            using (var term = Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                await term.WaitForExitAsync();
+            }
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await process.WaitForExitAsync(timeout.Token);
+        }
+    }
+
+    /// <summary>What it printed (the end of it).</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    private void Keep(string? line)
+    {
+        lock (_output)
+        {
+            if (line is not null && _output.Length < 200_000)
+            {
+                _output.AppendLine(line);
+            }
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await KillAsync();
+        _process?.Dispose();
+        StartupTests.Delete(DataDirectory);
+    }
+}
