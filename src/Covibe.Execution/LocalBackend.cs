@@ -42,8 +42,11 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
                 HostSandbox.Workspace);
         }
 
-        var info = new ProcessStartInfo("setsid") { UseShellExecute = false };
-        foreach (var arg in argv)
+        // Its own session, and none of the server's open files: a sandbox launcher that inherited the server's stdout
+        // would hold it (a pipe to systemd or to whoever started the server) open for the agent's whole life. What the
+        // launcher itself prints (a sandbox that cannot start) goes to launcher.log beside the agent's output.
+        var info = new ProcessStartInfo("sh") { UseShellExecute = false };
+        foreach (var arg in (string[])["-c", "log=$1; shift; exec setsid \"$@\" </dev/null >/dev/null 2>>\"$log\"", "covibe-launch", Path.Combine(runtime, "launcher.log"), .. argv])
         {
             info.ArgumentList.Add(arg);
         }
@@ -52,7 +55,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         {
             info.Environment[key] = value;
         }
-        using var process = Process.Start(info) ?? throw new IOException("Could not start setsid.");
+        using var process = Process.Start(info) ?? throw new IOException("Could not start the agent's launcher (sh).");
         var startTime = ProcFs.StartTime(process.Id) ?? 0;
         return Task.FromResult(new AgentProcess(Name, runtime, process.Id, startTime));
     }

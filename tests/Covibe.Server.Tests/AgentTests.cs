@@ -150,6 +150,32 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     }
 
     [Fact]
+    public async Task AnAgentsProcesses_HoldNoneOfTheServersStandardStreams()
+    {
+        var owner = await Server.CreateTeamAsync();
+        var agent = await Server.SpawnAsync(owner.Auth.AccessToken, "Keep running", "stubborn");
+        await WaitForOutputAsync(owner.Auth.AccessToken, agent.Id, "ignoring SIGTERM");
+        // The server's stdout and stderr (here, the test host's): a pipe to systemd, or to a terminal. An agent that held
+        // them would keep them open for its whole life (a supervisor waiting for the server's output to end waits for it).
+        var servers = new[] { 0, 1, 2 }.Select(fd => ReadLink($"/proc/self/fd/{fd}")).Where(target => target != "/dev/null").ToHashSet();
+        servers.ShouldNotBeEmpty("the test host's output goes to a pipe");
+        var processes = AgentHelpers.ProcessesOf(agent.Id);
+        processes.ShouldNotBeEmpty();
+        foreach (var pid in processes)
+        {
+            foreach (var fd in new[] { 0, 1, 2 })
+            {
+                ReadLink($"/proc/{pid}/fd/{fd}").ShouldNotBeOneOf([.. servers], $"process {pid} fd {fd}");
+            }
+        }
+        using var client = Server.Client(owner.Auth.AccessToken);
+        (await client.DeleteAsync($"/api/agent/{agent.Id}")).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await Server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+
+        static string ReadLink(string path) => new FileInfo(path).LinkTarget ?? "";
+    }
+
+    [Fact]
     public async Task Interrupt_StopsTheMockAgentsTurn()
     {
         await using var slowServer = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 300, mockSteps: 50));

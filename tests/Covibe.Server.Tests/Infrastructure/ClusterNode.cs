@@ -41,10 +41,14 @@ public sealed class ClusterNode : IAsyncDisposable
             "--Covibe:Auth:PasswordIterations=100000",
             "--Covibe:Auth:AttemptsPerMinute=100000",
             "--Covibe:Teams:Signup=open",
-            "--Covibe:Agents:UseMockAgents=true",
             "--Logging:LogLevel:Default=Warning",
         };
         args.AddRange((settings ?? new Dictionary<string, string>()).Select(s => $"--{s.Key}={s.Value}"));
+        // Mock agents, unless the test brings its own agent types (mock agents stand in for every type).
+        if (settings?.Keys.Any(k => k.StartsWith("Covibe:Agents:Types:", StringComparison.Ordinal)) != true)
+        {
+            args.Add("--Covibe:Agents:UseMockAgents=true");
+        }
         var node = new ClusterNode(name, data, port, [.. args]);
         await node.StartAsync();
         return node;

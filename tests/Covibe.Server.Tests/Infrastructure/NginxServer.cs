@@ -17,6 +17,9 @@ public sealed class NginxServer : IAsyncDisposable
 
     public Uri Url => new($"http://127.0.0.1:{Port}");
 
+    /// <summary>What nginx logged (warnings and errors: upstreams it gave up on).</summary>
+    public string ErrorLog => File.Exists(Path.Combine(_directory, "error.log")) ? File.ReadAllText(Path.Combine(_directory, "error.log")) : "";
+
     public static string Binary => File.Exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx";
 
     /// <summary>The configuration for <paramref name="upstreams"/> (host:port each) on <paramref name="listen"/>; docs/scaling.md shows the same.</summary>
@@ -37,7 +40,7 @@ public sealed class NginxServer : IAsyncDisposable
           # The hub is a WebSocket: pass the upgrade through.
           map $http_upgrade $connection_upgrade { default upgrade; '' close; }
           upstream covibe {
-        {{string.Concat(upstreams.Select(u => $"    server {u} max_fails=1 fail_timeout=1s;\n"))}}  }
+        {{string.Concat(upstreams.Select(u => $"    server {u} max_fails=0;\n"))}}  }
           server {
             listen {{listen}};
             location / {

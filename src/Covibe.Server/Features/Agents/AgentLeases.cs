@@ -32,6 +32,9 @@ public sealed class AgentLeases(IDbContextFactory<CovibeDb> dbs, Leases leases, 
     public Task ReleaseAsync(string agentId, CancellationToken cancellationToken) =>
         leases.ReleaseAsync(Prefix + agentId, node.Id, cancellationToken);
 
+    /// <summary>Gives up every agent this node follows, so that another node takes them up at its next look rather than when the leases run out.</summary>
+    public Task ReleaseAllAsync(CancellationToken cancellationToken) => leases.ReleaseAllAsync(Prefix, node.Id, cancellationToken);
+
     /// <summary>The node following <paramref name="agentId"/> now, or null when none is (it is being taken over).</summary>
     public Task<string?> HolderAsync(string agentId, CancellationToken cancellationToken) =>
         leases.HolderAsync(Prefix + agentId, cancellationToken);

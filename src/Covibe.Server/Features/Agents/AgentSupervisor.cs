@@ -73,6 +73,23 @@ public sealed class AgentSupervisor(
     }
 
     /// <summary>
+    /// Stopping in order (a restart): the agents run on; their leases are given up once this node no longer follows
+    /// them, so another node takes them over within one <see cref="AgentLeases.Interval"/> instead of a whole lease.
+    /// </summary>
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        try
+        {
+            await leases.ReleaseAllAsync(cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            AgentsLog.TendFailed(logger, e); // they run out by themselves
+        }
+    }
+
+    /// <summary>
     /// Renews this node's leases (stopping what another node took over, or what it can no longer reach), takes up the
     /// agents nobody follows, and ends the feeds of agents that another node saw finish if this node missed the news.
     /// </summary>

@@ -57,6 +57,13 @@ public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
         return await db.Leases.Where(l => l.Name == name && l.ExpiresAt >= now).Select(l => l.Holder).SingleOrDefaultAsync(cancellationToken);
     }
 
+    /// <summary>Gives up every lease named <paramref name="prefix"/>… that <paramref name="holder"/> holds (a node stopping in order).</summary>
+    public async Task ReleaseAllAsync(string prefix, string holder, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await db.Leases.Where(l => l.Holder == holder && l.Name.StartsWith(prefix)).ExecuteDeleteAsync(cancellationToken);
+    }
+
     public async Task ReleaseAsync(string name, string holder, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);

@@ -24,6 +24,8 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, RedisServer re
         return (await a, await b);
     }
 
+    private static readonly System.Collections.Concurrent.ConcurrentBag<string> Failures = [];
+
     /// <summary>What one watcher saw: every byte in order, how the agent ended, how often it had to reconnect, and when bytes came again after each drop.</summary>
     private sealed record Watched(byte[] Bytes, string Status, int Reconnects, List<TimeSpan> Gaps);
 
@@ -50,6 +52,7 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, RedisServer re
             }
             catch (Exception e) when (e is WebSocketException or InvalidOperationException or TimeoutException)
             {
+                Failures.Add(e.GetType().Name + ": " + e.Message);
                 await Task.Delay(100);
                 continue;
             }
@@ -134,5 +137,51 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, RedisServer re
         http.DefaultRequestHeaders.Authorization = new("Bearer", token);
         (await http.GetFromJsonAsync<AgentDto>($"/api/agent/{agent.Id}"))!.Status.ShouldBe("completed");
         output.WriteLine($"killed after {killedAt.Elapsed}; gaps seen by reconnecting watchers: {string.Join(", ", results.SelectMany(r => r.Gaps).Select(g => $"{g.TotalMilliseconds:0} ms"))}");
+    }
+
+    [Fact]
+    public async Task ARollingRestartOfEveryNode_DuringA1MBpsStream_LosesNoByteForAnyWatcher()
+    {
+        var settings = new Dictionary<string, string> { ["Covibe:Agents:LeaseSeconds"] = "4" };
+        // About 1 MB/s of base64 lines for about 20 s.
+        AgentHelpers.AddType(settings, "stream", ["sh", "-c",
+            "i=0; while [ $i -lt 400 ]; do head -c 37500 /dev/urandom | base64 -w 76; i=$((i+1)); sleep 0.05; done; echo stream done"]);
+        var (a, b) = await StartNodesAsync(settings);
+        await using var nodeA = a;
+        await using var nodeB = b;
+        await using var nginx = await NginxServer.StartAsync([a.Url, b.Url]);
+        var (token, agent) = await SpawnOnAsync(a, "stream");
+
+        const int count = 10;
+        var seen = new long[count];
+        var watchers = Enumerable.Range(0, count).Select(i => Task.Run(() => WatchAsync(nginx.Url, token, agent.Id, n => Volatile.Write(ref seen[i], n)))).ToArray();
+        await Eventually.UntilAsync(() => Task.FromResult(seen.Min()), n => n >= 100_000, "every watcher has some output");
+
+        // One node at a time, as an operator upgrades them: stopped in order (SIGTERM), started again, healthy, the next.
+        foreach (var node in new[] { a, b })
+        {
+            var before = seen.Max();
+            var restart = Stopwatch.StartNew();
+            await node.StopAsync();
+            var stopped = restart.Elapsed;
+            await node.StartAsync();
+            output.WriteLine($"node {node.Name} ({node.Url.Port}) at {TimeProvider.System.GetUtcNow():HH:mm:ss.fff}: stopped in {stopped.TotalMilliseconds:0} ms, healthy again after {restart.Elapsed.TotalMilliseconds:0} ms; watchers at {seen.Min()}..{seen.Max()}");
+            await Eventually.UntilAsync(() => Task.FromResult(seen.Min()), n => n > before || watchers.All(w => w.IsCompleted),
+                $"every watcher gets new output after node {node.Name} restarted", TimeSpan.FromSeconds(30));
+        }
+
+        var results = await Task.WhenAll(watchers);
+        var log = await File.ReadAllBytesAsync(Path.Combine(a.DataDirectory, "agents", agent.Id, "output.log"));
+        log.Length.ShouldBeGreaterThan(15_000_000);
+        foreach (var watched in results)
+        {
+            watched.Status.ShouldBe("completed");
+            watched.Bytes.Length.ShouldBe(log.Length);
+            watched.Bytes.ShouldBe(log, "every byte, once, in order");
+        }
+        output.WriteLine($"{log.Length} bytes; reconnects {results.Sum(r => r.Reconnects)}; gaps: {string.Join(", ", results.SelectMany(r => r.Gaps).Select(g => $"{g.TotalMilliseconds:0} ms"))}");
+        output.WriteLine(string.Join("\n", Failures.GroupBy(f => f).Select(g => $"{g.Count()} x {g.Key}")));
+        output.WriteLine(nginx.ErrorLog[..Math.Min(3000, nginx.ErrorLog.Length)]);
+        results.Sum(r => r.Reconnects).ShouldBeGreaterThanOrEqualTo(count, "every watcher was on a node that restarted");
     }
 }
