@@ -55,6 +55,7 @@ public static class CovibeServer
         services.AddExceptionHandler<ErrorHandling>();
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         services.AddOpenApi();
+        services.AddTrustedProxies(builder.Configuration);
 
         services.AddCovibeDatabase();
         services.AddCovibeAuth();
@@ -74,6 +75,7 @@ public static class CovibeServer
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseTrustedProxies();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseAllowedHosts();

@@ -17,6 +17,7 @@ public static class SeedEnvironment
         ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
         ["ALLOWED_HOSTS"] = "Covibe:AllowedHosts",
+        ["TRUSTED_PROXIES"] = "Covibe:TrustedProxies",
         ["USE_MOCK_AGENTS"] = "Covibe:Agents:UseMockAgents",
         ["ENCRYPTION_KEY"] = "Covibe:Secrets:EncryptionKey",
         ["VM_INSTANCES_FILE"] = "Covibe:Vms:InstancesFile",

@@ -1,5 +1,4 @@
 using System.Text;
-using System.Threading.RateLimiting;
 using System.Text.RegularExpressions;
 using Covibe.Execution;
 using Covibe.Protocol;
@@ -49,18 +48,10 @@ public sealed partial class AgentService(
     Vms.VmAuditLog audit,
     IOptions<AgentsOptions> options,
     TimeProvider time,
-    ILogger<AgentService> logger) : IDisposable
+    IRateLimits limits,
+    ILogger<AgentService> logger)
 {
-    private readonly PartitionedRateLimiter<string> _spawns = PartitionedRateLimiter.Create<string, string>(user =>
-        RateLimitPartition.GetFixedWindowLimiter(user, _ => new FixedWindowRateLimiterOptions
-        {
-            PermitLimit = options.Value.SpawnsPerMinute,
-            Window = TimeSpan.FromMinutes(1),
-        }));
-
     public const int MaxTaskLength = 20_000;
-
-    public void Dispose() => _spawns.Dispose();
 
     public async Task<AgentResult> SpawnAsync(Caller caller, SpawnAgentRequest request, CancellationToken cancellationToken)
     {
@@ -138,12 +129,9 @@ public sealed partial class AgentService(
                 $"Your team already has {active} agents running (the limit is {options.Value.MaxActivePerTeam}). Wait for one to finish, or kill one.");
         }
         // Counted only for spawns that would otherwise go ahead.
-        using (var lease = _spawns.AttemptAcquire(caller.UserId))
+        if (await limits.TryAcquireAsync("spawn", caller.UserId, options.Value.SpawnsPerMinute, TimeSpan.FromMinutes(1)) is not null)
         {
-            if (!lease.IsAcquired)
-            {
-                return AgentResult.Fail(AgentFailure.TooMany, $"You have spawned {options.Value.SpawnsPerMinute} agents in the last minute; wait a moment.");
-            }
+            return AgentResult.Fail(AgentFailure.TooMany, $"You have spawned {options.Value.SpawnsPerMinute} agents in the last minute; wait a moment.");
         }
         db.Agents.Add(agent);
         await db.SaveChangesAsync(cancellationToken);

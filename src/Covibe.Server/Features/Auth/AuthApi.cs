@@ -19,6 +19,7 @@ public static class AuthApi
         services.AddSingleton<AuthService>();
         services.AddSingleton<PasswordHasher>();
         services.AddSingleton<SessionEvents>();
+        services.AddSingleton<IRateLimits, LocalRateLimits>();
         services.AddSingleton<AttemptLimiter>();
         services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);

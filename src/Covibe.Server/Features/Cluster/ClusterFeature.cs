@@ -24,6 +24,9 @@ public static class ClusterFeature
             services.AddSingleton<RedisAgentControl>();
             services.AddSingleton<Agents.IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());
             services.AddHostedService(sp => sp.GetRequiredService<RedisAgentControl>());
+            // Rate limits counted across the nodes.
+            services.AddSingleton<Http.LocalRateLimits>();
+            services.AddSingleton<Http.IRateLimits, RedisRateLimits>();
         }
         return services;
     }

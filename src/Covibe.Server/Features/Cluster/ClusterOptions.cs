@@ -10,4 +10,7 @@ public sealed class ClusterOptions
 
     /// <summary>The Redis channel nodes tell each other their teams' events on.</summary>
     public string Channel { get; set; } = "covibe:team-events";
+
+    /// <summary>What the keys Covibe keeps in Redis (rate-limit counters) start with.</summary>
+    public string KeyPrefix { get; set; } = "covibe";
 }

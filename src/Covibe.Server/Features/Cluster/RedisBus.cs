@@ -30,6 +30,9 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
 
     public bool Connected => _redis?.IsConnected == true;
 
+    /// <summary>The database (REDIS_URL's), or null while Redis is away.</summary>
+    public IDatabase? Database => _redis is { IsConnected: true } redis ? redis.GetDatabase() : null;
+
     /// <summary>
     /// Listens on <c>&lt;Channel&gt;:<paramref name="suffix"/></c>; messages from one node arrive in the order it sent them,
     /// one at a time. For the other cluster parts (agent output, calls between nodes), which start after this.

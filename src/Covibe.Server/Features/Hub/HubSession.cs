@@ -259,7 +259,7 @@ internal sealed class HubSession(
             }
             return;
         }
-        if (limiter.TryAttempt(connection.RemoteAddress) is { } wait)
+        if (await limiter.TryAttemptAsync(connection.RemoteAddress) is { } wait)
         {
             Error(HubErrorCodes.RateLimited, $"Too many join attempts from your address. Wait {Math.Ceiling(wait.TotalSeconds)} s.", HubMessageTypes.JoinTeam);
             return;

@@ -20,10 +20,10 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         return hub;
     }
 
-    private async Task<(TestServer A, TestServer B)> StartNodesAsync()
+    private async Task<(TestServer A, TestServer B)> StartNodesAsync(Dictionary<string, string>? extra = null)
     {
         var database = await postgres.CreateDatabaseAsync();
-        var settings = new Dictionary<string, string> { ["Covibe:Cluster:RedisUrl"] = redis.Url };
+        var settings = new Dictionary<string, string>(extra ?? []) { ["Covibe:Cluster:RedisUrl"] = redis.Url };
         return (await TestServer.StartAsync(postgres: database, settings: settings), await TestServer.StartAsync(postgres: database, settings: settings));
     }
 
@@ -118,6 +118,32 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
         // Another login's socket on that node stays.
         await ownerOnB.SendAsync(new { type = "chat_message", message = "still here", clientId = "c-9" });
         (await ownerOnB.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("still here");
+    }
+
+    [Fact]
+    public async Task RateLimits_HoldAcrossNodes_SignInsAndSpawnsSpreadOverTwoNodesCountOnce()
+    {
+        var (a, b) = await StartNodesAsync(new() { ["Covibe:Auth:AttemptsPerMinute"] = "4", ["Covibe:Agents:SpawnsPerMinute"] = "2" });
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var owner = await a.CreateTeamAsync(); // one sign-in attempt (team creation counts)
+        using var onA = a.Client();
+        using var onB = b.Client();
+        var wrong = new LoginRequest(owner.Auth.User.Email, "not the password");
+        (await onA.PostAsJsonAsync("/api/auth/login", wrong)).StatusCode.ShouldBe(System.Net.HttpStatusCode.Unauthorized);
+        (await onB.PostAsJsonAsync("/api/auth/login", wrong)).StatusCode.ShouldBe(System.Net.HttpStatusCode.Unauthorized);
+        (await onA.PostAsJsonAsync("/api/auth/login", wrong)).StatusCode.ShouldBe(System.Net.HttpStatusCode.Unauthorized);
+        // The fifth attempt from this address in the minute, the second on node B: refused there too.
+        var limited = await onB.PostAsJsonAsync("/api/auth/login", wrong);
+        await limited.ShouldBeProblemAsync(System.Net.HttpStatusCode.TooManyRequests, "rate-limited");
+        limited.Headers.RetryAfter.ShouldNotBeNull();
+
+        using var spawnA = a.Client(owner.Auth.AccessToken);
+        using var spawnB = b.Client(owner.Auth.AccessToken);
+        (await spawnA.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("one", "mock"))).StatusCode.ShouldBe(System.Net.HttpStatusCode.Created);
+        (await spawnB.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("two", "mock"))).StatusCode.ShouldBe(System.Net.HttpStatusCode.Created);
+        await (await spawnA.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("three", "mock")))
+            .ShouldBeProblemAsync((System.Net.HttpStatusCode)429, "too-many-agents");
     }
 
     [Fact]
