@@ -30,20 +30,20 @@ sealed class BenchSshd : IAsyncDisposable
         if (user == "root")
         {
             user = "covibe-vm";
-            if (await RunAsync("id", "-u", user) is null)
+            if (await Measure.RunAsync("id", "-u", user) is null)
             {
-                await RunAsync("useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", user);
+                await Measure.RunAsync("useradd", "--create-home", "--shell", "/bin/sh", "--password", "*", user);
             }
         }
-        await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", Path.Combine(dir, "host_key"));
-        await RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", Path.Combine(dir, "client_key"));
+        await Measure.RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", Path.Combine(dir, "host_key"));
+        await Measure.RunAsync("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", Path.Combine(dir, "client_key"));
         var privateKey = await File.ReadAllTextAsync(Path.Combine(dir, "client_key"));
         File.Copy(Path.Combine(dir, "client_key.pub"), Path.Combine(dir, "authorized_keys"));
         File.Delete(Path.Combine(dir, "client_key"));
         File.SetUnixFileMode(dir, (UnixFileMode)0b111_101_101);
         File.SetUnixFileMode(work, (UnixFileMode)0b111_101_101);
         File.SetUnixFileMode(Path.Combine(dir, "authorized_keys"), (UnixFileMode)0b110_100_100);
-        var fingerprint = (await RunAsync("ssh-keygen", "-l", "-E", "sha256", "-f", Path.Combine(dir, "host_key.pub")))!.Split(' ')[1];
+        var fingerprint = (await Measure.RunAsync("ssh-keygen", "-l", "-E", "sha256", "-f", Path.Combine(dir, "host_key.pub")))!.Split(' ')[1];
         var port = Measure.FreePort();
         var config = Path.Combine(dir, "sshd_config");
         await File.WriteAllTextAsync(config, $"Port {port}\nListenAddress 127.0.0.1\nHostKey {dir}/host_key\nPidFile {dir}/sshd.pid\n" +
@@ -71,13 +71,5 @@ sealed class BenchSshd : IAsyncDisposable
         _sshd.Kill(entireProcessTree: true);
         await _sshd.WaitForExitAsync();
         _sshd.Dispose();
-    }
-
-    private static async Task<string?> RunAsync(string program, params string[] args)
-    {
-        using var process = Process.Start(new ProcessStartInfo(program, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-        var output = await process.StandardOutput.ReadToEndAsync();
-        await process.WaitForExitAsync();
-        return process.ExitCode == 0 ? output : null;
     }
 }

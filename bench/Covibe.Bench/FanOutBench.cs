@@ -311,7 +311,8 @@ sealed class Subscriber : IAsyncDisposable
 
     public static Task<Subscriber> ConnectAsync(Target target) => ConnectAsync(target.Url, target.Token, target.SocketIo);
 
-    public static async Task<Subscriber> ConnectAsync(Uri url, string? token, bool socketIo = false)
+    /// <summary>Joins the team; with <paramref name="follow"/>, following every agent's output from its start (else only what it subscribes to).</summary>
+    public static async Task<Subscriber> ConnectAsync(Uri url, string? token, bool socketIo = false, bool follow = true)
     {
         var socket = new ClientWebSocket();
         if (Deflate)
@@ -330,7 +331,7 @@ sealed class Subscriber : IAsyncDisposable
         }
         else
         {
-            await client.SendAsync(JsonSerializer.Serialize(new { type = "join_team", token, followAgents = true }));
+            await client.SendAsync(JsonSerializer.Serialize(new { type = "join_team", token, followAgents = follow }));
         }
         while (true)
         {
@@ -342,13 +343,18 @@ sealed class Subscriber : IAsyncDisposable
         }
     }
 
-    public Task SubscribeAsync(string agentId) => SendAsync(JsonSerializer.Serialize(new { type = "agent_subscribe", agentId, from = 0 }));
+    public Task SubscribeAsync(string agentId, long from = 0) => SendAsync(JsonSerializer.Serialize(new { type = "agent_subscribe", agentId, from }));
 
-    public async Task<Received> ReceiveToEndAsync(string agentId)
+    /// <summary>
+    /// Receives the agent's output from <paramref name="from"/> to its end; <paramref name="latency"/> (shared across
+    /// reconnections) counts every stamp, and <paramref name="progress"/> hears each new position (a caller that
+    /// reconnects after the connection breaks resumes there).
+    /// </summary>
+    public async Task<Received> ReceiveToEndAsync(string agentId, long from = 0, Histogram? latency = null, Action<long>? progress = null)
     {
         var agentIdField = Encoding.UTF8.GetBytes($"\"agentId\":\"{agentId}\"");
-        var latency = new Histogram();
-        long next = 0, wire = 0, frames = 0;
+        latency ??= new Histogram();
+        long next = from, wire = 0, frames = 0;
         var contiguous = true;
         while (true)
         {
@@ -372,6 +378,7 @@ sealed class Subscriber : IAsyncDisposable
             // position and next are the last properties: read them from the end, without parsing the data.
             contiguous &= NumberAfter(frame, "\"position\":"u8) == next;
             next = NumberAfter(frame, "\"next\":"u8);
+            progress?.Invoke(next);
             // Each stamped line: "...sent=1763780000123" inside the data.
             var span = frame;
             int at;

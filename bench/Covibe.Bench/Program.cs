@@ -27,6 +27,9 @@ switch (args.FirstOrDefault())
     case "boxes":
         await BoxBench.RunAsync(args);
         break;
+    case "cluster":
+        await ClusterBench.RunAsync(args);
+        break;
     case "runner":
         await RunnerBench.RunAsync(args);
         break;

@@ -1,0 +1,252 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+
+/// <summary>
+/// Several nodes (issue 15): the fan-out load of FanOutBench (one agent, the fake claude, writing stamped lines at
+/// --rate; N subscribers) on one node, then with the subscribers spread over two nodes on one PostgreSQL and one
+/// Redis (the agent followed by node A; node B's subscribers get its output through Redis), then the same with node A
+/// killed (-9) halfway: its subscribers reconnect to node B and resume from their positions, and node B takes the
+/// agent over. Reports latency, bytes lost, each node's CPU, and the gap the subscribers saw.
+///   cluster [--subscribers 100] [--seconds 20] [--rate 1048576] [--lease 10]
+/// </summary>
+static class ClusterBench
+{
+    private const string JwtSecret = "bench-secret-bench-secret-bench-secret-0123456789";
+    private const string EncryptionKey = "bench-encryption-key-0123456789-abcdefghijklmnop";
+
+    public static async Task RunAsync(string[] args)
+    {
+        var subscribers = Measure.Arg(args, "--subscribers", 100);
+        var seconds = Measure.Arg(args, "--seconds", 20);
+        var rate = Measure.Arg(args, "--rate", 1024 * 1024);
+        var lease = Measure.Arg(args, "--lease", 10);
+        var work = Directory.CreateTempSubdirectory("covibe-cluster-bench-").FullName;
+        try
+        {
+            // Beside the work directory, not in it: that one is its owner's only, and PostgreSQL runs as postgres.
+            await using var postgres = await BenchPostgres.StartAsync(work + "-pg");
+            await using var redis = await BenchRedis.StartAsync(Path.Combine(work, "redis"));
+            var rows = new List<string>();
+            foreach (var (name, nodes, kill) in new[] { ("one node", 1, false), ("two nodes", 2, false), ("two nodes, A killed (-9) halfway", 2, true) })
+            {
+                Console.Error.WriteLine($"{name}: {subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s, {seconds} s");
+                var database = await postgres.CreateDatabaseAsync();
+                rows.Add(await RunAsync(name, Path.Combine(work, $"run{rows.Count}"), database, redis.Url, nodes, kill, subscribers, seconds, rate, lease));
+            }
+            Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, agent leases {lease} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
+            Console.WriteLine();
+            Console.WriteLine("| run | p50 / p99 / max (node A's subscribers) | p50 / p99 / max (node B's) | lost (bad streams) | CPU node A / node B | gap after the kill (p50 / max) |");
+            Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
+            rows.ForEach(Console.WriteLine);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    private static async Task<string> RunAsync(string name, string work, string database, string redisUrl, int nodeCount, bool kill,
+        int count, int seconds, int rate, int lease)
+    {
+        var fakeClaude = Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude");
+        var nodes = new List<(Uri Url, Process Process, string Data)>();
+        try
+        {
+            for (var i = 0; i < nodeCount; i++)
+            {
+                var data = Path.Combine(work, $"node{i}");
+                var url = new Uri($"http://127.0.0.1:{Measure.FreePort()}");
+                var process = Measure.StartServer(data, url.ToString().TrimEnd('/'),
+                    $"--Covibe:Database:ConnectionString={database}", $"--Covibe:Cluster:RedisUrl={redisUrl}",
+                    $"--Covibe:Auth:JwtSecret={JwtSecret}", $"--Covibe:Secrets:EncryptionKey={EncryptionKey}",
+                    $"--Covibe:Agents:LeaseSeconds={lease}",
+                    $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(fakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
+                    "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
+                await Measure.WaitHealthyAsync(url.ToString().TrimEnd('/')); // one at a time: the first migrates the database
+                nodes.Add((url, process, data));
+            }
+            using var http = new HttpClient { BaseAddress = nodes[0].Url, Timeout = TimeSpan.FromMinutes(2) };
+            var token = await Measure.CreateTeamAsync(http);
+
+            // Subscribers alternate between the nodes; each follows the agent from its first byte.
+            var clients = new List<(Subscriber Client, int Node)>();
+            for (var i = 0; i < count; i++)
+            {
+                clients.Add((await Subscriber.ConnectAsync(nodes[i % nodeCount].Url, token), i % nodeCount));
+            }
+            var cpuBefore = nodes.Select(n => Measure.CpuSeconds(n.Process.Id)).ToArray();
+            var lines = (int)((long)rate * seconds / 420);
+            using var reply = await http.PostAsJsonAsync("/api/agent/spawn", new { task = $"bench [[stamp]] [[rate={rate}]] [[lines={lines}]]", agentType = "claude" });
+            reply.EnsureSuccessStatusCode();
+            var agentId = (await reply.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+
+            var killedAt = long.MaxValue;
+            var wall = Stopwatch.StartNew();
+            var watches = clients.Select(c => WatchAsync(c.Client, c.Node, agentId, token, nodes[^1].Url, () => Volatile.Read(ref killedAt))).ToList();
+            // Each node's CPU as a share of one core while it ran (node A's until it was killed).
+            var cpu = new double[nodeCount];
+            if (kill)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(seconds / 2.0));
+                cpu[0] = (Measure.CpuSeconds(nodes[0].Process.Id) - cpuBefore[0]) / wall.Elapsed.TotalSeconds;
+                Volatile.Write(ref killedAt, Stopwatch.GetTimestamp());
+                nodes[0].Process.Kill();
+                await nodes[0].Process.WaitForExitAsync();
+            }
+            var results = await Task.WhenAll(watches);
+            for (var i = kill ? 1 : 0; i < nodeCount; i++)
+            {
+                cpu[i] = (Measure.CpuSeconds(nodes[i].Process.Id) - cpuBefore[i]) / wall.Elapsed.TotalSeconds;
+            }
+            var log = await File.ReadAllBytesAsync(Path.Combine(nodes[0].Data, "agents", agentId, "output.log"));
+            foreach (var c in clients)
+            {
+                await c.Client.DisposeAsync();
+            }
+
+            string Latency(int node)
+            {
+                var h = Histogram.Merge(results.Where(r => r.Node == node).Select(r => r.Latency));
+                return h.Count == 0 ? "-" : $"{h.Percentile(0.5)} / {h.Percentile(0.99)} / {h.Max} ms";
+            }
+            var lost = results.Sum(r => Math.Max(0, log.Length - r.Next));
+            var bad = results.Count(r => !r.Contiguous || r.Next != log.Length);
+            var gaps = results.Where(r => r.Gap is not null).Select(r => r.Gap!.Value.TotalMilliseconds).Order().ToArray();
+            var gap = gaps.Length == 0 ? "-" : $"{gaps[gaps.Length / 2]:0} / {gaps[^1]:0} ms";
+            var cpuText = string.Join(" / ", cpu.Select((c, i) => $"{c * 100:0}%{(kill && i == 0 ? " (until killed)" : "")}"));
+            return $"| {name} | {Latency(0)} | {(nodeCount > 1 ? Latency(1) : "-")} | {lost} ({bad}) | {cpuText} | {gap} |";
+        }
+        finally
+        {
+            foreach (var (_, process, _) in nodes)
+            {
+                if (!process.HasExited)
+                {
+                    process.Kill(entireProcessTree: true);
+                    await process.WaitForExitAsync();
+                }
+            }
+        }
+    }
+
+    private sealed record Watched(int Node, long Next, bool Contiguous, Histogram Latency, TimeSpan? Gap);
+
+    /// <summary>One subscriber to the end of the agent's output; if its node dies, it connects to <paramref name="survivor"/> and resumes where it was.</summary>
+    private static async Task<Watched> WatchAsync(Subscriber client, int node, string agentId, string token, Uri survivor, Func<long> killedAt)
+    {
+        var latency = new Histogram();
+        long next = 0;
+        TimeSpan? gap = null;
+        void Progress(long position)
+        {
+            next = position;
+            if (gap is null && killedAt() is var k && k != long.MaxValue)
+            {
+                gap = Stopwatch.GetElapsedTime(k);
+            }
+        }
+        try
+        {
+            var received = await client.ReceiveToEndAsync(agentId, 0, latency, Progress);
+            return new Watched(node, received.Bytes, received.Contiguous, latency, gap);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Net.WebSockets.WebSocketException)
+        {
+            // Its node died: like a client behind a load balancer, connect again (to the survivor) and resume.
+        }
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                await using var again = await Subscriber.ConnectAsync(survivor, token, follow: false);
+                await again.SubscribeAsync(agentId, next);
+                var received = await again.ReceiveToEndAsync(agentId, next, latency, Progress);
+                return new Watched(node, received.Bytes, received.Contiguous, latency, gap);
+            }
+            catch (Exception e) when (attempt < 20 && e is InvalidOperationException or System.Net.WebSockets.WebSocketException)
+            {
+                await Task.Delay(200);
+            }
+        }
+    }
+}
+
+/// <summary>A PostgreSQL server for a benchmark: <c>initdb</c> into the work directory (as <c>postgres</c> when root), on a free loopback port.</summary>
+sealed class BenchPostgres : IAsyncDisposable
+{
+    private readonly string _bin;
+    private readonly string _directory;
+    private int _databases;
+
+    private BenchPostgres(string bin, string directory, int port) => (_bin, _directory, Port) = (bin, directory, port);
+
+    public int Port { get; }
+
+    public static async Task<BenchPostgres> StartAsync(string directory)
+    {
+        var bin = Directory.GetDirectories("/usr/lib/postgresql").OrderDescending().Select(d => Path.Combine(d, "bin")).First(d => File.Exists(Path.Combine(d, "initdb")));
+        Directory.CreateDirectory(directory);
+        if (Environment.UserName == "root")
+        {
+            await Measure.RunAsync("chown", "postgres:postgres", directory);
+        }
+        var server = new BenchPostgres(bin, directory, Measure.FreePort());
+        await server.RunAsync("initdb", "-D", Path.Combine(directory, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync");
+        await server.RunAsync("pg_ctl", "-D", Path.Combine(directory, "data"), "-l", Path.Combine(directory, "log"), "-w", "-t", "60", "start",
+            "-o", $"-p {server.Port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off");
+        return server;
+    }
+
+    public async Task<string> CreateDatabaseAsync()
+    {
+        var name = $"bench{Interlocked.Increment(ref _databases)}";
+        await RunAsync("createdb", "-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", name);
+        return $"Host=127.0.0.1;Port={Port};Username=postgres;Database={name}";
+    }
+
+    private async Task RunAsync(string tool, params string[] args)
+    {
+        var asPostgres = Environment.UserName == "root";
+        var output = asPostgres
+            ? await Measure.RunAsync("runuser", ["-u", "postgres", "--", Path.Combine(_bin, tool), .. args])
+            : await Measure.RunAsync(Path.Combine(_bin, tool), args);
+        if (output is null)
+        {
+            throw new InvalidOperationException($"{tool} failed");
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await RunAsync("pg_ctl", "-D", Path.Combine(_directory, "data"), "-m", "immediate", "-w", "stop");
+        Directory.Delete(_directory, recursive: true);
+    }
+}
+
+/// <summary>A redis-server for a benchmark, on a free loopback port, no persistence.</summary>
+sealed class BenchRedis(Process process, int port) : IAsyncDisposable
+{
+    public string Url => $"redis://127.0.0.1:{port}";
+
+    public static async Task<BenchRedis> StartAsync(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var port = Measure.FreePort();
+        var process = Process.Start(new ProcessStartInfo("redis-server", ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", directory]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        for (var i = 0; i < 100 && await Measure.RunAsync("redis-cli", "-p", port.ToString(CultureInfo.InvariantCulture), "ping") is null; i++)
+        {
+            await Task.Delay(100);
+        }
+        return new BenchRedis(process, port);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        process.Kill();
+        await process.WaitForExitAsync();
+        process.Dispose();
+    }
+}
