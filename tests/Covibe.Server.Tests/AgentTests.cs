@@ -185,7 +185,7 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
         using var client = slowServer.Client(owner.Auth.AccessToken);
         (await client.PostAsync($"/api/agent/{agent.Id}/interrupt", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
         var done = await slowServer.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
-        done.Status.ShouldBe("failed");
+        done.Status.ShouldBe("failed", $"it ended {done.Status} ({done.ExitCode}) after writing: {Encoding.UTF8.GetString(await slowServer.OutputAsync(owner.Auth.AccessToken, agent.Id))}");
         done.ExitCode.ShouldBe(130);
         Encoding.UTF8.GetString(await slowServer.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldContain("Interrupted.");
     }

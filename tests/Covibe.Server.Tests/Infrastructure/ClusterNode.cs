@@ -27,7 +27,8 @@ public sealed class ClusterNode : IAsyncDisposable
     public string DataDirectory { get; }
     public Uri Url { get; }
 
-    public static async Task<ClusterNode> StartAsync(string name, string database, string redisUrl, IReadOnlyDictionary<string, string>? settings = null)
+    /// <summary>A node on <paramref name="database"/>; <paramref name="settings"/> name its Redis (<see cref="RedisServer.ClusterSettings"/>) and more.</summary>
+    public static async Task<ClusterNode> StartAsync(string name, string database, IReadOnlyDictionary<string, string> settings)
     {
         var data = Path.Combine(Path.GetTempPath(), "covibe-node-" + Guid.NewGuid().ToString("N")[..10]);
         var port = PostgresServer.FreePort();
@@ -35,7 +36,6 @@ public sealed class ClusterNode : IAsyncDisposable
         {
             "serve", "--data", data, "--urls", $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
             $"--Covibe:Database:ConnectionString={database}",
-            $"--Covibe:Cluster:RedisUrl={redisUrl}",
             $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}",
             $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}",
             "--Covibe:Auth:PasswordIterations=100000",
@@ -43,9 +43,9 @@ public sealed class ClusterNode : IAsyncDisposable
             "--Covibe:Teams:Signup=open",
             "--Logging:LogLevel:Default=Warning",
         };
-        args.AddRange((settings ?? new Dictionary<string, string>()).Select(s => $"--{s.Key}={s.Value}"));
+        args.AddRange(settings.Select(s => $"--{s.Key}={s.Value}"));
         // Mock agents, unless the test brings its own agent types (mock agents stand in for every type).
-        if (settings?.Keys.Any(k => k.StartsWith("Covibe:Agents:Types:", StringComparison.Ordinal)) != true)
+        if (!settings.Keys.Any(k => k.StartsWith("Covibe:Agents:Types:", StringComparison.Ordinal)))
         {
             args.Add("--Covibe:Agents:UseMockAgents=true");
         }

@@ -14,6 +14,21 @@ public sealed class RedisServer : IAsyncLifetime
 
     public string Url => $"redis://127.0.0.1:{Port}";
 
+    /// <summary>
+    /// The settings of one cluster on this Redis: its URL, and a channel and key prefix of its own, so that clusters of
+    /// tests running side by side share neither events nor rate-limit counters (as two deployments on one Redis must not).
+    /// </summary>
+    public Dictionary<string, string> ClusterSettings()
+    {
+        var name = "covibe-test-" + Guid.NewGuid().ToString("N")[..8];
+        return new()
+        {
+            ["Covibe:Cluster:RedisUrl"] = Url,
+            ["Covibe:Cluster:Channel"] = name + ":events",
+            ["Covibe:Cluster:KeyPrefix"] = name,
+        };
+    }
+
     public async Task InitializeAsync()
     {
         File.Exists("/usr/bin/redis-server").ShouldBeTrue("redis-server is missing: install Debian's redis-server package (./test.sh does).");

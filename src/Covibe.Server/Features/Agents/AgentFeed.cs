@@ -31,7 +31,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     public string TeamId { get; } = teamId;
     public string OwnerId { get; } = ownerId;
 
-    /// <summary>Where the agent's log is, for readers that fall behind the ring (null: not known yet, ask the database).</summary>
+    /// <summary>Where the agent's log is, for readers that fall behind the ring (<see cref="Process"/> null: not known yet, ask the database).</summary>
     public string Backend { get; } = backend;
     public Covibe.Execution.AgentProcess? Process { get; } = process;
 
@@ -72,9 +72,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
                 }
                 if (start > _position)
                 {
-                    _chunks.Clear();
-                    _ringBytesHeld = 0;
-                    _position = start;
+                    SkipTo(start);
                 }
                 var skip = (int)(_position - start);
                 chunk = new Chunk(this, _position, data[skip..].ToArray());
@@ -113,9 +111,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
                 }
                 if (length > _position)
                 {
-                    _chunks.Clear();
-                    _ringBytesHeld = 0;
-                    _position = length.Value;
+                    SkipTo(length.Value);
                 }
                 FinalStatus = status;
                 live = _live;
@@ -126,6 +122,14 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
         {
             watcher.Ended();
         }
+    }
+
+    /// <summary>Output this feed did not see up to <paramref name="position"/>: the ring is dropped (under the state lock), readers take it from the log.</summary>
+    private void SkipTo(long position)
+    {
+        _chunks.Clear();
+        _ringBytesHeld = 0;
+        _position = position;
     }
 
     /// <summary>

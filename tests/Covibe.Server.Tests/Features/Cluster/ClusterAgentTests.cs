@@ -20,18 +20,14 @@ public sealed class ClusterAgentTests(PostgresServer postgres, RedisServer redis
     {
         var database = await postgres.CreateDatabaseAsync();
         var settings = AgentHelpers.Settings();
-        settings["Covibe:Cluster:RedisUrl"] = redis.Url;
+        foreach (var (key, value) in redis.ClusterSettings())
+        {
+            settings[key] = value;
+        }
         settings["Covibe:Agents:LeaseSeconds"] = leaseSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         // Node A's data directory outlives node A: its agents run on (from there) after it stops.
         return (await TestServer.StartAsync(postgres: database, settings: settings, dataDirectory: _dataA),
             await TestServer.StartAsync(postgres: database, settings: settings));
-    }
-
-    private static async Task<HubClient> JoinedAsync(TestServer node, string token)
-    {
-        var hub = await node.ConnectAsync(token);
-        await hub.ReceiveAsync("team_joined");
-        return hub;
     }
 
     private byte[] LogOnA(string agentId) => File.ReadAllBytes(Path.Combine(_dataA, "agents", agentId, "output.log"));
@@ -60,8 +56,8 @@ public sealed class ClusterAgentTests(PostgresServer postgres, RedisServer redis
         await using var nodeA = a;
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var miguelOnB = await JoinedAsync(b, member.AccessToken);
-        await using var sarahOnB = await JoinedAsync(b, owner.Auth.AccessToken);
+        await using var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
+        await using var sarahOnB = await ClusterTests.JoinedAsync(b, owner.Auth.AccessToken);
 
         var agent = await a.SpawnAsync(owner.Auth.AccessToken, "echo what you are told", "echo");
         await miguelOnB.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
@@ -106,7 +102,7 @@ public sealed class ClusterAgentTests(PostgresServer postgres, RedisServer redis
         var (a, b) = await StartNodesAsync(leaseSeconds: 2);
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var miguelOnB = await JoinedAsync(b, member.AccessToken);
+        await using var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
         var agent = await a.SpawnAsync(owner.Auth.AccessToken, "outlive node A", "echo");
         await miguelOnB.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
         var (seen, next) = await ReadUntilAsync(miguelOnB, agent.Id, "ready\n");

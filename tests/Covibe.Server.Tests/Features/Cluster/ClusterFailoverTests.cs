@@ -19,8 +19,13 @@ public sealed class ClusterFailoverTests(PostgresServer postgres, RedisServer re
     private async Task<(ClusterNode A, ClusterNode B)> StartNodesAsync(IReadOnlyDictionary<string, string> settings)
     {
         var database = await postgres.CreateDatabaseAsync();
-        var a = ClusterNode.StartAsync("A", database, redis.Url, settings);
-        var b = ClusterNode.StartAsync("B", database, redis.Url, settings);
+        var all = redis.ClusterSettings();
+        foreach (var (key, value) in settings)
+        {
+            all[key] = value;
+        }
+        var a = ClusterNode.StartAsync("A", database, all);
+        var b = ClusterNode.StartAsync("B", database, all);
         return (await a, await b);
     }
 

@@ -13,7 +13,7 @@ namespace Covibe.Server.Tests;
 public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : IClassFixture<PostgresServer>
 {
     /// <summary>A hub connection to <paramref name="node"/>, joined to its team.</summary>
-    private static async Task<HubClient> JoinedAsync(TestServer node, string token)
+    internal static async Task<HubClient> JoinedAsync(TestServer node, string token)
     {
         var hub = await node.ConnectAsync(token);
         await hub.ReceiveAsync("team_joined");
@@ -23,7 +23,11 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
     private async Task<(TestServer A, TestServer B)> StartNodesAsync(Dictionary<string, string>? extra = null)
     {
         var database = await postgres.CreateDatabaseAsync();
-        var settings = new Dictionary<string, string>(extra ?? []) { ["Covibe:Cluster:RedisUrl"] = redis.Url };
+        var settings = redis.ClusterSettings();
+        foreach (var (key, value) in extra ?? [])
+        {
+            settings[key] = value;
+        }
         return (await TestServer.StartAsync(postgres: database, settings: settings), await TestServer.StartAsync(postgres: database, settings: settings));
     }
 
