@@ -39,7 +39,13 @@ public static class AgentWrapper
         fi
         mkdir -p "$wd" && cd "$wd" || finish 1
         : > "$rt/running"
-        "$@" <"$rt/stdin"
+        # An interrupt is Ctrl-C: it must reach the agent even when whoever started the server or the runner ignores
+        # SIGINT (a script's background job does, and sh cannot undo that); GNU env can reset it.
+        if env --default-signal=INT true 2>/dev/null; then
+          env --default-signal=INT "$@" <"$rt/stdin"
+        else
+          "$@" <"$rt/stdin"
+        fi
         finish $?
         """;
 

@@ -53,12 +53,17 @@ public sealed class RunnerMachine : IAsyncDisposable
         return new RunnerMachine(vm, home);
     }
 
-    /// <summary>Starts <c>covibe runner</c> with <paramref name="args"/> (e.g. <c>--server URL --token T</c>; none: the saved registration).</summary>
+    /// <summary>
+    /// Starts <c>covibe runner</c> with <paramref name="args"/> (e.g. <c>--server URL --token T</c>; none: the saved
+    /// registration), with SIGINT ignored as a script's background job has it (<c>covibe runner &amp;</c>, nohup): its
+    /// agents must be interruptible all the same.
+    /// </summary>
     public void Start(params string[] args)
     {
+        string[] runner = ["sh", "-c", "trap '' INT; exec \"$@\"", "sh", _vm.Covibe, "runner", .. args];
         var info = Environment.UserName == "root"
-            ? new ProcessStartInfo("setpriv", ["--reuid", _vm.User, "--regid", _vm.User, "--init-groups", "--", _vm.Covibe, "runner", .. args])
-            : new ProcessStartInfo(_vm.Covibe, ["runner", .. args]);
+            ? new ProcessStartInfo("setpriv", ["--reuid", _vm.User, "--regid", _vm.User, "--init-groups", "--", .. runner])
+            : new ProcessStartInfo(runner[0], runner[1..]);
         info.RedirectStandardOutput = true;
         info.RedirectStandardError = true;
         info.UseShellExecute = false;
