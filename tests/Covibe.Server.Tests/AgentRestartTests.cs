@@ -45,6 +45,30 @@ public sealed class AgentRestartTests : IDisposable
     }
 
     [Fact]
+    public async Task AConversationWaitingForInput_IsFollowedAgainAfterARestart()
+    {
+        var settings = AgentHelpers.Settings();
+        settings["Covibe:Agents:Types:claude-chat:Environment:PATH"] = $"{ClaudeServerFixture.FakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}";
+        string agentId, token;
+        await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: _data))
+        {
+            token = (await first.CreateTeamAsync()).Auth.AccessToken;
+            agentId = (await first.SpawnAsync(token, "First question", "claude-chat")).Id;
+            await Eventually.UntilAsync(() => first.GetAgentAsync(token, agentId), a => a.Status == "waiting", "the first turn ends");
+        }
+
+        // The restarted server follows the waiting agent at once (nothing else would make it look again): it sees the
+        // conversation end when the owner ends it, with everything it wrote.
+        await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: _data);
+        using var client = second.Client(token);
+        (await client.PostAsync($"/api/agent/{agentId}/end", null)).StatusCode.ShouldBe(System.Net.HttpStatusCode.Accepted);
+        var done = await second.WaitFinishedAsync(token, agentId, TimeSpan.FromSeconds(20));
+        done.Status.ShouldBe("completed");
+        done.CostUsd.ShouldNotBeNull();
+        (await second.OutputAsync(token, agentId)).ShouldBe(AgentHelpers.LogOf(second, agentId));
+    }
+
+    [Fact]
     public async Task AgentFinishingWhileTheServerIsDown_IsRecordedWithItsWholeOutputOnRestart()
     {
         var settings = AgentHelpers.Settings(mockDelayMs: 50, mockSteps: 10);
