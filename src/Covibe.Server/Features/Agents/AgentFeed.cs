@@ -250,32 +250,22 @@ public sealed class AgentFeeds
     public IEnumerable<AgentFeed> OfTeam(string teamId) => _streams.Values.Where(s => s.TeamId == teamId);
 
     /// <summary>The agent's feed, opened (and announced to followers) if it is not open yet.</summary>
-    internal AgentFeed Open(Agent agent, int ringBytes)
-    {
-        var created = false;
-        var feed = _streams.GetOrAdd(agent.Id, _ =>
-        {
-            created = true;
-            return new AgentFeed(agent, ringBytes);
-        });
-        if (created)
-        {
-            Started?.Invoke(feed);
-        }
-        return feed;
-    }
+    internal AgentFeed Open(Agent agent, int ringBytes) => Open(agent.Id, () => new AgentFeed(agent, ringBytes));
 
     /// <summary>
     /// The feed of an agent another node follows, opened at the first of its output this node hears of
     /// (<paramref name="start"/>); output before that is read from the log.
     /// </summary>
-    internal AgentFeed OpenElsewhere(string agentId, string teamId, string ownerId, string backend, int ringBytes, long start)
+    internal AgentFeed OpenElsewhere(string agentId, string teamId, string ownerId, string backend, int ringBytes, long start) =>
+        Open(agentId, () => new AgentFeed(agentId, teamId, ownerId, backend, null, ringBytes, start));
+
+    private AgentFeed Open(string agentId, Func<AgentFeed> create)
     {
         var created = false;
         var feed = _streams.GetOrAdd(agentId, _ =>
         {
             created = true;
-            return new AgentFeed(agentId, teamId, ownerId, backend, null, ringBytes, start);
+            return create();
         });
         if (created)
         {

@@ -1,5 +1,4 @@
 using Covibe.Protocol;
-using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
 namespace Covibe.Server.Features.Agents;
@@ -54,7 +53,6 @@ public sealed partial class AgentSupervisor
                         await leases.ReleaseAsync(id, cancellationToken);
                     }
                 }
-                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
                 foreach (var id in await leases.UnfollowedAsync(cancellationToken))
                 {
                     if (!_following.ContainsKey(id))
@@ -62,7 +60,7 @@ public sealed partial class AgentSupervisor
                         _watch.Writer.TryWrite((id, true));
                     }
                 }
-                await EndFinishedElsewhereAsync(db, cancellationToken);
+                await EndFinishedElsewhereAsync(cancellationToken);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -85,13 +83,14 @@ public sealed partial class AgentSupervisor
     }
 
     /// <summary>Feeds of agents followed elsewhere whose end this node did not hear of (Redis was away): the database knows.</summary>
-    private async Task EndFinishedElsewhereAsync(CovibeDb db, CancellationToken cancellationToken)
+    private async Task EndFinishedElsewhereAsync(CancellationToken cancellationToken)
     {
         var open = streams.All.Where(f => f.FinalStatus is null && !_following.ContainsKey(f.AgentId)).Select(f => f.AgentId).ToList();
         if (open.Count == 0)
         {
             return;
         }
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var finished = await db.Agents.Where(a => open.Contains(a.Id) && AgentStatuses.Final.Contains(a.Status))
             .Select(a => new { a.Id, a.Status, a.OutputBytes }).ToListAsync(cancellationToken);
         foreach (var agent in finished)

@@ -16,13 +16,12 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
     /// <summary>How often a node repeats its presence, and how long another node's stays without being repeated (it may have died).</summary>
     private static readonly TimeSpan PresenceRepeat = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan PresenceKept = TimeSpan.FromSeconds(35);
+    private const string RevokedSuffix = "revoked";
+    private const string PresenceSuffix = "presence";
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, (NodePresence Presence, DateTime At)>> _elsewhere = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _published = new();
     private readonly CancellationTokenSource _stop = new();
     private ConnectionMultiplexer? _redis;
-    private RedisChannel _channel;
-    private RedisChannel _revocations;
-    private RedisChannel _presence;
     private Task? _repeating;
 
     /// <summary>Who this node is on the channel (its own events come back to it and are skipped: it delivered them already).</summary>
@@ -34,30 +33,32 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
     public IDatabase? Database => _redis is { IsConnected: true } redis ? redis.GetDatabase() : null;
 
     /// <summary>
-    /// Listens on <c>&lt;Channel&gt;:<paramref name="suffix"/></c>; messages from one node arrive in the order it sent them,
-    /// one at a time. For the other cluster parts (agent output, calls between nodes), which start after this.
+    /// Listens on <c>&lt;Channel&gt;:<paramref name="suffix"/></c> (null: the team events' own channel); messages from one
+    /// node arrive in the order it sent them, one at a time. The other cluster parts (agent output, calls between nodes)
+    /// subscribe when they start, after this.
     /// </summary>
-    public async Task SubscribeAsync(string suffix, Action<RedisValue> handler)
+    public async Task SubscribeAsync(string? suffix, Action<RedisValue> handler)
     {
-        var queue = await _redis!.GetSubscriber().SubscribeAsync(RedisChannel.Literal(options.Value.Channel + ":" + suffix));
+        var queue = await _redis!.GetSubscriber().SubscribeAsync(ChannelOf(suffix));
         queue.OnMessage(message => handler(message.Message));
     }
 
     /// <summary>Sends on <c>&lt;Channel&gt;:<paramref name="suffix"/></c> (fire and forget); false while Redis is away.</summary>
-    public bool Publish(string suffix, RedisValue value)
+    public bool Publish(string? suffix, RedisValue value)
     {
         if (_redis is not { IsConnected: true } redis)
         {
             return false;
         }
-        redis.GetSubscriber().Publish(RedisChannel.Literal(options.Value.Channel + ":" + suffix), value, CommandFlags.FireAndForget);
+        redis.GetSubscriber().Publish(ChannelOf(suffix), value, CommandFlags.FireAndForget);
         return true;
     }
+
+    private RedisChannel ChannelOf(string? suffix) => RedisChannel.Literal(suffix is null ? options.Value.Channel : $"{options.Value.Channel}:{suffix}");
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         var configuration = RedisUrl.Parse(options.Value.RedisUrl!);
-        _channel = RedisChannel.Literal(options.Value.Channel);
         _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
         _redis.ConnectionFailed += (_, e) => ClusterLog.RedisDown(logger, e.FailureType.ToString(), e.Exception?.Message ?? "");
         _redis.ConnectionRestored += (_, _) => ClusterLog.RedisBack(logger);
@@ -66,17 +67,12 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
             ClusterLog.RedisDown(logger, "starting", "not reachable yet; this node serves its own clients meanwhile");
         }
         // Ordered delivery: one team's events from one node arrive in the order they were published.
-        var queue = await _redis.GetSubscriber().SubscribeAsync(_channel);
-        queue.OnMessage(message => Deliver(message.Message));
+        await SubscribeAsync(null, Deliver);
         // A logout or a removal on any node closes that login's sockets and terminals on every node.
-        _revocations = RedisChannel.Literal(options.Value.Channel + ":revoked");
-        var revoked = await _redis.GetSubscriber().SubscribeAsync(_revocations);
-        revoked.OnMessage(message => Revoked(message.Message));
+        await SubscribeAsync(RevokedSuffix, Revoked);
         sessions.RevokedHere += PublishRevoked;
         // Presence: each node tells the others who of each team is connected to it, and repeats it (a node that dies stops).
-        _presence = RedisChannel.Literal(options.Value.Channel + ":presence");
-        var presence = await _redis.GetSubscriber().SubscribeAsync(_presence);
-        presence.OnMessage(message => Heard(message.Message));
+        await SubscribeAsync(PresenceSuffix, Heard);
         hub.Cluster = this;
         _repeating = RepeatPresenceAsync(_stop.Token);
         ClusterLog.Joined(logger, Node, options.Value.Channel);
@@ -111,13 +107,7 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
         PublishPresence(text);
     }
 
-    private void PublishPresence(string text)
-    {
-        if (_redis is { IsConnected: true } redis)
-        {
-            redis.GetSubscriber().Publish(_presence, text, CommandFlags.FireAndForget);
-        }
-    }
+    private void PublishPresence(string text) => Publish(PresenceSuffix, text);
 
     private void Heard(RedisValue value)
     {
@@ -164,13 +154,7 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
         }
     }
 
-    private void PublishRevoked(IReadOnlyCollection<string> sessionIds)
-    {
-        if (_redis is { IsConnected: true } redis)
-        {
-            redis.GetSubscriber().Publish(_revocations, string.Join('\n', sessionIds.Prepend(Node)), CommandFlags.FireAndForget);
-        }
-    }
+    private void PublishRevoked(IReadOnlyCollection<string> sessionIds) => Publish(RevokedSuffix, string.Join('\n', sessionIds.Prepend(Node)));
 
     private void Revoked(RedisValue value)
     {
@@ -182,13 +166,7 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
     }
 
     /// <summary>Tells the other nodes (fire and forget: a node that misses it catches up by position or on the next event).</summary>
-    public void Publish(TeamEventEnvelope envelope)
-    {
-        if (_redis is { IsConnected: true } redis)
-        {
-            redis.GetSubscriber().Publish(_channel, TeamEventCodec.Encode(envelope), CommandFlags.FireAndForget);
-        }
-    }
+    public void Publish(TeamEventEnvelope envelope) => Publish(null, TeamEventCodec.Encode(envelope));
 
     private void Deliver(RedisValue value)
     {

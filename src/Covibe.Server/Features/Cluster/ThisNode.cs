@@ -31,7 +31,7 @@ public sealed class ThisNode(IOptions<ServerOptions> server)
                 return existing;
             }
         }
-        var id = $"{Environment.MachineName}-{Guid.NewGuid():N}"[..Math.Min(64, Environment.MachineName.Length + 33)];
+        var id = $"{Environment.MachineName}-{Guid.NewGuid():N}";
         File.WriteAllText(path, id);
         return id;
     }

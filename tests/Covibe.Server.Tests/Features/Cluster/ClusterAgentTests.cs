@@ -124,5 +124,45 @@ public sealed class ClusterAgentTests(PostgresServer postgres, RedisServer redis
         (await his.OutputAsync(agent.Id)).ShouldBe(log);
     }
 
+    [Fact]
+    public async Task OutputWrittenWhileRedisIsDown_ReachesTheOtherNodesWatcher_ByPosition_OnceItIsBack()
+    {
+        var (a, b) = await StartNodesAsync();
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync();
+        await using var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
+        var agent = await a.SpawnAsync(owner.Auth.AccessToken, "echo across an outage", "echo");
+        await miguelOnB.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        var (seen, next) = await ReadUntilAsync(miguelOnB, agent.Id, "ready\n");
+        using var sarah = a.Client(owner.Auth.AccessToken);
+
+        await redis.StopAsync();
+        try
+        {
+            // Node A follows the agent and takes the owner's input; node B hears nothing of it meanwhile.
+            (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("while Redis is down\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await sarah.OutputAsync(agent.Id)), o => o.Contains("echo: while Redis is down", StringComparison.Ordinal),
+                "node A has the answer");
+        }
+        finally
+        {
+            await redis.StartAsync();
+        }
+        await Eventually.UntilAsync(async () => (await (await b.Client().GetAsync("/health")).Content.ReadFromJsonAsync<HealthResponse>())!.Redis,
+            state => state == "connected", "node B is back on Redis", TimeSpan.FromSeconds(30));
+        await Eventually.UntilAsync(async () => (await (await a.Client().GetAsync("/health")).Content.ReadFromJsonAsync<HealthResponse>())!.Redis,
+            state => state == "connected", "node A is back on Redis", TimeSpan.FromSeconds(30));
+        (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("after Redis is back\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+
+        // Node B's feed sees a gap: its watcher reads the missed part from the log, then goes on live, contiguous.
+        var (more, _) = await ReadUntilAsync(miguelOnB, agent.Id, "echo: after Redis is back", next);
+        var text = Encoding.UTF8.GetString(more);
+        text.ShouldContain("echo: while Redis is down");
+        seen.Concat(more).ToArray().ShouldBe(LogOnA(agent.Id)[..(seen.Length + more.Length)]);
+        (await sarah.PostAsync($"/api/agent/{agent.Id}/end", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        (await b.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+    }
+
     public void Dispose() => StartupTests.Delete(_dataA);
 }
