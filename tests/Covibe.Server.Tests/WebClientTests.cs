@@ -283,8 +283,9 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
         await page.Locator("#terminal-status").GetByText("Connected").WaitForAsync();
         var screen = page.Locator("#terminal .xterm-rows");
         await page.Locator("#terminal .xterm").ClickAsync();
-        await page.Keyboard.TypeAsync("sleep 30");
+        await page.Keyboard.TypeAsync("sleep 29.7");
         await page.Keyboard.PressAsync("Enter");
+        await ForegroundJob.WaitAsync("sleep", "29.7");
         await page.GetByRole(AriaRole.Button, new() { Name = "Control C" }).ClickAsync();
         await page.Keyboard.TypeAsync("echo rc=$?");
         await page.Keyboard.PressAsync("Enter");
