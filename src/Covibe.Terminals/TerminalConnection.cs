@@ -1,6 +1,4 @@
-using System.Buffers;
 using System.Net.WebSockets;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Covibe.Protocol;
@@ -12,7 +10,7 @@ namespace Covibe.Terminals;
 /// own pump that sends output as the client takes it (a slow client holds back only the
 /// sessions it watches, within the lag limit). Closing the socket detaches; sessions live on.
 /// </summary>
-internal sealed class TerminalConnection(
+internal sealed partial class TerminalConnection(
     WebSocket socket,
     TerminalManager manager,
     ITerminalAuthenticator authenticator,
@@ -185,204 +183,6 @@ internal sealed class TerminalConnection(
         }
     }
 
-    private async Task SessionAsync(TerminalRequest request, TerminalUser user, CancellationToken cancellationToken)
-    {
-        switch (request.Action)
-        {
-            case TerminalActions.Create:
-            {
-                var session = await manager.CreateAsync(user, request.Id, request.Config, cancellationToken);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Created, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                await AttachAsync(session, since: 0, readOnly: false);
-                break;
-            }
-            case TerminalActions.Attach:
-            {
-                var session = Visible(request.Id, user);
-                await AttachAsync(session, request.Since, readOnly: !session.IsOwner(user));
-                break;
-            }
-            case TerminalActions.Detach:
-            {
-                var session = Visible(request.Id, user);
-                await DetachAsync(session.Id);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Detached, session.Id), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                break;
-            }
-            case TerminalActions.Resize:
-            {
-                var session = Owned(request.Id, user);
-                var (cols, rows) = TerminalLaunch.Size(request.Config?.Cols ?? request.Cols, request.Config?.Rows ?? request.Rows);
-                if (!session.Resize(cols, rows))
-                {
-                    throw Gone(session.Id);
-                }
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                break;
-            }
-            case TerminalActions.Share:
-            {
-                var session = Owned(request.Id, user);
-                session.SetShared(request.Shared ?? true);
-                manager.Changed(session);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Shared, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                break;
-            }
-            case TerminalActions.Close:
-            {
-                var session = Owned(request.Id, user);
-                var exitCode = await session.CloseAsync(cancellationToken);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Closed, session.Id, ExitCode: exitCode), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                break;
-            }
-            case TerminalActions.List:
-                await SendListAsync(user, cancellationToken);
-                break;
-            default:
-                throw new TerminalException(TerminalErrorCodes.UnknownAction,
-                    $"Unknown session action '{Printable(request.Action ?? "")}'. Use create, attach, detach, resize, share, close or list.");
-        }
-    }
-
-    private void Command(TerminalRequest request, TerminalUser user)
-    {
-        var session = Owned(request.Session, user);
-        if (request.Command is null)
-        {
-            throw new TerminalException(TerminalErrorCodes.InvalidMessage, "A command message needs \"command\": the line to run.");
-        }
-        CheckLength(request.Command);
-        var line = TerminalLaunch.CommandLine(request.Command, request.Cwd, request.Env, session.CommandDirectory);
-        if (!session.Write(Encoding.UTF8.GetBytes(line), request.Id ?? ""))
-        {
-            throw Gone(session.Id);
-        }
-    }
-
-    private void Input(TerminalRequest request, TerminalUser user)
-    {
-        var session = Owned(request.Session, user);
-        if (request.Data is null)
-        {
-            throw new TerminalException(TerminalErrorCodes.InvalidMessage, "An input message needs \"data\": the keystrokes to send.");
-        }
-        CheckLength(request.Data);
-        if (!session.Write(Encoding.UTF8.GetBytes(request.Data), commandId: null))
-        {
-            throw Gone(session.Id);
-        }
-    }
-
-    private void CheckLength(string text)
-    {
-        if (text.Length > options.MaxCommandLength)
-        {
-            throw new TerminalException(TerminalErrorCodes.CommandTooLong, $"Commands and input are limited to {options.MaxCommandLength} characters; this one has {text.Length}.");
-        }
-    }
-
-    private TerminalSession Visible(string? id, TerminalUser user)
-    {
-        var session = manager.Find(id);
-        if (session is null || !session.IsVisibleTo(user))
-        {
-            throw new TerminalException(TerminalErrorCodes.SessionNotFound,
-                $"There is no session '{Printable(id ?? "")}' you can see. List yours with {{\"type\":\"session\",\"action\":\"list\"}}.");
-        }
-        return session;
-    }
-
-    private TerminalSession Owned(string? id, TerminalUser user)
-    {
-        var session = Visible(id, user);
-        if (!session.IsOwner(user))
-        {
-            throw new TerminalException(TerminalErrorCodes.Forbidden, $"Session '{session.Id}' belongs to {session.Owner.Name}; you may watch it, not type into it, resize or close it.");
-        }
-        return session;
-    }
-
-    private static TerminalException Gone(string id) =>
-        new(TerminalErrorCodes.CommandFailed, $"The shell of session '{id}' has exited.");
-
-    private async Task AttachAsync(TerminalSession session, long? since, bool readOnly)
-    {
-        await DetachAsync(session.Id);
-        var cursor = session.Attach(since);
-        var attachment = new Attachment(session, cursor, CancellationTokenSource.CreateLinkedTokenSource(_closing.Token));
-        _attachments[session.Id] = attachment;
-        attachment.Pump = PumpAsync(attachment, readOnly, _user!);
-    }
-
-    private async Task DetachAsync(string sessionId)
-    {
-        if (_attachments.Remove(sessionId, out var attachment))
-        {
-            await attachment.StopAsync();
-        }
-    }
-
-    /// <summary>Sends the session's output from the cursor on, then <c>exited</c> when the shell has gone.</summary>
-    private async Task PumpAsync(Attachment attachment, bool readOnly, TerminalUser user)
-    {
-        var (session, cursor) = (attachment.Session, attachment.Cursor);
-        var cancellationToken = attachment.Stopping.Token;
-        var buffer = new byte[OutputChunk];
-        var frame = new ArrayBufferWriter<byte>(OutputChunk + 1024);
-        var sizeVersion = session.SizeVersion;
-        try
-        {
-            await SendAsync(new TerminalSessionMessage(TerminalActions.Attached, session.Id, session.Info(), readOnly, cursor.From, cursor.Truncated ? true : null),
-                TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-            while (true)
-            {
-                if (readOnly && !session.IsVisibleTo(user))
-                {
-                    await SendAsync(new TerminalSessionMessage(TerminalActions.Detached, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                    return; // the owner stopped sharing
-                }
-                if (session.SizeVersion != sizeVersion)
-                {
-                    // Resized (by this or another connection): every viewer hears it, so watchers draw at the program's size.
-                    sizeVersion = session.SizeVersion;
-                    await SendAsync(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                }
-                switch (cursor.Take(buffer, out var count))
-                {
-                    case TakeState.Data:
-                        WriteOutputFrame(frame, session, buffer.AsSpan(0, count), cursor.Position);
-                        await SendFrameAsync(frame.WrittenMemory, cancellationToken);
-                        break;
-                    case TakeState.Empty:
-                        await cursor.WaitAsync(cancellationToken);
-                        break;
-                    case TakeState.Completed:
-                        var exitCode = await session.Exited.WaitAsync(cancellationToken);
-                        await SendAsync(new TerminalSessionMessage(TerminalActions.Exited, session.Id, session.Info(), ExitCode: exitCode), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
-                        return;
-                    case TakeState.Evicted:
-                        TerminalLog.SlowViewer(logger, session.Id, options.SlowViewerSeconds);
-                        await ErrorAsync(null, session.Id, TerminalErrorCodes.ViewerTooSlow,
-                            $"This connection did not take the output for {options.SlowViewerSeconds} s and held the terminal back, so it was detached. Attach again with \"since\": {cursor.Position} to catch up.",
-                            cancellationToken);
-                        return;
-                }
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-        {
-            // Detached, or the client went away.
-        }
-        finally
-        {
-            session.Detach(cursor);
-        }
-    }
-
-    private Task SendListAsync(TerminalUser user, CancellationToken cancellationToken) =>
-        SendAsync(new TerminalSessionsMessage([.. manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info())]),
-            TerminalJsonContext.Wire.TerminalSessionsMessage, cancellationToken);
-
     private void OnSessionsChanged(TerminalSession session)
     {
         if (_user is { } user && (session.IsOwner(user) || (session.Owner.TeamId is not null && session.Owner.TeamId == user.TeamId)))
@@ -414,37 +214,6 @@ internal sealed class TerminalConnection(
         {
             // Closing.
         }
-    }
-
-    private static readonly JsonWriterOptions FrameOptions = new() { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, SkipValidation = true };
-
-    /// <summary>
-    /// An <see cref="TerminalOutputMessage"/> written straight from the output bytes into a reused
-    /// buffer: no string of the data and no large short-lived arrays on the hot path. Output that
-    /// is not valid UTF-8 goes through a string, which replaces the bad bytes with U+FFFD.
-    /// </summary>
-    private void WriteOutputFrame(ArrayBufferWriter<byte> frame, TerminalSession session, ReadOnlySpan<byte> data, long end)
-    {
-        frame.ResetWrittenCount();
-        using var writer = new Utf8JsonWriter(frame, FrameOptions);
-        writer.WriteStartObject();
-        writer.WriteString("type"u8, TerminalMessageTypes.Output);
-        if (session.LastCommandId is { } commandId)
-        {
-            writer.WriteString("id"u8, commandId);
-        }
-        writer.WriteString("session"u8, session.Id);
-        if (System.Text.Unicode.Utf8.IsValid(data))
-        {
-            writer.WriteString("data"u8, data);
-        }
-        else
-        {
-            writer.WriteString("data"u8, Encoding.UTF8.GetString(data));
-        }
-        writer.WriteString("timestamp"u8, time.GetUtcNow().UtcDateTime);
-        writer.WriteNumber("end"u8, end);
-        writer.WriteEndObject();
     }
 
     private void OnLoginsRevoked(IReadOnlyCollection<string> logins)
@@ -558,21 +327,4 @@ internal sealed class TerminalConnection(
     private static string Printable(string value) =>
         new([.. value.Take(100).Select(c => char.IsControl(c) ? '?' : c)]);
 
-    private sealed class Attachment(TerminalSession session, OutputCursor cursor, CancellationTokenSource stopping)
-    {
-        public TerminalSession Session { get; } = session;
-
-        public OutputCursor Cursor { get; } = cursor;
-
-        public CancellationTokenSource Stopping { get; } = stopping;
-
-        public Task Pump { get; set; } = Task.CompletedTask;
-
-        public async Task StopAsync()
-        {
-            await Stopping.CancelAsync();
-            await Pump;
-            Stopping.Dispose();
-        }
-    }
 }
