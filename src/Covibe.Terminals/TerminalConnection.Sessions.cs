@@ -12,6 +12,10 @@ internal sealed partial class TerminalConnection
         {
             case TerminalActions.Create:
             {
+                if (request.Id is { } wanted && peers.Find(wanted) is not null)
+                {
+                    throw new TerminalException(TerminalErrorCodes.SessionExists, $"A session '{wanted}' exists already. Attach to it, or create one with another id.");
+                }
                 var session = await manager.CreateAsync(user, request.Id, request.Config, cancellationToken);
                 await SendAsync(new TerminalSessionMessage(TerminalActions.Created, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
                 await AttachAsync(session, since: 0, readOnly: false);
@@ -126,7 +130,9 @@ internal sealed partial class TerminalConnection
     private static TerminalException Gone(string id) =>
         new(TerminalErrorCodes.CommandFailed, $"The shell of session '{id}' has exited.");
 
+    /// <summary>The sessions this user can see, on this server and on the others of the deployment.</summary>
     private Task SendListAsync(TerminalUser user, CancellationToken cancellationToken) =>
-        SendAsync(new TerminalSessionsMessage([.. manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info())]),
+        SendAsync(new TerminalSessionsMessage([.. manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info())
+                .Concat(peers.Sessions.Where(p => p.IsVisibleTo(user)).Select(p => p.Info)).OrderBy(i => i.CreatedAt)]),
             TerminalJsonContext.Wire.TerminalSessionsMessage, cancellationToken);
 }

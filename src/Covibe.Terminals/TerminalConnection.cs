@@ -13,6 +13,7 @@ namespace Covibe.Terminals;
 internal sealed partial class TerminalConnection(
     WebSocket socket,
     TerminalManager manager,
+    ITerminalPeers peers,
     ITerminalAuthenticator authenticator,
     TerminalOptions options,
     TimeProvider time,
@@ -30,6 +31,7 @@ internal sealed partial class TerminalConnection(
     // Cancelled a moment after our goodbye close frame went out, in case the client never answers it.
     private readonly CancellationTokenSource _closeDeadline = new();
     private TerminalUser? _user;
+    private TerminalUpstreams? _upstreams;
     private volatile string? _goodbye;
 
     public async Task RunAsync(TerminalUser? user, CancellationToken cancellationToken, CancellationToken stopping = default)
@@ -147,6 +149,11 @@ internal sealed partial class TerminalConnection(
         }
         try
         {
+            if (Elsewhere(request) is { } peer)
+            {
+                await _upstreams!.ForwardAsync(peer, request, json, cancellationToken);
+                return;
+            }
             switch (request.Type)
             {
                 case TerminalMessageTypes.Session:
@@ -180,6 +187,26 @@ internal sealed partial class TerminalConnection(
             TerminalLog.MessageFailed(logger, request.Type, errorId, e);
             await ErrorAsync(request.Type == TerminalMessageTypes.Session ? null : request.Id, request.Type == TerminalMessageTypes.Session ? request.Id : request.Session,
                 TerminalErrorCodes.InternalError, $"The server failed to handle this {request.Type} message (error id {errorId}). Nothing else is affected; report the id if it persists.", cancellationToken);
+        }
+    }
+
+    /// <summary>The session on another server a message is for, when it is for one that is not here.</summary>
+    private PeerTerminal? Elsewhere(TerminalRequest request)
+    {
+        var id = request.Type switch
+        {
+            TerminalMessageTypes.Session when request.Action is not (TerminalActions.Create or TerminalActions.List) => request.Id,
+            TerminalMessageTypes.Command or TerminalMessageTypes.Input => request.Session,
+            _ => null,
+        };
+        return id is not null && manager.Find(id) is null ? peers.Find(id) : null;
+    }
+
+    private void OnPeersChanged(string? teamId)
+    {
+        if (_user is { } user && (teamId is null || teamId == user.TeamId))
+        {
+            _wake.Release();
         }
     }
 
@@ -252,7 +279,9 @@ internal sealed partial class TerminalConnection(
     private async Task AuthenticatedAsync(TerminalUser user, CancellationToken cancellationToken)
     {
         _user = user;
+        _upstreams = new TerminalUpstreams(peers, user, SendFrameAsync, logger);
         manager.SessionsChanged += OnSessionsChanged;
+        peers.Changed += OnPeersChanged;
         manager.LoginsRevoked += OnLoginsRevoked;
         _controlLoop = ControlLoopAsync(user, _closing.Token);
         TerminalLog.Connected(logger, user.Id);
@@ -310,6 +339,11 @@ internal sealed partial class TerminalConnection(
     {
         manager.SessionsChanged -= OnSessionsChanged;
         manager.LoginsRevoked -= OnLoginsRevoked;
+        peers.Changed -= OnPeersChanged;
+        if (_upstreams is not null)
+        {
+            await _upstreams.DisposeAsync();
+        }
         await _closing.CancelAsync();
         await _controlLoop;
         foreach (var attachment in _attachments.Values)

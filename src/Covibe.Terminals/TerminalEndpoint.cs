@@ -21,6 +21,7 @@ public static class TerminalEndpoint
         services.AddSingleton(sp => new TerminalLaunch(sp.GetRequiredService<IOptions<TerminalOptions>>().Value));
         services.TryAddSingleton<ITerminalLauncher>(sp => sp.GetRequiredService<TerminalLaunch>());
         services.AddSingleton<TerminalManager>();
+        services.TryAddSingleton<ITerminalPeers, NoTerminalPeers>();
         services.AddHostedService(sp => sp.GetRequiredService<TerminalManager>());
         services.TryAddTimeProvider();
         return services;
@@ -28,13 +29,14 @@ public static class TerminalEndpoint
 
     /// <param name="isOriginAllowed">Decides for requests that carry an Origin header (browsers).</param>
     public static IEndpointConventionBuilder MapTerminals(this IEndpointRouteBuilder app, string pattern, Func<string, HttpRequest, bool> isOriginAllowed) =>
-        app.Map(pattern, (HttpContext context, TerminalManager manager, ITerminalAuthenticator authenticator, IOptions<TerminalOptions> options, TimeProvider time,
+        app.Map(pattern, (HttpContext context, TerminalManager manager, ITerminalPeers peers, ITerminalAuthenticator authenticator, IOptions<TerminalOptions> options, TimeProvider time,
             IHostApplicationLifetime lifetime, ILogger<TerminalManager> logger) =>
-            HandleAsync(context, manager, authenticator, options.Value, isOriginAllowed, time, lifetime, logger)).ExcludeFromDescription();
+            HandleAsync(context, manager, peers, authenticator, options.Value, isOriginAllowed, time, lifetime, logger)).ExcludeFromDescription();
 
     private static async Task<IResult> HandleAsync(
         HttpContext context,
         TerminalManager manager,
+        ITerminalPeers peers,
         ITerminalAuthenticator authenticator,
         TerminalOptions options,
         Func<string, HttpRequest, bool> isOriginAllowed,
@@ -73,7 +75,7 @@ public static class TerminalEndpoint
             KeepAliveInterval = TimeSpan.FromSeconds(options.KeepAliveSeconds),
             KeepAliveTimeout = TimeSpan.FromSeconds(options.KeepAliveSeconds),
         });
-        await using var connection = new TerminalConnection(socket, manager, authenticator, options, time, logger);
+        await using var connection = new TerminalConnection(socket, manager, peers, authenticator, options, time, logger);
         await connection.RunAsync(user, context.RequestAborted, lifetime.ApplicationStopping);
         return Results.Empty;
     }

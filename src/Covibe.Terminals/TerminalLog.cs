@@ -29,4 +29,13 @@ internal static partial class TerminalLog
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Terminal {SessionId}: a viewer held output back for {Seconds} s and was detached")]
     public static partial void SlowViewer(ILogger logger, string sessionId, int seconds);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Terminal connection for {UserId} reaches sessions on {Node}")]
+    public static partial void PeerConnected(ILogger logger, string userId, string node);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Terminal sessions on {Node} cannot be reached: {Reason}")]
+    public static partial void PeerUnreachable(ILogger logger, string node, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "The connection to terminal sessions on {Node} ended: its viewers here were told")]
+    public static partial void PeerLost(ILogger logger, string node);
 }

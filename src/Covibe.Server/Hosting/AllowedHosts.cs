@@ -18,6 +18,11 @@ public static class AllowedHosts
     {
         // Loopback names always: a page elsewhere cannot make a browser send them as Host.
         var allowed = new HashSet<string>(StringComparer.Ordinal) { "localhost", "127.0.0.1", "[::1]" };
+        // The other nodes reach this one by its node address (their clients' terminals here).
+        if (Uri.TryCreate(configuration["Covibe:Cluster:NodeUrl"], UriKind.Absolute, out var node))
+        {
+            allowed.Add(node.Host.ToLowerInvariant());
+        }
         if (configuration[Setting] is { Length: > 0 } configured)
         {
             var names = configured.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(n => n.ToLowerInvariant()).ToList();

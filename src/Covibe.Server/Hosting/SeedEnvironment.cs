@@ -14,6 +14,7 @@ public static class SeedEnvironment
         ["COVIBE_DATA"] = "Covibe:DataDirectory",
         ["DATABASE_URL"] = "Covibe:Database:ConnectionString",
         ["REDIS_URL"] = "Covibe:Cluster:RedisUrl",
+        ["NODE_URL"] = "Covibe:Cluster:NodeUrl",
         ["JWT_SECRET"] = "Covibe:Auth:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Covibe:Hub:AllowedOrigins",
         ["ALLOWED_HOSTS"] = "Covibe:AllowedHosts",

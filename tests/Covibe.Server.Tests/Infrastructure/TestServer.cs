@@ -145,8 +145,16 @@ public sealed class TestServer : IAsyncDisposable
     public Task<HubClient> ConnectAsync(string? bearer = null, string? origin = null, bool read = true, bool deflate = false) =>
         HubClient.ConnectAsync(Url, bearer, origin, read, deflate: deflate);
 
+    private bool _disposed;
+
+    /// <summary>Stops the server (again: nothing; a test may stop a node half-way and still dispose it at the end).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
         await App.StopAsync();
         await App.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();

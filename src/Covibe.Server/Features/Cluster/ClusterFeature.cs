@@ -11,6 +11,8 @@ public static class ClusterFeature
         services.AddSingleton<Leases>();
         services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section)
             .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
+            .Validate(o => string.IsNullOrEmpty(o.NodeUrl) || (Uri.TryCreate(o.NodeUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"),
+                "Covibe:Cluster:NodeUrl (NODE_URL) must be this node's http:// or https:// address as the other nodes reach it, e.g. http://10.0.0.11:5180.")
             .ValidateOnStart();
         if (!string.IsNullOrWhiteSpace(configuration[$"{ClusterOptions.Section}:RedisUrl"]))
         {
@@ -24,6 +26,11 @@ public static class ClusterFeature
             services.AddSingleton<RedisAgentControl>();
             services.AddSingleton<Agents.IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());
             services.AddHostedService(sp => sp.GetRequiredService<RedisAgentControl>());
+            // Terminals listed on every node, attached through the node the client reached.
+            services.AddSingleton<NodeUrl>();
+            services.AddSingleton<RedisTerminalPeers>();
+            services.AddSingleton<Covibe.Terminals.ITerminalPeers>(sp => sp.GetRequiredService<RedisTerminalPeers>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisTerminalPeers>());
             // Rate limits counted across the nodes.
             services.AddSingleton<Http.LocalRateLimits>();
             services.AddSingleton<Http.IRateLimits, RedisRateLimits>();

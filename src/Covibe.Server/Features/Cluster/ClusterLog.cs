@@ -13,4 +13,7 @@ internal static partial class ClusterLog
 
     [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
     public static partial void CallFailed(ILogger logger, string node, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A message on the cluster's {Suffix} channel could not be read: {Reason}")]
+    public static partial void BadMessage(ILogger logger, string suffix, string reason);
 }

@@ -13,4 +13,10 @@ public sealed class ClusterOptions
 
     /// <summary>What the keys Covibe keeps in Redis (rate-limit counters) start with.</summary>
     public string KeyPrefix { get; set; } = "covibe";
+
+    /// <summary>
+    /// Where the other nodes reach this one (<c>NODE_URL</c>, e.g. <c>http://10.0.0.11:5180</c>): they attach their clients to
+    /// this node's terminals through it. Unset: the address it listens on (<see cref="NodeUrl"/>).
+    /// </summary>
+    public string? NodeUrl { get; set; }
 }

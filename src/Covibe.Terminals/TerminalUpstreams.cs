@@ -1,0 +1,297 @@
+using System.Collections.Concurrent;
+using System.Net.WebSockets;
+using System.Text.Json;
+using Covibe.Protocol;
+
+namespace Covibe.Terminals;
+
+/// <summary>
+/// One client connection's sessions on other servers of the deployment (<see cref="ITerminalPeers"/>): one connection to
+/// each such server, opened on the member's behalf when the client first addresses one of its sessions. What the client
+/// sends for those sessions goes there as it is, and what that server answers comes back as it is (output, attached,
+/// resized, exited, its errors), except its own session lists: ours already include its sessions. If that server goes
+/// away, the client hears that the sessions it watched there are gone (their shells went with it).
+/// </summary>
+internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user, Func<ReadOnlyMemory<byte>, CancellationToken, Task> toClient, ILogger logger)
+    : IAsyncDisposable
+{
+    /// <summary>Another server's frames: output of up to 64 KiB, escaped.</summary>
+    private const int MaxFrameBytes = 4 * 1024 * 1024;
+    private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
+    private readonly ConcurrentDictionary<string, Upstream> _byNode = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _closing = new();
+    private volatile bool _disposing;
+
+    public async Task ForwardAsync(PeerTerminal peer, TerminalRequest request, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
+    {
+        var id = request.Type == TerminalMessageTypes.Session ? request.Id! : request.Session!;
+        if (!_byNode.TryGetValue(peer.Node, out var upstream))
+        {
+            upstream = await OpenAsync(peer, id, cancellationToken);
+            _byNode[peer.Node] = upstream;
+        }
+        if (request is { Type: TerminalMessageTypes.Session, Action: TerminalActions.Attach })
+        {
+            upstream.Watching(id, true);
+        }
+        else if (request is { Type: TerminalMessageTypes.Session, Action: TerminalActions.Detach or TerminalActions.Close })
+        {
+            upstream.Watching(id, false);
+        }
+        try
+        {
+            await upstream.SendAsync(json, cancellationToken);
+        }
+        catch (Exception e) when (e is WebSocketException or ObjectDisposedException)
+        {
+            throw Unreachable(peer, id);
+        }
+    }
+
+    private async Task<Upstream> OpenAsync(PeerTerminal peer, string id, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(ConnectTimeout);
+        WebSocket? socket = null;
+        try
+        {
+            socket = await peers.ConnectAsync(peer.Node, user, deadline.Token);
+            var upstream = new Upstream(peer.Node, socket);
+            // The other server says ready first, or why it refused the member (signed out meanwhile): said to the client.
+            var first = await upstream.Buffer.ReceiveAsync(socket, deadline.Token);
+            var frame = upstream.Buffer.Message(first.Count);
+            if (first.Closed || TypeOf(frame.Span) != TerminalMessageTypes.Ready)
+            {
+                var refusal = first.Closed ? null : Refusal(frame.Span);
+                upstream.Buffer.Dispose();
+                upstream.Dispose();
+                throw refusal ?? Unreachable(peer, id);
+            }
+            TerminalLog.PeerConnected(logger, user.Id, peer.Node);
+            upstream.Reading = ReadAsync(upstream, _closing.Token);
+            return upstream;
+        }
+        catch (Exception e) when (e is WebSocketException or HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
+        {
+            TerminalLog.PeerUnreachable(logger, peer.Node, e.Message);
+            socket?.Dispose();
+            throw Unreachable(peer, id);
+        }
+    }
+
+    private static TerminalException? Refusal(ReadOnlySpan<byte> frame)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(frame.ToArray());
+            var root = document.RootElement;
+            return root.TryGetProperty("code", out var code) && root.TryGetProperty("error", out var error) && code.GetString() is { } c && error.GetString() is { } text
+                ? new TerminalException(c, text)
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static TerminalException Unreachable(PeerTerminal peer, string id) =>
+        new(TerminalErrorCodes.SessionNotFound,
+            $"Session '{id}' was on another server of this deployment ({peer.Node}), which does not answer: it has stopped, and its terminals ended with it. List your sessions again.");
+
+    /// <summary>Passes the other server's frames to the client until it or this connection goes.</summary>
+    private async Task ReadAsync(Upstream upstream, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await PassOnAsync(upstream, cancellationToken);
+        }
+        finally
+        {
+            upstream.Buffer.Dispose(); // only this loop reads into it
+        }
+    }
+
+    private async Task PassOnAsync(Upstream upstream, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ReadOnlyMemory<byte> frame;
+            try
+            {
+                var received = await upstream.Buffer.ReceiveAsync(upstream.Socket, cancellationToken);
+                if (received.Closed)
+                {
+                    break;
+                }
+                if (received.TooLarge || received.Binary)
+                {
+                    continue;
+                }
+                frame = upstream.Buffer.Message(received.Count);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                break; // the other server went away, or this connection is closing
+            }
+            if (!Noticed(upstream, frame.Span))
+            {
+                continue;
+            }
+            try
+            {
+                await toClient(frame, cancellationToken);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+            {
+                return; // the client went away: this connection is ending and closes its upstreams
+            }
+        }
+        if (_disposing)
+        {
+            return;
+        }
+        // Gone from under us: a later message for its sessions connects again (it may have been a restart).
+        _byNode.TryRemove(new KeyValuePair<string, Upstream>(upstream.Node, upstream));
+        TerminalLog.PeerLost(logger, upstream.Node);
+        try
+        {
+            foreach (var id in upstream.Watched())
+            {
+                var error = new TerminalErrorMessage(null, id,
+                    $"The server that ran session '{id}' ({upstream.Node}) has stopped, and the terminal ended with it.", TerminalErrorCodes.SessionNotFound);
+                await toClient(JsonSerializer.SerializeToUtf8Bytes(error, TerminalJsonContext.Wire.TerminalErrorMessage), cancellationToken);
+            }
+        }
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The client went away too.
+        }
+        upstream.Dispose();
+    }
+
+    /// <summary>
+    /// Whether the client gets this frame: not the other server's session lists (ours include its sessions); and which
+    /// sessions the client no longer watches there (ended, detached, not found).
+    /// </summary>
+    private static bool Noticed(Upstream upstream, ReadOnlySpan<byte> frame)
+    {
+        var type = TypeOf(frame);
+        if (type == TerminalMessageTypes.Output)
+        {
+            return true;
+        }
+        if (type == TerminalMessageTypes.Sessions)
+        {
+            return false;
+        }
+        using var document = JsonDocument.Parse(frame.ToArray());
+        var root = document.RootElement;
+        if (type == TerminalMessageTypes.Session && root.TryGetProperty("action", out var action) && root.TryGetProperty("id", out var id)
+            && action.GetString() is TerminalActions.Exited or TerminalActions.Closed or TerminalActions.Detached)
+        {
+            upstream.Watching(id.GetString() ?? "", false);
+        }
+        else if (type == TerminalMessageTypes.Error && root.TryGetProperty("session", out var session) && root.TryGetProperty("code", out var code)
+            && code.GetString() is TerminalErrorCodes.SessionNotFound or TerminalErrorCodes.ViewerTooSlow)
+        {
+            upstream.Watching(session.GetString() ?? "", false);
+        }
+        return true;
+    }
+
+    /// <summary>The <c>type</c> of a frame (the servers write it first).</summary>
+    private static string? TypeOf(ReadOnlySpan<byte> frame)
+    {
+        var reader = new Utf8JsonReader(frame);
+        try
+        {
+            return reader.Read() && reader.TokenType == JsonTokenType.StartObject && reader.Read() && reader.TokenType == JsonTokenType.PropertyName
+                && reader.ValueTextEquals("type"u8) && reader.Read() && reader.TokenType == JsonTokenType.String
+                ? reader.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Says goodbye to every other server (the sessions there live on, as they do here when a client goes).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        _disposing = true;
+        await Task.WhenAll(_byNode.Values.Select(u => u.CloseAsync()));
+        await _closing.CancelAsync();
+        _byNode.Clear();
+        _closing.Dispose();
+    }
+
+    private sealed class Upstream(string node, WebSocket socket) : IDisposable
+    {
+        private readonly SemaphoreSlim _sendLock = new(1, 1);
+        private readonly HashSet<string> _watched = new(StringComparer.Ordinal);
+
+        public string Node { get; } = node;
+
+        public WebSocket Socket { get; } = socket;
+
+        public MessageBuffer Buffer { get; } = new(MaxFrameBytes);
+
+        public Task Reading { get; set; } = Task.CompletedTask;
+
+        public void Watching(string id, bool watching)
+        {
+            lock (_watched)
+            {
+                _ = watching ? _watched.Add(id) : _watched.Remove(id);
+            }
+        }
+
+        public List<string> Watched()
+        {
+            lock (_watched)
+            {
+                return [.. _watched];
+            }
+        }
+
+        public async Task SendAsync(ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
+        {
+            await _sendLock.WaitAsync(cancellationToken);
+            try
+            {
+                await Socket.SendAsync(json, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+            }
+            finally
+            {
+                _sendLock.Release();
+            }
+        }
+
+        /// <summary>Says goodbye (its sessions live on there), waiting 2 s at most for the answer.</summary>
+        public async Task CloseAsync()
+        {
+            try
+            {
+                using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                if (Socket.State == WebSocketState.Open)
+                {
+                    await Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", deadline.Token);
+                }
+                await Reading.WaitAsync(deadline.Token);
+            }
+            catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or TimeoutException)
+            {
+                // Gone already.
+            }
+            Dispose();
+        }
+
+        public void Dispose()
+        {
+            Socket.Dispose();
+            _sendLock.Dispose();
+        }
+    }
+}
