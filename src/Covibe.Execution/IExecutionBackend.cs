@@ -29,6 +29,12 @@ public interface IExecutionBackend
     ValueTask<bool> CanFollowAsync(AgentProcess process, CancellationToken cancellationToken) =>
         ValueTask.FromResult(LocalLogPath(process) is null || Directory.Exists(process.RuntimeDirectory));
 
+    /// <summary>
+    /// The other server node that must start agents at <paramref name="target"/> (the one it is connected to, for a
+    /// target that dials in); null: this node can.
+    /// </summary>
+    ValueTask<string?> StartsElsewhereAsync(string? target, CancellationToken cancellationToken) => ValueTask.FromResult<string?>(null);
+
     /// <summary>Writes to the agent's stdin. Fails with <see cref="AgentNotRunningException"/> once it has exited.</summary>
     Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 

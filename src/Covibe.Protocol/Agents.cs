@@ -136,5 +136,11 @@ public sealed record AgentStatusMessage(string AgentId, string Status, AgentDto 
 /// <summary>Answers <c>agent_spawn</c> to the connection that sent it.</summary>
 public sealed record AgentSpawnedMessage(AgentDto Agent, string? ClientId) : HubMessage(HubMessageTypes.AgentSpawned);
 
+/// <summary>
+/// Bytes <see cref="From"/> to <see cref="To"/> of the output cannot be read from the server this connection reached (they
+/// are on another machine's disk only, and no longer in memory or Redis); the subscription goes on at <see cref="To"/>.
+/// </summary>
+public sealed record AgentOutputGapMessage(string AgentId, long From, long To, string Reason) : HubMessage(HubMessageTypes.AgentOutputGap);
+
 /// <summary>Sent when a subscription has delivered everything: the agent has finished.</summary>
 public sealed record AgentOutputEndMessage(string AgentId, long Next, string Status) : HubMessage(HubMessageTypes.AgentOutputEnd);

@@ -56,6 +56,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentStatusMessage))]
 [JsonSerializable(typeof(AgentSpawnedMessage))]
 [JsonSerializable(typeof(AgentOutputEndMessage))]
+[JsonSerializable(typeof(AgentOutputGapMessage))]
 [JsonSerializable(typeof(TeamEnvironmentResponse))]
 [JsonSerializable(typeof(SetPreviewRequest))]
 [JsonSerializable(typeof(PreviewConnectedResponse))]

@@ -25,6 +25,7 @@ public static class HubMessageTypes
     public const string AgentStatus = "agent_status";
     public const string AgentSpawned = "agent_spawned";
     public const string AgentOutputEnd = "agent_output_end";
+    public const string AgentOutputGap = "agent_output_gap";
     public const string PreviewUpdated = "preview_updated";
     public const string PreviewStatus = "preview_status";
     public const string BoxUpdated = "box_updated";

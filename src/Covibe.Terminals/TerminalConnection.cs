@@ -149,9 +149,9 @@ internal sealed partial class TerminalConnection(
         }
         try
         {
-            if (Elsewhere(request) is { } peer)
+            if (await ElsewhereAsync(request, _user, cancellationToken) is { } node)
             {
-                await _upstreams!.ForwardAsync(peer, request, json, cancellationToken);
+                await _upstreams!.ForwardAsync(node, request, json, cancellationToken);
                 return;
             }
             switch (request.Type)
@@ -190,16 +190,20 @@ internal sealed partial class TerminalConnection(
         }
     }
 
-    /// <summary>The session on another server a message is for, when it is for one that is not here.</summary>
-    private PeerTerminal? Elsewhere(TerminalRequest request)
+    /// <summary>The other server a message is for: the one holding its session, or where a new one must open; null: here.</summary>
+    private async Task<string?> ElsewhereAsync(TerminalRequest request, TerminalUser user, CancellationToken cancellationToken)
     {
+        if (request is { Type: TerminalMessageTypes.Session, Action: TerminalActions.Create })
+        {
+            return await peers.PlaceAsync(user, request.Config, cancellationToken);
+        }
         var id = request.Type switch
         {
-            TerminalMessageTypes.Session when request.Action is not (TerminalActions.Create or TerminalActions.List) => request.Id,
+            TerminalMessageTypes.Session when request.Action is not TerminalActions.List => request.Id,
             TerminalMessageTypes.Command or TerminalMessageTypes.Input => request.Session,
             _ => null,
         };
-        return id is not null && manager.Find(id) is null ? peers.Find(id) : null;
+        return id is not null && manager.Find(id) is null ? peers.Find(id)?.Node : null;
     }
 
     private void OnPeersChanged(string? teamId)

@@ -24,6 +24,9 @@ public interface ITerminalPeers
 
     PeerTerminal? Find(string id);
 
+    /// <summary>The other server a new session with <paramref name="config"/> must open on (its machine is reached from there only); null: here.</summary>
+    Task<string?> PlaceAsync(TerminalUser user, TerminalConfig? config, CancellationToken cancellationToken);
+
     /// <summary>
     /// Opens seed 004's protocol on <paramref name="node"/>, signed in as <paramref name="user"/> (the server then
     /// sends <c>ready</c>). Throws <see cref="WebSocketException"/> or <see cref="HttpRequestException"/> when it cannot.
@@ -39,6 +42,8 @@ public sealed class NoTerminalPeers : ITerminalPeers
     public IReadOnlyCollection<PeerTerminal> Sessions => [];
 
     public PeerTerminal? Find(string id) => null;
+
+    public Task<string?> PlaceAsync(TerminalUser user, TerminalConfig? config, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
 
     public Task<WebSocket> ConnectAsync(string node, TerminalUser user, CancellationToken cancellationToken) =>
         throw new InvalidOperationException("This server runs alone: there is no other server to connect to.");

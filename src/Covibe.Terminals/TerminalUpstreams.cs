@@ -22,13 +22,14 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
     private readonly CancellationTokenSource _closing = new();
     private volatile bool _disposing;
 
-    public async Task ForwardAsync(PeerTerminal peer, TerminalRequest request, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
+    /// <summary>Sends the client's message to <paramref name="node"/>, connecting first if this client has not reached it yet.</summary>
+    public async Task ForwardAsync(string node, TerminalRequest request, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
     {
-        var id = request.Type == TerminalMessageTypes.Session ? request.Id! : request.Session!;
-        if (!_byNode.TryGetValue(peer.Node, out var upstream))
+        var id = (request.Type == TerminalMessageTypes.Session ? request.Id : request.Session) ?? "";
+        if (!_byNode.TryGetValue(node, out var upstream))
         {
-            upstream = await OpenAsync(peer, id, cancellationToken);
-            _byNode[peer.Node] = upstream;
+            upstream = await OpenAsync(node, id, cancellationToken);
+            _byNode[node] = upstream;
         }
         if (request is { Type: TerminalMessageTypes.Session, Action: TerminalActions.Attach })
         {
@@ -44,19 +45,19 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
         }
         catch (Exception e) when (e is WebSocketException or ObjectDisposedException)
         {
-            throw Unreachable(peer, id);
+            throw Unreachable(node, id);
         }
     }
 
-    private async Task<Upstream> OpenAsync(PeerTerminal peer, string id, CancellationToken cancellationToken)
+    private async Task<Upstream> OpenAsync(string node, string id, CancellationToken cancellationToken)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(ConnectTimeout);
         WebSocket? socket = null;
         try
         {
-            socket = await peers.ConnectAsync(peer.Node, user, deadline.Token);
-            var upstream = new Upstream(peer.Node, socket);
+            socket = await peers.ConnectAsync(node, user, deadline.Token);
+            var upstream = new Upstream(node, socket);
             // The other server says ready first, or why it refused the member (signed out meanwhile): said to the client.
             var first = await upstream.Buffer.ReceiveAsync(socket, deadline.Token);
             var frame = upstream.Buffer.Message(first.Count);
@@ -65,17 +66,17 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
                 var refusal = first.Closed ? null : Refusal(frame.Span);
                 upstream.Buffer.Dispose();
                 upstream.Dispose();
-                throw refusal ?? Unreachable(peer, id);
+                throw refusal ?? Unreachable(node, id);
             }
-            TerminalLog.PeerConnected(logger, user.Id, peer.Node);
+            TerminalLog.PeerConnected(logger, user.Id, node);
             upstream.Reading = ReadAsync(upstream, _closing.Token);
             return upstream;
         }
         catch (Exception e) when (e is WebSocketException or HttpRequestException or OperationCanceledException && !cancellationToken.IsCancellationRequested)
         {
-            TerminalLog.PeerUnreachable(logger, peer.Node, e.Message);
+            TerminalLog.PeerUnreachable(logger, node, e.Message);
             socket?.Dispose();
-            throw Unreachable(peer, id);
+            throw Unreachable(node, id);
         }
     }
 
@@ -95,9 +96,9 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
         }
     }
 
-    private static TerminalException Unreachable(PeerTerminal peer, string id) =>
+    private static TerminalException Unreachable(string node, string id) =>
         new(TerminalErrorCodes.SessionNotFound,
-            $"Session '{id}' was on another server of this deployment ({peer.Node}), which does not answer: it has stopped, and its terminals ended with it. List your sessions again.");
+            $"Session '{id}' is on another server of this deployment ({node}), which does not answer: if it has stopped, its terminals ended with it. List your sessions again.");
 
     /// <summary>Passes the other server's frames to the client until it or this connection goes.</summary>
     private async Task ReadAsync(Upstream upstream, CancellationToken cancellationToken)
@@ -187,10 +188,17 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
         }
         using var document = JsonDocument.Parse(frame.ToArray());
         var root = document.RootElement;
-        if (type == TerminalMessageTypes.Session && root.TryGetProperty("action", out var action) && root.TryGetProperty("id", out var id)
-            && action.GetString() is TerminalActions.Exited or TerminalActions.Closed or TerminalActions.Detached)
+        if (type == TerminalMessageTypes.Session && root.TryGetProperty("action", out var action) && root.TryGetProperty("id", out var id))
         {
-            upstream.Watching(id.GetString() ?? "", false);
+            switch (action.GetString())
+            {
+                case TerminalActions.Created:
+                    upstream.Watching(id.GetString() ?? "", true); // its creator is attached to it there
+                    break;
+                case TerminalActions.Exited or TerminalActions.Closed or TerminalActions.Detached:
+                    upstream.Watching(id.GetString() ?? "", false);
+                    break;
+            }
         }
         else if (type == TerminalMessageTypes.Error && root.TryGetProperty("session", out var session) && root.TryGetProperty("code", out var code)
             && code.GetString() is TerminalErrorCodes.SessionNotFound or TerminalErrorCodes.ViewerTooSlow)

@@ -187,6 +187,14 @@ async function onMessage(message) {
     case 'agent_output':
       onOutput(message);
       break;
+    case 'agent_output_gap':
+      // Bytes this server cannot read (on another machine's disk only): say so where they would have been.
+      if (state.view?.id === message.agentId && message.from === state.view.next) {
+        state.view.next = message.to;
+        flushLine();
+        renderLine(`[output ${message.from}–${message.to} is not available on this server: ${message.reason}]`);
+      }
+      break;
     case 'agent_output_end':
       if (state.view?.id === message.agentId && message.next === state.view.next) {
         state.view.complete = true;

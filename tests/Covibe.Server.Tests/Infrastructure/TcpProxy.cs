@@ -7,7 +7,7 @@ namespace Covibe.Server.Tests.Infrastructure;
 public sealed class TcpProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
-    private readonly int _targetPort;
+    private volatile int _targetPort;
     private readonly List<TcpClient> _open = [];
     private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stop = new();
@@ -21,6 +21,13 @@ public sealed class TcpProxy : IAsyncDisposable
     }
 
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+
+    /// <summary>Where new connections go: a balancer that sends the next connection to another server.</summary>
+    public int TargetPort
+    {
+        get => _targetPort;
+        set => _targetPort = value;
+    }
 
     public Uri Url => new($"http://127.0.0.1:{Port}");
 

@@ -8,12 +8,14 @@ namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// Delivers one agent's output to one connection from a position to the end: from the in-memory
-/// ring when it still holds the bytes, else from the agent's log, and once caught up, live from
-/// the feed (which offers each new chunk to every live watcher at once). Each subscription moves
-/// at its own reader's pace, so a slow reader falls behind (and catches up from the ring or the
-/// log) without delaying anyone else, and never skips a byte.
+/// ring when it still holds the bytes, else from the agent's log or the cluster's buffer
+/// (<see cref="AgentOutputReader"/>), and once caught up, live from the feed (which offers each new
+/// chunk to every live watcher at once). Each subscription moves at its own reader's pace, so a
+/// slow reader falls behind (and catches up from the ring or the log) without delaying anyone
+/// else, and never skips a byte it could read; bytes this node can read nowhere are announced as
+/// an <c>agent_output_gap</c>, not waited for.
 /// </summary>
-public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, IDbContextFactory<CovibeDb> dbs)
+public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, AgentOutputReader reader, IDbContextFactory<CovibeDb> dbs)
 {
     private const int ReadSize = 64 * 1024;
     private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(50);
@@ -104,26 +106,36 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     continue;
                 }
 
-                // Older than the ring holds: read it back from the log (a feed of another node's agent does not know where it is yet).
+                // Older than the ring holds: read it back from the log or Redis (a feed of another node's agent does not know where it is yet).
                 var limit = stream is null ? end : Math.Min(end, stream.RingStart);
                 if (process is null)
                 {
                     await using var db = await dbs.CreateDbContextAsync(cancellationToken);
                     process = (await db.Agents.AsNoTracking().SingleAsync(a => a.Id == agentId, cancellationToken)).Process;
                 }
-                buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
-                var n = process is not null && backend is not null
-                    ? await backend.ReadOutputAsync(process, position, buffer.AsMemory(0, (int)Math.Min(ReadSize, Math.Max(1, limit - position))), cancellationToken)
-                    : 0;
-                if (n == 0)
+                if (process is null || backend is null)
                 {
                     await Task.Delay(Retry, cancellationToken);
                     continue;
                 }
-                var length = position + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
+                buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
+                var (start, n) = await reader.ReadAsync(agentId, backend.Name, process, position, limit, buffer.AsMemory(0, ReadSize), cancellationToken);
+                if (start > position || n == 0)
+                {
+                    // Nowhere this node can read: say so, and go on from what it can.
+                    var resume = n == 0 ? limit : start;
+                    await connection.SendStreamAsync(TeamHub.Serialize(new AgentOutputGapMessage(agentId, position, resume,
+                        "These bytes are in the agent's log on another machine only, and no longer in this server's memory or the cluster's buffer.")), cancellationToken);
+                    next = resume;
+                    if (n == 0)
+                    {
+                        continue;
+                    }
+                }
+                var length = start + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
                 length = length == 0 ? n : length;
-                await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, position, buffer.AsSpan(0, length), canControl), cancellationToken);
-                next = position + length;
+                await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, start, buffer.AsSpan(0, length), canControl), cancellationToken);
+                next = start + length;
             }
         }
         finally

@@ -26,8 +26,32 @@ public sealed class NoAgentOutputRelay : IAgentOutputRelay
     }
 }
 
+/// <summary>
+/// Seed 001's <c>agent:{agentId}:output</c>: the last part of every agent's output, kept where every node can read it, for a
+/// node that holds neither the bytes in memory nor a log it can read (an agent on another machine, older than its memory).
+/// One node: it reads its agents' logs, so nothing is kept.
+/// </summary>
+public interface IAgentOutputStore
+{
+    /// <summary>
+    /// The kept output from <paramref name="position"/> on, contiguous, at most <paramref name="maxBytes"/>: its start is past
+    /// <paramref name="position"/> when the bytes between are no longer kept. Null when nothing from there on is kept.
+    /// </summary>
+    Task<(long Start, byte[] Data)?> ReadAsync(string agentId, long position, int maxBytes, CancellationToken cancellationToken);
+}
+
+public sealed class NoAgentOutputStore : IAgentOutputStore
+{
+    public Task<(long Start, byte[] Data)?> ReadAsync(string agentId, long position, int maxBytes, CancellationToken cancellationToken) =>
+        Task.FromResult<(long, byte[])?>(null);
+}
+
 /// <summary>A control command (kill, interrupt, input, end) as it travels to the node that follows the agent.</summary>
-public sealed record AgentCommand(string AgentId, string Command, string? Data = null);
+public sealed record AgentCommand(string AgentId, string Command, string? Data = null)
+{
+    /// <summary>Between nodes only: start an agent another node saved (its VM's runner is connected to this one).</summary>
+    public const string Start = "start";
+}
 
 /// <summary>
 /// Takes an owner's control command to the node that follows the agent (its process, its runner connection and its kill

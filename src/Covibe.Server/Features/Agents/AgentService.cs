@@ -135,6 +135,16 @@ public sealed partial class AgentService(
         }
         db.Agents.Add(agent);
         await db.SaveChangesAsync(cancellationToken);
+        if (await backends.Get(agent.Backend).StartsElsewhereAsync(agent.Target, cancellationToken) is { } node)
+        {
+            return await StartElsewhereAsync(db, agent, placement, node, caller, cancellationToken);
+        }
+        return await StartAsync(db, agent, placement, caller, cancellationToken);
+    }
+
+    /// <summary>Starts a new agent (saved as starting) where <paramref name="placement"/> says, and follows it.</summary>
+    private async Task<AgentResult> StartAsync(CovibeDb db, Agent agent, Placement placement, Caller caller, CancellationToken cancellationToken)
+    {
         try
         {
             var process = await backends.Get(agent.Backend).StartAsync(launcher.Launch(agent, placement), cancellationToken);
@@ -164,6 +174,56 @@ public sealed partial class AgentService(
         }
         await events.StatusChangedAsync(agent, cancellationToken);
         return new AgentResult(events.ToDto(agent, caller.Name, canControl: true), Placement: placement);
+    }
+
+    /// <summary>
+    /// Another node must start it (the VM's runner is connected there): that node starts it and follows it; the agent as
+    /// the caller sees it then. Not answered: the agent failed, and the caller may try again.
+    /// </summary>
+    private async Task<AgentResult> StartElsewhereAsync(CovibeDb db, Agent agent, Placement placement, string node, Caller caller, CancellationToken cancellationToken)
+    {
+        var started = await route.SendAsync(node, caller, new AgentCommand(agent.Id, AgentCommand.Start), cancellationToken);
+        if (started is { Failure: AgentFailure.None })
+        {
+            return await GetAsync(caller, agent.Id, cancellationToken) with { Placement = placement };
+        }
+        agent.Status = AgentStatuses.Failed;
+        agent.CompletedAt = time.GetUtcNow().UtcDateTime;
+        agent.Error = started?.Detail is { } detail
+            ? $"The agent could not be started: {detail}"
+            : "The VM's runner is connected to another server node, which did not answer. Try again in a moment.";
+        await db.SaveChangesAsync(cancellationToken);
+        await events.StatusChangedAsync(agent, cancellationToken);
+        return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
+    }
+
+    /// <summary>
+    /// Starts, on this node, an agent another node saved for its owner (<see cref="StartElsewhereAsync"/>): placed again
+    /// here, where the runner is connected. Only nodes ask this (<see cref="IAgentControlRoute"/>), never a client.
+    /// </summary>
+    public async Task<AgentResult> StartHereAsync(Caller caller, string agentId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var agent = await db.Agents.SingleOrDefaultAsync(a => a.Id == agentId && a.TeamId == caller.TeamId && a.UserId == caller.UserId, cancellationToken);
+        if (agent is null || agent.Status != AgentStatuses.Starting || agent.Process is not null)
+        {
+            return AgentResult.Fail(AgentFailure.NotRunning, "There is no agent of yours waiting to start with that id.");
+        }
+        Placement placement;
+        try
+        {
+            placement = await machines.PlaceAgentAsync(agent.TeamId, agent.UserId, agent.Target, agent.BoxId, cancellationToken);
+        }
+        catch (Exception e) when (e is PlacementException or PlacementUnavailableException)
+        {
+            agent.Status = AgentStatuses.Failed;
+            agent.CompletedAt = time.GetUtcNow().UtcDateTime;
+            agent.Error = $"The agent could not be started: {e.Message}";
+            await db.SaveChangesAsync(cancellationToken);
+            await events.StatusChangedAsync(agent, cancellationToken);
+            return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
+        }
+        return await StartAsync(db, agent, placement, caller, cancellationToken);
     }
 
     public async Task<AgentDto[]> ListAsync(Caller caller, CancellationToken cancellationToken)

@@ -26,6 +26,8 @@ public static class AgentsApi
         services.AddSingleton<AgentService>();
         services.AddSingleton<AgentLeases>();
         services.AddSingleton<IAgentOutputRelay, NoAgentOutputRelay>();
+        services.AddSingleton<IAgentOutputStore, NoAgentOutputStore>();
+        services.AddSingleton<AgentOutputReader>();
         services.AddSingleton<IAgentControlRoute, NoAgentControlRoute>();
         services.AddSingleton<AgentSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
@@ -111,10 +113,10 @@ public static class AgentsApi
     /// Headers: <c>Covibe-Output-Start</c>, <c>Covibe-Output-Next</c> (continue there), <c>Covibe-Output-Complete</c>.
     /// </summary>
     public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Output(
-        string id, Caller caller, AgentService agents, AgentFeeds streams, ExecutionBackends backends, HttpContext http,
+        string id, Caller caller, AgentService agents, AgentFeeds streams, AgentOutputReader reader, HttpContext http,
         long? from, int? limit, CancellationToken cancellationToken)
     {
-        var page = await ReadAsync(id, caller, agents, streams, backends, from, limit ?? MaxOutputPage, cancellationToken);
+        var page = await ReadAsync(id, caller, agents, streams, reader, from, limit ?? MaxOutputPage, cancellationToken);
         if (page.Refusal is not null)
         {
             return page.Refusal;
@@ -127,14 +129,14 @@ public static class AgentsApi
 
     /// <summary>Parsed stream-json events from the line starting at <c>from</c>; <c>limit</c> events at most (default 200).</summary>
     public static async Task<Results<Ok<AgentEventsResponse>, ProblemHttpResult>> Events(
-        string id, Caller caller, AgentService agents, AgentFeeds streams, ExecutionBackends backends,
+        string id, Caller caller, AgentService agents, AgentFeeds streams, AgentOutputReader reader,
         long? from, int? limit, CancellationToken cancellationToken)
     {
         if (limit is < 1 or > 1000)
         {
             return Problems.ValidationAsProblem(new() { ["limit"] = ["'limit' must be between 1 and 1000."] });
         }
-        var page = await ReadAsync(id, caller, agents, streams, backends, from, MaxOutputPage, cancellationToken);
+        var page = await ReadAsync(id, caller, agents, streams, reader, from, MaxOutputPage, cancellationToken);
         if (page.Refusal is not null)
         {
             return page.Refusal;
@@ -159,7 +161,7 @@ public static class AgentsApi
     }
 
     private static async Task<OutputPage> ReadAsync(
-        string id, Caller caller, AgentService agents, AgentFeeds streams, ExecutionBackends backends,
+        string id, Caller caller, AgentService agents, AgentFeeds streams, AgentOutputReader reader,
         long? from, int limit, CancellationToken cancellationToken)
     {
         var v = new Validator();
@@ -181,16 +183,44 @@ public static class AgentsApi
             return new OutputPage(Problems.NotFound("Agent", $"Your team has no agent '{id}'. List them with GET /api/agent/list."));
         }
         var final = AgentStatuses.IsFinal(agent.Status);
-        var end = streams.Get(id)?.Position ?? agent.OutputBytes;
+        var feed = streams.Get(id);
+        var end = feed?.Position ?? agent.OutputBytes;
         var start = Math.Min(from ?? 0, end);
         var data = new byte[(int)Math.Min(limit, end - start)];
         var read = 0;
-        while (read < data.Length && agent.Process is { } process)
+        while (read < data.Length)
         {
-            var n = await backends.Get(agent.Backend).ReadOutputAsync(process, start + read, data.AsMemory(read), cancellationToken);
-            if (n == 0)
+            var position = start + read;
+            if (feed?.ChunkAt(position) is { } chunk)
+            {
+                var part = chunk.Data.AsSpan((int)(position - chunk.Start));
+                part = part[..Math.Min(part.Length, data.Length - read)];
+                part.CopyTo(data.AsSpan(read));
+                read += part.Length;
+                continue;
+            }
+            // Older than memory holds: the log, or Redis; what can be read nowhere here is skipped (Covibe-Output-Start says so).
+            var before = feed is null ? end : Math.Min(end, feed.RingStart);
+            if (before <= position)
             {
                 break;
+            }
+            var (at, n) = await reader.ReadAsync(id, agent.Backend, agent.Process, position, before, data.AsMemory(read, (int)Math.Min(data.Length - read, before - position)), cancellationToken);
+            if (at > position || n == 0)
+            {
+                if (read > 0)
+                {
+                    break; // what was contiguous; the next page starts past the gap
+                }
+                var skipped = data;
+                start = n == 0 ? before : at;
+                data = new byte[(int)Math.Min(limit, end - start)];
+                n = Math.Min(n, data.Length);
+                skipped.AsSpan(0, n).CopyTo(data);
+                if (n == 0)
+                {
+                    continue;
+                }
             }
             read += n;
         }

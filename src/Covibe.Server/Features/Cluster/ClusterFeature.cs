@@ -9,7 +9,7 @@ public static class ClusterFeature
     {
         services.AddSingleton<ThisNode>();
         services.AddSingleton<Leases>();
-        services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section)
+        services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
             .Validate(o => string.IsNullOrEmpty(o.NodeUrl) || (Uri.TryCreate(o.NodeUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"),
                 "Covibe:Cluster:NodeUrl (NODE_URL) must be this node's http:// or https:// address as the other nodes reach it, e.g. http://10.0.0.11:5180.")
@@ -22,6 +22,7 @@ public static class ClusterFeature
             // Agent output to every node, and the owner's commands to the node that follows the agent.
             services.AddSingleton<RedisAgentRelay>();
             services.AddSingleton<Agents.IAgentOutputRelay>(sp => sp.GetRequiredService<RedisAgentRelay>());
+            services.AddSingleton<Agents.IAgentOutputStore>(sp => sp.GetRequiredService<RedisAgentRelay>());
             services.AddHostedService(sp => sp.GetRequiredService<RedisAgentRelay>());
             services.AddSingleton<RedisAgentControl>();
             services.AddSingleton<Agents.IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());

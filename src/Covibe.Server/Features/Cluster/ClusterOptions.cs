@@ -19,4 +19,15 @@ public sealed class ClusterOptions
     /// this node's terminals through it. Unset: the address it listens on (<see cref="NodeUrl"/>).
     /// </summary>
     public string? NodeUrl { get; set; }
+
+    /// <summary>
+    /// Seed 001's <c>agent:{agentId}:output</c>: how much of each agent's latest output Redis keeps, for nodes that can read
+    /// neither their memory nor the agent's log (<c>&lt;KeyPrefix&gt;:agent:&lt;id&gt;:output</c>, a stream trimmed to about this).
+    /// </summary>
+    [System.ComponentModel.DataAnnotations.Range(0, 256 * 1024 * 1024)]
+    public int OutputBufferBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>How long an agent's output stays in Redis after its last byte.</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 24 * 365)]
+    public int OutputKeptHours { get; set; } = 24;
 }

@@ -36,6 +36,31 @@ public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
         }
     }
 
+    /// <summary>Takes the lease <paramref name="name"/> whoever holds it: the work moved here (a runner that connected to this node).</summary>
+    public async Task TakeAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var expires = time.GetUtcNow().UtcDateTime + duration;
+            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+            if (await db.Leases.Where(l => l.Name == name)
+                .ExecuteUpdateAsync(s => s.SetProperty(l => l.Holder, holder).SetProperty(l => l.ExpiresAt, expires), cancellationToken) == 1)
+            {
+                return;
+            }
+            db.Leases.Add(new Lease { Name = name, Holder = holder, ExpiresAt = expires });
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                return;
+            }
+            catch (DbUpdateException) when (attempt == 0)
+            {
+                // Another node made it a moment ago: take it from them.
+            }
+        }
+    }
+
     /// <summary>
     /// Renews every lease named <paramref name="prefix"/>… that <paramref name="holder"/> still holds, in one statement, and
     /// returns their names: a lease missing from the answer was taken over (this node was silent past its expiry).

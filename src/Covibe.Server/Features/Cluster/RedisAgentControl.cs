@@ -15,6 +15,9 @@ namespace Covibe.Server.Features.Cluster;
 public sealed class RedisAgentControl(RedisBus bus, IServiceProvider services, ILogger<RedisAgentControl> logger) : IAgentControlRoute, IHostedService
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>A start waits for the runner's answer there (30 s at most).</summary>
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(40);
     private readonly ConcurrentDictionary<string, TaskCompletionSource<AgentResult>> _waiting = new();
 
     public Task StartAsync(CancellationToken cancellationToken) => bus.SubscribeAsync("node:" + bus.Node, Heard);
@@ -34,7 +37,7 @@ public sealed class RedisAgentControl(RedisBus bus, IServiceProvider services, I
             {
                 return null;
             }
-            var result = await answer.Task.WaitAsync(Timeout, cancellationToken);
+            var result = await answer.Task.WaitAsync(command.Command == AgentCommand.Start ? StartTimeout : Timeout, cancellationToken);
             if (result.Failure != AgentFailure.None)
             {
                 return result;
@@ -80,8 +83,10 @@ public sealed class RedisAgentControl(RedisBus bus, IServiceProvider services, I
         AgentResult result;
         try
         {
-            result = await services.GetRequiredService<AgentService>()
-                .ControlAsync(caller, new AgentCommand(f[4], f[5], f[6].Length > 0 ? f[6] : null), CancellationToken.None, here: true);
+            var agents = services.GetRequiredService<AgentService>();
+            result = f[5] == AgentCommand.Start
+                ? await agents.StartHereAsync(caller, f[4], CancellationToken.None)
+                : await agents.ControlAsync(caller, new AgentCommand(f[4], f[5], f[6].Length > 0 ? f[6] : null), CancellationToken.None, here: true);
         }
         catch (Exception e)
         {

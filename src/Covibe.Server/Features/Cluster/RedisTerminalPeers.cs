@@ -31,6 +31,7 @@ public sealed class RedisTerminalPeers(
     TerminalManager terminals,
     TokenService tokens,
     NodeUrl nodeUrl,
+    Runners.RunnerHub runners,
     IHostApplicationLifetime lifetime,
     TimeProvider time,
     ILogger<RedisTerminalPeers> logger) : ITerminalPeers, IHostedService, IDisposable
@@ -59,6 +60,10 @@ public sealed class RedisTerminalPeers(
         }
         return null;
     }
+
+    /// <summary>A terminal on a runner VM opens on the node its runner is connected to (the PTY is opened through that connection).</summary>
+    public async Task<string?> PlaceAsync(TerminalUser user, TerminalConfig? config, CancellationToken cancellationToken) =>
+        config?.Vm is { Length: > 0 } vmId && await runners.ConnectedElsewhereAsync(vmId, cancellationToken) is { } node && _nodes.ContainsKey(node) ? node : null;
 
     public async Task<WebSocket> ConnectAsync(string node, TerminalUser user, CancellationToken cancellationToken)
     {
@@ -102,7 +107,7 @@ public sealed class RedisTerminalPeers(
         await _stop.CancelAsync();
         await _repeating;
         // Its shells end as it stops: the other nodes' lists drop them now rather than in 35 s.
-        bus.Publish(Suffix, Encode(new NodeTerminals(bus.Node, nodeUrl.Value, [])));
+        bus.Publish(Suffix, Encode(new NodeTerminals(bus.Node, "", []))); // no address: leaving
     }
 
     private void OnChanged(TerminalSession session) => Publish();
@@ -131,8 +136,20 @@ public sealed class RedisTerminalPeers(
         {
             return;
         }
+        if (table.Url.Length == 0)
+        {
+            if (_nodes.TryRemove(table.Node, out var left))
+            {
+                Tell(left.Table, null);
+            }
+            return;
+        }
         var before = _nodes.TryGetValue(table.Node, out var known) ? known.Table : null;
         _nodes[table.Node] = (table, time.GetUtcNow().UtcDateTime);
+        if (before is null)
+        {
+            Publish(); // a node new to us (just started) has not heard ours yet
+        }
         if (before is null || !SameSessions(before, table))
         {
             Tell(before, table);

@@ -78,9 +78,13 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
 
     /// <summary>The node the runner is connected to follows its agents (their output arrives there); while it is connected nowhere, any node.</summary>
     public async ValueTask<bool> CanFollowAsync(AgentProcess process, CancellationToken cancellationToken) =>
-        !await hub.ConnectedElsewhereAsync(process.Target!, cancellationToken);
+        await hub.ConnectedElsewhereAsync(process.Target!, cancellationToken) is null;
 
     /// <summary>The mirror is written on this machine as output arrives: the supervisor wakes on its writes.</summary>
+    /// <summary>The node the VM's runner is connected to starts its agents: the connection is there.</summary>
+    public async ValueTask<string?> StartsElsewhereAsync(string? target, CancellationToken cancellationToken) =>
+        target is null ? null : await hub.ConnectedElsewhereAsync(target, cancellationToken);
+
     public string? LocalLogPath(AgentProcess process) => hub.MirrorPath(AgentIdOf(process));
 
     public async Task WriteInputAsync(AgentProcess process, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)

@@ -46,9 +46,14 @@ public sealed class RunnerHub(
     RunnerTerminals terminals,
     IOptions<RunnersOptions> options,
     IOptions<Hosting.ServerOptions> server,
+    Cluster.Leases leases,
+    Cluster.ThisNode node,
     TimeProvider time,
     ILogger<RunnerHub> logger)
 {
+    /// <summary>Which node a VM's runner is connected to, when there are several: the holder of this lease, renewed with the runner's.</summary>
+    private static string LeaseName(string vmId) => "runner:" + vmId;
+
     private readonly ConcurrentDictionary<string, RunnerVm> _vms = new();
 
     public string MirrorRoot => Path.Combine(server.Value.DataDirectory, "runners");
@@ -63,15 +68,22 @@ public sealed class RunnerHub(
 
     public RunnerSession? SessionOf(string vmId) => _vms.TryGetValue(vmId, out var vm) ? vm.Session : null;
 
-    /// <summary>Whether the VM's runner is connected to another node (the database says online, this node has no session).</summary>
-    public async Task<bool> ConnectedElsewhereAsync(string vmId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The other node the VM's runner is connected to; null when it is connected here or nowhere. Its newest connection
+    /// holds the lease: a connection still open here after the runner connected elsewhere (a poll session not yet timed
+    /// out, a half-open socket) is stale, and is closed.
+    /// </summary>
+    public async Task<string?> ConnectedElsewhereAsync(string vmId, CancellationToken cancellationToken)
     {
-        if (SessionOf(vmId) is not null)
+        if (await leases.HolderAsync(LeaseName(vmId), cancellationToken) is not { } holder || holder == node.Id)
         {
-            return false;
+            return null;
         }
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        return await db.Vms.AnyAsync(v => v.Id == vmId && v.Status == VmHealth.Online, cancellationToken);
+        if (SessionOf(vmId) is { } stale)
+        {
+            stale.Close(RunnerProtocol.ClosedReplaced, "Another connection of this runner took over.");
+        }
+        return holder;
     }
 
     public string MirrorPath(string agentId) => Path.Combine(MirrorRoot, agentId, "output.log");
@@ -96,6 +108,8 @@ public sealed class RunnerHub(
             vm.Session = session;
         }
         previous?.Close(RunnerProtocol.ClosedReplaced, "Another connection of this runner took over.");
+        // Its newest connection is the one: a node that still thinks it has the runner learns otherwise when it renews.
+        await leases.TakeAsync(LeaseName(vm.Id), node.Id, Lease, cancellationToken);
         await RenewAsync(vm, force: true, cancellationToken);
         await SetStatusAsync(session.VmId, VmHealth.Online, null, cancellationToken);
         await vmEvents.UpdatedAsync(session.VmId, cancellationToken);
@@ -115,6 +129,7 @@ public sealed class RunnerHub(
             vm.Session = null;
         }
         session.Close(1000, "closed");
+        await leases.ReleaseAsync(LeaseName(vm.Id), node.Id, CancellationToken.None);
         if (session.CloseCode is not RunnerProtocol.ClosedRevoked)
         {
             await SetStatusAsync(session.VmId, VmHealth.Offline,
@@ -198,6 +213,8 @@ public sealed class RunnerHub(
         foreach (var agent in agents)
         {
             vm.Agents.TryAdd(agent.Id, new RunnerAgentReport("running", null, 0));
+            // A node the runner never reached before (it moved here from another) starts the mirror from the beginning.
+            Directory.CreateDirectory(Path.GetDirectoryName(MirrorPath(agent.Id))!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var mirror = new FileInfo(MirrorPath(agent.Id));
             follow.Add(new RunnerFollow(agent.Id, new RunnerProcess(agent.RuntimeDirectory!, agent.Pid ?? 0, agent.PidStartTime ?? 0), mirror.Exists ? mirror.Length : 0));
         }
@@ -275,6 +292,12 @@ public sealed class RunnerHub(
             return;
         }
         vm.LastLeaseWrite = now;
+        if (!force && !await leases.HoldAsync(LeaseName(vm.Id), node.Id, Lease, cancellationToken) && vm.Session is { } stale)
+        {
+            // The runner connected to another node since (this connection is half-open): that one speaks for the VM now.
+            stale.Close(RunnerProtocol.ClosedReplaced, "Another connection of this runner took over.");
+            return;
+        }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         await db.Vms.Where(v => v.Id == vm.Id).ExecuteUpdateAsync(s => s.SetProperty(v => v.RunnerLeaseExpiresAt, now + Lease).SetProperty(v => v.LastSeen, now), cancellationToken);
     }
