@@ -164,5 +164,42 @@ public sealed class ClusterAgentTests(PostgresServer postgres, RedisServer redis
         (await b.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
     }
 
+    [Fact]
+    public async Task AnAgentThatEndsWhileRedisIsDown_EndsForTheOtherNodesWatcher_OnceItIsBack()
+    {
+        var (a, b) = await StartNodesAsync();
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync();
+        await using var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
+        var agent = await a.SpawnAsync(owner.Auth.AccessToken, "echo, then end in an outage", "echo");
+        await miguelOnB.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        var (seen, next) = await ReadUntilAsync(miguelOnB, agent.Id, "ready\n");
+        using var sarah = a.Client(owner.Auth.AccessToken);
+
+        await redis.StopAsync();
+        try
+        {
+            // Its last words and its end happen on node A while node B hears nothing.
+            (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("last words\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await sarah.OutputAsync(agent.Id)), o => o.Contains("echo: last words", StringComparison.Ordinal),
+                "node A has the answer");
+            (await sarah.PostAsync($"/api/agent/{agent.Id}/end", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            (await a.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+        }
+        finally
+        {
+            await redis.StartAsync();
+        }
+        // Node B learns the end from the database: its watcher gets the rest, contiguous, then the end.
+        var (rest, end) = await ReadUntilAsync(miguelOnB, agent.Id, "echo: last words", next);
+        var done = await miguelOnB.ReceiveAsync(m => m.GetProperty("type").GetString() == "agent_output_end" && m.GetProperty("agentId").GetString() == agent.Id,
+            TimeSpan.FromSeconds(30), "the end of the agent's output");
+        done.GetProperty("status").GetString().ShouldBe("completed");
+        var log = LogOnA(agent.Id);
+        done.GetProperty("next").GetInt64().ShouldBe(log.Length);
+        seen.Concat(rest).ToArray().ShouldBe(log[..(int)end]);
+    }
+
     public void Dispose() => StartupTests.Delete(_dataA);
 }

@@ -153,7 +153,7 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
     [Fact]
     public async Task RedisDown_EachNodeServesItsOwnClientsAndSaysSo_AndTheTeamIsWholeAgainWhenItIsBack()
     {
-        var (a, b) = await StartNodesAsync();
+        var (a, b) = await StartNodesAsync(new() { ["Covibe:Auth:AttemptsPerMinute"] = "4" });
         await using var nodeA = a;
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
@@ -169,6 +169,14 @@ public sealed class ClusterTests(PostgresServer postgres, RedisServer redis) : I
             health.Status.ShouldBe("degraded");
             await sarah.SendAsync(new { type = "chat_message", message = "while Redis is down", clientId = "c-1" });
             (await chen.ReceiveAsync("chat_message")).GetProperty("message").GetString().ShouldBe("while Redis is down"); // same node: still live
+            // Sign-in attempts are still limited, by each node on its own meanwhile: not refused outright, not unlimited.
+            using var onB = b.Client();
+            var wrong = new LoginRequest(owner.Auth.User.Email, "not the password");
+            for (var i = 0; i < 4; i++)
+            {
+                (await onB.PostAsJsonAsync("/api/auth/login", wrong)).StatusCode.ShouldBe(System.Net.HttpStatusCode.Unauthorized);
+            }
+            await (await onB.PostAsJsonAsync("/api/auth/login", wrong)).ShouldBeProblemAsync(System.Net.HttpStatusCode.TooManyRequests, "rate-limited");
         }
         finally
         {
