@@ -9,6 +9,7 @@ public static class ClusterFeature
     {
         services.AddSingleton<ThisNode>();
         services.AddSingleton<Leases>();
+        services.AddSingleton<IClusterSignals, LocalClusterSignals>();
         services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
             .Validate(o => string.IsNullOrEmpty(o.NodeUrl) || (Uri.TryCreate(o.NodeUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"),
@@ -32,6 +33,9 @@ public static class ClusterFeature
             services.AddSingleton<RedisTerminalPeers>();
             services.AddSingleton<Covibe.Terminals.ITerminalPeers>(sp => sp.GetRequiredService<RedisTerminalPeers>());
             services.AddHostedService(sp => sp.GetRequiredService<RedisTerminalPeers>());
+            services.AddSingleton<RedisClusterSignals>();
+            services.AddSingleton<IClusterSignals>(sp => sp.GetRequiredService<RedisClusterSignals>());
+            services.AddHostedService(sp => sp.GetRequiredService<RedisClusterSignals>());
             // Rate limits counted across the nodes.
             services.AddSingleton<Http.LocalRateLimits>();
             services.AddSingleton<Http.IRateLimits, RedisRateLimits>();

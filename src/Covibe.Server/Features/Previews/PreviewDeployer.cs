@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Git;
 using System.Collections.Concurrent;
 using Covibe.Execution;
@@ -18,22 +19,34 @@ public sealed class PreviewDeployException(string message) : Exception(message);
 /// The new version goes live only after it answers its health check; the old one keeps
 /// serving until then, drains, and stops. A version that fails leaves the live one alone. Jobs outlive the server
 /// like agents do: a restart keeps the live version and redoes a deploy it interrupted.
+/// With several nodes, one deploys at a time (the lease <see cref="LeaseName"/>): the others queue deploys in the
+/// database and signal it (<see cref="IClusterSignals"/>); when it stops or dies, the next holder takes over what it
+/// left (as after a restart).
 /// </summary>
-public sealed class PreviewDeployer(
+public sealed partial class PreviewDeployer(
     IDbContextFactory<CovibeDb> dbs, PreviewService service, GitMirror git, PreviewJobs jobs, PreviewEvents events, PreviewUrls urls,
-    ExecutionBackends backends, PreviewProxy proxy, PreviewConnections connections, IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
+    ExecutionBackends backends, PreviewProxy proxy, PreviewConnections connections, Leases leases, ThisNode node, IClusterSignals signals,
+    IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
     IOptions<ContainersOptions> healthChecks, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
 {
+    public const string LeaseName = "preview-deployer";
+    private const string QueuedSignal = "preview-queued";
+    private const string CancelSignal = "preview-cancel";
+    private const string SwitchedSignal = "preview-switched";
+
+    /// <summary>How long the deploying node's lease lasts unrenewed (it renews it every pass, every 1-5 s).</summary>
+    private static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(30);
     private readonly ConcurrentDictionary<string, TeamWorker> _workers = new();
     private readonly ConcurrentDictionary<string, (DateTimeOffset Next, int Failures)> _checks = new();
     private CancellationToken _stopping;
+    private volatile bool _deploying;
 
     private string Root => Path.Combine(server.Value.DataDirectory, "previews");
 
-    /// <summary>Wakes the team's worker (a commit was queued, or the preview was removed).</summary>
+    /// <summary>Wakes the team's worker (a commit was queued, or the preview was removed), on the node that deploys.</summary>
     public void Wake(string teamId)
     {
-        if (_stopping.IsCancellationRequested)
+        if (_stopping.IsCancellationRequested || !_deploying)
         {
             return;
         }
@@ -56,11 +69,9 @@ public sealed class PreviewDeployer(
             Finish(deploy, PreviewStatuses.Cancelled, "Cancelled by the team's owner.", now);
         }
         await db.SaveChangesAsync(cancellationToken);
-        var running = _workers.TryGetValue(teamId, out var worker) && worker.Current is { IsCancellationRequested: false } current;
-        if (running)
-        {
-            await worker!.Current!.CancelAsync();
-        }
+        // The build may run on another node: every node's worker for the team stops its own.
+        var running = await db.PreviewDeploys.AnyAsync(d => d.TeamId == teamId && (d.Status == PreviewStatuses.Building || d.Status == PreviewStatuses.Starting), cancellationToken);
+        signals.Send(CancelSignal, teamId);
         if (queued.Count > 0 || running)
         {
             await events.ChangedAsync(teamId, cancellationToken);
@@ -71,25 +82,35 @@ public sealed class PreviewDeployer(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _stopping = stoppingToken;
-        service.Queued += Wake;
-        try
-        {
-            await RecoverAsync(stoppingToken);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            PreviewsLog.WorkerFailed(logger, "*", e);
-        }
+        service.Queued += OnQueued;
+        signals.Received += OnSignal;
         var nextCheck = time.GetUtcNow();
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
-                await WatchLiveAsync(stoppingToken);
-                if (options.Value.CheckSeconds > 0 && time.GetUtcNow() >= nextCheck)
+                var holding = await leases.HoldAsync(LeaseName, node.Id, LeaseDuration, stoppingToken);
+                if (holding && !_deploying)
                 {
-                    nextCheck = time.GetUtcNow().AddSeconds(options.Value.CheckSeconds);
-                    await CheckBranchesAsync(stoppingToken);
+                    // This node deploys now (it started, or the one that deployed stopped or died): what that one left is redone.
+                    _deploying = true;
+                    PreviewsLog.Deploying(logger, node.Id);
+                    await RecoverAsync(stoppingToken);
+                }
+                else if (!holding && _deploying)
+                {
+                    // Silent past its lease (stalled): another node deploys now; what this one was doing stops.
+                    _deploying = false;
+                    await StopWorkersAsync();
+                }
+                if (_deploying)
+                {
+                    await WatchLiveAsync(stoppingToken);
+                    if (options.Value.CheckSeconds > 0 && time.GetUtcNow() >= nextCheck)
+                    {
+                        nextCheck = time.GetUtcNow().AddSeconds(options.Value.CheckSeconds);
+                        await CheckBranchesAsync(stoppingToken);
+                    }
                 }
                 await Task.Delay(TimeSpan.FromSeconds(Math.Clamp(options.Value.CheckSeconds, 1, 5)), time, stoppingToken);
             }
@@ -101,6 +122,36 @@ public sealed class PreviewDeployer(
             {
                 PreviewsLog.WorkerFailed(logger, "*", e);
                 await Task.Delay(TimeSpan.FromSeconds(5), time, stoppingToken);
+            }
+        }
+    }
+
+    /// <summary>A deploy was queued on this node: the node that deploys hears of it, wherever it is.</summary>
+    private void OnQueued(string teamId) => signals.Send(QueuedSignal, teamId);
+
+    private void OnSignal(string signal, string teamId)
+    {
+        switch (signal)
+        {
+            case QueuedSignal:
+                Wake(teamId);
+                break;
+            case CancelSignal when _workers.TryGetValue(teamId, out var worker) && worker.Current is { IsCancellationRequested: false } current:
+                _ = current.CancelAsync();
+                break;
+            case SwitchedSignal:
+                proxy.Switched(teamId);
+                break;
+        }
+    }
+
+    private async Task StopWorkersAsync()
+    {
+        foreach (var worker in _workers.Values)
+        {
+            if (worker.Current is { } current)
+            {
+                await current.CancelAsync();
             }
         }
     }
@@ -142,7 +193,7 @@ public sealed class PreviewDeployer(
             try
             {
                 await worker.Signal.WaitAsync(_stopping);
-                while (await NextAsync(teamId, _stopping) is { } next)
+                while (_deploying && await NextAsync(teamId, _stopping) is { } next)
                 {
                     using var current = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
                     worker.Current = current;
@@ -301,7 +352,7 @@ public sealed class PreviewDeployer(
             await db.SaveChangesAsync(cancellationToken);
         }
         PreviewsLog.DeployStatus(logger, deploy.Id, teamId, PreviewStatuses.Live, deploy.Commit);
-        proxy.Switched(teamId);
+        signals.Send(SwitchedSignal, teamId); // every node's proxy serves the new version from now on
         events.Updated(teamId, urls.Origin(teamId) + "/", deploy.Commit);
         await events.ChangedAsync(teamId, cancellationToken);
         if (old is not null && old.Id != deploy.Id)
@@ -309,144 +360,6 @@ public sealed class PreviewDeployer(
             _ = RetireAsync(old);
         }
         return true;
-    }
-
-    /// <summary>Lets the replaced version finish what it serves, stops it, and removes deploys beyond <c>KeepDeploys</c>.</summary>
-    private async Task RetireAsync(PreviewDeploy old)
-    {
-        try
-        {
-            await jobs.StopAsync(old, TimeSpan.FromSeconds(options.Value.DrainSeconds), _stopping);
-            PreviewJobs.DeleteFiles(Path.Combine(Root, old.TeamId, old.Id));
-            await jobs.RemoveImageAsync(old);
-            await PruneAsync(old.TeamId, _stopping);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            PreviewsLog.WorkerFailed(logger, old.TeamId, e);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-    }
-
-    private async Task PruneAsync(string teamId, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var old = await db.PreviewDeploys.Where(d => d.TeamId == teamId)
-            .OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id).Skip(options.Value.KeepDeploys + 1).ToListAsync(cancellationToken);
-        foreach (var deploy in old.Where(d => !PreviewStatuses.InProgress(d.Status) && d.Status != PreviewStatuses.Live))
-        {
-            if (deploy.RuntimeDirectory is { } runtime && Path.GetFileName(runtime) == PreviewJobs.RuntimeName(deploy))
-            {
-                PreviewJobs.DeleteFiles(runtime);
-            }
-            db.PreviewDeploys.Remove(deploy);
-        }
-        await db.SaveChangesAsync(cancellationToken);
-    }
-
-    /// <summary>
-    /// Watches the live versions: one that stopped on its own, or stopped answering its health check (seed 003's
-    /// interval, timeout and retries), is deployed again from its commit; the Showcase says why meanwhile.
-    /// </summary>
-    private async Task WatchLiveAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var live = await db.PreviewDeploys.Where(d => d.Status == PreviewStatuses.Live).ToListAsync(cancellationToken);
-        // Health-check state of versions no longer live goes with them.
-        foreach (var gone in _checks.Keys.Except(live.Select(d => d.Id)))
-        {
-            _checks.TryRemove(gone, out _);
-        }
-        var changed = new List<string>();
-        foreach (var deploy in live)
-        {
-            if (await ProblemAsync(deploy, cancellationToken) is not { } problem)
-            {
-                continue;
-            }
-            PreviewsLog.LiveStopped(logger, deploy.TeamId, deploy.Id);
-            _checks.TryRemove(deploy.Id, out _);
-            await jobs.StopAsync(deploy, TimeSpan.Zero, cancellationToken);
-            var now = time.GetUtcNow().UtcDateTime;
-            Finish(deploy, PreviewStatuses.Failed, problem + " It is being deployed again.", now);
-            var preview = await db.Previews.SingleOrDefaultAsync(p => p.TeamId == deploy.TeamId, cancellationToken);
-            if (preview is not null && preview.LiveDeployId == deploy.Id)
-            {
-                preview.LiveDeployId = null;
-                proxy.Switched(deploy.TeamId);
-                PreviewService.Queue(db, deploy.TeamId, deploy.Commit, "restart", now);
-                changed.Add(deploy.TeamId);
-            }
-        }
-        await db.SaveChangesAsync(cancellationToken);
-        foreach (var teamId in changed)
-        {
-            Wake(teamId);
-            await events.ChangedAsync(teamId, cancellationToken);
-        }
-    }
-
-    /// <summary>Why the live <paramref name="deploy"/> no longer serves, or null while it does.</summary>
-    private async Task<string?> ProblemAsync(PreviewDeploy deploy, CancellationToken cancellationToken)
-    {
-        if (deploy.Process is not { } process)
-        {
-            return null;
-        }
-        if ((await backends.Get(process.Backend).ProbeAsync(process, cancellationToken)).State is AgentRunState.Exited or AgentRunState.Gone)
-        {
-            return "The live version stopped on its own.";
-        }
-        var now = time.GetUtcNow();
-        var check = _checks.GetOrAdd(deploy.Id, _ => (now, 0));
-        if (now < check.Next || deploy.Port is not { } port)
-        {
-            return null;
-        }
-        var settings = healthChecks.Value;
-        var path = deploy.HealthPath ?? "/";
-        var failures = await jobs.AnswersAsync(port, path, TimeSpan.FromSeconds(settings.HealthCheckTimeoutSeconds), cancellationToken) ? 0 : check.Failures + 1;
-        _checks[deploy.Id] = (now.AddSeconds(settings.HealthCheckIntervalSeconds), failures);
-        return failures >= settings.HealthCheckRetries
-            ? $"The live version stopped answering its health check (GET {path}, {failures} times in a row)."
-            : null;
-    }
-
-    /// <summary>Seed 001's "GitHub downtime: preview updates queue, retry on recovery": the server looks at each branch itself and deploys a head it has not seen.</summary>
-    private async Task CheckBranchesAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        foreach (var preview in await db.Previews.ToListAsync(cancellationToken))
-        {
-            string? head = null;
-            try
-            {
-                head = await git.HeadAsync(preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, cancellationToken);
-                preview.CheckError = head is null ? $"The repository has no branch '{preview.Branch}'." : null;
-            }
-            catch (GitMirrorException e)
-            {
-                preview.CheckError = e.Message;
-                PreviewsLog.CheckFailed(logger, preview.TeamId, e.Message);
-            }
-            var now = time.GetUtcNow().UtcDateTime;
-            preview.CheckedAt = now;
-            var newest = await db.PreviewDeploys.Where(d => d.TeamId == preview.TeamId).OrderByDescending(d => d.CreatedAt).ThenByDescending(d => d.Id)
-                .Select(d => d.Commit).FirstOrDefaultAsync(cancellationToken);
-            var queue = head is not null && head != newest;
-            if (queue)
-            {
-                PreviewService.Queue(db, preview.TeamId, head!, "check", now);
-            }
-            await db.SaveChangesAsync(cancellationToken);
-            if (queue)
-            {
-                Wake(preview.TeamId);
-                await events.ChangedAsync(preview.TeamId, cancellationToken);
-            }
-        }
     }
 
     private async Task FailAsync(string deployId, string status, string error)
@@ -489,9 +402,20 @@ public sealed class PreviewDeployer(
     /// <summary>Stops the workers too, and waits for them (a fetch under way is stopped): nothing of theirs runs on after the server.</summary>
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
+        service.Queued -= OnQueued;
+        signals.Received -= OnSignal;
         await base.StopAsync(cancellationToken);
         var loops = _workers.Values.Select(w => w.Loop).OfType<Task>().ToArray();
         await Task.WhenAny(Task.WhenAll(loops), Task.Delay(TimeSpan.FromSeconds(10), time, cancellationToken));
+        try
+        {
+            // Another node deploys from now on, at once rather than when the lease runs out.
+            await leases.ReleaseAsync(LeaseName, node.Id, cancellationToken);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or DbUpdateException or InvalidOperationException)
+        {
+            // The database is away: the lease runs out by itself.
+        }
     }
 
     private sealed class TeamWorker

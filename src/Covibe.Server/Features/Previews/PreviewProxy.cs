@@ -130,10 +130,16 @@ public sealed class PreviewProxy(
         }
         var generation = Interlocked.Read(ref _generation);
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var port = await (from p in db.Previews
+        var live = await (from p in db.Previews
                           join d in db.PreviewDeploys on p.LiveDeployId equals d.Id
                           where p.TeamId == teamId && d.Status == PreviewStatuses.Live
-                          select d.Port).SingleOrDefaultAsync(cancellationToken);
+                          select new { d.Port, d.RuntimeDirectory }).SingleOrDefaultAsync(cancellationToken);
+        var port = live?.Port;
+        // Deployed by another node on this machine: its sandboxed app is reached through its socket, as there.
+        if (port is { } known && live!.RuntimeDirectory is { } runtime && File.Exists(PreviewConnections.SocketOf(runtime)))
+        {
+            connections.Register(known, PreviewConnections.SocketOf(runtime));
+        }
         // A switch while this was read may have made it stale: then it serves this request only.
         var entry = (port, now.AddSeconds(port is null ? 1 : 10), generation);
         _live[teamId] = entry;

@@ -32,4 +32,7 @@ internal static partial class PreviewsLog
 
     [LoggerMessage(6010, LogLevel.Warning, "The live preview of team {TeamId} stopped (deploy {DeployId}); starting it again")]
     public static partial void LiveStopped(ILogger logger, string teamId, string deployId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "This node ({Node}) deploys the teams' previews now")]
+    public static partial void Deploying(ILogger logger, string node);
 }
