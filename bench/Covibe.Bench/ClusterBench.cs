@@ -8,7 +8,9 @@ using System.Text.Json;
 /// --rate; N subscribers) on one node, then with the subscribers spread over two nodes on one PostgreSQL and one
 /// Redis (the agent followed by node A; node B's subscribers get its output through Redis), then the same with node A
 /// killed (-9) halfway: its subscribers reconnect to node B and resume from their positions, and node B takes the
-/// agent over. Reports latency, bytes lost, each node's CPU, and the gap the subscribers saw.
+/// agent over; then a rolling restart (SIGTERM, start, healthy: node A at a third, node B at two thirds) with every
+/// subscriber reconnecting to whichever node answers. Reports latency, bytes lost, each node's CPU, and the longest
+/// stall each subscriber saw.
 ///   cluster [--subscribers 100] [--seconds 20] [--rate 1048576] [--lease 10]
 /// </summary>
 static class ClusterBench
@@ -29,15 +31,19 @@ static class ClusterBench
             await using var postgres = await BenchPostgres.StartAsync(work + "-pg");
             await using var redis = await BenchRedis.StartAsync(Path.Combine(work, "redis"));
             var rows = new List<string>();
-            foreach (var (name, nodes, kill) in new[] { ("one node", 1, false), ("two nodes", 2, false), ("two nodes, A killed (-9) halfway", 2, true) })
+            foreach (var (name, nodes, trouble) in new[]
+            {
+                ("one node", 1, Trouble.None), ("two nodes", 2, Trouble.None), ("two nodes, A killed (-9) halfway", 2, Trouble.Kill),
+                ("two nodes, rolling restart (A at 1/3, B at 2/3)", 2, Trouble.RollingRestart),
+            })
             {
                 Console.Error.WriteLine($"{name}: {subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s, {seconds} s");
                 var database = await postgres.CreateDatabaseAsync();
-                rows.Add(await RunAsync(name, Path.Combine(work, $"run{rows.Count}"), database, redis.Url, nodes, kill, subscribers, seconds, rate, lease));
+                rows.Add(await RunAsync(name, Path.Combine(work, $"run{rows.Count}"), database, redis.Url, nodes, trouble, subscribers, seconds, rate, lease));
             }
             Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, agent leases {lease} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
             Console.WriteLine();
-            Console.WriteLine("| run | p50 / p99 / max (node A's subscribers) | p50 / p99 / max (node B's) | lost (bad streams) | CPU node A / node B | gap after the kill (p50 / max) |");
+            Console.WriteLine("| run | p50 / p99 / max (node A's subscribers) | p50 / p99 / max (node B's) | lost (bad streams) | CPU node A / node B | longest stall per subscriber (p50 / max) |");
             Console.WriteLine("| --- | --- | --- | --- | --- | --- |");
             rows.ForEach(Console.WriteLine);
         }
@@ -47,25 +53,30 @@ static class ClusterBench
         }
     }
 
-    private static async Task<string> RunAsync(string name, string work, string database, string redisUrl, int nodeCount, bool kill,
+    private enum Trouble { None, Kill, RollingRestart }
+
+    private static async Task<string> RunAsync(string name, string work, string database, string redisUrl, int nodeCount, Trouble trouble,
         int count, int seconds, int rate, int lease)
     {
         var fakeClaude = Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude");
-        var nodes = new List<(Uri Url, Process Process, string Data)>();
+        var nodes = new (Uri Url, Process Process, string Data)[nodeCount];
+        async Task StartAsync(int i, Uri url)
+        {
+            var data = Path.Combine(work, $"node{i}");
+            var process = Measure.StartServer(data, url.ToString().TrimEnd('/'),
+                $"--Covibe:Database:ConnectionString={database}", $"--Covibe:Cluster:RedisUrl={redisUrl}",
+                $"--Covibe:Auth:JwtSecret={JwtSecret}", $"--Covibe:Secrets:EncryptionKey={EncryptionKey}",
+                $"--Covibe:Agents:LeaseSeconds={lease}",
+                $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(fakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
+                "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
+            await Measure.WaitHealthyAsync(url.ToString().TrimEnd('/')); // one at a time: the first migrates the database
+            nodes[i] = (url, process, data);
+        }
         try
         {
             for (var i = 0; i < nodeCount; i++)
             {
-                var data = Path.Combine(work, $"node{i}");
-                var url = new Uri($"http://127.0.0.1:{Measure.FreePort()}");
-                var process = Measure.StartServer(data, url.ToString().TrimEnd('/'),
-                    $"--Covibe:Database:ConnectionString={database}", $"--Covibe:Cluster:RedisUrl={redisUrl}",
-                    $"--Covibe:Auth:JwtSecret={JwtSecret}", $"--Covibe:Secrets:EncryptionKey={EncryptionKey}",
-                    $"--Covibe:Agents:LeaseSeconds={lease}",
-                    $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(fakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
-                    "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
-                await Measure.WaitHealthyAsync(url.ToString().TrimEnd('/')); // one at a time: the first migrates the database
-                nodes.Add((url, process, data));
+                await StartAsync(i, new Uri($"http://127.0.0.1:{Measure.FreePort()}"));
             }
             using var http = new HttpClient { BaseAddress = nodes[0].Url, Timeout = TimeSpan.FromMinutes(2) };
             var token = await Measure.CreateTeamAsync(http);
@@ -82,23 +93,39 @@ static class ClusterBench
             reply.EnsureSuccessStatusCode();
             var agentId = (await reply.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
 
-            var killedAt = long.MaxValue;
             var wall = Stopwatch.StartNew();
-            var watches = clients.Select(c => WatchAsync(c.Client, c.Node, agentId, token, nodes[^1].Url, () => Volatile.Read(ref killedAt))).ToList();
-            // Each node's CPU as a share of one core while it ran (node A's until it was killed).
-            var cpu = new double[nodeCount];
-            if (kill)
+            var urls = nodes.Select(n => n.Url).ToArray();
+            var watches = clients.Select(c => WatchAsync(c.Client, c.Node, agentId, token, urls)).ToList();
+            // Each node's CPU as a share of one core while it ran (node A's until it was killed; none across restarts).
+            var cpu = new double?[nodeCount];
+            if (trouble == Trouble.Kill)
             {
                 await Task.Delay(TimeSpan.FromSeconds(seconds / 2.0));
                 cpu[0] = (Measure.CpuSeconds(nodes[0].Process.Id) - cpuBefore[0]) / wall.Elapsed.TotalSeconds;
-                Volatile.Write(ref killedAt, Stopwatch.GetTimestamp());
                 nodes[0].Process.Kill();
                 await nodes[0].Process.WaitForExitAsync();
             }
-            var results = await Task.WhenAll(watches);
-            for (var i = kill ? 1 : 0; i < nodeCount; i++)
+            else if (trouble == Trouble.RollingRestart)
             {
-                cpu[i] = (Measure.CpuSeconds(nodes[i].Process.Id) - cpuBefore[i]) / wall.Elapsed.TotalSeconds;
+                // As systemd restarts one unit after another: SIGTERM, wait until it has stopped, start, wait until healthy.
+                for (var i = 0; i < nodeCount; i++)
+                {
+                    await Task.Delay(TimeSpan.FromSeconds(seconds / (nodeCount + 1.0)));
+                    using (var term = Process.Start("kill", ["-TERM", nodes[i].Process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+                    {
+                        await term.WaitForExitAsync();
+                    }
+                    await nodes[i].Process.WaitForExitAsync();
+                    await StartAsync(i, nodes[i].Url);
+                }
+            }
+            var results = await Task.WhenAll(watches);
+            for (var i = 0; i < nodeCount; i++)
+            {
+                if (trouble == Trouble.None || (trouble == Trouble.Kill && i > 0))
+                {
+                    cpu[i] = (Measure.CpuSeconds(nodes[i].Process.Id) - cpuBefore[i]) / wall.Elapsed.TotalSeconds;
+                }
             }
             var log = await File.ReadAllBytesAsync(Path.Combine(nodes[0].Data, "agents", agentId, "output.log"));
             foreach (var c in clients)
@@ -113,14 +140,15 @@ static class ClusterBench
             }
             var lost = results.Sum(r => Math.Max(0, log.Length - r.Next));
             var bad = results.Count(r => !r.Contiguous || r.Next != log.Length);
-            var gaps = results.Where(r => r.Gap is not null).Select(r => r.Gap!.Value.TotalMilliseconds).Order().ToArray();
-            var gap = gaps.Length == 0 ? "-" : $"{gaps[gaps.Length / 2]:0} / {gaps[^1]:0} ms";
-            var cpuText = string.Join(" / ", cpu.Select((c, i) => $"{c * 100:0}%{(kill && i == 0 ? " (until killed)" : "")}"));
-            return $"| {name} | {Latency(0)} | {(nodeCount > 1 ? Latency(1) : "-")} | {lost} ({bad}) | {cpuText} | {gap} |";
+            var stalls = results.Select(r => r.LongestStall.TotalMilliseconds).Order().ToArray();
+            var stall = $"{stalls[stalls.Length / 2]:0} / {stalls[^1]:0} ms";
+            var cpuText = string.Join(" / ", cpu.Select((c, i) => c is { } share ? $"{share * 100:0}%{(trouble == Trouble.Kill && i == 0 ? " (until killed)" : "")}" : "-"));
+            var reconnects = results.Sum(r => r.Reconnects);
+            return $"| {name} | {Latency(0)} | {(nodeCount > 1 ? Latency(1) : "-")} | {lost} ({bad}) | {cpuText} | {stall}{(reconnects > 0 ? $" ({reconnects} reconnects)" : "")} |";
         }
         finally
         {
-            foreach (var (_, process, _) in nodes)
+            foreach (var (_, process, _) in nodes.Where(n => n.Process is not null))
             {
                 if (!process.HasExited)
                 {
@@ -131,43 +159,58 @@ static class ClusterBench
         }
     }
 
-    private sealed record Watched(int Node, long Next, bool Contiguous, Histogram Latency, TimeSpan? Gap);
+    private sealed record Watched(int Node, long Next, bool Contiguous, Histogram Latency, TimeSpan LongestStall, int Reconnects);
 
-    /// <summary>One subscriber to the end of the agent's output; if its node dies, it connects to <paramref name="survivor"/> and resumes where it was.</summary>
-    private static async Task<Watched> WatchAsync(Subscriber client, int node, string agentId, string token, Uri survivor, Func<long> killedAt)
+    /// <summary>
+    /// One subscriber to the end of the agent's output. When its node goes (killed, restarting), it connects again, as a
+    /// client behind a load balancer would, to the next node that answers, and resumes where it was.
+    /// </summary>
+    private static async Task<Watched> WatchAsync(Subscriber client, int node, string agentId, string token, Uri[] nodes)
     {
         var latency = new Histogram();
         long next = 0;
-        TimeSpan? gap = null;
+        Stopwatch? since = null; // from the first byte on: the agent's own start is not a stall
+        var longest = TimeSpan.Zero;
+        var contiguous = true;
         void Progress(long position)
         {
             next = position;
-            if (gap is null && killedAt() is var k && k != long.MaxValue)
+            if (since is not null && since.Elapsed > longest)
             {
-                gap = Stopwatch.GetElapsedTime(k);
+                longest = since.Elapsed;
             }
+            since = Stopwatch.StartNew();
         }
-        try
-        {
-            var received = await client.ReceiveToEndAsync(agentId, 0, latency, Progress);
-            return new Watched(node, received.Bytes, received.Contiguous, latency, gap);
-        }
-        catch (Exception e) when (e is InvalidOperationException or System.Net.WebSockets.WebSocketException)
-        {
-            // Its node died: like a client behind a load balancer, connect again (to the survivor) and resume.
-        }
+        var reconnects = 0;
+        var at = node;
+        var current = client;
         for (var attempt = 0; ; attempt++)
         {
             try
             {
-                await using var again = await Subscriber.ConnectAsync(survivor, token, follow: false);
-                await again.SubscribeAsync(agentId, next);
-                var received = await again.ReceiveToEndAsync(agentId, next, latency, Progress);
-                return new Watched(node, received.Bytes, received.Contiguous, latency, gap);
+                if (current is null)
+                {
+                    current = await Subscriber.ConnectAsync(nodes[at], token, follow: false);
+                    await current.SubscribeAsync(agentId, next);
+                    reconnects++;
+                }
+                var received = await current.ReceiveToEndAsync(agentId, next, latency, Progress);
+                if (!ReferenceEquals(current, client))
+                {
+                    await current.DisposeAsync();
+                }
+                contiguous &= received.Contiguous;
+                return new Watched(node, received.Bytes, contiguous, latency, longest, reconnects);
             }
-            catch (Exception e) when (attempt < 20 && e is InvalidOperationException or System.Net.WebSockets.WebSocketException)
+            catch (Exception e) when (attempt < 200 && e is InvalidOperationException or System.Net.WebSockets.WebSocketException or HttpRequestException)
             {
-                await Task.Delay(200);
+                if (!ReferenceEquals(current, client) && current is not null)
+                {
+                    await current.DisposeAsync();
+                }
+                current = null;
+                at = (at + 1) % nodes.Length;
+                await Task.Delay(100);
             }
         }
     }

@@ -37,11 +37,27 @@ static class Measure
         return process.ExitCode == 0 ? output : null;
     }
 
+    /// <summary>
+    /// A free port below the ephemeral range (32768-60999): a server restarted on it finds it free again, where a port
+    /// from that range may meanwhile be the local end of some client's connection (the cluster benchmark's rolling
+    /// restart met one: "address already in use").
+    /// </summary>
     public static int FreePort()
     {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                using var listener = new TcpListener(IPAddress.Loopback, port);
+                listener.Start();
+                return port;
+            }
+            catch (SocketException) when (attempt < 100)
+            {
+                // Taken: try another.
+            }
+        }
     }
 
     public static int Arg(string[] args, string name, int fallback)

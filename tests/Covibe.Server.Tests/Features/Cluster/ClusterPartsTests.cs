@@ -1,5 +1,6 @@
 using System.Text;
 using Covibe.Server.Features.Cluster;
+using Microsoft.Extensions.Configuration;
 
 namespace Covibe.Server.Tests;
 
@@ -127,5 +128,61 @@ public sealed class ClusterPartsTests
             NodeCallCodec.Decode(good.AsSpan(0, cut)).ShouldBeNull($"cut at {cut}");
         }
         NodeCallCodec.Decode([.. good, 0]).ShouldBeNull("trailing bytes");
+    }
+
+    private sealed class Listening(params string[] addresses) : Microsoft.AspNetCore.Hosting.Server.IServer
+    {
+        public Microsoft.AspNetCore.Http.Features.IFeatureCollection Features { get; } = Collection(addresses);
+
+        private static Microsoft.AspNetCore.Http.Features.FeatureCollection Collection(string[] addresses)
+        {
+            var features = new Microsoft.AspNetCore.Http.Features.FeatureCollection();
+            var feature = new Microsoft.AspNetCore.Hosting.Server.Features.ServerAddressesFeature();
+            foreach (var address in addresses)
+            {
+                feature.Addresses.Add(address);
+            }
+            features.Set<Microsoft.AspNetCore.Hosting.Server.Features.IServerAddressesFeature>(feature);
+            return features;
+        }
+
+        public Task StartAsync<TContext>(Microsoft.AspNetCore.Hosting.Server.IHttpApplication<TContext> application, CancellationToken cancellationToken) where TContext : notnull =>
+            Task.CompletedTask;
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public void Dispose()
+        {
+        }
+    }
+
+    private static string NodeUrlOf(string? configured, params string[] listening) =>
+        new NodeUrl(Microsoft.Extensions.Options.Options.Create(new ClusterOptions { NodeUrl = configured }), new Listening(listening)).Value;
+
+    [Fact]
+    public void ANodesAddress_IsNodeUrl_ElseWhereItListens_ElseThisMachinesAddress()
+    {
+        NodeUrlOf("http://10.0.0.11:5180/", "http://127.0.0.1:5180").ShouldBe("http://10.0.0.11:5180");
+        NodeUrlOf(null, "http://127.0.0.1:41234").ShouldBe("http://127.0.0.1:41234");
+        // Listening on every address: the machine's own address (not a wildcard another node cannot dial).
+        foreach (var wildcard in new[] { "http://0.0.0.0:5180", "http://[::]:5180", "http://*:5180", "http://+:5180" })
+        {
+            var url = new Uri(NodeUrlOf(null, wildcard));
+            url.Port.ShouldBe(5180);
+            url.Host.ShouldNotBeOneOf("0.0.0.0", "[::]", "*", "+");
+            System.Net.IPAddress.TryParse(url.Host.Trim('[', ']'), out _).ShouldBeTrue(wildcard);
+        }
+    }
+
+    [Fact]
+    public void TheNodesAddress_IsANameTheNodeAnswersTo()
+    {
+        IConfiguration Config(Dictionary<string, string?> values) => new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var allowed = Covibe.Server.Hosting.AllowedHosts.From(Config(new() { ["Covibe:AllowedHosts"] = "covibe.example.com", ["Covibe:Cluster:NodeUrl"] = "http://10.0.0.11:5180" }))!;
+        allowed.ShouldContain("covibe.example.com");
+        allowed.ShouldContain("10.0.0.11");
+        allowed.ShouldNotContain("10.0.0.12");
+        Covibe.Server.Hosting.AllowedHosts.From(Config(new() { ["urls"] = "http://127.0.0.1:5180", ["Covibe:Cluster:NodeUrl"] = "http://node-a.internal:5180" }))!
+            .ShouldContain("node-a.internal");
     }
 }
