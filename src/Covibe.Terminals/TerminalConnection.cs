@@ -304,18 +304,8 @@ internal sealed partial class TerminalConnection(
     private Task SendAsync<T>(T message, JsonTypeInfo<T> type, CancellationToken cancellationToken) =>
         SendFrameAsync(JsonSerializer.SerializeToUtf8Bytes(message, type), cancellationToken);
 
-    private async Task SendFrameAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
-    {
-        await _sendLock.WaitAsync(cancellationToken);
-        try
-        {
-            await socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
+    private Task SendFrameAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) =>
+        WebSocketText.SendAsync(socket, _sendLock, frame, cancellationToken);
 
     private async Task CloseAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
     {

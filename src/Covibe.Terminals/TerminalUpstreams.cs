@@ -264,18 +264,8 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             }
         }
 
-        public async Task SendAsync(ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
-        {
-            await _sendLock.WaitAsync(cancellationToken);
-            try
-            {
-                await Socket.SendAsync(json, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
-            }
-            finally
-            {
-                _sendLock.Release();
-            }
-        }
+        public Task SendAsync(ReadOnlyMemory<byte> json, CancellationToken cancellationToken) =>
+            WebSocketText.SendAsync(Socket, _sendLock, json, cancellationToken);
 
         /// <summary>Says goodbye (its sessions live on there), waiting 2 s at most for the answer.</summary>
         public async Task CloseAsync()

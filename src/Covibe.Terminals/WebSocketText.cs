@@ -14,6 +14,20 @@ public static class WebSocketText
     public static MessageRate MessageLimiter(int perSecond) => new(perSecond);
 
     public readonly record struct Received(int Count, bool TooLarge, bool Binary, bool Closed);
+
+    /// <summary>Sends one text message, one sender at a time (<paramref name="gate"/>: a socket takes one send at once).</summary>
+    public static async Task SendAsync(WebSocket socket, SemaphoreSlim gate, ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+    {
+        await gate.WaitAsync(cancellationToken);
+        try
+        {
+            await socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+        }
+        finally
+        {
+            gate.Release();
+        }
+    }
 }
 
 /// <summary>

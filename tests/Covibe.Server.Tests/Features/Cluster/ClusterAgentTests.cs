@@ -124,81 +124,92 @@ public sealed class ClusterAgentTests(PostgresServer postgres, RedisServer redis
         (await his.OutputAsync(agent.Id)).ShouldBe(log);
     }
 
-    [Fact]
-    public async Task OutputWrittenWhileRedisIsDown_ReachesTheOtherNodesWatcher_ByPosition_OnceItIsBack()
+    /// <summary>Two nodes; the owner's echo agent, followed by node A; a teammate on node B watching it from its first byte, up to "ready".</summary>
+    private async Task<Watched> WatchedFromNodeBAsync(string task)
     {
         var (a, b) = await StartNodesAsync();
-        await using var nodeA = a;
-        await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
-        var agent = await a.SpawnAsync(owner.Auth.AccessToken, "echo across an outage", "echo");
+        var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
+        var agent = await a.SpawnAsync(owner.Auth.AccessToken, task, "echo");
         await miguelOnB.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
         var (seen, next) = await ReadUntilAsync(miguelOnB, agent.Id, "ready\n");
-        using var sarah = a.Client(owner.Auth.AccessToken);
+        return new Watched(a, b, owner.Auth.AccessToken, a.Client(owner.Auth.AccessToken), miguelOnB, agent.Id, seen, next);
+    }
 
+    private sealed record Watched(TestServer A, TestServer B, string OwnerToken, HttpClient Sarah, HubClient MiguelOnB, string AgentId, byte[] Seen, long Next)
+        : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            Sarah.Dispose();
+            await MiguelOnB.DisposeAsync();
+            await A.DisposeAsync();
+            await B.DisposeAsync();
+        }
+    }
+
+    /// <summary>Redis stopped while <paramref name="meanwhile"/> runs, then started again; done when both nodes are back on it.</summary>
+    private async Task WhileRedisIsDownAsync(Watched w, Func<Task> meanwhile)
+    {
         await redis.StopAsync();
         try
         {
-            // Node A follows the agent and takes the owner's input; node B hears nothing of it meanwhile.
-            (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("while Redis is down\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
-            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await sarah.OutputAsync(agent.Id)), o => o.Contains("echo: while Redis is down", StringComparison.Ordinal),
-                "node A has the answer");
+            await meanwhile();
         }
         finally
         {
             await redis.StartAsync();
         }
-        await Eventually.UntilAsync(async () => (await (await b.Client().GetAsync("/health")).Content.ReadFromJsonAsync<HealthResponse>())!.Redis,
-            state => state == "connected", "node B is back on Redis", TimeSpan.FromSeconds(30));
-        await Eventually.UntilAsync(async () => (await (await a.Client().GetAsync("/health")).Content.ReadFromJsonAsync<HealthResponse>())!.Redis,
-            state => state == "connected", "node A is back on Redis", TimeSpan.FromSeconds(30));
-        (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("after Redis is back\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        foreach (var node in new[] { w.A, w.B })
+        {
+            using var http = node.Client();
+            await Eventually.UntilAsync(async () => (await http.GetFromJsonAsync<HealthResponse>("/health"))!.Redis,
+                state => state == "connected", "the node is back on Redis", TimeSpan.FromSeconds(30));
+        }
+    }
+
+    [Fact]
+    public async Task OutputWrittenWhileRedisIsDown_ReachesTheOtherNodesWatcher_ByPosition_OnceItIsBack()
+    {
+        await using var w = await WatchedFromNodeBAsync("echo across an outage");
+        await WhileRedisIsDownAsync(w, async () =>
+        {
+            // Node A follows the agent and takes the owner's input; node B hears nothing of it meanwhile.
+            (await w.Sarah.PostAsJsonAsync($"/api/agent/{w.AgentId}/input", new AgentInputRequest("while Redis is down\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await w.Sarah.OutputAsync(w.AgentId)), o => o.Contains("echo: while Redis is down", StringComparison.Ordinal),
+                "node A has the answer");
+        });
+        (await w.Sarah.PostAsJsonAsync($"/api/agent/{w.AgentId}/input", new AgentInputRequest("after Redis is back\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
 
         // Node B's feed sees a gap: its watcher reads the missed part from the log, then goes on live, contiguous.
-        var (more, _) = await ReadUntilAsync(miguelOnB, agent.Id, "echo: after Redis is back", next);
-        var text = Encoding.UTF8.GetString(more);
-        text.ShouldContain("echo: while Redis is down");
-        seen.Concat(more).ToArray().ShouldBe(LogOnA(agent.Id)[..(seen.Length + more.Length)]);
-        (await sarah.PostAsync($"/api/agent/{agent.Id}/end", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
-        (await b.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+        var (more, _) = await ReadUntilAsync(w.MiguelOnB, w.AgentId, "echo: after Redis is back", w.Next);
+        Encoding.UTF8.GetString(more).ShouldContain("echo: while Redis is down");
+        w.Seen.Concat(more).ToArray().ShouldBe(LogOnA(w.AgentId)[..(w.Seen.Length + more.Length)]);
+        (await w.Sarah.PostAsync($"/api/agent/{w.AgentId}/end", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        (await w.B.WaitFinishedAsync(w.OwnerToken, w.AgentId)).Status.ShouldBe("completed");
     }
 
     [Fact]
     public async Task AnAgentThatEndsWhileRedisIsDown_EndsForTheOtherNodesWatcher_OnceItIsBack()
     {
-        var (a, b) = await StartNodesAsync();
-        await using var nodeA = a;
-        await using var nodeB = b;
-        var (owner, member) = await a.CreateTeamWithMemberAsync();
-        await using var miguelOnB = await ClusterTests.JoinedAsync(b, member.AccessToken);
-        var agent = await a.SpawnAsync(owner.Auth.AccessToken, "echo, then end in an outage", "echo");
-        await miguelOnB.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
-        var (seen, next) = await ReadUntilAsync(miguelOnB, agent.Id, "ready\n");
-        using var sarah = a.Client(owner.Auth.AccessToken);
-
-        await redis.StopAsync();
-        try
+        await using var w = await WatchedFromNodeBAsync("echo, then end in an outage");
+        await WhileRedisIsDownAsync(w, async () =>
         {
             // Its last words and its end happen on node A while node B hears nothing.
-            (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("last words\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
-            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await sarah.OutputAsync(agent.Id)), o => o.Contains("echo: last words", StringComparison.Ordinal),
+            (await w.Sarah.PostAsJsonAsync($"/api/agent/{w.AgentId}/input", new AgentInputRequest("last words\n"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await w.Sarah.OutputAsync(w.AgentId)), o => o.Contains("echo: last words", StringComparison.Ordinal),
                 "node A has the answer");
-            (await sarah.PostAsync($"/api/agent/{agent.Id}/end", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
-            (await a.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
-        }
-        finally
-        {
-            await redis.StartAsync();
-        }
+            (await w.Sarah.PostAsync($"/api/agent/{w.AgentId}/end", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            (await w.A.WaitFinishedAsync(w.OwnerToken, w.AgentId)).Status.ShouldBe("completed");
+        });
         // Node B learns the end from the database: its watcher gets the rest, contiguous, then the end.
-        var (rest, end) = await ReadUntilAsync(miguelOnB, agent.Id, "echo: last words", next);
-        var done = await miguelOnB.ReceiveAsync(m => m.GetProperty("type").GetString() == "agent_output_end" && m.GetProperty("agentId").GetString() == agent.Id,
+        var (rest, end) = await ReadUntilAsync(w.MiguelOnB, w.AgentId, "echo: last words", w.Next);
+        var done = await w.MiguelOnB.ReceiveAsync(m => m.GetProperty("type").GetString() == "agent_output_end" && m.GetProperty("agentId").GetString() == w.AgentId,
             TimeSpan.FromSeconds(30), "the end of the agent's output");
         done.GetProperty("status").GetString().ShouldBe("completed");
-        var log = LogOnA(agent.Id);
+        var log = LogOnA(w.AgentId);
         done.GetProperty("next").GetInt64().ShouldBe(log.Length);
-        seen.Concat(rest).ToArray().ShouldBe(log[..(int)end]);
+        w.Seen.Concat(rest).ToArray().ShouldBe(log[..(int)end]);
     }
 
     public void Dispose() => StartupTests.Delete(_dataA);
