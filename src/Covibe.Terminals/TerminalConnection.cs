@@ -203,7 +203,7 @@ internal sealed partial class TerminalConnection(
             TerminalMessageTypes.Command or TerminalMessageTypes.Input => request.Session,
             _ => null,
         };
-        return id is not null && manager.Find(id) is null ? peers.Find(id)?.Node : null;
+        return id is not null && manager.Find(id) is null ? _upstreams?.NodeOf(id) ?? peers.Find(id)?.Node : null;
     }
 
     private void OnPeersChanged(string? teamId)

@@ -22,6 +22,12 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
     private readonly CancellationTokenSource _closing = new();
     private volatile bool _disposing;
 
+    /// <summary>
+    /// The other server holding a session this client created or attached to through it: known from that server's own
+    /// answer, before the deployment's directory (<see cref="ITerminalPeers"/>) may have heard of a new session.
+    /// </summary>
+    public string? NodeOf(string id) => _byNode.Values.FirstOrDefault(u => u.Watches(id))?.Node;
+
     /// <summary>Sends the client's message to <paramref name="node"/>, connecting first if this client has not reached it yet.</summary>
     public async Task ForwardAsync(string node, TerminalRequest request, ReadOnlyMemory<byte> json, CancellationToken cancellationToken)
     {
@@ -253,6 +259,14 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             lock (_watched)
             {
                 _ = watching ? _watched.Add(id) : _watched.Remove(id);
+            }
+        }
+
+        public bool Watches(string id)
+        {
+            lock (_watched)
+            {
+                return _watched.Contains(id);
             }
         }
 

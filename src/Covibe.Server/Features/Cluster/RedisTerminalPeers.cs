@@ -114,6 +114,10 @@ public sealed class RedisTerminalPeers(
 
     private void Publish()
     {
+        if (!lifetime.ApplicationStarted.IsCancellationRequested)
+        {
+            return; // its address is not known before it listens; said once it does
+        }
         var sessions = terminals.Sessions.Select(s => new NodeTerminal(s.Owner.TeamId, s.Info())).ToArray();
         bus.Publish(Suffix, Encode(new NodeTerminals(bus.Node, nodeUrl.Value, sessions)));
     }
