@@ -128,7 +128,7 @@ public sealed class RunnerService(
     public async Task<(Vm? Vm, ProblemHttpResult? Refusal)> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         var refusal = Problems.Create(401, "runner-credential-invalid", "Runner credential refused",
-            "Send the runner's own credential as 'Authorization: Bearer cvr_...'. A revoked, replaced or unknown credential is refused: register the runner again with a new registration token.");
+            "Send the runner's own credential (the one `covibe runner` saved when it registered) as a bearer token. A revoked, replaced or unknown credential is refused: register the runner again with a new registration token.");
         if (RunnerTokens.FromRequest(request) is not { } credential)
         {
             return (null, refusal);
