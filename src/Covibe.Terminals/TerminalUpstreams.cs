@@ -69,7 +69,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             var frame = upstream.Buffer.Message(first.Count);
             if (first.Closed || TypeOf(frame.Span) != TerminalMessageTypes.Ready)
             {
-                var refusal = first.Closed ? null : Refusal(frame.Span);
+                var refusal = first.Closed ? null : Refusal(frame);
                 upstream.Buffer.Dispose();
                 upstream.Dispose();
                 throw refusal ?? Unreachable(node, id);
@@ -86,11 +86,11 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
         }
     }
 
-    private static TerminalException? Refusal(ReadOnlySpan<byte> frame)
+    private static TerminalException? Refusal(ReadOnlyMemory<byte> frame)
     {
         try
         {
-            using var document = JsonDocument.Parse(frame.ToArray());
+            using var document = JsonDocument.Parse(frame);
             var root = document.RootElement;
             return root.TryGetProperty("code", out var code) && root.TryGetProperty("error", out var error) && code.GetString() is { } c && error.GetString() is { } text
                 ? new TerminalException(c, text)
@@ -141,7 +141,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             {
                 break; // the other server went away, or this connection is closing
             }
-            if (!Noticed(upstream, frame.Span))
+            if (!Noticed(upstream, frame))
             {
                 continue;
             }
@@ -181,9 +181,9 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
     /// Whether the client gets this frame: not the other server's session lists (ours include its sessions); and which
     /// sessions the client no longer watches there (ended, detached, not found).
     /// </summary>
-    private static bool Noticed(Upstream upstream, ReadOnlySpan<byte> frame)
+    private static bool Noticed(Upstream upstream, ReadOnlyMemory<byte> frame)
     {
-        var type = TypeOf(frame);
+        var type = TypeOf(frame.Span);
         if (type == TerminalMessageTypes.Output)
         {
             return true;
@@ -192,7 +192,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
         {
             return false;
         }
-        using var document = JsonDocument.Parse(frame.ToArray());
+        using var document = JsonDocument.Parse(frame);
         var root = document.RootElement;
         if (type == TerminalMessageTypes.Session && root.TryGetProperty("action", out var action) && root.TryGetProperty("id", out var id))
         {

@@ -161,9 +161,7 @@ public sealed partial class AgentService(
         catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or UnauthorizedAccessException)
         {
             AgentsLog.LaunchFailed(logger, agent.Id, e);
-            agent.Status = AgentStatuses.Failed;
-            agent.CompletedAt = time.GetUtcNow().UtcDateTime;
-            agent.Error = $"The agent could not be started: {e.Message}";
+            NotStarted(agent, e.Message);
         }
         await db.SaveChangesAsync(cancellationToken);
         if (agent.Process is not null)
@@ -187,11 +185,21 @@ public sealed partial class AgentService(
         {
             return await GetAsync(caller, agent.Id, cancellationToken) with { Placement = placement };
         }
+        return await NotStartedAsync(db, agent, caller,
+            started?.Detail ?? "the VM's runner is connected to another server node, which did not answer. Try again in a moment", cancellationToken);
+    }
+
+    private void NotStarted(Agent agent, string reason)
+    {
         agent.Status = AgentStatuses.Failed;
         agent.CompletedAt = time.GetUtcNow().UtcDateTime;
-        agent.Error = started?.Detail is { } detail
-            ? $"The agent could not be started: {detail}"
-            : "The VM's runner is connected to another server node, which did not answer. Try again in a moment.";
+        agent.Error = $"The agent could not be started: {reason}";
+    }
+
+    /// <summary>The agent failed before it started: saved, told to the team, answered.</summary>
+    private async Task<AgentResult> NotStartedAsync(CovibeDb db, Agent agent, Caller caller, string reason, CancellationToken cancellationToken)
+    {
+        NotStarted(agent, reason);
         await db.SaveChangesAsync(cancellationToken);
         await events.StatusChangedAsync(agent, cancellationToken);
         return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
@@ -216,12 +224,7 @@ public sealed partial class AgentService(
         }
         catch (Exception e) when (e is PlacementException or PlacementUnavailableException)
         {
-            agent.Status = AgentStatuses.Failed;
-            agent.CompletedAt = time.GetUtcNow().UtcDateTime;
-            agent.Error = $"The agent could not be started: {e.Message}";
-            await db.SaveChangesAsync(cancellationToken);
-            await events.StatusChangedAsync(agent, cancellationToken);
-            return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
+            return await NotStartedAsync(db, agent, caller, e.Message, cancellationToken);
         }
         return await StartAsync(db, agent, placement, caller, cancellationToken);
     }
