@@ -119,7 +119,7 @@ public sealed class CovibeClient : IDisposable
             {
                 var text = await reply.Content.ReadAsStringAsync(cancellationToken);
                 var status = (int)reply.StatusCode;
-                var message = Describe(text, reply.ReasonPhrase, status);
+                var message = ProblemText.Describe(text, reply.ReasonPhrase, status);
                 reply.Dispose();
                 JsonElement? problem = null;
                 try
@@ -244,29 +244,8 @@ public sealed class CovibeClient : IDisposable
         return socket;
     }
 
-    internal static async Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken) =>
-        Describe(await reply.Content.ReadAsStringAsync(cancellationToken), reply.ReasonPhrase, (int)reply.StatusCode);
-
-    private static string Describe(string text, string? reasonPhrase, int status)
-    {
-        try
-        {
-            using var problem = JsonDocument.Parse(text);
-            var root = problem.RootElement;
-            var title = root.TryGetProperty("title", out var t) ? t.GetString() : reasonPhrase;
-            var detail = root.TryGetProperty("detail", out var d) ? d.GetString() : null;
-            var lines = new List<string> { detail is null ? $"{title}" : $"{title}: {detail}" };
-            if (root.TryGetProperty("errors", out var errors) && errors.ValueKind == JsonValueKind.Object)
-            {
-                lines.AddRange(errors.EnumerateObject().SelectMany(e => e.Value.EnumerateArray().Select(m => $"  {m.GetString()}")));
-            }
-            return string.Join('\n', lines);
-        }
-        catch (JsonException)
-        {
-            return $"The server answered {status} {reasonPhrase}.";
-        }
-    }
+    internal static Task<string> DescribeFailureAsync(HttpResponseMessage reply, CancellationToken cancellationToken) =>
+        ProblemText.DescribeAsync(reply, cancellationToken);
 
     public void Dispose() => _http.Dispose();
 }

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Covibe.Runner;
 
 namespace Covibe.Cli;
 
@@ -14,9 +15,6 @@ public sealed record Credentials(
     string AccessToken,
     DateTime AccessTokenExpiresAt,
     string RefreshToken);
-
-/// <summary>What <c>covibe runner</c> remembers: the server, the VM it is, and its own credential.</summary>
-public sealed record RunnerState(string Server, string VmId, string Name, string Credential);
 
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 [JsonSerializable(typeof(Credentials))]

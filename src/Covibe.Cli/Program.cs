@@ -7,7 +7,7 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
 {
     ServeCommand.Create(),
     TerminaldCommand.Create(),
-    Covibe.Cli.Runner.RunnerCommand.Create(store),
+    RunnerCommand.Create(store),
     TeamCommands.Create(store),
     ChatCommands.Create(store),
     AgentCommands.Create(store),

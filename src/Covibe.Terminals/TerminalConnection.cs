@@ -2,6 +2,7 @@ using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using Covibe.Protocol;
+using Covibe.Web;
 
 namespace Covibe.Terminals;
 

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.WebSockets;
 using System.Text.Json;
 using Covibe.Protocol;
+using Covibe.Web;
 
 namespace Covibe.Terminals;
 

@@ -2,8 +2,8 @@ using System.Security.Claims;
 using System.Text;
 using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
-using Covibe.Terminals;
 using Microsoft.IdentityModel.Tokens;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Auth;
 

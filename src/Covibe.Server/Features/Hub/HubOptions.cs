@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Hub;
 
@@ -51,5 +52,5 @@ public sealed class HubOptions
     [Range(0, 10_000)]
     public int PresenceDebounceMilliseconds { get; set; } = 100;
 
-    internal bool IsOriginAllowed(string origin, HttpRequest request) => Covibe.Terminals.OriginPolicy.IsAllowed(AllowedOrigins, origin, request);
+    internal bool IsOriginAllowed(string origin, HttpRequest request) => Covibe.Web.OriginPolicy.IsAllowed(AllowedOrigins, origin, request);
 }

@@ -1,4 +1,3 @@
-using Covibe.Terminals;
 using System.Net.WebSockets;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
@@ -7,6 +6,7 @@ using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Http;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Hub;
 

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Net.WebSockets;
 using System.Threading.RateLimiting;
 
-namespace Covibe.Terminals;
+namespace Covibe.Web;
 
 /// <summary>What hub and terminal connections share about the messages clients send: a rate, and what one receive found.</summary>
 public static class WebSocketText

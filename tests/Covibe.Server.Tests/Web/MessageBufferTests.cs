@@ -1,5 +1,5 @@
 using System.Net.WebSockets;
-using Covibe.Terminals;
+using Covibe.Web;
 
 namespace Covibe.Server.Tests;
 

@@ -5,10 +5,10 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Covibe.Protocol;
 
-namespace Covibe.Cli.Runner;
+namespace Covibe.Runner;
 
 /// <summary>The two ways one connection is carried: a WebSocket, or HTTPS long polls with the same messages.</summary>
-internal sealed partial class RunnerConnection
+public sealed partial class RunnerConnection
 {
     private async Task<Outcome> WebSocketAsync(Channel<RunnerMessage> outbound, CancellationToken cancellationToken)
     {
@@ -185,11 +185,11 @@ internal sealed partial class RunnerConnection
             using var reply = await _http.SendAsync(request, limit.Token);
             if (reply.StatusCode == HttpStatusCode.Unauthorized)
             {
-                return (null, new Outcome(OutcomeKind.Refused, await CovibeClient.DescribeFailureAsync(reply, cancellationToken)));
+                return (null, new Outcome(OutcomeKind.Refused, await ProblemText.DescribeAsync(reply, cancellationToken)));
             }
             if (!reply.IsSuccessStatusCode)
             {
-                return (null, new Outcome(OutcomeKind.Dropped, await CovibeClient.DescribeFailureAsync(reply, cancellationToken)));
+                return (null, new Outcome(OutcomeKind.Dropped, await ProblemText.DescribeAsync(reply, cancellationToken)));
             }
             return ((await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.RunnerPollReply, limit.Token))!, null);
         }

@@ -3,7 +3,7 @@ using System.Threading.Channels;
 using Covibe.Execution;
 using Covibe.Protocol;
 
-namespace Covibe.Cli.Runner;
+namespace Covibe.Runner;
 
 /// <summary>
 /// Terminals the server opens on the runner's machine: a login shell on a local PTY, as the runner's user, starting in
@@ -26,7 +26,7 @@ internal sealed class RunnerShells(string home) : IDisposable
         }
         var shell = Environment.GetEnvironmentVariable("SHELL") is { Length: > 0 } s && File.Exists(s) ? s : "/bin/sh";
         var environment = Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>()
-            .Where(e => (string)e.Key != RunnerCommand.TokenVariable)
+            .Where(e => (string)e.Key != RunnerRegistration.TokenVariable)
             .ToDictionary(e => (string)e.Key, e => (string?)e.Value ?? "");
         environment["TERM"] = "xterm-256color";
         var pty = LocalPty.Start(new PtyStartInfo(shell, ["-l"], cwd, environment, Math.Clamp(request.Cols ?? 80, 2, 1000), Math.Clamp(request.Rows ?? 24, 2, 1000)));

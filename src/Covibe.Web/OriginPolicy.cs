@@ -1,6 +1,6 @@
 using Microsoft.AspNetCore.Http;
 
-namespace Covibe.Terminals;
+namespace Covibe.Web;
 
 /// <summary>Which browser origins may open a WebSocket: the server's own, and those in ALLOWED_ORIGINS (comma-separated, or <c>*</c>).</summary>
 public static class OriginPolicy

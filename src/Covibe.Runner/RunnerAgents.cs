@@ -6,7 +6,7 @@ using System.Threading.Channels;
 using Covibe.Execution;
 using Covibe.Protocol;
 
-namespace Covibe.Cli.Runner;
+namespace Covibe.Runner;
 
 /// <summary>
 /// The runner's agents: started, fed, signalled and probed with the same scripts the server runs over SSH on an SSH VM
@@ -203,7 +203,7 @@ internal sealed partial class RunnerAgents(string home, FileChanges changes) : I
             info.ArgumentList.Add(a);
         }
         // The runner's own secrets are not the agents' business.
-        info.Environment.Remove(RunnerCommand.TokenVariable);
+        info.Environment.Remove(RunnerRegistration.TokenVariable);
         using var process = Process.Start(info) ?? throw new IOException($"Could not run {argv[0]}.");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);

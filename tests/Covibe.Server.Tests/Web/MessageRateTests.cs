@@ -1,4 +1,4 @@
-using Covibe.Terminals;
+using Covibe.Web;
 
 namespace Covibe.Server.Tests;
 

@@ -6,7 +6,7 @@ using System.Threading.Channels;
 using Covibe.Execution;
 using Covibe.Protocol;
 
-namespace Covibe.Cli.Runner;
+namespace Covibe.Runner;
 
 /// <summary>
 /// The runner's connection to its server: a WebSocket (or, when that cannot get through, HTTPS long polls carrying the
@@ -14,10 +14,10 @@ namespace Covibe.Cli.Runner;
 /// welcome says which agents to send output for and from which byte, so what a drop cut off is sent again and nothing twice.
 /// Agents run on regardless: they are detached, and their logs are the truth.
 /// </summary>
-internal sealed partial class RunnerConnection : IAsyncDisposable
+public sealed partial class RunnerConnection : IAsyncDisposable
 {
     private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(30);
-    private readonly CredentialStore _store;
+    private readonly Action<RunnerState> _save;
     private readonly string _transport;
     private readonly FileChanges _changes = new();
     private readonly RunnerAgents _agents;
@@ -26,9 +26,10 @@ internal sealed partial class RunnerConnection : IAsyncDisposable
     private RunnerState _state;
     private bool _usePolling;
 
-    public RunnerConnection(CredentialStore store, RunnerState state, string transport)
+    /// <summary><paramref name="save"/> keeps a rotated credential (encrypted: the CLI's credential store).</summary>
+    public RunnerConnection(RunnerState state, string transport, Action<RunnerState> save)
     {
-        _store = store;
+        _save = save;
         _state = state;
         _transport = transport;
         _usePolling = transport == "poll";
@@ -217,19 +218,19 @@ internal sealed partial class RunnerConnection : IAsyncDisposable
             using var reply = await _http.SendAsync(request, cancellationToken);
             if (!reply.IsSuccessStatusCode)
             {
-                await Console.Error.WriteLineAsync($"covibe runner: rotating the credential failed: {await CovibeClient.DescribeFailureAsync(reply, cancellationToken)}");
+                await Console.Error.WriteLineAsync($"covibe runner: rotating the credential failed: {await ProblemText.DescribeAsync(reply, cancellationToken)}");
                 return;
             }
             var rotated = (await reply.Content.ReadFromJsonAsync(CovibeJsonContext.Default.RunnerRotateResponse, cancellationToken))!;
             var state = _state with { Credential = rotated.Credential };
-            _store.SaveRunner(state);
+            _save(state);
             _state = state;
             using var confirm = new HttpRequestMessage(HttpMethod.Post, "api/runner/confirm");
             confirm.Headers.Authorization = new("Bearer", state.Credential);
             using var confirmed = await _http.SendAsync(confirm, cancellationToken);
             await Console.Out.WriteLineAsync(confirmed.IsSuccessStatusCode
                 ? "covibe runner: credential rotated; the old one no longer works."
-                : $"covibe runner: the new credential was saved, but confirming it failed: {await CovibeClient.DescribeFailureAsync(confirmed, cancellationToken)}");
+                : $"covibe runner: the new credential was saved, but confirming it failed: {await ProblemText.DescribeAsync(confirmed, cancellationToken)}");
         }
         catch (Exception e) when (e is HttpRequestException or IOException or OperationCanceledException)
         {

@@ -1,0 +1,166 @@
+namespace Covibe.Architecture.Tests;
+
+/// <summary>
+/// What the landed code broke when the rules were written (issue 23, 2026-12-05). Pay it off and delete the entry (the test
+/// says when); never add to it.
+/// </summary>
+public static class KnownDebt
+{
+    public static readonly string[] Cycles =
+    [
+        "Agents -> Auth",
+        "Agents -> Cluster",
+        "Agents -> Http",
+        "Agents -> Hub",
+        "Agents -> Machines",
+        "Agents -> Teams",
+        "Agents -> Vms",
+        "Auth -> Hosting",
+        "Auth -> Http",
+        "Auth -> Teams",
+        "Boxes -> Agents",
+        "Boxes -> Auth",
+        "Boxes -> Cluster",
+        "Boxes -> Hosting",
+        "Boxes -> Http",
+        "Boxes -> Hub",
+        "Boxes -> Machines",
+        "Boxes -> Secrets",
+        "Boxes -> Teams",
+        "Boxes -> Vms",
+        "Chat -> Auth",
+        "Chat -> Http",
+        "Chat -> Hub",
+        "Chat -> Teams",
+        "Cluster -> Agents",
+        "Cluster -> Auth",
+        "Cluster -> Hosting",
+        "Cluster -> Http",
+        "Cluster -> Hub",
+        "Cluster -> Machines",
+        "Cluster -> Runners",
+        "Health -> Cluster",
+        "Health -> Hub",
+        "Hosting -> Auth",
+        "Hosting -> Health",
+        "Hosting -> Http",
+        "Hosting -> Machines",
+        "Hosting -> Previews",
+        "Hosting -> Teams",
+        "Http -> Auth",
+        "Hub -> Agents",
+        "Hub -> Auth",
+        "Hub -> Chat",
+        "Hub -> Http",
+        "Hub -> Teams",
+        "Machines -> Agents",
+        "Machines -> Auth",
+        "Machines -> Boxes",
+        "Machines -> Hosting",
+        "Machines -> Runners",
+        "Machines -> Teams",
+        "Machines -> Vms",
+        "Previews -> Auth",
+        "Previews -> Cluster",
+        "Previews -> Hosting",
+        "Previews -> Http",
+        "Previews -> Hub",
+        "Previews -> Machines",
+        "Previews -> Secrets",
+        "Previews -> Teams",
+        "Runners -> Agents",
+        "Runners -> Auth",
+        "Runners -> Cluster",
+        "Runners -> Hosting",
+        "Runners -> Http",
+        "Runners -> Teams",
+        "Runners -> Vms",
+        "Secrets -> Hosting",
+        "Secrets -> Vms",
+        "Teams -> Auth",
+        "Teams -> Hosting",
+        "Teams -> Http",
+        "Teams -> Hub",
+        "Vms -> Agents",
+        "Vms -> Auth",
+        "Vms -> Hosting",
+        "Vms -> Http",
+        "Vms -> Hub",
+        "Vms -> Runners",
+        "Vms -> Secrets",
+        "Vms -> Teams",
+    ];
+
+    public static readonly string[] Internals =
+    [
+        "Agents -> Hub.HubConnection",
+        "Hosting -> Health.HealthApi",
+        "Runners -> Vms.VmsApi",
+    ];
+
+    public static readonly string[] ServiceLookups =
+    [
+        "Boxes.BoxService",
+        "Cluster.RedisAgentControl",
+        "Health.HealthApi",
+        "Hosting.StartupBanner",
+        "Http.AttemptLimiter",
+        "Machines.ExecutionBackends",
+        "Machines.MachineTerminals",
+        "Machines.MachinesFeature",
+        "Machines.Workspaces",
+        "Previews.PreviewEvents",
+        "Previews.PreviewJobs",
+        "Previews.PreviewProxy",
+        "Previews.PreviewUrls",
+        "Secrets.SecretsSetup",
+    ];
+
+    public static readonly string[] ExecutionKnowsFeatures =
+    [
+        "AgentLaunch",
+        "BoxExecBackend",
+        "BoxLaunch",
+        "ContainerBackend",
+        "ContainerSettings",
+        "PreviewLaunch",
+    ];
+
+    public static readonly string[] TerminalsLibrary =
+    [
+        "Cluster -> Covibe.Terminals.ITerminalPeers",
+        "Cluster -> Covibe.Terminals.PeerTerminal",
+        "Cluster -> Covibe.Terminals.TerminalManager",
+        "Cluster -> Covibe.Terminals.TerminalSession",
+        "Cluster -> Covibe.Terminals.TerminalUser",
+        "Machines -> Covibe.Terminals.ITerminalLauncher",
+        "Machines -> Covibe.Terminals.TerminalException",
+        "Machines -> Covibe.Terminals.TerminalLaunch",
+        "Machines -> Covibe.Terminals.TerminalStart",
+        "Machines -> Covibe.Terminals.TerminalUser",
+    ];
+
+    public static readonly string[] PlaceComparisons =
+    [
+        "Features/Agents/AgentService.cs: if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)",
+        """Features/Boxes/BoxBuilder.cs: if (box.Backend == "vm")""",
+        """Features/Boxes/BoxProvisioner.cs: if (box.Backend == "vm")""",
+        """Features/Boxes/BoxProvisioner.cs: ready = await db.Boxes.AsNoTracking().Where(b => b.Status == BoxStatuses.Ready && b.Backend == "container").ToListAsync(cancellationToken);""",
+        """Features/Boxes/BoxService.cs: if (backend == "container" && await containers.ProblemAsync(cancellationToken) is { } problem)""",
+        "Features/Boxes/BoxService.cs: target = connection == Vms.Vm.SshProxy ? vmId",
+        """Features/Boxes/BoxVms.cs: var load = await db.Boxes.Where(b => b.Backend == "vm" && b.Target != null && b.Target.StartsWith(VmConnector.PoolPrefix)""",
+        """Features/Boxes/PoolService.cs: if (backend is not ("container" or "vm"))""",
+        "Features/Previews/PreviewJobs.cs: if (UntrustedFiles.RunningAsRoot && placement.Backend != LocalBackend.BackendName)",
+        "Features/Previews/PreviewJobs.cs: var bridged = placement.Backend == LocalBackend.SandboxedName && services.GetRequiredService<HostSandbox>().IsolatesNetwork;",
+        "Features/Previews/PreviewJobs.cs: var inContainer = placement.Backend == ContainerBackend.BackendName;",
+        "Features/Previews/PreviewJobs.cs: var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;",
+        "Features/Runners/RunnerHub.cs: .Where(a => a.Backend == RunnerBackend.BackendName && a.Target == session.VmId && !AgentStatuses.Final.Contains(a.Status) && a.RuntimeDirectory != null)",
+        "Features/Secrets/SecretsSetup.cs: foreach (var vm in await db.Vms.Where(v => v.ConnectionType == Vms.Vm.SshProxy).ToListAsync(cancellationToken))",
+        "Features/Secrets/SecretsSetup.cs: var envelopes = await db.Vms.Where(v => v.ConnectionType == Vms.Vm.SshProxy).Select(v => v.Credential).ToListAsync(cancellationToken);",
+        "Features/Vms/Vm.cs: public bool IsRunner => ConnectionType is Polling or Tunnel;",
+        "Features/Vms/VmHealth.cs: ids = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Id).ToListAsync(stoppingToken);",
+        "Features/Vms/VmsApi.cs: .Where(a => a.TeamId == caller.TeamId && (a.Backend == SshBackend.BackendName || a.Backend == Runners.RunnerBackend.BackendName) && a.Target != null && !AgentStatuses.Final.Contains(a.Status))",
+        "Features/Vms/VmsApi.cs: if (request.ConnectionType is Vm.Polling or Vm.Tunnel)",
+        "Features/Vms/VmsApi.cs: if (request.ConnectionType is not (null or Vm.SshProxy))",
+    ];
+}
