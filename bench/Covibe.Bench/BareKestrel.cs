@@ -82,7 +82,7 @@ static class BareKestrel
         {
             log.Write(buffer, carry, n);
             var length = carry + n;
-            var complete = Covibe.Server.Features.Agents.Utf8Boundary.CompleteLength(buffer.AsSpan(0, length));
+            var complete = Covibe.Web.Utf8Boundary.CompleteLength(buffer.AsSpan(0, length));
             frame.ResetWrittenCount();
             using (var json = new Utf8JsonWriter(frame, new JsonWriterOptions { Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
             {

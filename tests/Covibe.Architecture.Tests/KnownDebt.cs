@@ -8,6 +8,7 @@ public static class KnownDebt
 {
     public static readonly string[] Cycles =
     [
+        "Agents -> Boxes",
         "Agents -> Auth",
         "Agents -> Cluster",
         "Agents -> Http",
@@ -18,7 +19,6 @@ public static class KnownDebt
         "Auth -> Hosting",
         "Auth -> Http",
         "Auth -> Teams",
-        "Boxes -> Agents",
         "Boxes -> Auth",
         "Boxes -> Cluster",
         "Boxes -> Hosting",
@@ -76,7 +76,6 @@ public static class KnownDebt
         "Runners -> Teams",
         "Runners -> Vms",
         "Secrets -> Hosting",
-        "Secrets -> Vms",
         "Teams -> Auth",
         "Teams -> Hosting",
         "Teams -> Http",
@@ -100,20 +99,11 @@ public static class KnownDebt
 
     public static readonly string[] ServiceLookups =
     [
-        "Boxes.BoxService",
-        "Cluster.RedisAgentControl",
-        "Health.HealthApi",
         "Hosting.StartupBanner",
         "Http.AttemptLimiter",
         "Machines.ExecutionBackends",
-        "Machines.MachineTerminals",
         "Machines.MachinesFeature",
-        "Machines.Workspaces",
-        "Previews.PreviewEvents",
-        "Previews.PreviewJobs",
         "Previews.PreviewProxy",
-        "Previews.PreviewUrls",
-        "Secrets.SecretsSetup",
     ];
 
     public static readonly string[] ExecutionKnowsFeatures =
@@ -142,6 +132,9 @@ public static class KnownDebt
 
     public static readonly string[] PlaceComparisons =
     [
+        "Features/Vms/VmCredentials.cs: var envelopes = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Credential).ToListAsync(cancellationToken);",
+        "Features/Vms/VmCredentials.cs: foreach (var vm in await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).ToListAsync(cancellationToken))",
+        "Features/Previews/PreviewJobs.cs: var bridged = placement.Backend == LocalBackend.SandboxedName && sandboxes.InUse?.IsolatesNetwork == true;",
         "Features/Agents/AgentService.cs: if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)",
         """Features/Boxes/BoxBuilder.cs: if (box.Backend == "vm")""",
         """Features/Boxes/BoxProvisioner.cs: if (box.Backend == "vm")""",
@@ -151,12 +144,9 @@ public static class KnownDebt
         """Features/Boxes/BoxVms.cs: var load = await db.Boxes.Where(b => b.Backend == "vm" && b.Target != null && b.Target.StartsWith(VmConnector.PoolPrefix)""",
         """Features/Boxes/PoolService.cs: if (backend is not ("container" or "vm"))""",
         "Features/Previews/PreviewJobs.cs: if (UntrustedFiles.RunningAsRoot && placement.Backend != LocalBackend.BackendName)",
-        "Features/Previews/PreviewJobs.cs: var bridged = placement.Backend == LocalBackend.SandboxedName && services.GetRequiredService<HostSandbox>().IsolatesNetwork;",
         "Features/Previews/PreviewJobs.cs: var inContainer = placement.Backend == ContainerBackend.BackendName;",
         "Features/Previews/PreviewJobs.cs: var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;",
         "Features/Runners/RunnerHub.cs: .Where(a => a.Backend == RunnerBackend.BackendName && a.Target == session.VmId && !AgentStatuses.Final.Contains(a.Status) && a.RuntimeDirectory != null)",
-        "Features/Secrets/SecretsSetup.cs: foreach (var vm in await db.Vms.Where(v => v.ConnectionType == Vms.Vm.SshProxy).ToListAsync(cancellationToken))",
-        "Features/Secrets/SecretsSetup.cs: var envelopes = await db.Vms.Where(v => v.ConnectionType == Vms.Vm.SshProxy).Select(v => v.Credential).ToListAsync(cancellationToken);",
         "Features/Vms/Vm.cs: public bool IsRunner => ConnectionType is Polling or Tunnel;",
         "Features/Vms/VmHealth.cs: ids = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Id).ToListAsync(stoppingToken);",
         "Features/Vms/VmsApi.cs: .Where(a => a.TeamId == caller.TeamId && (a.Backend == SshBackend.BackendName || a.Backend == Runners.RunnerBackend.BackendName) && a.Target != null && !AgentStatuses.Final.Contains(a.Status))",

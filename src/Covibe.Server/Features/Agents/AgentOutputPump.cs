@@ -3,6 +3,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Hub;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Agents;
 

@@ -59,12 +59,36 @@ public sealed record AgentCommand(string AgentId, string Command, string? Data =
 /// </summary>
 public interface IAgentControlRoute
 {
-    /// <summary>The result from node <paramref name="holder"/>; null if it cannot be reached (then the caller is told to try again).</summary>
+    /// <summary>
+    /// The result from node <paramref name="holder"/> (a success carries no agent: read it here); null if it cannot be
+    /// reached (then the caller is told to try again).
+    /// </summary>
     Task<AgentResult?> SendAsync(string holder, Caller caller, AgentCommand command, CancellationToken cancellationToken);
+
+    /// <summary>What this node does with the commands other nodes send it; set once, when the server starts.</summary>
+    void Serve(Func<Caller, AgentCommand, Task<AgentResult>> carryOut);
 }
 
 public sealed class NoAgentControlRoute : IAgentControlRoute
 {
     public Task<AgentResult?> SendAsync(string holder, Caller caller, AgentCommand command, CancellationToken cancellationToken) =>
         Task.FromResult<AgentResult?>(null);
+
+    public void Serve(Func<Caller, AgentCommand, Task<AgentResult>> carryOut)
+    {
+    }
+}
+
+/// <summary>Carries out, with the same checks, what other nodes send for the agents this node follows.</summary>
+public sealed class AgentControlServer(IAgentControlRoute route, AgentService agents) : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        route.Serve((caller, command) => command.Command == AgentCommand.Start
+            ? agents.StartHereAsync(caller, command.AgentId, CancellationToken.None)
+            : agents.ControlAsync(caller, command, CancellationToken.None, here: true));
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -9,6 +9,8 @@ using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
+using Covibe.Server.Features.Git;
+
 namespace Covibe.Server.Features.Agents;
 
 public enum AgentFailure
@@ -49,7 +51,7 @@ public sealed partial class AgentService(
     IOptions<AgentsOptions> options,
     TimeProvider time,
     IRateLimits limits,
-    ILogger<AgentService> logger)
+    ILogger<AgentService> logger) : Boxes.IBoxOccupants
 {
     public const int MaxTaskLength = 20_000;
 
@@ -58,12 +60,12 @@ public sealed partial class AgentService(
         var v = new Validator();
         var task = v.Text("task", request.Task, MaxTaskLength);
         var repository = string.IsNullOrWhiteSpace(request.RepositoryUrl) ? null : request.RepositoryUrl.Trim();
-        if (repository is not null && !IsRepositoryUrl(repository))
+        if (repository is not null && !GitNames.IsRepositoryUrl(repository))
         {
             v.Fail("repositoryUrl", "'repositoryUrl' must be a git URL such as https://github.com/org/repo.git or git@github.com:org/repo.git.");
         }
         var branch = string.IsNullOrWhiteSpace(request.Branch) ? null : request.Branch.Trim();
-        if (branch is not null && !IsBranchName(branch))
+        if (branch is not null && !GitNames.IsBranchName(branch))
         {
             v.Fail("branch", "'branch' must be a branch name such as main or feature/login (letters, digits, . _ / -; not starting with - or containing ..).");
         }
@@ -254,7 +256,7 @@ public sealed partial class AgentService(
         ControlAsync(caller, new AgentCommand(agentId, "kill"), cancellationToken);
 
     /// <summary>Stops every agent still running in a box that is being released (recorded as killed, as by their owners).</summary>
-    public async Task StopBoxAgentsAsync(string boxId, CancellationToken cancellationToken)
+    public async Task StopAsync(string boxId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var running = await db.Agents.Where(a => a.BoxId == boxId && !AgentStatuses.Final.Contains(a.Status)).ToListAsync(cancellationToken);
@@ -304,9 +306,13 @@ public sealed partial class AgentService(
         }
         if (!here && !supervisor.Follows(agent.Id) && await leases.HolderAsync(agent.Id, cancellationToken) is { } holder && holder != leases.Node)
         {
-            return await route.SendAsync(holder, caller, command, cancellationToken)
-                ?? AgentResult.Fail(AgentFailure.Unreachable,
-                    $"The server node that follows this agent did not answer. If it is down, another node takes the agent over within {leases.Duration.TotalSeconds + leases.Interval.TotalSeconds:0} s; try again then.");
+            return await route.SendAsync(holder, caller, command, cancellationToken) switch
+            {
+                null => AgentResult.Fail(AgentFailure.Unreachable,
+                    $"The server node that follows this agent did not answer. If it is down, another node takes the agent over within {leases.Duration.TotalSeconds + leases.Interval.TotalSeconds:0} s; try again then."),
+                { Failure: AgentFailure.None } => await GetAsync(caller, command.AgentId, cancellationToken), // done there; the agent as this caller sees it
+                var failed => failed,
+            };
         }
         var backend = backends.Get(agent.Backend);
         try
@@ -369,17 +375,4 @@ public sealed partial class AgentService(
 
     private static AgentResult NotFound(string agentId) =>
         AgentResult.Fail(AgentFailure.NotFound, $"Your team has no agent '{agentId}'. List them with GET /api/agent/list.");
-
-    internal static bool IsRepositoryUrl(string url) =>
-        url.Length <= 2000 && !url.StartsWith('-') && !url.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)) && RepositoryUrl().IsMatch(url);
-
-    internal static bool IsBranchName(string branch) =>
-        branch.Length <= 200 && !branch.StartsWith('-') && !branch.Contains("..", StringComparison.Ordinal)
-        && !branch.EndsWith('/') && !branch.EndsWith(".lock", StringComparison.Ordinal) && BranchName().IsMatch(branch);
-
-    [GeneratedRegex(@"^((https?|ssh|git|file)://[^\s]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._/~-]+)$")]
-    private static partial Regex RepositoryUrl();
-
-    [GeneratedRegex(@"^[A-Za-z0-9._/-]+$")]
-    private static partial Regex BranchName();
 }

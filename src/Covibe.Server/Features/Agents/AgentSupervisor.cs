@@ -5,6 +5,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Machines;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Agents;
 

@@ -24,11 +24,13 @@ public static class AgentsApi
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();
         services.AddSingleton<AgentService>();
+        services.AddSingleton<Boxes.IBoxOccupants>(sp => sp.GetRequiredService<AgentService>());
         services.AddSingleton<AgentLeases>();
         services.AddSingleton<IAgentOutputRelay, NoAgentOutputRelay>();
         services.AddSingleton<IAgentOutputStore, NoAgentOutputStore>();
         services.AddSingleton<AgentOutputReader>();
         services.AddSingleton<IAgentControlRoute, NoAgentControlRoute>();
+        services.AddHostedService<AgentControlServer>();
         services.AddSingleton<AgentSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
         return services;

@@ -5,11 +5,11 @@ using System.Text;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
-using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Boxes;
 
@@ -35,7 +35,7 @@ public sealed class BoxService(
     BoxBuilder builder,
     BoxWork work,
     ITeamEvents events,
-    IServiceProvider services,
+    IBoxOccupants occupants,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<BoxService> logger) : IDisposable
@@ -253,7 +253,7 @@ public sealed class BoxService(
             box.ReleasedAt = time.GetUtcNow().UtcDateTime;
             await db.SaveChangesAsync(cancellationToken);
             BoxesLog.Released(logger, box.Id, box.TeamId, caller.UserId);
-            await services.GetRequiredService<AgentService>().StopBoxAgentsAsync(box.Id, cancellationToken);
+            await occupants.StopAsync(box.Id, cancellationToken);
             work.Provision(); // the worker removes what it left behind
         }
         var dto = await DtoAsync(db, box, cancellationToken);
@@ -339,7 +339,7 @@ public sealed class BoxService(
     internal static string Branch(string? value, string field)
     {
         var branch = string.IsNullOrWhiteSpace(value) ? "main" : value.Trim();
-        return AgentService.IsBranchName(branch) ? branch : throw new BoxRequestException(field, $"'{branch}' is not a branch name (letters, digits, . _ / -; not starting with - or containing ..).");
+        return Git.GitNames.IsBranchName(branch) ? branch : throw new BoxRequestException(field, $"'{branch}' is not a branch name (letters, digits, . _ / -; not starting with - or containing ..).");
     }
 
     /// <summary>The commit the branch points to now; a clear error for a repository that cannot be read or a branch it lacks.</summary>

@@ -2,6 +2,17 @@ using Covibe.Server.Features.Hub;
 
 namespace Covibe.Server.Features.Cluster;
 
+/// <summary>What this node's link to the other nodes is like, for <c>/health</c>: null alone, else <c>connected</c> or <c>down</c>.</summary>
+public interface IClusterLink
+{
+    string? State { get; }
+}
+
+public sealed class NoClusterLink : IClusterLink
+{
+    public string? State => null;
+}
+
 public static class ClusterFeature
 {
     /// <summary>With <c>REDIS_URL</c>, team events go to every node through Redis; without it, one node and nothing changes.</summary>
@@ -10,6 +21,7 @@ public static class ClusterFeature
         services.AddSingleton<ThisNode>();
         services.AddSingleton<Leases>();
         services.AddSingleton<IClusterSignals, LocalClusterSignals>();
+        services.AddSingleton<IClusterLink, NoClusterLink>();
         services.AddOptions<ClusterOptions>().BindConfiguration(ClusterOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.RedisUrl is null || TryParse(o.RedisUrl), "Covibe:Cluster:RedisUrl (REDIS_URL) must look like redis://[:password@]host[:port][/db].")
             .Validate(o => string.IsNullOrEmpty(o.NodeUrl) || (Uri.TryCreate(o.NodeUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"),
@@ -19,6 +31,7 @@ public static class ClusterFeature
         {
             services.AddSingleton<RedisBus>();
             services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
+            services.AddSingleton<IClusterLink>(sp => sp.GetRequiredService<RedisBus>());
             services.AddSingleton<ITeamEvents, RedisTeamEvents>();
             // Agent output to every node, and the owner's commands to the node that follows the agent.
             services.AddSingleton<RedisAgentRelay>();

@@ -12,13 +12,16 @@ namespace Covibe.Server.Features.Cluster;
 /// with the same checks, and answered on the sender's channel. No answer within <see cref="Timeout"/>: the node is
 /// taken to be down, and the owner is told to try again once another node has taken the agent over.
 /// </summary>
-public sealed class RedisAgentControl(RedisBus bus, IServiceProvider services, ILogger<RedisAgentControl> logger) : IAgentControlRoute, IHostedService
+public sealed class RedisAgentControl(RedisBus bus, ILogger<RedisAgentControl> logger) : IAgentControlRoute, IHostedService
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
     /// <summary>A start waits for the runner's answer there (30 s at most).</summary>
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(40);
     private readonly ConcurrentDictionary<string, TaskCompletionSource<AgentResult>> _waiting = new();
+    private Func<Caller, AgentCommand, Task<AgentResult>>? _carryOut;
+
+    public void Serve(Func<Caller, AgentCommand, Task<AgentResult>> carryOut) => _carryOut = carryOut;
 
     public Task StartAsync(CancellationToken cancellationToken) => bus.SubscribeAsync("node:" + bus.Node, Heard);
 
@@ -37,13 +40,7 @@ public sealed class RedisAgentControl(RedisBus bus, IServiceProvider services, I
             {
                 return null;
             }
-            var result = await answer.Task.WaitAsync(command.Command == AgentCommand.Start ? StartTimeout : Timeout, cancellationToken);
-            if (result.Failure != AgentFailure.None)
-            {
-                return result;
-            }
-            // Done there; the agent as this caller sees it, from the database.
-            return await services.GetRequiredService<AgentService>().GetAsync(caller, command.AgentId, cancellationToken);
+            return await answer.Task.WaitAsync(command.Command == AgentCommand.Start ? StartTimeout : Timeout, cancellationToken);
         }
         catch (TimeoutException)
         {
@@ -83,10 +80,9 @@ public sealed class RedisAgentControl(RedisBus bus, IServiceProvider services, I
         AgentResult result;
         try
         {
-            var agents = services.GetRequiredService<AgentService>();
-            result = f[5] == AgentCommand.Start
-                ? await agents.StartHereAsync(caller, f[4], CancellationToken.None)
-                : await agents.ControlAsync(caller, new AgentCommand(f[4], f[5], f[6].Length > 0 ? f[6] : null), CancellationToken.None, here: true);
+            result = _carryOut is { } carryOut
+                ? await carryOut(caller, new AgentCommand(f[4], f[5], f[6].Length > 0 ? f[6] : null))
+                : AgentResult.Fail(AgentFailure.Unreachable, "The node that follows this agent is still starting; try again.");
         }
         catch (Exception e)
         {

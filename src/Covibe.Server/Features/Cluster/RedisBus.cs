@@ -11,7 +11,7 @@ namespace Covibe.Server.Features.Cluster;
 /// catch up by position: the log and the database are the truth).
 /// </summary>
 public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, TeamHub hub, Auth.SessionEvents sessions, TimeProvider time, ILogger<RedisBus> logger)
-    : IHostedService, IClusterPresence, IAsyncDisposable
+    : IHostedService, IClusterPresence, IClusterLink, IAsyncDisposable
 {
     /// <summary>How often a node repeats its presence, and how long another node's stays without being repeated (it may have died).</summary>
     private static readonly TimeSpan PresenceRepeat = TimeSpan.FromSeconds(10);
@@ -28,6 +28,8 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
     public string Node => node.Id;
 
     public bool Connected => _redis?.IsConnected == true;
+
+    public string State => Connected ? "connected" : "down";
 
     /// <summary>The database (REDIS_URL's), or null while Redis is away.</summary>
     public IDatabase? Database => _redis is { IsConnected: true } redis ? redis.GetDatabase() : null;

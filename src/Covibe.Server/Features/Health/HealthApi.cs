@@ -24,10 +24,10 @@ public static class HealthApi
     }
 
     public static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
-        IDbContextFactory<CovibeDb> dbs, TeamHub hub, IServiceProvider services, CancellationToken cancellationToken)
+        IDbContextFactory<CovibeDb> dbs, TeamHub hub, Cluster.IClusterLink cluster, CancellationToken cancellationToken)
     {
         // With several nodes: whether this one reaches Redis (it keeps serving its own clients either way).
-        var redis = services.GetService<Cluster.RedisBus>() is { } bus ? (bus.Connected ? "connected" : "down") : null;
+        var redis = cluster.State;
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var reachable = await db.Database.CanConnectAsync(cancellationToken);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;

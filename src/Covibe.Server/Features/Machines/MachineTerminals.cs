@@ -17,10 +17,9 @@ namespace Covibe.Server.Features.Machines;
 public sealed class MachineTerminals(
     TerminalLaunch local,
     MachineResolver machines,
-    IOptions<IsolationOptions> isolation,
     IOptions<ContainersOptions> containers,
     ContainerEngine engine,
-    IServiceProvider services,
+    MachinesFeature.Sandboxes sandboxes,
     IDbContextFactory<CovibeDb> dbs,
     VmConnector vms,
     SshClient ssh,
@@ -120,11 +119,10 @@ public sealed class MachineTerminals(
     {
         var workspace = machines.Host(user.TeamId ?? throw new InvalidOperationException("A member always has a team.")).Workspace!;
         var info = local.Build(config, sessionId, root: workspace);
-        if (!isolation.Value.IsSandboxed)
+        if (sandboxes.InUse is not { } sandbox)
         {
             return new TerminalStart(info, cwd => local.WorkingDirectory(cwd, workspace));
         }
-        var sandbox = services.GetRequiredService<HostSandbox>();
         string Inside(string hostPath) => HostSandbox.Workspace + hostPath[workspace.Length..];
         // The shell leads a session of its own inside (setsid --ctty), so job control works in its PID namespace.
         var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", info.Program, .. info.Arguments],

@@ -24,6 +24,7 @@ public static class MachinesFeature
         services.AddSingleton<Workspaces>();
         // Built once: by start-up validation when the sandbox is on, else when first needed.
         services.AddSingleton<SandboxOnce>();
+        services.AddSingleton(sp => new Sandboxes(sp.GetRequiredService<SandboxOnce>(), sp.GetRequiredService<IOptions<IsolationOptions>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SandboxOnce>().Get(sp.GetRequiredService<IOptions<IsolationOptions>>().Value));
         services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.BackendName, (sp, _) => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
         services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.SandboxedName, (sp, _) =>
@@ -74,7 +75,7 @@ public static class MachinesFeature
     }
 
     /// <summary>The server's one sandbox, made from the options it is given (so validating them needs no options lookup).</summary>
-    private sealed class SandboxOnce(IOptions<ServerOptions> server)
+    internal sealed class SandboxOnce(IOptions<ServerOptions> server)
     {
         private readonly Lock _lock = new();
         private HostSandbox? _sandbox;
@@ -86,6 +87,22 @@ public static class MachinesFeature
                 return _sandbox ??= CreateSandbox(options, server.Value) ?? throw new InvalidOperationException(NotInstalled);
             }
         }
+    }
+
+    /// <summary>The sandbox members' code on this machine runs in (<see cref="InUse"/>; null when the operator opted out of it).</summary>
+    public sealed class Sandboxes
+    {
+        private readonly SandboxOnce _once;
+        private readonly IOptions<IsolationOptions> _isolation;
+
+        // Internal: the validator of IsolationOptions needs the sandbox too, so this takes the options and it does not.
+        internal Sandboxes(SandboxOnce once, IOptions<IsolationOptions> isolation)
+        {
+            _once = once;
+            _isolation = isolation;
+        }
+
+        public HostSandbox? InUse => _isolation.Value.IsSandboxed ? _once.Get(_isolation.Value) : null;
     }
 
     /// <summary>Start-up refuses a sandbox that cannot work here, naming the setting that opts out of it.</summary>

@@ -10,7 +10,7 @@ namespace Covibe.Server.Features.Machines;
 /// <c>&lt;data&gt;/workspaces</c>), shared by the team's agents and terminals on this machine; and
 /// the agents' runtime directories (FIFO, log, exit code) under <c>&lt;data&gt;/agents</c>.
 /// </summary>
-public sealed class Workspaces(IOptions<AgentsOptions> agents, IOptions<ServerOptions> server, IServiceProvider services)
+public sealed class Workspaces(IOptions<AgentsOptions> agents, IOptions<ServerOptions> server, MachinesFeature.Sandboxes sandboxes)
 {
     public string Base => agents.Value.WorkspaceBase is { Length: > 0 } configured
         ? Path.GetFullPath(configured)
@@ -34,10 +34,7 @@ public sealed class Workspaces(IOptions<AgentsOptions> agents, IOptions<ServerOp
         {
             Directory.CreateDirectory(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         }
-        if (services.GetService<IOptions<IsolationOptions>>()?.Value.IsSandboxed == true)
-        {
-            services.GetRequiredService<HostSandbox>().GiveToSandbox(path);
-        }
+        sandboxes.InUse?.GiveToSandbox(path);
         return RealPath.Resolve(path) ?? path;
     }
 }

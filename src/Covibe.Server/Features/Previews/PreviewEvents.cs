@@ -6,12 +6,12 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Previews;
 
 /// <summary>What the team hears about its preview on the hub: <c>preview_status</c> on every change, seed 001's <c>preview_updated</c> when a new version serves.</summary>
-public sealed class PreviewEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents events, IServiceProvider services)
+public sealed class PreviewEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents events, PreviewUrls urls)
 {
     public async Task ChangedAsync(string teamId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        if (await PreviewService.DtoAsync(db, teamId, services.GetRequiredService<PreviewUrls>(), cancellationToken) is { } preview)
+        if (await PreviewService.DtoAsync(db, teamId, urls, cancellationToken) is { } preview)
         {
             events.Publish(teamId, new PreviewStatusMessage(preview));
         }

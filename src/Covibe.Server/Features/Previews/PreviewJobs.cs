@@ -18,7 +18,7 @@ namespace Covibe.Server.Features.Previews;
 /// </summary>
 public sealed class PreviewJobs(
     IDbContextFactory<CovibeDb> dbs, MachineResolver machines, ExecutionBackends backends, PreviewConnections connections, ContainerEngine engine,
-    Workspaces workspaces, IServiceProvider services, IOptions<PreviewsOptions> options, IOptions<IsolationOptions> isolation, TimeProvider time) : IDisposable
+    Workspaces workspaces, MachinesFeature.Sandboxes sandboxes, IOptions<PreviewsOptions> options, IOptions<IsolationOptions> isolation, TimeProvider time) : IDisposable
 {
     private const string Script = """
         if [ -n "$COVIBE_NOTE" ]; then printf '[covibe] %s\n' "$COVIBE_NOTE"; fi
@@ -76,7 +76,7 @@ public sealed class PreviewJobs(
         environment["PORT"] = appPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["COVIBE_STARTING"] = StartingLine(deploy, plan);
         // A sandbox with a network of its own: the app is reached through a bridge on a Unix socket.
-        var bridged = placement.Backend == LocalBackend.SandboxedName && services.GetRequiredService<HostSandbox>().IsolatesNetwork;
+        var bridged = placement.Backend == LocalBackend.SandboxedName && sandboxes.InUse?.IsolatesNetwork == true;
         if (bridged)
         {
             environment["COVIBE_SOCKET"] = PreviewConnections.SocketInside;

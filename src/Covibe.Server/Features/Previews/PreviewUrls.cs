@@ -9,7 +9,7 @@ namespace Covibe.Server.Features.Previews;
 /// Each team's preview origin (<c>PREVIEW_URL</c> with the team's id in <c>{team}</c>), and the reverse: which
 /// team a request to the preview's listener is for, from its host name.
 /// </summary>
-public sealed class PreviewUrls(IOptions<PreviewsOptions> options, IOptions<ServerOptions> server, IServiceProvider services)
+public sealed class PreviewUrls(IOptions<PreviewsOptions> options, IOptions<ServerOptions> server, IServer listener)
 {
     private string? _pattern;
     private (string Prefix, string Suffix) _host; // the origin's host name around {team}, for TeamOf
@@ -18,7 +18,7 @@ public sealed class PreviewUrls(IOptions<PreviewsOptions> options, IOptions<Serv
     public string ServerOrigin =>
         (server.Value.PublicUrl is { Length: > 0 } configured
             ? configured
-            : services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://127.0.0.1:5180")
+            : listener.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() ?? "http://127.0.0.1:5180")
         .TrimEnd('/');
 
     /// <summary>Called by the preview's listener once it knows its port (a port of 0 is chosen when it starts).</summary>

@@ -24,6 +24,7 @@ public static partial class VmsApi
         services.AddSingleton<VmPool>();
         services.AddSingleton<VmConnector>();
         services.AddSingleton<VmAuditLog>();
+        services.AddSingleton<VmCredentials>();
         services.AddSingleton<VmEvents>();
         services.AddHostedService(sp => sp.GetRequiredService<VmHealth>());
         return services;

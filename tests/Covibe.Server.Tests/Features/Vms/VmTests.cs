@@ -526,8 +526,8 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         await using (var second = await TestServer.StartAsync(dataDirectory: data, settings: rotating))
         {
             var box = second.App.Services.GetRequiredService<SecretBox>();
-            (await second.App.Services.RotateAsync(CancellationToken.None)).ShouldBe(2);
-            (await second.App.Services.RotateAsync(CancellationToken.None)).ShouldBe(0);
+            (await second.App.Services.GetRequiredService<Covibe.Server.Features.Vms.VmCredentials>().RotateAsync(CancellationToken.None)).ShouldBe(2);
+            (await second.App.Services.GetRequiredService<Covibe.Server.Features.Vms.VmCredentials>().RotateAsync(CancellationToken.None)).ShouldBe(0);
             await using var db = await second.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Data.CovibeDb>>().CreateDbContextAsync();
             foreach (var vm in db.Vms)
             {
