@@ -30,7 +30,6 @@ public static class AgentsApi
         services.AddSingleton<IAgentOutputStore, NoAgentOutputStore>();
         services.AddSingleton<AgentOutputReader>();
         services.AddSingleton<IAgentControlRoute, NoAgentControlRoute>();
-        services.AddHostedService<AgentControlServer>();
         services.AddSingleton<AgentSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
         return services;

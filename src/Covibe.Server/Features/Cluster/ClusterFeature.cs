@@ -40,6 +40,8 @@ public static class ClusterFeature
             services.AddHostedService(sp => sp.GetRequiredService<RedisAgentRelay>());
             services.AddSingleton<RedisAgentControl>();
             services.AddSingleton<Agents.IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());
+            // Before the route listens: what other nodes send is carried out by the Agents feature (one node never gets any).
+            services.AddHostedService<Agents.AgentControlServer>();
             services.AddHostedService(sp => sp.GetRequiredService<RedisAgentControl>());
             // Terminals listed on every node, attached through the node the client reached.
             services.AddSingleton<NodeUrl>();
