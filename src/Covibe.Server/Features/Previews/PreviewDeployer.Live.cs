@@ -73,7 +73,14 @@ public sealed partial class PreviewDeployer
             {
                 preview.LiveDeployId = null;
                 proxy.Switched(deploy.TeamId);
-                PreviewService.Queue(db, deploy.TeamId, deploy.Commit, "restart", now);
+                // Deployed again, unless a newer commit is already queued or under way: the newest queued deploy wins, and
+                // this one, queued after it, would replace it with the old commit (seen when a node took over the deploys
+                // while a push was building: the push was replaced and the preview stayed on the old code).
+                if (!await db.PreviewDeploys.AnyAsync(d => d.TeamId == deploy.TeamId
+                    && (d.Status == PreviewStatuses.Queued || d.Status == PreviewStatuses.Building || d.Status == PreviewStatuses.Starting), cancellationToken))
+                {
+                    PreviewService.Queue(db, deploy.TeamId, deploy.Commit, "restart", now);
+                }
                 changed.Add(deploy.TeamId);
             }
         }

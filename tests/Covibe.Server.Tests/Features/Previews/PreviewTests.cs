@@ -226,6 +226,45 @@ public abstract class PreviewTests : IDisposable
     }
 
     [Fact]
+    public async Task LiveVersionStopsWhileAPushBuilds_ThePushGoesLive_NotTheOldCommitAgain()
+    {
+        static Dictionary<string, string?> Site(string text, int buildSeconds) => new()
+        {
+            ["index.html"] = $"<h1>{text}</h1>",
+            ["covibe.preview.json"] = $$"""{"build": "echo building {{text}}; sleep {{buildSeconds}}", "static": "."}""",
+        };
+        var v1 = _repo.Commit("v1", Site("v1", 0));
+        await using var server = await StartAsync();
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
+        var connected = await sarah.ConnectAsync(_repo);
+        await sarah.LiveAsync(v1);
+        var live = (await sarah.DeploysAsync()).Single(d => d.Status == "live");
+
+        var v2 = _repo.Commit("v2", Site("v2", 10));
+        (await sarah.PushAsync(owner.Auth.Team.Id, connected.WebhookSecret, v2)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await Eventually.UntilAsync(sarah.GetAsync, p => p.Current is { Status: "building", LogBytes: > 0 } current && current.Commit == v2, "v2 building");
+        // Meanwhile the live app dies on its own: the deployer notices within a second or two, while v2 still builds.
+        foreach (var pid in TestServer.ProcessesMentioning("preview-" + live.Id))
+        {
+            try
+            {
+                System.Diagnostics.Process.GetProcessById(pid).Kill(entireProcessTree: true);
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+                // Gone already.
+            }
+        }
+        await Eventually.UntilAsync(sarah.DeploysAsync, d => d.Any(x => x.Id == live.Id && x.Status == "failed"), "the stopped live version noticed");
+
+        // The push, not the old commit deployed again in its place, is what serves.
+        var served = await sarah.LiveAsync(v2, TimeSpan.FromSeconds(60));
+        served.Commit.ShouldBe(v2);
+        (await sarah.DeploysAsync()).ShouldNotContain(d => d.Commit == v1 && d.Trigger == "restart" && d.StartedAt != null);
+    }
+
+    [Fact]
     public async Task ServerRestartMidBuild_EndsWithTheNewestCommitLive_AndAMissedWebhookIsCaughtByTheBranchCheck()
     {
         var data = StartupTests.TempDirectory();
