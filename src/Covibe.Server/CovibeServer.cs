@@ -72,6 +72,11 @@ public static class CovibeServer
         services.AddBoxes();
         // Last: with REDIS_URL, the Redis implementations replace the one-node seams (team events, agent output, control).
         services.AddCluster(builder.Configuration);
+        if (ClusterFeature.AcrossNodes(builder.Configuration))
+        {
+            services.AddHubAcrossNodes();
+            services.AddAuthAcrossNodes();
+        }
         configure?.Invoke(builder);
 
         var app = builder.Build();

@@ -8,6 +8,8 @@ public static class KnownDebt
 {
     public static readonly string[] Cycles =
     [
+        "Hub -> Cluster",
+        "Auth -> Cluster",
         "Agents -> Boxes",
         "Agents -> Auth",
         "Agents -> Cluster",
@@ -36,7 +38,6 @@ public static class KnownDebt
         "Cluster -> Auth",
         "Cluster -> Hosting",
         "Cluster -> Http",
-        "Cluster -> Hub",
         "Cluster -> Machines",
         "Cluster -> Runners",
         "Health -> Cluster",

@@ -27,6 +27,9 @@ public static class AuthApi
         return services;
     }
 
+    /// <summary>With <c>REDIS_URL</c>: revocations reach every node.</summary>
+    public static IServiceCollection AddAuthAcrossNodes(this IServiceCollection services) => services.AddHostedService<RedisRevocations>();
+
     public static IEndpointRouteBuilder MapAuthApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/auth").WithTags("Auth");

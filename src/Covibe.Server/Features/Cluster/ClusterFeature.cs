@@ -1,4 +1,3 @@
-using Covibe.Server.Features.Hub;
 
 namespace Covibe.Server.Features.Cluster;
 
@@ -16,6 +15,9 @@ public sealed class NoClusterLink : IClusterLink
 public static class ClusterFeature
 {
     /// <summary>With <c>REDIS_URL</c>, team events go to every node through Redis; without it, one node and nothing changes.</summary>
+    /// <summary>Whether this node is one of several (<c>REDIS_URL</c> set): the features then add their Redis halves.</summary>
+    public static bool AcrossNodes(IConfiguration configuration) => !string.IsNullOrWhiteSpace(configuration[$"{ClusterOptions.Section}:RedisUrl"]);
+
     public static IServiceCollection AddCluster(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddSingleton<ThisNode>();
@@ -27,12 +29,11 @@ public static class ClusterFeature
             .Validate(o => string.IsNullOrEmpty(o.NodeUrl) || (Uri.TryCreate(o.NodeUrl, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"),
                 "Covibe:Cluster:NodeUrl (NODE_URL) must be this node's http:// or https:// address as the other nodes reach it, e.g. http://10.0.0.11:5180.")
             .ValidateOnStart();
-        if (!string.IsNullOrWhiteSpace(configuration[$"{ClusterOptions.Section}:RedisUrl"]))
+        if (AcrossNodes(configuration))
         {
             services.AddSingleton<RedisBus>();
             services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
             services.AddSingleton<IClusterLink>(sp => sp.GetRequiredService<RedisBus>());
-            services.AddSingleton<ITeamEvents, RedisTeamEvents>();
             // Agent output to every node, and the owner's commands to the node that follows the agent.
             services.AddSingleton<RedisAgentRelay>();
             services.AddSingleton<Agents.IAgentOutputRelay>(sp => sp.GetRequiredService<RedisAgentRelay>());

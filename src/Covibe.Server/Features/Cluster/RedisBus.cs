@@ -1,28 +1,19 @@
-using Covibe.Server.Features.Hub;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
 namespace Covibe.Server.Features.Cluster;
 
 /// <summary>
-/// This node's connection to the cluster's Redis: it tells the other nodes its teams' events (pub/sub on
-/// <see cref="ClusterOptions.Channel"/>) and delivers theirs to its own connections. While Redis is away the node keeps
-/// serving its own clients, says so in <c>/health</c> and its log, and catches up by itself when Redis is back (clients
-/// catch up by position: the log and the database are the truth).
+/// This node's connection to the cluster's Redis, and the one publish/subscribe seam every feature's cluster half uses
+/// (channels <see cref="ClusterOptions.Channel"/><c>:suffix</c>), as coder's <c>pubsub</c>: team events and presence
+/// (Hub), revocations (Auth), agent output and control (Agents), terminals (Terminals), signals. While Redis is away the
+/// node keeps serving its own clients, says so in <c>/health</c> and its log, and catches up by itself when Redis is back
+/// (clients catch up by position: the log and the database are the truth).
 /// </summary>
-public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, TeamHub hub, Auth.SessionEvents sessions, TimeProvider time, ILogger<RedisBus> logger)
-    : IHostedService, IClusterPresence, IClusterLink, IAsyncDisposable
+public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, ILogger<RedisBus> logger) : IHostedService, IClusterLink, IAsyncDisposable
 {
-    /// <summary>How often a node repeats its presence, and how long another node's stays without being repeated (it may have died).</summary>
-    private static readonly TimeSpan PresenceRepeat = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan PresenceKept = TimeSpan.FromSeconds(35);
-    private const string RevokedSuffix = "revoked";
-    private const string PresenceSuffix = "presence";
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentDictionary<string, (NodePresence Presence, DateTime At)>> _elsewhere = new();
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, string> _published = new();
-    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _connecting = new(1, 1);
     private ConnectionMultiplexer? _redis;
-    private Task? _repeating;
 
     /// <summary>Who this node is on the channel (its own events come back to it and are skipped: it delivered them already).</summary>
     public string Node => node.Id;
@@ -36,12 +27,12 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
 
     /// <summary>
     /// Listens on <c>&lt;Channel&gt;:<paramref name="suffix"/></c> (null: the team events' own channel); messages from one
-    /// node arrive in the order it sent them, one at a time. The other cluster parts (agent output, calls between nodes)
-    /// subscribe when they start, after this.
+    /// node arrive in the order it sent them, one at a time. Connects first if this is the first use (whichever part starts first).
     /// </summary>
     public async Task SubscribeAsync(string? suffix, Action<RedisValue> handler)
     {
-        var queue = await _redis!.GetSubscriber().SubscribeAsync(ChannelOf(suffix));
+        var redis = await ConnectAsync();
+        var queue = await redis.GetSubscriber().SubscribeAsync(ChannelOf(suffix));
         queue.OnMessage(message => handler(message.Message));
     }
 
@@ -60,138 +51,39 @@ public sealed class RedisBus(IOptions<ClusterOptions> options, ThisNode node, Te
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var configuration = RedisUrl.Parse(options.Value.RedisUrl!);
-        _redis = await ConnectionMultiplexer.ConnectAsync(configuration);
-        _redis.ConnectionFailed += (_, e) => ClusterLog.RedisDown(logger, e.FailureType.ToString(), e.Exception?.Message ?? "");
-        _redis.ConnectionRestored += (_, _) => ClusterLog.RedisBack(logger);
-        if (!_redis.IsConnected)
-        {
-            ClusterLog.RedisDown(logger, "starting", "not reachable yet; this node serves its own clients meanwhile");
-        }
-        // Ordered delivery: one team's events from one node arrive in the order they were published.
-        await SubscribeAsync(null, Deliver);
-        // A logout or a removal on any node closes that login's sockets and terminals on every node.
-        await SubscribeAsync(RevokedSuffix, Revoked);
-        sessions.RevokedHere += PublishRevoked;
-        // Presence: each node tells the others who of each team is connected to it, and repeats it (a node that dies stops).
-        await SubscribeAsync(PresenceSuffix, Heard);
-        hub.Cluster = this;
-        _repeating = RepeatPresenceAsync(_stop.Token);
+        await ConnectAsync();
         ClusterLog.Joined(logger, Node, options.Value.Channel);
     }
 
-    public IReadOnlyDictionary<string, (string Status, int Connections)> Elsewhere(string teamId)
+    private async Task<ConnectionMultiplexer> ConnectAsync()
     {
-        if (!_elsewhere.TryGetValue(teamId, out var nodes) || nodes.IsEmpty)
-        {
-            return new Dictionary<string, (string, int)>();
-        }
-        var oldest = time.GetUtcNow().UtcDateTime - PresenceKept;
-        var merged = (IReadOnlyDictionary<string, (string Status, int Connections)>)new Dictionary<string, (string, int)>();
-        foreach (var (presence, at) in nodes.Values)
-        {
-            if (at >= oldest)
-            {
-                merged = ClusterPresence.Merge(merged, presence.Members);
-            }
-        }
-        return merged;
-    }
-
-    public void Changed(string teamId, IReadOnlyDictionary<string, (string Status, int Connections)> here)
-    {
-        var text = NodePresenceCodec.Encode(new NodePresence(Node, teamId, here));
-        if (_published.TryGetValue(teamId, out var last) && last == text)
-        {
-            return;
-        }
-        _published[teamId] = text;
-        PublishPresence(text);
-    }
-
-    private void PublishPresence(string text) => Publish(PresenceSuffix, text);
-
-    private void Heard(RedisValue value)
-    {
-        if (NodePresenceCodec.Decode(value) is not { } presence || presence.Node == Node)
-        {
-            return;
-        }
-        var nodes = _elsewhere.GetOrAdd(presence.TeamId, _ => new());
-        var changed = !nodes.TryGetValue(presence.Node, out var before) || NodePresenceCodec.Encode(before.Presence) != NodePresenceCodec.Encode(presence);
-        nodes[presence.Node] = (presence, time.GetUtcNow().UtcDateTime);
-        if (changed)
-        {
-            hub.PresenceChanged(presence.TeamId);
-        }
-    }
-
-    /// <summary>Repeats this node's presence; forgets other nodes' that were not repeated (the team then hears they left).</summary>
-    private async Task RepeatPresenceAsync(CancellationToken cancellationToken)
-    {
-        using var timer = new PeriodicTimer(PresenceRepeat, time);
+        await _connecting.WaitAsync();
         try
         {
-            while (await timer.WaitForNextTickAsync(cancellationToken))
+            if (_redis is { } connected)
             {
-                foreach (var text in _published.Values)
-                {
-                    PublishPresence(text);
-                }
-                var oldest = time.GetUtcNow().UtcDateTime - PresenceKept;
-                foreach (var (teamId, nodes) in _elsewhere)
-                {
-                    foreach (var (node, (_, at)) in nodes)
-                    {
-                        if (at < oldest && nodes.TryRemove(node, out _))
-                        {
-                            hub.PresenceChanged(teamId);
-                        }
-                    }
-                }
+                return connected;
             }
+            var redis = await ConnectionMultiplexer.ConnectAsync(RedisUrl.Parse(options.Value.RedisUrl!));
+            redis.ConnectionFailed += (_, e) => ClusterLog.RedisDown(logger, e.FailureType.ToString(), e.Exception?.Message ?? "");
+            redis.ConnectionRestored += (_, _) => ClusterLog.RedisBack(logger);
+            if (!redis.IsConnected)
+            {
+                ClusterLog.RedisDown(logger, "starting", "not reachable yet; this node serves its own clients meanwhile");
+            }
+            return _redis = redis;
         }
-        catch (OperationCanceledException)
+        finally
         {
+            _connecting.Release();
         }
     }
 
-    private void PublishRevoked(IReadOnlyCollection<string> sessionIds) => Publish(RevokedSuffix, string.Join('\n', sessionIds.Prepend(Node)));
-
-    private void Revoked(RedisValue value)
-    {
-        var lines = ((string?)value ?? "").Split('\n');
-        if (lines.Length > 1 && lines[0] != Node)
-        {
-            sessions.RevokedElsewhere(lines[1..]);
-        }
-    }
-
-    /// <summary>Tells the other nodes (fire and forget: a node that misses it catches up by position or on the next event).</summary>
-    public void Publish(TeamEventEnvelope envelope) => Publish(null, TeamEventCodec.Encode(envelope));
-
-    private void Deliver(RedisValue value)
-    {
-        if (TeamEventCodec.Decode((byte[])value!) is not { } e || e.Node == Node)
-        {
-            return;
-        }
-        hub.Deliver(e.TeamId, e.OwnerId, e.ForOwner, e.ForOthers);
-    }
-
-    public async Task StopAsync(CancellationToken cancellationToken)
-    {
-        sessions.RevokedHere -= PublishRevoked;
-        await _stop.CancelAsync();
-        if (_repeating is not null)
-        {
-            await _repeating;
-        }
-    }
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {
-        _stop.Dispose();
+        _connecting.Dispose();
         if (_redis is not null)
         {
             await _redis.DisposeAsync();

@@ -11,19 +11,26 @@ public interface IClusterPresence
 
     /// <summary>This node's members of the team, as they are now (told to the other nodes if it changed).</summary>
     void Changed(string teamId, IReadOnlyDictionary<string, (string Status, int Connections)> here);
+
+    /// <summary>The team's members elsewhere changed (raised with the team's id).</summary>
+    event Action<string>? ElsewhereChanged;
 }
 
 /// <summary>One node: nobody elsewhere.</summary>
 public sealed class NoClusterPresence : IClusterPresence
 {
-    public static readonly NoClusterPresence Instance = new();
-
     private static readonly Dictionary<string, (string, int)> None = [];
 
     public IReadOnlyDictionary<string, (string Status, int Connections)> Elsewhere(string teamId) => None;
 
     public void Changed(string teamId, IReadOnlyDictionary<string, (string Status, int Connections)> here)
     {
+    }
+
+    public event Action<string>? ElsewhereChanged
+    {
+        add { }
+        remove { }
     }
 }
 

@@ -21,7 +21,20 @@ public static class HubEndpoint
         services.AddSingleton<TeamHub>();
         // Features publish team events here; one node delivers them to its own connections.
         services.AddSingleton<ITeamEvents, LocalTeamEvents>();
+        services.AddSingleton<IClusterPresence, NoClusterPresence>();
         services.AddHostedService<PresenceBroadcaster>();
+        return services;
+    }
+
+    /// <summary>With <c>REDIS_URL</c>: team events and presence reach every node (the Redis halves of the two seams).</summary>
+    public static IServiceCollection AddHubAcrossNodes(this IServiceCollection services)
+    {
+        services.AddSingleton<RedisTeamEvents>();
+        services.AddSingleton<ITeamEvents>(sp => sp.GetRequiredService<RedisTeamEvents>());
+        services.AddHostedService(sp => sp.GetRequiredService<RedisTeamEvents>());
+        services.AddSingleton<RedisPresence>();
+        services.AddSingleton<IClusterPresence>(sp => sp.GetRequiredService<RedisPresence>());
+        services.AddHostedService(sp => sp.GetRequiredService<RedisPresence>());
         return services;
     }
 

@@ -23,13 +23,17 @@ public sealed class TeamHub
     private readonly IDbContextFactory<CovibeDb> _dbs;
     private readonly TimeProvider _time;
     private readonly ILogger<TeamHub> _logger;
+    private readonly IClusterPresence _cluster;
     private int _connections;
 
-    public TeamHub(IDbContextFactory<CovibeDb> dbs, SessionEvents sessions, TimeProvider time, IHostApplicationLifetime lifetime, ILogger<TeamHub> logger)
+    public TeamHub(IDbContextFactory<CovibeDb> dbs, SessionEvents sessions, IClusterPresence cluster, TimeProvider time, IHostApplicationLifetime lifetime,
+        ILogger<TeamHub> logger)
     {
         _dbs = dbs;
         _time = time;
         _logger = logger;
+        _cluster = cluster;
+        cluster.ElsewhereChanged += PresenceChanged;
         sessions.Revoked += CloseSessions;
         // Upgraded connections would otherwise hold a shutdown for Kestrel's whole grace period.
         lifetime.ApplicationStopping.Register(CloseAll);
@@ -175,11 +179,10 @@ public sealed class TeamHub
     /// With several nodes, who of a team is online on the others (and where this node tells them its own); on one node,
     /// nobody elsewhere. Set once at start-up.
     /// </summary>
-    public IClusterPresence Cluster { get; set; } = NoClusterPresence.Instance;
 
     /// <summary>Current status of each member with at least one connection, on this node or (several nodes) another.</summary>
     public IReadOnlyDictionary<string, (string Status, int Connections)> OnlineMembers(string teamId) =>
-        ClusterPresence.Merge(LocalMembers(teamId), Cluster.Elsewhere(teamId));
+        ClusterPresence.Merge(LocalMembers(teamId), _cluster.Elsewhere(teamId));
 
     /// <summary>Current status of each member with at least one connection to this node.</summary>
     public IReadOnlyDictionary<string, (string Status, int Connections)> LocalMembers(string teamId)
@@ -228,7 +231,7 @@ public sealed class TeamHub
     /// <summary>Broadcasts the team's presence if a person's state differs from the last broadcast.</summary>
     internal async Task PublishPresenceAsync(string teamId, CancellationToken cancellationToken)
     {
-        Cluster.Changed(teamId, LocalMembers(teamId));
+        _cluster.Changed(teamId, LocalMembers(teamId));
         var presence = await PresenceAsync(teamId, cancellationToken);
         var people = string.Join(';', presence.Users.Select(u => $"{u.UserId}={u.Status}"));
         if (_lastPresence.TryGetValue(teamId, out var last) && last == people)

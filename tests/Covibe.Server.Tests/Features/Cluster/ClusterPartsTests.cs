@@ -1,5 +1,6 @@
 using System.Text;
 using Covibe.Server.Features.Cluster;
+using Covibe.Server.Features.Hub;
 using Microsoft.Extensions.Configuration;
 
 namespace Covibe.Server.Tests;
