@@ -76,6 +76,8 @@ public static class CovibeServer
         {
             services.AddHubAcrossNodes();
             services.AddAuthAcrossNodes();
+            services.AddAgentsAcrossNodes();
+            services.AddRateLimitsAcrossNodes();
         }
         configure?.Invoke(builder);
 

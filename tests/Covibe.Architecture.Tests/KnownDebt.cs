@@ -8,6 +8,7 @@ public static class KnownDebt
 {
     public static readonly string[] Cycles =
     [
+        "Http -> Cluster",
         "Hub -> Cluster",
         "Auth -> Cluster",
         "Agents -> Boxes",
@@ -34,11 +35,8 @@ public static class KnownDebt
         "Chat -> Http",
         "Chat -> Hub",
         "Chat -> Teams",
-        "Cluster -> Agents",
         "Cluster -> Auth",
         "Cluster -> Hosting",
-        "Cluster -> Http",
-        "Cluster -> Machines",
         "Cluster -> Runners",
         "Health -> Cluster",
         "Health -> Hub",

@@ -6,7 +6,7 @@ namespace Covibe.Server.Http;
 /// <summary>
 /// Fixed-window limits shared by every node: at most <c>limit</c> acquisitions of (<c>bucket</c>, <c>key</c>) per
 /// <c>window</c>. One node keeps them in memory (<see cref="LocalRateLimits"/>); several count in Redis
-/// (<c>Cluster.RedisRateLimits</c>), so a client spreading its attempts over the nodes gets no more than on one.
+/// (<see cref="RedisRateLimits"/>), so a client spreading its attempts over the nodes gets no more than on one.
 /// Keys are addresses and ids, never secrets.
 /// </summary>
 public interface IRateLimits

@@ -35,6 +35,21 @@ public static class AgentsApi
         return services;
     }
 
+    /// <summary>With <c>REDIS_URL</c>: agent output to every node, and an owner's commands to the node that follows the agent.</summary>
+    public static IServiceCollection AddAgentsAcrossNodes(this IServiceCollection services)
+    {
+        services.AddSingleton<RedisAgentRelay>();
+        services.AddSingleton<IAgentOutputRelay>(sp => sp.GetRequiredService<RedisAgentRelay>());
+        services.AddSingleton<IAgentOutputStore>(sp => sp.GetRequiredService<RedisAgentRelay>());
+        services.AddHostedService(sp => sp.GetRequiredService<RedisAgentRelay>());
+        services.AddSingleton<RedisAgentControl>();
+        services.AddSingleton<IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());
+        // Before the route listens: what other nodes send is carried out here (one node never gets any).
+        services.AddHostedService<AgentControlServer>();
+        services.AddHostedService(sp => sp.GetRequiredService<RedisAgentControl>());
+        return services;
+    }
+
     public static IEndpointRouteBuilder MapAgentsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/agent").WithTags("Agents").RequireAuthorization();

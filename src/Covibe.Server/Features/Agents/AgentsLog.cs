@@ -26,4 +26,7 @@ internal static partial class AgentsLog
 
     [LoggerMessage(3008, LogLevel.Warning, "Renewing this node's agent leases or looking for agents nobody follows failed; trying again shortly")]
     public static partial void TendFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
+    public static partial void CallFailed(ILogger logger, string node, Exception exception);
 }

@@ -34,16 +34,6 @@ public static class ClusterFeature
             services.AddSingleton<RedisBus>();
             services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
             services.AddSingleton<IClusterLink>(sp => sp.GetRequiredService<RedisBus>());
-            // Agent output to every node, and the owner's commands to the node that follows the agent.
-            services.AddSingleton<RedisAgentRelay>();
-            services.AddSingleton<Agents.IAgentOutputRelay>(sp => sp.GetRequiredService<RedisAgentRelay>());
-            services.AddSingleton<Agents.IAgentOutputStore>(sp => sp.GetRequiredService<RedisAgentRelay>());
-            services.AddHostedService(sp => sp.GetRequiredService<RedisAgentRelay>());
-            services.AddSingleton<RedisAgentControl>();
-            services.AddSingleton<Agents.IAgentControlRoute>(sp => sp.GetRequiredService<RedisAgentControl>());
-            // Before the route listens: what other nodes send is carried out by the Agents feature (one node never gets any).
-            services.AddHostedService<Agents.AgentControlServer>();
-            services.AddHostedService(sp => sp.GetRequiredService<RedisAgentControl>());
             // Terminals listed on every node, attached through the node the client reached.
             services.AddSingleton<NodeUrl>();
             services.AddSingleton<RedisTerminalPeers>();
@@ -52,9 +42,6 @@ public static class ClusterFeature
             services.AddSingleton<RedisClusterSignals>();
             services.AddSingleton<IClusterSignals>(sp => sp.GetRequiredService<RedisClusterSignals>());
             services.AddHostedService(sp => sp.GetRequiredService<RedisClusterSignals>());
-            // Rate limits counted across the nodes.
-            services.AddSingleton<Http.LocalRateLimits>();
-            services.AddSingleton<Http.IRateLimits, RedisRateLimits>();
         }
         return services;
     }

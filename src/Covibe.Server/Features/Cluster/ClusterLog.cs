@@ -11,9 +11,6 @@ internal static partial class ClusterLog
     [LoggerMessage(9003, LogLevel.Information, "Redis is back; events flow between the nodes again")]
     public static partial void RedisBack(ILogger logger);
 
-    [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
-    public static partial void CallFailed(ILogger logger, string node, Exception exception);
-
     [LoggerMessage(Level = LogLevel.Warning, Message = "A message on the cluster's {Suffix} channel could not be read: {Reason}")]
     public static partial void BadMessage(ILogger logger, string suffix, string reason);
 }

@@ -1,6 +1,8 @@
 using System.Text;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Hub;
+using Covibe.Server.Features.Agents;
+using Covibe.Server.Http;
 using Microsoft.Extensions.Configuration;
 
 namespace Covibe.Server.Tests;

@@ -1,8 +1,8 @@
-using Covibe.Server.Features.Agents;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
+using Covibe.Server.Features.Cluster;
 
-namespace Covibe.Server.Features.Cluster;
+namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// Agent output between nodes: the node that follows an agent sends each new chunk, with its position in the log, on

@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using StackExchange.Redis;
+using Covibe.Server.Features.Cluster;
 
-namespace Covibe.Server.Features.Cluster;
+namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// An owner's control command for an agent another node follows: sent on that node's own channel
@@ -86,7 +86,7 @@ public sealed class RedisAgentControl(RedisBus bus, ILogger<RedisAgentControl> l
         }
         catch (Exception e)
         {
-            ClusterLog.CallFailed(logger, call.From, e);
+            AgentsLog.CallFailed(logger, call.From, e);
             result = AgentResult.Fail(AgentFailure.Unreachable, "The node that follows this agent could not carry the command out; try again.");
         }
         var detail = result.Failure == AgentFailure.None ? "" : result.Detail ?? string.Join(" ", result.Errors?.SelectMany(e => e.Value) ?? []);

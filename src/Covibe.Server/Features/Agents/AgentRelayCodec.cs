@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
+using Covibe.Server.Features.Cluster;
 
-namespace Covibe.Server.Features.Cluster;
+namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// An agent's output as the node that follows it tells the others: <see cref="Data"/> starts at <see cref="Position"/> in

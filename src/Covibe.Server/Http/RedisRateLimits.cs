@@ -1,9 +1,9 @@
 using System.Globalization;
-using Covibe.Server.Http;
+using Covibe.Server.Features.Cluster;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-namespace Covibe.Server.Features.Cluster;
+namespace Covibe.Server.Http;
 
 /// <summary>
 /// Rate limits counted in Redis, so they hold across nodes: one counter per (bucket, key, window), <c>INCR</c>ed by
@@ -32,5 +32,16 @@ public sealed class RedisRateLimits(RedisBus bus, LocalRateLimits alone, IOption
         {
             return await alone.TryAcquireAsync(bucket, key, limit, window);
         }
+    }
+}
+
+public static class RateLimitsAcrossNodes
+{
+    /// <summary>With <c>REDIS_URL</c>: limits counted in Redis across the nodes (each node alone while Redis is away).</summary>
+    public static IServiceCollection AddRateLimitsAcrossNodes(this IServiceCollection services)
+    {
+        services.AddSingleton<LocalRateLimits>();
+        services.AddSingleton<IRateLimits, RedisRateLimits>();
+        return services;
     }
 }
