@@ -78,6 +78,7 @@ public static class CovibeServer
             services.AddAuthAcrossNodes();
             services.AddAgentsAcrossNodes();
             services.AddRateLimitsAcrossNodes();
+            services.AddTerminalsAcrossNodes();
         }
         configure?.Invoke(builder);
 

@@ -35,9 +35,7 @@ public static class KnownDebt
         "Chat -> Http",
         "Chat -> Hub",
         "Chat -> Teams",
-        "Cluster -> Auth",
         "Cluster -> Hosting",
-        "Cluster -> Runners",
         "Health -> Cluster",
         "Health -> Hub",
         "Hosting -> Auth",
@@ -117,11 +115,6 @@ public static class KnownDebt
 
     public static readonly string[] TerminalsLibrary =
     [
-        "Cluster -> Covibe.Terminals.ITerminalPeers",
-        "Cluster -> Covibe.Terminals.PeerTerminal",
-        "Cluster -> Covibe.Terminals.TerminalManager",
-        "Cluster -> Covibe.Terminals.TerminalSession",
-        "Cluster -> Covibe.Terminals.TerminalUser",
         "Machines -> Covibe.Terminals.ITerminalLauncher",
         "Machines -> Covibe.Terminals.TerminalException",
         "Machines -> Covibe.Terminals.TerminalLaunch",

@@ -34,11 +34,7 @@ public static class ClusterFeature
             services.AddSingleton<RedisBus>();
             services.AddHostedService(sp => sp.GetRequiredService<RedisBus>());
             services.AddSingleton<IClusterLink>(sp => sp.GetRequiredService<RedisBus>());
-            // Terminals listed on every node, attached through the node the client reached.
             services.AddSingleton<NodeUrl>();
-            services.AddSingleton<RedisTerminalPeers>();
-            services.AddSingleton<Covibe.Terminals.ITerminalPeers>(sp => sp.GetRequiredService<RedisTerminalPeers>());
-            services.AddHostedService(sp => sp.GetRequiredService<RedisTerminalPeers>());
             services.AddSingleton<RedisClusterSignals>();
             services.AddSingleton<IClusterSignals>(sp => sp.GetRequiredService<RedisClusterSignals>());
             services.AddHostedService(sp => sp.GetRequiredService<RedisClusterSignals>());

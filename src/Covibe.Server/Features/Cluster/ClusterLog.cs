@@ -11,6 +11,4 @@ internal static partial class ClusterLog
     [LoggerMessage(9003, LogLevel.Information, "Redis is back; events flow between the nodes again")]
     public static partial void RedisBack(ILogger logger);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "A message on the cluster's {Suffix} channel could not be read: {Reason}")]
-    public static partial void BadMessage(ILogger logger, string suffix, string reason);
 }

@@ -31,6 +31,15 @@ public static class TerminalsFeature
         return services;
     }
 
+    /// <summary>With <c>REDIS_URL</c>: terminals listed on every node, attached through the node the client reached.</summary>
+    public static IServiceCollection AddTerminalsAcrossNodes(this IServiceCollection services)
+    {
+        services.AddSingleton<RedisTerminalPeers>();
+        services.AddSingleton<ITerminalPeers>(sp => sp.GetRequiredService<RedisTerminalPeers>());
+        services.AddHostedService(sp => sp.GetRequiredService<RedisTerminalPeers>());
+        return services;
+    }
+
     public static IEndpointRouteBuilder MapServerTerminals(this IEndpointRouteBuilder app)
     {
         var hub = app.ServiceProvider.GetRequiredService<IOptions<HubOptions>>();

@@ -4,11 +4,12 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Covibe.Protocol;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Cluster;
 using Covibe.Terminals;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 
-namespace Covibe.Server.Features.Cluster;
+namespace Covibe.Server.Features.Terminals;
 
 /// <summary>What one node says about its terminals: where it is reached, and each session with its owner's team.</summary>
 internal sealed record NodeTerminals(string Node, string Url, NodeTerminal[] Sessions);
@@ -133,7 +134,7 @@ public sealed class RedisTerminalPeers(
         }
         catch (JsonException e)
         {
-            ClusterLog.BadMessage(logger, Suffix, e.Message);
+            TerminalsLog.BadMessage(logger, e.Message);
             return;
         }
         if (table is null || table.Node == bus.Node)
