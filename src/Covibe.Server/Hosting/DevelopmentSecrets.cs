@@ -1,3 +1,4 @@
+using Covibe.Server.Hosting;
 namespace Covibe.Server.Hosting;
 
 /// <summary>
@@ -19,7 +20,7 @@ internal static class DevelopmentSecrets
                 UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
             });
             using var writer = new StreamWriter(stream);
-            writer.Write(Features.Auth.Tokens.NewToken(48));
+            writer.Write(Tokens.NewToken(48));
         }
         return File.ReadAllText(path).Trim();
     }

@@ -10,6 +10,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 using Covibe.Server.Features.Git;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Agents;
 

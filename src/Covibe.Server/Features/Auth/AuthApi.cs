@@ -4,6 +4,7 @@ using Covibe.Server.Features.Teams;
 using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Auth;
 

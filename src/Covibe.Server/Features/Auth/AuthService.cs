@@ -3,6 +3,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Teams;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Auth;
 

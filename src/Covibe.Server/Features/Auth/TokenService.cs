@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Microsoft.IdentityModel.JsonWebTokens;
 using Microsoft.IdentityModel.Tokens;
 using Covibe.Web;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Auth;
 

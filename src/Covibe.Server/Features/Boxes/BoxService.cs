@@ -10,6 +10,7 @@ using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Web;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Boxes;
 

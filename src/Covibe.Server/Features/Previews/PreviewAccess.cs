@@ -4,6 +4,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Previews;
 

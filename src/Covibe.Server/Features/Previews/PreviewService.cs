@@ -7,6 +7,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Previews;
 

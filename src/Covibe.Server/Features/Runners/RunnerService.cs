@@ -6,6 +6,7 @@ using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Runners;
 

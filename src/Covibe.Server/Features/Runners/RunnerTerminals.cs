@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Covibe.Execution;
 using Covibe.Protocol;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Runners;
 
@@ -16,7 +17,7 @@ public sealed class RunnerTerminals
     /// <summary>Opens a shell on the runner's machine, starting in <paramref name="cwd"/> (relative to its user's home).</summary>
     public async Task<IPty> OpenAsync(RunnerSession session, string cwd, int columns, int rows, CancellationToken cancellationToken)
     {
-        var id = Auth.Tokens.NewId();
+        var id = Hosting.Tokens.NewId();
         var pty = new RunnerPty(session, id, () => _open.TryRemove((session.VmId, id), out _));
         _open[(session.VmId, id)] = pty;
         var reply = await session.RequestAsync(new RunnerMessage(RunnerProtocol.TerminalOpen, TerminalId: id, Cwd: cwd, Cols: columns, Rows: rows), cancellationToken);

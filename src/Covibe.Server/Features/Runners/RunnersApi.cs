@@ -7,6 +7,7 @@ using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Features.Auth;
 
 namespace Covibe.Server.Features.Runners;
 

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Teams;
 

@@ -10,6 +10,7 @@ using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Vms;
 
@@ -111,7 +112,7 @@ public static partial class VmsApi
         {
             return refusal;
         }
-        var id = Auth.Tokens.NewId();
+        var id = Hosting.Tokens.NewId();
         var knownHosts = string.Join('\n', keys!.Select(k => k.KnownHostsLine));
         // A wrong key or password is the owner's to fix now, not a status that turns offline a minute later.
         if (await SshVmChecks.LoginProblemAsync(connector, ssh, new SshTarget(id, host, port, username, knownHosts), method!, credential!, cancellationToken) is { } loginRefusal)

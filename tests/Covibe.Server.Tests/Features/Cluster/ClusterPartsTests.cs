@@ -181,11 +181,11 @@ public sealed class ClusterPartsTests
     public void TheNodesAddress_IsANameTheNodeAnswersTo()
     {
         IConfiguration Config(Dictionary<string, string?> values) => new ConfigurationBuilder().AddInMemoryCollection(values).Build();
-        var allowed = Covibe.Server.Hosting.AllowedHosts.From(Config(new() { ["Covibe:AllowedHosts"] = "covibe.example.com", ["Covibe:Cluster:NodeUrl"] = "http://10.0.0.11:5180" }))!;
+        var allowed = Covibe.Server.Http.AllowedHosts.From(Config(new() { ["Covibe:AllowedHosts"] = "covibe.example.com", ["Covibe:Cluster:NodeUrl"] = "http://10.0.0.11:5180" }))!;
         allowed.ShouldContain("covibe.example.com");
         allowed.ShouldContain("10.0.0.11");
         allowed.ShouldNotContain("10.0.0.12");
-        Covibe.Server.Hosting.AllowedHosts.From(Config(new() { ["urls"] = "http://127.0.0.1:5180", ["Covibe:Cluster:NodeUrl"] = "http://node-a.internal:5180" }))!
+        Covibe.Server.Http.AllowedHosts.From(Config(new() { ["urls"] = "http://127.0.0.1:5180", ["Covibe:Cluster:NodeUrl"] = "http://node-a.internal:5180" }))!
             .ShouldContain("node-a.internal");
     }
 }

@@ -1,6 +1,6 @@
 using Covibe.Server.Http;
 
-namespace Covibe.Server.Hosting;
+namespace Covibe.Server.Http;
 
 /// <summary>
 /// <c>Covibe:AllowedHosts</c> (<c>ALLOWED_HOSTS</c>, comma-separated): the names this server answers to.

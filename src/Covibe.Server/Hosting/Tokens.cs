@@ -1,10 +1,10 @@
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Covibe.Server.Features.Auth;
+namespace Covibe.Server.Hosting;
 
 /// <summary>Random tokens and their stored form. Only hashes of bearer secrets reach the database.</summary>
-internal static class Tokens
+public static class Tokens
 {
     public static string NewToken(int bytes = 32) => Base64Url(RandomNumberGenerator.GetBytes(bytes));
 

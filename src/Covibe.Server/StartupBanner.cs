@@ -1,10 +1,12 @@
 using Covibe.Server.Data;
+using Covibe.Server.Hosting;
+using Covibe.Server.Http;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Covibe.Server.Hosting;
+namespace Covibe.Server;
 
 /// <summary>What <c>covibe serve</c> prints once listening: where it is, and how to get in.</summary>
 public static class StartupBanner

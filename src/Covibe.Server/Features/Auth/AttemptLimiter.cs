@@ -1,8 +1,8 @@
 using System.Globalization;
-using Covibe.Server.Features.Auth;
+using Covibe.Server.Http;
 using Microsoft.Extensions.Options;
 
-namespace Covibe.Server.Http;
+namespace Covibe.Server.Features.Auth;
 
 /// <summary>
 /// Limits login, join and refresh attempts per client address, shared by the REST routes and
