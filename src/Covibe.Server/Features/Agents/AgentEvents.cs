@@ -1,7 +1,7 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Hub;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Agents;
 

@@ -4,10 +4,10 @@ using System.Security.Cryptography;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Boxes;
 

@@ -5,12 +5,12 @@ using System.Text;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
-using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Web;
 using Covibe.Server.Hosting;
+using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Boxes;
 

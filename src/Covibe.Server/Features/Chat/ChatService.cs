@@ -1,8 +1,8 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
-using Covibe.Server.Features.Hub;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Chat;
 

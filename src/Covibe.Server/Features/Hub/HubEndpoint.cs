@@ -3,6 +3,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Http;
 using Microsoft.Extensions.Options;
+using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Hub;
 

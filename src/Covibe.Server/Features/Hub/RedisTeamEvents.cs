@@ -1,5 +1,6 @@
 using Covibe.Server.Features.Cluster;
 using StackExchange.Redis;
+using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Hub;
 

@@ -1,0 +1,17 @@
+using Covibe.Protocol;
+
+namespace Covibe.Server.Features.Events;
+
+/// <summary>
+/// The one way features tell a team something live (chat, agent status, previews, boxes): they publish here, and the hub
+/// delivers it to the team's connections (its two halves, one node and several, live in Features/Hub). A seam below
+/// every feature, so that publishing needs no hub.
+/// </summary>
+public interface ITeamEvents
+{
+    /// <summary>To every member of the team.</summary>
+    void Publish<T>(string teamId, T message) where T : HubMessage;
+
+    /// <summary>One variant for <paramref name="ownerId"/> (<c>build(true)</c>) and one for everyone else (<c>build(false)</c>).</summary>
+    void Publish<T>(string teamId, string ownerId, Func<bool, T> build) where T : HubMessage;
+}
