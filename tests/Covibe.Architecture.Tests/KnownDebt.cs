@@ -46,7 +46,6 @@ public static class KnownDebt
     public static readonly string[] Internals =
     [
         "Agents -> Hub.HubConnection",
-        "Runners -> Vms.VmsApi",
     ];
 
     public static readonly string[] ServiceLookups =

@@ -75,7 +75,7 @@ public sealed class RunnerService(
         db.Vms.Add(vm);
         await db.SaveChangesAsync(cancellationToken);
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"{vm.ConnectionType}; registration token valid until {registration.ExpiresAt:u}, once", cancellationToken);
-        return TypedResults.Created($"/api/vm/list", VmsApi.ToDto(vm, caller.Name, isOwner: true) with
+        return TypedResults.Created($"/api/vm/list", vm.ToDto(caller.Name, isOwner: true) with
         {
             RegistrationToken = registration.RegistrationToken,
             RegistrationExpiresAt = registration.ExpiresAt,
@@ -238,7 +238,7 @@ public sealed class RunnerService(
         hub.Disconnect(vm.Id, RunnerProtocol.ClosedRevoked, "This runner was revoked by its VM's owner.");
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "runner.revoke", "the runner's credential stopped working", cancellationToken);
         await vmEvents.UpdatedAsync(vm.Id, cancellationToken);
-        return TypedResults.Ok(VmsApi.ToDto(vm, caller.Name, isOwner: true));
+        return TypedResults.Ok(vm.ToDto(caller.Name, isOwner: true));
     }
 
     /// <summary>Asks the connected runner to rotate its credential now (it calls <c>POST /api/runner/rotate</c>, saves the new one, confirms).</summary>

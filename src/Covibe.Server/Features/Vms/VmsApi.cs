@@ -78,11 +78,11 @@ public static partial class VmsApi
         }
         if (vm.IsRunner)
         {
-            return TypedResults.Ok(ToDto(vm, caller.Name, isOwner: true)); // its runner reports by itself
+            return TypedResults.Ok(vm.ToDto(caller.Name, isOwner: true)); // its runner reports by itself
         }
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "ssh.check", null, cancellationToken);
         var checkedVm = await health.CheckAsync(id, cancellationToken);
-        return TypedResults.Ok(ToDto(checkedVm!, caller.Name, isOwner: true));
+        return TypedResults.Ok(checkedVm!.ToDto(caller.Name, isOwner: true));
     }
 
     public static async Task<Results<Created<VmDto>, ProblemHttpResult>> Register(
@@ -143,7 +143,7 @@ public static partial class VmsApi
         db.Vms.Add(vm);
         await db.SaveChangesAsync(cancellationToken);
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"ssh {vm.Username}@{vm.Host}:{vm.Port}, {vm.AuthMethod}, host key {vm.HostKeyFingerprint}; login checked", cancellationToken);
-        return TypedResults.Created($"/api/vm/list", ToDto(vm, caller.Name, isOwner: true));
+        return TypedResults.Created($"/api/vm/list", vm.ToDto(caller.Name, isOwner: true));
     }
 
     public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> Update(
@@ -214,7 +214,7 @@ public static partial class VmsApi
             request.Username is not null ? "user" : null, credential is not null ? $"credential ({method})" : null, request.HostKeyFingerprint is not null ? $"host key {vm.HostKeyFingerprint}" : null,
         }.OfType<string>());
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.update", changed.Length > 0 ? changed : "nothing", cancellationToken);
-        return TypedResults.Ok(ToDto(vm, caller.Name, isOwner: true));
+        return TypedResults.Ok(vm.ToDto(caller.Name, isOwner: true));
     }
 
     public static async Task<Ok<VmDto[]>> List(Caller caller, CovibeDb db, CancellationToken cancellationToken)
@@ -229,7 +229,7 @@ public static partial class VmsApi
             .GroupBy(a => a.Target!)
             .Select(g => new { g.Key, Count = g.Count() })
             .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
-        return TypedResults.Ok(rows.Select(r => ToDto(r.vm, r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());
+        return TypedResults.Ok(rows.Select(r => r.vm.ToDto(r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, Runners.RunnerHub hub, VmAuditLog audit, CancellationToken cancellationToken)
@@ -255,14 +255,6 @@ public static partial class VmsApi
             : vm.UserId != caller.UserId ? (null, Problems.Forbidden($"Only the VM's owner can {action}."))
             : (vm, null);
     }
-
-    internal static VmDto ToDto(Vm vm, string ownerName, bool isOwner) => isOwner
-        ? vm.IsRunner
-            ? new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, true, Username: vm.Username.Length > 0 ? vm.Username : null,
-                AuthMethod: vm.AuthMethod, LastError: vm.LastError, LastPoll: vm.LastSeen, RunnerHostname: vm.RunnerHostname)
-            : new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, true,
-                vm.Host, vm.Port, vm.Username, vm.AuthMethod, vm.HostKeyFingerprint, vm.LastError)
-        : new VmDto(vm.Id, vm.UserId, ownerName, vm.Name, vm.ConnectionType, vm.Status, vm.LastSeen, false, LastPoll: vm.IsRunner ? vm.LastSeen : null);
 
     private static string Seal(SecretBox secrets, Vm vm, byte[] credential)
     {
