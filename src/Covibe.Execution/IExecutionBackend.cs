@@ -45,6 +45,12 @@ public interface IExecutionBackend
 }
 
 /// <summary>
+/// A backend under the name stored with each agent, made when first used (the sandbox's needs bubblewrap, which a server
+/// that opted out of it may lack; the container backend an engine client). The server registers one per backend.
+/// </summary>
+public sealed record NamedBackend(string Name, Lazy<IExecutionBackend> Backend);
+
+/// <summary>
 /// What to run. <see cref="Argv"/> is never passed through a shell. <see cref="WorkingDirectory"/> is
 /// relative to the team's workspace: <see cref="Workspace"/> on this machine (local, sandbox and
 /// container backends), <c>~/project</c> on a VM (or <see cref="RemoteDirectory"/>, relative to the VM user's home: a box's

@@ -51,8 +51,6 @@ public static class KnownDebt
     public static readonly string[] ServiceLookups =
     [
         "Auth.AttemptLimiter",
-        "Machines.ExecutionBackends",
-        "Machines.MachinesFeature",
         "Previews.PreviewProxy",
     ];
 

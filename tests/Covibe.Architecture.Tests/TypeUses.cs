@@ -64,7 +64,7 @@ public static class Assemblies
             {
                 foreach (var used in Expand(field.FieldType))
                 {
-                    yield return new TypeUse(owner, field.Name, used);
+                    yield return new TypeUse(owner, writer + field.Name, used);
                 }
             }
             foreach (var property in type.Properties)

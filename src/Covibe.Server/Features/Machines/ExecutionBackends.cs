@@ -2,9 +2,11 @@ using Covibe.Execution;
 
 namespace Covibe.Server.Features.Machines;
 
-/// <summary>The execution backends, registered as keyed services under their names.</summary>
-public sealed class ExecutionBackends(IServiceProvider services)
+/// <summary>The execution backends by name (taken in the constructor: one <see cref="NamedBackend"/> registered per backend).</summary>
+public sealed class ExecutionBackends(IEnumerable<NamedBackend> backends)
 {
+    private readonly Dictionary<string, Lazy<IExecutionBackend>> _byName = backends.ToDictionary(b => b.Name, b => b.Backend, StringComparer.Ordinal);
+
     public IExecutionBackend Get(string name) =>
-        services.GetKeyedService<IExecutionBackend>(name) ?? throw new InvalidOperationException($"No execution backend '{name}' is configured.");
+        _byName.TryGetValue(name, out var backend) ? backend.Value : throw new InvalidOperationException($"No execution backend '{name}' is configured.");
 }

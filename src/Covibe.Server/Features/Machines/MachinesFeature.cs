@@ -8,7 +8,7 @@ using Microsoft.Extensions.Options;
 namespace Covibe.Server.Features.Machines;
 
 /// <summary>
-/// Where members' code runs. The backends are keyed services by name (<c>sandbox</c> and
+/// Where members' code runs. The backends are registered by name (<see cref="ExecutionBackends"/>) (<c>sandbox</c> and
 /// <c>local</c> on this machine, <c>ssh</c> on members' VMs, <c>container</c> through the Docker
 /// Engine API, <c>box</c> inside a member's box); <see cref="MachineResolver"/>
 /// picks one for each agent and <see cref="MachineTerminals"/> for each terminal.
@@ -26,24 +26,27 @@ public static class MachinesFeature
         services.AddSingleton<SandboxOnce>();
         services.AddSingleton(sp => new Sandboxes(sp.GetRequiredService<SandboxOnce>(), sp.GetRequiredService<IOptions<IsolationOptions>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SandboxOnce>().Get(sp.GetRequiredService<IOptions<IsolationOptions>>().Value));
-        services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.BackendName, (sp, _) => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
-        services.AddKeyedSingleton<IExecutionBackend>(LocalBackend.SandboxedName, (sp, _) =>
+        AddBackend(services, LocalBackend.BackendName, sp => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
+        AddBackend(services, LocalBackend.SandboxedName, sp =>
             new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>()));
-        services.AddKeyedSingleton<IExecutionBackend>(SshBackend.BackendName, (sp, _) => new SshBackend(
+        AddBackend(services, SshBackend.BackendName, sp => new SshBackend(
             sp.GetRequiredService<SshClient>(), sp.GetRequiredService<VmConnector>().ConnectAsync, sp.GetRequiredService<Workspaces>().RuntimeRoot));
         services.AddOptions<ContainersOptions>().BindConfiguration(ContainersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<ContainerJournal>();
         services.AddSingleton<ContainerEngine>();
         services.AddSingleton<ContainerReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<ContainerReconciler>());
-        services.AddKeyedSingleton<IExecutionBackend>(ContainerBackend.BackendName, (sp, _) => sp.GetRequiredService<ContainerEngine>().Backend);
-        services.AddKeyedSingleton<IExecutionBackend>(BoxExecBackend.BackendName, (sp, _) => new BoxExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
+        AddBackend(services, ContainerBackend.BackendName, sp => sp.GetRequiredService<ContainerEngine>().Backend);
+        AddBackend(services, BoxExecBackend.BackendName, sp => new BoxExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
         // Before AddTerminals, whose default launcher only knows this machine.
         services.AddSingleton<ITerminalLauncher, MachineTerminals>();
         return services;
     }
+
+    private static void AddBackend(IServiceCollection services, string name, Func<IServiceProvider, IExecutionBackend> create) =>
+        services.AddSingleton(sp => new NamedBackend(name, new Lazy<IExecutionBackend>(() => create(sp))));
 
     /// <summary>
     /// The sandbox sees the system's programs, this build of covibe (the mock agent runs from it),

@@ -25,7 +25,8 @@ public static class RunnersApi
         services.AddSingleton<RunnerTerminals>();
         services.AddSingleton<RunnerHub>();
         services.AddSingleton<RunnerService>();
-        services.AddKeyedSingleton<Execution.IExecutionBackend, RunnerBackend>(RunnerBackend.BackendName);
+        services.AddSingleton<RunnerBackend>();
+        services.AddSingleton(sp => new Execution.NamedBackend(RunnerBackend.BackendName, new Lazy<Execution.IExecutionBackend>(sp.GetRequiredService<RunnerBackend>)));
         return services;
     }
 
