@@ -257,7 +257,9 @@ public sealed partial class AgentService(
         ControlAsync(caller, new AgentCommand(agentId, "kill"), cancellationToken);
 
     /// <summary>Stops every agent still running in a box that is being released (recorded as killed, as by their owners).</summary>
-    public async Task StopAsync(string boxId, CancellationToken cancellationToken)
+    Task Boxes.IBoxOccupants.StopAsync(string boxId, CancellationToken cancellationToken) => StopBoxAgentsAsync(boxId, cancellationToken);
+
+    public async Task StopBoxAgentsAsync(string boxId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var running = await db.Agents.Where(a => a.BoxId == boxId && !AgentStatuses.Final.Contains(a.Status)).ToListAsync(cancellationToken);
