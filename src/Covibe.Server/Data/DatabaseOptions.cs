@@ -1,4 +1,3 @@
-using System.ComponentModel.DataAnnotations;
 using Npgsql;
 
 namespace Covibe.Server.Data;
@@ -13,10 +12,14 @@ public sealed class DatabaseOptions
     public const string Section = "Covibe:Database";
 
     /// <summary><c>sqlite</c> or <c>postgres</c>; inferred from the connection string when empty.</summary>
-    [RegularExpression("^(|sqlite|postgres)$", ErrorMessage = "Covibe:Database:Provider must be 'sqlite' or 'postgres'.")]
     public string? Provider { get; set; }
 
     public string? ConnectionString { get; set; }
+
+    /// <summary>Start-up refuses any other provider, naming the setting.</summary>
+    internal const string ProviderProblem = "Covibe:Database:Provider must be 'sqlite' or 'postgres'.";
+
+    internal bool HasKnownProvider => Provider is null or "" or "sqlite" or "postgres";
 
     internal bool IsPostgres => Provider == "postgres"
         || (string.IsNullOrEmpty(Provider) && ConnectionString is { } cs && LooksLikePostgres(cs));

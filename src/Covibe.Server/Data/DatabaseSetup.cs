@@ -10,7 +10,8 @@ public static class DatabaseSetup
 {
     public static IServiceCollection AddCovibeDatabase(this IServiceCollection services)
     {
-        services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<DatabaseOptions>().BindConfiguration(DatabaseOptions.Section)
+            .Validate(o => o.HasKnownProvider, DatabaseOptions.ProviderProblem).ValidateOnStart();
         services.AddDbContextFactory<CovibeDb>((sp, options) =>
         {
             var db = sp.GetRequiredService<IOptions<DatabaseOptions>>().Value;

@@ -4,6 +4,7 @@ using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Hosting;
 using Covibe.Server.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.EntityFrameworkCore.Migrations;
@@ -29,7 +30,7 @@ public sealed class StartupTests
         }
         await using (var app = CovibeServer.Build([.. args], b => b.Logging.ClearProviders()))
         {
-            var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+            var error = await RefusedAsync(app);
             error.Message.ShouldContain("JWT_SECRET");
             error.Message.ShouldContain("--dev");
         }
@@ -46,7 +47,7 @@ public sealed class StartupTests
             await using var app = CovibeServer.Build(
                 ["--urls=http://127.0.0.1:0", "--environment=Production", $"--Covibe:DataDirectory={data}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}"],
                 b => b.Logging.ClearProviders());
-            var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+            var error = await RefusedAsync(app);
             error.Message.ShouldContain("ENCRYPTION_KEY");
         }
         finally
@@ -65,7 +66,7 @@ public sealed class StartupTests
             await using var app = CovibeServer.Build(
                 ["--urls=http://127.0.0.1:0", $"--Covibe:DataDirectory={data}", $"--Covibe:Auth:JwtSecret={TestServer.JwtSecret}", $"--Covibe:Secrets:EncryptionKey={TestServer.EncryptionKey}", "--Covibe:Database:Provider=oracle"],
                 b => b.Logging.ClearProviders());
-            var error = await Should.ThrowAsync<OptionsValidationException>(() => CovibeServer.StartAsync(app, CancellationToken.None));
+            var error = await RefusedAsync(app);
             error.Message.ShouldContain("Covibe:Database:Provider");
         }
         finally
@@ -154,6 +155,24 @@ public sealed class StartupTests
                 Thread.Sleep(100);
             }
         }
+    }
+
+    /// <summary>Start-up's refusal; any other failure fails the test with its whole stack, so a surprise is readable in CI's log.</summary>
+    private static async Task<OptionsValidationException> RefusedAsync(WebApplication app)
+    {
+        try
+        {
+            await CovibeServer.StartAsync(app, CancellationToken.None);
+        }
+        catch (OptionsValidationException refused)
+        {
+            return refused;
+        }
+        catch (Exception other)
+        {
+            throw new Xunit.Sdk.XunitException($"Start-up should refuse the settings, but failed otherwise: {other}");
+        }
+        throw new Xunit.Sdk.XunitException("Start-up should refuse the settings, but started.");
     }
 }
 
