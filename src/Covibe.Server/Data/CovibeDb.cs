@@ -6,7 +6,6 @@ using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Previews;
-using Covibe.Server.Features.Teams;
 using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;

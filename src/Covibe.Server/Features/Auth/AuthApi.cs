@@ -1,6 +1,5 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Teams;
 using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;

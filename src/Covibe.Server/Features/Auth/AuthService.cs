@@ -1,6 +1,5 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Teams;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Hosting;

@@ -1,4 +1,4 @@
-using Covibe.Server.Features.Teams;
+using Covibe.Server.Data;
 
 namespace Covibe.Server.Features.Auth;
 

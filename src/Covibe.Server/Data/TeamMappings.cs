@@ -1,6 +1,6 @@
 using Covibe.Protocol;
 
-namespace Covibe.Server.Features.Teams;
+namespace Covibe.Server.Data;
 
 internal static class TeamMappings
 {

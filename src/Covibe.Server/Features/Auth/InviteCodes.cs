@@ -1,8 +1,7 @@
 using System.Security.Cryptography;
-using Covibe.Server.Features.Auth;
 using Covibe.Server.Hosting;
 
-namespace Covibe.Server.Features.Teams;
+namespace Covibe.Server.Features.Auth;
 
 /// <summary>
 /// Invite codes: 80 random bits in Crockford base32, grouped for reading aloud

@@ -1,4 +1,4 @@
-namespace Covibe.Server.Features.Teams;
+namespace Covibe.Server.Data;
 
 public sealed class Team
 {
