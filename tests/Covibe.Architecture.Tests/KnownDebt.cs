@@ -9,12 +9,10 @@ public static class KnownDebt
     public static readonly string[] Cycles =
     [
         "Agents -> Boxes",
-        "Agents -> Hub",
         "Agents -> Machines",
         "Agents -> Vms",
         "Boxes -> Machines",
         "Boxes -> Vms",
-        "Hub -> Agents",
         "Machines -> Agents",
         "Machines -> Boxes",
         "Machines -> Runners",
@@ -27,7 +25,6 @@ public static class KnownDebt
 
     public static readonly string[] Internals =
     [
-        "Agents -> Hub.HubConnection",
     ];
 
     public static readonly string[] ServiceLookups =

@@ -1,7 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text;
-using System.Text.Json;
-using System.Text.Unicode;
 using Covibe.Protocol;
 
 namespace Covibe.Server.Features.Agents;
@@ -10,8 +7,8 @@ namespace Covibe.Server.Features.Agents;
 /// A running agent's output as the server has seen it: its length (the position clients resume
 /// from) and the most recent bytes in a bounded ring of chunks. Watchers that are caught up are
 /// <em>live</em>: each new chunk is offered to all of them at once, by the one reader of the
-/// agent's log, with no task or wake-up per watcher. Each chunk serializes its hub frame once per
-/// audience (owner, teammate), however many watchers there are. A watcher that cannot take a chunk
+/// agent's log, with no task or wake-up per watcher. Each chunk keeps what watchers render of it
+/// (the hub's frame per audience), so that is made once however many watchers there are. A watcher that cannot take a chunk
 /// (its connection is behind) leaves the live set and catches up from the ring or the log.
 /// </summary>
 public sealed class AgentFeed(string agentId, string teamId, string ownerId, string backend, Covibe.Execution.AgentProcess? process, int ringBytes, long start = 0)
@@ -192,39 +189,30 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
         }
     }
 
-    /// <summary>Builds the hub frame for bytes of an agent's output starting at <paramref name="position"/>.</summary>
-    public static byte[] Frame(string agentId, string ownerId, long position, ReadOnlySpan<byte> data, bool canControl)
-    {
-        var valid = Utf8.IsValid(data);
-        var message = new AgentOutputMessage(agentId, ownerId,
-            valid ? Encoding.UTF8.GetString(data) : Convert.ToBase64String(data),
-            canControl, position, position + data.Length, valid ? null : "base64");
-        return Hub.HubJson.Serialize(message);
-    }
-
     public sealed class Chunk(AgentFeed stream, long start, byte[] data)
     {
-        private byte[]? _ownerFrame;
-        private byte[]? _viewerFrame;
-        private byte[]? _ownerCompressed;
-        private byte[]? _viewerCompressed;
+        /// <summary>How many renderings a chunk keeps (the hub's: owner or teammate, plain or compressed).</summary>
+        public const int RenderingSlots = 4;
 
+        private object?[]? _renderings;
+
+        public string AgentId => stream.AgentId;
+        public string OwnerId => stream.OwnerId;
         public long Start { get; } = start;
         public byte[] Data { get; } = data;
         public long End => Start + Data.Length;
 
-        public byte[] Frame(bool canControl) => canControl
-            ? _ownerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: true)
-            : _viewerFrame ??= AgentFeed.Frame(stream.AgentId, stream.OwnerId, Start, Data, canControl: false);
-
-        /// <summary>The shared frame for <paramref name="connection"/>: compressed if it negotiated compression.</summary>
-        public (byte[] Frame, bool Compressed) FrameFor(Hub.HubConnection connection, bool canControl) =>
-            connection.SharesCompression ? (CompressedFrame(canControl), true) : (Frame(canControl), false);
-
-        /// <summary>The frame deflated for connections that negotiated compression: once per audience, shared by all of them.</summary>
-        public byte[] CompressedFrame(bool canControl) => canControl
-            ? _ownerCompressed ??= Hub.SharedDeflate.Compress(Frame(canControl: true))
-            : _viewerCompressed ??= Hub.SharedDeflate.Compress(Frame(canControl: false));
+        /// <summary>
+        /// What a watcher makes of this chunk (a hub frame for one audience) in <paramref name="slot"/>, made at most
+        /// about once and shared by every watcher of the agent: the one expensive step of a fan-out is done once per
+        /// chunk, not once per watcher.
+        /// </summary>
+        public T Rendering<T>(int slot, Func<Chunk, int, T> render) where T : class
+        {
+            // A race makes a rendering twice at worst; both are the same.
+            var renderings = Volatile.Read(ref _renderings) ?? Interlocked.CompareExchange(ref _renderings, new object?[RenderingSlots], null) ?? _renderings!;
+            return (T)(Volatile.Read(ref renderings[slot]) ?? Interlocked.CompareExchange(ref renderings[slot], render(this, slot), null) ?? renderings[slot]!);
+        }
     }
 }
 

@@ -1,14 +1,13 @@
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Machines;
-using Covibe.Server.Features.Hub;
 using Microsoft.EntityFrameworkCore;
 using Covibe.Web;
 
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>
-/// Delivers one agent's output to one connection from a position to the end: from the in-memory
+/// Delivers one agent's output to one watcher (a hub connection) from a position to the end: from the in-memory
 /// ring when it still holds the bytes, else from the agent's log or the cluster's buffer
 /// (<see cref="AgentOutputReader"/>), and once caught up, live from the feed (which offers each new
 /// chunk to every live watcher at once). Each subscription moves at its own reader's pace, so a
@@ -22,7 +21,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
     private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Sends from <paramref name="from"/> (or from the current end when null: live only) until the agent's output ends.</summary>
-    public async Task RunAsync(HubConnection connection, string agentId, long? from, CancellationToken cancellationToken)
+    public async Task RunAsync(IAgentWatcher watcher, string agentId, long? from, CancellationToken cancellationToken)
     {
         // A followed agent's feed knows all that is needed; only a finished one needs the database.
         var feed = streams.Get(agentId);
@@ -61,19 +60,18 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     backend ??= backends.Get(agent.Backend);
                     finished = final is null ? null : (end, final);
                 }
-                var canControl = connection.Member?.UserId == ownerId;
+                var canControl = watcher.UserId == ownerId;
                 var position = Math.Max(0, next ??= end);
 
                 if (stream?.ChunkAt(position) is { } chunk)
                 {
                     if (position == chunk.Start)
                     {
-                        var (frame, compressed) = chunk.FrameFor(connection, canControl);
-                        await connection.SendStreamAsync(frame, cancellationToken, compressed);
+                        await watcher.SendAsync(chunk, canControl, cancellationToken);
                     }
                     else
                     {
-                        await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, position, chunk.Data.AsSpan((int)(position - chunk.Start)), canControl), cancellationToken);
+                        await watcher.SendAsync(agentId, ownerId!, position, chunk.Data.AsMemory((int)(position - chunk.Start)), canControl, cancellationToken);
                     }
                     next = chunk.End;
                     continue;
@@ -82,7 +80,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 {
                     if (final is not null)
                     {
-                        connection.TrySend(TeamHub.Serialize(new AgentOutputEndMessage(agentId, position, final)));
+                        watcher.Ended(agentId, position, final);
                         return;
                     }
                     if (stream is null)
@@ -90,8 +88,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                         await Task.Delay(Retry, cancellationToken);
                         continue;
                     }
-                    // Caught up: go live until this connection falls behind or the agent ends.
-                    var live = new LiveWatcher(connection, canControl, position);
+                    // Caught up: go live until this watcher falls behind or the agent ends.
+                    var live = new LiveWatcher(watcher, canControl, position);
                     if (stream.TryGoLive(live, position))
                     {
                         try
@@ -125,8 +123,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 {
                     // Nowhere this node can read: say so, and go on from what it can.
                     var resume = n == 0 ? limit : start;
-                    await connection.SendStreamAsync(TeamHub.Serialize(new AgentOutputGapMessage(agentId, position, resume,
-                        "These bytes are in the agent's log on another machine only, and no longer in this server's memory or the cluster's buffer.")), cancellationToken);
+                    await watcher.SendGapAsync(agentId, position, resume,
+                        "These bytes are in the agent's log on another machine only, and no longer in this server's memory or the cluster's buffer.", cancellationToken);
                     next = resume;
                     if (n == 0)
                     {
@@ -135,7 +133,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 }
                 var length = start + n < end ? Utf8Boundary.CompleteLength(buffer.AsSpan(0, n)) : n;
                 length = length == 0 ? n : length;
-                await connection.SendStreamAsync(AgentFeed.Frame(agentId, ownerId!, start, buffer.AsSpan(0, length), canControl), cancellationToken);
+                await watcher.SendAsync(agentId, ownerId!, start, buffer.AsMemory(0, length), canControl, cancellationToken);
                 next = start + length;
             }
         }
@@ -149,11 +147,11 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
     }
 
     /// <summary>
-    /// One subscription while it is live: queues each chunk's frame on the connection without
-    /// waiting; when the connection has no room (or is closing), it stops and the subscription
-    /// catches up from <see cref="Next"/> at the reader's pace.
+    /// One subscription while it is live: queues each chunk on the watcher without waiting; when
+    /// the watcher has no room (or is closing), it stops and the subscription catches up from
+    /// <see cref="Next"/> at the reader's pace.
     /// </summary>
-    private sealed class LiveWatcher(HubConnection connection, bool canControl, long next) : ILiveWatcher
+    private sealed class LiveWatcher(IAgentWatcher watcher, bool canControl, long next) : ILiveWatcher
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -167,8 +165,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
             {
                 return;
             }
-            var (frame, compressed) = chunk.FrameFor(connection, canControl);
-            if (chunk.Start == Next && connection.TryQueueStream(frame, compressed))
+            if (chunk.Start == Next && watcher.TryQueue(chunk, canControl))
             {
                 Next = chunk.End;
                 return;

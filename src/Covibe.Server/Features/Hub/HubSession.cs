@@ -32,6 +32,7 @@ internal sealed class HubSession(
         HubMessageTypes.JoinTeam, HubMessageTypes.ChatMessage, HubMessageTypes.PresenceUpdate,
         HubMessageTypes.AgentSpawn, HubMessageTypes.AgentControl, HubMessageTypes.AgentSubscribe, HubMessageTypes.AgentUnsubscribe);
 
+    private readonly HubAgentWatcher _watcher = new(connection);
     private readonly Dictionary<string, (CancellationTokenSource Stop, Task Pump)> _subscriptions = [];
     private readonly Lock _subscriptionsLock = new();
     private readonly CancellationTokenSource _session = new();
@@ -401,7 +402,7 @@ internal sealed class HubSession(
         await Task.Yield();
         try
         {
-            await pump.RunAsync(connection, agentId, from, cancellationToken);
+            await pump.RunAsync(_watcher, agentId, from, cancellationToken);
         }
         catch (OperationCanceledException)
         {

@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using Covibe.Server.Features.Agents;
+using Covibe.Server.Features.Hub;
 
 namespace Covibe.Server.Tests;
 
@@ -11,7 +12,7 @@ public sealed class HubFrameTests
     public void Frame_OfStreamJsonOutput_EscapesQuotesShortly_AndKeepsTextAsUtf8_AndRoundTrips()
     {
         var output = "{\"type\":\"assistant\",\"text\":\"héllo <b> & 'x' 🎉\"}\n\u0001"u8.ToArray();
-        var frame = AgentFeed.Frame("agent-1", "owner-1", 10, output, canControl: true);
+        var frame = AgentFrames.Frame("agent-1", "owner-1", 10, output, canControl: true);
         var text = Encoding.UTF8.GetString(frame);
         text.ShouldContain("{\\\"type\\\":\\\"assistant\\\"");
         text.ShouldNotContain("\\u0022");
@@ -26,8 +27,42 @@ public sealed class HubFrameTests
     public void Frame_OfBytesThatAreNotUtf8_IsBase64_AndRoundTrips()
     {
         byte[] output = [0xff, 0x00, 0x22, 0xc3];
-        using var parsed = JsonDocument.Parse(AgentFeed.Frame("agent-1", "owner-1", 0, output, canControl: false));
+        using var parsed = JsonDocument.Parse(AgentFrames.Frame("agent-1", "owner-1", 0, output, canControl: false));
         parsed.RootElement.GetProperty("encoding").GetString().ShouldBe("base64");
         Convert.FromBase64String(parsed.RootElement.GetProperty("data").GetString()!).ShouldBe(output);
+    }
+
+    [Fact]
+    public void AChunksFrame_IsMadeOncePerAudienceAndForm_AndSharedByEveryWatcher()
+    {
+        var feed = new AgentFeed("agent-1", "team-1", "owner-1", "local", null, 1024);
+        var chunk = feed.AppendAt(0, "{\"type\":\"assistant\"}\n"u8)!;
+        var owner = AgentFrames.Of(chunk, canControl: true, compressed: false);
+        AgentFrames.Of(chunk, canControl: true, compressed: false).ShouldBeSameAs(owner);
+        var teammate = AgentFrames.Of(chunk, canControl: false, compressed: false);
+        teammate.ShouldNotBeSameAs(owner);
+        using (var parsed = JsonDocument.Parse(teammate))
+        {
+            parsed.RootElement.GetProperty("canControl").GetBoolean().ShouldBeFalse();
+        }
+        var deflated = AgentFrames.Of(chunk, canControl: true, compressed: true);
+        AgentFrames.Of(chunk, canControl: true, compressed: true).ShouldBeSameAs(deflated);
+        Inflate(deflated).ShouldBe(owner);
+    }
+
+    private static byte[] Inflate(byte[] payload)
+    {
+        using var input = new MemoryStream([.. payload, 0x00, 0x00, 0xff, 0xff]);
+        using var inflate = new System.IO.Compression.DeflateStream(input, System.IO.Compression.CompressionMode.Decompress);
+        using var output = new MemoryStream();
+        try
+        {
+            inflate.CopyTo(output);
+        }
+        catch (InvalidDataException)
+        {
+            // A sync-flushed stream has no final block; what came out before the end is the message.
+        }
+        return output.ToArray();
     }
 }

@@ -1,0 +1,25 @@
+using Covibe.Protocol;
+using Covibe.Server.Features.Agents;
+
+namespace Covibe.Server.Features.Hub;
+
+/// <summary>A hub connection as a watcher of agent output: agent output goes on its stream budget, in the hub's frames.</summary>
+internal sealed class HubAgentWatcher(HubConnection connection) : IAgentWatcher
+{
+    public string? UserId => connection.Member?.UserId;
+
+    public bool TryQueue(AgentFeed.Chunk chunk, bool canControl) =>
+        connection.TryQueueStream(AgentFrames.Of(chunk, canControl, connection.SharesCompression), connection.SharesCompression);
+
+    public Task SendAsync(AgentFeed.Chunk chunk, bool canControl, CancellationToken cancellationToken) =>
+        connection.SendStreamAsync(AgentFrames.Of(chunk, canControl, connection.SharesCompression), cancellationToken, connection.SharesCompression);
+
+    public Task SendAsync(string agentId, string ownerId, long position, ReadOnlyMemory<byte> data, bool canControl, CancellationToken cancellationToken) =>
+        connection.SendStreamAsync(AgentFrames.Frame(agentId, ownerId, position, data.Span, canControl), cancellationToken);
+
+    public Task SendGapAsync(string agentId, long from, long goesOnAt, string reason, CancellationToken cancellationToken) =>
+        connection.SendStreamAsync(HubJson.Serialize(new AgentOutputGapMessage(agentId, from, goesOnAt, reason)), cancellationToken);
+
+    public void Ended(string agentId, long position, string status) =>
+        connection.TrySend(HubJson.Serialize(new AgentOutputEndMessage(agentId, position, status)));
+}
