@@ -13,7 +13,6 @@ public static class KnownDebt
         "Agents -> Vms",
         "Boxes -> Machines",
         "Boxes -> Vms",
-        "Machines -> Agents",
         "Machines -> Boxes",
         "Machines -> Runners",
         "Machines -> Vms",

@@ -2,13 +2,10 @@ using System.ComponentModel.DataAnnotations;
 
 namespace Covibe.Server.Features.Agents;
 
-/// <summary><c>Covibe:Agents</c>; seed 000's <c>USE_MOCK_AGENTS</c> and seed 003's <c>WORKSPACE_BASE</c> map here.</summary>
+/// <summary><c>Covibe:Agents</c>; seed 000's <c>USE_MOCK_AGENTS</c> maps here (seed 003's <c>WORKSPACE_BASE</c>, under the same section, is <see cref="Machines.WorkspacesOptions"/>).</summary>
 public sealed class AgentsOptions
 {
     public const string Section = "Covibe:Agents";
-
-    /// <summary>Where agents' working directories live (one per agent). Default: <c>&lt;data&gt;/workspaces</c>.</summary>
-    public string? WorkspaceBase { get; set; }
 
     /// <summary>Seed 000: route every spawn to the built-in mock agent.</summary>
     public bool UseMockAgents { get; set; }

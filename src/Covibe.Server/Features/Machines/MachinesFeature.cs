@@ -19,6 +19,7 @@ public static class MachinesFeature
 
     public static IServiceCollection AddMachines(this IServiceCollection services)
     {
+        services.AddOptions<WorkspacesOptions>().BindConfiguration(WorkspacesOptions.Section);
         services.AddOptions<IsolationOptions>().BindConfiguration(IsolationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IValidateOptions<IsolationOptions>, SandboxAvailable>();
         services.AddSingleton<Workspaces>();

@@ -1,5 +1,4 @@
 using Covibe.Execution;
-using Covibe.Server.Features.Agents;
 using Covibe.Server.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -10,9 +9,9 @@ namespace Covibe.Server.Features.Machines;
 /// <c>&lt;data&gt;/workspaces</c>), shared by the team's agents and terminals on this machine; and
 /// the agents' runtime directories (FIFO, log, exit code) under <c>&lt;data&gt;/agents</c>.
 /// </summary>
-public sealed class Workspaces(IOptions<AgentsOptions> agents, IOptions<ServerOptions> server, MachinesFeature.Sandboxes sandboxes)
+public sealed class Workspaces(IOptions<WorkspacesOptions> options, IOptions<ServerOptions> server, MachinesFeature.Sandboxes sandboxes)
 {
-    public string Base => agents.Value.WorkspaceBase is { Length: > 0 } configured
+    public string Base => options.Value.WorkspaceBase is { Length: > 0 } configured
         ? Path.GetFullPath(configured)
         : Path.Combine(server.Value.DataDirectory, "workspaces");
 
