@@ -8,17 +8,9 @@ public static class KnownDebt
 {
     public static readonly string[] Cycles =
     [
-        "Agents -> Boxes",
-        "Agents -> Machines",
-        "Agents -> Vms",
         "Boxes -> Machines",
-        "Boxes -> Vms",
         "Machines -> Boxes",
-        "Machines -> Runners",
-        "Machines -> Vms",
-        "Runners -> Agents",
         "Runners -> Vms",
-        "Vms -> Agents",
         "Vms -> Runners",
     ];
 
@@ -67,10 +59,8 @@ public static class KnownDebt
         "Features/Previews/PreviewJobs.cs: if (UntrustedFiles.RunningAsRoot && placement.Backend != LocalBackend.BackendName)",
         "Features/Previews/PreviewJobs.cs: var inContainer = placement.Backend == ContainerBackend.BackendName;",
         "Features/Previews/PreviewJobs.cs: var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;",
-        "Features/Runners/RunnerHub.cs: .Where(a => a.Backend == RunnerBackend.BackendName && a.Target == session.VmId && !AgentStatuses.Final.Contains(a.Status) && a.RuntimeDirectory != null)",
         "Features/Vms/Vm.cs: public bool IsRunner => ConnectionType is Polling or Tunnel;",
         "Features/Vms/VmHealth.cs: ids = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Id).ToListAsync(stoppingToken);",
-        "Features/Vms/VmsApi.cs: .Where(a => a.TeamId == caller.TeamId && (a.Backend == SshBackend.BackendName || a.Backend == Runners.RunnerBackend.BackendName) && a.Target != null && !AgentStatuses.Final.Contains(a.Status))",
         "Features/Vms/VmsApi.cs: if (request.ConnectionType is Vm.Polling or Vm.Tunnel)",
         "Features/Vms/VmsApi.cs: if (request.ConnectionType is not (null or Vm.SshProxy))",
     ];

@@ -23,6 +23,7 @@ public static class AgentsApi
         services.AddSingleton<Covibe.Execution.FileChanges>();
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();
+        services.AddSingleton<Vms.IVmAgents, VmAgents>();
         services.AddSingleton<AgentService>();
         services.AddSingleton<Boxes.IBoxOccupants>(sp => sp.GetRequiredService<AgentService>());
         services.AddSingleton<AgentLeases>();

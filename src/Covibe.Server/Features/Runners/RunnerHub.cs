@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
-using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
@@ -43,6 +42,7 @@ public sealed class RunnerHub(
     IDbContextFactory<CovibeDb> dbs,
     VmAuditLog audit,
     VmEvents vmEvents,
+    IVmAgents vmAgents,
     RunnerTerminals terminals,
     IOptions<RunnersOptions> options,
     IOptions<Hosting.ServerOptions> server,
@@ -195,12 +195,9 @@ public sealed class RunnerHub(
             return;
         }
         session.HelloReceived = true;
-        List<Agent> agents;
+        var agents = await vmAgents.StartedOnAsync(session.VmId, cancellationToken);
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
-            agents = await db.Agents.AsNoTracking()
-                .Where(a => a.Backend == RunnerBackend.BackendName && a.Target == session.VmId && !AgentStatuses.Final.Contains(a.Status) && a.RuntimeDirectory != null)
-                .ToListAsync(cancellationToken);
             var row = await db.Vms.SingleAsync(v => v.Id == session.VmId, cancellationToken);
             row.RunnerHostname = Clip(hello.Hostname);
             if (Clip(hello.User) is { Length: > 0 } user)
@@ -212,19 +209,19 @@ public sealed class RunnerHub(
         var follow = new List<RunnerFollow>();
         foreach (var agent in agents)
         {
-            vm.Agents.TryAdd(agent.Id, new RunnerAgentReport("running", null, 0));
+            vm.Agents.TryAdd(agent.AgentId, new RunnerAgentReport("running", null, 0));
             // A node the runner never reached before (it moved here from another) starts the mirror from the beginning.
-            Directory.CreateDirectory(Path.GetDirectoryName(MirrorPath(agent.Id))!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            var mirror = new FileInfo(MirrorPath(agent.Id));
-            follow.Add(new RunnerFollow(agent.Id, new RunnerProcess(agent.RuntimeDirectory!, agent.Pid ?? 0, agent.PidStartTime ?? 0), mirror.Exists ? mirror.Length : 0));
+            Directory.CreateDirectory(Path.GetDirectoryName(MirrorPath(agent.AgentId))!, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var mirror = new FileInfo(MirrorPath(agent.AgentId));
+            follow.Add(new RunnerFollow(agent.AgentId, new RunnerProcess(agent.RuntimeDirectory, agent.Pid ?? 0, agent.StartTime ?? 0), mirror.Exists ? mirror.Length : 0));
         }
         session.Send(new RunnerMessage(RunnerProtocol.Welcome, Version: RunnerProtocol.Version, VmId: session.VmId,
             HeartbeatSeconds: options.Value.HeartbeatSeconds, Follow: [.. follow]));
         foreach (var (agentId, signal) in vm.PendingSignals)
         {
-            if (vm.PendingSignals.TryRemove(agentId, out _) && agents.FirstOrDefault(a => a.Id == agentId)?.Process is { } process)
+            if (vm.PendingSignals.TryRemove(agentId, out _) && agents.FirstOrDefault(a => a.AgentId == agentId) is { Pid: { } pid } agent)
             {
-                session.Send(SignalMessage(process, VmScripts.SignalName(signal)));
+                session.Send(SignalMessage(new AgentProcess(RunnerBackend.BackendName, agent.RuntimeDirectory, pid, agent.StartTime ?? 0, session.VmId), VmScripts.SignalName(signal)));
             }
         }
         await audit.WriteAsync(session.VmId, session.TeamId, VmAuditLog.Runner, null, "runner.connect",

@@ -217,18 +217,14 @@ public static partial class VmsApi
         return TypedResults.Ok(vm.ToDto(caller.Name, isOwner: true));
     }
 
-    public static async Task<Ok<VmDto[]>> List(Caller caller, CovibeDb db, CancellationToken cancellationToken)
+    public static async Task<Ok<VmDto[]>> List(Caller caller, CovibeDb db, IVmAgents agents, CancellationToken cancellationToken)
     {
         var rows = await (from vm in db.Vms
                           join u in db.Users on vm.UserId equals u.Id
                           where vm.TeamId == caller.TeamId
                           orderby vm.CreatedAt
                           select new { vm, u.Name }).AsNoTracking().ToListAsync(cancellationToken);
-        var running = await db.Agents
-            .Where(a => a.TeamId == caller.TeamId && (a.Backend == SshBackend.BackendName || a.Backend == Runners.RunnerBackend.BackendName) && a.Target != null && !AgentStatuses.Final.Contains(a.Status))
-            .GroupBy(a => a.Target!)
-            .Select(g => new { g.Key, Count = g.Count() })
-            .ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
+        var running = await agents.CountRunningAsync([.. rows.Select(r => r.vm.Id)], cancellationToken);
         return TypedResults.Ok(rows.Select(r => r.vm.ToDto(r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());
     }
 
