@@ -10,8 +10,6 @@ public static class KnownDebt
     [
         "Boxes -> Machines",
         "Machines -> Boxes",
-        "Runners -> Vms",
-        "Vms -> Runners",
     ];
 
     public static readonly string[] Internals =

@@ -4,15 +4,24 @@ using Microsoft.AspNetCore.Mvc;
 namespace Covibe.Server.Http;
 
 /// <summary>
-/// Turns a body that is not valid JSON (or the wrong shape) into a 400 that says so, and any
-/// other exception into a 500 that leaks nothing but says what to try.
+/// Answers a service's refusal (<see cref="RequestRefusedException"/>) as the problem it describes, a body that is not
+/// valid JSON (or the wrong shape) as a 400 that says so, and any other exception as a 500 that leaks nothing but says
+/// what to try.
 /// </summary>
 internal sealed partial class ErrorHandling(IProblemDetailsService problems, ILogger<ErrorHandling> logger) : IExceptionHandler
 {
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         ProblemDetails problem;
-        if (exception is BadHttpRequestException bad)
+        if (exception is RequestRefusedException refused)
+        {
+            httpContext.Response.StatusCode = refused.Status;
+            problem = refused.Errors is { } errors
+                ? new HttpValidationProblemDetails(errors.ToDictionary()) { Detail = Problems.ValidationDetail }
+                : new ProblemDetails { Detail = refused.Message };
+            (problem.Status, problem.Type, problem.Title) = (refused.Status, Problems.TypeBase + refused.Type, refused.Title);
+        }
+        else if (exception is BadHttpRequestException bad)
         {
             httpContext.Response.StatusCode = bad.StatusCode;
             problem = new ProblemDetails

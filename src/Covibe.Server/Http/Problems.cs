@@ -36,5 +36,5 @@ public static class Problems
             Detail = ValidationDetail,
         });
 
-    private const string ValidationDetail = "Fix the fields listed in 'errors' and send the request again.";
+    internal const string ValidationDetail = "Fix the fields listed in 'errors' and send the request again.";
 }

@@ -3,7 +3,6 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Hosting;
@@ -21,17 +20,17 @@ public sealed class RunnerService(
     VmAuditLog audit,
     IOptions<RunnersOptions> options,
     TimeProvider time,
-    ILogger<RunnerService> logger)
+    ILogger<RunnerService> logger) : IRunnerVms
 {
     private readonly Lock _pollGate = new();
 
     /// <summary>A fresh one-time registration token for <paramref name="vm"/> (saved by the caller), and the command that uses it.</summary>
-    public RunnerRegistrationDto Issue(Vm vm, HttpRequest request)
+    public RunnerRegistrationDto Issue(Vm vm, string serverOrigin)
     {
         var token = RunnerTokens.NewRegistrationToken();
         vm.RunnerRegistrationHash = RunnerTokens.Hash(token);
         vm.RunnerRegistrationExpiresAt = time.GetUtcNow().UtcDateTime.AddMinutes(options.Value.RegistrationMinutes);
-        var server = options.Value.PublicUrl?.TrimEnd('/') ?? $"{request.Scheme}://{request.Host}";
+        var server = options.Value.PublicUrl?.TrimEnd('/') ?? serverOrigin;
         return new RunnerRegistrationDto(vm.Id, token, vm.RunnerRegistrationExpiresAt.Value, $"covibe runner --server {server} --token {token}");
     }
 
@@ -39,7 +38,7 @@ public sealed class RunnerService(
     /// A VM whose runner dials out (seed 001's polling and tunnel strategies): no host, no key; the answer carries, once, the
     /// one-time registration token and the command to run on the VM.
     /// </summary>
-    public async Task<Results<Created<VmDto>, ProblemHttpResult>> RegisterVmAsync(RegisterVmRequest request, Caller caller, CovibeDb db, HttpContext context, CancellationToken cancellationToken)
+    public async Task<VmDto> RegisterAsync(RegisterVmRequest request, Caller caller, string serverOrigin, CancellationToken cancellationToken)
     {
         var v = new Validator();
         var name = v.Text("name", request.Name, 80);
@@ -49,7 +48,7 @@ public sealed class RunnerService(
         }
         if (!v.IsValid)
         {
-            return Problems.ValidationAsProblem(v.Errors);
+            throw RequestRefusedException.Invalid(v);
         }
         var now = time.GetUtcNow().UtcDateTime;
         var vm = new Vm
@@ -71,36 +70,40 @@ public sealed class RunnerService(
             CreatedAt = now,
             UpdatedAt = now,
         };
-        var registration = Issue(vm, context.Request);
+        var registration = Issue(vm, serverOrigin);
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         db.Vms.Add(vm);
         await db.SaveChangesAsync(cancellationToken);
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.register", $"{vm.ConnectionType}; registration token valid until {registration.ExpiresAt:u}, once", cancellationToken);
-        return TypedResults.Created($"/api/vm/list", vm.ToDto(caller.Name, isOwner: true) with
+        return vm.ToDto(caller.Name, isOwner: true) with
         {
             RegistrationToken = registration.RegistrationToken,
             RegistrationExpiresAt = registration.ExpiresAt,
             RunnerCommand = registration.Command,
-        });
+        };
     }
 
-    public async Task<Results<Ok<RunnerRegisterResponse>, ProblemHttpResult>> ExchangeAsync(RunnerRegisterRequest request, CancellationToken cancellationToken)
+    public void Removed(string vmId) => hub.Disconnect(vmId, RunnerProtocol.ClosedRevoked, "The VM was removed by its owner.");
+
+    /// <summary>The runner's own credential for a one-time registration token (401 refusals for a bad, used or expired one).</summary>
+    public async Task<RunnerRegisterResponse> ExchangeAsync(RunnerRegisterRequest request, CancellationToken cancellationToken)
     {
         if (request.Token is not { Length: > 0 and < 200 } token || !token.StartsWith(RunnerTokens.RegistrationPrefix, StringComparison.Ordinal))
         {
-            return Problems.Create(401, "runner-token-invalid", "Registration token refused", "Send the registration token the server gave when the VM was added ('token': cvreg_...).");
+            throw new RequestRefusedException(Refusal.Unauthenticated, "runner-token-invalid", "Registration token refused", "Send the registration token the server gave when the VM was added ('token': cvreg_...).");
         }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var hash = RunnerTokens.Hash(token);
         var vm = await db.Vms.SingleOrDefaultAsync(v => v.RunnerRegistrationHash == hash, cancellationToken);
         if (vm is null)
         {
-            return Problems.Create(401, "runner-token-invalid", "Registration token refused",
+            throw new RequestRefusedException(Refusal.Unauthenticated, "runner-token-invalid", "Registration token refused",
                 "This registration token is not valid: it was already used, replaced, or never issued. The VM's owner can get a new one (covibe vm token VM, or POST /api/vm/{id}/registration-token).");
         }
         var now = time.GetUtcNow().UtcDateTime;
         if (vm.RunnerRegistrationExpiresAt < now)
         {
-            return Problems.Create(401, "runner-token-expired", "Registration token expired",
+            throw new RequestRefusedException(Refusal.Unauthenticated, "runner-token-expired", "Registration token expired",
                 $"This registration token expired at {vm.RunnerRegistrationExpiresAt:u}. The VM's owner can get a new one (covibe vm token VM, or POST /api/vm/{{id}}/registration-token).");
         }
         var credential = RunnerTokens.NewCredential();
@@ -122,24 +125,24 @@ public sealed class RunnerService(
         hub.Disconnect(vm.Id, RunnerProtocol.ClosedRevoked, "The runner was registered again.");
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Runner, null, "runner.register", $"{vm.Username}@{vm.RunnerHostname}, covibe {vm.RunnerVersion}", cancellationToken);
         RunnersLog.Registered(logger, vm.Id);
-        return TypedResults.Ok(new RunnerRegisterResponse(vm.Id, vm.Name, credential, options.Value.HeartbeatSeconds, options.Value.LeaseSeconds));
+        return new RunnerRegisterResponse(vm.Id, vm.Name, credential, options.Value.HeartbeatSeconds, options.Value.LeaseSeconds);
     }
 
-    /// <summary>The runner VM a request's bearer credential belongs to, or the 401 to answer.</summary>
-    public async Task<(Vm? Vm, ProblemHttpResult? Refusal)> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>The runner VM <paramref name="credential"/> (a request's bearer token) belongs to; a 401 refusal for any other.</summary>
+    public async Task<Vm> AuthenticateAsync(string? credential, CancellationToken cancellationToken)
     {
-        var refusal = Problems.Create(401, "runner-credential-invalid", "Runner credential refused",
+        var refusal = new RequestRefusedException(Refusal.Unauthenticated, "runner-credential-invalid", "Runner credential refused",
             "Send the runner's own credential (the one `covibe runner` saved when it registered) as a bearer token. A revoked, replaced or unknown credential is refused: register the runner again with a new registration token.");
-        if (RunnerTokens.FromRequest(request) is not { } credential)
+        if (credential is null)
         {
-            return (null, refusal);
+            throw refusal;
         }
         var hash = RunnerTokens.Hash(credential);
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var vm = await db.Vms.SingleOrDefaultAsync(v => v.RunnerCredentialHash == hash || v.RunnerPreviousCredentialHash == hash, cancellationToken);
         if (vm is null || !vm.IsRunner)
         {
-            return (null, refusal);
+            throw refusal;
         }
         if (vm.RunnerCredentialHash == hash && vm.RunnerPreviousCredentialHash is not null)
         {
@@ -148,7 +151,7 @@ public sealed class RunnerService(
             await db.SaveChangesAsync(cancellationToken);
             await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Runner, null, "credential.rotated", "the new credential is in use; the old one no longer works", cancellationToken);
         }
-        return (vm, null);
+        return vm;
     }
 
     /// <summary>A new credential for the runner; the one it used for this request keeps working until the new one is first used.</summary>
@@ -205,87 +208,6 @@ public sealed class RunnerService(
         await hub.DetachAsync(session);
         await audit.WriteAsync(session.VmId, session.TeamId, VmAuditLog.Runner, null, "runner.disconnect", session.CloseReason ?? "stopped polling", CancellationToken.None);
         session.Dispose();
-    }
-
-    // The owner's side: POST /api/vm/{id}/registration-token, /revoke, /rotate; GET /api/vm/{id}/audit.
-
-    public static async Task<Results<Ok<RunnerRegistrationDto>, ProblemHttpResult>> RegistrationTokenAsync(
-        string id, Caller caller, CovibeDb db, RunnerService runners, VmAuditLog audit, HttpContext context, CancellationToken cancellationToken)
-    {
-        var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "get a registration token for it", cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
-        var registration = runners.Issue(vm, context.Request);
-        await db.SaveChangesAsync(cancellationToken);
-        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "registration-token.issue", $"valid until {registration.ExpiresAt:u}, once", cancellationToken);
-        return TypedResults.Ok(registration);
-    }
-
-    public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> RevokeAsync(
-        string id, Caller caller, CovibeDb db, RunnerHub hub, VmAuditLog audit, VmEvents vmEvents, TimeProvider time, CancellationToken cancellationToken)
-    {
-        var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "revoke its runner", cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
-        var now = time.GetUtcNow().UtcDateTime;
-        (vm.RunnerCredentialHash, vm.RunnerPreviousCredentialHash, vm.RunnerRegistrationHash, vm.RunnerRegistrationExpiresAt) = (null, null, null, null);
-        (vm.Status, vm.LastError, vm.UpdatedAt) = (RunnerStatuses.Revoked, $"Revoked by its owner at {now:u}. Get a new registration token to register a runner again.", now);
-        await db.SaveChangesAsync(cancellationToken);
-        hub.Disconnect(vm.Id, RunnerProtocol.ClosedRevoked, "This runner was revoked by its VM's owner.");
-        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "runner.revoke", "the runner's credential stopped working", cancellationToken);
-        await vmEvents.UpdatedAsync(vm.Id, cancellationToken);
-        return TypedResults.Ok(vm.ToDto(caller.Name, isOwner: true));
-    }
-
-    /// <summary>Asks the connected runner to rotate its credential now (it calls <c>POST /api/runner/rotate</c>, saves the new one, confirms).</summary>
-    public static async Task<Results<Accepted, ProblemHttpResult>> RequestRotationAsync(
-        string id, Caller caller, CovibeDb db, RunnerHub hub, VmAuditLog audit, CancellationToken cancellationToken)
-    {
-        var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "rotate its runner's credential", cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
-        if (hub.SessionOf(vm.Id) is not { } session || !session.Send(new RunnerMessage(RunnerProtocol.Rotate)))
-        {
-            return Problems.Conflict("runner-offline", "Runner not connected",
-                "The VM's runner is not connected, so it cannot rotate its credential now. Start it, or revoke it and register it again.");
-        }
-        await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "credential.rotate-request", null, cancellationToken);
-        return TypedResults.Accepted($"/api/vm/{vm.Id}/audit");
-    }
-
-    public static async Task<Results<Ok<VmAuditDto[]>, ProblemHttpResult>> AuditAsync(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
-    {
-        var vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(v => v.Id == id && v.TeamId == caller.TeamId, cancellationToken);
-        if (vm is null)
-        {
-            return Problems.NotFound("VM", $"Your team has no VM '{id}'. List them with GET /api/vm/list.");
-        }
-        if (vm.UserId != caller.UserId)
-        {
-            return Problems.Forbidden("Only the VM's owner can read its audit log.");
-        }
-        var rows = await (from a in db.VmAudit
-                          where a.VmId == id
-                          join u in db.Users on a.ActorId equals u.Id into users
-                          from u in users.DefaultIfEmpty()
-                          orderby a.Id descending
-                          select new VmAuditDto(a.Id, a.At, a.Actor, u == null ? null : u.Name, a.Action, a.Detail)).Take(1000).ToArrayAsync(cancellationToken);
-        return TypedResults.Ok(rows);
-    }
-
-    private static async Task<(Vm? Vm, ProblemHttpResult? Refusal)> OwnedRunnerAsync(CovibeDb db, Caller caller, string id, string action, CancellationToken cancellationToken)
-    {
-        var vm = await db.Vms.SingleOrDefaultAsync(v => v.Id == id && v.TeamId == caller.TeamId, cancellationToken);
-        return vm is null ? (null, Problems.NotFound("VM", $"Your team has no VM '{id}'. List them with GET /api/vm/list."))
-            : vm.UserId != caller.UserId ? (null, Problems.Forbidden($"Only the VM's owner can {action}."))
-            : !vm.IsRunner ? (null, Problems.Conflict("not-a-runner-vm", "Not a runner VM", $"'{vm.Name}' is reached over SSH (connectionType {vm.ConnectionType}); it has no runner."))
-            : (vm, null);
     }
 
     private static string? Clip(string? value) => value is null ? null : Validator.Printable(value);

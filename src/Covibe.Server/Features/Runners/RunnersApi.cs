@@ -15,7 +15,7 @@ namespace Covibe.Server.Features.Runners;
 /// What a runner calls (no member login; its own credential as a bearer token): register (the one-time token for its
 /// credential), connect (a WebSocket), poll (HTTPS long polling, for networks that block WebSockets), rotate.
 /// </summary>
-public static class RunnersApi
+public static partial class RunnersApi
 {
     private const int MaxMessageBytes = 4 * 1024 * 1024;
 
@@ -25,6 +25,7 @@ public static class RunnersApi
         services.AddSingleton<RunnerTerminals>();
         services.AddSingleton<RunnerHub>();
         services.AddSingleton<RunnerService>();
+        services.AddSingleton<IRunnerVms>(sp => sp.GetRequiredService<RunnerService>());
         services.AddSingleton<RunnerBackend>();
         services.AddSingleton(sp => new Execution.NamedBackend(RunnerBackend.BackendName, new Lazy<Execution.IExecutionBackend>(sp.GetRequiredService<RunnerBackend>)));
         return services;
@@ -40,37 +41,34 @@ public static class RunnersApi
         runner.MapPost("/confirm", Confirm);
 
         var owner = app.MapGroup("/api/vm").WithTags("VMs").RequireAuthorization();
-        owner.MapPost("/{id}/registration-token", RunnerService.RegistrationTokenAsync);
-        owner.MapPost("/{id}/revoke", RunnerService.RevokeAsync);
-        owner.MapPost("/{id}/rotate", RunnerService.RequestRotationAsync);
-        owner.MapGet("/{id}/audit", RunnerService.AuditAsync);
+        owner.MapPost("/{id}/registration-token", RegistrationTokenAsync);
+        owner.MapPost("/{id}/revoke", RevokeAsync);
+        owner.MapPost("/{id}/rotate", RequestRotationAsync);
+        owner.MapGet("/{id}/audit", AuditAsync);
         return app;
     }
 
-    public static async Task<Results<Ok<RunnerRegisterResponse>, ProblemHttpResult>> Register(RunnerRegisterRequest request, RunnerService runners, CancellationToken cancellationToken) =>
-        await runners.ExchangeAsync(request, cancellationToken);
+    public static async Task<Ok<RunnerRegisterResponse>> Register(RunnerRegisterRequest request, RunnerService runners, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await runners.ExchangeAsync(request, cancellationToken));
 
-    public static async Task<Results<Ok<RunnerRotateResponse>, ProblemHttpResult>> Rotate(HttpContext context, RunnerService runners, CancellationToken cancellationToken)
+    public static async Task<Ok<RunnerRotateResponse>> Rotate(HttpContext context, RunnerService runners, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
-        return vm is null ? refusal! : TypedResults.Ok(await runners.RotateAsync(vm, RunnerTokens.FromRequest(context.Request)!, cancellationToken));
+        var credential = RunnerTokens.FromRequest(context.Request);
+        var vm = await runners.AuthenticateAsync(credential, cancellationToken);
+        return TypedResults.Ok(await runners.RotateAsync(vm, credential!, cancellationToken));
     }
 
     /// <summary>The runner saved its new credential and proves it: the old one stops working.</summary>
-    public static async Task<Results<NoContent, ProblemHttpResult>> Confirm(HttpContext context, RunnerService runners, CancellationToken cancellationToken)
+    public static async Task<NoContent> Confirm(HttpContext context, RunnerService runners, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
-        return vm is null ? refusal! : TypedResults.NoContent();
+        await runners.AuthenticateAsync(RunnerTokens.FromRequest(context.Request), cancellationToken);
+        return TypedResults.NoContent();
     }
 
     /// <summary>The runner's WebSocket: JSON text messages both ways (docs/runner-protocol.md).</summary>
     public static async Task<IResult> Connect(HttpContext context, RunnerService runners, RunnerHub hub, VmAuditLog audit, ILogger<RunnerHub> logger, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
+        var vm = await runners.AuthenticateAsync(RunnerTokens.FromRequest(context.Request), cancellationToken);
         if (!context.WebSockets.IsWebSocketRequest)
         {
             return Problems.BadRequest("websocket-required", "WebSocket required", "Connect with a WebSocket upgrade, or use POST /api/runner/poll (long polling).");
@@ -178,11 +176,7 @@ public static class RunnersApi
     public static async Task<Results<Ok<RunnerPollReply>, ProblemHttpResult>> Poll(
         RunnerPoll poll, HttpContext context, RunnerService runners, RunnerHub hub, IOptions<RunnersOptions> options, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await runners.AuthenticateAsync(context.Request, cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
+        var vm = await runners.AuthenticateAsync(RunnerTokens.FromRequest(context.Request), cancellationToken);
         var session = await runners.PollSessionAsync(vm, poll.Session, cancellationToken);
         foreach (var message in poll.Messages ?? [])
         {

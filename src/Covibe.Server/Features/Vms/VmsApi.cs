@@ -86,12 +86,12 @@ public static partial class VmsApi
     }
 
     public static async Task<Results<Created<VmDto>, ProblemHttpResult>> Register(
-        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, Runners.RunnerService runners, VmAuditLog audit,
+        RegisterVmRequest request, Caller caller, CovibeDb db, SecretBox secrets, VmConnector connector, SshClient ssh, IRunnerVms runners, VmAuditLog audit,
         HttpContext context, TimeProvider time, CancellationToken cancellationToken)
     {
         if (request.ConnectionType is Vm.Polling or Vm.Tunnel)
         {
-            return await runners.RegisterVmAsync(request, caller, db, context, cancellationToken);
+            return TypedResults.Created("/api/vm/list", await runners.RegisterAsync(request, caller, context.Request.Origin(), cancellationToken));
         }
         var v = new Validator();
         var name = v.Text("name", request.Name, 80);
@@ -228,7 +228,7 @@ public static partial class VmsApi
         return TypedResults.Ok(rows.Select(r => r.vm.ToDto(r.Name, r.vm.UserId == caller.UserId) with { AgentsRunning = running.GetValueOrDefault(r.vm.Id) }).ToArray());
     }
 
-    public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, Runners.RunnerHub hub, VmAuditLog audit, CancellationToken cancellationToken)
+    public static async Task<Results<NoContent, ProblemHttpResult>> Remove(string id, Caller caller, CovibeDb db, IRunnerVms runners, VmAuditLog audit, CancellationToken cancellationToken)
     {
         var (vm, refusal) = await FindOwnedAsync(db, caller, id, "remove it", cancellationToken);
         if (vm is null)
@@ -238,7 +238,7 @@ public static partial class VmsApi
         db.Vms.Remove(vm);
         await db.SaveChangesAsync(cancellationToken);
         // Its runner (if it has one) loses its credential with the row: end its connection now too.
-        hub.Disconnect(vm.Id, Covibe.Protocol.RunnerProtocol.ClosedRevoked, "The VM was removed by its owner.");
+        runners.Removed(vm.Id);
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.remove", null, cancellationToken);
         return TypedResults.NoContent();
     }

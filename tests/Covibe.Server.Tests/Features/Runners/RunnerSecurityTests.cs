@@ -25,6 +25,19 @@ public sealed class RunnerSecurityTests
     }
 
     [Fact]
+    public async Task ARunnerVmWithAHostOrKey_IsRefusedFieldByField_AndNothingIsAdded()
+    {
+        var (server, _, client) = await StartAsync();
+        await using var scope = server;
+        using var _ = client;
+        var reply = await client.PostAsJsonAsync("/api/vm/register", new RegisterVmRequest("build box", "10.0.0.5", null, null, Password: "hunter2", ConnectionType: "polling"));
+        var problem = await reply.ShouldBeProblemAsync(HttpStatusCode.BadRequest, "validation");
+        problem.GetProperty("errors").GetProperty("connectionType")[0].GetString()!.ShouldContain("needs no host, key, password or host key");
+        problem.ToString().ShouldNotContain("hunter2");
+        (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.ShouldBeEmpty();
+    }
+
+    [Fact]
     public async Task RegistrationTokens_WorkOnceAndOnlyUntilTheyExpire()
     {
         var (server, _, client) = await StartAsync();

@@ -1,0 +1,60 @@
+namespace Covibe.Server.Http;
+
+/// <summary>Why a request is refused, in the service's words; <see cref="ErrorHandling"/> turns each into its HTTP status.</summary>
+public enum Refusal
+{
+    /// <summary>Fields are wrong (400, a validation problem listing them).</summary>
+    Invalid,
+    /// <summary>The credential presented is not good (401).</summary>
+    Unauthenticated,
+    /// <summary>The caller may not do this (403).</summary>
+    Forbidden,
+    /// <summary>What the request names does not exist for the caller (404).</summary>
+    NotFound,
+    /// <summary>It cannot be done in the present state (409).</summary>
+    Conflict,
+}
+
+/// <summary>
+/// A request a service will not carry out, said without HTTP: services throw it, handlers let it pass, and
+/// <see cref="ErrorHandling"/> answers it as the problem it describes (a stable <c>type</c>, a title, a detail that says
+/// what to do). Nothing is written before it is thrown, so a refused request changes nothing.
+/// </summary>
+public sealed class RequestRefusedException : Exception
+{
+    public RequestRefusedException(Refusal kind, string type, string title, string detail) : base(detail)
+    {
+        (Kind, Type, Title) = (kind, type, title);
+    }
+
+    private RequestRefusedException(Dictionary<string, string[]> errors) : base("One or more validation errors occurred.")
+    {
+        (Kind, Type, Title, Errors) = (Refusal.Invalid, "validation", "One or more validation errors occurred.", errors);
+    }
+
+    public Refusal Kind { get; }
+
+    /// <summary>The problem type's last segment, listed in docs/api.md.</summary>
+    public string Type { get; }
+
+    public string Title { get; }
+
+    /// <summary>The fields at fault, for <see cref="Refusal.Invalid"/>.</summary>
+    public IReadOnlyDictionary<string, string[]>? Errors { get; }
+
+    /// <summary>The fields <paramref name="validator"/> found wrong.</summary>
+    public static RequestRefusedException Invalid(Validator validator) => new(validator.Errors);
+
+    public static RequestRefusedException NotFound(string what, string detail) => new(Refusal.NotFound, "not-found", $"{what} not found", detail);
+
+    public static RequestRefusedException Forbidden(string detail) => new(Refusal.Forbidden, "forbidden", "Not allowed", detail);
+
+    public int Status => Kind switch
+    {
+        Refusal.Invalid => 400,
+        Refusal.Unauthenticated => 401,
+        Refusal.Forbidden => 403,
+        Refusal.NotFound => 404,
+        _ => 409,
+    };
+}
