@@ -1,6 +1,6 @@
 using System.CommandLine;
 using Covibe.Execution;
-using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Containers;
 using Docker.DotNet;
 
 namespace Covibe.Cli;

@@ -4,6 +4,7 @@ using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Chat;
+using Covibe.Server.Features.Containers;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
@@ -62,6 +63,7 @@ public static class CovibeServer
         services.AddTeams();
         services.AddChat();
         services.AddHub();
+        services.AddContainers();
         services.AddMachines();
         services.AddAgents();
         services.AddSecrets();

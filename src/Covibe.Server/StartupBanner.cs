@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using Covibe.Server.Data;
 using Covibe.Server.Hosting;
 using Covibe.Server.Http;
@@ -66,12 +67,12 @@ public static class StartupBanner
             : " sharing this machine's network (its loopback services are reachable from there; run as root for a network of their own)";
         var host = isolation.IsSandboxed ? "on this machine in a bubblewrap sandbox" + network
             : "on this machine WITHOUT a sandbox (Covibe:Isolation:HostExecution=unsandboxed): members can reach the server's files";
-        var containers = app.Services.GetRequiredService<IOptions<Features.Machines.ContainersOptions>>().Value;
+        var containers = app.Services.GetRequiredService<IOptions<Features.Containers.ContainersOptions>>().Value;
         if (!containers.ForAgents)
         {
             return $"Members' agents and terminals run {host}.";
         }
-        var problem = await app.Services.GetRequiredService<Features.Machines.ContainerEngine>().ProblemAsync(cancellationToken);
+        var problem = await app.Services.GetRequiredService<Features.Containers.ContainerEngine>().ProblemAsync(cancellationToken);
         return problem is null
             ? $"Members' agents and terminals run in containers ({containers.Image} at {containers.EngineAddress})."
             : $"Containers are on, but: {problem} Until that is fixed, agents and terminals run {(containers.Fallback == "none" ? "nowhere (Covibe:Containers:Fallback=none)" : host)}.";

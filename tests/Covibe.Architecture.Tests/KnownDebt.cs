@@ -8,8 +8,6 @@ public static class KnownDebt
 {
     public static readonly string[] Cycles =
     [
-        "Boxes -> Machines",
-        "Machines -> Boxes",
     ];
 
     public static readonly string[] Internals =

@@ -1,8 +1,8 @@
+using Covibe.Server.Features.Containers;
 using System.Text;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
-using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Previews;

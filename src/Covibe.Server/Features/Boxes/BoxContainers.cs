@@ -1,8 +1,8 @@
+using Covibe.Server.Features.Containers;
 using System.Globalization;
 using System.Net;
 using System.Text;
 using Covibe.Execution;
-using Covibe.Server.Features.Machines;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Options;

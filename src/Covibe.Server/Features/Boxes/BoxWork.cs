@@ -1,4 +1,5 @@
-using Covibe.Server.Features.Machines;
+using Covibe.Server.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Boxes;
 
@@ -7,7 +8,7 @@ namespace Covibe.Server.Features.Boxes;
 /// at again; and where each box keeps its files on this machine. One per server process, named by
 /// <see cref="Node"/> in the leases it takes.
 /// </summary>
-public sealed class BoxWork(Workspaces workspaces, Cluster.ThisNode node) : IDisposable
+public sealed class BoxWork(IOptions<ServerOptions> server, Cluster.ThisNode node) : IDisposable
 {
     private readonly SemaphoreSlim _provision = new(0, 1);
     private readonly SemaphoreSlim _reconcile = new(0, 1);
@@ -31,17 +32,20 @@ public sealed class BoxWork(Workspaces workspaces, Cluster.ThisNode node) : IDis
 
     public Task<bool> ReconcileRequestedAsync(TimeSpan timeout, CancellationToken cancellationToken) => _reconcile.WaitAsync(timeout, cancellationToken);
 
-    public string Root(string boxId) => workspaces.BoxRoot(boxId);
+    private string Boxes => Path.Combine(server.Value.DataDirectory, "boxes");
 
-    public string WorkspacePath(string boxId) => Path.Combine(workspaces.BoxRoot(boxId), "workspace");
+    /// <summary>A box's directory on this machine: its repository (<c>workspace</c>), its agents' runtime directories (<c>runs</c>), its provisioning log.</summary>
+    public string Root(string boxId) => Path.Combine(Boxes, boxId);
 
-    public string RunsPath(string boxId) => workspaces.BoxRuns(boxId);
+    public string WorkspacePath(string boxId) => Path.Combine(Root(boxId), "workspace");
 
-    public string LogPath(string boxId) => Path.Combine(workspaces.BoxRoot(boxId), "provision.log");
+    public string RunsPath(string boxId) => Path.Combine(Root(boxId), "runs");
+
+    public string LogPath(string boxId) => Path.Combine(Root(boxId), "provision.log");
 
     /// <summary>The team's mirror of a repository (one per team and address: a team's mirror never serves another team).</summary>
     public string MirrorPath(string teamId, string repoUrl) =>
-        Path.Combine(Path.GetDirectoryName(workspaces.BoxRoot("x"))!, ".mirrors", teamId,
+        Path.Combine(Boxes, ".mirrors", teamId,
             Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(repoUrl)))[..24] + ".git");
 
     public void Dispose()

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using System.Text.Json.Nodes;
 using Covibe.Protocol;
 using Covibe.Server.Data;

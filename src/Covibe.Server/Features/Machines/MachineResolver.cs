@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using Covibe.Execution;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
@@ -11,7 +12,7 @@ namespace Covibe.Server.Features.Machines;
 /// here and run what they get on the backend it names; they never branch on where.
 /// </summary>
 public sealed class MachineResolver(
-    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, IOptions<IsolationOptions> isolation, IOptions<ContainersOptions> containers, ContainerEngine engine,
+    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, Boxes.BoxWork boxWork, IOptions<IsolationOptions> isolation, IOptions<ContainersOptions> containers, ContainerEngine engine,
     ILogger<MachineResolver> logger)
 {
     /// <summary>Where <c>covibe</c> is inside the default image (<c>covibe image build</c> puts it there).</summary>
@@ -82,7 +83,7 @@ public sealed class MachineResolver(
         }
         var ids = box.RunAs!.Split(':');
         var launch = new BoxLaunch(box.Target, box.RunAs, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture),
-            uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? HostSandbox.Workspace, workspaces.BoxRuns(box.Id));
+            uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? HostSandbox.Workspace, boxWork.RunsPath(box.Id));
         return new Placement(BoxExecBackend.BackendName, box.Target, null, "box", PassServerEnvironment: false, new Dictionary<string, string>(),
             CovibeCommand: box.Devcontainer ? null : CovibeInImage, BoxId: box.Id, Box: launch);
     }

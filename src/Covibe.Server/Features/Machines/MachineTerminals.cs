@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;

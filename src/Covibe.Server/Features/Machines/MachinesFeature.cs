@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using System.Runtime.InteropServices;
 using Covibe.Execution;
 using Covibe.Server.Features.Vms;
@@ -32,12 +33,14 @@ public static class MachinesFeature
             new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>()));
         AddBackend(services, SshBackend.BackendName, sp => new SshBackend(
             sp.GetRequiredService<SshClient>(), sp.GetRequiredService<VmConnector>().ConnectAsync, sp.GetRequiredService<Workspaces>().RuntimeRoot));
-        services.AddOptions<ContainersOptions>().BindConfiguration(ContainersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<ContainerJournal>();
-        services.AddSingleton<ContainerEngine>();
-        services.AddSingleton<ContainerReconciler>();
-        services.AddHostedService(sp => sp.GetRequiredService<ContainerReconciler>());
-        AddBackend(services, ContainerBackend.BackendName, sp => sp.GetRequiredService<ContainerEngine>().Backend);
+        services.AddSingleton(sp =>
+        {
+            var isolation = sp.GetRequiredService<IOptions<IsolationOptions>>().Value;
+            var (uid, gid) = CurrentProcess.IsRoot ? (isolation.SandboxUid, isolation.SandboxGid) : CurrentProcess.User;
+            return new ContainerUser(uid, gid);
+        });
+        AddBackend(services, ContainerBackend.BackendName, sp =>
+            new ContainerBackend(sp.GetRequiredService<ContainerEngine>().Containers, sp.GetRequiredService<Workspaces>().RuntimeRoot));
         AddBackend(services, BoxExecBackend.BackendName, sp => new BoxExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();

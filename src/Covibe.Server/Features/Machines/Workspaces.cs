@@ -17,11 +17,6 @@ public sealed class Workspaces(IOptions<WorkspacesOptions> options, IOptions<Ser
 
     public string RuntimeRoot => Path.Combine(server.Value.DataDirectory, "agents");
 
-    /// <summary>A box's directory on this machine: its repository (<c>workspace</c>), its agents' runtime directories (<c>runs</c>), its provisioning log.</summary>
-    public string BoxRoot(string boxId) => Path.Combine(server.Value.DataDirectory, "boxes", boxId);
-
-    public string BoxRuns(string boxId) => Path.Combine(BoxRoot(boxId), "runs");
-
     /// <summary>The team's workspace, created on first use and writable by the sandbox's user.</summary>
     public string ForTeam(string teamId)
     {

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Git;
 using System.Collections.Concurrent;

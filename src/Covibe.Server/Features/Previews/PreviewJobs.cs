@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;

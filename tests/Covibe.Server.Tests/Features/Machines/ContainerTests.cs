@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Containers;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -195,7 +196,7 @@ public sealed class ContainerTests(PodmanService podman)
 
         var sleeper = await server.SpawnAsync(owner.Auth.AccessToken, "sleep", "sleeper");
         var name = $"covibes_agent_{owner.Auth.Team.Id}_{sleeper.Id}";
-        var reconciler = server.App.Services.GetRequiredService<Covibe.Server.Features.Machines.ContainerReconciler>();
+        var reconciler = server.App.Services.GetRequiredService<Covibe.Server.Features.Containers.ContainerReconciler>();
         // Health comes from the periodic pass (every 30 s): run one, as the timer would.
         var env = await Eventually.UntilAsync(async () =>
             {

@@ -1,4 +1,4 @@
-namespace Covibe.Server.Features.Machines;
+namespace Covibe.Server.Features.Containers;
 
 /// <summary>
 /// Seed 003's <c>container_environments</c>: one row per container Covibe made for a team

@@ -1,10 +1,11 @@
+using Covibe.Server.Features.Containers;
 using System.Collections.Concurrent;
 using Covibe.Execution;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Covibe.Server.Features.Machines;
+namespace Covibe.Server.Features.Containers;
 
 /// <summary>What one pass found: containers that vanished, and orphans it removed.</summary>
 public sealed record ReconcileReport(IReadOnlyList<string> Vanished, IReadOnlyList<string> OrphansRemoved);
@@ -42,7 +43,7 @@ public sealed class ContainerReconciler(
             }
             catch (Exception e) when (e is HttpRequestException or IOException or Docker.DotNet.DockerApiException or TimeoutException)
             {
-                MachinesLog.ReconcileFailed(logger, e);
+                ContainersLog.ReconcileFailed(logger, e);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
@@ -86,7 +87,7 @@ public sealed class ContainerReconciler(
         {
             if (!containers.TryGetValue(row.ContainerName, out var container))
             {
-                MachinesLog.Vanished(logger, row.ContainerName, row.TeamId);
+                ContainersLog.Vanished(logger, row.ContainerName, row.TeamId);
                 await journal.SetStatusAsync(row.ContainerName, ContainerStatuses.Missing, cancellationToken);
                 vanished.Add(row.ContainerName);
                 continue;
@@ -114,7 +115,7 @@ public sealed class ContainerReconciler(
                 continue;
             }
             await managed.RemoveAsync(name, cancellationToken);
-            MachinesLog.OrphanRemoved(logger, name, container.Labels.TryGetValue(ManagedContainers.TeamLabel, out var team) ? team : "?");
+            ContainersLog.OrphanRemoved(logger, name, container.Labels.TryGetValue(ManagedContainers.TeamLabel, out var team) ? team : "?");
             orphans.Add(name);
         }
         return new ReconcileReport(vanished, orphans);
@@ -132,7 +133,7 @@ public sealed class ContainerReconciler(
         {
             return "starting";
         }
-        MachinesLog.Unhealthy(logger, name, failures);
+        ContainersLog.Unhealthy(logger, name, failures);
         return "unhealthy";
     }
 

@@ -2,7 +2,7 @@ using System.Text.Json.Nodes;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 
-namespace Covibe.Server.Features.Machines;
+namespace Covibe.Server.Features.Containers;
 
 /// <summary>Writes seed 003's <c>container_environments</c> rows as containers are made and removed.</summary>
 public sealed class ContainerJournal(IDbContextFactory<CovibeDb> dbs, TimeProvider time)

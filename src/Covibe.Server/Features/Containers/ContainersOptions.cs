@@ -1,7 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 
-namespace Covibe.Server.Features.Machines;
+namespace Covibe.Server.Features.Containers;
 
 /// <summary>
 /// <c>Covibe:Containers</c>: seed 003's Docker infrastructure. <c>USE_DOCKER_CONTAINERS</c>

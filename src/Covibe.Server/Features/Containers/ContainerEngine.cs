@@ -2,16 +2,15 @@ using Covibe.Execution;
 using Docker.DotNet;
 using Microsoft.Extensions.Options;
 
-namespace Covibe.Server.Features.Machines;
+namespace Covibe.Server.Features.Containers;
 
 /// <summary>The container engine at <c>DOCKER_HOST</c>: its client, and whether it can take agents now (asked at most every few seconds).</summary>
-public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOptions<IsolationOptions> isolation, Workspaces workspaces, ContainerJournal journal, TimeProvider time) : IDisposable
+public sealed class ContainerEngine(IOptions<ContainersOptions> options, ContainerUser user, ContainerJournal journal, TimeProvider time) : IDisposable
 {
     private static readonly TimeSpan Remember = TimeSpan.FromSeconds(5);
     private readonly Lock _lock = new();
     private DockerClient? _client;
     private ManagedContainers? _containers;
-    private ContainerBackend? _backend;
     private volatile EngineCheck _last = new(DateTimeOffset.MinValue, null);
 
     public DockerClient Client
@@ -33,26 +32,12 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
             lock (_lock)
             {
                 var o = options.Value;
-                var user = CurrentProcess.IsRoot ? (isolation.Value.SandboxUid, isolation.Value.SandboxGid) : CurrentProcess.User;
                 return _containers ??= new ManagedContainers(Client, new ContainerSettings(o.Image, o.Network,
-                    new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), user,
+                    new ContainerLimits(ContainersOptions.Bytes(o.AgentMemory), ContainersOptions.Bytes(o.AgentMemoryReservation), o.AgentCpus, o.AgentCpuReservation), (user.Uid, user.Gid),
                     new ContainerLimits(ContainersOptions.Bytes(o.PreviewMemory), ContainersOptions.Bytes(o.PreviewMemoryReservation), o.PreviewCpus, o.PreviewCpuReservation)),
                     new ContainerEvents(
                         (made, ct) => journal.RecordAsync(made.TeamId, made.Type, made.Name, made.Metadata, ct),
                         (name, ct) => journal.SetStatusAsync(name, ContainerStatuses.Removed, ct)));
-            }
-        }
-    }
-
-    /// <summary>The <c>container</c> execution backend: one container per agent.</summary>
-    public ContainerBackend Backend
-    {
-        get
-        {
-            var containers = Containers;
-            lock (_lock)
-            {
-                return _backend ??= new ContainerBackend(containers, workspaces.RuntimeRoot);
             }
         }
     }
@@ -97,3 +82,6 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, IOption
 
     private sealed record EngineCheck(DateTimeOffset At, string? Problem);
 }
+
+/// <summary>Who the processes in Covibe's containers run as: this server's user, or the sandbox's when the server is root (the machines' setting).</summary>
+public sealed record ContainerUser(uint Uid, uint Gid);

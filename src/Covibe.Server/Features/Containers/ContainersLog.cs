@@ -1,0 +1,17 @@
+namespace Covibe.Server.Features.Containers;
+
+// Names, ids and states only: never environment values (CLAUDE_API_KEY) or output.
+internal static partial class ContainersLog
+{
+    [LoggerMessage(5001, LogLevel.Warning, "Container {Name} of team {TeamId} vanished from the engine without Covibe removing it")]
+    public static partial void Vanished(ILogger logger, string name, string teamId);
+
+    [LoggerMessage(5002, LogLevel.Warning, "Removed orphan container {Name} (labelled team {TeamId}), unknown to the database")]
+    public static partial void OrphanRemoved(ILogger logger, string name, string teamId);
+
+    [LoggerMessage(5003, LogLevel.Warning, "Container {Name} is unhealthy: {Failures} health checks failed in a row")]
+    public static partial void Unhealthy(ILogger logger, string name, int failures);
+
+    [LoggerMessage(5004, LogLevel.Warning, "The container engine could not be reconciled with the database")]
+    public static partial void ReconcileFailed(ILogger logger, Exception exception);
+}
