@@ -16,8 +16,6 @@ public static class KnownDebt
 
     public static readonly string[] ServiceLookups =
     [
-        "Auth.AttemptLimiter",
-        "Previews.PreviewProxy",
     ];
 
     public static readonly string[] ExecutionKnowsFeatures =

@@ -17,12 +17,15 @@ public sealed class AttemptLimiter(IRateLimits limits, IOptions<AuthOptions> opt
         limits.TryAcquireAsync("sign-in", clientKey, options.Value.AttemptsPerMinute, TimeSpan.FromMinutes(1));
 
     internal static string ClientKey(HttpContext context) => context.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+}
 
-    /// <summary>Endpoint filter: 429 with Retry-After and a ProblemDetails body.</summary>
-    public static async ValueTask<object?> Filter(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+/// <summary>The sign-in limit on a route (<c>.AddEndpointFilter&lt;AttemptFilter&gt;()</c>): 429 with Retry-After and a ProblemDetails body.</summary>
+public sealed class AttemptFilter(AttemptLimiter limiter) : IEndpointFilter
+{
+    public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         var http = context.HttpContext;
-        if (await http.RequestServices.GetRequiredService<AttemptLimiter>().TryAttemptAsync(http) is { } wait)
+        if (await limiter.TryAttemptAsync(http) is { } wait)
         {
             var seconds = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds));
             http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);

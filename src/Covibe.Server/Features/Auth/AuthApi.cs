@@ -33,8 +33,8 @@ public static class AuthApi
     public static IEndpointRouteBuilder MapAuthApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/auth").WithTags("Auth");
-        api.MapPost("/login", Login).AllowAnonymous().AddEndpointFilter(AttemptLimiter.Filter);
-        api.MapPost("/refresh", Refresh).AllowAnonymous().AddEndpointFilter(AttemptLimiter.Filter);
+        api.MapPost("/login", Login).AllowAnonymous().AddEndpointFilter<AttemptFilter>();
+        api.MapPost("/refresh", Refresh).AllowAnonymous().AddEndpointFilter<AttemptFilter>();
         api.MapPost("/logout", Logout).AllowAnonymous();
         api.MapGet("/me", Me).RequireAuthorization();
         return app;

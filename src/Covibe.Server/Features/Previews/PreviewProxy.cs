@@ -1,8 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
 using Covibe.Server.Data;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Yarp.ReverseProxy.Forwarder;
@@ -16,8 +14,8 @@ namespace Covibe.Server.Features.Previews;
 /// with Covibe's own cookie taken out. Everyone else gets a page that says how to get in.
 /// </summary>
 public sealed class PreviewProxy(
-    PreviewUrls urls, PreviewAccess access, PreviewConnections connections, IDbContextFactory<CovibeDb> dbs, IOptions<PreviewsOptions> options,
-    IConfiguration configuration, TimeProvider time, ILogger<PreviewProxy> logger) : IHostedService, IAsyncDisposable
+    PreviewUrls urls, PreviewAccess access, PreviewConnections connections, IHttpForwarder forwarder, IDbContextFactory<CovibeDb> dbs,
+    IOptions<PreviewsOptions> options, IConfiguration configuration, TimeProvider time, ILogger<PreviewProxy> logger) : IHostedService, IAsyncDisposable
 {
     private readonly ConcurrentDictionary<string, (int? Port, DateTime Until, long Generation)> _live = new();
     private long _generation;
@@ -40,7 +38,6 @@ public sealed class PreviewProxy(
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = ["--hostBuilder:reloadConfigOnChange=false"], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.Services.AddSingleton<IHostLifetime, NoLifetime>();
-        builder.Services.AddHttpForwarder();
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.AddServerHeader = false;
@@ -54,17 +51,16 @@ public sealed class PreviewProxy(
             }
         });
         var app = builder.Build();
-        var forwarder = app.Services.GetRequiredService<IHttpForwarder>();
-        app.Run(context => HandleAsync(context, forwarder));
+        app.Run(HandleAsync);
         await app.StartAsync(cancellationToken);
         _app = app;
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = app.Urls.First();
         Address = new Uri(address);
         urls.Listening(Address.Port);
         PreviewsLog.Listening(logger, address);
     }
 
-    private async Task HandleAsync(HttpContext context, IHttpForwarder forwarder)
+    private async Task HandleAsync(HttpContext context)
     {
         var cancellationToken = context.RequestAborted;
         if (urls.TeamOf(context.Request.Host.Value ?? "") is not { } teamId)

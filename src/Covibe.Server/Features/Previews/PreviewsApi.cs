@@ -28,6 +28,7 @@ public static class PreviewsApi
         services.AddSingleton<PreviewAccess>();
         services.AddSingleton<PreviewJobs>();
         services.AddSingleton<PreviewDeployer>();
+        services.AddHttpForwarder();
         services.AddSingleton<PreviewProxy>();
         // The preview's own origin listens before deploys start, so every URL they announce is known.
         services.AddHostedService(sp => sp.GetRequiredService<PreviewProxy>());

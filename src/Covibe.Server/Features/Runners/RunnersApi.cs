@@ -34,7 +34,7 @@ public static partial class RunnersApi
     public static IEndpointRouteBuilder MapRunnersApi(this IEndpointRouteBuilder app)
     {
         var runner = app.MapGroup("/api/runner").WithTags("Runners");
-        runner.MapPost("/register", Register).AddEndpointFilter(AttemptLimiter.Filter);
+        runner.MapPost("/register", Register).AddEndpointFilter<AttemptFilter>();
         runner.MapGet("/connect", Connect);
         runner.MapPost("/poll", Poll);
         runner.MapPost("/rotate", Rotate);

@@ -23,7 +23,7 @@ public static class TeamsApi
     public static IEndpointRouteBuilder MapTeamsApi(this IEndpointRouteBuilder app)
     {
         var api = app.MapGroup("/api/team").WithTags("Team");
-        api.MapPost("/create", CreateTeam).AllowAnonymous().AddEndpointFilter(AttemptLimiter.Filter);
+        api.MapPost("/create", CreateTeam).AllowAnonymous().AddEndpointFilter<AttemptFilter>();
 
         var members = api.MapGroup("").RequireAuthorization();
         members.MapGet("", GetTeam);
