@@ -103,6 +103,18 @@ public sealed partial class ArchitectureTests
     }
 
     [Fact]
+    public void WebClient_HasOneDomHelper_AndNoFileOver400Lines()
+    {
+        var web = Path.Combine(Sources.Root, "src", "Covibe.Server", "web");
+        var files = Directory.EnumerateFiles(web, "*.js").Where(f => !f.Contains($"{Path.DirectorySeparatorChar}vendor{Path.DirectorySeparatorChar}", StringComparison.Ordinal)).ToList();
+        files.ShouldNotBeEmpty();
+        var helpers = files.Where(f => Path.GetFileName(f) != "dom.js" && WebHelpers.DefinesDomHelper(File.ReadAllText(f))).Select(Path.GetFileName).ToList();
+        helpers.ShouldBeEmpty("define $ or el in web/dom.js only, and import them");
+        var long_ = files.Select(f => (Name: Path.GetFileName(f), Lines: File.ReadAllLines(f).Length)).Where(f => f.Lines > 400).ToList();
+        long_.ShouldBeEmpty("split a web file past 400 lines by concern");
+    }
+
+    [Fact]
     public void Rules_SeeWhatTheyLookFor()
     {
         // The checks above pass vacuously if they see nothing: each must recognise what it is for.
@@ -121,6 +133,9 @@ public sealed partial class ArchitectureTests
         PreviewOrBox().IsMatch("BoxLaunch").ShouldBeTrue();
         Composition().IsMatch("<>c.<AddAgents>b__1_0").ShouldBeTrue();
         Composition().IsMatch("<services>P").ShouldBeFalse();
+        WebHelpers.DefinesDomHelper("const $ = (selector) => document.querySelector(selector);").ShouldBeTrue();
+        WebHelpers.DefinesDomHelper("  const el = (tag, props = {}) => {").ShouldBeTrue();
+        WebHelpers.DefinesDomHelper("import { $, el } from './dom.js';\nconst element = $('#x');").ShouldBeFalse();
     }
 
     private static bool IsLogMessages(Mono.Cecil.TypeReference type) =>
@@ -170,4 +185,13 @@ public static class Debt
             + (paid.Count > 0 ? $"Paid off (delete from KnownDebt):\n{string.Join('\n', paid)}\n" : "");
         message.ShouldBeEmpty();
     }
+}
+
+public static partial class WebHelpers
+{
+    /// <summary>Whether a script defines its own <c>$</c> or <c>el</c> DOM helper.</summary>
+    public static bool DefinesDomHelper(string script) => Definition().IsMatch(script);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^\s*(export\s+)?(const\s+(\$|el)\s*=|function\s+(\$|el)\s*\()", System.Text.RegularExpressions.RegexOptions.Multiline)]
+    private static partial System.Text.RegularExpressions.Regex Definition();
 }

@@ -1,14 +1,7 @@
 // Boxes and warm pools in the Workshop tab (seed 002): request a box for a repository and branch,
 // watch it provision, open a terminal in it, release it; see the team's pools fill and serve.
 // Agents go into a box from the spawn form's "Where" choice (app.js lists your ready boxes there).
-
-const $ = (selector) => document.querySelector(selector);
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { $, el } from './dom.js';
 
 const STEPS = { queued: 'waiting to start', clone: 'fetching the repository', container: 'starting the box', devcontainer: 'devcontainer up', env: 'writing the .env' };
 const short = (commit) => (commit ? commit.slice(0, 7) : '');

@@ -1,13 +1,6 @@
 // The team's environment in the Workshop tab: where its agents and terminals run, and its
 // containers (seed 003's getTeamEnvironmentStatus: GET /api/team/environment).
-
-const $ = (selector) => document.querySelector(selector);
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { $, el } from './dom.js';
 
 const mib = (bytes) => `${Math.round(bytes / (1024 * 1024))} MiB`;
 

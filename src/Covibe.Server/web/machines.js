@@ -1,14 +1,7 @@
 // The team's VMs in the Workshop tab (seed 001): whose each is and whether it is online; for your own, where it is,
 // and for runner VMs (the VM runs `covibe runner` and dials out: no host, no key) the one-time command to start one,
 // a new token, rotation, revocation and the VM's audit log. Agents and terminals go to your VMs from their "Where".
-
-const $ = (selector) => document.querySelector(selector);
-
-const el = (tag, props = {}, ...children) => {
-  const node = Object.assign(document.createElement(tag), props);
-  node.append(...children.filter((c) => c !== null && c !== undefined));
-  return node;
-};
+import { $, el } from './dom.js';
 
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : 'never');
 

@@ -2,8 +2,8 @@
 // hub (preview_status on every change, preview_updated when a new version serves) and GET /api/preview;
 // the app itself is shown from its own origin, opened with a one-time link (POST /api/preview/link), so
 // nothing of the member's Covibe login ever reaches it. The owner connects the repository here.
+import { $ } from './dom.js';
 
-const $ = (selector) => document.querySelector(selector);
 const short = (commit) => (commit ?? '').slice(0, 7);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
 const IN_PROGRESS = new Set(['queued', 'building', 'starting']);

@@ -1,12 +1,10 @@
 // Terminals in the Workshop tab: xterm.js on seed 004's protocol at /terminal (docs/terminals.md).
 // A session lives on the server, not in the page: close the tab or lose the network, come back,
 // and the page attaches again from the last byte it showed (nothing missed, nothing twice).
-
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
 import { reconnectingSocket } from './socket.js';
-
-const $ = (selector) => document.querySelector(selector);
+import { $ } from './dom.js';
 
 export function createTerminals({ token, me, refreshToken, alert, api }) {
   const ui = {

@@ -1,0 +1,18 @@
+// What the web client knows of the signed-in member's team, shared by its modules.
+
+export const FINAL = new Set(['completed', 'failed', 'killed', 'lost']);
+
+export const state = {
+  token: null,
+  tokenExpires: 0,
+  refreshTimer: null,
+  me: null,
+  team: null,
+  agents: new Map(),
+  presence: [],
+  lastChatId: 0,
+  oldestChatId: null,
+  view: null, // the open agent: { id, next, complete, line, decoder, readableCount, rawChars, tools }
+  tab: 'deck',
+  types: new Map(),
+};
