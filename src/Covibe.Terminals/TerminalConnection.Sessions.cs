@@ -1,3 +1,4 @@
+using Covibe.Web;
 using System.Text;
 using Covibe.Protocol;
 
@@ -65,7 +66,7 @@ internal sealed partial class TerminalConnection
                 break;
             default:
                 throw new TerminalException(TerminalErrorCodes.UnknownAction,
-                    $"Unknown session action '{Printable(request.Action ?? "")}'. Use create, attach, detach, resize, share, close or list.");
+                    $"Unknown session action '{PrintableText.Of(request.Action ?? "")}'. Use create, attach, detach, resize, share, close or list.");
         }
     }
 
@@ -112,7 +113,7 @@ internal sealed partial class TerminalConnection
         if (session is null || !session.IsVisibleTo(user))
         {
             throw new TerminalException(TerminalErrorCodes.SessionNotFound,
-                $"There is no session '{Printable(id ?? "")}' you can see. List yours with {{\"type\":\"session\",\"action\":\"list\"}}.");
+                $"There is no session '{PrintableText.Of(id ?? "")}' you can see. List yours with {{\"type\":\"session\",\"action\":\"list\"}}.");
         }
         return session;
     }

@@ -171,7 +171,7 @@ internal sealed partial class TerminalConnection(
                     break;
                 default:
                     await ErrorAsync(request.Id, request.Session, TerminalErrorCodes.UnknownType,
-                        $"Unknown message type '{Printable(request.Type)}'. Send session, command or input.", cancellationToken);
+                        $"Unknown message type '{PrintableText.Of(request.Type)}'. Send session, command or input.", cancellationToken);
                     break;
             }
         }
@@ -353,7 +353,5 @@ internal sealed partial class TerminalConnection(
         _closeDeadline.Dispose();
     }
 
-    private static string Printable(string value) =>
-        new([.. value.Take(100).Select(c => char.IsControl(c) ? '?' : c)]);
 
 }

@@ -1,3 +1,4 @@
+using Covibe.Web;
 using System.Text;
 using System.Text.RegularExpressions;
 using Covibe.Execution;
@@ -112,7 +113,7 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         if (!shells.Contains(requested) || !File.Exists(requested))
         {
             throw new TerminalException(TerminalErrorCodes.InvalidShell,
-                $"Shell '{Printable(requested)}' is not an installed login shell. Use one listed in /etc/shells, e.g. /bin/bash or /bin/sh, or leave 'shell' out.");
+                $"Shell '{PrintableText.Of(requested, 200)}' is not an installed login shell. Use one listed in /etc/shells, e.g. /bin/bash or /bin/sh, or leave 'shell' out.");
         }
         return requested;
     }
@@ -139,7 +140,7 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         }
         if (!Directory.Exists(full))
         {
-            throw new TerminalException(TerminalErrorCodes.InvalidCwd, $"The working directory '{Printable(requested)}' does not exist.");
+            throw new TerminalException(TerminalErrorCodes.InvalidCwd, $"The working directory '{PrintableText.Of(requested, 200)}' does not exist.");
         }
         var real = RealPath.Resolve(full);
         if (real is null || !IsInside(real, root))
@@ -175,7 +176,7 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         {
             if (!EnvName().IsMatch(name))
             {
-                throw new TerminalException(TerminalErrorCodes.InvalidEnv, $"'{Printable(name)}' is not a valid environment variable name (letters, digits and _, not starting with a digit).");
+                throw new TerminalException(TerminalErrorCodes.InvalidEnv, $"'{PrintableText.Of(name, 200)}' is not a valid environment variable name (letters, digits and _, not starting with a digit).");
             }
             if (RefusedNames.Contains(name) || RefusedPrefixes.Any(p => name.StartsWith(p, StringComparison.Ordinal)))
             {
@@ -214,7 +215,7 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
     }
 
     private static TerminalException OutsideRoot(string requested, string root) =>
-        new(TerminalErrorCodes.InvalidCwd, $"The working directory '{Printable(requested)}' is outside {root}. Give a directory inside it, or a path relative to it.");
+        new(TerminalErrorCodes.InvalidCwd, $"The working directory '{PrintableText.Of(requested, 200)}' is outside {root}. Give a directory inside it, or a path relative to it.");
 
     private static bool IsInside(string path, string root) =>
         path == root || path.StartsWith(root.EndsWith('/') ? root : root + "/", StringComparison.Ordinal);
@@ -229,8 +230,6 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         return RealPath.Resolve(root) ?? throw new InvalidOperationException($"The terminal root '{root}' cannot be resolved.");
     }
 
-    private static string Printable(string value) =>
-        new([.. value.Take(200).Select(c => char.IsControl(c) ? '?' : c)]);
 
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
     private static partial Regex EnvName();

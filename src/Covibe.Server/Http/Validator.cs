@@ -50,5 +50,4 @@ public sealed class Validator
     }
 
     /// <summary>Text from outside, safe to echo in a message or a log: control characters as '?', at most <paramref name="max"/> characters.</summary>
-    public static string Printable(string value, int max = 100) => new([.. value.Take(max).Select(c => char.IsControl(c) ? '?' : c)]);
 }

@@ -6,6 +6,7 @@ using Covibe.Server.Features.Vms;
 using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Runners;
 
@@ -181,7 +182,7 @@ public sealed class RunnerHub(
                 terminals.Deliver(session, message);
                 break;
             default:
-                session.Send(new RunnerMessage(RunnerProtocol.Error, Error: $"Unknown message type '{Validator.Printable(message.Type)}' (protocol version {RunnerProtocol.Version})."));
+                session.Send(new RunnerMessage(RunnerProtocol.Error, Error: $"Unknown message type '{PrintableText.Of(message.Type)}' (protocol version {RunnerProtocol.Version})."));
                 break;
         }
     }
@@ -199,8 +200,8 @@ public sealed class RunnerHub(
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
             var row = await db.Vms.SingleAsync(v => v.Id == session.VmId, cancellationToken);
-            row.RunnerHostname = Clip(hello.Hostname);
-            if (Clip(hello.User) is { Length: > 0 } user)
+            row.RunnerHostname = PrintableText.OfOptional(hello.Hostname);
+            if (PrintableText.OfOptional(hello.User) is { Length: > 0 } user)
             {
                 row.Username = user; // the account agents and terminals run as there
             }
@@ -225,7 +226,7 @@ public sealed class RunnerHub(
             }
         }
         await audit.WriteAsync(session.VmId, session.TeamId, VmAuditLog.Runner, null, "runner.connect",
-            $"{session.Transport} from {Clip(hello.User) ?? "?"}@{Clip(hello.Hostname) ?? "?"}; {follow.Count} agents to follow", cancellationToken);
+            $"{session.Transport} from {PrintableText.OfOptional(hello.User) ?? "?"}@{PrintableText.OfOptional(hello.Hostname) ?? "?"}; {follow.Count} agents to follow", cancellationToken);
     }
 
     /// <summary>A <c>signal</c> request for the agent: <c>int</c>, <c>term</c>, <c>kill</c> (<see cref="VmScripts.SignalName"/>) or <c>eof</c>.</summary>
@@ -275,8 +276,8 @@ public sealed class RunnerHub(
         {
             return true;
         }
-        RunnersLog.ForeignAgent(logger, session.VmId, Validator.Printable(agentId ?? ""));
-        session.Send(new RunnerMessage(RunnerProtocol.Error, AgentId: agentId, Error: $"Agent '{Validator.Printable(agentId ?? "")}' is not one of this VM's agents."));
+        RunnersLog.ForeignAgent(logger, session.VmId, PrintableText.Of(agentId ?? ""));
+        session.Send(new RunnerMessage(RunnerProtocol.Error, AgentId: agentId, Error: $"Agent '{PrintableText.Of(agentId ?? "")}' is not one of this VM's agents."));
         return false;
     }
 
@@ -305,6 +306,5 @@ public sealed class RunnerHub(
         await db.Vms.Where(v => v.Id == vmId).ExecuteUpdateAsync(s => s.SetProperty(v => v.Status, status).SetProperty(v => v.LastError, error), cancellationToken);
     }
 
-    private static string? Clip(string? value) => value is null ? null : Validator.Printable(value);
 
 }

@@ -6,6 +6,7 @@ using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Hosting;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Runners;
 
@@ -111,9 +112,9 @@ public sealed class RunnerService(
         vm.RunnerRegistrationExpiresAt = null;
         vm.RunnerCredentialHash = RunnerTokens.Hash(credential);
         vm.RunnerPreviousCredentialHash = null;
-        vm.RunnerHostname = Clip(request.Hostname);
-        vm.RunnerVersion = Clip(request.Version);
-        if (Clip(request.User) is { Length: > 0 } user)
+        vm.RunnerHostname = PrintableText.OfOptional(request.Hostname);
+        vm.RunnerVersion = PrintableText.OfOptional(request.Version);
+        if (PrintableText.OfOptional(request.User) is { Length: > 0 } user)
         {
             vm.Username = user;
         }
@@ -210,7 +211,6 @@ public sealed class RunnerService(
         session.Dispose();
     }
 
-    private static string? Clip(string? value) => value is null ? null : Validator.Printable(value);
 }
 
 public static class RunnerStatuses

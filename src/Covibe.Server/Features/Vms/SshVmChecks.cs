@@ -2,6 +2,7 @@ using Covibe.Execution;
 using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Vms;
 
@@ -31,7 +32,7 @@ internal static class SshVmChecks
                 Status = 409,
                 Type = Problems.TypeBase + (confirmed is null ? "confirm-host-key" : "host-key-mismatch"),
                 Title = confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
-                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {Validator.Printable(confirmed, 120)}. ") +
+                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {PrintableText.Of(confirmed, 120)}. ") +
                     "Compare these fingerprints with the VM's own (run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), " +
                     "then send the request again with 'hostKeyFingerprint' set to the matching one, as listed here or as SHA256:... alone.",
             };
