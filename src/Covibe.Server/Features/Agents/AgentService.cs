@@ -61,9 +61,9 @@ public sealed partial class AgentService(
         var v = new Validator();
         var task = v.Text("task", request.Task, MaxTaskLength);
         var repository = string.IsNullOrWhiteSpace(request.RepositoryUrl) ? null : request.RepositoryUrl.Trim();
-        if (repository is not null && !GitNames.IsRepositoryUrl(repository))
+        if (repository is not null && GitNames.RepositoryProblem(repository, RepositoryFetcher.Agent) is { } repositoryProblem)
         {
-            v.Fail("repositoryUrl", "'repositoryUrl' must be a git URL such as https://github.com/org/repo.git or git@github.com:org/repo.git.");
+            v.Fail("repositoryUrl", repositoryProblem);
         }
         var branch = string.IsNullOrWhiteSpace(request.Branch) ? null : request.Branch.Trim();
         if (branch is not null && !GitNames.IsBranchName(branch))

@@ -329,7 +329,7 @@ public sealed class BoxService(
     internal string RepoUrl(string? value)
     {
         var url = value?.Trim() ?? "";
-        if (GitMirror.Problem(url, options.Value.AllowLocalRepositories, "A box") is { } problem)
+        if (GitNames.RepositoryProblem(url, options.Value.AllowLocalRepositories ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server, "A box") is { } problem)
         {
             throw new BoxRequestException("repoUrl", problem);
         }

@@ -16,34 +16,6 @@ public sealed class GitMirrorException(string message) : Exception(message);
 /// </summary>
 public sealed partial class GitMirror(string home)
 {
-    /// <summary>Why <paramref name="url"/> cannot be followed (<paramref name="what"/>: who follows it, in the message), or null if it can.</summary>
-    public static string? Problem(string url, bool allowLocal, string what = "The preview")
-    {
-        if (string.IsNullOrWhiteSpace(url) || url.StartsWith('-') || url.Any(char.IsControl))
-        {
-            return "Give the repository's address, like https://github.com/owner/app.git.";
-        }
-        if (Uri.TryCreate(url, UriKind.Absolute, out var uri))
-        {
-            if (uri.Scheme is "https" or "http")
-            {
-                return uri.UserInfo.Length > 0
-                    ? $"Leave credentials out of the repository's address: addresses are shown and logged. {what} follows public repositories (https)."
-                    : null;
-            }
-            if (uri.Scheme == "file" && allowLocal)
-            {
-                return null;
-            }
-        }
-        if (allowLocal && Path.IsPathFullyQualified(url))
-        {
-            return null;
-        }
-        return $"{what} follows repositories over https (like https://github.com/owner/app.git)"
-            + (allowLocal ? " or on this machine's disk." : ".");
-    }
-
     /// <summary>The commit <paramref name="branch"/> points to in the remote now, or null if it has no such branch.</summary>
     public async Task<string?> HeadAsync(string url, string branch, bool allowLocal, CancellationToken cancellationToken)
     {

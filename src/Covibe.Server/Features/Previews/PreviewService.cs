@@ -35,7 +35,7 @@ public sealed partial class PreviewService(
     public async Task<(Preview Preview, string Secret)> ConnectAsync(Caller owner, string? repositoryUrl, string? branch, CancellationToken cancellationToken)
     {
         var url = repositoryUrl?.Trim() ?? "";
-        if (GitMirror.Problem(url, options.Value.AllowLocalRepositories) is { } problem)
+        if (GitNames.RepositoryProblem(url, options.Value.AllowLocalRepositories ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server) is { } problem)
         {
             throw new PreviewRequestException("repositoryUrl", problem);
         }

@@ -48,20 +48,6 @@ public sealed class PreviewPartsTests
     }
 
     [Fact]
-    public void RepositoryAddresses_OnlyHttpsAndHttp_NoCredentials_LocalOnlyWhenAllowed()
-    {
-        GitMirror.Problem("https://github.com/acme/app.git", allowLocal: false).ShouldBeNull();
-        GitMirror.Problem("http://git.example.com/app.git", allowLocal: false).ShouldBeNull();
-        foreach (var bad in new[] { "", " ", "-c core.sshCommand=x", "ssh://git@github.com/a/b", "git@github.com:a/b.git", "ext::sh -c x", "fd::3", "https://token@github.com/a/b", "https://u:p@github.com/a/b", "/srv/repo", "file:///srv/repo", "https://github.com/a/b\n" })
-        {
-            GitMirror.Problem(bad, allowLocal: false).ShouldNotBeNull(bad);
-        }
-        GitMirror.Problem("/srv/repo", allowLocal: true).ShouldBeNull();
-        GitMirror.Problem("file:///srv/repo", allowLocal: true).ShouldBeNull();
-        GitMirror.Problem("relative/repo", allowLocal: true).ShouldNotBeNull();
-    }
-
-    [Fact]
     public void PreviewOrigins_OnePerTeam_AndTheTeamReadBackFromTheHostName()
     {
         var urls = Urls(null);
