@@ -55,7 +55,7 @@ public static class KnownDebt
         "Features/Previews/PreviewJobs.cs: var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;",
         "Features/Vms/Vm.cs: public bool IsRunner => ConnectionType is Polling or Tunnel;",
         "Features/Vms/VmHealth.cs: ids = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Id).ToListAsync(stoppingToken);",
-        "Features/Vms/VmsApi.cs: if (request.ConnectionType is Vm.Polling or Vm.Tunnel)",
-        "Features/Vms/VmsApi.cs: if (request.ConnectionType is not (null or Vm.SshProxy))",
+        "Features/Vms/VmService.cs: if (request.ConnectionType is Vm.Polling or Vm.Tunnel)",
+        "Features/Vms/VmService.cs: if (request.ConnectionType is not (null or Vm.SshProxy))",
     ];
 }

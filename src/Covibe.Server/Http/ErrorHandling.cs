@@ -20,6 +20,10 @@ internal sealed partial class ErrorHandling(IProblemDetailsService problems, ILo
                 ? new HttpValidationProblemDetails(errors.ToDictionary()) { Detail = Problems.ValidationDetail }
                 : new ProblemDetails { Detail = refused.Message };
             (problem.Status, problem.Type, problem.Title) = (refused.Status, Problems.TypeBase + refused.Type, refused.Title);
+            foreach (var (key, value) in refused.Extensions)
+            {
+                problem.Extensions[key] = value;
+            }
         }
         else if (exception is BadHttpRequestException bad)
         {

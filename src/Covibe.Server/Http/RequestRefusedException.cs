@@ -13,6 +13,10 @@ public enum Refusal
     NotFound,
     /// <summary>It cannot be done in the present state (409).</summary>
     Conflict,
+    /// <summary>Well formed, but what it names says no (422: a VM refused the login given).</summary>
+    Unprocessable,
+    /// <summary>A machine the server needs for it did not answer (502).</summary>
+    Unreachable,
 }
 
 /// <summary>
@@ -42,6 +46,9 @@ public sealed class RequestRefusedException : Exception
     /// <summary>The fields at fault, for <see cref="Refusal.Invalid"/>.</summary>
     public IReadOnlyDictionary<string, string[]>? Errors { get; }
 
+    /// <summary>More members of the problem, for a client to act on (the host keys a VM offers).</summary>
+    public Dictionary<string, object?> Extensions { get; } = [];
+
     /// <summary>The fields <paramref name="validator"/> found wrong.</summary>
     public static RequestRefusedException Invalid(Validator validator) => new(validator.Errors);
 
@@ -55,6 +62,8 @@ public sealed class RequestRefusedException : Exception
         Refusal.Unauthenticated => 401,
         Refusal.Forbidden => 403,
         Refusal.NotFound => 404,
+        Refusal.Unprocessable => 422,
+        Refusal.Unreachable => 502,
         _ => 409,
     };
 }

@@ -1,7 +1,5 @@
 using Covibe.Execution;
 using Covibe.Server.Http;
-using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.AspNetCore.Mvc;
 using Covibe.Web;
 
 namespace Covibe.Server.Features.Vms;
@@ -14,36 +12,33 @@ internal static class SshVmChecks
     /// <see cref="HostKeys.ParseConfirmed"/> takes (as offered here, <c>ssh-ed25519 SHA256:...</c>, or bare). Answers the matching keys
     /// and the bare fingerprint.
     /// </summary>
-    public static async Task<(IReadOnlyList<HostKey>? Keys, string? Fingerprint, ProblemHttpResult? Refusal)> ConfirmHostKeyAsync(
+    public static async Task<(IReadOnlyList<HostKey> Keys, string Fingerprint)> ConfirmHostKeyAsync(
         string host, int port, string? confirmed, CancellationToken cancellationToken)
     {
         var keys = await HostKeys.ScanAsync(host, port, cancellationToken);
         if (keys.Count == 0)
         {
-            return (null, null, Problems.Create(502, "vm-unreachable", "VM not reachable",
-                $"No SSH server answered at {host}:{port}. Check the host and port, and that sshd runs and the server can reach it."));
+            throw new RequestRefusedException(Refusal.Unreachable, "vm-unreachable", "VM not reachable",
+                $"No SSH server answered at {host}:{port}. Check the host and port, and that sshd runs and the server can reach it.");
         }
         var fingerprints = keys.Select(k => $"{k.Type} {k.Fingerprint}").ToArray();
         var matching = HostKeys.Matching(keys, confirmed);
         if (matching.Count == 0)
         {
-            var problem = new ProblemDetails
-            {
-                Status = 409,
-                Type = Problems.TypeBase + (confirmed is null ? "confirm-host-key" : "host-key-mismatch"),
-                Title = confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
-                Detail = (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {PrintableText.Of(confirmed, 120)}. ") +
+            var refusal = new RequestRefusedException(Refusal.Conflict,
+                confirmed is null ? "confirm-host-key" : "host-key-mismatch",
+                confirmed is null ? "Confirm the VM's host key" : "Host key does not match",
+                (confirmed is null ? "" : $"The VM does not present a host key with fingerprint {PrintableText.Of(confirmed, 120)}. ") +
                     "Compare these fingerprints with the VM's own (run `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on it), " +
-                    "then send the request again with 'hostKeyFingerprint' set to the matching one, as listed here or as SHA256:... alone.",
-            };
-            problem.Extensions["fingerprints"] = fingerprints;
-            return (null, null, TypedResults.Problem(problem));
+                    "then send the request again with 'hostKeyFingerprint' set to the matching one, as listed here or as SHA256:... alone.");
+            refusal.Extensions["fingerprints"] = fingerprints;
+            throw refusal;
         }
-        return (matching, matching[0].Fingerprint, null);
+        return (matching, matching[0].Fingerprint);
     }
 
-    /// <summary>Logs in to the VM once (<c>true</c> over SSH): null when it works, else the problem in words the owner can act on.</summary>
-    public static async Task<ProblemHttpResult?> LoginProblemAsync(VmConnector connector, SshClient ssh, SshTarget target, string method, byte[] credential, CancellationToken cancellationToken)
+    /// <summary>Logs in to the VM once (<c>true</c> over SSH); a refusal in words the owner can act on when it does not work.</summary>
+    public static async Task CheckLoginAsync(VmConnector connector, SshClient ssh, SshTarget target, string method, byte[] credential, CancellationToken cancellationToken)
     {
         string? error;
         var refused = false;
@@ -59,10 +54,13 @@ internal static class SshVmChecks
             error = e.Message;
         }
         // The VM said no to the credential: the owner's to fix. Anything else (the connection dropped, a timeout) is the way there.
-        return error is null ? null
-            : refused ? Problems.Create(422, "vm-login-failed", "The VM refused the login",
-                $"{error} Nothing was saved; send the request again with the right user and {(method == "password" ? "password" : "private key")}.")
-            : Problems.Create(502, "vm-unreachable", "VM not reachable", $"Logging in to check the credential failed: {error} Nothing was saved; try again.");
+        if (error is not null)
+        {
+            throw refused
+                ? new RequestRefusedException(Refusal.Unprocessable, "vm-login-failed", "The VM refused the login",
+                    $"{error} Nothing was saved; send the request again with the right user and {(method == "password" ? "password" : "private key")}.")
+                : new RequestRefusedException(Refusal.Unreachable, "vm-unreachable", "VM not reachable", $"Logging in to check the credential failed: {error} Nothing was saved; try again.");
+        }
     }
 
 }
