@@ -114,19 +114,22 @@ public sealed class AgentRestartTests : IDisposable
     }
 
     /// <summary>
-    /// A real <c>covibe serve</c> (with <paramref name="extraArgs"/>) runs a slow mock agent; a client reads
-    /// part of its output; the server is killed with SIGKILL (<paramref name="whileDown"/> runs then) and
-    /// started again; the client resumes from where it was and the whole equals the agent's log.
+    /// A real <c>covibe serve</c> (with <paramref name="extraArgs"/>) runs an agent that writes a line every 100 ms until the
+    /// test lets it end (a file <c>release</c> in its working directory), so it still runs after the restart however busy
+    /// the machine is; a client reads part of its output; the server is killed with SIGKILL (<paramref name="whileDown"/>
+    /// runs then) and started again; the client resumes from where it was and the whole equals the agent's log.
     /// </summary>
+    /// <summary>A line every 100 ms until a file <c>release</c> appears in its working directory; then it ends well.</summary>
+    private const string GatedAgent = "i=0; while [ ! -e release ]; do i=$((i+1)); echo \"line $i of an agent that outlives its server\"; sleep 0.1; done; echo released";
+
     internal static async Task KilledAndRestartedAsync(string data, string[] extraArgs,
         Func<string, Task> beforeKill, Func<string, Task> whileDown, Func<string, Task> afterRestart)
     {
         var port = PostgresServer.FreePort();
         var url = $"http://127.0.0.1:{port}";
         var cli = new CliRunner(Path.Combine(data, "cli"));
-        // 16 s of output: still running after a restart on a busy machine (the suite runs in parallel).
-        string[] args = ["serve", "--dev", "--data", data, "--urls", url,
-            "--Covibe:Agents:MockDelayMilliseconds=100", "--Covibe:Agents:MockSteps=160", "--Covibe:Auth:PasswordIterations=100000", .. extraArgs];
+        string[] args = ["serve", "--dev", "--data", data, "--urls", url, "--Covibe:Auth:PasswordIterations=100000",
+            "--Covibe:Agents:Types:gated:Command:0=sh", "--Covibe:Agents:Types:gated:Command:1=-c", $"--Covibe:Agents:Types:gated:Command:2={GatedAgent}", .. extraArgs];
 
         var server = cli.Start(args);
         string token, agentId;
@@ -140,7 +143,7 @@ public sealed class AgentRestartTests : IDisposable
             var created = (await (await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("K", "Kim", "kim@example.com", TestServer.Password))).Content.ReadFromJsonAsync<CreateTeamResponse>())!;
             token = created.Auth.AccessToken;
             http.DefaultRequestHeaders.Authorization = new("Bearer", token);
-            var agent = (await (await http.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("Survive kill -9", "mock"))).Content.ReadFromJsonAsync<AgentDto>())!;
+            var agent = (await (await http.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("Survive kill -9", "gated"))).Content.ReadFromJsonAsync<AgentDto>())!;
             agentId = agent.Id;
             await using var hub = await HubClient.ConnectAsync(serverUri, token);
             await hub.ReceiveAsync("team_joined");
@@ -167,6 +170,8 @@ public sealed class AgentRestartTests : IDisposable
             await using var hub = await HubClient.ConnectAsync(serverUri, token);
             await hub.ReceiveAsync("team_joined");
             await hub.SendAsync(new { type = "agent_subscribe", agentId, from = next });
+            // Now it may end: the client follows it to its last byte.
+            await File.WriteAllTextAsync(Path.Combine(Directory.EnumerateDirectories(Path.Combine(data, "workspaces"), agentId, SearchOption.AllDirectories).Single(), "release"), "");
             var (rest, _, status) = await hub.CollectOutputAsync(agentId, from: next);
             status.ShouldBe("completed");
             var log = await File.ReadAllBytesAsync(Path.Combine(data, "agents", agentId, "output.log"));
