@@ -30,11 +30,6 @@ public static class KnownDebt
 
     public static readonly string[] TerminalsLibrary =
     [
-        "Machines -> Covibe.Terminals.ITerminalLauncher",
-        "Machines -> Covibe.Terminals.TerminalException",
-        "Machines -> Covibe.Terminals.TerminalLaunch",
-        "Machines -> Covibe.Terminals.TerminalStart",
-        "Machines -> Covibe.Terminals.TerminalUser",
     ];
 
     public static readonly string[] PlaceComparisons =

@@ -3,7 +3,6 @@ using System.Runtime.InteropServices;
 using Covibe.Execution;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Hosting;
-using Covibe.Terminals;
 using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Machines;
@@ -12,7 +11,7 @@ namespace Covibe.Server.Features.Machines;
 /// Where members' code runs. The backends are registered by name (<see cref="ExecutionBackends"/>) (<c>sandbox</c> and
 /// <c>local</c> on this machine, <c>ssh</c> on members' VMs, <c>container</c> through the Docker
 /// Engine API, <c>box</c> inside a member's box); <see cref="MachineResolver"/>
-/// picks one for each agent and <see cref="MachineTerminals"/> for each terminal.
+/// picks one for each agent, and for each terminal (asked by the terminals' <c>MachineTerminals</c>).
 /// </summary>
 public static class MachinesFeature
 {
@@ -44,8 +43,6 @@ public static class MachinesFeature
         AddBackend(services, BoxExecBackend.BackendName, sp => new BoxExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
-        // Before AddTerminals, whose default launcher only knows this machine.
-        services.AddSingleton<ITerminalLauncher, MachineTerminals>();
         return services;
     }
 

@@ -2,12 +2,13 @@ using Covibe.Server.Features.Containers;
 using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
+using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Vms;
 using Covibe.Terminals;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
-namespace Covibe.Server.Features.Machines;
+namespace Covibe.Server.Features.Terminals;
 
 /// <summary>
 /// What a member's terminal runs, from the same decision as their agents: with <c>vm</c>, a login

@@ -24,6 +24,8 @@ public static class TerminalsFeature
 
     public static IServiceCollection AddServerTerminals(this IServiceCollection services)
     {
+        // Before AddTerminals, whose default launcher only knows this machine.
+        services.AddSingleton<ITerminalLauncher, MachineTerminals>();
         services.AddTerminals();
         services.AddSingleton<IPostConfigureOptions<TerminalOptions>, WorkspaceRoot>();
         services.AddHostedService<RevocationBridge>();
