@@ -11,28 +11,20 @@ namespace Covibe.Server.Features.Runners;
 /// <summary>The VM owner's side of runners: POST /api/vm/{id}/registration-token, /revoke, /rotate; GET /api/vm/{id}/audit.</summary>
 public static partial class RunnersApi
 {
-    public static async Task<Results<Ok<RunnerRegistrationDto>, ProblemHttpResult>> RegistrationTokenAsync(
+    public static async Task<Ok<RunnerRegistrationDto>> RegistrationTokenAsync(
         string id, Caller caller, CovibeDb db, RunnerService runners, VmAuditLog audit, HttpContext context, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "get a registration token for it", cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
+        var vm = await OwnedRunnerAsync(db, caller, id, "get a registration token for it", cancellationToken);
         var registration = runners.Issue(vm, context.Request.Origin());
         await db.SaveChangesAsync(cancellationToken);
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "registration-token.issue", $"valid until {registration.ExpiresAt:u}, once", cancellationToken);
         return TypedResults.Ok(registration);
     }
 
-    public static async Task<Results<Ok<VmDto>, ProblemHttpResult>> RevokeAsync(
+    public static async Task<Ok<VmDto>> RevokeAsync(
         string id, Caller caller, CovibeDb db, RunnerHub hub, VmAuditLog audit, VmEvents vmEvents, TimeProvider time, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "revoke its runner", cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
+        var vm = await OwnedRunnerAsync(db, caller, id, "revoke its runner", cancellationToken);
         var now = time.GetUtcNow().UtcDateTime;
         (vm.RunnerCredentialHash, vm.RunnerPreviousCredentialHash, vm.RunnerRegistrationHash, vm.RunnerRegistrationExpiresAt) = (null, null, null, null);
         (vm.Status, vm.LastError, vm.UpdatedAt) = (RunnerStatuses.Revoked, $"Revoked by its owner at {now:u}. Get a new registration token to register a runner again.", now);
@@ -47,11 +39,7 @@ public static partial class RunnersApi
     public static async Task<Results<Accepted, ProblemHttpResult>> RequestRotationAsync(
         string id, Caller caller, CovibeDb db, RunnerHub hub, VmAuditLog audit, CancellationToken cancellationToken)
     {
-        var (vm, refusal) = await OwnedRunnerAsync(db, caller, id, "rotate its runner's credential", cancellationToken);
-        if (vm is null)
-        {
-            return refusal!;
-        }
+        var vm = await OwnedRunnerAsync(db, caller, id, "rotate its runner's credential", cancellationToken);
         if (hub.SessionOf(vm.Id) is not { } session || !session.Send(new RunnerMessage(RunnerProtocol.Rotate)))
         {
             return Problems.Conflict("runner-offline", "Runner not connected",
@@ -61,17 +49,9 @@ public static partial class RunnersApi
         return TypedResults.Accepted($"/api/vm/{vm.Id}/audit");
     }
 
-    public static async Task<Results<Ok<VmAuditDto[]>, ProblemHttpResult>> AuditAsync(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
+    public static async Task<Ok<VmAuditDto[]>> AuditAsync(string id, Caller caller, CovibeDb db, CancellationToken cancellationToken)
     {
-        var vm = await db.Vms.AsNoTracking().SingleOrDefaultAsync(v => v.Id == id && v.TeamId == caller.TeamId, cancellationToken);
-        if (vm is null)
-        {
-            return Problems.NotFound("VM", $"Your team has no VM '{id}'. List them with GET /api/vm/list.");
-        }
-        if (vm.UserId != caller.UserId)
-        {
-            return Problems.Forbidden("Only the VM's owner can read its audit log.");
-        }
+        await VmService.FindOwnedAsync(db, caller, id, "read its audit log", cancellationToken);
         var rows = await (from a in db.VmAudit
                           where a.VmId == id
                           join u in db.Users on a.ActorId equals u.Id into users
@@ -81,12 +61,11 @@ public static partial class RunnersApi
         return TypedResults.Ok(rows);
     }
 
-    private static async Task<(Vm? Vm, ProblemHttpResult? Refusal)> OwnedRunnerAsync(CovibeDb db, Caller caller, string id, string action, CancellationToken cancellationToken)
+    /// <summary>One of the caller's own VMs that has a runner (refused as <see cref="VmService.FindOwnedAsync"/> does, or 409 for an SSH VM).</summary>
+    private static async Task<Vm> OwnedRunnerAsync(CovibeDb db, Caller caller, string id, string action, CancellationToken cancellationToken)
     {
-        var vm = await db.Vms.SingleOrDefaultAsync(v => v.Id == id && v.TeamId == caller.TeamId, cancellationToken);
-        return vm is null ? (null, Problems.NotFound("VM", $"Your team has no VM '{id}'. List them with GET /api/vm/list."))
-            : vm.UserId != caller.UserId ? (null, Problems.Forbidden($"Only the VM's owner can {action}."))
-            : !vm.IsRunner ? (null, Problems.Conflict("not-a-runner-vm", "Not a runner VM", $"'{vm.Name}' is reached over SSH (connectionType {vm.ConnectionType}); it has no runner."))
-            : (vm, null);
+        var vm = await VmService.FindOwnedAsync(db, caller, id, action, cancellationToken);
+        return vm.IsRunner ? vm : throw new RequestRefusedException(Refusal.Conflict, "not-a-runner-vm", "Not a runner VM",
+            $"'{vm.Name}' is reached over SSH (connectionType {vm.ConnectionType}); it has no runner.");
     }
 }

@@ -350,6 +350,9 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         audit.ShouldAllBe(a => a.Actor == "member" && a.ActorName == "Sarah");
         audit[^1].Detail!.ShouldContain("login checked");
         audit.ShouldAllBe(a => !a.Detail!.Contains("PRIVATE KEY") && !a.Detail.Contains("$(id)")); // what was typed is not kept
+        // An SSH VM has no runner to revoke or give a registration token to.
+        await (await client.PostAsync($"/api/vm/{vm.Id}/revoke", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "not-a-runner-vm");
+        await (await client.PostAsync($"/api/vm/{vm.Id}/registration-token", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "not-a-runner-vm");
     }
 
     [Fact]
