@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Covibe.Execution;
 using Docker.DotNet;
+using Covibe.Execution.Containers;
 
 /// <summary>
 /// A real Podman serving the Docker Engine API for a benchmark: on a socket in the benchmark's work directory, with

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Covibe.Execution;
 using Covibe.Server.Features.Containers;
 using Docker.DotNet;
+using Covibe.Execution.Containers;
 
 namespace Covibe.Cli;
 

@@ -11,6 +11,9 @@ public interface IExecutionBackend
     /// <summary>The name stored with each agent (<c>local</c>, <c>ssh</c>, ...), to find the backend again after a restart.</summary>
     string Name { get; }
 
+    /// <summary>Runs on another machine, named by each job's target (a VM id), which keeps an audit log of what is done there.</summary>
+    bool Remote => false;
+
     Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken);
 
     /// <summary>Whether the process is still the one that was started (not a reused PID), and its exit code once it has exited.</summary>
@@ -51,10 +54,11 @@ public interface IExecutionBackend
 public sealed record NamedBackend(string Name, Lazy<IExecutionBackend> Backend);
 
 /// <summary>
-/// What to run. <see cref="Argv"/> is never passed through a shell. <see cref="WorkingDirectory"/> is
+/// What to run: an agent, or any detached job. <see cref="Argv"/> is never passed through a shell. <see cref="WorkingDirectory"/> is
 /// relative to the team's workspace: <see cref="Workspace"/> on this machine (local, sandbox and
-/// container backends), <c>~/project</c> on a VM (or <see cref="RemoteDirectory"/>, relative to the VM user's home: a box's
-/// repository). <see cref="Target"/>: the machine within the backend (a VM id).
+/// container backends), <c>~/project</c> on a VM (or <see cref="RemoteDirectory"/>, relative to the VM user's home).
+/// <see cref="Target"/>: the machine within the backend (a VM id). <see cref="Service"/>: a job that serves on a port, not an
+/// agent; <see cref="Exec"/>: in a container that already runs, not a new one.
 /// </summary>
 public sealed record AgentLaunch(
     string AgentId,
@@ -68,24 +72,24 @@ public sealed record AgentLaunch(
     string? Workspace = null,
     string? TeamId = null,
     string? OwnerId = null,
-    PreviewLaunch? Preview = null,
-    BoxLaunch? Box = null,
+    ServiceLaunch? Service = null,
+    ContainerExec? Exec = null,
     string? RemoteDirectory = null);
 
 /// <summary>
-/// A team's preview rather than an agent (the deploy <see cref="DeployId"/>): it serves on <see cref="Port"/> of this machine's 127.0.0.1 (a container,
-/// under seed 003's preview limits, publishes its <see cref="ContainerPort"/> there), and may run in the repository's
-/// own <see cref="Image"/> (built from its Dockerfile) starting in <see cref="ImageWorkingDirectory"/>, instead of the
-/// default image with the files mounted.
+/// A job that serves on <see cref="Port"/> of this machine's 127.0.0.1 rather than an agent. In a container (named <see cref="Name"/>,
+/// of the type <see cref="Kind"/>, its id recorded under <see cref="IdKey"/>) it is held to the service limits, publishes its
+/// <see cref="ContainerPort"/> there, and may run in an <see cref="Image"/> of its own starting in <see cref="ImageWorkingDirectory"/>,
+/// instead of the default image with the files mounted.
 /// </summary>
-public sealed record PreviewLaunch(string DeployId, int Port, string? Image = null, string? ImageWorkingDirectory = null, int? ContainerPort = null);
+public sealed record ServiceLaunch(string Kind, string Name, string IdKey, int Port, string? Image = null, string? ImageWorkingDirectory = null, int? ContainerPort = null);
 
 /// <summary>
-/// An agent inside a running box's container: it runs there as <see cref="User"/> (uid <see cref="Uid"/>:<see cref="Gid"/> owns its
-/// runtime directory) in <see cref="WorkingDirectory"/> (the box's repository), with its runtime directory under
-/// <see cref="RuntimeRoot"/> on this machine, which the box sees at <see cref="BoxExecBackend.RuntimeMount"/>.
+/// A job inside a container that already runs: as <see cref="User"/> (uid <see cref="Uid"/>:<see cref="Gid"/> owns its runtime
+/// directory) in <see cref="WorkingDirectory"/>, with its runtime directory under <see cref="RuntimeRoot"/> on this machine, which the
+/// container sees at <see cref="Containers.ContainerExecBackend.RuntimeMount"/>.
 /// </summary>
-public sealed record BoxLaunch(string Container, string User, uint Uid, uint Gid, string WorkingDirectory, string RuntimeRoot);
+public sealed record ContainerExec(string Container, string User, uint Uid, uint Gid, string WorkingDirectory, string RuntimeRoot);
 
 /// <summary>A started agent, as stored in the database so that a restarted server can find it again.</summary>
 /// <summary><see cref="Target"/>: the machine it runs on, for remote backends (a VM id).</summary>

@@ -62,7 +62,7 @@ public static class StartupBanner
     {
         var isolation = app.Services.GetRequiredService<IOptions<Features.Machines.IsolationOptions>>().Value;
         var network = !isolation.IsSandboxed ? ""
-            : app.Services.GetRequiredService<Execution.HostSandbox>().IsolatesNetwork ? " with a network of its own (the internet, not this machine)"
+            : app.Services.GetRequiredService<Execution.Local.HostSandbox>().IsolatesNetwork ? " with a network of its own (the internet, not this machine)"
             : !isolation.SandboxNetwork ? " with no network"
             : " sharing this machine's network (its loopback services are reachable from there; run as root for a network of their own)";
         var host = isolation.IsSandboxed ? "on this machine in a bubblewrap sandbox" + network

@@ -205,11 +205,11 @@ public sealed partial class TerminalLaunch(TerminalOptions options) : ITerminalL
         var line = new StringBuilder("( ");
         if (cwd is not null)
         {
-            line.Append("cd -- ").Append(SshClient.Quote(directory(cwd))).Append(" && ");
+            line.Append("cd -- ").Append(ShellWords.Quote(directory(cwd))).Append(" && ");
         }
         foreach (var (name, value) in variables)
         {
-            line.Append("export ").Append(name).Append('=').Append(SshClient.Quote(value)).Append(" && ");
+            line.Append("export ").Append(name).Append('=').Append(ShellWords.Quote(value)).Append(" && ");
         }
         return line.Append(command).Append(" )\r").ToString();
     }

@@ -68,6 +68,41 @@ public sealed partial class ArchitectureTests
     }
 
     [Fact]
+    public void EachPlace_IsAFolderOfExecution_AndOnlyTheResolverMakesPlaces()
+    {
+        // A backend (what runs jobs in one kind of place) lives in a folder of its own: Covibe.Execution.Local, .Containers, .Ssh...
+        var execution = Assemblies.Load("Covibe.Execution");
+        var backends = execution.GetTypes().Where(t => !t.IsInterface && t.Interfaces.Any(i => i.InterfaceType.Name == "IExecutionBackend")).ToList();
+        backends.Count.ShouldBeGreaterThanOrEqualTo(4);
+        backends.Where(t => t.Namespace == "Covibe.Execution").Select(t => t.Name).ShouldBeEmpty("a backend goes in the folder of its place");
+
+        // Features are handed a Place; they never make one (which would be deciding where code runs).
+        var server = Assemblies.Load(Rooms.ServerAssembly);
+        var made = server.GetTypes()
+            .SelectMany(t => t.Methods.Where(m => m.HasBody).SelectMany(m => m.Body.Instructions
+                .Where(i => i.OpCode == Mono.Cecil.Cil.OpCodes.Newobj && i.Operand is Mono.Cecil.MethodReference ctor && IsPlace(ctor.DeclaringType))
+                .Select(_ => (Maker: TypeUse.Outermost(t).Name, Made: ((Mono.Cecil.MethodReference)_.Operand).DeclaringType.Name))))
+            .ToList();
+        made.ShouldContain(m => m.Maker == "MachineResolver", "the check must see the resolver make places");
+        made.Where(m => m.Maker != "MachineResolver" && !IsPlaceName(m.Maker)).ShouldBeEmpty("only MachineResolver decides where code runs");
+    }
+
+    private static bool IsPlace(Mono.Cecil.TypeReference type)
+    {
+        for (var t = type.Resolve(); t is not null; t = t.BaseType?.Resolve())
+        {
+            if (t.FullName == "Covibe.Server.Features.Machines.Place")
+            {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    // A record's copy (`with`) is made by the record itself.
+    private static bool IsPlaceName(string name) => name == "Place" || name.EndsWith("Place", StringComparison.Ordinal);
+
+    [Fact]
     public void Runner_IsItsOwnProject_AndKnowsNothingOfTheServer()
     {
         Assemblies.Exists("Covibe.Runner").ShouldBeTrue("the VM side runs from src/Covibe.Runner");
@@ -95,6 +130,8 @@ public sealed partial class ArchitectureTests
         var comparisons = Directory.EnumerateFiles(server, "*.cs", SearchOption.AllDirectories)
             .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
             .Where(f => !f.StartsWith(Path.Combine(server, "Features", "Machines"), StringComparison.Ordinal))
+            // Seed 001's connection types are read in one place, the VM itself (Vm.IsRunner, Vm.OverSsh), for the resolver and the VMs' own checks.
+            .Where(f => f != Path.Combine(server, "Features", "Vms", "Vm.cs"))
             .SelectMany(f => File.ReadLines(f).Select(line => (File: Path.GetRelativePath(server, f), Line: line.Trim())))
             .Where(l => !l.Line.StartsWith("//", StringComparison.Ordinal) && PlaceComparison().IsMatch(l.Line))
             .Select(l => (Key: $"{l.File}: {l.Line}", Witness: l.File));

@@ -41,6 +41,33 @@ public static class Rooms
             .Where(u => u.From is not null)
             .Select(u => (u.From!, u.Use));
 
+    /// <summary>
+    /// The arrows of an acyclic graph that no longer path implies (its transitive reduction): what a diagram must draw for
+    /// every dependency to be readable from it, and no more.
+    /// </summary>
+    public static HashSet<(string From, string To)> WithoutShortcuts(IReadOnlySet<(string From, string To)> arrows)
+    {
+        var next = arrows.GroupBy(a => a.From).ToDictionary(g => g.Key, g => g.Select(a => a.To).ToList());
+        bool ReachesAvoiding((string From, string To) arrow)
+        {
+            var seen = new HashSet<string>();
+            var stack = new Stack<string>(next[arrow.From].Where(n => n != arrow.To));
+            while (stack.TryPop(out var node))
+            {
+                if (node == arrow.To)
+                {
+                    return true;
+                }
+                if (seen.Add(node) && next.TryGetValue(node, out var onward))
+                {
+                    onward.ForEach(stack.Push);
+                }
+            }
+            return false;
+        }
+        return arrows.Where(a => !ReachesAvoiding(a)).ToHashSet();
+    }
+
     /// <summary>The strongly connected groups of a directed graph (Tarjan), each with more than one node: its cycles.</summary>
     public static List<HashSet<string>> Cycles(IReadOnlyDictionary<string, HashSet<string>> edges)
     {

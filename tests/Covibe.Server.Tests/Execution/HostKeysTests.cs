@@ -1,4 +1,5 @@
 using Covibe.Execution;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Tests;
 

@@ -37,14 +37,98 @@ public sealed class BrowserFixture : IAsyncLifetime
         });
         context.SetDefaultTimeout(20_000);
         var page = await context.NewPageAsync();
+        PageProblems.Watch(page);
         await page.GotoAsync("/");
+        // Chromium fails requests in flight when this machine's interfaces change (ERR_NETWORK_CHANGED), and the container
+        // tests running beside these add and remove some all the time: a page whose scripts were lost that way is loaded
+        // again, as a person would reload it. Any other reason for a page that never starts still fails the test.
+        for (var attempt = 1; !await StartedAsync(page) && attempt < 3 && PageProblems.NetworkChanged(page); attempt++)
+        {
+            PageProblems.Forget(page);
+            await page.ReloadAsync();
+        }
         return page;
+    }
+
+    private static async Task<bool> StartedAsync(IPage page)
+    {
+        try
+        {
+            await page.Locator("#auth:not([hidden]), #app:not([hidden])").First.WaitForAsync(new() { Timeout = 10_000 });
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
     }
 
     public async Task DisposeAsync()
     {
         await Browser.DisposeAsync();
         _playwright?.Dispose();
+    }
+}
+
+/// <summary>
+/// What went wrong inside a page (script errors, console errors, failed requests), told with a wait that timed out:
+/// a sign-in form that never shows says why.
+/// </summary>
+public static class PageProblems
+{
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<IPage, List<string>> Seen = [];
+
+    public static void Watch(IPage page)
+    {
+        var seen = Seen.GetOrCreateValue(page);
+        void Add(string problem)
+        {
+            lock (seen)
+            {
+                seen.Add($"{TimeProvider.System.GetUtcNow():HH:mm:ss.fff} {problem}");
+            }
+        }
+        page.PageError += (_, error) => Add($"script error: {error}");
+        page.Console += (_, message) => { if (message.Type is "error" or "warning") { Add($"console {message.Type}: {message.Text}"); } };
+        page.RequestFailed += (_, request) => Add($"request failed: {request.Method} {request.Url} ({request.Failure})");
+        page.Response += (_, response) => { if (response.Status >= 400) { Add($"{response.Status} for {response.Request.Method} {response.Url}"); } };
+    }
+
+    /// <summary>Whether a request of the page failed because this machine's network interfaces changed.</summary>
+    public static bool NetworkChanged(IPage page)
+    {
+        var seen = Seen.GetOrCreateValue(page);
+        lock (seen)
+        {
+            return seen.Any(p => p.Contains("ERR_NETWORK_CHANGED", StringComparison.Ordinal));
+        }
+    }
+
+    public static void Forget(IPage page)
+    {
+        var seen = Seen.GetOrCreateValue(page);
+        lock (seen)
+        {
+            seen.Clear();
+        }
+    }
+
+    public static async Task Explain(IPage page, Func<Task> step)
+    {
+        try
+        {
+            await step();
+        }
+        catch (TimeoutException e)
+        {
+            var seen = Seen.GetOrCreateValue(page);
+            string[] problems;
+            lock (seen)
+            {
+                problems = [.. seen];
+            }
+            throw new TimeoutException($"{e.Message}\nThe page at {page.Url} saw: {(problems.Length == 0 ? "no error" : string.Join("\n  ", problems))}", e);
+        }
     }
 }
 
@@ -55,7 +139,7 @@ public static class WebSteps
 
     public static async Task CreateTeamAsync(this IPage page, string team, string name, string email)
     {
-        await page.GetByRole(AriaRole.Tab, new() { Name = "New team" }).ClickAsync();
+        await PageProblems.Explain(page, () => page.GetByRole(AriaRole.Tab, new() { Name = "New team" }).ClickAsync());
         var form = page.Locator("#form-create");
         await form.GetByLabel("Team name").FillAsync(team);
         await form.GetByLabel("Your name").FillAsync(name);

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Covibe.Execution;
 using Docker.DotNet;
+using Covibe.Execution.Containers;
 
 namespace Covibe.Server.Tests.Infrastructure;
 

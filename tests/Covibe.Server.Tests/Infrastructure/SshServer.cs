@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Tests.Infrastructure;
 

@@ -79,7 +79,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options)
     }
 
     /// <summary>What runs for <paramref name="agent"/> where <paramref name="placement"/> says, with the environment it allows.</summary>
-    public AgentLaunch Launch(Agent agent, Placement placement)
+    public AgentLaunch Launch(Agent agent, Place placement)
     {
         var type = Types[agent.Type];
         var argv = type.Command.Select(a => a.Replace("{task}", agent.Task, StringComparison.Ordinal)).Concat(type.ExtraArgs).ToList();
@@ -108,8 +108,8 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options)
         }
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
-        return new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
-            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, agent.Target, placement.Workspace, agent.TeamId, agent.UserId, Box: placement.Box, RemoteDirectory: placement.RemoteDirectory);
+        return placement.Launch(new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
+            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, TeamId: agent.TeamId, OwnerId: agent.UserId));
     }
 
     private AgentTypeOptions MockType(string kind)

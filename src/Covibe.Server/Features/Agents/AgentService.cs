@@ -29,7 +29,7 @@ public enum AgentFailure
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
-public sealed record AgentResult(AgentDto? Agent, AgentFailure Failure = AgentFailure.None, string? Detail = null, Dictionary<string, string[]>? Errors = null, Placement? Placement = null)
+public sealed record AgentResult(AgentDto? Agent, AgentFailure Failure = AgentFailure.None, string? Detail = null, Dictionary<string, string[]>? Errors = null, Place? Placement = null)
 {
     public static AgentResult Fail(AgentFailure failure, string detail) => new(null, failure, detail);
 }
@@ -82,10 +82,14 @@ public sealed partial class AgentService(
         {
             return new AgentResult(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", v.Errors);
         }
-        Placement placement;
+        if (request.TeamId is not null && request.TeamId != caller.TeamId)
+        {
+            return AgentResult.Fail(AgentFailure.Forbidden, "You can only spawn agents for your own team.");
+        }
+        Place placement;
         try
         {
-            placement = await machines.PlaceAgentAsync(caller.TeamId, caller.UserId, request.VmId, request.BoxId, cancellationToken);
+            placement = await machines.PlaceAsync(caller.TeamId, caller.UserId, request.VmId, request.BoxId, cancellationToken);
         }
         catch (PlacementException e)
         {
@@ -94,11 +98,6 @@ public sealed partial class AgentService(
         catch (PlacementUnavailableException e)
         {
             return AgentResult.Fail(AgentFailure.NowhereToRun, e.Message);
-        }
-
-        if (request.TeamId is not null && request.TeamId != caller.TeamId)
-        {
-            return AgentResult.Fail(AgentFailure.Forbidden, "You can only spawn agents for your own team.");
         }
         var (type, problem) = launcher.Resolve(request.AgentType);
         if (type is null)
@@ -122,7 +121,7 @@ public sealed partial class AgentService(
             Backend = placement.Backend,
             Target = placement.Target,
             // Relative to the team's workspace; a server-made id, so nothing from the user reaches the path. In a box: its repository.
-            WorkingDirectory = placement.Box?.WorkingDirectory ?? id,
+            WorkingDirectory = placement.WorkingDirectory ?? id,
             BoxId = placement.BoxId,
         };
         var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !AgentStatuses.Final.Contains(a.Status), cancellationToken);
@@ -138,7 +137,7 @@ public sealed partial class AgentService(
         }
         db.Agents.Add(agent);
         await db.SaveChangesAsync(cancellationToken);
-        if (await backends.Get(agent.Backend).StartsElsewhereAsync(agent.Target, cancellationToken) is { } node)
+        if (await placement.Jobs.StartsElsewhereAsync(agent.Target, cancellationToken) is { } node)
         {
             return await StartElsewhereAsync(db, agent, placement, node, caller, cancellationToken);
         }
@@ -146,17 +145,17 @@ public sealed partial class AgentService(
     }
 
     /// <summary>Starts a new agent (saved as starting) where <paramref name="placement"/> says, and follows it.</summary>
-    private async Task<AgentResult> StartAsync(CovibeDb db, Agent agent, Placement placement, Caller caller, CancellationToken cancellationToken)
+    private async Task<AgentResult> StartAsync(CovibeDb db, Agent agent, Place placement, Caller caller, CancellationToken cancellationToken)
     {
         try
         {
-            var process = await backends.Get(agent.Backend).StartAsync(launcher.Launch(agent, placement), cancellationToken);
+            var process = await placement.Jobs.StartAsync(launcher.Launch(agent, placement), cancellationToken);
             agent.RuntimeDirectory = process.RuntimeDirectory;
             agent.Target = process.Target ?? agent.Target;
             agent.Pid = process.Pid;
             agent.PidStartTime = process.StartTime;
             AgentsLog.Spawned(logger, agent.Id, agent.Type, caller.UserId, agent.Backend, process.Pid);
-            if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)
+            if (placement.Jobs.Remote)
             {
                 await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, "agent.start", $"agent {agent.Id} ({agent.Type}) on {agent.Backend}", cancellationToken);
             }
@@ -181,7 +180,7 @@ public sealed partial class AgentService(
     /// Another node must start it (the VM's runner is connected there): that node starts it and follows it; the agent as
     /// the caller sees it then. Not answered: the agent failed, and the caller may try again.
     /// </summary>
-    private async Task<AgentResult> StartElsewhereAsync(CovibeDb db, Agent agent, Placement placement, string node, Caller caller, CancellationToken cancellationToken)
+    private async Task<AgentResult> StartElsewhereAsync(CovibeDb db, Agent agent, Place placement, string node, Caller caller, CancellationToken cancellationToken)
     {
         var started = await route.SendAsync(node, caller, new AgentCommand(agent.Id, AgentCommand.Start), cancellationToken);
         if (started is { Failure: AgentFailure.None })
@@ -220,10 +219,10 @@ public sealed partial class AgentService(
         {
             return AgentResult.Fail(AgentFailure.NotRunning, "There is no agent of yours waiting to start with that id.");
         }
-        Placement placement;
+        Place placement;
         try
         {
-            placement = await machines.PlaceAgentAsync(agent.TeamId, agent.UserId, agent.Target, agent.BoxId, cancellationToken);
+            placement = await machines.PlaceAsync(agent.TeamId, agent.UserId, agent.Target, agent.BoxId, cancellationToken);
         }
         catch (Exception e) when (e is PlacementException or PlacementUnavailableException)
         {
@@ -359,7 +358,7 @@ public sealed partial class AgentService(
             return AgentResult.Fail(AgentFailure.NotRunning, e.Message);
         }
         AgentsLog.Controlled(logger, agent.Id, command.Command, caller.UserId);
-        if (agent.Backend is SshBackend.BackendName or Runners.RunnerBackend.BackendName)
+        if (backend.Remote)
         {
             await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, $"agent.{command.Command}", $"agent {agent.Id}", cancellationToken);
         }

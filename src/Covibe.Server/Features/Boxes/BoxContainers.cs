@@ -6,6 +6,7 @@ using Covibe.Execution;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Containers;
 
 namespace Covibe.Server.Features.Boxes;
 
@@ -52,7 +53,7 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     {
         var managed = engine.Containers;
         var image = managed.Settings.Image;
-        var host = managed.Settings.Limited([$"{spec.WorkspaceSource}:{HostSandbox.Workspace}:rw", $"{spec.RunsSource}:{BoxExecBackend.RuntimeMount}:rw", $"{spec.MirrorSource}:{MirrorMount}:ro"]);
+        var host = managed.Settings.Limited([$"{spec.WorkspaceSource}:{Isolated.Workspace}:rw", $"{spec.RunsSource}:{ContainerExecBackend.RuntimeMount}:rw", $"{spec.MirrorSource}:{MirrorMount}:ro"]);
         host.Tmpfs = new Dictionary<string, string> { [SecretsMount] = "rw,nosuid,nodev,noexec,size=1m,mode=1777" };
         try
         {
@@ -61,9 +62,9 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
                 Name = spec.Name,
                 Image = image,
                 User = managed.Settings.UserSpec,
-                WorkingDir = HostSandbox.Workspace,
+                WorkingDir = Isolated.Workspace,
                 Cmd = ["sleep", "infinity"],
-                Env = [$"HOME={HostSandbox.Workspace}", "USER=covibe", "LOGNAME=covibe", "PATH=/usr/local/bin:/usr/bin:/bin"],
+                Env = [$"HOME={Isolated.Workspace}", "USER=covibe", "LOGNAME=covibe", "PATH=/usr/local/bin:/usr/bin:/bin"],
                 Labels = new Dictionary<string, string>(spec.Labels),
                 HostConfig = host,
             }, cancellationToken);
@@ -165,7 +166,7 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     /// <summary>Clones the branch from the mirror into the workspace, as the box's user, and points <c>origin</c> at the real repository.</summary>
     public async Task CloneAsync(string container, string user, string repoUrl, string branch, string commit, BoxLog log, CancellationToken cancellationToken)
     {
-        var code = await RunAsync(container, user, BoxClone.Argv(MirrorMount, branch, commit, HostSandbox.Workspace, repoUrl), log, cancellationToken);
+        var code = await RunAsync(container, user, BoxClone.Argv(MirrorMount, branch, commit, Isolated.Workspace, repoUrl), log, cancellationToken);
         if (code != 0)
         {
             throw new BoxProvisionException(BoxClone.Failure(code, "inside the box"));
@@ -184,7 +185,7 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
             """;
         // What the script prints is about files, never their contents: it may go into the error.
         var output = new BoxLog(null);
-        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-env", SecretsMount, HostSandbox.Workspace], output, cancellationToken, env);
+        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-env", SecretsMount, Isolated.Workspace], output, cancellationToken, env);
         if (code != 0)
         {
             throw new BoxProvisionException($"The .env could not be written into the box (exit {code}: {output.Text.Trim()}).");

@@ -5,6 +5,7 @@ using Covibe.Execution;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Containers;
 
 namespace Covibe.Server.Features.Boxes;
 
@@ -19,8 +20,8 @@ public sealed class BoxProvisioner(
     IDbContextFactory<CovibeDb> dbs,
     BoxWork work,
     BoxBuilder builder,
-    BoxContainers containers,
-    BoxVms vms,
+    BoxProgress progress,
+    BoxKinds kinds,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<BoxProvisioner> logger) : BackgroundService
@@ -59,23 +60,25 @@ public sealed class BoxProvisioner(
         await Task.WhenAll(_running.Values.Select(r => r.Task)).WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
     }
 
-    /// <summary>After a start: ready boxes' containers run again (the machine may have restarted) and get their <c>.env</c> back (it lives in memory only).</summary>
+    /// <summary>After a start: ready boxes that keep their <c>.env</c> in memory (in containers) run again (the machine may have restarted) and get it back.</summary>
     private async Task RestoreAsync(CancellationToken cancellationToken)
     {
         List<Box> ready;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
-            ready = await db.Boxes.AsNoTracking().Where(b => b.Status == BoxStatuses.Ready && b.Backend == "container").ToListAsync(cancellationToken);
-        }
-        if (ready.Count == 0 || await containers.ProblemAsync(cancellationToken) is not null)
-        {
-            return;
+            var inMemory = kinds.Names.Where(name => kinds.Named(name).EnvInMemory).ToList();
+            ready = await db.Boxes.AsNoTracking().Where(b => b.Status == BoxStatuses.Ready && inMemory.Contains(b.Backend)).ToListAsync(cancellationToken);
         }
         foreach (var box in ready)
         {
+            var kind = kinds.Of(box);
             try
             {
-                if (!await containers.EnsureRunningAsync(box.Target!, cancellationToken))
+                if (await kind.ProblemAsync(cancellationToken) is not null)
+                {
+                    continue;
+                }
+                if (!await kind.BringBackAsync(box, cancellationToken))
                 {
                     await FailAsync(box.Id, "The box's container is gone (removed outside Covibe); request a new box.", cancellationToken);
                     continue;
@@ -263,7 +266,7 @@ public sealed class BoxProvisioner(
         }
         if (box.HolderId is not null)
         {
-            await builder.BroadcastAsync(box, cancellationToken);
+            await progress.BroadcastAsync(box, cancellationToken);
         }
         work.Provision(); // cleaned up on the next pass
     }
@@ -295,17 +298,7 @@ public sealed class BoxProvisioner(
 
     private async Task RemoveLeftoversAsync(Box box, bool keepLog, CancellationToken cancellationToken)
     {
-        if (box.Backend == "vm")
-        {
-            if (box.Target is { } vm)
-            {
-                await vms.RemoveAsync(vm, box.Id, cancellationToken);
-            }
-        }
-        else if (await containers.ProblemAsync(cancellationToken) is null)
-        {
-            await containers.RemoveAsync(BoxContainers.ContainerName(box.TeamId, box.Id), cancellationToken);
-        }
+        await kinds.Of(box).RemoveAsync(box, cancellationToken);
         var root = work.Root(box.Id);
         if (!Directory.Exists(root))
         {

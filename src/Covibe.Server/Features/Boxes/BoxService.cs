@@ -31,8 +31,9 @@ public sealed class BoxService(
     IDbContextFactory<CovibeDb> dbs,
     SecretBox secrets,
     GitMirror git,
-    BoxContainers containers,
-    BoxVms vms,
+    BoxKinds kinds,
+    VmBoxes vms,
+    Vms.VmService machines,
     BoxBuilder builder,
     BoxWork work,
     ITeamEvents events,
@@ -63,7 +64,7 @@ public sealed class BoxService(
             await using var db = await dbs.CreateDbContextAsync(cancellationToken);
             // Where: a container (the default), the operator's VM pool, or one of the member's own VMs (never pooled).
             var vmId = string.IsNullOrWhiteSpace(request.VmId) ? null : request.VmId.Trim();
-            var backend = vmId is null ? "container" : "vm";
+            var backend = vmId is null ? ContainerBoxes.KindName : VmBoxes.KindName;
             string? target = null;
             if (vmId == "pool")
             {
@@ -74,9 +75,9 @@ public sealed class BoxService(
             }
             else if (vmId is not null)
             {
-                var connection = await db.Vms.Where(v => v.Id == vmId && v.UserId == caller.UserId).Select(v => v.ConnectionType).SingleOrDefaultAsync(cancellationToken)
+                var overSsh = await machines.OverSshAsync(caller.UserId, vmId, cancellationToken)
                     ?? throw new BoxRequestException("vmId", $"You have no VM '{vmId}'. Boxes go on your own VMs (GET /api/vm/list), on 'pool' (the operator's VMs), or in a container without 'vmId'.");
-                target = connection == Vms.Vm.SshProxy ? vmId
+                target = overSsh ? vmId
                     : throw new BoxRequestException("vmId", $"'{vmId}' is a runner VM: boxes go on VMs the server reaches over SSH, on 'pool', or in a container. Run agents on it directly instead (vmId on spawn).");
             }
             var pool = target is not null ? null : await db.BoxPools.AsNoTracking()
@@ -102,7 +103,7 @@ public sealed class BoxService(
             {
                 await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Misses, p => p.Misses + 1), cancellationToken);
             }
-            if (backend == "container" && await containers.ProblemAsync(cancellationToken) is { } problem)
+            if (await kinds.Named(backend).ProblemAsync(cancellationToken) is { } problem)
             {
                 throw new BoxRequestException(null, $"Boxes run in containers, and this server's container engine is not usable: {problem}", 503, "boxes-unavailable");
             }

@@ -17,7 +17,13 @@ public static class BoxesApi
         services.AddOptions<BoxesOptions>().BindConfiguration(BoxesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<BoxWork>();
         services.AddSingleton<BoxContainers>();
-        services.AddSingleton<BoxVms>();
+        services.AddSingleton<BoxProgress>();
+        // The kinds of box, one implementation each.
+        services.AddSingleton<ContainerBoxes>();
+        services.AddSingleton<VmBoxes>();
+        services.AddSingleton<IBoxKind>(sp => sp.GetRequiredService<ContainerBoxes>());
+        services.AddSingleton<IBoxKind>(sp => sp.GetRequiredService<VmBoxes>());
+        services.AddSingleton<BoxKinds>();
         services.AddSingleton<DevcontainerCli>();
         services.AddSingleton<BoxService>();
         services.AddSingleton<PoolService>();

@@ -40,7 +40,7 @@ public sealed class DevcontainerCli(IOptions<BoxesOptions> options, IOptions<Ser
         return new DevcontainerUp(
             result.GetProperty("containerId").GetString()!,
             result.TryGetProperty("remoteUser", out var user) && user.GetString() is { Length: > 0 } u ? u : "root",
-            result.TryGetProperty("remoteWorkspaceFolder", out var folder) && folder.GetString() is { Length: > 0 } f ? f : Execution.HostSandbox.Workspace);
+            result.TryGetProperty("remoteWorkspaceFolder", out var folder) && folder.GetString() is { Length: > 0 } f ? f : Execution.Isolated.Workspace);
     }
 
     /// <summary>The configuration's lifecycle commands (onCreate, updateContent, postCreate, postStart), inside the box, once the repository is there.</summary>

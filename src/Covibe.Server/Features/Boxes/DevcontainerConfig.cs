@@ -69,10 +69,10 @@ public static class DevcontainerConfig
             notes.Add("ignored \"build.options\": build flags are the server's");
         }
 
-        config["workspaceMount"] = $"source={spec.WorkspaceSource},target={Execution.HostSandbox.Workspace},type=bind";
-        config["workspaceFolder"] = Execution.HostSandbox.Workspace;
+        config["workspaceMount"] = $"source={spec.WorkspaceSource},target={Execution.Isolated.Workspace},type=bind";
+        config["workspaceFolder"] = Execution.Isolated.Workspace;
         config["mounts"] = new JsonArray(
-            $"source={spec.RunsSource},target={Execution.BoxExecBackend.RuntimeMount},type=bind",
+            $"source={spec.RunsSource},target={Execution.Containers.ContainerExecBackend.RuntimeMount},type=bind",
             $"source={spec.MirrorSource},target={BoxContainers.MirrorMount},type=bind,readonly");
         var runArgs = new JsonArray(
             "--name", spec.Name,

@@ -22,7 +22,7 @@ internal sealed partial class PoolsJsonContext : JsonSerializerContext;
 /// Seed 002's <c>reconcilePools([...])</c> input, kept in the database: the team owner's pools (<c>PUT /api/pools</c>)
 /// and the operator's (the pools file, loaded at start-up), and each pool's figures for <c>GET /api/pools</c>.
 /// </summary>
-public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxes, BoxWork work, IOptions<BoxesOptions> options, TimeProvider time)
+public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxes, BoxKinds kinds, BoxWork work, IOptions<BoxesOptions> options, TimeProvider time)
 {
     /// <summary>How many recent claims the latency figures cover.</summary>
     private const int LatencyWindow = 200;
@@ -154,7 +154,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         await db.SaveChangesAsync(cancellationToken);
     }
 
-    private static (string RepoUrl, string Branch, int Min, int Max, string Backend) Check(PoolSpec spec, string prefix, int maxInstances, BoxService boxes)
+    private (string RepoUrl, string Branch, int Min, int Max, string Backend) Check(PoolSpec spec, string prefix, int maxInstances, BoxService boxes)
     {
         string repoUrl, branch;
         try
@@ -176,8 +176,8 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         {
             throw new BoxRequestException(prefix + "minStandby", "'minStandby' (boxes kept ready) is from 0 to 'maxInstances'.");
         }
-        var backend = string.IsNullOrEmpty(spec.Backend) ? "container" : spec.Backend;
-        if (backend is not ("container" or "vm"))
+        var backend = string.IsNullOrEmpty(spec.Backend) ? ContainerBoxes.KindName : spec.Backend;
+        if (!kinds.IsKnown(backend))
         {
             throw new BoxRequestException(prefix + "backend", "'backend' is 'container' (the default) or 'vm' (the operator's VM pool).");
         }

@@ -1,6 +1,7 @@
 using Covibe.Execution;
 using Docker.DotNet;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Containers;
 
 namespace Covibe.Server.Features.Containers;
 

@@ -4,6 +4,7 @@ using Covibe.Execution;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Containers;
 
 namespace Covibe.Server.Features.Containers;
 

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Covibe.Execution.Local;
 
 namespace Covibe.Server.Features.Machines;
 

@@ -3,23 +3,31 @@ using Covibe.Execution;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Local;
+using Covibe.Execution.Containers;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Machines;
 
 /// <summary>
-/// The one place that decides where a member's agent runs: on one of their VMs when they name
-/// it, else on this machine, in the sandbox unless the operator opted out of it. Features ask
-/// here and run what they get on the backend it names; they never branch on where.
+/// The one place that decides where a member's code runs, and the only reader of the VM, box and team settings that
+/// choose it: in one of their boxes or on one of their VMs when they name it, else on this machine, in a container when
+/// the team's agents go there (seed 003), else in the sandbox unless the operator opted out of it. Features ask here and
+/// run what they get on the <see cref="Place"/> it answers; they never branch on where.
 /// </summary>
 public sealed class MachineResolver(
-    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, Boxes.BoxWork boxWork, IOptions<IsolationOptions> isolation, IOptions<ContainersOptions> containers, ContainerEngine engine,
-    ILogger<MachineResolver> logger)
+    IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, Boxes.BoxWork boxWork, IOptions<ContainersOptions> containers,
+    ContainerEngine engine, ExecutionBackends backends, MachinesFeature.Sandboxes sandboxes, ILogger<MachineResolver> logger)
 {
     /// <summary>Where <c>covibe</c> is inside the default image (<c>covibe image build</c> puts it there).</summary>
     public static readonly IReadOnlyList<string> CovibeInImage = ["/usr/local/bin/covibe"];
 
-    /// <summary>Where an agent of <paramref name="userId"/> runs. Throws <see cref="PlacementException"/> for a VM that is not theirs.</summary>
-    public async Task<Placement> PlaceAgentAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Where an agent or a terminal of <paramref name="userId"/> runs (a terminal of a team whose agents have containers opens
+    /// in its one long-lived workspace container). Throws <see cref="PlacementException"/> for a VM or box that is not
+    /// theirs, <see cref="PlacementUnavailableException"/> when it must go to a container and the engine is away.
+    /// </summary>
+    public async Task<Place> PlaceAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrEmpty(boxId))
         {
@@ -27,13 +35,7 @@ public sealed class MachineResolver(
         }
         if (!string.IsNullOrEmpty(vmId) && vmId != LocalBackend.BackendName)
         {
-            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            var connection = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == userId).Select(vm => vm.ConnectionType).SingleOrDefaultAsync(cancellationToken)
-                ?? throw new PlacementException("vmId", $"You have no VM '{vmId}'. Agents run on your own VMs (GET /api/vm/list), or on this server without 'vmId'.");
-            // A VM has its own environment: none of the server's variables go there. Its runner, if it dials out; else SSH.
-            return connection == Features.Vms.Vm.SshProxy
-                ? new Placement(SshBackend.BackendName, vmId, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>())
-                : new Placement(Features.Runners.RunnerBackend.BackendName, vmId, null, "runner", PassServerEnvironment: false, new Dictionary<string, string>());
+            return await OnVmAsync(userId, vmId, cancellationToken);
         }
         if (!await UsesContainersAsync(teamId, cancellationToken))
         {
@@ -45,26 +47,36 @@ public sealed class MachineResolver(
             if (containers.Value.Fallback == "none")
             {
                 throw new PlacementUnavailableException("container-engine-unavailable",
-                    $"{problem} This server runs agents in containers only (Covibe:Containers:Fallback=none); try again when the engine is back.");
+                    $"{problem} This server runs agents and terminals in containers only (Covibe:Containers:Fallback=none); try again when the engine is back.");
             }
             MachinesLog.FellBack(logger, teamId, problem);
-            return Host(teamId) with { Fallback = $"{problem} The agent runs on the server's machine instead, sandboxed." };
+            return Host(teamId) with { Fallback = $"{problem} It runs on the server's machine instead, sandboxed." };
         }
-        var environment = new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe", ["PATH"] = "/usr/local/bin:/usr/bin:/bin" };
+        var environment = new Dictionary<string, string> { ["HOME"] = Isolated.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe", ["PATH"] = "/usr/local/bin:/usr/bin:/bin" };
         if (containers.Value.ClaudeApiKey is { Length: > 0 } key)
         {
             environment["CLAUDE_API_KEY"] = key;
             environment["ANTHROPIC_API_KEY"] = key;
         }
-        return new Placement(ContainerBackend.BackendName, null, workspaces.ForTeam(teamId), "docker", PassServerEnvironment: false, environment,
-            CovibeCommand: CovibeInImage);
+        return new ContainerPlace(backends.Get(ContainerBackend.BackendName), workspaces.ForTeam(teamId), environment) { CovibeCommand = CovibeInImage };
+    }
+
+    /// <summary>On one of the member's VMs: its runner, if it dials out; else SSH. A VM has its own environment: none of the server's variables go there.</summary>
+    private async Task<Place> OnVmAsync(string userId, string vmId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var vm = await db.Vms.Where(vm => vm.Id == vmId && vm.UserId == userId).Select(vm => new { vm.Name, vm.ConnectionType }).SingleOrDefaultAsync(cancellationToken)
+            ?? throw new PlacementException("vmId", $"You have no VM '{vmId}'. Agents and terminals run on your own VMs (GET /api/vm/list), or on this server when you name none.");
+        return vm.ConnectionType == Features.Vms.Vm.SshProxy
+            ? new SshPlace(backends.Get(SshBackend.BackendName), vmId, vm.Name)
+            : new RunnerPlace(backends.Get(Features.Runners.RunnerBackend.BackendName), vmId, vm.Name);
     }
 
     /// <summary>
     /// In one of the member's ready boxes: its container, as its user, in its repository, with none of the server's
-    /// variables. Throws <see cref="PlacementException"/> for a box that is not theirs or not ready.
+    /// variables (on a VM: like any agent there). Throws <see cref="PlacementException"/> for a box that is not theirs or not ready.
     /// </summary>
-    public async Task<Placement> PlaceInBoxAsync(string teamId, string userId, string boxId, CancellationToken cancellationToken)
+    private async Task<Place> PlaceInBoxAsync(string teamId, string userId, string boxId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var box = await db.Boxes.AsNoTracking().SingleOrDefaultAsync(b => b.Id == boxId && b.TeamId == teamId && b.HolderId == userId, cancellationToken)
@@ -75,17 +87,14 @@ public sealed class MachineResolver(
                 ? $"The box '{boxId}' is still provisioning ({box.Step}); wait until it is ready."
                 : $"The box '{boxId}' is {box.Status}; request a new one.");
         }
-        if (box.Backend == "vm")
+        if (box.Backend == Boxes.VmBoxes.KindName)
         {
-            // On the VM, as its user, in the box's directory: like any agent on a VM (none of the server's variables).
-            return new Placement(SshBackend.BackendName, box.Target, null, "ssh", PassServerEnvironment: false, new Dictionary<string, string>(),
-                BoxId: box.Id, RemoteDirectory: Features.Boxes.BoxVms.RepoDirectory(box.Id));
+            return new SshPlace(backends.Get(SshBackend.BackendName), box.Target, box.Target, Features.Boxes.VmBoxes.RepoDirectory(box.Id)) { BoxId = box.Id };
         }
         var ids = box.RunAs!.Split(':');
-        var launch = new BoxLaunch(box.Target, box.RunAs, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture),
-            uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? HostSandbox.Workspace, boxWork.RunsPath(box.Id));
-        return new Placement(BoxExecBackend.BackendName, box.Target, null, "box", PassServerEnvironment: false, new Dictionary<string, string>(),
-            CovibeCommand: box.Devcontainer ? null : CovibeInImage, BoxId: box.Id, Box: launch);
+        var exec = new ContainerExec(box.Target, box.RunAs, uint.Parse(ids[0], System.Globalization.CultureInfo.InvariantCulture),
+            uint.Parse(ids[1], System.Globalization.CultureInfo.InvariantCulture), box.Workspace ?? Isolated.Workspace, boxWork.RunsPath(box.Id));
+        return new ContainerExecPlace(backends.Get(ContainerExecBackend.BackendName), exec) { CovibeCommand = box.Devcontainer ? null : CovibeInImage, BoxId = box.Id };
     }
 
     /// <summary>Whether the team's agents and terminals go to containers: its own flag (seed 003's team-specific feature flag) if set, else the server's switches.</summary>
@@ -100,11 +109,11 @@ public sealed class MachineResolver(
     /// Where a deploy of the team's preview runs, with the deploy's own files (<paramref name="directory"/>) as its
     /// workspace: in a container when the operator runs previews there (seed 003's <c>USE_DOCKER_PREVIEW</c>) and the
     /// engine is up, else on this machine, sandboxed unless opted out (seed 003's createPreviewDirect, saying why in
-    /// <see cref="Placement.Fallback"/>). The app gets none of the server's variables.
+    /// <see cref="Place.Fallback"/>). The app gets none of the server's variables.
     /// </summary>
-    public async Task<Placement> PlacePreviewAsync(string teamId, string directory, CancellationToken cancellationToken)
+    public async Task<Place> PlacePreviewAsync(string teamId, string directory, CancellationToken cancellationToken)
     {
-        var host = Host(teamId) with { Workspace = directory, PassServerEnvironment = false };
+        var host = Host(teamId, directory);
         if (!containers.Value.ForPreview)
         {
             return host;
@@ -114,17 +123,16 @@ public sealed class MachineResolver(
             MachinesLog.FellBack(logger, teamId, problem);
             return host with { Fallback = $"{problem} The preview runs on the server's machine instead, sandboxed." };
         }
-        return new Placement(ContainerBackend.BackendName, null, directory, "docker", PassServerEnvironment: false,
-            new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["PATH"] = "/usr/local/bin:/usr/bin:/bin" });
+        return new ContainerPlace(backends.Get(ContainerBackend.BackendName), directory,
+            new Dictionary<string, string> { ["HOME"] = Isolated.Workspace, ["PATH"] = "/usr/local/bin:/usr/bin:/bin" });
     }
 
-    /// <summary>This machine: the team's workspace, in the sandbox (as its user, home in the workspace) unless opted out.</summary>
-    public Placement Host(string teamId)
+    /// <summary>This machine: the team's workspace (or <paramref name="workspace"/>), in the sandbox (as its user, home in the workspace) unless opted out.</summary>
+    private Place Host(string teamId, string? workspace = null)
     {
-        var workspace = workspaces.ForTeam(teamId);
-        return isolation.Value.IsSandboxed
-            ? new Placement(LocalBackend.SandboxedName, null, workspace, "local", PassServerEnvironment: true,
-                new Dictionary<string, string> { ["HOME"] = HostSandbox.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe" })
-            : new Placement(LocalBackend.BackendName, null, workspace, "local", PassServerEnvironment: true, new Dictionary<string, string>());
+        workspace ??= workspaces.ForTeam(teamId);
+        return sandboxes.InUse is { } sandbox
+            ? new SandboxPlace(backends.Get(LocalBackend.SandboxedName), workspace, sandbox)
+            : new HostPlace(backends.Get(LocalBackend.BackendName), workspace);
     }
 }

@@ -4,6 +4,9 @@ using Covibe.Execution;
 using Covibe.Server.Features.Vms;
 using Covibe.Server.Hosting;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Local;
+using Covibe.Execution.Containers;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Machines;
 
@@ -40,7 +43,7 @@ public static class MachinesFeature
         });
         AddBackend(services, ContainerBackend.BackendName, sp =>
             new ContainerBackend(sp.GetRequiredService<ContainerEngine>().Containers, sp.GetRequiredService<Workspaces>().RuntimeRoot));
-        AddBackend(services, BoxExecBackend.BackendName, sp => new BoxExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
+        AddBackend(services, ContainerExecBackend.BackendName, sp => new ContainerExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
         return services;

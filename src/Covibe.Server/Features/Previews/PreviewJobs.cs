@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using Covibe.Execution;
+using Covibe.Execution.Containers;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Machines;
 using Microsoft.EntityFrameworkCore;
@@ -19,7 +20,7 @@ namespace Covibe.Server.Features.Previews;
 /// </summary>
 public sealed class PreviewJobs(
     IDbContextFactory<CovibeDb> dbs, MachineResolver machines, ExecutionBackends backends, PreviewConnections connections, ContainerEngine engine,
-    Workspaces workspaces, MachinesFeature.Sandboxes sandboxes, IOptions<PreviewsOptions> options, IOptions<IsolationOptions> isolation, TimeProvider time) : IDisposable
+    Workspaces workspaces, IOptions<PreviewsOptions> options, IOptions<IsolationOptions> isolation, TimeProvider time) : IDisposable
 {
     private const string Script = """
         if [ -n "$COVIBE_NOTE" ]; then printf '[covibe] %s\n' "$COVIBE_NOTE"; fi
@@ -41,16 +42,16 @@ public sealed class PreviewJobs(
     public async Task<Started> StartAsync(string teamId, PreviewDeploy deploy, string files, CancellationToken cancellationToken)
     {
         var placement = await machines.PlacePreviewAsync(teamId, files, cancellationToken);
-        var inContainer = placement.Backend == ContainerBackend.BackendName;
+        var inContainer = placement.InContainer;
         var plan = ProjectDetection.Detect(new DirectoryFiles(files), containers: inContainer);
-        if (UntrustedFiles.RunningAsRoot && placement.Backend != LocalBackend.BackendName)
+        if (UntrustedFiles.RunningAsRoot && !placement.AsServerUser)
         {
             await GiveToSandboxAsync(files, cancellationToken); // sandboxed programs and containers run as the sandbox's user
         }
         var port = await FreePortAsync(cancellationToken);
         var appPort = plan.Port ?? port;
-        var backend = backends.Get(placement.Backend);
-        var inside = placement.Backend == LocalBackend.BackendName ? files : HostSandbox.Workspace;
+        var backend = placement.Jobs;
+        var inside = placement.Inside(files);
         var environment = new Dictionary<string, string>(placement.Environment)
         {
             ["PATH"] = "/usr/local/bin:/usr/bin:/bin",
@@ -61,14 +62,14 @@ public sealed class PreviewJobs(
             ["COVIBE_BUILD"] = plan.Build ?? "",
             ["COVIBE_START"] = plan.Start ?? "exec node -e \"$COVIBE_STATIC_SERVER\" \"$COVIBE_STATIC_ROOT\"",
         };
-        PreviewLaunch? launch = inContainer ? new PreviewLaunch(deploy.Id, port, ContainerPort: appPort) : null;
+        ServiceLaunch? launch = inContainer ? Service(teamId, deploy, port) with { ContainerPort = appPort } : null;
         if (plan.ContainerFile is { } containerFile)
         {
             var image = await BuildImageAsync(teamId, deploy, files, containerFile, cancellationToken);
             environment["HOME"] = "/tmp";
             environment["COVIBE_START"] = image.Start;
             appPort = plan.Port ?? image.Port ?? port;
-            launch = new PreviewLaunch(deploy.Id, port, image.Tag, image.WorkingDirectory, appPort);
+            launch = Service(teamId, deploy, port) with { Image = image.Tag, ImageWorkingDirectory = image.WorkingDirectory, ContainerPort = appPort };
         }
         else if (!inContainer && plan.Port is { } fixedPort)
         {
@@ -77,7 +78,7 @@ public sealed class PreviewJobs(
         environment["PORT"] = appPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         environment["COVIBE_STARTING"] = StartingLine(deploy, plan);
         // A sandbox with a network of its own: the app is reached through a bridge on a Unix socket.
-        var bridged = placement.Backend == LocalBackend.SandboxedName && sandboxes.InUse?.IsolatesNetwork == true;
+        var bridged = placement.OwnNetwork;
         if (bridged)
         {
             environment["COVIBE_SOCKET"] = PreviewConnections.SocketInside;
@@ -89,7 +90,7 @@ public sealed class PreviewJobs(
             environment["COVIBE_STATIC_ROOT"] = Path.Combine(inside, plan.StaticRoot ?? ".");
         }
         var process = await backend.StartAsync(
-            new AgentLaunch(RuntimeName(deploy), ["sh", "-c", Script, "covibe-preview"], "", environment, Workspace: files, TeamId: teamId, Preview: launch),
+            placement.Launch(new AgentLaunch(RuntimeName(deploy), ["sh", "-c", Script, "covibe-preview"], "", environment, TeamId: teamId, Service: launch)),
             cancellationToken);
         if (bridged)
         {
@@ -99,6 +100,10 @@ public sealed class PreviewJobs(
     }
 
     internal static string RuntimeName(PreviewDeploy deploy) => "preview-" + deploy.Id;
+
+    /// <summary>A deploy in a container: seed 003's name for it (one per deploy: the new version starts beside the old), under the preview limits.</summary>
+    private static ServiceLaunch Service(string teamId, PreviewDeploy deploy, int port) =>
+        new("preview", $"covibes_preview_{teamId}_{deploy.Id}", "deployId", port);
 
     private static string ImageTag(string teamId, string deployId) => $"covibe-preview-{teamId}:{deployId}";
 
@@ -175,7 +180,7 @@ public sealed class PreviewJobs(
                 throw new PreviewDeployException($"The image built from {containerFile} has no CMD or ENTRYPOINT to start the app with.");
             }
             int? exposed = image.Config?.ExposedPorts?.Keys.Select(k => int.TryParse(k.Split('/')[0], out var p) ? p : (int?)null).FirstOrDefault(p => p is not null);
-            var start = "exec " + SshClient.RemoteCommand(argv);
+            var start = "exec " + ShellWords.Join(argv);
             return (tag, start, string.IsNullOrEmpty(image.Config?.WorkingDir) ? "/" : image.Config.WorkingDir, exposed);
         }
         finally

@@ -169,7 +169,7 @@ public static class ProjectDetection
         {
             if (entry is not null && files.Exists(entry))
             {
-                return new PreviewPlan("node", build, "exec node " + Covibe.Execution.SshClient.Quote(entry), null, null, "/");
+                return new PreviewPlan("node", build, "exec node " + Covibe.Execution.ShellWords.Quote(entry), null, null, "/");
             }
         }
         if (scripts.ContainsKey("build"))

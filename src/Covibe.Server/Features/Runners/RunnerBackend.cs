@@ -1,6 +1,7 @@
 using Covibe.Execution;
 using Covibe.Protocol;
 using Microsoft.Win32.SafeHandles;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Runners;
 
@@ -15,6 +16,8 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
     public const string BackendName = "runner";
 
     public string Name => BackendName;
+
+    public bool Remote => true;
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {

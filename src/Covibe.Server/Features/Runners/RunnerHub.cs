@@ -7,6 +7,7 @@ using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Web;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Runners;
 

@@ -7,6 +7,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Hosting;
 using Covibe.Web;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Runners;
 

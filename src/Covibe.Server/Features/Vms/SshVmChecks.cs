@@ -1,6 +1,7 @@
 using Covibe.Execution;
 using Covibe.Server.Http;
 using Covibe.Web;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Vms;
 

@@ -1,3 +1,6 @@
+using System.Linq.Expressions;
+using Covibe.Execution.Ssh;
+
 namespace Covibe.Server.Features.Vms;
 
 /// <summary>
@@ -40,7 +43,17 @@ public sealed class Vm
     public string? RunnerHostname { get; set; }
     public string? RunnerVersion { get; set; }
 
-    public bool IsRunner => ConnectionType is Polling or Tunnel;
+    /// <summary>Its runner dials out to the server (the server never logs in).</summary>
+    public bool IsRunner => DialsOut(ConnectionType);
+
+    /// <summary>In a query: the VMs the server logs in to over SSH.</summary>
+    public static readonly Expression<Func<Vm, bool>> OverSsh = v => v.ConnectionType == SshProxy;
+
+    /// <summary>Seed 001's connection types whose runner dials out (<c>polling</c>, <c>tunnel</c>).</summary>
+    public static bool DialsOut(string? connectionType) => connectionType is Polling or Tunnel;
+
+    /// <summary>A requested connection type the server logs in with (<c>ssh_proxy</c>, the default when none is named).</summary>
+    public static bool LogsIn(string? connectionType) => connectionType is null or SshProxy;
 
     public const string CredentialPurpose = "vm-credential";
     public const string SshProxy = "ssh_proxy";

@@ -3,6 +3,7 @@ using Covibe.Execution;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Vms;
 

@@ -13,7 +13,7 @@ public sealed class VmCredentials(SecretBox box, IDbContextFactory<CovibeDb> dbs
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         // Only SSH VMs hold a sealed credential; a runner VM's runner has its own, stored only as a hash.
-        var envelopes = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Credential).ToListAsync(cancellationToken);
+        var envelopes = await db.Vms.Where(Vm.OverSsh).Select(v => v.Credential).ToListAsync(cancellationToken);
         var unknown = envelopes.Select(SecretBox.KeyIdOf).Where(id => id is null || !box.KnowsKey(id)).Distinct().ToList();
         if (unknown.Count > 0)
         {
@@ -28,7 +28,7 @@ public sealed class VmCredentials(SecretBox box, IDbContextFactory<CovibeDb> dbs
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var rotated = 0;
-        foreach (var vm in await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).ToListAsync(cancellationToken))
+        foreach (var vm in await db.Vms.Where(Vm.OverSsh).ToListAsync(cancellationToken))
         {
             if (SecretBox.KeyIdOf(vm.Credential) == box.CurrentKeyId)
             {

@@ -3,6 +3,7 @@ using Covibe.Execution;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Vms;
 
@@ -84,7 +85,7 @@ public sealed class VmHealth(
             await using (var db = await dbs.CreateDbContextAsync(stoppingToken))
             {
                 // Runner VMs report by themselves (their connection and heartbeats).
-                ids = await db.Vms.Where(v => v.ConnectionType == Vm.SshProxy).Select(v => v.Id).ToListAsync(stoppingToken);
+                ids = await db.Vms.Where(Vm.OverSsh).Select(v => v.Id).ToListAsync(stoppingToken);
             }
             foreach (var id in ids)
             {

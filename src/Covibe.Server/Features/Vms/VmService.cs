@@ -6,6 +6,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Secrets;
 using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Vms;
 
@@ -26,7 +27,7 @@ public sealed class VmService(
     /// <summary>Adds a VM for <paramref name="caller"/>. A runner VM's answer carries its one-time registration token (for a runner dialing <paramref name="serverOrigin"/>).</summary>
     public async Task<VmDto> RegisterAsync(RegisterVmRequest request, Caller caller, string serverOrigin, CancellationToken cancellationToken)
     {
-        if (request.ConnectionType is Vm.Polling or Vm.Tunnel)
+        if (Vm.DialsOut(request.ConnectionType))
         {
             return await runners.RegisterAsync(request, caller, serverOrigin, cancellationToken);
         }
@@ -36,7 +37,7 @@ public sealed class VmService(
         var port = VmFields.Port(v, request.Port);
         var username = VmFields.User(v, request.Username);
         var (method, credential) = VmFields.Credential(v, request.PrivateKey, request.Password, required: true);
-        if (request.ConnectionType is not (null or Vm.SshProxy))
+        if (!Vm.LogsIn(request.ConnectionType))
         {
             v.Fail("connectionType", "'connectionType' must be 'ssh_proxy' (the server logs in over SSH), or 'polling' or 'tunnel' (the VM runs `covibe runner`, which dials out to the server).");
         }
@@ -163,6 +164,14 @@ public sealed class VmService(
         await db.SaveChangesAsync(cancellationToken);
         runners.Removed(vm.Id);
         await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Member, caller.UserId, "vm.remove", null, cancellationToken);
+    }
+
+    /// <summary>Whether <paramref name="userId"/>'s VM <paramref name="vmId"/> is one the server logs in to over SSH; null when they have no such VM.</summary>
+    public async Task<bool?> OverSshAsync(string userId, string vmId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var type = await db.Vms.Where(v => v.Id == vmId && v.UserId == userId).Select(v => v.ConnectionType).SingleOrDefaultAsync(cancellationToken);
+        return type is null ? null : !Vm.DialsOut(type);
     }
 
     /// <summary>A VM of the caller's team that the caller owns; refused with 404, or 403 for a teammate's.</summary>

@@ -5,6 +5,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Http;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Vms;
 

@@ -120,7 +120,7 @@ public sealed class AgentRestartTests : IDisposable
     /// runs then) and started again; the client resumes from where it was and the whole equals the agent's log.
     /// </summary>
     /// <summary>A line every 100 ms until a file <c>release</c> appears in its working directory; then it ends well.</summary>
-    private const string GatedAgent = "i=0; while [ ! -e release ]; do i=$((i+1)); echo \"line $i of an agent that outlives its server\"; sleep 0.1; done; echo released";
+    internal const string GatedAgent = "i=0; while [ ! -e release ]; do i=$((i+1)); echo \"line $i of an agent that outlives its server\"; sleep 0.1; done; echo released";
 
     internal static async Task KilledAndRestartedAsync(string data, string[] extraArgs,
         Func<string, Task> beforeKill, Func<string, Task> whileDown, Func<string, Task> afterRestart)

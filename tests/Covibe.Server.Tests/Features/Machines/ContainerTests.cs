@@ -280,7 +280,12 @@ public sealed class ContainerTests(PodmanService podman)
     public async Task ServerRestart_MidStream_WithContainersSwitchedOff_TheContainerKeepsRunning_AndTheClientResumesWithNoGap()
     {
         var data = StartupTests.TempDirectory();
-        var settings = podman.Settings(AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 25));
+        // An agent that runs until the test lets it end, so it still runs after the restart however busy the machine is.
+        var gated = AgentHelpers.Settings();
+        gated["Covibe:Agents:Types:gated:Command:0"] = "sh";
+        gated["Covibe:Agents:Types:gated:Command:1"] = "-c";
+        gated["Covibe:Agents:Types:gated:Command:2"] = AgentRestartTests.GatedAgent;
+        var settings = podman.Settings(gated);
         try
         {
             string agentId, token, name;
@@ -290,7 +295,7 @@ public sealed class ContainerTests(PodmanService podman)
             {
                 var owner = await first.CreateTeamAsync();
                 token = owner.Auth.AccessToken;
-                agentId = (await first.SpawnAsync(token, "Survive a restart in a box")).Id;
+                agentId = (await first.SpawnAsync(token, "Survive a restart in a box", "gated")).Id;
                 name = $"covibes_agent_{owner.Auth.Team.Id}_{agentId}";
                 await using var hub = await first.ConnectAsync(token);
                 await hub.ReceiveAsync("team_joined");
@@ -307,6 +312,7 @@ public sealed class ContainerTests(PodmanService podman)
             await using var again = await second.ConnectAsync(token);
             await again.ReceiveAsync("team_joined");
             await again.SendAsync(new { type = "agent_subscribe", agentId, from = next });
+            await File.WriteAllTextAsync(Path.Combine(Directory.EnumerateDirectories(Path.Combine(data, "workspaces"), agentId, SearchOption.AllDirectories).Single(), "release"), "");
             var (rest, _, status) = await again.CollectOutputAsync(agentId, from: next);
             status.ShouldBe("completed");
             before.Concat(rest).ToArray().ShouldBe(AgentHelpers.LogOf(second, agentId));

@@ -220,11 +220,11 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
     public async Task RemoteCommands_QuoteEveryArgument_SoNothingIsInjected()
     {
         var directory = StartupTests.TempDirectory();
-        await using (var client = new Execution.SshClient(directory))
+        await using (var client = new Execution.Ssh.SshClient(directory))
         {
             var publicKey = await client.AddKeyAsync(Encoding.UTF8.GetBytes(ssh.ClientPrivateKey), TimeSpan.FromMinutes(5), CancellationToken.None);
-            var keys = await Execution.HostKeys.ScanAsync("127.0.0.1", ssh.Port, CancellationToken.None);
-            var target = new Execution.SshTarget("quoting", "127.0.0.1", ssh.Port, ssh.User, string.Join('\n', keys.Select(k => k.KnownHostsLine))) { PublicKey = publicKey };
+            var keys = await Execution.Ssh.HostKeys.ScanAsync("127.0.0.1", ssh.Port, CancellationToken.None);
+            var target = new Execution.Ssh.SshTarget("quoting", "127.0.0.1", ssh.Port, ssh.User, string.Join('\n', keys.Select(k => k.KnownHostsLine))) { PublicKey = publicKey };
             string[] hostile = ["$(id)", "; touch /tmp/pwn", "`touch /tmp/pwn`", "it's", "a\nb", "&& touch /tmp/pwn", "-oProxyCommand=touch /tmp/pwn", "../../etc/passwd"];
             var result = await client.RunAsync(target, ["printf", "%s|", .. hostile], null, TimeSpan.FromSeconds(20), CancellationToken.None);
             result.ExitCode.ShouldBe(0, result.Stderr);
@@ -364,7 +364,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         await Eventually.UntilAsync(async () => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).Contains("line 10\n", StringComparison.Ordinal), "some output");
         var pid = File.ReadAllText($"/home/{ssh.User}/agent_logs/{agent.Id}/holder").Length > 0 ? AgentPid(server, agent.Id) : 0;
         // Cut the shared SSH connection (the control master and every session on it).
-        await server.App.Services.GetRequiredService<Execution.SshClient>().CloseAsync(new Execution.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
+        await server.App.Services.GetRequiredService<Execution.Ssh.SshClient>().CloseAsync(new Execution.Ssh.SshTarget(vm.Id, "127.0.0.1", ssh.Port, ssh.User, ""), CancellationToken.None);
         File.Exists($"/proc/{pid}/stat").ShouldBeTrue("the agent keeps running on the VM while the server is cut off");
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
         Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id))

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Local;
 
 /// <summary>
 /// Runs agents as processes on the server's machine, each in its own session (<c>setsid</c>) so
@@ -36,10 +36,10 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
                 sandbox.GiveToSandbox(path);
             }
             argv = sandbox.Wrap(
-                ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, HostSandbox.Runtime, $"{HostSandbox.Workspace}/{launch.WorkingDirectory}",
+                ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, Isolated.Runtime, $"{Isolated.Workspace}/{launch.WorkingDirectory}",
                     launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
-                [new SandboxMount(runtime, HostSandbox.Runtime, Writable: true), new SandboxMount(workspace, HostSandbox.Workspace, Writable: true)],
-                HostSandbox.Workspace);
+                [new SandboxMount(runtime, Isolated.Runtime, Writable: true), new SandboxMount(workspace, Isolated.Workspace, Writable: true)],
+                Isolated.Workspace);
         }
 
         // Its own session, and none of the server's open files: a sandbox launcher that inherited the server's stdout

@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Local;
 
 /// <summary>What network sandboxed programs get.</summary>
 public enum SandboxNetworking

@@ -1,44 +1,44 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Containers;
 
 /// <summary>
-/// Agents inside a box (seed 002): the box is one long-lived container holding a repository, and each agent
-/// is a process started in it through the Engine API (an exec, detached), under the same wrapper as every
-/// other backend and in a session of its own. Its runtime directory (FIFO, log, exit code) is on this
-/// machine under the box's runs directory, which the box sees at <see cref="RuntimeMount"/>, so the log is
-/// read here and stays the truth. The exec's process is found again after a restart by its PID and start
+/// Jobs inside a long-lived container that already runs (seed 002's boxes): each job is a process started in it
+/// through the Engine API (an exec, detached), under the same wrapper as every other backend and in a session of
+/// its own. Its runtime directory (FIFO, log, exit code) is on this machine under <see cref="ContainerExec.RuntimeRoot"/>,
+/// which the container sees at <see cref="RuntimeMount"/>, so the log is read here and stays the truth. The exec's process is found again after a restart by its PID and start
 /// time on this machine (the engine is local), like a local agent.
 /// </summary>
-public sealed class BoxExecBackend(Func<DockerClient> docker) : IExecutionBackend
+public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecutionBackend
 {
+    /// <summary>The name stored with its jobs (boxes were its first and only users when it was chosen).</summary>
     public const string BackendName = "box";
 
-    /// <summary>Where a box sees its agents' runtime directories.</summary>
+    /// <summary>Where the container sees its jobs' runtime directories.</summary>
     public const string RuntimeMount = "/covibe-runs";
 
     public string Name => BackendName;
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
-        var box = launch.Box ?? throw new ArgumentException("An agent in a box needs the box.");
-        var runtime = RuntimeFiles.Prepare(box.RuntimeRoot, launch);
+        var into = launch.Exec ?? throw new ArgumentException("A job in a running container needs the container.");
+        var runtime = RuntimeFiles.Prepare(into.RuntimeRoot, launch);
         foreach (var path in Directory.EnumerateFileSystemEntries(runtime).Prepend(runtime))
         {
-            UntrustedFiles.GiveTo(path, box.Uid, box.Gid);
+            UntrustedFiles.GiveTo(path, into.Uid, into.Gid);
         }
         var inside = $"{RuntimeMount}/{launch.AgentId}";
         string id;
         try
         {
-            var exec = await docker().Exec.CreateContainerExecAsync(box.Container, new ContainerExecCreateParameters
+            var exec = await docker().Exec.CreateContainerExecAsync(into.Container, new ContainerExecCreateParameters
             {
                 // Not under setsid: it would fork where the exec is a session leader already (Podman), and lose the PID the
                 // engine reports. Signals go to the wrapper's whole tree instead (see SignalAsync).
-                Cmd = ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, inside, box.WorkingDirectory, "", "", .. launch.Argv],
-                User = box.User,
-                WorkingDir = box.WorkingDirectory,
+                Cmd = ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, inside, into.WorkingDirectory, "", "", .. launch.Argv],
+                User = into.User,
+                WorkingDir = into.WorkingDirectory,
                 // The engine wants a stream attached; the wrapper sends everything to its log, so nothing comes through it.
                 AttachStderr = true,
                 Env = [.. launch.Environment.Select(e => $"{e.Key}={e.Value}")],
@@ -50,7 +50,7 @@ public sealed class BoxExecBackend(Func<DockerClient> docker) : IExecutionBacken
         }
         catch (DockerApiException e)
         {
-            throw new IOException($"The box could not start the agent: {ManagedContainers.EngineMessage(e)}");
+            throw new IOException($"The container could not start the job: {ManagedContainers.EngineMessage(e)}");
         }
         // The engine names the process on this machine once it runs: its PID and start time identify it from then on.
         var pid = 0;
@@ -64,7 +64,7 @@ public sealed class BoxExecBackend(Func<DockerClient> docker) : IExecutionBacken
             }
         }
         // The target names the container and the agent's user, so signals go there as that user (never as root).
-        return new AgentProcess(BackendName, runtime, pid, pid > 0 ? ProcFs.StartTime(pid) ?? 0 : 0, $"{box.Container}/{box.Uid}:{box.Gid}");
+        return new AgentProcess(BackendName, runtime, pid, pid > 0 ? ProcFs.StartTime(pid) ?? 0 : 0, $"{into.Container}/{into.Uid}:{into.Gid}");
     }
 
     public async Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken)
@@ -122,7 +122,7 @@ public sealed class BoxExecBackend(Func<DockerClient> docker) : IExecutionBacken
         await InsideAsync(process, "kill \"$(cat \"$rt/holder\")\" 2>/dev/null", cancellationToken);
     }
 
-    /// <summary>Runs a short script in the box as root-less as the agent (its wrapper's PID is <c>$w</c>, its runtime directory <c>$rt</c>).</summary>
+    /// <summary>Runs a short script in the container as root-less as the agent (its wrapper's PID is <c>$w</c>, its runtime directory <c>$rt</c>).</summary>
     private async Task InsideAsync(AgentProcess process, string script, CancellationToken cancellationToken)
     {
         var agentId = Path.GetFileName(process.RuntimeDirectory);
@@ -141,7 +141,7 @@ public sealed class BoxExecBackend(Func<DockerClient> docker) : IExecutionBacken
         }
         catch (DockerApiException)
         {
-            // The box is stopped or gone: nothing left to signal.
+            // The container is stopped or gone: nothing left to signal.
         }
     }
 
@@ -161,6 +161,6 @@ public sealed class BoxExecBackend(Func<DockerClient> docker) : IExecutionBacken
         }
     }
 
-    /// <summary>The box's container, from the target <c>container/uid:gid</c>.</summary>
+    /// <summary>The container, from the target <c>container/uid:gid</c>.</summary>
     public static string ContainerOf(AgentProcess process) => process.Target![..process.Target!.LastIndexOf('/')];
 }

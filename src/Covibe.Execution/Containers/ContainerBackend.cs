@@ -2,7 +2,9 @@ using System.Net;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace Covibe.Execution;
+using Covibe.Execution.Local;
+
+namespace Covibe.Execution.Containers;
 
 /// <summary>
 /// Seed 003's agent containers, through the Docker Engine API (Podman serves it too): one
@@ -21,9 +23,6 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
 
     public static string AgentContainerName(string teamId, string agentId) => $"covibes_agent_{teamId}_{agentId}";
 
-    /// <summary>Seed 003's name for a preview container (one per deploy: the new version starts beside the old).</summary>
-    public static string PreviewContainerName(string teamId, string deployId) => $"covibes_preview_{teamId}_{deployId}";
-
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var workspace = launch.Workspace ?? throw new ArgumentException("A container agent needs its team's workspace.");
@@ -35,25 +34,25 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
             containers.Settings.GiveTo(path);
         }
 
-        var preview = launch.Preview;
-        var type = preview is null ? "agent" : "preview";
-        var name = preview is null ? AgentContainerName(teamId, launch.AgentId) : PreviewContainerName(teamId, preview.DeployId);
-        var image = preview?.Image ?? containers.Settings.Image;
-        // The repository's own image brings its files; otherwise they are mounted at /workspace.
-        var ownImage = preview?.Image is not null;
-        var workingDirectory = ownImage ? preview!.ImageWorkingDirectory ?? "/" : $"{HostSandbox.Workspace}/{launch.WorkingDirectory}";
+        var service = launch.Service;
+        var type = service?.Kind ?? "agent";
+        var name = service?.Name ?? AgentContainerName(teamId, launch.AgentId);
+        var image = service?.Image ?? containers.Settings.Image;
+        // An image of its own brings its files; otherwise they are mounted at /workspace.
+        var ownImage = service?.Image is not null;
+        var workingDirectory = ownImage ? service!.ImageWorkingDirectory ?? "/" : $"{Isolated.Workspace}/{launch.WorkingDirectory}";
         List<string> binds = ownImage
-            ? [$"{runtime}:{HostSandbox.Runtime}:rw"]
-            : [$"{runtime}:{HostSandbox.Runtime}:rw", $"{workspace}:{HostSandbox.Workspace}:rw"];
+            ? [$"{runtime}:{Isolated.Runtime}:rw"]
+            : [$"{runtime}:{Isolated.Runtime}:rw", $"{workspace}:{Isolated.Workspace}:rw"];
         var create = new CreateContainerParameters
         {
             Name = name,
             Image = image,
             User = containers.Settings.UserSpec,
-            WorkingDir = ownImage ? null! : HostSandbox.Workspace,
+            WorkingDir = ownImage ? null! : Isolated.Workspace,
             // The repository's image may have an entrypoint of its own: the wrapper runs first, then the image's command.
             Entrypoint = ownImage ? ["sh"] : null!,
-            Cmd = [.. ownImage ? Array.Empty<string>() : ["sh"], "-c", AgentWrapper.Script, AgentWrapper.ProgramName, HostSandbox.Runtime, workingDirectory,
+            Cmd = [.. ownImage ? Array.Empty<string>() : ["sh"], "-c", AgentWrapper.Script, AgentWrapper.ProgramName, Isolated.Runtime, workingDirectory,
                 launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
             Env = [.. launch.Environment.Select(e => $"{e.Key}={e.Value}")],
             Labels = new Dictionary<string, string>
@@ -64,16 +63,16 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
                 [ManagedContainers.AgentLabel] = launch.AgentId,
                 [ManagedContainers.OwnerLabel] = launch.OwnerId ?? "",
             },
-            HostConfig = containers.Settings.Limited(binds, preview is null ? null : containers.Settings.PreviewLimits),
+            HostConfig = containers.Settings.Limited(binds, service is null ? null : containers.Settings.ServiceLimits),
         };
-        if (preview is not null)
+        if (service is not null)
         {
             // Reachable from this machine's loopback only: the server's proxy is the way in.
-            var port = $"{(preview.ContainerPort ?? preview.Port).ToString(System.Globalization.CultureInfo.InvariantCulture)}/tcp";
+            var port = $"{(service.ContainerPort ?? service.Port).ToString(System.Globalization.CultureInfo.InvariantCulture)}/tcp";
             create.ExposedPorts = new Dictionary<string, EmptyStruct> { [port] = default };
             create.HostConfig.PortBindings = new Dictionary<string, IList<PortBinding>>
             {
-                [port] = [new PortBinding { HostIP = "127.0.0.1", HostPort = preview.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }],
+                [port] = [new PortBinding { HostIP = "127.0.0.1", HostPort = service.Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }],
             };
         }
         try
@@ -100,10 +99,10 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
         }
         await containers.MadeAsync(new ContainerMade(teamId, type, name, new Dictionary<string, string?>
         {
-            [preview is null ? "agentId" : "deployId"] = launch.AgentId,
+            [service?.IdKey ?? "agentId"] = launch.AgentId,
             ["ownerId"] = launch.OwnerId,
             ["image"] = image,
-            ["port"] = preview?.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["port"] = service?.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }), cancellationToken);
         return new AgentProcess(BackendName, runtime, 0, 0, name);
     }

@@ -2,6 +2,7 @@ using Covibe.Execution;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
+using Covibe.Execution.Ssh;
 
 namespace Covibe.Server.Features.Boxes;
 
@@ -11,9 +12,50 @@ namespace Covibe.Server.Features.Boxes;
 /// VM user's home, <c>~/covibe-boxes/&lt;id&gt;/repo</c>, cloned by the VM itself; the <c>.env</c> goes through the SSH
 /// session's stdin into a 0600 file; agents and terminals run there as on any VM.
 /// </summary>
-public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbContextFactory<CovibeDb> dbs)
+public sealed class VmBoxes(VmConnector vms, SshClient ssh, VmPool pool, IDbContextFactory<CovibeDb> dbs, BoxProgress progress) : IBoxKind
 {
+    public const string KindName = "vm";
+
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(10);
+
+    public string Name => KindName;
+
+    public string EnvStep => "Writing the .env on the VM";
+
+    /// <summary>On the VM's disk, readable by its user only: it survives the server.</summary>
+    public bool EnvInMemory => false;
+
+    public Task<string?> ProblemAsync(CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    /// <summary>
+    /// The VM (a member's own, or the least loaded of the operator's pool) clones the branch into the box's directory as
+    /// its user. The VM's own tools are the box's environment.
+    /// </summary>
+    public async Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken)
+    {
+        var target = box.Target ?? await ChoosePoolVmAsync(cancellationToken)
+            ?? throw new BoxProvisionException("Every VM of the operator's pool holds as many boxes as its maxUsers allows.");
+        await progress.StepAsync(box, BoxSteps.Clone, log, $"Cloning {box.Branch} of {box.RepoUrl} on VM {target}", cancellationToken, b =>
+        {
+            b.Target = target;
+            b.Workspace = "~/" + RepoDirectory(b.Id);
+        });
+        box.Target = target;
+        await CloneAsync(target, box, log, cancellationToken);
+        await progress.SaveAsync(box.Id, b => b.Commit = box.Commit, cancellationToken);
+    }
+
+    public Task WriteEnvAsync(Box box, byte[] env, CancellationToken cancellationToken) => WriteEnvAsync(box.Target!, box.Id, env, cancellationToken);
+
+    public Task<bool> BringBackAsync(Box box, CancellationToken cancellationToken) => Task.FromResult(true);
+
+    public async Task RemoveAsync(Box box, CancellationToken cancellationToken)
+    {
+        if (box.Target is { } vm)
+        {
+            await RemoveAsync(vm, box.Id, cancellationToken);
+        }
+    }
 
     /// <summary>The box's repository on the VM, relative to the VM user's home.</summary>
     public static string RepoDirectory(string boxId) => $"covibe-boxes/{boxId}/repo";
@@ -22,10 +64,10 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     public bool HasPool => pool.Instances.Any(Usable);
 
     /// <summary>The pool VM with the fewest live boxes and room for one more (a VM takes at most its <c>maxUsers</c> boxes); null when all are full.</summary>
-    public async Task<string?> ChoosePoolVmAsync(CancellationToken cancellationToken)
+    private async Task<string?> ChoosePoolVmAsync(CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var load = await db.Boxes.Where(b => b.Backend == "vm" && b.Target != null && b.Target.StartsWith(VmConnector.PoolPrefix)
+        var load = await db.Boxes.Where(b => b.Backend == KindName && b.Target != null && b.Target.StartsWith(VmConnector.PoolPrefix)
                 && (b.Status == BoxStatuses.Provisioning || b.Status == BoxStatuses.Ready))
             .GroupBy(b => b.Target!).Select(g => new { g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Key, g => g.Count, cancellationToken);
         return pool.Instances.Where(Usable)
@@ -34,7 +76,7 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     }
 
     /// <summary>Clones the branch at the commit into the box's directory on the VM; what git prints goes to the box's log.</summary>
-    public async Task CloneAsync(string target, Box box, BoxLog log, CancellationToken cancellationToken)
+    private async Task CloneAsync(string target, Box box, BoxLog log, CancellationToken cancellationToken)
     {
         var connection = await ConnectAsync(target, cancellationToken);
         var result = await Run(connection, BoxClone.Argv(box.RepoUrl, box.Branch, box.Commit, RepoDirectory(box.Id), box.RepoUrl,
@@ -48,7 +90,7 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     }
 
     /// <summary>The <c>.env</c>, through the session's stdin into a file only the VM user can read. Never an argument, never logged.</summary>
-    public async Task WriteEnvAsync(string target, string boxId, byte[] env, CancellationToken cancellationToken)
+    private async Task WriteEnvAsync(string target, string boxId, byte[] env, CancellationToken cancellationToken)
     {
         const string Script = "umask 077; f=\"$HOME/$1/.env\"; cat > \"$f.tmp\" && chmod 600 \"$f.tmp\" && mv -f \"$f.tmp\" \"$f\"";
         var connection = await ConnectAsync(target, cancellationToken);
@@ -60,7 +102,7 @@ public sealed class BoxVms(VmConnector vms, SshClient ssh, VmPool pool, IDbConte
     }
 
     /// <summary>Removes the box's directory from the VM.</summary>
-    public async Task RemoveAsync(string target, string boxId, CancellationToken cancellationToken)
+    private async Task RemoveAsync(string target, string boxId, CancellationToken cancellationToken)
     {
         var connection = await ConnectAsync(target, cancellationToken);
         await Run(connection, ["sh", "-c", "rm -rf \"$HOME/$1\"", "covibe-box-rm", $"covibe-boxes/{boxId}"], null, cancellationToken);

@@ -5,7 +5,7 @@ using System.Runtime.InteropServices;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Containers;
 
 /// <summary>
 /// Builds the default agent image (<c>covibe-agent:local</c>) with no registry at all: a root

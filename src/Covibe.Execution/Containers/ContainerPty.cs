@@ -1,7 +1,7 @@
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Containers;
 
 /// <summary>
 /// A terminal in a container: an exec with a TTY through the Engine API, its hijacked stream

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Local;
 
 /// <summary>A directory of this machine that a sandboxed program sees at <see cref="Destination"/>.</summary>
 public sealed record SandboxMount(string Source, string Destination, bool Writable);
@@ -17,12 +17,6 @@ public sealed record SandboxMount(string Source, string Destination, bool Writab
 /// </summary>
 public sealed class HostSandbox
 {
-    /// <summary>Where the team's workspace appears inside the sandbox.</summary>
-    public const string Workspace = "/workspace";
-
-    /// <summary>Where an agent's runtime directory (FIFO, log, exit code) appears inside the sandbox.</summary>
-    public const string Runtime = "/covibe";
-
     private static readonly string[] EtcEntries =
     [
         "alternatives", "ssl", "ca-certificates", "ca-certificates.conf", "resolv.conf", "hosts", "host.conf", "gai.conf",
@@ -209,7 +203,7 @@ public sealed class HostSandbox
         File.WriteAllText(Path.Combine(_identityDirectory, "resolv.conf"), $"nameserver {SandboxNetwork.NameServer}\n");
         var (uid, gid) = (Str(User.Uid), Str(User.Gid));
         File.WriteAllText(Path.Combine(_identityDirectory, "passwd"),
-            $"root:x:0:0:root:/root:/bin/sh\ncovibe:x:{uid}:{gid}:Covibe member:{Workspace}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
+            $"root:x:0:0:root:/root:/bin/sh\ncovibe:x:{uid}:{gid}:Covibe member:{Isolated.Workspace}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n");
         File.WriteAllText(Path.Combine(_identityDirectory, "group"), $"root:x:0:\ncovibe:x:{gid}:\nnogroup:x:65534:\n");
         foreach (var file in (string[])["passwd", "group"])
         {

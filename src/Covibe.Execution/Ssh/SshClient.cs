@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Ssh;
 
 /// <summary>
 /// How to reach one machine over SSH. A key credential is never part of it (keys live in the
@@ -81,7 +81,7 @@ public sealed class SshClient : IAsyncDisposable
     public async Task<SshResult> RunAsync(SshTarget target, IReadOnlyList<string> argv, ReadOnlyMemory<byte>? stdin, TimeSpan timeout, CancellationToken cancellationToken)
     {
         await EnsureAgentAsync(cancellationToken);
-        var info = Start("ssh", [.. Options(target), "--", target.Host, RemoteCommand(argv)]);
+        var info = Start("ssh", [.. Options(target), "--", target.Host, ShellWords.Join(argv)]);
         UsePassword(info, target);
         info.RedirectStandardInput = true;
         using var process = Process.Start(info) ?? throw new IOException("Could not run ssh; install openssh-client.");
@@ -110,7 +110,7 @@ public sealed class SshClient : IAsyncDisposable
     public async Task<Process> StreamAsync(SshTarget target, IReadOnlyList<string> argv, CancellationToken cancellationToken)
     {
         await EnsureAgentAsync(cancellationToken);
-        var info = Start("ssh", [.. Options(target), "--", target.Host, RemoteCommand(argv)]);
+        var info = Start("ssh", [.. Options(target), "--", target.Host, ShellWords.Join(argv)]);
         UsePassword(info, target);
         info.RedirectStandardInput = true;
         var process = Process.Start(info) ?? throw new IOException("Could not run ssh; install openssh-client.");
@@ -126,7 +126,7 @@ public sealed class SshClient : IAsyncDisposable
     public async Task<PtyStartInfo> InteractiveAsync(SshTarget target, IReadOnlyList<string> argv, int columns, int rows, CancellationToken cancellationToken)
     {
         await EnsureAgentAsync(cancellationToken);
-        var info = Start("ssh", [.. Options(target), "-tt", "--", target.Host, RemoteCommand(argv)]);
+        var info = Start("ssh", [.. Options(target), "-tt", "--", target.Host, ShellWords.Join(argv)]);
         UsePassword(info, target);
         var environment = new Dictionary<string, string>(StringComparer.Ordinal)
         {
@@ -170,11 +170,6 @@ public sealed class SshClient : IAsyncDisposable
         }
         return error.Trim().Length > 0 ? error.Trim() : $"ssh exited with {result.ExitCode}.";
     }
-
-    /// <summary>argv as one command line for the remote shell: each argument single-quoted.</summary>
-    public static string RemoteCommand(IReadOnlyList<string> argv) => string.Join(' ', argv.Select(Quote));
-
-    public static string Quote(string value) => "'" + value.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 
     /// <summary>
     /// For a password machine: ssh asks a tiny askpass script, which answers from an environment

@@ -4,13 +4,13 @@ using System.Runtime.InteropServices;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Containers;
 
 /// <summary>Limits and placement of the containers Covibe creates: seed 003's defaults.</summary>
 public sealed record ContainerLimits(long MemoryBytes, long MemoryReservationBytes, double Cpus, double CpuReservation, long PidsLimit = 1024);
 
 /// <summary>What every container is made from: only the operator chooses these, never a request.</summary>
-public sealed record ContainerSettings(string Image, string Network, ContainerLimits AgentLimits, (uint Uid, uint Gid) User, ContainerLimits? PreviewLimits = null)
+public sealed record ContainerSettings(string Image, string Network, ContainerLimits AgentLimits, (uint Uid, uint Gid) User, ContainerLimits? ServiceLimits = null)
 {
     /// <summary>The user containers run as, as the engine wants it.</summary>
     public string UserSpec => $"{User.Uid.ToString(CultureInfo.InvariantCulture)}:{User.Gid.ToString(CultureInfo.InvariantCulture)}";
@@ -95,11 +95,11 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
                 Name = name,
                 Image = settings.Image,
                 User = settings.UserSpec,
-                WorkingDir = HostSandbox.Workspace,
+                WorkingDir = Isolated.Workspace,
                 Cmd = ["sleep", "infinity"],
                 Env = ["HOME=/workspace"],
                 Labels = new Dictionary<string, string> { [ManagedLabel] = "true", [TypeLabel] = "sync", [TeamLabel] = teamId },
-                HostConfig = settings.Limited([$"{workspace}:{HostSandbox.Workspace}:rw"]),
+                HostConfig = settings.Limited([$"{workspace}:{Isolated.Workspace}:rw"]),
             }, cancellationToken);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)

@@ -3,7 +3,7 @@ using System.Globalization;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Ssh;
 
 /// <summary>
 /// Runs agents on VMs over SSH (seed 001's SSH proxy strategy) under the same wrapper as local
@@ -20,6 +20,8 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
     private readonly ConcurrentDictionary<string, Mirror> _mirrors = new();
 
     public string Name => BackendName;
+
+    public bool Remote => true;
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 
-namespace Covibe.Execution;
+namespace Covibe.Execution.Ssh;
 
 /// <summary>A host's SSH key as known_hosts holds it, with the fingerprint a user can compare.</summary>
 public sealed record HostKey(string KnownHostsLine, string Type, string Fingerprint);

@@ -1,0 +1,147 @@
+using Covibe.Execution;
+using Covibe.Execution.Local;
+
+namespace Covibe.Server.Features.Machines;
+
+/// <summary>
+/// Where something of a member's runs: one of a closed set of places, each carrying its machine and the backend that
+/// runs detached jobs there (<see cref="Jobs"/>: start, probe, read the log, input, signal). Only
+/// <see cref="MachineResolver"/> makes one, from the VM, box and team settings; features run what they get and ask the
+/// place what they need to know (<see cref="Inside"/>, <see cref="OwnNetwork"/>, <see cref="InContainer"/>...), never its
+/// name. <see cref="Workspace"/>: the files on this machine a job there works on (the team's workspace, a deploy's files),
+/// when it uses them. <see cref="Fallback"/> says why it is not where the operator asked for (seed 003's fallback).
+/// <see cref="CovibeCommand"/>: how to run <c>covibe</c> there (the mock agent), when not as on this machine.
+/// <see cref="BoxId"/>: in one of the member's boxes.
+/// </summary>
+public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnlyDictionary<string, string> Environment)
+{
+    /// <summary>The name stored with each job, to find its backend again after a restart.</summary>
+    public string Backend => Jobs.Name;
+
+    /// <summary>Seed 003's answer to where an agent runs (<c>local</c>, <c>docker</c>, <c>ssh</c>, ...).</summary>
+    public abstract string Method { get; }
+
+    /// <summary>The machine within the backend (a VM id, a container).</summary>
+    public virtual string? Target => null;
+
+    /// <summary>Whether the operator's listed server variables (<c>PassEnvironment</c>) may reach a job here: only on this machine.</summary>
+    public virtual bool PassServerEnvironment => false;
+
+    public string? Fallback { get; init; }
+
+    public IReadOnlyList<string>? CovibeCommand { get; init; }
+
+    public string? BoxId { get; init; }
+
+    /// <summary>Where a job here sees <paramref name="path"/>, a path of this machine under <see cref="Workspace"/>.</summary>
+    public virtual string Inside(string path) => Isolated.Workspace + path[(Workspace ?? path).Length..];
+
+    /// <summary>A network of its own: what it serves is reached through a bridge, not this machine's loopback.</summary>
+    public virtual bool OwnNetwork => false;
+
+    /// <summary>In a container of its own: what it serves listens on all its addresses and is published on this machine's loopback.</summary>
+    public virtual bool InContainer => false;
+
+    /// <summary>Runs as the server's own user: the files it is given need not be handed to another.</summary>
+    public virtual bool AsServerUser => false;
+
+    /// <summary>Relative to the team's workspace, where a new agent works; null: a directory of its own there.</summary>
+    public virtual string? WorkingDirectory => null;
+
+    /// <summary>How a member's terminal names where it runs.</summary>
+    public virtual string? Label => null;
+
+    /// <summary><paramref name="launch"/> as it runs here: on this place's machine, with its workspace.</summary>
+    public virtual AgentLaunch Launch(AgentLaunch launch) => launch with { Target = Target, Workspace = Workspace };
+}
+
+/// <summary>This machine with the server's own privileges (the operator opted out of the sandbox).</summary>
+public sealed record HostPlace(IExecutionBackend Jobs, string Workspace) : Place(Jobs, Workspace, new Dictionary<string, string>())
+{
+    public new string Workspace => base.Workspace!;
+
+    public override string Method => "local";
+
+    public override bool PassServerEnvironment => true;
+
+    public override string Inside(string path) => path;
+
+    public override bool AsServerUser => true;
+}
+
+/// <summary>This machine, in <see cref="Sandbox"/>: as its user, with the workspace at <see cref="Isolated.Workspace"/> and home there.</summary>
+public sealed record SandboxPlace(IExecutionBackend Jobs, string Workspace, HostSandbox Sandbox)
+    : Place(Jobs, Workspace, new Dictionary<string, string> { ["HOME"] = Isolated.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe" })
+{
+    public new string Workspace => base.Workspace!;
+
+    public override string Method => "local";
+
+    public override bool PassServerEnvironment => true;
+
+    public override bool OwnNetwork => Sandbox.IsolatesNetwork;
+}
+
+/// <summary>A container of its own (seed 003's), through the engine, with the workspace mounted at <see cref="Isolated.Workspace"/>.</summary>
+public sealed record ContainerPlace(IExecutionBackend Jobs, string Workspace, IReadOnlyDictionary<string, string> Environment) : Place(Jobs, Workspace, Environment)
+{
+    public new string Workspace => base.Workspace!;
+
+    public override string Method => "docker";
+
+    public override bool InContainer => true;
+
+    public override string Label => "team container";
+}
+
+/// <summary>
+/// A VM reached over SSH (<see cref="VmId"/>, named <see cref="MachineName"/>), as its user, in <c>~/project</c> or
+/// <see cref="RemoteDirectory"/> (relative to that user's home: a box's repository); none of the server's variables.
+/// </summary>
+public sealed record SshPlace(IExecutionBackend Jobs, string VmId, string MachineName, string? RemoteDirectory = null)
+    : Place(Jobs, null, new Dictionary<string, string>())
+{
+    public override string Method => "ssh";
+
+    public override string Target => VmId;
+
+    public override string Label => BoxId is null ? MachineName : $"box {BoxId}";
+
+    public override AgentLaunch Launch(AgentLaunch launch) => base.Launch(launch) with { RemoteDirectory = RemoteDirectory };
+}
+
+/// <summary>A member's VM whose runner dialled out to the server (<see cref="VmId"/>, named <see cref="MachineName"/>).</summary>
+public sealed record RunnerPlace(IExecutionBackend Jobs, string VmId, string MachineName) : Place(Jobs, null, new Dictionary<string, string>())
+{
+    public override string Method => "runner";
+
+    public override string Target => VmId;
+
+    public override string Label => MachineName;
+}
+
+/// <summary>A container that already runs (a member's box): jobs are started in it as <see cref="ContainerExec.User"/>, in its repository.</summary>
+public sealed record ContainerExecPlace(IExecutionBackend Jobs, ContainerExec Exec) : Place(Jobs, null, new Dictionary<string, string>())
+{
+    public override string Method => "box";
+
+    public override string Target => Exec.Container;
+
+    public override string WorkingDirectory => Exec.WorkingDirectory;
+
+    public override string Label => $"box {BoxId}";
+
+    public override AgentLaunch Launch(AgentLaunch launch) => base.Launch(launch) with { Exec = Exec };
+}
+
+/// <summary>A request for a place the member may not use, or that does not exist: <see cref="Field"/> names the request field.</summary>
+public sealed class PlacementException(string field, string message) : Exception(message)
+{
+    public string Field { get; } = field;
+}
+
+/// <summary>Nowhere to run it now (the container engine is down and no fallback is allowed): <see cref="Type"/> is the problem type.</summary>
+public sealed class PlacementUnavailableException(string type, string message) : Exception(message)
+{
+    public string Type { get; } = type;
+}
