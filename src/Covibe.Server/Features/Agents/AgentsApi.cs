@@ -30,6 +30,7 @@ public static class AgentsApi
         services.AddSingleton<IAgentOutputRelay, NoAgentOutputRelay>();
         services.AddSingleton<IAgentOutputStore, NoAgentOutputStore>();
         services.AddSingleton<AgentOutputReader>();
+        services.AddSingleton<AgentOutputPages>();
         services.AddSingleton<IAgentControlRoute, NoAgentControlRoute>();
         services.AddSingleton<AgentSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
@@ -126,38 +127,30 @@ public static class AgentsApi
     }
 
     /// <summary>
-    /// Raw output bytes from <c>from</c> (default 0), at most <c>limit</c> (default and maximum 1 MiB).
-    /// Headers: <c>Covibe-Output-Start</c>, <c>Covibe-Output-Next</c> (continue there), <c>Covibe-Output-Complete</c>.
+    /// Raw output bytes from <c>from</c> (default 0), at most <c>limit</c> (default and maximum 1 MiB); with <c>wait</c>, a long
+    /// poll (<see cref="LogPages"/>). Headers: <c>Covibe-Position</c>, <c>Covibe-Next</c>, <c>Covibe-Complete</c>, and as
+    /// before them <c>Covibe-Output-Start</c>, <c>Covibe-Output-Next</c>, <c>Covibe-Output-Complete</c>.
     /// </summary>
-    public static async Task<Results<FileContentHttpResult, ProblemHttpResult>> Output(
-        string id, Caller caller, AgentService agents, AgentFeeds streams, AgentOutputReader reader, HttpContext http,
-        long? from, int? limit, CancellationToken cancellationToken)
+    public static async Task<IResult> Output(
+        string id, Caller caller, AgentOutputPages pages, HttpContext http, long? from, int? limit, int? wait, TimeProvider time, CancellationToken cancellationToken)
     {
-        var page = await ReadAsync(id, caller, agents, streams, reader, from, limit ?? MaxOutputPage, cancellationToken);
-        if (page.Refusal is not null)
-        {
-            return page.Refusal;
-        }
-        http.Response.Headers["Covibe-Output-Start"] = page.Start.ToString(CultureInfo.InvariantCulture);
-        http.Response.Headers["Covibe-Output-Next"] = (page.Start + page.Data.Length).ToString(CultureInfo.InvariantCulture);
-        http.Response.Headers["Covibe-Output-Complete"] = page.Complete ? "true" : "false";
-        return TypedResults.Bytes(page.Data, "application/octet-stream");
+        LogPages.Check(from, wait);
+        var page = await LogPages.WaitAsync(ct => pages.ReadAsync(caller, id, from, limit ?? MaxOutputPage, ct), p => p.Page.Data.Length > 0 || p.Page.Complete, wait, time, cancellationToken);
+        http.Response.Headers["Covibe-Output-Start"] = page.Page.Position.ToString(CultureInfo.InvariantCulture);
+        http.Response.Headers["Covibe-Output-Next"] = page.Page.Next.ToString(CultureInfo.InvariantCulture);
+        http.Response.Headers["Covibe-Output-Complete"] = page.Page.Complete ? "true" : "false";
+        return LogPages.Answer(http.Response, page.Page, "application/octet-stream");
     }
 
     /// <summary>Parsed stream-json events from the line starting at <c>from</c>; <c>limit</c> events at most (default 200).</summary>
     public static async Task<Results<Ok<AgentEventsResponse>, ProblemHttpResult>> Events(
-        string id, Caller caller, AgentService agents, AgentFeeds streams, AgentOutputReader reader,
-        long? from, int? limit, CancellationToken cancellationToken)
+        string id, Caller caller, AgentOutputPages pages, long? from, int? limit, CancellationToken cancellationToken)
     {
         if (limit is < 1 or > 1000)
         {
             return Problems.ValidationAsProblem(new() { ["limit"] = ["'limit' must be between 1 and 1000."] });
         }
-        var page = await ReadAsync(id, caller, agents, streams, reader, from, MaxOutputPage, cancellationToken);
-        if (page.Refusal is not null)
-        {
-            return page.Refusal;
-        }
+        var (page, endOfOutput) = await pages.ReadAsync(caller, id, from, MaxOutputPage, cancellationToken);
         var events = new List<AgentEvent>();
         var data = page.Data.AsSpan();
         var consumed = 0;
@@ -165,84 +158,16 @@ public static class AgentsApi
         {
             var newline = data[consumed..].IndexOf((byte)'\n');
             // A last line without its newline is only taken once the agent has finished.
-            var length = newline >= 0 ? newline + 1 : page.EndOfOutput ? data.Length - consumed : -1;
+            var length = newline >= 0 ? newline + 1 : endOfOutput ? data.Length - consumed : -1;
             if (length < 0)
             {
                 break;
             }
-            events.AddRange(StreamJson.Parse(data.Slice(consumed, length), page.Start + consumed));
+            events.AddRange(StreamJson.Parse(data.Slice(consumed, length), page.Position + consumed));
             consumed += length;
         }
-        var next = page.Start + consumed;
+        var next = page.Position + consumed;
         return TypedResults.Ok(new AgentEventsResponse([.. events], next, page.Complete && consumed == data.Length));
-    }
-
-    private static async Task<OutputPage> ReadAsync(
-        string id, Caller caller, AgentService agents, AgentFeeds streams, AgentOutputReader reader,
-        long? from, int limit, CancellationToken cancellationToken)
-    {
-        var v = new Validator();
-        if (from is < 0)
-        {
-            v.Fail("from", "'from' must be 0 or more (a position from a previous answer).");
-        }
-        if (limit is < 1 or > MaxOutputPage)
-        {
-            v.Fail("limit", $"'limit' must be between 1 and {MaxOutputPage}.");
-        }
-        if (!v.IsValid)
-        {
-            return new OutputPage(Problems.ValidationAsProblem(v.Errors));
-        }
-        var agent = await agents.FindForReadingAsync(caller, id, cancellationToken);
-        if (agent is null)
-        {
-            return new OutputPage(Problems.NotFound("Agent", $"Your team has no agent '{id}'. List them with GET /api/agent/list."));
-        }
-        var final = AgentStatuses.IsFinal(agent.Status);
-        var feed = streams.Get(id);
-        var end = feed?.Position ?? agent.OutputBytes;
-        var start = Math.Min(from ?? 0, end);
-        var data = new byte[(int)Math.Min(limit, end - start)];
-        var read = 0;
-        while (read < data.Length)
-        {
-            var position = start + read;
-            if (feed?.ChunkAt(position) is { } chunk)
-            {
-                var part = chunk.Data.AsSpan((int)(position - chunk.Start));
-                part = part[..Math.Min(part.Length, data.Length - read)];
-                part.CopyTo(data.AsSpan(read));
-                read += part.Length;
-                continue;
-            }
-            // Older than memory holds: the log, or Redis; what can be read nowhere here is skipped (Covibe-Output-Start says so).
-            var before = feed is null ? end : Math.Min(end, feed.RingStart);
-            if (before <= position)
-            {
-                break;
-            }
-            var (at, n) = await reader.ReadAsync(id, agent.Backend, agent.Process, position, before, data.AsMemory(read, (int)Math.Min(data.Length - read, before - position)), cancellationToken);
-            if (at > position || n == 0)
-            {
-                if (read > 0)
-                {
-                    break; // what was contiguous; the next page starts past the gap
-                }
-                var skipped = data;
-                start = n == 0 ? before : at;
-                data = new byte[(int)Math.Min(limit, end - start)];
-                n = Math.Min(n, data.Length);
-                skipped.AsSpan(0, n).CopyTo(data);
-                if (n == 0)
-                {
-                    continue;
-                }
-            }
-            read += n;
-        }
-        var endOfOutput = final && start + read >= end;
-        return new OutputPage(null, start, data[..read], endOfOutput, endOfOutput);
     }
 
     /// <summary>A control request taken: 202 with the agent; the outcome follows as agent_status.</summary>
@@ -264,9 +189,4 @@ public static class AgentsApi
         AgentFailure.Unreachable => Problems.Create(503, "agent-node-unreachable", "The node following the agent did not answer", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };
-
-    private sealed record OutputPage(ProblemHttpResult? Refusal, long Start = 0, byte[]? Bytes = null, bool Complete = false, bool EndOfOutput = false)
-    {
-        public byte[] Data => Bytes ?? [];
-    }
 }

@@ -10,6 +10,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Web;
 using Covibe.Server.Hosting;
+using Covibe.Server.Http;
 using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Boxes;
@@ -211,7 +212,12 @@ public sealed class BoxService(
     }
 
     /// <summary>The box's provisioning log from <paramref name="from"/>.</summary>
-    public async Task<BoxLogResponse?> LogAsync(Caller caller, string boxId, long from, CancellationToken cancellationToken)
+    /// <summary>
+    /// The box's provisioning log from byte <paramref name="from"/>, at most 1 MiB and whole UTF-8 characters only (the next
+    /// read starts where this one stopped); complete once the box is no longer being made and the page reaches the end.
+    /// Null for a box the caller's team does not have.
+    /// </summary>
+    public async Task<LogPage?> LogAsync(Caller caller, string boxId, long from, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var box = await TeamBox(db.Boxes.AsNoTracking(), caller, boxId).SingleOrDefaultAsync(cancellationToken);
@@ -223,16 +229,15 @@ public sealed class BoxService(
         var complete = box.Status != BoxStatuses.Provisioning;
         if (!File.Exists(path))
         {
-            return new BoxLogResponse("", 0, complete);
+            return new LogPage(0, [], complete);
         }
         await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
         var start = Math.Clamp(from, 0, file.Length);
         file.Position = start;
         var buffer = new byte[(int)Math.Min(file.Length - start, 1 << 20)];
         var read = await file.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
-        // Whole UTF-8 characters only: the next read starts where this one stopped.
         var length = Utf8Boundary.CompleteLength(buffer.AsSpan(0, read));
-        return new BoxLogResponse(Encoding.UTF8.GetString(buffer, 0, length), start + length, complete && start + length >= file.Length);
+        return new LogPage(start, buffer[..length], complete && start + length >= file.Length);
     }
 
     /// <summary>Releases the box: its agents are stopped, its container and files removed. The holder or the team's owner may.</summary>

@@ -83,13 +83,23 @@ public static class BoxesApi
     }
 
     /// <summary>The box's provisioning log from byte <paramref name="from"/>; <c>complete</c> once it is no longer provisioning and all is read.</summary>
-    public static async Task<IResult> Log(string id, long? from, Caller caller, BoxService boxes, CancellationToken cancellationToken)
+    /// <summary>
+    /// The box's provisioning log by the one contract of <see cref="LogPages"/> (<c>from</c>, <c>wait</c>; bytes and the
+    /// <c>Covibe-Position</c>/<c>-Next</c>/<c>-Complete</c> headers) when the client accepts text; otherwise as before, as
+    /// JSON (<c>{text, next, complete}</c>).
+    /// </summary>
+    public static async Task<IResult> Log(string id, long? from, int? wait, Caller caller, BoxService boxes, TimeProvider time, HttpContext http, CancellationToken cancellationToken)
     {
-        if (from is < 0)
+        LogPages.Check(from, wait);
+        var log = await LogPages.WaitAsync(ct => boxes.LogAsync(caller, id, from ?? 0, ct), l => l is null || l.Data.Length > 0 || l.Complete, wait, time, cancellationToken);
+        if (log is null)
         {
-            return Problems.ValidationAsProblem(new() { ["from"] = ["A position is 0 or more."] });
+            return NotFound(id);
         }
-        return await boxes.LogAsync(caller, id, from ?? 0, cancellationToken) is { } log ? TypedResults.Ok(log) : NotFound(id);
+        var accept = http.Request.GetTypedHeaders().Accept;
+        var asText = accept.Any(a => a.MediaType.Value is "text/plain" or "application/octet-stream") && !accept.Any(a => a.MediaType.Value is "application/json");
+        return asText ? LogPages.Answer(http.Response, log, "text/plain; charset=utf-8")
+            : TypedResults.Ok(new BoxLogResponse(System.Text.Encoding.UTF8.GetString(log.Data), log.Next, log.Complete));
     }
 
     /// <summary>Encrypts a <c>.env</c> for the team (seed 002's <c>envPayload</c>): send it with requests instead of the plaintext.</summary>

@@ -1,3 +1,4 @@
+using Covibe.Server.Http;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Microsoft.EntityFrameworkCore;
@@ -21,6 +22,12 @@ public sealed class PreviewEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents e
 }
 
 /// <summary>A deploy's log: everything its build and its app print, in one file on this machine, read by byte position.</summary>
+/// <summary>
+/// A page of a deploy's log, with the deploy's <see cref="Status"/>; <see cref="Over"/>: the deploy will write no more (not
+/// under way, not live).
+/// </summary>
+public sealed record DeployLogPage(LogPage Page, string Status, bool Over);
+
 public static class PreviewLogs
 {
     public static string? PathOf(PreviewDeploy deploy) => deploy.RuntimeDirectory is { } runtime ? System.IO.Path.Combine(runtime, "output.log") : null;

@@ -8,6 +8,7 @@ using Covibe.Server.Features.Secrets;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Hosting;
+using Covibe.Server.Http;
 
 namespace Covibe.Server.Features.Previews;
 
@@ -211,6 +212,21 @@ public sealed partial class PreviewService(
 
     internal static PreviewDeployDto ToDto(PreviewDeploy d) =>
         new(d.Id, d.Commit, d.Status, d.Trigger, d.ProjectType, d.CreatedAt, d.StartedAt, d.FinishedAt, d.Error, PreviewLogs.Length(d));
+
+    /// <summary>
+    /// A deploy's log from byte <paramref name="from"/>, at most 1 MiB, with the deploy's status; complete once the deploy
+    /// is over (failed, replaced...) and the page reaches the end. Refused with 404 for a deploy not of the team's preview.
+    /// </summary>
+    public async Task<DeployLogPage> ReadLogAsync(string teamId, string deployId, long from, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var deploy = await db.PreviewDeploys.AsNoTracking().SingleOrDefaultAsync(d => d.Id == deployId && d.TeamId == teamId, cancellationToken)
+            ?? throw RequestRefusedException.NotFound("Deploy", $"Your team's preview has no deploy '{deployId}'. List them with GET /api/preview/deploys.");
+        var buffer = new byte[1024 * 1024];
+        var n = PreviewLogs.PathOf(deploy) is { } path ? await Execution.UntrustedFiles.ReadAsync(path, from, buffer, cancellationToken) : 0;
+        var over = !PreviewStatuses.InProgress(deploy.Status) && deploy.Status != PreviewStatuses.Live;
+        return new DeployLogPage(new LogPage(from, buffer[..n], over && n < buffer.Length), deploy.Status, over);
+    }
 
     [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")]
     private static partial Regex BranchName();

@@ -25,6 +25,7 @@ public static class PreviewsApi
         services.AddSingleton<PreviewConnections>();
         services.AddSingleton<PreviewEvents>();
         services.AddSingleton<PreviewService>();
+        services.AddSingleton<PreviewWebhooks>();
         services.AddSingleton<PreviewAccess>();
         services.AddSingleton<PreviewJobs>();
         services.AddSingleton<PreviewDeployer>();
@@ -141,45 +142,22 @@ public static class PreviewsApi
         TypedResults.Ok(new PreviewDeployListResponse(await previews.DeploysAsync(caller.TeamId, Math.Clamp(limit ?? 20, 1, 100), cancellationToken)));
 
     /// <summary>
-    /// A deploy's log from byte <paramref name="from"/> (at most 1 MiB per answer), as it is written: with
-    /// <paramref name="wait"/> (seconds, up to 30) an answer with nothing new waits for more while the deploy is under way. Headers say where the
-    /// next read starts (<c>Covibe-Log-Next</c>), whether more can come (<c>Covibe-Log-Complete</c>) and the deploy's status (<c>Covibe-Deploy-Status</c>).
+    /// A deploy's log from byte <paramref name="from"/> (at most 1 MiB per answer), as it is written, by the one contract of
+    /// <see cref="LogPages"/>: with <paramref name="wait"/> (seconds, up to 30) an answer with nothing new waits for more while
+    /// the deploy is under way. Headers as before it too: <c>Covibe-Log-Position</c>, <c>Covibe-Log-Next</c>,
+    /// <c>Covibe-Log-Complete</c> (true on an empty answer once the deploy is over), and the deploy's status (<c>Covibe-Deploy-Status</c>).
     /// </summary>
-    public static async Task<IResult> Log(string id, long? from, int? wait, Caller caller, CovibeDb db, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
+    public static async Task<IResult> Log(string id, long? from, int? wait, Caller caller, PreviewService previews, TimeProvider time, HttpContext context, CancellationToken cancellationToken)
     {
-        var deploy = await db.PreviewDeploys.AsNoTracking().SingleOrDefaultAsync(d => d.Id == id && d.TeamId == caller.TeamId, cancellationToken);
-        if (deploy is null)
-        {
-            return Problems.NotFound("Deploy", $"Your team's preview has no deploy '{id}'. List them with GET /api/preview/deploys.");
-        }
-        var start = from ?? 0;
-        if (start < 0)
-        {
-            return Problems.ValidationAsProblem(new() { ["from"] = ["A position is 0 or more."] });
-        }
-        var waitFor = TimeSpan.FromSeconds(Math.Clamp(wait ?? 0, 0, 30));
-        var started = time.GetTimestamp();
-        var buffer = new byte[1024 * 1024];
-        var n = 0;
-        while (true)
-        {
-            if (PreviewLogs.PathOf(deploy) is { } path)
-            {
-                n = await Execution.UntrustedFiles.ReadAsync(path, start, buffer, cancellationToken);
-            }
-            var complete = !PreviewStatuses.InProgress(deploy.Status) && deploy.Status != PreviewStatuses.Live;
-            // A wait ends with new output, or when the deploy is no longer under way (live, failed...).
-            if (n > 0 || !PreviewStatuses.InProgress(deploy.Status) || time.GetElapsedTime(started) >= waitFor)
-            {
-                context.Response.Headers["Covibe-Log-Position"] = start.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                context.Response.Headers["Covibe-Log-Next"] = (start + n).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                context.Response.Headers["Covibe-Log-Complete"] = complete && n == 0 ? "true" : "false";
-                context.Response.Headers["Covibe-Deploy-Status"] = deploy.Status;
-                return TypedResults.Bytes(buffer.AsMemory(0, n).ToArray(), "text/plain; charset=utf-8");
-            }
-            await Task.Delay(TimeSpan.FromMilliseconds(200), time, cancellationToken);
-            deploy = await db.PreviewDeploys.AsNoTracking().SingleAsync(d => d.Id == id, cancellationToken);
-        }
+        LogPages.Check(from, wait);
+        var log = await LogPages.WaitAsync(ct => previews.ReadLogAsync(caller.TeamId, id, from ?? 0, ct),
+            l => l.Page.Data.Length > 0 || !PreviewStatuses.InProgress(l.Status), wait, time, cancellationToken);
+        var headers = context.Response.Headers;
+        headers["Covibe-Log-Position"] = log.Page.Position.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers["Covibe-Log-Next"] = log.Page.Next.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        headers["Covibe-Log-Complete"] = log.Over && log.Page.Data.Length == 0 ? "true" : "false";
+        headers["Covibe-Deploy-Status"] = log.Status;
+        return LogPages.Answer(context.Response, log.Page, "text/plain; charset=utf-8");
     }
 
     public static async Task<Results<Ok<PreviewLinkResponse>, ProblemHttpResult>> Link(
@@ -192,93 +170,19 @@ public static class PreviewsApi
         return TypedResults.Ok(await access.LinkAsync(caller, path, cancellationToken));
     }
 
-    /// <summary>
-    /// Seed 001's webhook. The delivery is checked against the team's secret (the HMAC GitHub sends in
-    /// <c>X-Hub-Signature-256</c>), stored (with the commit it queues) before it is answered, and answered at once:
-    /// the build runs after. A redelivery (the same <c>X-GitHub-Delivery</c>) is answered and not queued again.
-    /// </summary>
-    public static async Task<IResult> Webhook(HttpContext context, string? team, CovibeDb db, PreviewService previews, PreviewEvents events, TimeProvider time,
-        ILoggerFactory loggers, CancellationToken cancellationToken)
+    /// <summary>Seed 001's webhook (<see cref="PreviewWebhooks"/>): 200 for a ping or a redelivery, 202 for a delivery taken.</summary>
+    public static async Task<IResult> Webhook(HttpContext context, string? team, PreviewWebhooks webhooks, CancellationToken cancellationToken)
     {
-        var logger = loggers.CreateLogger(typeof(PreviewsApi));
         var body = await ReadBodyAsync(context.Request, cancellationToken);
         if (body is null)
         {
             return Problems.Create(413, "payload-too-large", "Payload too large", $"A delivery may have at most {MaxWebhookBytes / 1024 / 1024} MB.");
         }
-        GitHubPush? push = null;
-        var parsed = true;
-        try
-        {
-            push = GitHubPush.Parse(body);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            parsed = false;
-        }
-
-        // The team: named in the URL we hand out, else the one whose repository the delivery is about.
-        var candidates = !string.IsNullOrEmpty(team)
-            ? await db.Previews.Where(p => p.TeamId == team).ToListAsync(cancellationToken)
-            : push is null ? [] : (await db.Previews.ToListAsync(cancellationToken))
-                .Where(p => push.RepositoryUrls.Select(GitHubPush.Normalize).Contains(GitHubPush.Normalize(p.RepositoryUrl))).ToList();
-        var signature = context.Request.Headers["X-Hub-Signature-256"].ToString();
-        var preview = candidates.FirstOrDefault(p => GitHubPush.SignatureMatches(body, signature, previews.WebhookSecret(p)));
-        if (preview is null)
-        {
-            PreviewsLog.WebhookRefused(logger, team, candidates.Count == 0 ? "no such preview" : "bad signature");
-            return Problems.Unauthorized("webhook-signature",
-                "The delivery's X-Hub-Signature-256 does not match the webhook secret of a preview here. Paste the secret Covibe showed when the repository was connected (or rotate it) into the webhook's settings, with content type application/json.");
-        }
-
-        var eventName = context.Request.Headers["X-GitHub-Event"].ToString();
-        var deliveryId = context.Request.Headers["X-GitHub-Delivery"].ToString();
-        if (eventName == "ping")
-        {
-            return TypedResults.Ok(new WebhookResponse("pong", "Covibe's preview receives this repository's pushes."));
-        }
-        if (eventName != "push")
-        {
-            return TypedResults.Accepted((string?)null, new WebhookResponse("ignored", $"Covibe's preview only acts on push events, not '{eventName}'."));
-        }
-        if (!parsed || push is null)
-        {
-            return Problems.BadRequest("webhook-payload", "Not a push event", "The body is not a GitHub push event (JSON with ref and after). Set the webhook's content type to application/json.");
-        }
-        if (string.IsNullOrEmpty(deliveryId) || deliveryId.Length > 100)
-        {
-            return Problems.BadRequest("webhook-delivery", "No delivery id", "A delivery needs its X-GitHub-Delivery header.");
-        }
-        if (await db.PreviewDeliveries.AnyAsync(d => d.TeamId == preview.TeamId && d.DeliveryId == deliveryId, cancellationToken))
-        {
-            return TypedResults.Ok(new WebhookResponse("duplicate", "This delivery was received before; it is not deployed twice."));
-        }
-        var now = time.GetUtcNow().UtcDateTime;
-        db.PreviewDeliveries.Add(new PreviewDelivery { TeamId = preview.TeamId, DeliveryId = deliveryId, Event = eventName, Ref = push.Ref, Commit = push.After, ReceivedAt = now });
-        string? deployId = null;
-        var wanted = push.Branch == preview.Branch && !push.Deleted;
-        if (wanted)
-        {
-            deployId = PreviewService.Queue(db, preview.TeamId, push.After, "push", now).Id;
-        }
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-        }
-        catch (DbUpdateException)
-        {
-            // The same delivery, twice at once: the other one stored it.
-            return TypedResults.Ok(new WebhookResponse("duplicate", "This delivery was received before; it is not deployed twice."));
-        }
-        PreviewsLog.WebhookReceived(logger, deliveryId, preview.TeamId, wanted ? "queued" : "ignored");
-        if (!wanted)
-        {
-            return TypedResults.Accepted((string?)null, new WebhookResponse("ignored",
-                push.Deleted ? $"The branch '{push.Branch}' was deleted; the preview keeps its version." : $"The preview follows '{preview.Branch}', not '{push.Ref}'."));
-        }
-        previews.Wake(preview.TeamId);
-        await events.ChangedAsync(preview.TeamId, cancellationToken);
-        return TypedResults.Accepted("/api/preview", new WebhookResponse("queued", $"Commit {PreviewDeployer.Short(push.After)} is queued for the preview.", deployId));
+        var headers = context.Request.Headers;
+        var outcome = await webhooks.ReceiveAsync(new WebhookDelivery(team, body, headers["X-Hub-Signature-256"].ToString(), headers["X-GitHub-Event"].ToString(),
+            headers["X-GitHub-Delivery"].ToString()), cancellationToken);
+        return !outcome.Taken ? TypedResults.Ok(outcome.Response)
+            : TypedResults.Accepted(outcome.Response.DeployId is null ? null : "/api/preview", outcome.Response);
     }
 
     private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)

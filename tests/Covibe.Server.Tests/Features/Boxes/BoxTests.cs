@@ -33,6 +33,16 @@ public sealed class BoxTests(PodmanService podman) : IDisposable
         var log = await sarah.LogAsync(box.Id);
         log.ShouldContain("default image");
         log.ShouldContain("Ready");
+        // The same log as bytes, by the one contract of reads from a position (as agent output and deploy logs).
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"/api/boxes/{box.Id}/log?from=0&wait=5"))
+        {
+            request.Headers.Accept.ParseAdd("text/plain");
+            using var text = await sarah.Api.SendAsync(request);
+            (await text.Content.ReadAsStringAsync()).ShouldBe(log);
+            text.Headers.GetValues("Covibe-Position").Single().ShouldBe("0");
+            text.Headers.GetValues("Covibe-Next").Single().ShouldBe(System.Text.Encoding.UTF8.GetByteCount(log).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            text.Headers.GetValues("Covibe-Complete").Single().ShouldBe("true");
+        }
 
         // An agent in the box works on its repository, as the box's user.
         var spawned = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("look", "inside", BoxId: box.Id));

@@ -102,9 +102,17 @@ public abstract class PreviewTests : IDisposable
         state.GetProperty("commit").GetString().ShouldBe(v2);
         state.GetProperty("error").GetString()!.ShouldContain("The build failed (exit code 3)");
         (await miguel.FetchAsync(origin, "/", cookie)).Body.ShouldContain("v2");
-        var log = await miguel.Api.GetStringAsync($"/api/preview/deploys/{state.GetProperty("latest").GetProperty("id").GetString()}/log");
-        log.ShouldContain("compiling v3");
-        log.ShouldContain("The build failed (exit code 3)");
+        using (var page = await miguel.Api.GetAsync($"/api/preview/deploys/{state.GetProperty("latest").GetProperty("id").GetString()}/log?from=0&wait=10"))
+        {
+            var log = await page.Content.ReadAsStringAsync();
+            log.ShouldContain("compiling v3");
+            log.ShouldContain("The build failed (exit code 3)");
+            // The one contract of reads from a position: the failed deploy's log is all there (and its own headers as before).
+            page.Headers.GetValues("Covibe-Position").Single().ShouldBe("0");
+            page.Headers.GetValues("Covibe-Next").Single().ShouldBe(page.Headers.GetValues("Covibe-Log-Next").Single());
+            page.Headers.GetValues("Covibe-Complete").Single().ShouldBe("true");
+            page.Headers.GetValues("Covibe-Deploy-Status").Single().ShouldBe("failed");
+        }
 
         // The next good push recovers.
         var v4 = _repo.Commit("v4 fixed", new() { ["covibe.preview.json"] = null, ["index.html"] = "<h1>v4</h1>" });
