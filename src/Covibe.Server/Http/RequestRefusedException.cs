@@ -17,6 +17,12 @@ public enum Refusal
     Unprocessable,
     /// <summary>A machine the server needs for it did not answer (502).</summary>
     Unreachable,
+    /// <summary>The body is larger than the server takes (413).</summary>
+    TooLarge,
+    /// <summary>A limit of the caller's or their team's is reached (429).</summary>
+    TooMany,
+    /// <summary>What it needs of this server is down for now (503: the container engine).</summary>
+    Unavailable,
 }
 
 /// <summary>
@@ -52,6 +58,13 @@ public sealed class RequestRefusedException : Exception
     /// <summary>The fields <paramref name="validator"/> found wrong.</summary>
     public static RequestRefusedException Invalid(Validator validator) => new(validator.Errors);
 
+    /// <summary>One field at fault.</summary>
+    public static RequestRefusedException Field(string field, string message) => new(new Dictionary<string, string[]> { [field] = [message] });
+
+    /// <summary>The same refusal with each field named under <paramref name="prefix"/> (a field of an item of a list).</summary>
+    public RequestRefusedException Under(string prefix) =>
+        Errors is null ? this : new(Errors.ToDictionary(e => prefix + e.Key, e => e.Value));
+
     public static RequestRefusedException NotFound(string what, string detail) => new(Refusal.NotFound, "not-found", $"{what} not found", detail);
 
     public static RequestRefusedException Forbidden(string detail) => new(Refusal.Forbidden, "forbidden", "Not allowed", detail);
@@ -64,6 +77,9 @@ public sealed class RequestRefusedException : Exception
         Refusal.NotFound => 404,
         Refusal.Unprocessable => 422,
         Refusal.Unreachable => 502,
+        Refusal.TooLarge => 413,
+        Refusal.TooMany => 429,
+        Refusal.Unavailable => 503,
         _ => 409,
     };
 }

@@ -15,14 +15,6 @@ using Covibe.Server.Features.Events;
 
 namespace Covibe.Server.Features.Boxes;
 
-/// <summary>A request the server will not carry out: <see cref="Field"/> names the request field (null: not a field's fault), <see cref="Status"/> the HTTP status.</summary>
-public sealed class BoxRequestException(string? field, string message, int status = 400, string type = "invalid-request") : Exception(message)
-{
-    public string? Field { get; } = field;
-    public int Status { get; } = status;
-    public string Type { get; } = type;
-}
-
 /// <summary>
 /// Seed 002's allocator: <c>requestBox</c> claims a ready box from the team's warm pool for the repository and branch
 /// with one conditional row update (<c>FOR UPDATE SKIP LOCKED</c> on PostgreSQL), or records a box to provision and
@@ -57,7 +49,7 @@ public sealed class BoxService(
         var requestedBy = request.RequestedBy?.Trim() is { Length: > 0 } tag ? tag : null;
         if (requestedBy is { Length: > 200 })
         {
-            throw new BoxRequestException("requestedBy", "'requestedBy' is at most 200 characters.");
+            throw RequestRefusedException.Field("requestedBy", "'requestedBy' is at most 200 characters.");
         }
         var env = EnvFrom(caller.TeamId, request);
         try
@@ -71,15 +63,15 @@ public sealed class BoxService(
             {
                 if (!vms.HasPool)
                 {
-                    throw new BoxRequestException("vmId", "This server has no VM pool for boxes (seed 000's vm-instances.json, with each VM's username and hostKeyFingerprint).");
+                    throw RequestRefusedException.Field("vmId", "This server has no VM pool for boxes (seed 000's vm-instances.json, with each VM's username and hostKeyFingerprint).");
                 }
             }
             else if (vmId is not null)
             {
                 var overSsh = await machines.OverSshAsync(caller.UserId, vmId, cancellationToken)
-                    ?? throw new BoxRequestException("vmId", $"You have no VM '{vmId}'. Boxes go on your own VMs (GET /api/vm/list), on 'pool' (the operator's VMs), or in a container without 'vmId'.");
+                    ?? throw RequestRefusedException.Field("vmId", $"You have no VM '{vmId}'. Boxes go on your own VMs (GET /api/vm/list), on 'pool' (the operator's VMs), or in a container without 'vmId'.");
                 target = overSsh ? vmId
-                    : throw new BoxRequestException("vmId", $"'{vmId}' is a runner VM: boxes go on VMs the server reaches over SSH, on 'pool', or in a container. Run agents on it directly instead (vmId on spawn).");
+                    : throw RequestRefusedException.Field("vmId", $"'{vmId}' is a runner VM: boxes go on VMs the server reaches over SSH, on 'pool', or in a container. Run agents on it directly instead (vmId on spawn).");
             }
             var pool = target is not null ? null : await db.BoxPools.AsNoTracking()
                 .Where(p => p.TeamId == caller.TeamId && p.RepoUrl == repoUrl && p.BaseBranch == branch && p.Backend == backend)
@@ -106,13 +98,14 @@ public sealed class BoxService(
             }
             if (await kinds.Named(backend).ProblemAsync(cancellationToken) is { } problem)
             {
-                throw new BoxRequestException(null, $"Boxes run in containers, and this server's container engine is not usable: {problem}", 503, "boxes-unavailable");
+                throw new RequestRefusedException(Refusal.Unavailable, "boxes-unavailable", "Boxes unavailable", $"Boxes run in containers, and this server's container engine is not usable: {problem}");
             }
             var held = await db.Boxes.CountAsync(b => b.TeamId == caller.TeamId && b.HolderId != null
                 && (b.Status == BoxStatuses.Provisioning || b.Status == BoxStatuses.Ready), cancellationToken);
             if (held >= options.Value.MaxBoxesPerTeam)
             {
-                throw new BoxRequestException(null, $"Your team holds {held} boxes (the limit is {options.Value.MaxBoxesPerTeam}). Release one first (DELETE /api/boxes/{{id}}).", 429, "too-many-boxes");
+                throw new RequestRefusedException(Refusal.TooMany, "too-many-boxes", "Too many boxes",
+                    $"Your team holds {held} boxes (the limit is {options.Value.MaxBoxesPerTeam}). Release one first (DELETE /api/boxes/{{id}}).");
             }
             // Not from a pool: the branch must exist before anyone waits for it.
             var commit = pool?.HeadCommit ?? await HeadAsync(repoUrl, branch, "branch", cancellationToken);
@@ -251,7 +244,7 @@ public sealed class BoxService(
         }
         if (box.HolderId != caller.UserId && !await IsOwnerAsync(db, caller, cancellationToken))
         {
-            throw new BoxRequestException(null, "Only the member who holds the box, or the team's owner, can release it.", 403, "forbidden");
+            throw RequestRefusedException.Forbidden("Only the member who holds the box, or the team's owner, can release it.");
         }
         if (box.Status != BoxStatuses.Released)
         {
@@ -271,7 +264,7 @@ public sealed class BoxService(
     /// <summary>Seals a <c>.env</c> for the team: an <c>envPayload</c> to send with later requests instead of the plaintext.</summary>
     public string SealPayload(Caller caller, string? env)
     {
-        var bytes = EnvFrom(caller.TeamId, new BoxRequest(null, Env: env ?? throw new BoxRequestException("env", "Give the .env text in 'env'.")))!;
+        var bytes = EnvFrom(caller.TeamId, new BoxRequest(null, Env: env ?? throw RequestRefusedException.Field("env", "Give the .env text in 'env'.")))!;
         try
         {
             return secrets.Seal(bytes, caller.TeamId, BoxSecrets.PayloadPurpose);
@@ -294,7 +287,7 @@ public sealed class BoxService(
     {
         if (request.Env is not null && request.EnvPayload is not null)
         {
-            throw new BoxRequestException("env", "Give 'env' or 'envPayload', not both.");
+            throw RequestRefusedException.Field("env", "Give 'env' or 'envPayload', not both.");
         }
         byte[] bytes;
         if (request.EnvPayload is { } payload)
@@ -306,7 +299,7 @@ public sealed class BoxService(
             catch (Exception e) when (e is CryptographicException or FormatException)
             {
                 // Never echo the payload: it may be someone else's.
-                throw new BoxRequestException("envPayload", "'envPayload' is not a payload this server made for your team (POST /api/boxes/env-payload makes one).");
+                throw RequestRefusedException.Field("envPayload", "'envPayload' is not a payload this server made for your team (POST /api/boxes/env-payload makes one).");
             }
         }
         else if (request.Env is { } text)
@@ -321,13 +314,13 @@ public sealed class BoxService(
         {
             var size = bytes.Length;
             CryptographicOperations.ZeroMemory(bytes);
-            throw new BoxRequestException(request.EnvPayload is null ? "env" : "envPayload",
-                $"The .env is {size} bytes; a box takes at most {options.Value.MaxEnvBytes} (Covibe:Boxes:MaxEnvBytes).", 413, "env-too-large");
+            throw new RequestRefusedException(Refusal.TooLarge, "env-too-large", "Too large",
+                $"The .env is {size} bytes; a box takes at most {options.Value.MaxEnvBytes} (Covibe:Boxes:MaxEnvBytes).");
         }
         if (bytes.AsSpan().Contains((byte)0))
         {
             CryptographicOperations.ZeroMemory(bytes);
-            throw new BoxRequestException("env", "The .env must be text (it holds a NUL byte).");
+            throw RequestRefusedException.Field("env", "The .env must be text (it holds a NUL byte).");
         }
         return bytes;
     }
@@ -337,7 +330,7 @@ public sealed class BoxService(
         var url = value?.Trim() ?? "";
         if (GitNames.RepositoryProblem(url, options.Value.AllowLocalRepositories ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server, "A box") is { } problem)
         {
-            throw new BoxRequestException("repoUrl", problem);
+            throw RequestRefusedException.Field("repoUrl", problem);
         }
 
         return url.TrimEnd('/');
@@ -346,7 +339,7 @@ public sealed class BoxService(
     internal static string Branch(string? value, string field)
     {
         var branch = string.IsNullOrWhiteSpace(value) ? "main" : value.Trim();
-        return Git.GitNames.IsBranchName(branch) ? branch : throw new BoxRequestException(field, $"'{branch}' is not a branch name (letters, digits, . _ / -; not starting with - or containing ..).");
+        return Git.GitNames.IsBranchName(branch) ? branch : throw RequestRefusedException.Field(field, $"'{branch}' is not a branch name (letters, digits, . _ / -; not starting with - or containing ..).");
     }
 
     /// <summary>The commit the branch points to now; a clear error for a repository that cannot be read or a branch it lacks.</summary>
@@ -359,9 +352,9 @@ public sealed class BoxService(
         }
         catch (GitMirrorException e)
         {
-            throw new BoxRequestException("repoUrl", $"The repository could not be read: {e.Message}");
+            throw RequestRefusedException.Field("repoUrl", $"The repository could not be read: {e.Message}");
         }
-        return head ?? throw new BoxRequestException(field, $"The repository has no branch '{branch}'.");
+        return head ?? throw RequestRefusedException.Field(field, $"The repository has no branch '{branch}'.");
     }
 
     internal static async Task<BoxDto> DtoAsync(CovibeDb db, Box box, CancellationToken cancellationToken) =>

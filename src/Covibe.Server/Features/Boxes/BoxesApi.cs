@@ -53,15 +53,8 @@ public static class BoxesApi
     /// <summary>A box for the repository and branch: <c>200</c> and <c>ready</c> when claimed from a warm pool, else <c>202</c> and <c>provisioning</c> (follow it with GET).</summary>
     public static async Task<IResult> Request(BoxRequest request, Caller caller, BoxService boxes, CancellationToken cancellationToken)
     {
-        try
-        {
-            var (box, claimed) = await boxes.RequestAsync(caller, request, cancellationToken);
-            return claimed ? TypedResults.Ok(box) : TypedResults.Accepted($"/api/boxes/{box.Id}", box);
-        }
-        catch (BoxRequestException e)
-        {
-            return Refused(e);
-        }
+        var (box, claimed) = await boxes.RequestAsync(caller, request, cancellationToken);
+        return claimed ? TypedResults.Ok(box) : TypedResults.Accepted($"/api/boxes/{box.Id}", box);
     }
 
     public static async Task<Ok<BoxListResponse>> List(Caller caller, BoxService boxes, bool? all, CancellationToken cancellationToken) =>
@@ -70,17 +63,8 @@ public static class BoxesApi
     public static async Task<Results<Ok<BoxDto>, ProblemHttpResult>> Get(string id, Caller caller, BoxService boxes, CancellationToken cancellationToken) =>
         await boxes.GetAsync(caller, id, cancellationToken) is { } box ? TypedResults.Ok(box) : NotFound(id);
 
-    public static async Task<IResult> Release(string id, Caller caller, BoxService boxes, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await boxes.ReleaseAsync(caller, id, cancellationToken) is { } box ? TypedResults.Ok(box) : NotFound(id);
-        }
-        catch (BoxRequestException e)
-        {
-            return Refused(e);
-        }
-    }
+    public static async Task<IResult> Release(string id, Caller caller, BoxService boxes, CancellationToken cancellationToken) =>
+        await boxes.ReleaseAsync(caller, id, cancellationToken) is { } box ? TypedResults.Ok(box) : NotFound(id);
 
     /// <summary>The box's provisioning log from byte <paramref name="from"/>; <c>complete</c> once it is no longer provisioning and all is read.</summary>
     /// <summary>
@@ -103,17 +87,8 @@ public static class BoxesApi
     }
 
     /// <summary>Encrypts a <c>.env</c> for the team (seed 002's <c>envPayload</c>): send it with requests instead of the plaintext.</summary>
-    public static IResult EnvPayload(BoxEnvPayloadRequest request, Caller caller, BoxService boxes)
-    {
-        try
-        {
-            return TypedResults.Ok(new BoxEnvPayloadResponse(boxes.SealPayload(caller, request.Env)));
-        }
-        catch (BoxRequestException e)
-        {
-            return Refused(e);
-        }
-    }
+    public static Ok<BoxEnvPayloadResponse> EnvPayload(BoxEnvPayloadRequest request, Caller caller, BoxService boxes) =>
+        TypedResults.Ok(new BoxEnvPayloadResponse(boxes.SealPayload(caller, request.Env)));
 
     public static async Task<Ok<PoolListResponse>> Pools(Caller caller, PoolService pools, CancellationToken cancellationToken) =>
         TypedResults.Ok(new PoolListResponse(await pools.ListAsync(caller.TeamId, cancellationToken)));
@@ -125,19 +100,8 @@ public static class BoxesApi
         {
             return Problems.Forbidden("Only the team owner can set the team's pools.");
         }
-        try
-        {
-            return TypedResults.Ok(new PoolListResponse(await pools.SetAsync(caller, request, cancellationToken)));
-        }
-        catch (BoxRequestException e)
-        {
-            return Refused(e);
-        }
+        return TypedResults.Ok(new PoolListResponse(await pools.SetAsync(caller, request, cancellationToken)));
     }
-
-    private static ProblemHttpResult Refused(BoxRequestException e) => e.Field is { } field && e.Status == 400
-        ? Problems.ValidationAsProblem(new() { [field] = [e.Message] })
-        : Problems.Create(e.Status, e.Type, e.Status switch { 403 => "Not allowed", 409 => "Conflict", 413 => "Too large", 429 => "Too many boxes", 503 => "Boxes unavailable", _ => "Bad request" }, e.Message);
 
     private static ProblemHttpResult NotFound(string id) =>
         Problems.NotFound("Box", $"Your team has no box '{id}'. List them with GET /api/boxes.");

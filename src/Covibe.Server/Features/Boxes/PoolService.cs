@@ -6,6 +6,7 @@ using Covibe.Server.Features.Auth;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Hosting;
+using Covibe.Server.Http;
 
 namespace Covibe.Server.Features.Boxes;
 
@@ -33,12 +34,12 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         var checkedSpecs = new List<(string RepoUrl, string Branch, int Min, int Max, string Backend)>();
         for (var i = 0; i < specs.Length; i++)
         {
-            var spec = specs[i] ?? throw new BoxRequestException($"[{i}]", "Each pool is an object {repoUrl, baseBranch, minStandby, maxInstances}.");
+            var spec = specs[i] ?? throw RequestRefusedException.Field($"[{i}]", "Each pool is an object {repoUrl, baseBranch, minStandby, maxInstances}.");
             checkedSpecs.Add(Check(spec, $"[{i}].", options.Value.MaxPoolInstances, boxes));
         }
         if (checkedSpecs.GroupBy(s => (s.RepoUrl, s.Branch)).FirstOrDefault(g => g.Count() > 1) is { } twice)
         {
-            throw new BoxRequestException("pools", $"{twice.Key.RepoUrl} ({twice.Key.Branch}) is listed twice.");
+            throw RequestRefusedException.Field("pools", $"{twice.Key.RepoUrl} ({twice.Key.Branch}) is listed twice.");
         }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var existing = await db.BoxPools.Where(p => p.TeamId == owner.TeamId).ToListAsync(cancellationToken);
@@ -46,7 +47,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         {
             if (existing.Any(p => p.Source == "config" && p.RepoUrl == repoUrl && p.BaseBranch == branch))
             {
-                throw new BoxRequestException("pools", $"The pool for {repoUrl} ({branch}) is the operator's (the server's pools file); it cannot be changed here.", 409, "pool-from-config");
+                throw new RequestRefusedException(Refusal.Conflict, "pool-from-config", "Conflict", $"The pool for {repoUrl} ({branch}) is the operator's (the server's pools file); it cannot be changed here.");
             }
         }
         var heads = new Dictionary<(string, string), string>();
@@ -135,9 +136,9 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
             {
                 spec = Check(new PoolSpec(entry.RepoUrl, entry.BaseBranch, entry.MinStandby, entry.MaxInstances, entry.Backend), $"pools[{i}].", int.MaxValue, boxes);
             }
-            catch (BoxRequestException e)
+            catch (RequestRefusedException e)
             {
-                throw Invalid(path, $"{e.Field}: {e.Message}");
+                throw Invalid(path, e.Errors is { } errors ? string.Join("; ", errors.Select(f => $"{f.Key}: {string.Join(" ", f.Value)}")) : e.Message);
             }
             var pool = await db.BoxPools.SingleOrDefaultAsync(p => p.TeamId == team[0] && p.RepoUrl == spec.RepoUrl && p.BaseBranch == spec.Branch, cancellationToken);
             if (pool is null)
@@ -162,24 +163,24 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
             repoUrl = boxes.RepoUrl(spec.RepoUrl);
             branch = BoxService.Branch(spec.BaseBranch, "baseBranch");
         }
-        catch (BoxRequestException e)
+        catch (RequestRefusedException e)
         {
-            throw new BoxRequestException(prefix + e.Field, e.Message);
+            throw e.Under(prefix);
         }
-        var max = spec.MaxInstances ?? throw new BoxRequestException(prefix + "maxInstances", "Give 'maxInstances': the most boxes the pool may have at once (ready and claimed).");
+        var max = spec.MaxInstances ?? throw RequestRefusedException.Field(prefix + "maxInstances", "Give 'maxInstances': the most boxes the pool may have at once (ready and claimed).");
         if (max < 1 || max > maxInstances)
         {
-            throw new BoxRequestException(prefix + "maxInstances", $"'maxInstances' is from 1 to {maxInstances} (Covibe:Boxes:MaxPoolInstances).");
+            throw RequestRefusedException.Field(prefix + "maxInstances", $"'maxInstances' is from 1 to {maxInstances} (Covibe:Boxes:MaxPoolInstances).");
         }
         var min = spec.MinStandby ?? 0;
         if (min < 0 || min > max)
         {
-            throw new BoxRequestException(prefix + "minStandby", "'minStandby' (boxes kept ready) is from 0 to 'maxInstances'.");
+            throw RequestRefusedException.Field(prefix + "minStandby", "'minStandby' (boxes kept ready) is from 0 to 'maxInstances'.");
         }
         var backend = string.IsNullOrEmpty(spec.Backend) ? ContainerBoxes.KindName : spec.Backend;
         if (!kinds.IsKnown(backend))
         {
-            throw new BoxRequestException(prefix + "backend", "'backend' is 'container' (the default) or 'vm' (the operator's VM pool).");
+            throw RequestRefusedException.Field(prefix + "backend", "'backend' is 'container' (the default) or 'vm' (the operator's VM pool).");
         }
         return (repoUrl, branch, min, max, backend);
     }

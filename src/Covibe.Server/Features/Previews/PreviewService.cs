@@ -12,12 +12,6 @@ using Covibe.Server.Http;
 
 namespace Covibe.Server.Features.Previews;
 
-/// <summary>A request the preview cannot take: <see cref="Field"/> names the request field, the message says what to fix.</summary>
-public sealed class PreviewRequestException(string field, string message) : Exception(message)
-{
-    public string Field { get; } = field;
-}
-
 /// <summary>
 /// The team's preview as its members see and change it: connecting the repository, the webhook secret,
 /// queueing commits (a push, the branch check, a redeploy), and its state for REST and the hub.
@@ -38,12 +32,12 @@ public sealed partial class PreviewService(
         var url = repositoryUrl?.Trim() ?? "";
         if (GitNames.RepositoryProblem(url, options.Value.AllowLocalRepositories ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server) is { } problem)
         {
-            throw new PreviewRequestException("repositoryUrl", problem);
+            throw RequestRefusedException.Field("repositoryUrl", problem);
         }
         var branchName = string.IsNullOrWhiteSpace(branch) ? "main" : branch.Trim();
         if (!BranchName().IsMatch(branchName) || branchName.Contains("..", StringComparison.Ordinal) || branchName.EndsWith(".lock", StringComparison.Ordinal))
         {
-            throw new PreviewRequestException("branch", $"'{branchName}' is not a branch name.");
+            throw RequestRefusedException.Field("branch", $"'{branchName}' is not a branch name.");
         }
         string? head;
         try
@@ -52,11 +46,11 @@ public sealed partial class PreviewService(
         }
         catch (GitMirrorException e)
         {
-            throw new PreviewRequestException("repositoryUrl", $"The repository could not be read: {e.Message}");
+            throw RequestRefusedException.Field("repositoryUrl", $"The repository could not be read: {e.Message}");
         }
         if (head is null)
         {
-            throw new PreviewRequestException("branch", $"The repository has no branch '{branchName}'.");
+            throw RequestRefusedException.Field("branch", $"The repository has no branch '{branchName}'.");
         }
 
         var secret = Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32));
@@ -126,11 +120,11 @@ public sealed partial class PreviewService(
         }
         catch (GitMirrorException e)
         {
-            throw new PreviewRequestException("repositoryUrl", $"The repository could not be read: {e.Message}");
+            throw RepositoryUnreadable($"The repository could not be read: {e.Message}");
         }
         if (head is null)
         {
-            throw new PreviewRequestException("branch", $"The repository has no branch '{preview.Branch}' any more.");
+            throw RepositoryUnreadable($"The repository has no branch '{preview.Branch}' any more.");
         }
         await QueueAsync(teamId, head, "redeploy", cancellationToken);
         return true;
@@ -227,6 +221,9 @@ public sealed partial class PreviewService(
         var over = !PreviewStatuses.InProgress(deploy.Status) && deploy.Status != PreviewStatuses.Live;
         return new DeployLogPage(new LogPage(from, buffer[..n], over && n < buffer.Length), deploy.Status, over);
     }
+
+    private static RequestRefusedException RepositoryUnreadable(string detail) =>
+        new(Refusal.Conflict, "repository-unreadable", "The repository could not be read", detail);
 
     [GeneratedRegex("^[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}$")]
     private static partial Regex BranchName();

@@ -63,16 +63,9 @@ public static class PreviewsApi
         {
             return refusal;
         }
-        try
-        {
-            var (_, secret) = await previews.ConnectAsync(caller, request.RepositoryUrl, request.Branch, cancellationToken);
-            var dto = (await previews.GetAsync(caller.TeamId, cancellationToken))!;
-            return TypedResults.Ok(new PreviewConnectedResponse(dto.WebhookUrl, secret, dto));
-        }
-        catch (PreviewRequestException e)
-        {
-            return Problems.ValidationAsProblem(new() { [e.Field] = [e.Message] });
-        }
+        var (_, secret) = await previews.ConnectAsync(caller, request.RepositoryUrl, request.Branch, cancellationToken);
+        var dto = (await previews.GetAsync(caller.TeamId, cancellationToken))!;
+        return TypedResults.Ok(new PreviewConnectedResponse(dto.WebhookUrl, secret, dto));
     }
 
     public static async Task<Results<NoContent, ProblemHttpResult>> Disconnect(Caller caller, CovibeDb db, PreviewService previews, CancellationToken cancellationToken)
@@ -106,16 +99,9 @@ public static class PreviewsApi
         {
             return refusal;
         }
-        try
+        if (!await previews.RedeployAsync(caller.TeamId, cancellationToken))
         {
-            if (!await previews.RedeployAsync(caller.TeamId, cancellationToken))
-            {
-                return NotConnected();
-            }
-        }
-        catch (PreviewRequestException e)
-        {
-            return Problems.Conflict("repository-unreadable", "The repository could not be read", e.Message);
+            return NotConnected();
         }
         return TypedResults.Accepted("/api/preview", (await previews.GetAsync(caller.TeamId, cancellationToken))!);
     }

@@ -450,6 +450,18 @@ public abstract class PreviewTests : IDisposable
         // Disconnecting is the owner's too, and it stops what serves.
         var live = (await sarah.LiveAsync(_repo.Head())).Latest!;
         TestServer.ProcessesMentioning("preview-" + live.Id).ShouldNotBeEmpty();
+        // A repository that can no longer be read: a redeploy says so, and queues nothing.
+        Directory.Move(_repo.Path, _repo.Path + "-moved");
+        try
+        {
+            var unreadable = await (await sarah.Api.PostAsync("/api/preview/redeploy", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "repository-unreadable");
+            unreadable.GetProperty("detail").GetString()!.ShouldContain("could not be read");
+            (await sarah.DeploysAsync()).ShouldHaveSingleItem();
+        }
+        finally
+        {
+            Directory.Move(_repo.Path + "-moved", _repo.Path);
+        }
         await (await miguel.Api.DeleteAsync("/api/preview")).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
         (await sarah.Api.DeleteAsync("/api/preview")).StatusCode.ShouldBe(HttpStatusCode.NoContent);
         await (await miguel.Api.GetAsync("/api/preview")).ShouldBeProblemAsync(HttpStatusCode.NotFound, "not-found");
