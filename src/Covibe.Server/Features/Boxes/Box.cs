@@ -3,8 +3,8 @@ namespace Covibe.Server.Features.Boxes;
 /// <summary>
 /// Seed 002's box store, one row per box: a coding environment for a repository and branch, made by the
 /// provisioner (for a member, or ahead of time for a warm pool) and held by one member until released.
-/// <see cref="Status"/> and <see cref="Step"/>: see <c>BoxDto</c>. The provisioning <see cref="LeaseHolder"/>
-/// (a server node) renews <see cref="LeaseExpiresAt"/> while it works; a box whose lease ran out is picked up again.
+/// <see cref="Status"/> and <see cref="Step"/>: see <c>BoxDto</c>. The node that makes it holds its lease
+/// (<c>box:&lt;id&gt;</c> in <see cref="Cluster.Leases"/>) while it works; a box whose lease ran out is picked up again.
 /// </summary>
 public sealed class Box
 {
@@ -39,8 +39,6 @@ public sealed class Box
     /// <summary>When its container and files were removed (after release or failure).</summary>
     public DateTime? CleanedAt { get; set; }
     public int Attempts { get; set; }
-    public string? LeaseHolder { get; set; }
-    public DateTime? LeaseExpiresAt { get; set; }
 }
 
 /// <summary>Seed 002's pool config (<c>{repoUrl, baseBranch, minStandby, maxInstances}</c>) for a team, and how it fares.</summary>

@@ -33,8 +33,6 @@ public sealed class BoxBuilder(
         {
             b.Status = BoxStatuses.Ready;
             b.ReadyAt = time.GetUtcNow().UtcDateTime;
-            b.LeaseHolder = null;
-            b.LeaseExpiresAt = null;
         });
         if (box.PoolId is { } poolId)
         {

@@ -22,6 +22,7 @@ public sealed class BoxProvisioner(
     BoxBuilder builder,
     BoxProgress progress,
     BoxKinds kinds,
+    Cluster.Leases leases,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<BoxProvisioner> logger) : BackgroundService
@@ -135,7 +136,8 @@ public sealed class BoxProvisioner(
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
             waiting = (await db.Boxes.AsNoTracking()
-                .Where(b => b.Status == BoxStatuses.Provisioning && (b.LeaseHolder == null || b.LeaseExpiresAt < now || b.LeaseHolder == work.Node))
+                .Where(b => b.Status == BoxStatuses.Provisioning
+                    && !db.Leases.Any(l => l.Name == LeasePrefix + b.Id && l.ExpiresAt >= now && l.Holder != work.Node))
                 // Members' own requests first, then pool standbys; oldest first within each.
                 .OrderBy(b => b.HolderId == null).ThenBy(b => b.CreatedAt)
                 .Select(b => new { b.Id, Pool = b.HolderId == null }).Take(max * 4).ToListAsync(cancellationToken))
@@ -164,14 +166,26 @@ public sealed class BoxProvisioner(
     internal static bool MayStart(bool pool, int running, int runningPool, int max) =>
         running < max && (!pool || max == 1 || runningPool < max - 1);
 
+    /// <summary>The lease (<see cref="Cluster.Leases"/>) a node holds on a box while it makes it.</summary>
+    internal static string LeaseName(string boxId) => LeasePrefix + boxId;
+
+    private const string LeasePrefix = "box:";
+
+    /// <summary>Takes the box's lease, and counts the attempt, if the box still waits to be made and no other node makes it.</summary>
     private async Task<bool> TakeLeaseAsync(string id, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow().UtcDateTime;
+        if (!await leases.HoldAsync(LeaseName(id), work.Node, LeaseTime, cancellationToken))
+        {
+            return false;
+        }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        return await db.Boxes
-            .Where(b => b.Id == id && b.Status == BoxStatuses.Provisioning && (b.LeaseHolder == null || b.LeaseExpiresAt < now || b.LeaseHolder == work.Node))
-            .ExecuteUpdateAsync(s => s.SetProperty(b => b.LeaseHolder, work.Node).SetProperty(b => b.LeaseExpiresAt, now + LeaseTime)
-                .SetProperty(b => b.Attempts, b => b.Attempts + 1), cancellationToken) == 1;
+        if (await db.Boxes.Where(b => b.Id == id && b.Status == BoxStatuses.Provisioning)
+            .ExecuteUpdateAsync(s => s.SetProperty(b => b.Attempts, b => b.Attempts + 1), cancellationToken) == 1)
+        {
+            return true;
+        }
+        await leases.ReleaseAsync(LeaseName(id), work.Node, cancellationToken); // made or failed meanwhile
+        return false;
     }
 
     private async Task ProvisionAsync(string id, CancellationToken stopping)
@@ -201,6 +215,7 @@ public sealed class BoxProvisioner(
                 throw new BoxProvisionException($"Provisioning was interrupted {MaxAttempts} times; giving up.");
             }
             await builder.MakeAsync(box, log, cancellationToken);
+            await leases.ReleaseAsync(LeaseName(id), work.Node, CancellationToken.None);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
@@ -245,8 +260,6 @@ public sealed class BoxProvisioner(
             box.Status = BoxStatuses.Failed;
             box.Step = BoxSteps.Failed;
             box.Error = error;
-            box.LeaseHolder = null;
-            box.LeaseExpiresAt = null;
             // The pool's backoff or pause is saved with the failure, in one transaction: a reconcile pass in between would
             // see neither a box in the making nor a pause, and start another box of a pool that should have stopped.
             if (box.PoolId is { } poolId && await db.BoxPools.SingleOrDefaultAsync(p => p.Id == poolId, cancellationToken) is { } pool)
@@ -264,6 +277,7 @@ public sealed class BoxProvisioner(
             await db.SaveChangesAsync(cancellationToken);
             BoxesLog.Failed(logger, box.Id, box.TeamId, error);
         }
+        await leases.ReleaseAsync(LeaseName(id), work.Node, cancellationToken);
         if (box.HolderId is not null)
         {
             await progress.BroadcastAsync(box, cancellationToken);
@@ -288,6 +302,8 @@ public sealed class BoxProvisioner(
                 await RemoveLeftoversAsync(box, keepLog: box.Status == BoxStatuses.Failed, cancellationToken);
                 await using var db = await dbs.CreateDbContextAsync(cancellationToken);
                 await db.Boxes.Where(b => b.Id == box.Id).ExecuteUpdateAsync(s => s.SetProperty(b => b.CleanedAt, time.GetUtcNow().UtcDateTime), cancellationToken);
+                // A box released while this node made it: its lease goes with it.
+                await leases.ReleaseAsync(LeaseName(box.Id), work.Node, cancellationToken);
             }
             catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or UnauthorizedAccessException or BoxProvisionException)
             {
@@ -332,9 +348,7 @@ public sealed class BoxProvisioner(
         {
             while (await timer.WaitForNextTickAsync(cancellationToken))
             {
-                await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-                await db.Boxes.Where(b => b.Id == id && b.LeaseHolder == work.Node)
-                    .ExecuteUpdateAsync(s => s.SetProperty(b => b.LeaseExpiresAt, time.GetUtcNow().UtcDateTime + LeaseTime), cancellationToken);
+                await leases.HoldAsync(LeaseName(id), work.Node, LeaseTime, cancellationToken);
             }
         }
         catch (OperationCanceledException)

@@ -9,31 +9,21 @@ namespace Covibe.Server.Features.Cluster;
 /// </summary>
 public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
 {
-    /// <summary>Takes or renews the lease <paramref name="name"/> for <paramref name="holder"/>; false while another node holds it.</summary>
+    /// <summary>
+    /// Takes or renews the lease <paramref name="name"/> for <paramref name="holder"/>; false while another node holds it.
+    /// One statement (an upsert that updates only a lease of its own or one that ran out), so SQLite and PostgreSQL decide
+    /// a race alike and a new lease costs one round trip.
+    /// </summary>
     public async Task<bool> HoldAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().UtcDateTime;
+        var expires = now + duration;
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var taken = await db.Leases.Where(l => l.Name == name && (l.Holder == holder || l.ExpiresAt < now))
-            .ExecuteUpdateAsync(s => s.SetProperty(l => l.Holder, holder).SetProperty(l => l.ExpiresAt, now + duration), cancellationToken);
-        if (taken == 1)
-        {
-            return true;
-        }
-        if (await db.Leases.AnyAsync(l => l.Name == name, cancellationToken))
-        {
-            return false;
-        }
-        db.Leases.Add(new Lease { Name = name, Holder = holder, ExpiresAt = now + duration });
-        try
-        {
-            await db.SaveChangesAsync(cancellationToken);
-            return true;
-        }
-        catch (DbUpdateException)
-        {
-            return false; // another node made it first
-        }
+        return await db.Database.ExecuteSqlInterpolatedAsync($"""
+            INSERT INTO leases (name, holder, expires_at) VALUES ({name}, {holder}, {expires})
+            ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+            WHERE leases.holder = excluded.holder OR leases.expires_at < {now}
+            """, cancellationToken) == 1;
     }
 
     /// <summary>Takes the lease <paramref name="name"/> whoever holds it: the work moved here (a runner that connected to this node).</summary>

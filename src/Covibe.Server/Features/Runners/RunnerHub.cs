@@ -298,7 +298,7 @@ public sealed class RunnerHub(
             return;
         }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        await db.Vms.Where(v => v.Id == vm.Id).ExecuteUpdateAsync(s => s.SetProperty(v => v.RunnerLeaseExpiresAt, now + Lease).SetProperty(v => v.LastSeen, now), cancellationToken);
+        await db.Vms.Where(v => v.Id == vm.Id).ExecuteUpdateAsync(s => s.SetProperty(v => v.LastSeen, now), cancellationToken);
     }
 
     private async Task SetStatusAsync(string vmId, string status, string? error, CancellationToken cancellationToken)

@@ -38,8 +38,6 @@ public sealed class Vm
     public string? RunnerCredentialHash { get; set; }
     /// <summary>The credential being rotated away from: accepted until the new one is first used.</summary>
     public string? RunnerPreviousCredentialHash { get; set; }
-    /// <summary>Until when the runner's agents count as running without a word from it (renewed by its heartbeats).</summary>
-    public DateTime? RunnerLeaseExpiresAt { get; set; }
     public string? RunnerHostname { get; set; }
     public string? RunnerVersion { get; set; }
 

@@ -135,6 +135,38 @@ public sealed class BoxPartsTests
     }
 
     [Fact]
+    public async Task ABoxInTheMaking_IsLeftToTheNodeHoldingItsLease_AndTakenUpOnceThatLeaseRunsOut()
+    {
+        // No engine here: a box this server takes up fails at once, saying so; one it leaves alone stays in the making.
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Containers:Host"] = "unix:///nonexistent/podman.sock" });
+        var owner = await server.CreateTeamAsync();
+        var leases = server.App.Services.GetRequiredService<Leases>();
+        var dbs = server.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Covibe.Server.Data.CovibeDb>>();
+        // Two boxes other nodes were making: one is alive and renews its lease, the other stopped renewing.
+        (await leases.HoldAsync(BoxProvisioner.LeaseName("made-elsewhere"), "node-alive", TimeSpan.FromMinutes(5), CancellationToken.None)).ShouldBeTrue();
+        (await leases.HoldAsync(BoxProvisioner.LeaseName("orphaned"), "node-gone", TimeSpan.FromMilliseconds(1), CancellationToken.None)).ShouldBeTrue();
+        await using (var db = await dbs.CreateDbContextAsync())
+        {
+            foreach (var id in new[] { "made-elsewhere", "orphaned" })
+            {
+                db.Boxes.Add(new Box
+                {
+                    Id = id, TeamId = owner.Auth.Team.Id, HolderId = owner.Auth.User.Id, RepoUrl = "https://example.com/app.git", Branch = "main",
+                    Status = BoxStatuses.Provisioning, Step = BoxSteps.Queued, Backend = ContainerBoxes.KindName, CreatedAt = TimeProvider.System.GetUtcNow().UtcDateTime, Attempts = 1,
+                });
+            }
+            await db.SaveChangesAsync();
+        }
+        server.App.Services.GetRequiredService<BoxWork>().Provision();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var orphaned = await Eventually.UntilAsync(() => client.GetFromJsonAsync<BoxDto>("/api/boxes/orphaned")!, b => b!.Status == "failed", "the orphaned box taken up here");
+        orphaned!.Error!.ShouldContain("container engine");
+        (await leases.HolderAsync(BoxProvisioner.LeaseName("orphaned"), CancellationToken.None)).ShouldBeNull("its lease went with it");
+        (await client.GetFromJsonAsync<BoxDto>("/api/boxes/made-elsewhere"))!.Status.ShouldBe("provisioning", "the node that holds its lease makes it");
+        (await leases.HolderAsync(BoxProvisioner.LeaseName("made-elsewhere"), CancellationToken.None)).ShouldBe("node-alive");
+    }
+
+    [Fact]
     public async Task WithoutAContainerEngine_ABoxRequestIsRefusedAtOnce_SayingWhy()
     {
         await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string>
