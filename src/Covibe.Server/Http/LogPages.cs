@@ -28,10 +28,7 @@ public static class LogPages
     public static void Check(long? from, int? wait)
     {
         var v = new Validator();
-        if (from is < 0)
-        {
-            v.Fail("from", "'from' must be 0 or more (a position from a previous answer).");
-        }
+        CheckFrom(v, from);
         if (wait is < 0 or > MaxWaitSeconds)
         {
             v.Fail("wait", $"'wait' is how many seconds to wait for more, from 0 to {MaxWaitSeconds}.");
@@ -39,6 +36,15 @@ public static class LogPages
         if (!v.IsValid)
         {
             throw RequestRefusedException.Invalid(v);
+        }
+    }
+
+    /// <summary>Notes a negative <c>from</c> on <paramref name="v"/>.</summary>
+    public static void CheckFrom(Validator v, long? from)
+    {
+        if (from is < 0)
+        {
+            v.Fail("from", "'from' must be 0 or more (a position from a previous answer).");
         }
     }
 

@@ -15,10 +15,7 @@ public sealed class AgentOutputPages(AgentService agents, AgentFeeds streams, Ag
     public async Task<OutputPage> ReadAsync(Caller caller, string id, long? from, int limit, CancellationToken cancellationToken)
     {
         var v = new Validator();
-        if (from is < 0)
-        {
-            v.Fail("from", "'from' must be 0 or more (a position from a previous answer).");
-        }
+        LogPages.CheckFrom(v, from);
         if (limit is < 1 or > AgentsApi.MaxOutputPage)
         {
             v.Fail("limit", $"'limit' must be between 1 and {AgentsApi.MaxOutputPage}.");

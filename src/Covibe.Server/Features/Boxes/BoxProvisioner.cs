@@ -67,7 +67,7 @@ public sealed class BoxProvisioner(
         List<Box> ready;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
-            var inMemory = kinds.Names.Where(name => kinds.Named(name).EnvInMemory).ToList();
+            var inMemory = kinds.KeepingEnvInMemory;
             ready = await db.Boxes.AsNoTracking().Where(b => b.Status == BoxStatuses.Ready && inMemory.Contains(b.Backend)).ToListAsync(cancellationToken);
         }
         foreach (var box in ready)

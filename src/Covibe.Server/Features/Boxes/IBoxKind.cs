@@ -40,7 +40,8 @@ public sealed class BoxKinds(IEnumerable<IBoxKind> kinds)
 {
     private readonly Dictionary<string, IBoxKind> _byName = kinds.ToDictionary(k => k.Name, StringComparer.Ordinal);
 
-    public IReadOnlyCollection<string> Names => _byName.Keys;
+    /// <summary>The names of the kinds whose boxes keep their <c>.env</c> in memory: written again after each start.</summary>
+    public IReadOnlyList<string> KeepingEnvInMemory { get; } = [.. kinds.Where(k => k.EnvInMemory).Select(k => k.Name)];
 
     public IBoxKind Of(Box box) => Named(box.Backend);
 

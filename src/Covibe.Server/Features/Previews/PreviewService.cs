@@ -216,10 +216,12 @@ public sealed partial class PreviewService(
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var deploy = await db.PreviewDeploys.AsNoTracking().SingleOrDefaultAsync(d => d.Id == deployId && d.TeamId == teamId, cancellationToken)
             ?? throw RequestRefusedException.NotFound("Deploy", $"Your team's preview has no deploy '{deployId}'. List them with GET /api/preview/deploys.");
-        var buffer = new byte[1024 * 1024];
-        var n = PreviewLogs.PathOf(deploy) is { } path ? await Execution.UntrustedFiles.ReadAsync(path, from, buffer, cancellationToken) : 0;
+        // Sized by what is there (a long poll asks every 200 ms; most answers are empty), at most 1 MiB.
+        var length = PreviewLogs.Length(deploy);
+        var buffer = new byte[(int)Math.Clamp(length - from, 0, 1024 * 1024)];
+        var n = buffer.Length > 0 && PreviewLogs.PathOf(deploy) is { } path ? await Execution.UntrustedFiles.ReadAsync(path, from, buffer, cancellationToken) : 0;
         var over = !PreviewStatuses.InProgress(deploy.Status) && deploy.Status != PreviewStatuses.Live;
-        return new DeployLogPage(new LogPage(from, buffer[..n], over && n < buffer.Length), deploy.Status, over);
+        return new DeployLogPage(new LogPage(from, buffer[..n], over && from + n >= length), deploy.Status, over);
     }
 
     private static RequestRefusedException RepositoryUnreadable(string detail) =>

@@ -450,6 +450,16 @@ public abstract class PreviewTests : IDisposable
         // Disconnecting is the owner's too, and it stops what serves.
         var live = (await sarah.LiveAsync(_repo.Head())).Latest!;
         TestServer.ProcessesMentioning("preview-" + live.Id).ShouldNotBeEmpty();
+        // A long poll at the end of a live deploy's log answers at once (the deploy is no longer under way), so
+        // `covibe preview logs -f` stops when the preview is live instead of waiting out its 25 s.
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (var end = await sarah.Api.GetAsync($"/api/preview/deploys/{live.Id}/log?from={live.LogBytes}&wait=20"))
+        {
+            end.StatusCode.ShouldBe(HttpStatusCode.OK);
+            end.Headers.GetValues("Covibe-Deploy-Status").Single().ShouldBe("live");
+            end.Headers.GetValues("Covibe-Complete").Single().ShouldBe("false", "a live app may still write");
+        }
+        clock.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(10));
         // A repository that can no longer be read: a redeploy says so, and queues nothing.
         Directory.Move(_repo.Path, _repo.Path + "-moved");
         try
