@@ -36,39 +36,38 @@ internal sealed partial class TerminalConnection
         var sizeVersion = session.SizeVersion;
         try
         {
-            await SendAsync(new TerminalSessionMessage(TerminalActions.Attached, session.Id, session.Info(), readOnly, cursor.From, cursor.Truncated ? true : null),
-                TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+            Send(new TerminalSessionMessage(TerminalActions.Attached, session.Id, session.Info(), readOnly, cursor.From, cursor.Truncated ? true : null),
+                TerminalJsonContext.Wire.TerminalSessionMessage);
             while (true)
             {
                 if (readOnly && !session.IsVisibleTo(user))
                 {
-                    await SendAsync(new TerminalSessionMessage(TerminalActions.Detached, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                    Send(new TerminalSessionMessage(TerminalActions.Detached, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage);
                     return; // the owner stopped sharing
                 }
                 if (session.SizeVersion != sizeVersion)
                 {
                     // Resized (by this or another connection): every viewer hears it, so watchers draw at the program's size.
                     sizeVersion = session.SizeVersion;
-                    await SendAsync(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                    Send(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage);
                 }
                 switch (cursor.Take(buffer, out var count))
                 {
                     case TakeState.Data:
                         WriteOutputFrame(frame, session, buffer.AsSpan(0, count), cursor.Position);
-                        await SendFrameAsync(frame.WrittenMemory, cancellationToken);
+                        await _outbox.SendStreamAsync(frame.WrittenSpan.ToArray(), cancellationToken);
                         break;
                     case TakeState.Empty:
                         await cursor.WaitAsync(cancellationToken);
                         break;
                     case TakeState.Completed:
                         var exitCode = await session.Exited.WaitAsync(cancellationToken);
-                        await SendAsync(new TerminalSessionMessage(TerminalActions.Exited, session.Id, session.Info(), ExitCode: exitCode), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                        Send(new TerminalSessionMessage(TerminalActions.Exited, session.Id, session.Info(), ExitCode: exitCode), TerminalJsonContext.Wire.TerminalSessionMessage);
                         return;
                     case TakeState.Evicted:
                         TerminalLog.SlowViewer(logger, session.Id, options.SlowViewerSeconds);
-                        await ErrorAsync(null, session.Id, TerminalErrorCodes.ViewerTooSlow,
-                            $"This connection did not take the output for {options.SlowViewerSeconds} s and held the terminal back, so it was detached. Attach again with \"since\": {cursor.Position} to catch up.",
-                            cancellationToken);
+                        Error(null, session.Id, TerminalErrorCodes.ViewerTooSlow,
+                            $"This connection did not take the output for {options.SlowViewerSeconds} s and held the terminal back, so it was detached. Attach again with \"since\": {cursor.Position} to catch up.");
                         return;
                 }
             }

@@ -18,7 +18,7 @@ internal sealed partial class TerminalConnection
                     throw new TerminalException(TerminalErrorCodes.SessionExists, $"A session '{wanted}' exists already. Attach to it, or create one with another id.");
                 }
                 var session = await manager.CreateAsync(user, request.Id, request.Config, cancellationToken);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Created, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                Send(new TerminalSessionMessage(TerminalActions.Created, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage);
                 await AttachAsync(session, since: 0, readOnly: false);
                 break;
             }
@@ -32,7 +32,7 @@ internal sealed partial class TerminalConnection
             {
                 var session = Visible(request.Id, user);
                 await DetachAsync(session.Id);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Detached, session.Id), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                Send(new TerminalSessionMessage(TerminalActions.Detached, session.Id), TerminalJsonContext.Wire.TerminalSessionMessage);
                 break;
             }
             case TerminalActions.Resize:
@@ -43,7 +43,7 @@ internal sealed partial class TerminalConnection
                 {
                     throw Gone(session.Id);
                 }
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                Send(new TerminalSessionMessage(TerminalActions.Resized, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage);
                 break;
             }
             case TerminalActions.Share:
@@ -51,18 +51,18 @@ internal sealed partial class TerminalConnection
                 var session = Owned(request.Id, user);
                 session.SetShared(request.Shared ?? true);
                 manager.Changed(session);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Shared, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                Send(new TerminalSessionMessage(TerminalActions.Shared, session.Id, session.Info()), TerminalJsonContext.Wire.TerminalSessionMessage);
                 break;
             }
             case TerminalActions.Close:
             {
                 var session = Owned(request.Id, user);
                 var exitCode = await session.CloseAsync(cancellationToken);
-                await SendAsync(new TerminalSessionMessage(TerminalActions.Closed, session.Id, ExitCode: exitCode), TerminalJsonContext.Wire.TerminalSessionMessage, cancellationToken);
+                Send(new TerminalSessionMessage(TerminalActions.Closed, session.Id, ExitCode: exitCode), TerminalJsonContext.Wire.TerminalSessionMessage);
                 break;
             }
             case TerminalActions.List:
-                await SendListAsync(user, cancellationToken);
+                SendList(user);
                 break;
             default:
                 throw new TerminalException(TerminalErrorCodes.UnknownAction,
@@ -132,8 +132,8 @@ internal sealed partial class TerminalConnection
         new(TerminalErrorCodes.CommandFailed, $"The shell of session '{id}' has exited.");
 
     /// <summary>The sessions this user can see, on this server and on the others of the deployment.</summary>
-    private Task SendListAsync(TerminalUser user, CancellationToken cancellationToken) =>
-        SendAsync(new TerminalSessionsMessage([.. manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info())
+    private void SendList(TerminalUser user) =>
+        Send(new TerminalSessionsMessage([.. manager.Sessions.Where(s => s.IsVisibleTo(user)).Select(s => s.Info())
                 .Concat(peers.Sessions.Where(p => p.IsVisibleTo(user)).Select(p => p.Info)).OrderBy(i => i.CreatedAt)]),
-            TerminalJsonContext.Wire.TerminalSessionsMessage, cancellationToken);
+            TerminalJsonContext.Wire.TerminalSessionsMessage);
 }

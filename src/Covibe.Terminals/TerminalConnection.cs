@@ -21,7 +21,7 @@ internal sealed partial class TerminalConnection(
     ILogger logger) : IAsyncDisposable
 {
     private const int OutputChunk = 64 * 1024;
-    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly WebSocketOutbox _outbox = new(socket);
     private readonly MessageRate _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
     private readonly Dictionary<string, Attachment> _attachments = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _closing = new();
@@ -29,21 +29,34 @@ internal sealed partial class TerminalConnection(
     // when the connection must end (that loop says why and closes).
     private readonly SemaphoreSlim _wake = new(0);
     private Task _controlLoop = Task.CompletedTask;
-    // Cancelled a moment after our goodbye close frame went out, in case the client never answers it.
-    private readonly CancellationTokenSource _closeDeadline = new();
     private TerminalUser? _user;
     private TerminalUpstreams? _upstreams;
     private volatile string? _goodbye;
 
     public async Task RunAsync(TerminalUser? user, CancellationToken cancellationToken, CancellationToken stopping = default)
     {
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token, _closeDeadline.Token);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token, _outbox.CloseDeadline);
         var token = linked.Token;
+        var writer = _outbox.RunAsync(cancellationToken);
+        try
+        {
+            await ReceiveLoopAsync(user, stopping, token);
+        }
+        finally
+        {
+            // What is queued (a goodbye, an error) still goes out; output pumps waiting for room stop.
+            _outbox.Complete();
+            await writer;
+        }
+    }
+
+    private async Task ReceiveLoopAsync(TerminalUser? user, CancellationToken stopping, CancellationToken token)
+    {
         // A stopping server says goodbye (1001) rather than sit out the host's shutdown timeout.
         using var onStopping = stopping.Register(() => Goodbye(GoodbyeStopping));
         if (user is not null)
         {
-            await AuthenticatedAsync(user, token);
+            Authenticated(user);
         }
         using var buffer = new MessageBuffer(options.MaxMessageBytes);
         try
@@ -58,9 +71,9 @@ internal sealed partial class TerminalConnection(
                     var deadline = Task.Delay(TimeSpan.FromSeconds(options.AuthTimeoutSeconds), time, token);
                     if (await Task.WhenAny(receiving, deadline) != receiving)
                     {
-                        await ErrorAsync(null, null, TerminalErrorCodes.Unauthorized,
-                            $"Send {{\"type\":\"auth\",\"token\":\"...\"}} within {options.AuthTimeoutSeconds} s of connecting (or an Authorization header on the upgrade).", token);
-                        await CloseOutputAsync(WebSocketCloseStatus.PolicyViolation, "unauthorized", token);
+                        Error(null, null, TerminalErrorCodes.Unauthorized,
+                            $"Send {{\"type\":\"auth\",\"token\":\"...\"}} within {options.AuthTimeoutSeconds} s of connecting (or an Authorization header on the upgrade).");
+                        _outbox.Close(WebSocketCloseStatus.PolicyViolation, "unauthorized");
                         await receiving;
                         return;
                     }
@@ -70,23 +83,23 @@ internal sealed partial class TerminalConnection(
                 {
                     if (_goodbye is null)
                     {
-                        await CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", token);
+                        _outbox.Close(WebSocketCloseStatus.NormalClosure, "bye");
                     }
                     return;
                 }
                 if (received.TooLarge)
                 {
-                    await ErrorAsync(null, null, TerminalErrorCodes.MessageTooLarge, $"Messages are limited to {options.MaxMessageBytes} bytes.", token);
+                    Error(null, null, TerminalErrorCodes.MessageTooLarge, $"Messages are limited to {options.MaxMessageBytes} bytes.");
                     continue;
                 }
                 if (received.Binary)
                 {
-                    await ErrorAsync(null, null, TerminalErrorCodes.InvalidMessage, "Send JSON messages as text frames.", token);
+                    Error(null, null, TerminalErrorCodes.InvalidMessage, "Send JSON messages as text frames.");
                     continue;
                 }
                 if (!_messages.TryTake())
                 {
-                    await ErrorAsync(null, null, TerminalErrorCodes.RateLimited, $"Too many messages: at most {options.MessagesPerSecond} a second. This one was dropped; send it again shortly.", token);
+                    Error(null, null, TerminalErrorCodes.RateLimited, $"Too many messages: at most {options.MessagesPerSecond} a second. This one was dropped; send it again shortly.");
                     continue;
                 }
                 await HandleAsync(buffer.Message(received.Count), token);
@@ -124,12 +137,12 @@ internal sealed partial class TerminalConnection(
         }
         catch (JsonException e)
         {
-            await ErrorAsync(null, null, TerminalErrorCodes.InvalidMessage, $"The message is not valid JSON of the terminal protocol: {e.Message}", cancellationToken);
+            Error(null, null, TerminalErrorCodes.InvalidMessage, $"The message is not valid JSON of the terminal protocol: {e.Message}");
             return;
         }
         if (request?.Type is null)
         {
-            await ErrorAsync(null, null, TerminalErrorCodes.InvalidMessage, "Each message is a JSON object with a \"type\": session, command, input or auth.", cancellationToken);
+            Error(null, null, TerminalErrorCodes.InvalidMessage, "Each message is a JSON object with a \"type\": session, command, input or auth.");
             return;
         }
         if (_user is null)
@@ -139,13 +152,13 @@ internal sealed partial class TerminalConnection(
                 var result = await authenticator.AuthenticateAsync(request.Token ?? "", cancellationToken);
                 if (result.User is null)
                 {
-                    await FailAuthAsync(result.Failure!, cancellationToken);
+                    FailAuth(result.Failure!);
                     return;
                 }
-                await AuthenticatedAsync(result.User, cancellationToken);
+                Authenticated(result.User);
                 return;
             }
-            await FailAuthAsync("Authenticate first: send {\"type\":\"auth\",\"token\":\"...\"} (or an Authorization header on the upgrade).", cancellationToken);
+            FailAuth("Authenticate first: send {\"type\":\"auth\",\"token\":\"...\"} (or an Authorization header on the upgrade).");
             return;
         }
         try
@@ -167,11 +180,11 @@ internal sealed partial class TerminalConnection(
                     Input(request, _user);
                     break;
                 case TerminalMessageTypes.Auth:
-                    await ErrorAsync(null, null, TerminalErrorCodes.InvalidMessage, "This connection is authenticated already.", cancellationToken);
+                    Error(null, null, TerminalErrorCodes.InvalidMessage, "This connection is authenticated already.");
                     break;
                 default:
-                    await ErrorAsync(request.Id, request.Session, TerminalErrorCodes.UnknownType,
-                        $"Unknown message type '{PrintableText.Of(request.Type)}'. Send session, command or input.", cancellationToken);
+                    Error(request.Id, request.Session, TerminalErrorCodes.UnknownType,
+                        $"Unknown message type '{PrintableText.Of(request.Type)}'. Send session, command or input.");
                     break;
             }
         }
@@ -179,15 +192,15 @@ internal sealed partial class TerminalConnection(
         {
             var sessionId = request.Type == TerminalMessageTypes.Session ? request.Id : request.Session;
             var id = request.Type == TerminalMessageTypes.Session ? null : request.Id;
-            await ErrorAsync(id, sessionId, e.Code, e.Message, cancellationToken);
+            Error(id, sessionId, e.Code, e.Message);
         }
         catch (Exception e) when (e is not (OperationCanceledException or WebSocketException or ObjectDisposedException))
         {
             // A fault of ours: say so (with an id to find it in the log), and keep the connection.
             var errorId = Guid.NewGuid().ToString("N")[..12];
             TerminalLog.MessageFailed(logger, request.Type, errorId, e);
-            await ErrorAsync(request.Type == TerminalMessageTypes.Session ? null : request.Id, request.Type == TerminalMessageTypes.Session ? request.Id : request.Session,
-                TerminalErrorCodes.InternalError, $"The server failed to handle this {request.Type} message (error id {errorId}). Nothing else is affected; report the id if it persists.", cancellationToken);
+            Error(request.Type == TerminalMessageTypes.Session ? null : request.Id, request.Type == TerminalMessageTypes.Session ? request.Id : request.Session,
+                TerminalErrorCodes.InternalError, $"The server failed to handle this {request.Type} message (error id {errorId}). Nothing else is affected; report the id if it persists.");
         }
     }
 
@@ -236,10 +249,10 @@ internal sealed partial class TerminalConnection(
                 }
                 if (_goodbye is { } reason)
                 {
-                    await SayGoodbyeAsync(reason, cancellationToken);
+                    SayGoodbye(reason);
                     return;
                 }
-                await SendListAsync(user, cancellationToken);
+                SendList(user);
             }
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
@@ -256,79 +269,40 @@ internal sealed partial class TerminalConnection(
         }
     }
 
-    private async Task SayGoodbyeAsync(string reason, CancellationToken cancellationToken)
+    private void SayGoodbye(string reason)
     {
         if (reason == GoodbyeSignedOut)
         {
-            await ErrorAsync(null, null, TerminalErrorCodes.Unauthorized,
-                "Your login was signed out or you were removed from the team. Your sessions keep running; log in again to attach.", cancellationToken);
+            Error(null, null, TerminalErrorCodes.Unauthorized,
+                "Your login was signed out or you were removed from the team. Your sessions keep running; log in again to attach.");
         }
-        await CloseOutputAsync(reason == GoodbyeSignedOut ? WebSocketCloseStatus.PolicyViolation : WebSocketCloseStatus.EndpointUnavailable, reason, cancellationToken);
+        // The receive loop keeps reading until the client's answer (2 s at most).
+        _outbox.Close(reason == GoodbyeSignedOut ? WebSocketCloseStatus.PolicyViolation : WebSocketCloseStatus.EndpointUnavailable, reason);
     }
 
-    /// <summary>Sends our close frame while the receive loop keeps reading until the client's answer (2 s at most).</summary>
-    private async Task CloseOutputAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
-    {
-        await _sendLock.WaitAsync(cancellationToken);
-        try
-        {
-            await socket.CloseOutputAsync(status, reason, cancellationToken);
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-        _closeDeadline.CancelAfter(TimeSpan.FromSeconds(2));
-    }
-
-    private async Task AuthenticatedAsync(TerminalUser user, CancellationToken cancellationToken)
+    private void Authenticated(TerminalUser user)
     {
         _user = user;
-        _upstreams = new TerminalUpstreams(peers, user, SendFrameAsync, logger);
+        _upstreams = new TerminalUpstreams(peers, user, _outbox, logger);
         manager.SessionsChanged += OnSessionsChanged;
         peers.Changed += OnPeersChanged;
         manager.LoginsRevoked += OnLoginsRevoked;
         _controlLoop = ControlLoopAsync(user, _closing.Token);
         TerminalLog.Connected(logger, user.Id);
-        await SendAsync(new TerminalReadyMessage(user.Id, user.Name), TerminalJsonContext.Wire.TerminalReadyMessage, cancellationToken);
+        Send(new TerminalReadyMessage(user.Id, user.Name), TerminalJsonContext.Wire.TerminalReadyMessage);
     }
 
-    private async Task FailAuthAsync(string reason, CancellationToken cancellationToken)
+    private void FailAuth(string reason)
     {
-        await ErrorAsync(null, null, TerminalErrorCodes.Unauthorized, reason, cancellationToken);
-        await CloseAsync(WebSocketCloseStatus.PolicyViolation, "unauthorized", cancellationToken);
+        Error(null, null, TerminalErrorCodes.Unauthorized, reason);
+        _outbox.Close(WebSocketCloseStatus.PolicyViolation, "unauthorized");
     }
 
-    private Task ErrorAsync(string? id, string? session, string code, string error, CancellationToken cancellationToken) =>
-        SendAsync(new TerminalErrorMessage(id, session, error, code), TerminalJsonContext.Wire.TerminalErrorMessage, cancellationToken);
+    private void Error(string? id, string? session, string code, string error) =>
+        Send(new TerminalErrorMessage(id, session, error, code), TerminalJsonContext.Wire.TerminalErrorMessage);
 
-    private Task SendAsync<T>(T message, JsonTypeInfo<T> type, CancellationToken cancellationToken) =>
-        SendFrameAsync(JsonSerializer.SerializeToUtf8Bytes(message, type), cancellationToken);
-
-    private Task SendFrameAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) =>
-        WebSocketText.SendAsync(socket, _sendLock, frame, cancellationToken);
-
-    private async Task CloseAsync(WebSocketCloseStatus status, string reason, CancellationToken cancellationToken)
-    {
-        await _sendLock.WaitAsync(cancellationToken);
-        try
-        {
-            if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-            {
-                using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                deadline.CancelAfter(TimeSpan.FromSeconds(2));
-                await socket.CloseAsync(status, reason, deadline.Token);
-            }
-        }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
-        {
-            // Gone already.
-        }
-        finally
-        {
-            _sendLock.Release();
-        }
-    }
+    /// <summary>Queues a message (never waits; a client that leaves its queue full is dropped, see <see cref="WebSocketOutbox"/>).</summary>
+    private void Send<T>(T message, JsonTypeInfo<T> type) => _outbox.TrySend(JsonSerializer.SerializeToUtf8Bytes(message, type));
 
     public async ValueTask DisposeAsync()
     {
@@ -348,9 +322,8 @@ internal sealed partial class TerminalConnection(
         _attachments.Clear();
         TerminalLog.Disconnected(logger, _user?.Id);
         _closing.Dispose();
-        _sendLock.Dispose();
+        _outbox.Dispose();
         _wake.Dispose();
-        _closeDeadline.Dispose();
     }
 
 

@@ -11,9 +11,11 @@ namespace Covibe.Terminals;
 /// each such server, opened on the member's behalf when the client first addresses one of its sessions. What the client
 /// sends for those sessions goes there as it is, and what that server answers comes back as it is (output, attached,
 /// resized, exited, its errors), except its own session lists: ours already include its sessions. If that server goes
-/// away, the client hears that the sessions it watched there are gone (their shells went with it).
+/// away, the client hears that the sessions it watched there are gone (their shells went with it). What comes back is a
+/// stream to the client (<see cref="WebSocketOutbox.SendStreamAsync"/>): a client slow to take it holds back the reading
+/// of that server's answers, and so that server's output pumps, as it holds back its own sessions here.
 /// </summary>
-internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user, Func<ReadOnlyMemory<byte>, CancellationToken, Task> toClient, ILogger logger)
+internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user, WebSocketOutbox toClient, ILogger logger)
     : IAsyncDisposable
 {
     /// <summary>Another server's frames: output of up to 64 KiB, escaped.</summary>
@@ -46,11 +48,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
         {
             upstream.Watching(id, false);
         }
-        try
-        {
-            await upstream.SendAsync(json, cancellationToken);
-        }
-        catch (Exception e) when (e is WebSocketException or ObjectDisposedException)
+        if (!upstream.Send(json))
         {
             throw Unreachable(node, id);
         }
@@ -76,6 +74,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
                 throw refusal ?? Unreachable(node, id);
             }
             TerminalLog.PeerConnected(logger, user.Id, node);
+            upstream.Writing = upstream.Outbox.RunAsync(_closing.Token);
             upstream.Reading = ReadAsync(upstream, _closing.Token);
             return upstream;
         }
@@ -148,7 +147,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             }
             try
             {
-                await toClient(frame, cancellationToken);
+                await toClient.SendStreamAsync(frame.ToArray(), cancellationToken);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
             {
@@ -168,7 +167,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             {
                 var error = new TerminalErrorMessage(null, id,
                     $"The server that ran session '{id}' ({upstream.Node}) has stopped, and the terminal ended with it.", TerminalErrorCodes.SessionNotFound);
-                await toClient(JsonSerializer.SerializeToUtf8Bytes(error, TerminalJsonContext.Wire.TerminalErrorMessage), cancellationToken);
+                await toClient.SendStreamAsync(JsonSerializer.SerializeToUtf8Bytes(error, TerminalJsonContext.Wire.TerminalErrorMessage), cancellationToken);
             }
         }
         catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
@@ -244,12 +243,15 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
 
     private sealed class Upstream(string node, WebSocket socket) : IDisposable
     {
-        private readonly SemaphoreSlim _sendLock = new(1, 1);
         private readonly HashSet<string> _watched = new(StringComparer.Ordinal);
 
         public string Node { get; } = node;
 
         public WebSocket Socket { get; } = socket;
+
+        public WebSocketOutbox Outbox { get; } = new(socket);
+
+        public Task Writing { get; set; } = Task.CompletedTask;
 
         public MessageBuffer Buffer { get; } = new(MaxFrameBytes);
 
@@ -279,8 +281,8 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             }
         }
 
-        public Task SendAsync(ReadOnlyMemory<byte> json, CancellationToken cancellationToken) =>
-            WebSocketText.SendAsync(Socket, _sendLock, json, cancellationToken);
+        /// <summary>Queues a client's message for that server; false if the connection to it is gone.</summary>
+        public bool Send(ReadOnlyMemory<byte> json) => Socket.State == WebSocketState.Open && !Outbox.Closing && Outbox.TrySend(json.ToArray());
 
         /// <summary>Says goodbye (its sessions live on there), waiting 2 s at most for the answer.</summary>
         public async Task CloseAsync()
@@ -288,10 +290,9 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
             try
             {
                 using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                if (Socket.State == WebSocketState.Open)
-                {
-                    await Socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, "bye", deadline.Token);
-                }
+                Outbox.Close(WebSocketCloseStatus.NormalClosure, "bye");
+                Outbox.Complete();
+                await Writing.WaitAsync(deadline.Token);
                 await Reading.WaitAsync(deadline.Token);
             }
             catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException or TimeoutException)
@@ -303,8 +304,9 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
 
         public void Dispose()
         {
+            Outbox.Complete();
             Socket.Dispose();
-            _sendLock.Dispose();
+            Outbox.Dispose();
         }
     }
 }

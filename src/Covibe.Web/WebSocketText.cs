@@ -4,7 +4,7 @@ using System.Threading.RateLimiting;
 
 namespace Covibe.Web;
 
-/// <summary>What hub and terminal connections share about the messages clients send: a rate, and what one receive found.</summary>
+/// <summary>What hub and terminal connections share about the messages clients send: a rate, and what one receive found (sending is <see cref="WebSocketOutbox"/>'s).</summary>
 public static class WebSocketText
 {
     /// <summary>
@@ -14,20 +14,6 @@ public static class WebSocketText
     public static MessageRate MessageLimiter(int perSecond) => new(perSecond);
 
     public readonly record struct Received(int Count, bool TooLarge, bool Binary, bool Closed);
-
-    /// <summary>Sends one text message, one sender at a time (<paramref name="gate"/>: a socket takes one send at once).</summary>
-    public static async Task SendAsync(WebSocket socket, SemaphoreSlim gate, ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
-    {
-        await gate.WaitAsync(cancellationToken);
-        try
-        {
-            await socket.SendAsync(frame, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
-        }
-        finally
-        {
-            gate.Release();
-        }
-    }
 }
 
 /// <summary>

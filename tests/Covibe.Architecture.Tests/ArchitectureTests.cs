@@ -152,6 +152,29 @@ public sealed partial class ArchitectureTests
     }
 
     [Fact]
+    public void ServerSide_SendsOnWebSockets_OnlyThroughTheOutbox()
+    {
+        // One send path and one slow-client policy: the hub, terminals, runners and relays queue on a WebSocketOutbox;
+        // nothing else of the server side writes to a socket (a second writer would bypass the queue and its limits).
+        var sends = new[] { Rooms.ServerAssembly, "Covibe.Terminals", "Covibe.Web" }
+            .SelectMany(name => SocketWrites(Assemblies.Load(name)))
+            .Where(w => w.Type.FullName != "Covibe.Web.WebSocketOutbox")
+            .Select(w => (Key: $"{w.Type.FullName}.{w.Member} -> WebSocket.{w.Call}", Witness: w.Member));
+
+        Debt.Check("a WebSocket written outside WebSocketOutbox", sends, []);
+        SocketWrites(Assemblies.Load("Covibe.Web")).ShouldContain(w => w.Type.Name == "WebSocketOutbox" && w.Call == "SendAsync");
+    }
+
+    /// <summary>Calls that write to a WebSocket (a frame or a close frame), by the outermost type whose code makes them.</summary>
+    private static IEnumerable<(Mono.Cecil.TypeDefinition Type, string Member, string Call)> SocketWrites(Mono.Cecil.ModuleDefinition module) =>
+        from type in module.GetTypes()
+        from method in type.Methods
+        where method.HasBody
+        from instruction in method.Body.Instructions
+        where instruction.Operand is Mono.Cecil.MethodReference { DeclaringType.Namespace: "System.Net.WebSockets", Name: "SendAsync" or "CloseOutputAsync" or "CloseAsync" }
+        select ((Mono.Cecil.TypeDefinition)TypeUse.Outermost(type), method.Name, ((Mono.Cecil.MethodReference)instruction.Operand).Name);
+
+    [Fact]
     public void Rules_SeeWhatTheyLookFor()
     {
         // The checks above pass vacuously if they see nothing: each must recognise what it is for.

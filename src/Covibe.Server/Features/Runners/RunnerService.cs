@@ -181,7 +181,7 @@ public sealed class RunnerService(
                 return current;
             }
         }
-        var session = new RunnerSession(vm.Id, vm.TeamId, vm.UserId, "poll") { PollId = Tokens.NewId(), LastPoll = time.GetUtcNow().UtcDateTime };
+        var session = RunnerSession.OverPolls(vm.Id, vm.TeamId, vm.UserId, Tokens.NewId(), time.GetUtcNow().UtcDateTime);
         await hub.AttachAsync(session, cancellationToken);
         _ = WatchPollsAsync(session);
         return session;

@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Covibe.Server.Features.Auth;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Runners;
 
@@ -74,19 +75,21 @@ public static partial class RunnersApi
             return Problems.BadRequest("websocket-required", "WebSocket required", "Connect with a WebSocket upgrade, or use POST /api/runner/poll (long polling).");
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        using var session = new RunnerSession(vm.Id, vm.TeamId, vm.UserId, "websocket");
+        using var outbox = new WebSocketOutbox(socket, new WebSocketOutboxOptions(RunnerSession.QueueCapacity));
+        using var session = RunnerSession.OverWebSocket(vm.Id, vm.TeamId, vm.UserId, outbox);
+        var sending = outbox.RunAsync(context.RequestAborted);
         await hub.AttachAsync(session, cancellationToken);
         // Once the session ends (revoked, replaced), the runner has a moment to answer our close frame, then the socket goes.
         using var abortAfterClose = session.Closed.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(5)).ContinueWith(_ => socket.Abort(), TaskScheduler.Default));
         try
         {
-            var sending = SendAsync(socket, session, context.RequestAborted);
             await ReceiveAsync(socket, session, hub, logger, context.RequestAborted);
-            session.Close(1000, "closed");
-            await sending;
         }
         finally
         {
+            session.Close(1000, "closed");
+            outbox.Complete();
+            await sending;
             await hub.DetachAsync(session);
             await audit.WriteAsync(vm.Id, vm.TeamId, VmAuditLog.Runner, null, "runner.disconnect", session.CloseReason, CancellationToken.None);
         }
@@ -140,32 +143,6 @@ public static partial class RunnersApi
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {
             RunnersLog.ConnectionEnded(logger, session.VmId, e.Message);
-        }
-    }
-
-    private static async Task SendAsync(WebSocket socket, RunnerSession session, CancellationToken cancellationToken)
-    {
-        try
-        {
-            await foreach (var message in session.Outbound.ReadAllAsync(session.Closed))
-            {
-                var bytes = JsonSerializer.SerializeToUtf8Bytes(message, CovibeJsonContext.Default.RunnerMessage);
-                await socket.SendAsync(bytes, WebSocketMessageType.Text, true, cancellationToken);
-            }
-        }
-        catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-        {
-        }
-        if (socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
-        {
-            try
-            {
-                using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-                await socket.CloseOutputAsync((WebSocketCloseStatus)(session.CloseCode ?? 1000), session.CloseReason, limit.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or WebSocketException or ObjectDisposedException)
-            {
-            }
         }
     }
 

@@ -1,11 +1,14 @@
 using System.Net.WebSockets;
 using System.Text;
-using Covibe.Server.Features.Hub;
+using Covibe.Web;
 
 namespace Covibe.Server.Tests;
 
-/// <summary>The hub's send side on a real loopback WebSocket: order under concurrent senders, and flow control for agent output.</summary>
-public sealed class HubConnectionTests
+/// <summary>
+/// The one WebSocket send path (the hub's, terminals', runners', relays') on a real loopback WebSocket: order under
+/// concurrent senders, flow control for output streams, the close, and the slow-client policy.
+/// </summary>
+public sealed class WebSocketOutboxTests
 {
     [Fact]
     public async Task Frames_SentFromManyThreadsAtOnce_AllArrive_EachSendersInOrder()
@@ -13,8 +16,8 @@ public sealed class HubConnectionTests
         const int Threads = 8, PerThread = 500;
         var (client, server, sockets) = await WebSocketPair.OpenAsync();
         using var _ = sockets;
-        using var connection = new HubConnection(server, Threads * PerThread, "test");
-        var writer = connection.RunWriterAsync(CancellationToken.None);
+        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(QueueCapacity: Threads * PerThread));
+        var writer = connection.RunAsync(CancellationToken.None);
 
         await Task.WhenAll(Enumerable.Range(0, Threads).Select(t => Task.Run(() =>
         {
@@ -44,8 +47,8 @@ public sealed class HubConnectionTests
         const int Budget = 128 * 1024, FrameBytes = 16 * 1024;
         var (client, server, sockets) = await WebSocketPair.OpenAsync(socketBufferBytes: 64 * 1024);
         using var _ = sockets;
-        using var connection = new HubConnection(server, 1024, "test", streamBudgetBytes: Budget);
-        var writer = connection.RunWriterAsync(CancellationToken.None);
+        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(StreamBudgetBytes: Budget));
+        var writer = connection.RunAsync(CancellationToken.None);
 
         // A live feed offers a 16 KiB chunk every 4 ms (4 MiB/s) for 2 s; the reader reads nothing.
         var accepted = new List<int>();
@@ -107,8 +110,8 @@ public sealed class HubConnectionTests
     {
         var (client, server, sockets) = await WebSocketPair.OpenAsync();
         using var _ = sockets;
-        using var connection = new HubConnection(server, 16, "test");
-        var writer = connection.RunWriterAsync(CancellationToken.None);
+        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(QueueCapacity: 16));
+        var writer = connection.RunAsync(CancellationToken.None);
         connection.TrySend("before"u8.ToArray());
         connection.Close(WebSocketCloseStatus.PolicyViolation, "bye", "last"u8.ToArray());
         connection.TrySend("after"u8.ToArray()).ShouldBeTrue("dropped quietly while closing");
@@ -123,6 +126,41 @@ public sealed class HubConnectionTests
         var close = await client.ReceiveAsync(buffer, CancellationToken.None);
         close.MessageType.ShouldBe(WebSocketMessageType.Close);
         client.CloseStatus.ShouldBe(WebSocketCloseStatus.PolicyViolation);
+        connection.Complete();
+        await writer.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task APeerThatTakesNoMessages_IsDroppedWhenItsQueueFills_NotWaitedFor()
+    {
+        var (client, server, sockets) = await WebSocketPair.OpenAsync(socketBufferBytes: 16 * 1024);
+        using var _ = sockets;
+        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(QueueCapacity: 64));
+        var writer = connection.RunAsync(CancellationToken.None);
+
+        // The client reads nothing: 4 KiB messages fill the socket's buffers, then the queue of 64.
+        var message = new byte[4096];
+        var sent = 0;
+        while (connection.TrySend(message))
+        {
+            sent++;
+            sent.ShouldBeLessThan(10_000, "a queue of 64 must fill long before this");
+        }
+
+        connection.Overflowed.ShouldBeTrue();
+        connection.Closing.ShouldBeTrue();
+        connection.TryQueueStream(message).ShouldBeFalse();
+        await Should.ThrowAsync<OperationCanceledException>(() => connection.SendStreamAsync(message, CancellationToken.None));
+        // The socket was aborted, not left to the peer: the reader sees the connection end.
+        server.State.ShouldBe(WebSocketState.Aborted);
+        await Should.ThrowAsync<WebSocketException>(async () =>
+        {
+            var buffer = new byte[64 * 1024];
+            while (true)
+            {
+                await client.ReceiveAsync(buffer, CancellationToken.None);
+            }
+        });
         connection.Complete();
         await writer.WaitAsync(TimeSpan.FromSeconds(10));
     }
