@@ -1,8 +1,11 @@
+using Covibe.Web;
+
 namespace Covibe.Terminals;
 
 /// <summary>
-/// A terminal's output: one byte stream with absolute positions, of which the last
-/// <c>capacity</c> bytes are kept (the scrollback). Viewers read through cursors. The producer
+/// A terminal's output: one byte stream with absolute positions, of which at least the last
+/// <c>capacity</c> bytes are kept (the scrollback, an <see cref="OutputRing"/> as behind an agent's
+/// output). Viewers read through cursors. The producer
 /// (the PTY reader) may run at most <c>maxLag</c> bytes ahead of the slowest viewer; beyond that
 /// it waits, so the PTY fills and a fast program (<c>yes</c>, <c>cat</c> of a big file) is held
 /// back instead of memory growing. With no viewer the producer never waits and old bytes drop
@@ -10,18 +13,19 @@ namespace Covibe.Terminals;
 /// </summary>
 internal sealed class TerminalOutput
 {
-    private readonly byte[] _ring;
+    // Small reads (a shell's echo comes a byte at a time) join into chunks of up to this size.
+    private const int JoinBelow = 4096;
+    private readonly OutputRing _ring;
     private readonly int _maxLag;
     private readonly object _gate = new();
     private readonly List<OutputCursor> _cursors = [];
     private TaskCompletionSource _changed = NewSignal();
-    private long _end;
     private bool _completed;
 
     public TerminalOutput(int capacity, int maxLag)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 16);
-        _ring = new byte[capacity];
+        _ring = new OutputRing(capacity, joinBelow: JoinBelow);
         _maxLag = Math.Clamp(maxLag, 1, capacity);
     }
 
@@ -31,12 +35,10 @@ internal sealed class TerminalOutput
         {
             lock (_gate)
             {
-                return _end;
+                return _ring.End;
             }
         }
     }
-
-    private long Start => Math.Max(0, _end - _ring.Length);
 
     /// <summary>
     /// Producer: how many bytes may be appended now, at most <paramref name="wanted"/>, waiting
@@ -57,7 +59,7 @@ internal sealed class TerminalOutput
                 {
                     return wanted;
                 }
-                var space = _maxLag - (int)(_end - slowest.Value);
+                var space = _maxLag - (int)(_ring.End - slowest.Value);
                 if (space > 0)
                 {
                     return Math.Min(space, wanted);
@@ -83,11 +85,7 @@ internal sealed class TerminalOutput
         TaskCompletionSource changed;
         lock (_gate)
         {
-            var at = (int)(_end % _ring.Length);
-            var first = Math.Min(data.Length, _ring.Length - at);
-            data[..first].CopyTo(_ring.AsSpan(at));
-            data[first..].CopyTo(_ring);
-            _end += data.Length;
+            _ring.Append(data);
             changed = TakeSignal();
         }
         changed.TrySetResult();
@@ -125,14 +123,14 @@ internal sealed class TerminalOutput
     {
         lock (_gate)
         {
-            var start = Start;
-            var position = Math.Clamp(since ?? start, start, _end);
+            var start = _ring.Start;
+            var position = Math.Clamp(since ?? start, start, _ring.End);
             var truncated = since is { } s && s < start;
             if (position == start && start > 0)
             {
                 // The oldest byte kept may be the middle of a UTF-8 character.
                 var skip = 0;
-                while (skip < 3 && position + skip < _end && IsContinuation(At(position + skip)))
+                while (skip < 3 && position + skip < _ring.End && IsContinuation(At(position + skip)))
                 {
                     skip++;
                 }
@@ -166,23 +164,20 @@ internal sealed class TerminalOutput
             {
                 return TakeState.Evicted;
             }
-            var available = (int)Math.Min(_end - cursor.Position, buffer.Length);
+            var available = (int)Math.Min(_ring.End - cursor.Position, buffer.Length);
             if (available > 0)
             {
                 var take = _completed ? available : WholeCharacters(cursor.Position, available);
                 if (take > 0)
                 {
-                    var at = (int)(cursor.Position % _ring.Length);
-                    var first = Math.Min(take, _ring.Length - at);
-                    _ring.AsSpan(at, first).CopyTo(buffer);
-                    _ring.AsSpan(0, take - first).CopyTo(buffer[first..]);
+                    _ring.Copy(cursor.Position, buffer[..take]);
                     cursor.Position += take;
                     count = take;
                     Monitor.PulseAll(_gate);
                     return TakeState.Data;
                 }
             }
-            return _completed && cursor.Position >= _end ? TakeState.Completed : TakeState.Empty;
+            return _completed && cursor.Position >= _ring.End ? TakeState.Completed : TakeState.Empty;
         }
     }
 
@@ -195,7 +190,7 @@ internal sealed class TerminalOutput
             {
                 return Task.CompletedTask;
             }
-            var pending = _end - cursor.Position;
+            var pending = _ring.End - cursor.Position;
             // A lone partial character at the end waits for the rest of it.
             if (pending > 0 && WholeCharacters(cursor.Position, (int)Math.Min(pending, 4)) > 0)
             {
@@ -243,7 +238,7 @@ internal sealed class TerminalOutput
         return count;
     }
 
-    private byte At(long position) => _ring[(int)(position % _ring.Length)];
+    private byte At(long position) => _ring.At(position);
 
     private static bool IsContinuation(byte b) => (b & 0xC0) == 0x80;
 

@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using Covibe.Protocol;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// A running agent's output as the server has seen it: its length (the position clients resume
-/// from) and the most recent bytes in a bounded ring of chunks. Watchers that are caught up are
+/// from) and the most recent bytes in a bounded ring of chunks (an <see cref="OutputRing"/>, the buffer behind a
+/// terminal's scrollback too). Watchers that are caught up are
 /// <em>live</em>: each new chunk is offered to all of them at once, by the one reader of the
 /// agent's log, with no task or wake-up per watcher. Each chunk keeps what watchers render of it
 /// (the hub's frame per audience), so that is made once however many watchers there are. A watcher that cannot take a chunk
@@ -13,12 +15,11 @@ namespace Covibe.Server.Features.Agents;
 /// </summary>
 public sealed class AgentFeed(string agentId, string teamId, string ownerId, string backend, Covibe.Execution.AgentProcess? process, int ringBytes, long start = 0)
 {
-    private readonly Queue<Chunk> _chunks = new();
+    // The output's recent chunks and its length (under _lock).
+    private readonly OutputRing _ring = new(ringBytes, start);
     private readonly Lock _lock = new();
     private readonly Lock _writing = new();
     private ILiveWatcher[] _live = [];
-    private long _ringBytesHeld;
-    private long _position = start;
 
     public AgentFeed(Agent agent, int ringBytes) : this(agent.Id, agent.TeamId, agent.UserId, agent.Backend, agent.Process, ringBytes)
     {
@@ -38,7 +39,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
         {
             lock (_lock)
             {
-                return _position;
+                return _ring.End;
             }
         }
     }
@@ -55,30 +56,18 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     /// byte is offered once, in order. A start past the end (output this node did not see, e.g. while Redis was away)
     /// drops the ring: readers take the missing part from the log. Returns the chunk added, or null if nothing was new.
     /// </summary>
-    public Chunk? AppendAt(long start, ReadOnlySpan<byte> data)
+    public OutputChunk? AppendAt(long start, ReadOnlySpan<byte> data)
     {
         lock (_writing)
         {
-            Chunk chunk;
+            OutputChunk? chunk;
             ILiveWatcher[] live;
             lock (_lock)
             {
-                if (FinalStatus is not null || start + data.Length <= _position)
+                chunk = FinalStatus is null ? _ring.Append(start, data) : null;
+                if (chunk is null)
                 {
                     return null;
-                }
-                if (start > _position)
-                {
-                    SkipTo(start);
-                }
-                var skip = (int)(_position - start);
-                chunk = new Chunk(this, _position, data[skip..].ToArray());
-                _chunks.Enqueue(chunk);
-                _position += chunk.Data.Length;
-                _ringBytesHeld += chunk.Data.Length;
-                while (_ringBytesHeld > ringBytes && _chunks.Count > 1)
-                {
-                    _ringBytesHeld -= _chunks.Dequeue().Data.Length;
                 }
                 live = _live;
             }
@@ -106,9 +95,9 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
                 {
                     return;
                 }
-                if (length > _position)
+                if (length > _ring.End)
                 {
-                    SkipTo(length.Value);
+                    _ring.SkipTo(length.Value);
                 }
                 FinalStatus = status;
                 live = _live;
@@ -121,14 +110,6 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
         }
     }
 
-    /// <summary>Output this feed did not see up to <paramref name="position"/>: the ring is dropped (under the state lock), readers take it from the log.</summary>
-    private void SkipTo(long position)
-    {
-        _chunks.Clear();
-        _ringBytesHeld = 0;
-        _position = position;
-    }
-
     /// <summary>
     /// Makes <paramref name="watcher"/> live if it has everything up to the end (<paramref name="position"/>
     /// is the feed's); false if more output arrived meanwhile (send it first) or the agent has finished.
@@ -137,7 +118,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     {
         lock (_lock)
         {
-            if (position != _position || FinalStatus is not null)
+            if (position != _ring.End || FinalStatus is not null)
             {
                 return false;
             }
@@ -162,18 +143,11 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     public int LiveWatchers => Volatile.Read(ref _live).Length;
 
     /// <summary>The chunk holding <paramref name="position"/>, or null if it is older than the ring (read the log) or not written yet.</summary>
-    public Chunk? ChunkAt(long position)
+    public OutputChunk? ChunkAt(long position)
     {
         lock (_lock)
         {
-            foreach (var chunk in _chunks)
-            {
-                if (position >= chunk.Start && position < chunk.End)
-                {
-                    return chunk;
-                }
-            }
-            return null;
+            return _ring.ChunkAt(position);
         }
     }
 
@@ -184,34 +158,8 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
         {
             lock (_lock)
             {
-                return _chunks.TryPeek(out var first) ? first.Start : _position;
+                return _ring.Start;
             }
-        }
-    }
-
-    public sealed class Chunk(AgentFeed stream, long start, byte[] data)
-    {
-        /// <summary>How many renderings a chunk keeps (the hub's: owner or teammate, plain or compressed).</summary>
-        public const int RenderingSlots = 4;
-
-        private object?[]? _renderings;
-
-        public string AgentId => stream.AgentId;
-        public string OwnerId => stream.OwnerId;
-        public long Start { get; } = start;
-        public byte[] Data { get; } = data;
-        public long End => Start + Data.Length;
-
-        /// <summary>
-        /// What a watcher makes of this chunk (a hub frame for one audience) in <paramref name="slot"/>, made at most
-        /// about once and shared by every watcher of the agent: the one expensive step of a fan-out is done once per
-        /// chunk, not once per watcher.
-        /// </summary>
-        public T Rendering<T>(int slot, Func<Chunk, int, T> render) where T : class
-        {
-            // A race makes a rendering twice at worst; both are the same.
-            var renderings = Volatile.Read(ref _renderings) ?? Interlocked.CompareExchange(ref _renderings, new object?[RenderingSlots], null) ?? _renderings!;
-            return (T)(Volatile.Read(ref renderings[slot]) ?? Interlocked.CompareExchange(ref renderings[slot], render(this, slot), null) ?? renderings[slot]!);
         }
     }
 }
@@ -220,7 +168,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
 public interface ILiveWatcher
 {
     /// <summary>The next chunk of output, starting where the previous one ended.</summary>
-    void Offer(AgentFeed.Chunk chunk);
+    void Offer(OutputChunk chunk);
 
     /// <summary>The agent has finished: no more chunks.</summary>
     void Ended();

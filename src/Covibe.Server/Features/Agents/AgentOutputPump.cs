@@ -67,7 +67,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 {
                     if (position == chunk.Start)
                     {
-                        await watcher.SendAsync(chunk, canControl, cancellationToken);
+                        await watcher.SendAsync(agentId, ownerId!, chunk, canControl, cancellationToken);
                     }
                     else
                     {
@@ -89,7 +89,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                         continue;
                     }
                     // Caught up: go live until this watcher falls behind or the agent ends.
-                    var live = new LiveWatcher(watcher, canControl, position);
+                    var live = new LiveWatcher(watcher, agentId, ownerId!, canControl, position);
                     if (stream.TryGoLive(live, position))
                     {
                         try
@@ -151,7 +151,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
     /// the watcher has no room (or is closing), it stops and the subscription catches up from
     /// <see cref="Next"/> at the reader's pace.
     /// </summary>
-    private sealed class LiveWatcher(IAgentWatcher watcher, bool canControl, long next) : ILiveWatcher
+    private sealed class LiveWatcher(IAgentWatcher watcher, string agentId, string ownerId, bool canControl, long next) : ILiveWatcher
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -159,13 +159,13 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
 
         public Task Done => _done.Task;
 
-        public void Offer(AgentFeed.Chunk chunk)
+        public void Offer(OutputChunk chunk)
         {
             if (_done.Task.IsCompleted)
             {
                 return;
             }
-            if (chunk.Start == Next && watcher.TryQueue(chunk, canControl))
+            if (chunk.Start == Next && watcher.TryQueue(agentId, ownerId, chunk, canControl))
             {
                 Next = chunk.End;
                 return;

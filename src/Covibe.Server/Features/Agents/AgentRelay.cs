@@ -1,3 +1,4 @@
+using Covibe.Web;
 using Covibe.Server.Features.Auth;
 
 namespace Covibe.Server.Features.Agents;
@@ -9,7 +10,7 @@ namespace Covibe.Server.Features.Agents;
 public interface IAgentOutputRelay
 {
     /// <summary>New output of an agent this node follows (called in order, by its one reader).</summary>
-    void Appended(AgentFeed feed, AgentFeed.Chunk chunk);
+    void Appended(AgentFeed feed, OutputChunk chunk);
 
     /// <summary>The agent has finished: <see cref="AgentFeed.FinalStatus"/> at <see cref="AgentFeed.Position"/>.</summary>
     void Ended(AgentFeed feed);
@@ -17,7 +18,7 @@ public interface IAgentOutputRelay
 
 public sealed class NoAgentOutputRelay : IAgentOutputRelay
 {
-    public void Appended(AgentFeed feed, AgentFeed.Chunk chunk)
+    public void Appended(AgentFeed feed, OutputChunk chunk)
     {
     }
 

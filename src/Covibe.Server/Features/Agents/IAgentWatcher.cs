@@ -1,10 +1,12 @@
+using Covibe.Web;
+
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>
 /// One subscriber to an agent's output, seen from the agents' side: the hub implements it for a connection and
 /// builds its own frames. <see cref="AgentOutputPump"/> hands it the output in order, each piece with its position,
 /// and tells it of gaps and of the end. A whole chunk of the ring is handed over as the chunk, so a watcher can render
-/// it once (<see cref="AgentFeed.Chunk.Rendering{T}"/>) for everyone who watches the same agent.
+/// it once (<see cref="OutputChunk.Rendering{TState, T}"/>) for everyone who watches the same agent.
 /// </summary>
 public interface IAgentWatcher
 {
@@ -12,10 +14,10 @@ public interface IAgentWatcher
     string? UserId { get; }
 
     /// <summary>Queues a whole chunk without waiting; false when there is no room (the pump then catches up at the reader's pace).</summary>
-    bool TryQueue(AgentFeed.Chunk chunk, bool canControl);
+    bool TryQueue(string agentId, string ownerId, OutputChunk chunk, bool canControl);
 
     /// <summary>Sends a whole chunk, waiting for room.</summary>
-    Task SendAsync(AgentFeed.Chunk chunk, bool canControl, CancellationToken cancellationToken);
+    Task SendAsync(string agentId, string ownerId, OutputChunk chunk, bool canControl, CancellationToken cancellationToken);
 
     /// <summary>Sends bytes of the agent's output that start at <paramref name="position"/> (read from its log, or the tail of a chunk), waiting for room.</summary>
     Task SendAsync(string agentId, string ownerId, long position, ReadOnlyMemory<byte> data, bool canControl, CancellationToken cancellationToken);

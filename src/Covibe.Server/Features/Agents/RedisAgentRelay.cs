@@ -1,3 +1,4 @@
+using Covibe.Web;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
 using Covibe.Server.Features.Cluster;
@@ -25,7 +26,7 @@ public sealed class RedisAgentRelay(RedisBus bus, AgentFeeds feeds, IOptions<Age
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    public void Appended(AgentFeed feed, AgentFeed.Chunk chunk)
+    public void Appended(AgentFeed feed, OutputChunk chunk)
     {
         Keep(feed.AgentId, chunk);
         bus.Publish(Suffix, RelayedOutputCodec.Encode(new RelayedOutput(bus.Node, feed.AgentId, feed.TeamId, feed.OwnerId, feed.Backend, chunk.Start, chunk.Data)));
@@ -39,7 +40,7 @@ public sealed class RedisAgentRelay(RedisBus bus, AgentFeeds feeds, IOptions<Age
     /// keeps the key for <see cref="ClusterOptions.OutputKeptHours"/> after the last byte. Fire and forget, before the
     /// publish on the same connection, so whoever hears a chunk can read it from Redis too.
     /// </summary>
-    private void Keep(string agentId, AgentFeed.Chunk chunk)
+    private void Keep(string agentId, OutputChunk chunk)
     {
         if (bus.Database is not { } db || cluster.Value.OutputBufferBytes == 0)
         {

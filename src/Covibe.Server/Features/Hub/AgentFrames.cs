@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Unicode;
 using Covibe.Protocol;
-using Covibe.Server.Features.Agents;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Hub;
 
@@ -23,14 +23,14 @@ internal static class AgentFrames
     }
 
     /// <summary>The shared frame of a whole chunk for one audience, deflated when <paramref name="compressed"/>.</summary>
-    public static byte[] Of(AgentFeed.Chunk chunk, bool canControl, bool compressed) =>
-        chunk.Rendering((canControl ? 1 : 0) + (compressed ? 2 : 0), Render);
+    public static byte[] Of(string agentId, string ownerId, OutputChunk chunk, bool canControl, bool compressed) =>
+        chunk.Rendering((canControl ? 1 : 0) + (compressed ? 2 : 0), (agentId, ownerId), Render);
 
-    private static byte[] Render(AgentFeed.Chunk chunk, int slot)
+    private static byte[] Render(OutputChunk chunk, (string AgentId, string OwnerId) agent, int slot)
     {
         var canControl = (slot & 1) != 0;
         return (slot & 2) != 0
-            ? SharedDeflate.Compress(Of(chunk, canControl, compressed: false))
-            : Frame(chunk.AgentId, chunk.OwnerId, chunk.Start, chunk.Data, canControl);
+            ? SharedDeflate.Compress(Of(agent.AgentId, agent.OwnerId, chunk, canControl, compressed: false))
+            : Frame(agent.AgentId, agent.OwnerId, chunk.Start, chunk.Data, canControl);
     }
 }

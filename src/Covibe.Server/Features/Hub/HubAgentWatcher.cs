@@ -1,5 +1,6 @@
 using Covibe.Protocol;
 using Covibe.Server.Features.Agents;
+using Covibe.Web;
 
 namespace Covibe.Server.Features.Hub;
 
@@ -8,11 +9,11 @@ internal sealed class HubAgentWatcher(HubConnection connection) : IAgentWatcher
 {
     public string? UserId => connection.Member?.UserId;
 
-    public bool TryQueue(AgentFeed.Chunk chunk, bool canControl) =>
-        connection.TryQueueStream(AgentFrames.Of(chunk, canControl, connection.SharesCompression), connection.SharesCompression);
+    public bool TryQueue(string agentId, string ownerId, OutputChunk chunk, bool canControl) =>
+        connection.TryQueueStream(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.SharesCompression), connection.SharesCompression);
 
-    public Task SendAsync(AgentFeed.Chunk chunk, bool canControl, CancellationToken cancellationToken) =>
-        connection.SendStreamAsync(AgentFrames.Of(chunk, canControl, connection.SharesCompression), cancellationToken, connection.SharesCompression);
+    public Task SendAsync(string agentId, string ownerId, OutputChunk chunk, bool canControl, CancellationToken cancellationToken) =>
+        connection.SendStreamAsync(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.SharesCompression), cancellationToken, connection.SharesCompression);
 
     public Task SendAsync(string agentId, string ownerId, long position, ReadOnlyMemory<byte> data, bool canControl, CancellationToken cancellationToken) =>
         connection.SendStreamAsync(AgentFrames.Frame(agentId, ownerId, position, data.Span, canControl), cancellationToken);

@@ -1,3 +1,4 @@
+using Covibe.Web;
 using System.Text;
 using Covibe.Server.Features.Agents;
 
@@ -11,9 +12,9 @@ public sealed class AgentFeedTests
 {
     private sealed class Watcher : ILiveWatcher
     {
-        public List<AgentFeed.Chunk> Chunks { get; } = [];
+        public List<OutputChunk> Chunks { get; } = [];
         public bool HasEnded { get; private set; }
-        public void Offer(AgentFeed.Chunk chunk) => Chunks.Add(chunk);
+        public void Offer(OutputChunk chunk) => Chunks.Add(chunk);
         public void Ended() => HasEnded = true;
     }
 
