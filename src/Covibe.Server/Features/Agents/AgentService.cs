@@ -56,6 +56,10 @@ public sealed partial class AgentService(
 {
     public const int MaxTaskLength = 20_000;
 
+    /// <summary>The team ({0}) has fewer agents that have not finished (the final statuses next) than its limit (last).</summary>
+    private static readonly string ActiveBelowLimit =
+        $"(SELECT COUNT(*) FROM agents WHERE team_id = {{0}} AND status NOT IN ({string.Join(", ", AgentStatuses.Final.Select((_, i) => $"{{{i + 1}}}"))})) < {{{AgentStatuses.Final.Length + 1}}}";
+
     public async Task<AgentResult> SpawnAsync(Caller caller, SpawnAgentRequest request, CancellationToken cancellationToken)
     {
         var v = new Validator();
@@ -124,19 +128,19 @@ public sealed partial class AgentService(
             WorkingDirectory = placement.WorkingDirectory ?? id,
             BoxId = placement.BoxId,
         };
-        var active = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && !AgentStatuses.Final.Contains(a.Status), cancellationToken);
-        if (active >= options.Value.MaxActivePerTeam)
+        // The team's limit is checked by the insert itself: one round trip.
+        if (!await db.InsertIfAsync(agent, ActiveBelowLimit, [caller.TeamId, .. AgentStatuses.Final, options.Value.MaxActivePerTeam], cancellationToken))
         {
             return AgentResult.Fail(AgentFailure.TooMany,
-                $"Your team already has {active} agents running (the limit is {options.Value.MaxActivePerTeam}). Wait for one to finish, or kill one.");
+                $"Your team already has {options.Value.MaxActivePerTeam} agents running (the limit). Wait for one to finish, or kill one.");
         }
-        // Counted only for spawns that would otherwise go ahead.
+        // Counted only for spawns that would otherwise go ahead; one refused here is taken back out.
         if (await limits.TryAcquireAsync("spawn", caller.UserId, options.Value.SpawnsPerMinute, TimeSpan.FromMinutes(1)) is not null)
         {
+            await db.Agents.Where(a => a.Id == agent.Id).ExecuteDeleteAsync(CancellationToken.None);
             return AgentResult.Fail(AgentFailure.TooMany, $"You have spawned {options.Value.SpawnsPerMinute} agents in the last minute; wait a moment.");
         }
-        db.Agents.Add(agent);
-        await db.SaveChangesAsync(cancellationToken);
+        db.Agents.Attach(agent);
         if (await placement.Jobs.StartsElsewhereAsync(agent.Target, cancellationToken) is { } node)
         {
             return await StartElsewhereAsync(db, agent, placement, node, caller, cancellationToken);

@@ -507,6 +507,29 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
     }
 
     [Fact]
+    public async Task Spawn_TakesThreeDatabaseRoundTripsBeforeTheProcessStarts_TheLoginCheckIncluded()
+    {
+        var logs = new LogSink();
+        var settings = AgentHelpers.Settings();
+        settings["Logging:LogLevel:Microsoft.EntityFrameworkCore.Database.Command"] = "Information";
+        await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
+        var owner = await server.CreateTeamAsync();
+
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "count the trips", "echo");
+
+        // What the spawn request wrote, in order, up to the line that says the process started.
+        var spawned = logs.Entries.First(e => e.Message.StartsWith($"Agent {agent.Id} (echo) spawned", StringComparison.Ordinal));
+        spawned.TraceId.ShouldNotBeNull();
+        var trips = logs.Entries.Where(e => e.TraceId == spawned.TraceId).TakeWhile(e => e != spawned)
+            .Where(e => e.Category == "Microsoft.EntityFrameworkCore.Database.Command" && e.Message.StartsWith("Executed DbCommand", StringComparison.Ordinal))
+            .ToList();
+        // The session, the team's placement, and the insert that checks the team's limit (a count and an insert before).
+        trips.Count.ShouldBe(3, string.Join("\n", trips.Select(t => t.Message)));
+        trips[^1].Message.ShouldContain("INSERT INTO agents");
+        await server.Client(owner.Auth.AccessToken).DeleteAsync($"/api/agent/{agent.Id}");
+    }
+
+    [Fact]
     public async Task Agent_DoesNotInheritTheServersSecrets()
     {
         var owner = await Server.CreateTeamAsync();
