@@ -1,13 +1,6 @@
-using Covibe.Server.Features.Containers;
-using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Git;
-using System.Collections.Concurrent;
-using Covibe.Execution;
-using Covibe.Server.Data;
-using Covibe.Server.Features.Machines;
 using Covibe.Server.Hosting;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Previews;
 

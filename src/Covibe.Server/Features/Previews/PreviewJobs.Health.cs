@@ -1,13 +1,4 @@
-using Covibe.Server.Features.Containers;
-using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Covibe.Execution;
-using Covibe.Execution.Containers;
-using Covibe.Server.Data;
-using Covibe.Server.Features.Machines;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Previews;
 
