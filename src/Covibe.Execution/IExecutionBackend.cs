@@ -1,10 +1,10 @@
 namespace Covibe.Execution;
 
 /// <summary>
-/// Seed 001's connection strategy layer: where and how an agent process runs. Every backend
-/// runs the agent detached from the server (its own session), appends everything it prints
-/// to a log on the machine where it runs, and keeps its stdin open through a FIFO, so the
-/// agent outlives the server and the log is the source of truth for its output.
+/// Seed 001's connection strategy layer: where and how an agent process runs, and a member's shell beside it. Every
+/// backend runs the agent detached from the server (its own session), appends everything it prints to a log on the
+/// machine where it runs, and keeps its stdin open through a FIFO, so the agent outlives the server and the log is the
+/// source of truth for its output; and opens a terminal on that machine (<see cref="OpenTerminalAsync"/>).
 /// </summary>
 public interface IExecutionBackend
 {
@@ -45,7 +45,27 @@ public interface IExecutionBackend
 
     /// <summary>Closes the agent's stdin: it reads EOF (and, if it reads to the end, finishes).</summary>
     Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Opens a member's shell here, on a PTY: <see cref="ShellLaunch.Shell"/> as this place runs shells. Throws
+    /// <see cref="IOException"/> with a reason to show when it cannot.
+    /// </summary>
+    Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// A member's shell: <see cref="Shell"/> as the terminal library made it (program, working directory, environment, size;
+/// its paths are this machine's, under <see cref="Workspace"/>, or the box's inside it). <see cref="TeamId"/>: whose
+/// workspace; <see cref="Target"/>: the machine within the backend (a VM id); <see cref="Exec"/>: the running container
+/// (a box); <see cref="RemoteDirectory"/>: where on a VM (relative to its user's home), instead of the shell's own.
+/// </summary>
+public sealed record ShellLaunch(
+    PtyStartInfo Shell,
+    string? TeamId = null,
+    string? Target = null,
+    string? Workspace = null,
+    ContainerExec? Exec = null,
+    string? RemoteDirectory = null);
 
 /// <summary>
 /// A backend under the name stored with each agent, made when first used (the sandbox's needs bubblewrap, which a server

@@ -152,6 +152,19 @@ public sealed partial class ArchitectureTests
     }
 
     [Fact]
+    public void Features_AskAPlace_NeverWhichPlaceItIs()
+    {
+        // Agents, terminals and the preview run what the place gives them (its backend starts jobs and opens terminals):
+        // a feature naming SandboxPlace, SshPlace... would need a new case for every new place.
+        var uses = Rooms.CrossingUses()
+            .Where(u => u.To == "Machines" && u.Use.UsedName.EndsWith("Place", StringComparison.Ordinal) && u.Use.UsedName != "Place")
+            .Select(u => (Key: $"{u.From} -> {u.Use.UsedName}", Witness: $"{u.Use.Type.Name}.{u.Use.Member}"));
+
+        Debt.Check("a feature naming a kind of place", uses, []);
+        Rooms.CrossingUses().ShouldContain(u => u.To == "Machines" && u.Use.UsedName == "Place", "features do use places");
+    }
+
+    [Fact]
     public void ServerSide_SendsOnWebSockets_OnlyThroughTheOutbox()
     {
         // One send path and one slow-client policy: the hub, terminals, runners and relays queue on a WebSocketOutbox;

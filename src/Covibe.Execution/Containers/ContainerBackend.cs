@@ -185,5 +185,26 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
     }
 
     private static int? ExitCode(AgentProcess process) => RuntimeFiles.ExitCode(process.RuntimeDirectory);
+
+    /// <summary>
+    /// A shell in the team's workspace container (started if it is not running), through a TTY exec: the workspace at
+    /// <see cref="Isolated.Workspace"/> and home there.
+    /// </summary>
+    public Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
+    {
+        var shell = launch.Shell;
+        var workspace = launch.Workspace ?? throw new ArgumentException("A container's shell needs its team's workspace.");
+        var teamId = launch.TeamId ?? throw new ArgumentException("A container's shell needs its team.");
+        var environment = new Dictionary<string, string>(shell.Environment)
+        {
+            ["HOME"] = Isolated.Workspace,
+            ["USER"] = "covibe",
+            ["LOGNAME"] = "covibe",
+        };
+        var program = shell.Environment.TryGetValue("SHELL", out var named) ? named : shell.Program;
+        return containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.Workspace + shell.WorkingDirectory[workspace.Length..],
+            environment, shell.Columns, shell.Rows, cancellationToken);
+    }
+
 }
 

@@ -163,4 +163,20 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
 
     /// <summary>The container, from the target <c>container/uid:gid</c>.</summary>
     public static string ContainerOf(AgentProcess process) => process.Target![..process.Target!.LastIndexOf('/')];
+
+    /// <summary>
+    /// A login shell in the running container (a box), as its user, in the shell's working directory there: bash if the
+    /// image has it, else sh; the image's own HOME and SHELL, not this machine's.
+    /// </summary>
+    public async Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
+    {
+        var exec = launch.Exec ?? throw new ArgumentException("A shell in a running container needs the container.");
+        var shell = launch.Shell;
+        var environment = new Dictionary<string, string>(shell.Environment);
+        environment.Remove("HOME");
+        environment.Remove("SHELL");
+        string[] argv = ["sh", "-c", "if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"];
+        return await ContainerPty.StartAsync(docker(), exec.Container, exec.User, argv, shell.WorkingDirectory, environment, shell.Columns, shell.Rows, cancellationToken);
+    }
+
 }

@@ -102,6 +102,38 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         return Task.CompletedTask;
     }
 
+    /// <summary>
+    /// A shell on this machine: as it is with the server's privileges, or in the sandbox, with the team's workspace at
+    /// <see cref="Isolated.Workspace"/> and home there, leading a session of its own inside (<c>setsid --ctty</c>) so that
+    /// job control works in its PID namespace.
+    /// </summary>
+    public Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
+    {
+        var shell = launch.Shell;
+        if (sandbox is null)
+        {
+            return Task.FromResult<IPty>(LocalPty.Start(shell));
+        }
+        var workspace = launch.Workspace ?? throw new ArgumentException("A sandboxed shell needs its team's workspace.");
+        var inside = Isolated.Workspace + shell.WorkingDirectory[workspace.Length..];
+        var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments],
+            [new SandboxMount(workspace, Isolated.Workspace, Writable: true)], inside, dieWithParent: true);
+        var environment = new Dictionary<string, string>(shell.Environment)
+        {
+            ["HOME"] = Isolated.Workspace,
+            ["USER"] = "covibe",
+            ["LOGNAME"] = "covibe",
+        };
+        return Task.FromResult<IPty>(LocalPty.Start(shell with
+        {
+            Program = argv[0],
+            Arguments = argv[1..],
+            WorkingDirectory = "/",
+            Environment = environment,
+            ControllingTerminalInside = true,
+        }));
+    }
+
     public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken)
     {
         var holderText = RuntimeFiles.ReadText(Path.Combine(process.RuntimeDirectory, "holder"));

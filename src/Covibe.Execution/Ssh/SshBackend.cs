@@ -112,6 +112,29 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         await ssh.RunAsync(target, ["sh", "-c", VmScripts.Signaller, "covibe-signal", process.RuntimeDirectory, Str(process.Pid), Str(process.StartTime), which], null, CommandTimeout, cancellationToken);
     }
 
+    private const string RemoteShell = "cd -- \"$1\" 2>/dev/null || cd; exec \"${SHELL:-/bin/sh}\" -l";
+
+    /// <summary>
+    /// A login shell on the VM as its user (<c>ssh -tt</c> over the shared connection), in <see cref="ShellLaunch.RemoteDirectory"/>
+    /// or the shell's working directory there (relative to that user's home; the home if it is missing).
+    /// </summary>
+    public async Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
+    {
+        var vmId = launch.Target ?? throw new ArgumentException("A VM's shell needs the VM.");
+        var shell = launch.Shell;
+        try
+        {
+            var target = await connect(vmId, cancellationToken);
+            var info = await ssh.InteractiveAsync(target, ["sh", "-c", RemoteShell, "covibe-terminal", launch.RemoteDirectory ?? shell.WorkingDirectory],
+                shell.Columns, shell.Rows, cancellationToken);
+            return LocalPty.Start(info);
+        }
+        catch (SshException e)
+        {
+            throw new IOException(e.Message, e);
+        }
+    }
+
     private Mirror MirrorFor(AgentProcess process, SshTarget target) =>
         _mirrors.GetOrAdd(AgentIdOf(process), id => new Mirror(ssh, target, process.RuntimeDirectory, MirrorPath(id)));
 

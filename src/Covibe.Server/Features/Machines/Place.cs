@@ -5,7 +5,8 @@ namespace Covibe.Server.Features.Machines;
 
 /// <summary>
 /// Where something of a member's runs: one of a closed set of places, each carrying its machine and the backend that
-/// runs detached jobs there (<see cref="Jobs"/>: start, probe, read the log, input, signal). Only
+/// runs detached jobs there and opens terminals there (<see cref="Jobs"/>: start, probe, read the log, input, signal;
+/// open a terminal). Only
 /// <see cref="MachineResolver"/> makes one, from the VM, box and team settings; features run what they get and ask the
 /// place what they need to know (<see cref="Inside"/>, <see cref="OwnNetwork"/>, <see cref="InContainer"/>...), never its
 /// name. <see cref="Workspace"/>: the files on this machine a job there works on (the team's workspace, a deploy's files),
@@ -53,6 +54,9 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
 
     /// <summary><paramref name="launch"/> as it runs here: on this place's machine, with its workspace.</summary>
     public virtual AgentLaunch Launch(AgentLaunch launch) => launch with { Target = Target, Workspace = Workspace };
+
+    /// <summary>A member's <paramref name="shell"/> as it opens here: on this place's machine, with its workspace.</summary>
+    public virtual ShellLaunch Shell(ShellLaunch shell) => shell with { Target = Target, Workspace = Workspace };
 }
 
 /// <summary>This machine with the server's own privileges (the operator opted out of the sandbox).</summary>
@@ -108,6 +112,8 @@ public sealed record SshPlace(IExecutionBackend Jobs, string VmId, string Machin
     public override string Label => BoxId is null ? MachineName : $"box {BoxId}";
 
     public override AgentLaunch Launch(AgentLaunch launch) => base.Launch(launch) with { RemoteDirectory = RemoteDirectory };
+
+    public override ShellLaunch Shell(ShellLaunch shell) => base.Shell(shell) with { RemoteDirectory = RemoteDirectory };
 }
 
 /// <summary>A member's VM whose runner dialled out to the server (<see cref="VmId"/>, named <see cref="MachineName"/>).</summary>
@@ -132,6 +138,8 @@ public sealed record ContainerExecPlace(IExecutionBackend Jobs, ContainerExec Ex
     public override string Label => $"box {BoxId}";
 
     public override AgentLaunch Launch(AgentLaunch launch) => base.Launch(launch) with { Exec = Exec };
+
+    public override ShellLaunch Shell(ShellLaunch shell) => base.Shell(shell) with { Exec = Exec };
 }
 
 /// <summary>A request for a place the member may not use, or that does not exist: <see cref="Field"/> names the request field.</summary>

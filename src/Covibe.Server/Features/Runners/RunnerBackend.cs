@@ -11,7 +11,7 @@ namespace Covibe.Server.Features.Runners;
 /// sends their logs back; the server keeps a mirror of each log (as for SSH VMs), which is what the team reads. An agent
 /// whose runner is away counts as running until the runner's lease runs out, then as lost.
 /// </summary>
-public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecutionBackend
+public sealed class RunnerBackend(RunnerHub hub, RunnerTerminals terminals, TimeProvider time) : IExecutionBackend
 {
     public const string BackendName = "runner";
 
@@ -125,6 +125,14 @@ public sealed class RunnerBackend(RunnerHub hub, TimeProvider time) : IExecution
         var session = hub.SessionOf(process.Target!)
             ?? throw new AgentNotRunningException("The VM's runner is not connected: the agent's input cannot be closed now. Try again when the runner is back.");
         await session.RequestAsync(RunnerHub.SignalMessage(process, "eof"), cancellationToken);
+    }
+
+    /// <summary>A PTY on the VM, opened by its runner (the shell runs as the runner's user), in the shell's working directory there.</summary>
+    public Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
+    {
+        var vmId = launch.Target ?? throw new ArgumentException("A runner's shell needs the VM.");
+        var shell = launch.Shell;
+        return terminals.OpenAsync(Connected(vmId), shell.WorkingDirectory, shell.Columns, shell.Rows, cancellationToken);
     }
 
     private RunnerSession Connected(string vmId) =>
