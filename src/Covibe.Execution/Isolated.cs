@@ -8,4 +8,11 @@ public static class Isolated
 
     /// <summary>Where a job's runtime directory (FIFO, log, exit code) appears.</summary>
     public const string Runtime = "/covibe";
+
+    /// <summary>Where such a job sees <paramref name="path"/>, a path of this machine in <paramref name="workspace"/>.</summary>
+    public static string InWorkspace(string workspace, string path) => Workspace + path[workspace.Length..];
+
+    /// <summary><paramref name="environment"/> for the user a job there runs as: <c>covibe</c>, at home in the workspace.</summary>
+    public static Dictionary<string, string> AsUser(IReadOnlyDictionary<string, string> environment) =>
+        new(environment) { ["HOME"] = Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe" };
 }

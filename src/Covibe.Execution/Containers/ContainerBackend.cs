@@ -195,15 +195,9 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
         var shell = launch.Shell;
         var workspace = launch.Workspace ?? throw new ArgumentException("A container's shell needs its team's workspace.");
         var teamId = launch.TeamId ?? throw new ArgumentException("A container's shell needs its team.");
-        var environment = new Dictionary<string, string>(shell.Environment)
-        {
-            ["HOME"] = Isolated.Workspace,
-            ["USER"] = "covibe",
-            ["LOGNAME"] = "covibe",
-        };
         var program = shell.Environment.TryGetValue("SHELL", out var named) ? named : shell.Program;
-        return containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.Workspace + shell.WorkingDirectory[workspace.Length..],
-            environment, shell.Columns, shell.Rows, cancellationToken);
+        return containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.InWorkspace(workspace, shell.WorkingDirectory),
+            Isolated.AsUser(shell.Environment), shell.Columns, shell.Rows, cancellationToken);
     }
 
 }

@@ -115,21 +115,14 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
             return Task.FromResult<IPty>(LocalPty.Start(shell));
         }
         var workspace = launch.Workspace ?? throw new ArgumentException("A sandboxed shell needs its team's workspace.");
-        var inside = Isolated.Workspace + shell.WorkingDirectory[workspace.Length..];
         var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments],
-            [new SandboxMount(workspace, Isolated.Workspace, Writable: true)], inside, dieWithParent: true);
-        var environment = new Dictionary<string, string>(shell.Environment)
-        {
-            ["HOME"] = Isolated.Workspace,
-            ["USER"] = "covibe",
-            ["LOGNAME"] = "covibe",
-        };
+            [new SandboxMount(workspace, Isolated.Workspace, Writable: true)], Isolated.InWorkspace(workspace, shell.WorkingDirectory), dieWithParent: true);
         return Task.FromResult<IPty>(LocalPty.Start(shell with
         {
             Program = argv[0],
             Arguments = argv[1..],
             WorkingDirectory = "/",
-            Environment = environment,
+            Environment = Isolated.AsUser(shell.Environment),
             ControllingTerminalInside = true,
         }));
     }

@@ -52,7 +52,7 @@ public sealed class MachineResolver(
             MachinesLog.FellBack(logger, teamId, problem);
             return Host(teamId) with { Fallback = $"{problem} It runs on the server's machine instead, sandboxed." };
         }
-        var environment = new Dictionary<string, string> { ["HOME"] = Isolated.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe", ["PATH"] = "/usr/local/bin:/usr/bin:/bin" };
+        var environment = Isolated.AsUser(new Dictionary<string, string> { ["PATH"] = "/usr/local/bin:/usr/bin:/bin" });
         if (containers.Value.ClaudeApiKey is { Length: > 0 } key)
         {
             environment["CLAUDE_API_KEY"] = key;

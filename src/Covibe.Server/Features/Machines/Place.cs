@@ -35,7 +35,7 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
     public string? BoxId { get; init; }
 
     /// <summary>Where a job here sees <paramref name="path"/>, a path of this machine under <see cref="Workspace"/>.</summary>
-    public virtual string Inside(string path) => Isolated.Workspace + path[(Workspace ?? path).Length..];
+    public virtual string Inside(string path) => Isolated.InWorkspace(Workspace ?? path, path);
 
     /// <summary>A network of its own: what it serves is reached through a bridge, not this machine's loopback.</summary>
     public virtual bool OwnNetwork => false;
@@ -75,7 +75,7 @@ public sealed record HostPlace(IExecutionBackend Jobs, string Workspace) : Place
 
 /// <summary>This machine, in <see cref="Sandbox"/>: as its user, with the workspace at <see cref="Isolated.Workspace"/> and home there.</summary>
 public sealed record SandboxPlace(IExecutionBackend Jobs, string Workspace, HostSandbox Sandbox)
-    : Place(Jobs, Workspace, new Dictionary<string, string> { ["HOME"] = Isolated.Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe" })
+    : Place(Jobs, Workspace, Isolated.AsUser(new Dictionary<string, string>()))
 {
     public new string Workspace => base.Workspace!;
 

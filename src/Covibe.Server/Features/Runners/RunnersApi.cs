@@ -79,11 +79,11 @@ public static partial class RunnersApi
         using var session = RunnerSession.OverWebSocket(vm.Id, vm.TeamId, vm.UserId, outbox);
         var sending = outbox.RunAsync(context.RequestAborted);
         await hub.AttachAsync(session, cancellationToken);
-        // Once the session ends (revoked, replaced), the runner has a moment to answer our close frame, then the socket goes.
-        using var abortAfterClose = session.Closed.Register(() => _ = Task.Delay(TimeSpan.FromSeconds(5)).ContinueWith(_ => socket.Abort(), TaskScheduler.Default));
+        // Once the session ends (revoked, replaced), the runner has the outbox's moment to answer our close frame, then the socket goes.
+        using var receiving = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, outbox.CloseDeadline);
         try
         {
-            await ReceiveAsync(socket, session, hub, logger, context.RequestAborted);
+            await ReceiveAsync(socket, session, hub, logger, receiving.Token);
         }
         finally
         {
@@ -102,7 +102,7 @@ public static partial class RunnersApi
         using var message = new MemoryStream();
         try
         {
-            // Not cancelled when the session ends: that would abort the socket before our close frame (and its code) goes out.
+            // Not cancelled when the session ends, only 2 s after our close frame went out (the outbox's CloseDeadline): the frame and its code get out first.
             while (socket.State is WebSocketState.Open or WebSocketState.CloseSent)
             {
                 var result = await socket.ReceiveAsync(buffer, cancellationToken);
