@@ -500,6 +500,8 @@ public sealed class AgentTests(AgentServerFixture fixture) : IClassFixture<Agent
         // Room in the team now, but a fourth spawn within the minute is one too many.
         var fast = await (await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("four", "echo"))).ShouldBeProblemAsync((HttpStatusCode)429, "too-many-agents");
         fast.GetProperty("detail").GetString()!.ShouldContain("in the last minute");
+        // The refused spawn left nothing behind (its row is checked into the team's limit, then taken back out).
+        (await client.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.ShouldNotContain(a => a.Task == "four");
         foreach (var agent in (await client.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.Where(a => !AgentStatuses.IsFinal(a.Status)))
         {
             await client.DeleteAsync($"/api/agent/{agent.Id}");

@@ -116,14 +116,17 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
         }
         // The machine restarts: the box's container stops, and its memory (the .env) with it.
         await podman.Client.Containers.StopContainerAsync(container, new() { WaitBeforeKillSeconds = 1 });
-        await using var second = await TestServer.StartAsync(settings: settings, dataDirectory: data);
-        await Eventually.UntilAsync(async () => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running == true, running => running,
-            "the box's container runs again");
-        // Whatever restoring that box met, the server still makes boxes.
-        using var again = new BoxClient(second, token);
-        var (_, next) = await again.RequestAsync(_repo);
-        (await again.SettledAsync(next.Id)).Status.ShouldBe("ready");
-        (await again.GetAsync(boxId)).Status.ShouldBe("ready");
+        await using (var second = await TestServer.StartAsync(settings: settings, dataDirectory: data))
+        {
+            await Eventually.UntilAsync(async () => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running == true, running => running,
+                "the box's container runs again");
+            // Whatever restoring that box met, the server still makes boxes.
+            using var again = new BoxClient(second, token);
+            var (_, next) = await again.RequestAsync(_repo);
+            (await again.SettledAsync(next.Id)).Status.ShouldBe("ready");
+            (await again.GetAsync(boxId)).Status.ShouldBe("ready");
+        }
+        // Only once the server has stopped (it releases its leases in the database on the way out).
         StartupTests.Delete(data);
     }
 
