@@ -11,15 +11,17 @@ namespace Covibe.Server.Features.Boxes;
 /// <c>.env</c> goes in, and it is ready. <see cref="BoxProvisioner"/> decides when and under which lease.
 /// </summary>
 public sealed class BoxBuilder(
-    IDbContextFactory<CovibeDb> dbs,
     BoxWork work,
     BoxKinds kinds,
     BoxProgress progress,
     SecretBox secrets,
     TimeProvider time)
 {
-    /// <summary>Makes the box, step by step, recording each step; throws (a <see cref="BoxProvisionException"/> and the like) when a step fails.</summary>
-    public async Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes the box, step by step, recording each step; throws (a <see cref="BoxProvisionException"/> and the like) when a
+    /// step fails. <paramref name="whenReady"/> writes with the box's ready state, in its transaction (the maker's lease goes).
+    /// </summary>
+    public async Task MakeAsync(Box box, BoxLog log, Func<CovibeDb, CancellationToken, Task> whenReady, CancellationToken cancellationToken)
     {
         var kind = kinds.Of(box);
         await kind.MakeAsync(box, log, cancellationToken);
@@ -29,16 +31,22 @@ public sealed class BoxBuilder(
             await progress.StepAsync(box, BoxSteps.Env, log, kind.EnvStep, cancellationToken);
             await InjectEnvAsync(box, cancellationToken);
         }
+        // Ready, its pool's run of failures ended and the maker's lease given up: one commit.
         await progress.StepAsync(box, BoxSteps.Ready, log, "Ready", cancellationToken, b =>
         {
             b.Status = BoxStatuses.Ready;
             b.ReadyAt = time.GetUtcNow().UtcDateTime;
-        });
-        if (box.PoolId is { } poolId)
+        }, async (db, ct) =>
         {
-            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            await db.BoxPools.Where(p => p.Id == poolId)
-                .ExecuteUpdateAsync(s => s.SetProperty(p => p.Failures, 0).SetProperty(p => p.LastError, (string?)null), cancellationToken);
+            if (box.PoolId is { } poolId)
+            {
+                await db.BoxPools.Where(p => p.Id == poolId)
+                    .ExecuteUpdateAsync(s => s.SetProperty(p => p.Failures, 0).SetProperty(p => p.LastError, (string?)null), ct);
+            }
+            await whenReady(db, ct);
+        });
+        if (box.PoolId is not null)
+        {
             work.Reconcile();
         }
     }

@@ -171,21 +171,22 @@ public sealed class BoxProvisioner(
 
     private const string LeasePrefix = "box:";
 
-    /// <summary>Takes the box's lease, and counts the attempt, if the box still waits to be made and no other node makes it.</summary>
+    /// <summary>
+    /// Takes the box's lease, and counts the attempt, if the box still waits to be made and no other node makes it: one
+    /// transaction (a node that loses the race to another counts nothing).
+    /// </summary>
     private async Task<bool> TakeLeaseAsync(string id, CancellationToken cancellationToken)
     {
-        if (!await leases.HoldAsync(LeaseName(id), work.Node, LeaseTime, cancellationToken))
-        {
-            return false;
-        }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         if (await db.Boxes.Where(b => b.Id == id && b.Status == BoxStatuses.Provisioning)
-            .ExecuteUpdateAsync(s => s.SetProperty(b => b.Attempts, b => b.Attempts + 1), cancellationToken) == 1)
+                .ExecuteUpdateAsync(s => s.SetProperty(b => b.Attempts, b => b.Attempts + 1), cancellationToken) != 1
+            || !await leases.HoldAsync(db, LeaseName(id), work.Node, LeaseTime, cancellationToken))
         {
-            return true;
+            return false; // made, failed or released meanwhile, or another node makes it: rolled back
         }
-        await leases.ReleaseAsync(LeaseName(id), work.Node, cancellationToken); // made or failed meanwhile
-        return false;
+        await transaction.CommitAsync(cancellationToken);
+        return true;
     }
 
     private async Task ProvisionAsync(string id, CancellationToken stopping)
@@ -214,8 +215,7 @@ public sealed class BoxProvisioner(
             {
                 throw new BoxProvisionException($"Provisioning was interrupted {MaxAttempts} times; giving up.");
             }
-            await builder.MakeAsync(box, log, cancellationToken);
-            await leases.ReleaseAsync(LeaseName(id), work.Node, CancellationToken.None);
+            await builder.MakeAsync(box, log, (db, ct) => Cluster.Leases.ReleaseAsync(db, LeaseName(id), work.Node, ct), cancellationToken);
         }
         catch (OperationCanceledException) when (stopping.IsCancellationRequested)
         {
@@ -252,6 +252,7 @@ public sealed class BoxProvisioner(
         Box box;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
+            await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
             box = await db.Boxes.SingleAsync(b => b.Id == id, cancellationToken);
             if (box.Status == BoxStatuses.Released)
             {
@@ -275,9 +276,10 @@ public sealed class BoxProvisioner(
                 }
             }
             await db.SaveChangesAsync(cancellationToken);
+            await Cluster.Leases.ReleaseAsync(db, LeaseName(id), work.Node, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
             BoxesLog.Failed(logger, box.Id, box.TeamId, error);
         }
-        await leases.ReleaseAsync(LeaseName(id), work.Node, cancellationToken);
         if (box.HolderId is not null)
         {
             await progress.BroadcastAsync(box, cancellationToken);
@@ -301,9 +303,11 @@ public sealed class BoxProvisioner(
             {
                 await RemoveLeftoversAsync(box, keepLog: box.Status == BoxStatuses.Failed, cancellationToken);
                 await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+                await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
                 await db.Boxes.Where(b => b.Id == box.Id).ExecuteUpdateAsync(s => s.SetProperty(b => b.CleanedAt, time.GetUtcNow().UtcDateTime), cancellationToken);
                 // A box released while this node made it: its lease goes with it.
-                await leases.ReleaseAsync(LeaseName(box.Id), work.Node, cancellationToken);
+                await Cluster.Leases.ReleaseAsync(db, LeaseName(box.Id), work.Node, cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
             }
             catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or UnauthorizedAccessException or BoxProvisionException)
             {

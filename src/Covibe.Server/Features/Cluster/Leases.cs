@@ -16,9 +16,18 @@ public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
     /// </summary>
     public async Task<bool> HoldAsync(string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
     {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return await HoldAsync(db, name, holder, duration, cancellationToken);
+    }
+
+    /// <summary>
+    /// <see cref="HoldAsync(string, string, TimeSpan, CancellationToken)"/> on <paramref name="db"/>, within its transaction:
+    /// the lease and the work's own change commit together (or not at all).
+    /// </summary>
+    public async Task<bool> HoldAsync(CovibeDb db, string name, string holder, TimeSpan duration, CancellationToken cancellationToken)
+    {
         var now = time.GetUtcNow().UtcDateTime;
         var expires = now + duration;
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         return await db.Database.ExecuteSqlInterpolatedAsync($"""
             INSERT INTO leases (name, holder, expires_at) VALUES ({name}, {holder}, {expires})
             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
@@ -82,8 +91,12 @@ public sealed class Leases(IDbContextFactory<CovibeDb> dbs, TimeProvider time)
     public async Task ReleaseAsync(string name, string holder, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        await db.Leases.Where(l => l.Name == name && l.Holder == holder).ExecuteDeleteAsync(cancellationToken);
+        await ReleaseAsync(db, name, holder, cancellationToken);
     }
+
+    /// <summary>Gives up <paramref name="name"/> if <paramref name="holder"/> holds it, on <paramref name="db"/> within its transaction (with the change that ends the work).</summary>
+    public static Task ReleaseAsync(CovibeDb db, string name, string holder, CancellationToken cancellationToken) =>
+        db.Leases.Where(l => l.Name == name && l.Holder == holder).ExecuteDeleteAsync(cancellationToken);
 }
 
 /// <summary>Work that must run on one server node at a time (the pool reconciler, an agent's supervision): whoever holds an unexpired lease.</summary>

@@ -1,7 +1,12 @@
 using System.Net;
 using System.Net.Http.Json;
 using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Boxes;
+using Covibe.Server.Features.Cluster;
 using Covibe.Server.Tests.Infrastructure;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Covibe.Server.Tests;
 
@@ -24,6 +29,12 @@ public sealed class PoolTests(PodmanService podman) : IDisposable
         var filled = await sarah.PoolReadyAsync(2);
         filled.Provisioning.ShouldBe(0);
         filled.Source.ShouldBe("api");
+        // Ready boxes are no node's work any more: their makers' leases went with the ready state.
+        var leases = server.App.Services.GetRequiredService<Leases>();
+        foreach (var id in await PoolBoxIdsAsync(server))
+        {
+            (await leases.HolderAsync(BoxProvisioner.LeaseName(id), CancellationToken.None)).ShouldBeNull($"box {id} is ready");
+        }
 
         // A claim takes a ready box: ready in the answer, with how long the server took.
         var (status, box) = await sarah.RequestAsync(_repo, requestedBy: "ticket-7");
@@ -122,6 +133,12 @@ public sealed class PoolTests(PodmanService podman) : IDisposable
         (await miguel.PoolsAsync()).Single().MaxInstances.ShouldBe(2);
         // An empty list removes them.
         (await sarah.SetPoolsAsync()).ShouldBeEmpty();
+    }
+
+    private static async Task<List<string>> PoolBoxIdsAsync(TestServer server)
+    {
+        await using var db = await server.App.Services.GetRequiredService<IDbContextFactory<CovibeDb>>().CreateDbContextAsync();
+        return await db.Boxes.Where(b => b.PoolId != null && b.Status == BoxStatuses.Ready).Select(b => b.Id).ToListAsync();
     }
 
     public void Dispose() => _repo.Dispose();
