@@ -14,6 +14,7 @@ public sealed class HubClient : IAsyncDisposable
     private readonly TaskCompletionSource<(WebSocketCloseStatus? Status, string? Reason)> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _stop = new();
     private Task _reader = Task.CompletedTask;
+    private TaskCompletionSource _reading = Reading();
 
     private HubClient(ClientWebSocket socket) => Socket = socket;
 
@@ -50,6 +51,18 @@ public sealed class HubClient : IAsyncDisposable
 
     /// <summary>Starts reading a connection opened with <c>read: false</c>.</summary>
     public void StartReading() => _reader = ReadLoopAsync();
+
+    /// <summary>Stops taking frames off the socket, as a stalled client does (the buffers between it and the server fill), until <see cref="ResumeReading"/>.</summary>
+    public void PauseReading() => Volatile.Write(ref _reading, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+
+    public void ResumeReading() => Volatile.Read(ref _reading).TrySetResult();
+
+    private static TaskCompletionSource Reading()
+    {
+        var reading = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        reading.SetResult();
+        return reading;
+    }
 
     public Task SendAsync(object message) => SendTextAsync(JsonSerializer.Serialize(message, JsonSerializerOptions.Web));
 
@@ -122,6 +135,7 @@ public sealed class HubClient : IAsyncDisposable
         {
             while (true)
             {
+                await Volatile.Read(ref _reading).Task.WaitAsync(_stop.Token);
                 var count = 0;
                 ValueWebSocketReceiveResult result;
                 do

@@ -1,4 +1,5 @@
 using Covibe.Server.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace Covibe.Server.Tests;
 
@@ -12,10 +13,14 @@ public sealed class ClusterTerminalTests(PostgresServer postgres, RedisServer re
 {
     private static readonly object Sh = new { shell = "/bin/sh" };
 
-    private async Task<(TestServer A, TestServer B)> StartNodesAsync()
+    private async Task<(TestServer A, TestServer B)> StartNodesAsync(Dictionary<string, string>? extra = null)
     {
         var database = await postgres.CreateDatabaseAsync();
         var settings = redis.ClusterSettings();
+        foreach (var (key, value) in extra ?? [])
+        {
+            settings[key] = value;
+        }
         return (await TestServer.StartAsync(postgres: database, settings: settings), await TestServer.StartAsync(postgres: database, settings: settings));
     }
 
@@ -116,5 +121,61 @@ public sealed class ClusterTerminalTests(PostgresServer postgres, RedisServer re
         await sarahOnB.CreateAsync("on-b", Sh);
         await sarahOnB.CommandAsync("on-b", "echo still-here n=$((9*9))");
         await sarahOnB.OutputUntilAsync("on-b", "still-here n=81");
+    }
+
+    [Fact]
+    public async Task AWatcherOnNodeB_WhoStopsReading_IsHeldBackNotDropped_ThenDetachedWithWhereToCatchUp()
+    {
+        var (a, b) = await StartNodesAsync(new() { ["Covibe:Terminals:SlowViewerSeconds"] = "2" });
+        await using var nodeA = a;
+        await using var nodeB = b;
+        var (owner, member) = await a.CreateTeamWithMemberAsync("Terminals team");
+        await using var sarahOnA = await ConnectAsync(a, owner.Auth.AccessToken);
+        await sarahOnA.CreateAsync("busy", Sh);
+        await sarahOnA.SendAsync(new { type = "session", action = "share", id = "busy" });
+        await sarahOnA.ReceiveAsync(m => TerminalClient.Is(m, "session", "shared"));
+        await sarahOnA.SendAsync(new { type = "session", action = "detach", id = "busy" });
+        await sarahOnA.ReceiveAsync(m => TerminalClient.Is(m, "session", "detached"));
+
+        // The teammate watches through node B, then his page stops reading (a phone put away) while the shell pours out
+        // far more than the sockets between the nodes and him can hold.
+        await using var miguelOnB = await ConnectAsync(b, member.AccessToken);
+        await ListedAsync(miguelOnB, ids => ids.Contains("busy"), "node B lists the shared terminal");
+        await miguelOnB.SendAsync(new { type = "session", action = "attach", id = "busy" });
+        await miguelOnB.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"));
+        miguelOnB.Socket.PauseReading();
+        await sarahOnA.CommandAsync("busy", "yes covibe | head -c 100000000; echo finished-$((6*7))");
+
+        // Node A holds the shell back for him, across node B, until he has been silent too long; then it detaches him
+        // and the shell runs on to its end. When he reads again, he has every byte up to where he was detached, in order,
+        // and is told from where to catch up.
+        var shell = a.App.Services.GetRequiredService<Covibe.Terminals.TerminalManager>().Find("busy")!;
+        await Eventually.UntilAsync(() => Task.FromResult(shell.Output.End), end => end > 100_000_000, "the run ends on node A", TimeSpan.FromSeconds(90));
+        miguelOnB.Socket.ResumeReading();
+        var tooSlow = await miguelOnB.ReceiveAsync(m => m.GetProperty("type").GetString() == "error", TimeSpan.FromSeconds(60), "the watcher detached");
+        tooSlow.GetProperty("code").GetString().ShouldBe("VIEWER_TOO_SLOW", tooSlow.ToString());
+        tooSlow.GetProperty("session").GetString().ShouldBe("busy");
+        var since = long.Parse(System.Text.RegularExpressions.Regex.Match(tooSlow.GetProperty("error").GetString()!, "\"since\": (\\d+)").Groups[1].Value,
+            System.Globalization.CultureInfo.InvariantCulture);
+        since.ShouldBeGreaterThan(0);
+        await Eventually.UntilAsync(() => Task.FromResult(miguelOnB.Snapshot("busy").End), end => end == since, "his output up to where he was detached");
+        var position = -1L;
+        foreach (var output in miguelOnB.Outputs)
+        {
+            var end = output.GetProperty("end").GetInt64();
+            var start = end - System.Text.Encoding.UTF8.GetByteCount(output.GetProperty("data").GetString()!);
+            if (position >= 0)
+            {
+                start.ShouldBe(position, "no output lost between two frames");
+            }
+            position = end;
+        }
+        since.ShouldBeLessThan(100_000_000, "he was detached while the shell was still held back for him");
+
+        // He attaches again from there: told what the scrollback no longer holds, and sees the end of the run.
+        await miguelOnB.SendAsync(new { type = "session", action = "attach", id = "busy", since });
+        var again = await miguelOnB.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"));
+        again.GetProperty("from").GetInt64().ShouldBeGreaterThanOrEqualTo(since);
+        await miguelOnB.OutputUntilAsync("busy", "finished-42", TimeSpan.FromSeconds(60));
     }
 }
