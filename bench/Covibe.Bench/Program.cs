@@ -7,6 +7,7 @@
 //   idle                  memory per idle joined hub connection (issue 11); see IdleBench.cs
 //   preview               push-to-live time and the switch-over gap of the shared preview (issue 12); see PreviewBench.cs
 //   boxes                 warm-pool claims, cold provisioning and refill of boxes (issue 13); see BoxBench.cs
+//   claims                the warm-pool claim path alone, many bursts of claims at once (issues 13, 23); see ClaimBench.cs
 //   runner                agent output through a runner VM beside SSH and this server (issue 14); see RunnerBench.cs
 // Run through bench/run, which installs the Node baselines' packages first.
 
@@ -26,6 +27,9 @@ switch (args.FirstOrDefault())
         break;
     case "boxes":
         await BoxBench.RunAsync(args);
+        break;
+    case "claims":
+        await ClaimBench.RunAsync(args);
         break;
     case "cluster":
         await ClusterBench.RunAsync(args);
