@@ -86,15 +86,22 @@ public sealed class PoolReconciler(
     {
         var now = time.GetUtcNow().UtcDateTime;
         var head = pool.HeadCommit;
+        (string? Head, string? Error)? looked = null;
         if (pool.HeadCheckedAt is null || now - pool.HeadCheckedAt >= TimeSpan.FromSeconds(options.Value.HeadCheckSeconds) || head is null)
         {
-            head = await CheckHeadAsync(pool, now, cancellationToken) ?? head;
+            looked = await ReadHeadAsync(pool, cancellationToken);
+            head = looked.Value.Head ?? head;
         }
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var current = await db.BoxPools.AsNoTracking().SingleOrDefaultAsync(p => p.Id == pool.Id, cancellationToken);
+        var current = await db.BoxPools.SingleOrDefaultAsync(p => p.Id == pool.Id, cancellationToken);
         if (current is null)
         {
             return;
+        }
+        if (looked is var (newHead, error))
+        {
+            // Saved with the boxes it replaces, in one commit: nobody sees the new head while only old boxes stand ready.
+            RecordHead(current, newHead, error, now);
         }
         var boxes = await db.Boxes.Where(b => b.PoolId == pool.Id && (b.Status == BoxStatuses.Ready || b.Status == BoxStatuses.Provisioning)).ToListAsync(cancellationToken);
         var standby = boxes.Where(b => b.HolderId == null).ToList();
@@ -156,47 +163,37 @@ public sealed class PoolReconciler(
         }
     }
 
-    /// <summary>The branch's head now (a moved branch also ends a pause); a failure counts against the pool like a failed box.</summary>
-    private async Task<string?> CheckHeadAsync(BoxPool pool, DateTime now, CancellationToken cancellationToken)
+    /// <summary>The branch's head now, or why it could not be read.</summary>
+    private async Task<(string? Head, string? Error)> ReadHeadAsync(BoxPool pool, CancellationToken cancellationToken)
     {
-        string? head = null;
-        string? error = null;
         try
         {
-            head = await git.HeadAsync(pool.RepoUrl, pool.BaseBranch, options.Value.AllowLocalRepositories, cancellationToken);
-            if (head is null)
-            {
-                error = $"The repository has no branch '{pool.BaseBranch}' any more.";
-            }
+            var head = await git.HeadAsync(pool.RepoUrl, pool.BaseBranch, options.Value.AllowLocalRepositories, cancellationToken);
+            return head is null ? (null, $"The repository has no branch '{pool.BaseBranch}' any more.") : (head, null);
         }
         catch (GitMirrorException e)
         {
-            error = $"The repository could not be read: {e.Message}";
+            return (null, $"The repository could not be read: {e.Message}");
         }
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var row = await db.BoxPools.SingleOrDefaultAsync(p => p.Id == pool.Id, cancellationToken);
-        if (row is null)
-        {
-            return null;
-        }
+    }
+
+    /// <summary>Records a look at the branch's head on the pool: a moved branch also ends a pause; a failure is its last error.</summary>
+    private static void RecordHead(BoxPool row, string? head, string? error, DateTime now)
+    {
         row.HeadCheckedAt = now;
-        if (head is not null)
-        {
-            if (row.HeadCommit != head && row.PausedReason is not null)
-            {
-                // New commits: worth another try.
-                row.PausedReason = null;
-                row.Failures = 0;
-                row.ResumeAt = null;
-            }
-            row.HeadCommit = head;
-        }
-        else
+        if (head is null)
         {
             row.LastError = error;
+            return;
         }
-        await db.SaveChangesAsync(cancellationToken);
-        return head;
+        if (row.HeadCommit != head && row.PausedReason is not null)
+        {
+            // New commits: worth another try.
+            row.PausedReason = null;
+            row.Failures = 0;
+            row.ResumeAt = null;
+        }
+        row.HeadCommit = head;
     }
 
     private void Retire(List<Box> boxes, string why)

@@ -158,6 +158,7 @@ public sealed class ContainerTests(PodmanService podman)
 
         // Shared with the team: a teammate watches the container's shell, read-only.
         await sarah.SendAsync(new { type = "session", action = "share", id = "boxed" });
+        await sarah.ReceiveAsync(m => TerminalClient.Is(m, "session", "shared"));
         await using (var miguel = await TerminalClient.ConnectAsync(server.Url, "/terminal", member.AccessToken))
         {
             await miguel.ReceiveAsync("ready");
