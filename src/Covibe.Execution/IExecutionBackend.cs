@@ -142,3 +142,9 @@ public enum AgentSignal
 }
 
 public sealed class AgentNotRunningException(string message) : Exception(message);
+
+/// <summary>
+/// The place did not answer (its container engine stopped, or was too slow), so nothing was started or opened there: the
+/// caller may place the work again, elsewhere (the fallback), or say the place is unavailable.
+/// </summary>
+public sealed class PlaceUnreachableException(string message, Exception inner) : IOException(message, inner);

@@ -23,7 +23,22 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
 
     public static string AgentContainerName(string teamId, string agentId) => $"covibes_agent_{teamId}_{agentId}";
 
+    /// <summary>Starts the container; <see cref="PlaceUnreachableException"/> when the engine does not answer.</summary>
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StartContainerAsync(launch, cancellationToken);
+        }
+        catch (Exception e) when (ManagedContainers.IsUnreachable(e, cancellationToken))
+        {
+            // Nothing started: the runtime directory is left as a start elsewhere makes it (its input FIFO made afresh).
+            File.Delete(Path.Combine(runtimeRoot, launch.AgentId, "stdin"));
+            throw containers.Unreachable(e);
+        }
+    }
+
+    private async Task<AgentProcess> StartContainerAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var workspace = launch.Workspace ?? throw new ArgumentException("A container agent needs its team's workspace.");
         var teamId = launch.TeamId ?? throw new ArgumentException("A container agent needs its team.");
@@ -190,14 +205,21 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
     /// A shell in the team's workspace container (started if it is not running), through a TTY exec: the workspace at
     /// <see cref="Isolated.Workspace"/> and home there.
     /// </summary>
-    public Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
+    public async Task<IPty> OpenTerminalAsync(ShellLaunch launch, CancellationToken cancellationToken)
     {
         var shell = launch.Shell;
         var workspace = launch.Workspace ?? throw new ArgumentException("A container's shell needs its team's workspace.");
         var teamId = launch.TeamId ?? throw new ArgumentException("A container's shell needs its team.");
         var program = shell.Environment.TryGetValue("SHELL", out var named) ? named : shell.Program;
-        return containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.InWorkspace(workspace, shell.WorkingDirectory),
-            Isolated.AsUser(shell.Environment), shell.Columns, shell.Rows, cancellationToken);
+        try
+        {
+            return await containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.InWorkspace(workspace, shell.WorkingDirectory),
+                Isolated.AsUser(shell.Environment), shell.Columns, shell.Rows, cancellationToken);
+        }
+        catch (Exception e) when (ManagedContainers.IsUnreachable(e, cancellationToken))
+        {
+            throw containers.Unreachable(e);
+        }
     }
 
 }

@@ -46,8 +46,12 @@ public sealed record ContainerSettings(string Image, string Network, ContainerLi
 /// <summary>A container made for a team: its type (<c>agent</c>, <c>sync</c>), name and what to remember of it.</summary>
 public sealed record ContainerMade(string TeamId, string Type, string Name, IReadOnlyDictionary<string, string?> Metadata);
 
-/// <summary>Told when the backend makes or removes a container, so the server can keep its records (seed 003's container_environments).</summary>
-public sealed record ContainerEvents(Func<ContainerMade, CancellationToken, Task> Made, Func<string, CancellationToken, Task> Removed);
+/// <summary>
+/// Told when the backend makes or removes a container, so the server can keep its records (seed 003's
+/// container_environments), and when the engine did not answer (<see cref="Unreachable"/>: the server marks it down at once).
+/// </summary>
+public sealed record ContainerEvents(
+    Func<ContainerMade, CancellationToken, Task> Made, Func<string, CancellationToken, Task> Removed, Action<Exception>? Unreachable = null);
 
 /// <summary>
 /// Covibe's containers in the engine, beyond one agent's lifecycle: the labels that mark them as
@@ -205,6 +209,22 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
 
     /// <summary>Tells the server a container was made for a team.</summary>
     public Task MadeAsync(ContainerMade made, CancellationToken cancellationToken) => events?.Made(made, cancellationToken) ?? Task.CompletedTask;
+
+    /// <summary>
+    /// Whether <paramref name="e"/> says the engine did not answer (its socket refused or closed the connection, or the
+    /// call timed out), as opposed to an answer that refused the request.
+    /// </summary>
+    public static bool IsUnreachable(Exception e, CancellationToken cancellationToken) =>
+        e is HttpRequestException or TimeoutException
+        || (e is IOException && e is not PlaceUnreachableException && e.GetBaseException() is System.Net.Sockets.SocketException)
+        || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
+
+    /// <summary>The engine did not answer: told to the server, and the error to throw.</summary>
+    public PlaceUnreachableException Unreachable(Exception e)
+    {
+        events?.Unreachable?.Invoke(e);
+        return new PlaceUnreachableException($"The container engine does not answer ({e.GetBaseException().Message}).", e);
+    }
 
     public static string EngineMessage(DockerApiException e) =>
         e.ResponseBody is { Length: > 0 } body && body.Contains("\"message\"", StringComparison.Ordinal)

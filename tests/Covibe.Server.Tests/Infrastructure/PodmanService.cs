@@ -39,6 +39,15 @@ public sealed class PodmanService : IAsyncLifetime
         var config = Path.Combine(_directory, "containers.conf");
         // These machines start containers only with runc and explicit ulimits (see ENVIRONMENT.md).
         await File.WriteAllTextAsync(config, "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\n");
+        await StartServiceAsync();
+        Client = new DockerClientBuilder().WithEndpoint(new Uri(DockerHost)).WithTimeout(TimeSpan.FromMinutes(5)).Build();
+        await Client.System.PingAsync();
+        await HostImage.BuildAsync(Client, Image, (10001, 10001), new Progress<string>(_ => { }), CancellationToken.None);
+    }
+
+    /// <summary>Starts the API service (its containers, run by conmon, live on while it is stopped).</summary>
+    public async Task StartServiceAsync()
+    {
         var info = new ProcessStartInfo("podman",
             ["--root", Path.Combine(_directory, "root"), "--runroot", Path.Combine(_directory, "run"), "--tmpdir", Path.Combine(_directory, "tmp"),
                 "system", "service", "--time=0", DockerHost])
@@ -46,16 +55,41 @@ public sealed class PodmanService : IAsyncLifetime
             RedirectStandardError = true,
             RedirectStandardOutput = true,
         };
-        info.Environment["CONTAINERS_CONF"] = config;
+        info.Environment["CONTAINERS_CONF"] = Path.Combine(_directory, "containers.conf");
         // Podman keeps each imported image's tarball in TMPDIR (/var/tmp by default) and never deletes it: 461 MB a run
         // filled a machine's disk. Here it goes with the rest of the fixture.
         Directory.CreateDirectory(Path.Combine(_directory, "tmp"));
         info.Environment["TMPDIR"] = Path.Combine(_directory, "tmp");
         _service = Process.Start(info) ?? throw new InvalidOperationException("podman could not be started; install it (./test.sh does).");
         await Eventually.UntilAsync(() => Task.FromResult(File.Exists(Socket)), "podman's API socket appears", TimeSpan.FromSeconds(30));
-        Client = new DockerClientBuilder().WithEndpoint(new Uri(DockerHost)).WithTimeout(TimeSpan.FromMinutes(5)).Build();
-        await Client.System.PingAsync();
-        await HostImage.BuildAsync(Client, Image, (10001, 10001), new Progress<string>(_ => { }), CancellationToken.None);
+    }
+
+    /// <summary>Stops the API service as a crash would (its socket stays, refusing connections); the engine is gone for the server.</summary>
+    public async Task StopServiceAsync()
+    {
+        _service!.Kill();
+        await _service.WaitForExitAsync();
+        _service.Dispose();
+        _service = null;
+    }
+
+    /// <summary>Starts the API service again after <see cref="StopServiceAsync"/>, answering again.</summary>
+    public async Task RestartServiceAsync()
+    {
+        File.Delete(Socket);
+        await StartServiceAsync();
+        await Eventually.UntilAsync(async () =>
+        {
+            try
+            {
+                await Client.System.PingAsync();
+                return true;
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or DockerApiException)
+            {
+                return false;
+            }
+        }, "podman answers again", TimeSpan.FromSeconds(30));
     }
 
     public async Task DisposeAsync()

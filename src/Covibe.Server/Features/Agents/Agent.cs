@@ -19,10 +19,11 @@ public sealed class Agent
     public int? ExitCode { get; set; }
     public string? Error { get; set; }
 
-    public required string Backend { get; init; }
+    /// <summary>Where it runs (a backend's name): set when it is placed, and again only if that place did not answer its start.</summary>
+    public required string Backend { get; set; }
     /// <summary>The machine it runs on within its backend: a VM id (<c>ssh</c>), a container name (<c>container</c>); null on this server.</summary>
     public string? Target { get; set; }
-    public required string WorkingDirectory { get; init; }
+    public required string WorkingDirectory { get; set; }
     /// <summary>The box it runs in, if any (its repository is there; releasing the box stops the agent).</summary>
     public string? BoxId { get; init; }
     public string? RuntimeDirectory { get; set; }

@@ -145,7 +145,15 @@ public sealed partial class AgentService(
         {
             return await StartElsewhereAsync(db, agent, placement, node, caller, cancellationToken);
         }
-        return await StartAsync(db, agent, placement, caller, cancellationToken);
+        try
+        {
+            return await StartAsync(db, agent, placement, caller, cancellationToken);
+        }
+        catch (PlaceUnreachableException e)
+        {
+            AgentsLog.LaunchFailed(logger, agent.Id, e);
+            return await PlaceAgainAsync(db, agent, caller, request, cancellationToken);
+        }
     }
 
     /// <summary>Starts a new agent (saved as starting) where <paramref name="placement"/> says, and follows it.</summary>
@@ -164,7 +172,7 @@ public sealed partial class AgentService(
                 await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, "agent.start", $"agent {agent.Id} ({agent.Type}) on {agent.Backend}", cancellationToken);
             }
         }
-        catch (Exception e) when (e is IOException or System.ComponentModel.Win32Exception or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException and not PlaceUnreachableException or System.ComponentModel.Win32Exception or UnauthorizedAccessException)
         {
             AgentsLog.LaunchFailed(logger, agent.Id, e);
             NotStarted(agent, e.Message);

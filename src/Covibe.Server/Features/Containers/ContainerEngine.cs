@@ -5,10 +5,14 @@ using Covibe.Execution.Containers;
 
 namespace Covibe.Server.Features.Containers;
 
-/// <summary>The container engine at <c>DOCKER_HOST</c>: its client, and whether it can take agents now (asked at most every few seconds).</summary>
-public sealed class ContainerEngine(IOptions<ContainersOptions> options, ContainerUser user, ContainerJournal journal, TimeProvider time) : IDisposable
+/// <summary>
+/// The container engine at <c>DOCKER_HOST</c>: its client, and whether it can take agents now (asked at most every few
+/// seconds, and marked down at once when a call finds it gone: <see cref="MarkDown"/>).
+/// </summary>
+public sealed class ContainerEngine(IOptions<ContainersOptions> options, ContainerUser user, ContainerJournal journal, TimeProvider time, ILogger<ContainerEngine> logger)
+    : IDisposable
 {
-    private static readonly TimeSpan Remember = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan RememberDown = TimeSpan.FromSeconds(2);
     private readonly Lock _lock = new();
     private DockerClient? _client;
     private ManagedContainers? _containers;
@@ -38,7 +42,8 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
                     new ContainerLimits(ContainersOptions.Bytes(o.PreviewMemory), ContainersOptions.Bytes(o.PreviewMemoryReservation), o.PreviewCpus, o.PreviewCpuReservation)),
                     new ContainerEvents(
                         (made, ct) => journal.RecordAsync(made.TeamId, made.Type, made.Name, made.Metadata, ct),
-                        (name, ct) => journal.SetStatusAsync(name, ContainerStatuses.Removed, ct)));
+                        (name, ct) => journal.SetStatusAsync(name, ContainerStatuses.Removed, ct),
+                        MarkDown));
             }
         }
     }
@@ -48,7 +53,8 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
     {
         var now = time.GetUtcNow();
         var last = _last;
-        if (now - last.At < Remember)
+        var remember = TimeSpan.FromSeconds(options.Value.EngineCheckSeconds);
+        if (now - last.At < (last.Problem is null ? remember : TimeSpan.FromTicks(Math.Min(remember.Ticks, RememberDown.Ticks))))
         {
             return last.Problem;
         }
@@ -75,8 +81,29 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
             }
             problem = $"The container engine at {options.Value.EngineAddress} does not answer ({e.GetBaseException().Message}).";
         }
-        _last = new EngineCheck(now, problem);
+        Record(new EngineCheck(now, problem));
         return problem;
+    }
+
+    /// <summary>
+    /// A call found the engine gone (<paramref name="failure"/>): it is down from now on, without waiting for the next
+    /// check, so the next placement takes the fallback; it is asked again a few seconds later, and is up once it answers.
+    /// </summary>
+    public void MarkDown(Exception failure) =>
+        Record(new EngineCheck(time.GetUtcNow(), $"The container engine at {options.Value.EngineAddress} does not answer ({failure.GetBaseException().Message})."));
+
+    private void Record(EngineCheck check)
+    {
+        var before = _last;
+        _last = check;
+        if (check.Problem is not null && before.Problem is null)
+        {
+            ContainersLog.EngineDown(logger, check.Problem);
+        }
+        else if (check.Problem is null && before.Problem is not null && before.At != DateTimeOffset.MinValue)
+        {
+            ContainersLog.EngineBack(logger);
+        }
     }
 
     public void Dispose() => _client?.Dispose();

@@ -54,6 +54,12 @@ public sealed class ContainersOptions
     [Range(1, 600)] public int HealthCheckTimeoutSeconds { get; set; } = 5;
     [Range(1, 100)] public int HealthCheckRetries { get; set; } = 3;
 
+    /// <summary>
+    /// How long an answer of the engine is trusted before it is asked again (a call that finds it gone marks it down at
+    /// once; down, it is asked again after 2 s at most, and is up once it answers).
+    /// </summary>
+    [Range(1, 3600)] public int EngineCheckSeconds { get; set; } = 5;
+
     /// <summary>A labelled container the database does not know is removed once it is this old (younger, its row may be on its way).</summary>
     [Range(0, 3600)] public int OrphanGraceSeconds { get; set; } = 60;
 

@@ -44,7 +44,18 @@ public sealed class MachineTerminals(TerminalLaunch local, MachineResolver machi
             _ => throw new TerminalException(TerminalErrorCodes.CommandFailed, "Terminals do not open there."),
         };
         var launch = place.Shell(new ShellLaunch(shell, teamId));
-        return new TerminalStart(shell, commandDirectory, place.Label, ct => place.Jobs.OpenTerminalAsync(launch, ct));
+        return new TerminalStart(shell, commandDirectory, place.Label, async ct =>
+        {
+            try
+            {
+                return await place.Jobs.OpenTerminalAsync(launch, ct);
+            }
+            catch (PlaceUnreachableException e)
+            {
+                // Marked down already: the next terminal is placed without it (the fallback, or a refusal saying why).
+                throw new TerminalException(TerminalErrorCodes.CommandFailed, $"{e.Message} Create the terminal again: it opens where the server runs terminals without it.");
+            }
+        });
     }
 
     /// <summary>The team's workspace on this machine (as it is, in the sandbox or in its container): cwd confined to it, paths as the place sees them.</summary>

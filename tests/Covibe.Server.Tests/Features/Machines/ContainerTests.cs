@@ -83,6 +83,60 @@ public sealed class ContainerTests(PodmanService podman)
     }
 
     [Fact]
+    public async Task TheEngineStoppingWhileTheServerRuns_SendsTheNextAgentToTheFallbackOrA503_NeverA500_AndContainersComeBack()
+    {
+        // The engine's answer is trusted for ten minutes here: only a call that finds it gone can tell the server.
+        var settings = podman.Settings();
+        settings["Covibe:Containers:EngineCheckSeconds"] = "600";
+        settings["Covibe:Agents:SpawnsPerMinute"] = "1000";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var strict = new Dictionary<string, string>(settings) { ["Covibe:Containers:Fallback"] = "none" };
+        await using var strictServer = await TestServer.StartAsync(settings: strict);
+        var owner = await server.CreateTeamAsync();
+        var strictOwner = await strictServer.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        using var strictClient = strictServer.Client(strictOwner.Auth.AccessToken);
+        async Task<HttpResponseMessage> SpawnAsync(HttpClient http, string task) => await http.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest(task, "mock"));
+        (await (await SpawnAsync(client, "before")).Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method.ShouldBe("docker");
+        (await (await SpawnAsync(strictClient, "before")).Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method.ShouldBe("docker");
+
+        await podman.StopServiceAsync();
+        try
+        {
+            // The spawn finds the engine gone, marks it down, and runs the agent on the fallback, saying why.
+            using var reply = await SpawnAsync(client, "while the engine is away");
+            reply.StatusCode.ShouldBe(HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
+            var spawned = (await reply.Content.ReadFromJsonAsync<SpawnAgentResponse>())!;
+            spawned.Method.ShouldBe("local");
+            spawned.Fallback!.ShouldContain("does not answer");
+            var finished = await server.WaitFinishedAsync(owner.Auth.AccessToken, spawned.Agent.Id);
+            finished.Status.ShouldBe("completed", finished.Error);
+            // Marked down at once: the environment says so, and so does the next spawn, without calling the engine.
+            using var environment = await client.GetAsync("/api/team/environment");
+            (await environment.Content.ReadAsStringAsync()).ShouldContain("does not answer");
+
+            // With no fallback allowed: a terminal says why it did not open (and tells the server the engine is down),
+            // then a spawn is refused with 503, and no agent is left behind.
+            await using (var terminal = await TerminalClient.ConnectAsync(strictServer.Url, "/terminal", strictOwner.Auth.AccessToken))
+            {
+                await terminal.ReceiveAsync("ready");
+                await terminal.SendAsync(new { type = "session", action = "create", id = "while-away", config = new { shell = "/bin/sh" } });
+                (await terminal.ErrorAsync("COMMAND_FAILED")).GetProperty("error").GetString()!.ShouldContain("does not answer");
+            }
+            var problem = await (await SpawnAsync(strictClient, "refused")).ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable");
+            problem.GetProperty("detail").GetString()!.ShouldContain("does not answer");
+            (await strictClient.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.Select(a => a.Task).ShouldBe(["before"]);
+        }
+        finally
+        {
+            await podman.RestartServiceAsync();
+        }
+        // Back: agents go to containers again.
+        await Eventually.UntilAsync(async () => (await (await SpawnAsync(client, "after")).Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method,
+            method => method == "docker", "agents run in containers again once the engine answers");
+    }
+
+    [Fact]
     public async Task EngineDown_FallsBackToTheSandboxSayingWhy_OrRefusesWhenNoFallbackIsAllowed()
     {
         var settings = podman.Settings();
