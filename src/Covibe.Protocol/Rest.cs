@@ -53,4 +53,4 @@ public sealed record ChatMessageDto(long Id, string UserId, string UserName, str
 public sealed record ChatHistoryResponse(ChatMessageDto[] Messages, long? NextBefore);
 
 /// <summary><see cref="Redis"/>: with several nodes (REDIS_URL), <c>connected</c> or <c>down</c>; null on a single node.</summary>
-public sealed record HealthResponse(string Status, int Sessions, long Uptime, string Version, string Database, string? Redis = null);
+public sealed record HealthResponse(string Status, int Sessions, long Uptime, string Version, string Database, string? Redis = null, string? Engine = null);

@@ -85,6 +85,9 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
         return problem;
     }
 
+    /// <summary>The engine as last seen, without asking it: <c>ok</c>, <c>unavailable</c>, or null before anyone asked.</summary>
+    public string? State => _last is { At.Ticks: > 0 } last ? last.Problem is null ? "ok" : "unavailable" : null;
+
     /// <summary>
     /// A call found the engine gone (<paramref name="failure"/>): it is down from now on, without waiting for the next
     /// check, so the next placement takes the fallback; it is asked again a few seconds later, and is up once it answers.

@@ -5,10 +5,11 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Hub;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Health;
 
-/// <summary><c>GET /health</c> in seed 004's shape: status, sessions, uptime (s), version; plus the database in use.</summary>
+/// <summary><c>GET /health</c> in seed 004's shape: status, sessions, uptime (s), version; plus the database in use, Redis and the container engine when used.</summary>
 public static class HealthApi
 {
     public static readonly string Version =
@@ -24,14 +25,18 @@ public static class HealthApi
     }
 
     public static async Task<Results<Ok<HealthResponse>, JsonHttpResult<HealthResponse>>> Health(
-        IDbContextFactory<CovibeDb> dbs, TeamHub hub, Cluster.IClusterLink cluster, CancellationToken cancellationToken)
+        IDbContextFactory<CovibeDb> dbs, TeamHub hub, Cluster.IClusterLink cluster, Containers.ContainerEngine engine,
+        IOptions<Containers.ContainersOptions> containers, CancellationToken cancellationToken)
     {
         // With several nodes: whether this one reaches Redis (it keeps serving its own clients either way).
         var redis = cluster.State;
+        // Where agents or previews go to containers: the engine as last seen (never asked here, so /health stays quick).
+        var engineState = containers.Value.ForAgents || containers.Value.ForPreview ? engine.State : null;
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var reachable = await db.Database.CanConnectAsync(cancellationToken);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
-        var body = new HealthResponse(reachable ? redis is "down" ? "degraded" : "running" : "degraded", hub.ConnectionCount, uptime, Version, db.ProviderName(), redis);
+        var degraded = !reachable || redis is "down" || engineState is "unavailable";
+        var body = new HealthResponse(degraded ? "degraded" : "running", hub.ConnectionCount, uptime, Version, db.ProviderName(), redis, engineState);
         return reachable ? TypedResults.Ok(body) : TypedResults.Json(body, statusCode: 503);
     }
 }

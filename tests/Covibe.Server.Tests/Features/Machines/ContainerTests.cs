@@ -114,6 +114,8 @@ public sealed class ContainerTests(PodmanService podman)
             // Marked down at once: the environment says so, and so does the next spawn, without calling the engine.
             using var environment = await client.GetAsync("/api/team/environment");
             (await environment.Content.ReadAsStringAsync()).ShouldContain("does not answer");
+            var health = (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
+            (health.Status, health.Engine).ShouldBe(("degraded", "unavailable"));
 
             // With no fallback allowed: a terminal says why it did not open (and tells the server the engine is down),
             // then a spawn is refused with 503, and no agent is left behind.
@@ -134,6 +136,8 @@ public sealed class ContainerTests(PodmanService podman)
         // Back: agents go to containers again.
         await Eventually.UntilAsync(async () => (await (await SpawnAsync(client, "after")).Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method,
             method => method == "docker", "agents run in containers again once the engine answers");
+        var back = (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
+        (back.Status, back.Engine).ShouldBe(("running", "ok"));
     }
 
     [Fact]
