@@ -38,8 +38,24 @@ public sealed partial class PreviewJobs(
     /// <summary>A started job: where it runs, the port it serves on (of this machine), and how it was detected.</summary>
     public sealed record Started(AgentProcess Process, IExecutionBackend Backend, int Port, PreviewPlan Plan);
 
-    /// <summary>Starts the deploy of the files in <paramref name="files"/> (the commit's tree, exported by the server).</summary>
+    /// <summary>
+    /// Starts the deploy of the files in <paramref name="files"/> (the commit's tree, exported by the server). A place that
+    /// does not answer (the container engine stopped since it was asked) is known to be down then: placed again, the deploy
+    /// runs on the fallback, its log saying why.
+    /// </summary>
     public async Task<Started> StartAsync(string teamId, PreviewDeploy deploy, string files, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StartOnceAsync(teamId, deploy, files, cancellationToken);
+        }
+        catch (PlaceUnreachableException)
+        {
+            return await StartOnceAsync(teamId, deploy, files, cancellationToken);
+        }
+    }
+
+    private async Task<Started> StartOnceAsync(string teamId, PreviewDeploy deploy, string files, CancellationToken cancellationToken)
     {
         var placement = await machines.PlacePreviewAsync(teamId, files, cancellationToken);
         var inContainer = placement.InContainer;

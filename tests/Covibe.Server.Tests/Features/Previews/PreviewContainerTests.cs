@@ -77,5 +77,39 @@ public sealed class PreviewContainerTests(PodmanService podman) : IDisposable
         (await sarah.FetchAsync(origin, "/", cookie)).Body.ShouldContain("fallback");
     }
 
+    [Fact]
+    public async Task WhenTheEngineStopsWhileTheServerRuns_TheNextVersionGoesLiveSandboxed_AndItsLogSaysWhy()
+    {
+        var v1 = _repo.Commit("v1", PreviewTests.Site("first in a container"));
+        var settings = podman.Settings(new Dictionary<string, string>(PreviewTests.Settings));
+        settings["Covibe:Containers:Agents"] = "false";
+        settings["Covibe:Containers:Preview"] = "true";
+        // The engine's answer is trusted for ten minutes: only the deploy's own call can find it gone.
+        settings["Covibe:Containers:EngineCheckSeconds"] = "600";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new PreviewClient(server, owner.Auth.AccessToken);
+        var connected = await sarah.ConnectAsync(_repo);
+        var live = await sarah.LiveAsync(v1, TimeSpan.FromSeconds(90));
+        (await sarah.Api.GetStringAsync($"/api/preview/deploys/{live.Latest!.Id}/log")).ShouldNotContain("instead");
+
+        await podman.StopServiceAsync();
+        try
+        {
+            var v2 = _repo.Commit("v2", PreviewTests.Site("second, sandboxed"));
+            (await sarah.PushAsync(owner.Auth.Team.Id, connected.WebhookSecret, v2)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            var second = await sarah.LiveAsync(v2, TimeSpan.FromSeconds(90));
+            var log = await sarah.Api.GetStringAsync($"/api/preview/deploys/{second.Latest!.Id}/log");
+            log.ShouldContain("does not answer");
+            log.ShouldContain("runs on the server's machine instead, sandboxed");
+            var (origin, cookie) = await sarah.OpenAsync();
+            (await sarah.FetchAsync(origin, "/", cookie)).Body.ShouldContain("second, sandboxed");
+        }
+        finally
+        {
+            await podman.RestartServiceAsync();
+        }
+    }
+
     public void Dispose() => _repo.Dispose();
 }
