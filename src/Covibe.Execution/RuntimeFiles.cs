@@ -83,6 +83,12 @@ internal static class RuntimeFiles
         return runtime;
     }
 
+    /// <summary>
+    /// Undoes <see cref="Prepare"/> for a job that did not start (its place did not answer): the input FIFO goes, so a start
+    /// elsewhere prepares it afresh; the log stays (what was written before the start belongs to the job).
+    /// </summary>
+    public static void Unprepare(string runtimeRoot, AgentLaunch launch) => File.Delete(Path.Combine(runtimeRoot, launch.AgentId, "stdin"));
+
     /// <summary>The exit code the wrapper recorded, or null while it has not.</summary>
     public static int? ExitCode(string runtime) =>
         ReadText(Path.Combine(runtime, "exit")) is { } text && int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var code) ? code : null;

@@ -23,18 +23,17 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
 
     public static string AgentContainerName(string teamId, string agentId) => $"covibes_agent_{teamId}_{agentId}";
 
-    /// <summary>Starts the container; <see cref="PlaceUnreachableException"/> when the engine does not answer.</summary>
+    /// <summary>Starts the container; <see cref="PlaceUnreachableException"/> when the engine does not answer (its runtime files undone).</summary>
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         try
         {
-            return await StartContainerAsync(launch, cancellationToken);
+            return await containers.ReachAsync(() => StartContainerAsync(launch, cancellationToken), cancellationToken);
         }
-        catch (Exception e) when (ManagedContainers.IsUnreachable(e, cancellationToken))
+        catch (PlaceUnreachableException)
         {
-            // Nothing started: the runtime directory is left as a start elsewhere makes it (its input FIFO made afresh).
-            File.Delete(Path.Combine(runtimeRoot, launch.AgentId, "stdin"));
-            throw containers.Unreachable(e);
+            RuntimeFiles.Unprepare(runtimeRoot, launch);
+            throw;
         }
     }
 
@@ -211,15 +210,8 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
         var workspace = launch.Workspace ?? throw new ArgumentException("A container's shell needs its team's workspace.");
         var teamId = launch.TeamId ?? throw new ArgumentException("A container's shell needs its team.");
         var program = shell.Environment.TryGetValue("SHELL", out var named) ? named : shell.Program;
-        try
-        {
-            return await containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.InWorkspace(workspace, shell.WorkingDirectory),
-                Isolated.AsUser(shell.Environment), shell.Columns, shell.Rows, cancellationToken);
-        }
-        catch (Exception e) when (ManagedContainers.IsUnreachable(e, cancellationToken))
-        {
-            throw containers.Unreachable(e);
-        }
+        return await containers.ReachAsync(() => containers.OpenTerminalAsync(teamId, workspace, [program], Isolated.InWorkspace(workspace, shell.WorkingDirectory),
+            Isolated.AsUser(shell.Environment), shell.Columns, shell.Rows, cancellationToken), cancellationToken);
     }
 
 }

@@ -10,7 +10,7 @@ namespace Covibe.Execution.Containers;
 /// which the container sees at <see cref="RuntimeMount"/>, so the log is read here and stays the truth. The exec's process is found again after a restart by its PID and start
 /// time on this machine (the engine is local), like a local agent.
 /// </summary>
-public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecutionBackend
+public sealed class ContainerExecBackend(Func<ManagedContainers> engine) : IExecutionBackend
 {
     /// <summary>The name stored with its jobs (boxes were its first and only users when it was chosen).</summary>
     public const string BackendName = "box";
@@ -20,9 +20,23 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
 
     public string Name => BackendName;
 
+    /// <summary>Starts the job in the container; <see cref="PlaceUnreachableException"/> when the engine does not answer (its runtime files undone).</summary>
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
         var into = launch.Exec ?? throw new ArgumentException("A job in a running container needs the container.");
+        try
+        {
+            return await engine().ReachAsync(() => StartExecAsync(launch, into, cancellationToken), cancellationToken);
+        }
+        catch (PlaceUnreachableException)
+        {
+            RuntimeFiles.Unprepare(into.RuntimeRoot, launch);
+            throw;
+        }
+    }
+
+    private async Task<AgentProcess> StartExecAsync(AgentLaunch launch, ContainerExec into, CancellationToken cancellationToken)
+    {
         var runtime = RuntimeFiles.Prepare(into.RuntimeRoot, launch);
         foreach (var path in Directory.EnumerateFileSystemEntries(runtime).Prepend(runtime))
         {
@@ -32,7 +46,7 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
         string id;
         try
         {
-            var exec = await docker().Exec.CreateContainerExecAsync(into.Container, new ContainerExecCreateParameters
+            var exec = await engine().Docker.Exec.CreateContainerExecAsync(into.Container, new ContainerExecCreateParameters
             {
                 // Not under setsid: it would fork where the exec is a session leader already (Podman), and lose the PID the
                 // engine reports. Signals go to the wrapper's whole tree instead (see SignalAsync).
@@ -46,7 +60,7 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
             id = exec.ID;
             // The connection is closed at once and the process runs on (a detached start is answered without the
             // hijacked stream the client library expects).
-            using var attached = await docker().Exec.StartContainerExecAsync(id, new ContainerExecStartParameters(), cancellationToken);
+            using var attached = await engine().Docker.Exec.StartContainerExecAsync(id, new ContainerExecStartParameters(), cancellationToken);
         }
         catch (DockerApiException e)
         {
@@ -56,7 +70,7 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
         var pid = 0;
         for (var attempt = 0; attempt < 50 && pid == 0; attempt++)
         {
-            var inspect = await docker().Exec.InspectContainerExecAsync(id, cancellationToken);
+            var inspect = await engine().Docker.Exec.InspectContainerExecAsync(id, cancellationToken);
             pid = (int)inspect.Pid;
             if (pid == 0)
             {
@@ -129,14 +143,14 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
         var rt = $"{RuntimeMount}/{agentId}";
         try
         {
-            var exec = await docker().Exec.CreateContainerExecAsync(ContainerOf(process), new ContainerExecCreateParameters
+            var exec = await engine().Docker.Exec.CreateContainerExecAsync(ContainerOf(process), new ContainerExecCreateParameters
             {
                 Cmd = ["sh", "-c", $"rt=\"$1\"; w=$(cat \"$rt/wrapper.pid\") || exit 0; {script}; exit 0", "covibe-signal", rt],
                 User = process.Target![(process.Target!.LastIndexOf('/') + 1)..],
                 AttachStdout = true,
                 AttachStderr = true,
             }, cancellationToken);
-            using var stream = await docker().Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken);
+            using var stream = await engine().Docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken);
             await stream.ReadOutputToEndAsync(cancellationToken);
         }
         catch (DockerApiException)
@@ -149,7 +163,7 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
     {
         try
         {
-            return (await docker().Containers.InspectContainerAsync(container, cancellationToken)).State?.Running == true;
+            return (await engine().Docker.Containers.InspectContainerAsync(container, cancellationToken)).State?.Running == true;
         }
         catch (DockerContainerNotFoundException)
         {
@@ -176,7 +190,10 @@ public sealed class ContainerExecBackend(Func<DockerClient> docker) : IExecution
         environment.Remove("HOME");
         environment.Remove("SHELL");
         string[] argv = ["sh", "-c", "if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi"];
-        return await ContainerPty.StartAsync(docker(), exec.Container, exec.User, argv, shell.WorkingDirectory, environment, shell.Columns, shell.Rows, cancellationToken);
+        var containers = engine();
+        return await containers.ReachAsync(
+            () => ContainerPty.StartAsync(containers.Docker, exec.Container, exec.User, argv, shell.WorkingDirectory, environment, shell.Columns, shell.Rows, cancellationToken),
+            cancellationToken);
     }
 
 }

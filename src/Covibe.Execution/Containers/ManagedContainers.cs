@@ -211,19 +211,23 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
     public Task MadeAsync(ContainerMade made, CancellationToken cancellationToken) => events?.Made(made, cancellationToken) ?? Task.CompletedTask;
 
     /// <summary>
-    /// Whether <paramref name="e"/> says the engine did not answer (its socket refused or closed the connection, or the
-    /// call timed out), as opposed to an answer that refused the request.
+    /// Runs <paramref name="call"/> against the engine: if the engine does not answer (its socket refused or closed the
+    /// connection, or the call timed out, as opposed to an answer that refused the request), the server is told (it marks
+    /// the engine down at once) and <see cref="PlaceUnreachableException"/> is thrown, nothing having started there.
     /// </summary>
-    public static bool IsUnreachable(Exception e, CancellationToken cancellationToken) =>
-        e is HttpRequestException or TimeoutException
-        || (e is IOException && e is not PlaceUnreachableException && e.GetBaseException() is System.Net.Sockets.SocketException)
-        || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested);
-
-    /// <summary>The engine did not answer: told to the server, and the error to throw.</summary>
-    public PlaceUnreachableException Unreachable(Exception e)
+    public async Task<T> ReachAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken)
     {
-        events?.Unreachable?.Invoke(e);
-        return new PlaceUnreachableException($"The container engine does not answer ({e.GetBaseException().Message}).", e);
+        try
+        {
+            return await call();
+        }
+        catch (Exception e) when (e is HttpRequestException or TimeoutException
+            || (e is IOException and not PlaceUnreachableException && e.GetBaseException() is System.Net.Sockets.SocketException)
+            || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            events?.Unreachable?.Invoke(e);
+            throw new PlaceUnreachableException($"The container engine does not answer ({e.GetBaseException().Message}).", e);
+        }
     }
 
     public static string EngineMessage(DockerApiException e) =>

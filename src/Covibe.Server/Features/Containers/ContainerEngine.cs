@@ -54,7 +54,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
         var now = time.GetUtcNow();
         var last = _last;
         var remember = TimeSpan.FromSeconds(options.Value.EngineCheckSeconds);
-        if (now - last.At < (last.Problem is null ? remember : TimeSpan.FromTicks(Math.Min(remember.Ticks, RememberDown.Ticks))))
+        if (now - last.At < (last.Problem is not null && RememberDown < remember ? RememberDown : remember))
         {
             return last.Problem;
         }
@@ -79,21 +79,22 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
             {
                 throw;
             }
-            problem = $"The container engine at {options.Value.EngineAddress} does not answer ({e.GetBaseException().Message}).";
+            problem = DoesNotAnswer(e);
         }
         Record(new EngineCheck(now, problem));
         return problem;
     }
 
     /// <summary>The engine as last seen, without asking it: <c>ok</c>, <c>unavailable</c>, or null before anyone asked.</summary>
-    public string? State => _last is { At.Ticks: > 0 } last ? last.Problem is null ? "ok" : "unavailable" : null;
+    public string? State => _last is { Known: true } last ? last.Problem is null ? "ok" : "unavailable" : null;
 
     /// <summary>
     /// A call found the engine gone (<paramref name="failure"/>): it is down from now on, without waiting for the next
     /// check, so the next placement takes the fallback; it is asked again a few seconds later, and is up once it answers.
     /// </summary>
-    public void MarkDown(Exception failure) =>
-        Record(new EngineCheck(time.GetUtcNow(), $"The container engine at {options.Value.EngineAddress} does not answer ({failure.GetBaseException().Message})."));
+    public void MarkDown(Exception failure) => Record(new EngineCheck(time.GetUtcNow(), DoesNotAnswer(failure)));
+
+    private string DoesNotAnswer(Exception e) => $"The container engine at {options.Value.EngineAddress} does not answer ({e.GetBaseException().Message}).";
 
     private void Record(EngineCheck check)
     {
@@ -103,7 +104,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
         {
             ContainersLog.EngineDown(logger, check.Problem);
         }
-        else if (check.Problem is null && before.Problem is not null && before.At != DateTimeOffset.MinValue)
+        else if (check.Problem is null && before is { Problem: not null, Known: true })
         {
             ContainersLog.EngineBack(logger);
         }
@@ -111,7 +112,11 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
 
     public void Dispose() => _client?.Dispose();
 
-    private sealed record EngineCheck(DateTimeOffset At, string? Problem);
+    private sealed record EngineCheck(DateTimeOffset At, string? Problem)
+    {
+        /// <summary>Whether anyone has asked the engine yet.</summary>
+        public bool Known => At != DateTimeOffset.MinValue;
+    }
 }
 
 /// <summary>Who the processes in Covibe's containers run as: this server's user, or the sandbox's when the server is root (the machines' setting).</summary>

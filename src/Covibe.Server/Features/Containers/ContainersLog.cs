@@ -15,7 +15,7 @@ internal static partial class ContainersLog
     [LoggerMessage(5004, LogLevel.Warning, "The container engine could not be reconciled with the database")]
     public static partial void ReconcileFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(5005, LogLevel.Warning, "The container engine stopped answering: {Problem} Agents and terminals go to the fallback until it answers again")]
+    [LoggerMessage(5005, LogLevel.Warning, "The container engine stopped answering: {Problem} Agents, terminals and previews go to the fallback until it answers again")]
     public static partial void EngineDown(ILogger logger, string problem);
 
     [LoggerMessage(5006, LogLevel.Information, "The container engine answers again")]

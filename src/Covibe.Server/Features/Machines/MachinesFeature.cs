@@ -43,7 +43,7 @@ public static class MachinesFeature
         });
         AddBackend(services, ContainerBackend.BackendName, sp =>
             new ContainerBackend(sp.GetRequiredService<ContainerEngine>().Containers, sp.GetRequiredService<Workspaces>().RuntimeRoot));
-        AddBackend(services, ContainerExecBackend.BackendName, sp => new ContainerExecBackend(() => sp.GetRequiredService<ContainerEngine>().Client));
+        AddBackend(services, ContainerExecBackend.BackendName, sp => new ContainerExecBackend(() => sp.GetRequiredService<ContainerEngine>().Containers));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
         return services;

@@ -85,5 +85,37 @@ public sealed class BoxTests(PodmanService podman) : IDisposable
         (await refused.Content.ReadAsStringAsync()).ShouldContain("released");
     }
 
+    [Fact]
+    public async Task WhenTheEngineStops_AnAgentOrATerminalInABoxIsRefusedSayingWhy_NeverA500_AndWorksOnceItIsBack()
+    {
+        _repo.Commit("first", new() { ["README.md"] = "hello\n" });
+        await using var server = await TestServer.StartAsync(settings: BoxClient.Settings(podman));
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+        var (_, requested) = await sarah.RequestAsync(_repo);
+        var box = await sarah.SettledAsync(requested.Id);
+        box.Status.ShouldBe("ready", await sarah.LogAsync(box.Id));
+
+        await podman.StopServiceAsync();
+        try
+        {
+            // The box's container is the only place for it: 503 with the reason, and no agent left behind.
+            var refused = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("while away", "mock", BoxId: box.Id));
+            (await refused.ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable"))
+                .GetProperty("detail").GetString()!.ShouldContain("does not answer");
+            (await sarah.Api.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.ShouldBeEmpty();
+            await using var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
+            await terminal.ReceiveAsync("ready");
+            await terminal.SendAsync(new { type = "session", action = "create", id = "in-box", config = new { boxId = box.Id } });
+            (await terminal.ErrorAsync("COMMAND_FAILED")).GetProperty("error").GetString()!.ShouldContain("does not answer");
+        }
+        finally
+        {
+            await podman.RestartServiceAsync();
+        }
+        var spawned = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("back", "mock", BoxId: box.Id));
+        spawned.StatusCode.ShouldBe(HttpStatusCode.Created, await spawned.Content.ReadAsStringAsync());
+    }
+
     public void Dispose() => _repo.Dispose();
 }
