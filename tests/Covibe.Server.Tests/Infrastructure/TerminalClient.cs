@@ -79,20 +79,29 @@ public sealed class TerminalClient : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits until the session's transcript (from <paramref name="after"/> characters on) contains <paramref name="text"/>; returns the whole transcript.</summary>
+    /// <summary>
+    /// Waits until the session's transcript (from <paramref name="after"/> characters on) contains <paramref name="text"/>;
+    /// returns the transcript from <paramref name="after"/> on. Each wake-up searches only what arrived since the last one, so
+    /// waiting at the end of a transcript of a hundred megabytes costs what arrives, not the whole transcript again per frame.
+    /// </summary>
     public async Task<string> OutputUntilAsync(string session, string text, TimeSpan? timeout = null, int after = 0)
     {
         var limit = timeout ?? HubClient.DefaultTimeout;
         using var cts = new CancellationTokenSource(limit);
+        var searched = after;
         while (true)
         {
             Task changed;
             lock (_gate)
             {
-                var transcript = Transcript(session);
-                if (transcript.Length > after && transcript.IndexOf(text, after, StringComparison.Ordinal) >= 0)
+                if (_transcripts.TryGetValue(session, out var transcript) && transcript.Length > searched)
                 {
-                    return transcript;
+                    var from = Math.Max(after, searched - text.Length + 1);
+                    if (transcript.ToString(from, transcript.Length - from).Contains(text, StringComparison.Ordinal))
+                    {
+                        return transcript.ToString(after, transcript.Length - after);
+                    }
+                    searched = transcript.Length;
                 }
                 changed = _output.Task;
             }
@@ -102,8 +111,39 @@ public sealed class TerminalClient : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
-                throw new TimeoutException($"'{text}' did not appear in session {session} within {limit.TotalSeconds} s. Output so far:\n{Transcript(session)}");
+                throw new TimeoutException($"'{text}' did not appear in session {session} within {limit.TotalSeconds} s. Output so far ({Length(session)} characters), its end:\n{Tail(session, 2000)}");
             }
+        }
+    }
+
+    /// <summary>How many characters of <paramref name="session"/>'s output have arrived.</summary>
+    public int Length(string session)
+    {
+        lock (_gate)
+        {
+            return _transcripts.TryGetValue(session, out var text) ? text.Length : 0;
+        }
+    }
+
+    /// <summary>The <c>end</c> of the last output of <paramref name="session"/> received, without copying the transcript.</summary>
+    public long End(string session)
+    {
+        lock (_gate)
+        {
+            return _ends.GetValueOrDefault(session);
+        }
+    }
+
+    private string Tail(string session, int characters)
+    {
+        lock (_gate)
+        {
+            if (!_transcripts.TryGetValue(session, out var text))
+            {
+                return "";
+            }
+            var from = Math.Max(0, text.Length - characters);
+            return text.ToString(from, text.Length - from);
         }
     }
 

@@ -54,7 +54,8 @@ public sealed class TerminalTests : IAsyncLifetime
 
         // Back at the prompt (vim discards typeahead as it leaves), then a full-screen monitor.
         var written = (await client.OutputUntilAsync("tui", "written")).IndexOf("written", StringComparison.Ordinal);
-        var before = (await client.OutputUntilAsync("tui", "# ", after: written)).Length;
+        await client.OutputUntilAsync("tui", "# ", after: written);
+        var before = client.Length("tui");
         await client.CommandAsync("tui", "top -d 0.2");
         await client.OutputUntilAsync("tui", "load average", after: before);
         // q quits top; on a busy machine the first key may arrive before top reads keys, so again until the prompt is back.

@@ -158,7 +158,7 @@ public sealed class ClusterTerminalTests(PostgresServer postgres, RedisServer re
         var since = long.Parse(System.Text.RegularExpressions.Regex.Match(tooSlow.GetProperty("error").GetString()!, "\"since\": (\\d+)").Groups[1].Value,
             System.Globalization.CultureInfo.InvariantCulture);
         since.ShouldBeGreaterThan(0);
-        await Eventually.UntilAsync(() => Task.FromResult(miguelOnB.Snapshot("busy").End), end => end == since, "his output up to where he was detached");
+        await Eventually.UntilAsync(() => Task.FromResult(miguelOnB.End("busy")), end => end == since, "his output up to where he was detached");
         var position = -1L;
         foreach (var output in miguelOnB.Outputs)
         {
@@ -173,9 +173,10 @@ public sealed class ClusterTerminalTests(PostgresServer postgres, RedisServer re
         since.ShouldBeLessThan(100_000_000, "he was detached while the shell was still held back for him");
 
         // He attaches again from there: told what the scrollback no longer holds, and sees the end of the run.
+        var seen = miguelOnB.Length("busy");
         await miguelOnB.SendAsync(new { type = "session", action = "attach", id = "busy", since });
         var again = await miguelOnB.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"));
         again.GetProperty("from").GetInt64().ShouldBeGreaterThanOrEqualTo(since);
-        await miguelOnB.OutputUntilAsync("busy", "finished-42", TimeSpan.FromSeconds(60));
+        await miguelOnB.OutputUntilAsync("busy", "finished-42", TimeSpan.FromSeconds(60), after: seen);
     }
 }
