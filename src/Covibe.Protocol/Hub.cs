@@ -79,6 +79,8 @@ public static class HubErrorCodes
     public const string AgentUnreachable = "agent_unreachable";
     /// <summary>The member already has <c>Covibe:Hub:MaxConnectionsPerMember</c> connections joined; this one is closed.</summary>
     public const string TooManyConnections = "too_many_connections";
+    /// <summary>The container engine does not answer: nowhere to run the agent, or its command could not reach it. Try again once <c>/health</c> shows the engine back.</summary>
+    public const string ContainerEngineUnavailable = "container_engine_unavailable";
 }
 
 public static class PresenceStatuses

@@ -179,7 +179,7 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
             case AgentSignal.Kill:
                 try
                 {
-                    await containers.Docker.Containers.KillContainerAsync(process.Target!, new ContainerKillParameters { Signal = "KILL" }, cancellationToken);
+                    await containers.ReachAsync(() => containers.Docker.Containers.KillContainerAsync(process.Target!, new ContainerKillParameters { Signal = "KILL" }, cancellationToken), cancellationToken);
                 }
                 catch (DockerApiException)
                 {

@@ -162,27 +162,30 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
     }
 
     /// <summary>The containers Covibe made (labelled <c>covibe.managed</c>), running or not.</summary>
-    public async Task<IList<ContainerListResponse>> ListManagedAsync(CancellationToken cancellationToken) =>
-        await docker.Containers.ListContainersAsync(new ContainersListParameters
+    public Task<IList<ContainerListResponse>> ListManagedAsync(CancellationToken cancellationToken) =>
+        ReachAsync(() => docker.Containers.ListContainersAsync(new ContainersListParameters
         {
             All = true,
             Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ManagedLabel}=true"] = true } },
-        }, cancellationToken);
+        }, cancellationToken), cancellationToken);
 
     /// <summary>Runs a short shell command in the container as its own user and waits for it.</summary>
     public async Task ExecAsync(string container, string script, CancellationToken cancellationToken)
     {
         try
         {
-            var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
+            await ReachAsync(async () =>
             {
-                Cmd = ["sh", "-c", script],
-                User = settings.UserSpec,
-                AttachStdout = true,
-                AttachStderr = true,
+                var exec = await docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
+                {
+                    Cmd = ["sh", "-c", script],
+                    User = settings.UserSpec,
+                    AttachStdout = true,
+                    AttachStderr = true,
+                }, cancellationToken);
+                using var stream = await docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken);
+                await stream.ReadOutputToEndAsync(cancellationToken);
             }, cancellationToken);
-            using var stream = await docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken);
-            await stream.ReadOutputToEndAsync(cancellationToken);
         }
         catch (DockerApiException)
         {
@@ -195,7 +198,7 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
     {
         try
         {
-            await docker.Containers.RemoveContainerAsync(container, new ContainerRemoveParameters { Force = true }, cancellationToken);
+            await ReachAsync(() => docker.Containers.RemoveContainerAsync(container, new ContainerRemoveParameters { Force = true }, cancellationToken), cancellationToken);
         }
         catch (DockerApiException)
         {
@@ -215,6 +218,14 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
     /// connection, or the call timed out, as opposed to an answer that refused the request), the server is told (it marks
     /// the engine down at once) and <see cref="PlaceUnreachableException"/> is thrown, nothing having started there.
     /// </summary>
+    public Task ReachAsync(Func<Task> call, CancellationToken cancellationToken) =>
+        ReachAsync(async () =>
+        {
+            await call();
+            return true;
+        }, cancellationToken);
+
+    /// <inheritdoc cref="ReachAsync(Func{Task}, CancellationToken)"/>
     public async Task<T> ReachAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken)
     {
         try

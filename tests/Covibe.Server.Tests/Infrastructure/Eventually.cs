@@ -23,4 +23,19 @@ public static class Eventually
 
     public static Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null) =>
         UntilAsync(condition, ok => ok, what, timeout);
+
+    /// <summary>
+    /// Checks that <paramref name="holds"/> stays true for all of <paramref name="duration"/> (what must not happen, while
+    /// the server does its periodic work), failing at the first moment it does not.
+    /// </summary>
+    public static async Task HoldsAsync<T>(Func<Task<T>> probe, Func<T, bool> holds, string what, TimeSpan duration)
+    {
+        var watch = Stopwatch.StartNew();
+        while (watch.Elapsed < duration)
+        {
+            var value = await probe();
+            holds(value).ShouldBeTrue($"{what} (seen after {watch.Elapsed.TotalSeconds:0.0} s: {value})");
+            await Task.Delay(100);
+        }
+    }
 }

@@ -26,6 +26,8 @@ public enum AgentFailure
     NowhereToRun,
     /// <summary>The node following the agent did not answer (it is being taken over).</summary>
     Unreachable,
+    /// <summary>Where the agent runs does not answer (its container engine stopped): the command was not carried out.</summary>
+    PlaceUnreachable,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
@@ -280,7 +282,15 @@ public sealed partial class AgentService(
             await db.SaveChangesAsync(cancellationToken);
             if (agent.Process is { } process)
             {
-                await backends.Get(agent.Backend).SignalAsync(process, AgentSignal.Kill, cancellationToken);
+                try
+                {
+                    await backends.Get(agent.Backend).SignalAsync(process, AgentSignal.Kill, cancellationToken);
+                }
+                catch (PlaceUnreachableException e)
+                {
+                    // The box goes anyway: its container, with the agent in it, is removed once the engine answers again.
+                    AgentsLog.KillDeferred(logger, agent.Id, e.Message);
+                }
             }
             supervisor.KillRequested(agent.Id);
         }
@@ -368,6 +378,10 @@ public sealed partial class AgentService(
         catch (AgentNotRunningException e)
         {
             return AgentResult.Fail(AgentFailure.NotRunning, e.Message);
+        }
+        catch (PlaceUnreachableException e)
+        {
+            return AgentResult.Fail(AgentFailure.PlaceUnreachable, $"{e.Message} The agent's '{command.Command}' was not carried out; try again once it is back (GET /health shows the engine).");
         }
         AgentsLog.Controlled(logger, agent.Id, command.Command, caller.UserId);
         if (backend.Remote)

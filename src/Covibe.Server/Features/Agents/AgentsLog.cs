@@ -27,6 +27,9 @@ internal static partial class AgentsLog
     [LoggerMessage(3008, LogLevel.Warning, "Renewing this node's agent leases or looking for agents nobody follows failed; trying again shortly")]
     public static partial void TendFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(3009, LogLevel.Warning, "Agent {AgentId}: its box is released but the kill could not reach it ({Reason}); its container goes with the box once the engine answers")]
+    public static partial void KillDeferred(ILogger logger, string agentId, string reason);
+
     [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
     public static partial void CallFailed(ILogger logger, string node, Exception exception);
 }

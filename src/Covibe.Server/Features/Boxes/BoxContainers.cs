@@ -57,7 +57,7 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
         host.Tmpfs = new Dictionary<string, string> { [SecretsMount] = "rw,nosuid,nodev,noexec,size=1m,mode=1777" };
         try
         {
-            await Docker.Containers.CreateContainerAsync(new CreateContainerParameters
+            await managed.ReachAsync(() => Docker.Containers.CreateContainerAsync(new CreateContainerParameters
             {
                 Name = spec.Name,
                 Image = image,
@@ -67,7 +67,7 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
                 Env = [$"HOME={Isolated.Workspace}", "USER=covibe", "LOGNAME=covibe", "PATH=/usr/local/bin:/usr/bin:/bin"],
                 Labels = new Dictionary<string, string>(spec.Labels),
                 HostConfig = host,
-            }, cancellationToken);
+            }, cancellationToken), cancellationToken);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
         {
@@ -79,7 +79,7 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
         }
         try
         {
-            await Docker.Containers.StartContainerAsync(spec.Name, new ContainerStartParameters(), cancellationToken);
+            await managed.ReachAsync(() => Docker.Containers.StartContainerAsync(spec.Name, new ContainerStartParameters(), cancellationToken), cancellationToken);
         }
         catch (DockerApiException e)
         {
@@ -98,12 +98,15 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     {
         try
         {
-            var inspect = await Docker.Containers.InspectContainerAsync(container, cancellationToken);
-            if (inspect.State?.Running != true)
+            return await engine.Containers.ReachAsync(async () =>
             {
-                await Docker.Containers.StartContainerAsync(container, new ContainerStartParameters(), cancellationToken);
-            }
-            return true;
+                var inspect = await Docker.Containers.InspectContainerAsync(container, cancellationToken);
+                if (inspect.State?.Running != true)
+                {
+                    await Docker.Containers.StartContainerAsync(container, new ContainerStartParameters(), cancellationToken);
+                }
+                return true;
+            }, cancellationToken);
         }
         catch (DockerContainerNotFoundException)
         {
@@ -116,38 +119,43 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     {
         try
         {
-            var exec = await Docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
-            {
-                Cmd = [.. argv],
-                User = user,
-                AttachStdin = stdin is not null,
-                AttachStdout = true,
-                AttachStderr = true,
-            }, cancellationToken);
-            using (var stream = await Docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken))
-            {
-                if (stdin is not null)
-                {
-                    await stream.WriteAsync(stdin, 0, stdin.Length, cancellationToken);
-                    stream.CloseWrite();
-                }
-                var buffer = new byte[16384];
-                while (true)
-                {
-                    var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
-                    if (read.EOF)
-                    {
-                        break;
-                    }
-                    log?.Append(buffer.AsSpan(0, read.Count));
-                }
-            }
-            return (await Docker.Exec.InspectContainerExecAsync(exec.ID, cancellationToken)).ExitCode ?? -1;
+            return await engine.Containers.ReachAsync(() => RunOnceAsync(container, user, argv, log, stdin, cancellationToken), cancellationToken);
         }
         catch (DockerApiException e)
         {
             throw new IOException($"The box did not run the command: {ManagedContainers.EngineMessage(e)}");
         }
+    }
+
+    private async Task<long> RunOnceAsync(string container, string user, IReadOnlyList<string> argv, BoxLog? log, byte[]? stdin, CancellationToken cancellationToken)
+    {
+        var exec = await Docker.Exec.CreateContainerExecAsync(container, new ContainerExecCreateParameters
+        {
+            Cmd = [.. argv],
+            User = user,
+            AttachStdin = stdin is not null,
+            AttachStdout = true,
+            AttachStderr = true,
+        }, cancellationToken);
+        using (var stream = await Docker.Exec.StartContainerExecAsync(exec.ID, new ContainerExecStartParameters(), cancellationToken))
+        {
+            if (stdin is not null)
+            {
+                await stream.WriteAsync(stdin, 0, stdin.Length, cancellationToken);
+                stream.CloseWrite();
+            }
+            var buffer = new byte[16384];
+            while (true)
+            {
+                var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken);
+                if (read.EOF)
+                {
+                    break;
+                }
+                log?.Append(buffer.AsSpan(0, read.Count));
+            }
+        }
+        return (await Docker.Exec.InspectContainerExecAsync(exec.ID, cancellationToken)).ExitCode ?? -1;
     }
 
     /// <summary>The numeric uid and gid of <paramref name="user"/> inside the box.</summary>
@@ -195,6 +203,11 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     public async Task RemoveAsync(string container, CancellationToken cancellationToken) => await engine.Containers.RemoveAsync(container, cancellationToken);
 
     public Task<string?> ProblemAsync(CancellationToken cancellationToken) => engine.ProblemAsync(cancellationToken);
+
+    public Task<bool> DownAsync(CancellationToken cancellationToken) => engine.DownAsync(cancellationToken);
+
+    /// <inheritdoc cref="ManagedContainers.ReachAsync{T}(Func{Task{T}}, CancellationToken)"/>
+    public Task<T> ReachAsync<T>(Func<Task<T>> call, CancellationToken cancellationToken) => engine.Containers.ReachAsync(call, cancellationToken);
 }
 
 /// <summary>A provisioning step failed; the message is for the team (never a secret).</summary>

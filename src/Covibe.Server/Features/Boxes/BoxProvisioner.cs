@@ -135,8 +135,17 @@ public sealed class BoxProvisioner(
         List<(string Id, bool Pool)> waiting;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
+            // Boxes of a kind that cannot be made now (its container engine does not answer) wait, counting no attempt.
+            var down = new List<string>();
+            foreach (var kind in kinds.All)
+            {
+                if (await kind.UnreachableAsync(cancellationToken))
+                {
+                    down.Add(kind.Name);
+                }
+            }
             waiting = (await db.Boxes.AsNoTracking()
-                .Where(b => b.Status == BoxStatuses.Provisioning
+                .Where(b => b.Status == BoxStatuses.Provisioning && !down.Contains(b.Backend)
                     && !db.Leases.Any(l => l.Name == LeasePrefix + b.Id && l.ExpiresAt >= now && l.Holder != work.Node))
                 // Members' own requests first, then pool standbys; oldest first within each.
                 .OrderBy(b => b.HolderId == null).ThenBy(b => b.CreatedAt)
@@ -205,7 +214,7 @@ public sealed class BoxProvisioner(
         var log = new BoxLog(work.LogPath(id));
         try
         {
-            if (box.Attempts > 1)
+            if (box.Attempts > 1 || box.Step != BoxSteps.Queued)
             {
                 BoxesLog.Resumed(logger, id, box.Attempts);
                 log.Line($"[covibe] Picked up again after an interruption (attempt {box.Attempts}); starting over.");
@@ -225,6 +234,10 @@ public sealed class BoxProvisioner(
         {
             await FailAsync(id, $"Provisioning took longer than {options.Value.ProvisionTimeoutSeconds} s (Covibe:Boxes:ProvisionTimeoutSeconds) and was stopped.", CancellationToken.None, log);
         }
+        catch (PlaceUnreachableException e)
+        {
+            await WaitForEngineAsync(id, e.Message, log);
+        }
         catch (Exception e) when (e is BoxProvisionException or GitMirrorException or DevcontainerConfigException or ContainerImageMissingException)
         {
             await FailAsync(id, e.Message, CancellationToken.None, log);
@@ -242,6 +255,30 @@ public sealed class BoxProvisioner(
         {
             await renewal.CancelAsync();
             await renewing.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+    }
+
+    /// <summary>
+    /// The box's container engine stopped answering while the box was made: not a failure of the box nor of its pool. It
+    /// waits, its attempt not counted and its lease given up in one commit, and is made again from the start (what was
+    /// left removed) once the engine answers.
+    /// </summary>
+    private async Task WaitForEngineAsync(string id, string reason, BoxLog log)
+    {
+        log.Line($"[covibe] {reason} The box waits for it and is made again from the start once it answers.");
+        BoxesLog.WaitingForEngine(logger, id, reason);
+        try
+        {
+            var box = await progress.SaveAsync(id, b => b.Attempts = Math.Max(0, b.Attempts - 1), CancellationToken.None,
+                (db, ct) => Cluster.Leases.ReleaseAsync(db, LeaseName(id), work.Node, ct));
+            if (box.HolderId is not null)
+            {
+                await progress.BroadcastAsync(box, CancellationToken.None);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Released meanwhile: cleaned up once the engine answers.
         }
     }
 

@@ -1,3 +1,4 @@
+using Covibe.Execution;
 using Covibe.Server.Features.Git;
 using System.Diagnostics;
 using System.Security.Cryptography;
@@ -84,7 +85,17 @@ public sealed class BoxService(
                     box.Env = secrets.Seal(env, BoxSecrets.EnvOwner(caller.TeamId, box.Id), BoxSecrets.EnvPurpose);
                     await db.SaveChangesAsync(cancellationToken);
                     // Ready means the .env is there: written before the answer (and again after a restart, from the sealed copy).
-                    await builder.InjectEnvAsync(box, cancellationToken);
+                    try
+                    {
+                        await builder.InjectEnvAsync(box, cancellationToken);
+                    }
+                    catch (PlaceUnreachableException e)
+                    {
+                        // The box goes back to its pool as it was, for a claim once the engine answers again.
+                        await UnclaimAsync(db, box, CancellationToken.None);
+                        throw new RequestRefusedException(Refusal.Unavailable, "container-engine-unavailable", "The container engine does not answer",
+                            $"{e.Message} Your box's .env could not be put in it, so the box was not given to you; try again once GET /health shows the engine back.");
+                    }
                 }
                 BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs!.Value);
                 work.ReconcileAfterClaim();
@@ -166,6 +177,17 @@ public sealed class BoxService(
         {
             gate?.Release();
         }
+    }
+
+    /// <summary>Gives a claimed box back to its pool, ready for the next claim, in one write.</summary>
+    private static async Task UnclaimAsync(CovibeDb db, Box box, CancellationToken cancellationToken)
+    {
+        box.HolderId = null;
+        box.RequestedBy = null;
+        box.ClaimedAt = null;
+        box.ClaimMs = null;
+        box.Env = null;
+        await db.SaveChangesAsync(cancellationToken);
     }
 
     private static async Task<string?> ClaimAsync(CovibeDb db, string poolId, string userId, string? requestedBy, DateTime now, double elapsedMs, CancellationToken cancellationToken)

@@ -32,4 +32,7 @@ internal static partial class BoxesLog
 
     [LoggerMessage(7010, LogLevel.Information, "Box {BoxId} picked up again after an interruption (attempt {Attempt})")]
     public static partial void Resumed(ILogger logger, string boxId, int attempt);
+
+    [LoggerMessage(7011, LogLevel.Warning, "Box {BoxId} waits for its container engine: {Reason}")]
+    public static partial void WaitingForEngine(ILogger logger, string boxId, string reason);
 }

@@ -25,6 +25,8 @@ public sealed class ContainerBoxes(
 
     public Task<string?> ProblemAsync(CancellationToken cancellationToken) => containers.ProblemAsync(cancellationToken);
 
+    public Task<bool> UnreachableAsync(CancellationToken cancellationToken) => containers.DownAsync(cancellationToken);
+
     public async Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken)
     {
         if (await containers.ProblemAsync(cancellationToken) is { } problem)
@@ -94,7 +96,7 @@ public sealed class ContainerBoxes(
             var (uid, gid) = await containers.IdsAsync(container, up.RemoteUser, cancellationToken);
             runAs = $"{uid}:{gid}";
             inside = up.Workspace;
-            image = (await containers.Docker.Containers.InspectContainerAsync(container, cancellationToken)).Config?.Image ?? "devcontainer";
+            image = (await containers.ReachAsync(() => containers.Docker.Containers.InspectContainerAsync(container, cancellationToken), cancellationToken)).Config?.Image ?? "devcontainer";
         }
         var ids = runAs.Split(':');
         foreach (var path in new[] { workspace, runs })

@@ -13,6 +13,9 @@ public interface IBoxKind
     /// <summary>Why no box of this kind can be made now (its container engine is away); null when one can.</summary>
     Task<string?> ProblemAsync(CancellationToken cancellationToken);
 
+    /// <summary>Whether what makes boxes of this kind is there but does not answer now: its boxes wait, rather than fail.</summary>
+    Task<bool> UnreachableAsync(CancellationToken cancellationToken);
+
     /// <summary>Makes the box up to its repository at the commit, recording each step; throws (a <see cref="BoxProvisionException"/> and the like) when one fails.</summary>
     Task MakeAsync(Box box, BoxLog log, CancellationToken cancellationToken);
 
@@ -42,6 +45,8 @@ public sealed class BoxKinds(IEnumerable<IBoxKind> kinds)
 
     /// <summary>The names of the kinds whose boxes keep their <c>.env</c> in memory: written again after each start.</summary>
     public IReadOnlyList<string> KeepingEnvInMemory { get; } = [.. kinds.Where(k => k.EnvInMemory).Select(k => k.Name)];
+
+    public IReadOnlyCollection<IBoxKind> All => _byName.Values;
 
     public IBoxKind Of(Box box) => Named(box.Backend);
 

@@ -27,6 +27,8 @@ public sealed class VmBoxes(VmConnector vms, SshClient ssh, VmPool pool, IDbCont
 
     public Task<string?> ProblemAsync(CancellationToken cancellationToken) => Task.FromResult<string?>(null);
 
+    public Task<bool> UnreachableAsync(CancellationToken cancellationToken) => Task.FromResult(false);
+
     /// <summary>
     /// The VM (a member's own, or the least loaded of the operator's pool) clones the branch into the box's directory as
     /// its user. The VM's own tools are the box's environment.

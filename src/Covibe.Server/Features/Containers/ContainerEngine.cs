@@ -80,9 +80,18 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
                 throw;
             }
             problem = DoesNotAnswer(e);
+            Record(new EngineCheck(now, problem, Unanswered: true));
+            return problem;
         }
         Record(new EngineCheck(now, problem));
         return problem;
+    }
+
+    /// <summary>Whether the engine is there but does not answer now (stopped, or its socket gone), as opposed to answering, or to never having been set up.</summary>
+    public async Task<bool> DownAsync(CancellationToken cancellationToken)
+    {
+        await ProblemAsync(cancellationToken);
+        return _last.Unanswered;
     }
 
     /// <summary>The engine as last seen, without asking it: <c>ok</c>, <c>unavailable</c>, or null before anyone asked.</summary>
@@ -92,7 +101,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
     /// A call found the engine gone (<paramref name="failure"/>): it is down from now on, without waiting for the next
     /// check, so the next placement takes the fallback; it is asked again a few seconds later, and is up once it answers.
     /// </summary>
-    public void MarkDown(Exception failure) => Record(new EngineCheck(time.GetUtcNow(), DoesNotAnswer(failure)));
+    public void MarkDown(Exception failure) => Record(new EngineCheck(time.GetUtcNow(), DoesNotAnswer(failure), Unanswered: true));
 
     private string DoesNotAnswer(Exception e) => $"The container engine at {options.Value.EngineAddress} does not answer ({e.GetBaseException().Message}).";
 
@@ -112,7 +121,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
 
     public void Dispose() => _client?.Dispose();
 
-    private sealed record EngineCheck(DateTimeOffset At, string? Problem)
+    private sealed record EngineCheck(DateTimeOffset At, string? Problem, bool Unanswered = false)
     {
         /// <summary>Whether anyone has asked the engine yet.</summary>
         public bool Known => At != DateTimeOffset.MinValue;

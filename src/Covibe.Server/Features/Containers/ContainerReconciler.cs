@@ -40,7 +40,16 @@ public sealed class ContainerReconciler(
         {
             try
             {
-                await ReconcileAsync(stoppingToken);
+                // While the engine does not answer, nothing is known of its containers: their rows stay as they were
+                // (the engine's being down is on /health and in the log once, not once a pass).
+                if (!await engine.DownAsync(stoppingToken))
+                {
+                    await ReconcileAsync(stoppingToken);
+                }
+            }
+            catch (PlaceUnreachableException)
+            {
+                // Stopped answering during the pass: marked down, said once.
             }
             catch (Exception e) when (e is HttpRequestException or IOException or Docker.DotNet.DockerApiException or TimeoutException)
             {

@@ -1,5 +1,6 @@
 using Covibe.Server.Features.Containers;
 using System.Text.Json.Nodes;
+using Covibe.Execution;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Auth;
@@ -29,9 +30,16 @@ public static class EnvironmentApi
             return TypedResults.Ok(new TeamEnvironmentResponse(false, "off", null, []));
         }
         var problem = await engine.ProblemAsync(cancellationToken);
-        if (problem is null)
+        try
         {
-            await reconciler.RefreshTeamAsync(caller.TeamId, cancellationToken);
+            if (problem is null)
+            {
+                await reconciler.RefreshTeamAsync(caller.TeamId, cancellationToken);
+            }
+        }
+        catch (PlaceUnreachableException e)
+        {
+            problem = e.Message; // stopped answering just now: the rows as last known
         }
         var rows = await db.ContainerEnvironments.AsNoTracking()
             .Where(c => c.TeamId == caller.TeamId && c.Status != ContainerStatuses.Removed)
@@ -46,13 +54,17 @@ public static class EnvironmentApi
             {
                 try
                 {
-                    var inspect = await engine.Client.Containers.InspectContainerAsync(row.ContainerName, cancellationToken);
+                    var inspect = await engine.Containers.ReachAsync(() => engine.Client.Containers.InspectContainerAsync(row.ContainerName, cancellationToken), cancellationToken);
                     limits = inspect.HostConfig is { } host ? new ContainerLimitsDto(host.Memory, host.NanoCPUs / 1e9) : null;
                     started = DateTime.TryParse(inspect.State?.StartedAt, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AdjustToUniversal, out var at) && at.Year > 1 ? DateTime.SpecifyKind(at, DateTimeKind.Utc) : null;
                 }
                 catch (DockerContainerNotFoundException)
                 {
                     // Removed since the pass above: shown as recorded.
+                }
+                catch (PlaceUnreachableException e)
+                {
+                    problem = e.Message;
                 }
             }
             containers.Add(new ContainerEnvironmentDto(row.ContainerName, row.ContainerType, row.Status,

@@ -165,9 +165,9 @@ public sealed partial class PreviewJobs(
                 };
                 try
                 {
-                    await engine.Client.Images.BuildImageFromDockerfileAsync(
+                    await engine.Containers.ReachAsync(() => engine.Client.Images.BuildImageFromDockerfileAsync(
                         new Docker.DotNet.Models.ImageBuildParameters { Dockerfile = containerFile, Tags = [tag], Remove = true, ForceRemove = true },
-                        tar, null, null, progress, cancellationToken);
+                        tar, null, null, progress, cancellationToken), cancellationToken);
                 }
                 catch (Docker.DotNet.DockerApiException e)
                 {
@@ -183,7 +183,7 @@ public sealed partial class PreviewJobs(
             Docker.DotNet.Models.ImageInspectResponse image;
             try
             {
-                image = await engine.Client.Images.InspectImageAsync(tag, cancellationToken);
+                image = await engine.Containers.ReachAsync(() => engine.Client.Images.InspectImageAsync(tag, cancellationToken), cancellationToken);
             }
             catch (Docker.DotNet.DockerApiException)
             {
@@ -256,7 +256,7 @@ public sealed partial class PreviewJobs(
         }
         try
         {
-            await engine.Client.Images.DeleteImageAsync(ImageTag(deploy.TeamId, deploy.Id), new Docker.DotNet.Models.ImageDeleteParameters { Force = true }, CancellationToken.None);
+            await engine.Containers.ReachAsync(() => engine.Client.Images.DeleteImageAsync(ImageTag(deploy.TeamId, deploy.Id), new Docker.DotNet.Models.ImageDeleteParameters { Force = true }, CancellationToken.None), CancellationToken.None);
         }
         catch (Exception e) when (e is Docker.DotNet.DockerApiException or HttpRequestException or IOException)
         {

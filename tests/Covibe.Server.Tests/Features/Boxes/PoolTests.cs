@@ -75,6 +75,50 @@ public sealed class PoolTests(PodmanService podman) : IDisposable
     }
 
     [Fact]
+    public async Task WhenTheEngineStops_AClaimWithAnEnvIsRefusedAndTheBoxStaysInThePool_StandbysWait_AndAreMadeOnceItIsBack()
+    {
+        _repo.Commit("first", new() { ["README.md"] = "v1\n" });
+        await using var server = await TestServer.StartAsync(settings: BoxClient.Settings(podman));
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+        await sarah.SetPoolsAsync(new PoolSpec(_repo.Path, "main", MinStandby: 1, MaxInstances: 2));
+        await sarah.PoolReadyAsync(1);
+
+        await podman.StopServiceAsync();
+        try
+        {
+            // The .env cannot go in: 503 saying why, and the box is still the pool's, ready for the next claim.
+            using var refused = await sarah.Api.PostAsJsonAsync("/api/boxes", new BoxRequest(_repo.Path, "main", Env: "API_KEY=k-1\n"));
+            (await refused.ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable"))
+                .GetProperty("detail").GetString()!.ShouldContain("does not answer");
+            var pool = (await sarah.PoolsAsync()).Single();
+            (pool.Ready, pool.Claimed).ShouldBe((1, 0), "the box went back to the pool");
+            (await sarah.Api.GetFromJsonAsync<BoxListResponse>("/api/boxes?all=true"))!.Boxes.ShouldBeEmpty("nobody holds it");
+
+            // Without a .env the engine is not needed: the claim is answered from the database.
+            var (claimed, box) = await sarah.RequestAsync(_repo);
+            claimed.ShouldBe(HttpStatusCode.OK);
+            box.Status.ShouldBe("ready");
+
+            // The pool makes a standby to replace it: it waits for the engine, neither failed nor counted against the pool.
+            await Eventually.UntilAsync(async () => (await sarah.PoolsAsync()).Single(), p => p.Provisioning == 1, "a standby is queued");
+            await Eventually.HoldsAsync(async () => (await sarah.PoolsAsync()).Single(), p => (p.Provisioning, p.Failed, p.Ready) == (1, 0, 0),
+                "the standby waits through several provisioning passes", TimeSpan.FromSeconds(5));
+        }
+        finally
+        {
+            await podman.RestartServiceAsync();
+        }
+
+        // Back: the standby is made, and a claim with a .env gets it, with the .env inside.
+        await sarah.PoolReadyAsync(1);
+        using var claim = await sarah.Api.PostAsJsonAsync("/api/boxes", new BoxRequest(_repo.Path, "main", Env: "API_KEY=k-2\n"));
+        claim.StatusCode.ShouldBe(HttpStatusCode.OK, await claim.Content.ReadAsStringAsync());
+        (await claim.Content.ReadFromJsonAsync<BoxDto>())!.HasEnv.ShouldBeTrue();
+        (await sarah.PoolsAsync()).Single().Failed.ShouldBe(0);
+    }
+
+    [Fact]
     public async Task ManySimultaneousRequests_NeverGetTheSameBox()
     {
         _repo.Commit("first", new() { ["README.md"] = "v1\n" });
