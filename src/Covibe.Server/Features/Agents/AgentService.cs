@@ -381,6 +381,12 @@ public sealed partial class AgentService(
         }
         catch (PlaceUnreachableException e)
         {
+            if (agent.KillRequested && command.Command == "kill")
+            {
+                // Not carried out, so not left for the supervisor to carry out later: the owner decides again.
+                agent.KillRequested = false;
+                await db.SaveChangesAsync(CancellationToken.None);
+            }
             return AgentResult.Fail(AgentFailure.PlaceUnreachable, $"{e.Message} The agent's '{command.Command}' was not carried out; try again once it is back (GET /health shows the engine).");
         }
         AgentsLog.Controlled(logger, agent.Id, command.Command, caller.UserId);

@@ -91,6 +91,7 @@ public sealed class ContainerTests(PodmanService podman)
         settings["Covibe:Agents:SpawnsPerMinute"] = "1000";
         await using var server = await TestServer.StartAsync(settings: settings);
         var strict = new Dictionary<string, string>(settings) { ["Covibe:Containers:Fallback"] = "none" };
+        AgentHelpers.AddType(strict, "sleeper", ["sh", "-c", "echo sleeping; exec sleep 120"]);
         await using var strictServer = await TestServer.StartAsync(settings: strict);
         var owner = await server.CreateTeamAsync();
         var strictOwner = await strictServer.CreateTeamAsync();
@@ -99,6 +100,10 @@ public sealed class ContainerTests(PodmanService podman)
         async Task<HttpResponseMessage> SpawnAsync(HttpClient http, string task) => await http.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest(task, "mock"));
         (await (await SpawnAsync(client, "before")).Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method.ShouldBe("docker");
         (await (await SpawnAsync(strictClient, "before")).Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Method.ShouldBe("docker");
+        var sleeper = (await (await strictClient.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("sleep", "sleeper"))).Content.ReadFromJsonAsync<SpawnAgentResponse>())!;
+        sleeper.Method.ShouldBe("docker");
+        await Eventually.UntilAsync(async () => System.Text.Encoding.UTF8.GetString(await strictClient.OutputAsync(sleeper.Agent.Id)),
+            output => output.Contains("sleeping"), "the agent runs in its container");
 
         await podman.StopServiceAsync();
         try
@@ -127,7 +132,10 @@ public sealed class ContainerTests(PodmanService podman)
             }
             var problem = await (await SpawnAsync(strictClient, "refused")).ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable");
             problem.GetProperty("detail").GetString()!.ShouldContain("does not answer");
-            (await strictClient.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.Select(a => a.Task).ShouldBe(["before"]);
+            (await strictClient.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.Select(a => a.Task).Order().ShouldBe(["before", "sleep"]);
+            // The running agent's owner is told its kill did not reach it; it is still running, and still hers to kill.
+            (await (await strictClient.DeleteAsync($"/api/agent/{sleeper.Agent.Id}")).ShouldBeProblemAsync(HttpStatusCode.ServiceUnavailable, "container-engine-unavailable"))
+                .GetProperty("detail").GetString()!.ShouldContain("not carried out");
         }
         finally
         {
@@ -138,6 +146,10 @@ public sealed class ContainerTests(PodmanService podman)
             method => method == "docker", "agents run in containers again once the engine answers");
         var back = (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
         (back.Status, back.Engine).ShouldBe(("running", "ok"));
+        (await strictClient.GetFromJsonAsync<AgentDto>($"/api/agent/{sleeper.Agent.Id}"))!.Status.ShouldBe("running", "the kill that did not reach it was not carried out later either");
+        using var killed = await strictClient.DeleteAsync($"/api/agent/{sleeper.Agent.Id}");
+        killed.StatusCode.ShouldBe(HttpStatusCode.Accepted, "the kill goes through once the engine answers: " + await killed.Content.ReadAsStringAsync());
+        (await strictServer.WaitFinishedAsync(strictOwner.Auth.AccessToken, sleeper.Agent.Id)).Status.ShouldBe("killed");
     }
 
     [Fact]
