@@ -92,6 +92,21 @@ public sealed class PodmanService : IAsyncLifetime
         }, "podman answers again", TimeSpan.FromSeconds(30));
     }
 
+    /// <summary>Runs <paramref name="argv"/> in a running container as <paramref name="user"/>; answers what it printed (stdout and stderr).</summary>
+    public async Task<string> ExecAsync(string container, string user, params string[] argv)
+    {
+        var exec = await Client.Exec.CreateContainerExecAsync(container, new Docker.DotNet.Models.ContainerExecCreateParameters
+        {
+            Cmd = argv,
+            User = user,
+            AttachStdout = true,
+            AttachStderr = true,
+        });
+        using var stream = await Client.Exec.StartContainerExecAsync(exec.ID, new Docker.DotNet.Models.ContainerExecStartParameters());
+        var (stdout, stderr) = await stream.ReadOutputToEndAsync(CancellationToken.None);
+        return stdout + stderr;
+    }
+
     public async Task DisposeAsync()
     {
         try

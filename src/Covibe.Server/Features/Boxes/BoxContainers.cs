@@ -189,15 +189,49 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     {
         const string Script = """
             umask 077
-            cat > "$1/.env.tmp" && chmod 600 "$1/.env.tmp" && mv -f "$1/.env.tmp" "$1/.env" && ln -sfn "$1/.env" "$2/.env"
+            cat > "$1/.env.$$" && chmod 600 "$1/.env.$$" && mv -f "$1/.env.$$" "$1/.env" && ln -sfn "$1/.env" "$2/.env"
             """;
         // What the script prints is about files, never their contents: it may go into the error.
+        string[] argv = ["sh", "-c", Script, "covibe-env", SecretsMount, Isolated.Workspace];
         var output = new BoxLog(null);
-        var code = await RunAsync(container, user, ["sh", "-c", Script, "covibe-env", SecretsMount, Isolated.Workspace], output, cancellationToken, env);
+        var code = await RunAsync(container, user, argv, output, cancellationToken, env);
+        if (code != 0)
+        {
+            // Podman 4.3 gives a restarted container's memory-only file system back as root's, 0755 (its mode is not kept,
+            // whether asked for as a tmpfs or as a mount): root in the box, its owner, opens it to the box's user again.
+            await RunAsync(container, "0", ["chmod", "1777", SecretsMount], null, cancellationToken);
+            output = new BoxLog(null);
+            code = await RunAsync(container, user, argv, output, cancellationToken, env);
+        }
         if (code != 0)
         {
             throw new BoxProvisionException($"The .env could not be written into the box (exit {code}: {output.Text.Trim()}).");
         }
+    }
+
+    /// <summary>
+    /// Watches the engine for box containers starting (restarted, or started with the machine), calling
+    /// <paramref name="started"/> with each one's box id, until cancelled; throws <see cref="PlaceUnreachableException"/>
+    /// when the engine stops answering (the events are lost with it: whoever watches restores every box once it is back).
+    /// </summary>
+    public async Task WatchStartsAsync(Action<string> started, CancellationToken cancellationToken)
+    {
+        var events = new Progress<Message>(m =>
+        {
+            if (m.Actor?.Attributes is { } attributes && attributes.TryGetValue(BoxLabel, out var boxId))
+            {
+                started(boxId);
+            }
+        });
+        await engine.Containers.ReachAsync(() => Docker.System.MonitorEventsAsync(new ContainerEventsParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>>
+            {
+                ["type"] = new Dictionary<string, bool> { ["container"] = true },
+                ["event"] = new Dictionary<string, bool> { ["start"] = true },
+                ["label"] = new Dictionary<string, bool> { [$"{ManagedContainers.TypeLabel}=box"] = true },
+            },
+        }, events, cancellationToken), cancellationToken);
     }
 
     public async Task RemoveAsync(string container, CancellationToken cancellationToken) => await engine.Containers.RemoveAsync(container, cancellationToken);

@@ -14,7 +14,7 @@ namespace Covibe.Server.Features.Boxes;
 /// free slot), each under a lease this node renews, and has <see cref="BoxBuilder"/> make them, within a time limit. A
 /// box whose lease ran out (its node died) or that this node held when it stopped is made again from the start; one
 /// that fails is failed with the reason, and its pool backs off, then pauses. Released and failed boxes are cleaned up
-/// here too, and after a start ready boxes get their <c>.env</c> back.
+/// here too (<see cref="BoxRestorer"/> gives ready boxes their <c>.env</c> back after a restart).
 /// </summary>
 public sealed class BoxProvisioner(
     IDbContextFactory<CovibeDb> dbs,
@@ -33,7 +33,6 @@ public sealed class BoxProvisioner(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        await RestoreAsync(stoppingToken);
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -59,42 +58,6 @@ public sealed class BoxProvisioner(
             await running.Stop.CancelAsync();
         }
         await Task.WhenAll(_running.Values.Select(r => r.Task)).WaitAsync(cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
-    }
-
-    /// <summary>After a start: ready boxes that keep their <c>.env</c> in memory (in containers) run again (the machine may have restarted) and get it back.</summary>
-    private async Task RestoreAsync(CancellationToken cancellationToken)
-    {
-        List<Box> ready;
-        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
-        {
-            var inMemory = kinds.KeepingEnvInMemory;
-            ready = await db.Boxes.AsNoTracking().Where(b => b.Status == BoxStatuses.Ready && inMemory.Contains(b.Backend)).ToListAsync(cancellationToken);
-        }
-        foreach (var box in ready)
-        {
-            var kind = kinds.Of(box);
-            try
-            {
-                if (await kind.ProblemAsync(cancellationToken) is not null)
-                {
-                    continue;
-                }
-                if (!await kind.BringBackAsync(box, cancellationToken))
-                {
-                    await FailAsync(box.Id, "The box's container is gone (removed outside Covibe); request a new box.", cancellationToken);
-                    continue;
-                }
-                if (box.Env is not null)
-                {
-                    await builder.InjectEnvAsync(box, cancellationToken);
-                }
-            }
-            catch (Exception e) when (e is IOException or HttpRequestException or Docker.DotNet.DockerApiException or CryptographicException or BoxProvisionException)
-            {
-                // One box that cannot be restored never stops the others, nor provisioning.
-                BoxesLog.CleanupFailed(logger, box.Id, e.Message);
-            }
-        }
     }
 
     /// <summary>Boxes released while they were being made stop being made.</summary>

@@ -31,6 +31,7 @@ public static class BoxesApi
         services.AddSingleton<BoxProvisioner>();
         services.AddSingleton<PoolReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<BoxProvisioner>());
+        services.AddHostedService<BoxRestorer>();
         services.AddHostedService(sp => sp.GetRequiredService<PoolReconciler>());
         return services;
     }

@@ -35,4 +35,13 @@ internal static partial class BoxesLog
 
     [LoggerMessage(7011, LogLevel.Warning, "Box {BoxId} waits for its container engine: {Reason}")]
     public static partial void WaitingForEngine(ILogger logger, string boxId, string reason);
+
+    [LoggerMessage(7012, LogLevel.Information, "Box {BoxId} of team {TeamId} started again: its .env is written into it again")]
+    public static partial void EnvRestored(ILogger logger, string boxId, string teamId);
+
+    [LoggerMessage(7013, LogLevel.Warning, "Keeping {Kind} boxes whole was interrupted ({Reason}); every ready box is looked at again once they can be reached")]
+    public static partial void RestoreInterrupted(ILogger logger, string kind, string reason);
+
+    [LoggerMessage(7014, LogLevel.Warning, "Box {BoxId} started again, but its .env could not be written into it again: {Error}")]
+    public static partial void RestoreFailed(ILogger logger, string boxId, string error);
 }

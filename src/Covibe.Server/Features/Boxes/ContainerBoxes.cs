@@ -121,6 +121,8 @@ public sealed class ContainerBoxes(
 
     public Task<bool> BringBackAsync(Box box, CancellationToken cancellationToken) => containers.EnsureRunningAsync(box.Target!, cancellationToken);
 
+    public Task WatchStartsAsync(Action<string> started, CancellationToken cancellationToken) => containers.WatchStartsAsync(started, cancellationToken);
+
     public async Task RemoveAsync(Box box, CancellationToken cancellationToken)
     {
         if (await containers.ProblemAsync(cancellationToken) is null)

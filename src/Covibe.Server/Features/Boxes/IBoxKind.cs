@@ -34,6 +34,13 @@ public interface IBoxKind
     /// <summary>The box keeps its <c>.env</c> in memory only (lost when it stops): it is written again after each start.</summary>
     bool EnvInMemory { get; }
 
+    /// <summary>
+    /// With <see cref="EnvInMemory"/>: calls <paramref name="started"/> with the id of each box of this kind that starts
+    /// again (restarted outside Covibe, or with its machine) until cancelled; throws when the watch breaks (where the boxes
+    /// run stopped answering). <see cref="BoxRestorer"/> writes their <c>.env</c> again.
+    /// </summary>
+    Task WatchStartsAsync(Action<string> started, CancellationToken cancellationToken);
+
     /// <summary>Removes what the box left on its machine.</summary>
     Task RemoveAsync(Box box, CancellationToken cancellationToken);
 }
@@ -42,9 +49,6 @@ public interface IBoxKind
 public sealed class BoxKinds(IEnumerable<IBoxKind> kinds)
 {
     private readonly Dictionary<string, IBoxKind> _byName = kinds.ToDictionary(k => k.Name, StringComparer.Ordinal);
-
-    /// <summary>The names of the kinds whose boxes keep their <c>.env</c> in memory: written again after each start.</summary>
-    public IReadOnlyList<string> KeepingEnvInMemory { get; } = [.. kinds.Where(k => k.EnvInMemory).Select(k => k.Name)];
 
     public IReadOnlyCollection<IBoxKind> All => _byName.Values;
 

@@ -51,6 +51,9 @@ public sealed class VmBoxes(VmConnector vms, SshClient ssh, VmPool pool, IDbCont
 
     public Task<bool> BringBackAsync(Box box, CancellationToken cancellationToken) => Task.FromResult(true);
 
+    /// <summary>A VM's box keeps its <c>.env</c> on the VM's disk: nothing to write again.</summary>
+    public Task WatchStartsAsync(Action<string> started, CancellationToken cancellationToken) => Task.Delay(System.Threading.Timeout.Infinite, cancellationToken);
+
     public async Task RemoveAsync(Box box, CancellationToken cancellationToken)
     {
         if (box.Target is { } vm)

@@ -99,11 +99,37 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
     }
 
     [Fact]
-    public async Task AfterABoxsContainerRestartsWithTheServer_ItRunsAgain_AndProvisioningGoesOn()
+    public async Task WhenABoxsContainerRestartsWhileTheServerRuns_ItsEnvComesBack_AsTheBoxUsersAlone_AndNeverOnDisk()
     {
-        _repo.Commit("first", new() { ["README.md"] = "v1\n" });
+        _repo.Commit("first", new() { ["README.md"] = "v1\n", [".gitignore"] = ".env\n" });
+        var logs = new LogSink();
+        var settings = BoxClient.Settings(podman);
+        AgentHelpers.AddType(settings, "dotenv", ["sh", "-c", "cat .env; stat -L -c 'mode=%a owner=%u' .env"]);
+        await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+        var (_, requested) = await sarah.RequestAsync(_repo, env: $"API_KEY={Secret}\n");
+        var box = await sarah.SettledAsync(requested.Id);
+        box.Status.ShouldBe("ready", await sarah.LogAsync(box.Id));
+
+        // Restarted outside Covibe (an operator, the engine's restart policy): its memory, and the .env in it, are gone.
+        var container = $"covibes_box_{owner.Auth.Team.Id}_{box.Id}";
+        await podman.Client.Containers.RestartContainerAsync(container, new() { WaitBeforeKillSeconds = 1 });
+        await EnvBackAsync(container);
+        logs.Lines.ShouldContain(line => line.Contains("started again: its .env is written into it again"));
+        logs.Lines.ShouldAllBe(line => !line.Contains(Secret));
+        await DiskScan.ShouldNotHoldAsync(server.DataDirectory, Secret, "API_KEY");
+        // As the box's user alone (what the agent prints is its output, so after the scan).
+        (await DotEnvAsync(server, owner.Auth.AccessToken, box.Id)).ShouldBe($"API_KEY={Secret}\nmode=600 owner=10001\n");
+    }
+
+    [Fact]
+    public async Task AfterABoxsContainerRestartsWithTheServer_ItRunsAgain_WithItsEnv_AndProvisioningGoesOn()
+    {
+        _repo.Commit("first", new() { ["README.md"] = "v1\n", [".gitignore"] = ".env\n" });
         var data = StartupTests.TempDirectory();
         var settings = BoxClient.Settings(podman);
+        AgentHelpers.AddType(settings, "dotenv", ["sh", "-c", "cat .env; stat -L -c 'mode=%a owner=%u' .env"]);
         string token, boxId, container;
         await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: data))
         {
@@ -125,10 +151,18 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
             var (_, next) = await again.RequestAsync(_repo);
             (await again.SettledAsync(next.Id)).Status.ShouldBe("ready");
             (await again.GetAsync(boxId)).Status.ShouldBe("ready");
+            // With its .env back, the box user's alone.
+            await EnvBackAsync(container);
+            (await DotEnvAsync(second, token, boxId)).ShouldBe($"API_KEY={Secret}\nmode=600 owner=10001\n");
         }
         // Only once the server has stopped (it releases its leases in the database on the way out).
         StartupTests.Delete(data);
     }
+
+    /// <summary>Waits until the box's <c>.env</c> is in its memory again, looked at from inside as the box's user.</summary>
+    private Task<string> EnvBackAsync(string container) =>
+        Eventually.UntilAsync(() => podman.ExecAsync(container, "10001", "cat", "/run/covibe/.env"), env => env.Contains("API_KEY"),
+            "the .env is in the box again", TimeSpan.FromSeconds(60));
 
     private static async Task<string> DotEnvAsync(TestServer server, string token, string boxId)
     {
