@@ -23,6 +23,7 @@ internal static class TerminaldCommand
                 {
                     var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
                     await Console.Out.WriteLineAsync($"covibe terminald {TerminalDaemon.Version} listening on {string.Join(", ", addresses)} (WebSocket at /, GET /health, GET /sessions)");
+                    await Console.Out.WriteLineAsync(TerminalDaemon.WhereShellsRun(app.Services));
                 },
                 cancellationToken));
         return command;

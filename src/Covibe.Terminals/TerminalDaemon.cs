@@ -31,8 +31,36 @@ public sealed class TerminaldOptions : IValidatableObject
     /// </summary>
     public string? OrchestratorUrl { get; set; }
 
+    /// <summary>TERMINAL_SANDBOX: <c>on</c> (the default) runs shells in the sandbox (<see cref="TerminaldSandbox"/>); <c>off</c> as this daemon's user.</summary>
+    public string Sandbox { get; set; } = "on";
+
+    /// <summary>TERMINAL_SANDBOX_USER: <c>uid:gid</c> that sandboxed shells run as when the daemon runs as root.</summary>
+    public string SandboxUser { get; set; } = "10001:10001";
+
+    public bool Sandboxed => Sandbox == "on";
+
+    /// <summary>The sandbox user as numbers (valid once validated).</summary>
+    public (uint Uid, uint Gid) SandboxIds
+    {
+        get
+        {
+            var parts = SandboxUser.Split(':');
+            return (uint.Parse(parts[0], System.Globalization.CultureInfo.InvariantCulture), uint.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
+        if (Sandbox is not ("on" or "off"))
+        {
+            yield return new ValidationResult($"TERMINAL_SANDBOX must be 'on' (the default: shells in a bubblewrap sandbox) or 'off' (shells as this daemon's user), not '{Sandbox}'.", [nameof(Sandbox)]);
+        }
+        if (SandboxUser.Split(':') is not [var uid, var gid]
+            || !uint.TryParse(uid, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var u) || u == 0
+            || !uint.TryParse(gid, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var g) || g == 0)
+        {
+            yield return new ValidationResult($"TERMINAL_SANDBOX_USER must be uid:gid of an unprivileged user (not 0), e.g. 10001:10001, not '{SandboxUser}'.", [nameof(SandboxUser)]);
+        }
         if (JwtSecret is not { Length: >= 32 })
         {
             yield return new ValidationResult("JWT_SECRET must be set to the orchestrator's secret, at least 32 characters, e.g. export JWT_SECRET=\"$(openssl rand -base64 48)\".", [nameof(JwtSecret)]);
@@ -58,6 +86,8 @@ public static class TerminalDaemon
         ["JWT_SECRET"] = "Terminald:JwtSecret",
         ["ALLOWED_ORIGINS"] = "Terminald:AllowedOrigins",
         ["ORCHESTRATOR_URL"] = "Terminald:OrchestratorUrl",
+        ["TERMINAL_SANDBOX"] = "Terminald:Sandbox",
+        ["TERMINAL_SANDBOX_USER"] = "Terminald:SandboxUser",
         ["MAX_SESSIONS"] = "Covibe:Terminals:MaxSessions",
         ["MAX_SESSIONS_PER_USER"] = "Covibe:Terminals:MaxSessionsPerUser",
         ["SESSION_TIMEOUT"] = "Covibe:Terminals:SessionTimeoutSeconds",
@@ -116,9 +146,24 @@ public static class TerminalDaemon
                 ? jwt
                 : new OrchestratorAuthenticator(jwt, new Uri(options.OrchestratorUrl), sp.GetRequiredService<IHttpClientFactory>());
         });
+        // Shells in the sandbox unless the operator says otherwise; made (and checked) before the daemon listens.
+        services.AddSingleton<ITerminalLauncher>(sp =>
+        {
+            var options = sp.GetRequiredService<IOptions<TerminaldOptions>>().Value;
+            var local = sp.GetRequiredService<TerminalLaunch>();
+            if (!options.Sandboxed)
+            {
+                return local;
+            }
+            var identity = Directory.CreateTempSubdirectory("covibe-terminald-sandbox-").FullName;
+            sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(() => Directory.Delete(identity, recursive: true));
+            return new TerminaldSandbox(local, TerminaldSandbox.Create(local.Root, identity, options.SandboxIds));
+        });
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        // A sandbox that cannot work here stops the daemon now, saying why, not its first shell.
+        _ = app.Services.GetRequiredService<ITerminalLauncher>();
         app.UseStatusCodePages();
         app.UseWebSockets();
         app.MapGet("/health", (TerminalManager manager, TimeProvider time) => TypedResults.Json(
@@ -131,6 +176,13 @@ public static class TerminalDaemon
         app.MapTerminals("/", (origin, request) => OriginPolicy.IsAllowed(allowed.Value.AllowedOrigins, origin, request));
         return app;
     }
+
+    /// <summary>The start-up line that says where shells run: sandboxed (as whom, with what network) or not.</summary>
+    public static string WhereShellsRun(IServiceProvider services) =>
+        services.GetRequiredService<ITerminalLauncher>() is TerminaldSandbox { Sandbox: var sandbox }
+            ? $"Shells run in a bubblewrap sandbox: TERMINAL_ROOT and the system's programs only, as uid {sandbox.User.Uid}" +
+              (sandbox.IsolatesNetwork ? ", in a network of their own (the internet, not this machine)." : ", in this machine's network.")
+            : "Shells run UNSANDBOXED, as this daemon's user, with what it can reach (TERMINAL_SANDBOX=off).";
 
     private static string LogLevelName(string level) => level.ToLowerInvariant() switch
     {

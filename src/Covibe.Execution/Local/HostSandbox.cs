@@ -168,23 +168,31 @@ public sealed class HostSandbox
             return $"its network needs {string.Join(", ", missing)} (apt-get install slirp4netns iproute2 util-linux)";
         }
         // The whole way a program starts, its network included.
-        var argv = Wrap(["true"], [], "/");
-        var info = new ProcessStartInfo(argv[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in argv.Skip(1))
-        {
-            info.ArgumentList.Add(arg);
-        }
         try
         {
-            using var process = Process.Start(info)!;
-            var error = process.StandardError.ReadToEnd();
-            process.WaitForExit();
-            return process.ExitCode == 0 ? null : $"bubblewrap fails here (exit {process.ExitCode}): {error.Trim()}";
+            var (exitCode, error) = Run(["true"], [], "/");
+            return exitCode == 0 ? null : $"bubblewrap fails here (exit {exitCode}): {error.Trim()}";
         }
         catch (System.ComponentModel.Win32Exception e)
         {
             return $"bubblewrap cannot be run: {e.Message}";
         }
+    }
+
+    /// <summary>Runs <paramref name="argv"/> in the sandbox to its end (a short check): its exit code and what it wrote to stderr.</summary>
+    public (int ExitCode, string Error) Run(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory)
+    {
+        var wrapped = Wrap(argv, mounts, workingDirectory);
+        var info = new ProcessStartInfo(wrapped[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var arg in wrapped.Skip(1))
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var process = Process.Start(info)!;
+        var error = process.StandardError.ReadToEnd();
+        process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, error);
     }
 
     /// <summary>/a, /a/b for /a/b/c.</summary>

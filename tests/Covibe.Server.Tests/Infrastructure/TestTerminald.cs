@@ -39,6 +39,8 @@ public sealed class TestTerminald : IAsyncDisposable
     public static async Task<TestTerminald> StartAsync(IReadOnlyDictionary<string, string>? environment = null, params string[] args)
     {
         var root = Directory.CreateTempSubdirectory("covibe-terminald-").FullName;
+        // As root, sandboxed shells run as the sandbox user: the root is theirs, as the operator is told to make it.
+        Covibe.Execution.UntrustedFiles.GiveTo(root, 10001, 10001);
         var variables = new Hashtable
         {
             ["PORT"] = "0",

@@ -228,7 +228,7 @@ public sealed class TerminalDaemonTests
         var (exit, _, stderr) = await cli.RunAsync(null, "terminald");
         exit.ShouldBe(2);
         stderr.ShouldContain("JWT_SECRET");
-        foreach (var (variable, value) in new[] { ("PORT", "eighty"), ("LOG_LEVEL", "loud"), ("ORCHESTRATOR_URL", "ftp://x"), ("MAX_SESSIONS", "0"), ("SESSION_TIMEOUT", "-5") })
+        foreach (var (variable, value) in new[] { ("PORT", "eighty"), ("LOG_LEVEL", "loud"), ("ORCHESTRATOR_URL", "ftp://x"), ("MAX_SESSIONS", "0"), ("SESSION_TIMEOUT", "-5"), ("TERMINAL_SANDBOX", "maybe"), ("TERMINAL_SANDBOX_USER", "0:0") })
         {
             using var bad = cli.Start(["terminald"], environment: new Dictionary<string, string?> { ["JWT_SECRET"] = TestTerminald.Secret, ["HOST"] = "127.0.0.1", ["PORT"] = "0", [variable] = value });
             var error = await bad.StandardError.ReadToEndAsync();
@@ -238,9 +238,12 @@ public sealed class TerminalDaemonTests
         }
 
         var port = PostgresServer.FreePort();
+        var root = Directory.CreateTempSubdirectory("covibe-terminald-cli-").FullName;
+        Execution.UntrustedFiles.GiveTo(root, 10001, 10001);
         using var process = cli.Start(["terminald"], environment: new Dictionary<string, string?>
         {
             ["JWT_SECRET"] = TestTerminald.Secret,
+            ["TERMINAL_ROOT"] = root,
             ["PORT"] = port.ToString(CultureInfo.InvariantCulture),
             ["HOST"] = "127.0.0.1",
             ["LOG_LEVEL"] = "warn",
@@ -256,6 +259,7 @@ public sealed class TerminalDaemonTests
         {
             process.Kill();
             await process.WaitForExitAsync();
+            Directory.Delete(root, recursive: true);
         }
     }
 }

@@ -31,7 +31,8 @@ public sealed class TerminalTests : IAsyncLifetime
 
         await client.CommandAsync("s1", "tty; stty size; pwd; echo \"$GREETING\"; env | grep -c COVIBE_TEST_SERVER_SECRET; echo nofile=$(ulimit -n) core=$(ulimit -c); echo done-$((40+2))", id: "cmd-1");
         var output = await client.OutputUntilAsync("s1", "done-42");
-        output.ShouldContain("/dev/pts/");
+        // A terminal (in the sandbox, bubblewrap shows the session's terminal as /dev/console).
+        output.ShouldMatch(@"(?s).*/dev/(pts/\d+|console)\r?\n30 100.*");
         output.ShouldContain("30 100");
         output.ShouldContain(Path.Combine(_daemon.Root, "work"));
         output.ShouldContain("hello there");
@@ -54,7 +55,7 @@ public sealed class TerminalTests : IAsyncLifetime
 
         // Back at the prompt (vim discards typeahead as it leaves), then a full-screen monitor.
         var written = (await client.OutputUntilAsync("tui", "written")).IndexOf("written", StringComparison.Ordinal);
-        await client.OutputUntilAsync("tui", "# ", after: written);
+        await client.OutputUntilAsync("tui", "$ ", after: written); // the sandbox's unprivileged user's prompt
         var before = client.Length("tui");
         await client.CommandAsync("tui", "top -d 0.2");
         await client.OutputUntilAsync("tui", "load average", after: before);
@@ -63,7 +64,7 @@ public sealed class TerminalTests : IAsyncLifetime
         {
             await client.InputAsync("tui", "q");
             await Task.Delay(500);
-            return client.Transcript("tui").TrimEnd().EndsWith('#');
+            return client.Transcript("tui").TrimEnd().EndsWith('$');
         }, "top quits and the shell's prompt is back");
         await client.InputAsync("tui", "\u0015"); // Ctrl-U: clear a q typed after top had gone
         await client.CommandAsync("tui", "echo after-top-$((1+1))");
@@ -306,8 +307,9 @@ public sealed class TerminalTests : IAsyncLifetime
         await client.CreateAsync("closing", Sh);
         await client.CommandAsync("closing", "trap '' HUP; sleep 300 & echo job=$! $((1+1))x");
         var output = await client.OutputUntilAsync("closing", " 2x");
-        var job = int.Parse(System.Text.RegularExpressions.Regex.Match(output, @"job=(\d+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         var shell = _daemon.Manager.Find("closing")!.ProcessId;
+        // The job's PID on this machine (the shell's sandbox has PIDs of its own).
+        var job = Covibe.Execution.ProcFs.FindDescendant(shell, argv => argv is ["sleep", "300", ..]) ?? throw new ShouldAssertException("the background job runs");
         await client.SendAsync(new { type = "session", action = "close", id = "closing" });
         await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
         Directory.Exists($"/proc/{shell}").ShouldBeFalse("the shell is gone and reaped");

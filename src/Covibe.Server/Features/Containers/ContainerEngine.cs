@@ -17,6 +17,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
     private DockerClient? _client;
     private ManagedContainers? _containers;
     private volatile EngineCheck _last = new(DateTimeOffset.MinValue, null);
+    private volatile bool _answered;
 
     public DockerClient Client
     {
@@ -87,11 +88,14 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
         return problem;
     }
 
-    /// <summary>Whether the engine is there but does not answer now (stopped, or its socket gone), as opposed to answering, or to never having been set up.</summary>
+    /// <summary>
+    /// Whether the engine answered this node before and does not answer now (stopped, or its socket gone): work for it
+    /// waits. An engine that never answered here is not there (never set up, or not started yet): work for it fails.
+    /// </summary>
     public async Task<bool> DownAsync(CancellationToken cancellationToken)
     {
         await ProblemAsync(cancellationToken);
-        return _last.Unanswered;
+        return _last.Unanswered && _answered;
     }
 
     /// <summary>The engine as last seen, without asking it: <c>ok</c>, <c>unavailable</c>, or null before anyone asked.</summary>
@@ -107,6 +111,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
 
     private void Record(EngineCheck check)
     {
+        _answered |= !check.Unanswered;
         var before = _last;
         _last = check;
         if (check.Problem is not null && before.Problem is null)

@@ -126,7 +126,8 @@ public sealed class ClusterTerminalTests(PostgresServer postgres, RedisServer re
     [Fact]
     public async Task AWatcherOnNodeB_WhoStopsReading_IsHeldBackNotDropped_ThenDetachedWithWhereToCatchUp()
     {
-        var (a, b) = await StartNodesAsync(new() { ["Covibe:Terminals:SlowViewerSeconds"] = "2" });
+        // Long enough that catching up on the scrollback afterwards, relayed between nodes on a busy machine, is not "too slow" again.
+        var (a, b) = await StartNodesAsync(new() { ["Covibe:Terminals:SlowViewerSeconds"] = "5" });
         await using var nodeA = a;
         await using var nodeB = b;
         var (owner, member) = await a.CreateTeamWithMemberAsync("Terminals team");
@@ -177,6 +178,12 @@ public sealed class ClusterTerminalTests(PostgresServer postgres, RedisServer re
         await miguelOnB.SendAsync(new { type = "session", action = "attach", id = "busy", since });
         var again = await miguelOnB.ReceiveAsync(m => TerminalClient.Is(m, "session", "attached"));
         again.GetProperty("from").GetInt64().ShouldBeGreaterThanOrEqualTo(since);
-        await miguelOnB.OutputUntilAsync("busy", "finished-42", TimeSpan.FromSeconds(60), after: seen);
+        var finished = miguelOnB.OutputUntilAsync("busy", "finished-42", TimeSpan.FromSeconds(60), after: seen);
+        var error = miguelOnB.ReceiveAsync(m => m.GetProperty("type").GetString() == "error", TimeSpan.FromSeconds(61), "an error");
+        if (await Task.WhenAny(finished, error) == error && error.IsCompletedSuccessfully)
+        {
+            throw new ShouldAssertException($"Catching up failed: {await error}");
+        }
+        await finished;
     }
 }

@@ -194,17 +194,88 @@ public sealed class IsolationTests : IDisposable
             await AgentRestartTests.WaitHealthyAsync(url);
             await using var client = await TerminalClient.ConnectAsync(new Uri(url), "/", TestTerminald.Token());
             await client.CreateAsync("mine", new { shell = "/bin/sh" });
-            // The shell runs as the daemon's own user: without protection it could read the daemon's secret and forge anyone's token.
+            // The shell runs as the daemon's own user (unprivileged, its sandbox in a user namespace): it could otherwise read
+            // the daemon's secret and forge anyone's token.
             await client.CommandAsync("mine", $"echo as=$(id -u); tr '\\0' '\\n' < /proc/{daemon.Id}/environ; head -c 64 /proc/{daemon.Id}/mem; echo checked-$((6*7))");
             var output = await client.OutputUntilAsync("mine", "checked-42");
             output.ShouldContain("as=65534");
-            output.ShouldContain("Permission denied");
+            output.ShouldContain("No such file or directory", customMessage: "the daemon's process does not exist in the shell's sandbox");
             output.ShouldNotContain(TestTerminald.Secret);
         }
         finally
         {
             daemon.Kill(entireProcessTree: true);
             await daemon.WaitForExitAsync();
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Terminald_SandboxesItsShells_TheyReachNeitherTheDaemonsFilesNorItsProcessNorThisMachinesLoopback()
+    {
+        // A file of the daemon's machine outside the terminal root, readable by anyone; a service on this machine's loopback.
+        var outside = Directory.CreateTempSubdirectory("covibe-terminald-outside-").FullName;
+        var secret = Path.Combine(outside, "secret.txt");
+        await File.WriteAllTextAsync(secret, "outside-secret-5e1f");
+        File.SetUnixFileMode(outside, (UnixFileMode)0b111_101_101);
+        File.SetUnixFileMode(secret, (UnixFileMode)0b110_100_100);
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        var accepted = listener.AcceptTcpClientAsync();
+        await using var daemon = await TestTerminald.StartAsync();
+        try
+        {
+            await using var client = await daemon.ConnectAsync();
+            await client.CreateAsync("walled", new { shell = "/bin/bash" });
+            await client.CommandAsync("walled", $"echo as=$(id -u); cat {secret}; tr '\\0' '\\n' < /proc/{Environment.ProcessId}/environ; " +
+                $"(exec 3<>/dev/tcp/127.0.0.1/{port} && echo loopback=$((3*7))); echo hi > made-here && echo made=$((2+3)); echo checked-$((6*7))");
+            var output = await client.OutputUntilAsync("walled", "checked-42", TimeSpan.FromSeconds(30));
+            output.ShouldContain(Environment.UserName == "root" ? "as=10001" : $"as={Execution.CurrentProcess.User.Uid}");
+            output.ShouldNotContain("outside-secret-5e1f");
+            output.ShouldNotContain(TestTerminald.Secret);
+            output.ShouldContain($"{secret}: No such file or directory");
+            output.ShouldContain($"/proc/{Environment.ProcessId}/environ: No such file or directory");
+            output.ShouldContain("made=5", customMessage: "the terminal root is the shell's to write");
+            File.Exists(Path.Combine(daemon.Root, "made-here")).ShouldBeTrue();
+            if (Environment.UserName == "root")
+            {
+                output.ShouldNotContain("loopback=21");
+                accepted.IsCompleted.ShouldBeFalse("nothing connected to this machine's loopback service");
+            }
+        }
+        finally
+        {
+            listener.Stop();
+            Directory.Delete(outside, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Terminald_WithoutAWorkingSandbox_RefusesToStartSayingHow_UnlessTheOperatorOptsOut()
+    {
+        if (Environment.UserName != "root")
+        {
+            return; // the unwritable root is about the sandbox user of a root daemon; CI runs as root
+        }
+        // A terminal root the sandbox user cannot write: the daemon says how to fix it, or how to opt out.
+        var root = Directory.CreateTempSubdirectory("covibe-terminald-root-").FullName;
+        try
+        {
+            var variables = new System.Collections.Hashtable { ["PORT"] = "0", ["HOST"] = "127.0.0.1", ["JWT_SECRET"] = TestTerminald.Secret, ["TERMINAL_ROOT"] = root };
+            var refused = Should.Throw<InvalidOperationException>(() => Terminals.TerminalDaemon.Build([], variables));
+            refused.Message.ShouldContain($"chown -R 10001:10001 {root}");
+            refused.Message.ShouldContain("TERMINAL_SANDBOX=off");
+
+            // Opted out, explicitly: shells run as the daemon's own user, which the log says at start.
+            await using var unsandboxed = await TestTerminald.StartAsync(new Dictionary<string, string> { ["TERMINAL_SANDBOX"] = "off" });
+            await using var client = await unsandboxed.ConnectAsync();
+            await client.CreateAsync("open", new { shell = "/bin/sh" });
+            await client.CommandAsync("open", "echo as=$(id -u) n=$((6*7))");
+            await client.OutputUntilAsync("open", "as=0 n=42");
+        }
+        finally
+        {
             Directory.Delete(root, recursive: true);
         }
     }
