@@ -76,7 +76,11 @@ public sealed class ClusterRunnerTests(PostgresServer postgres, RedisServer redi
         (await b.WaitFinishedAsync(owner.Auth.AccessToken, ticker.Id, TimeSpan.FromSeconds(60))).Status.ShouldBe("completed");
         var log = machine.LogOf(ticker.Id);
         Encoding.UTF8.GetString(log).ShouldEndWith("tick 150\nticked\n");
+        // The runner's last bytes may reach node B's mirror just after its "completed" (noticed: the status is not held back
+        // for them); they arrive, whole and in order.
+        await Eventually.UntilAsync(() => b.OutputAsync(owner.Auth.AccessToken, ticker.Id), output => output.Length >= log.Length, "the last lines through node B");
         (await b.OutputAsync(owner.Auth.AccessToken, ticker.Id)).ShouldBe(log);
+        await Eventually.UntilAsync(() => a.OutputAsync(owner.Auth.AccessToken, ticker.Id), output => output.Length >= log.Length, "the last lines through node A");
         (await a.OutputAsync(owner.Auth.AccessToken, ticker.Id)).ShouldBe(log);
     
 
