@@ -77,4 +77,5 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(PoolListResponse))]
 [JsonSerializable(typeof(BoxUpdatedMessage))]
 [JsonSerializable(typeof(VmUpdatedMessage))]
+[JsonSerializable(typeof(TeamLimitMessage))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

@@ -30,6 +30,7 @@ public static class HubMessageTypes
     public const string PreviewStatus = "preview_status";
     public const string BoxUpdated = "box_updated";
     public const string VmUpdated = "vm_updated";
+    public const string TeamLimit = "team_limit";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>
@@ -50,6 +51,13 @@ public sealed record PresenceUpdateMessage(string? Status) : HubMessage(HubMessa
 public sealed record TeamJoinedMessage(string TeamId, string UserId, string UserName) : HubMessage(HubMessageTypes.TeamJoined);
 
 public sealed record ChatMessageEvent(long Id, string UserId, string UserName, string Message, DateTime Timestamp, string? ClientId = null) : HubMessage(HubMessageTypes.ChatMessage);
+
+/// <summary>
+/// The team's limits on this machine stopped something of its sandboxed programs (agents, terminals, previews):
+/// <see cref="Limit"/> is <c>memory</c> (processes killed, <see cref="Count"/> since the last notice) or <c>processes</c>
+/// (new processes refused). <see cref="Message"/> says it in words, with the limit.
+/// </summary>
+public sealed record TeamLimitMessage(string Limit, long Count, string Message) : HubMessage(HubMessageTypes.TeamLimit);
 
 /// <summary>Status is <c>online</c>, <c>away</c> or <c>offline</c>; <see cref="Connections"/> counts the member's open tabs and devices.</summary>
 public sealed record PresenceEntry(string UserId, string Name, string Status, int Connections, DateTime? LastSeen);

@@ -28,6 +28,10 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
         await output.WriteLineAsync($"  {await WhereCodeRunsAsync(app, cancellationToken)}");
+        if (TeamLimitsLine(app) is { } limits)
+        {
+            await output.WriteLineAsync($"  {limits}");
+        }
         var previews = app.Services.GetRequiredService<Features.Previews.PreviewUrls>();
         await output.WriteLineAsync($"  Team previews are served on origins of their own: {previews.Origin("{team}")} (PREVIEW_URL behind a proxy).");
         if (AllowedHosts.From(app.Configuration) is null && app.Configuration[AllowedHosts.Setting] is not "*")
@@ -55,6 +59,20 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Health: {url}/health   API description: {url}/openapi/v1.json   Protocol: docs/protocol.md");
         await output.WriteLineAsync("Press Ctrl+C to stop.");
+    }
+
+    /// <summary>What bounds each team's sandboxed programs on this machine, or why nothing does.</summary>
+    private static string? TeamLimitsLine(WebApplication app)
+    {
+        if (!app.Services.GetRequiredService<IOptions<Features.Machines.IsolationOptions>>().Value.IsSandboxed)
+        {
+            return null;
+        }
+        var limits = app.Services.GetRequiredService<Features.Machines.SandboxLimits>();
+        return limits.Groups is { Limits: var l } groups
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"Each team's sandboxed programs together: at most {l.MemoryBytes / (1024 * 1024)} MiB of memory, {l.Cpus:0.##} CPUs, {l.Processes} processes ({groups.Kind}; Covibe:Isolation:Team*).")
+            : $"No limits per team: {limits.Why}. One team's runaway build or fork bomb can starve the others and this server (docs/configuration.md, Covibe:Isolation:TeamLimits).";
     }
 
     /// <summary>Where members' agents and terminals run, and whether that works right now.</summary>

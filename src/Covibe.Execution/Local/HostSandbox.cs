@@ -66,18 +66,28 @@ public sealed class HostSandbox
 
     /// <summary>The argv that runs <paramref name="argv"/> in the sandbox, starting in <paramref name="workingDirectory"/> (a path inside it).</summary>
     /// <param name="dieWithParent">Everything inside ends when the process started goes (a terminal; never an agent, which outlives the server).</param>
-    public List<string> Wrap(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory, bool dieWithParent = false)
+    /// <param name="cgroups">The <c>cgroup.procs</c> files of the group the sandbox joins before it starts (its team's, <see cref="TeamCgroups.Enter"/>).</param>
+    public List<string> Wrap(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory, bool dieWithParent = false,
+        IReadOnlyList<string>? cgroups = null)
     {
-        var bubblewrap = Bubblewrap(argv, mounts, workingDirectory, dieWithParent, IsolatesNetwork);
-        if (!IsolatesNetwork)
+        var wrapped = Bubblewrap(argv, mounts, workingDirectory, dieWithParent, IsolatesNetwork);
+        if (IsolatesNetwork)
         {
-            return bubblewrap;
+            // The launcher connects the new network namespace before the program runs (SandboxNetwork).
+            var handshake = Path.Combine(_identityDirectory, "net", Guid.NewGuid().ToString("N"));
+            Directory.CreateDirectory(handshake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            wrapped = ["sh", "-c", SandboxNetwork.Script, SandboxNetwork.ProgramName, handshake, .. _blockedRoutes, "--", .. wrapped];
         }
-        // The launcher connects the new network namespace before the program runs (SandboxNetwork).
-        var handshake = Path.Combine(_identityDirectory, "net", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(handshake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-        return ["sh", "-c", SandboxNetwork.Script, SandboxNetwork.ProgramName, handshake, .. _blockedRoutes, "--", .. bubblewrap];
+        if (cgroups is { Count: > 0 })
+        {
+            // First of all, with the server's privileges: the launcher joins the group, and everything it starts stays in it.
+            wrapped = ["sh", "-c", JoinScript, "covibe-limits", .. cgroups, "--", .. wrapped];
+        }
+        return wrapped;
     }
+
+    /// <summary>Writes its own PID into each <c>cgroup.procs</c> given before <c>--</c>, then becomes the rest (the same PID).</summary>
+    private const string JoinScript = """while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@" """;
 
     private List<string> Bubblewrap(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory, bool dieWithParent, bool isolate)
     {

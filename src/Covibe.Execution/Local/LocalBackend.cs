@@ -10,7 +10,8 @@ namespace Covibe.Execution.Local;
 /// workspace (at <c>/workspace</c>) and its own runtime directory (at <c>/covibe</c>); without one
 /// (backend <c>local</c>, an operator's explicit choice) it runs with the server's privileges.
 /// </summary>
-public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null) : IExecutionBackend
+/// <remarks>With <see cref="TeamCgroups"/>, each team's sandboxed programs share their team's limits.</remarks>
+public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null, TeamCgroups? cgroups = null) : IExecutionBackend
 {
     public const string BackendName = "local";
     public const string SandboxedName = "sandbox";
@@ -39,7 +40,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
                 ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, Isolated.Runtime, $"{Isolated.Workspace}/{launch.WorkingDirectory}",
                     launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
                 [new SandboxMount(runtime, Isolated.Runtime, Writable: true), new SandboxMount(workspace, Isolated.Workspace, Writable: true)],
-                Isolated.Workspace);
+                Isolated.Workspace, cgroups: Limits(launch.TeamId));
         }
 
         // Its own session, and none of the server's open files: a sandbox launcher that inherited the server's stdout
@@ -116,7 +117,8 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         }
         var workspace = launch.Workspace ?? throw new ArgumentException("A sandboxed shell needs its team's workspace.");
         var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments],
-            [new SandboxMount(workspace, Isolated.Workspace, Writable: true)], Isolated.InWorkspace(workspace, shell.WorkingDirectory), dieWithParent: true);
+            [new SandboxMount(workspace, Isolated.Workspace, Writable: true)], Isolated.InWorkspace(workspace, shell.WorkingDirectory), dieWithParent: true,
+            cgroups: Limits(launch.TeamId));
         return Task.FromResult<IPty>(LocalPty.Start(shell with
         {
             Program = argv[0],
@@ -141,6 +143,23 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
             Native.Kill(match, Native.SIGTERM);
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>The team's group to join (null without per-team limits); a group that cannot be made fails the start, saying why.</summary>
+    private IReadOnlyList<string>? Limits(string? teamId)
+    {
+        if (cgroups is null || teamId is null)
+        {
+            return null;
+        }
+        try
+        {
+            return cgroups.Enter(teamId);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"The team's limits ({cgroups.Kind}) could not be set up on this machine: {e.Message}", e);
+        }
     }
 
     /// <summary>The wrapper shell's PID on this machine: the started process itself, or inside the sandbox below bubblewrap.</summary>

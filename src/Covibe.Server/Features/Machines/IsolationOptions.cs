@@ -43,5 +43,28 @@ public sealed class IsolationOptions
     /// <summary>True: sandboxed programs may also reach private and link-local networks (a company's own git server), not only the internet.</summary>
     public bool SandboxPrivateNetworks { get; set; }
 
+    /// <summary>False: no limits per team (each team's sandboxed programs share the machine with everything else).</summary>
+    public bool TeamLimits { get; set; } = true;
+
+    /// <summary>Memory all of one team's sandboxed programs may use together, in MiB; 0: half of this machine's.</summary>
+    [Range(0, 16_777_216)]
+    public int TeamMemoryMiB { get; set; }
+
+    /// <summary>CPUs all of one team's sandboxed programs may use together; 0: all but one of this machine's (at least half of one).</summary>
+    [Range(0, 4096)]
+    public double TeamCpus { get; set; }
+
+    /// <summary>Processes one team's sandboxed programs may have at once (a fork bomb stops here).</summary>
+    [Range(16, 1_000_000)]
+    public int TeamProcesses { get; set; } = 1024;
+
+    /// <summary>The limits, with the machine's own figures for the automatic ones.</summary>
+    public Execution.Local.TeamLimits Limits()
+    {
+        var memory = TeamMemoryMiB > 0 ? TeamMemoryMiB * 1024L * 1024 : GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+        var cpus = TeamCpus > 0 ? TeamCpus : Math.Max(0.5, Environment.ProcessorCount - 1);
+        return new Execution.Local.TeamLimits(memory, cpus, TeamProcesses);
+    }
+
     public bool IsSandboxed => HostExecution == Sandbox;
 }

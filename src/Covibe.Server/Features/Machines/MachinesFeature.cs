@@ -31,8 +31,9 @@ public static class MachinesFeature
         services.AddSingleton(sp => new Sandboxes(sp.GetRequiredService<SandboxOnce>(), sp.GetRequiredService<IOptions<IsolationOptions>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SandboxOnce>().Get(sp.GetRequiredService<IOptions<IsolationOptions>>().Value));
         AddBackend(services, LocalBackend.BackendName, sp => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
+        services.AddSingleton(sp => new SandboxLimits(sp.GetRequiredService<IOptions<IsolationOptions>>().Value, sp.GetRequiredService<IOptions<ServerOptions>>().Value));
         AddBackend(services, LocalBackend.SandboxedName, sp =>
-            new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>()));
+            new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>(), sp.GetRequiredService<SandboxLimits>().Groups));
         AddBackend(services, SshBackend.BackendName, sp => new SshBackend(
             sp.GetRequiredService<SshClient>(), sp.GetRequiredService<VmConnector>().ConnectAsync, sp.GetRequiredService<Workspaces>().RuntimeRoot));
         services.AddSingleton(sp =>
@@ -46,6 +47,7 @@ public static class MachinesFeature
         AddBackend(services, ContainerExecBackend.BackendName, sp => new ContainerExecBackend(() => sp.GetRequiredService<ContainerEngine>().Containers));
         services.AddSingleton<ExecutionBackends>();
         services.AddSingleton<MachineResolver>();
+        services.AddHostedService<TeamLimitsWatch>();
         return services;
     }
 
