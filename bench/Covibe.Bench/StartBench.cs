@@ -23,25 +23,26 @@ static class StartBench
         var work = Path.Combine(Path.GetTempPath(), "covibe-start-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(work);
         await using var podman = await BenchPodman.StartAsync(work);
-        Console.WriteLine($"{"where",-10} {"agent start p50/p99/max",-28} {"terminal open p50/p99",-24} {"terminal attach p50/p99",-24}");
-        foreach (var containers in (bool[])[false, true])
+        Console.WriteLine($"{"where",-24} {"agent start p50/p99/max",-28} {"terminal open p50/p99",-24} {"terminal attach p50/p99",-24}");
+        // The sandbox without and with limits per team (issue 24: what joining the team's cgroup costs), then a container.
+        foreach (var (containers, teamLimits, name) in ((bool, bool, string)[])[(false, false, "sandbox, no team limits"), (false, true, "sandbox"), (true, true, "container")])
         {
-            var (start, open, attach) = await RunServerAsync(work, containers, agents, terminals);
-            Console.WriteLine($"{(containers ? "container" : "sandbox"),-10} {Ms(start),-28} {Ms(open, max: false),-24} {Ms(attach, max: false),-24}");
+            var (start, open, attach) = await RunServerAsync(work, containers, teamLimits, agents, terminals);
+            Console.WriteLine($"{name,-24} {Ms(start),-28} {Ms(open, max: false),-24} {Ms(attach, max: false),-24}");
         }
     }
 
     private static string Ms(long[] sorted, bool max = true) =>
         $"{Measure.Percentile(sorted, 0.5)} / {Measure.Percentile(sorted, 0.99)}{(max ? $" / {sorted[^1]}" : "")} ms";
 
-    private static async Task<(long[] Start, long[] Open, long[] Attach)> RunServerAsync(string work, bool containers, int agents, int terminals)
+    private static async Task<(long[] Start, long[] Open, long[] Attach)> RunServerAsync(string work, bool containers, bool teamLimits, int agents, int terminals)
     {
-        var data = Path.Combine(work, containers ? "data-container" : "data-sandbox");
+        var data = Path.Combine(work, containers ? "data-container" : teamLimits ? "data-sandbox" : "data-sandbox-unlimited");
         var url = $"http://127.0.0.1:{Measure.FreePort()}";
         using var server = Measure.StartServer(data, url, "--Covibe:Agents:SpawnsPerMinute=10000", "--Covibe:Agents:MaxActivePerTeam=10000",
             "--Covibe:Agents:Types:hello:Command:0=sh", "--Covibe:Agents:Types:hello:Command:1=-c", "--Covibe:Agents:Types:hello:Command:2=echo first",
             "--Covibe:Terminals:DefaultShell=/bin/sh", "--Covibe:Terminals:MaxSessionsPerUser=1000", "--Covibe:Terminals:MaxSessions=1000",
-            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench");
+            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Isolation:TeamLimits={teamLimits}", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench");
         try
         {
             await Measure.WaitHealthyAsync(url);

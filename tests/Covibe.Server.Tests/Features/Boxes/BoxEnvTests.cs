@@ -21,8 +21,7 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
     {
         _repo.Commit("first", new() { ["README.md"] = "v1\n", [".gitignore"] = ".env\n" });
         var logs = new LogSink();
-        var settings = BoxClient.Settings(podman);
-        AgentHelpers.AddType(settings, "dotenv", ["sh", "-c", "cat .env; stat -L -c 'mode=%a owner=%u' .env"]);
+        var settings = DotEnvSettings();
         await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
         var owner = await server.CreateTeamAsync();
         using var sarah = new BoxClient(server, owner.Auth.AccessToken);
@@ -103,8 +102,7 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
     {
         _repo.Commit("first", new() { ["README.md"] = "v1\n", [".gitignore"] = ".env\n" });
         var logs = new LogSink();
-        var settings = BoxClient.Settings(podman);
-        AgentHelpers.AddType(settings, "dotenv", ["sh", "-c", "cat .env; stat -L -c 'mode=%a owner=%u' .env"]);
+        var settings = DotEnvSettings();
         await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
         var owner = await server.CreateTeamAsync();
         using var sarah = new BoxClient(server, owner.Auth.AccessToken);
@@ -128,8 +126,7 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
     {
         _repo.Commit("first", new() { ["README.md"] = "v1\n", [".gitignore"] = ".env\n" });
         var data = StartupTests.TempDirectory();
-        var settings = BoxClient.Settings(podman);
-        AgentHelpers.AddType(settings, "dotenv", ["sh", "-c", "cat .env; stat -L -c 'mode=%a owner=%u' .env"]);
+        var settings = DotEnvSettings();
         string token, boxId, container;
         await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: data))
         {
@@ -157,6 +154,14 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
         }
         // Only once the server has stopped (it releases its leases in the database on the way out).
         StartupTests.Delete(data);
+    }
+
+    /// <summary>Boxes in the test's Podman, and an agent type, <c>dotenv</c>, that prints the box's <c>.env</c>, its mode and owner.</summary>
+    private Dictionary<string, string> DotEnvSettings()
+    {
+        var settings = BoxClient.Settings(podman);
+        AgentHelpers.AddType(settings, "dotenv", ["sh", "-c", "cat .env; stat -L -c 'mode=%a owner=%u' .env"]);
+        return settings;
     }
 
     /// <summary>Waits until the box's <c>.env</c> is in its memory again, looked at from inside as the box's user.</summary>
