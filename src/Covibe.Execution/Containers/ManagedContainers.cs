@@ -163,11 +163,28 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
 
     /// <summary>The containers Covibe made (labelled <c>covibe.managed</c>), running or not.</summary>
     public Task<IList<ContainerListResponse>> ListManagedAsync(CancellationToken cancellationToken) =>
-        ReachAsync(() => docker.Containers.ListContainersAsync(new ContainersListParameters
+        ReachAsync(async () =>
         {
-            All = true,
-            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ManagedLabel}=true"] = true } },
-        }, cancellationToken), cancellationToken);
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    return await docker.Containers.ListContainersAsync(new ContainersListParameters
+                    {
+                        All = true,
+                        Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ManagedLabel}=true"] = true } },
+                    }, cancellationToken);
+                }
+                catch (DockerApiException e) when (attempt < 3 && RemovedWhileListed(e))
+                {
+                    // Podman 4.3 fails a whole list when a container is removed while it lists: list again.
+                }
+            }
+        }, cancellationToken);
+
+    /// <summary>Podman's answer to a list that met a container being removed (500, "container not known").</summary>
+    public static bool RemovedWhileListed(DockerApiException e) =>
+        e.StatusCode == System.Net.HttpStatusCode.InternalServerError && e.ResponseBody?.Contains("container not known", StringComparison.Ordinal) == true;
 
     /// <summary>Runs a short shell command in the container as its own user and waits for it.</summary>
     public async Task ExecAsync(string container, string script, CancellationToken cancellationToken)

@@ -142,6 +142,10 @@ async function onMessage(message) {
     case 'preview_updated':
       showcase.onUpdated(message);
       break;
+    case 'team_limit':
+      // The team's limits on the server stopped something (a build killed for memory, a fork refused): say why.
+      alertLive(message.message);
+      break;
     case 'error':
       if (message.code === 'session_revoked') signOut();
       else if (message.requestType === 'join_team') { await refresh(); hub.drop(); }

@@ -90,6 +90,48 @@ public sealed class PodmanService : IAsyncLifetime
                 return false;
             }
         }, "podman answers again", TimeSpan.FromSeconds(30));
+        await RepairAsync();
+    }
+
+    /// <summary>
+    /// A service killed while it removed a container leaves it in Podman's database but not in its storage, and every list
+    /// fails on it from then on ("container not known"): such containers are removed with the CLI, as an operator would.
+    /// </summary>
+    private async Task RepairAsync()
+    {
+        for (var i = 0; i < 10; i++)
+        {
+            try
+            {
+                await Client.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true });
+                return;
+            }
+            catch (DockerApiException e) when (Covibe.Execution.Containers.ManagedContainers.RemovedWhileListed(e)
+                && System.Text.RegularExpressions.Regex.Match(e.ResponseBody ?? "", "store \\\\\"([0-9a-f]{64})") is { Success: true } broken)
+            {
+                var info = new ProcessStartInfo("podman", ["--root", Path.Combine(_directory, "root"), "--runroot", Path.Combine(_directory, "run"),
+                    "rm", "--force", broken.Groups[1].Value]) { RedirectStandardError = true, RedirectStandardOutput = true };
+                info.Environment["CONTAINERS_CONF"] = Path.Combine(_directory, "containers.conf");
+                using var rm = Process.Start(info)!;
+                await rm.WaitForExitAsync();
+            }
+        }
+    }
+
+    /// <summary>Every container of this Podman, listed again when a container removed meanwhile fails the list (Podman 4.3).</summary>
+    public async Task<IList<Docker.DotNet.Models.ContainerListResponse>> ListAsync()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await Client.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true });
+            }
+            catch (DockerApiException e) when (attempt < 3 && Covibe.Execution.Containers.ManagedContainers.RemovedWhileListed(e))
+            {
+                // Listed again.
+            }
+        }
     }
 
     /// <summary>Runs <paramref name="argv"/> in a running container as <paramref name="user"/>; answers what it printed (stdout and stderr).</summary>

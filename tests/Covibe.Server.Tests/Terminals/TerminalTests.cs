@@ -309,7 +309,8 @@ public sealed class TerminalTests : IAsyncLifetime
         var output = await client.OutputUntilAsync("closing", " 2x");
         var shell = _daemon.Manager.Find("closing")!.ProcessId;
         // The job's PID on this machine (the shell's sandbox has PIDs of its own).
-        var job = Covibe.Execution.ProcFs.FindDescendant(shell, argv => argv is ["sleep", "300", ..]) ?? throw new ShouldAssertException("the background job runs");
+        var job = await Eventually.UntilAsync(() => Task.FromResult(Covibe.Execution.ProcFs.FindDescendant(shell, argv => argv is ["sleep", "300", ..]) ?? 0),
+            pid => pid > 0, "the background job runs");
         await client.SendAsync(new { type = "session", action = "close", id = "closing" });
         await client.ReceiveAsync(m => TerminalClient.Is(m, "session", "closed"));
         Directory.Exists($"/proc/{shell}").ShouldBeFalse("the shell is gone and reaped");

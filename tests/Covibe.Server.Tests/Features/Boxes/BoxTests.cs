@@ -76,7 +76,7 @@ public sealed class BoxTests(PodmanService podman) : IDisposable
         (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await sarah.GetAsync(box.Id)).Status.ShouldBe("released");
         var name = $"covibes_box_{owner.Auth.Team.Id}_{box.Id}";
-        await Eventually.UntilAsync(async () => (await podman.Client.Containers.ListContainersAsync(new() { All = true })).Any(c => c.Names.Contains("/" + name)),
+        await Eventually.UntilAsync(async () => (await podman.ListAsync()).Any(c => c.Names.Contains("/" + name)),
             exists => !exists, "the released box's container is removed");
         await Eventually.UntilAsync(() => Task.FromResult(Directory.Exists(Path.Combine(server.DataDirectory, "boxes", box.Id))), exists => !exists, "its files are removed");
         // Nothing runs in a released box.

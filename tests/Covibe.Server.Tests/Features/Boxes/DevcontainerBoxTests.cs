@@ -127,7 +127,7 @@ public sealed class DevcontainerBoxTests(PodmanService podman) : IDisposable
         var log = await again.LogAsync(boxId);
         box.Status.ShouldBe("ready", log);
         log.ShouldContain("Picked up again after an interruption");
-        var containers = await podman.Client.Containers.ListContainersAsync(new() { All = true });
+        var containers = await podman.ListAsync();
         containers.Count(c => c.Labels.TryGetValue("covibe.box", out var id) && id == boxId).ShouldBe(1, "one container for the box, none orphaned");
         using var client = second.Client(token);
         var spawned = await client.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("look", "inside", BoxId: boxId));

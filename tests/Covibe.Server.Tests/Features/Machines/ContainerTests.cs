@@ -36,7 +36,7 @@ public sealed class ContainerTests(PodmanService podman)
         // Seed 003's name, and our labels: whose it is, for the team and for reconciling.
         var name = $"covibes_agent_{owner.Auth.Team.Id}_{agent.Id}";
         var container = await Eventually.UntilAsync(
-            async () => (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).FirstOrDefault(c => c.Names.Contains("/" + name)),
+            async () => (await podman.ListAsync()).FirstOrDefault(c => c.Names.Contains("/" + name)),
             c => c is not null, "the agent's container exists");
         container!.Labels["covibe.team"].ShouldBe(owner.Auth.Team.Id);
         container.Labels["covibe.agent"].ShouldBe(agent.Id);
@@ -54,7 +54,7 @@ public sealed class ContainerTests(PodmanService podman)
         File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "from-agent.txt")).ShouldBe("shared\n");
         // A finished agent's container is removed; its output stays with the server.
         await Eventually.UntilAsync(
-            async () => (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).Any(c => c.Names.Contains("/" + name)),
+            async () => (await podman.ListAsync()).Any(c => c.Names.Contains("/" + name)),
             exists => !exists, "the finished agent's container is removed");
     }
 
@@ -314,7 +314,7 @@ public sealed class ContainerTests(PodmanService podman)
         await podman.Client.Containers.StartContainerAsync(orphan, new ContainerStartParameters());
         var report = await reconciler.ReconcileAsync(CancellationToken.None);
         report.OrphansRemoved.ShouldContain(orphan);
-        (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true })).ShouldNotContain(c => c.Names.Contains("/" + orphan));
+        (await podman.ListAsync()).ShouldNotContain(c => c.Names.Contains("/" + orphan));
     }
 
     [Fact]
@@ -461,8 +461,7 @@ public sealed class ContainerTests(PodmanService podman)
                 ["--Covibe:Containers:Agents=true", $"--Covibe:Containers:Host={podman.DockerHost}", $"--Covibe:Containers:Image={PodmanService.Image}"],
                 async agentId =>
                 {
-                    container = (await podman.Client.Containers.ListContainersAsync(new ContainersListParameters { All = true }))
-                        .Single(c => c.Labels.TryGetValue("covibe.agent", out var id) && id == agentId).ID;
+                    container = (await podman.ListAsync()).Single(c => c.Labels.TryGetValue("covibe.agent", out var id) && id == agentId).ID;
                 },
                 async _ => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running.ShouldBeTrue("the container outlives a killed server"),
                 async agentId => (await podman.Client.Containers.InspectContainerAsync(container)).State!.Running.ShouldBeTrue());

@@ -54,7 +54,7 @@ public sealed class PreviewContainerTests(PodmanService podman) : IDisposable
         log.ShouldContain("COPY server.js");
 
         // The replaced version's container is stopped and removed once it has drained.
-        await Eventually.UntilAsync(async () => !(await podman.Client.Containers.ListContainersAsync(new() { All = true }))
+        await Eventually.UntilAsync(async () => !(await podman.ListAsync())
             .Any(c => c.Names.Any(n => n.Contains(live.Latest.Id, StringComparison.Ordinal))), "the first version's container removed", TimeSpan.FromSeconds(60));
     }
 
