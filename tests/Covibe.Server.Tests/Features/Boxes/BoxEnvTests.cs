@@ -114,7 +114,8 @@ public sealed class BoxEnvTests(PodmanService podman) : IDisposable
         var container = $"covibes_box_{owner.Auth.Team.Id}_{box.Id}";
         await podman.Client.Containers.RestartContainerAsync(container, new() { WaitBeforeKillSeconds = 1 });
         await EnvBackAsync(container);
-        logs.Lines.ShouldContain(line => line.Contains("started again: its .env is written into it again"));
+        await Eventually.UntilAsync(() => Task.FromResult(logs.Lines.Any(line => line.Contains("started again: its .env is written into it again"))),
+            "the log says the box got its .env back"); // said once the write has returned
         logs.Lines.ShouldAllBe(line => !line.Contains(Secret));
         await DiskScan.ShouldNotHoldAsync(server.DataDirectory, Secret, "API_KEY");
         // As the box's user alone (what the agent prints is its output, so after the scan).
