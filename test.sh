@@ -44,4 +44,12 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 if [ "$(id -u)" -eq 0 ] && [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
   sysctl -qw fs.inotify.max_user_instances=1024 || echo "Could not raise fs.inotify.max_user_instances; a full run may exceed 128." >&2
 fi
-dotnet test Covibe.sln -c Release "$@"
+# Each test server makes its own group of per-team cgroups (named after its temp data directory); their agents may outlive
+# it, so the groups they leave are removed here, once empty (rmdir refuses a group with a process in it).
+remove_test_cgroups() {
+  find /sys/fs/cgroup -depth -type d \( -name 'team-*' -o -name 'covibe-[0-9a-f]*' \) -path '*covibe-*' -exec rmdir {} + 2>/dev/null || true
+}
+status=0
+dotnet test Covibe.sln -c Release "$@" || status=$?
+remove_test_cgroups
+exit $status

@@ -114,8 +114,10 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
         _answered |= !check.Unanswered;
         var before = _last;
         _last = check;
-        if (check.Problem is not null && before.Problem is null)
+        if (check.Problem is not null && before.Problem is null && (_answered || !check.Unanswered))
         {
+            // Said when an engine that answered stops, or one that answers lacks the image; an engine never reached
+            // here is not "down" (a server without one says so in its banner and on /health when containers are on).
             ContainersLog.EngineDown(logger, check.Problem);
         }
         else if (check.Problem is null && before is { Problem: not null, Known: true })
