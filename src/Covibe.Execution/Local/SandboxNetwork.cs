@@ -56,10 +56,14 @@ public static class SandboxNetwork
           slirp4netns --mtu=65520 --disable-host-loopback --ready-fd 5 --exit-fd 8 "$pid" tap0 5>"$st/ready" 8<"$st/alive" &
           n=0
           until [ -s "$st/ready" ] || [ "$n" -gt 1000 ]; do n=$((n + 1)); sleep 0.01; done
-          # Only tap0 is configured here: bubblewrap sets up the namespace's loopback itself, meanwhile.
-          nsenter -t "$pid" -n sh -c '
-            ip link set tap0 mtu 65520 up && ip addr add 10.0.2.100/24 dev tap0 && ip route add default via 10.0.2.2 dev tap0
-            for route in "$@"; do ip route add blackhole "$route"; done' covibe-net $routes
+          # Only tap0 is configured here: bubblewrap sets up the namespace's loopback itself, meanwhile. One `ip` for all of
+          # it (a batch stops at its first error, as a chain of && did): starting a program is what a start costs.
+          {
+            printf '%s\n' "link set tap0 mtu 65520 up" "addr add 10.0.2.100/24 dev tap0" "route add default via 10.0.2.2 dev tap0"
+            for route in $routes; do printf 'route add blackhole %s\n' "$route"; done
+          } > "$st/ip"
+          # Not connected as it must be (its routes above all): the sandbox ends before its program starts.
+          nsenter -t "$pid" -n ip -batch "$st/ip" || { kill -KILL "$pid"; exit 1; }
           printf x >&4
           rm -rf "$st"
         ) </dev/null >/dev/null 2>&1 &
