@@ -12,7 +12,7 @@ public static class Isolated
     /// <summary>Where such a job sees <paramref name="path"/>, a path of this machine in <paramref name="workspace"/>.</summary>
     public static string InWorkspace(string workspace, string path) => Workspace + path[workspace.Length..];
 
-    /// <summary><paramref name="environment"/> for the user a job there runs as: <c>covibe</c>, at home in the workspace.</summary>
-    public static Dictionary<string, string> AsUser(IReadOnlyDictionary<string, string> environment) =>
-        new(environment) { ["HOME"] = Workspace, ["USER"] = "covibe", ["LOGNAME"] = "covibe" };
+    /// <summary><paramref name="environment"/> for the user a job there runs as: <c>covibe</c>, at home in the workspace (or <paramref name="home"/>).</summary>
+    public static Dictionary<string, string> AsUser(IReadOnlyDictionary<string, string> environment, string home = Workspace) =>
+        new(environment) { ["HOME"] = home, ["USER"] = "covibe", ["LOGNAME"] = "covibe" };
 }

@@ -19,20 +19,8 @@ public sealed class TerminaldSandbox(TerminalLaunch local, HostSandbox sandbox) 
     public async Task<TerminalStart> StartInfoAsync(TerminalUser user, string sessionId, TerminalConfig? config, CancellationToken cancellationToken)
     {
         var start = await local.StartInfoAsync(user, sessionId, config, cancellationToken);
-        var info = start.Info;
-        // setsid inside: the shell leads its own session there, the PTY its controlling terminal (as a sandboxed shell of the server's).
-        var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", info.Program, .. info.Arguments],
-            [new SandboxMount(local.Root, local.Root, Writable: true)], info.WorkingDirectory, dieWithParent: true);
-        var environment = new Dictionary<string, string>(info.Environment, StringComparer.Ordinal)
-        {
-            ["HOME"] = local.Root,
-            ["USER"] = "covibe",
-            ["LOGNAME"] = "covibe",
-        };
-        return start with
-        {
-            Info = info with { Program = argv[0], Arguments = argv[1..], WorkingDirectory = "/", Environment = environment, ControllingTerminalInside = true },
-        };
+        // The root is mounted at its own path: working directories and `cwd` of commands mean the same in there.
+        return start with { Info = sandbox.WrapShell(start.Info, [new SandboxMount(local.Root, local.Root, Writable: true)], start.Info.WorkingDirectory, local.Root) };
     }
 
     /// <summary>

@@ -86,6 +86,25 @@ public sealed class HostSandbox
         return wrapped;
     }
 
+    /// <summary>
+    /// <paramref name="shell"/> on a terminal in the sandbox, starting in <paramref name="workingDirectory"/> (a path inside
+    /// it), at home in <paramref name="home"/>: it leads a session of its own in there (<c>setsid --ctty</c>, the terminal
+    /// its controlling one) so job control works in the sandbox's PID namespace, and everything inside ends with it.
+    /// </summary>
+    public PtyStartInfo WrapShell(PtyStartInfo shell, IReadOnlyList<SandboxMount> mounts, string workingDirectory, string home,
+        IReadOnlyList<string>? cgroups = null)
+    {
+        var argv = Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments], mounts, workingDirectory, dieWithParent: true, cgroups);
+        return shell with
+        {
+            Program = argv[0],
+            Arguments = argv[1..],
+            WorkingDirectory = "/",
+            Environment = Isolated.AsUser(shell.Environment, home),
+            ControllingTerminalInside = true,
+        };
+    }
+
     /// <summary>Writes its own PID into each <c>cgroup.procs</c> given before <c>--</c>, then becomes the rest (the same PID).</summary>
     private const string JoinScript = """while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@" """;
 
@@ -193,14 +212,14 @@ public sealed class HostSandbox
     public (int ExitCode, string Error) Run(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory)
     {
         var wrapped = Wrap(argv, mounts, workingDirectory);
-        var info = new ProcessStartInfo(wrapped[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        // Only stderr is read (a check prints nothing on stdout, which is left as it is): no pipe fills unread.
+        var info = new ProcessStartInfo(wrapped[0]) { RedirectStandardError = true, UseShellExecute = false };
         foreach (var arg in wrapped.Skip(1))
         {
             info.ArgumentList.Add(arg);
         }
         using var process = Process.Start(info)!;
         var error = process.StandardError.ReadToEnd();
-        process.StandardOutput.ReadToEnd();
         process.WaitForExit();
         return (process.ExitCode, error);
     }

@@ -116,17 +116,8 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
             return Task.FromResult<IPty>(LocalPty.Start(shell));
         }
         var workspace = launch.Workspace ?? throw new ArgumentException("A sandboxed shell needs its team's workspace.");
-        var argv = sandbox.Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments],
-            [new SandboxMount(workspace, Isolated.Workspace, Writable: true)], Isolated.InWorkspace(workspace, shell.WorkingDirectory), dieWithParent: true,
-            cgroups: Limits(launch.TeamId));
-        return Task.FromResult<IPty>(LocalPty.Start(shell with
-        {
-            Program = argv[0],
-            Arguments = argv[1..],
-            WorkingDirectory = "/",
-            Environment = Isolated.AsUser(shell.Environment),
-            ControllingTerminalInside = true,
-        }));
+        return Task.FromResult<IPty>(LocalPty.Start(sandbox.WrapShell(shell, [new SandboxMount(workspace, Isolated.Workspace, Writable: true)],
+            Isolated.InWorkspace(workspace, shell.WorkingDirectory), Isolated.Workspace, Limits(launch.TeamId))));
     }
 
     public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken)
