@@ -98,13 +98,14 @@ public sealed class BoxProvisioner(
         List<(string Id, bool Pool)> waiting;
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
         {
-            // Boxes of a kind that cannot be made now (its container engine does not answer) wait, counting no attempt.
+            // Boxes of a kind that cannot be made now (its container engine does not answer) wait, counting no attempt;
+            // only the kinds of boxes waiting are asked (an idle server does not call the engine every pass).
             var down = new List<string>();
-            foreach (var kind in kinds.All)
+            foreach (var backend in await db.Boxes.Where(b => b.Status == BoxStatuses.Provisioning).Select(b => b.Backend).Distinct().ToListAsync(cancellationToken))
             {
-                if (await kind.UnreachableAsync(cancellationToken))
+                if (await kinds.Named(backend).UnreachableAsync(cancellationToken))
                 {
-                    down.Add(kind.Name);
+                    down.Add(backend);
                 }
             }
             waiting = (await db.Boxes.AsNoTracking()

@@ -60,6 +60,7 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
             return last.Problem;
         }
         string? problem = null;
+        var unanswered = false;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -81,10 +82,9 @@ public sealed class ContainerEngine(IOptions<ContainersOptions> options, Contain
                 throw;
             }
             problem = DoesNotAnswer(e);
-            Record(new EngineCheck(now, problem, Unanswered: true));
-            return problem;
+            unanswered = true;
         }
-        Record(new EngineCheck(now, problem));
+        Record(new EngineCheck(now, problem, unanswered));
         return problem;
     }
 

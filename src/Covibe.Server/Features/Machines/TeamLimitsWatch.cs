@@ -28,19 +28,20 @@ public sealed class TeamLimitsWatch(SandboxLimits limits, ITeamEvents events, Ti
                 var before = _seen.GetValueOrDefault(teamId, new TeamLimitEvents(0, 0));
                 _seen[teamId] = now;
                 var l = groups.Limits;
-                if (now.OomKills > before.OomKills)
-                {
-                    var message = $"Your team's programs on this server reached the team's memory limit ({l.MemoryBytes / (1024 * 1024)} MiB): {now.OomKills - before.OomKills} process(es) were stopped.";
-                    MachinesLog.TeamLimitReached(logger, teamId, "memory", message);
-                    events.Publish(teamId, new TeamLimitMessage("memory", now.OomKills - before.OomKills, message));
-                }
-                if (now.ForksRefused > before.ForksRefused)
-                {
-                    var message = $"Your team's programs on this server reached the team's process limit ({l.Processes}): new processes were refused.";
-                    MachinesLog.TeamLimitReached(logger, teamId, "processes", message);
-                    events.Publish(teamId, new TeamLimitMessage("processes", now.ForksRefused - before.ForksRefused, message));
-                }
+                Tell(teamId, "memory", now.OomKills - before.OomKills,
+                    $"Your team's programs on this server reached the team's memory limit ({l.MemoryBytes / (1024 * 1024)} MiB): {now.OomKills - before.OomKills} process(es) were stopped.");
+                Tell(teamId, "processes", now.ForksRefused - before.ForksRefused,
+                    $"Your team's programs on this server reached the team's process limit ({l.Processes}): new processes were refused.");
             }
+        }
+    }
+
+    private void Tell(string teamId, string limit, long count, string message)
+    {
+        if (count > 0)
+        {
+            MachinesLog.TeamLimitReached(logger, teamId, limit, message);
+            events.Publish(teamId, new TeamLimitMessage(limit, count, message));
         }
     }
 }
