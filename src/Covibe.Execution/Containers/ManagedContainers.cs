@@ -163,24 +163,27 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
 
     /// <summary>The containers Covibe made (labelled <c>covibe.managed</c>), running or not.</summary>
     public Task<IList<ContainerListResponse>> ListManagedAsync(CancellationToken cancellationToken) =>
-        ReachAsync(async () =>
+        ReachAsync(() => ListAsync(docker, new ContainersListParameters
         {
-            for (var attempt = 1; ; attempt++)
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ManagedLabel}=true"] = true } },
+        }, cancellationToken), cancellationToken);
+
+    /// <summary>The engine's containers, listed again when a container removed meanwhile failed the list (Podman 4.3 fails all of it then).</summary>
+    public static async Task<IList<ContainerListResponse>> ListAsync(DockerClient docker, ContainersListParameters parameters, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
             {
-                try
-                {
-                    return await docker.Containers.ListContainersAsync(new ContainersListParameters
-                    {
-                        All = true,
-                        Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{ManagedLabel}=true"] = true } },
-                    }, cancellationToken);
-                }
-                catch (DockerApiException e) when (attempt < 3 && RemovedWhileListed(e))
-                {
-                    // Podman 4.3 fails a whole list when a container is removed while it lists: list again.
-                }
+                return await docker.Containers.ListContainersAsync(parameters, cancellationToken);
             }
-        }, cancellationToken);
+            catch (DockerApiException e) when (attempt < 3 && RemovedWhileListed(e))
+            {
+                // Listed again.
+            }
+        }
+    }
 
     /// <summary>Podman's answer to a list that met a container being removed (500, "container not known").</summary>
     public static bool RemovedWhileListed(DockerApiException e) =>

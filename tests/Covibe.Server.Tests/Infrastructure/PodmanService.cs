@@ -119,20 +119,8 @@ public sealed class PodmanService : IAsyncLifetime
     }
 
     /// <summary>Every container of this Podman, listed again when a container removed meanwhile fails the list (Podman 4.3).</summary>
-    public async Task<IList<Docker.DotNet.Models.ContainerListResponse>> ListAsync()
-    {
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                return await Client.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true });
-            }
-            catch (DockerApiException e) when (attempt < 3 && Covibe.Execution.Containers.ManagedContainers.RemovedWhileListed(e))
-            {
-                // Listed again.
-            }
-        }
-    }
+    public Task<IList<Docker.DotNet.Models.ContainerListResponse>> ListAsync() =>
+        Covibe.Execution.Containers.ManagedContainers.ListAsync(Client, new Docker.DotNet.Models.ContainersListParameters { All = true }, CancellationToken.None);
 
     /// <summary>Runs <paramref name="argv"/> in a running container as <paramref name="user"/>; answers what it printed (stdout and stderr).</summary>
     public async Task<string> ExecAsync(string container, string user, params string[] argv)
