@@ -47,7 +47,7 @@ fi
 # Each test server makes its own group of per-team cgroups (named after its temp data directory); their agents may outlive
 # it, so the groups they leave are removed here, once empty (rmdir refuses a group with a process in it).
 remove_test_cgroups() {
-  find /sys/fs/cgroup -depth -type d \( -name 'team-*' -o -name 'covibe-[0-9a-f]*' \) -path '*covibe-*' -exec rmdir {} + 2>/dev/null || true
+  find /sys/fs/cgroup -depth -type d \( -name 'team-*' -o -name 'covibe-*' \) -path '*covibe-*' -exec rmdir {} + 2>/dev/null || true
 }
 status=0
 dotnet test Covibe.sln -c Release "$@" || status=$?

@@ -41,6 +41,10 @@ public sealed partial class TeamCgroups
     public static TeamCgroups? Detect(string instance, TeamLimits limits, out string? why)
     {
         why = null;
+        if (!SafeName().IsMatch(instance))
+        {
+            throw new ArgumentException($"Not a name for a cgroup: '{instance}'.", nameof(instance));
+        }
         var lines = File.Exists("/proc/self/cgroup") ? File.ReadAllLines("/proc/self/cgroup") : [];
         var group = "covibe-" + instance;
         try
@@ -289,6 +293,6 @@ public sealed partial class TeamCgroups
         }
     }
 
-    [GeneratedRegex("^[A-Za-z0-9_-]{1,64}$")]
+    [GeneratedRegex("^[A-Za-z0-9_.-]{1,128}$")]
     private static partial Regex SafeName();
 }

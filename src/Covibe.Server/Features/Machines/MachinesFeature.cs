@@ -31,7 +31,7 @@ public static class MachinesFeature
         services.AddSingleton(sp => new Sandboxes(sp.GetRequiredService<SandboxOnce>(), sp.GetRequiredService<IOptions<IsolationOptions>>()));
         services.AddSingleton(sp => sp.GetRequiredService<SandboxOnce>().Get(sp.GetRequiredService<IOptions<IsolationOptions>>().Value));
         AddBackend(services, LocalBackend.BackendName, sp => new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot));
-        services.AddSingleton(sp => new SandboxLimits(sp.GetRequiredService<IOptions<IsolationOptions>>().Value, sp.GetRequiredService<IOptions<ServerOptions>>().Value));
+        services.AddSingleton(sp => new SandboxLimits(sp.GetRequiredService<IOptions<IsolationOptions>>().Value, sp.GetRequiredService<Cluster.ThisNode>()));
         AddBackend(services, LocalBackend.SandboxedName, sp =>
             new LocalBackend(sp.GetRequiredService<Workspaces>().RuntimeRoot, sp.GetRequiredService<HostSandbox>(), sp.GetRequiredService<SandboxLimits>().Groups));
         AddBackend(services, SshBackend.BackendName, sp => new SshBackend(

@@ -1,4 +1,4 @@
-using Covibe.Server.Hosting;
+using Covibe.Server.Features.Cluster;
 
 namespace Covibe.Server.Features.Machines;
 
@@ -8,17 +8,16 @@ namespace Covibe.Server.Features.Machines;
 /// </summary>
 public sealed class SandboxLimits : IDisposable
 {
-    public SandboxLimits(IsolationOptions isolation, ServerOptions server)
+    public SandboxLimits(IsolationOptions isolation, ThisNode node)
     {
         if (!isolation.IsSandboxed || !isolation.TeamLimits)
         {
             Why = isolation.IsSandboxed ? "turned off (Covibe:Isolation:TeamLimits=false)" : "no sandbox";
             return;
         }
-        // This server's own group among others on the machine: named after its data directory.
-        var instance = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(
-            System.Text.Encoding.UTF8.GetBytes(Path.GetFullPath(server.DataDirectory))))[..12];
-        Groups = Execution.Local.TeamCgroups.Detect(instance, isolation.Limits(), out var why);
+        // This server's own group among others on the machine: named after the node (kept in its data directory, so a
+        // restarted server finds the groups its agents still run in).
+        Groups = Execution.Local.TeamCgroups.Detect(node.Id, isolation.Limits(), out var why);
         Why = why;
     }
 
