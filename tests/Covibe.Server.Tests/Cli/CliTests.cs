@@ -154,6 +154,9 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
             banner.ToString().ShouldContain("covibe team create --server");
             banner.ToString().ShouldNotContain("--signup-token-file"); // --dev: open signup
             banner.ToString().ShouldContain("Members' agents and terminals run on this machine in a bubblewrap sandbox with a network of its own (the internet, not this machine).");
+            // The limits per team, or why there are none; and no engine, never set up here, said to have stopped.
+            banner.ToString().ShouldContain(Environment.UserName == "root" ? "Each team's sandboxed programs together: at most" : "No limits per team:");
+            banner.ToString().ShouldNotContain("stopped answering");
             using var http = new HttpClient();
             (await http.GetFromJsonAsync<HealthResponse>($"http://127.0.0.1:{port}/health"))!.Status.ShouldBe("running");
         }

@@ -89,7 +89,8 @@ public sealed class ContainerTests(PodmanService podman)
         var settings = podman.Settings();
         settings["Covibe:Containers:EngineCheckSeconds"] = "600";
         settings["Covibe:Agents:SpawnsPerMinute"] = "1000";
-        await using var server = await TestServer.StartAsync(settings: settings);
+        var logs = new LogSink();
+        await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
         var strict = new Dictionary<string, string>(settings) { ["Covibe:Containers:Fallback"] = "none" };
         AgentHelpers.AddType(strict, "sleeper", ["sh", "-c", "echo sleeping; exec sleep 120"]);
         await using var strictServer = await TestServer.StartAsync(settings: strict);
@@ -121,6 +122,7 @@ public sealed class ContainerTests(PodmanService podman)
             (await environment.Content.ReadAsStringAsync()).ShouldContain("does not answer");
             var health = (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
             (health.Status, health.Engine).ShouldBe(("degraded", "unavailable"));
+            logs.Lines.Count(line => line.Contains("The container engine stopped answering")).ShouldBe(1, "said once, when the spawn found it gone");
 
             // With no fallback allowed: a terminal says why it did not open (and tells the server the engine is down),
             // then a spawn is refused with 503, and no agent is left behind.
@@ -146,6 +148,7 @@ public sealed class ContainerTests(PodmanService podman)
             method => method == "docker", "agents run in containers again once the engine answers");
         var back = (await client.GetFromJsonAsync<HealthResponse>("/health"))!;
         (back.Status, back.Engine).ShouldBe(("running", "ok"));
+        logs.Lines.ShouldContain(line => line.Contains("The container engine answers again"));
         (await strictClient.GetFromJsonAsync<AgentDto>($"/api/agent/{sleeper.Agent.Id}"))!.Status.ShouldBe("running", "the kill that did not reach it was not carried out later either");
         using var killed = await strictClient.DeleteAsync($"/api/agent/{sleeper.Agent.Id}");
         killed.StatusCode.ShouldBe(HttpStatusCode.Accepted, "the kill goes through once the engine answers: " + await killed.Content.ReadAsStringAsync());
