@@ -28,6 +28,10 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Open {url} in a browser, or use the covibe command.");
         await output.WriteLineAsync($"  {await WhereCodeRunsAsync(app, cancellationToken)}");
+        if (TeamNetworksLine(app) is { } networks)
+        {
+            await output.WriteLineAsync($"  {networks}");
+        }
         if (TeamLimitsLine(app) is { } limits)
         {
             await output.WriteLineAsync($"  {limits}");
@@ -59,6 +63,16 @@ public static class StartupBanner
         }
         await output.WriteLineAsync($"  Health: {url}/health   API description: {url}/openapi/v1.json   Protocol: docs/protocol.md");
         await output.WriteLineAsync("Press Ctrl+C to stop.");
+    }
+
+    /// <summary>Whom teams' containers can reach, when containers are in use here.</summary>
+    private static string? TeamNetworksLine(WebApplication app)
+    {
+        var wall = app.Services.GetRequiredService<TeamNetworkWall>();
+        var containers = app.Services.GetRequiredService<IOptions<ContainersOptions>>().Value;
+        return !wall.Tried ? null
+            : wall.Problem is null ? $"Each team's containers have a network of their own: no other team's, nor this machine, nor {(containers.PrivateNetworks ? "link-local" : "private or link-local")} addresses are reachable from there (Covibe:Containers:Network)."
+            : $"Each team's containers have a network of their own, but this machine's firewall is not set ({wall.Problem}): this machine and cloud metadata are reachable from there (docs/configuration.md).";
     }
 
     /// <summary>What bounds each team's sandboxed programs on this machine, or why nothing does.</summary>

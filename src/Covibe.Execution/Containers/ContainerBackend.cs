@@ -77,7 +77,7 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
                 [ManagedContainers.AgentLabel] = launch.AgentId,
                 [ManagedContainers.OwnerLabel] = launch.OwnerId ?? "",
             },
-            HostConfig = containers.Settings.Limited(binds, service is null ? null : containers.Settings.ServiceLimits),
+            HostConfig = containers.Settings.Limited(binds, service is null ? null : containers.Settings.ServiceLimits, await containers.Networks.ForAsync(teamId, cancellationToken)),
         };
         if (service is not null)
         {

@@ -16,9 +16,12 @@ public sealed record ContainerSettings(string Image, string Network, ContainerLi
     public string UserSpec => $"{User.Uid.ToString(CultureInfo.InvariantCulture)}:{User.Gid.ToString(CultureInfo.InvariantCulture)}";
 
     /// <summary>Seed 003's limits (the agent's, or with <paramref name="limits"/> another's), no capabilities, no new privileges, and only the given mounts.</summary>
-    public HostConfig Limited(IList<string> binds, ContainerLimits? limits = null) => Limited(binds, limits ?? AgentLimits, Network);
+    public HostConfig Limited(IList<string> binds, ContainerLimits? limits = null, string? network = null) => Limits(binds, limits ?? AgentLimits, network ?? Network);
 
-    private static HostConfig Limited(IList<string> binds, ContainerLimits limits, string network) => new()
+    /// <summary>The <see cref="Network"/> that means a network of each team's own (<see cref="TeamNetworks.ForAsync"/>).</summary>
+    public const string PerTeam = "team";
+
+    private static HostConfig Limits(IList<string> binds, ContainerLimits limits, string network) => new()
     {
         Binds = binds,
         NetworkMode = network,
@@ -71,6 +74,11 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
 
     public ContainerSettings Settings => settings;
 
+    /// <summary>Each team's network (<see cref="ContainerSettings.Network"/> <c>team</c>): made, found, removed when idle.</summary>
+    public TeamNetworks Networks => _networks ??= new TeamNetworks(this, TimeProvider.System);
+
+    private TeamNetworks? _networks;
+
     /// <summary>The team's long-lived workspace container (seed 003's workspace-sync): its members' terminals run there.</summary>
     public static string TeamContainerName(string teamId) => $"covibes_sync_{teamId}";
 
@@ -103,7 +111,7 @@ public sealed class ManagedContainers(DockerClient docker, ContainerSettings set
                 Cmd = ["sleep", "infinity"],
                 Env = ["HOME=/workspace"],
                 Labels = new Dictionary<string, string> { [ManagedLabel] = "true", [TypeLabel] = "sync", [TeamLabel] = teamId },
-                HostConfig = settings.Limited([$"{workspace}:{Isolated.Workspace}:rw"]),
+                HostConfig = settings.Limited([$"{workspace}:{Isolated.Workspace}:rw"], network: await Networks.ForAsync(teamId, cancellationToken)),
             }, cancellationToken);
         }
         catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)

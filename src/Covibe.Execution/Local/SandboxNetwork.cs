@@ -75,7 +75,8 @@ public static class SandboxNetwork
     /// <summary>Where slirp4netns answers DNS inside the namespace.</summary>
     public const string NameServer = "10.0.2.3";
 
-    private static readonly string[] PrivateRanges = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "198.18.0.0/15"];
+    /// <summary>Private, shared and link-local IPv4 ranges (cloud metadata lives at 169.254.169.254), and benchmarking 198.18/15.</summary>
+    public static readonly IReadOnlyList<string> PrivateRanges = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16", "198.18.0.0/15"];
 
     /// <summary>
     /// The routes sandboxed programs must not take: this machine's own IPv4 addresses, and (unless

@@ -38,7 +38,9 @@ public sealed class PodmanService : IAsyncLifetime
         Directory.CreateDirectory(_directory);
         var config = Path.Combine(_directory, "containers.conf");
         // These machines start containers only with runc and explicit ulimits (see ENVIRONMENT.md).
-        await File.WriteAllTextAsync(config, "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\n");
+        // Its networks' configurations are its own too (Podman's default, /etc/cni/net.d, is the machine's).
+        await File.WriteAllTextAsync(config, "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n[engine]\nruntime = \"runc\"\n" +
+            $"[network]\nnetwork_config_dir = \"{Path.Combine(_directory, "cni")}\"\n");
         await StartServiceAsync();
         Client = new DockerClientBuilder().WithEndpoint(new Uri(DockerHost)).WithTimeout(TimeSpan.FromMinutes(5)).Build();
         await Client.System.PingAsync();
@@ -144,6 +146,14 @@ public sealed class PodmanService : IAsyncLifetime
             foreach (var container in await Client.Containers.ListContainersAsync(new Docker.DotNet.Models.ContainersListParameters { All = true }))
             {
                 await Client.Containers.RemoveContainerAsync(container.ID, new Docker.DotNet.Models.ContainerRemoveParameters { Force = true });
+            }
+            // Teams' networks: their bridges are this machine's.
+            foreach (var network in await Client.Networks.ListNetworksAsync())
+            {
+                if (network.Name.StartsWith("covibe-team-", StringComparison.Ordinal))
+                {
+                    await Client.Networks.DeleteNetworkAsync(network.ID);
+                }
             }
         }
         catch (Exception e) when (e is HttpRequestException or IOException or DockerApiException)

@@ -41,10 +41,10 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     public string EngineAddress => containers.Value.EngineAddress;
 
     /// <summary>The operator's limits and placement for a box's container.</summary>
-    public BoxContainerSpec Spec(string teamId, string boxId, string workspace, string runs, string mirror)
+    public async Task<BoxContainerSpec> SpecAsync(string teamId, string boxId, string workspace, string runs, string mirror, CancellationToken cancellationToken)
     {
         var o = containers.Value;
-        return new BoxContainerSpec(ContainerName(teamId, boxId), Labels(teamId, boxId), workspace, runs, mirror, o.Network,
+        return new BoxContainerSpec(ContainerName(teamId, boxId), Labels(teamId, boxId), workspace, runs, mirror, await engine.Containers.Networks.ForAsync(teamId, cancellationToken),
             ContainersOptions.Bytes(o.AgentMemory), o.AgentCpus, 1024);
     }
 
@@ -53,7 +53,8 @@ public sealed class BoxContainers(ContainerEngine engine, IOptions<ContainersOpt
     {
         var managed = engine.Containers;
         var image = managed.Settings.Image;
-        var host = managed.Settings.Limited([$"{spec.WorkspaceSource}:{Isolated.Workspace}:rw", $"{spec.RunsSource}:{ContainerExecBackend.RuntimeMount}:rw", $"{spec.MirrorSource}:{MirrorMount}:ro"]);
+        var host = managed.Settings.Limited([$"{spec.WorkspaceSource}:{Isolated.Workspace}:rw", $"{spec.RunsSource}:{ContainerExecBackend.RuntimeMount}:rw", $"{spec.MirrorSource}:{MirrorMount}:ro"],
+            network: spec.Network);
         host.Tmpfs = new Dictionary<string, string> { [SecretsMount] = "rw,nosuid,nodev,noexec,size=1m,mode=1777" };
         try
         {

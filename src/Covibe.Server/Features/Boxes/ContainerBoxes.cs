@@ -64,7 +64,7 @@ public sealed class ContainerBoxes(
         var runs = work.RunsPath(box.Id);
         Directory.CreateDirectory(workspace);
         Directory.CreateDirectory(runs);
-        var spec = containers.Spec(box.TeamId, box.Id, workspace, runs, mirror);
+        var spec = await containers.SpecAsync(box.TeamId, box.Id, workspace, runs, mirror, cancellationToken);
 
         // 2. The box's container, and the repository cloned inside it as the box's user.
         string container, runAs, image, inside;

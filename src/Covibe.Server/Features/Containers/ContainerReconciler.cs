@@ -128,6 +128,11 @@ public sealed class ContainerReconciler(
             ContainersLog.OrphanRemoved(logger, name, container.Labels.TryGetValue(ManagedContainers.TeamLabel, out var team) ? team : "?");
             orphans.Add(name);
         }
+        var idle = options.Value.NetworkIdleMinutes;
+        foreach (var network in await managed.Networks.RemoveIdleAsync(TimeSpan.FromMinutes(idle), cancellationToken))
+        {
+            ContainersLog.TeamNetworkRemoved(logger, network, idle);
+        }
         return new ReconcileReport(vanished, orphans);
     }
 

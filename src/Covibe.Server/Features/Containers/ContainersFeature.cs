@@ -13,6 +13,9 @@ public static class ContainersFeature
     {
         services.AddOptions<ContainersOptions>().BindConfiguration(ContainersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<ContainerJournal>();
+        // First of the hosted services: the firewall stands before any container of a team starts.
+        services.AddSingleton<TeamNetworkWall>();
+        services.AddHostedService(sp => sp.GetRequiredService<TeamNetworkWall>());
         services.AddSingleton<ContainerEngine>();
         services.AddSingleton<ContainerReconciler>();
         services.AddHostedService(sp => sp.GetRequiredService<ContainerReconciler>());

@@ -20,4 +20,13 @@ internal static partial class ContainersLog
 
     [LoggerMessage(5006, LogLevel.Information, "The container engine answers again")]
     public static partial void EngineBack(ILogger logger);
+
+    [LoggerMessage(5007, LogLevel.Information, "Each team's containers get a network of their own, walled off from other teams, this machine and {Reach} (iptables chains COVIBE-TEAMS, COVIBE-TEAMS-HOST)")]
+    public static partial void TeamNetworksWalled(ILogger logger, string reach);
+
+    [LoggerMessage(5008, LogLevel.Warning, "Each team's containers get a network of their own, but this machine's firewall could not be set: {Why}. Their containers can reach this machine's services and link-local addresses")]
+    public static partial void TeamNetworksNotWalled(ILogger logger, string why);
+
+    [LoggerMessage(5009, LogLevel.Information, "Removed network {Name}: no container of its team has used it for {Minutes} minutes")]
+    public static partial void TeamNetworkRemoved(ILogger logger, string name, int minutes);
 }

@@ -29,9 +29,23 @@ public sealed class ContainersOptions
     [Required]
     public string Image { get; set; } = DefaultImage;
 
-    /// <summary>The network agent containers join (<c>bridge</c>: the internet, for Claude's API; <c>none</c>: no network).</summary>
+    /// <summary>
+    /// The network a team's containers join: <c>team</c> (the default), a bridge of the team's own, isolated from other
+    /// teams' (the internet, for Claude's API); <c>bridge</c> or another of the engine's networks, shared by every team;
+    /// <c>none</c>: no network.
+    /// </summary>
     [RegularExpression("^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
-    public string Network { get; set; } = "bridge";
+    public string Network { get; set; } = Execution.Containers.ContainerSettings.PerTeam;
+
+    /// <summary>
+    /// With a network per team: whether teams' containers may also reach private ranges (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10: a company's own git server or registry). Link-local addresses (cloud metadata), other teams and this
+    /// machine stay out of reach either way.
+    /// </summary>
+    public bool PrivateNetworks { get; set; }
+
+    /// <summary>A team's network no container has been on for this long is removed (made again with its next container).</summary>
+    [Range(0, 10080)] public int NetworkIdleMinutes { get; set; } = 60;
 
     /// <summary>When the engine is down or refuses: <c>host</c> runs the agent on this machine (sandboxed) and says so; <c>none</c> refuses the spawn.</summary>
     [RegularExpression("^(host|none)$", ErrorMessage = "Covibe:Containers:Fallback must be 'host' or 'none'.")]

@@ -73,9 +73,11 @@ public sealed class BoxTests(PodmanService podman) : IDisposable
             seen.ShouldContain("made by an agent");
         }
 
+        var name = $"covibes_box_{owner.Auth.Team.Id}_{box.Id}";
+        (await podman.Client.Containers.InspectContainerAsync(name)).NetworkSettings!.Networks.Keys
+            .ShouldBe([Covibe.Execution.Containers.TeamNetworks.NetworkName(owner.Auth.Team.Id)], "the team's own network");
         (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await sarah.GetAsync(box.Id)).Status.ShouldBe("released");
-        var name = $"covibes_box_{owner.Auth.Team.Id}_{box.Id}";
         await Eventually.UntilAsync(async () => (await podman.ListAsync()).Any(c => c.Names.Contains("/" + name)),
             exists => !exists, "the released box's container is removed");
         await Eventually.UntilAsync(() => Task.FromResult(Directory.Exists(Path.Combine(server.DataDirectory, "boxes", box.Id))), exists => !exists, "its files are removed");

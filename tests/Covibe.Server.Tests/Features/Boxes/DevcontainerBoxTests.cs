@@ -61,6 +61,7 @@ public sealed class DevcontainerBoxTests(PodmanService podman) : IDisposable
         inspect.HostConfig.CapDrop.ShouldContain("SETUID");
         inspect.Mounts.ShouldNotContain(m => m.Source == "/", "no mount of the host's root");
         inspect.Config!.Labels!["covibe.box"].ShouldBe(box.Id);
+        inspect.NetworkSettings!.Networks.Keys.ShouldBe([Covibe.Execution.Containers.TeamNetworks.NetworkName(owner.Auth.Team.Id)], "the team's own network, as the devcontainer CLI was told");
 
         using var client = server.Client(owner.Auth.AccessToken);
         var spawned = await client.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("look", "look", BoxId: box.Id));

@@ -1,4 +1,5 @@
 using Covibe.Server.Features.Containers;
+using Covibe.Execution.Containers;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
@@ -215,6 +216,7 @@ public sealed class ContainerTests(PodmanService podman)
         File.ReadAllText(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "note.txt")).ShouldBe("team-note\n");
         var box = await podman.Client.Containers.InspectContainerAsync($"covibes_sync_{owner.Auth.Team.Id}");
         box.Config!.Labels["covibe.team"].ShouldBe(owner.Auth.Team.Id);
+        box.NetworkSettings!.Networks.Keys.ShouldBe([TeamNetworks.NetworkName(owner.Auth.Team.Id)], "the team's own network");
         box.HostConfig!.Binds.ShouldHaveSingleItem().ShouldStartWith($"{Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id)}:/workspace:rw");
 
         // Resize reaches the program; a dropped client reattaches to the same shell.

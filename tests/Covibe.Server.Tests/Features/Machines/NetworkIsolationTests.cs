@@ -15,7 +15,7 @@ namespace Covibe.Server.Tests;
 public sealed class NetworkIsolationTests : IDisposable
 {
     // Connects to each host:port given and says which answered; then prints the routing table it has.
-    private const string Knock = """
+    internal const string Knock = """
         const net = require('net');
         const targets = process.argv[1].split(' ');
         let left = targets.length;

@@ -29,6 +29,7 @@ public sealed class PreviewContainerTests(PodmanService podman) : IDisposable
         firstLog.ShouldNotContain("instead", customMessage: firstLog);
         var first = await podman.Client.Containers.InspectContainerAsync($"covibes_preview_{teamId}_{live.Latest!.Id}");
         first.Config!.Labels!["covibe.type"].ShouldBe("preview");
+        first.NetworkSettings!.Networks.Keys.ShouldBe([Covibe.Execution.Containers.TeamNetworks.NetworkName(teamId)], "the team's own network: its agents may reach it, no other team's");
         first.HostConfig!.Memory.ShouldBe(1024L * 1024 * 1024, "seed 003: preview memoryLimit 1g");
         first.HostConfig!.NanoCPUs.ShouldBe(500_000_000L, "seed 003: preview cpuLimit 0.5");
         // Podman lists the default capabilities it dropped (all of them: none is left to add back).
