@@ -49,7 +49,16 @@ fi
 remove_test_cgroups() {
   find /sys/fs/cgroup -depth -type d \( -name 'team-*' -o -name 'covibe-*' \) -path '*covibe-*' -exec rmdir {} + 2>/dev/null || true
 }
+# A run cut short leaves teams' bridges (their Podman is gone) and the stand-in internet's namespace (OutsideNetwork).
+remove_test_networks() {
+  for link in $(ip -o link show 2>/dev/null | sed -n 's/^[0-9]*: \(covibe[0-9a-f]\{9\}\|cvo[0-9a-f]\{8\}\)[:@].*/\1/p'); do
+    [ -z "$(ls "/sys/class/net/$link/brif" 2>/dev/null)" ] && ip link del "$link" 2>/dev/null
+  done
+  for ns in $(ip netns list 2>/dev/null | sed -n 's/^\(covibe-out-[0-9a-f]*\).*/\1/p'); do ip netns del "$ns"; done
+  return 0
+}
 status=0
 dotnet test Covibe.sln -c Release "$@" || status=$?
 remove_test_cgroups
+remove_test_networks
 exit $status
