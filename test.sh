@@ -55,6 +55,11 @@ remove_test_networks() {
     [ -z "$(ls "/sys/class/net/$link/brif" 2>/dev/null)" ] && ip link del "$link" 2>/dev/null
   done
   for ns in $(ip netns list 2>/dev/null | sed -n 's/^\(covibe-out-[0-9a-f]*\).*/\1/p'); do ip netns del "$ns"; done
+  # The test teams' egress chains (each run's teams are new).
+  if command -v iptables >/dev/null && iptables -n -L COVIBE-EGRESS >/dev/null 2>&1; then
+    iptables -F COVIBE-EGRESS; iptables -F COVIBE-EGRESS-HOST
+    for chain in $(iptables -S | sed -n 's/^-N \(COVIBE-E-[0-9a-f]*\)$/\1/p'); do iptables -F "$chain"; iptables -X "$chain"; done
+  fi
   return 0
 }
 status=0

@@ -57,7 +57,8 @@ public interface IExecutionBackend
 /// A member's shell: <see cref="Shell"/> as the terminal library made it (program, working directory, environment, size;
 /// its paths are this machine's, under <see cref="Workspace"/>, or the box's inside it). <see cref="TeamId"/>: whose
 /// workspace; <see cref="Target"/>: the machine within the backend (a VM id); <see cref="Exec"/>: the running container
-/// (a box); <see cref="RemoteDirectory"/>: where on a VM (relative to its user's home), instead of the shell's own.
+/// (a box); <see cref="RemoteDirectory"/>: where on a VM (relative to its user's home), instead of the shell's own;
+/// <see cref="Egress"/>: the team's egress policy, for the places on this machine that enforce it.
 /// </summary>
 public sealed record ShellLaunch(
     PtyStartInfo Shell,
@@ -65,7 +66,8 @@ public sealed record ShellLaunch(
     string? Target = null,
     string? Workspace = null,
     ContainerExec? Exec = null,
-    string? RemoteDirectory = null);
+    string? RemoteDirectory = null,
+    Egress.TeamEgress? Egress = null);
 
 /// <summary>
 /// A backend under the name stored with each agent, made when first used (the sandbox's needs bubblewrap, which a server
@@ -78,7 +80,8 @@ public sealed record NamedBackend(string Name, Lazy<IExecutionBackend> Backend);
 /// relative to the team's workspace: <see cref="Workspace"/> on this machine (local, sandbox and
 /// container backends), <c>~/project</c> on a VM (or <see cref="RemoteDirectory"/>, relative to the VM user's home).
 /// <see cref="Target"/>: the machine within the backend (a VM id). <see cref="Service"/>: a job that serves on a port, not an
-/// agent; <see cref="Exec"/>: in a container that already runs, not a new one.
+/// agent; <see cref="Exec"/>: in a container that already runs, not a new one. <see cref="Egress"/>: the team's egress
+/// policy, for the places on this machine that enforce it (the sandbox here; a container's bridge is walled by the server).
 /// </summary>
 public sealed record AgentLaunch(
     string AgentId,
@@ -94,7 +97,8 @@ public sealed record AgentLaunch(
     string? OwnerId = null,
     ServiceLaunch? Service = null,
     ContainerExec? Exec = null,
-    string? RemoteDirectory = null);
+    string? RemoteDirectory = null,
+    Egress.TeamEgress? Egress = null);
 
 /// <summary>
 /// A job that serves on <see cref="Port"/> of this machine's 127.0.0.1 rather than an agent. In a container (named <see cref="Name"/>,

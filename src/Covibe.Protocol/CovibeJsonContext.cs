@@ -78,4 +78,8 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(BoxUpdatedMessage))]
 [JsonSerializable(typeof(VmUpdatedMessage))]
 [JsonSerializable(typeof(TeamLimitMessage))]
+[JsonSerializable(typeof(EgressBlockedMessage))]
+[JsonSerializable(typeof(EgressPolicyMessage))]
+[JsonSerializable(typeof(EgressPolicyResponse))]
+[JsonSerializable(typeof(SetEgressPolicyRequest))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

@@ -31,6 +31,8 @@ public static class HubMessageTypes
     public const string BoxUpdated = "box_updated";
     public const string VmUpdated = "vm_updated";
     public const string TeamLimit = "team_limit";
+    public const string EgressBlocked = "egress_blocked";
+    public const string EgressPolicy = "egress_policy";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>
@@ -58,6 +60,12 @@ public sealed record ChatMessageEvent(long Id, string UserId, string UserName, s
 /// (new processes refused). <see cref="Message"/> says it in words, with the limit.
 /// </summary>
 public sealed record TeamLimitMessage(string Limit, long Count, string Message) : HubMessage(HubMessageTypes.TeamLimit);
+
+/// <summary>A connection of the team's code was refused by its egress policy (<see cref="Block"/> says where to, and how often).</summary>
+public sealed record EgressBlockedMessage(EgressBlockDto Block) : HubMessage(HubMessageTypes.EgressBlocked);
+
+/// <summary>The team's egress policy changed (by <see cref="By"/>): what is now in force.</summary>
+public sealed record EgressPolicyMessage(EgressPolicyResponse Policy, string By) : HubMessage(HubMessageTypes.EgressPolicy);
 
 /// <summary>Status is <c>online</c>, <c>away</c> or <c>offline</c>; <see cref="Connections"/> counts the member's open tabs and devices.</summary>
 public sealed record PresenceEntry(string UserId, string Name, string Status, int Connections, DateTime? LastSeen);
@@ -89,6 +97,7 @@ public static class HubErrorCodes
     public const string TooManyConnections = "too_many_connections";
     /// <summary>The container engine does not answer: nowhere to run the agent, or its command could not reach it. Try again once <c>/health</c> shows the engine back.</summary>
     public const string ContainerEngineUnavailable = "container_engine_unavailable";
+    public const string EgressNotEnforced = "egress_not_enforced";
 }
 
 public static class PresenceStatuses

@@ -5,6 +5,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Containers;
+using Covibe.Server.Features.Egress;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
@@ -64,6 +65,7 @@ public static class CovibeServer
         services.AddChat();
         services.AddHub();
         services.AddContainers();
+        services.AddEgress();
         services.AddMachines();
         services.AddAgents();
         services.AddSecrets();
@@ -105,6 +107,7 @@ public static class CovibeServer
         app.MapVmsApi();
         app.MapRunnersApi();
         app.MapEnvironmentApi();
+        app.MapEgressApi();
         app.MapHub();
         app.MapServerTerminals();
         app.MapPreviewsApi();

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using System.Text;
+using Covibe.Execution.Egress;
 using Covibe.Execution.Local;
 
 namespace Covibe.Execution.Containers;
@@ -46,6 +47,8 @@ public static class TeamNetworkFirewall
             Add(ForwardChain, $"-o {BridgePrefix}+ {Refuse}");
         }
         Add(ForwardChain, $"! -i {BridgePrefix}+ -j RETURN");
+        // Each team's egress policy (its chain refuses before the resolver below, for a team with none).
+        Add(ForwardChain, $"-j {EgressRules.ContainerJumps}");
         foreach (var server in dns)
         {
             Add(ForwardChain, $"-d {server}/32 -p udp --dport 53 -j RETURN");
@@ -56,6 +59,8 @@ public static class TeamNetworkFirewall
             Add(ForwardChain, $"-d {range} {Refuse}");
         }
         Add(HostChain, "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN");
+        // The egress proxy's port, for the teams whose policy sends them through it.
+        Add(HostChain, $"-j {EgressRules.HostJumps}");
         foreach (var server in dns)
         {
             Add(HostChain, $"-d {server}/32 -p udp --dport 53 -j RETURN");
@@ -73,6 +78,7 @@ public static class TeamNetworkFirewall
     /// </summary>
     public const string JumpsScript = $$"""
         set -e
+        for chain in {{EgressRules.ContainerJumps}} {{EgressRules.HostJumps}}; do iptables -n -L "$chain" >/dev/null 2>&1 || iptables -N "$chain"; done
         iptables-restore --noflush
         jump() { iptables -C "$1" $2 -j "$3" 2>/dev/null || iptables -I "$1" 1 $2 -j "$3"; }
         jump INPUT "-i {{BridgePrefix}}+" {{HostChain}}
@@ -103,11 +109,11 @@ public static class TeamNetworkFirewall
         {
             return "the server does not run as root, so it cannot set this machine's firewall";
         }
-        var nameServers = File.Exists("/etc/resolv.conf") ? NameServers(await File.ReadAllTextAsync("/etc/resolv.conf", cancellationToken)) : [];
+        var nameServers = MachineNameServers();
         string? failed = null;
         foreach (var sameBridge in (bool[])[true, false])
         {
-            failed = await RunAsync(Rules(nameServers, allowPrivate, sameBridge), cancellationToken);
+            failed = await RunAsync(JumpsScript, Rules(nameServers, allowPrivate, sameBridge), cancellationToken);
             if (failed is null)
             {
                 return null;
@@ -116,11 +122,15 @@ public static class TeamNetworkFirewall
         return failed;
     }
 
-    private static async Task<string?> RunAsync(string rules, CancellationToken cancellationToken)
+    /// <summary>This machine's DNS servers (IPv4), as containers are given them.</summary>
+    public static List<string> MachineNameServers() => File.Exists("/etc/resolv.conf") ? NameServers(File.ReadAllText("/etc/resolv.conf")) : [];
+
+    /// <summary>Runs <paramref name="script"/> (iptables, as root) with <paramref name="rules"/> on its stdin: null when it succeeded, else what it said.</summary>
+    public static async Task<string?> RunAsync(string script, string rules, CancellationToken cancellationToken)
     {
         var info = new ProcessStartInfo("sh") { RedirectStandardInput = true, RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         info.ArgumentList.Add("-c");
-        info.ArgumentList.Add(JumpsScript);
+        info.ArgumentList.Add(script);
         try
         {
             using var process = Process.Start(info)!;

@@ -1,7 +1,5 @@
 using System.Collections.Concurrent;
 using System.Net;
-using System.Security.Cryptography;
-using System.Text;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
@@ -19,13 +17,16 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
 {
     private readonly ConcurrentDictionary<string, string> _known = new();
     private readonly ConcurrentDictionary<string, DateTimeOffset> _handedOut = new();
+    private readonly ConcurrentDictionary<string, string> _gateways = new();
+    private volatile List<(string Team, Egress.EgressCidr Subnet)>? _subnets;
+    private DateTimeOffset _subnetsAt;
 
     /// <summary>The name of a team's network in the engine.</summary>
     public static string NetworkName(string teamId) => $"covibe-team-{teamId}";
 
     /// <summary>The name of a team's bridge on this machine: at most 15 characters, as Linux wants, and the same for the team on every start.</summary>
     public static string BridgeName(string teamId) =>
-        TeamNetworkFirewall.BridgePrefix + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(teamId)))[..(15 - TeamNetworkFirewall.BridgePrefix.Length)];
+        TeamNetworkFirewall.BridgePrefix + Egress.TeamEgress.KeyOf(teamId);
 
     /// <summary>Whether each team gets a network of its own here.</summary>
     public bool PerTeam => containers.Settings.Network == ContainerSettings.PerTeam;
@@ -56,6 +57,47 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
         }, cancellationToken);
         _known[teamId] = name;
         return name;
+    }
+
+    /// <summary>This machine's address on the team's network (its gateway), made first if need be: where its containers reach the egress proxy.</summary>
+    public async Task<string> GatewayAsync(string teamId, CancellationToken cancellationToken)
+    {
+        if (_gateways.TryGetValue(teamId, out var known))
+        {
+            return known;
+        }
+        var network = await ForAsync(teamId, cancellationToken);
+        var inspect = await containers.ReachAsync(() => containers.Docker.Networks.InspectNetworkAsync(network, cancellationToken), cancellationToken);
+        var gateway = inspect.IPAM?.Config?.Select(c => c.Gateway).FirstOrDefault(g => !string.IsNullOrEmpty(g))
+            ?? throw new IOException($"The engine gives the network {network} no gateway address.");
+        _gateways[teamId] = gateway;
+        return gateway;
+    }
+
+    /// <summary>The team whose network <paramref name="address"/> is on (a container of it), or null.</summary>
+    public async Task<string?> TeamOfAddressAsync(System.Net.IPAddress address, CancellationToken cancellationToken)
+    {
+        var subnets = _subnets;
+        if (subnets is null || time.GetUtcNow() - _subnetsAt > TimeSpan.FromSeconds(5) || !subnets.Any(s => s.Subnet.Contains(address)))
+        {
+            var networks = await containers.ReachAsync(() => containers.Docker.Networks.ListNetworksAsync(new NetworksListParameters
+            {
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [ManagedContainers.ManagedLabel + "=true"] = true } },
+            }, cancellationToken), cancellationToken);
+            subnets = [.. networks.Where(n => n.Labels is not null && n.Labels.ContainsKey(ManagedContainers.TeamLabel))
+                .SelectMany(n => (n.IPAM?.Config ?? []).Select(c => (Team: n.Labels[ManagedContainers.TeamLabel], Subnet: Egress.EgressCidr.TryParse(c.Subnet ?? "", out var cidr) ? cidr : null)))
+                .Where(s => s.Subnet is not null).Select(s => (s.Team, s.Subnet!))];
+            _subnets = subnets;
+            _subnetsAt = time.GetUtcNow();
+        }
+        return subnets.Where(s => s.Subnet.Contains(address)).Select(s => s.Team).FirstOrDefault();
+    }
+
+    /// <summary>Whether the running <paramref name="container"/> is on the team's own network (a box made before teams had one is not).</summary>
+    public async Task<bool> OnTeamNetworkAsync(string container, string teamId, CancellationToken cancellationToken)
+    {
+        var inspect = await containers.ReachAsync(() => containers.Docker.Containers.InspectContainerAsync(container, cancellationToken), cancellationToken);
+        return inspect.NetworkSettings?.Networks?.ContainsKey(NetworkName(teamId)) == true;
     }
 
     private async Task CreateAsync(string teamId, string name, CancellationToken cancellationToken)
@@ -112,6 +154,7 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
             }
             // Forgotten first: a container given the network from here on makes it again (the idle time makes that rare).
             _known.TryRemove(teamId, out _);
+            _gateways.TryRemove(teamId, out _);
             try
             {
                 await containers.ReachAsync(() => containers.Docker.Networks.DeleteNetworkAsync(network.ID, cancellationToken), cancellationToken);

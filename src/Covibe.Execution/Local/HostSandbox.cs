@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Covibe.Execution.Egress;
 
 namespace Covibe.Execution.Local;
 
@@ -67,15 +68,25 @@ public sealed class HostSandbox
     /// <summary>The argv that runs <paramref name="argv"/> in the sandbox, starting in <paramref name="workingDirectory"/> (a path inside it).</summary>
     /// <param name="dieWithParent">Everything inside ends when the process started goes (a terminal; never an agent, which outlives the server).</param>
     /// <param name="cgroups">The <c>cgroup.procs</c> files of the group the sandbox joins before it starts (its team's, <see cref="TeamCgroups.Enter"/>).</param>
+    /// <param name="egress">The team's egress policy, when it is restricted: enforced in the sandbox's network namespace.</param>
     public List<string> Wrap(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts, string workingDirectory, bool dieWithParent = false,
-        IReadOnlyList<string>? cgroups = null)
+        IReadOnlyList<string>? cgroups = null, TeamEgress? egress = null)
     {
+        if (egress is { Policy.Restricted: true } && !IsolatesNetwork)
+        {
+            throw new EgressNotEnforcedException(egress.TeamId);
+        }
         var wrapped = Bubblewrap(argv, mounts, workingDirectory, dieWithParent, IsolatesNetwork);
         if (IsolatesNetwork)
         {
             // The launcher connects the new network namespace before the program runs (SandboxNetwork).
             var handshake = Path.Combine(_identityDirectory, "net", Guid.NewGuid().ToString("N"));
             Directory.CreateDirectory(handshake, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (egress is { Policy.Restricted: true })
+            {
+                File.WriteAllText(Path.Combine(handshake, "egress"), EgressRules.Sandbox(egress));
+                File.WriteAllText(Path.Combine(handshake, "source"), egress.SandboxSource.ToString());
+            }
             wrapped = ["sh", "-c", SandboxNetwork.Script, SandboxNetwork.ProgramName, handshake, .. _blockedRoutes, "--", .. wrapped];
         }
         if (cgroups is { Count: > 0 })
@@ -92,9 +103,9 @@ public sealed class HostSandbox
     /// its controlling one) so job control works in the sandbox's PID namespace, and everything inside ends with it.
     /// </summary>
     public PtyStartInfo WrapShell(PtyStartInfo shell, IReadOnlyList<SandboxMount> mounts, string workingDirectory, string home,
-        IReadOnlyList<string>? cgroups = null)
+        IReadOnlyList<string>? cgroups = null, TeamEgress? egress = null)
     {
-        var argv = Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments], mounts, workingDirectory, dieWithParent: true, cgroups);
+        var argv = Wrap(["setsid", "--ctty", "--wait", shell.Program, .. shell.Arguments], mounts, workingDirectory, dieWithParent: true, cgroups, egress);
         return shell with
         {
             Program = argv[0],

@@ -27,6 +27,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         List<string> argv;
         if (sandbox is null)
         {
+            Unenforceable(launch.Egress);
             argv = ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, runtime, Path.Combine(workspace, launch.WorkingDirectory),
                 launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv];
         }
@@ -40,7 +41,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
                 ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, Isolated.Runtime, $"{Isolated.Workspace}/{launch.WorkingDirectory}",
                     launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
                 [new SandboxMount(runtime, Isolated.Runtime, Writable: true), new SandboxMount(workspace, Isolated.Workspace, Writable: true)],
-                Isolated.Workspace, cgroups: Limits(launch.TeamId));
+                Isolated.Workspace, cgroups: Limits(launch.TeamId), egress: launch.Egress);
         }
 
         // Its own session, and none of the server's open files: a sandbox launcher that inherited the server's stdout
@@ -113,11 +114,21 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         var shell = launch.Shell;
         if (sandbox is null)
         {
+            Unenforceable(launch.Egress);
             return Task.FromResult<IPty>(LocalPty.Start(shell));
         }
         var workspace = launch.Workspace ?? throw new ArgumentException("A sandboxed shell needs its team's workspace.");
         return Task.FromResult<IPty>(LocalPty.Start(sandbox.WrapShell(shell, [new SandboxMount(workspace, Isolated.Workspace, Writable: true)],
-            Isolated.InWorkspace(workspace, shell.WorkingDirectory), Isolated.Workspace, Limits(launch.TeamId))));
+            Isolated.InWorkspace(workspace, shell.WorkingDirectory), Isolated.Workspace, Limits(launch.TeamId), launch.Egress)));
+    }
+
+    /// <summary>With the server's privileges nothing walls a program in: a team whose egress is restricted runs nothing here.</summary>
+    private static void Unenforceable(Egress.TeamEgress? egress)
+    {
+        if (egress is { Policy.Restricted: true })
+        {
+            throw new Egress.EgressNotEnforcedException(egress.TeamId);
+        }
     }
 
     public Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken)

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
+using Covibe.Execution.Egress;
 
 namespace Covibe.Execution.Local;
 
@@ -31,7 +32,8 @@ public enum SandboxNetworking
 public static class SandboxNetwork
 {
     /// <summary>
-    /// <c>$1</c> a directory of the server's for the handshake (removed once connected), then the CIDRs to blackhole,
+    /// <c>$1</c> a directory of the server's for the handshake (removed once connected; with a team's egress policy, its
+    /// <c>egress</c> rules and <c>source</c> address are there, <see cref="EgressRules.Sandbox"/>), then the CIDRs to blackhole,
     /// then <c>--</c>, then bubblewrap's argv (with <c>--unshare-net --info-fd 3 --block-fd 4</c>). Bubblewrap replaces
     /// the launcher (the same PID, in the foreground: signals reach the program as before); a helper beside it connects
     /// the namespace, and slirp4netns ends when the last process of the sandbox has ended (its <c>--exit-fd</c> is a
@@ -53,7 +55,10 @@ public static class SandboxNetwork
             [ "$n" -gt 1000 ] && exit 1
             n=$((n + 1)); sleep 0.01
           done
-          slirp4netns --mtu=65520 --disable-host-loopback --ready-fd 5 --exit-fd 8 "$pid" tap0 5>"$st/ready" 8<"$st/alive" &
+          # A team with an egress policy: its connections leave only from its own loopback address (the proxy knows the team
+          # by it, and nothing beyond this machine's loopback can be reached from there), and only to the proxy (the rules below).
+          if [ -s "$st/egress" ]; then out="--outbound-addr=$(cat "$st/source")"; else out=--disable-host-loopback; fi
+          slirp4netns --mtu=65520 "$out" --ready-fd 5 --exit-fd 8 "$pid" tap0 5>"$st/ready" 8<"$st/alive" &
           n=0
           until [ -s "$st/ready" ] || [ "$n" -gt 1000 ]; do n=$((n + 1)); sleep 0.01; done
           # Only tap0 is configured here: bubblewrap sets up the namespace's loopback itself, meanwhile. One `ip` for all of
@@ -64,6 +69,7 @@ public static class SandboxNetwork
           } > "$st/ip"
           # Not connected as it must be (its routes above all): the sandbox ends before its program starts.
           nsenter -t "$pid" -n ip -batch "$st/ip" || { kill -KILL "$pid"; exit 1; }
+          if [ -s "$st/egress" ]; then nsenter -t "$pid" -n iptables-restore < "$st/egress" || { kill -KILL "$pid"; exit 1; }; fi
           printf x >&4
           rm -rf "$st"
         ) </dev/null >/dev/null 2>&1 &
@@ -101,7 +107,7 @@ public static class SandboxNetwork
 
     /// <summary>The programs the launcher needs, missing ones named; empty when all are there.</summary>
     public static List<string> MissingPrograms() =>
-        [.. new[] { "slirp4netns", "nsenter", "ip", "mkfifo", "sed" }.Where(p => FindProgram(p) is null)];
+        [.. new[] { "slirp4netns", "nsenter", "ip", "mkfifo", "sed", "iptables-restore" }.Where(p => FindProgram(p) is null)];
 
     private static string? FindProgram(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries)

@@ -47,7 +47,11 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
 
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
-        modelBuilder.Entity<Team>().ToTable("teams");
+        modelBuilder.Entity<Team>(e =>
+        {
+            e.ToTable("teams");
+            e.HasIndex(t => t.EgressSlot).IsUnique();
+        });
         modelBuilder.Entity<User>(e =>
         {
             e.ToTable("users");

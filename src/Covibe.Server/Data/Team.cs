@@ -8,6 +8,12 @@ public sealed class Team
     public DateTime CreatedAt { get; init; }
     /// <summary>Seed 003's team-specific feature flag: containers on or off for this team; null follows the server's setting.</summary>
     public bool? UseContainers { get; set; }
+    /// <summary>The owner's choice of egress policy (<c>open</c>, <c>allowlist</c>, <c>none</c>); null follows the operator's default.</summary>
+    public string? EgressMode { get; set; }
+    /// <summary>The team's allowlist, one host name or CIDR a line; null: the operator's default list.</summary>
+    public string? EgressAllow { get; set; }
+    /// <summary>The team's number at this server's egress proxy (its sandboxes' source address), given the first time it needs one.</summary>
+    public int? EgressSlot { get; set; }
 }
 
 /// <summary>A member of one team (seed 001: <c>users (id, team_id, email, name, created_at)</c>).</summary>

@@ -58,6 +58,10 @@ public sealed class TestServer : IAsyncDisposable
             args.Add("--Covibe:Auth:AttemptsPerMinute=100000");
         }
         // Most tests create teams freely; the signup tests set their own policy.
+        if (settings?.ContainsKey("Covibe:Egress:ProxyPort") != true)
+        {
+            args.Add("--Covibe:Egress:ProxyPort=0"); // servers run side by side here: each its own proxy port
+        }
         if (settings?.ContainsKey("Covibe:Teams:Signup") != true && settings?.ContainsKey("Covibe:Teams:AllowTeamCreation") != true)
         {
             args.Add("--Covibe:Teams:Signup=open");

@@ -24,6 +24,8 @@ public enum AgentFailure
     Unavailable,
     NotRunning,
     NowhereToRun,
+    /// <summary>The team's egress policy cannot be enforced where the agent would run: nothing started.</summary>
+    EgressNotEnforced,
     /// <summary>The node following the agent did not answer (it is being taken over).</summary>
     Unreachable,
     /// <summary>Where the agent runs does not answer (its container engine stopped): the command was not carried out.</summary>
@@ -103,7 +105,7 @@ public sealed partial class AgentService(
         }
         catch (PlacementUnavailableException e)
         {
-            return AgentResult.Fail(AgentFailure.NowhereToRun, e.Message);
+            return AgentResult.Fail(e.Type == PlacementUnavailableException.EgressNotEnforced ? AgentFailure.EgressNotEnforced : AgentFailure.NowhereToRun, e.Message);
         }
         var (type, problem) = launcher.Resolve(request.AgentType);
         if (type is null)

@@ -186,6 +186,7 @@ public static class AgentsApi
         AgentFailure.NotRunning => Problems.Conflict("agent-not-running", "The agent is not running", result.Detail!),
         AgentFailure.TooMany => Problems.Create(429, "too-many-agents", "Too many agents", result.Detail!),
         AgentFailure.NowhereToRun => Problems.Create(503, "container-engine-unavailable", "Nowhere to run the agent", result.Detail!),
+        AgentFailure.EgressNotEnforced => Problems.Create(503, PlacementUnavailableException.EgressNotEnforced, "The team's egress policy cannot be enforced here", result.Detail!),
         AgentFailure.Unreachable => Problems.Create(503, "agent-node-unreachable", "The node following the agent did not answer", result.Detail!),
         AgentFailure.PlaceUnreachable => Problems.Create(503, "container-engine-unavailable", "Where the agent runs does not answer", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),

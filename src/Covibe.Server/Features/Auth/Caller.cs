@@ -11,6 +11,10 @@ public sealed record Caller(string UserId, string TeamId, string SessionId, stri
         principal.FindFirstValue(CovibeClaims.SessionId)!,
         principal.FindFirstValue(CovibeClaims.Name) ?? "");
 
+    /// <summary>Whether the caller owns their team.</summary>
+    public async Task<bool> IsTeamOwnerAsync(Data.CovibeDb db, CancellationToken cancellationToken) =>
+        await Microsoft.EntityFrameworkCore.EntityFrameworkQueryableExtensions.AnyAsync(db.Teams, t => t.Id == TeamId && t.OwnerId == UserId, cancellationToken);
+
     /// <summary>Lets minimal-API handlers take a <see cref="Caller"/> parameter.</summary>
     public static ValueTask<Caller?> BindAsync(HttpContext context) =>
         ValueTask.FromResult(context.User.Identity?.IsAuthenticated == true ? From(context.User) : null);

@@ -264,7 +264,7 @@ public sealed class BoxService(
         {
             return null;
         }
-        if (box.HolderId != caller.UserId && !await IsOwnerAsync(db, caller, cancellationToken))
+        if (box.HolderId != caller.UserId && !await caller.IsTeamOwnerAsync(db, cancellationToken))
         {
             throw RequestRefusedException.Forbidden("Only the member who holds the box, or the team's owner, can release it.");
         }
@@ -300,9 +300,6 @@ public sealed class BoxService(
     /// <summary>A box of the caller's team that a member holds (pool standbys are nobody's yet).</summary>
     private static IQueryable<Box> TeamBox(IQueryable<Box> boxes, Caller caller, string boxId) =>
         boxes.Where(b => b.Id == boxId && b.TeamId == caller.TeamId && b.HolderId != null);
-
-    public static async Task<bool> IsOwnerAsync(CovibeDb db, Caller caller, CancellationToken cancellationToken) =>
-        await db.Teams.AnyAsync(t => t.Id == caller.TeamId && t.OwnerId == caller.UserId, cancellationToken);
 
     /// <summary>The <c>.env</c> bytes of a request (plaintext or the team's payload), checked; null when there is none.</summary>
     private byte[]? EnvFrom(string teamId, BoxRequest request)

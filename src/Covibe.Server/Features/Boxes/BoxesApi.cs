@@ -97,7 +97,7 @@ public static class BoxesApi
     /// <summary>Seed 002's <c>reconcilePools</c> input for the team: its whole list of pools (the team owner only).</summary>
     public static async Task<IResult> SetPools(PoolSpec[] request, Caller caller, CovibeDb db, PoolService pools, CancellationToken cancellationToken)
     {
-        if (!await BoxService.IsOwnerAsync(db, caller, cancellationToken))
+        if (!await caller.IsTeamOwnerAsync(db, cancellationToken))
         {
             return Problems.Forbidden("Only the team owner can set the team's pools.");
         }

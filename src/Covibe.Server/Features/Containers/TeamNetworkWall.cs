@@ -16,6 +16,9 @@ public sealed class TeamNetworkWall(IOptions<ContainersOptions> options, ILogger
     /// <summary>Whether this server tried to put the wall up (each team gets a network, and an engine is in use here).</summary>
     public bool Tried { get; private set; }
 
+    /// <summary>Whether the wall stands on this machine (so teams' egress policies can be enforced at their bridges).</summary>
+    public bool Standing => Tried && Problem is null;
+
     /// <summary>Whether the wall was asked for: each team gets a network of its own.</summary>
     public bool Wanted => options.Value.Network == ContainerSettings.PerTeam;
 

@@ -45,6 +45,7 @@ internal sealed partial class HubSession
             AgentFailure.TooMany => HubErrorCodes.RateLimited,
             AgentFailure.Unreachable => HubErrorCodes.AgentUnreachable,
             AgentFailure.NowhereToRun or AgentFailure.PlaceUnreachable => HubErrorCodes.ContainerEngineUnavailable,
+            AgentFailure.EgressNotEnforced => HubErrorCodes.EgressNotEnforced,
             _ => HubErrorCodes.InvalidMessage,
         };
         var detail = result.Errors is { Count: > 0 } errors ? string.Join(" ", errors.SelectMany(e => e.Value)) : result.Detail!;

@@ -17,7 +17,7 @@ namespace Covibe.Server.Features.Machines;
 /// </summary>
 public sealed class MachineResolver(
     IDbContextFactory<CovibeDb> dbs, Workspaces workspaces, Boxes.BoxWork boxWork, IOptions<ContainersOptions> containers,
-    ContainerEngine engine, ExecutionBackends backends, MachinesFeature.Sandboxes sandboxes, ILogger<MachineResolver> logger)
+    ContainerEngine engine, ExecutionBackends backends, MachinesFeature.Sandboxes sandboxes, Egress.EgressEnforcement egress, ILogger<MachineResolver> logger)
 {
     /// <summary>Where <c>covibe</c> is inside the default image (<c>covibe image build</c> puts it there).</summary>
     public static readonly IReadOnlyList<string> CovibeInImage = ["/usr/local/bin/covibe"];
@@ -27,7 +27,29 @@ public sealed class MachineResolver(
     /// in its one long-lived workspace container). Throws <see cref="PlacementException"/> for a VM or box that is not
     /// theirs, <see cref="PlacementUnavailableException"/> when it must go to a container and the engine is away.
     /// </summary>
-    public async Task<Place> PlaceAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
+    public async Task<Place> PlaceAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken) =>
+        await WithEgressAsync(await PlaceWithoutEgressAsync(teamId, userId, vmId, boxId, cancellationToken), teamId, cancellationToken);
+
+    /// <summary><paramref name="place"/> with the team's egress policy, ready to hold there (an open one needs nothing).</summary>
+    private async Task<Place> WithEgressAsync(Place place, string teamId, CancellationToken cancellationToken)
+    {
+        var running = place is ContainerExecPlace box ? box.Exec.Container : null;
+        try
+        {
+            var (teamEgress, proxyHost) = await egress.ForAsync(teamId, place.EgressWall, running, cancellationToken);
+            if (teamEgress is not null && place.EgressWall == Execution.Egress.EgressWall.Sandbox && !place.OwnNetwork)
+            {
+                throw new Execution.Egress.EgressNotEnforcedException(teamId);
+            }
+            return teamEgress is null ? place : place with { Egress = teamEgress, ProxyHost = proxyHost };
+        }
+        catch (Execution.Egress.EgressNotEnforcedException e)
+        {
+            throw new PlacementUnavailableException(PlacementUnavailableException.EgressNotEnforced, e.Message);
+        }
+    }
+
+    private async Task<Place> PlaceWithoutEgressAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
     {
         if (!string.IsNullOrEmpty(boxId))
         {
@@ -111,7 +133,10 @@ public sealed class MachineResolver(
     /// engine is up, else on this machine, sandboxed unless opted out (seed 003's createPreviewDirect, saying why in
     /// <see cref="Place.Fallback"/>). The app gets none of the server's variables.
     /// </summary>
-    public async Task<Place> PlacePreviewAsync(string teamId, string directory, CancellationToken cancellationToken)
+    public async Task<Place> PlacePreviewAsync(string teamId, string directory, CancellationToken cancellationToken) =>
+        await WithEgressAsync(await PlacePreviewWithoutEgressAsync(teamId, directory, cancellationToken), teamId, cancellationToken);
+
+    private async Task<Place> PlacePreviewWithoutEgressAsync(string teamId, string directory, CancellationToken cancellationToken)
     {
         var host = Host(teamId, directory);
         if (!containers.Value.ForPreview)

@@ -1,4 +1,5 @@
 using Covibe.Execution;
+using Covibe.Execution.Egress;
 using Covibe.Execution.Local;
 
 namespace Covibe.Server.Features.Machines;
@@ -52,12 +53,38 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
     /// <summary>How a member's terminal names where it runs.</summary>
     public virtual string? Label => null;
 
-    /// <summary><paramref name="launch"/> as it runs here: on this place's machine, with its workspace.</summary>
-    public virtual AgentLaunch Launch(AgentLaunch launch) => launch with { Target = Target, Workspace = Workspace };
+    /// <summary>How the team's egress policy is enforced here: in the sandbox, at the team's bridge, or not by this server (another machine).</summary>
+    public virtual EgressWall EgressWall => EgressWall.Sandbox;
 
-    /// <summary>A member's <paramref name="shell"/> as it opens here: on this place's machine, with its workspace.</summary>
-    public virtual ShellLaunch Shell(ShellLaunch shell) => shell with { Target = Target, Workspace = Workspace };
+    /// <summary>The team's egress policy when it is restricted (<see cref="MachineResolver"/> sets it), and where its proxy is reached from here.</summary>
+    public TeamEgress? Egress { get; init; }
+
+    public string? ProxyHost { get; init; }
+
+    /// <summary><paramref name="launch"/> as it runs here: on this place's machine, with its workspace (and its team's egress policy).</summary>
+    public virtual AgentLaunch Launch(AgentLaunch launch) =>
+        launch with { Target = Target, Workspace = Workspace, Egress = Egress, Environment = WithProxy(launch.Environment) };
+
+    /// <summary>A member's <paramref name="shell"/> as it opens here: on this place's machine, with its workspace (and its team's egress policy).</summary>
+    public virtual ShellLaunch Shell(ShellLaunch shell) =>
+        shell with { Target = Target, Workspace = Workspace, Egress = Egress, Shell = shell.Shell with { Environment = WithProxy(shell.Shell.Environment) } };
+
+    private IReadOnlyDictionary<string, string> WithProxy(IReadOnlyDictionary<string, string> environment)
+    {
+        if (Egress is not { Policy.Restricted: true } egress || ProxyHost is null)
+        {
+            return environment;
+        }
+        var merged = new Dictionary<string, string>(environment);
+        foreach (var (key, value) in egress.ProxyEnvironment(ProxyHost))
+        {
+            merged[key] = value;
+        }
+        return merged;
+    }
 }
+
+
 
 /// <summary>This machine with the server's own privileges (the operator opted out of the sandbox).</summary>
 public sealed record HostPlace(IExecutionBackend Jobs, string Workspace) : Place(Jobs, Workspace, new Dictionary<string, string>())
@@ -95,6 +122,8 @@ public sealed record ContainerPlace(IExecutionBackend Jobs, string Workspace, IR
 
     public override bool InContainer => true;
 
+    public override EgressWall EgressWall => EgressWall.TeamBridge;
+
     public override string Label => "team container";
 }
 
@@ -106,6 +135,8 @@ public sealed record SshPlace(IExecutionBackend Jobs, string VmId, string Machin
     : Place(Jobs, null, new Dictionary<string, string>())
 {
     public override string Method => "ssh";
+
+    public override EgressWall EgressWall => EgressWall.Elsewhere;
 
     public override string Target => VmId;
 
@@ -119,6 +150,8 @@ public sealed record SshPlace(IExecutionBackend Jobs, string VmId, string Machin
 /// <summary>A member's VM whose runner dialled out to the server (<see cref="VmId"/>, named <see cref="MachineName"/>).</summary>
 public sealed record RunnerPlace(IExecutionBackend Jobs, string VmId, string MachineName) : Place(Jobs, null, new Dictionary<string, string>())
 {
+    public override EgressWall EgressWall => EgressWall.Elsewhere;
+
     public override string Method => "runner";
 
     public override string Target => VmId;
@@ -130,6 +163,8 @@ public sealed record RunnerPlace(IExecutionBackend Jobs, string VmId, string Mac
 public sealed record ContainerExecPlace(IExecutionBackend Jobs, ContainerExec Exec) : Place(Jobs, null, new Dictionary<string, string>())
 {
     public override string Method => "box";
+
+    public override EgressWall EgressWall => EgressWall.TeamBridge;
 
     public override string Target => Exec.Container;
 
@@ -151,5 +186,8 @@ public sealed class PlacementException(string field, string message) : Exception
 /// <summary>Nowhere to run it now (the container engine is down and no fallback is allowed): <see cref="Type"/> is the problem type.</summary>
 public sealed class PlacementUnavailableException(string type, string message) : Exception(message)
 {
+    /// <summary>The team's egress policy cannot be enforced where its code would run.</summary>
+    public const string EgressNotEnforced = "egress-not-enforced";
+
     public string Type { get; } = type;
 }

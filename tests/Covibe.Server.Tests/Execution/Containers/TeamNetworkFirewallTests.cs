@@ -35,7 +35,10 @@ public sealed class TeamNetworkFirewallTests
             .ShouldBeLessThan(Array.IndexOf(rules, "-A COVIBE-TEAMS -d 10.0.0.0/8 -j REJECT --reject-with icmp-admin-prohibited"));
         rules.ShouldContain("-A COVIBE-TEAMS -d 169.254.0.0/16 -j REJECT --reject-with icmp-admin-prohibited");
         rules.ShouldNotContain(r => r.Contains("not-an-address"));
-        rules[^3].ShouldBe("-A COVIBE-TEAMS-HOST -j REJECT --reject-with icmp-admin-prohibited", "this machine: nothing but replies and DNS");
+        rules[^3].ShouldBe("-A COVIBE-TEAMS-HOST -j REJECT --reject-with icmp-admin-prohibited", "this machine: nothing but replies, DNS and the egress proxy");
+        rules.ShouldContain("-A COVIBE-TEAMS-HOST -j COVIBE-EGRESS-HOST");
+        // A team's egress chain decides before the resolver is let through (a team with no egress gets no DNS either).
+        Array.IndexOf(rules, "-A COVIBE-TEAMS -j COVIBE-EGRESS").ShouldBeLessThan(Array.IndexOf(rules, "-A COVIBE-TEAMS -d 10.255.255.53/32 -p udp --dport 53 -j RETURN"));
         rules[^2].ShouldBe("COMMIT");
     }
 
