@@ -20,6 +20,7 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     ImageCommand.Create(),
     EnvCommands.Env(store),
     EnvCommands.Containers(),
+    EgressCommands.Create(store),
     MockAgent.Create(),
 };
 foreach (var command in AccountCommands.Create(store))

@@ -77,4 +77,32 @@ public sealed class EgressApiTests
         }
         Directory.Delete(data, recursive: true);
     }
+
+    [Fact]
+    public async Task FromTheCommandLine_TheOwnerSeesAndSetsThePolicy_AndABadEntryIsNamed()
+    {
+        await using var server = await TestServer.StartAsync();
+        var owner = await server.CreateTeamAsync();
+        var home = Path.Combine(Path.GetTempPath(), "covibe-egress-cli-" + Guid.NewGuid().ToString("N")[..8]);
+        try
+        {
+            var cli = new CliRunner(home);
+            (await cli.RunAsync(TestServer.Password, "login", "--server", server.Url.ToString().TrimEnd('/'), "--email", owner.Auth.User.Email, "--password-stdin")).ExitCode.ShouldBe(0);
+            (await cli.RunAsync(null, "egress")).Stdout.ShouldContain("Egress: open: your team's code may connect anywhere on the internet (the server's default");
+
+            var set = await cli.RunAsync(null, "egress", "set", "allowlist", "--allow", "git.example.com", "--allow", "10.1.0.0/16");
+            set.ExitCode.ShouldBe(0, set.Stderr);
+            set.Stdout.ShouldContain("Egress: allowlist: your team's code may connect only to these");
+            set.Stdout.ShouldContain("  git.example.com\n  10.1.0.0/16");
+
+            var bad = await cli.RunAsync(null, "egress", "set", "allowlist", "--allow", "not a host");
+            bad.ExitCode.ShouldNotBe(0);
+            bad.Stderr.ShouldContain("'not a host' is not a host name");
+            (await cli.RunAsync(null, "egress")).Stdout.ShouldContain("git.example.com", customMessage: "nothing changed by the refused one");
+        }
+        finally
+        {
+            Directory.Delete(home, recursive: true);
+        }
+    }
 }
