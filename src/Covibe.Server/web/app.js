@@ -1,10 +1,11 @@
 // Covibe web client: plain ES modules, no build step; xterm.js (vendored at build time from npm) for terminals.
 // This module puts the client together: the login (session.js), the hub connection and what its messages change, the
 // tabs, and the menu. The Command Deck is agents.js and output.js, chat and presence chat.js, the Workshop
-// terminal.js, environment.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
+// terminal.js, environment.js, egress.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
 
 import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
+import { createEgress } from './egress.js';
 import { createShowcase } from './showcase.js';
 import { createBoxes } from './boxes.js';
 import { createMachines } from './machines.js';
@@ -42,6 +43,8 @@ const terminals = createTerminals({
 });
 
 const environment = createEnvironment({ api: (path) => api(path) });
+
+const egress = createEgress({ api: (path, options) => api(path, options), isOwner: () => state.team?.ownerId === state.me?.id });
 
 const boxes = createBoxes({
   api: (path, options) => api(path, options),
@@ -142,6 +145,14 @@ async function onMessage(message) {
     case 'preview_updated':
       showcase.onUpdated(message);
       break;
+    case 'egress_blocked':
+      // The team's egress policy refused a connection (npm install failing, say): say why, and list it.
+      alertLive(message.block.message);
+      egress.onBlocked(message.block);
+      break;
+    case 'egress_policy':
+      egress.onPolicy(message.policy);
+      break;
     case 'team_limit':
       // The team's limits on the server stopped something (a build killed for memory, a fork refused): say why.
       alertLive(message.message);
@@ -181,6 +192,7 @@ function showTab(tab) {
   if (tab === 'workshop') {
     terminals.shown();
     environment.shown();
+    egress.refresh();
     machines.shown();
     boxes.shown();
   }
