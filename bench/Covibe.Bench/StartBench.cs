@@ -24,10 +24,12 @@ static class StartBench
         Directory.CreateDirectory(work);
         await using var podman = await BenchPodman.StartAsync(work);
         Console.WriteLine($"{"where",-24} {"agent start p50/p99/max",-28} {"terminal open p50/p99",-24} {"terminal attach p50/p99",-24}");
-        // The sandbox without and with limits per team (issue 24: what joining the team's cgroup costs), then a container.
-        foreach (var (containers, teamLimits, name) in ((bool, bool, string)[])[(false, false, "sandbox, no team limits"), (false, true, "sandbox"), (true, true, "container")])
+        // The sandbox without and with limits per team (issue 24: what joining the team's cgroup costs), then a container; and both
+        // for a team with an allowlist (issue 24: its rules in the sandbox's namespace, its chain at the bridge, the proxy's address).
+        foreach (var (containers, teamLimits, egress, name) in ((bool, bool, string, string)[])[(false, false, "open", "sandbox, no team limits"), (false, true, "open", "sandbox"),
+            (false, true, "allowlist", "sandbox, allowlist"), (true, true, "open", "container"), (true, true, "allowlist", "container, allowlist")])
         {
-            var (start, open, attach) = await RunServerAsync(work, containers, teamLimits, agents, terminals);
+            var (start, open, attach) = await RunServerAsync(work, containers, teamLimits, egress, agents, terminals);
             Console.WriteLine($"{name,-24} {Ms(start),-28} {Ms(open, max: false),-24} {Ms(attach, max: false),-24}");
         }
     }
@@ -35,14 +37,14 @@ static class StartBench
     private static string Ms(long[] sorted, bool max = true) =>
         $"{Measure.Percentile(sorted, 0.5)} / {Measure.Percentile(sorted, 0.99)}{(max ? $" / {sorted[^1]}" : "")} ms";
 
-    private static async Task<(long[] Start, long[] Open, long[] Attach)> RunServerAsync(string work, bool containers, bool teamLimits, int agents, int terminals)
+    private static async Task<(long[] Start, long[] Open, long[] Attach)> RunServerAsync(string work, bool containers, bool teamLimits, string egress, int agents, int terminals)
     {
-        var data = Path.Combine(work, containers ? "data-container" : teamLimits ? "data-sandbox" : "data-sandbox-unlimited");
+        var data = Path.Combine(work, (containers ? "data-container" : teamLimits ? "data-sandbox" : "data-sandbox-unlimited") + "-" + egress);
         var url = $"http://127.0.0.1:{Measure.FreePort()}";
         using var server = Measure.StartServer(data, url, "--Covibe:Agents:SpawnsPerMinute=10000", "--Covibe:Agents:MaxActivePerTeam=10000",
             "--Covibe:Agents:Types:hello:Command:0=sh", "--Covibe:Agents:Types:hello:Command:1=-c", "--Covibe:Agents:Types:hello:Command:2=echo first",
             "--Covibe:Terminals:DefaultShell=/bin/sh", "--Covibe:Terminals:MaxSessionsPerUser=1000", "--Covibe:Terminals:MaxSessions=1000",
-            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Isolation:TeamLimits={teamLimits}", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench");
+            $"--Covibe:Containers:Agents={containers}", $"--Covibe:Isolation:TeamLimits={teamLimits}", $"--Covibe:Egress:Default={egress}", "--Covibe:Egress:ProxyPort=0", $"--Covibe:Containers:Host=unix://{work}/podman.sock", "--Covibe:Containers:Image=covibe-agent:bench");
         try
         {
             await Measure.WaitHealthyAsync(url);

@@ -32,6 +32,10 @@ public static class StartupBanner
         {
             await output.WriteLineAsync($"  {networks}");
         }
+        var egress = app.Services.GetRequiredService<IOptions<Features.Egress.EgressOptions>>().Value;
+        await output.WriteLineAsync(egress.Default == egress.Ceiling
+            ? $"  Where teams' code may connect: {egress.Default} (Covibe:Egress:Default and Ceiling; a team owner may choose less: covibe egress set)."
+            : $"  Where teams' code may connect: {egress.Default} by default, at most {egress.Ceiling} as a team owner chooses (covibe egress set; Covibe:Egress).");
         if (TeamLimitsLine(app) is { } limits)
         {
             await output.WriteLineAsync($"  {limits}");

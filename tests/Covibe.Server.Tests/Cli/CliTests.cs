@@ -157,6 +157,7 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
             // The limits per team, or why there are none; and no engine, never set up here, said to have stopped.
             banner.ToString().ShouldContain(Environment.UserName == "root" ? "Each team's sandboxed programs together: at most" : "No limits per team:");
             banner.ToString().ShouldNotContain("stopped answering");
+            banner.ToString().ShouldContain("Where teams' code may connect: open (Covibe:Egress:Default and Ceiling; a team owner may choose less: covibe egress set).");
             using var http = new HttpClient();
             (await http.GetFromJsonAsync<HealthResponse>($"http://127.0.0.1:{port}/health"))!.Status.ShouldBe("running");
         }

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using Covibe.Execution.Containers;
 using Covibe.Execution.Egress;
@@ -8,13 +7,12 @@ namespace Covibe.Server.Features.Egress;
 
 /// <summary>
 /// A team's egress policy at its container bridge on this machine (<see cref="EgressRules.ContainerChain"/>): put there
-/// before each of its containers starts (and again when the policy changes, for those that run), only when it differs
-/// from what this server put there last. Without the wall around teams' networks nothing restricted starts in a container.
+/// before each of its containers starts (and again when the policy changes, for those that run): every time, as a firewall
+/// reload may have emptied it since (one <c>iptables-restore</c>, a few milliseconds beside a container's start). Without
+/// the wall around teams' networks nothing restricted starts in a container.
 /// </summary>
 public sealed class ContainerEgress(TeamNetworkWall wall, ContainerEngine engine)
 {
-    private readonly ConcurrentDictionary<string, string> _applied = new();
-
     /// <summary>
     /// The team's policy on its bridge, for a container about to start (or for <paramref name="running"/>, a box's
     /// container, which must be on the team's network): answers where its containers reach the proxy (the bridge's gateway).
@@ -42,14 +40,9 @@ public sealed class ContainerEgress(TeamNetworkWall wall, ContainerEngine engine
         }
         egress ??= new TeamEgress(teamId, EgressPolicy.OpenToAll, IPAddress.Loopback, 0);
         var rules = EgressRules.ContainerChain(egress, TeamNetworkFirewall.MachineNameServers());
-        if (_applied.TryGetValue(teamId, out var last) && last == rules)
-        {
-            return;
-        }
         if (await TeamNetworkFirewall.RunAsync(EgressRules.ContainerScript(egress, TeamNetworks.BridgeName(teamId)), rules, cancellationToken) is { } failed)
         {
             throw new IOException($"The team's egress policy could not be put on its network: {failed}");
         }
-        _applied[teamId] = rules;
     }
 }

@@ -9,14 +9,16 @@ namespace Covibe.Server.Features.Egress;
 /// </summary>
 public sealed class EgressEnforcement(EgressPolicies policies, EgressProxy proxy, ContainerEgress containers)
 {
+    /// <param name="chosenMode">The team's row's <c>egress_mode</c>, and <paramref name="allow"/> its <c>egress_allow</c> (the placement reads the row once).</param>
     /// <param name="running">For a job in a container that runs already (a box's): that container.</param>
-    public async Task<(TeamEgress? Egress, string? ProxyHost)> ForAsync(string teamId, EgressWall wall, string? running, CancellationToken cancellationToken)
+    public async Task<(TeamEgress? Egress, string? ProxyHost)> ForAsync(string teamId, string? chosenMode, string? allow, EgressWall wall, string? running,
+        CancellationToken cancellationToken)
     {
         if (wall == EgressWall.Elsewhere)
         {
             return (null, null);
         }
-        var policy = (await policies.ForTeamAsync(teamId, cancellationToken)).Policy;
+        var policy = policies.InForce(chosenMode, allow).Policy;
         if (!policy.Restricted)
         {
             return (null, null);

@@ -26,7 +26,8 @@ public sealed class EgressPolicies(IDbContextFactory<CovibeDb> dbs, IOptions<Egr
         return InForce(team?.EgressMode, team?.EgressAllow);
     }
 
-    private TeamEgressPolicy InForce(string? chosenMode, string? allow)
+    /// <summary>The policy in force for a team whose row says <paramref name="chosenMode"/> and <paramref name="allow"/> (read with the rest of it).</summary>
+    public TeamEgressPolicy InForce(string? chosenMode, string? allow)
     {
         var o = options.Value;
         EgressMode? chosen = chosenMode is null ? null : EgressOptions.Parse(chosenMode);

@@ -276,8 +276,8 @@ public sealed class EgressProxy(
         var body = Encoding.UTF8.GetBytes(message + "\n");
         var reason = status switch { 400 => "Bad Request", 403 => "Forbidden", 502 => "Bad Gateway", _ => "Error" };
         var head = $"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n";
-        await stream.WriteAsync(Encoding.Latin1.GetBytes(head), cancellationToken);
-        await stream.WriteAsync(body, cancellationToken);
+        // One write: a client reading the answer sees it whole.
+        await stream.WriteAsync(Encoding.Latin1.GetBytes(head).Concat(body).ToArray(), cancellationToken);
     }
 
     public Task StopAsync(CancellationToken cancellationToken)

@@ -27,16 +27,30 @@ public sealed class MachineResolver(
     /// in its one long-lived workspace container). Throws <see cref="PlacementException"/> for a VM or box that is not
     /// theirs, <see cref="PlacementUnavailableException"/> when it must go to a container and the engine is away.
     /// </summary>
-    public async Task<Place> PlaceAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken) =>
-        await WithEgressAsync(await PlaceWithoutEgressAsync(teamId, userId, vmId, boxId, cancellationToken), teamId, cancellationToken);
+    public async Task<Place> PlaceAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
+    {
+        var team = await TeamAsync(teamId, cancellationToken);
+        return await WithEgressAsync(await PlaceWithoutEgressAsync(team, userId, vmId, boxId, cancellationToken), team, cancellationToken);
+    }
+
+    /// <summary>What placement needs of the team's row, in one round trip: its containers flag and its egress policy.</summary>
+    private sealed record TeamPlacing(string Id, bool? UseContainers, string? EgressMode, string? EgressAllow);
+
+    private async Task<TeamPlacing> TeamAsync(string teamId, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return await db.Teams.Where(t => t.Id == teamId).Select(t => new TeamPlacing(t.Id, t.UseContainers, t.EgressMode, t.EgressAllow))
+            .SingleOrDefaultAsync(cancellationToken) ?? new TeamPlacing(teamId, null, null, null);
+    }
 
     /// <summary><paramref name="place"/> with the team's egress policy, ready to hold there (an open one needs nothing).</summary>
-    private async Task<Place> WithEgressAsync(Place place, string teamId, CancellationToken cancellationToken)
+    private async Task<Place> WithEgressAsync(Place place, TeamPlacing team, CancellationToken cancellationToken)
     {
+        var teamId = team.Id;
         var running = place is ContainerExecPlace box ? box.Exec.Container : null;
         try
         {
-            var (teamEgress, proxyHost) = await egress.ForAsync(teamId, place.EgressWall, running, cancellationToken);
+            var (teamEgress, proxyHost) = await egress.ForAsync(teamId, team.EgressMode, team.EgressAllow, place.EgressWall, running, cancellationToken);
             if (teamEgress is not null && place.EgressWall == Execution.Egress.EgressWall.Sandbox && !place.OwnNetwork)
             {
                 throw new Execution.Egress.EgressNotEnforcedException(teamId);
@@ -49,8 +63,9 @@ public sealed class MachineResolver(
         }
     }
 
-    private async Task<Place> PlaceWithoutEgressAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
+    private async Task<Place> PlaceWithoutEgressAsync(TeamPlacing team, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
     {
+        var teamId = team.Id;
         if (!string.IsNullOrEmpty(boxId))
         {
             return await PlaceInBoxAsync(teamId, userId, boxId, cancellationToken);
@@ -59,7 +74,7 @@ public sealed class MachineResolver(
         {
             return await OnVmAsync(userId, vmId, cancellationToken);
         }
-        if (!await UsesContainersAsync(teamId, cancellationToken))
+        if (!(team.UseContainers ?? containers.Value.ForAgents))
         {
             return Host(teamId);
         }
@@ -134,7 +149,7 @@ public sealed class MachineResolver(
     /// <see cref="Place.Fallback"/>). The app gets none of the server's variables.
     /// </summary>
     public async Task<Place> PlacePreviewAsync(string teamId, string directory, CancellationToken cancellationToken) =>
-        await WithEgressAsync(await PlacePreviewWithoutEgressAsync(teamId, directory, cancellationToken), teamId, cancellationToken);
+        await WithEgressAsync(await PlacePreviewWithoutEgressAsync(teamId, directory, cancellationToken), await TeamAsync(teamId, cancellationToken), cancellationToken);
 
     private async Task<Place> PlacePreviewWithoutEgressAsync(string teamId, string directory, CancellationToken cancellationToken)
     {

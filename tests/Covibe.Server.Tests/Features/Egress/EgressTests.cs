@@ -33,7 +33,7 @@ public sealed class EgressTests(PodmanService podman) : IDisposable
           s.on('error', e => end('BLOCKED ' + e.code));
           s.on('close', () => end('CLOSED ' + JSON.stringify(got)));
         }); }
-        (async () => { for (const t of process.argv[1].split(' ')) { const i = t.indexOf('='); console.log(await attempt(t.slice(0, i), t.slice(i + 1))); } })();
+        (async () => { for (const t of process.argv[process.argv.length - 1].split(' ')) { const i = t.indexOf('='); console.log(await attempt(t.slice(0, i), t.slice(i + 1))); } })();
         """;
 
     private static readonly string Targets = $"proxy=internet.test:{OutsideNetwork.Port} proxy=elsewhere.test:{OutsideNetwork.Port} direct={OutsideNetwork.Internet}:{OutsideNetwork.Port}";
@@ -55,6 +55,17 @@ public sealed class EgressTests(PodmanService podman) : IDisposable
         await using var server = await TestServer.StartAsync(settings: WithEgress(AgentHelpers.Settings()));
         var owner = await server.CreateTeamAsync();
         await AllowlistAndProbeAsync(server, owner, null);
+
+        // A terminal of the team is held to it too (none now): its shell can connect nowhere, the proxy included.
+        await using var terminal = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
+        await terminal.ReceiveAsync("ready");
+        await terminal.CreateAsync("walled", new { shell = "/bin/sh" });
+        await File.WriteAllTextAsync(Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, "probe.js"), Probe);
+        await terminal.InputAsync("walled", $"echo proxy=$HTTPS_PROXY; node /workspace/probe.js '{Targets}'\n");
+        var seen = await terminal.OutputUntilAsync("walled", $"direct {OutsideNetwork.Internet}:{OutsideNetwork.Port} BLOCKED");
+        seen.ShouldContain("proxy=http://10.0.2.2:");
+        seen.ShouldContain($"proxy internet.test:{OutsideNetwork.Port} BLOCKED EHOSTUNREACH");
+        seen.ShouldNotContain("ANSWERED");
     }
 
     [Fact]
