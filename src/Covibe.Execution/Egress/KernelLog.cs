@@ -17,9 +17,8 @@ public static class KernelLog
     private static readonly List<Action<KernelLine>> Subscribers = [];
     private static Thread? _reader;
 
-    /// <summary>Microseconds since boot now, the clock of <see cref="KernelLine.Microseconds"/>.</summary>
-    public static long Now() =>
-        (long)(double.Parse(File.ReadAllText("/proc/uptime").Split(' ')[0], CultureInfo.InvariantCulture) * 1_000_000);
+    /// <summary>Microseconds since boot now on the monotonic clock, which the kernel's log uses too (not counting time suspended).</summary>
+    public static long Now() => (long)(System.Diagnostics.Stopwatch.GetTimestamp() / (System.Diagnostics.Stopwatch.Frequency / 1_000_000.0));
 
     /// <summary>Calls <paramref name="onLine"/> with each line written from now on (and some before: filter by time). Null when subscribed, else why not.</summary>
     public static string? Subscribe(Action<KernelLine> onLine)

@@ -22,6 +22,11 @@ public sealed class EgressProxy(
     : IHostedService, IDisposable
 {
     private const int MaxHead = 16 * 1024;
+
+    /// <summary>Connections one team may have open through the proxy at once (a build's parallel downloads fit; a flood does not).</summary>
+    public const int MaxConnectionsPerTeam = 512;
+
+    private readonly TeamConnections _connections = new(MaxConnectionsPerTeam);
     private static readonly TimeSpan HeadTimeout = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(10);
     private readonly CancellationTokenSource _stop = new();
@@ -97,17 +102,23 @@ public sealed class EgressProxy(
         try
         {
             var peer = ((IPEndPoint)client.RemoteEndPoint!).Address;
-            var teamId = await TeamOfAsync(peer, stop);
+            if (await TeamOfAsync(peer, stop) is not { } teamId)
+            {
+                // Said before reading anything: a stranger holds nothing open here.
+                await AnswerAsync(stream, 403, "Only the sandboxes and containers of teams on this server may use this proxy.", stop);
+                return;
+            }
+            using var lease = _connections.Take(teamId);
+            if (lease is null)
+            {
+                await AnswerAsync(stream, 429, $"Your team has {MaxConnectionsPerTeam} connections open through this proxy, the most it may; close some.", stop);
+                return;
+            }
             using var headTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop);
             headTimeout.CancelAfter(HeadTimeout);
             var (head, extra) = await ReadHeadAsync(stream, headTimeout.Token);
             if (head is null)
             {
-                return;
-            }
-            if (teamId is null)
-            {
-                await AnswerAsync(stream, 403, "Only the sandboxes and containers of teams on this server may use this proxy.", stop);
                 return;
             }
             if (ProxyRequest.Parse(head) is not { } request)
@@ -274,7 +285,7 @@ public sealed class EgressProxy(
     private static async Task AnswerAsync(Stream stream, int status, string message, CancellationToken cancellationToken)
     {
         var body = Encoding.UTF8.GetBytes(message + "\n");
-        var reason = status switch { 400 => "Bad Request", 403 => "Forbidden", 502 => "Bad Gateway", _ => "Error" };
+        var reason = status switch { 400 => "Bad Request", 403 => "Forbidden", 429 => "Too Many Requests", 502 => "Bad Gateway", _ => "Error" };
         var head = $"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n";
         // One write: a client reading the answer sees it whole.
         await stream.WriteAsync(Encoding.Latin1.GetBytes(head).Concat(body).ToArray(), cancellationToken);
@@ -292,5 +303,37 @@ public sealed class EgressProxy(
         _stop.Dispose();
         _starting.Dispose();
         _listener?.Dispose();
+    }
+}
+
+/// <summary>How many proxy connections each team has open, and a lease on one more while under the limit.</summary>
+internal sealed class TeamConnections(int limit)
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, int> _open = new();
+
+    /// <summary>A lease to dispose when the connection ends; null when the team is at its limit.</summary>
+    public IDisposable? Take(string teamId)
+    {
+        if (_open.AddOrUpdate(teamId, 1, (_, n) => n + 1) > limit)
+        {
+            Release(teamId);
+            return null;
+        }
+        return new Lease(this, teamId);
+    }
+
+    private void Release(string teamId) => _open.AddOrUpdate(teamId, 0, (_, n) => n - 1);
+
+    private sealed class Lease(TeamConnections owner, string teamId) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                owner.Release(teamId);
+            }
+        }
     }
 }
