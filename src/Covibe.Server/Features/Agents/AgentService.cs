@@ -14,30 +14,6 @@ using Covibe.Server.Hosting;
 
 namespace Covibe.Server.Features.Agents;
 
-public enum AgentFailure
-{
-    None,
-    TooMany,
-    NotFound,
-    Forbidden,
-    Invalid,
-    Unavailable,
-    NotRunning,
-    NowhereToRun,
-    /// <summary>The team's egress policy cannot be enforced where the agent would run: nothing started.</summary>
-    EgressNotEnforced,
-    /// <summary>The node following the agent did not answer (it is being taken over).</summary>
-    Unreachable,
-    /// <summary>Where the agent runs does not answer (its container engine stopped): the command was not carried out.</summary>
-    PlaceUnreachable,
-}
-
-/// <summary>An agent, or why the request about one was refused (in words for the user).</summary>
-public sealed record AgentResult(AgentDto? Agent, AgentFailure Failure = AgentFailure.None, string? Detail = null, Dictionary<string, string[]>? Errors = null, Place? Placement = null)
-{
-    public static AgentResult Fail(AgentFailure failure, string detail) => new(null, failure, detail);
-}
-
 /// <summary>
 /// Spawning and controlling agents, shared by REST, the hub and so the CLI. Everyone in the team
 /// sees every agent; only its owner controls it (seed 001's permission model).
