@@ -41,6 +41,10 @@ public static class SandboxNetwork
     /// </summary>
     public const string Script = """
         st=$1; shift
+        # The launcher's own programs come from the system's directories, whatever PATH the job has (iptables-restore is in
+        # sbin, which a job's PATH may lack); the job gets its own PATH back when it starts.
+        job_path=${PATH-}; had_path=${PATH+x}
+        PATH=/usr/sbin:/usr/bin:/sbin:/bin
         routes=""
         while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do routes="$routes $1"; shift; done
         shift
@@ -73,6 +77,7 @@ public static class SandboxNetwork
           printf x >&4
           rm -rf "$st"
         ) </dev/null >/dev/null 2>&1 &
+        if [ -n "$had_path" ]; then PATH=$job_path; else unset PATH; fi
         exec "$@" 3>"$st/info"
         """;
 
