@@ -37,5 +37,13 @@ public sealed class EgressWebClientTests(BrowserFixture browser) : IClassFixture
         await sarah.TabAsync("Workshop");
         await sarah.Locator("#egress-blocked").GetByText("blocked: example.org:443 by the team's egress policy").WaitForAsync();
         await sarah.ScreenshotAsync("workshop-egress-1280");
+
+        // On a phone: the policy, the form and the refusal fit the screen's width.
+        await sarah.SetViewportSizeAsync(390, 844);
+        await sarah.Locator("#egress-blocked").ScrollIntoViewIfNeededAsync();
+        var widths = await sarah.EvaluateAsync<int[]>("() => ['#egress-summary', '#egress-form', '#egress-blocked'].map(s => Math.ceil(document.querySelector(s).getBoundingClientRect().right))");
+        widths.ShouldAllBe(right => right <= 390, string.Join(", ", widths));
+        (await sarah.EvaluateAsync<int>("() => document.documentElement.scrollWidth")).ShouldBeLessThanOrEqualTo(390, "nothing wider than the phone");
+        await sarah.ScreenshotAsync("workshop-egress-390");
     }
 }
