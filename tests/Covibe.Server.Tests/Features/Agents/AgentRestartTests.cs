@@ -83,7 +83,7 @@ public sealed class AgentRestartTests : IDisposable
         var watch = Stopwatch.StartNew();
         while (!File.Exists(exitFile))
         {
-            watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(30));
+            watch.Elapsed.ShouldBeLessThan(TimeSpan.FromSeconds(60), "the agent finishes on its own while no server runs (a loaded machine starts a sandbox slowly)");
             await Task.Delay(50);
         }
 
