@@ -127,7 +127,7 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
     /// Removes the teams' networks that no container is on and that no container was given for <paramref name="idle"/>
     /// (nor made within it): answers the names removed. A network in use is left (the engine refuses).
     /// </summary>
-    public async Task<IReadOnlyList<(string Name, string TeamId)>> RemoveIdleAsync(TimeSpan idle, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<string>> RemoveIdleAsync(TimeSpan idle, CancellationToken cancellationToken)
     {
         if (!PerTeam)
         {
@@ -140,7 +140,7 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
         var all = await containers.ReachAsync(() => ManagedContainers.ListAsync(containers.Docker, new ContainersListParameters { All = true }, cancellationToken), cancellationToken);
         var used = all.SelectMany(c => c.NetworkSettings?.Networks?.Keys ?? []).ToHashSet(StringComparer.Ordinal);
         var now = time.GetUtcNow();
-        var removed = new List<(string Name, string TeamId)>();
+        var removed = new List<string>();
         foreach (var network in networks)
         {
             if (network.Labels is null || !network.Labels.TryGetValue(ManagedContainers.TeamLabel, out var teamId) || network.Name != NetworkName(teamId) || used.Contains(network.Name))
@@ -158,7 +158,7 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
             try
             {
                 await containers.ReachAsync(() => containers.Docker.Networks.DeleteNetworkAsync(network.ID, cancellationToken), cancellationToken);
-                removed.Add((network.Name, teamId));
+                removed.Add(network.Name);
             }
             catch (DockerApiException)
             {

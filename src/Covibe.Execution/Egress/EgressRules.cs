@@ -13,22 +13,7 @@ namespace Covibe.Execution.Egress;
 public static class EgressRules
 {
     /// <summary>The chain of a team's container bridge, jumped to from <see cref="ContainerJumps"/>'s chain.</summary>
-    public static string ChainOf(TeamEgress egress) => ChainOf(egress.Key);
-
-    public static string ChainOf(string key) => "COVIBE-E-" + key;
-
-    /// <summary>
-    /// The shell that takes away a team's chain, and the rules that jump to it or let its <paramref name="bridge"/> reach the
-    /// proxy: its network is gone (made again with its next container, which puts them back).
-    /// </summary>
-    public static string ForgetScript(string key, string bridge) =>
-        $$"""
-        for chain in {{ContainerJumps}} {{HostJumps}}; do
-          iptables -S "$chain" 2>/dev/null | grep -e "-i {{bridge}} " | sed 's/^-A/-D/' | while read -r rule; do eval "iptables $rule"; done
-        done
-        iptables -F {{ChainOf(key)}} 2>/dev/null && iptables -X {{ChainOf(key)}}
-        true
-        """;
+    public static string ChainOf(TeamEgress egress) => "COVIBE-E-" + egress.Key;
 
     /// <summary>Where the teams' chains are jumped to from (the wall's <c>COVIBE-TEAMS</c> jumps here).</summary>
     public const string ContainerJumps = "COVIBE-EGRESS";

@@ -22,7 +22,6 @@ public sealed class ContainerReconciler(
     IDbContextFactory<CovibeDb> dbs,
     ContainerEngine engine,
     ContainerJournal journal,
-    TeamNetworkWall wall,
     IOptions<ContainersOptions> options,
     TimeProvider time,
     ILogger<ContainerReconciler> logger) : BackgroundService
@@ -130,14 +129,9 @@ public sealed class ContainerReconciler(
             orphans.Add(name);
         }
         var idle = options.Value.NetworkIdleMinutes;
-        foreach (var (network, team) in await managed.Networks.RemoveIdleAsync(TimeSpan.FromMinutes(idle), cancellationToken))
+        foreach (var network in await managed.Networks.RemoveIdleAsync(TimeSpan.FromMinutes(idle), cancellationToken))
         {
             ContainersLog.TeamNetworkRemoved(logger, network, idle);
-            if (wall.Standing)
-            {
-                // The team's egress chain goes with its bridge (the next container's start puts it back).
-                await TeamNetworkFirewall.RunAsync(Execution.Egress.EgressRules.ForgetScript(Execution.Egress.TeamEgress.KeyOf(team), TeamNetworks.BridgeName(team)), "", cancellationToken);
-            }
         }
         return new ReconcileReport(vanished, orphans);
     }

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Http.Json;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Text;
@@ -63,44 +62,25 @@ public sealed class TeamNetworkTests(PodmanService podman)
     }
 
     [Fact]
-    public async Task ATeamsNetwork_IsRemovedOnceNoContainerUsesIt_WithItsEgressChain_AndMadeAgainForTheNextOne()
+    public async Task ATeamsNetwork_IsRemovedOnceNoContainerUsesIt_AndMadeAgainForTheNextOne()
     {
         var settings = podman.Settings();
         settings["Covibe:Containers:NetworkIdleMinutes"] = "0";
         settings["Covibe:Containers:HealthCheckIntervalSeconds"] = "1";
-        AgentHelpers.AddType(settings, "pause", ["sh", "-c", "sleep 3; echo \"$0\"", "{task}"]);
         var logs = new LogSink();
         await using var server = await TestServer.StartAsync(settings: settings, logs: logs);
         var owner = await server.CreateTeamAsync();
         var network = TeamNetworks.NetworkName(owner.Auth.Team.Id);
         async Task<bool> ExistsAsync() => (await podman.Client.Networks.ListNetworksAsync()).Any(n => n.Name == network);
-        // A team with an allowlist: its chain is put on its bridge with its first container.
-        using (var client = server.Client(owner.Auth.AccessToken))
-        {
-            (await client.PutAsJsonAsync("/api/team/egress", new SetEgressPolicyRequest("allowlist", ["example.org"]))).StatusCode.ShouldBe(HttpStatusCode.OK);
-        }
-        var chain = Covibe.Execution.Egress.EgressRules.ChainOf(Covibe.Execution.Egress.TeamEgress.KeyOf(owner.Auth.Team.Id));
-        static async Task<(int Exit, string Rules)> IptablesAsync(params string[] args)
-        {
-            using var iptables = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("iptables", args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
-            var rules = await iptables.StandardOutput.ReadToEndAsync();
-            await iptables.WaitForExitAsync();
-            return (iptables.ExitCode, rules);
-        }
 
         var agent = await server.SpawnAsync(owner.Auth.AccessToken, "one task");
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
         await Eventually.UntilAsync(ExistsAsync, exists => !exists, "the idle network is removed");
         NetworkInterface.GetAllNetworkInterfaces().Select(n => n.Name).ShouldNotContain(TeamNetworks.BridgeName(owner.Auth.Team.Id), "its bridge goes with it");
-        logs.Lines.ShouldContain(line => line.Contains($"Removed network {network}"));
-        await Eventually.UntilAsync(async () => (await IptablesAsync("-S", chain)).Exit, exit => exit != 0, "the team's egress chain goes with its network");
-        (await IptablesAsync("-S", "COVIBE-EGRESS")).Rules.ShouldNotContain(TeamNetworks.BridgeName(owner.Auth.Team.Id));
-        (await IptablesAsync("-S", "COVIBE-EGRESS-HOST")).Rules.ShouldNotContain(TeamNetworks.BridgeName(owner.Auth.Team.Id));
+        // Said once the engine has removed it: the line may come a moment after the network is gone.
+        await Eventually.UntilAsync(() => Task.FromResult(logs.Lines.Any(line => line.Contains($"Removed network {network}"))), "the removal is in the log");
 
-        // The next container (one that stays a while: an idle network goes at once here) gets both back.
-        var next = await server.SpawnAsync(owner.Auth.AccessToken, "another task", "pause");
-        (await IptablesAsync("-S", chain)).Rules.ShouldContain("-j REJECT", customMessage: "the next container's start put the chain back");
-        (await ExistsAsync()).ShouldBeTrue();
+        var next = await server.SpawnAsync(owner.Auth.AccessToken, "another task");
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, next.Id)).Status.ShouldBe("completed");
         Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, next.Id)).ShouldContain("another task");
     }
