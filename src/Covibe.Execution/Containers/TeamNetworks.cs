@@ -77,8 +77,11 @@ public sealed class TeamNetworks(ManagedContainers containers, TimeProvider time
     /// <summary>The team whose network <paramref name="address"/> is on (a container of it), or null.</summary>
     public async Task<string?> TeamOfAddressAsync(System.Net.IPAddress address, CancellationToken cancellationToken)
     {
+        // Asked again every 5 s, or for an address it does not know (a network made since) at most once a second: a stranger
+        // knocking on the proxy again and again costs no call to the engine each time.
         var subnets = _subnets;
-        if (subnets is null || time.GetUtcNow() - _subnetsAt > TimeSpan.FromSeconds(5) || !subnets.Any(s => s.Subnet.Contains(address)))
+        var age = time.GetUtcNow() - _subnetsAt;
+        if (subnets is null || age > TimeSpan.FromSeconds(5) || (age > TimeSpan.FromSeconds(1) && !subnets.Any(s => s.Subnet.Contains(address))))
         {
             var networks = await containers.ReachAsync(() => containers.Docker.Networks.ListNetworksAsync(new NetworksListParameters
             {

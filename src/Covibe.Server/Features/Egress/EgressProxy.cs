@@ -241,6 +241,9 @@ public sealed class EgressProxy(
             : (null, 502, $"{request.Host}:{request.Port} does not answer.");
     }
 
+    private static readonly EgressCidr[] PrivateRanges =
+        [.. SandboxNetwork.PrivateRanges.Select(r => EgressCidr.TryParse(r, out var cidr) ? cidr : throw new InvalidOperationException(r))];
+
     /// <summary>Not this machine, nor a private, shared, link-local, loopback or multicast address (what a name could be pointed at to get inside).</summary>
     private static bool Public(IPAddress address)
     {
@@ -254,7 +257,7 @@ public sealed class EgressProxy(
             return false;
         }
         if (address.AddressFamily == AddressFamily.InterNetwork
-            && (SandboxNetwork.PrivateRanges.Any(r => EgressCidr.TryParse(r, out var cidr) && cidr.Contains(address)) || address.GetAddressBytes()[0] >= 224))
+            && (PrivateRanges.Any(range => range.Contains(address)) || address.GetAddressBytes()[0] >= 224))
         {
             return false;
         }

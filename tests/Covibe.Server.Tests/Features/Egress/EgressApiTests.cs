@@ -47,12 +47,18 @@ public sealed class EgressApiTests
             (await notOwner.Content.ReadAsStringAsync()).ShouldContain("Only the team owner");
         }
 
-        // The owner's list, and back to the default.
+        // The owner's list, and back to the default; a teammate's open page hears of it at once.
+        await using var watching = await server.ConnectAsync(member.AccessToken);
+        await watching.ReceiveAsync("team_joined");
         var set = await (await ann.PutAsJsonAsync("/api/team/egress", new SetEgressPolicyRequest("allowlist", ["git.example.com", "*.example.org", "10.1.0.0/16"])))
             .Content.ReadFromJsonAsync<EgressPolicyResponse>();
         (set!.Mode, set.Chosen).ShouldBe(("allowlist", "allowlist"));
         set.Allow.ShouldBe(["git.example.com", "*.example.org", "10.1.0.0/16"]);
         (await miguel.GetFromJsonAsync<EgressPolicyResponse>("/api/team/egress"))!.Allow.ShouldBe(set.Allow);
+        var told = await watching.ReceiveAsync("egress_policy");
+        told.GetProperty("by").GetString().ShouldBe(owner.Auth.User.Name);
+        told.GetProperty("policy").GetProperty("mode").GetString().ShouldBe("allowlist");
+        told.GetProperty("policy").GetProperty("allow").EnumerateArray().Select(e => e.GetString()).ShouldBe(set.Allow);
         var none = await (await ann.PutAsJsonAsync("/api/team/egress", new SetEgressPolicyRequest("none", null))).Content.ReadFromJsonAsync<EgressPolicyResponse>();
         (none!.Mode, none.Chosen).ShouldBe(("none", "none"));
         none.Allow.ShouldContain("api.anthropic.com", "no list of its own: the operator's");

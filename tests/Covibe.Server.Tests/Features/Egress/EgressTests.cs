@@ -36,7 +36,8 @@ public sealed class EgressTests(PodmanService podman) : IDisposable
         (async () => { for (const t of process.argv[process.argv.length - 1].split(' ')) { const i = t.indexOf('='); console.log(await attempt(t.slice(0, i), t.slice(i + 1))); } })();
         """;
 
-    private static readonly string Targets = $"proxy=internet.test:{OutsideNetwork.Port} proxy=elsewhere.test:{OutsideNetwork.Port} direct={OutsideNetwork.Internet}:{OutsideNetwork.Port}";
+    private static readonly string Targets = $"proxy=internet.test:{OutsideNetwork.Port} proxy=elsewhere.test:{OutsideNetwork.Port} " +
+        $"proxy=localhost:{OutsideNetwork.Port} direct={OutsideNetwork.Internet}:{OutsideNetwork.Port}";
 
     private readonly GitRepo _repo = GitRepo.Create();
 
@@ -91,6 +92,32 @@ public sealed class EgressTests(PodmanService podman) : IDisposable
         await AllowlistAndProbeAsync(server, owner, box.Id, method: "box");
     }
 
+    [Fact]
+    public async Task ARunningContainerAgent_IsHeldToAChangedPolicyAtOnce()
+    {
+        await using var outside = await OutsideNetwork.StartAsync();
+        var settings = podman.Settings();
+        // Connects straight to the "internet" every half second and says how it went.
+        AgentHelpers.AddType(settings, "keep-trying", ["node", "-e",
+            "setInterval(() => { const s = require('net').connect({ host: process.argv[1], port: 7000, timeout: 2000 });" +
+            " s.on('data', () => { console.log('ANSWERED'); s.destroy(); }); s.on('error', e => console.log('BLOCKED ' + e.code)); s.on('timeout', () => { console.log('BLOCKED timeout'); s.destroy(); }); }, 500)",
+            "{task}"]);
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var client = server.Client(owner.Auth.AccessToken);
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, OutsideNetwork.Internet, "keep-trying");
+        async Task<string> OutputAsync() => Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+        await Eventually.UntilAsync(OutputAsync, o => o.Contains("ANSWERED"), "the open team's agent gets through");
+
+        (await client.PutAsJsonAsync("/api/team/egress", new SetEgressPolicyRequest("none", null))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var before = (await OutputAsync()).Length;
+        await Eventually.UntilAsync(OutputAsync, o => o[before..].Contains("BLOCKED EHOSTUNREACH"), "the same running agent is refused from now on");
+        var refused = (await OutputAsync()).Length;
+        await Eventually.UntilAsync(OutputAsync, o => o[refused..].Split('\n').Count(l => l.StartsWith("BLOCKED", StringComparison.Ordinal)) >= 3, "three attempts more");
+        (await OutputAsync())[refused..].ShouldNotContain("ANSWERED");
+        (await client.DeleteAsync($"/api/agent/{agent.Id}")).IsSuccessStatusCode.ShouldBeTrue();
+    }
+
     /// <summary>Open first (the probe gets through directly), then an allowlist of one name, then none: each holds for the next agent.</summary>
     private static async Task AllowlistAndProbeAsync(TestServer server, CreateTeamResponse owner, string? boxId, string method = "local")
     {
@@ -98,12 +125,14 @@ public sealed class EgressTests(PodmanService podman) : IDisposable
         var open = await ProbeAsync(client, server, owner, boxId, method);
         open.ShouldContain($"direct {OutsideNetwork.Internet}:{OutsideNetwork.Port} ANSWERED hello from {OutsideNetwork.Internet}", customMessage: open);
 
-        var set = await client.PutAsJsonAsync("/api/team/egress", new SetEgressPolicyRequest("allowlist", ["internet.test", "registry.npmjs.org"]));
+        var set = await client.PutAsJsonAsync("/api/team/egress", new SetEgressPolicyRequest("allowlist", ["internet.test", "registry.npmjs.org", "localhost"]));
         set.StatusCode.ShouldBe(HttpStatusCode.OK, await set.Content.ReadAsStringAsync());
         var allowlisted = await ProbeAsync(client, server, owner, boxId, method);
         allowlisted.ShouldContain($"proxy internet.test:{OutsideNetwork.Port} ANSWERED hello from {OutsideNetwork.Internet}", customMessage: allowlisted);
         allowlisted.ShouldContain($"proxy elsewhere.test:{OutsideNetwork.Port} REFUSED HTTP/1.1 403 Forbidden blocked: elsewhere.test:{OutsideNetwork.Port} by the team's egress policy", customMessage: allowlisted);
         allowlisted.ShouldContain($"direct {OutsideNetwork.Internet}:{OutsideNetwork.Port} BLOCKED EHOSTUNREACH", customMessage: allowlisted);
+        // An allowed name that resolves to this machine (or a private network the team did not list) is no way in.
+        allowlisted.ShouldContain($"proxy localhost:{OutsideNetwork.Port} REFUSED HTTP/1.1 403 Forbidden blocked: localhost is on this machine", customMessage: allowlisted);
         // Both refusals are told to the team: the name asked of the proxy, and the address connected to directly.
         var policy = await Eventually.UntilAsync(async () => (await client.GetFromJsonAsync<EgressPolicyResponse>("/api/team/egress"))!,
             p => p.Blocked.Any(b => b.How == "direct"), "the direct connection's refusal is told");
