@@ -21,6 +21,7 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     EnvCommands.Env(store),
     EnvCommands.Containers(),
     EgressCommands.Create(store),
+    RepoCommands.Create(store),
     MockAgent.Create(),
 };
 foreach (var command in AccountCommands.Create(store))

@@ -82,4 +82,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(EgressPolicyMessage))]
 [JsonSerializable(typeof(EgressPolicyResponse))]
 [JsonSerializable(typeof(SetEgressPolicyRequest))]
+[JsonSerializable(typeof(TeamRepositoryResponse))]
+[JsonSerializable(typeof(ConnectRepositoryRequest))]
+[JsonSerializable(typeof(DeployKeyResponse))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

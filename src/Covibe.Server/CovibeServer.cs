@@ -10,7 +10,9 @@ using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Git;
 using Covibe.Server.Features.Previews;
+using Covibe.Server.Features.Repositories;
 using Covibe.Server.Features.Runners;
 using Covibe.Server.Features.Secrets;
 using Covibe.Server.Features.Vms;
@@ -72,6 +74,8 @@ public static class CovibeServer
         services.AddVms();
         services.AddRunners();
         services.AddServerTerminals();
+        services.AddGit();
+        services.AddRepositories();
         services.AddPreviews();
         services.AddBoxes();
         // Last: with REDIS_URL, the Redis implementations replace the one-node seams (team events, agent output, control).
@@ -108,6 +112,7 @@ public static class CovibeServer
         app.MapRunnersApi();
         app.MapEnvironmentApi();
         app.MapEgressApi();
+        app.MapRepositoriesApi();
         app.MapHub();
         app.MapServerTerminals();
         app.MapPreviewsApi();

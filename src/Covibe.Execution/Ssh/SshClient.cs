@@ -63,6 +63,31 @@ public sealed class SshClient : IAsyncDisposable
         return failed is null ? publicKey.Trim() : throw new SshException($"The private key was not accepted: {failed}");
     }
 
+    /// <summary>
+    /// The environment a local <c>git</c> needs to reach a repository over SSH with <paramref name="privateKey"/> (given to the
+    /// agent from memory, offered alone) against the pinned <paramref name="knownHosts"/>: <c>GIT_SSH_COMMAND</c> and the
+    /// agent's socket, and the key's public half. Only public material is written (the public key, the known hosts);
+    /// <paramref name="id"/> names them.
+    /// </summary>
+    public async Task<(IReadOnlyDictionary<string, string> Environment, string PublicKey)> GitEnvironmentAsync(string id, ReadOnlyMemory<byte> privateKey, string knownHosts, CancellationToken cancellationToken)
+    {
+        var publicKey = await AddKeyAsync(privateKey, TimeSpan.FromHours(1), cancellationToken);
+        var name = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"git\n{id}\n{publicKey}\n{knownHosts}")))[..24];
+        var knownHostsFile = Path.Combine(_directory, $"known_hosts-{name}");
+        var identity = Path.Combine(_directory, $"id-{name}.pub");
+        await File.WriteAllTextAsync(knownHostsFile, knownHosts + "\n", cancellationToken);
+        await File.WriteAllTextAsync(identity, publicKey + "\n", cancellationToken);
+        return (new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            // git runs it through sh with the host (and -p port) after it: every word quoted.
+            ["GIT_SSH_COMMAND"] = ShellWords.Join(["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", $"UserKnownHostsFile={knownHostsFile}", "-o", "GlobalKnownHostsFile=/dev/null", "-o", $"IdentityAgent={AgentSocket}",
+                "-o", "IdentitiesOnly=yes", "-o", $"IdentityFile={identity}", "-o", "PasswordAuthentication=no", "-o", "ConnectTimeout=10",
+                "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=2"]),
+            ["SSH_AUTH_SOCK"] = AgentSocket,
+        }, publicKey);
+    }
+
     /// <summary>Runs a local OpenSSH tool with <paramref name="input"/> on its stdin: its output, and its error text if it failed.</summary>
     private async Task<(string Stdout, int ExitCode, string? Error)> PipeAsync(string tool, string[] args, ReadOnlyMemory<byte> input, CancellationToken cancellationToken)
     {

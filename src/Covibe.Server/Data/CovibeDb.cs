@@ -6,6 +6,7 @@ using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Previews;
+using Covibe.Server.Features.Repositories;
 using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
@@ -37,6 +38,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<Box> Boxes => Set<Box>();
     public DbSet<BoxPool> BoxPools => Set<BoxPool>();
     public DbSet<Lease> Leases => Set<Lease>();
+    public DbSet<TeamRepository> Repositories => Set<TeamRepository>();
 
     protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
     {
@@ -130,6 +132,13 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasIndex(c => c.TeamId).HasDatabaseName("idx_container_environments_team_id");
             e.HasIndex(c => c.Status).HasDatabaseName("idx_container_environments_status");
             e.HasIndex(c => c.ContainerName);
+        });
+
+        modelBuilder.Entity<TeamRepository>(e =>
+        {
+            e.ToTable("team_repositories");
+            e.HasKey(r => r.TeamId);
+            e.HasOne<Team>().WithMany().HasForeignKey(r => r.TeamId);
         });
 
         modelBuilder.Entity<Preview>(e =>

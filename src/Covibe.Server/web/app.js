@@ -1,11 +1,12 @@
 // Covibe web client: plain ES modules, no build step; xterm.js (vendored at build time from npm) for terminals.
 // This module puts the client together: the login (session.js), the hub connection and what its messages change, the
 // tabs, and the menu. The Command Deck is agents.js and output.js, chat and presence chat.js, the Workshop
-// terminal.js, environment.js, egress.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
+// terminal.js, environment.js, egress.js, repository.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
 
 import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
 import { createEgress } from './egress.js';
+import { createRepository } from './repository.js';
 import { createShowcase } from './showcase.js';
 import { createBoxes } from './boxes.js';
 import { createMachines } from './machines.js';
@@ -45,6 +46,7 @@ const terminals = createTerminals({
 const environment = createEnvironment({ api: (path) => api(path) });
 
 const egress = createEgress({ api: (path, options) => api(path, options), isOwner: () => state.team?.ownerId === state.me?.id });
+const repository = createRepository({ api: (path, options) => api(path, options), isOwner: () => state.team?.ownerId === state.me?.id });
 
 const boxes = createBoxes({
   api: (path, options) => api(path, options),
@@ -193,6 +195,7 @@ function showTab(tab) {
     terminals.shown();
     environment.shown();
     egress.refresh();
+    repository.refresh();
     machines.shown();
     boxes.shown();
   }

@@ -109,6 +109,26 @@ public sealed class SshServer : IAsyncLifetime
         await PostgresServer.WaitListeningAsync(Port, _sshd);
     }
 
+    /// <summary>Lets <paramref name="publicKey"/> log in as <see cref="User"/> too (a deploy key added at the forge).</summary>
+    public void Authorize(string publicKey) => File.AppendAllText(Path.Combine(_directory, "authorized_keys"), publicKey.Trim() + "\n");
+
+    /// <summary>
+    /// A bare copy of <paramref name="source"/> that <see cref="User"/> owns, served over SSH like a private repository at a
+    /// forge: its <c>ssh://</c> address and its path on this machine.
+    /// </summary>
+    public async Task<(string Url, string Path)> ServeRepositoryAsync(GitRepo source)
+    {
+        var repositories = Path.Combine(_directory, "repos");
+        Directory.CreateDirectory(repositories, (UnixFileMode)0b111_101_101);
+        var path = Path.Combine(repositories, $"app-{Guid.NewGuid().ToString("N")[..6]}.git");
+        await RunAsync("git", "clone", "-q", "--bare", source.Path, path);
+        if (Environment.UserName == "root")
+        {
+            await RunAsync("chown", "-R", User, path);
+        }
+        return ($"ssh://{User}@127.0.0.1:{Port}{path}", path);
+    }
+
     public async Task DisposeAsync()
     {
         if (_sshd is { HasExited: false })

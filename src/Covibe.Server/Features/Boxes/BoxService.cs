@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Repositories;
 using Covibe.Execution;
 using Covibe.Server.Features.Git;
 using System.Diagnostics;
@@ -25,6 +26,7 @@ public sealed class BoxService(
     IDbContextFactory<CovibeDb> dbs,
     SecretBox secrets,
     GitMirror git,
+    RepositoryAccess repositories,
     BoxKinds kinds,
     VmBoxes vms,
     Vms.VmService machines,
@@ -45,7 +47,7 @@ public sealed class BoxService(
     public async Task<(BoxDto Box, bool Claimed)> RequestAsync(Caller caller, BoxRequest request, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
-        var repoUrl = RepoUrl(request.RepoUrl);
+        var repoUrl = RepoUrl(request.RepoUrl, (await repositories.ConnectedAsync(caller.TeamId, cancellationToken))?.Url);
         var branch = Branch(request.Branch, "branch");
         var requestedBy = request.RequestedBy?.Trim() is { Length: > 0 } tag ? tag : null;
         if (requestedBy is { Length: > 200 })
@@ -119,7 +121,7 @@ public sealed class BoxService(
                     $"Your team holds {held} boxes (the limit is {options.Value.MaxBoxesPerTeam}). Release one first (DELETE /api/boxes/{{id}}).");
             }
             // Not from a pool: the branch must exist before anyone waits for it.
-            var commit = pool?.HeadCommit ?? await HeadAsync(repoUrl, branch, "branch", cancellationToken);
+            var commit = pool?.HeadCommit ?? await HeadAsync(caller.TeamId, repoUrl, branch, "branch", cancellationToken);
             var now = time.GetUtcNow().UtcDateTime;
             var created = new Box
             {
@@ -344,9 +346,14 @@ public sealed class BoxService(
         return bytes;
     }
 
-    internal string RepoUrl(string? value)
+    /// <summary>The address a box may follow: the team's own repository (<paramref name="teamRepository"/>), or one the server reads without a credential.</summary>
+    internal string RepoUrl(string? value, string? teamRepository)
     {
         var url = value?.Trim() ?? "";
+        if (url.Length > 0 && url == teamRepository)
+        {
+            return url;
+        }
         if (GitNames.RepositoryProblem(url, options.Value.AllowLocalRepositories ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server, "A box") is { } problem)
         {
             throw RequestRefusedException.Field("repoUrl", problem);
@@ -362,12 +369,12 @@ public sealed class BoxService(
     }
 
     /// <summary>The commit the branch points to now; a clear error for a repository that cannot be read or a branch it lacks.</summary>
-    internal async Task<string> HeadAsync(string repoUrl, string branch, string field, CancellationToken cancellationToken)
+    internal async Task<string> HeadAsync(string teamId, string repoUrl, string branch, string field, CancellationToken cancellationToken)
     {
         string? head;
         try
         {
-            head = await git.HeadAsync(repoUrl, branch, options.Value.AllowLocalRepositories, cancellationToken);
+            head = await git.HeadAsync(await RemoteAsync(teamId, repoUrl, cancellationToken), branch, cancellationToken);
         }
         catch (GitMirrorException e)
         {
@@ -375,6 +382,10 @@ public sealed class BoxService(
         }
         return head ?? throw RequestRefusedException.Field(field, $"The repository has no branch '{branch}'.");
     }
+
+    /// <summary>A box's repository as git reaches it: with the team's credential when it is the team's repository.</summary>
+    internal Task<GitRemote> RemoteAsync(string teamId, string repoUrl, CancellationToken cancellationToken) =>
+        repositories.RemoteAsync(teamId, repoUrl, options.Value.AllowLocalRepositories, cancellationToken);
 
     internal static async Task<BoxDto> DtoAsync(CovibeDb db, Box box, CancellationToken cancellationToken) =>
         Dto(box, await NamesAsync(db, [box], cancellationToken));

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Repositories;
 using System.Collections.Concurrent;
 using Covibe.Execution;
 using Covibe.Server.Features.Git;
@@ -11,7 +12,7 @@ namespace Covibe.Server.Features.Boxes;
 /// box's user, the lifecycle commands; its <c>.env</c> on a memory-only file system in the box (<see cref="BoxContainers"/>).
 /// </summary>
 public sealed class ContainerBoxes(
-    BoxWork work, BoxContainers containers, DevcontainerCli devcontainers, GitMirror git, BoxProgress progress, IOptions<BoxesOptions> options) : IBoxKind
+    BoxWork work, BoxContainers containers, DevcontainerCli devcontainers, GitMirror git, RepositoryAccess repositories, BoxProgress progress, IOptions<BoxesOptions> options) : IBoxKind
 {
     public const string KindName = "container";
 
@@ -41,7 +42,8 @@ public sealed class ContainerBoxes(
         await gate.WaitAsync(cancellationToken);
         try
         {
-            commit = await git.FetchAsync(mirror, box.RepoUrl, box.Branch, options.Value.AllowLocalRepositories, TimeSpan.FromMinutes(10), cancellationToken);
+            commit = await git.FetchAsync(mirror, await repositories.RemoteAsync(box.TeamId, box.RepoUrl, options.Value.AllowLocalRepositories, cancellationToken),
+                box.Branch, TimeSpan.FromMinutes(10), cancellationToken);
             // The box reads it (mounted read-only) as its own user; on this machine the data directory around it stays the server's alone.
             File.SetUnixFileMode(mirror, (UnixFileMode)0b111_101_101);
         }

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Repositories;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Git;
 using Covibe.Server.Data;
@@ -19,6 +20,7 @@ public sealed class PoolReconciler(
     BoxWork work,
     Leases leases,
     GitMirror git,
+    RepositoryAccess repositories,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<PoolReconciler> logger) : BackgroundService
@@ -168,7 +170,7 @@ public sealed class PoolReconciler(
     {
         try
         {
-            var head = await git.HeadAsync(pool.RepoUrl, pool.BaseBranch, options.Value.AllowLocalRepositories, cancellationToken);
+            var head = await git.HeadAsync(await repositories.RemoteAsync(pool.TeamId, pool.RepoUrl, options.Value.AllowLocalRepositories, cancellationToken), pool.BaseBranch, cancellationToken);
             return head is null ? (null, $"The repository has no branch '{pool.BaseBranch}' any more.") : (head, null);
         }
         catch (GitMirrorException e)

@@ -1,3 +1,4 @@
+using Covibe.Server.Features.Repositories;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Covibe.Protocol;
@@ -23,7 +24,7 @@ internal sealed partial class PoolsJsonContext : JsonSerializerContext;
 /// Seed 002's <c>reconcilePools([...])</c> input, kept in the database: the team owner's pools (<c>PUT /api/pools</c>)
 /// and the operator's (the pools file, loaded at start-up), and each pool's figures for <c>GET /api/pools</c>.
 /// </summary>
-public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxes, BoxKinds kinds, BoxWork work, IOptions<BoxesOptions> options, TimeProvider time)
+public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxes, RepositoryAccess repositories, BoxKinds kinds, BoxWork work, IOptions<BoxesOptions> options, TimeProvider time)
 {
     /// <summary>How many recent claims the latency figures cover.</summary>
     private const int LatencyWindow = 200;
@@ -32,10 +33,11 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
     public async Task<PoolDto[]> SetAsync(Caller owner, PoolSpec[] specs, CancellationToken cancellationToken)
     {
         var checkedSpecs = new List<(string RepoUrl, string Branch, int Min, int Max, string Backend)>();
+        var teamRepository = (await repositories.ConnectedAsync(owner.TeamId, cancellationToken))?.Url;
         for (var i = 0; i < specs.Length; i++)
         {
             var spec = specs[i] ?? throw RequestRefusedException.Field($"[{i}]", "Each pool is an object {repoUrl, baseBranch, minStandby, maxInstances}.");
-            checkedSpecs.Add(Check(spec, $"[{i}].", options.Value.MaxPoolInstances, boxes));
+            checkedSpecs.Add(Check(spec, $"[{i}].", options.Value.MaxPoolInstances, boxes, teamRepository));
         }
         if (checkedSpecs.GroupBy(s => (s.RepoUrl, s.Branch)).FirstOrDefault(g => g.Count() > 1) is { } twice)
         {
@@ -54,7 +56,7 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         for (var i = 0; i < checkedSpecs.Count; i++)
         {
             var (repoUrl, branch, _, _, _) = checkedSpecs[i];
-            heads[(repoUrl, branch)] = await boxes.HeadAsync(repoUrl, branch, $"[{i}].baseBranch", cancellationToken);
+            heads[(repoUrl, branch)] = await boxes.HeadAsync(owner.TeamId, repoUrl, branch, $"[{i}].baseBranch", cancellationToken);
         }
         var now = time.GetUtcNow().UtcDateTime;
         foreach (var gone in existing.Where(p => p.Source == "api" && !checkedSpecs.Any(s => s.RepoUrl == p.RepoUrl && s.Branch == p.BaseBranch)))
@@ -134,7 +136,8 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
             (string RepoUrl, string Branch, int Min, int Max, string Backend) spec;
             try
             {
-                spec = Check(new PoolSpec(entry.RepoUrl, entry.BaseBranch, entry.MinStandby, entry.MaxInstances, entry.Backend), $"pools[{i}].", int.MaxValue, boxes);
+                spec = Check(new PoolSpec(entry.RepoUrl, entry.BaseBranch, entry.MinStandby, entry.MaxInstances, entry.Backend), $"pools[{i}].", int.MaxValue, boxes,
+                    (await repositories.ConnectedAsync(team[0], cancellationToken))?.Url);
             }
             catch (RequestRefusedException e)
             {
@@ -155,12 +158,12 @@ public sealed class PoolService(IDbContextFactory<CovibeDb> dbs, BoxService boxe
         await db.SaveChangesAsync(cancellationToken);
     }
 
-    private (string RepoUrl, string Branch, int Min, int Max, string Backend) Check(PoolSpec spec, string prefix, int maxInstances, BoxService boxes)
+    private (string RepoUrl, string Branch, int Min, int Max, string Backend) Check(PoolSpec spec, string prefix, int maxInstances, BoxService boxes, string? teamRepository)
     {
         string repoUrl, branch;
         try
         {
-            repoUrl = boxes.RepoUrl(spec.RepoUrl);
+            repoUrl = boxes.RepoUrl(spec.RepoUrl, teamRepository);
             branch = BoxService.Branch(spec.BaseBranch, "baseBranch");
         }
         catch (RequestRefusedException e)

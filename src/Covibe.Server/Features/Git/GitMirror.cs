@@ -17,9 +17,9 @@ public sealed class GitMirrorException(string message) : Exception(message);
 public sealed partial class GitMirror(string home)
 {
     /// <summary>The commit <paramref name="branch"/> points to in the remote now, or null if it has no such branch.</summary>
-    public async Task<string?> HeadAsync(string url, string branch, bool allowLocal, CancellationToken cancellationToken)
+    public async Task<string?> HeadAsync(GitRemote remote, string branch, CancellationToken cancellationToken)
     {
-        var output = await RunAsync(["ls-remote", "--heads", "--", url, "refs/heads/" + branch], null, allowLocal, TimeSpan.FromSeconds(60), cancellationToken);
+        var output = await RunAsync(["ls-remote", "--heads", "--", remote.Url, "refs/heads/" + branch], null, remote, TimeSpan.FromSeconds(60), cancellationToken);
         foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
             var parts = line.Split('\t');
@@ -31,16 +31,31 @@ public sealed partial class GitMirror(string home)
         return null;
     }
 
+    /// <summary>The branch the remote's HEAD names (its default branch), or null when it names none (an empty repository).</summary>
+    public async Task<string?> DefaultBranchAsync(GitRemote remote, CancellationToken cancellationToken)
+    {
+        var output = await RunAsync(["ls-remote", "--symref", "--", remote.Url, "HEAD"], null, remote, TimeSpan.FromSeconds(60), cancellationToken);
+        foreach (var line in output.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (line.StartsWith("ref: refs/heads/", StringComparison.Ordinal) && line.EndsWith("\tHEAD", StringComparison.Ordinal))
+            {
+                var branch = line["ref: refs/heads/".Length..^"\tHEAD".Length];
+                return GitNames.IsBranchName(branch) ? branch : null;
+            }
+        }
+        return null;
+    }
+
     /// <summary>Fetches <paramref name="branch"/> into the team's mirror (made on first use); answers the commit it points to.</summary>
-    public async Task<string> FetchAsync(string mirror, string url, string branch, bool allowLocal, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<string> FetchAsync(string mirror, GitRemote remote, string branch, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (!Directory.Exists(Path.Combine(mirror, "objects")))
         {
             Directory.CreateDirectory(mirror, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            await RunAsync(["init", "--quiet", "--bare", mirror], null, allowLocal, TimeSpan.FromSeconds(30), cancellationToken);
+            await RunAsync(["init", "--quiet", "--bare", mirror], null, null, TimeSpan.FromSeconds(30), cancellationToken);
         }
-        await RunAsync(["fetch", "--quiet", "--no-tags", "--force", "--", url, $"+refs/heads/{branch}:refs/heads/{branch}"], mirror, allowLocal, timeout, cancellationToken);
-        var head = (await RunAsync(["rev-parse", "--verify", "--quiet", $"refs/heads/{branch}^{{commit}}"], mirror, allowLocal, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
+        await RunAsync(["fetch", "--quiet", "--no-tags", "--force", "--", remote.Url, $"+refs/heads/{branch}:refs/heads/{branch}"], mirror, remote, timeout, cancellationToken);
+        var head = (await RunAsync(["rev-parse", "--verify", "--quiet", $"refs/heads/{branch}^{{commit}}"], mirror, null, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
         return Sha().IsMatch(head) ? head : throw new GitMirrorException($"The branch '{branch}' was not found in the repository.");
     }
 
@@ -49,7 +64,7 @@ public sealed partial class GitMirror(string home)
     {
         try
         {
-            await RunAsync(["cat-file", "-e", commit + "^{commit}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken);
+            await RunAsync(["cat-file", "-e", commit + "^{commit}"], mirror, null, TimeSpan.FromSeconds(30), cancellationToken);
             return true;
         }
         catch (GitMirrorException)
@@ -67,7 +82,7 @@ public sealed partial class GitMirror(string home)
         }
         try
         {
-            var size = (await RunAsync(["cat-file", "-s", $"{commit}:{path}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
+            var size = (await RunAsync(["cat-file", "-s", $"{commit}:{path}"], mirror, null, TimeSpan.FromSeconds(30), cancellationToken)).Trim();
             if (!long.TryParse(size, System.Globalization.CultureInfo.InvariantCulture, out var bytes) || bytes > 1 << 20)
             {
                 throw new GitMirrorException($"{path} is larger than a megabyte.");
@@ -77,7 +92,7 @@ public sealed partial class GitMirror(string home)
         {
             return null;
         }
-        return await RunAsync(["cat-file", "blob", $"{commit}:{path}"], mirror, false, TimeSpan.FromSeconds(30), cancellationToken);
+        return await RunAsync(["cat-file", "blob", $"{commit}:{path}"], mirror, null, TimeSpan.FromSeconds(30), cancellationToken);
     }
 
     /// <summary>Writes <paramref name="commit"/>'s files into the empty directory <paramref name="target"/> (links that point outside it are refused).</summary>
@@ -88,7 +103,7 @@ public sealed partial class GitMirror(string home)
             throw new GitMirrorException($"'{commit}' is not a commit id.");
         }
         Directory.CreateDirectory(target, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
-        using var git = Start(["archive", "--format=tar", commit], mirror, allowLocal: false, redirectOutput: true);
+        using var git = Start(["archive", "--format=tar", commit], mirror, remote: null, redirectOutput: true);
         var errors = git.StandardError.ReadToEndAsync(cancellationToken);
         try
         {
@@ -111,9 +126,9 @@ public sealed partial class GitMirror(string home)
         }
     }
 
-    private async Task<string> RunAsync(IReadOnlyList<string> args, string? gitDir, bool allowLocal, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<string> RunAsync(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, TimeSpan timeout, CancellationToken cancellationToken)
     {
-        using var git = Start(args, gitDir, allowLocal, redirectOutput: true);
+        using var git = Start(args, gitDir, remote, redirectOutput: true);
         var output = git.StandardOutput.ReadToEndAsync(cancellationToken);
         var errors = git.StandardError.ReadToEndAsync(cancellationToken);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -135,7 +150,12 @@ public sealed partial class GitMirror(string home)
         return await output;
     }
 
-    private Process Start(IReadOnlyList<string> args, string? gitDir, bool allowLocal, bool redirectOutput)
+    /// <summary>
+    /// git with nothing of this machine's configuration, no prompt, no hook, and only the transports <paramref name="remote"/>
+    /// needs: https and http always, ssh when it logs in over SSH, this disk when the operator allows it. Its credential goes
+    /// into this process's environment alone.
+    /// </summary>
+    private Process Start(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, bool redirectOutput)
     {
         Directory.CreateDirectory(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var info = new ProcessStartInfo("git")
@@ -158,8 +178,13 @@ public sealed partial class GitMirror(string home)
         {
             info.Environment["GIT_DIR"] = gitDir;
         }
+        foreach (var (name, value) in remote?.Access?.Environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
         foreach (var setting in (string[])["protocol.allow=never", "protocol.https.allow=always", "protocol.http.allow=always",
-            allowLocal ? "protocol.file.allow=always" : "protocol.file.allow=never", "credential.helper=", "core.hooksPath=/dev/null",
+            remote is { AllowLocal: true } ? "protocol.file.allow=always" : "protocol.file.allow=never",
+            remote?.Access is { OverSsh: true } ? "protocol.ssh.allow=always" : "protocol.ssh.allow=never", "credential.helper=", "core.hooksPath=/dev/null",
             "transfer.fsckObjects=true", "http.lowSpeedLimit=1000", "http.lowSpeedTime=60"])
         {
             info.ArgumentList.Add("-c");
@@ -187,7 +212,10 @@ public sealed partial class GitMirror(string home)
 
     private static string Explain(string stderr, string what)
     {
-        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).TakeLast(3).ToArray();
+        // git's own advice after a refused fetch says nothing the line before it does not ("Permission denied (publickey)").
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Where(line => !line.StartsWith("Please make sure you have the correct access rights", StringComparison.Ordinal) && line != "and the repository exists.")
+            .TakeLast(3).ToArray();
         var text = lines.Length == 0 ? $"{what} failed." : string.Join(" ", lines);
         return text.Length > 500 ? text[..500] + "..." : text;
     }

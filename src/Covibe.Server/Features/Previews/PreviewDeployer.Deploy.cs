@@ -18,7 +18,7 @@ public sealed partial class PreviewDeployer
             ServerOptions.EnsureDirectory(teamDirectory);
             var mirror = Path.Combine(teamDirectory, "repo.git");
             var buildTimeout = TimeSpan.FromSeconds(options.Value.BuildTimeoutSeconds);
-            await git.FetchAsync(mirror, preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, buildTimeout, cancellationToken);
+            await git.FetchAsync(mirror, await service.RemoteAsync(preview, cancellationToken), preview.Branch, buildTimeout, cancellationToken);
             if (!await git.HasCommitAsync(mirror, deploy.Commit, cancellationToken))
             {
                 throw new PreviewDeployException($"Commit {Short(deploy.Commit)} is not on the branch '{preview.Branch}' (was it force-pushed away?).");

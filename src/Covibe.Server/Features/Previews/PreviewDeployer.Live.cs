@@ -127,7 +127,7 @@ public sealed partial class PreviewDeployer
             string? head = null;
             try
             {
-                head = await git.HeadAsync(preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, cancellationToken);
+                head = await git.HeadAsync(await service.RemoteAsync(preview, cancellationToken), preview.Branch, cancellationToken);
                 preview.CheckError = head is null ? $"The repository has no branch '{preview.Branch}'." : null;
             }
             catch (GitMirrorException e)

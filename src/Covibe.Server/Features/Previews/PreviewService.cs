@@ -1,4 +1,5 @@
 using Covibe.Server.Features.Git;
+using Covibe.Server.Features.Repositories;
 using System.Text;
 using System.Text.RegularExpressions;
 using Covibe.Protocol;
@@ -18,7 +19,7 @@ namespace Covibe.Server.Features.Previews;
 /// Deploys themselves are <see cref="PreviewDeployer"/>'s.
 /// </summary>
 public sealed partial class PreviewService(
-    IDbContextFactory<CovibeDb> dbs, SecretBox secrets, GitMirror git, PreviewUrls urls, PreviewEvents events, IOptions<PreviewsOptions> options,
+    IDbContextFactory<CovibeDb> dbs, SecretBox secrets, GitMirror git, RepositoryAccess repositories, PreviewUrls urls, PreviewEvents events, IOptions<PreviewsOptions> options,
     TimeProvider time, ILogger<PreviewService> logger)
 {
     public const string WebhookPurpose = "preview-webhook";
@@ -26,11 +27,21 @@ public sealed partial class PreviewService(
     /// <summary>Raised when a commit is queued, so the deployer wakes for the team.</summary>
     public event Action<string>? Queued;
 
+    /// <summary>The preview's repository as git reaches it: with the team's credential when it is the team's repository.</summary>
+    public Task<GitRemote> RemoteAsync(Preview preview, CancellationToken cancellationToken) =>
+        repositories.RemoteAsync(preview.TeamId, preview.RepositoryUrl, options.Value.AllowLocalRepositories, cancellationToken);
+
     /// <summary>Connects (or reconnects) the team's repository; checks that the branch exists; queues its head. Answers the new webhook secret.</summary>
     public async Task<(Preview Preview, string Secret)> ConnectAsync(Caller owner, string? repositoryUrl, string? branch, CancellationToken cancellationToken)
     {
         var url = repositoryUrl?.Trim() ?? "";
-        if (GitNames.RepositoryProblem(url, options.Value.AllowLocalRepositories ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server) is { } problem)
+        // Without an address: the team's repository, on its base branch unless one is named.
+        if (url.Length == 0 && await repositories.ConnectedAsync(owner.TeamId, cancellationToken) is { } teamRepository)
+        {
+            url = teamRepository.Url!;
+            branch ??= teamRepository.Branch;
+        }
+        if (await repositories.ProblemAsync(owner.TeamId, url, options.Value.AllowLocalRepositories, "The preview", cancellationToken) is { } problem)
         {
             throw RequestRefusedException.Field("repositoryUrl", problem);
         }
@@ -42,7 +53,7 @@ public sealed partial class PreviewService(
         string? head;
         try
         {
-            head = await git.HeadAsync(url, branchName, options.Value.AllowLocalRepositories, cancellationToken);
+            head = await git.HeadAsync(await repositories.RemoteAsync(owner.TeamId, url, options.Value.AllowLocalRepositories, cancellationToken), branchName, cancellationToken);
         }
         catch (GitMirrorException e)
         {
@@ -116,7 +127,7 @@ public sealed partial class PreviewService(
         string? head;
         try
         {
-            head = await git.HeadAsync(preview.RepositoryUrl, preview.Branch, options.Value.AllowLocalRepositories, cancellationToken);
+            head = await git.HeadAsync(await RemoteAsync(preview, cancellationToken), preview.Branch, cancellationToken);
         }
         catch (GitMirrorException e)
         {

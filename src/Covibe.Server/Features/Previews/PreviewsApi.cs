@@ -20,7 +20,6 @@ public static class PreviewsApi
     public static IServiceCollection AddPreviews(this IServiceCollection services)
     {
         services.AddOptions<PreviewsOptions>().BindConfiguration(PreviewsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton(sp => new GitMirror(Path.Combine(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<Hosting.ServerOptions>>().Value.DataDirectory, "previews", ".git-home")));
         services.AddSingleton<PreviewUrls>();
         services.AddSingleton<PreviewConnections>();
         services.AddSingleton<PreviewEvents>();

@@ -1,0 +1,39 @@
+namespace Covibe.Protocol;
+
+// The team's repository (issue 25, docs/api.md): where its agents' branches come from and go to.
+
+/// <summary>A host key of the repository's server, pinned the first time it was reached.</summary>
+public sealed record RepositoryHostKeyDto(string Type, string Fingerprint);
+
+/// <summary>
+/// The team's repository as every member sees it: never its credential, only how it logs in (<see cref="Auth"/>
+/// <c>ssh-key</c>, <c>token</c> or <c>none</c>), the deploy key's public half to paste into the forge, and the host keys
+/// pinned. <see cref="Url"/> is null while only a deploy key was made (<c>POST /api/team/repository/deploy-key</c>).
+/// <see cref="Branch"/>: the base branch agents start from and merge into.
+/// </summary>
+public sealed record TeamRepositoryResponse(
+    string? Url,
+    string? Branch,
+    string Auth,
+    string? PublicKey,
+    string? KeyFingerprint,
+    RepositoryHostKeyDto[] HostKeys,
+    string? ConnectedBy,
+    DateTime? ConnectedAt);
+
+/// <summary>
+/// Connects the team's repository (owner only). An <c>ssh://</c> or <c>user@host:path</c> address logs in with
+/// <see cref="PrivateKey"/> or, when none is given, the team's deploy key; an <c>https://</c> one with <see cref="Token"/>
+/// (sent as the password of <see cref="Username"/>, <c>x-access-token</c> unless given), or with nothing for a public one.
+/// <see cref="HostKeyFingerprint"/>: the SSH host key the owner expects (otherwise the key offered now is pinned).
+/// </summary>
+public sealed record ConnectRepositoryRequest(
+    string? Url,
+    string? Branch = null,
+    string? Token = null,
+    string? Username = null,
+    string? PrivateKey = null,
+    string? HostKeyFingerprint = null);
+
+/// <summary>The deploy key made for the team: paste <see cref="PublicKey"/> into the forge (with write access, to push).</summary>
+public sealed record DeployKeyResponse(string PublicKey, string Fingerprint);

@@ -1,0 +1,10 @@
+namespace Covibe.Server.Features.Repositories;
+
+/// <summary><c>Covibe:Repositories</c>: the teams' repositories (docs/configuration.md).</summary>
+public sealed class RepositoriesOptions
+{
+    public const string Section = "Covibe:Repositories";
+
+    /// <summary>Lets a team connect a repository on this machine's disk (a path or <c>file://</c>): an operator's opt-in, off by default.</summary>
+    public bool AllowLocalRepositories { get; set; }
+}
