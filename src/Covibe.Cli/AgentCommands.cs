@@ -21,6 +21,7 @@ internal static class AgentCommands
         agent.Subcommands.Add(Control(store, "interrupt", "Interrupt one of your agents, like Ctrl-C", (id, _) => (HttpMethod.Post, $"api/agent/{id}/interrupt", null)));
         agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
         agent.Subcommands.Add(Input(store));
+        agent.Subcommands.Add(AgentDiffCommand.Create(store));
         return agent;
     }
 
@@ -32,20 +33,27 @@ internal static class AgentCommands
         var branch = new Option<string?>("--branch") { Description = "Branch to clone (with --repo)" };
         var vm = new Option<string?>("--vm") { Description = "Run it on one of your VMs (name or id; see `covibe vm ls`) instead of the server" };
         var box = new Option<string?>("--box") { Description = "Run it in one of your boxes (see `covibe box ls`), on the box's repository" };
+        var baseBranch = new Option<string?>("--base") { Description = "On the team's repository (the default once it has one): the branch to start the agent's own branch from" };
+        var noTeamRepo = new Option<bool>("--no-team-repo") { Description = "Start in an empty directory even though the team has a repository" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Then show its output live until it ends" };
         var raw = RawOption();
-        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, box, follow, raw };
+        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, box, baseBranch, noTeamRepo, follow, raw };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var vmId = parse.GetValue(vm) is { } given ? await VmCommands.ResolveAsync(client, given, ct) : null;
             // Seed 003's route: it also says where the agent runs, and why if not where the operator asked.
             var answer = await client.PostAsync("api/agents/spawn",
-                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId, BoxId: parse.GetValue(box)),
+                new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId, BoxId: parse.GetValue(box),
+                    BaseBranch: parse.GetValue(baseBranch), TeamRepository: parse.GetValue(noTeamRepo) ? false : null),
                 CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.SpawnAgentResponse, ct);
             var spawned = answer.Agent;
             var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", "runner" => " on your VM, through its runner", "box" => " in your box", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
             await Console.Error.WriteLineAsync($"Agent {spawned.Id} ({spawned.Type}) {spawned.Status}{where}.");
+            if (spawned.WorkBranch is { } workBranch)
+            {
+                await Console.Error.WriteLineAsync($"On its own branch {workBranch}, from {spawned.Branch} at {spawned.BaseCommit?[..7]} (see its changes: covibe agent diff {spawned.Id[..8]}).");
+            }
             if (answer.Fallback is { } fallback)
             {
                 await Console.Error.WriteLineAsync($"Note: {fallback}");
@@ -149,7 +157,7 @@ internal static class AgentCommands
     private static Option<bool> RawOption() => new("--raw") { Description = "Print the output bytes exactly as the agent wrote them" };
 
     /// <summary>An agent id from a full id or a unique prefix.</summary>
-    private static async Task<string> ResolveAsync(CovibeClient client, string given, CancellationToken cancellationToken)
+    internal static async Task<string> ResolveAsync(CovibeClient client, string given, CancellationToken cancellationToken)
     {
         var list = await client.GetAsync("api/agent/list", CovibeJsonContext.Default.AgentListResponse, cancellationToken);
         var matches = list.Agents.Where(a => a.Id.StartsWith(given, StringComparison.OrdinalIgnoreCase)).ToList();

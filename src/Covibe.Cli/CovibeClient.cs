@@ -79,6 +79,13 @@ public sealed class CovibeClient : IDisposable
         using var reply = await SendRawAsync(method, path, content, cancellationToken);
     }
 
+    /// <summary>A GET whose answer is text (a diff), as the server wrote it.</summary>
+    public async Task<string> GetTextAsync(string path, CancellationToken cancellationToken)
+    {
+        using var reply = await SendRawAsync(HttpMethod.Get, path, null, cancellationToken);
+        return await reply.Content.ReadAsStringAsync(cancellationToken);
+    }
+
     private async Task<T> SendAsync<T>(HttpMethod method, string path, HttpContent? content, JsonTypeInfo<T> response, CancellationToken cancellationToken)
     {
         using var reply = await SendRawAsync(method, path, content, cancellationToken);

@@ -9,7 +9,7 @@ namespace Covibe.Execution;
 /// <remarks>
 /// Runtime directory layout: <c>stdin</c> (FIFO), <c>output.log</c> (stdout and stderr, appended),
 /// <c>first-input</c> (optional: bytes for stdin before the agent starts), <c>holder</c> (PID of the process keeping stdin open: killing it lets the agent read EOF),
-/// <c>running</c> (created when the agent itself starts, after any clone), <c>exit</c> (its exit code),
+/// <c>running</c> (created when the agent itself starts, after any clone or work tree), <c>exit</c> (its exit code),
 /// <c>wrapper.pid</c> (the wrapper's PID as it sees it: inside a container, for signals sent there).
 /// </remarks>
 public static class AgentWrapper
@@ -29,6 +29,22 @@ public static class AgentWrapper
         exec 3>&-
         # The holder goes by the PID the wrapper remembers: its runtime directory may be gone by then.
         finish() { kill "$holder" 2>/dev/null; printf '%s\n' "$1" > "$rt/exit.tmp" && mv "$rt/exit.tmp" "$rt/exit"; exit "$1"; }
+        # A work tree (WorkTree): a clone of a repository of this machine, shown read-only at its path, borrowing its
+        # objects; made once (a wrapper started again finds it), on a branch of its own. The source belongs to the server:
+        # trusted for this one clone only.
+        if [ -n "$COVIBE_TREE_SOURCE" ]; then
+          if [ ! -e "$wd/.git" ]; then
+            mkdir -p "$wd" || finish 1
+            trust=$(mktemp) || finish 1
+            printf '[safe]\n\tdirectory = %s\n' "$COVIBE_TREE_SOURCE" > "$trust"
+            GIT_CONFIG_GLOBAL="$trust" git clone --quiet --shared --no-checkout -- "$COVIBE_TREE_SOURCE" "$wd" \
+              && git -C "$wd" -c advice.detachedHead=false checkout --quiet -b "$COVIBE_TREE_BRANCH" "$COVIBE_TREE_COMMIT" \
+              && git -C "$wd" config user.name "Covibe agent" && git -C "$wd" config user.email "agent@covibe.invalid" \
+              || { rm -f "$trust"; finish 128; }
+            rm -f "$trust"
+          fi
+          unset COVIBE_TREE_SOURCE COVIBE_TREE_COMMIT COVIBE_TREE_BRANCH
+        fi
         if [ -n "$repo" ]; then
           mkdir -p "$wd" || finish 1
           if [ -n "$branch" ]; then

@@ -98,7 +98,36 @@ public sealed record AgentLaunch(
     ServiceLaunch? Service = null,
     ContainerExec? Exec = null,
     string? RemoteDirectory = null,
-    Egress.TeamEgress? Egress = null);
+    Egress.TeamEgress? Egress = null,
+    WorkTree? Tree = null);
+
+/// <summary>
+/// The working directory starts as a clone of <see cref="Source"/>, a repository on this machine that the job sees
+/// read-only at the same path and borrows every object from (<c>git clone --shared</c>: no copy), checked out at
+/// <see cref="Commit"/> on a new branch <see cref="Branch"/>. The job owns its clone (its own <c>.git</c>); it cannot
+/// change the source. Only the places on this machine start one (the sandbox, the server's user, a container).
+/// </summary>
+public sealed record WorkTree(string Source, string Commit, string Branch)
+{
+    /// <summary>How the wrapper is told (<see cref="AgentWrapper"/>; it unsets them before the agent starts).</summary>
+    public IEnumerable<KeyValuePair<string, string>> Environment =>
+        [new("COVIBE_TREE_SOURCE", Source), new("COVIBE_TREE_COMMIT", Commit), new("COVIBE_TREE_BRANCH", Branch)];
+
+    /// <summary><paramref name="environment"/> with the tree's variables added for the wrapper.</summary>
+    public static IReadOnlyDictionary<string, string> With(IReadOnlyDictionary<string, string> environment, WorkTree? tree)
+    {
+        if (tree is null)
+        {
+            return environment;
+        }
+        var merged = new Dictionary<string, string>(environment);
+        foreach (var (key, value) in tree.Environment)
+        {
+            merged[key] = value;
+        }
+        return merged;
+    }
+}
 
 /// <summary>
 /// A job that serves on <see cref="Port"/> of this machine's 127.0.0.1 rather than an agent. In a container (named <see cref="Name"/>,

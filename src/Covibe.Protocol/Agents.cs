@@ -27,6 +27,8 @@ public static class AgentStatuses
 /// <summary>
 /// Seed 001's spawn body, with seed 003's fields (<c>agentType</c>, <c>repositoryUrl</c>, <c>teamId</c>).
 /// <see cref="VmId"/> picks where it runs (the server itself when absent); <see cref="BoxId"/>, one of the caller's boxes (its repository is there already).
+/// Once the team has a repository, an agent without <see cref="RepositoryUrl"/> or <see cref="BoxId"/> works on it, on a branch of its own
+/// started from <see cref="BaseBranch"/> (the repository's base branch by default); <see cref="TeamRepository"/> false: in an empty directory.
 /// </summary>
 public sealed record SpawnAgentRequest(
     string? Task,
@@ -35,7 +37,9 @@ public sealed record SpawnAgentRequest(
     string? Branch = null,
     string? TeamId = null,
     string? VmId = null,
-    string? BoxId = null);
+    string? BoxId = null,
+    string? BaseBranch = null,
+    bool? TeamRepository = null);
 
 /// <summary><see cref="RunsOn"/>: the backend it runs on (<c>container</c>, <c>sandbox</c>, <c>ssh</c> or <c>runner</c> for a VM, <c>box</c>, <c>local</c>).</summary>
 public sealed record AgentDto(
@@ -59,7 +63,9 @@ public sealed record AgentDto(
     string? Model,
     string? Error,
     bool CanControl,
-    string? RunsOn = null);
+    string? RunsOn = null,
+    string? WorkBranch = null,
+    string? BaseCommit = null);
 
 /// <summary>
 /// Seed 003's spawn answer (<c>success</c>, <c>method</c>: <c>docker</c>, <c>ssh</c> or <c>local</c>) around

@@ -85,4 +85,6 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(TeamRepositoryResponse))]
 [JsonSerializable(typeof(ConnectRepositoryRequest))]
 [JsonSerializable(typeof(DeployKeyResponse))]
+[JsonSerializable(typeof(AgentChangesDto))]
+[JsonSerializable(typeof(AgentChangesMessage))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

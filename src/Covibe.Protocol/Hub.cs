@@ -33,6 +33,7 @@ public static class HubMessageTypes
     public const string TeamLimit = "team_limit";
     public const string EgressBlocked = "egress_blocked";
     public const string EgressPolicy = "egress_policy";
+    public const string AgentChanges = "agent_changes";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>
@@ -67,6 +68,10 @@ public sealed record EgressBlockedMessage(EgressBlockDto Block) : HubMessage(Hub
 /// <summary>The team's egress policy changed (by <see cref="By"/>): what is now in force.</summary>
 public sealed record EgressPolicyMessage(EgressPolicyResponse Policy, string By) : HubMessage(HubMessageTypes.EgressPolicy);
 
+/// <summary>What an agent on the team's repository has changed, each time it changes (issue 25): every member hears it.</summary>
+public sealed record AgentChangesMessage(string AgentId, ChangedFileDto[] Files, int Added, int Removed, string? Head, string? Branch, bool Truncated)
+    : HubMessage(HubMessageTypes.AgentChanges);
+
 /// <summary>Status is <c>online</c>, <c>away</c> or <c>offline</c>; <see cref="Connections"/> counts the member's open tabs and devices.</summary>
 public sealed record PresenceEntry(string UserId, string Name, string Status, int Connections, DateTime? LastSeen);
 
@@ -98,6 +103,8 @@ public static class HubErrorCodes
     /// <summary>The container engine does not answer: nowhere to run the agent, or its command could not reach it. Try again once <c>/health</c> shows the engine back.</summary>
     public const string ContainerEngineUnavailable = "container_engine_unavailable";
     public const string EgressNotEnforced = "egress_not_enforced";
+    /// <summary>The team's repository did not answer when a new agent's branch was to start from it: nothing started.</summary>
+    public const string RepositoryUnreachable = "repository_unreachable";
 }
 
 public static class PresenceStatuses

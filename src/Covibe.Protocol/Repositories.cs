@@ -37,3 +37,27 @@ public sealed record ConnectRepositoryRequest(
 
 /// <summary>The deploy key made for the team: paste <see cref="PublicKey"/> into the forge (with write access, to push).</summary>
 public sealed record DeployKeyResponse(string PublicKey, string Fingerprint);
+
+/// <summary>
+/// One file an agent changed against where its branch started: <see cref="Status"/> <c>A</c> (added), <c>M</c> (modified),
+/// <c>D</c> (deleted), <c>R</c> (renamed from <see cref="OldPath"/>), <c>T</c> (its type changed); lines added and removed
+/// (null for a binary file).
+/// </summary>
+public sealed record ChangedFileDto(string Path, string Status, int? Added, int? Removed, string? OldPath = null);
+
+/// <summary>
+/// <c>GET /api/agent/{id}/changes</c>: what an agent on the team's repository changed in its work tree against
+/// <see cref="BaseCommit"/>, where <see cref="WorkBranch"/> started; <see cref="Head"/> and <see cref="Branch"/>: what its
+/// tree has checked out now (it may commit or switch branches itself). <see cref="Truncated"/>: more files than listed.
+/// </summary>
+public sealed record AgentChangesDto(
+    string AgentId,
+    string? WorkBranch,
+    string? BaseCommit,
+    string? Head,
+    string? Branch,
+    ChangedFileDto[] Files,
+    int Added,
+    int Removed,
+    bool Truncated,
+    DateTime At);

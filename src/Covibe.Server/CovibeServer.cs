@@ -3,6 +3,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Boxes;
+using Covibe.Server.Features.Changes;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Containers;
 using Covibe.Server.Features.Egress;
@@ -76,6 +77,7 @@ public static class CovibeServer
         services.AddServerTerminals();
         services.AddGit();
         services.AddRepositories();
+        services.AddChanges();
         services.AddPreviews();
         services.AddBoxes();
         // Last: with REDIS_URL, the Redis implementations replace the one-node seams (team events, agent output, control).
@@ -113,6 +115,7 @@ public static class CovibeServer
         app.MapEnvironmentApi();
         app.MapEgressApi();
         app.MapRepositoriesApi();
+        app.MapChangesApi();
         app.MapHub();
         app.MapServerTerminals();
         app.MapPreviewsApi();

@@ -57,7 +57,7 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
         var workingDirectory = ownImage ? service!.ImageWorkingDirectory ?? "/" : $"{Isolated.Workspace}/{launch.WorkingDirectory}";
         List<string> binds = ownImage
             ? [$"{runtime}:{Isolated.Runtime}:rw"]
-            : [$"{runtime}:{Isolated.Runtime}:rw", $"{workspace}:{Isolated.Workspace}:rw"];
+            : [$"{runtime}:{Isolated.Runtime}:rw", $"{workspace}:{Isolated.Workspace}:rw", .. launch.Tree is { } tree ? [$"{tree.Source}:{tree.Source}:ro"] : Array.Empty<string>()];
         var create = new CreateContainerParameters
         {
             Name = name,
@@ -68,7 +68,7 @@ public sealed class ContainerBackend(ManagedContainers containers, string runtim
             Entrypoint = ownImage ? ["sh"] : null!,
             Cmd = [.. ownImage ? Array.Empty<string>() : ["sh"], "-c", AgentWrapper.Script, AgentWrapper.ProgramName, Isolated.Runtime, workingDirectory,
                 launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
-            Env = [.. launch.Environment.Select(e => $"{e.Key}={e.Value}")],
+            Env = [.. WorkTree.With(launch.Environment, launch.Tree).Select(e => $"{e.Key}={e.Value}")],
             Labels = new Dictionary<string, string>
             {
                 [ManagedContainers.ManagedLabel] = "true",

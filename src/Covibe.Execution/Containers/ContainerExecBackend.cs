@@ -23,6 +23,10 @@ public sealed class ContainerExecBackend(Func<ManagedContainers> engine) : IExec
     /// <summary>Starts the job in the container; <see cref="PlaceUnreachableException"/> when the engine does not answer (its runtime files undone).</summary>
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
+        if (launch.Tree is not null)
+        {
+            throw new ArgumentException("A work tree borrows a repository of the server's machine, which this place cannot see.", nameof(launch));
+        }
         var into = launch.Exec ?? throw new ArgumentException("A job in a running container needs the container.");
         try
         {

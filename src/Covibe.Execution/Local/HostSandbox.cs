@@ -178,6 +178,11 @@ public sealed class HostSandbox
         }
         foreach (var mount in mounts)
         {
+            // A repository shown at its own path (an agent's work tree borrows it): its parents passable, as above.
+            foreach (var parent in mount.Writable ? [] : Ancestors(mount.Destination))
+            {
+                args.AddRange(["--perms", "0755", "--dir", parent]);
+            }
             args.AddRange([mount.Writable ? "--bind" : "--ro-bind", mount.Source, mount.Destination]);
         }
         args.AddRange(["--chdir", workingDirectory, "--"]);
@@ -233,6 +238,17 @@ public sealed class HostSandbox
         var error = process.StandardError.ReadToEnd();
         process.WaitForExit();
         return (process.ExitCode, error);
+    }
+
+    /// <summary>
+    /// Runs a short look at files in the sandbox, with no network at all (an agent's changes), as <see cref="ShortProcess.RunAsync"/>.
+    /// </summary>
+    public Task<(int ExitCode, string Stdout, string Stderr)> RunOfflineAsync(IReadOnlyList<string> argv, IReadOnlyList<SandboxMount> mounts,
+        string workingDirectory, IReadOnlyDictionary<string, string> environment, int maxOutput, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var wrapped = Bubblewrap(argv, mounts, workingDirectory, dieWithParent: true, isolate: false);
+        wrapped.Insert(1, "--unshare-net");
+        return ShortProcess.RunAsync(wrapped, environment, maxOutput, timeout, cancellationToken);
     }
 
     /// <summary>/a, /a/b for /a/b/c.</summary>

@@ -24,6 +24,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
         var runtime = RuntimeFiles.Prepare(runtimeRoot, launch);
         Directory.CreateDirectory(workspace, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
+        var environment = WorkTree.With(launch.Environment, launch.Tree);
         List<string> argv;
         if (sandbox is null)
         {
@@ -40,7 +41,8 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
             argv = sandbox.Wrap(
                 ["sh", "-c", AgentWrapper.Script, AgentWrapper.ProgramName, Isolated.Runtime, $"{Isolated.Workspace}/{launch.WorkingDirectory}",
                     launch.RepositoryUrl ?? "", launch.Branch ?? "", .. launch.Argv],
-                [new SandboxMount(runtime, Isolated.Runtime, Writable: true), new SandboxMount(workspace, Isolated.Workspace, Writable: true)],
+                [new SandboxMount(runtime, Isolated.Runtime, Writable: true), new SandboxMount(workspace, Isolated.Workspace, Writable: true),
+                    .. launch.Tree is { } tree ? [new SandboxMount(tree.Source, tree.Source, Writable: false)] : Array.Empty<SandboxMount>()],
                 Isolated.Workspace, cgroups: Limits(launch.TeamId), egress: launch.Egress);
         }
 
@@ -53,7 +55,7 @@ public sealed class LocalBackend(string runtimeRoot, HostSandbox? sandbox = null
             info.ArgumentList.Add(arg);
         }
         info.Environment.Clear();
-        foreach (var (key, value) in launch.Environment)
+        foreach (var (key, value) in environment)
         {
             info.Environment[key] = value;
         }

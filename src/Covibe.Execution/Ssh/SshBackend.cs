@@ -25,6 +25,10 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
+        if (launch.Tree is not null)
+        {
+            throw new ArgumentException("A work tree borrows a repository of the server's machine, which this place cannot see.", nameof(launch));
+        }
         var target = await connect(launch.Target ?? throw new ArgumentException("An SSH agent needs a VM."), cancellationToken);
         // Set on top of the VM user's own environment (the caller leaves the server's out).
         var argv = VmScripts.LaunchArgv(VmScripts.RuntimeOf(launch), VmScripts.WorkingDirectoryOf(launch), launch.RepositoryUrl, launch.Branch, launch.Environment, launch.Argv);

@@ -246,8 +246,9 @@ public abstract class MigrationTests
         await db.PreviewDeliveries.Take(1).ToListAsync();
         await db.PreviewGrants.Take(1).ToListAsync();
         await db.VmAudit.Take(1).ToListAsync();
+        await db.Repositories.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "refresh_tokens", "sessions", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
+        tables.ShouldBe(["agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "refresh_tokens", "sessions", "team_repositories", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
     }
 }
 

@@ -11,7 +11,11 @@ public sealed class Agent
     public required string Type { get; init; }
     public required string Task { get; init; }
     public string? RepositoryUrl { get; init; }
+    /// <summary>The branch cloned; for an agent on the team's repository, the base branch its own branch starts from.</summary>
     public string? Branch { get; init; }
+    /// <summary>On the team's repository: its own branch (<c>covibe/&lt;id&gt;-&lt;task&gt;</c>) and the commit it started from.</summary>
+    public string? WorkBranch { get; init; }
+    public string? BaseCommit { get; init; }
     public required string Status { get; set; }
     public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }

@@ -20,5 +20,6 @@ public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
         agent.Status, agent.CreatedAt, agent.StartedAt, agent.CompletedAt, agent.ExitCode,
         // A running agent's length is the live stream's; the stored one is updated as it reports and when it ends.
         streams.Get(agent.Id)?.Position ?? agent.OutputBytes,
-        agent.CostUsd, agent.InputTokens, agent.OutputTokens, agent.Model, agent.Error, canControl, agent.Backend);
+        agent.CostUsd, agent.InputTokens, agent.OutputTokens, agent.Model, agent.Error, canControl, agent.Backend,
+        agent.WorkBranch, agent.BaseCommit);
 }

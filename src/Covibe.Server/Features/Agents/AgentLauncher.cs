@@ -6,7 +6,7 @@ using Microsoft.Extensions.Options;
 namespace Covibe.Server.Features.Agents;
 
 /// <summary>Turns a spawn request into what the backend runs: argv, environment, directories.</summary>
-public sealed class AgentLauncher(IOptions<AgentsOptions> options)
+public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.TeamMirrors mirrors)
 {
     public const string Claude = "claude";
     public const string ClaudeChat = "claude-chat";
@@ -108,8 +108,10 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options)
         }
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
-        return placement.Launch(new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, agent.RepositoryUrl, agent.Branch,
-            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, TeamId: agent.TeamId, OwnerId: agent.UserId));
+        // On the team's repository: a work tree on its own branch, borrowing the team's mirror here (no clone of the address).
+        var tree = agent is { WorkBranch: { } workBranch, BaseCommit: { } baseCommit } ? new WorkTree(mirrors.PathOf(agent.TeamId), baseCommit, workBranch) : null;
+        return placement.Launch(new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, tree is null ? agent.RepositoryUrl : null, tree is null ? agent.Branch : null,
+            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, TeamId: agent.TeamId, OwnerId: agent.UserId, Tree: tree));
     }
 
     private AgentTypeOptions MockType(string kind)

@@ -20,6 +20,8 @@ public enum AgentFailure
     Unreachable,
     /// <summary>Where the agent runs does not answer (its container engine stopped): the command was not carried out.</summary>
     PlaceUnreachable,
+    /// <summary>The team's repository did not answer when the agent's branch was to start from it: nothing started.</summary>
+    RepositoryUnreachable,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>

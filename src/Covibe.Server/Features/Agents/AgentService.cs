@@ -29,6 +29,7 @@ public sealed partial class AgentService(
     AgentEvents events,
     AgentFeeds feeds,
     Vms.VmAuditLog audit,
+    Repositories.AgentBranches branches,
     IOptions<AgentsOptions> options,
     TimeProvider time,
     IRateLimits limits,
@@ -57,6 +58,10 @@ public sealed partial class AgentService(
         if (branch is not null && repository is null)
         {
             v.Fail("branch", "'branch' needs 'repositoryUrl'.");
+        }
+        if (request.BaseBranch is { } baseBranch && !GitNames.IsBranchName(baseBranch.Trim()))
+        {
+            v.Fail("baseBranch", "'baseBranch' must be a branch name such as main (letters, digits, . _ / -; not starting with - or containing ..).");
         }
         if (!string.IsNullOrEmpty(request.BoxId) && (repository is not null || !string.IsNullOrEmpty(request.VmId)))
         {
@@ -89,8 +94,14 @@ public sealed partial class AgentService(
             return AgentResult.Fail(AgentFailure.Unavailable, problem!);
         }
 
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var id = Tokens.NewId();
+        var (workBranch, refused) = await BranchAsync(caller, request, placement, id, task, cancellationToken);
+        if (refused is not null)
+        {
+            return refused;
+        }
+
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var agent = new Agent
         {
             Id = id,
@@ -98,8 +109,10 @@ public sealed partial class AgentService(
             UserId = caller.UserId,
             Type = type,
             Task = task,
-            RepositoryUrl = repository,
-            Branch = branch,
+            RepositoryUrl = workBranch?.RepositoryUrl ?? repository,
+            Branch = workBranch?.BaseBranch ?? branch,
+            WorkBranch = workBranch?.WorkBranch,
+            BaseCommit = workBranch?.BaseCommit,
             Status = AgentStatuses.Starting,
             CreatedAt = time.GetUtcNow().UtcDateTime,
             Backend = placement.Backend,

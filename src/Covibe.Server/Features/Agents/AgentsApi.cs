@@ -189,6 +189,7 @@ public static class AgentsApi
         AgentFailure.EgressNotEnforced => Problems.Create(503, PlacementUnavailableException.EgressNotEnforced, "The team's egress policy cannot be enforced here", result.Detail!),
         AgentFailure.Unreachable => Problems.Create(503, "agent-node-unreachable", "The node following the agent did not answer", result.Detail!),
         AgentFailure.PlaceUnreachable => Problems.Create(503, "container-engine-unavailable", "Where the agent runs does not answer", result.Detail!),
+        AgentFailure.RepositoryUnreachable => Problems.Create(502, "repository-unreachable", "The team's repository could not be reached", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };
 }

@@ -59,6 +59,20 @@ public sealed partial class GitMirror(string home)
         return Sha().IsMatch(head) ? head : throw new GitMirrorException($"The branch '{branch}' was not found in the repository.");
     }
 
+    /// <summary>Points <paramref name="reference"/> of the mirror at <paramref name="commit"/> (keeping what it reaches from being pruned).</summary>
+    public async Task UpdateRefAsync(string mirror, string reference, string commit, CancellationToken cancellationToken)
+    {
+        if (!Sha().IsMatch(commit) || !reference.StartsWith("refs/", StringComparison.Ordinal))
+        {
+            throw new GitMirrorException($"'{reference}' -> '{commit}' is not a reference to a commit.");
+        }
+        await RunAsync(["update-ref", reference, commit], mirror, null, TimeSpan.FromSeconds(30), cancellationToken);
+    }
+
+    /// <summary>Removes <paramref name="reference"/> from the mirror, if it is there.</summary>
+    public async Task DeleteRefAsync(string mirror, string reference, CancellationToken cancellationToken) =>
+        await RunAsync(["update-ref", "-d", reference], mirror, null, TimeSpan.FromSeconds(30), cancellationToken);
+
     /// <summary>Whether the mirror holds <paramref name="commit"/>.</summary>
     public async Task<bool> HasCommitAsync(string mirror, string commit, CancellationToken cancellationToken)
     {

@@ -46,6 +46,7 @@ internal sealed partial class HubSession
             AgentFailure.Unreachable => HubErrorCodes.AgentUnreachable,
             AgentFailure.NowhereToRun or AgentFailure.PlaceUnreachable => HubErrorCodes.ContainerEngineUnavailable,
             AgentFailure.EgressNotEnforced => HubErrorCodes.EgressNotEnforced,
+            AgentFailure.RepositoryUnreachable => HubErrorCodes.RepositoryUnreachable,
             _ => HubErrorCodes.InvalidMessage,
         };
         var detail = result.Errors is { Count: > 0 } errors ? string.Join(" ", errors.SelectMany(e => e.Value)) : result.Detail!;

@@ -30,16 +30,18 @@ public sealed class MachineResolver(
     public async Task<Place> PlaceAsync(string teamId, string userId, string? vmId, string? boxId, CancellationToken cancellationToken)
     {
         var team = await TeamAsync(teamId, cancellationToken);
-        return await WithEgressAsync(await PlaceWithoutEgressAsync(team, userId, vmId, boxId, cancellationToken), team, cancellationToken);
+        return await WithEgressAsync(await PlaceWithoutEgressAsync(team, userId, vmId, boxId, cancellationToken), team, cancellationToken)
+            with { TeamHasRepository = team.HasRepository };
     }
 
-    /// <summary>What placement needs of the team's row, in one round trip: its containers flag and its egress policy.</summary>
-    private sealed record TeamPlacing(string Id, bool? UseContainers, string? EgressMode, string? EgressAllow);
+    /// <summary>What placement needs of the team's row, in one round trip: its containers flag, its egress policy, whether it has a repository.</summary>
+    private sealed record TeamPlacing(string Id, bool? UseContainers, string? EgressMode, string? EgressAllow, bool HasRepository = false);
 
     private async Task<TeamPlacing> TeamAsync(string teamId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        return await db.Teams.Where(t => t.Id == teamId).Select(t => new TeamPlacing(t.Id, t.UseContainers, t.EgressMode, t.EgressAllow))
+        return await db.Teams.Where(t => t.Id == teamId)
+            .Select(t => new TeamPlacing(t.Id, t.UseContainers, t.EgressMode, t.EgressAllow, db.Repositories.Any(r => r.TeamId == t.Id && r.Url != null)))
             .SingleOrDefaultAsync(cancellationToken) ?? new TeamPlacing(teamId, null, null, null);
     }
 

@@ -35,6 +35,9 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
 
     public string? BoxId { get; init; }
 
+    /// <summary>Whether the team has a repository connected (read with the team's row): a new agent then works on it by default.</summary>
+    public bool TeamHasRepository { get; init; }
+
     /// <summary>Where a job here sees <paramref name="path"/>, a path of this machine under <see cref="Workspace"/>.</summary>
     public virtual string Inside(string path) => Isolated.InWorkspace(Workspace ?? path, path);
 
@@ -49,6 +52,9 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
 
     /// <summary>Relative to the team's workspace, where a new agent works; null: a directory of its own there.</summary>
     public virtual string? WorkingDirectory => null;
+
+    /// <summary>Whether a job here can be shown a repository of this machine (read-only, at its path): an agent's work tree borrows the team's mirror.</summary>
+    public virtual bool SeesThisMachine => false;
 
     /// <summary>How a member's terminal names where it runs.</summary>
     public virtual string? Label => null;
@@ -91,6 +97,8 @@ public sealed record HostPlace(IExecutionBackend Jobs, string Workspace) : Place
 {
     public new string Workspace => base.Workspace!;
 
+    public override bool SeesThisMachine => true;
+
     public override string Method => "local";
 
     public override bool PassServerEnvironment => true;
@@ -106,6 +114,8 @@ public sealed record SandboxPlace(IExecutionBackend Jobs, string Workspace, Host
 {
     public new string Workspace => base.Workspace!;
 
+    public override bool SeesThisMachine => true;
+
     public override string Method => "local";
 
     public override bool PassServerEnvironment => true;
@@ -117,6 +127,8 @@ public sealed record SandboxPlace(IExecutionBackend Jobs, string Workspace, Host
 public sealed record ContainerPlace(IExecutionBackend Jobs, string Workspace, IReadOnlyDictionary<string, string> Environment) : Place(Jobs, Workspace, Environment)
 {
     public new string Workspace => base.Workspace!;
+
+    public override bool SeesThisMachine => true;
 
     public override string Method => "docker";
 

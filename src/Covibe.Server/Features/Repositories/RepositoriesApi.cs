@@ -16,6 +16,8 @@ public static class RepositoriesApi
         services.AddOptions<RepositoriesOptions>().BindConfiguration(RepositoriesOptions.Section);
         services.AddSingleton<RepositoryAccess>();
         services.AddSingleton<RepositoryService>();
+        services.AddSingleton<TeamMirrors>();
+        services.AddSingleton<AgentBranches>();
         return services;
     }
 

@@ -21,6 +21,10 @@ public sealed class RunnerBackend(RunnerHub hub, RunnerTerminals terminals, Time
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
+        if (launch.Tree is not null)
+        {
+            throw new ArgumentException("A work tree borrows a repository of the server's machine, which this place cannot see.", nameof(launch));
+        }
         var vmId = launch.Target ?? throw new ArgumentException("A runner agent needs a VM.");
         var session = Connected(vmId);
         hub.Expect(vmId, launch.AgentId);

@@ -1,0 +1,47 @@
+using Covibe.Protocol;
+using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Repositories;
+using Covibe.Server.Http;
+
+namespace Covibe.Server.Features.Agents;
+
+public sealed partial class AgentService
+{
+    /// <summary>
+    /// Whether the new agent works on the team's repository, and its branch there: the default once the team has one, for
+    /// an agent given no repository address and no box, where it runs on this machine (its work tree borrows the team's
+    /// mirror here). Asked for (<c>teamRepository</c> or <c>baseBranch</c>) where that cannot be: refused, with why.
+    /// </summary>
+    private async Task<(AgentBranch? Branch, AgentResult? Refused)> BranchAsync(
+        Caller caller, SpawnAgentRequest request, Place placement, string agentId, string task, CancellationToken cancellationToken)
+    {
+        var asked = request.TeamRepository == true || request.BaseBranch is not null;
+        if (request.TeamRepository == false || !string.IsNullOrWhiteSpace(request.RepositoryUrl) || !string.IsNullOrEmpty(request.BoxId))
+        {
+            return asked ? (null, Invalid("teamRepository", "An agent works on the team's repository, on a repository address ('repositoryUrl') or in a box: give one.")) : (null, null);
+        }
+        // Read with the team's row when placed: a team without one costs no round trip more.
+        if ((!placement.TeamHasRepository && !asked) || await branches.ConnectedAsync(caller.TeamId, cancellationToken) is not { } repository)
+        {
+            return asked ? (null, Invalid("teamRepository", "The team has no repository yet: its owner connects one (covibe repo connect, or the Workshop).")) : (null, null);
+        }
+        if (!placement.SeesThisMachine)
+        {
+            return asked
+                ? (null, Invalid("vmId", "An agent on a VM does not work on the team's repository yet: run it on the server, or give 'repositoryUrl' for the VM to clone."))
+                : (null, null);
+        }
+        try
+        {
+            return (await branches.StartAsync(repository, agentId, task, request.BaseBranch?.Trim(), cancellationToken), null);
+        }
+        catch (RequestRefusedException e)
+        {
+            return (null, AgentResult.Fail(AgentFailure.RepositoryUnreachable, e.Message));
+        }
+    }
+
+    private static AgentResult Invalid(string field, string message) =>
+        new(null, AgentFailure.Invalid, "Fix the fields listed in 'errors'.", new() { [field] = [message] });
+}

@@ -1,0 +1,35 @@
+using Covibe.Protocol;
+using Covibe.Server.Features.Auth;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Covibe.Server.Features.Changes;
+
+/// <summary>
+/// <c>/api/agent/{id}/changes</c>: what an agent on the team's repository has changed, for every member of its team (the
+/// summary; <c>/diff?path=</c> a file's unified diff, or all of them). Live, the hub's <c>agent_changes</c> says the same.
+/// </summary>
+public static class ChangesApi
+{
+    public static IServiceCollection AddChanges(this IServiceCollection services)
+    {
+        services.AddSingleton<AgentChanges>();
+        services.AddSingleton<ChangesWatch>();
+        services.AddHostedService(sp => sp.GetRequiredService<ChangesWatch>());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapChangesApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/agent/{id}/changes").WithTags("Agents").RequireAuthorization();
+        api.MapGet("", Summary);
+        api.MapGet("/diff", Diff);
+        return app;
+    }
+
+    public static async Task<Ok<AgentChangesDto>> Summary(string id, Caller caller, AgentChanges changes, CancellationToken cancellationToken) =>
+        TypedResults.Ok((await changes.ReadAsync(await changes.FindAsync(caller, id, cancellationToken), cancellationToken))!);
+
+    public static async Task<ContentHttpResult> Diff(string id, string? path, Caller caller, AgentChanges changes, CancellationToken cancellationToken) =>
+        TypedResults.Text(await changes.DiffAsync(await changes.FindAsync(caller, id, cancellationToken), string.IsNullOrEmpty(path) ? null : path, cancellationToken) ?? "",
+            "text/x-diff; charset=utf-8");
+}
