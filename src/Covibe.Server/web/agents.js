@@ -5,7 +5,7 @@ import { FINAL, state } from './state.js';
 import { onOutput, flushLine, renderLine } from './output.js';
 
 /** `send` puts a message on the hub; `presenceChanged` redraws who runs what. */
-export function createAgents({ api, send, alert, presenceChanged }) {
+export function createAgents({ api, send, alert, presenceChanged, changes }) {
   async function loadAgents() {
     const { agents } = await api('/api/agent/list');
     state.agents = new Map(agents.map((a) => [a.id, a]));
@@ -76,9 +76,20 @@ export function createAgents({ api, send, alert, presenceChanged }) {
     $('#output-raw').replaceChildren();
     $('#agent-view').hidden = false;
     $('#deck').classList.add('viewing');
+    setView('readable');
     renderAgentHeader();
     renderAgents();
     send({ type: 'agent_subscribe', agentId: id, from: 0 });
+  }
+
+  /** The agent view shows its output (readable or raw) or, for an agent on the team's repository, its changes. */
+  function setView(view) {
+    for (const name of ['readable', 'raw', 'changes']) $(`#view-${name}`).setAttribute('aria-pressed', view === name);
+    $('#output-raw').hidden = view !== 'raw';
+    $('#output-readable').hidden = view !== 'readable';
+    $('#output').hidden = view === 'changes';
+    $('#jump-end').hidden = true;
+    changes.show(view === 'changes');
   }
 
   function closeAgent() {
@@ -102,6 +113,7 @@ export function createAgents({ api, send, alert, presenceChanged }) {
     $('#agent-controls').hidden = !mine;
     $('#input-form').hidden = !mine;
     $('#agent-end').hidden = !(mine && agent.status === 'waiting');
+    changes.opened(agent);
   }
 
   async function control(path, body) {
@@ -163,14 +175,9 @@ export function createAgents({ api, send, alert, presenceChanged }) {
       input.value = '';
       await control('input', { data });
     });
-    const setView = (raw) => {
-      $('#view-raw').setAttribute('aria-pressed', raw);
-      $('#view-readable').setAttribute('aria-pressed', !raw);
-      $('#output-raw').hidden = !raw;
-      $('#output-readable').hidden = raw;
-    };
-    $('#view-raw').addEventListener('click', () => setView(true));
-    $('#view-readable').addEventListener('click', () => setView(false));
+    $('#view-raw').addEventListener('click', () => setView('raw'));
+    $('#view-readable').addEventListener('click', () => setView('readable'));
+    $('#view-changes').addEventListener('click', () => setView('changes'));
     $('#output').addEventListener('scroll', () => {
       const output = $('#output');
       $('#jump-end').hidden = output.scrollHeight - output.scrollTop - output.clientHeight < 40;

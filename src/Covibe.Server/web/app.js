@@ -1,12 +1,13 @@
 // Covibe web client: plain ES modules, no build step; xterm.js (vendored at build time from npm) for terminals.
 // This module puts the client together: the login (session.js), the hub connection and what its messages change, the
 // tabs, and the menu. The Command Deck is agents.js and output.js, chat and presence chat.js, the Workshop
-// terminal.js, environment.js, egress.js, repository.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
+// changes.js (an agent's changes), terminal.js, environment.js, egress.js, repository.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
 
 import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
 import { createEgress } from './egress.js';
 import { createRepository } from './repository.js';
+import { createChanges } from './changes.js';
 import { createShowcase } from './showcase.js';
 import { createBoxes } from './boxes.js';
 import { createMachines } from './machines.js';
@@ -24,11 +25,13 @@ onSignedOut(() => {
   $('#auth').hidden = false;
 });
 
+const changes = createChanges({ api: (path, options) => api(path, options) });
 const agents = createAgents({
   api: (path, options) => api(path, options),
   send: (message) => hub.send(message),
   alert: (text) => alertLive(text),
   presenceChanged: () => chat.renderPresence(),
+  changes,
 });
 
 const chat = createChat({ api: (path) => api(path), send: (message) => hub.send(message) });
@@ -121,6 +124,9 @@ async function onMessage(message) {
       break;
     case 'agent_status':
       agents.onStatus(message.agent);
+      break;
+    case 'agent_changes':
+      changes.onChanges(message);
       break;
     case 'agent_spawned':
       agents.onStatus(message.agent);

@@ -1,0 +1,95 @@
+// What an agent on the team's repository has changed, beside its output (the Changes view): the files with their lines
+// added and removed (GET /api/agent/{id}/changes, then live from agent_changes), and a file's diff rendered by diff2html.
+import { $, el } from './dom.js';
+
+const STATUS = { A: 'added', M: 'modified', D: 'deleted', R: 'renamed', T: 'type changed', C: 'copied' };
+
+export function createChanges({ api }) {
+  let agent = null; // the open agent, when it works on the team's repository
+  let changes = null;
+  let openPath = null;
+  let shown = false;
+
+  function summaryText() {
+    if (!changes) return 'Reading the changes…';
+    const files = `${changes.files.length}${changes.truncated ? '+' : ''} file${changes.files.length === 1 ? '' : 's'} changed`;
+    const where = changes.branch && changes.branch !== agent.workBranch ? ` (its tree is on ${changes.branch}, not ${agent.workBranch})` : ` on ${agent.workBranch}`;
+    return `${files}, +${changes.added} −${changes.removed}${where}, since ${agent.branch} at ${agent.baseCommit.slice(0, 7)}.`;
+  }
+
+  function render() {
+    const button = $('#view-changes');
+    button.hidden = !agent;
+    button.textContent = changes && changes.files.length > 0 ? `Changes (${changes.files.length})` : 'Changes';
+    if (!agent || !shown) return;
+    $('#changes-summary').textContent = summaryText();
+    $('#changes-files').replaceChildren(...(changes?.files ?? []).map((file) => el('li', {},
+      el('button', {
+        type: 'button', className: `change-file${file.path === openPath ? ' open' : ''}`, 'aria-pressed': String(file.path === openPath),
+        onclick: () => openFile(file.path),
+      },
+      el('span', { className: `change-status s-${file.status}`, title: STATUS[file.status] ?? file.status }, file.status),
+      el('span', { className: 'change-path' }, file.oldPath ? `${file.oldPath} → ${file.path}` : file.path),
+      el('span', { className: 'change-lines' }, file.added == null ? 'binary' : `+${file.added} −${file.removed}`)))));
+  }
+
+  async function openFile(path) {
+    openPath = path;
+    render();
+    try {
+      const diff = await api(`/api/agent/${agent.id}/changes/diff?path=${encodeURIComponent(path)}`, { text: true });
+      if (openPath !== path) return;
+      $('#changes-error').textContent = '';
+      const target = $('#changes-diff');
+      if (!diff) {
+        target.replaceChildren(el('p', { className: 'muted' }, `${path}: no difference any more.`));
+      } else if (window.Diff2Html) {
+        // diff2html escapes the file's text itself; the page renders its markup.
+        target.innerHTML = window.Diff2Html.html(diff, { drawFileList: false, outputFormat: 'line-by-line', matching: 'lines', diffStyle: 'word' });
+      } else {
+        target.replaceChildren(el('pre', { className: 'raw' }, diff));
+      }
+    } catch (error) {
+      $('#changes-error').textContent = error.message;
+    }
+  }
+
+  async function refresh() {
+    if (!agent) return;
+    try {
+      changes = await api(`/api/agent/${agent.id}/changes`);
+      $('#changes-error').textContent = '';
+    } catch (error) {
+      $('#changes-error').textContent = error.message;
+    }
+    render();
+  }
+
+  return {
+    /** The agent view opened (or its agent changed): a Changes button for an agent on the team's repository. */
+    opened(opened) {
+      const same = agent?.id === opened?.id;
+      agent = opened?.workBranch ? opened : null;
+      if (!same) {
+        changes = null;
+        openPath = null;
+        $('#changes-diff').replaceChildren();
+        if (agent) refresh();
+      }
+      render();
+    },
+    /** Shows or hides the Changes view in place of the output. */
+    show(visible) {
+      shown = visible && !!agent;
+      $('#changes').hidden = !shown;
+      if (shown) render();
+    },
+    /** agent_changes: for the open agent, the list now; an open file's diff read again. */
+    onChanges(message) {
+      if (agent?.id !== message.agentId) return;
+      changes = { ...changes, ...message };
+      render();
+      if (shown && openPath && changes.files.some((f) => f.path === openPath)) openFile(openPath);
+    },
+  };
+}
