@@ -9,6 +9,7 @@
 //   boxes                 warm-pool claims, cold provisioning and refill of boxes (issue 13); see BoxBench.cs
 //   claims                the warm-pool claim path alone, many bursts of claims at once (issues 13, 23); see ClaimBench.cs
 //   runner                agent output through a runner VM beside SSH and this server (issue 14); see RunnerBench.cs
+//   changes               agents' changes live (write to agent_changes, 10 agents) and a work tree's cost beside a clone (issue 25); see ChangesBench.cs
 // Run through bench/run, which installs the Node baselines' packages first.
 
 switch (args.FirstOrDefault())
@@ -33,6 +34,9 @@ switch (args.FirstOrDefault())
         break;
     case "cluster":
         await ClusterBench.RunAsync(args);
+        break;
+    case "changes":
+        await ChangesBench.RunAsync(args);
         break;
     case "runner":
         await RunnerBench.RunAsync(args);

@@ -22,6 +22,7 @@ internal static class AgentCommands
         agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
         agent.Subcommands.Add(Input(store));
         agent.Subcommands.Add(AgentDiffCommand.Create(store));
+        agent.Subcommands.Add(Control(store, "discard", "Remove one of your ended agents' work tree and branch (on the team's repository)", (id, _) => (HttpMethod.Post, $"api/agent/{id}/discard", null)));
         return agent;
     }
 

@@ -65,6 +65,19 @@ internal static class RepoCommands
         });
         command.Subcommands.Add(connect);
 
+        var trees = new Command("trees", "What the team's repository takes on the server's disk: its mirror and each agent's work tree kept (team owner)");
+        trees.SetHandler(async (_, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var disk = await client.GetAsync("api/team/worktrees", CovibeJsonContext.Default.TeamWorktreesResponse, ct);
+            Console.WriteLine($"{Megabytes(disk.TotalBytes)} in all: the team's mirror {Megabytes(disk.MirrorBytes)}, {disk.Trees.Length} of at most {disk.Max} work trees kept.");
+            foreach (var tree in disk.Trees)
+            {
+                Console.WriteLine($"  {tree.AgentId[..8]}  {tree.WorkBranch}  {tree.Status}  {Megabytes(tree.Bytes)}");
+            }
+        });
+        command.Subcommands.Add(trees);
+
         var disconnect = new Command("disconnect", "Disconnect your team's repository and forget its credential (team owner)");
         disconnect.SetHandler(async (_, ct) =>
         {
@@ -75,6 +88,8 @@ internal static class RepoCommands
         command.Subcommands.Add(disconnect);
         return command;
     }
+
+    private static string Megabytes(long bytes) => $"{bytes / 1024.0 / 1024.0:0.0} MB";
 
     private static void Print(TeamRepositoryResponse repository)
     {

@@ -6,7 +6,8 @@ namespace Covibe.Execution;
 /// <summary>
 /// Wakes a reader when anything in a directory tree on this machine changes (a file written, made, removed or moved):
 /// Linux inotify, one descriptor and one thread for every watched tree, a watch per directory (new ones joined as they
-/// appear; never through a symlink; <c>.git</c> skipped). A tree larger than <see cref="MaxDirectories"/> is watched
+/// appear; never through a symlink). Its <c>.git</c> is watched at its top only: a commit or a checkout rewrites the index
+/// or HEAD there, which changes what the tree has checked out without touching a file of it. A tree larger than <see cref="MaxDirectories"/> is watched
 /// in part: its waits also end on their timeout, so a reader that refreshes then still sees everything.
 /// </summary>
 public sealed partial class TreeChanges : IDisposable
@@ -27,7 +28,7 @@ public sealed partial class TreeChanges : IDisposable
     private const int InCloexec = 0x80000;
 
     private readonly int _fd;
-    private readonly ConcurrentDictionary<int, (TreeWatch Tree, string Path)> _directories = new();
+    private readonly ConcurrentDictionary<int, (TreeWatch Tree, string Path, bool Descend)> _directories = new();
     private readonly Lock _lock = new();
 
     public TreeChanges()
@@ -47,17 +48,17 @@ public sealed partial class TreeChanges : IDisposable
         return tree;
     }
 
-    private void Add(TreeWatch tree, string directory)
+    private void Add(TreeWatch tree, string directory, bool descendInto = true)
     {
         if (_fd < 0 || tree.Disposed)
         {
             tree.Partial = true;
             return;
         }
-        var pending = new Stack<string>([directory]);
+        var pending = new Stack<(string Path, bool Descend)>([(directory, descendInto)]);
         while (pending.Count > 0)
         {
-            var path = pending.Pop();
+            var (path, descend) = pending.Pop();
             lock (_lock)
             {
                 if (tree.Directories.Count >= MaxDirectories)
@@ -71,16 +72,20 @@ public sealed partial class TreeChanges : IDisposable
                     tree.Partial = true; // out of watches, or gone meanwhile
                     continue;
                 }
-                _directories[wd] = (tree, path);
+                _directories[wd] = (tree, path, descend);
                 tree.Directories.Add(wd);
+            }
+            if (!descend)
+            {
+                continue;
             }
             try
             {
                 foreach (var child in new DirectoryInfo(path).EnumerateDirectories())
                 {
-                    if (child.Name != ".git" && child.LinkTarget is null)
+                    if (child.LinkTarget is null)
                     {
-                        pending.Push(child.FullName);
+                        pending.Push((child.FullName, child.Name != ".git"));
                     }
                 }
             }
@@ -143,13 +148,9 @@ public sealed partial class TreeChanges : IDisposable
                         }
                         continue;
                     }
-                    if (name == ".git")
+                    if ((mask & InIsDir) != 0 && (mask & (InCreate | InMovedTo)) != 0 && entry.Descend)
                     {
-                        continue; // the agent's own repository: its commits change no file of the tree
-                    }
-                    if ((mask & InIsDir) != 0 && (mask & (InCreate | InMovedTo)) != 0)
-                    {
-                        Add(entry.Tree, Path.Combine(entry.Path, name));
+                        Add(entry.Tree, Path.Combine(entry.Path, name), descendInto: name != ".git");
                     }
                     entry.Tree.Changed();
                 }

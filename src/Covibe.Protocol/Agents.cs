@@ -65,7 +65,8 @@ public sealed record AgentDto(
     bool CanControl,
     string? RunsOn = null,
     string? WorkBranch = null,
-    string? BaseCommit = null);
+    string? BaseCommit = null,
+    bool TreeDiscarded = false);
 
 /// <summary>
 /// Seed 003's spawn answer (<c>success</c>, <c>method</c>: <c>docker</c>, <c>ssh</c> or <c>local</c>) around

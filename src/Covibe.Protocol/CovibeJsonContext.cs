@@ -87,4 +87,5 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(DeployKeyResponse))]
 [JsonSerializable(typeof(AgentChangesDto))]
 [JsonSerializable(typeof(AgentChangesMessage))]
+[JsonSerializable(typeof(TeamWorktreesResponse))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

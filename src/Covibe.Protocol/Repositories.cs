@@ -61,3 +61,12 @@ public sealed record AgentChangesDto(
     int Removed,
     bool Truncated,
     DateTime At);
+
+/// <summary>One agent's work tree kept on this server, and the disk it takes (its files and its own <c>.git</c>).</summary>
+public sealed record WorktreeDto(string AgentId, string WorkBranch, string Status, string Task, long Bytes);
+
+/// <summary>
+/// <c>GET /api/team/worktrees</c> (owner): what the team's repository takes on this server's disk: the team's mirror
+/// (once for all its agents) and each kept work tree; <see cref="Max"/> trees may be kept at once.
+/// </summary>
+public sealed record TeamWorktreesResponse(long MirrorBytes, WorktreeDto[] Trees, long TotalBytes, int Max);

@@ -113,6 +113,8 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
     $('#agent-controls').hidden = !mine;
     $('#input-form').hidden = !mine;
     $('#agent-end').hidden = !(mine && agent.status === 'waiting');
+    // Its branch and tree stay after it ends, until merged or discarded (its owner's call).
+    $('#agent-discard').hidden = !(agent.canControl && FINAL.has(agent.status) && agent.workBranch && !agent.treeDiscarded);
     changes.opened(agent);
   }
 
@@ -164,6 +166,11 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
       try { await api(`/api/agent/${state.view.id}`, { method: 'DELETE' }); } catch (error) { alert(error.message); }
     });
     $('#agent-interrupt').addEventListener('click', () => control('interrupt'));
+    $('#agent-discard').addEventListener('click', async () => {
+      const agent = state.agents.get(state.view.id);
+      if (!confirm(`Discard the work of this agent? Its tree is removed and its branch ${agent.workBranch} deleted.`)) return;
+      await control('discard');
+    });
     $('#agent-end').addEventListener('click', () => control('end'));
     $('#input-form').addEventListener('submit', async (event) => {
       event.preventDefault();

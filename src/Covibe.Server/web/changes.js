@@ -69,7 +69,7 @@ export function createChanges({ api }) {
     /** The agent view opened (or its agent changed): a Changes button for an agent on the team's repository. */
     opened(opened) {
       const same = agent?.id === opened?.id;
-      agent = opened?.workBranch ? opened : null;
+      agent = opened?.workBranch && !opened.treeDiscarded ? opened : null;
       if (!same) {
         changes = null;
         openPath = null;

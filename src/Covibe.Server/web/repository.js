@@ -32,9 +32,23 @@ export function createRepository({ api, isOwner }) {
     }
   }
 
+  async function refreshDisk() {
+    const disk = $('#repo-disk');
+    disk.hidden = !isOwner() || !repository?.url;
+    if (disk.hidden) return;
+    try {
+      const use = await api('/api/team/worktrees');
+      const mb = (bytes) => `${(bytes / 1048576).toFixed(1)} MB`;
+      disk.textContent = `On this server: ${mb(use.totalBytes)} (the mirror ${mb(use.mirrorBytes)}; ${use.trees.length} of at most ${use.max} agents' work trees kept).`;
+    } catch (error) {
+      disk.textContent = `Disk use unknown: ${error.message}`;
+    }
+  }
+
   async function refresh() {
     try {
       repository = await api('/api/team/repository');
+      refreshDisk();
     } catch (error) {
       repository = null;
       if (error.status !== 404) {

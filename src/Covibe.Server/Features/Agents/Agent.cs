@@ -16,6 +16,8 @@ public sealed class Agent
     /// <summary>On the team's repository: its own branch (<c>covibe/&lt;id&gt;-&lt;task&gt;</c>) and the commit it started from.</summary>
     public string? WorkBranch { get; init; }
     public string? BaseCommit { get; init; }
+    /// <summary>When its owner discarded its work tree and branch (they stay until merged or discarded).</summary>
+    public DateTime? TreeDiscardedAt { get; set; }
     public required string Status { get; set; }
     public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }

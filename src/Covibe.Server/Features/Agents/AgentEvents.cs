@@ -21,5 +21,5 @@ public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
         // A running agent's length is the live stream's; the stored one is updated as it reports and when it ends.
         streams.Get(agent.Id)?.Position ?? agent.OutputBytes,
         agent.CostUsd, agent.InputTokens, agent.OutputTokens, agent.Model, agent.Error, canControl, agent.Backend,
-        agent.WorkBranch, agent.BaseCommit);
+        agent.WorkBranch, agent.BaseCommit, agent.TreeDiscardedAt is not null);
 }

@@ -3,6 +3,7 @@ using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Repositories;
 using Covibe.Server.Http;
+using Microsoft.EntityFrameworkCore;
 
 namespace Covibe.Server.Features.Agents;
 
@@ -31,6 +32,15 @@ public sealed partial class AgentService
             return asked
                 ? (null, Invalid("vmId", "An agent on a VM does not work on the team's repository yet: run it on the server, or give 'repositoryUrl' for the VM to clone."))
                 : (null, null);
+        }
+        await using (var db = await dbs.CreateDbContextAsync(cancellationToken))
+        {
+            var kept = await db.Agents.CountAsync(a => a.TeamId == caller.TeamId && a.WorkBranch != null && a.TreeDiscardedAt == null, cancellationToken);
+            if (kept >= repositoryOptions.Value.MaxWorktreesPerTeam)
+            {
+                return (null, AgentResult.Fail(AgentFailure.TooMany,
+                    $"Your team keeps {kept} agents' branches and work trees (the limit, Covibe:Repositories:MaxWorktreesPerTeam). Merge or discard some first (covibe agent discard ID)."));
+            }
         }
         try
         {

@@ -30,6 +30,7 @@ public sealed partial class AgentService(
     AgentFeeds feeds,
     Vms.VmAuditLog audit,
     Repositories.AgentBranches branches,
+    IOptions<Repositories.RepositoriesOptions> repositoryOptions,
     IOptions<AgentsOptions> options,
     TimeProvider time,
     IRateLimits limits,

@@ -105,6 +105,17 @@ public sealed class AgentChanges(
         events.Publish(agent.TeamId, new AgentChangesMessage(agent.Id, changes.Files, changes.Added, changes.Removed, changes.Head, changes.Branch, changes.Truncated));
     }
 
+    /// <summary>The agent's work was discarded: the server's index and objects for reading it go too.</summary>
+    public void RemoveScratch(string agentId)
+    {
+        var scratch = Path.Combine(server.Value.DataDirectory, "changes", agentId);
+        if (Directory.Exists(scratch))
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+        Forget(agentId);
+    }
+
     /// <summary>The agent is no longer watched: what was told of it is forgotten.</summary>
     public void Forget(string agentId) => _latest.TryRemove(agentId, out _);
 

@@ -13,6 +13,7 @@ public static class ChangesApi
     public static IServiceCollection AddChanges(this IServiceCollection services)
     {
         services.AddSingleton<AgentChanges>();
+        services.AddSingleton<AgentTrees>();
         services.AddSingleton<ChangesWatch>();
         services.AddHostedService(sp => sp.GetRequiredService<ChangesWatch>());
         return services;
@@ -23,8 +24,17 @@ public static class ChangesApi
         var api = app.MapGroup("/api/agent/{id}/changes").WithTags("Agents").RequireAuthorization();
         api.MapGet("", Summary);
         api.MapGet("/diff", Diff);
+        app.MapPost("/api/agent/{id}/discard", Discard).WithTags("Agents").RequireAuthorization();
+        app.MapGet("/api/team/worktrees", Worktrees).WithTags("Team").RequireAuthorization();
         return app;
     }
+
+    /// <summary>The agent's owner, once it ended: its work tree removed and its branch deleted.</summary>
+    public static async Task<Ok<AgentDto>> Discard(string id, Caller caller, AgentTrees trees, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await trees.DiscardAsync(caller, id, cancellationToken));
+
+    public static async Task<Ok<TeamWorktreesResponse>> Worktrees(Caller caller, AgentTrees trees, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await trees.DiskAsync(caller, cancellationToken));
 
     public static async Task<Ok<AgentChangesDto>> Summary(string id, Caller caller, AgentChanges changes, CancellationToken cancellationToken) =>
         TypedResults.Ok((await changes.ReadAsync(await changes.FindAsync(caller, id, cancellationToken), cancellationToken))!);

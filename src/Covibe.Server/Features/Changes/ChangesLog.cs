@@ -8,6 +8,12 @@ internal static partial class ChangesLog
     [LoggerMessage(19002, LogLevel.Debug, "Following the changes of agent {AgentId} ({Partly})")]
     public static partial void Watching(ILogger logger, string agentId, string partly);
 
+    [LoggerMessage(19004, LogLevel.Information, "Agent {AgentId}'s work tree and branch {Branch} discarded by {UserId}")]
+    public static partial void Discarded(ILogger logger, string agentId, string branch, string userId);
+
+    [LoggerMessage(19005, LogLevel.Warning, "Discarding agent {AgentId}'s work left a reference in the team's mirror: {Reason}")]
+    public static partial void DiscardIncomplete(ILogger logger, string agentId, string reason);
+
     [LoggerMessage(19003, LogLevel.Warning, "Following agents' changes failed; trying again: {Reason}")]
     public static partial void WatchFailed(ILogger logger, string reason);
 }

@@ -13,7 +13,7 @@ public static class RepositoriesApi
 {
     public static IServiceCollection AddRepositories(this IServiceCollection services)
     {
-        services.AddOptions<RepositoriesOptions>().BindConfiguration(RepositoriesOptions.Section);
+        services.AddOptions<RepositoriesOptions>().BindConfiguration(RepositoriesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<RepositoryAccess>();
         services.AddSingleton<RepositoryService>();
         services.AddSingleton<TeamMirrors>();

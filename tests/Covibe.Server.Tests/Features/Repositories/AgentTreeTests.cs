@@ -121,6 +121,66 @@ public sealed class AgentTreeTests : IDisposable
         (await ann.GetFromJsonAsync<AgentListResponse>("/api/agent/list"))!.Agents.ShouldNotContain(a => a.Status == "failed");
     }
 
+    [Fact]
+    public async Task AfterItEnds_TheOwnerDiscardsItsWork_TheLimitHolds_AndTheTeamOwnerSeesTheDisk()
+    {
+        _source.Commit("base", new() { ["README.md"] = "base" });
+        await using var forge = await GitHttpServer.StartAsync();
+        var (url, _) = forge.Serve(_source);
+        var settings = Settings();
+        settings["Covibe:Repositories:MaxWorktreesPerTeam"] = "1";
+        AgentHelpers.AddType(settings, "sleepy", ["sh", "-c", "echo 'its work' > work.txt; sleep 600"]);
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var (owner, member) = await server.CreateTeamWithMemberAsync();
+        using var ann = server.Client(owner.Auth.AccessToken);
+        using var miguel = server.Client(member.AccessToken);
+        (await ann.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(url, Token: forge.Token))).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "keep me", "sleepy");
+        var tree = Path.Combine(server.DataDirectory, "workspaces", owner.Auth.Team.Id, agent.Id);
+        await Eventually.UntilAsync(() => Task.FromResult(File.Exists(Path.Combine(tree, "work.txt"))), "its work written");
+        // One tree kept is the limit here: the next agent on the repository is refused until it goes.
+        using (var second = await ann.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("one more", "sleepy")))
+        {
+            (await second.ShouldBeProblemAsync(HttpStatusCode.TooManyRequests, "too-many-agents")).GetProperty("detail").GetString()!.ShouldContain("discard some first");
+        }
+        var disk = (await ann.GetFromJsonAsync<TeamWorktreesResponse>("/api/team/worktrees"))!;
+        (disk.Max, disk.Trees.ShouldHaveSingleItem().AgentId).ShouldBe((1, agent.Id));
+        disk.MirrorBytes.ShouldBeGreaterThan(0);
+        disk.Trees[0].Bytes.ShouldBeGreaterThan(0);
+        (await miguel.GetAsync("/api/team/worktrees")).StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+
+        // Not while it runs, not by a teammate.
+        await (await ann.PostAsync($"/api/agent/{agent.Id}/discard", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "agent-running");
+        await ann.DeleteAsync($"/api/agent/{agent.Id}");
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        await (await miguel.PostAsync($"/api/agent/{agent.Id}/discard", null)).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
+        Directory.Exists(tree).ShouldBeTrue("its tree stays after it ends, until discarded");
+
+        // Its tree swapped for a link to something else: discarding removes the link, never what it points to.
+        var elsewhere = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "covibe-elsewhere-" + Guid.NewGuid().ToString("N")[..6])).FullName;
+        await File.WriteAllTextAsync(Path.Combine(elsewhere, "keep.txt"), "not the agent's");
+        Directory.Move(tree, tree + "-moved");
+        File.CreateSymbolicLink(tree, elsewhere);
+        using (var discarded = await ann.PostAsync($"/api/agent/{agent.Id}/discard", null))
+        {
+            discarded.StatusCode.ShouldBe(HttpStatusCode.OK, await discarded.Content.ReadAsStringAsync());
+            (await discarded.Content.ReadFromJsonAsync<AgentDto>())!.TreeDiscarded.ShouldBeTrue();
+        }
+        File.Exists(tree).ShouldBeFalse();
+        File.Exists(Path.Combine(elsewhere, "keep.txt")).ShouldBeTrue();
+        Directory.Delete(elsewhere, recursive: true);
+        _source.Git("--git-dir", Path.Combine(server.DataDirectory, "repositories", owner.Auth.Team.Id, "mirror.git"), "for-each-ref").ShouldNotContain(agent.Id);
+        await (await ann.PostAsync($"/api/agent/{agent.Id}/discard", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "tree-discarded");
+
+        // Room again for a new one.
+        using (var again = await ann.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("one more", "sleepy")))
+        {
+            again.StatusCode.ShouldBe(HttpStatusCode.Created, await again.Content.ReadAsStringAsync());
+            await ann.DeleteAsync($"/api/agent/{(await again.Content.ReadFromJsonAsync<AgentDto>())!.Id}");
+        }
+    }
+
     public void Dispose() => _source.Dispose();
 }
 
