@@ -36,7 +36,7 @@ static class ChangesBench
     private static string[] Settings(string work) =>
     [
         "--Covibe:Repositories:AllowLocalRepositories=true",
-        $"--Covibe:Isolation:SandboxReadOnlyPaths:0={work}",
+        $"--Covibe:Isolation:SandboxReadOnlyPaths:0={Path.Combine(work, "repos")}",
         "--Covibe:Agents:Types:shell:Command:0=sh", "--Covibe:Agents:Types:shell:Command:1=-c",
         "--Covibe:Agents:Types:shell:Command:2=echo ready; while IFS= read -r line; do sh -c \"$line\"; done",
         "--Covibe:Agents:Types:idle:Command:0=sh", "--Covibe:Agents:Types:idle:Command:1=-c", "--Covibe:Agents:Types:idle:Command:2=sleep 600",
@@ -44,7 +44,7 @@ static class ChangesBench
 
     private static async Task LatencyAsync(string work, int agents, int rounds)
     {
-        var repo = Path.Combine(work, "small");
+        var repo = Path.Combine(work, "repos", "small");
         Directory.CreateDirectory(repo);
         BenchGit.Run(repo, "init", "-q", "-b", "main");
         BenchGit.Commit(repo, new() { ["README.md"] = "bench\n" });
@@ -140,7 +140,7 @@ static class ChangesBench
     private static async Task TreeCostAsync(string work, int megabytes)
     {
         // About `megabytes` of content that does not compress: 200 files of random bytes, hex-encoded text.
-        var repo = Path.Combine(work, "large");
+        var repo = Path.Combine(work, "repos", "large");
         Directory.CreateDirectory(repo);
         BenchGit.Run(repo, "init", "-q", "-b", "main");
         var files = new Dictionary<string, string>();
@@ -152,7 +152,7 @@ static class ChangesBench
         BenchGit.Commit(repo, files);
         // A copy the sandbox's user owns, for the clone from its address (git refuses a repository another user owns); the
         // team's repository stays the server's.
-        var forAgents = Path.Combine(work, "large-for-agents.git");
+        var forAgents = Path.Combine(work, "repos", "large-for-agents.git");
         BenchGit.Run(work, "clone", "-q", "--bare", repo, forAgents);
         await Measure.RunAsync("chown", "-R", "10001:10001", forAgents);
         var repoSize = DirectoryMegabytes(Path.Combine(repo, ".git"));

@@ -113,7 +113,9 @@ public sealed record AgentSpawnMessage(
     string? RepositoryUrl = null,
     string? Branch = null,
     string? ClientId = null,
-    string? BoxId = null) : HubMessage(HubMessageTypes.AgentSpawn);
+    string? BoxId = null,
+    string? BaseBranch = null,
+    bool? TeamRepository = null) : HubMessage(HubMessageTypes.AgentSpawn);
 
 /// <summary><see cref="Command"/>: <c>kill</c>, <c>interrupt</c>, <c>input</c> (with <see cref="Data"/>), or <c>end</c> (close its input).</summary>
 public sealed record AgentControlMessage(string? AgentId, string? Command, string? Data = null) : HubMessage(HubMessageTypes.AgentControl);

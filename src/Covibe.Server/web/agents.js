@@ -155,6 +155,7 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
       const [kind, id] = (data.where ?? '').split(':');
       send({
         type: 'agent_spawn', task: data.task, agentType: data.agentType, repositoryUrl: data.repositoryUrl, branch: data.branch,
+        baseBranch: data.baseBranch || undefined,
         vmId: kind === 'vm' ? id : undefined, boxId: kind === 'box' ? id : undefined, clientId: crypto.randomUUID(),
       });
       event.target.reset();

@@ -112,7 +112,7 @@ async function onMessage(message) {
       hub.joined();
       connection('live');
       // Catch up on everything missed while away, then continue live: no gap, no duplicate.
-      await Promise.all([agents.load(), chat.catchUp(), showcase.resync(), machines.refresh()]);
+      await Promise.all([agents.load(), chat.catchUp(), showcase.resync(), machines.refresh(), repository.refresh()]);
       agents.resume();
       break;
     case 'team_presence':

@@ -14,6 +14,9 @@ export function createRepository({ api, isOwner }) {
   function render() {
     const owner = isOwner();
     const connected = repository?.url;
+    // New agents work on the team's repository once there is one: the spawn form offers its base branch.
+    $('#spawn-base').hidden = !connected;
+    $('#spawn-base input').placeholder = connected ? repository.branch : '';
     $('#repo-summary').textContent = connected
       ? `${repository.url} (base branch ${repository.branch}), ${AUTH[repository.auth] ?? repository.auth}. Connected by ${repository.connectedBy ?? 'someone'} on ${new Date(repository.connectedAt).toLocaleDateString()}.`
       : owner ? 'No repository yet. Connect the team\'s repository: agents start their branches from it, the preview and boxes fetch it (private ones too).'

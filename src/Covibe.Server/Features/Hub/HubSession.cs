@@ -185,7 +185,8 @@ internal sealed partial class HubSession(
             case HubMessageTypes.AgentSpawn:
                 if (Joined(type) is { } spawner && Read(root, CovibeJsonContext.Default.AgentSpawnMessage, type) is { } spawn)
                 {
-                    var spawned = await agents.SpawnAsync(spawner, new SpawnAgentRequest(spawn.Task, spawn.AgentType, spawn.RepositoryUrl, spawn.Branch, VmId: spawn.VmId, BoxId: spawn.BoxId), cancellationToken);
+                    var spawned = await agents.SpawnAsync(spawner, new SpawnAgentRequest(spawn.Task, spawn.AgentType, spawn.RepositoryUrl, spawn.Branch, VmId: spawn.VmId, BoxId: spawn.BoxId,
+                        BaseBranch: spawn.BaseBranch, TeamRepository: spawn.TeamRepository), cancellationToken);
                     if (spawned.Agent is { } agent)
                     {
                         connection.TrySend(TeamHub.Serialize(new AgentSpawnedMessage(agent, spawn.ClientId)));

@@ -36,6 +36,18 @@ public sealed class RepositoryWebClientTests(BrowserFixture browser) : IClassFix
         (await form.GetByLabel("Access token").InputValueAsync()).ShouldBeEmpty();
         (await sarah.ContentAsync()).ShouldNotContain(forge.Token);
 
+        // New agents now work on it: the spawn form offers the base branch, and the agent gets a branch of its own.
+        await sarah.TabAsync("Command Deck");
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "+ New agent" }).ClickAsync();
+        await sarah.GetByLabel("Task").FillAsync("on the team's repository");
+        await sarah.Locator("#agent-types").SelectOptionAsync("mock");
+        var baseBranch = sarah.GetByLabel("Base branch on the team's repository");
+        (await baseBranch.GetAttributeAsync("placeholder")).ShouldBe("main");
+        await baseBranch.FillAsync("main");
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Spawn agent" }).ClickAsync();
+        await sarah.Locator("#view-changes:not([hidden])").WaitForAsync();
+        await sarah.TabAsync("Workshop");
+
         // A teammate on a phone: the repository, no form, nothing wider than the screen.
         var code = await sarah.InviteCodeAsync();
         var miguel = await browser.NewPageAsync(server, 390, 844);
