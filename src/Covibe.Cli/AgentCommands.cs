@@ -22,7 +22,8 @@ internal static class AgentCommands
         agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
         agent.Subcommands.Add(Input(store));
         agent.Subcommands.Add(AgentDiffCommand.Create(store));
-        agent.Subcommands.Add(Control(store, "discard", "Remove one of your ended agents' work tree and branch (on the team's repository)", (id, _) => (HttpMethod.Post, $"api/agent/{id}/discard", null)));
+        agent.Subcommands.Add(Control(store, "discard", "Remove one of your ended agents' work tree and branch (on the team's repository)", (id, _) => (HttpMethod.Post, $"api/agent/{id}/discard", null),
+            "Discarded: the agent's work tree is removed and its branch deleted."));
         return agent;
     }
 
@@ -140,7 +141,8 @@ internal static class AgentCommands
         return command;
     }
 
-    private static Command Control(CredentialStore store, string name, string description, Func<string, ParseResult, (HttpMethod, string, HttpContent?)> request)
+    private static Command Control(CredentialStore store, string name, string description, Func<string, ParseResult, (HttpMethod, string, HttpContent?)> request,
+        string? done = null)
     {
         var id = new Argument<string>("agent") { Description = "Agent id, or a unique start of it" };
         var command = new Command(name, description) { id };
@@ -150,7 +152,7 @@ internal static class AgentCommands
             var agentId = await ResolveAsync(client, parse.GetValue(id)!, ct);
             var (method, path, content) = request(agentId, parse);
             await client.SendAsync(method, path, content, ct);
-            Console.WriteLine($"{name}: sent to {agentId}.");
+            Console.WriteLine(done ?? $"{name}: sent to {agentId}.");
         });
         return command;
     }

@@ -33,7 +33,7 @@ internal static class AgentDiffCommand
     private static void Print(AgentChangesDto changes)
     {
         var on = changes.Branch is null ? "" : $" (on {changes.Branch}{(changes.Branch == changes.WorkBranch ? "" : $", not its own branch {changes.WorkBranch}")})";
-        Console.WriteLine($"{changes.Files.Length} files changed, {changes.Added} insertions(+), {changes.Removed} deletions(-) since {changes.BaseCommit?[..7]}{on}");
+        Console.WriteLine($"{changes.Files.Length} file{(changes.Files.Length == 1 ? "" : "s")} changed, {changes.Added} insertions(+), {changes.Removed} deletions(-) since {changes.BaseCommit?[..7]}{on}");
         var width = changes.Files.Length == 0 ? 0 : changes.Files.Max(f => f.Path.Length);
         foreach (var file in changes.Files)
         {

@@ -38,10 +38,15 @@ public sealed class AgentChanges(
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var agent = await db.Agents.AsNoTracking().SingleOrDefaultAsync(a => a.Id == agentId && a.TeamId == caller.TeamId, cancellationToken)
             ?? throw RequestRefusedException.NotFound("Agent", $"Your team has no agent {agentId}.");
-        return agent.WorkBranch is null
-            ? throw new RequestRefusedException(Refusal.Conflict, "no-work-tree", "The agent has no branch of its own",
-                "This agent does not work on the team's repository (it was given a repository address, a box, or none): its changes are not followed.")
-            : agent;
+        if (agent.WorkBranch is null)
+        {
+            throw new RequestRefusedException(Refusal.Conflict, "no-work-tree", "The agent has no branch of its own",
+                "This agent does not work on the team's repository (it was given a repository address, a box, or none): its changes are not followed.");
+        }
+        return agent.TreeDiscardedAt is null
+            ? agent
+            : throw new RequestRefusedException(Refusal.Conflict, "tree-discarded", "Its work was discarded",
+                $"The work of agent {agentId} was discarded by its owner: its tree and branch are gone.");
     }
 
     /// <summary>The agent's changes now; null when it does not work on the team's repository.</summary>

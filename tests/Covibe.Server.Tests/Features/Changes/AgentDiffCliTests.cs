@@ -30,7 +30,7 @@ public sealed class AgentDiffCliTests : IDisposable
 
         var stat = await miguel.RunAsync(null, "agent", "diff", id[..10], "--stat");
         stat.ExitCode.ShouldBe(0, stat.Stderr);
-        stat.Stdout.ShouldContain($"1 files changed, 1 insertions(+), 0 deletions(-) since {baseCommit[..7]}");
+        stat.Stdout.ShouldContain($"1 file changed, 1 insertions(+), 0 deletions(-) since {baseCommit[..7]}");
         stat.Stdout.ShouldMatch(@"(?m)^ A work\.txt\s+\+1 -0$");
         var diff = await miguel.RunAsync(null, "agent", "diff", id, "work.txt");
         diff.ExitCode.ShouldBe(0, diff.Stderr);

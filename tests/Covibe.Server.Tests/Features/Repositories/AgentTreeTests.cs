@@ -172,6 +172,7 @@ public sealed class AgentTreeTests : IDisposable
         Directory.Delete(elsewhere, recursive: true);
         _source.Git("--git-dir", Path.Combine(server.DataDirectory, "repositories", owner.Auth.Team.Id, "mirror.git"), "for-each-ref").ShouldNotContain(agent.Id);
         await (await ann.PostAsync($"/api/agent/{agent.Id}/discard", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "tree-discarded");
+        await (await miguel.GetAsync($"/api/agent/{agent.Id}/changes")).ShouldBeProblemAsync(HttpStatusCode.Conflict, "tree-discarded");
 
         // Room again for a new one.
         using (var again = await ann.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("one more", "sleepy")))
