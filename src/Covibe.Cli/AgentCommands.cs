@@ -22,6 +22,10 @@ internal static class AgentCommands
         agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
         agent.Subcommands.Add(Input(store));
         agent.Subcommands.Add(AgentDiffCommand.Create(store));
+        foreach (var command in AgentBranchCommands.Create(store))
+        {
+            agent.Subcommands.Add(command);
+        }
         agent.Subcommands.Add(Control(store, "discard", "Remove one of your ended agents' work tree and branch (on the team's repository)", (id, _) => (HttpMethod.Post, $"api/agent/{id}/discard", null),
             "Discarded: the agent's work tree is removed and its branch deleted."));
         return agent;

@@ -88,4 +88,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentChangesDto))]
 [JsonSerializable(typeof(AgentChangesMessage))]
 [JsonSerializable(typeof(TeamWorktreesResponse))]
+[JsonSerializable(typeof(AgentCommitRequest))]
+[JsonSerializable(typeof(AgentBranchResponse))]
+[JsonSerializable(typeof(AgentBranchMessage))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

@@ -34,6 +34,7 @@ public static class HubMessageTypes
     public const string EgressBlocked = "egress_blocked";
     public const string EgressPolicy = "egress_policy";
     public const string AgentChanges = "agent_changes";
+    public const string AgentBranch = "agent_branch";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>

@@ -70,3 +70,16 @@ public sealed record WorktreeDto(string AgentId, string WorkBranch, string Statu
 /// (once for all its agents) and each kept work tree; <see cref="Max"/> trees may be kept at once.
 /// </summary>
 public sealed record TeamWorktreesResponse(long MirrorBytes, WorktreeDto[] Trees, long TotalBytes, int Max);
+
+/// <summary><c>POST /api/agent/{id}/commit</c>: the message (null: one proposed from the task).</summary>
+public sealed record AgentCommitRequest(string? Message = null);
+
+/// <summary>
+/// An agent's branch after a commit or a push: its <see cref="Commit"/> (the branch's head in the team's mirror);
+/// <see cref="PullRequestUrl"/>, for a GitHub or GitLab repository once pushed, opens a pull request for it.
+/// </summary>
+public sealed record AgentBranchResponse(string AgentId, string WorkBranch, string Commit, string? Message, string? PullRequestUrl);
+
+/// <summary>Someone committed or pushed an agent's branch (<see cref="Action"/> <c>commit</c> or <c>push</c>): the team hears who.</summary>
+public sealed record AgentBranchMessage(string AgentId, string Action, string By, string WorkBranch, string Commit, string? Message, string? PullRequestUrl)
+    : HubMessage(HubMessageTypes.AgentBranch);

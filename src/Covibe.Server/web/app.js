@@ -128,6 +128,9 @@ async function onMessage(message) {
     case 'agent_changes':
       changes.onChanges(message);
       break;
+    case 'agent_branch':
+      changes.onBranch(message);
+      break;
     case 'agent_spawned':
       agents.onStatus(message.agent);
       agents.open(message.agent.id);

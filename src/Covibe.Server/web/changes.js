@@ -17,12 +17,38 @@ export function createChanges({ api }) {
     return `${files}, +${changes.added} −${changes.removed}${where}, since ${agent.branch} at ${agent.baseCommit.slice(0, 7)}.`;
   }
 
+  /** Who last committed or pushed the branch, and the pull request link once pushed. */
+  function showBranch(message) {
+    const what = message.action === 'push' ? `pushed ${message.workBranch} at ${message.commit.slice(0, 7)}` : `committed ${message.commit.slice(0, 7)}: ${message.message ?? ''}`;
+    $('#changes-branch').replaceChildren(`${message.by} ${what}`,
+      ...(message.pullRequestUrl ? [' · ', el('a', { href: message.pullRequestUrl, target: '_blank', rel: 'noopener' }, 'Open a pull request')] : []));
+  }
+
+  async function act(path, body) {
+    $('#changes-error').textContent = '';
+    try {
+      const done = await api(`/api/agent/${agent.id}/${path}`, { method: 'POST', body });
+      showBranch({ ...done, action: path, by: 'You' });
+    } catch (error) {
+      $('#changes-error').textContent = error.message;
+    }
+  }
+
+  $('#changes-commit').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const input = $('#commit-message');
+    await act('commit', { message: input.value.trim() || null });
+    input.value = '';
+  });
+  $('#changes-push').addEventListener('click', () => act('push'));
+
   function render() {
     const button = $('#view-changes');
     button.hidden = !agent;
     button.textContent = changes && changes.files.length > 0 ? `Changes (${changes.files.length})` : 'Changes';
     if (!agent || !shown) return;
     $('#changes-summary').textContent = summaryText();
+    $('#changes-commit').hidden = !agent.canControl;
     $('#changes-files').replaceChildren(...(changes?.files ?? []).map((file) => el('li', {},
       el('button', {
         type: 'button', className: `change-file${file.path === openPath ? ' open' : ''}`, 'aria-pressed': String(file.path === openPath),
@@ -74,6 +100,7 @@ export function createChanges({ api }) {
         changes = null;
         openPath = null;
         $('#changes-diff').replaceChildren();
+        $('#changes-branch').replaceChildren();
         if (agent) refresh();
       }
       render();
@@ -83,6 +110,10 @@ export function createChanges({ api }) {
       shown = visible && !!agent;
       $('#changes').hidden = !shown;
       if (shown) render();
+    },
+    /** agent_branch: someone committed or pushed the open agent's branch. */
+    onBranch(message) {
+      if (agent?.id === message.agentId) showBranch(message);
     },
     /** agent_changes: for the open agent, the list now; an open file's diff read again. */
     onChanges(message) {

@@ -35,10 +35,11 @@ public sealed class TerminalClient : IAsyncDisposable
     public Task SendTextAsync(string text) => _socket.SendTextAsync(text);
 
     /// <summary>Creates a session (attached), returning the <c>created</c> message.</summary>
-    public async Task<JsonElement> CreateAsync(string id, object? config = null)
+    /// <param name="timeout">How long the terminal may take to open (a container's may have to start its container first).</param>
+    public async Task<JsonElement> CreateAsync(string id, object? config = null, TimeSpan? timeout = null)
     {
         await SendAsync(new { type = "session", action = "create", id, config });
-        var created = await ReceiveAsync(m => Is(m, "session", "created") || m.GetProperty("type").GetString() == "error", what: "created");
+        var created = await ReceiveAsync(m => Is(m, "session", "created") || m.GetProperty("type").GetString() == "error", timeout, what: "created");
         created.GetProperty("type").GetString().ShouldBe("session", created.ToString());
         await ReceiveAsync(m => Is(m, "session", "attached") && m.GetProperty("id").GetString() == id, what: "attached");
         return created;

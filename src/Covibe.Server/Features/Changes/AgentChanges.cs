@@ -28,6 +28,7 @@ public sealed class AgentChanges(
     public const int MaxFiles = 1000;
     public const int MaxDiffCharacters = 4 * 1024 * 1024;
     private const string ScratchInside = "/covibe-changes";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _gates = new();
     private readonly ConcurrentDictionary<string, AgentChangesDto> _latest = new();
@@ -56,7 +57,7 @@ public sealed class AgentChanges(
         {
             return null;
         }
-        var (code, output, errors) = await RunAsync(agent, null, MaxDiffCharacters, cancellationToken);
+        var (code, output, errors) = await RunAsync(agent, "summary", "", MaxDiffCharacters, cancellationToken);
         var summary = code switch
         {
             0 => ChangeScript.Parse(output, MaxFiles),
@@ -75,7 +76,7 @@ public sealed class AgentChanges(
         {
             return null;
         }
-        var (code, output, errors) = await RunAsync(agent, path ?? "", MaxDiffCharacters, cancellationToken);
+        var (code, output, errors) = await RunAsync(agent, "diff", path ?? "", MaxDiffCharacters, cancellationToken);
         return code switch
         {
             0 => output,
@@ -127,7 +128,33 @@ public sealed class AgentChanges(
     private static bool Same(AgentChangesDto a, AgentChangesDto b) =>
         a.Head == b.Head && a.Branch == b.Branch && a.Added == b.Added && a.Removed == b.Removed && a.Files.SequenceEqual(b.Files);
 
-    private async Task<(int Code, string Output, string Errors)> RunAsync(Agent agent, string? path, int maxOutput, CancellationToken cancellationToken)
+    /// <summary>
+    /// Commits the agent's tree as it is now on <paramref name="parent"/> (in the server's scratch repository, as the agent's
+    /// user in the sandbox), with <paramref name="message"/> and <paramref name="author"/> (name, email): the new commit,
+    /// at the scratch's <c>refs/heads/commit</c>, or null when the tree does not differ from the parent.
+    /// </summary>
+    public async Task<string?> CommitAsync(Agent agent, string parent, string message, (string Name, string Email) author, CancellationToken cancellationToken)
+    {
+        var (code, output, errors) = await RunAsync(agent, "commit", parent, 4096, cancellationToken, new Dictionary<string, string>
+        {
+            ["COVIBE_MESSAGE"] = message,
+            ["GIT_AUTHOR_NAME"] = author.Name, ["GIT_AUTHOR_EMAIL"] = author.Email,
+            ["GIT_COMMITTER_NAME"] = author.Name, ["GIT_COMMITTER_EMAIL"] = author.Email,
+        });
+        return code switch
+        {
+            0 => output.Trim(),
+            ChangeScript.NothingToCommit => null,
+            ChangeScript.NoTree => null,
+            _ => throw Unreadable(agent, code, errors),
+        };
+    }
+
+    /// <summary>The server's repository the agent's commits are made in (its objects borrow the team's mirror).</summary>
+    public string ScratchRepository(string agentId) => Path.Combine(Scratch(agentId), "git");
+
+    private async Task<(int Code, string Output, string Errors)> RunAsync(Agent agent, string what, string argument, int maxOutput, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? extra = null)
     {
         var gate = _gates.GetOrAdd(agent.Id, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
@@ -137,10 +164,26 @@ public sealed class AgentChanges(
             var mirror = mirrors.PathOf(agent.TeamId);
             var scratch = Scratch(agent.Id);
             var environment = new Dictionary<string, string> { ["PATH"] = "/usr/local/bin:/usr/bin:/bin", ["LANG"] = "C.UTF-8", ["HOME"] = ScratchInside };
-            var timeout = TimeSpan.FromSeconds(60);
+            foreach (var (key, value) in extra ?? new Dictionary<string, string>())
+            {
+                environment[key] = value;
+            }
             try
             {
-                return await RunHereAsync(agent, path, maxOutput, workspace, mirror, scratch, environment, timeout, cancellationToken);
+                if (sandboxes.InUse is { } sandbox)
+                {
+                    sandbox.GiveToSandbox(scratch);
+                    return await sandbox.RunOfflineAsync(
+                        ChangeScript.Argv($"{Isolated.Workspace}/{agent.WorkingDirectory}", ScratchInside, Path.Combine(mirror, "objects"), agent.BaseCommit!, what, argument),
+                        [new SandboxMount(workspace, Isolated.Workspace, Writable: false), new SandboxMount(mirror, mirror, Writable: false),
+                            new SandboxMount(scratch, ScratchInside, Writable: true)],
+                        "/", environment, maxOutput, Timeout, cancellationToken);
+                }
+                // No sandbox: the operator runs members' code with the server's own rights, so this reads with them too.
+                environment["HOME"] = scratch;
+                return await ShortProcess.RunAsync(
+                    ChangeScript.Argv(Path.Combine(workspace, agent.WorkingDirectory), scratch, Path.Combine(mirror, "objects"), agent.BaseCommit!, what, argument),
+                    environment, maxOutput, Timeout, cancellationToken);
             }
             catch (TimeoutException e)
             {
@@ -151,24 +194,6 @@ public sealed class AgentChanges(
         {
             gate.Release();
         }
-    }
-
-    private async Task<(int Code, string Output, string Errors)> RunHereAsync(Agent agent, string? path, int maxOutput, string workspace, string mirror,
-        string scratch, Dictionary<string, string> environment, TimeSpan timeout, CancellationToken cancellationToken)
-    {
-            if (sandboxes.InUse is { } sandbox)
-            {
-                sandbox.GiveToSandbox(scratch);
-                return await sandbox.RunOfflineAsync(
-                    ChangeScript.Argv($"{Isolated.Workspace}/{agent.WorkingDirectory}", ScratchInside, Path.Combine(mirror, "objects"), agent.BaseCommit!, path),
-                    [new SandboxMount(workspace, Isolated.Workspace, Writable: false), new SandboxMount(mirror, mirror, Writable: false),
-                        new SandboxMount(scratch, ScratchInside, Writable: true)],
-                    "/", environment, maxOutput, timeout, cancellationToken);
-            }
-            // No sandbox: the operator runs members' code with the server's own rights, so this reads with them too.
-            return await ShortProcess.RunAsync(
-                ChangeScript.Argv(Path.Combine(workspace, agent.WorkingDirectory), scratch, Path.Combine(mirror, "objects"), agent.BaseCommit!, path),
-                new Dictionary<string, string>(environment) { ["HOME"] = scratch }, maxOutput, timeout, cancellationToken);
     }
 
     /// <summary>The server's own index and objects for reading the agent's tree: never where any agent can reach.</summary>

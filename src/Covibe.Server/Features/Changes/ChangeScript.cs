@@ -11,7 +11,9 @@ public sealed record ChangeSummary(string? Head, string? Branch, ChangedFileDto[
 /// the sandbox), that stages the whole work tree into an index and objects of the server's (a scratch repository that
 /// borrows the team's mirror, never the agent's <c>.git</c>) and compares it with the commit the branch started from.
 /// Positional arguments only: <c>$1</c> the tree, <c>$2</c> the scratch directory, <c>$3</c> the mirror's objects,
-/// <c>$4</c> the base commit, <c>$5</c> <c>summary</c> or <c>diff</c>, <c>$6</c> a path (diff only; empty: all).
+/// <c>$4</c> the base commit, <c>$5</c> <c>summary</c>, <c>diff</c> or <c>commit</c>, <c>$6</c> a path (diff; empty: all) or
+/// the parent (commit: the tree as it is, committed on it with <c>COVIBE_MESSAGE</c> and the author in the environment,
+/// left at the scratch's <c>refs/heads/commit</c>; exit 7 when nothing differs from the parent).
 /// </summary>
 public static class ChangeScript
 {
@@ -30,6 +32,14 @@ public static class ChangeScript
         export GIT_INDEX_FILE="$scratch/index" GIT_WORK_TREE="$tree"
         cd "$tree" 2>/dev/null || exit 4
         git add --all --ignore-errors . >/dev/null 2>&1
+        if [ "$what" = commit ]; then
+          tree=$(git write-tree) || exit 6
+          [ "$(git rev-parse --verify --quiet "$path^{tree}")" = "$tree" ] && exit 7
+          commit=$(printf '%s\n' "$COVIBE_MESSAGE" | git commit-tree "$tree" -p "$path") || exit 6
+          git update-ref refs/heads/commit "$commit" || exit 6
+          printf '%s\n' "$commit"
+          exit 0
+        fi
         if [ "$what" = diff ]; then
           if [ -n "$path" ]; then exec git diff --cached --no-color --no-ext-diff -M "$base" -- "$path"; fi
           exec git diff --cached --no-color --no-ext-diff -M "$base"
@@ -42,8 +52,11 @@ public static class ChangeScript
         git diff --cached -z --no-ext-diff -M --numstat "$base" || exit 5
         """;
 
-    public static string[] Argv(string tree, string scratch, string mirrorObjects, string baseCommit, string? path) =>
-        ["sh", "-c", Script, "covibe-changes", tree, scratch, mirrorObjects, baseCommit, path is null ? "summary" : "diff", path ?? ""];
+    /// <summary>Nothing differs from the parent: no commit made.</summary>
+    public const int NothingToCommit = 7;
+
+    public static string[] Argv(string tree, string scratch, string mirrorObjects, string baseCommit, string what, string argument) =>
+        ["sh", "-c", Script, "covibe-changes", tree, scratch, mirrorObjects, baseCommit, what, argument];
 
     /// <summary>A summary's output: what the tree has checked out, and each file changed (at most <paramref name="maxFiles"/>).</summary>
     public static ChangeSummary Parse(string output, int maxFiles)

@@ -1,6 +1,8 @@
 using Covibe.Protocol;
 using Covibe.Server.Features.Auth;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.Mvc.ModelBinding;
 
 namespace Covibe.Server.Features.Changes;
 
@@ -14,6 +16,7 @@ public static class ChangesApi
     {
         services.AddSingleton<AgentChanges>();
         services.AddSingleton<AgentTrees>();
+        services.AddSingleton<AgentBranchActions>();
         services.AddSingleton<ChangesWatch>();
         services.AddHostedService(sp => sp.GetRequiredService<ChangesWatch>());
         return services;
@@ -25,6 +28,8 @@ public static class ChangesApi
         api.MapGet("", Summary);
         api.MapGet("/diff", Diff);
         app.MapPost("/api/agent/{id}/discard", Discard).WithTags("Agents").RequireAuthorization();
+        app.MapPost("/api/agent/{id}/commit", Commit).WithTags("Agents").RequireAuthorization();
+        app.MapPost("/api/agent/{id}/push", Push).WithTags("Agents").RequireAuthorization();
         app.MapGet("/api/team/worktrees", Worktrees).WithTags("Team").RequireAuthorization();
         return app;
     }
@@ -32,6 +37,14 @@ public static class ChangesApi
     /// <summary>The agent's owner, once it ended: its work tree removed and its branch deleted.</summary>
     public static async Task<Ok<AgentDto>> Discard(string id, Caller caller, AgentTrees trees, CancellationToken cancellationToken) =>
         TypedResults.Ok(await trees.DiscardAsync(caller, id, cancellationToken));
+
+    /// <summary>Whoever controls the agent: its work as it is now, committed on its branch (the body may be empty: the message proposed).</summary>
+    public static async Task<Ok<AgentBranchResponse>> Commit(string id, [FromBody(EmptyBodyBehavior = EmptyBodyBehavior.Allow)] AgentCommitRequest? request, Caller caller,
+        AgentBranchActions actions, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await actions.CommitAsync(caller, id, request?.Message, cancellationToken));
+
+    public static async Task<Ok<AgentBranchResponse>> Push(string id, Caller caller, AgentBranchActions actions, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await actions.PushAsync(caller, id, cancellationToken));
 
     public static async Task<Ok<TeamWorktreesResponse>> Worktrees(Caller caller, AgentTrees trees, CancellationToken cancellationToken) =>
         TypedResults.Ok(await trees.DiskAsync(caller, cancellationToken));

@@ -14,6 +14,15 @@ internal static partial class ChangesLog
     [LoggerMessage(19005, LogLevel.Warning, "Discarding agent {AgentId}'s work left a reference in the team's mirror: {Reason}")]
     public static partial void DiscardIncomplete(ILogger logger, string agentId, string reason);
 
+    [LoggerMessage(19006, LogLevel.Information, "Agent {AgentId}'s work committed on {Branch} as {Commit} by {UserId}")]
+    public static partial void Committed(ILogger logger, string agentId, string branch, string commit, string userId);
+
+    [LoggerMessage(19007, LogLevel.Information, "Agent {AgentId}'s branch {Branch} pushed at {Commit} by {UserId}")]
+    public static partial void Pushed(ILogger logger, string agentId, string branch, string commit, string userId);
+
+    [LoggerMessage(19008, LogLevel.Warning, "The push of agent {AgentId}'s branch {Branch} was refused: {Reason}")]
+    public static partial void PushRefused(ILogger logger, string agentId, string branch, string reason);
+
     [LoggerMessage(19003, LogLevel.Warning, "Following agents' changes failed; trying again: {Reason}")]
     public static partial void WatchFailed(ILogger logger, string reason);
 }

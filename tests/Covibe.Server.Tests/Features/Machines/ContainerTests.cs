@@ -209,7 +209,8 @@ public sealed class ContainerTests(PodmanService podman)
 
         await using var sarah = await TerminalClient.ConnectAsync(server.Url, "/terminal", owner.Auth.AccessToken);
         await sarah.ReceiveAsync("ready");
-        await sarah.CreateAsync("boxed", new { shell = "/bin/sh", cols = 100, rows = 30 });
+        // The team's first terminal starts its workspace container: on a busy 2-core machine that may take more than 10 s.
+        await sarah.CreateAsync("boxed", new { shell = "/bin/sh", cols = 100, rows = 30 }, TimeSpan.FromSeconds(60));
         // The file first: once the line shows, the file is there.
         await sarah.CommandAsync("boxed", "echo team-note > note.txt; echo who=$(id -u) at=$(pwd) mem=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max)");
         await sarah.OutputUntilAsync("boxed", "who=10001 at=/workspace mem=2147483648");
@@ -247,7 +248,7 @@ public sealed class ContainerTests(PodmanService podman)
         // Another team's terminal is another container: the first team's files are not there.
         await using var chen = await TerminalClient.ConnectAsync(server.Url, "/terminal", stranger.Auth.AccessToken);
         await chen.ReceiveAsync("ready");
-        await chen.CreateAsync("other", new { shell = "/bin/sh" });
+        await chen.CreateAsync("other", new { shell = "/bin/sh" }, TimeSpan.FromSeconds(60));
         await chen.CommandAsync("other", $"cat /workspace/note.txt; ls /workspace/../{owner.Auth.Team.Id}; cat /proc/1/environ | tr '\\0' ' '; echo probe-$((40+2))");
         var seen = await chen.OutputUntilAsync("other", "probe-42");
         seen.ShouldNotContain("team-note");
