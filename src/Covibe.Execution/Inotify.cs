@@ -4,10 +4,14 @@ namespace Covibe.Execution;
 
 /// <summary>
 /// Linux inotify as <see cref="FileChanges"/> and <see cref="TreeChanges"/> use it: one descriptor, and a thread of its own
-/// that hands each event (watch, mask, name) to a callback until the descriptor is closed.
+/// that hands each event (watch, mask, name) to a callback. Only that thread closes the descriptor, once asked to
+/// (<see cref="Close"/>): closed from another thread, its number could be given to another file while the reader still
+/// reads it.
 /// </summary>
 internal static partial class Inotify
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, bool> Closing = new();
+
     public const uint Modify = 0x2;
     public const uint CloseWrite = 0x8;
     public const uint MovedFrom = 0x40;
@@ -35,12 +39,12 @@ internal static partial class Inotify
 
     public static void RemoveWatch(int fd, int wd) => _ = InotifyRmWatch(fd, wd);
 
-    /// <summary>Closes the descriptor: its thread ends.</summary>
+    /// <summary>Asks the descriptor's thread to close it and end (within a second).</summary>
     public static void Close(int fd)
     {
         if (fd >= 0)
         {
-            _ = PtyNative.Close(fd);
+            Closing[fd] = true;
         }
     }
 
@@ -51,6 +55,18 @@ internal static partial class Inotify
         {
             while (true)
             {
+                // Wait for events a second at a time, so that a request to close is seen.
+                var ready = new PollFd { Fd = fd, Events = PollIn };
+                var polled = Poll(&ready, 1, 1000);
+                if (Closing.TryRemove(fd, out _))
+                {
+                    _ = PtyNative.Close(fd);
+                    return;
+                }
+                if (polled <= 0)
+                {
+                    continue; // a timeout, or EINTR
+                }
                 var n = PtyNative.Read(fd, start, buffer.Length);
                 if (n <= 0)
                 {
@@ -66,6 +82,10 @@ internal static partial class Inotify
                     var wd = BitConverter.ToInt32(buffer, at);
                     var mask = BitConverter.ToUInt32(buffer, at + 4);
                     var length = BitConverter.ToInt32(buffer, at + 12);
+                    if (length < 0 || at + 16 + length > n)
+                    {
+                        break; // not a whole event: never from inotify
+                    }
                     var name = length > 0 ? System.Text.Encoding.UTF8.GetString(buffer, at + 16, length).TrimEnd('\0') : "";
                     at += 16 + length;
                     onEvent(wd, mask, name);
@@ -73,6 +93,19 @@ internal static partial class Inotify
             }
         }
     }
+
+    private const short PollIn = 1;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct PollFd
+    {
+        public int Fd;
+        public short Events;
+        public short Revents;
+    }
+
+    [LibraryImport("libc", EntryPoint = "poll", SetLastError = true)]
+    private static unsafe partial int Poll(PollFd* fds, nuint count, int timeout);
 
     [LibraryImport("libc", EntryPoint = "inotify_init1", SetLastError = true)]
     private static partial int InotifyInit1(int flags);

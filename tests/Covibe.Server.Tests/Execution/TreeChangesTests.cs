@@ -39,6 +39,10 @@ public sealed class TreeChangesTests : IDisposable
         // The agent's own commit: its index and HEAD are rewritten at the top of .git.
         await File.WriteAllTextAsync(Path.Combine(_root, ".git", "index"), "new index");
         (await watch.WaitAsync(TimeSpan.FromSeconds(10), CancellationToken.None)).ShouldBeTrue();
+        // The same write may come as several events (modified, then closed): let them all arrive first.
+        while (await watch.WaitAsync(TimeSpan.FromMilliseconds(300), CancellationToken.None))
+        {
+        }
 
         await File.WriteAllTextAsync(Path.Combine(_root, ".git", "objects", "ab", "cdef"), "object");
         await File.WriteAllTextAsync(Path.Combine(_outside, "elsewhere.txt"), "not the tree's");
