@@ -27,6 +27,9 @@ public static class HostKeys
             .OfType<HostKey>()];
     }
 
+    /// <summary>An SSH key's SHA256 fingerprint as OpenSSH prints it (<c>SHA256:</c> and unpadded base64 of the key's blob).</summary>
+    public static string Fingerprint(ReadOnlySpan<byte> blob) => "SHA256:" + Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('=');
+
     public static HostKey? Parse(string line)
     {
         var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
@@ -37,7 +40,7 @@ public static class HostKeys
         try
         {
             var blob = Convert.FromBase64String(parts[2]);
-            return new HostKey($"{parts[0]} {parts[1]} {parts[2]}", parts[1], "SHA256:" + Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('='));
+            return new HostKey($"{parts[0]} {parts[1]} {parts[2]}", parts[1], Fingerprint(blob));
         }
         catch (FormatException)
         {

@@ -120,6 +120,7 @@ public sealed class AgentChanges(
             Directory.Delete(scratch, recursive: true);
         }
         Forget(agentId);
+        _gates.TryRemove(agentId, out _);
     }
 
     /// <summary>The agent is no longer watched: what was told of it is forgotten.</summary>

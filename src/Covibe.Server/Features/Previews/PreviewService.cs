@@ -36,12 +36,14 @@ public sealed partial class PreviewService(
     {
         var url = repositoryUrl?.Trim() ?? "";
         // Without an address: the team's repository, on its base branch unless one is named.
-        if (url.Length == 0 && await repositories.ConnectedAsync(owner.TeamId, cancellationToken) is { } teamRepository)
+        // The team's repository, read once: the address to follow when none is given, and its credential.
+        var teamRepository = await repositories.ConnectedAsync(owner.TeamId, cancellationToken);
+        if (url.Length == 0 && teamRepository is not null)
         {
             url = teamRepository.Url!;
             branch ??= teamRepository.Branch;
         }
-        if (await repositories.ProblemAsync(owner.TeamId, url, options.Value.AllowLocalRepositories, "The preview", cancellationToken) is { } problem)
+        if (RepositoryAccess.Problem(teamRepository, url, options.Value.AllowLocalRepositories, "The preview") is { } problem)
         {
             throw RequestRefusedException.Field("repositoryUrl", problem);
         }
@@ -53,7 +55,7 @@ public sealed partial class PreviewService(
         string? head;
         try
         {
-            head = await git.HeadAsync(await repositories.RemoteAsync(owner.TeamId, url, options.Value.AllowLocalRepositories, cancellationToken), branchName, cancellationToken);
+            head = await git.HeadAsync(await repositories.RemoteAsync(teamRepository, url, options.Value.AllowLocalRepositories, cancellationToken), branchName, cancellationToken);
         }
         catch (GitMirrorException e)
         {

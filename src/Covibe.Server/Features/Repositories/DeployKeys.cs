@@ -32,7 +32,7 @@ public static class DeployKeys
         pem[^1] = (byte)'\n';
         CryptographicOperations.ZeroMemory(der);
         Array.Clear(chars);
-        return new DeployKeyPair(pem, $"{KeyType} {Convert.ToBase64String(blob)} {comment}", Fingerprint(blob));
+        return new DeployKeyPair(pem, $"{KeyType} {Convert.ToBase64String(blob)} {comment}", Covibe.Execution.Ssh.HostKeys.Fingerprint(blob));
     }
 
     /// <summary>The SHA256 fingerprint of an OpenSSH public key line (<c>type base64 [comment]</c>), as <c>ssh-keygen -l</c> prints it; null if it is not one.</summary>
@@ -45,7 +45,7 @@ public static class DeployKeys
         }
         try
         {
-            return Fingerprint(Convert.FromBase64String(parts[1]));
+            return Covibe.Execution.Ssh.HostKeys.Fingerprint(Convert.FromBase64String(parts[1]));
         }
         catch (FormatException)
         {
@@ -53,7 +53,6 @@ public static class DeployKeys
         }
     }
 
-    private static string Fingerprint(byte[] blob) => "SHA256:" + Convert.ToBase64String(SHA256.HashData(blob)).TrimEnd('=');
 
     private static byte[] SshString(byte[] value)
     {

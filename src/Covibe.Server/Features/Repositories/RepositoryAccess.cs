@@ -24,15 +24,15 @@ public sealed class RepositoryAccess(IDbContextFactory<CovibeDb> dbs, SecretBox 
 
     /// <summary><paramref name="url"/> as git reaches it for the team: with the team's credential when it is the team's repository.</summary>
     public async Task<GitRemote> RemoteAsync(string teamId, string url, bool allowLocal, CancellationToken cancellationToken) =>
-        await ConnectedAsync(teamId, cancellationToken) is { } repository && repository.Url == url
-            ? await RemoteAsync(repository, cancellationToken)
-            : new GitRemote(url, allowLocal);
+        await RemoteAsync(await ConnectedAsync(teamId, cancellationToken), url, allowLocal, cancellationToken);
+
+    /// <summary>As above, with the team's repository already read (<paramref name="connected"/>, or null).</summary>
+    public async Task<GitRemote> RemoteAsync(TeamRepository? connected, string url, bool allowLocal, CancellationToken cancellationToken) =>
+        connected?.Url == url ? await RemoteAsync(connected!, cancellationToken) : new GitRemote(url, allowLocal);
 
     /// <summary>Why <paramref name="url"/> is not an address <paramref name="what"/> follows, or null: the team's own repository always is.</summary>
-    public async Task<string?> ProblemAsync(string teamId, string url, bool allowLocal, string what, CancellationToken cancellationToken) =>
-        await ConnectedAsync(teamId, cancellationToken) is { } repository && repository.Url == url
-            ? null
-            : GitNames.RepositoryProblem(url, allowLocal ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server, what);
+    public static string? Problem(TeamRepository? connected, string url, bool allowLocal, string what) =>
+        connected?.Url == url ? null : GitNames.RepositoryProblem(url, allowLocal ? RepositoryFetcher.ServerOrThisDisk : RepositoryFetcher.Server, what);
 
     /// <summary>The team's repository with its credential opened for git.</summary>
     public async Task<GitRemote> RemoteAsync(TeamRepository repository, CancellationToken cancellationToken)
