@@ -69,6 +69,7 @@ public static class AgentHelpers
         AddType(settings, "stubborn", ["sh", "-c", "trap '' TERM; printf 'ignoring SIGTERM\\n'; while :; do sleep 1; done"]);
         AddType(settings, "env", ["sh", "-c", "env"]);
         AddType(settings, "lines", ["sh", "-c", "seq 1 20000"]);
+        AddType(settings, "count", ["sh", "-c", "seq 1 300; printf 'counted to 300\\n'"]);
         AddType(settings, "slow", ["sh", "-c", "i=0; while [ $i -lt 60 ]; do i=$((i+1)); echo line $i; sleep 0.05; done"]);
         AddType(settings, "ls", ["sh", "-c", "ls -A; git rev-parse --abbrev-ref HEAD"]);
         return settings;

@@ -38,10 +38,10 @@ public sealed partial class RunnerWebClientTests(SshServer vm, BrowserFixture br
         await sarah.TabAsync("Command Deck");
         await sarah.Locator("#spawn-toggle").ClickAsync();
         await sarah.Locator("#spawn-form textarea[name=task]").FillAsync("Count on the runner");
-        await sarah.Locator("#agent-types").SelectOptionAsync("lines");
+        await sarah.Locator("#agent-types").SelectOptionAsync("count");
         await sarah.Locator("#spawn-box").SelectOptionAsync(new SelectOptionValue { Label = "on build-box (online)" });
         await sarah.GetByRole(AriaRole.Button, new() { Name = "Spawn agent" }).ClickAsync();
-        await sarah.Locator("#output-raw, #output-readable").GetByText("20000").First.WaitForAsync();
+        await sarah.Locator("#output-raw, #output-readable").GetByText("counted to 300").First.WaitForAsync(new() { Timeout = 60_000 });
 
         // A terminal on it.
         await sarah.TabAsync("Workshop");
