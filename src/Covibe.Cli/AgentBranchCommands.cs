@@ -4,8 +4,9 @@ using Covibe.Protocol;
 namespace Covibe.Cli;
 
 /// <summary>
-/// <c>covibe agent commit ID [-m MESSAGE]</c> and <c>covibe agent push ID</c>: an agent's work on the team's repository,
-/// committed (you the author, the agent a co-author) and pushed with the team's credential (its owner).
+/// <c>covibe agent commit ID [-m MESSAGE]</c>, <c>push ID</c>, <c>merge ID</c> and <c>update ID</c>: an agent's work on the
+/// team's repository, committed (you the author, the agent a co-author), pushed with the team's credential, merged into its
+/// base branch, or brought up to date with it (its owner).
 /// </summary>
 internal static class AgentBranchCommands
 {
@@ -39,5 +40,41 @@ internal static class AgentBranchCommands
             }
         });
         yield return push;
+
+        var mergeId = new Argument<string>("agent") { Description = "Agent id, or a unique start of it" };
+        var merge = new Command("merge", "Merge one of your agents' branch into its base branch in the team's repository") { mergeId };
+        merge.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var agentId = await AgentCommands.ResolveAsync(client, parse.GetValue(mergeId)!, ct);
+            var done = await client.PostAsync($"api/agent/{agentId}/merge", CovibeJsonContext.Default.AgentMergeResponse, ct);
+            Console.WriteLine($"Merged {done.WorkBranch} into {done.BaseBranch}{(done.FastForward ? " (fast-forward)" : "")}: {done.BaseBranch} is at {done.Commit[..7]}.");
+            if (done.PreviewQueued)
+            {
+                Console.WriteLine("The preview is deploying it: covibe preview status");
+            }
+        });
+        yield return merge;
+
+        var updateId = new Argument<string>("agent") { Description = "Agent id, or a unique start of it" };
+        var update = new Command("update", "Bring the newest commit of its base branch into one of your agents' branch and tree") { updateId };
+        update.SetHandler(async (parse, ct) =>
+        {
+            using var client = CovibeClient.ForSavedLogin(store);
+            var agentId = await AgentCommands.ResolveAsync(client, parse.GetValue(updateId)!, ct);
+            var done = await client.PostAsync($"api/agent/{agentId}/update", CovibeJsonContext.Default.AgentUpdateResponse, ct);
+            if (done.Conflicts.Length == 0)
+            {
+                Console.WriteLine($"Updated {done.WorkBranch} from its base at {done.BaseCommit[..7]}: now at {done.Commit![..7]}.");
+                return;
+            }
+            Console.WriteLine($"Brought its base ({done.BaseCommit[..7]}) into the tree of {done.WorkBranch}; these files conflict, with markers to resolve:");
+            foreach (var file in done.Conflicts)
+            {
+                Console.WriteLine($"  {file}");
+            }
+            Console.Error.WriteLine($"Resolve them (ask the agent), then: covibe agent commit {agentId[..8]}");
+        });
+        yield return update;
     }
 }

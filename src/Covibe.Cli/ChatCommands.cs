@@ -42,7 +42,7 @@ internal static class ChatCommands
             var lastId = 0L;
             foreach (var m in recent.Messages)
             {
-                lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, lastId);
+                lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, m.Kind, lastId);
             }
             if (parse.GetValue(follow))
             {
@@ -66,7 +66,7 @@ internal static class ChatCommands
                     page = await client.GetAsync($"api/chat/history?after={lastId}&limit=200", CovibeJsonContext.Default.ChatHistoryResponse, cancellationToken);
                     foreach (var m in page.Messages)
                     {
-                        lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, lastId);
+                        lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, m.Kind, lastId);
                     }
                 }
                 while (page.Messages.Length == 200);
@@ -77,7 +77,7 @@ internal static class ChatCommands
                 if (type == HubMessageTypes.ChatMessage)
                 {
                     var m = message.Deserialize(CovibeJsonContext.Default.ChatMessageEvent)!;
-                    lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, lastId);
+                    lastId = Print(m.Id, m.UserName, m.Message, m.Timestamp, m.Kind, lastId);
                 }
                 else if (type == HubMessageTypes.Error && message.Deserialize(CovibeJsonContext.Default.ErrorMessage) is { Fatal: true } error)
                 {
@@ -88,13 +88,14 @@ internal static class ChatCommands
             () => "reconnecting",
             cancellationToken);
 
-    private static long Print(long id, string user, string message, DateTime timestamp, long lastId)
+    private static long Print(long id, string user, string message, DateTime timestamp, string? kind, long lastId)
     {
         if (id <= lastId)
         {
             return lastId;
         }
-        Console.WriteLine($"[{timestamp.ToLocalTime():HH:mm}] {user}: {message}");
+        // An activity line says what the member did (merged an agent's branch), not what they wrote.
+        Console.WriteLine(kind == "activity" ? $"[{timestamp.ToLocalTime():HH:mm}] * {user} {message}" : $"[{timestamp.ToLocalTime():HH:mm}] {user}: {message}");
         return id;
     }
 }

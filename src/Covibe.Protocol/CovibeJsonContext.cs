@@ -90,5 +90,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(TeamWorktreesResponse))]
 [JsonSerializable(typeof(AgentCommitRequest))]
 [JsonSerializable(typeof(AgentBranchResponse))]
+[JsonSerializable(typeof(AgentMergeResponse))]
+[JsonSerializable(typeof(AgentUpdateResponse))]
 [JsonSerializable(typeof(AgentBranchMessage))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

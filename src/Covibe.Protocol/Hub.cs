@@ -54,7 +54,7 @@ public sealed record PresenceUpdateMessage(string? Status) : HubMessage(HubMessa
 
 public sealed record TeamJoinedMessage(string TeamId, string UserId, string UserName) : HubMessage(HubMessageTypes.TeamJoined);
 
-public sealed record ChatMessageEvent(long Id, string UserId, string UserName, string Message, DateTime Timestamp, string? ClientId = null) : HubMessage(HubMessageTypes.ChatMessage);
+public sealed record ChatMessageEvent(long Id, string UserId, string UserName, string Message, DateTime Timestamp, string? ClientId = null, string? Kind = null) : HubMessage(HubMessageTypes.ChatMessage);
 
 /// <summary>
 /// The team's limits on this machine stopped something of its sandboxed programs (agents, terminals, previews):

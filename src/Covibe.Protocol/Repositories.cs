@@ -49,6 +49,8 @@ public sealed record ChangedFileDto(string Path, string Status, int? Added, int?
 /// <c>GET /api/agent/{id}/changes</c>: what an agent on the team's repository changed in its work tree against
 /// <see cref="BaseCommit"/>, where <see cref="WorkBranch"/> started; <see cref="Head"/> and <see cref="Branch"/>: what its
 /// tree has checked out now (it may commit or switch branches itself). <see cref="Truncated"/>: more files than listed.
+/// <see cref="ProposedMessage"/>: the commit message proposed for its work (its task and final summary);
+/// <see cref="MergingBase"/>: the base commit an update brought in with conflicts, which the next commit merges.
 /// </summary>
 public sealed record AgentChangesDto(
     string AgentId,
@@ -60,7 +62,9 @@ public sealed record AgentChangesDto(
     int Added,
     int Removed,
     bool Truncated,
-    DateTime At);
+    DateTime At,
+    string? ProposedMessage = null,
+    string? MergingBase = null);
 
 /// <summary>One agent's work tree kept on this server, and the disk it takes (its files and its own <c>.git</c>).</summary>
 public sealed record WorktreeDto(string AgentId, string WorkBranch, string Status, string Task, long Bytes);
@@ -80,6 +84,23 @@ public sealed record AgentCommitRequest(string? Message = null);
 /// </summary>
 public sealed record AgentBranchResponse(string AgentId, string WorkBranch, string Commit, string? Message, string? PullRequestUrl);
 
-/// <summary>Someone committed or pushed an agent's branch (<see cref="Action"/> <c>commit</c> or <c>push</c>): the team hears who.</summary>
+/// <summary>
+/// <c>POST /api/agent/{id}/merge</c>: the agent's branch merged into <see cref="BaseBranch"/> of the team's repository, which
+/// now points to <see cref="Commit"/> (the branch's own head when <see cref="FastForward"/>, else a merge commit);
+/// <see cref="PreviewQueued"/>: the preview follows that branch and is deploying it.
+/// </summary>
+public sealed record AgentMergeResponse(string AgentId, string WorkBranch, string BaseBranch, string Commit, bool FastForward, bool PreviewQueued);
+
+/// <summary>
+/// <c>POST /api/agent/{id}/update</c>: the base branch's newest commit (<see cref="BaseCommit"/>) brought into the agent's
+/// branch and tree. Clean: <see cref="Commit"/> is the branch's new head. Else <see cref="Conflicts"/> lists the files
+/// left with conflict markers in its tree, to resolve (the agent can) and commit.
+/// </summary>
+public sealed record AgentUpdateResponse(string AgentId, string WorkBranch, string BaseCommit, string? Commit, string[] Conflicts);
+
+/// <summary>
+/// Someone acted on an agent's branch (<see cref="Action"/> <c>commit</c>, <c>push</c>, <c>merge</c> into its base, or
+/// <c>update</c> from it): the team hears who, and what it made (<see cref="Commit"/>: for a merge, the base's new head).
+/// </summary>
 public sealed record AgentBranchMessage(string AgentId, string Action, string By, string WorkBranch, string Commit, string? Message, string? PullRequestUrl)
     : HubMessage(HubMessageTypes.AgentBranch);

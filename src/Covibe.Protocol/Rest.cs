@@ -47,7 +47,8 @@ public sealed record MeResponse(UserDto User, TeamDto Team, bool IsOwner);
 
 public sealed record PostChatMessageRequest(string? Message);
 
-public sealed record ChatMessageDto(long Id, string UserId, string UserName, string Message, DateTime Timestamp);
+/// <summary>A message of the team's chat; <see cref="Kind"/> <c>activity</c>: not said but done by the member (a merge, a push), in the same stream.</summary>
+public sealed record ChatMessageDto(long Id, string UserId, string UserName, string Message, DateTime Timestamp, string? Kind = null);
 
 /// <summary>A page of history, oldest first. Pass <see cref="NextBefore"/> as <c>before</c> for the page before it.</summary>
 public sealed record ChatHistoryResponse(ChatMessageDto[] Messages, long? NextBefore);

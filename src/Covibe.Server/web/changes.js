@@ -14,33 +14,64 @@ export function createChanges({ api }) {
     if (!changes) return 'Reading the changes…';
     const files = `${changes.files.length}${changes.truncated ? '+' : ''} file${changes.files.length === 1 ? '' : 's'} changed`;
     const where = changes.branch && changes.branch !== agent.workBranch ? ` (its tree is on ${changes.branch}, not ${agent.workBranch})` : ` on ${agent.workBranch}`;
-    return `${files}, +${changes.added} −${changes.removed}${where}, since ${agent.branch} at ${agent.baseCommit.slice(0, 7)}.`;
+    const merging = changes.mergingBase ? ` Bringing in ${agent.branch} at ${changes.mergingBase.slice(0, 7)}: resolve the conflict markers, then commit.` : '';
+    return `${files}, +${changes.added} −${changes.removed}${where}, since ${agent.branch} at ${agent.baseCommit.slice(0, 7)}.${merging}`;
   }
 
-  /** Who last committed or pushed the branch, and the pull request link once pushed. */
+  /** Who last acted on the branch (a commit, a push, a merge, an update), and the pull request link once pushed. */
   function showBranch(message) {
-    const what = message.action === 'push' ? `pushed ${message.workBranch} at ${message.commit.slice(0, 7)}` : `committed ${message.commit.slice(0, 7)}: ${message.message ?? ''}`;
+    const short = message.commit.slice(0, 7);
+    const what = {
+      push: `pushed ${message.workBranch} at ${short}`,
+      commit: `committed ${short}: ${(message.message ?? '').split('\n')[0]}`,
+      merge: `${message.message ?? 'merged'}: ${short}`,
+      update: `${message.message ?? 'updated from base'}`,
+    }[message.action] ?? `${message.action} ${short}`;
     $('#changes-branch').replaceChildren(`${message.by} ${what}`,
       ...(message.pullRequestUrl ? [' · ', el('a', { href: message.pullRequestUrl, target: '_blank', rel: 'noopener' }, 'Open a pull request')] : []));
+  }
+
+  /** What the caller's own action made, said as the team hears it. */
+  function described(path, done) {
+    if (path === 'merge') {
+      return { ...done, message: `merged into ${done.baseBranch}${done.fastForward ? ' (fast-forward)' : ''}${done.previewQueued ? '; the preview is deploying it' : ''}` };
+    }
+    if (path === 'update') {
+      return { ...done, commit: done.commit ?? done.baseCommit,
+        message: done.conflicts.length ? `updated from base: resolve the conflicts in ${done.conflicts.join(', ')}, then commit` : 'updated from base' };
+    }
+    return done;
   }
 
   async function act(path, body) {
     $('#changes-error').textContent = '';
     try {
       const done = await api(`/api/agent/${agent.id}/${path}`, { method: 'POST', body });
-      showBranch({ ...done, action: path, by: 'You' });
+      showBranch({ ...described(path, done), action: path, by: 'You' });
+      return true;
     } catch (error) {
       $('#changes-error').textContent = error.message;
+      return false;
     }
   }
 
+  const message = $('#commit-message');
+  message.addEventListener('input', () => { message.dataset.edited = 'true'; });
   $('#changes-commit').addEventListener('submit', async (event) => {
     event.preventDefault();
-    const input = $('#commit-message');
-    await act('commit', { message: input.value.trim() || null });
-    input.value = '';
+    if (await act('commit', { message: message.value.trim() || null })) {
+      message.value = '';
+      delete message.dataset.edited;
+    }
   });
   $('#changes-push').addEventListener('click', () => act('push'));
+  $('#changes-merge').addEventListener('click', () => act('merge'));
+  $('#changes-update').addEventListener('click', () => act('update'));
+
+  /** The message proposed for the work (its task and the agent's final summary), until the member writes their own. */
+  function propose() {
+    if (!message.dataset.edited && changes?.proposedMessage) message.value = changes.proposedMessage;
+  }
 
   function render() {
     const button = $('#view-changes');
@@ -49,6 +80,8 @@ export function createChanges({ api }) {
     if (!agent || !shown) return;
     $('#changes-summary').textContent = summaryText();
     $('#changes-commit').hidden = !agent.canControl;
+    $('#changes-merge').textContent = `Merge into ${agent.branch}`;
+    propose();
     $('#changes-files').replaceChildren(...(changes?.files ?? []).map((file) => el('li', {},
       el('button', {
         type: 'button', className: `change-file${file.path === openPath ? ' open' : ''}`, 'aria-pressed': String(file.path === openPath),
@@ -99,6 +132,8 @@ export function createChanges({ api }) {
       if (!same) {
         changes = null;
         openPath = null;
+        message.value = '';
+        delete message.dataset.edited;
         $('#changes-diff').replaceChildren();
         $('#changes-branch').replaceChildren();
         if (agent) refresh();
@@ -111,7 +146,7 @@ export function createChanges({ api }) {
       $('#changes').hidden = !shown;
       if (shown) render();
     },
-    /** agent_branch: someone committed or pushed the open agent's branch. */
+    /** agent_branch: someone committed, pushed, merged or updated the open agent's branch. */
     onBranch(message) {
       if (agent?.id === message.agentId) showBranch(message);
     },

@@ -21,6 +21,11 @@ export function createChat({ api, send }) {
 
   function chatItem(m) {
     const time = new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    // An activity line: something the member did (merged an agent's branch), in the same stream as what was said.
+    if (m.kind === 'activity') {
+      return el('li', { dataset: { id: m.id }, class: 'activity' },
+        el('span', { class: 'text' }, el('strong', {}, m.userName), ` ${m.message}`, el('span', { class: 'muted' }, ` · ${time}`)));
+    }
     return el('li', { dataset: { id: m.id } },
       el('span', { class: 'from' }, el('strong', {}, m.userName), ` · ${time}`),
       el('span', { class: 'text' }, m.message));

@@ -18,6 +18,14 @@ public sealed class Agent
     public string? BaseCommit { get; init; }
     /// <summary>When its owner discarded its work tree and branch (they stay until merged or discarded).</summary>
     public DateTime? TreeDiscardedAt { get; set; }
+    /// <summary>
+    /// The base commit brought into its tree by an "update from base" that left conflicts to resolve: the next commit of its
+    /// work has it as a second parent (a merge commit), so that merging into the base afterwards does not conflict again.
+    /// </summary>
+    public string? MergeParent { get; set; }
+    /// <summary>When its branch was last merged into the base branch, and the commit the base branch then pointed to.</summary>
+    public DateTime? MergedAt { get; set; }
+    public string? MergedCommit { get; set; }
     public required string Status { get; set; }
     public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }
@@ -42,6 +50,8 @@ public sealed class Agent
     public long? InputTokens { get; set; }
     public long? OutputTokens { get; set; }
     public string? Model { get; set; }
+    /// <summary>What the agent said last (a Claude agent's final <c>result</c>): the body of the commit message proposed for its work.</summary>
+    public string? Summary { get; set; }
 
     internal AgentProcess? Process =>
         RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0, Target) : null;

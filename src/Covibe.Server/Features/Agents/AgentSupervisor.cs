@@ -289,6 +289,7 @@ public sealed partial class AgentSupervisor(
         agent.CostUsd = parser.CostUsd ?? agent.CostUsd;
         agent.InputTokens = parser.InputTokens ?? agent.InputTokens;
         agent.OutputTokens = parser.OutputTokens ?? agent.OutputTokens;
+        agent.Summary = parser.Summary ?? agent.Summary;
     }
 
     private async Task<Agent> UpdateAsync(string agentId, Action<Agent> change, CancellationToken cancellationToken)

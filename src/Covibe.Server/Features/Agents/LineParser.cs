@@ -72,6 +72,10 @@ public sealed class LineParser
     public double? CostUsd { get; private set; }
     public long? InputTokens { get; private set; }
     public long? OutputTokens { get; private set; }
+    /// <summary>What its last <c>result</c> said (its final summary), cut at <see cref="MaxSummaryLength"/> characters.</summary>
+    public string? Summary { get; private set; }
+
+    public const int MaxSummaryLength = 4000;
 
     /// <summary>Feeds the next bytes of output; returns true when a result (with cost) went by.</summary>
     public bool Feed(ReadOnlySpan<byte> data)
@@ -97,6 +101,10 @@ public sealed class LineParser
                 CostUsd = e.CostUsd ?? CostUsd;
                 InputTokens = e.InputTokens ?? InputTokens;
                 OutputTokens = e.OutputTokens ?? OutputTokens;
+                if (e.IsError != true && !string.IsNullOrWhiteSpace(e.Text))
+                {
+                    Summary = e.Text.Length <= MaxSummaryLength ? e.Text : e.Text[..MaxSummaryLength];
+                }
                 _sawResult = true;
             }
         }

@@ -2,8 +2,10 @@ using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Chat;
 using Covibe.Server.Features.Events;
 using Covibe.Server.Features.Git;
+using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Repositories;
 using Covibe.Server.Http;
 using Microsoft.EntityFrameworkCore;
@@ -15,9 +17,9 @@ namespace Covibe.Server.Features.Changes;
 /// its tree (the member the author, the agent a co-author), and push the branch to the team's repository with the team's
 /// credential, which the agent never has. Each is told to the team with who did it.
 /// </summary>
-public sealed class AgentBranchActions(
-    IDbContextFactory<CovibeDb> dbs, AgentChanges changes, TeamMirrors mirrors, GitMirror git, RepositoryAccess access, ITeamEvents events,
-    ILogger<AgentBranchActions> logger)
+public sealed partial class AgentBranchActions(
+    IDbContextFactory<CovibeDb> dbs, AgentChanges changes, TeamMirrors mirrors, GitMirror git, RepositoryAccess access, PreviewService previews, ChatService chat, ITeamEvents events,
+    TimeProvider time, ILogger<AgentBranchActions> logger)
 {
     public const int MaxMessageLength = 10_000;
 
@@ -33,7 +35,9 @@ public sealed class AgentBranchActions(
         var mirror = mirrors.PathOf(agent.TeamId);
         var workRef = $"refs/heads/{agent.WorkBranch}";
         var previous = await git.RefAsync(mirror, workRef, cancellationToken);
-        var commit = await changes.CommitAsync(agent, previous ?? agent.BaseCommit!, text, (name, email), cancellationToken)
+        // After an update from base that left conflicts, the work resolved is committed as the merge of the base.
+        string[] parents = agent.MergeParent is { } merging ? [previous ?? agent.BaseCommit!, merging] : [previous ?? agent.BaseCommit!];
+        var commit = await changes.CommitAsync(agent, parents, text, (name, email), cancellationToken)
             ?? throw new RequestRefusedException(Refusal.Conflict, "nothing-to-commit", "Nothing to commit",
                 $"The agent's tree is the same as its branch {agent.WorkBranch} already holds.");
         try
@@ -45,9 +49,14 @@ public sealed class AgentBranchActions(
             throw new RequestRefusedException(Refusal.Conflict, "branch-moved", "The branch moved meanwhile",
                 $"The branch {agent.WorkBranch} changed while committing (another commit at the same moment?): nothing was committed. Try again. ({e.Message})");
         }
+        if (agent.MergeParent is not null)
+        {
+            await RecordAsync(agent.Id, a => a.MergeParent = null, cancellationToken);
+        }
         ChangesLog.Committed(logger, agent.Id, agent.WorkBranch!, commit, caller.UserId);
         var subject = text.Split('\n')[0];
-        events.Publish(agent.TeamId, new AgentBranchMessage(agent.Id, "commit", caller.Name, agent.WorkBranch!, commit, subject, null));
+        await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "commit", caller.Name, agent.WorkBranch!, commit, subject, null),
+            $"committed {commit[..7]} on {agent.WorkBranch}: {subject}");
         return new AgentBranchResponse(agent.Id, agent.WorkBranch!, commit, text, null);
     }
 
@@ -72,8 +81,16 @@ public sealed class AgentBranchActions(
         }
         var link = ForgeLinks.PullRequest(repository.Url!, agent.Branch ?? repository.Branch!, agent.WorkBranch!);
         ChangesLog.Pushed(logger, agent.Id, agent.WorkBranch!, commit, caller.UserId);
-        events.Publish(agent.TeamId, new AgentBranchMessage(agent.Id, "push", caller.Name, agent.WorkBranch!, commit, null, link));
+        await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "push", caller.Name, agent.WorkBranch!, commit, null, link),
+            $"pushed {agent.WorkBranch} at {commit[..7]}{(link is null ? "" : $": open a pull request at {link}")}");
         return new AgentBranchResponse(agent.Id, agent.WorkBranch!, commit, null, link);
+    }
+
+    /// <summary>The team hears what was done to the agent's branch (<c>agent_branch</c>), and it joins the team's chat stream with who did it.</summary>
+    private async Task TellAsync(Caller caller, Agent agent, AgentBranchMessage message, string activity)
+    {
+        events.Publish(agent.TeamId, message);
+        await chat.RecordActivityAsync(agent.TeamId, caller.UserId, caller.Name, activity, CancellationToken.None);
     }
 
     /// <summary>The agent, when the caller controls it (its owner) and its work is still there.</summary>
@@ -90,13 +107,31 @@ public sealed class AgentBranchActions(
         return (user.Name, user.Email);
     }
 
-    /// <summary>The message proposed for an agent's work: its task's first line as the subject, the whole task below.</summary>
+    /// <summary>
+    /// The message proposed for an agent's work: its task's first line as the subject; below it the agent's final summary
+    /// (what it says it did) when it gave one, and the whole task when that is longer than its first line.
+    /// </summary>
     public static string Proposed(Agent agent)
     {
-        var task = agent.Task.Trim();
-        var first = task.Split('\n')[0].Trim();
-        var subject = first.Length <= 72 ? first : first[..69].TrimEnd() + "...";
-        return subject == task ? subject : $"{subject}\n\n{task}";
+        var task = agent.Task.Trim().Replace("\r\n", "\n", StringComparison.Ordinal);
+        var subject = Subject(agent);
+        var body = new List<string>();
+        if (agent.Summary?.Trim() is { Length: > 0 } summary)
+        {
+            body.Add(summary.Replace("\r\n", "\n", StringComparison.Ordinal));
+        }
+        if (subject != task)
+        {
+            body.Add(body.Count > 0 ? $"Task:\n{task}" : task);
+        }
+        return body.Count == 0 ? subject : $"{subject}\n\n{string.Join("\n\n", body)}";
+    }
+
+    /// <summary>The task's first line, at most 72 characters.</summary>
+    private static string Subject(Agent agent)
+    {
+        var first = agent.Task.Trim().Split('\n')[0].Trim();
+        return first.Length <= 72 ? first : first[..69].TrimEnd() + "...";
     }
 
     private static string CoAuthor(Agent agent) => agent.Type.StartsWith("claude", StringComparison.Ordinal)

@@ -65,7 +65,7 @@ public sealed class AgentChanges(
             _ => throw Unreadable(agent, code, errors),
         };
         var changes = new AgentChangesDto(agent.Id, agent.WorkBranch, agent.BaseCommit, summary.Head, summary.Branch, summary.Files,
-            summary.Added, summary.Removed, summary.Truncated, time.GetUtcNow().UtcDateTime);
+            summary.Added, summary.Removed, summary.Truncated, time.GetUtcNow().UtcDateTime, AgentBranchActions.Proposed(agent), agent.MergeParent);
         return changes;
     }
 
@@ -130,13 +130,13 @@ public sealed class AgentChanges(
         a.Head == b.Head && a.Branch == b.Branch && a.Added == b.Added && a.Removed == b.Removed && a.Files.SequenceEqual(b.Files);
 
     /// <summary>
-    /// Commits the agent's tree as it is now on <paramref name="parent"/> (in the server's scratch repository, as the agent's
+    /// Commits the agent's tree as it is now on <paramref name="parents"/> (in the server's scratch repository, as the agent's
     /// user in the sandbox), with <paramref name="message"/> and <paramref name="author"/> (name, email): the new commit,
-    /// at the scratch's <c>refs/heads/commit</c>, or null when the tree does not differ from the parent.
+    /// at the scratch's <c>refs/heads/commit</c>, or null when the tree does not differ from its one parent.
     /// </summary>
-    public async Task<string?> CommitAsync(Agent agent, string parent, string message, (string Name, string Email) author, CancellationToken cancellationToken)
+    public async Task<string?> CommitAsync(Agent agent, IReadOnlyList<string> parents, string message, (string Name, string Email) author, CancellationToken cancellationToken)
     {
-        var (code, output, errors) = await RunAsync(agent, "commit", parent, 4096, cancellationToken, new Dictionary<string, string>
+        var (code, output, errors) = await RunAsync(agent, "commit", string.Join(' ', parents), 4096, cancellationToken, new Dictionary<string, string>
         {
             ["COVIBE_MESSAGE"] = message,
             ["GIT_AUTHOR_NAME"] = author.Name, ["GIT_AUTHOR_EMAIL"] = author.Email,
@@ -151,11 +151,38 @@ public sealed class AgentChanges(
         };
     }
 
+    /// <summary>
+    /// Moves the agent's tree, which must hold exactly <paramref name="branchCommit"/> (its work, all committed), to
+    /// <paramref name="target"/>: a merge commit of its branch and the base (<paramref name="merged"/>), checked out on its
+    /// branch; or a tree whose conflicted files carry markers, with <paramref name="baseCommit"/> left as the merge in
+    /// progress. Run as the agent's user with its workspace writable; a file it changed meanwhile stops it, nothing lost.
+    /// </summary>
+    public async Task UpdateTreeAsync(Agent agent, string branchCommit, string target, string baseCommit, bool merged, CancellationToken cancellationToken)
+    {
+        var (code, _, errors) = await RunAsync(agent, "update", $"{branchCommit} {target} {baseCommit} {agent.WorkBranch} {(merged ? "merged" : "conflicts")}", 4096,
+            cancellationToken, writable: true);
+        switch (code)
+        {
+            case 0:
+                return;
+            case ChangeScript.NotCommitted:
+                throw new RequestRefusedException(Refusal.Conflict, "commit-first", "Commit the agent's work first",
+                    $"The agent's tree holds changes not committed on {agent.WorkBranch}: commit them, then update it from its base (an update never mixes uncommitted work with the base's).");
+            case ChangeScript.NotMoved:
+                throw new RequestRefusedException(Refusal.Conflict, "tree-busy", "The agent's tree changed meanwhile",
+                    $"A file of the agent's tree changed while it was being updated, so it was left as it was: try again when the agent is not writing. ({errors.Trim()})");
+            case ChangeScript.NoTree:
+                throw new RequestRefusedException(Refusal.Conflict, "no-tree", "The agent's tree is not there", $"Agent {agent.Id} has no work tree on this server yet.");
+            default:
+                throw Unreadable(agent, code, errors);
+        }
+    }
+
     /// <summary>The server's repository the agent's commits are made in (its objects borrow the team's mirror).</summary>
     public string ScratchRepository(string agentId) => Path.Combine(Scratch(agentId), "git");
 
     private async Task<(int Code, string Output, string Errors)> RunAsync(Agent agent, string what, string argument, int maxOutput, CancellationToken cancellationToken,
-        IReadOnlyDictionary<string, string>? extra = null)
+        IReadOnlyDictionary<string, string>? extra = null, bool writable = false)
     {
         var gate = _gates.GetOrAdd(agent.Id, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
@@ -176,7 +203,7 @@ public sealed class AgentChanges(
                     sandbox.GiveToSandbox(scratch);
                     return await sandbox.RunOfflineAsync(
                         ChangeScript.Argv($"{Isolated.Workspace}/{agent.WorkingDirectory}", ScratchInside, Path.Combine(mirror, "objects"), agent.BaseCommit!, what, argument),
-                        [new SandboxMount(workspace, Isolated.Workspace, Writable: false), new SandboxMount(mirror, mirror, Writable: false),
+                        [new SandboxMount(workspace, Isolated.Workspace, Writable: writable), new SandboxMount(mirror, mirror, Writable: false),
                             new SandboxMount(scratch, ScratchInside, Writable: true)],
                         "/", environment, maxOutput, Timeout, cancellationToken);
                 }

@@ -11,9 +11,13 @@ public sealed record ChangeSummary(string? Head, string? Branch, ChangedFileDto[
 /// the sandbox), that stages the whole work tree into an index and objects of the server's (a scratch repository that
 /// borrows the team's mirror, never the agent's <c>.git</c>) and compares it with the commit the branch started from.
 /// Positional arguments only: <c>$1</c> the tree, <c>$2</c> the scratch directory, <c>$3</c> the mirror's objects,
-/// <c>$4</c> the base commit, <c>$5</c> <c>summary</c>, <c>diff</c> or <c>commit</c>, <c>$6</c> a path (diff; empty: all) or
-/// the parent (commit: the tree as it is, committed on it with <c>COVIBE_MESSAGE</c> and the author in the environment,
-/// left at the scratch's <c>refs/heads/commit</c>; exit 7 when nothing differs from the parent).
+/// <c>$4</c> the base commit, <c>$5</c> <c>summary</c>, <c>diff</c>, <c>commit</c> or <c>update</c>, <c>$6</c> a path (diff;
+/// empty: all), the parents (commit: the tree as it is, committed on them with <c>COVIBE_MESSAGE</c> and the author in the
+/// environment, left at the scratch's <c>refs/heads/commit</c>; exit 7 when nothing differs from a single parent), or, for
+/// update, "branch-commit target base-commit branch merged|conflicts": the tree, if it is exactly its branch's commit (else
+/// exit 8), checked out on its branch and moved to the target (a merge commit, or a tree with conflict markers to resolve,
+/// then with the base as <c>MERGE_HEAD</c>) by git's own two-tree merge, which stops rather than overwrite a file that
+/// changed meanwhile (exit 9).
 /// </summary>
 public static class ChangeScript
 {
@@ -33,11 +37,22 @@ public static class ChangeScript
         cd "$tree" 2>/dev/null || exit 4
         git add --all --ignore-errors . >/dev/null 2>&1
         if [ "$what" = commit ]; then
+          set -- $path
           tree=$(git write-tree) || exit 6
-          [ "$(git rev-parse --verify --quiet "$path^{tree}")" = "$tree" ] && exit 7
-          commit=$(printf '%s\n' "$COVIBE_MESSAGE" | git commit-tree "$tree" -p "$path") || exit 6
+          [ $# -eq 1 ] && [ "$(git rev-parse --verify --quiet "$1^{tree}")" = "$tree" ] && exit 7
+          parents=; for parent in "$@"; do parents="$parents -p $parent"; done
+          commit=$(printf '%s\n' "$COVIBE_MESSAGE" | git commit-tree "$tree" $parents) || exit 6
           git update-ref refs/heads/commit "$commit" || exit 6
           printf '%s\n' "$commit"
+          exit 0
+        fi
+        if [ "$what" = update ]; then
+          set -- $path
+          [ "$(git write-tree)" = "$(git rev-parse --verify --quiet "$1^{tree}")" ] || exit 8
+          unset GIT_DIR GIT_INDEX_FILE GIT_WORK_TREE
+          git symbolic-ref HEAD "refs/heads/$4" && git reset --quiet "$1" -- && { git update-index -q --refresh >/dev/null; git read-tree -m -u "$1" "$2"; } || exit 9
+          if [ "$5" = merged ]; then git update-ref HEAD "$2" || exit 9
+          else printf '%s\n' "$3" > "$(git rev-parse --absolute-git-dir)/MERGE_HEAD" || exit 9; fi
           exit 0
         fi
         if [ "$what" = diff ]; then
@@ -54,6 +69,12 @@ public static class ChangeScript
 
     /// <summary>Nothing differs from the parent: no commit made.</summary>
     public const int NothingToCommit = 7;
+
+    /// <summary>Update: the tree holds work not committed on its branch, which updating would mix with the base's.</summary>
+    public const int NotCommitted = 8;
+
+    /// <summary>Update: the tree could not be moved (a file changed meanwhile): it is as it was.</summary>
+    public const int NotMoved = 9;
 
     public static string[] Argv(string tree, string scratch, string mirrorObjects, string baseCommit, string what, string argument) =>
         ["sh", "-c", Script, "covibe-changes", tree, scratch, mirrorObjects, baseCommit, what, argument];

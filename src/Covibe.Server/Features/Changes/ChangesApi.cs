@@ -30,6 +30,8 @@ public static class ChangesApi
         app.MapPost("/api/agent/{id}/discard", Discard).WithTags("Agents").RequireAuthorization();
         app.MapPost("/api/agent/{id}/commit", Commit).WithTags("Agents").RequireAuthorization();
         app.MapPost("/api/agent/{id}/push", Push).WithTags("Agents").RequireAuthorization();
+        app.MapPost("/api/agent/{id}/merge", Merge).WithTags("Agents").RequireAuthorization();
+        app.MapPost("/api/agent/{id}/update", Update).WithTags("Agents").RequireAuthorization();
         app.MapGet("/api/team/worktrees", Worktrees).WithTags("Team").RequireAuthorization();
         return app;
     }
@@ -45,6 +47,14 @@ public static class ChangesApi
 
     public static async Task<Ok<AgentBranchResponse>> Push(string id, Caller caller, AgentBranchActions actions, CancellationToken cancellationToken) =>
         TypedResults.Ok(await actions.PushAsync(caller, id, cancellationToken));
+
+    /// <summary>Whoever controls the agent: its branch merged into its base branch in the team's repository (a conflict: 409 with the files).</summary>
+    public static async Task<Ok<AgentMergeResponse>> Merge(string id, Caller caller, AgentBranchActions actions, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await actions.MergeAsync(caller, id, cancellationToken));
+
+    /// <summary>Whoever controls the agent: the base branch's newest commit brought into its branch and tree.</summary>
+    public static async Task<Ok<AgentUpdateResponse>> Update(string id, Caller caller, AgentBranchActions actions, CancellationToken cancellationToken) =>
+        TypedResults.Ok(await actions.UpdateAsync(caller, id, cancellationToken));
 
     public static async Task<Ok<TeamWorktreesResponse>> Worktrees(Caller caller, AgentTrees trees, CancellationToken cancellationToken) =>
         TypedResults.Ok(await trees.DiskAsync(caller, cancellationToken));

@@ -23,6 +23,12 @@ internal static partial class ChangesLog
     [LoggerMessage(19008, LogLevel.Warning, "The push of agent {AgentId}'s branch {Branch} was refused: {Reason}")]
     public static partial void PushRefused(ILogger logger, string agentId, string branch, string reason);
 
+    [LoggerMessage(19009, LogLevel.Information, "Agent {AgentId}'s branch {Branch} merged into {BaseBranch} at {Commit} by {UserId}")]
+    public static partial void Merged(ILogger logger, string agentId, string branch, string baseBranch, string commit, string userId);
+
+    [LoggerMessage(19010, LogLevel.Information, "Agent {AgentId}'s branch {Branch} updated from its base at {BaseCommit} ({Conflicts} files in conflict) by {UserId}")]
+    public static partial void Updated(ILogger logger, string agentId, string branch, string baseCommit, int conflicts, string userId);
+
     [LoggerMessage(19003, LogLevel.Warning, "Following agents' changes failed; trying again: {Reason}")]
     public static partial void WatchFailed(ILogger logger, string reason);
 }

@@ -8,4 +8,6 @@ public sealed class ChatMessage
     public required string UserId { get; init; }
     public required string Content { get; init; }
     public DateTime Timestamp { get; init; }
+    /// <summary>Null for what a member said; <c>activity</c> for what they did that the team should see (merged an agent's branch).</summary>
+    public string? Kind { get; init; }
 }

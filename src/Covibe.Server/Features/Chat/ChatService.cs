@@ -36,6 +36,24 @@ public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
     }
 
     /// <summary>
+    /// Something a member did that the team should see (merged an agent's branch), kept in the chat's stream as an
+    /// <c>activity</c> line with who did it: told live and found again in the history like anything said.
+    /// </summary>
+    public async Task RecordActivityAsync(string teamId, string userId, string userName, string text, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var message = new ChatMessage
+        {
+            TeamId = teamId, UserId = userId, Content = text.Length <= MaxLength ? text : text[..MaxLength], Timestamp = time.GetUtcNow().UtcDateTime, Kind = Activity,
+        };
+        db.Messages.Add(message);
+        await db.SaveChangesAsync(cancellationToken);
+        events.Publish(teamId, new ChatMessageEvent(message.Id, userId, userName, message.Content, message.Timestamp, Kind: Activity));
+    }
+
+    public const string Activity = "activity";
+
+    /// <summary>
     /// A page of history, oldest first: the newest messages before <paramref name="before"/>, or
     /// the oldest after <paramref name="after"/> (for catching up after a reconnect).
     /// </summary>
@@ -52,14 +70,14 @@ public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
         {
             var rows = await query.Where(x => x.m.Id > a).OrderBy(x => x.m.Id).Take(limit + 1).ToListAsync(cancellationToken);
             more = false;
-            page = [.. rows.Take(limit).Select(x => new ChatMessageDto(x.m.Id, x.m.UserId, x.Name, x.m.Content, x.m.Timestamp))];
+            page = [.. rows.Take(limit).Select(x => new ChatMessageDto(x.m.Id, x.m.UserId, x.Name, x.m.Content, x.m.Timestamp, x.m.Kind))];
         }
         else
         {
             var filtered = before is { } b ? query.Where(x => x.m.Id < b) : query;
             var rows = await filtered.OrderByDescending(x => x.m.Id).Take(limit + 1).ToListAsync(cancellationToken);
             more = rows.Count > limit;
-            page = [.. rows.Take(limit).Reverse().Select(x => new ChatMessageDto(x.m.Id, x.m.UserId, x.Name, x.m.Content, x.m.Timestamp))];
+            page = [.. rows.Take(limit).Reverse().Select(x => new ChatMessageDto(x.m.Id, x.m.UserId, x.Name, x.m.Content, x.m.Timestamp, x.m.Kind))];
         }
         return new ChatHistoryResponse([.. page], more && page.Count > 0 ? page[0].Id : null);
     }

@@ -52,4 +52,61 @@ public sealed partial class GitMirror
     /// <summary>Pushes <paramref name="localRef"/> of the mirror to the branch <paramref name="branch"/> of <paramref name="remote"/>.</summary>
     public async Task PushAsync(string mirror, GitRemote remote, string localRef, string branch, CancellationToken cancellationToken) =>
         await RunAsync(["push", "--quiet", "--", remote.Url, $"{localRef}:refs/heads/{branch}"], mirror, remote, TimeSpan.FromMinutes(10), cancellationToken);
+
+    /// <summary>Whether <paramref name="ancestor"/> is <paramref name="commit"/> or one of its ancestors.</summary>
+    public async Task<bool> IsAncestorAsync(string mirror, string ancestor, string commit, CancellationToken cancellationToken)
+    {
+        var (code, _, errors) = await RunCodeAsync(["merge-base", "--is-ancestor", ancestor, commit], mirror, null, TimeSpan.FromSeconds(60), cancellationToken);
+        return code switch
+        {
+            0 => true,
+            1 => false,
+            _ => throw new GitMirrorException(Explain(errors, "git merge-base")),
+        };
+    }
+
+    /// <summary>
+    /// Merges <paramref name="theirs"/> into <paramref name="ours"/> without a work tree (<c>git merge-tree --write-tree</c>):
+    /// the tree of the result, and the files both changed in ways that conflict (none: a clean merge). When there are
+    /// conflicts the tree holds those files with conflict markers, as <c>git merge</c> leaves them.
+    /// </summary>
+    public async Task<MergeResult> MergeTreeAsync(string mirror, string ours, string theirs, CancellationToken cancellationToken)
+    {
+        var (code, output, errors) = await RunCodeAsync(["merge-tree", "--write-tree", "--name-only", "--no-messages", "-z", ours, theirs], mirror, null,
+            TimeSpan.FromMinutes(2), cancellationToken);
+        var parts = output.Split('\0');
+        if (code is not (0 or 1) || !Sha().IsMatch(parts[0]))
+        {
+            throw new GitMirrorException(Explain(errors, "git merge-tree"));
+        }
+        var conflicts = code == 0 ? [] : parts.Skip(1).TakeWhile(p => p.Length > 0).Distinct(StringComparer.Ordinal).ToArray();
+        return new MergeResult(parts[0], conflicts);
+    }
+
+    /// <summary>A commit of <paramref name="tree"/> on <paramref name="parents"/>, by <paramref name="author"/> (also its committer).</summary>
+    public async Task<string> CommitTreeAsync(string mirror, string tree, IReadOnlyList<string> parents, string message, (string Name, string Email) author,
+        CancellationToken cancellationToken)
+    {
+        List<string> args = ["commit-tree", tree, "-m", message];
+        foreach (var parent in parents)
+        {
+            args.AddRange(["-p", parent]);
+        }
+        var commit = (await RunAsync([.. args], mirror, null, TimeSpan.FromSeconds(60), cancellationToken, new Dictionary<string, string>
+        {
+            ["GIT_AUTHOR_NAME"] = author.Name, ["GIT_AUTHOR_EMAIL"] = author.Email,
+            ["GIT_COMMITTER_NAME"] = author.Name, ["GIT_COMMITTER_EMAIL"] = author.Email,
+        })).Trim();
+        return Sha().IsMatch(commit) ? commit : throw new GitMirrorException("git commit-tree made no commit.");
+    }
+
+    /// <summary>Whether a push failed only because the branch moved on the remote (not a fast-forward of it any more).</summary>
+    public static bool BehindRemote(GitMirrorException e) =>
+        e.Message.Contains("(fetch first)", StringComparison.Ordinal) || e.Message.Contains("(non-fast-forward)", StringComparison.Ordinal);
+}
+
+/// <summary>What a merge without a work tree made: its tree, and the files in conflict (none when it merged cleanly).</summary>
+public sealed record MergeResult(string Tree, string[] Conflicts)
+{
+    public bool Clean => Conflicts.Length == 0;
 }

@@ -140,9 +140,18 @@ public sealed partial class GitMirror(string home)
         }
     }
 
-    private async Task<string> RunAsync(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, TimeSpan timeout, CancellationToken cancellationToken)
+    private async Task<string> RunAsync(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, TimeSpan timeout, CancellationToken cancellationToken,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
-        using var git = Start(args, gitDir, remote, redirectOutput: true);
+        var (code, output, errors) = await RunCodeAsync(args, gitDir, remote, timeout, cancellationToken, environment);
+        return code == 0 ? output : throw new GitMirrorException(Explain(errors, "git " + args[0]));
+    }
+
+    /// <summary>git's exit code, output and errors, for commands whose exit code answers a question (1: no, a conflict).</summary>
+    private async Task<(int Code, string Output, string Errors)> RunCodeAsync(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, TimeSpan timeout,
+        CancellationToken cancellationToken, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        using var git = Start(args, gitDir, remote, redirectOutput: true, environment);
         var output = git.StandardOutput.ReadToEndAsync(cancellationToken);
         var errors = git.StandardError.ReadToEndAsync(cancellationToken);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -157,11 +166,7 @@ public sealed partial class GitMirror(string home)
             cancellationToken.ThrowIfCancellationRequested();
             throw new GitMirrorException($"git {args[0]} took longer than {timeout.TotalSeconds:0} s and was stopped.");
         }
-        if (git.ExitCode != 0)
-        {
-            throw new GitMirrorException(Explain(await errors, "git " + args[0]));
-        }
-        return await output;
+        return (git.ExitCode, await output, await errors);
     }
 
     /// <summary>
@@ -169,7 +174,7 @@ public sealed partial class GitMirror(string home)
     /// needs: https and http always, ssh when it logs in over SSH, this disk when the operator allows it. Its credential goes
     /// into this process's environment alone.
     /// </summary>
-    private Process Start(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, bool redirectOutput)
+    private Process Start(IReadOnlyList<string> args, string? gitDir, GitRemote? remote, bool redirectOutput, IReadOnlyDictionary<string, string>? environment = null)
     {
         Directory.CreateDirectory(home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var info = new ProcessStartInfo("git")
@@ -192,13 +197,13 @@ public sealed partial class GitMirror(string home)
         {
             info.Environment["GIT_DIR"] = gitDir;
         }
-        foreach (var (name, value) in remote?.Access?.Environment ?? new Dictionary<string, string>())
+        foreach (var (name, value) in (remote?.Access?.Environment ?? new Dictionary<string, string>()).Concat(environment ?? new Dictionary<string, string>()))
         {
             info.Environment[name] = value;
         }
         foreach (var setting in (string[])["protocol.allow=never", "protocol.https.allow=always", "protocol.http.allow=always",
             remote is { AllowLocal: true } ? "protocol.file.allow=always" : "protocol.file.allow=never",
-            remote?.Access is { OverSsh: true } ? "protocol.ssh.allow=always" : "protocol.ssh.allow=never", "credential.helper=", "core.hooksPath=/dev/null",
+            remote?.Access is { OverSsh: true } ? "protocol.ssh.allow=always" : "protocol.ssh.allow=never", "credential.helper=", "core.hooksPath=/dev/null", "advice.pushUpdateRejected=false",
             "transfer.fsckObjects=true", "http.lowSpeedLimit=1000", "http.lowSpeedTime=60"])
         {
             info.ArgumentList.Add("-c");

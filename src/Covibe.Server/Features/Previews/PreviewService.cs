@@ -143,6 +143,28 @@ public sealed partial class PreviewService(
         return true;
     }
 
+    /// <summary>
+    /// Covibe itself pushed <paramref name="commit"/> to <paramref name="branch"/> of <paramref name="repositoryUrl"/> (a merge):
+    /// when the team's preview follows that branch, it is queued at once rather than when the forge's webhook comes (which
+    /// then finds it queued or live already). Answers whether it was queued.
+    /// </summary>
+    public async Task<bool> PushedAsync(string teamId, string repositoryUrl, string branch, string commit, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var preview = await db.Previews.AsNoTracking().SingleOrDefaultAsync(p => p.TeamId == teamId, cancellationToken);
+        if (preview is null || preview.Branch != branch || GitHubPush.Normalize(preview.RepositoryUrl) != GitHubPush.Normalize(repositoryUrl))
+        {
+            return false;
+        }
+        await QueueAsync(teamId, commit, "merge", cancellationToken);
+        return true;
+    }
+
+    /// <summary>Whether <paramref name="commit"/> is already queued, being deployed or live for the team (a webhook for it changes nothing).</summary>
+    internal static Task<bool> DeployingOrLiveAsync(CovibeDb db, string teamId, string commit, CancellationToken cancellationToken) =>
+        db.PreviewDeploys.AnyAsync(d => d.TeamId == teamId && d.Commit == commit && (d.Status == PreviewStatuses.Queued || d.Status == PreviewStatuses.Building
+            || d.Status == PreviewStatuses.Starting || d.Status == PreviewStatuses.Live), cancellationToken);
+
     /// <summary>Queues <paramref name="commit"/> for the team and wakes the deployer.</summary>
     public async Task QueueAsync(string teamId, string commit, string trigger, CancellationToken cancellationToken)
     {

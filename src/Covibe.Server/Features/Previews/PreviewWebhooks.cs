@@ -73,6 +73,9 @@ public sealed class PreviewWebhooks(IDbContextFactory<CovibeDb> dbs, PreviewServ
         db.PreviewDeliveries.Add(new PreviewDelivery { TeamId = preview.TeamId, DeliveryId = deliveryId, Event = eventName, Ref = push.Ref, Commit = push.After, ReceivedAt = now });
         string? deployId = null;
         var wanted = push.Branch == preview.Branch && !push.Deleted;
+        // A merge Covibe pushed itself was queued then: its webhook changes nothing.
+        var already = wanted && await PreviewService.DeployingOrLiveAsync(db, preview.TeamId, push.After, cancellationToken);
+        wanted &= !already;
         if (wanted)
         {
             deployId = PreviewService.Queue(db, preview.TeamId, push.After, "push", now).Id;
@@ -90,7 +93,8 @@ public sealed class PreviewWebhooks(IDbContextFactory<CovibeDb> dbs, PreviewServ
         if (!wanted)
         {
             return new WebhookOutcome(new WebhookResponse("ignored",
-                push.Deleted ? $"The branch '{push.Branch}' was deleted; the preview keeps its version." : $"The preview follows '{preview.Branch}', not '{push.Ref}'."), Taken: true);
+                already ? $"Commit {PreviewDeployer.Short(push.After)} is deployed or queued already."
+                : push.Deleted ? $"The branch '{push.Branch}' was deleted; the preview keeps its version." : $"The preview follows '{preview.Branch}', not '{push.Ref}'."), Taken: true);
         }
         previews.Wake(preview.TeamId);
         await events.ChangedAsync(preview.TeamId, cancellationToken);

@@ -71,13 +71,15 @@ public sealed class AgentRestartTests : IDisposable
     [Fact]
     public async Task AgentFinishingWhileTheServerIsDown_IsRecordedWithItsWholeOutputOnRestart()
     {
-        var settings = AgentHelpers.Settings(mockDelayMs: 50, mockSteps: 10);
+        var settings = AgentHelpers.Settings(mockDelayMs: 50, mockSteps: 40);
         string agentId, token;
         await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: _data))
         {
             var owner = await first.CreateTeamAsync();
             token = owner.Auth.AccessToken;
             agentId = (await first.SpawnAsync(token, "Finish alone")).Id;
+            // Stopped once its process runs: stopped while it was still being started, it would never run at all.
+            await Eventually.UntilAsync(() => first.GetAgentAsync(token, agentId), a => a.Status != AgentStatuses.Starting, "the agent runs", TimeSpan.FromSeconds(60));
         }
         var exitFile = Path.Combine(_data, "agents", agentId, "exit");
         var watch = Stopwatch.StartNew();

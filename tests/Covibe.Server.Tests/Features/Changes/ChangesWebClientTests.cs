@@ -56,5 +56,42 @@ public sealed class ChangesWebClientTests(BrowserFixture browser) : IClassFixtur
         await sarah.DeleteAsync($"/api/agent/{agent.Id}");
     }
 
+    [Fact]
+    public async Task TheOwnerOnAPhone_CommitsWithTheMessageProposed_AndMergesIntoMain()
+    {
+        _source.Commit("base", new() { ["README.md"] = "one\n" });
+        await using var server = await TestServer.StartAsync(settings: AgentChangesTests.Settings());
+        var owner = await server.CreateTeamAsync("Deck", "Sarah");
+        using var api = server.Client(owner.Auth.AccessToken);
+        await using var forge = await GitHttpServer.StartAsync();
+        var (url, forgePath) = forge.Serve(_source);
+        (await api.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(url, Token: forge.Token))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Say hello in the readme", "shell");
+        await AgentMergeTests.RunAsync(api, agent.Id, "printf 'hello\\n' >> README.md");
+
+        var sarah = await browser.NewPageAsync(server, 390, 844);
+        await sarah.GetByRole(AriaRole.Tab, new() { Name = "Log in" }).ClickAsync();
+        await sarah.Locator("#form-login").GetByLabel("Email").FillAsync(owner.Auth.User.Email);
+        await sarah.Locator("#form-login").GetByLabel("Password").FillAsync(TestServer.Password);
+        await sarah.Locator("#form-login").GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await sarah.Locator("#agents").GetByText("Say hello in the readme").ClickAsync();
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Changes (1)" }).ClickAsync();
+        var message = sarah.GetByLabel("What the commit does");
+        await Eventually.UntilAsync(async () => await message.InputValueAsync() == "Say hello in the readme", "the message proposed from the task");
+
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Commit", Exact = true }).ClickAsync();
+        await sarah.Locator("#changes-branch").GetByText("You committed").WaitForAsync();
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Merge into main" }).ClickAsync();
+        await sarah.Locator("#changes-branch").GetByText("merged into main (fast-forward)").WaitForAsync();
+        _source.Git("--git-dir", forgePath, "show", "main:README.md").ShouldBe("one\nhello\n");
+        (await sarah.EvaluateAsync<int>("() => document.documentElement.scrollWidth")).ShouldBeLessThanOrEqualTo(390, "nothing wider than the phone");
+        await sarah.ScreenshotAsync("command-deck-merge-390");
+
+        // Merging again says why not, in the view.
+        await sarah.GetByRole(AriaRole.Button, new() { Name = "Merge into main" }).ClickAsync();
+        await sarah.Locator("#changes-error").GetByText("already holds everything").WaitForAsync();
+        await api.DeleteAsync($"/api/agent/{agent.Id}");
+    }
+
     public void Dispose() => _source.Dispose();
 }

@@ -1,0 +1,29 @@
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
+
+namespace Covibe.Server.Data.Migrations;
+
+/// <summary>
+/// Merging an agent's branch (issue 25, point 4): its final summary (proposed as the commit message's body), the base
+/// commit an update from base left to resolve, and when and where it was last merged.
+/// </summary>
+[DbContext(typeof(CovibeDb))]
+[Migration("20261206000500_AgentMerges")]
+public sealed class AgentMerges : Migration
+{
+    protected override void Up(MigrationBuilder migrationBuilder)
+    {
+        migrationBuilder.AddColumn<string>(name: "summary", table: "agents", nullable: true);
+        migrationBuilder.AddColumn<string>(name: "merge_parent", table: "agents", nullable: true);
+        migrationBuilder.AddColumn<DateTime>(name: "merged_at", table: "agents", nullable: true);
+        migrationBuilder.AddColumn<string>(name: "merged_commit", table: "agents", nullable: true);
+    }
+
+    protected override void Down(MigrationBuilder migrationBuilder)
+    {
+        migrationBuilder.DropColumn(name: "merged_commit", table: "agents");
+        migrationBuilder.DropColumn(name: "merged_at", table: "agents");
+        migrationBuilder.DropColumn(name: "merge_parent", table: "agents");
+        migrationBuilder.DropColumn(name: "summary", table: "agents");
+    }
+}
