@@ -9,8 +9,10 @@ using Covibe.Protocol;
 /// team's repository editing at once (a file written in each agent's work tree -> the hub's <c>agent_changes</c> naming it,
 /// heard by a teammate's connection); (2) the cost of an agent's work tree (a clone borrowing the team's mirror) against
 /// today's clone per agent from the repository's address, for a repository of about 100 MB: the time from spawn to the
-/// agent running, and the disk each one takes. A real <c>covibe serve</c>; agents sandboxed.
-///   dotnet run -c Release --project bench/Covibe.Bench -- changes [--agents 10] [--rounds 20] [--megabytes 100]
+/// agent running, and the disk each one takes; (3) merge to preview live: an agent's committed work merged into main
+/// (<c>POST /api/agent/{id}/merge</c>, which pushes to the team's repository) until the preview that follows main says
+/// it serves that commit (<c>preview_updated</c>), for a small static site. A real <c>covibe serve</c>; agents sandboxed.
+///   dotnet run -c Release --project bench/Covibe.Bench -- changes [--agents 10] [--rounds 20] [--merges 5] [--megabytes 100]
 /// </summary>
 static class ChangesBench
 {
@@ -25,6 +27,7 @@ static class ChangesBench
         {
             Console.WriteLine($"{agents} agents x {rounds} writes; a {megabytes} MB repository; {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
             await LatencyAsync(work, agents, rounds);
+            await MergeToLiveAsync(work, Measure.Arg(args, "--merges", 5));
             await TreeCostAsync(work, megabytes);
         }
         finally
@@ -134,6 +137,101 @@ static class ChangesBench
         finally
         {
             server.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static async Task MergeToLiveAsync(string work, int merges)
+    {
+        // The team's repository: a bare one on this disk (a merge pushes to it, as to a forge).
+        var source = Path.Combine(work, "repos", "site");
+        Directory.CreateDirectory(source);
+        BenchGit.Run(source, "init", "-q", "-b", "main");
+        BenchGit.Commit(source, new() { ["index.html"] = "<h1>version 0</h1>" });
+        var repo = Path.Combine(work, "repos", "site.git");
+        BenchGit.Run(work, "clone", "-q", "--bare", source, repo);
+        var data = Path.Combine(work, "data-merge");
+        var url = $"http://127.0.0.1:{Measure.FreePort()}";
+        using var server = Measure.StartServer(data, url, [.. Settings(work), "--Covibe:Preview:AllowLocalRepositories=true", "--Covibe:Preview:CheckSeconds=0",
+            "--Covibe:Preview:DrainSeconds=1"]);
+        try
+        {
+            await Measure.WaitHealthyAsync(url);
+            using var http = new HttpClient { BaseAddress = new Uri(url) };
+            var token = await Measure.CreateTeamAsync(http);
+            (await http.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(repo), CovibeJsonContext.Default.ConnectRepositoryRequest)).EnsureSuccessStatusCode();
+            using var hub = await Measure.JoinHubAsync(url, token, followAgents: false);
+            var live = new ConcurrentDictionary<string, long>();
+            _ = Task.Run(async () =>
+            {
+                var buffer = new byte[1024 * 1024];
+                while (true)
+                {
+                    var (count, closed) = await Measure.ReceiveMessageAsync(hub, buffer);
+                    if (closed)
+                    {
+                        return;
+                    }
+                    using var message = JsonDocument.Parse(buffer.AsMemory(0, count));
+                    if (message.RootElement.GetProperty("type").GetString() == "preview_updated")
+                    {
+                        live.TryAdd(message.RootElement.GetProperty("commit").GetString()!, Stopwatch.GetTimestamp());
+                    }
+                }
+            });
+            (await http.PutAsJsonAsync("/api/preview", new SetPreviewRequest(null), CovibeJsonContext.Default.SetPreviewRequest)).EnsureSuccessStatusCode();
+            await UntilAsync(() => live.ContainsKey(BenchGit.Run(repo, "rev-parse", "main").Trim()), "the preview's first version");
+
+            var totals = new List<long>();
+            var merging = new List<long>();
+            for (var i = 1; i <= merges; i++)
+            {
+                using var spawned = await http.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest($"version {i}", "idle"), CovibeJsonContext.Default.SpawnAgentRequest);
+                var id = (await spawned.Content.ReadFromJsonAsync(CovibeJsonContext.Default.AgentDto))!.Id;
+                var tree = Directory.GetDirectories(Path.Combine(data, "workspaces")).Select(t => Path.Combine(t, id)).First();
+                // Written once the agent runs: its tree is made before it starts.
+                while ((await http.GetFromJsonAsync($"/api/agent/{id}", CovibeJsonContext.Default.AgentDto))!.Status == "starting")
+                {
+                    await Task.Delay(20);
+                }
+                await File.WriteAllTextAsync(Path.Combine(tree, "index.html"), $"<h1>version {i}</h1>");
+                using (var committed = await http.PostAsync($"/api/agent/{id}/commit", null))
+                {
+                    if (!committed.IsSuccessStatusCode)
+                    {
+                        throw new InvalidOperationException($"The commit failed: {await committed.Content.ReadAsStringAsync()}");
+                    }
+                }
+                var start = Stopwatch.GetTimestamp();
+                using var merged = await http.PostAsync($"/api/agent/{id}/merge", null);
+                merged.EnsureSuccessStatusCode();
+                merging.Add((Stopwatch.GetTimestamp() - start) * 1000 / Stopwatch.Frequency);
+                var commit = (await merged.Content.ReadFromJsonAsync(CovibeJsonContext.Default.AgentMergeResponse))!.Commit;
+                await UntilAsync(() => live.ContainsKey(commit), $"version {i} live");
+                totals.Add((live[commit] - start) * 1000 / Stopwatch.Frequency);
+                await http.DeleteAsync($"/api/agent/{id}");
+            }
+            Console.WriteLine();
+            Console.WriteLine("| merge to preview live (static site) | median | max | merges |");
+            Console.WriteLine("| --- | --- | --- | --- |");
+            Console.WriteLine($"| POST merge answered (fetch, merge, push) | {Measure.Percentile([.. merging.Order()], 0.5)} ms | {merging.Max()} ms | {merges} |");
+            Console.WriteLine($"| merge to preview_updated | {Measure.Percentile([.. totals.Order()], 0.5)} ms | {totals.Max()} ms | {merges} |");
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+        }
+    }
+
+    private static async Task UntilAsync(Func<bool> done, string what)
+    {
+        var deadline = Stopwatch.GetTimestamp() + Stopwatch.Frequency * 120;
+        while (!done())
+        {
+            if (Stopwatch.GetTimestamp() > deadline)
+            {
+                throw new TimeoutException($"Waited 2 minutes for {what}.");
+            }
+            await Task.Delay(5);
         }
     }
 
