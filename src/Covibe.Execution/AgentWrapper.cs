@@ -37,11 +37,21 @@ public static class AgentWrapper
             mkdir -p "$wd" || finish 1
             trust=$(mktemp) || finish 1
             printf '[safe]\n\tdirectory = %s\n' "$COVIBE_TREE_SOURCE" > "$trust"
-            GIT_CONFIG_GLOBAL="$trust" git clone --quiet --shared --no-checkout -- "$COVIBE_TREE_SOURCE" "$wd" \
+            # A bundle (copied to another machine) holds the objects itself: fetched whole, nothing borrowed.
+            case $COVIBE_TREE_SOURCE in
+              *.bundle) bundle=$COVIBE_TREE_SOURCE
+                git init --quiet "$wd" && git -C "$wd" fetch --quiet --no-tags "$bundle" '+refs/*:refs/covibe-source/*' ;;
+              *) bundle=
+                GIT_CONFIG_GLOBAL="$trust" git clone --quiet --shared --no-checkout -- "$COVIBE_TREE_SOURCE" "$wd" ;;
+            esac \
               && git -C "$wd" -c advice.detachedHead=false checkout --quiet -b "$COVIBE_TREE_BRANCH" "$COVIBE_TREE_COMMIT" \
               && git -C "$wd" config user.name "Covibe agent" && git -C "$wd" config user.email "agent@covibe.invalid" \
               || { rm -f "$trust"; finish 128; }
             rm -f "$trust"
+            if [ -n "$bundle" ]; then
+              for ref in $(git -C "$wd" for-each-ref --format='%(refname)' refs/covibe-source/); do git -C "$wd" update-ref -d "$ref"; done
+              rm -f "$bundle"
+            fi
           fi
           unset COVIBE_TREE_SOURCE COVIBE_TREE_COMMIT COVIBE_TREE_BRANCH
         fi

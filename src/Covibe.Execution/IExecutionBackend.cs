@@ -47,6 +47,15 @@ public interface IExecutionBackend
     Task CloseInputAsync(AgentProcess process, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Runs a short command on <paramref name="target"/>, the machine of another place (a VM), as the user its jobs run as,
+    /// in that user's home: its exit code, output (text) and errors. Only the backends of other machines do
+    /// (<see cref="Remote"/>); on this machine the caller runs it in the sandbox itself.
+    /// </summary>
+    Task<(int Code, string Output, string Errors)> RunShortAsync(string target, IReadOnlyList<string> argv, ReadOnlyMemory<byte>? stdin, TimeSpan timeout,
+        CancellationToken cancellationToken) =>
+        throw new NotSupportedException($"The {Name} backend runs no short commands on another machine.");
+
+    /// <summary>
     /// Opens a member's shell here, on a PTY: <see cref="ShellLaunch.Shell"/> as this place runs shells. Throws
     /// <see cref="IOException"/> with a reason to show when it cannot.
     /// </summary>
@@ -105,9 +114,10 @@ public sealed record AgentLaunch(
 /// The working directory starts as a clone of <see cref="Source"/>, a repository on this machine that the job sees
 /// read-only at the same path and borrows every object from (<c>git clone --shared</c>: no copy), checked out at
 /// <see cref="Commit"/> on a new branch <see cref="Branch"/>. The job owns its clone (its own <c>.git</c>); it cannot
-/// change the source. Only the places on this machine start one (the sandbox, the server's user, a container).
+/// change the source. On another machine (an SSH VM) the source is a bundle of <see cref="Reference"/> (the source's
+/// reference to <see cref="Commit"/>) copied there first, and the clone has the objects of its own.
 /// </summary>
-public sealed record WorkTree(string Source, string Commit, string Branch)
+public sealed record WorkTree(string Source, string Commit, string Branch, string? Reference = null)
 {
     /// <summary>How the wrapper is told (<see cref="AgentWrapper"/>; it unsets them before the agent starts).</summary>
     public IEnumerable<KeyValuePair<string, string>> Environment =>

@@ -25,13 +25,23 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
-        if (launch.Tree is not null)
-        {
-            throw new ArgumentException("A work tree borrows a repository of the server's machine, which this place cannot see.", nameof(launch));
-        }
         var target = await connect(launch.Target ?? throw new ArgumentException("An SSH agent needs a VM."), cancellationToken);
+        string[] wrapperEnvironment = [];
+        if (launch.Tree is { } tree)
+        {
+            // The VM cannot borrow the server's mirror: the starting point goes there as a bundle, which the wrapper clones.
+            var copied = await ssh.RunAsync(target, ["sh", "-c", TreeBundles.Receiver, "covibe-tree", VmScripts.RuntimeOf(launch)],
+                await TreeBundles.CreateAsync(tree, cancellationToken), TimeSpan.FromMinutes(10), cancellationToken);
+            if (copied.ExitCode != 0 || !copied.Stdout.Trim().EndsWith("/tree.bundle", StringComparison.Ordinal))
+            {
+                throw new IOException($"The agent's work tree could not be copied to the VM: {SshClient.Explain(copied, target)}");
+            }
+            // For the wrapper itself (it unsets them before the agent starts).
+            wrapperEnvironment = ["env", .. (tree with { Source = copied.Stdout.Trim() }).Environment.Select(e => $"{e.Key}={e.Value}")];
+        }
         // Set on top of the VM user's own environment (the caller leaves the server's out).
-        var argv = VmScripts.LaunchArgv(VmScripts.RuntimeOf(launch), VmScripts.WorkingDirectoryOf(launch), launch.RepositoryUrl, launch.Branch, launch.Environment, launch.Argv);
+        string[] argv = [.. wrapperEnvironment,
+            .. VmScripts.LaunchArgv(VmScripts.RuntimeOf(launch), VmScripts.WorkingDirectoryOf(launch), launch.RepositoryUrl, launch.Branch, launch.Environment, launch.Argv)];
         var result = await ssh.RunAsync(target, argv, launch.InitialInput ?? [], CommandTimeout, cancellationToken);
         var parts = result.Stdout.Trim().Split(' ', 3);
         if (result.ExitCode != 0 || parts.Length != 3 || !int.TryParse(parts[0], CultureInfo.InvariantCulture, out var pid))
@@ -41,6 +51,13 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         Directory.CreateDirectory(Path.Combine(mirrorRoot, launch.AgentId), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.Create(MirrorPath(launch.AgentId)).Dispose();
         return new AgentProcess(BackendName, parts[2], pid, long.Parse(parts[1], CultureInfo.InvariantCulture), launch.Target);
+    }
+
+    public async Task<(int Code, string Output, string Errors)> RunShortAsync(string target, IReadOnlyList<string> argv, ReadOnlyMemory<byte>? stdin, TimeSpan timeout,
+        CancellationToken cancellationToken)
+    {
+        var result = await ssh.RunAsync(await connect(target, cancellationToken), argv, stdin, timeout, cancellationToken);
+        return (result.ExitCode, result.Stdout, result.Stderr);
     }
 
     public async Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken)

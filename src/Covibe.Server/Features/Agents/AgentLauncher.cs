@@ -1,5 +1,6 @@
 using Covibe.Execution;
 using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Repositories;
 using Covibe.Server.Hosting;
 using Microsoft.Extensions.Options;
 
@@ -109,7 +110,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
         environment["COVIBE_AGENT_ID"] = agent.Id;
         environment["TERM"] = "dumb";
         // On the team's repository: a work tree on its own branch, borrowing the team's mirror here (no clone of the address).
-        var tree = agent is { WorkBranch: { } workBranch, BaseCommit: { } baseCommit } ? new WorkTree(mirrors.PathOf(agent.TeamId), baseCommit, workBranch) : null;
+        var tree = agent is { WorkBranch: { } workBranch, BaseCommit: { } baseCommit } ? new WorkTree(mirrors.PathOf(agent.TeamId), baseCommit, workBranch, AgentBranches.StartRef(agent.Id)) : null;
         return placement.Launch(new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, tree is null ? agent.RepositoryUrl : null, tree is null ? agent.Branch : null,
             type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, TeamId: agent.TeamId, OwnerId: agent.UserId, Tree: tree));
     }

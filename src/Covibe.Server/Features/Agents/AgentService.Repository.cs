@@ -27,10 +27,10 @@ public sealed partial class AgentService
         {
             return asked ? (null, Invalid("teamRepository", "The team has no repository yet: its owner connects one (covibe repo connect, or the Workshop).")) : (null, null);
         }
-        if (!placement.SeesThisMachine)
+        if (!placement.HoldsWorkTrees)
         {
             return asked
-                ? (null, Invalid("vmId", "An agent on a VM does not work on the team's repository yet: run it on the server, or give 'repositoryUrl' for the VM to clone."))
+                ? (null, Invalid("vmId", "An agent on a runner VM does not work on the team's repository yet: run it on the server or an SSH VM, or give 'repositoryUrl' for the VM to clone."))
                 : (null, null);
         }
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))

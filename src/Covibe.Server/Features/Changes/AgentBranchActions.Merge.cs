@@ -81,6 +81,11 @@ public sealed partial class AgentBranchActions
     public async Task<AgentUpdateResponse> UpdateAsync(Caller caller, string agentId, CancellationToken cancellationToken)
     {
         var agent = await ControlledAsync(caller, agentId, "update its branch", cancellationToken);
+        if (changes.Elsewhere(agent))
+        {
+            throw new RequestRefusedException(Refusal.Conflict, "update-on-vm", "Not on a VM yet",
+                "Updating an agent's tree from its base is done on this server only for now: on its VM, ask the agent to pull the base itself, or merge its branch as it is.");
+        }
         var (_, remote, baseBranch, mirror) = await RepositoryAsync(agent, cancellationToken);
         var gate = TeamGates.GetOrAdd(agent.TeamId, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);

@@ -40,14 +40,22 @@ public sealed partial class AgentBranchActions(
         var commit = await changes.CommitAsync(agent, parents, text, (name, email), cancellationToken)
             ?? throw new RequestRefusedException(Refusal.Conflict, "nothing-to-commit", "Nothing to commit",
                 $"The agent's tree is the same as its branch {agent.WorkBranch} already holds.");
+        var (source, temporary) = await changes.CommittedAsync(agent, parents, cancellationToken);
         try
         {
-            await git.TakeAsync(mirror, changes.ScratchRepository(agent.Id), "refs/heads/commit", workRef, previous, cancellationToken);
+            await git.TakeAsync(mirror, source, "refs/heads/commit", workRef, previous, cancellationToken);
         }
         catch (GitMirrorException e)
         {
             throw new RequestRefusedException(Refusal.Conflict, "branch-moved", "The branch moved meanwhile",
                 $"The branch {agent.WorkBranch} changed while committing (another commit at the same moment?): nothing was committed. Try again. ({e.Message})");
+        }
+        finally
+        {
+            if (temporary)
+            {
+                File.Delete(source);
+            }
         }
         if (agent.MergeParent is not null)
         {

@@ -46,6 +46,14 @@ public sealed class AgentTrees(
         await db.SaveChangesAsync(cancellationToken);
         RemoveTree(Path.Combine(workspaces.Base, agent.TeamId, agent.WorkingDirectory));
         changes.RemoveScratch(agent.Id);
+        try
+        {
+            await changes.RemoveThereAsync(agent, cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or Covibe.Execution.Ssh.SshException)
+        {
+            ChangesLog.DiscardIncomplete(logger, agent.Id, $"its tree on the VM is left: {e.Message}");
+        }
         var mirror = mirrors.PathOf(agent.TeamId);
         if (Directory.Exists(mirror))
         {

@@ -29,6 +29,10 @@ public static class ChangeScript
 
     public const string Script = """
         tree=$1; scratch=$2; objects=$3; base=$4; what=$5; path=$6
+        # On a VM the paths are relative to its user's home.
+        case $tree in /*) ;; *) tree=$HOME/$tree;; esac
+        case $scratch in /*) ;; *) scratch=$HOME/$scratch;; esac
+        case $objects in /*) ;; *) objects=$HOME/$objects;; esac
         export GIT_DIR="$scratch/git" GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_LITERAL_PATHSPECS=1 GIT_OPTIONAL_LOCKS=0 GIT_TERMINAL_PROMPT=0
         if [ ! -f "$GIT_DIR/HEAD" ]; then
           git init --quiet --bare "$GIT_DIR" && printf '%s\n' "$objects" > "$GIT_DIR/objects/info/alternates" || exit 3

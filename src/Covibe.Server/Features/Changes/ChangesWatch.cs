@@ -14,7 +14,7 @@ namespace Covibe.Server.Features.Changes;
 /// polling; a tree too large to watch whole is also read every few seconds. Once an agent ends, its tree is read a last
 /// time.
 /// </summary>
-public sealed class ChangesWatch(IDbContextFactory<CovibeDb> dbs, AgentChanges changes, Workspaces workspaces, TimeProvider time, ILogger<ChangesWatch> logger)
+public sealed class ChangesWatch(IDbContextFactory<CovibeDb> dbs, AgentChanges changes, Workspaces workspaces, AgentLeases leases, TimeProvider time, ILogger<ChangesWatch> logger)
     : BackgroundService
 {
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(150);
@@ -45,6 +45,17 @@ public sealed class ChangesWatch(IDbContextFactory<CovibeDb> dbs, AgentChanges c
             .ToListAsync(cancellationToken);
         foreach (var agent in running.Where(a => !_following.ContainsKey(a.Id)))
         {
+            if (changes.Elsewhere(agent))
+            {
+                // On a VM: read there by the node that follows the agent, every second (no watch reaches across).
+                if (agent.Pid is not null && await leases.HolderAsync(agent.Id, cancellationToken) == leases.Node)
+                {
+                    var follow = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    _following[agent.Id] = follow;
+                    _ = FollowThereAsync(agent, follow.Token);
+                }
+                continue;
+            }
             var tree = Path.Combine(workspaces.Base, agent.TeamId, agent.WorkingDirectory);
             if (!Directory.Exists(tree))
             {
@@ -67,14 +78,29 @@ public sealed class ChangesWatch(IDbContextFactory<CovibeDb> dbs, AgentChanges c
     {
         using var watch = _trees.Watch(tree);
         ChangesLog.Watching(logger, agent.Id, watch.Partial ? "in part" : "whole");
+        await FollowAsync(agent, async () =>
+        {
+            await watch.WaitAsync(watch.Partial ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(30), cancellationToken);
+            // A burst of writes (a file saved in parts, a formatter run) is read once.
+            await Task.Delay(Settle, time, cancellationToken);
+        }, cancellationToken);
+    }
+
+    /// <summary>An agent's tree on a VM, read there each second (one short command over the VM's shared connection).</summary>
+    private Task FollowThereAsync(Agent agent, CancellationToken cancellationToken)
+    {
+        ChangesLog.Watching(logger, agent.Id, "on its VM, every second");
+        return FollowAsync(agent, () => Task.Delay(TimeSpan.FromSeconds(1), time, cancellationToken), cancellationToken);
+    }
+
+    private async Task FollowAsync(Agent agent, Func<Task> nextChange, CancellationToken cancellationToken)
+    {
         try
         {
             await changes.RefreshAsync(agent, cancellationToken);
             while (!cancellationToken.IsCancellationRequested)
             {
-                await watch.WaitAsync(watch.Partial ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(30), cancellationToken);
-                // A burst of writes (a file saved in parts, a formatter run) is read once.
-                await Task.Delay(Settle, time, cancellationToken);
+                await nextChange();
                 await changes.RefreshAsync(agent, cancellationToken);
             }
         }

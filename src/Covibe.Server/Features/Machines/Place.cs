@@ -56,6 +56,12 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
     /// <summary>Whether a job here can be shown a repository of this machine (read-only, at its path): an agent's work tree borrows the team's mirror.</summary>
     public virtual bool SeesThisMachine => false;
 
+    /// <summary>
+    /// Whether an agent here can have a work tree on the team's repository: a clone borrowing the team's mirror where it is
+    /// seen (<see cref="SeesThisMachine"/>), or made from a bundle copied there (an SSH VM).
+    /// </summary>
+    public virtual bool HoldsWorkTrees => SeesThisMachine;
+
     /// <summary>How a member's terminal names where it runs.</summary>
     public virtual string? Label => null;
 
@@ -151,6 +157,8 @@ public sealed record SshPlace(IExecutionBackend Jobs, string VmId, string Machin
     public override EgressWall EgressWall => EgressWall.Elsewhere;
 
     public override string Target => VmId;
+
+    public override bool HoldsWorkTrees => RemoteDirectory is null;
 
     public override string Label => BoxId is null ? MachineName : $"box {BoxId}";
 

@@ -1,0 +1,49 @@
+using System.Diagnostics;
+
+namespace Covibe.Execution;
+
+/// <summary>
+/// A work tree's starting point for another machine (an SSH VM): a <c>git bundle</c> of the source's reference, its whole
+/// history, which the wrapper there clones instead of borrowing the source (<see cref="WorkTree"/>). Made with git's own
+/// defaults only (no configuration of this machine, no hooks), at most <see cref="MaxBytes"/>.
+/// </summary>
+public static class TreeBundles
+{
+    public const long MaxBytes = 1L << 30;
+
+    /// <summary>Where on the VM the bundle is copied (relative to the runtime directory, relative to its user's home): prints its absolute path.</summary>
+    public const string Receiver = """
+        rt="$HOME/$1"
+        mkdir -p "$rt" && chmod 700 "$rt" && cat > "$rt/tree.bundle" && printf '%s\n' "$rt/tree.bundle"
+        """;
+
+    public static async Task<byte[]> CreateAsync(WorkTree tree, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.Environment.Clear();
+        info.Environment["PATH"] = "/usr/local/bin:/usr/bin:/bin";
+        info.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
+        info.Environment["GIT_CONFIG_GLOBAL"] = "/dev/null";
+        info.Environment["GIT_DIR"] = tree.Source;
+        foreach (var arg in (string[])["bundle", "create", "--quiet", "-", tree.Reference ?? throw new ArgumentException("A tree for another machine names its reference.", nameof(tree))])
+        {
+            info.ArgumentList.Add(arg);
+        }
+        using var git = Process.Start(info) ?? throw new IOException("git could not be started.");
+        var errors = git.StandardError.ReadToEndAsync(cancellationToken);
+        using var bundle = new MemoryStream();
+        var buffer = new byte[81920];
+        int read;
+        while ((read = await git.StandardOutput.BaseStream.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (bundle.Length + read > MaxBytes)
+            {
+                git.Kill(entireProcessTree: true);
+                throw new IOException($"The repository is larger than {MaxBytes >> 20} MB: too large to copy to a VM for an agent's work tree.");
+            }
+            bundle.Write(buffer, 0, read);
+        }
+        await git.WaitForExitAsync(cancellationToken);
+        return git.ExitCode == 0 ? bundle.ToArray() : throw new IOException($"The work tree's bundle could not be made: {(await errors).Trim()}");
+    }
+}
