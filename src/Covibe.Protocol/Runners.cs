@@ -47,6 +47,10 @@ public static class RunnerProtocol
     public const string TerminalInput = "terminal_input";
     public const string TerminalResize = "terminal_resize";
     public const string TerminalClose = "terminal_close";
+    /// <summary>A piece of an agent's work tree (a git bundle) for the runner to keep until <c>start</c> clones it.</summary>
+    public const string TreeData = "tree_data";
+    /// <summary>A short command (<c>argv</c>, never through a shell) to run now and answer: an agent's changes read there.</summary>
+    public const string Run = "run";
 
     // both
     public const string Error = "error";
@@ -84,12 +88,15 @@ public sealed record RunnerMessage(
     int? Rows = null,
     string? Cwd = null,
     int? HeartbeatSeconds = null,
-    string? VmId = null);
+    string? VmId = null,
+    string[]? Argv = null);
 
 /// <summary>
 /// What to start (the same wrapper, layout and argv as an SSH VM): the runtime directory <see cref="Runtime"/> and working
 /// directory <see cref="WorkingDirectory"/> relative to the runner user's home, the repository to clone, the argv (never
 /// through a shell), variables set on top of the runner's own environment, and the first input (base64).
+/// <see cref="TreeCommit"/> and <see cref="TreeBranch"/>: a work tree on the team's repository, cloned from the bundle sent
+/// before (<c>tree_data</c>) and checked out at that commit on that branch.
 /// </summary>
 public sealed record RunnerLaunch(
     string Runtime,
@@ -98,7 +105,9 @@ public sealed record RunnerLaunch(
     Dictionary<string, string> Environment,
     string? RepositoryUrl = null,
     string? Branch = null,
-    string? Input = null);
+    string? Input = null,
+    string? TreeCommit = null,
+    string? TreeBranch = null);
 
 /// <summary>A started agent on the runner's machine: its runtime directory (absolute there), PID and the PID's start time.</summary>
 public sealed record RunnerProcess(string RuntimeDirectory, int Pid, long StartTime);

@@ -28,7 +28,11 @@ internal sealed partial class RunnerAgents(string home, FileChanges changes) : I
         {
             return Refuse(request, "The start request is malformed (agent id, runtime or working directory).");
         }
-        var argv = VmScripts.LaunchArgv(launch.Runtime, launch.WorkingDirectory, launch.RepositoryUrl, launch.Branch, launch.Environment, launch.Argv);
+        // A work tree on the team's repository: cloned by the wrapper from the bundle the server sent before (tree_data).
+        string[] tree = launch is { TreeCommit: { } commit, TreeBranch: { } branch }
+            ? ["env", $"COVIBE_TREE_SOURCE={Path.Combine(home, launch.Runtime, "tree.bundle")}", $"COVIBE_TREE_COMMIT={commit}", $"COVIBE_TREE_BRANCH={branch}"]
+            : [];
+        string[] argv = [.. tree, .. VmScripts.LaunchArgv(launch.Runtime, launch.WorkingDirectory, launch.RepositoryUrl, launch.Branch, launch.Environment, launch.Argv)];
         var input = launch.Input is { } b64 ? Convert.FromBase64String(b64) : [];
         var (code, stdout, stderr) = await RunAsync(argv, input, cancellationToken);
         var parts = stdout.Trim().Split(' ', 3);
@@ -222,9 +226,11 @@ internal sealed partial class RunnerAgents(string home, FileChanges changes) : I
         return (process.ExitCode, await stdout, await stderr);
     }
 
-    private static RunnerMessage Ok(RunnerMessage request) => new(RunnerProtocol.Result, Id: request.Id, AgentId: request.AgentId);
+    internal static bool IsAgentId(string agentId) => AgentId().IsMatch(agentId);
 
-    private static RunnerMessage Refuse(RunnerMessage request, string error) => new(RunnerProtocol.Result, Id: request.Id, AgentId: request.AgentId, Error: error);
+    internal static RunnerMessage Ok(RunnerMessage request) => new(RunnerProtocol.Result, Id: request.Id, AgentId: request.AgentId);
+
+    internal static RunnerMessage Refuse(RunnerMessage request, string error) => new(RunnerProtocol.Result, Id: request.Id, AgentId: request.AgentId, Error: error);
 
     private static string Str(long value) => value.ToString(CultureInfo.InvariantCulture);
 

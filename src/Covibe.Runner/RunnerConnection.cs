@@ -22,6 +22,7 @@ public sealed partial class RunnerConnection : IAsyncDisposable
     private readonly FileChanges _changes = new();
     private readonly RunnerAgents _agents;
     private readonly RunnerShells _shells;
+    private readonly RunnerTrees _trees;
     private readonly HttpClient _http;
     private RunnerState _state;
     private bool _usePolling;
@@ -36,6 +37,7 @@ public sealed partial class RunnerConnection : IAsyncDisposable
         var home = Environment.GetEnvironmentVariable("HOME") is { Length: > 0 } h ? Path.GetFullPath(h) : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         _agents = new RunnerAgents(home, _changes);
         _shells = new RunnerShells(home);
+        _trees = new RunnerTrees(home);
         _http = new HttpClient { BaseAddress = new Uri(state.Server.TrimEnd('/') + "/"), Timeout = Timeout.InfiniteTimeSpan };
     }
 
@@ -152,6 +154,12 @@ public sealed partial class RunnerConnection : IAsyncDisposable
                 break;
             case RunnerProtocol.Start:
                 _ = Reply(outbound, _agents.StartAsync(message, outbound, cancellationToken), cancellationToken);
+                break;
+            case RunnerProtocol.TreeData:
+                _ = Reply(outbound, _trees.TakeAsync(message, cancellationToken), cancellationToken);
+                break;
+            case RunnerProtocol.Run:
+                _ = Reply(outbound, RunnerTrees.RunAsync(message, cancellationToken), cancellationToken);
                 break;
             case RunnerProtocol.Input:
                 _ = Reply(outbound, _agents.InputAsync(message, cancellationToken), cancellationToken);

@@ -11,8 +11,8 @@ public sealed partial class AgentService
 {
     /// <summary>
     /// Whether the new agent works on the team's repository, and its branch there: the default once the team has one, for
-    /// an agent given no repository address and no box, where it runs on this machine (its work tree borrows the team's
-    /// mirror here). Asked for (<c>teamRepository</c> or <c>baseBranch</c>) where that cannot be: refused, with why.
+    /// an agent given no repository address and no box (its work tree borrows the team's mirror on this machine, or is
+    /// cloned from a bundle of it on a VM). Asked for (<c>teamRepository</c> or <c>baseBranch</c>) where that cannot be: refused, with why.
     /// </summary>
     private async Task<(AgentBranch? Branch, AgentResult? Refused)> BranchAsync(
         Caller caller, SpawnAgentRequest request, Place placement, string agentId, string task, CancellationToken cancellationToken)
@@ -30,7 +30,7 @@ public sealed partial class AgentService
         if (!placement.HoldsWorkTrees)
         {
             return asked
-                ? (null, Invalid("vmId", "An agent on a runner VM does not work on the team's repository yet: run it on the server or an SSH VM, or give 'repositoryUrl' for the VM to clone."))
+                ? (null, Invalid("vmId", "Where this agent would run cannot hold a work tree of the team's repository: run it on the server or a VM, or give 'repositoryUrl'."))
                 : (null, null);
         }
         await using (var db = await dbs.CreateDbContextAsync(cancellationToken))

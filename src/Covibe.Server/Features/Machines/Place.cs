@@ -176,6 +176,8 @@ public sealed record RunnerPlace(IExecutionBackend Jobs, string VmId, string Mac
 
     public override string Target => VmId;
 
+    public override bool HoldsWorkTrees => true;
+
     public override string Label => MachineName;
 }
 

@@ -21,22 +21,53 @@ public sealed class RunnerBackend(RunnerHub hub, RunnerTerminals terminals, Time
 
     public async Task<AgentProcess> StartAsync(AgentLaunch launch, CancellationToken cancellationToken)
     {
-        if (launch.Tree is not null)
-        {
-            throw new ArgumentException("A work tree borrows a repository of the server's machine, which this place cannot see.", nameof(launch));
-        }
         var vmId = launch.Target ?? throw new ArgumentException("A runner agent needs a VM.");
         var session = Connected(vmId);
+        if (launch.Tree is { } tree)
+        {
+            // The VM cannot borrow the server's mirror: the starting point goes there as a bundle, in pieces the runner keeps.
+            var bundle = await TreeBundles.CreateAsync(tree, cancellationToken);
+            var offset = 0;
+            do
+            {
+                var piece = bundle.AsMemory(offset, Math.Min(TreeChunkBytes, bundle.Length - offset));
+                var taken = await session.RequestAsync(new RunnerMessage(RunnerProtocol.TreeData, AgentId: launch.AgentId, Offset: offset, Size: bundle.Length,
+                    Data: Convert.ToBase64String(piece.Span)), cancellationToken);
+                if (taken.Error is { } refused)
+                {
+                    throw new IOException($"The runner could not take the agent's work tree: {refused}");
+                }
+                offset += piece.Length;
+            }
+            while (offset < bundle.Length);
+        }
         hub.Expect(vmId, launch.AgentId);
         var request = new RunnerMessage(RunnerProtocol.Start, AgentId: launch.AgentId, Launch: new RunnerLaunch(
             VmScripts.RuntimeOf(launch), VmScripts.WorkingDirectoryOf(launch), [.. launch.Argv], new Dictionary<string, string>(launch.Environment),
-            launch.RepositoryUrl, launch.Branch, launch.InitialInput is { } input ? Convert.ToBase64String(input) : null));
+            launch.RepositoryUrl, launch.Branch, launch.InitialInput is { } input ? Convert.ToBase64String(input) : null, launch.Tree?.Commit, launch.Tree?.Branch));
         var reply = await session.RequestAsync(request, cancellationToken);
         if (reply.Error is { } error || reply.Process is not { } process)
         {
             throw new IOException($"The runner could not start the agent: {reply.Error ?? "it answered without a process"}");
         }
         return new AgentProcess(BackendName, process.RuntimeDirectory, process.Pid, process.StartTime, vmId);
+    }
+
+    /// <summary>A piece of a work tree's bundle per message: well under the 4 MB a message may take, base64 and all.</summary>
+    private const int TreeChunkBytes = 1024 * 1024;
+
+    public async Task<(int Code, string Output, string Errors)> RunShortAsync(string target, IReadOnlyList<string> argv, ReadOnlyMemory<byte>? stdin, TimeSpan timeout,
+        CancellationToken cancellationToken)
+    {
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout);
+        var reply = await Connected(target).RequestAsync(new RunnerMessage(RunnerProtocol.Run, Argv: [.. argv],
+            Data: stdin is { } input ? Convert.ToBase64String(input.Span) : null), limit.Token);
+        if (reply.ExitCode is not { } code)
+        {
+            throw new IOException($"The runner did not run it: {reply.Error ?? "it answered without an exit code"}");
+        }
+        return (code, reply.Data is { } data ? System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(data)) : "", reply.Error ?? "");
     }
 
     public Task<AgentProcessState> ProbeAsync(AgentProcess process, CancellationToken cancellationToken)

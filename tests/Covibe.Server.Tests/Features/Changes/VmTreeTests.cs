@@ -16,8 +16,10 @@ public sealed class VmTreeTests(SshServer ssh) : IClassFixture<SshServer>, IDisp
 {
     private readonly GitRepo _source = GitRepo.Create();
 
-    [Fact]
-    public async Task AnAgentOnAnSshVm_GetsAWorkTreeThere_ItsChangesReadThere_CommittedAndMerged_WithoutTheTeamsToken()
+    [Theory]
+    [InlineData("ssh")]
+    [InlineData("runner")]
+    public async Task AnAgentOnAVm_GetsAWorkTreeThere_ItsChangesReadThere_CommittedAndMerged_WithoutTheTeamsToken(string how)
     {
         _source.Commit("base", new() { ["README.md"] = "base\n" });
         await using var server = await TestServer.StartAsync(settings: AgentChangesTests.Settings());
@@ -26,8 +28,19 @@ public sealed class VmTreeTests(SshServer ssh) : IClassFixture<SshServer>, IDisp
         await using var forge = await GitHttpServer.StartAsync();
         var (url, forgePath) = forge.Serve(_source);
         (await ann.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(url, Token: forge.Token))).StatusCode.ShouldBe(HttpStatusCode.OK);
-        var vm = await AgentMergeTests.OkAsync<VmDto>(await ann.PostAsJsonAsync("/api/vm/register",
-            new RegisterVmRequest("Sarah's VM", "127.0.0.1", ssh.Port, ssh.User, PrivateKey: ssh.ClientPrivateKey, HostKeyFingerprint: ssh.HostKeyFingerprint)), HttpStatusCode.Created);
+        await using var machine = RunnerMachine.Create(ssh);
+        VmDto vm;
+        if (how == "ssh")
+        {
+            vm = await AgentMergeTests.OkAsync<VmDto>(await ann.PostAsJsonAsync("/api/vm/register",
+                new RegisterVmRequest("Sarah's VM", "127.0.0.1", ssh.Port, ssh.User, PrivateKey: ssh.ClientPrivateKey, HostKeyFingerprint: ssh.HostKeyFingerprint)), HttpStatusCode.Created);
+        }
+        else
+        {
+            vm = await RunnerTests.AddRunnerVmAsync(ann, type: "tunnel");
+            machine.Start(["--server", server.Url.ToString(), "--token", vm.RegistrationToken!, "--transport", "websocket"]);
+            await RunnerTests.OnlineAsync(ann, vm.Id);
+        }
         await using var watching = await server.ConnectAsync(member.AccessToken);
         await watching.ReceiveAsync("team_joined");
 
