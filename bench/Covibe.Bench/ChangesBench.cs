@@ -62,27 +62,12 @@ static class ChangesBench
             (await http.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(repo), CovibeJsonContext.Default.ConnectRepositoryRequest)).EnsureSuccessStatusCode();
             var heard = new ConcurrentDictionary<string, long>();
             using var hub = await Measure.JoinHubAsync(url, token, followAgents: false);
-            _ = Task.Run(async () =>
+            _ = Measure.ListenAsync(hub, "agent_changes", (message, now) =>
             {
-                var buffer = new byte[4 * 1024 * 1024];
-                while (true)
+                var agent = message.GetProperty("agentId").GetString();
+                foreach (var file in message.GetProperty("files").EnumerateArray())
                 {
-                    var (count, closed) = await Measure.ReceiveMessageAsync(hub, buffer);
-                    if (closed)
-                    {
-                        return;
-                    }
-                    var now = Stopwatch.GetTimestamp();
-                    using var message = JsonDocument.Parse(buffer.AsMemory(0, count));
-                    if (message.RootElement.GetProperty("type").GetString() != "agent_changes")
-                    {
-                        continue;
-                    }
-                    var agent = message.RootElement.GetProperty("agentId").GetString();
-                    foreach (var file in message.RootElement.GetProperty("files").EnumerateArray())
-                    {
-                        heard.TryAdd($"{agent}/{file.GetProperty("path").GetString()}", now);
-                    }
+                    heard.TryAdd($"{agent}/{file.GetProperty("path").GetString()}", now);
                 }
             });
 
@@ -161,23 +146,7 @@ static class ChangesBench
             (await http.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(repo), CovibeJsonContext.Default.ConnectRepositoryRequest)).EnsureSuccessStatusCode();
             using var hub = await Measure.JoinHubAsync(url, token, followAgents: false);
             var live = new ConcurrentDictionary<string, long>();
-            _ = Task.Run(async () =>
-            {
-                var buffer = new byte[1024 * 1024];
-                while (true)
-                {
-                    var (count, closed) = await Measure.ReceiveMessageAsync(hub, buffer);
-                    if (closed)
-                    {
-                        return;
-                    }
-                    using var message = JsonDocument.Parse(buffer.AsMemory(0, count));
-                    if (message.RootElement.GetProperty("type").GetString() == "preview_updated")
-                    {
-                        live.TryAdd(message.RootElement.GetProperty("commit").GetString()!, Stopwatch.GetTimestamp());
-                    }
-                }
-            });
+            _ = Measure.ListenAsync(hub, "preview_updated", (message, now) => live.TryAdd(message.GetProperty("commit").GetString()!, now));
             (await http.PutAsJsonAsync("/api/preview", new SetPreviewRequest(null), CovibeJsonContext.Default.SetPreviewRequest)).EnsureSuccessStatusCode();
             await UntilAsync(() => live.ContainsKey(BenchGit.Run(repo, "rev-parse", "main").Trim()), "the preview's first version");
 

@@ -149,4 +149,25 @@ static class Measure
         while (!result.EndOfMessage);
         return (count, result.MessageType == System.Net.WebSockets.WebSocketMessageType.Close);
     }
+
+    /// <summary>Reads the hub's messages until it closes, handing each one of <paramref name="type"/> to <paramref name="handle"/> with the moment it arrived.</summary>
+    public static Task ListenAsync(System.Net.WebSockets.WebSocket hub, string type, Action<System.Text.Json.JsonElement, long> handle, int bufferBytes = 4 * 1024 * 1024) =>
+        Task.Run(async () =>
+        {
+            var buffer = new byte[bufferBytes];
+            while (true)
+            {
+                var (count, closed) = await ReceiveMessageAsync(hub, buffer);
+                if (closed)
+                {
+                    return;
+                }
+                var now = System.Diagnostics.Stopwatch.GetTimestamp();
+                using var message = System.Text.Json.JsonDocument.Parse(buffer.AsMemory(0, count));
+                if (message.RootElement.GetProperty("type").GetString() == type)
+                {
+                    handle(message.RootElement, now);
+                }
+            }
+        });
 }

@@ -65,23 +65,7 @@ static class PreviewBench
             var token = await Measure.CreateTeamAsync(http);
             using var hub = await Measure.JoinHubAsync(url, token, followAgents: false);
             var updates = System.Threading.Channels.Channel.CreateUnbounded<string>();
-            _ = Task.Run(async () =>
-            {
-                var buffer = new byte[1024 * 1024];
-                while (true)
-                {
-                    var (count, closed) = await Measure.ReceiveMessageAsync(hub, buffer);
-                    if (closed)
-                    {
-                        return;
-                    }
-                    using var message = JsonDocument.Parse(buffer.AsMemory(0, count));
-                    if (message.RootElement.GetProperty("type").GetString() == "preview_updated")
-                    {
-                        await updates.Writer.WriteAsync(message.RootElement.GetProperty("commit").GetString()!);
-                    }
-                }
-            });
+            _ = Measure.ListenAsync(hub, "preview_updated", (message, _) => updates.Writer.TryWrite(message.GetProperty("commit").GetString()!));
 
             using var connect = await http.PutAsJsonAsync("/api/preview", new SetPreviewRequest(repo, "main"), CovibeJsonContext.Default.SetPreviewRequest);
             var connected = (await connect.Content.ReadFromJsonAsync(CovibeJsonContext.Default.PreviewConnectedResponse))!;

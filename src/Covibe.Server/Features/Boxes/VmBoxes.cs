@@ -3,16 +3,23 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Vms;
 using Microsoft.EntityFrameworkCore;
 using Covibe.Execution.Ssh;
+using Covibe.Server.Features.Git;
+using Covibe.Server.Features.Repositories;
+using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Boxes;
 
 /// <summary>
 /// Boxes on VMs over SSH (seed 002's SSH provisioner): a member's own VM, or one of the operator's pool VMs (seed 000's
 /// <c>vm-instances.json</c>, its key loaded into the server's ssh-agent, never copied). A box there is a directory in the
-/// VM user's home, <c>~/covibe-boxes/&lt;id&gt;/repo</c>, cloned by the VM itself; the <c>.env</c> goes through the SSH
-/// session's stdin into a 0600 file; agents and terminals run there as on any VM.
+/// VM user's home, <c>~/covibe-boxes/&lt;id&gt;/repo</c>, cloned by the VM itself, or, for a repository the server logs in
+/// to (the team's, with its deploy key or token), from a bundle of it the server fetched and copied there (the credential
+/// never goes to the VM); the <c>.env</c> goes through the SSH session's stdin into a 0600 file; agents and terminals run
+/// there as on any VM.
 /// </summary>
-public sealed class VmBoxes(VmConnector vms, SshClient ssh, VmPool pool, IDbContextFactory<CovibeDb> dbs, BoxProgress progress) : IBoxKind
+public sealed class VmBoxes(
+    VmConnector vms, SshClient ssh, VmPool pool, IDbContextFactory<CovibeDb> dbs, BoxProgress progress, BoxWork work, GitMirror git, RepositoryAccess repositories,
+    IOptions<BoxesOptions> options) : IBoxKind
 {
     public const string KindName = "vm";
 
@@ -84,14 +91,59 @@ public sealed class VmBoxes(VmConnector vms, SshClient ssh, VmPool pool, IDbCont
     private async Task CloneAsync(string target, Box box, BoxLog log, CancellationToken cancellationToken)
     {
         var connection = await ConnectAsync(target, cancellationToken);
-        var result = await Run(connection, BoxClone.Argv(box.RepoUrl, box.Branch, box.Commit, RepoDirectory(box.Id), box.RepoUrl,
+        var source = box.RepoUrl;
+        var remote = await repositories.RemoteAsync(box.TeamId, box.RepoUrl, options.Value.AllowLocalRepositories, cancellationToken);
+        if (remote.Access is not null)
+        {
+            // The VM cannot log in to it (the credential stays here): the branch is fetched here and copied there as a bundle.
+            source = await CopyBundleAsync(connection, box, remote, log, cancellationToken);
+        }
+        var result = await Run(connection, BoxClone.Argv(source, box.Branch, box.Commit, RepoDirectory(box.Id), box.RepoUrl,
             "[covibe] The repository has a dev container configuration: a box on a VM runs with the VM's own tools (boxes in containers use it)."), null, cancellationToken);
         log.Line(result.Stderr.TrimEnd());
+        if (source != box.RepoUrl)
+        {
+            await Run(connection, ["sh", "-c", "rm -f \"$HOME/$1\"", "covibe-bundle-rm", source], null, cancellationToken);
+        }
         if (result.ExitCode != 0)
         {
             throw new BoxProvisionException(BoxClone.Failure(result.ExitCode, "on the VM"));
         }
         box.Commit = result.Stdout.Trim().Split('\n')[^1];
+    }
+
+    /// <summary>Fetches the box's branch into the team's mirror here, and copies it to the VM as a bundle: its path there, relative to the VM user's home.</summary>
+    private async Task<string> CopyBundleAsync(SshTarget connection, Box box, GitRemote remote, BoxLog log, CancellationToken cancellationToken)
+    {
+        var mirror = work.MirrorPath(box.TeamId, box.RepoUrl);
+        log.Line($"[covibe] Fetching {box.Branch} on the server, with the team's credential, to copy it to the VM");
+        string commit;
+        try
+        {
+            commit = await git.FetchAsync(mirror, remote, box.Branch, TimeSpan.FromMinutes(10), cancellationToken);
+        }
+        catch (GitMirrorException e)
+        {
+            throw new BoxProvisionException($"The repository could not be fetched: {e.Message}");
+        }
+        byte[] bundle;
+        try
+        {
+            bundle = await TreeBundles.CreateAsync(new WorkTree(mirror, commit, box.Branch, $"refs/heads/{box.Branch}"), cancellationToken);
+        }
+        catch (IOException e)
+        {
+            throw new BoxProvisionException(e.Message);
+        }
+        var path = $"covibe-boxes/{box.Id}/repo.bundle";
+        const string Script = "umask 077; mkdir -p \"$HOME/$(dirname \"$1\")\" && cat > \"$HOME/$1\"";
+        var copied = await Run(connection, ["sh", "-c", Script, "covibe-bundle", path], bundle, cancellationToken);
+        if (copied.ExitCode != 0)
+        {
+            throw new BoxProvisionException($"The repository could not be copied to the VM (exit {copied.ExitCode}): {copied.Stderr.Trim()}");
+        }
+        log.Line($"[covibe] Copied {bundle.Length / 1024} KB to the VM");
+        return path;
     }
 
     /// <summary>The <c>.env</c>, through the session's stdin into a file only the VM user can read. Never an argument, never logged.</summary>

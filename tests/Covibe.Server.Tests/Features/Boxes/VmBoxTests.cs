@@ -101,6 +101,35 @@ public sealed class VmBoxTests(SshServer ssh) : IClassFixture<SshServer>, IDispo
     }
 
     [Fact]
+    public async Task ABoxOfTheTeamsPrivateRepository_OnAVm_IsClonedFromABundleTheServerCopies_TheTokenNeverGoesThere()
+    {
+        _repo.Commit("first", new() { ["README.md"] = "hello from the private repository\n" });
+        await using var server = await TestServer.StartAsync(settings: Settings());
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+        await using var forge = await GitHttpServer.StartAsync();
+        var (url, _) = forge.Serve(_repo);
+        (await sarah.Api.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(url, Token: forge.Token))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        using var registered = await sarah.Api.PostAsJsonAsync("/api/vm/register",
+            new RegisterVmRequest("Sarah's VM", "127.0.0.1", ssh.Port, ssh.User, PrivateKey: ssh.ClientPrivateKey, HostKeyFingerprint: ssh.HostKeyFingerprint));
+        var vm = (await registered.Content.ReadFromJsonAsync<VmDto>())!;
+
+        using var requested = await sarah.Api.PostAsJsonAsync("/api/boxes", new BoxRequest(url, "main", null, "A=1\n", VmId: vm.Id));
+        requested.StatusCode.ShouldBe(HttpStatusCode.Accepted, await requested.Content.ReadAsStringAsync());
+        var box = await sarah.SettledAsync((await requested.Content.ReadFromJsonAsync<BoxDto>())!.Id);
+        box.Status.ShouldBe("ready", await sarah.LogAsync(box.Id));
+        box.Commit.ShouldBe(_repo.Head());
+
+        var output = await RunAsync(server, owner.Auth.AccessToken, box.Id);
+        output.ShouldContain("hello from the private repository");
+        var home = output.Split("home=")[1].Split('\n')[0];
+        var boxDirectory = Path.Combine(home, "covibe-boxes", box.Id);
+        await DiskScan.ShouldNotHoldAsync(boxDirectory, forge.Token);
+        File.Exists(Path.Combine(boxDirectory, "repo.bundle")).ShouldBeFalse("the bundle is removed once cloned");
+        (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).EnsureSuccessStatusCode();
+    }
+
+    [Fact]
     public async Task AnUnreachablePoolVm_FailsTheBoxClearly()
     {
         _repo.Commit("first", new() { ["README.md"] = "x\n" });
