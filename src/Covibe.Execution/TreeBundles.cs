@@ -17,7 +17,8 @@ public static class TreeBundles
         mkdir -p "$rt" && chmod 700 "$rt" && cat > "$rt/tree.bundle" && printf '%s\n' "$rt/tree.bundle"
         """;
 
-    public static async Task<byte[]> CreateAsync(WorkTree tree, CancellationToken cancellationToken)
+    /// <summary>The bundle of <paramref name="tree"/>'s reference, without what <paramref name="exclude"/> (commits the other side has) reaches.</summary>
+    public static async Task<byte[]> CreateAsync(WorkTree tree, CancellationToken cancellationToken, IReadOnlyList<string>? exclude = null)
     {
         var info = new ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.Environment.Clear();
@@ -25,7 +26,8 @@ public static class TreeBundles
         info.Environment["GIT_CONFIG_NOSYSTEM"] = "1";
         info.Environment["GIT_CONFIG_GLOBAL"] = "/dev/null";
         info.Environment["GIT_DIR"] = tree.Source;
-        foreach (var arg in (string[])["bundle", "create", "--quiet", "-", tree.Reference ?? throw new ArgumentException("A tree for another machine names its reference.", nameof(tree))])
+        foreach (var arg in (string[])["bundle", "create", "--quiet", "-", tree.Reference ?? throw new ArgumentException("A tree for another machine names its reference.", nameof(tree)),
+            .. (exclude ?? []).Select(commit => "^" + commit)])
         {
             info.ArgumentList.Add(arg);
         }

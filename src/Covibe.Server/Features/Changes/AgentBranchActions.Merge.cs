@@ -81,11 +81,6 @@ public sealed partial class AgentBranchActions
     public async Task<AgentUpdateResponse> UpdateAsync(Caller caller, string agentId, CancellationToken cancellationToken)
     {
         var agent = await ControlledAsync(caller, agentId, "update its branch", cancellationToken);
-        if (changes.Elsewhere(agent))
-        {
-            throw new RequestRefusedException(Refusal.Conflict, "update-on-vm", "Not on a VM yet",
-                "Updating an agent's tree from its base is done on this server only for now: on its VM, ask the agent to pull the base itself, or merge its branch as it is.");
-        }
         var (_, remote, baseBranch, mirror) = await RepositoryAsync(agent, cancellationToken);
         var gate = TeamGates.GetOrAdd(agent.TeamId, _ => new SemaphoreSlim(1, 1));
         await gate.WaitAsync(cancellationToken);
@@ -101,15 +96,33 @@ public sealed partial class AgentBranchActions
                     $"{agent.WorkBranch} already holds everything on {baseBranch} (at {head[..7]}).");
             }
             var result = await git.MergeTreeAsync(mirror, work, head, cancellationToken);
+            var author = await AuthorAsync(caller, cancellationToken);
             var commit = result.Clean
-                ? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Merge branch '{baseBranch}' into {agent.WorkBranch}",
-                    await AuthorAsync(caller, cancellationToken), cancellationToken)
+                ? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Merge branch '{baseBranch}' into {agent.WorkBranch}", author, cancellationToken)
                 : null;
+            var target = commit ?? result.Tree;
+            if (changes.Elsewhere(agent))
+            {
+                // Its tree is on a VM: what it lacks goes there first (conflicts travel as a commit of the marked tree, never kept).
+                target = commit ?? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Conflicts to resolve: {baseBranch} into {agent.WorkBranch}", author,
+                    cancellationToken);
+                var reference = $"{AgentBranches.StartRef(agent.Id)[..^"start".Length]}update";
+                await git.UpdateRefAsync(mirror, reference, target, cancellationToken);
+                try
+                {
+                    // Everything since where it started: its own commits live in the VM's scratch repository, not in its tree's.
+                    await changes.SendThereAsync(agent, reference, target, agent.BaseCommit!, cancellationToken);
+                }
+                finally
+                {
+                    await git.DeleteRefAsync(mirror, reference, CancellationToken.None);
+                }
+            }
             // Told before the tree moves: if the server stops before the branch does, the next commit still merges the base.
             await RecordAsync(agent.Id, a => a.MergeParent = head, cancellationToken);
             try
             {
-                await changes.UpdateTreeAsync(agent, work, commit ?? result.Tree, head, merged: commit is not null, cancellationToken);
+                await changes.UpdateTreeAsync(agent, work, target, head, merged: commit is not null, cancellationToken);
             }
             catch
             {

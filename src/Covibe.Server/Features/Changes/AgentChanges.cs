@@ -289,6 +289,27 @@ public sealed class AgentChanges(
         return (path, true);
     }
 
+    /// <summary>
+    /// For an agent on another machine: sends the objects of <paramref name="target"/> that its tree lacks (it has
+    /// <paramref name="has"/>) as a bundle, fetched into its tree's repository, before <see cref="UpdateTreeAsync"/> moves it
+    /// there. <paramref name="reference"/> names the target in the team's mirror meanwhile. Nothing to do on this machine.
+    /// </summary>
+    public async Task SendThereAsync(Agent agent, string reference, string target, string has, CancellationToken cancellationToken)
+    {
+        if (backends.Get(agent.Backend) is not { Remote: true } remote)
+        {
+            return;
+        }
+        var bundle = await TreeBundles.CreateAsync(new WorkTree(mirrors.PathOf(agent.TeamId), target, agent.WorkBranch!, reference), cancellationToken, [has]);
+        const string Fetch = """cd "$HOME/$1" || exit 4; f=$(mktemp) || exit 1; cat > "$f"; git fetch --quiet --no-tags "$f" "+$2:refs/covibe/update"; s=$?; rm -f "$f"; exit $s""";
+        var (code, _, errors) = await remote.RunShortAsync(agent.Target!, ["sh", "-c", Fetch, "covibe-send", RemoteTree(agent), reference], bundle, TimeSpan.FromMinutes(5),
+            cancellationToken);
+        if (code != 0)
+        {
+            throw Unreadable(agent, code, $"the base could not be sent to the VM. {errors.Trim()}");
+        }
+    }
+
     /// <summary>Removes the agent's tree and scratch on its VM (its work discarded).</summary>
     public async Task RemoveThereAsync(Agent agent, CancellationToken cancellationToken)
     {

@@ -68,7 +68,22 @@ public sealed class VmTreeTests(SshServer ssh) : IClassFixture<SshServer>, IDisp
         var merged = await AgentMergeTests.OkAsync<AgentMergeResponse>(await ann.PostAsync($"/api/agent/{agent.Id}/merge", null));
         merged.Commit.ShouldBe(committed.Commit);
         _source.Git("--git-dir", forgePath, "show", "main:vm.txt").ShouldBe("from the vm\n");
-        await (await ann.PostAsync($"/api/agent/{agent.Id}/update", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "update-on-vm");
+        // Main moves on (a teammate's change to the same file): updated from main, the conflict lands marked in the VM's tree;
+        // resolved there and committed, it merges.
+        _source.Git("pull", "-q", "--ff-only", forgePath, "main");
+        _source.Commit("elsewhere", new() { ["vm.txt"] = "from elsewhere\n" });
+        _source.Git("push", "-q", forgePath, "main");
+        (await ann.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("printf 'from the vm, again\\n' > vm.txt\n"))).EnsureSuccessStatusCode();
+        await Eventually.UntilAsync(async () => (await ann.GetStringAsync($"/api/agent/{agent.Id}/changes/diff?path=vm.txt")).Contains("again"), "the second write read");
+        await AgentMergeTests.OkAsync<AgentBranchResponse>(await ann.PostAsync($"/api/agent/{agent.Id}/commit", null));
+        await (await ann.PostAsync($"/api/agent/{agent.Id}/merge", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "merge-conflict");
+        var update = await AgentMergeTests.OkAsync<AgentUpdateResponse>(await ann.PostAsync($"/api/agent/{agent.Id}/update", null));
+        update.Conflicts.ShouldBe(["vm.txt"]);
+        File.ReadAllText(Path.Combine(tree, "vm.txt")).ShouldContain("<<<<<<< ");
+        await AgentMergeTests.RunAsync(ann, agent.Id, "printf 'from both\\n' > vm.txt");
+        await AgentMergeTests.OkAsync<AgentBranchResponse>(await ann.PostAsync($"/api/agent/{agent.Id}/commit", null));
+        (await AgentMergeTests.OkAsync<AgentMergeResponse>(await ann.PostAsync($"/api/agent/{agent.Id}/merge", null))).FastForward.ShouldBeTrue();
+        _source.Git("--git-dir", forgePath, "show", "main:vm.txt").ShouldBe("from both\n");
 
         // Once it ended, discarding it removes its tree from the VM.
         (await ann.DeleteAsync($"/api/agent/{agent.Id}")).EnsureSuccessStatusCode();
