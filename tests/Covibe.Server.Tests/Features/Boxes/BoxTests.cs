@@ -88,6 +88,40 @@ public sealed class BoxTests(PodmanService podman) : IDisposable
     }
 
     [Fact]
+    public async Task ABoxOfTheTeamsPrivateRepository_IsFetchedWithTheTeamsToken_WhichNothingInTheBoxHolds()
+    {
+        var commit = _repo.Commit("first", new() { ["README.md"] = "hello from the private repository\n" });
+        var settings = BoxClient.Settings(podman);
+        AgentHelpers.AddType(settings, "credentials", ["sh", "-c", "cat README.md; env; cat .git/config; git config --list --show-origin 2>&1; echo done-looking"]);
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        using var sarah = new BoxClient(server, owner.Auth.AccessToken);
+        await using var forge = await GitHttpServer.StartAsync();
+        var (url, _) = forge.Serve(_repo);
+        (await sarah.Api.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(url, Token: forge.Token))).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        using var requested = await sarah.Api.PostAsJsonAsync("/api/boxes", new BoxRequest(url, "main"));
+        requested.StatusCode.ShouldBe(HttpStatusCode.Accepted, await requested.Content.ReadAsStringAsync());
+        var box = await sarah.SettledAsync((await requested.Content.ReadFromJsonAsync<BoxDto>())!.Id);
+        box.Status.ShouldBe("ready", await sarah.LogAsync(box.Id));
+        box.Commit.ShouldBe(commit);
+
+        var spawned = await sarah.Api.PostAsJsonAsync("/api/agents/spawn", new SpawnAgentRequest("look for it", "credentials", BoxId: box.Id));
+        spawned.StatusCode.ShouldBe(HttpStatusCode.Created, await spawned.Content.ReadAsStringAsync());
+        var agent = (await spawned.Content.ReadFromJsonAsync<SpawnAgentResponse>())!.Agent;
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        var output = Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id));
+        output.ShouldContain("hello from the private repository");
+        output.ShouldContain("done-looking");
+        output.ShouldNotContain(forge.Token);
+        // Nor the header it travels in (base64, so the plain token would not show).
+        output.ShouldNotContain("extraheader", Case.Insensitive);
+        output.ShouldNotContain("Authorization", Case.Insensitive);
+        (await sarah.LogAsync(box.Id)).ShouldNotContain(forge.Token);
+        (await sarah.Api.DeleteAsync($"/api/boxes/{box.Id}")).EnsureSuccessStatusCode();
+    }
+
+    [Fact]
     public async Task WhenTheEngineStops_AnAgentOrATerminalInABoxIsRefusedSayingWhy_NeverA500_AndWorksOnceItIsBack()
     {
         _repo.Commit("first", new() { ["README.md"] = "hello\n" });

@@ -68,7 +68,14 @@ public sealed class AgentMergeTests(SshServer sshd) : IClassFixture<SshServer>, 
         await (await ann.PostAsync($"/api/agent/{first.Id}/merge", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "already-merged");
 
         // The second changed the same line: refused with the file, and nothing changed anywhere.
-        var secondCommit = (await OkAsync<AgentBranchResponse>(await ann.PostAsync($"/api/agent/{second.Id}/commit", null))).Commit;
+        // A message with shell and git option injection is only a message.
+        var marker = Path.Combine(Path.GetTempPath(), $"covibe-pwned-{Guid.NewGuid():N}");
+        var hostile = $"--amend $(touch {marker} covibe-pwned) `touch {marker} covibe-pwned`\n\n-m; touch {marker} covibe-pwned";
+        var secondCommit = (await OkAsync<AgentBranchResponse>(await ann.PostAsJsonAsync($"/api/agent/{second.Id}/commit", new AgentCommitRequest(hostile)))).Commit;
+        _source.Git("--git-dir", Mirror(server, owner), "log", "-1", "--format=%B", secondCommit).ShouldStartWith(hostile);
+        File.Exists(marker).ShouldBeFalse();
+        // Nor in the agent's tree, where the commit is made (a file made there would be listed as changed).
+        (await ann.GetFromJsonAsync<AgentChangesDto>($"/api/agent/{second.Id}/changes"))!.Files.ShouldNotContain(f => f.Path.Contains("pwned"));
         var conflict = await (await ann.PostAsync($"/api/agent/{second.Id}/merge", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "merge-conflict");
         conflict.GetProperty("files").EnumerateArray().Select(f => f.GetString()).ShouldBe(["shared.txt"]);
         ForgeHead(forgePath).ShouldBe(committed.Commit);
