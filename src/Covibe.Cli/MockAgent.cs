@@ -122,6 +122,7 @@ internal static class MockAgent
         try
         {
             await Emit(Text($"I'll work on: {task}"));
+            var written = new List<string>();
             for (var step = 1; step <= steps; step++)
             {
                 await Pause();
@@ -135,13 +136,27 @@ internal static class MockAgent
                         ["input"] = new JsonObject { ["file_path"] = file, ["content"] = $"export const step{step} = true;\n" },
                     }]));
                     await Pause();
+                    // It really writes the file (in its working directory), as Claude's Write does: the team sees it in the agent's changes.
+                    string result;
+                    var failed = false;
+                    try
+                    {
+                        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                        await File.WriteAllTextAsync(file, $"export const step{step} = true;\n", cancellationToken);
+                        result = $"File created successfully at: {file}";
+                        written.Add(file);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        (result, failed) = ($"Error writing {file}: {e.Message}", true);
+                    }
                     await Emit(new JsonObject
                     {
                         ["type"] = "user",
                         ["message"] = new JsonObject
                         {
                             ["role"] = "user",
-                            ["content"] = new JsonArray(new JsonObject { ["type"] = "tool_result", ["tool_use_id"] = id, ["content"] = $"File created successfully at: {file}" }),
+                            ["content"] = new JsonArray(new JsonObject { ["type"] = "tool_result", ["tool_use_id"] = id, ["content"] = result, ["is_error"] = failed }),
                         },
                         ["parent_tool_use_id"] = null,
                     });
@@ -161,7 +176,7 @@ internal static class MockAgent
             {
                 return await Result(true, "error_during_execution", "The mock agent failed on purpose (--fail error).");
             }
-            await Result(false, "success", $"Done: {task}");
+            await Result(false, "success", written.Count == 0 ? $"Done: {task}" : $"Done: {task}\n\nWrote {string.Join(", ", written)}.");
             return 0;
         }
         catch (OperationCanceledException) when (interrupted.IsCancellationRequested)

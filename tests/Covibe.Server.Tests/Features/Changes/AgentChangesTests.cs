@@ -107,6 +107,22 @@ public sealed class AgentChangesTests : IDisposable
     }
 
     [Fact]
+    public async Task TheMockCodeWriter_WritesTheFilesItSays_AndItsSummaryIsTheCommitMessageProposed()
+    {
+        _source.Commit("base", new() { ["README.md"] = "base\n" });
+        await using var server = await TestServer.StartAsync(settings: Settings());
+        var owner = await server.CreateTeamAsync();
+        using var ann = server.Client(owner.Auth.AccessToken);
+        var (_, forge) = await ConnectAsync(ann, _source);
+        await using var _ = forge;
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Add the steps", "mock-code-writer");
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+        var changes = await Eventually.UntilAsync(() => ChangesAsync(ann, agent.Id), c => c.Files.Length == 3, "the three files it wrote");
+        changes.Files.Select(f => f.Path).ShouldBe(["src/step2.ts", "src/step4.ts", "src/step6.ts"]);
+        changes.ProposedMessage.ShouldBe("Add the steps\n\nDone: Add the steps\n\nWrote src/step2.ts, src/step4.ts, src/step6.ts.");
+    }
+
+    [Fact]
     public async Task ReadingTheChanges_ShowsNothingTheAgentCouldNotRead_ThroughALinkOrATreeSwappedForALink()
     {
         _source.Commit("base", new() { ["README.md"] = "base\n" });
