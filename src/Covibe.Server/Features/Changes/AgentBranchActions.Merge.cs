@@ -20,58 +20,63 @@ public sealed partial class AgentBranchActions
 {
     private static readonly ConcurrentDictionary<string, SemaphoreSlim> TeamGates = new();
 
+    private static async Task<IDisposable> TeamLockAsync(string teamId, CancellationToken cancellationToken)
+    {
+        var gate = TeamGates.GetOrAdd(teamId, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellationToken);
+        return new Held(gate);
+    }
+
+    private sealed class Held(SemaphoreSlim gate) : IDisposable
+    {
+        public void Dispose() => gate.Release();
+    }
+
     /// <summary>Merges the agent's committed branch into its base branch in the team's repository, and deploys the preview if it follows that branch.</summary>
     public async Task<AgentMergeResponse> MergeAsync(Caller caller, string agentId, CancellationToken cancellationToken)
     {
         var agent = await ControlledAsync(caller, agentId, "merge its branch", cancellationToken);
         var (repository, remote, baseBranch, mirror) = await RepositoryAsync(agent, cancellationToken);
-        var gate = TeamGates.GetOrAdd(agent.TeamId, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken);
-        try
+        // One merge or update of the team's repository at a time on this node (the forge's fast-forward check covers several).
+        using var held = await TeamLockAsync(agent.TeamId, cancellationToken);
+        var work = await git.RefAsync(mirror, $"refs/heads/{agent.WorkBranch}", cancellationToken)
+            ?? throw new RequestRefusedException(Refusal.Conflict, "nothing-to-merge", "Nothing to merge",
+                $"Commit the agent's work first: its branch {agent.WorkBranch} has no commit of its own yet.");
+        var head = await FetchBaseAsync(mirror, remote, baseBranch, cancellationToken);
+        if (await git.IsAncestorAsync(mirror, work, head, cancellationToken))
         {
-            var work = await git.RefAsync(mirror, $"refs/heads/{agent.WorkBranch}", cancellationToken)
-                ?? throw new RequestRefusedException(Refusal.Conflict, "nothing-to-merge", "Nothing to merge",
-                    $"Commit the agent's work first: its branch {agent.WorkBranch} has no commit of its own yet.");
-            var head = await FetchBaseAsync(mirror, remote, baseBranch, cancellationToken);
-            if (await git.IsAncestorAsync(mirror, work, head, cancellationToken))
-            {
-                throw new RequestRefusedException(Refusal.Conflict, "already-merged", "Already merged",
-                    $"{baseBranch} already holds everything on {agent.WorkBranch} (at {work[..7]}).");
-            }
-            var fastForward = await git.IsAncestorAsync(mirror, head, work, cancellationToken);
-            string merged;
-            if (fastForward)
-            {
-                merged = work;
-            }
-            else
-            {
-                var result = await git.MergeTreeAsync(mirror, head, work, cancellationToken);
-                if (!result.Clean)
-                {
-                    var refused = new RequestRefusedException(Refusal.Conflict, "merge-conflict", "The branches conflict",
-                        $"{agent.WorkBranch} and {baseBranch} both changed {Files(result.Conflicts)}: nothing was merged. " +
-                        $"Update the agent's branch from {baseBranch}, resolve the conflicts in its tree (the agent can), commit, and merge again.");
-                    refused.Extensions["files"] = result.Conflicts;
-                    throw refused;
-                }
-                merged = await git.CommitTreeAsync(mirror, result.Tree, [head, work],
-                    $"Merge branch '{agent.WorkBranch}' into {baseBranch}\n\n{Subject(agent)}", await AuthorAsync(caller, cancellationToken), cancellationToken);
-            }
-            await PushBaseAsync(agent, mirror, remote, merged, baseBranch, cancellationToken);
-            await git.UpdateRefAsync(mirror, $"refs/heads/{baseBranch}", merged, cancellationToken);
-            await RecordAsync(agent.Id, a => (a.MergedAt, a.MergedCommit) = (time.GetUtcNow().UtcDateTime, merged), cancellationToken);
-            var preview = await previews.PushedAsync(agent.TeamId, repository.Url!, baseBranch, merged, cancellationToken);
-            ChangesLog.Merged(logger, agent.Id, agent.WorkBranch!, baseBranch, merged, caller.UserId);
-            await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "merge", caller.Name, agent.WorkBranch!, merged,
-                $"merged into {baseBranch}{(fastForward ? " (fast-forward)" : "")}{(preview ? "; the preview is deploying it" : "")}", null),
-                $"merged {agent.WorkBranch} into {baseBranch} at {merged[..7]}{(fastForward ? " (fast-forward)" : "")}{(preview ? "; the preview is deploying it" : "")}");
-            return new AgentMergeResponse(agent.Id, agent.WorkBranch!, baseBranch, merged, fastForward, preview);
+            throw new RequestRefusedException(Refusal.Conflict, "already-merged", "Already merged",
+                $"{baseBranch} already holds everything on {agent.WorkBranch} (at {work[..7]}).");
         }
-        finally
+        var fastForward = await git.IsAncestorAsync(mirror, head, work, cancellationToken);
+        string merged;
+        if (fastForward)
         {
-            gate.Release();
+            merged = work;
         }
+        else
+        {
+            var result = await git.MergeTreeAsync(mirror, head, work, cancellationToken);
+            if (!result.Clean)
+            {
+                var refused = new RequestRefusedException(Refusal.Conflict, "merge-conflict", "The branches conflict",
+                    $"{agent.WorkBranch} and {baseBranch} both changed {Files(result.Conflicts)}: nothing was merged. " +
+                    $"Update the agent's branch from {baseBranch}, resolve the conflicts in its tree (the agent can), commit, and merge again.");
+                refused.Extensions["files"] = result.Conflicts;
+                throw refused;
+            }
+            merged = await git.CommitTreeAsync(mirror, result.Tree, [head, work],
+                $"Merge branch '{agent.WorkBranch}' into {baseBranch}\n\n{Subject(agent)}", await AuthorAsync(caller, cancellationToken), cancellationToken);
+        }
+        await PushBaseAsync(agent, mirror, remote, merged, baseBranch, cancellationToken);
+        await git.UpdateRefAsync(mirror, $"refs/heads/{baseBranch}", merged, cancellationToken);
+        await RecordAsync(agent.Id, a => (a.MergedAt, a.MergedCommit) = (time.GetUtcNow().UtcDateTime, merged), cancellationToken);
+        var preview = await previews.PushedAsync(agent.TeamId, repository.Url!, baseBranch, merged, cancellationToken);
+        ChangesLog.Merged(logger, agent.Id, agent.WorkBranch!, baseBranch, merged, caller.UserId);
+        await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "merge", caller.Name, agent.WorkBranch!, merged,
+            $"merged into {baseBranch}{(fastForward ? " (fast-forward)" : "")}{(preview ? "; the preview is deploying it" : "")}", null),
+            $"merged {agent.WorkBranch} into {baseBranch} at {merged[..7]}{(fastForward ? " (fast-forward)" : "")}{(preview ? "; the preview is deploying it" : "")}");
+        return new AgentMergeResponse(agent.Id, agent.WorkBranch!, baseBranch, merged, fastForward, preview);
     }
 
     /// <summary>
@@ -82,68 +87,61 @@ public sealed partial class AgentBranchActions
     {
         var agent = await ControlledAsync(caller, agentId, "update its branch", cancellationToken);
         var (_, remote, baseBranch, mirror) = await RepositoryAsync(agent, cancellationToken);
-        var gate = TeamGates.GetOrAdd(agent.TeamId, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken);
-        try
+        // One merge or update of the team's repository at a time on this node (the forge's fast-forward check covers several).
+        using var held = await TeamLockAsync(agent.TeamId, cancellationToken);
+        var workRef = $"refs/heads/{agent.WorkBranch}";
+        var previous = await git.RefAsync(mirror, workRef, cancellationToken);
+        var work = previous ?? agent.BaseCommit!;
+        var head = await FetchBaseAsync(mirror, remote, baseBranch, cancellationToken);
+        if (await git.IsAncestorAsync(mirror, head, work, cancellationToken))
         {
-            var workRef = $"refs/heads/{agent.WorkBranch}";
-            var previous = await git.RefAsync(mirror, workRef, cancellationToken);
-            var work = previous ?? agent.BaseCommit!;
-            var head = await FetchBaseAsync(mirror, remote, baseBranch, cancellationToken);
-            if (await git.IsAncestorAsync(mirror, head, work, cancellationToken))
-            {
-                throw new RequestRefusedException(Refusal.Conflict, "up-to-date", "Already up to date",
-                    $"{agent.WorkBranch} already holds everything on {baseBranch} (at {head[..7]}).");
-            }
-            var result = await git.MergeTreeAsync(mirror, work, head, cancellationToken);
-            var author = await AuthorAsync(caller, cancellationToken);
-            var commit = result.Clean
-                ? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Merge branch '{baseBranch}' into {agent.WorkBranch}", author, cancellationToken)
-                : null;
-            var target = commit ?? result.Tree;
-            if (changes.Elsewhere(agent))
-            {
-                // Its tree is on a VM: what it lacks goes there first (conflicts travel as a commit of the marked tree, never kept).
-                target = commit ?? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Conflicts to resolve: {baseBranch} into {agent.WorkBranch}", author,
-                    cancellationToken);
-                var reference = $"{AgentBranches.StartRef(agent.Id)[..^"start".Length]}update";
-                await git.UpdateRefAsync(mirror, reference, target, cancellationToken);
-                try
-                {
-                    // Everything since where it started: its own commits live in the VM's scratch repository, not in its tree's.
-                    await changes.SendThereAsync(agent, reference, target, agent.BaseCommit!, cancellationToken);
-                }
-                finally
-                {
-                    await git.DeleteRefAsync(mirror, reference, CancellationToken.None);
-                }
-            }
-            // Told before the tree moves: if the server stops before the branch does, the next commit still merges the base.
-            await RecordAsync(agent.Id, a => a.MergeParent = head, cancellationToken);
+            throw new RequestRefusedException(Refusal.Conflict, "up-to-date", "Already up to date",
+                $"{agent.WorkBranch} already holds everything on {baseBranch} (at {head[..7]}).");
+        }
+        var result = await git.MergeTreeAsync(mirror, work, head, cancellationToken);
+        var author = await AuthorAsync(caller, cancellationToken);
+        var commit = result.Clean
+            ? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Merge branch '{baseBranch}' into {agent.WorkBranch}", author, cancellationToken)
+            : null;
+        var target = commit ?? result.Tree;
+        if (changes.Elsewhere(agent))
+        {
+            // Its tree is on a VM: what it lacks goes there first (conflicts travel as a commit of the marked tree, never kept).
+            target = commit ?? await git.CommitTreeAsync(mirror, result.Tree, [work, head], $"Conflicts to resolve: {baseBranch} into {agent.WorkBranch}", author,
+                cancellationToken);
+            var reference = $"{AgentBranches.StartRef(agent.Id)[..^"start".Length]}update";
+            await git.UpdateRefAsync(mirror, reference, target, cancellationToken);
             try
             {
-                await changes.UpdateTreeAsync(agent, work, target, head, merged: commit is not null, cancellationToken);
+                // Everything since where it started: its own commits live in the VM's scratch repository, not in its tree's.
+                await changes.SendThereAsync(agent, reference, target, agent.BaseCommit!, cancellationToken);
             }
-            catch
+            finally
             {
-                await RecordAsync(agent.Id, a => a.MergeParent = agent.MergeParent, CancellationToken.None);
-                throw;
+                await git.DeleteRefAsync(mirror, reference, CancellationToken.None);
             }
-            if (commit is not null)
-            {
-                await git.UpdateRefAsync(mirror, workRef, commit, cancellationToken);
-                await RecordAsync(agent.Id, a => a.MergeParent = null, cancellationToken);
-            }
-            ChangesLog.Updated(logger, agent.Id, agent.WorkBranch!, head, result.Conflicts.Length, caller.UserId);
-            var said = result.Clean ? $"updated from {baseBranch}" : $"updated from {baseBranch}, with conflicts to resolve in {Files(result.Conflicts)}";
-            await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "update", caller.Name, agent.WorkBranch!, commit ?? work, said, null),
-                $"{said.Replace("updated", $"updated {agent.WorkBranch}", StringComparison.Ordinal)}");
-            return new AgentUpdateResponse(agent.Id, agent.WorkBranch!, head, commit, result.Conflicts);
         }
-        finally
+        // Told before the tree moves: if the server stops before the branch does, the next commit still merges the base.
+        await RecordAsync(agent.Id, a => a.MergeParent = head, cancellationToken);
+        try
         {
-            gate.Release();
+            await changes.UpdateTreeAsync(agent, work, target, head, merged: commit is not null, cancellationToken);
         }
+        catch
+        {
+            await RecordAsync(agent.Id, a => a.MergeParent = agent.MergeParent, CancellationToken.None);
+            throw;
+        }
+        if (commit is not null)
+        {
+            await git.UpdateRefAsync(mirror, workRef, commit, cancellationToken);
+            await RecordAsync(agent.Id, a => a.MergeParent = null, cancellationToken);
+        }
+        ChangesLog.Updated(logger, agent.Id, agent.WorkBranch!, head, result.Conflicts.Length, caller.UserId);
+        var said = result.Clean ? $"updated from {baseBranch}" : $"updated from {baseBranch}, with conflicts to resolve in {Files(result.Conflicts)}";
+        await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "update", caller.Name, agent.WorkBranch!, commit ?? work, said, null),
+            $"{said.Replace("updated", $"updated {agent.WorkBranch}", StringComparison.Ordinal)}");
+        return new AgentUpdateResponse(agent.Id, agent.WorkBranch!, head, commit, result.Conflicts);
     }
 
     private async Task<(TeamRepository Repository, GitRemote Remote, string BaseBranch, string Mirror)> RepositoryAsync(Agent agent, CancellationToken cancellationToken)
