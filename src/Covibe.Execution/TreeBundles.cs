@@ -11,11 +11,16 @@ public static class TreeBundles
 {
     public const long MaxBytes = 1L << 30;
 
-    /// <summary>Where on the VM the bundle is copied (relative to the runtime directory, relative to its user's home): prints its absolute path.</summary>
-    public const string Receiver = """
-        rt="$HOME/$1"
-        mkdir -p "$rt" && chmod 700 "$rt" && cat > "$rt/tree.bundle" && printf '%s\n' "$rt/tree.bundle"
+    private const string Receiver = """
+        f="$HOME/$1"; d=$(dirname "$f")
+        mkdir -p "$d" && chmod 700 "$d" && cat > "$f" && printf '%s\n' "$f"
         """;
+
+    /// <summary>
+    /// The argv that copies a bundle, given as its stdin, to <paramref name="path"/> on a VM (relative to its user's home,
+    /// in a directory only that user may enter); it prints the bundle's absolute path there.
+    /// </summary>
+    public static string[] CopyArgv(string path) => ["sh", "-c", Receiver, "covibe-bundle", path];
 
     /// <summary>The bundle of <paramref name="tree"/>'s reference, without what <paramref name="exclude"/> (commits the other side has) reaches.</summary>
     public static async Task<byte[]> CreateAsync(WorkTree tree, CancellationToken cancellationToken, IReadOnlyList<string>? exclude = null)

@@ -30,7 +30,7 @@ public sealed class SshBackend(SshClient ssh, Func<string, CancellationToken, Ta
         if (launch.Tree is { } tree)
         {
             // The VM cannot borrow the server's mirror: the starting point goes there as a bundle, which the wrapper clones.
-            var copied = await ssh.RunAsync(target, ["sh", "-c", TreeBundles.Receiver, "covibe-tree", VmScripts.RuntimeOf(launch)],
+            var copied = await ssh.RunAsync(target, TreeBundles.CopyArgv($"{VmScripts.RuntimeOf(launch)}/tree.bundle"),
                 await TreeBundles.CreateAsync(tree, cancellationToken), TimeSpan.FromMinutes(10), cancellationToken);
             if (copied.ExitCode != 0 || !copied.Stdout.Trim().EndsWith("/tree.bundle", StringComparison.Ordinal))
             {

@@ -4,8 +4,8 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace Covibe.Server.Data.Migrations;
 
 /// <summary>
-/// Merging an agent's branch (issue 25, point 4): its final summary (proposed as the commit message's body), the base
-/// commit an update from base left to resolve, and when and where it was last merged.
+/// Merging an agent's branch (issue 25, point 4): its final summary (proposed as the commit message's body), and the base
+/// commit an update from base left to resolve.
 /// </summary>
 [DbContext(typeof(CovibeDb))]
 [Migration("20261206000500_AgentMerges")]
@@ -15,14 +15,10 @@ public sealed class AgentMerges : Migration
     {
         migrationBuilder.AddColumn<string>(name: "summary", table: "agents", nullable: true);
         migrationBuilder.AddColumn<string>(name: "merge_parent", table: "agents", nullable: true);
-        migrationBuilder.AddColumn<DateTime>(name: "merged_at", table: "agents", nullable: true);
-        migrationBuilder.AddColumn<string>(name: "merged_commit", table: "agents", nullable: true);
     }
 
     protected override void Down(MigrationBuilder migrationBuilder)
     {
-        migrationBuilder.DropColumn(name: "merged_commit", table: "agents");
-        migrationBuilder.DropColumn(name: "merged_at", table: "agents");
         migrationBuilder.DropColumn(name: "merge_parent", table: "agents");
         migrationBuilder.DropColumn(name: "summary", table: "agents");
     }

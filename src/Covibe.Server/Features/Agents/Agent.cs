@@ -23,9 +23,6 @@ public sealed class Agent
     /// work has it as a second parent (a merge commit), so that merging into the base afterwards does not conflict again.
     /// </summary>
     public string? MergeParent { get; set; }
-    /// <summary>When its branch was last merged into the base branch, and the commit the base branch then pointed to.</summary>
-    public DateTime? MergedAt { get; set; }
-    public string? MergedCommit { get; set; }
     public required string Status { get; set; }
     public DateTime CreatedAt { get; init; }
     public DateTime? StartedAt { get; set; }

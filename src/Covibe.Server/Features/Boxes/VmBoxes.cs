@@ -136,8 +136,7 @@ public sealed class VmBoxes(
             throw new BoxProvisionException(e.Message);
         }
         var path = $"covibe-boxes/{box.Id}/repo.bundle";
-        const string Script = "umask 077; mkdir -p \"$HOME/$(dirname \"$1\")\" && cat > \"$HOME/$1\"";
-        var copied = await Run(connection, ["sh", "-c", Script, "covibe-bundle", path], bundle, cancellationToken);
+        var copied = await Run(connection, TreeBundles.CopyArgv(path), bundle, cancellationToken);
         if (copied.ExitCode != 0)
         {
             throw new BoxProvisionException($"The repository could not be copied to the VM (exit {copied.ExitCode}): {copied.Stderr.Trim()}");

@@ -70,7 +70,6 @@ public sealed partial class AgentBranchActions
         }
         await PushBaseAsync(agent, mirror, remote, merged, baseBranch, cancellationToken);
         await git.UpdateRefAsync(mirror, $"refs/heads/{baseBranch}", merged, cancellationToken);
-        await RecordAsync(agent.Id, a => (a.MergedAt, a.MergedCommit) = (time.GetUtcNow().UtcDateTime, merged), cancellationToken);
         var preview = await previews.PushedAsync(agent.TeamId, repository.Url!, baseBranch, merged, cancellationToken);
         ChangesLog.Merged(logger, agent.Id, agent.WorkBranch!, baseBranch, merged, caller.UserId);
         await TellAsync(caller, agent, new AgentBranchMessage(agent.Id, "merge", caller.Name, agent.WorkBranch!, merged,

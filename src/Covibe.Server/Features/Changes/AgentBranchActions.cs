@@ -19,7 +19,7 @@ namespace Covibe.Server.Features.Changes;
 /// </summary>
 public sealed partial class AgentBranchActions(
     IDbContextFactory<CovibeDb> dbs, AgentChanges changes, TeamMirrors mirrors, GitMirror git, RepositoryAccess access, PreviewService previews, ChatService chat, ITeamEvents events,
-    TimeProvider time, ILogger<AgentBranchActions> logger)
+    ILogger<AgentBranchActions> logger)
 {
     public const int MaxMessageLength = 10_000;
 

@@ -19,39 +19,29 @@ public sealed class ChatService(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
         : text.Length > MaxLength ? $"'message' must be at most {MaxLength} characters."
         : null;
 
-    public async Task<ChatMessageDto> PostAsync(Caller sender, string text, string? clientId, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var message = new ChatMessage
-        {
-            TeamId = sender.TeamId,
-            UserId = sender.UserId,
-            Content = text,
-            Timestamp = time.GetUtcNow().UtcDateTime,
-        };
-        db.Messages.Add(message);
-        await db.SaveChangesAsync(cancellationToken);
-        events.Publish(sender.TeamId, new ChatMessageEvent(message.Id, sender.UserId, sender.Name, text, message.Timestamp, clientId));
-        return new ChatMessageDto(message.Id, sender.UserId, sender.Name, text, message.Timestamp);
-    }
+    public Task<ChatMessageDto> PostAsync(Caller sender, string text, string? clientId, CancellationToken cancellationToken) =>
+        StoreAsync(sender.TeamId, sender.UserId, sender.Name, text, clientId, kind: null, cancellationToken);
 
     /// <summary>
     /// Something a member did that the team should see (merged an agent's branch), kept in the chat's stream as an
     /// <c>activity</c> line with who did it: told live and found again in the history like anything said.
     /// </summary>
-    public async Task RecordActivityAsync(string teamId, string userId, string userName, string text, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var message = new ChatMessage
-        {
-            TeamId = teamId, UserId = userId, Content = text.Length <= MaxLength ? text : text[..MaxLength], Timestamp = time.GetUtcNow().UtcDateTime, Kind = Activity,
-        };
-        db.Messages.Add(message);
-        await db.SaveChangesAsync(cancellationToken);
-        events.Publish(teamId, new ChatMessageEvent(message.Id, userId, userName, message.Content, message.Timestamp, Kind: Activity));
-    }
+    public Task RecordActivityAsync(string teamId, string userId, string userName, string text, CancellationToken cancellationToken) =>
+        StoreAsync(teamId, userId, userName, text.Length <= MaxLength ? text : text[..MaxLength], clientId: null, Activity, cancellationToken);
 
     public const string Activity = "activity";
+
+    /// <summary>Stored first, then told to the team: nothing shown is ever lost.</summary>
+    private async Task<ChatMessageDto> StoreAsync(string teamId, string userId, string userName, string text, string? clientId, string? kind,
+        CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var message = new ChatMessage { TeamId = teamId, UserId = userId, Content = text, Timestamp = time.GetUtcNow().UtcDateTime, Kind = kind };
+        db.Messages.Add(message);
+        await db.SaveChangesAsync(cancellationToken);
+        events.Publish(teamId, new ChatMessageEvent(message.Id, userId, userName, text, message.Timestamp, clientId, kind));
+        return new ChatMessageDto(message.Id, userId, userName, text, message.Timestamp, kind);
+    }
 
     /// <summary>
     /// A page of history, oldest first: the newest messages before <paramref name="before"/>, or

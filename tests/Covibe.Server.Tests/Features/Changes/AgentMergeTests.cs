@@ -34,7 +34,7 @@ public sealed class AgentMergeTests(SshServer sshd) : IClassFixture<SshServer>, 
         sshd.Authorize(key.PublicKey);
         (await ann.PutAsJsonAsync("/api/team/repository", new ConnectRepositoryRequest(url))).StatusCode.ShouldBe(HttpStatusCode.OK);
         using var preview = new PreviewClient(server, owner.Auth.AccessToken);
-        (await ann.PutAsJsonAsync("/api/preview", new SetPreviewRequest(null))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var connected = await OkAsync<PreviewConnectedResponse>(await ann.PutAsJsonAsync("/api/preview", new SetPreviewRequest(null)));
         await preview.LiveAsync(v1);
         await using var watching = await server.ConnectAsync(member.AccessToken);
         await watching.ReceiveAsync("team_joined");
@@ -65,6 +65,14 @@ public sealed class AgentMergeTests(SshServer sshd) : IClassFixture<SshServer>, 
         (await preview.LiveAsync(committed.Commit)).RepositoryUrl.ShouldBe(url);
         var (origin, cookie) = await preview.OpenAsync();
         (await preview.FetchAsync(origin, "/", cookie)).Body.ShouldContain("v2");
+        // The forge's webhook for the merge, when it comes, deploys nothing again.
+        var deploys = (await preview.DeploysAsync()).Length;
+        using (var webhook = await ann.SendAsync(PreviewClient.Delivery(owner.Auth.Team.Id, connected.WebhookSecret, committed.Commit)))
+        {
+            var said = await webhook.Content.ReadFromJsonAsync<WebhookResponse>();
+            (said!.Result, said.Message).ShouldBe(("ignored", $"Commit {committed.Commit[..7]} is deployed or queued already."));
+        }
+        (await preview.DeploysAsync()).Length.ShouldBe(deploys);
         await (await ann.PostAsync($"/api/agent/{first.Id}/merge", null)).ShouldBeProblemAsync(HttpStatusCode.Conflict, "already-merged");
 
         // The second changed the same line: refused with the file, and nothing changed anywhere.
