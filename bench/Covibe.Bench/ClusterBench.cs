@@ -68,6 +68,8 @@ static class ClusterBench
                 $"--Covibe:Auth:JwtSecret={JwtSecret}", $"--Covibe:Secrets:EncryptionKey={EncryptionKey}",
                 $"--Covibe:Agents:LeaseSeconds={lease}",
                 $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(fakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
+                // Output fan-out, not approvals: the agent asks nothing.
+                "--Covibe:Agents:Permissions:Mode=bypass", "--Covibe:Agents:Permissions:AllowBypass=true",
                 "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
             await Measure.WaitHealthyAsync(url.ToString().TrimEnd('/')); // one at a time: the first migrates the database
             nodes[i] = (url, process, data);

@@ -266,6 +266,8 @@ abstract class Target : IAsyncDisposable
         {
             Process = Measure.StartServer(Data, Url.ToString().TrimEnd('/'), [
                 $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(FakeClaude)}:{Environment.GetEnvironmentVariable("PATH")}",
+                // Output fan-out, not approvals: the agent asks nothing.
+                "--Covibe:Agents:Permissions:Mode=bypass", "--Covibe:Agents:Permissions:AllowBypass=true",
                 // All subscribers are one member here: lift the per-member connection cap (20 by default).
                 "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000", .. Extra]);
             return Task.CompletedTask;

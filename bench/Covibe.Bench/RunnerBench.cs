@@ -27,6 +27,8 @@ static class RunnerBench
         string[] vmClaude = [Path.Combine(tools, "claude"), "-p", "{task}", "--output-format", "stream-json", "--verbose"];
         using var server = Measure.StartServer(Path.Combine(work, "data"), url, [
             $"--Covibe:Agents:Types:claude:Environment:PATH={Path.GetDirectoryName(fake)}:{Environment.GetEnvironmentVariable("PATH")}",
+            // Output fan-out, not approvals: the agent asks nothing.
+            "--Covibe:Agents:Permissions:Mode=bypass", "--Covibe:Agents:Permissions:AllowBypass=true",
             .. vmClaude.Select((a, i) => $"--Covibe:Agents:Types:vmclaude:Command:{i}={a}"),
             "--Covibe:Agents:Types:vmclaude:Environment:PATH=/usr/local/bin:/usr/bin:/bin",
             "--Covibe:Agents:MaxActivePerTeam=100", "--Covibe:Agents:SpawnsPerMinute=1000"]);

@@ -21,6 +21,10 @@ internal static class AgentCommands
         agent.Subcommands.Add(Control(store, "interrupt", "Interrupt one of your agents, like Ctrl-C", (id, _) => (HttpMethod.Post, $"api/agent/{id}/interrupt", null)));
         agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
         agent.Subcommands.Add(Input(store));
+        foreach (var approvals in AgentApprovalCommands.Create(store))
+        {
+            agent.Subcommands.Add(approvals);
+        }
         agent.Subcommands.Add(AgentDiffCommand.Create(store));
         foreach (var command in AgentBranchCommands.Create(store))
         {
@@ -42,8 +46,9 @@ internal static class AgentCommands
         var baseBranch = new Option<string?>("--base") { Description = "On the team's repository (the default once it has one): the branch to start the agent's own branch from" };
         var noTeamRepo = new Option<bool>("--no-team-repo") { Description = "Start in an empty directory even though the team has a repository" };
         var follow = new Option<bool>("--follow", "-f") { Description = "Then show its output live until it ends" };
+        var permissions = new Option<string?>("--permissions") { Description = "What it may do without asking: ask (the default: its owner approves each tool it wants to use), ask-but-allow-reads, or bypass (where the server allows it)" };
         var raw = RawOption();
-        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, box, baseBranch, noTeamRepo, follow, raw };
+        var command = new Command("spawn", "Start an agent on a task") { task, type, repo, branch, vm, box, baseBranch, noTeamRepo, permissions, follow, raw };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
@@ -51,7 +56,7 @@ internal static class AgentCommands
             // Seed 003's route: it also says where the agent runs, and why if not where the operator asked.
             var answer = await client.PostAsync("api/agents/spawn",
                 new SpawnAgentRequest(parse.GetValue(task), parse.GetValue(type), parse.GetValue(repo), parse.GetValue(branch), VmId: vmId, BoxId: parse.GetValue(box),
-                    BaseBranch: parse.GetValue(baseBranch), TeamRepository: parse.GetValue(noTeamRepo) ? false : null),
+                    BaseBranch: parse.GetValue(baseBranch), TeamRepository: parse.GetValue(noTeamRepo) ? false : null, PermissionMode: parse.GetValue(permissions)),
                 CovibeJsonContext.Default.SpawnAgentRequest, CovibeJsonContext.Default.SpawnAgentResponse, ct);
             var spawned = answer.Agent;
             var where = answer.Method switch { "docker" => " in a container", "ssh" => " on your VM", "runner" => " on your VM, through its runner", "box" => " in your box", _ => spawned.RunsOn == "sandbox" ? " on the server, sandboxed" : " on the server" };
@@ -88,7 +93,7 @@ internal static class AgentCommands
             {
                 var elapsed = ((a.CompletedAt ?? now) - (a.StartedAt ?? a.CreatedAt)).ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture);
                 var task = a.Task.Length <= 50 ? a.Task : a.Task[..50] + "…";
-                table.AddRow(a.Id[..12], Markup.Escape(a.OwnerName + (a.CanControl ? " (you)" : "")), a.Status, a.Type,
+                table.AddRow(a.Id[..12], Markup.Escape(a.OwnerName + (a.CanControl ? " (you)" : "")), a.PendingApprovals > 0 ? "waiting for approval" : a.Status, a.Type,
                     Markup.Escape(task), elapsed, a.CostUsd is { } c ? $"${c:0.0000}" : "");
             }
             AnsiConsole.Write(table);

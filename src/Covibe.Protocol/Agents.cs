@@ -39,7 +39,8 @@ public sealed record SpawnAgentRequest(
     string? VmId = null,
     string? BoxId = null,
     string? BaseBranch = null,
-    bool? TeamRepository = null);
+    bool? TeamRepository = null,
+    string? PermissionMode = null);
 
 /// <summary><see cref="RunsOn"/>: the backend it runs on (<c>container</c>, <c>sandbox</c>, <c>ssh</c> or <c>runner</c> for a VM, <c>box</c>, <c>local</c>).</summary>
 public sealed record AgentDto(
@@ -66,7 +67,9 @@ public sealed record AgentDto(
     string? RunsOn = null,
     string? WorkBranch = null,
     string? BaseCommit = null,
-    bool TreeDiscarded = false);
+    bool TreeDiscarded = false,
+    int PendingApprovals = 0,
+    string? PermissionMode = null);
 
 /// <summary>
 /// Seed 003's spawn answer (<c>success</c>, <c>method</c>: <c>docker</c>, <c>ssh</c> or <c>local</c>) around
@@ -99,7 +102,9 @@ public sealed record AgentEvent(
     double? CostUsd = null,
     long? InputTokens = null,
     long? OutputTokens = null,
-    string? Model = null);
+    string? Model = null,
+    string? RequestId = null,
+    JsonElement? Suggestions = null);
 
 /// <summary>Events from <c>from</c>; continue with <see cref="Next"/>. <see cref="Complete"/>: the agent has finished and this is the end.</summary>
 public sealed record AgentEventsResponse(AgentEvent[] Events, long Next, bool Complete);
@@ -115,7 +120,8 @@ public sealed record AgentSpawnMessage(
     string? ClientId = null,
     string? BoxId = null,
     string? BaseBranch = null,
-    bool? TeamRepository = null) : HubMessage(HubMessageTypes.AgentSpawn);
+    bool? TeamRepository = null,
+    string? PermissionMode = null) : HubMessage(HubMessageTypes.AgentSpawn);
 
 /// <summary><see cref="Command"/>: <c>kill</c>, <c>interrupt</c>, <c>input</c> (with <see cref="Data"/>), or <c>end</c> (close its input).</summary>
 public sealed record AgentControlMessage(string? AgentId, string? Command, string? Data = null) : HubMessage(HubMessageTypes.AgentControl);

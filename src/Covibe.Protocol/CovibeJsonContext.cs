@@ -93,4 +93,10 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentMergeResponse))]
 [JsonSerializable(typeof(AgentUpdateResponse))]
 [JsonSerializable(typeof(AgentBranchMessage))]
+[JsonSerializable(typeof(AgentPermissionRequestMessage))]
+[JsonSerializable(typeof(AgentPermissionAnsweredMessage))]
+[JsonSerializable(typeof(AgentPermissionsResponse))]
+[JsonSerializable(typeof(AgentPermissionDto))]
+[JsonSerializable(typeof(ApproveRequest))]
+[JsonSerializable(typeof(DenyRequest))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

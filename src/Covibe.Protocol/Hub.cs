@@ -35,6 +35,8 @@ public static class HubMessageTypes
     public const string EgressPolicy = "egress_policy";
     public const string AgentChanges = "agent_changes";
     public const string AgentBranch = "agent_branch";
+    public const string AgentPermissionRequest = "agent_permission_request";
+    public const string AgentPermissionAnswered = "agent_permission_answered";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>

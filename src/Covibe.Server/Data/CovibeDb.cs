@@ -27,6 +27,8 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<RefreshToken> RefreshTokens => Set<RefreshToken>();
     public DbSet<ChatMessage> Messages => Set<ChatMessage>();
     public DbSet<Agent> Agents => Set<Agent>();
+    public DbSet<PermissionPrompt> AgentPermissions => Set<PermissionPrompt>();
+    public DbSet<AgentController> AgentControllers => Set<AgentController>();
     public DbSet<Vm> Vms => Set<Vm>();
     public DbSet<VmAudit> VmAudit => Set<VmAudit>();
     public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
@@ -97,6 +99,19 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<User>().WithMany().HasForeignKey(a => a.UserId);
             e.HasIndex(a => new { a.TeamId, a.CreatedAt });
             e.HasIndex(a => a.Status);
+        });
+        modelBuilder.Entity<PermissionPrompt>(e =>
+        {
+            e.ToTable("agent_permissions");
+            e.HasKey(p => new { p.AgentId, p.RequestId });
+            e.HasOne<Agent>().WithMany().HasForeignKey(p => p.AgentId);
+            e.HasIndex(p => new { p.AgentId, p.Status });
+        });
+        modelBuilder.Entity<AgentController>(e =>
+        {
+            e.ToTable("agent_controllers");
+            e.HasKey(c => new { c.AgentId, c.UserId });
+            e.HasOne<Agent>().WithMany().HasForeignKey(c => c.AgentId);
         });
 
         modelBuilder.Entity<Vm>(e =>

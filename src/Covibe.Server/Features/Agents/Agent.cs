@@ -50,6 +50,13 @@ public sealed class Agent
     /// <summary>What the agent said last (a Claude agent's final <c>result</c>): the body of the commit message proposed for its work.</summary>
     public string? Summary { get; set; }
 
+    /// <summary>What it may do without asking (<see cref="Protocol.PermissionModes"/>); null for the server's default.</summary>
+    public string? PermissionMode { get; set; }
+    /// <summary>Rules its controllers allowed always (one per line, e.g. <c>Bash(npm test)</c>).</summary>
+    public string? AllowedRules { get; set; }
+    /// <summary>Its permission prompts waiting for an answer (the team's list shows "waiting for approval").</summary>
+    public int PendingApprovals { get; set; }
+
     internal AgentProcess? Process =>
         RuntimeDirectory is not null && Pid is { } pid ? new AgentProcess(Backend, RuntimeDirectory, pid, PidStartTime ?? 0, Target) : null;
 }

@@ -14,6 +14,9 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
     public const string Mock = "mock";
     public const string MockCodeWriter = "mock-code-writer";
 
+    private static readonly string[] ClaudeHosted =
+        ["claude", "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose", "--permission-prompt-tool", "stdio"];
+
     /// <summary>Seed 000/003 agent types that are ways of asking Claude, not programs of their own.</summary>
     private static readonly Dictionary<string, string> Aliases = new(StringComparer.OrdinalIgnoreCase)
     {
@@ -27,15 +30,21 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
         {
             var types = new Dictionary<string, AgentTypeOptions>(StringComparer.OrdinalIgnoreCase)
             {
+                // The task goes in as the first stream-json message, so that the team can answer Claude's permission prompts
+                // on the same input (STREAM_JSON.md 7.3); a one-turn agent's input is closed after its result.
                 [Claude] = new()
                 {
-                    Command = ["claude", "-p", "{task}", "--output-format", "stream-json", "--verbose"],
-                    Description = "Claude Code in headless stream-json mode",
+                    Command = [.. ClaudeHosted],
+                    InputFormat = "stream-json",
+                    Turns = "one",
+                    Permissions = "host",
+                    Description = "Claude Code in headless stream-json mode; the team approves the tools it asks to use",
                 },
                 [ClaudeChat] = new()
                 {
-                    Command = ["claude", "-p", "--input-format", "stream-json", "--output-format", "stream-json", "--verbose"],
+                    Command = [.. ClaudeHosted],
                     InputFormat = "stream-json",
+                    Permissions = "host",
                     Description = "Claude Code as a conversation: send more input after each turn",
                 },
                 [Mock] = MockType("general"),
@@ -48,6 +57,8 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
                 {
                     type.Command = builtIn.Command;
                     type.InputFormat = builtIn.InputFormat;
+                    type.Turns = builtIn.Turns;
+                    type.Permissions = builtIn.Permissions;
                 }
                 types[name] = type;
             }
@@ -84,6 +95,11 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
     {
         var type = Types[agent.Type];
         var argv = type.Command.Select(a => a.Replace("{task}", agent.Task, StringComparison.Ordinal)).Concat(type.ExtraArgs).ToList();
+        if (type.AsksHost && agent.PermissionMode == Protocol.PermissionModes.Bypass)
+        {
+            // Nothing to ask: Claude does not send the prompts at all.
+            argv.AddRange(["--permission-mode", "bypassPermissions"]);
+        }
         // The mock runs this covibe build: where the placement has its own (a container's image), that one.
         var here = CovibeCommand();
         if (placement.CovibeCommand is { } there && argv.Count >= here.Length && argv.Take(here.Length).SequenceEqual(here))
@@ -112,7 +128,7 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
         // On the team's repository: a work tree on its own branch, borrowing the team's mirror here (no clone of the address).
         var tree = agent is { WorkBranch: { } workBranch, BaseCommit: { } baseCommit } ? new WorkTree(mirrors.PathOf(agent.TeamId), baseCommit, workBranch, AgentBranches.StartRef(agent.Id)) : null;
         return placement.Launch(new AgentLaunch(agent.Id, argv, agent.WorkingDirectory, environment, tree is null ? agent.RepositoryUrl : null, tree is null ? agent.Branch : null,
-            type.IsConversational ? StreamJsonInput.UserMessage(agent.Task) : null, TeamId: agent.TeamId, OwnerId: agent.UserId, Tree: tree));
+            type.IsStreamJson ? StreamJsonInput.UserMessage(agent.Task) : null, TeamId: agent.TeamId, OwnerId: agent.UserId, Tree: tree));
     }
 
     private AgentTypeOptions MockType(string kind)
@@ -145,6 +161,12 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
             ? File.Exists(program)
             : (path ?? Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(dir => File.Exists(Path.Combine(dir, program)));
 
-    /// <summary>Whether the agent's type takes stream-json input (Claude's conversation mode).</summary>
+    /// <summary>Whether the agent's type is a conversation: it waits for more input after each turn.</summary>
     public bool IsConversational(string type) => Types.TryGetValue(type, out var t) && t.IsConversational;
+
+    /// <summary>Whether the agent's type takes stream-json input (user messages, control requests).</summary>
+    public bool IsStreamJson(string type) => Types.TryGetValue(type, out var t) && t.IsStreamJson;
+
+    /// <summary>Whether the agent asks the server before using a tool (and so its input must stay open while it runs).</summary>
+    public bool AsksHost(string type) => Types.TryGetValue(type, out var t) && t.AsksHost;
 }

@@ -52,6 +52,9 @@ public sealed record AgentCommand(string AgentId, string Command, string? Data =
 {
     /// <summary>Between nodes only: start an agent another node saved (its VM's runner is connected to this one).</summary>
     public const string Start = "start";
+
+    /// <summary>Write the answer to permission request <see cref="Data"/> (decided in the database already) to the agent.</summary>
+    public const string Answer = "answer";
 }
 
 /// <summary>

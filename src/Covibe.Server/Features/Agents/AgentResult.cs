@@ -22,6 +22,8 @@ public enum AgentFailure
     PlaceUnreachable,
     /// <summary>The team's repository did not answer when the agent's branch was to start from it: nothing started.</summary>
     RepositoryUnreachable,
+    /// <summary>A permission prompt was answered already (by someone else, a rule or the deadline), or withdrawn.</summary>
+    AlreadyAnswered,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>

@@ -26,6 +26,7 @@ public sealed partial class AgentService(
     AgentSupervisor supervisor,
     AgentLeases leases,
     IAgentControlRoute route,
+    AgentControl control,
     AgentEvents events,
     AgentFeeds feeds,
     Vms.VmAuditLog audit,
@@ -63,6 +64,15 @@ public sealed partial class AgentService(
         if (request.BaseBranch is { } baseBranch && !GitNames.IsBranchName(baseBranch.Trim()))
         {
             v.Fail("baseBranch", "'baseBranch' must be a branch name such as main (letters, digits, . _ / -; not starting with - or containing ..).");
+        }
+        var mode = string.IsNullOrWhiteSpace(request.PermissionMode) ? options.Value.Permissions.Mode : request.PermissionMode.Trim();
+        if (!PermissionModes.All.Contains(mode))
+        {
+            v.Fail("permissionMode", $"'permissionMode' must be one of {string.Join(", ", PermissionModes.All)}.");
+        }
+        else if (mode == PermissionModes.Bypass && !options.Value.Permissions.AllowBypass)
+        {
+            v.Fail("permissionMode", "This server does not let agents run without asking (bypass); use ask or ask-but-allow-reads.");
         }
         if (!string.IsNullOrEmpty(request.BoxId) && (repository is not null || !string.IsNullOrEmpty(request.VmId)))
         {
@@ -121,6 +131,7 @@ public sealed partial class AgentService(
             // Relative to the team's workspace; a server-made id, so nothing from the user reaches the path. In a box: its repository.
             WorkingDirectory = placement.WorkingDirectory ?? id,
             BoxId = placement.BoxId,
+            PermissionMode = launcher.AsksHost(type) ? mode : null,
         };
         // The team's limit is checked by the insert itself: one round trip.
         if (!await db.InsertIfAsync(agent, ActiveBelowLimit, [caller.TeamId, .. AgentStatuses.Final, options.Value.MaxActivePerTeam], cancellationToken))
@@ -245,13 +256,17 @@ public sealed partial class AgentService(
                           where a.TeamId == caller.TeamId
                           orderby a.CreatedAt descending
                           select new { a, u.Name }).Take(500).ToListAsync(cancellationToken);
-        return [.. rows.Select(r => events.ToDto(r.a, r.Name, r.a.UserId == caller.UserId))];
+        var ids = rows.Select(r => r.a.Id).ToList();
+        var granted = (await db.AgentControllers
+            .Where(c => ids.Contains(c.AgentId) && (c.UserId == caller.UserId || c.UserId == AgentController.WholeTeam))
+            .Select(c => c.AgentId).ToListAsync(cancellationToken)).ToHashSet();
+        return [.. rows.Select(r => events.ToDto(r.a, r.Name, r.a.UserId == caller.UserId || granted.Contains(r.a.Id)))];
     }
 
     public async Task<AgentResult> GetAsync(Caller caller, string agentId, CancellationToken cancellationToken)
     {
         var (agent, ownerName) = await FindAsync(caller, agentId, cancellationToken);
-        return agent is null ? NotFound(agentId) : new AgentResult(events.ToDto(agent, ownerName!, agent.UserId == caller.UserId));
+        return agent is null ? NotFound(agentId) : new AgentResult(events.ToDto(agent, ownerName!, await control.AllowsAsync(agent, caller.UserId, cancellationToken)));
     }
 
     /// <summary>The agent (of the caller's team) for reading its output; null if there is none.</summary>
@@ -286,107 +301,6 @@ public sealed partial class AgentService(
             }
             supervisor.KillRequested(agent.Id);
         }
-    }
-
-    /// <summary>Like Ctrl-C; for a conversational agent, a stream-json interrupt request that ends the current turn.</summary>
-    public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "interrupt"), cancellationToken);
-
-    /// <summary>Writes to stdin; for a conversational agent, as a user message that starts its next turn.</summary>
-    public Task<AgentResult> InputAsync(Caller caller, string agentId, string data, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "input", data), cancellationToken);
-
-    /// <summary>Closes the agent's input: it reads EOF and, if it reads to the end (a conversation), finishes.</summary>
-    public Task<AgentResult> EndInputAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "end"), cancellationToken);
-
-    /// <summary>
-    /// The owner's command, carried out by the node that follows the agent: here, or sent to that node (several nodes).
-    /// <paramref name="here"/>: a command another node sent to this one (it checked it too), carried out here.
-    /// </summary>
-    public async Task<AgentResult> ControlAsync(Caller caller, AgentCommand command, CancellationToken cancellationToken, bool here = false)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var agent = await db.Agents.SingleOrDefaultAsync(a => a.Id == command.AgentId && a.TeamId == caller.TeamId, cancellationToken);
-        if (agent is null)
-        {
-            return NotFound(command.AgentId);
-        }
-        if (agent.UserId != caller.UserId)
-        {
-            return AgentResult.Fail(AgentFailure.Forbidden, "Only the agent's owner can control it; you can watch it.");
-        }
-        if (AgentStatuses.IsFinal(agent.Status) || agent.Process is not { } process)
-        {
-            return AgentResult.Fail(AgentFailure.NotRunning, $"The agent has already finished ({agent.Status}).");
-        }
-        if (!here && !supervisor.Follows(agent.Id) && await leases.HolderAsync(agent.Id, cancellationToken) is { } holder && holder != leases.Node)
-        {
-            return await route.SendAsync(holder, caller, command, cancellationToken) switch
-            {
-                null => AgentResult.Fail(AgentFailure.Unreachable,
-                    $"The server node that follows this agent did not answer. If it is down, another node takes the agent over within {leases.Duration.TotalSeconds + leases.Interval.TotalSeconds:0} s; try again then."),
-                { Failure: AgentFailure.None } => await GetAsync(caller, command.AgentId, cancellationToken), // done there; the agent as this caller sees it
-                var failed => failed,
-            };
-        }
-        var backend = backends.Get(agent.Backend);
-        try
-        {
-            switch (command.Command)
-            {
-                case "kill":
-                    agent.KillRequested = true;
-                    await db.SaveChangesAsync(cancellationToken);
-                    await backend.SignalAsync(process, AgentSignal.Terminate, cancellationToken);
-                    supervisor.KillRequested(agent.Id);
-                    break;
-                case "interrupt" when launcher.IsConversational(agent.Type):
-                    await backend.WriteInputAsync(process, StreamJsonInput.Interrupt("req_" + Tokens.NewId()), cancellationToken);
-                    break;
-                case "interrupt":
-                    await backend.SignalAsync(process, AgentSignal.Interrupt, cancellationToken);
-                    break;
-                case "input" when launcher.IsConversational(agent.Type):
-                    // Running before the message goes in: the turn's result (which sets waiting) can only come after.
-                    if (agent.Status == AgentStatuses.Waiting)
-                    {
-                        agent.Status = AgentStatuses.Running;
-                        await db.SaveChangesAsync(cancellationToken);
-                        await events.StatusChangedAsync(agent, cancellationToken);
-                    }
-                    await backend.WriteInputAsync(process, StreamJsonInput.UserMessage(command.Data ?? ""), cancellationToken);
-                    break;
-                case "input":
-                    await backend.WriteInputAsync(process, Encoding.UTF8.GetBytes(command.Data ?? ""), cancellationToken);
-                    break;
-                case "end":
-                    await backend.CloseInputAsync(process, cancellationToken);
-                    break;
-                default:
-                    return AgentResult.Fail(AgentFailure.Invalid, $"Unknown command '{command.Command}'. Use kill, interrupt, input or end.");
-            }
-        }
-        catch (AgentNotRunningException e)
-        {
-            return AgentResult.Fail(AgentFailure.NotRunning, e.Message);
-        }
-        catch (PlaceUnreachableException e)
-        {
-            if (agent.KillRequested && command.Command == "kill")
-            {
-                // Not carried out, so not left for the supervisor to carry out later: the owner decides again.
-                agent.KillRequested = false;
-                await db.SaveChangesAsync(CancellationToken.None);
-            }
-            return AgentResult.Fail(AgentFailure.PlaceUnreachable, $"{e.Message} The agent's '{command.Command}' was not carried out; try again once it is back (GET /health shows the engine).");
-        }
-        AgentsLog.Controlled(logger, agent.Id, command.Command, caller.UserId);
-        if (backend.Remote)
-        {
-            await audit.AgentAsync(agent.Target, agent.TeamId, caller.UserId, $"agent.{command.Command}", $"agent {agent.Id}", cancellationToken);
-        }
-        return new AgentResult(events.ToDto(agent, caller.Name, canControl: true));
     }
 
     private async Task<(Agent? Agent, string? OwnerName)> FindAsync(Caller caller, string agentId, CancellationToken cancellationToken)

@@ -24,6 +24,7 @@ public sealed partial class AgentSupervisor(
     AgentEvents events,
     AgentLeases leases,
     IAgentOutputRelay relay,
+    AgentPrompts prompts,
     FileChanges fileChanges,
     IOptions<AgentsOptions> options,
     TimeProvider time,
@@ -148,9 +149,18 @@ public sealed partial class AgentSupervisor(
                 readOffset += n;
                 carry = Publish(stream, parser, buffer, carry + n, ref appended, final: false, out var sawResult);
                 lastPublished = time.GetTimestamp();
+                if (parser.TakePrompts() is { Length: > 0 } asked)
+                {
+                    prompts.Seen(new PromptBatch(agent.Id, backend, process, asked));
+                }
                 if (sawResult)
                 {
                     var conversational = launcher.IsConversational(agent.Type);
+                    if (!conversational && launcher.IsStreamJson(agent.Type))
+                    {
+                        // One turn: its input stays open while it may ask the team, and closes with its result, so it ends.
+                        await CloseInputAsync(agent.Id, backend, process, cancellationToken);
+                    }
                     await UpdateAsync(agent.Id, a =>
                     {
                         Record(a, parser, stream);
@@ -192,7 +202,10 @@ public sealed partial class AgentSupervisor(
                     }
                     Publish(stream, parser, buffer, carry, ref appended, final: true, out _);
                     parser.Flush();
-                    await FinishAsync(agent.Id, state, stream, parser, cancellationToken);
+                    prompts.Seen(new PromptBatch(agent.Id, backend, process, parser.TakePrompts(), Ended: true));
+                    // A one-turn agent that reads its task from stream-json input may exit 0 after a failed turn: its result decides.
+                    var turnFailed = launcher.IsStreamJson(agent.Type) && !launcher.IsConversational(agent.Type) && parser.LastResultFailed;
+                    await FinishAsync(agent.Id, state, stream, parser, turnFailed, cancellationToken);
                     return;
                 }
                 await EscalateKillAsync(agent.Id, backend, process, now, cancellationToken);
@@ -236,6 +249,19 @@ public sealed partial class AgentSupervisor(
         return carry;
     }
 
+    private async Task CloseInputAsync(string agentId, IExecutionBackend backend, AgentProcess process, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await backend.CloseInputAsync(process, cancellationToken);
+        }
+        catch (Exception e) when (e is AgentNotRunningException or PlaceUnreachableException or IOException)
+        {
+            // Ended already, or out of reach now: it ends on its own, or is found when its place answers again.
+            AgentsLog.InputNotClosed(logger, agentId, e.Message);
+        }
+    }
+
     private async Task EscalateKillAsync(string agentId, IExecutionBackend backend, AgentProcess process, DateTime now, CancellationToken cancellationToken)
     {
         bool due;
@@ -254,7 +280,7 @@ public sealed partial class AgentSupervisor(
         }
     }
 
-    private async Task FinishAsync(string agentId, AgentProcessState state, AgentFeed stream, LineParser parser, CancellationToken cancellationToken)
+    private async Task FinishAsync(string agentId, AgentProcessState state, AgentFeed stream, LineParser parser, bool turnFailed, CancellationToken cancellationToken)
     {
         lock (_killLock)
         {
@@ -264,8 +290,12 @@ public sealed partial class AgentSupervisor(
         {
             a.Status = a.KillRequested ? AgentStatuses.Killed
                 : state.State == AgentRunState.Gone ? AgentStatuses.Lost
-                : state.ExitCode == 0 ? AgentStatuses.Completed
+                : state.ExitCode == 0 && !turnFailed ? AgentStatuses.Completed
                 : AgentStatuses.Failed;
+            if (turnFailed && a.Status == AgentStatuses.Failed)
+            {
+                a.Error ??= $"Its turn ended in an error: {parser.LastError ?? "(no message)"}";
+            }
             a.ExitCode = state.ExitCode;
             a.CompletedAt = time.GetUtcNow().UtcDateTime;
             a.StartedAt ??= state.StartedAt; // it may have run and ended between two probes

@@ -17,7 +17,9 @@ public static class AgentsApi
 
     public static IServiceCollection AddAgents(this IServiceCollection services)
     {
-        services.AddOptions<AgentsOptions>().BindConfiguration(AgentsOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<AgentsOptions>().BindConfiguration(AgentsOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.Permissions.Problem() is null, "Covibe:Agents:Permissions: a rule is not one (write Tool or Tool(specifier), e.g. Bash(npm test)), or Mode is bypass without AllowBypass.")
+            .ValidateOnStart();
         services.AddSingleton<AgentLauncher>();
         services.AddSingleton<AgentFeeds>();
         services.AddSingleton<Covibe.Execution.FileChanges>();
@@ -34,6 +36,10 @@ public static class AgentsApi
         services.AddSingleton<IAgentControlRoute, NoAgentControlRoute>();
         services.AddSingleton<AgentSupervisor>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
+        services.AddSingleton<AgentControl>();
+        services.AddSingleton<AgentPrompts>();
+        services.AddSingleton<AgentApprovals>();
+        services.AddHostedService(sp => sp.GetRequiredService<AgentApprovals>());
         return services;
     }
 
@@ -65,6 +71,7 @@ public static class AgentsApi
         api.MapPost("/{id}/input", Input);
         api.MapPost("/{id}/interrupt", Interrupt);
         api.MapPost("/{id}/end", End);
+        api.MapAgentApprovals();
         app.MapPost("/api/agents/spawn", SpawnSeed003).WithTags("Agents").RequireAuthorization();
         return app;
     }
@@ -190,6 +197,7 @@ public static class AgentsApi
         AgentFailure.Unreachable => Problems.Create(503, "agent-node-unreachable", "The node following the agent did not answer", result.Detail!),
         AgentFailure.PlaceUnreachable => Problems.Create(503, "container-engine-unavailable", "Where the agent runs does not answer", result.Detail!),
         AgentFailure.RepositoryUnreachable => Problems.Create(502, "repository-unreachable", "The team's repository could not be reached", result.Detail!),
+        AgentFailure.AlreadyAnswered => Problems.Conflict("already-answered", "The permission request was answered already", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };
 }

@@ -30,6 +30,27 @@ internal static partial class AgentsLog
     [LoggerMessage(3009, LogLevel.Warning, "Agent {AgentId}: its box is released but the kill could not reach it ({Reason}); its container goes with the box once the engine answers")]
     public static partial void KillDeferred(ILogger logger, string agentId, string reason);
 
+    [LoggerMessage(3010, LogLevel.Information, "Agent {AgentId}: its input could not be closed after its turn ({Reason})")]
+    public static partial void InputNotClosed(ILogger logger, string agentId, string reason);
+
+    [LoggerMessage(3011, LogLevel.Information, "Agent {AgentId} asks to use {Tool} (request {RequestId}); waiting for the team's answer")]
+    public static partial void PromptAsked(ILogger logger, string agentId, string tool, string requestId);
+
+    [LoggerMessage(3012, LogLevel.Information, "Agent {AgentId}: {Tool} {Status} by {Reason}")]
+    public static partial void PromptDecided(ILogger logger, string agentId, string tool, string status, string reason);
+
+    [LoggerMessage(3013, LogLevel.Information, "Agent {AgentId}: {Tool} {Status} by user {UserId}")]
+    public static partial void PromptAnswered(ILogger logger, string agentId, string tool, string status, string userId);
+
+    [LoggerMessage(3014, LogLevel.Information, "Agent {AgentId}: nobody answered its {Tool} request within {Seconds} s; denied")]
+    public static partial void PromptTimedOut(ILogger logger, string agentId, string tool, int seconds);
+
+    [LoggerMessage(3015, LogLevel.Warning, "Agent {AgentId}: a permission prompt could not be handled")]
+    public static partial void PromptFailed(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(3016, LogLevel.Warning, "Agent {AgentId}: the answer to request {RequestId} is recorded but did not reach the agent now ({Reason}); it is written again when its output is read again")]
+    public static partial void AnswerNotDelivered(ILogger logger, string agentId, string requestId, string reason);
+
     [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
     public static partial void CallFailed(ILogger logger, string node, Exception exception);
 }

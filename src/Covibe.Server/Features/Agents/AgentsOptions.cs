@@ -68,6 +68,42 @@ public sealed class AgentsOptions
     /// </summary>
     [Range(2, 600)]
     public int LeaseSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// How long a permission prompt waits for an answer before it is denied with a message (the agent then goes on, told why).
+    /// Claude itself never gives up waiting; the server does.
+    /// </summary>
+    [Range(1, 7 * 24 * 3600)]
+    public int ApprovalTimeoutSeconds { get; set; } = 600;
+
+    /// <summary>What agents that ask the server (<see cref="AgentTypeOptions.Permissions"/> <c>host</c>) may do without asking.</summary>
+    public PermissionsOptions Permissions { get; set; } = new();
+}
+
+/// <summary><c>Covibe:Agents:Permissions</c>: the operator's frame for the team's approvals.</summary>
+public sealed class PermissionsOptions
+{
+    /// <summary>The mode of an agent spawned without one: <c>ask</c>, <c>ask-but-allow-reads</c> or (if allowed) <c>bypass</c>.</summary>
+    [RegularExpression("^(ask|ask-but-allow-reads|bypass)$")]
+    public string Mode { get; set; } = Protocol.PermissionModes.Ask;
+
+    /// <summary>Whether members may run agents that ask nothing (<c>bypass</c>).</summary>
+    public bool AllowBypass { get; set; }
+
+    /// <summary>Rules that allow without asking, in Claude's settings shape: <c>Bash(npm test)</c>, <c>Bash(git status:*)</c>, <c>Read</c>.</summary>
+    public List<string> Allow { get; set; } = [];
+
+    /// <summary>Rules that deny without asking (they win over everything, bypass included).</summary>
+    public List<string> Deny { get; set; } = [];
+
+    internal IReadOnlyList<PermissionRule> AllowRules => [.. Allow.Select(r => PermissionRule.Parse(r, out _)).OfType<PermissionRule>()];
+
+    internal IReadOnlyList<PermissionRule> DenyRules => [.. Deny.Select(r => PermissionRule.Parse(r, out _)).OfType<PermissionRule>()];
+
+    /// <summary>The first rule that is not one, with why; null when all are.</summary>
+    internal string? Problem() =>
+        Allow.Concat(Deny).Select(r => { PermissionRule.Parse(r, out var problem); return problem; }).FirstOrDefault(p => p is not null)
+        ?? (Mode == Protocol.PermissionModes.Bypass && !AllowBypass ? "Covibe:Agents:Permissions:Mode is bypass, which AllowBypass does not allow." : null);
 }
 
 /// <summary>
@@ -93,5 +129,23 @@ public sealed class AgentTypeOptions
     [RegularExpression("^(raw|stream-json)$")]
     public string InputFormat { get; set; } = "raw";
 
-    internal bool IsConversational => InputFormat == "stream-json";
+    /// <summary>
+    /// With <c>stream-json</c> input: <c>many</c> (a conversation: it waits for input after each turn) or <c>one</c> (the task is
+    /// its one turn: its input is closed after the first result).
+    /// </summary>
+    [RegularExpression("^(one|many)$")]
+    public string Turns { get; set; } = "many";
+
+    /// <summary>
+    /// <c>host</c>: Claude asks the server before using a tool (<c>--permission-prompt-tool stdio</c>, stream-json input), and the
+    /// team answers (issue 26); <c>flags</c>: nothing is asked, the command's own flags decide (e.g. <c>--dangerously-skip-permissions</c>).
+    /// </summary>
+    [RegularExpression("^(host|flags)$")]
+    public string Permissions { get; set; } = "flags";
+
+    internal bool IsStreamJson => InputFormat == "stream-json";
+
+    internal bool IsConversational => IsStreamJson && Turns == "many";
+
+    internal bool AsksHost => IsStreamJson && Permissions == "host";
 }

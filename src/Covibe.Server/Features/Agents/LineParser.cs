@@ -66,6 +66,7 @@ public sealed class LineSplitter(int maxLineBytes = 4 * 1024 * 1024)
 public sealed class LineParser
 {
     private readonly LineSplitter _lines = new();
+    private readonly List<AgentEvent> _prompts = [];
     private bool _sawResult;
 
     public string? Model { get; private set; }
@@ -77,12 +78,28 @@ public sealed class LineParser
 
     public const int MaxSummaryLength = 4000;
 
+    /// <summary>Its last <c>result</c> was an error, saying <see cref="LastError"/>.</summary>
+    public bool LastResultFailed { get; private set; }
+    public string? LastError { get; private set; }
+
     /// <summary>Feeds the next bytes of output; returns true when a result (with cost) went by.</summary>
     public bool Feed(ReadOnlySpan<byte> data)
     {
         _sawResult = false;
         _lines.Feed(data, Observe);
         return _sawResult;
+    }
+
+    /// <summary>The permission prompts (and their cancellations) that went by since the last call, in order.</summary>
+    public AgentEvent[] TakePrompts()
+    {
+        if (_prompts.Count == 0)
+        {
+            return [];
+        }
+        AgentEvent[] prompts = [.. _prompts];
+        _prompts.Clear();
+        return prompts;
     }
 
     /// <summary>Takes in a last line without a newline, once the output has ended.</summary>
@@ -92,6 +109,10 @@ public sealed class LineParser
     {
         foreach (var e in StreamJson.Parse(line, position))
         {
+            if (e.Kind is "permission_request" or "permission_cancel" && e.RequestId is not null)
+            {
+                _prompts.Add(e);
+            }
             if (e.Model is not null)
             {
                 Model = e.Model;
@@ -101,6 +122,8 @@ public sealed class LineParser
                 CostUsd = e.CostUsd ?? CostUsd;
                 InputTokens = e.InputTokens ?? InputTokens;
                 OutputTokens = e.OutputTokens ?? OutputTokens;
+                LastResultFailed = e.IsError == true;
+                LastError = LastResultFailed ? e.Text is { Length: > 500 } t ? t[..500] : e.Text : null;
                 if (e.IsError != true && !string.IsNullOrWhiteSpace(e.Text))
                 {
                     Summary = e.Text.Length <= MaxSummaryLength ? e.Text : e.Text[..MaxSummaryLength];

@@ -75,6 +75,20 @@ public static class StreamJson
                     InputTokens: root.TryGetProperty("usage", out var usage) ? Long(usage, "input_tokens") : null,
                     OutputTokens: root.TryGetProperty("usage", out var usage2) ? Long(usage2, "output_tokens") : null);
                 break;
+            case "control_request" when root.TryGetProperty("request", out var request) && String(request, "subtype") == "can_use_tool":
+                // Claude asks whoever hosts it before using a tool (STREAM_JSON.md 7.3); the team answers.
+                yield return new AgentEvent(position, "permission_request",
+                    Text: String(request, "title") ?? String(request, "description"),
+                    Tool: String(request, "tool_name") ?? "",
+                    ToolUseId: String(request, "tool_use_id"),
+                    Input: request.TryGetProperty("input", out var toolInput) ? toolInput.Clone() : null,
+                    RequestId: String(root, "request_id"),
+                    Suggestions: request.TryGetProperty("permission_suggestions", out var suggestions) && suggestions.ValueKind == JsonValueKind.Array ? suggestions.Clone() : null);
+                break;
+            case "control_cancel_request":
+                // It no longer waits for that answer (it was interrupted).
+                yield return new AgentEvent(position, "permission_cancel", RequestId: String(root, "request_id"));
+                break;
             default:
                 yield return new AgentEvent(position, "unknown", Text: type);
                 break;

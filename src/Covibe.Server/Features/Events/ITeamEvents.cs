@@ -12,6 +12,9 @@ public interface ITeamEvents
     /// <summary>To every member of the team.</summary>
     void Publish<T>(string teamId, T message) where T : HubMessage;
 
-    /// <summary>One variant for <paramref name="ownerId"/> (<c>build(true)</c>) and one for everyone else (<c>build(false)</c>).</summary>
-    void Publish<T>(string teamId, string ownerId, Func<bool, T> build) where T : HubMessage;
+    /// <summary>
+    /// One variant for the members in <paramref name="who"/> (<c>build(true)</c>; <c>*</c> stands for everyone), e.g. an agent's
+    /// controllers, and one for everyone else (<c>build(false)</c>).
+    /// </summary>
+    void Publish<T>(string teamId, IReadOnlyCollection<string> who, Func<bool, T> build) where T : HubMessage;
 }

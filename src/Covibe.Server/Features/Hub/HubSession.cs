@@ -186,7 +186,7 @@ internal sealed partial class HubSession(
                 if (Joined(type) is { } spawner && Read(root, CovibeJsonContext.Default.AgentSpawnMessage, type) is { } spawn)
                 {
                     var spawned = await agents.SpawnAsync(spawner, new SpawnAgentRequest(spawn.Task, spawn.AgentType, spawn.RepositoryUrl, spawn.Branch, VmId: spawn.VmId, BoxId: spawn.BoxId,
-                        BaseBranch: spawn.BaseBranch, TeamRepository: spawn.TeamRepository), cancellationToken);
+                        BaseBranch: spawn.BaseBranch, TeamRepository: spawn.TeamRepository, PermissionMode: spawn.PermissionMode), cancellationToken);
                     if (spawned.Agent is { } agent)
                     {
                         connection.TrySend(TeamHub.Serialize(new AgentSpawnedMessage(agent, spawn.ClientId)));

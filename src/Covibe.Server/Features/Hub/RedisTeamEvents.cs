@@ -17,15 +17,15 @@ public sealed class RedisTeamEvents(TeamHub hub, RedisBus bus) : ITeamEvents, IH
     public void Publish<T>(string teamId, T message) where T : Protocol.HubMessage
     {
         var frame = TeamHub.Serialize(message);
-        hub.Deliver(teamId, null, frame, frame);
-        Tell(new TeamEventEnvelope(bus.Node, teamId, null, frame, frame));
+        hub.Deliver(teamId, [], frame, frame);
+        Tell(new TeamEventEnvelope(bus.Node, teamId, [], frame, frame));
     }
 
-    public void Publish<T>(string teamId, string ownerId, Func<bool, T> build) where T : Protocol.HubMessage
+    public void Publish<T>(string teamId, IReadOnlyCollection<string> who, Func<bool, T> build) where T : Protocol.HubMessage
     {
-        var (forOwner, forOthers) = (TeamHub.Serialize(build(true)), TeamHub.Serialize(build(false)));
-        hub.Deliver(teamId, ownerId, forOwner, forOthers);
-        Tell(new TeamEventEnvelope(bus.Node, teamId, ownerId, forOwner, forOthers));
+        var (forThem, forOthers) = (TeamHub.Serialize(build(true)), TeamHub.Serialize(build(false)));
+        hub.Deliver(teamId, who, forThem, forOthers);
+        Tell(new TeamEventEnvelope(bus.Node, teamId, [.. who], forThem, forOthers));
     }
 
     /// <summary>Fire and forget: a node that misses it catches up by position or on the next event.</summary>
@@ -38,6 +38,6 @@ public sealed class RedisTeamEvents(TeamHub hub, RedisBus bus) : ITeamEvents, IH
         {
             return;
         }
-        hub.Deliver(e.TeamId, e.OwnerId, e.ForOwner, e.ForOthers);
+        hub.Deliver(e.TeamId, e.Who, e.ForThem, e.ForOthers);
     }
 }

@@ -5,8 +5,11 @@ using Covibe.Server.Features.Cluster;
 
 namespace Covibe.Server.Features.Hub;
 
-/// <summary>A team event as one node tells the others: who sent it, the team, the owner it has a variant for, and the hub frames, made once.</summary>
-public sealed record TeamEventEnvelope(string Node, string TeamId, string? OwnerId, byte[] ForOwner, byte[] ForOthers);
+/// <summary>
+/// A team event as one node tells the others: who sent it, the team, the members it has a variant for (an agent's controllers;
+/// <c>*</c>: everyone), and the hub frames, made once.
+/// </summary>
+public sealed record TeamEventEnvelope(string Node, string TeamId, string[] Who, byte[] ForThem, byte[] ForOthers);
 
 /// <summary>
 /// The bytes of a <see cref="TeamEventEnvelope"/> on Redis: a version byte, then length-prefixed fields (UTF-8 strings, the
@@ -18,14 +21,15 @@ public static class TeamEventCodec
 
     public static byte[] Encode(TeamEventEnvelope e)
     {
-        var same = ReferenceEquals(e.ForOwner, e.ForOthers);
+        var same = ReferenceEquals(e.ForThem, e.ForOthers);
         using var buffer = new MemoryStream();
         buffer.WriteByte(Version);
         ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(e.Node));
         ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(e.TeamId));
-        ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(e.OwnerId ?? ""));
+        // The members, comma-separated (ids never hold a comma); before grants there was one, the owner, in the same field.
+        ClusterFields.Write(buffer, Encoding.UTF8.GetBytes(string.Join(',', e.Who)));
         buffer.WriteByte(same ? (byte)1 : (byte)2);
-        ClusterFields.Write(buffer, e.ForOwner);
+        ClusterFields.Write(buffer, e.ForThem);
         if (!same)
         {
             ClusterFields.Write(buffer, e.ForOthers);
@@ -60,10 +64,10 @@ public static class TeamEventCodec
         {
             return null;
         }
-        var ownerId = Encoding.UTF8.GetString(owner);
-        var forOwner = first.ToArray();
-        return new TeamEventEnvelope(Encoding.UTF8.GetString(node), Encoding.UTF8.GetString(team), ownerId.Length > 0 ? ownerId : null,
-            forOwner, frames == 1 ? forOwner : second.ToArray());
+        var who = Encoding.UTF8.GetString(owner).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var forThem = first.ToArray();
+        return new TeamEventEnvelope(Encoding.UTF8.GetString(node), Encoding.UTF8.GetString(team), who,
+            forThem, frames == 1 ? forThem : second.ToArray());
     }
 }
 

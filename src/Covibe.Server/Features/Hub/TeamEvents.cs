@@ -8,5 +8,5 @@ public sealed class LocalTeamEvents(TeamHub hub) : ITeamEvents
 {
     public void Publish<T>(string teamId, T message) where T : HubMessage => hub.Broadcast(teamId, message);
 
-    public void Publish<T>(string teamId, string ownerId, Func<bool, T> build) where T : HubMessage => hub.Broadcast(teamId, ownerId, build);
+    public void Publish<T>(string teamId, IReadOnlyCollection<string> who, Func<bool, T> build) where T : HubMessage => hub.Broadcast(teamId, who, build);
 }

@@ -148,17 +148,22 @@ public sealed class TeamHub
         Send(teamId, _ => frame.Value);
     }
 
-    /// <summary>Like <see cref="Broadcast{T}(string, T)"/>, with one variant for <paramref name="ownerId"/> and one for everyone else.</summary>
-    public void Broadcast<T>(string teamId, string ownerId, Func<bool, T> build) where T : HubMessage
+    /// <summary>
+    /// Like <see cref="Broadcast{T}(string, T)"/>, with one variant for the members in <paramref name="who"/> (<c>*</c>: everyone),
+    /// e.g. those who control an agent, and one for everyone else.
+    /// </summary>
+    public void Broadcast<T>(string teamId, IReadOnlyCollection<string> who, Func<bool, T> build) where T : HubMessage
     {
-        var forOwner = new Lazy<byte[]>(() => Serialize(build(true)));
+        var forThem = new Lazy<byte[]>(() => Serialize(build(true)));
         var forOthers = new Lazy<byte[]>(() => Serialize(build(false)));
-        Send(teamId, connection => connection.Member!.UserId == ownerId ? forOwner.Value : forOthers.Value);
+        Send(teamId, connection => Includes(who, connection.Member!.UserId) ? forThem.Value : forOthers.Value);
     }
 
-    /// <summary>Frames made elsewhere (another node's event): <paramref name="forOwner"/> to <paramref name="ownerId"/>'s connections, <paramref name="forOthers"/> to the rest.</summary>
-    public void Deliver(string teamId, string? ownerId, byte[] forOwner, byte[] forOthers) =>
-        Send(teamId, connection => ownerId is not null && connection.Member!.UserId == ownerId ? forOwner : forOthers);
+    /// <summary>Frames made elsewhere (another node's event): <paramref name="forThem"/> to the connections of <paramref name="who"/>, <paramref name="forOthers"/> to the rest.</summary>
+    public void Deliver(string teamId, IReadOnlyCollection<string> who, byte[] forThem, byte[] forOthers) =>
+        Send(teamId, connection => Includes(who, connection.Member!.UserId) ? forThem : forOthers);
+
+    private static bool Includes(IReadOnlyCollection<string> who, string userId) => who.Count > 0 && (who.Contains(userId) || who.Contains("*"));
 
     private void Send(string teamId, Func<HubConnection, byte[]> frameFor)
     {

@@ -17,7 +17,7 @@ public sealed class VmEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents events
                          select new { vm, u.Name }).AsNoTracking().SingleOrDefaultAsync(cancellationToken);
         if (row is not null)
         {
-            events.Publish(row.vm.TeamId, row.vm.UserId, isOwner => new VmUpdatedMessage(row.vm.ToDto(row.Name, isOwner)));
+            events.Publish(row.vm.TeamId, [row.vm.UserId], isOwner => new VmUpdatedMessage(row.vm.ToDto(row.Name, isOwner)));
         }
     }
 }

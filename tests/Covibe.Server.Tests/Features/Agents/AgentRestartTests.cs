@@ -49,6 +49,7 @@ public sealed class AgentRestartTests : IDisposable
     {
         var settings = AgentHelpers.Settings();
         settings["Covibe:Agents:Types:claude-chat:Environment:PATH"] = $"{ClaudeServerFixture.FakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}";
+        ClaudeServerFixture.Bypass(settings);
         string agentId, token;
         await using (var first = await TestServer.StartAsync(settings: settings, dataDirectory: _data))
         {

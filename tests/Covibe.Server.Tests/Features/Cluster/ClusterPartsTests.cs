@@ -14,27 +14,28 @@ public sealed class ClusterPartsTests
     public void AnEventForEveryone_CarriesItsFrameOnce_AndRoundTrips()
     {
         var frame = Encoding.UTF8.GetBytes("{\"type\":\"chat_message\",\"message\":\"" + new string('x', 10_000) + "\"}");
-        var bytes = TeamEventCodec.Encode(new TeamEventEnvelope("node-1", "team-1", null, frame, frame));
+        var bytes = TeamEventCodec.Encode(new TeamEventEnvelope("node-1", "team-1", [], frame, frame));
         bytes.Length.ShouldBeLessThan(frame.Length * 2);
         var back = TeamEventCodec.Decode(bytes)!;
-        (back.Node, back.TeamId, back.OwnerId).ShouldBe(("node-1", "team-1", (string?)null));
-        back.ForOwner.ShouldBe(frame);
+        (back.Node, back.TeamId).ShouldBe(("node-1", "team-1"));
+        back.Who.ShouldBeEmpty();
+        back.ForThem.ShouldBe(frame);
         back.ForOthers.ShouldBe(frame);
     }
 
     [Fact]
-    public void AnEventWithAnOwnersVariant_KeepsBoth()
+    public void AnEventWithAVariantForItsControllers_KeepsBothAndWhoGetsWhich()
     {
-        var back = TeamEventCodec.Decode(TeamEventCodec.Encode(new TeamEventEnvelope("n", "t", "owner-1", [1, 2, 3], [4, 5])))!;
-        back.OwnerId.ShouldBe("owner-1");
-        back.ForOwner.ShouldBe(new byte[] { 1, 2, 3 });
+        var back = TeamEventCodec.Decode(TeamEventCodec.Encode(new TeamEventEnvelope("n", "t", ["owner-1", "bob-2"], [1, 2, 3], [4, 5])))!;
+        back.Who.ShouldBe(["owner-1", "bob-2"]);
+        back.ForThem.ShouldBe(new byte[] { 1, 2, 3 });
         back.ForOthers.ShouldBe(new byte[] { 4, 5 });
     }
 
     [Fact]
     public void BytesThatAreNoEnvelope_AreNone()
     {
-        var good = TeamEventCodec.Encode(new TeamEventEnvelope("n", "t", "o", [1, 2, 3], [4, 5]));
+        var good = TeamEventCodec.Encode(new TeamEventEnvelope("n", "t", ["o"], [1, 2, 3], [4, 5]));
         for (var cut = 0; cut < good.Length; cut++)
         {
             TeamEventCodec.Decode(good.AsSpan(0, cut)).ShouldBeNull($"cut at {cut}");

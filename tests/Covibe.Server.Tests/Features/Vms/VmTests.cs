@@ -244,6 +244,7 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var settings = AgentHelpers.Settings();
         // On the VM, `claude` is the fake, found on the PATH the agent gets there.
         settings["Covibe:Agents:Types:claude:Environment:PATH"] = $"{ssh.ToolsDirectory}:/usr/local/bin:/usr/bin:/bin";
+        ClaudeServerFixture.Bypass(settings);
         // The mock agent as installed on the VM.
         string[] mock = [ssh.Covibe, "mock-agent", "--task={task}", "--kind", "code-writer", "--delay-ms", "20", "--steps", "4"];
         for (var i = 0; i < mock.Length; i++)
