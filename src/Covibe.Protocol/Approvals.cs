@@ -92,3 +92,45 @@ public static class PermissionText
     private static string? Field(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 }
+
+public static class AgentActionKinds
+{
+    public const string Input = "input";
+    public const string Interrupt = "interrupt";
+    public const string Kill = "kill";
+    public const string End = "end";
+    public const string Allow = "allow";
+    public const string Deny = "deny";
+    public const string Grant = "grant";
+    public const string Revoke = "revoke";
+    public const string TakeOver = "take-over";
+    public const string AskControl = "ask-control";
+}
+
+/// <summary>
+/// Who did what to an agent: <see cref="ByName"/> (null: Covibe itself, by a rule or a deadline) and <see cref="Text"/> ("allowed
+/// Bash: npm test"), at <see cref="Position"/> in its output (it happened once the output had reached there).
+/// </summary>
+public sealed record AgentActionDto(long Id, string AgentId, string Kind, string Text, string? By, string? ByName, long Position, DateTime At);
+
+public sealed record AgentActionsResponse(AgentActionDto[] Actions);
+
+/// <summary>Live: someone did something to an agent (every member hears it).</summary>
+public sealed record AgentActionMessage(AgentActionDto Action) : HubMessage(HubMessageTypes.AgentAction);
+
+/// <summary>On subscribing from a position: what was done to the agent from there on, to show in place as its output replays.</summary>
+public sealed record AgentActionsMessage(string AgentId, AgentActionDto[] Actions) : HubMessage(HubMessageTypes.AgentActions);
+
+/// <summary>Hand an agent to a member (<see cref="UserId"/>), or to the whole team (<see cref="WholeTeam"/>).</summary>
+public sealed record GrantControlRequest(string? UserId = null, bool? WholeTeam = null);
+
+/// <summary>Who controls an agent besides its owner: members by id and name, or <c>*</c> (the whole team).</summary>
+public sealed record AgentControllerDto(string UserId, string? Name, string GrantedBy, DateTime GrantedAt);
+
+public sealed record AgentControllersResponse(string OwnerId, string OwnerName, AgentControllerDto[] Controllers);
+
+/// <summary>A member asks the agent's owner for control; <see cref="CanGrant"/>: this member (its owner) can hand it over.</summary>
+public sealed record AgentControlRequestedMessage(string AgentId, string UserId, string UserName, bool CanGrant) : HubMessage(HubMessageTypes.AgentControlRequested);
+
+/// <summary>The team's defaults for its agents: their permission mode (null: the server's), and whether its owner may take members' agents over.</summary>
+public sealed record TeamAgentSettings(string? PermissionMode, bool OwnerTakesOver);

@@ -97,6 +97,13 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentPermissionAnsweredMessage))]
 [JsonSerializable(typeof(AgentPermissionsResponse))]
 [JsonSerializable(typeof(AgentPermissionDto))]
+[JsonSerializable(typeof(AgentActionMessage))]
+[JsonSerializable(typeof(AgentActionsMessage))]
+[JsonSerializable(typeof(AgentActionsResponse))]
+[JsonSerializable(typeof(GrantControlRequest))]
+[JsonSerializable(typeof(AgentControllersResponse))]
+[JsonSerializable(typeof(AgentControlRequestedMessage))]
+[JsonSerializable(typeof(TeamAgentSettings))]
 [JsonSerializable(typeof(ApproveRequest))]
 [JsonSerializable(typeof(DenyRequest))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

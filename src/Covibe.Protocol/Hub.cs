@@ -37,6 +37,9 @@ public static class HubMessageTypes
     public const string AgentBranch = "agent_branch";
     public const string AgentPermissionRequest = "agent_permission_request";
     public const string AgentPermissionAnswered = "agent_permission_answered";
+    public const string AgentAction = "agent_action";
+    public const string AgentActions = "agent_actions";
+    public const string AgentControlRequested = "agent_control_requested";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>

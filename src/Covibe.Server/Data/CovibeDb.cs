@@ -29,6 +29,7 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<Agent> Agents => Set<Agent>();
     public DbSet<PermissionPrompt> AgentPermissions => Set<PermissionPrompt>();
     public DbSet<AgentController> AgentControllers => Set<AgentController>();
+    public DbSet<AgentAction> AgentActions => Set<AgentAction>();
     public DbSet<Vm> Vms => Set<Vm>();
     public DbSet<VmAudit> VmAudit => Set<VmAudit>();
     public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
@@ -106,6 +107,12 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasKey(p => new { p.AgentId, p.RequestId });
             e.HasOne<Agent>().WithMany().HasForeignKey(p => p.AgentId);
             e.HasIndex(p => new { p.AgentId, p.Status });
+        });
+        modelBuilder.Entity<AgentAction>(e =>
+        {
+            e.ToTable("agent_actions");
+            e.HasOne<Agent>().WithMany().HasForeignKey(a => a.AgentId);
+            e.HasIndex(a => new { a.AgentId, a.Position });
         });
         modelBuilder.Entity<AgentController>(e =>
         {

@@ -14,6 +14,10 @@ public sealed class Team
     public string? EgressAllow { get; set; }
     /// <summary>The team's number at this server's egress proxy (its sandboxes' source address), given the first time it needs one.</summary>
     public int? EgressSlot { get; set; }
+    /// <summary>The permission mode of the team's new agents (issue 26); null follows the operator's default.</summary>
+    public string? AgentPermissionMode { get; set; }
+    /// <summary>Whether the team's owner may take over a member's agent (when they are away or have left).</summary>
+    public bool OwnerTakesOver { get; set; } = true;
 }
 
 /// <summary>A member of one team (seed 001: <c>users (id, team_id, email, name, created_at)</c>).</summary>

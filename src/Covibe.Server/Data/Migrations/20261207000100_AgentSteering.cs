@@ -5,7 +5,8 @@ namespace Covibe.Server.Data.Migrations;
 
 /// <summary>
 /// The team steers agents together (issue 26): each permission prompt and its answer, the members an agent was handed to,
-/// and per agent its permission mode, the rules allowed always, and how many prompts wait.
+/// who did what to an agent (its actions, by position in its output), per agent its permission mode, the rules allowed
+/// always and how many prompts wait, and per team its agents' mode and whether its owner may take members' agents over.
 /// </summary>
 [DbContext(typeof(CovibeDb))]
 [Migration("20261207000100_AgentSteering")]
@@ -59,10 +60,41 @@ public sealed class AgentSteering : Migration
                 table.PrimaryKey("PK_agent_controllers", x => new { x.agent_id, x.user_id });
                 table.ForeignKey("FK_agent_controllers_agents_agent_id", x => x.agent_id, "agents", "id", onDelete: ReferentialAction.Cascade);
             });
+        Actions(migrationBuilder);
+    }
+
+    private static void Actions(MigrationBuilder migrationBuilder)
+    {
+        migrationBuilder.AddColumn<string>(name: "agent_permission_mode", table: "teams", nullable: true);
+        migrationBuilder.AddColumn<bool>(name: "owner_takes_over", table: "teams", nullable: false, defaultValue: true);
+        migrationBuilder.CreateTable(
+            name: "agent_actions",
+            columns: table => new
+            {
+                id = table.Column<long>(nullable: false)
+                    .Annotation("Sqlite:Autoincrement", true)
+                    .Annotation("Npgsql:ValueGenerationStrategy", Npgsql.EntityFrameworkCore.PostgreSQL.Metadata.NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                agent_id = table.Column<string>(nullable: false),
+                team_id = table.Column<string>(nullable: false),
+                user_id = table.Column<string>(nullable: true),
+                kind = table.Column<string>(maxLength: 20, nullable: false),
+                text = table.Column<string>(nullable: false),
+                position = table.Column<long>(nullable: false),
+                at = table.Column<DateTime>(nullable: false),
+            },
+            constraints: table =>
+            {
+                table.PrimaryKey("PK_agent_actions", x => x.id);
+                table.ForeignKey("FK_agent_actions_agents_agent_id", x => x.agent_id, "agents", "id", onDelete: ReferentialAction.Cascade);
+            });
+        migrationBuilder.CreateIndex(name: "IX_agent_actions_agent_id_position", table: "agent_actions", columns: ["agent_id", "position"]);
     }
 
     protected override void Down(MigrationBuilder migrationBuilder)
     {
+        migrationBuilder.DropTable("agent_actions");
+        migrationBuilder.DropColumn(name: "owner_takes_over", table: "teams");
+        migrationBuilder.DropColumn(name: "agent_permission_mode", table: "teams");
         migrationBuilder.DropTable("agent_controllers");
         migrationBuilder.DropTable("agent_permissions");
         migrationBuilder.DropColumn(name: "pending_approvals", table: "agents");

@@ -32,12 +32,13 @@ public sealed class AgentPrompts
 /// one that takes the agent over reads its output again and finds each prompt where it was (an answer given but maybe not
 /// written is written again: Claude ignores a second answer to the same request).
 /// </summary>
-public sealed class AgentApprovals(
+public sealed partial class AgentApprovals(
     IDbContextFactory<CovibeDb> dbs,
     AgentPrompts prompts,
     AgentService agents,
     AgentControl control,
     AgentEvents agentEvents,
+    AgentActions actions,
     ITeamEvents events,
     IOptions<AgentsOptions> options,
     TimeProvider time,
@@ -109,7 +110,12 @@ public sealed class AgentApprovals(
         }
         var input = prompt.Input ?? JsonDocument.Parse("{}").RootElement;
         var frame = options.Value.Permissions;
-        var (verdict, reason) = PermissionDecisions.Decide(agent.PermissionMode ?? frame.Mode, frame.DenyRules, frame.AllowRules, Rules(agent.AllowedRules), prompt.Tool ?? "", input);
+        var mode = agent.PermissionMode ?? frame.Mode;
+        if (mode == PermissionModes.Bypass && !frame.AllowBypass)
+        {
+            mode = PermissionModes.Ask; // the operator took bypass away since
+        }
+        var (verdict, reason) = PermissionDecisions.Decide(mode, frame.DenyRules, frame.AllowRules, Rules(agent.AllowedRules), prompt.Tool ?? "", input);
         var now = time.GetUtcNow().UtcDateTime;
         var row = new PermissionPrompt
         {
@@ -141,6 +147,7 @@ public sealed class AgentApprovals(
             await WriteAsync(batch, row, cancellationToken);
             AgentsLog.PromptDecided(logger, agent.Id, row.Tool, row.Status, reason!);
             events.Publish(agent.TeamId, new AgentPermissionAnsweredMessage(ToDto(row, null)));
+            await RecordAsync(row, null, null, $"{Verb(row)} {Summary(row)} ({reason})", cancellationToken);
             return;
         }
         AgentsLog.PromptAsked(logger, agent.Id, row.Tool, row.RequestId);
@@ -150,107 +157,6 @@ public sealed class AgentApprovals(
         var dto = ToDto(row, null);
         events.Publish(agent.TeamId, controllers, canAnswer => new AgentPermissionRequestMessage(dto, canAnswer));
         WatchDeadline(batch, row);
-    }
-
-    /// <summary>A member's answer: only someone who controls the agent; only the first answer to a prompt counts.</summary>
-    public async Task<PermissionResult> AnswerAsync(Caller caller, string agentId, PermissionAnswer answer, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var agent = await db.Agents.AsNoTracking().SingleOrDefaultAsync(a => a.Id == agentId && a.TeamId == caller.TeamId, cancellationToken);
-        if (agent is null)
-        {
-            return PermissionResult.Fail(AgentFailure.NotFound, $"Your team has no agent '{agentId}'. List them with GET /api/agent/list.");
-        }
-        if (!await control.AllowsAsync(agent, caller.UserId, cancellationToken))
-        {
-            return PermissionResult.Fail(AgentFailure.Forbidden, AgentControl.Refused);
-        }
-        var row = answer.RequestId is { } requestId
-            ? await db.AgentPermissions.AsNoTracking().SingleOrDefaultAsync(p => p.AgentId == agentId && p.RequestId == requestId, cancellationToken)
-            : await db.AgentPermissions.AsNoTracking().Where(p => p.AgentId == agentId && p.Status == PermissionStatuses.Pending).OrderBy(p => p.Position).FirstOrDefaultAsync(cancellationToken);
-        if (row is null)
-        {
-            return PermissionResult.Fail(AgentFailure.NotFound, answer.RequestId is null
-                ? "The agent is not waiting for an answer (GET /api/agent/{id}/approvals lists its requests)."
-                : $"The agent has no permission request '{answer.RequestId}'.");
-        }
-        if (row.Status != PermissionStatuses.Pending)
-        {
-            return await AnsweredAlreadyAsync(db, row, cancellationToken);
-        }
-        PermissionRule? rule = null;
-        if (answer.Allow && answer.Suggestion is { } index)
-        {
-            rule = SuggestedRule(row, index);
-            if (rule is null)
-            {
-                return PermissionResult.Fail(AgentFailure.Invalid, $"The request has no suggested rule {index} (its suggestions are in 'suggestions', counted from 0).");
-            }
-        }
-        else if (answer.Allow && answer.Always)
-        {
-            rule = new PermissionRule(row.Tool, null);
-        }
-        if (answer.UpdatedInput is { } updated && updated.ValueKind != JsonValueKind.Object)
-        {
-            return PermissionResult.Fail(AgentFailure.Invalid, "'updatedInput' must be an object: the tool's input, as in the request's 'input'.");
-        }
-        var message = answer.Allow ? null : string.IsNullOrWhiteSpace(answer.Message)
-            ? $"{caller.Name} denied this."
-            : answer.Message.Trim().Length > 2000 ? answer.Message.Trim()[..2000] : answer.Message.Trim();
-        var claimed = await ClaimAsync(db, row, answer.Allow ? PermissionStatuses.Allowed : PermissionStatuses.Denied, caller.UserId, null, message,
-            answer.UpdatedInput?.GetRawText(), rule?.ToString(), cancellationToken);
-        if (claimed is null)
-        {
-            return await AnsweredAlreadyAsync(db, row, cancellationToken);
-        }
-        if (rule is not null)
-        {
-            await AddRuleAsync(db, agentId, rule, cancellationToken);
-        }
-        StopDeadline(agentId, row.RequestId);
-        AgentsLog.PromptAnswered(logger, agentId, row.Tool, claimed.Status, caller.UserId);
-        // To the node that follows the agent (here, or through the cluster); the answer stands even if the agent has ended.
-        var delivered = await agents.ControlAsync(caller, new AgentCommand(agentId, AgentCommand.Answer, row.RequestId), cancellationToken);
-        if (delivered.Failure is not (AgentFailure.None or AgentFailure.NotRunning))
-        {
-            AgentsLog.AnswerNotDelivered(logger, agentId, row.RequestId, delivered.Detail ?? delivered.Failure.ToString());
-        }
-        var dto = ToDto(claimed, caller.Name);
-        events.Publish(agent.TeamId, new AgentPermissionAnsweredMessage(dto));
-        await RecountAsync(agentId, cancellationToken);
-        return new PermissionResult(dto);
-    }
-
-    /// <summary>An agent's requests, newest last (at most the last 500).</summary>
-    public async Task<PermissionsResult> ListAsync(Caller caller, string agentId, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        if (!await db.Agents.AnyAsync(a => a.Id == agentId && a.TeamId == caller.TeamId, cancellationToken))
-        {
-            return new PermissionsResult(null, $"Your team has no agent '{agentId}'. List them with GET /api/agent/list.");
-        }
-        var rows = await (from p in db.AgentPermissions
-                          where p.AgentId == agentId
-                          join u in db.Users on p.DecidedBy equals u.Id into deciders
-                          from u in deciders.DefaultIfEmpty()
-                          orderby p.Position descending
-                          select new { p, Name = u == null ? null : u.Name }).Take(500).ToListAsync(cancellationToken);
-        return new PermissionsResult([.. rows.Select(r => ToDto(r.p, r.Name)).Reverse()]);
-    }
-
-    private static async Task<PermissionResult> AnsweredAlreadyAsync(CovibeDb db, PermissionPrompt row, CancellationToken cancellationToken)
-    {
-        var now = await db.AgentPermissions.AsNoTracking().SingleAsync(p => p.AgentId == row.AgentId && p.RequestId == row.RequestId, cancellationToken);
-        var by = now.DecidedBy is { } userId ? await db.Users.Where(u => u.Id == userId).Select(u => u.Name).SingleOrDefaultAsync(cancellationToken) : null;
-        var what = now.Status switch
-        {
-            PermissionStatuses.Allowed => $"allowed by {by ?? now.Reason}",
-            PermissionStatuses.Denied => $"denied by {by ?? now.Reason}",
-            PermissionStatuses.TimedOut => "denied: nobody answered in time",
-            _ => "withdrawn: the agent stopped waiting for it",
-        };
-        return new PermissionResult(null, AgentFailure.AlreadyAnswered, $"This request was {what} ({now.Tool}).");
     }
 
     /// <summary>Takes the answer if nobody has: one conditional update, so two members answering at once never both count.</summary>
@@ -268,17 +174,6 @@ public sealed class AgentApprovals(
                 .SetProperty(p => p.Rule, rule)
                 .SetProperty(p => p.DecidedAt, now), cancellationToken);
         return taken == 0 ? null : await db.AgentPermissions.AsNoTracking().SingleAsync(p => p.AgentId == row.AgentId && p.RequestId == row.RequestId, cancellationToken);
-    }
-
-    private static async Task AddRuleAsync(CovibeDb db, string agentId, PermissionRule rule, CancellationToken cancellationToken)
-    {
-        var agent = await db.Agents.SingleAsync(a => a.Id == agentId, cancellationToken);
-        var rules = Rules(agent.AllowedRules).Select(r => r.ToString()).ToList();
-        if (!rules.Contains(rule.ToString()))
-        {
-            agent.AllowedRules = string.Join('\n', [.. rules, rule.ToString()]);
-            await db.SaveChangesAsync(cancellationToken);
-        }
     }
 
     private void WatchDeadline(PromptBatch batch, PermissionPrompt row)
@@ -328,6 +223,7 @@ public sealed class AgentApprovals(
             }
             AgentsLog.PromptTimedOut(logger, row.AgentId, row.Tool, seconds);
             await WriteAsync(batch, claimed, CancellationToken.None);
+            await RecordAsync(claimed, null, null, $"denied {Summary(claimed)}: nobody answered within {seconds} s", CancellationToken.None);
             events.Publish(row.TeamId, new AgentPermissionAnsweredMessage(ToDto(claimed, null)));
             await RecountAsync(row.AgentId, CancellationToken.None);
         }
@@ -387,26 +283,17 @@ public sealed class AgentApprovals(
         }
     }
 
-    private static PermissionRule? SuggestedRule(PermissionPrompt row, int index)
+    /// <summary>In the agent's stream, just after the prompt it answers.</summary>
+    private Task<AgentActionDto> RecordAsync(PermissionPrompt row, string? userId, string? userName, string text, CancellationToken cancellationToken) =>
+        actions.RecordAsync(row.AgentId, row.TeamId, row.Position + 1, userId, userName,
+            row.Status == PermissionStatuses.Allowed ? AgentActionKinds.Allow : AgentActionKinds.Deny, text, cancellationToken);
+
+    private static string Verb(PermissionPrompt row) => row.Status == PermissionStatuses.Allowed ? "allowed" : "denied";
+
+    private static string Summary(PermissionPrompt row)
     {
-        if (row.Suggestions is null)
-        {
-            return null;
-        }
-        using var suggestions = JsonDocument.Parse(row.Suggestions);
-        if (suggestions.RootElement.ValueKind != JsonValueKind.Array || index < 0 || index >= suggestions.RootElement.GetArrayLength())
-        {
-            return null;
-        }
-        var suggestion = suggestions.RootElement[index];
-        if (!suggestion.TryGetProperty("rules", out var rules) || rules.ValueKind != JsonValueKind.Array || rules.GetArrayLength() == 0)
-        {
-            return null;
-        }
-        var first = rules[0];
-        var tool = first.TryGetProperty("toolName", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
-        var content = first.TryGetProperty("ruleContent", out var c) && c.ValueKind == JsonValueKind.String ? c.GetString() : null;
-        return tool is null ? null : new PermissionRule(tool, content);
+        using var input = JsonDocument.Parse(row.Input);
+        return PermissionText.Summary(row.Tool, input.RootElement);
     }
 
     internal static IEnumerable<PermissionRule> Rules(string? lines) =>
@@ -418,27 +305,5 @@ public sealed class AgentApprovals(
         using var suggestions = row.Suggestions is null ? null : JsonDocument.Parse(row.Suggestions);
         return new AgentPermissionDto(row.AgentId, row.RequestId, row.Tool, input.RootElement.Clone(), suggestions?.RootElement.Clone(), row.Description,
             row.Position, row.AskedAt, row.Deadline, row.Status, row.DecidedBy, decidedByName, row.Reason, row.Message, row.Rule is not null, row.DecidedAt);
-    }
-}
-
-/// <summary>A member's answer: <see cref="Allow"/> (with <see cref="Always"/> or one of Claude's <see cref="Suggestion"/>s), or deny with <see cref="Message"/>.</summary>
-public sealed record PermissionAnswer(string? RequestId, bool Allow, bool Always = false, int? Suggestion = null, JsonElement? UpdatedInput = null, string? Message = null);
-
-public sealed record PermissionResult(AgentPermissionDto? Request, AgentFailure Failure = AgentFailure.None, string? Detail = null)
-{
-    public static PermissionResult Fail(AgentFailure failure, string detail) => new(null, failure, detail);
-}
-
-public sealed record PermissionsResult(AgentPermissionDto[]? Requests, string? NotFound = null);
-
-/// <summary>The line that answers a decided prompt on the agent's stdin.</summary>
-public static class PermissionAnswers
-{
-    public static byte[] Line(PermissionPrompt row)
-    {
-        var allow = row.Status == PermissionStatuses.Allowed;
-        using var input = JsonDocument.Parse(row.UpdatedInput ?? row.Input);
-        var rules = row.Rule is { } text && PermissionRule.Parse(text, out _) is { } rule ? [rule] : Array.Empty<PermissionRule>();
-        return StreamJsonInput.PermissionAnswer(row.RequestId, allow, input.RootElement, rules, row.Message);
     }
 }

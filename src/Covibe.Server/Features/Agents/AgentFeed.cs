@@ -29,6 +29,15 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     public string TeamId { get; } = teamId;
     public string OwnerId { get; } = ownerId;
 
+    private string[] _controllers = [ownerId];
+
+    /// <summary>Who controls the agent (its owner, and whom it was handed to; <c>*</c>: the team), kept current by <see cref="AgentControl"/>.</summary>
+    public string[] Controllers
+    {
+        get => Volatile.Read(ref _controllers);
+        set => Volatile.Write(ref _controllers, value);
+    }
+
     /// <summary>Where the agent's log is, for readers that fall behind the ring (<see cref="Process"/> null: not known yet, ask the database).</summary>
     public string Backend { get; } = backend;
     public Covibe.Execution.AgentProcess? Process { get; } = process;

@@ -15,7 +15,7 @@ namespace Covibe.Server.Features.Agents;
 /// else, and never skips a byte it could read; bytes this node can read nowhere are announced as
 /// an <c>agent_output_gap</c>, not waited for.
 /// </summary>
-public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, AgentOutputReader reader, IDbContextFactory<CovibeDb> dbs)
+public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, AgentOutputReader reader, AgentControl control, AgentActions actions, IDbContextFactory<CovibeDb> dbs)
 {
     private const int ReadSize = 64 * 1024;
     private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(50);
@@ -32,6 +32,13 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
         byte[]? buffer = null;
         // Once the agent has finished, its length and status never change: ask the database once.
         (long End, string Status)? finished = null;
+        // Who controls it, for an agent without a feed here (one with a feed carries them, kept current).
+        string[]? controllers = null;
+        if (from is { } replayFrom && await actions.FromAsync(agentId, replayFrom, cancellationToken) is { Length: > 0 } done)
+        {
+            // What members did from there on, to show in place as the output replays.
+            await watcher.SendActionsAsync(agentId, done, cancellationToken);
+        }
         try
         {
             while (true)
@@ -60,7 +67,11 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     backend ??= backends.Get(agent.Backend);
                     finished = final is null ? null : (end, final);
                 }
-                var canControl = watcher.UserId == ownerId;
+                if (stream is null && controllers is null && ownerId is not null)
+                {
+                    controllers = await control.ControllersAsync(agentId, ownerId, cancellationToken);
+                }
+                var canControl = AgentControl.Includes(stream?.Controllers ?? controllers ?? [], watcher.UserId);
                 var position = Math.Max(0, next ??= end);
 
                 if (stream?.ChunkAt(position) is { } chunk)
@@ -89,7 +100,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                         continue;
                     }
                     // Caught up: go live until this watcher falls behind or the agent ends.
-                    var live = new LiveWatcher(watcher, agentId, ownerId!, canControl, position);
+                    var live = new LiveWatcher(watcher, stream, position);
                     if (stream.TryGoLive(live, position))
                     {
                         try
@@ -151,7 +162,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
     /// the watcher has no room (or is closing), it stops and the subscription catches up from
     /// <see cref="Next"/> at the reader's pace.
     /// </summary>
-    private sealed class LiveWatcher(IAgentWatcher watcher, string agentId, string ownerId, bool canControl, long next) : ILiveWatcher
+    private sealed class LiveWatcher(IAgentWatcher watcher, AgentFeed feed, long next) : ILiveWatcher
     {
         private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -165,7 +176,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
             {
                 return;
             }
-            if (chunk.Start == Next && watcher.TryQueue(agentId, ownerId, chunk, canControl))
+            // Whether this watcher controls the agent now: a grant or a revocation shows in the very next frame.
+            if (chunk.Start == Next && watcher.TryQueue(feed.AgentId, feed.OwnerId, chunk, AgentControl.Includes(feed.Controllers, watcher.UserId)))
             {
                 Next = chunk.End;
                 return;

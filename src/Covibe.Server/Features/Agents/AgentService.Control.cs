@@ -12,15 +12,26 @@ public sealed partial class AgentService
 {
     /// <summary>Like Ctrl-C; for a conversational agent, a stream-json interrupt request that ends the current turn.</summary>
     public Task<AgentResult> InterruptAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "interrupt"), cancellationToken);
+        RecordedAsync(caller, new AgentCommand(agentId, "interrupt"), AgentActionKinds.Interrupt, "interrupted it", cancellationToken);
 
     /// <summary>Writes to stdin; for a conversational agent, as a user message that starts its next turn.</summary>
     public Task<AgentResult> InputAsync(Caller caller, string agentId, string data, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "input", data), cancellationToken);
+        RecordedAsync(caller, new AgentCommand(agentId, "input", data), AgentActionKinds.Input, $"sent: {data.Trim().ReplaceLineEndings(" ")}", cancellationToken);
 
     /// <summary>Closes the agent's input: it reads EOF and, if it reads to the end (a conversation), finishes.</summary>
     public Task<AgentResult> EndInputAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "end"), cancellationToken);
+        RecordedAsync(caller, new AgentCommand(agentId, "end"), AgentActionKinds.End, "ended its input", cancellationToken);
+
+    /// <summary>A member's command, carried out and then recorded in the agent's stream (who, what, where in its output).</summary>
+    private async Task<AgentResult> RecordedAsync(Caller caller, AgentCommand command, string kind, string text, CancellationToken cancellationToken)
+    {
+        var result = await ControlAsync(caller, command, cancellationToken);
+        if (result.Agent is { } agent)
+        {
+            await actions.RecordAsync(agent.Id, agent.TeamId, agent.OutputBytes, caller.UserId, caller.Name, kind, text, CancellationToken.None);
+        }
+        return result;
+    }
 
     /// <summary>
     /// The owner's command, carried out by the node that follows the agent: here, or sent to that node (several nodes).

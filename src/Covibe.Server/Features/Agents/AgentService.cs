@@ -27,6 +27,7 @@ public sealed partial class AgentService(
     AgentLeases leases,
     IAgentControlRoute route,
     AgentControl control,
+    AgentActions actions,
     AgentEvents events,
     AgentFeeds feeds,
     Vms.VmAuditLog audit,
@@ -65,8 +66,9 @@ public sealed partial class AgentService(
         {
             v.Fail("baseBranch", "'baseBranch' must be a branch name such as main (letters, digits, . _ / -; not starting with - or containing ..).");
         }
-        var mode = string.IsNullOrWhiteSpace(request.PermissionMode) ? options.Value.Permissions.Mode : request.PermissionMode.Trim();
-        if (!PermissionModes.All.Contains(mode))
+        // Not given: the team's default, else the operator's (decided when the agent asks).
+        var mode = string.IsNullOrWhiteSpace(request.PermissionMode) ? null : request.PermissionMode.Trim();
+        if (mode is not null && !PermissionModes.All.Contains(mode))
         {
             v.Fail("permissionMode", $"'permissionMode' must be one of {string.Join(", ", PermissionModes.All)}.");
         }
@@ -131,7 +133,7 @@ public sealed partial class AgentService(
             // Relative to the team's workspace; a server-made id, so nothing from the user reaches the path. In a box: its repository.
             WorkingDirectory = placement.WorkingDirectory ?? id,
             BoxId = placement.BoxId,
-            PermissionMode = launcher.AsksHost(type) ? mode : null,
+            PermissionMode = launcher.AsksHost(type) ? EffectiveMode(mode ?? placement.TeamAgentPermissionMode) : null,
         };
         // The team's limit is checked by the insert itself: one round trip.
         if (!await db.InsertIfAsync(agent, ActiveBelowLimit, [caller.TeamId, .. AgentStatuses.Final, options.Value.MaxActivePerTeam], cancellationToken))
@@ -159,6 +161,14 @@ public sealed partial class AgentService(
             AgentsLog.LaunchFailed(logger, agent.Id, e);
             return await PlaceAgainAsync(db, agent, caller, request, cancellationToken);
         }
+    }
+
+    /// <summary>The mode asked for (the member's, else the team's), else the operator's; bypass only where the operator allows it.</summary>
+    private string EffectiveMode(string? asked)
+    {
+        var frame = options.Value.Permissions;
+        var mode = asked ?? frame.Mode;
+        return mode == PermissionModes.Bypass && !frame.AllowBypass ? PermissionModes.Ask : mode;
     }
 
     /// <summary>Starts a new agent (saved as starting) where <paramref name="placement"/> says, and follows it.</summary>
@@ -274,7 +284,7 @@ public sealed partial class AgentService(
         (await FindAsync(caller, agentId, cancellationToken)).Agent;
 
     public Task<AgentResult> KillAsync(Caller caller, string agentId, CancellationToken cancellationToken) =>
-        ControlAsync(caller, new AgentCommand(agentId, "kill"), cancellationToken);
+        RecordedAsync(caller, new AgentCommand(agentId, "kill"), AgentActionKinds.Kill, "killed it", cancellationToken);
 
     /// <summary>Stops every agent still running in a box that is being released (recorded as killed, as by their owners).</summary>
     Task Boxes.IBoxOccupants.StopAsync(string boxId, CancellationToken cancellationToken) => StopBoxAgentsAsync(boxId, cancellationToken);

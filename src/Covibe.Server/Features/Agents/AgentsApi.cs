@@ -38,6 +38,8 @@ public static class AgentsApi
         services.AddHostedService(sp => sp.GetRequiredService<AgentSupervisor>());
         services.AddSingleton<AgentControl>();
         services.AddSingleton<AgentPrompts>();
+        services.AddSingleton<AgentActions>();
+        services.AddSingleton<AgentHandover>();
         services.AddSingleton<AgentApprovals>();
         services.AddHostedService(sp => sp.GetRequiredService<AgentApprovals>());
         return services;
@@ -71,8 +73,9 @@ public static class AgentsApi
         api.MapPost("/{id}/input", Input);
         api.MapPost("/{id}/interrupt", Interrupt);
         api.MapPost("/{id}/end", End);
-        api.MapAgentApprovals();
+        api.MapAgentSteering();
         app.MapPost("/api/agents/spawn", SpawnSeed003).WithTags("Agents").RequireAuthorization();
+        app.MapTeamAgentSettings();
         return app;
     }
 

@@ -51,6 +51,12 @@ internal static partial class AgentsLog
     [LoggerMessage(3016, LogLevel.Warning, "Agent {AgentId}: the answer to request {RequestId} is recorded but did not reach the agent now ({Reason}); it is written again when its output is read again")]
     public static partial void AnswerNotDelivered(ILogger logger, string agentId, string requestId, string reason);
 
+    [LoggerMessage(3017, LogLevel.Warning, "Agent {AgentId}: who controls it could not be read; its watchers keep what they had")]
+    public static partial void ControllersNotRead(ILogger logger, string agentId, Exception exception);
+
+    [LoggerMessage(3018, LogLevel.Information, "Agent {AgentId}: {Action} by user {UserId}")]
+    public static partial void Handover(ILogger logger, string agentId, string action, string userId);
+
     [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
     public static partial void CallFailed(ILogger logger, string node, Exception exception);
 }

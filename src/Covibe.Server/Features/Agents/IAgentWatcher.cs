@@ -25,6 +25,9 @@ public interface IAgentWatcher
     /// <summary>Bytes from <paramref name="from"/> to <paramref name="goesOnAt"/> cannot be read from here; the output goes on at <paramref name="goesOnAt"/>.</summary>
     Task SendGapAsync(string agentId, long from, long goesOnAt, string reason, CancellationToken cancellationToken);
 
+    /// <summary>What members did to the agent from the position subscribed from (shown in place as its output replays).</summary>
+    Task SendActionsAsync(string agentId, Protocol.AgentActionDto[] actions, CancellationToken cancellationToken);
+
     /// <summary>The agent finished at <paramref name="position"/> with <paramref name="status"/>: nothing more follows. Never waits.</summary>
     void Ended(string agentId, long position, string status);
 }

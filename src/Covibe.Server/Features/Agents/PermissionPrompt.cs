@@ -44,3 +44,20 @@ public sealed class AgentController
     public required string GrantedBy { get; init; }
     public DateTime GrantedAt { get; init; }
 }
+
+/// <summary>
+/// What a member (or a rule, or the deadline) did to an agent (<c>agent_actions</c>): an input, an approval, a denial, an
+/// interrupt, a kill, a grant or a handover, with where in its output it happened, so that a late joiner sees it in place.
+/// </summary>
+public sealed class AgentAction
+{
+    public long Id { get; init; }
+    public required string AgentId { get; init; }
+    public required string TeamId { get; init; }
+    /// <summary>Who; null when the server did (a rule, the deadline).</summary>
+    public string? UserId { get; init; }
+    public required string Kind { get; init; }
+    public required string Text { get; init; }
+    public long Position { get; init; }
+    public DateTime At { get; init; }
+}

@@ -13,12 +13,12 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Changes;
 
 /// <summary>
-/// What whoever controls an agent does with its branch (issue 25, point 4; its owner for now): commit the work as it is in
+/// What whoever controls an agent does with its branch (issue 25, point 4: its owner, and whom it was handed to): commit the work as it is in
 /// its tree (the member the author, the agent a co-author), and push the branch to the team's repository with the team's
 /// credential, which the agent never has. Each is told to the team with who did it.
 /// </summary>
 public sealed partial class AgentBranchActions(
-    IDbContextFactory<CovibeDb> dbs, AgentChanges changes, TeamMirrors mirrors, GitMirror git, RepositoryAccess access, PreviewService previews, ChatService chat, ITeamEvents events,
+    IDbContextFactory<CovibeDb> dbs, AgentChanges changes, AgentControl control, TeamMirrors mirrors, GitMirror git, RepositoryAccess access, PreviewService previews, ChatService chat, ITeamEvents events,
     ILogger<AgentBranchActions> logger)
 {
     public const int MaxMessageLength = 10_000;
@@ -101,11 +101,13 @@ public sealed partial class AgentBranchActions(
         await chat.RecordActivityAsync(agent.TeamId, caller.UserId, caller.Name, activity, CancellationToken.None);
     }
 
-    /// <summary>The agent, when the caller controls it (its owner) and its work is still there.</summary>
+    /// <summary>The agent, when the caller controls it (<see cref="AgentControl"/>) and its work is still there.</summary>
     private async Task<Agent> ControlledAsync(Caller caller, string agentId, string what, CancellationToken cancellationToken)
     {
         var agent = await changes.FindAsync(caller, agentId, cancellationToken);
-        return agent.UserId == caller.UserId ? agent : throw RequestRefusedException.Forbidden($"Only whoever controls the agent (its owner) can {what}.");
+        return await control.AllowsAsync(agent, caller.UserId, cancellationToken)
+            ? agent
+            : throw RequestRefusedException.Forbidden($"Only whoever controls the agent (its owner, and whom they handed it to) can {what}.");
     }
 
     private async Task<(string Name, string Email)> AuthorAsync(Caller caller, CancellationToken cancellationToken)

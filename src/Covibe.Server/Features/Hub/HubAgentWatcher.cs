@@ -21,6 +21,9 @@ internal sealed class HubAgentWatcher(HubConnection connection) : IAgentWatcher
     public Task SendGapAsync(string agentId, long from, long goesOnAt, string reason, CancellationToken cancellationToken) =>
         connection.SendStreamAsync(HubJson.Serialize(new AgentOutputGapMessage(agentId, from, goesOnAt, reason)), cancellationToken);
 
+    public Task SendActionsAsync(string agentId, AgentActionDto[] actions, CancellationToken cancellationToken) =>
+        connection.SendStreamAsync(HubJson.Serialize(new AgentActionsMessage(agentId, actions)), cancellationToken);
+
     public void Ended(string agentId, long position, string status) =>
         connection.TrySend(HubJson.Serialize(new AgentOutputEndMessage(agentId, position, status)));
 }

@@ -38,6 +38,9 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
     /// <summary>Whether the team has a repository connected (read with the team's row): a new agent then works on it by default.</summary>
     public bool TeamHasRepository { get; init; }
 
+    /// <summary>The permission mode the team gives its new agents (read with the team's row); null: the operator's.</summary>
+    public string? TeamAgentPermissionMode { get; init; }
+
     /// <summary>Where a job here sees <paramref name="path"/>, a path of this machine under <see cref="Workspace"/>.</summary>
     public virtual string Inside(string path) => Isolated.InWorkspace(Workspace ?? path, path);
 

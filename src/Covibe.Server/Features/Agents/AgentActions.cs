@@ -1,0 +1,59 @@
+using Covibe.Protocol;
+using Covibe.Server.Data;
+using Covibe.Server.Features.Events;
+using Microsoft.EntityFrameworkCore;
+
+namespace Covibe.Server.Features.Agents;
+
+/// <summary>
+/// Who did what to an agent (issue 26): each input, approval, denial, interrupt, kill, grant and handover is kept with who,
+/// when and where in the agent's output it happened, told to the team at once (<c>agent_action</c>), replayed in place to a
+/// watcher who subscribes from a position, and listed over REST.
+/// </summary>
+public sealed class AgentActions(IDbContextFactory<CovibeDb> dbs, AgentFeeds feeds, ITeamEvents events, TimeProvider time)
+{
+    public const int MaxText = 300;
+
+    /// <summary>
+    /// Records an action; <paramref name="at"/> is where in the output it happened (the output as far as this node has it
+    /// when not given). <paramref name="userName"/>: the member's name as the team sees it (null: Covibe itself).
+    /// </summary>
+    public Task<AgentActionDto> RecordAsync(Agent agent, string? userId, string? userName, string kind, string text, CancellationToken cancellationToken, long? at = null) =>
+        RecordAsync(agent.Id, agent.TeamId, Math.Max(at ?? 0, agent.OutputBytes), userId, userName, kind, text, cancellationToken);
+
+    /// <summary>Records an action on the agent <paramref name="agentId"/>, whose output was at least <paramref name="at"/> long then.</summary>
+    public async Task<AgentActionDto> RecordAsync(string agentId, string teamId, long at, string? userId, string? userName, string kind, string text, CancellationToken cancellationToken)
+    {
+        var action = new AgentAction
+        {
+            AgentId = agentId,
+            TeamId = teamId,
+            UserId = userId,
+            Kind = kind,
+            Text = text.Length <= MaxText ? text : text[..MaxText] + "…",
+            Position = Math.Max(at, feeds.Get(agentId)?.Position ?? 0),
+            At = time.GetUtcNow().UtcDateTime,
+        };
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        db.AgentActions.Add(action);
+        await db.SaveChangesAsync(CancellationToken.None);
+        var dto = ToDto(action, userName);
+        events.Publish(teamId, new AgentActionMessage(dto));
+        return dto;
+    }
+
+    /// <summary>The agent's actions at or after <paramref name="position"/> in its output, oldest first (at most 1,000).</summary>
+    public async Task<AgentActionDto[]> FromAsync(string agentId, long position, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var rows = await (from a in db.AgentActions
+                          where a.AgentId == agentId && a.Position >= position
+                          join u in db.Users on a.UserId equals u.Id into users
+                          from u in users.DefaultIfEmpty()
+                          orderby a.Id
+                          select new { a, Name = u == null ? null : u.Name }).Take(1000).ToListAsync(cancellationToken);
+        return [.. rows.Select(r => ToDto(r.a, r.Name))];
+    }
+
+    private static AgentActionDto ToDto(AgentAction a, string? name) => new(a.Id, a.AgentId, a.Kind, a.Text, a.UserId, name, a.Position, a.At);
+}
