@@ -134,3 +134,17 @@ public sealed record AgentControlRequestedMessage(string AgentId, string UserId,
 
 /// <summary>The team's defaults for its agents: their permission mode (null: the server's), and whether its owner may take members' agents over.</summary>
 public sealed record TeamAgentSettings(string? PermissionMode, bool OwnerTakesOver);
+
+/// <summary>A browser's Web Push subscription, as <c>PushSubscription.toJSON()</c> gives it.</summary>
+public sealed record PushSubscriptionRequest(string? Endpoint, PushSubscriptionKeys? Keys);
+
+public sealed record PushSubscriptionKeys(string? P256dh, string? Auth);
+
+/// <summary>The server's VAPID public key: <c>applicationServerKey</c> for <c>pushManager.subscribe</c>.</summary>
+public sealed record PushKeyResponse(string PublicKey);
+
+/// <summary>
+/// What a Web Push message carries (JSON, encrypted for the browser): the notification's title and text, what it is about
+/// (<see cref="AgentId"/>, <see cref="RequestId"/>), and <see cref="Url"/> to open when it is tapped.
+/// </summary>
+public sealed record PushNote(string Title, string Body, string Url, string Tag, string? AgentId = null, string? RequestId = null);

@@ -104,6 +104,9 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(AgentControllersResponse))]
 [JsonSerializable(typeof(AgentControlRequestedMessage))]
 [JsonSerializable(typeof(TeamAgentSettings))]
+[JsonSerializable(typeof(PushSubscriptionRequest))]
+[JsonSerializable(typeof(PushKeyResponse))]
+[JsonSerializable(typeof(PushNote))]
 [JsonSerializable(typeof(ApproveRequest))]
 [JsonSerializable(typeof(DenyRequest))]
 public sealed partial class CovibeJsonContext : JsonSerializerContext;

@@ -13,6 +13,7 @@ using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Machines;
 using Covibe.Server.Features.Git;
 using Covibe.Server.Features.Previews;
+using Covibe.Server.Features.Push;
 using Covibe.Server.Features.Repositories;
 using Covibe.Server.Features.Runners;
 using Covibe.Server.Features.Secrets;
@@ -72,6 +73,7 @@ public static class CovibeServer
         services.AddMachines();
         services.AddAgents();
         services.AddSecrets();
+        services.AddPush();
         services.AddVms();
         services.AddRunners();
         services.AddServerTerminals();
@@ -110,6 +112,7 @@ public static class CovibeServer
         app.MapTeamsApi();
         app.MapChatApi();
         app.MapAgentsApi();
+        app.MapPushApi();
         app.MapVmsApi();
         app.MapRunnersApi();
         app.MapEnvironmentApi();

@@ -30,6 +30,8 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<PermissionPrompt> AgentPermissions => Set<PermissionPrompt>();
     public DbSet<AgentController> AgentControllers => Set<AgentController>();
     public DbSet<AgentAction> AgentActions => Set<AgentAction>();
+    public DbSet<Features.Push.PushSubscriptionRow> PushSubscriptions => Set<Features.Push.PushSubscriptionRow>();
+    public DbSet<Features.Push.PushKeyRow> PushKeys => Set<Features.Push.PushKeyRow>();
     public DbSet<Vm> Vms => Set<Vm>();
     public DbSet<VmAudit> VmAudit => Set<VmAudit>();
     public DbSet<VmAssignment> VmAssignments => Set<VmAssignment>();
@@ -108,6 +110,14 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasOne<Agent>().WithMany().HasForeignKey(p => p.AgentId);
             e.HasIndex(p => new { p.AgentId, p.Status });
         });
+        modelBuilder.Entity<Features.Push.PushSubscriptionRow>(e =>
+        {
+            e.ToTable("push_subscriptions");
+            e.HasOne<User>().WithMany().HasForeignKey(s => s.UserId);
+            e.HasIndex(s => s.EndpointHash).IsUnique();
+            e.HasIndex(s => new { s.TeamId, s.UserId });
+        });
+        modelBuilder.Entity<Features.Push.PushKeyRow>(e => e.ToTable("push_keys"));
         modelBuilder.Entity<AgentAction>(e =>
         {
             e.ToTable("agent_actions");

@@ -5,7 +5,7 @@ import { FINAL, state } from './state.js';
 import { onOutput, flushLine, renderLine } from './output.js';
 
 /** `send` puts a message on the hub; `presenceChanged` redraws who runs what. */
-export function createAgents({ api, send, alert, presenceChanged, changes }) {
+export function createAgents({ api, send, alert, presenceChanged, changes, steering }) {
   async function loadAgents() {
     const { agents } = await api('/api/agent/list');
     state.agents = new Map(agents.map((a) => [a.id, a]));
@@ -20,6 +20,8 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
     renderAgents();
     presenceChanged();
     if (state.view?.id === agent.id) renderAgentHeader();
+    // Handed over or taken back: what this member can do changes at once.
+    if (state.view?.id === agent.id && before && before.canControl !== agent.canControl) steering.opened(agent);
     // Live changes only (a reconnect reloads the list without notifying).
     if (agent.ownerId === state.me.id && before && before.status !== agent.status && (FINAL.has(agent.status) || agent.status === 'waiting')) {
       notify(agent);
@@ -54,7 +56,9 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
       el('span', { class: 'task' }, agent.task),
       el('span', { class: 'meta' },
         el('span', {}, agent.ownerId === state.me.id ? `${agent.ownerName} (you)` : agent.ownerName),
-        el('span', { class: `badge ${agent.status}` }, agent.status),
+        agent.pendingApprovals > 0 && !FINAL.has(agent.status)
+          ? el('span', { class: 'badge waiting' }, 'waiting for approval')
+          : el('span', { class: `badge ${agent.status}` }, agent.status),
         agent.runsOn ? el('span', {}, RUNS_ON[agent.runsOn] ?? agent.runsOn) : null,
         el('span', { dataset: { elapsed: agent.id } }, elapsed(agent)),
         cost(agent) ? el('span', {}, cost(agent)) : null)))));
@@ -71,7 +75,10 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
   function openAgent(id) {
     if (state.view?.id === id) return;
     if (state.view) send({ type: 'agent_unsubscribe', agentId: state.view.id });
-    state.view = { id, next: 0, complete: false, line: '', decoder: new TextDecoder('utf-8'), readableCount: 0, rawChars: 0, tools: new Map() };
+    state.view = {
+      id, next: 0, complete: false, line: '', decoder: new TextDecoder('utf-8'), readableCount: 0, rawChars: 0, tools: new Map(),
+      lineStart: 0, actions: [], actionIds: new Set(),
+    };
     $('#output-readable').replaceChildren();
     $('#output-raw').replaceChildren();
     $('#agent-view').hidden = false;
@@ -80,6 +87,8 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
     renderAgentHeader();
     renderAgents();
     send({ type: 'agent_subscribe', agentId: id, from: 0 });
+    const agent = state.agents.get(id);
+    if (agent) steering.opened(agent);
   }
 
   /** The agent view shows its output (readable or raw) or, for an agent on the team's repository, its changes. */
@@ -106,8 +115,9 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
     $('#agent-task').textContent = agent.task;
     $('#agent-owner').textContent = agent.ownerId === state.me.id ? `${agent.ownerName} (you)` : agent.ownerName;
     const badge = $('#agent-status');
-    badge.textContent = agent.status;
-    badge.className = `badge ${agent.status}`;
+    const approving = agent.pendingApprovals > 0 && !FINAL.has(agent.status);
+    badge.textContent = approving ? 'waiting for approval' : agent.status;
+    badge.className = `badge ${approving ? 'waiting' : agent.status}`;
     $('#agent-meta').textContent = [agent.type, elapsed(agent), cost(agent)].filter(Boolean).join(' · ');
     const mine = agent.canControl && !FINAL.has(agent.status);
     $('#agent-controls').hidden = !mine;
@@ -116,6 +126,7 @@ export function createAgents({ api, send, alert, presenceChanged, changes }) {
     // Its branch and tree stay after it ends, until merged or discarded (its owner's call).
     $('#agent-discard').hidden = !(agent.canControl && FINAL.has(agent.status) && agent.workBranch && !agent.treeDiscarded);
     changes.opened(agent);
+    steering.render();
   }
 
   async function control(path, body) {

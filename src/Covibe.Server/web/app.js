@@ -12,6 +12,7 @@ import { createShowcase } from './showcase.js';
 import { createBoxes } from './boxes.js';
 import { createMachines } from './machines.js';
 import { createAgents } from './agents.js';
+import { createSteering } from './steering.js';
 import { createChat } from './chat.js';
 import { reconnectingSocket } from './socket.js';
 import { $, el, toggle, formData } from './dom.js';
@@ -26,12 +27,14 @@ onSignedOut(() => {
 });
 
 const changes = createChanges({ api: (path, options) => api(path, options) });
+const steering = createSteering({ api: (path, options) => api(path, options), alert: (text) => alertLive(text), openAgent: (id) => agents.open(id) });
 const agents = createAgents({
   api: (path, options) => api(path, options),
   send: (message) => hub.send(message),
   alert: (text) => alertLive(text),
   presenceChanged: () => chat.renderPresence(),
   changes,
+  steering,
 });
 
 const chat = createChat({ api: (path) => api(path), send: (message) => hub.send(message) });
@@ -143,6 +146,21 @@ async function onMessage(message) {
       break;
     case 'agent_output_end':
       agents.onEnd(message);
+      break;
+    case 'agent_permission_request':
+      steering.onRequest(message);
+      break;
+    case 'agent_permission_answered':
+      steering.onAnswered(message);
+      break;
+    case 'agent_action':
+      steering.onAction(message);
+      break;
+    case 'agent_actions':
+      steering.onActions(message);
+      break;
+    case 'agent_control_requested':
+      steering.onControlRequested(message);
       break;
     case 'preview_status':
       showcase.onStatus(message.preview);

@@ -5,6 +5,8 @@ import { $, el } from './dom.js';
 import { state } from './state.js';
 
 const MAX_READABLE_NODES = 1500;
+const encoder = new TextEncoder();
+const utf8Length = (text) => encoder.encode(text).length;
 const MAX_RAW_CHARS = 4 * 1024 * 1024;
 
 function decode(message) {
@@ -24,11 +26,41 @@ export function onOutput(message) {
   view.line += text;
   let newline;
   while ((newline = view.line.indexOf('\n')) >= 0) {
-    renderLine(view.line.slice(0, newline));
+    const line = view.line.slice(0, newline);
+    renderLine(line);
     view.line = view.line.slice(newline + 1);
+    // Who did what goes in after the line it followed (counted in bytes, as positions are), only while some wait.
+    if (view.actions.length) {
+      view.lineStart += utf8Length(line) + 1;
+      flushActions();
+    }
   }
+  view.lineStart = message.next - utf8Length(view.line);
+  flushActions();
   if (atEnd) output.scrollTop = output.scrollHeight;
   $('#jump-end').hidden = atEnd;
+}
+
+/** Actions (who did what) to show in the open agent's output once it has reached their position; each shown once. */
+export function placeActions(actions) {
+  const view = state.view;
+  for (const action of actions) {
+    if (view.actionIds.has(action.id)) continue;
+    view.actionIds.add(action.id);
+    view.actions.push(action);
+  }
+  view.actions.sort((a, b) => a.position - b.position || a.id - b.id);
+  flushActions();
+}
+
+function flushActions() {
+  const view = state.view;
+  while (view.actions.length && view.actions[0].position <= view.lineStart) {
+    const action = view.actions.shift();
+    const readable = $('#output-readable');
+    readable.append(el('p', { class: `ev-action ${action.kind}`, title: new Date(action.at).toLocaleString() }, `${action.byName ?? 'Covibe'} ${action.text}`));
+    view.readableCount++;
+  }
 }
 
 export function flushLine() {

@@ -39,6 +39,7 @@ public sealed partial class AgentApprovals(
     AgentControl control,
     AgentEvents agentEvents,
     AgentActions actions,
+    Push.PushService push,
     ITeamEvents events,
     IOptions<AgentsOptions> options,
     TimeProvider time,
@@ -156,6 +157,9 @@ public sealed partial class AgentApprovals(
         var controllers = await control.ControllersAsync(agent.Id, agent.UserId, cancellationToken);
         var dto = ToDto(row, null);
         events.Publish(agent.TeamId, controllers, canAnswer => new AgentPermissionRequestMessage(dto, canAnswer));
+        // A phone with the page closed hears it too (those who subscribed).
+        push.Notify(controllers, agent.TeamId, new PushNote($"An agent asks to use {row.Tool}", $"{Summary(row)}\n{Shorten(agent.Task)}",
+            $"/?agent={agent.Id}", row.RequestId, agent.Id, row.RequestId));
         WatchDeadline(batch, row);
     }
 
@@ -287,6 +291,8 @@ public sealed partial class AgentApprovals(
     private Task<AgentActionDto> RecordAsync(PermissionPrompt row, string? userId, string? userName, string text, CancellationToken cancellationToken) =>
         actions.RecordAsync(row.AgentId, row.TeamId, row.Position + 1, userId, userName,
             row.Status == PermissionStatuses.Allowed ? AgentActionKinds.Allow : AgentActionKinds.Deny, text, cancellationToken);
+
+    private static string Shorten(string text) => text.Length <= 120 ? text : text[..120] + "…";
 
     private static string Verb(PermissionPrompt row) => row.Status == PermissionStatuses.Allowed ? "allowed" : "denied";
 

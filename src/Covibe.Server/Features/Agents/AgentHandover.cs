@@ -23,6 +23,7 @@ public sealed class AgentHandover(
     AgentControl control,
     AgentActions actions,
     AgentEvents agentEvents,
+    Push.PushService push,
     ITeamEvents events,
     TimeProvider time,
     ILogger<AgentHandover> logger)
@@ -123,6 +124,8 @@ public sealed class AgentHandover(
         }
         await actions.RecordAsync(agent, caller.UserId, caller.Name, AgentActionKinds.AskControl, "asked for control", cancellationToken);
         events.Publish(agent.TeamId, [agent.UserId], canGrant => new AgentControlRequestedMessage(agent.Id, caller.UserId, caller.Name, canGrant));
+        push.Notify([agent.UserId], agent.TeamId, new PushNote($"{caller.Name} asks to control your agent", agent.Task.Length <= 120 ? agent.Task : agent.Task[..120] + "…",
+            $"/?agent={agent.Id}", $"control-{agent.Id}", agent.Id));
         return new HandoverResult(await ControllersAsync(db, agent, cancellationToken));
     }
 
