@@ -13,6 +13,7 @@ import { createBoxes } from './boxes.js';
 import { createMachines } from './machines.js';
 import { createAgents } from './agents.js';
 import { createSteering } from './steering.js';
+import { createPush } from './push.js';
 import { createChat } from './chat.js';
 import { reconnectingSocket } from './socket.js';
 import { $, el, toggle, formData } from './dom.js';
@@ -27,6 +28,7 @@ onSignedOut(() => {
 });
 
 const changes = createChanges({ api: (path, options) => api(path, options) });
+const push = createPush({ api: (path, options) => api(path, options), openAgent: (id) => agents.open(id) });
 const steering = createSteering({ api: (path, options) => api(path, options), alert: (text) => alertLive(text), openAgent: (id) => agents.open(id) });
 const agents = createAgents({
   api: (path, options) => api(path, options),
@@ -117,6 +119,7 @@ async function onMessage(message) {
       // Catch up on everything missed while away, then continue live: no gap, no duplicate.
       await Promise.all([agents.load(), chat.catchUp(), showcase.resync(), machines.refresh(), repository.refresh()]);
       agents.resume();
+      openFromAddress();
       break;
     case 'team_presence':
       state.presence = message.users;
@@ -194,6 +197,14 @@ async function onMessage(message) {
   }
 }
 
+/** A notification's address (/?agent=ID) opens that agent once, then the address is plain again. */
+function openFromAddress() {
+  const id = new URLSearchParams(location.search).get('agent');
+  if (!id) return;
+  history.replaceState(null, '', '/');
+  if (state.agents.has(id)) agents.open(id);
+}
+
 function showError(requestType, text) {
   // The spawn form closes on submit, so its refusal (e.g. too many agents) shows as a toast too.
   alertLive(requestType === 'agent_spawn' ? `Not spawned: ${text}` : text);
@@ -240,6 +251,7 @@ async function enter(auth) {
   $('#agent-types').replaceChildren(...types.map((t) => el('option', { value: t.name }, t.description ? `${t.name}: ${t.description}` : t.name)));
   hub.start();
   terminals.start();
+  push.start();
 }
 
 function wire() {
@@ -299,7 +311,7 @@ function wire() {
     try { showInvite(await api('/api/team/invite', { method: 'POST', body: {} })); } catch (error) { alertLive(error.message); }
   });
   $('#notify-button').addEventListener('click', async () => {
-    if ('Notification' in window) $('#notify-button').textContent = (await Notification.requestPermission()) === 'granted' ? 'Notifications on' : 'Notifications blocked';
+    $('#notify-button').textContent = await push.enable();
   });
   $('#logout-button').addEventListener('click', async () => {
     try { await api('/api/auth/logout', { method: 'POST' }); } finally { signOut(); location.reload(); }

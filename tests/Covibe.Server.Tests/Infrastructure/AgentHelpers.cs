@@ -61,6 +61,9 @@ public static class AgentHelpers
             ["Covibe:Agents:MockDelayMilliseconds"] = mockDelayMs.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Covibe:Agents:MockSteps"] = mockSteps.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Covibe:Agents:KillGraceSeconds"] = "2",
+            // Agents ask nothing unless a test is about approvals (AgentApprovalTests sets ask).
+            ["Covibe:Agents:Permissions:Mode"] = "bypass",
+            ["Covibe:Agents:Permissions:AllowBypass"] = "true",
         };
         // 10 MB of random bytes (invalid UTF-8, NULs, no newlines for long stretches), then a marker.
         AddType(settings, "burst", ["sh", "-c", "head -c 10485760 /dev/urandom; printf 'burst done\\n'"]);

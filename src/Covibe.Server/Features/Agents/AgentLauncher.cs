@@ -138,7 +138,10 @@ public sealed class AgentLauncher(IOptions<AgentsOptions> options, Repositories.
         {
             Command = [.. CovibeCommand(), "mock-agent", "--task={task}", "--kind", kind,
                 "--delay-ms", o.MockDelayMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                "--steps", o.MockSteps.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                "--steps", o.MockSteps.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                "--permission-prompt-tool", "stdio"],
+            // Like Claude, it asks before writing a file; the team answers.
+            Permissions = "host",
             Description = $"The built-in mock agent ({kind}); needs nothing installed",
         };
     }

@@ -137,8 +137,9 @@ public sealed class AgentTypeOptions
     public string Turns { get; set; } = "many";
 
     /// <summary>
-    /// <c>host</c>: Claude asks the server before using a tool (<c>--permission-prompt-tool stdio</c>, stream-json input), and the
-    /// team answers (issue 26); <c>flags</c>: nothing is asked, the command's own flags decide (e.g. <c>--dangerously-skip-permissions</c>).
+    /// <c>host</c>: the agent asks the server before using a tool (Claude's <c>--permission-prompt-tool stdio</c>: a control request
+    /// on stdout, the answer on stdin, which stays open), and the team answers (issue 26); <c>flags</c>: nothing is asked, the
+    /// command's own flags decide (e.g. <c>--dangerously-skip-permissions</c>).
     /// </summary>
     [RegularExpression("^(host|flags)$")]
     public string Permissions { get; set; } = "flags";
@@ -147,5 +148,5 @@ public sealed class AgentTypeOptions
 
     internal bool IsConversational => IsStreamJson && Turns == "many";
 
-    internal bool AsksHost => IsStreamJson && Permissions == "host";
+    internal bool AsksHost => Permissions == "host";
 }

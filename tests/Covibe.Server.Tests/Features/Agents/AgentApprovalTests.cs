@@ -25,6 +25,9 @@ public sealed class AgentApprovalTests : IAsyncLifetime
         var path = $"{ClaudeServerFixture.FakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}";
         settings["Covibe:Agents:Types:claude:Environment:PATH"] = path;
         settings["Covibe:Agents:Types:claude-chat:Environment:PATH"] = path;
+        // The server's default: every tool call Claude would ask about waits for the team; bypass is not allowed.
+        settings["Covibe:Agents:Permissions:Mode"] = "ask";
+        settings["Covibe:Agents:Permissions:AllowBypass"] = "false";
         configure?.Invoke(settings);
         return TestServer.StartAsync(settings: settings, dataDirectory: data);
     }
@@ -192,6 +195,31 @@ public sealed class AgentApprovalTests : IAsyncLifetime
         (await api.PostAsJsonAsync($"/api/agent/{agent.Id}/approve", new ApproveRequest(request.RequestId, UpdatedInput: edited.RootElement))).StatusCode.ShouldBe(HttpStatusCode.OK);
         await _server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(30));
         (await api.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events?limit=1000"))!.Events.Single(e => e.Kind == "tool_result").Text.ShouldBe("Ran: npm test -- --bail");
+    }
+
+    [Fact]
+    public async Task TheBuiltInMockAgent_AsksBeforeWriting_WritesWhatWasAllowed_AndReportsADenialAsClaudeDoes()
+    {
+        await using var server = await StartAsync(s => s["Covibe:Agents:MockSteps"] = "4");
+        var owner = await server.CreateTeamAsync();
+        using var api = server.Client(owner.Auth.AccessToken);
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Add the steps", "mock-code-writer");
+        agent.PermissionMode.ShouldBe("ask");
+
+        var first = await WaitForRequestAsync(api, agent.Id, "Write");
+        first.Input.GetProperty("file_path").GetString().ShouldBe("src/step2.ts");
+        // Allowed as changed by the member: it writes there.
+        using var edited = JsonDocument.Parse("""{"file_path":"src/approved.ts","content":"export const approved = true;\n"}""");
+        (await api.PostAsJsonAsync($"/api/agent/{agent.Id}/approve", new ApproveRequest(first.RequestId, UpdatedInput: edited.RootElement))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var second = await WaitForRequestAsync(api, agent.Id, "Write");
+        second.Input.GetProperty("file_path").GetString().ShouldBe("src/step4.ts");
+        (await api.PostAsJsonAsync($"/api/agent/{agent.Id}/deny", new DenyRequest(second.RequestId, "No more files."))).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
+        var events = (await api.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events?limit=1000"))!.Events;
+        events.Where(e => e.Kind == "tool_result").Select(e => (e.Text, e.IsError)).ShouldBe([("File created successfully at: src/approved.ts", false), ("No more files.", true)]);
+        events.Last(e => e.Kind == "result").Text.ShouldBe("Done: Add the steps\n\nWrote src/approved.ts.");
+        Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldContain("\"permission_denials\":[{\"tool_name\":\"Write\"");
     }
 
     internal static async Task<AgentPermissionDto> WaitForRequestAsync(HttpClient api, string agentId, string tool = "Bash") =>
