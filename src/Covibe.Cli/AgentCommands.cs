@@ -21,7 +21,7 @@ internal static class AgentCommands
         agent.Subcommands.Add(Control(store, "interrupt", "Interrupt one of your agents, like Ctrl-C", (id, _) => (HttpMethod.Post, $"api/agent/{id}/interrupt", null)));
         agent.Subcommands.Add(Control(store, "end", "Close one of your agents' input, so a conversation finishes", (id, _) => (HttpMethod.Post, $"api/agent/{id}/end", null)));
         agent.Subcommands.Add(Input(store));
-        foreach (var approvals in AgentApprovalCommands.Create(store))
+        foreach (var approvals in AgentSteeringCommands.Create(store))
         {
             agent.Subcommands.Add(approvals);
         }

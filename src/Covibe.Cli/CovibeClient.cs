@@ -71,6 +71,10 @@ public sealed class CovibeClient : IDisposable
     public Task<T> PostAsync<T>(string path, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Post, path, null, response, cancellationToken);
 
+    /// <summary>A DELETE and its JSON answer.</summary>
+    public Task<T> DeleteAsync<T>(string path, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Delete, path, null, response, cancellationToken);
+
     public Task<T> SendJsonAsync<TBody, T>(HttpMethod method, string path, TBody body, JsonTypeInfo<TBody> request, JsonTypeInfo<T> response, CancellationToken cancellationToken) =>
         SendAsync(method, path, JsonContent.Create(body, request), response, cancellationToken);
 

@@ -247,8 +247,13 @@ public abstract class MigrationTests
         await db.PreviewGrants.Take(1).ToListAsync();
         await db.VmAudit.Take(1).ToListAsync();
         await db.Repositories.Take(1).ToListAsync();
+        await db.AgentPermissions.Take(1).ToListAsync();
+        await db.AgentControllers.Take(1).ToListAsync();
+        await db.AgentActions.Take(1).ToListAsync();
+        await db.PushSubscriptions.Take(1).ToListAsync();
+        await db.PushKeys.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "refresh_tokens", "sessions", "team_repositories", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
+        tables.ShouldBe(["agent_actions", "agent_controllers", "agent_permissions", "agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "push_keys", "push_subscriptions", "refresh_tokens", "sessions", "team_repositories", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
     }
 }
 

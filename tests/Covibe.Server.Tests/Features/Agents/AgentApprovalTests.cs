@@ -19,7 +19,7 @@ public sealed class AgentApprovalTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _server.DisposeAsync();
 
-    internal static Task<TestServer> StartAsync(Action<Dictionary<string, string>>? configure = null, string? data = null)
+    internal static Task<TestServer> StartAsync(Action<Dictionary<string, string>>? configure = null, string? data = null, string? postgres = null)
     {
         var settings = AgentHelpers.Settings();
         var path = $"{ClaudeServerFixture.FakeDirectory}:{Environment.GetEnvironmentVariable("PATH")}";
@@ -29,7 +29,7 @@ public sealed class AgentApprovalTests : IAsyncLifetime
         settings["Covibe:Agents:Permissions:Mode"] = "ask";
         settings["Covibe:Agents:Permissions:AllowBypass"] = "false";
         configure?.Invoke(settings);
-        return TestServer.StartAsync(settings: settings, dataDirectory: data);
+        return TestServer.StartAsync(postgres: postgres, settings: settings, dataDirectory: data);
     }
 
     [Fact]
