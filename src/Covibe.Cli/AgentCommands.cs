@@ -93,7 +93,8 @@ internal static class AgentCommands
             {
                 var elapsed = ((a.CompletedAt ?? now) - (a.StartedAt ?? a.CreatedAt)).ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture);
                 var task = a.Task.Length <= 50 ? a.Task : a.Task[..50] + "…";
-                table.AddRow(a.Id[..12], Markup.Escape(a.OwnerName + (a.CanControl ? " (you)" : "")), a.PendingApprovals > 0 ? "waiting for approval" : a.Status, a.Type,
+                var who = a.OwnerId == client.Credentials?.UserId ? " (you)" : a.CanControl ? " (handed to you)" : "";
+                table.AddRow(a.Id[..12], Markup.Escape(a.OwnerName + who), a.PendingApprovals > 0 ? "waiting for approval" : a.Status, a.Type,
                     Markup.Escape(task), elapsed, a.CostUsd is { } c ? $"${c:0.0000}" : "");
             }
             AnsiConsole.Write(table);

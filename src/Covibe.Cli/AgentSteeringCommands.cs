@@ -136,12 +136,18 @@ internal static class AgentSteeringCommands
         var request = new Argument<string?>("request") { Description = "The request (a unique start of its id); the oldest waiting if left out", Arity = ArgumentArity.ZeroOrOne };
         var always = new Option<bool>("--always") { Description = "Allow this tool for this agent from now on" };
         var rule = new Option<int?>("--rule") { Description = "Allow from now on by the rule Claude suggested at this index (see `covibe agent approvals`), e.g. Bash(npm test)" };
-        var command = new Command("approve", "Allow what an agent asked to do; it goes on at once") { id, request, always, rule };
+        var answer = new Option<string?>("--answer") { Description = "Claude asked a question (AskUserQuestion): your choice (one of its options, or your own words)" };
+        var command = new Command("approve", "Allow what an agent asked to do (or answer its question); it goes on at once") { id, request, always, rule, answer };
         command.SetHandler(async (parse, ct) =>
         {
             using var client = CovibeClient.ForSavedLogin(store);
             var (agentId, requestId) = await ResolveAsync(client, parse.GetValue(id)!, parse.GetValue(request), ct);
-            var answered = await client.PostAsync($"api/agent/{agentId}/approve", new ApproveRequest(requestId, parse.GetValue(always) ? true : null, parse.GetValue(rule)),
+            System.Text.Json.JsonElement? updated = null;
+            if (parse.GetValue(answer) is { } choice)
+            {
+                updated = await AnsweredAsync(client, agentId, requestId, choice, ct);
+            }
+            var answered = await client.PostAsync($"api/agent/{agentId}/approve", new ApproveRequest(requestId, parse.GetValue(always) ? true : null, parse.GetValue(rule), updated),
                 CovibeJsonContext.Default.ApproveRequest, CovibeJsonContext.Default.AgentPermissionDto, ct);
             Console.WriteLine($"Allowed {PermissionText.Summary(answered.Tool, answered.Input)}{(answered.Always ? " (from now on)" : "")}.");
         });
@@ -163,6 +169,22 @@ internal static class AgentSteeringCommands
             Console.WriteLine($"Denied {PermissionText.Summary(answered.Tool, answered.Input)}.");
         });
         return command;
+    }
+
+    /// <summary>The question's input with the answer to its (first) question, as Claude reads it back (<c>answers</c>: question to choice).</summary>
+    private static async Task<System.Text.Json.JsonElement> AnsweredAsync(CovibeClient client, string agentId, string? requestId, string choice, CancellationToken cancellationToken)
+    {
+        var list = await client.GetAsync($"api/agent/{agentId}/approvals", CovibeJsonContext.Default.AgentPermissionsResponse, cancellationToken);
+        var asked = list.Requests.FirstOrDefault(r => requestId is null ? r.Status == PermissionStatuses.Pending : r.RequestId == requestId)
+            ?? throw new CliException("The agent is not waiting for an answer.");
+        if (System.Text.Json.Nodes.JsonNode.Parse(asked.Input.GetRawText()) is not System.Text.Json.Nodes.JsonObject input
+            || input["questions"] is not System.Text.Json.Nodes.JsonArray { Count: > 0 } questions || questions[0]?["question"]?.GetValue<string>() is not { } question)
+        {
+            throw new CliException($"That request is not a question ({asked.Tool}); approve or deny it without --answer.");
+        }
+        input["answers"] = new System.Text.Json.Nodes.JsonObject { [question] = choice };
+        using var document = System.Text.Json.JsonDocument.Parse(input.ToJsonString());
+        return document.RootElement.Clone();
     }
 
     private static async Task<(string AgentId, string? RequestId)> ResolveAsync(CovibeClient client, string agent, string? request, CancellationToken cancellationToken)

@@ -111,6 +111,9 @@ public enum PermissionVerdict
 /// </summary>
 public static class PermissionDecisions
 {
+    /// <summary>Claude's clarifying questions come through the same prompt; the answer goes back in <c>updatedInput.answers</c>.</summary>
+    public const string QuestionTool = "AskUserQuestion";
+
     /// <summary>Tools that only read: they pass unasked under <see cref="PermissionModes.AskButAllowReads"/>.</summary>
     public static readonly IReadOnlySet<string> ReadOnlyTools = new HashSet<string>(StringComparer.Ordinal)
     {
@@ -123,6 +126,11 @@ public static class PermissionDecisions
         if (deny.FirstOrDefault(r => r.Matches(tool, input)) is { } denied)
         {
             return (PermissionVerdict.Deny, $"the operator's rule {denied}");
+        }
+        if (tool == QuestionTool)
+        {
+            // Claude asks the user something: only a person can answer, whatever the mode or the rules.
+            return (PermissionVerdict.Ask, null);
         }
         if (mode == PermissionModes.Bypass)
         {

@@ -222,6 +222,41 @@ public sealed class AgentApprovalTests : IAsyncLifetime
         Encoding.UTF8.GetString(await server.OutputAsync(owner.Auth.AccessToken, agent.Id)).ShouldContain("\"permission_denials\":[{\"tool_name\":\"Write\"");
     }
 
+    [Fact]
+    public async Task EditsAndClaudesQuestions_ComeThroughTheSamePrompt_AndAnAnswerReachesClaude()
+    {
+        var owner = await _server.CreateTeamAsync();
+        using var api = _server.Client(owner.Auth.AccessToken);
+        var agent = await _server.SpawnAsync(owner.Auth.AccessToken, "Notes [[write]] [[edit]] [[question]]", "claude");
+        foreach (var tool in new[] { "Bash", "Write", "Edit" })
+        {
+            var request = await WaitForRequestAsync(api, agent.Id, tool);
+            if (tool == "Edit")
+            {
+                (request.Input.GetProperty("old_string").GetString(), request.Input.GetProperty("new_string").GetString()).ShouldBe(("Notes on", "Better notes on"));
+            }
+            (await api.PostAsJsonAsync($"/api/agent/{agent.Id}/approve", new ApproveRequest(request.RequestId))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        }
+        // The question: asked whatever the mode; answered with the choice in updatedInput.answers.
+        var question = await WaitForRequestAsync(api, agent.Id, "AskUserQuestion");
+        var asked = question.Input.GetProperty("questions")[0];
+        asked.GetProperty("options").EnumerateArray().Select(o => o.GetProperty("label").GetString()).ShouldBe(["SQLite", "PostgreSQL"]);
+        var text = asked.GetProperty("question").GetString()!;
+        var answered = JsonSerializer.SerializeToElement(new Dictionary<string, object>
+        {
+            ["questions"] = question.Input.GetProperty("questions"),
+            ["answers"] = new Dictionary<string, string> { [text] = "PostgreSQL" },
+        });
+        (await api.PostAsJsonAsync($"/api/agent/{agent.Id}/approve", new ApproveRequest(question.RequestId, UpdatedInput: answered))).StatusCode.ShouldBe(HttpStatusCode.OK);
+
+        (await _server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(30))).Status.ShouldBe("completed");
+        var results = (await api.GetFromJsonAsync<AgentEventsResponse>($"/api/agent/{agent.Id}/events?limit=1000"))!.Events.Where(e => e.Kind == "tool_result").Select(e => e.Text).ToList();
+        results[2].ShouldBe("The file notes.txt has been updated.");
+        results[3].ShouldBe($"Your questions have been answered: \"{text}\"=\"PostgreSQL\". You can now continue with these answers in mind.");
+        var actions = (await api.GetFromJsonAsync<AgentActionsResponse>($"/api/agent/{agent.Id}/actions"))!.Actions.Select(a => a.Text).ToList();
+        actions.ShouldContain("allowed Edit: notes.txt");
+    }
+
     internal static async Task<AgentPermissionDto> WaitForRequestAsync(HttpClient api, string agentId, string tool = "Bash") =>
         await Eventually.UntilAsync(
             async () => (await api.GetFromJsonAsync<AgentPermissionsResponse>($"/api/agent/{agentId}/approvals"))!.Requests.FirstOrDefault(r => r.Tool == tool && r.Status == "pending"),
