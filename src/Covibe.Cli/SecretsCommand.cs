@@ -35,7 +35,7 @@ internal static class SecretsCommand
             {
                 await using var app = CovibeServer.Build([.. args], b => b.Logging.ClearProviders());
                 await app.Services.MigrateDatabaseAsync(ct);
-                var rotated = await AnsiConsole.Status().StartAsync("Re-encrypting stored credentials…", _ => app.Services.GetRequiredService<Covibe.Server.Features.Vms.VmCredentials>().RotateAsync(ct));
+                var rotated = await AnsiConsole.Status().StartAsync("Re-encrypting stored credentials…", _ => app.Services.GetRequiredService<SealedSecrets>().RotateAsync(ct));
                 Console.WriteLine($"Re-encrypted {rotated} credential(s) with key {app.Services.GetRequiredService<SecretBox>().CurrentKeyId}. " +
                     "Once every server runs with the new ENCRYPTION_KEY, ENCRYPTION_KEYS_PREVIOUS can be emptied.");
             }

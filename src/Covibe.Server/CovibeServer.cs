@@ -132,7 +132,7 @@ public static class CovibeServer
         // Every setting is checked before anything else happens, so one start reports every mistake.
         app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
         await app.Services.MigrateDatabaseAsync(cancellationToken);
-        await app.Services.GetRequiredService<Features.Vms.VmCredentials>().CheckAsync(cancellationToken); // a stored secret sealed with a key this server lacks stops start-up here
+        await app.Services.GetRequiredService<SealedSecrets>().CheckAsync(cancellationToken); // a stored secret sealed with a key this server lacks stops start-up here
         _ = app.Services.GetRequiredService<VmPool>(); // reads the pool file: a bad one stops start-up here
         await app.Services.GetRequiredService<PoolService>().LoadFileAsync(cancellationToken); // the operator's box pools, likewise
         await app.StartAsync(cancellationToken);

@@ -26,6 +26,7 @@ public static class BoxesApi
         services.AddSingleton<BoxKinds>();
         services.AddSingleton<DevcontainerCli>();
         services.AddSingleton<BoxService>();
+        services.AddSingleton<Secrets.ISealedSecrets, BoxEnvSecrets>();
         services.AddSingleton<PoolService>();
         services.AddSingleton<BoxBuilder>();
         services.AddSingleton<BoxProvisioner>();

@@ -24,6 +24,7 @@ public static class PreviewsApi
         services.AddSingleton<PreviewConnections>();
         services.AddSingleton<PreviewEvents>();
         services.AddSingleton<PreviewService>();
+        services.AddSingleton<Secrets.ISealedSecrets, PreviewSecrets>();
         services.AddSingleton<PreviewWebhooks>();
         services.AddSingleton<PreviewAccess>();
         services.AddSingleton<PreviewJobs>();

@@ -12,6 +12,7 @@ public static class PushApi
     {
         services.AddOptions<PushOptions>().BindConfiguration(PushOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<PushService>();
+        services.AddSingleton<Secrets.ISealedSecrets, PushSecrets>();
         services.AddHostedService(sp => sp.GetRequiredService<PushService>());
         return services;
     }

@@ -24,7 +24,6 @@ namespace Covibe.Server.Features.Push;
 /// </summary>
 public sealed class PushService : BackgroundService
 {
-    private const string Purpose = "push-subscription";
     private readonly Channel<(string[] UserIds, string? TeamId, PushNote Note)> _queue = Channel.CreateBounded<(string[], string?, PushNote)>(
         new BoundedChannelOptions(1000) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
     private readonly IDbContextFactory<CovibeDb> _dbs;
@@ -72,7 +71,7 @@ public sealed class PushService : BackgroundService
             UserId = caller.UserId,
             TeamId = caller.TeamId,
             EndpointHash = hash,
-            Sealed = _secrets.Seal(Encoding.UTF8.GetBytes(json), id, Purpose),
+            Sealed = _secrets.Seal(Encoding.UTF8.GetBytes(json), id, PushSecrets.SubscriptionPurpose),
             CreatedAt = _time.GetUtcNow().UtcDateTime,
         });
         await db.SaveChangesAsync(cancellationToken);
@@ -141,7 +140,7 @@ public sealed class PushService : BackgroundService
 
     private async Task SendOneAsync(PushServiceClient client, PushSubscriptionRow row, string payload, CancellationToken cancellationToken)
     {
-        var stored = JsonSerializer.Deserialize(_secrets.Open(row.Sealed, row.Id, Purpose), CovibeJsonContext.Default.PushSubscriptionRequest)!;
+        var stored = JsonSerializer.Deserialize(_secrets.Open(row.Sealed, row.Id, PushSecrets.SubscriptionPurpose), CovibeJsonContext.Default.PushSubscriptionRequest)!;
         var subscription = new PushSubscription { Endpoint = stored.Endpoint };
         subscription.SetKey(PushEncryptionKeyName.P256DH, stored.Keys!.P256dh!);
         subscription.SetKey(PushEncryptionKeyName.Auth, stored.Keys.Auth!);
@@ -178,7 +177,7 @@ public sealed class PushService : BackgroundService
             {
                 Id = PushKeyRow.Vapid,
                 PublicKey = publicKey,
-                PrivateKey = _secrets.Seal(parameters.D, PushKeyRow.Vapid, "vapid"),
+                PrivateKey = _secrets.Seal(parameters.D, PushKeyRow.Vapid, PushSecrets.VapidPurpose),
                 CreatedAt = _time.GetUtcNow().UtcDateTime,
             });
             try
@@ -193,7 +192,7 @@ public sealed class PushService : BackgroundService
             await using var again = await _dbs.CreateDbContextAsync(cancellationToken);
             row = await again.PushKeys.AsNoTracking().SingleAsync(k => k.Id == PushKeyRow.Vapid, cancellationToken);
         }
-        var keys = (row.PublicKey, System.Buffers.Text.Base64Url.EncodeToString(_secrets.Open(row.PrivateKey, PushKeyRow.Vapid, "vapid")));
+        var keys = (row.PublicKey, System.Buffers.Text.Base64Url.EncodeToString(_secrets.Open(row.PrivateKey, PushKeyRow.Vapid, PushSecrets.VapidPurpose)));
         _keys = keys;
         return keys;
     }

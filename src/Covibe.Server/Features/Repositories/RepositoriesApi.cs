@@ -16,6 +16,7 @@ public static class RepositoriesApi
         services.AddOptions<RepositoriesOptions>().BindConfiguration(RepositoriesOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<RepositoryAccess>();
         services.AddSingleton<RepositoryService>();
+        services.AddSingleton<Secrets.ISealedSecrets, RepositorySecrets>();
         services.AddSingleton<TeamMirrors>();
         services.AddSingleton<AgentBranches>();
         return services;

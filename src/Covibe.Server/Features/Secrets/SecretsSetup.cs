@@ -10,6 +10,7 @@ public static class SecretsSetup
         services.AddSingleton<IPostConfigureOptions<SecretsOptions>, DevelopmentEncryptionKey>();
         services.AddSingleton<IValidateOptions<SecretsOptions>, SecretsOptionsValidator>();
         services.AddSingleton<SecretBox>();
+        services.AddSingleton<SealedSecrets>();
         return services;
     }
 }

@@ -20,7 +20,7 @@ public static class VmsApi
         services.AddSingleton<VmPool>();
         services.AddSingleton<VmConnector>();
         services.AddSingleton<VmAuditLog>();
-        services.AddSingleton<VmCredentials>();
+        services.AddSingleton<Secrets.ISealedSecrets, VmCredentials>();
         services.AddSingleton<VmEvents>();
         services.AddSingleton<VmService>();
         services.AddHostedService(sp => sp.GetRequiredService<VmHealth>());

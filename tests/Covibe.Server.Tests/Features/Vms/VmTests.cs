@@ -517,21 +517,34 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
         var data = StartupTests.TempDirectory();
         const string oldKey = "old-key-old-key-old-key-old-key-0123456789";
         const string newKey = "new-key-new-key-new-key-new-key-0123456789";
+        await using var push = await LocalPushService.StartAsync();
+        Dictionary<string, string> Keys(string current, string? previous = null)
+        {
+            var settings = new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = current, ["Covibe:Push:AllowPrivateEndpoints"] = "true" };
+            if (previous is not null)
+            {
+                settings["Covibe:Secrets:PreviousKeys"] = previous;
+            }
+            return settings;
+        }
         string token;
-        await using (var first = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = oldKey }))
+        await using (var first = await TestServer.StartAsync(dataDirectory: data, settings: Keys(oldKey)))
         {
             token = (await first.CreateTeamAsync()).Auth.AccessToken;
             using var client = first.Client(token);
             (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint, "one"))).StatusCode.ShouldBe(HttpStatusCode.Created);
             (await client.PostAsJsonAsync("/api/vm/register", Request(ssh.HostKeyFingerprint, "two"))).StatusCode.ShouldBe(HttpStatusCode.Created);
+            // Web Push keeps secrets too: the server's VAPID key (made when first asked for) and a browser's subscription.
+            (await client.GetFromJsonAsync<PushKeyResponse>("/api/push/key")).ShouldNotBeNull();
+            (await client.PostAsJsonAsync("/api/push/subscriptions", push.Subscribe("phone"))).StatusCode.ShouldBe(HttpStatusCode.NoContent);
         }
 
-        var rotating = new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = newKey, ["Covibe:Secrets:PreviousKeys"] = oldKey };
-        await using (var second = await TestServer.StartAsync(dataDirectory: data, settings: rotating))
+        await using (var second = await TestServer.StartAsync(dataDirectory: data, settings: Keys(newKey, oldKey)))
         {
             var box = second.App.Services.GetRequiredService<SecretBox>();
-            (await second.App.Services.GetRequiredService<Covibe.Server.Features.Vms.VmCredentials>().RotateAsync(CancellationToken.None)).ShouldBe(2);
-            (await second.App.Services.GetRequiredService<Covibe.Server.Features.Vms.VmCredentials>().RotateAsync(CancellationToken.None)).ShouldBe(0);
+            var secrets = second.App.Services.GetRequiredService<SealedSecrets>();
+            (await secrets.RotateAsync(CancellationToken.None)).ShouldBe(4, "two VM credentials, a push subscription, the VAPID key");
+            (await secrets.RotateAsync(CancellationToken.None)).ShouldBe(0);
             await using var db = await second.App.Services.GetRequiredService<Microsoft.EntityFrameworkCore.IDbContextFactory<Data.CovibeDb>>().CreateDbContextAsync();
             foreach (var vm in db.Vms)
             {
@@ -540,10 +553,13 @@ public sealed class VmTests(SshServer ssh) : IClassFixture<SshServer>
             }
         }
 
-        await using (var third = await TestServer.StartAsync(dataDirectory: data, settings: new Dictionary<string, string> { ["Covibe:Secrets:EncryptionKey"] = newKey }))
+        await using (var third = await TestServer.StartAsync(dataDirectory: data, settings: Keys(newKey)))
         {
             using var client = third.Client(token);
             (await client.GetFromJsonAsync<VmDto[]>("/api/vm/list"))!.Length.ShouldBe(2);
+            // The subscription and the VAPID key open with the new key alone: a test notification is sent, signed, decrypted.
+            (await client.PostAsync("/api/push/test", null)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+            (await push.ReceiveAsync(d => d.Browser == "phone")).Message.GetProperty("body").GetString().ShouldBe("Notifications reach this device.");
         }
 
         var error = await Should.ThrowAsync<OptionsValidationException>(() =>
