@@ -19,9 +19,12 @@ public sealed class AgentActions(IDbContextFactory<CovibeDb> dbs, AgentFeeds fee
     /// when not given). <paramref name="userName"/>: the member's name as the team sees it (null: Covibe itself).
     /// </summary>
     public Task<AgentActionDto> RecordAsync(Agent agent, string? userId, string? userName, string kind, string text, CancellationToken cancellationToken, long? at = null) =>
-        RecordAsync(agent.Id, agent.TeamId, Math.Max(at ?? 0, agent.OutputBytes), userId, userName, kind, text, cancellationToken);
+        RecordAsync(agent.Id, agent.TeamId, at ?? feeds.Get(agent.Id)?.Position ?? agent.OutputBytes, userId, userName, kind, text, cancellationToken);
 
-    /// <summary>Records an action on the agent <paramref name="agentId"/>, whose output was at least <paramref name="at"/> long then.</summary>
+    /// <summary>Where the agent's output is now, as far as this node knows (null: it has no feed of it).</summary>
+    public long? PositionNow(string agentId) => feeds.Get(agentId)?.Position;
+
+    /// <summary>Records an action on the agent <paramref name="agentId"/>, done when its output was <paramref name="at"/> long.</summary>
     public async Task<AgentActionDto> RecordAsync(string agentId, string teamId, long at, string? userId, string? userName, string kind, string text, CancellationToken cancellationToken)
     {
         var action = new AgentAction
@@ -31,7 +34,7 @@ public sealed class AgentActions(IDbContextFactory<CovibeDb> dbs, AgentFeeds fee
             UserId = userId,
             Kind = kind,
             Text = text.Length <= MaxText ? text : text[..MaxText] + "…",
-            Position = Math.Max(at, feeds.Get(agentId)?.Position ?? 0),
+            Position = at,
             At = time.GetUtcNow().UtcDateTime,
         };
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);

@@ -25,10 +25,12 @@ public sealed partial class AgentService
     /// <summary>A member's command, carried out and then recorded in the agent's stream (who, what, where in its output).</summary>
     private async Task<AgentResult> RecordedAsync(Caller caller, AgentCommand command, string kind, string text, CancellationToken cancellationToken)
     {
+        // Where the output was when it was done: an echo of the input comes after it, not before.
+        var at = actions.PositionNow(command.AgentId);
         var result = await ControlAsync(caller, command, cancellationToken);
         if (result.Agent is { } agent)
         {
-            await actions.RecordAsync(agent.Id, agent.TeamId, agent.OutputBytes, caller.UserId, caller.Name, kind, text, CancellationToken.None);
+            await actions.RecordAsync(agent.Id, agent.TeamId, at ?? agent.OutputBytes, caller.UserId, caller.Name, kind, text, CancellationToken.None);
         }
         return result;
     }

@@ -5,31 +5,14 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Previews;
 
 /// <summary>The previews' webhook secrets, sealed.</summary>
-public sealed class PreviewSecrets(IDbContextFactory<CovibeDb> dbs) : ISealedSecrets
+public sealed class PreviewSecrets(IDbContextFactory<CovibeDb> dbs) : SealedRows<Preview>(dbs)
 {
     public const string WebhookPurpose = PreviewService.WebhookPurpose;
 
-    public string What => "preview webhook secrets";
+    public override string What => "preview webhook secrets";
 
-    public async Task<IReadOnlyList<string>> EnvelopesAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        return await db.Previews.AsNoTracking().Select(p => p.WebhookSecret).ToListAsync(cancellationToken);
-    }
+    protected override IQueryable<Preview> Rows(CovibeDb db) => db.Previews;
 
-    public async Task<int> RotateAsync(Func<SealedSecret, string?> reseal, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var rotated = 0;
-        foreach (var preview in await db.Previews.ToListAsync(cancellationToken))
-        {
-            if (reseal(new SealedSecret(preview.WebhookSecret, preview.TeamId, WebhookPurpose)) is { } resealed)
-            {
-                preview.WebhookSecret = resealed;
-                await db.SaveChangesAsync(cancellationToken);
-                rotated++;
-            }
-        }
-        return rotated;
-    }
+    protected override IEnumerable<(SealedSecret, Action<string>)> Secrets(Preview preview) =>
+        [(new SealedSecret(preview.WebhookSecret, preview.TeamId, WebhookPurpose), resealed => preview.WebhookSecret = resealed)];
 }

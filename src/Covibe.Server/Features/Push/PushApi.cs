@@ -13,6 +13,7 @@ public static class PushApi
         services.AddOptions<PushOptions>().BindConfiguration(PushOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<PushService>();
         services.AddSingleton<Secrets.ISealedSecrets, PushSecrets>();
+        services.AddSingleton<Secrets.ISealedSecrets, VapidKeySecrets>();
         services.AddHostedService(sp => sp.GetRequiredService<PushService>());
         return services;
     }

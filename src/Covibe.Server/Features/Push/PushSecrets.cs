@@ -4,43 +4,27 @@ using Microsoft.EntityFrameworkCore;
 
 namespace Covibe.Server.Features.Push;
 
-/// <summary>Web Push's sealed secrets: members' subscriptions and the server's VAPID private key.</summary>
-public sealed class PushSecrets(IDbContextFactory<CovibeDb> dbs) : ISealedSecrets
+/// <summary>Members' Web Push subscriptions, sealed (each bound to its row).</summary>
+public sealed class PushSecrets(IDbContextFactory<CovibeDb> dbs) : SealedRows<PushSubscriptionRow>(dbs)
 {
     public const string SubscriptionPurpose = "push-subscription";
     public const string VapidPurpose = "vapid";
 
-    public string What => "Web Push subscriptions and key";
+    public override string What => "Web Push subscriptions";
 
-    public async Task<IReadOnlyList<string>> EnvelopesAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        return [.. await db.PushSubscriptions.AsNoTracking().Select(s => s.Sealed).ToListAsync(cancellationToken),
-            .. await db.PushKeys.AsNoTracking().Select(k => k.PrivateKey).ToListAsync(cancellationToken)];
-    }
+    protected override IQueryable<PushSubscriptionRow> Rows(CovibeDb db) => db.PushSubscriptions;
 
-    public async Task<int> RotateAsync(Func<SealedSecret, string?> reseal, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var rotated = 0;
-        foreach (var subscription in await db.PushSubscriptions.ToListAsync(cancellationToken))
-        {
-            if (reseal(new SealedSecret(subscription.Sealed, subscription.Id, SubscriptionPurpose)) is { } resealed)
-            {
-                subscription.Sealed = resealed;
-                await db.SaveChangesAsync(cancellationToken);
-                rotated++;
-            }
-        }
-        // The key row is written once and never changed otherwise: replaced whole, as its private half is its only secret.
-        foreach (var key in await db.PushKeys.AsNoTracking().ToListAsync(cancellationToken))
-        {
-            if (reseal(new SealedSecret(key.PrivateKey, key.Id, VapidPurpose)) is { } resealed)
-            {
-                await db.PushKeys.Where(k => k.Id == key.Id).ExecuteUpdateAsync(s => s.SetProperty(k => k.PrivateKey, resealed), cancellationToken);
-                rotated++;
-            }
-        }
-        return rotated;
-    }
+    protected override IEnumerable<(SealedSecret, Action<string>)> Secrets(PushSubscriptionRow row) =>
+        [(new SealedSecret(row.Sealed, row.Id, SubscriptionPurpose), resealed => row.Sealed = resealed)];
+}
+
+/// <summary>The server's VAPID private key, sealed.</summary>
+public sealed class VapidKeySecrets(IDbContextFactory<CovibeDb> dbs) : SealedRows<PushKeyRow>(dbs)
+{
+    public override string What => "the Web Push (VAPID) key";
+
+    protected override IQueryable<PushKeyRow> Rows(CovibeDb db) => db.PushKeys;
+
+    protected override IEnumerable<(SealedSecret, Action<string>)> Secrets(PushKeyRow row) =>
+        [(new SealedSecret(row.PrivateKey, row.Id, PushSecrets.VapidPurpose), resealed => row.PrivateKey = resealed)];
 }

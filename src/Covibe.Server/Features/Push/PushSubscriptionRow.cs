@@ -22,6 +22,6 @@ public sealed class PushKeyRow
 
     public required string Id { get; init; }
     public required string PublicKey { get; init; }
-    public required string PrivateKey { get; init; }
+    public required string PrivateKey { get; set; }
     public DateTime CreatedAt { get; init; }
 }

@@ -5,30 +5,21 @@ using Microsoft.EntityFrameworkCore;
 namespace Covibe.Server.Features.Repositories;
 
 /// <summary>The teams' repository credentials, sealed: deploy keys and access tokens.</summary>
-public sealed class RepositorySecrets(IDbContextFactory<CovibeDb> dbs) : ISealedSecrets
+public sealed class RepositorySecrets(IDbContextFactory<CovibeDb> dbs) : SealedRows<TeamRepository>(dbs)
 {
-    public string What => "repository credentials";
+    public override string What => "repository credentials";
 
-    public async Task<IReadOnlyList<string>> EnvelopesAsync(CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var rows = await db.Repositories.AsNoTracking().Select(r => new { r.DeployKey, r.Token }).ToListAsync(cancellationToken);
-        return [.. rows.SelectMany(r => new[] { r.DeployKey, r.Token }).OfType<string>()];
-    }
+    protected override IQueryable<TeamRepository> Rows(CovibeDb db) => db.Repositories.Where(r => r.DeployKey != null || r.Token != null);
 
-    public async Task<int> RotateAsync(Func<SealedSecret, string?> reseal, CancellationToken cancellationToken)
+    protected override IEnumerable<(SealedSecret, Action<string>)> Secrets(TeamRepository repository)
     {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var rotated = 0;
-        foreach (var repository in await db.Repositories.ToListAsync(cancellationToken))
+        if (repository.DeployKey is { } key)
         {
-            var key = repository.DeployKey is { } k ? reseal(new SealedSecret(k, repository.TeamId, TeamRepository.KeyPurpose)) : null;
-            var token = repository.Token is { } t ? reseal(new SealedSecret(t, repository.TeamId, TeamRepository.TokenPurpose)) : null;
-            repository.DeployKey = key ?? repository.DeployKey;
-            repository.Token = token ?? repository.Token;
-            rotated += (key is null ? 0 : 1) + (token is null ? 0 : 1);
-            await db.SaveChangesAsync(cancellationToken);
+            yield return (new SealedSecret(key, repository.TeamId, TeamRepository.KeyPurpose), resealed => repository.DeployKey = resealed);
         }
-        return rotated;
+        if (repository.Token is { } token)
+        {
+            yield return (new SealedSecret(token, repository.TeamId, TeamRepository.TokenPurpose), resealed => repository.Token = resealed);
+        }
     }
 }

@@ -1,4 +1,6 @@
 using System.Security.Cryptography;
+using Covibe.Server.Data;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Secrets;
@@ -70,5 +72,51 @@ public sealed class SealedSecrets(IEnumerable<ISealedSecrets> kept, SecretBox bo
         {
             CryptographicOperations.ZeroMemory(plaintext);
         }
+    }
+}
+
+/// <summary>
+/// A feature's sealed secrets that live in rows of one table: the feature says which rows and which secrets each holds
+/// (with how to put a re-sealed one back); reading them for the check and re-sealing them row by row is done here.
+/// </summary>
+public abstract class SealedRows<TRow>(IDbContextFactory<CovibeDb> dbs) : ISealedSecrets where TRow : class
+{
+    public abstract string What { get; }
+
+    /// <summary>The rows that hold secrets.</summary>
+    protected abstract IQueryable<TRow> Rows(CovibeDb db);
+
+    /// <summary>The secrets of one row, each with how to replace it.</summary>
+    protected abstract IEnumerable<(SealedSecret Secret, Action<string> Replace)> Secrets(TRow row);
+
+    public async Task<IReadOnlyList<string>> EnvelopesAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        return [.. (await Rows(db).AsNoTracking().ToListAsync(cancellationToken)).SelectMany(r => Secrets(r).Select(s => s.Secret.Envelope))];
+    }
+
+    public async Task<int> RotateAsync(Func<SealedSecret, string?> reseal, CancellationToken cancellationToken)
+    {
+        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        var rotated = 0;
+        foreach (var row in await Rows(db).ToListAsync(cancellationToken))
+        {
+            var changed = 0;
+            foreach (var (secret, replace) in Secrets(row))
+            {
+                if (reseal(secret) is { } resealed)
+                {
+                    replace(resealed);
+                    changed++;
+                }
+            }
+            if (changed > 0)
+            {
+                // Saved row by row: a rotation stopped half-way leaves each secret readable by one of the keys.
+                await db.SaveChangesAsync(cancellationToken);
+                rotated += changed;
+            }
+        }
+        return rotated;
     }
 }
