@@ -65,6 +65,10 @@ internal static class AgentCommands
             {
                 await Console.Error.WriteLineAsync($"On its own branch {workBranch}, from {spawned.Branch} at {spawned.BaseCommit?[..7]} (see its changes: covibe agent diff {spawned.Id[..8]}).");
             }
+            if (spawned.PermissionMode is PermissionModes.Ask or PermissionModes.AskButAllowReads)
+            {
+                await Console.Error.WriteLineAsync($"It asks before it runs commands or writes files: answer with covibe agent approve|deny {spawned.Id[..8]}, or on the web page.");
+            }
             if (answer.Fallback is { } fallback)
             {
                 await Console.Error.WriteLineAsync($"Note: {fallback}");
@@ -119,7 +123,11 @@ internal static class AgentCommands
                 Environment.ExitCode = await FollowAsync(client, agentId, position, parse.GetValue(raw), ct);
                 return;
             }
-            var renderer = new AgentRenderer(Console.Out, parse.GetValue(raw));
+            var renderer = new AgentRenderer(Console.Out, parse.GetValue(raw), position);
+            foreach (var action in (await client.GetAsync($"api/agent/{agentId}/actions?from={position}", CovibeJsonContext.Default.AgentActionsResponse, ct)).Actions)
+            {
+                renderer.Note(action);
+            }
             while (true)
             {
                 var (bytes, next, complete) = await client.GetBytesAsync($"api/agent/{agentId}/output?from={position}", ct);
@@ -188,7 +196,7 @@ internal static class AgentCommands
     /// </summary>
     private static async Task<int> FollowAsync(CovibeClient client, string agentId, long from, bool raw, CancellationToken cancellationToken)
     {
-        var renderer = new AgentRenderer(Console.Out, raw);
+        var renderer = new AgentRenderer(Console.Out, raw, from);
         var next = from;
         var exitCode = 1;
         await client.FollowHubAsync(
@@ -205,6 +213,20 @@ internal static class AgentCommands
                         {
                             renderer.Write(AgentRenderer.Decode(output));
                             next = output.Next;
+                        }
+                        return false;
+                    case HubMessageTypes.AgentActions:
+                        var replayed = message.Deserialize(CovibeJsonContext.Default.AgentActionsMessage)!;
+                        if (replayed.AgentId == agentId)
+                        {
+                            Array.ForEach(replayed.Actions, renderer.Note);
+                        }
+                        return false;
+                    case HubMessageTypes.AgentAction:
+                        var action = message.Deserialize(CovibeJsonContext.Default.AgentActionMessage)!.Action;
+                        if (action.AgentId == agentId)
+                        {
+                            renderer.Note(action);
                         }
                         return false;
                     case HubMessageTypes.AgentOutputEnd:

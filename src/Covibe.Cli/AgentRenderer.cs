@@ -7,12 +7,39 @@ namespace Covibe.Cli;
 
 /// <summary>
 /// Prints an agent's output as it arrives: raw bytes as they are, or (by default) stream-json
-/// turned into readable lines: text, tool calls and their results, and the final result with cost.
+/// turned into readable lines: text, tool calls and their results, permission requests, and the final result with cost;
+/// and between them, in place, who did what to the agent (<see cref="Note"/>). <paramref name="start"/>: the output
+/// position of the first byte written.
 /// </summary>
-internal sealed class AgentRenderer(TextWriter output, bool raw)
+internal sealed class AgentRenderer(TextWriter output, bool raw, long start = 0)
 {
     private readonly LineSplitter _lines = new();
     private readonly Stream _rawOut = Console.OpenStandardOutput();
+    private readonly SortedDictionary<(long Position, long Id), string> _notes = [];
+    private readonly HashSet<long> _noted = [];
+    private readonly long _start = start;
+    private long _rendered = start;
+
+    /// <summary>Who did what, shown once the output has passed <see cref="AgentActionDto.Position"/> (after that line); each once.</summary>
+    public void Note(AgentActionDto action)
+    {
+        if (raw || !_noted.Add(action.Id))
+        {
+            return;
+        }
+        _notes[(action.Position, action.Id)] = $"  · {action.ByName ?? "Covibe"} {action.Text}";
+        WriteNotes();
+    }
+
+    private void WriteNotes()
+    {
+        while (_notes.Count > 0 && _notes.First() is var next && next.Key.Position <= _rendered)
+        {
+            output.WriteLine(next.Value);
+            _notes.Remove(next.Key);
+        }
+        output.Flush();
+    }
 
     public void Write(ReadOnlySpan<byte> data)
     {
@@ -30,7 +57,8 @@ internal sealed class AgentRenderer(TextWriter output, bool raw)
 
     private void Render(ReadOnlySpan<byte> line, long position)
     {
-        foreach (var e in StreamJson.Parse(line, position))
+        _rendered = _start + position + line.Length;
+        foreach (var e in StreamJson.Parse(line, _start + position))
         {
             var text = e.Kind switch
             {
@@ -42,6 +70,7 @@ internal sealed class AgentRenderer(TextWriter output, bool raw)
                 "result" => $"{(e.IsError == true ? "✗" : "✓")} {e.Text}{Totals(e)}",
                 "output" => e.Text,
                 "system" => $"· {e.Text}",
+                "permission_request" => $"? asks to use {e.Tool}: {Summary(e.Input)}",
                 _ => null,
             };
             if (text is not null)
@@ -49,7 +78,7 @@ internal sealed class AgentRenderer(TextWriter output, bool raw)
                 output.WriteLine(text);
             }
         }
-        output.Flush();
+        WriteNotes();
     }
 
     private static string Totals(AgentEvent e) =>

@@ -28,6 +28,7 @@ public sealed class AgentSteeringCliTests : IAsyncLifetime
 
         var spawned = await sarah.RunAsync(null, "agent", "spawn", "Add the steps", "--type", "mock-code-writer");
         spawned.ExitCode.ShouldBe(0, spawned.Stderr);
+        spawned.Stderr.ShouldContain("It asks before it runs commands or writes files");
         var id = spawned.Stdout.Split('\n')[0].Trim();
         using var api = _server.Client(owner.Auth.AccessToken);
         await AgentApprovalTests.WaitForRequestAsync(api, id, "Write");
@@ -61,5 +62,15 @@ public sealed class AgentSteeringCliTests : IAsyncLifetime
         actions.Stdout.ShouldContain("Sarah denied Write: src/step4.ts: enough files");
         actions.Stdout.ShouldContain("Sarah took control back from Miguel");
         actions.Stdout.ShouldContain("Sarah allowed Write: src/step6.ts");
+
+        // The readable log shows each request and, in place after it, who answered it.
+        var logs = (await miguel.RunAsync(null, "agent", "logs", id)).Stdout;
+        var asked = logs.IndexOf("? asks to use Write: src/step2.ts", StringComparison.Ordinal);
+        var answered = logs.IndexOf("  · Miguel allowed Write: src/step2.ts", StringComparison.Ordinal);
+        var written = logs.IndexOf("← File created successfully at: src/step2.ts", StringComparison.Ordinal);
+        asked.ShouldBeGreaterThan(0, logs);
+        answered.ShouldBeGreaterThan(asked, logs);
+        written.ShouldBeGreaterThan(answered, logs);
+        logs.ShouldContain("  · Sarah denied Write: src/step4.ts: enough files");
     }
 }
