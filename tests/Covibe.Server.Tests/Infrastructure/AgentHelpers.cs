@@ -89,6 +89,8 @@ public static class AgentHelpers
     public static async Task<AgentDto> SpawnAsync(this TestServer server, string token, string task, string type = "mock", string? repositoryUrl = null, string? branch = null)
     {
         using var client = server.Client(token);
+        // A spawn into a container waits on the engine, which other tests' images and containers keep busy on a 2-core machine.
+        client.Timeout = TimeSpan.FromSeconds(90);
         using var reply = await client.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest(task, type, repositoryUrl, branch));
         reply.StatusCode.ShouldBe(System.Net.HttpStatusCode.Created, await reply.Content.ReadAsStringAsync());
         return (await reply.Content.ReadFromJsonAsync<AgentDto>())!;

@@ -25,9 +25,12 @@ public sealed class AgentHandover(
     AgentEvents agentEvents,
     Push.PushService push,
     ITeamEvents events,
+    Http.IRateLimits limits,
     TimeProvider time,
     ILogger<AgentHandover> logger)
 {
+    private const int AsksPerMinute = 3;
+
     public async Task<HandoverResult> ListAsync(Caller caller, string agentId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
@@ -121,6 +124,11 @@ public sealed class AgentHandover(
         if (AgentStatuses.IsFinal(agent.Status))
         {
             return HandoverResult.Fail(AgentFailure.NotRunning, $"The agent has already finished ({agent.Status}).");
+        }
+        // Each ask reaches its owner's phone: a few a minute per member and agent, no more.
+        if (await limits.TryAcquireAsync("ask-control", $"{caller.UserId}:{agent.Id}", AsksPerMinute, TimeSpan.FromMinutes(1)) is not null)
+        {
+            return HandoverResult.Fail(AgentFailure.RateLimited, $"You have asked {AsksPerMinute} times in the last minute; its owner has been told. Wait a moment.");
         }
         await actions.RecordAsync(agent, caller.UserId, caller.Name, AgentActionKinds.AskControl, "asked for control", cancellationToken);
         events.Publish(agent.TeamId, [agent.UserId], canGrant => new AgentControlRequestedMessage(agent.Id, caller.UserId, caller.Name, canGrant));

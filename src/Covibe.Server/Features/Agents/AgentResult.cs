@@ -24,6 +24,8 @@ public enum AgentFailure
     RepositoryUnreachable,
     /// <summary>A permission prompt was answered already (by someone else, a rule or the deadline), or withdrawn.</summary>
     AlreadyAnswered,
+    /// <summary>The member asked too often (for control of an agent).</summary>
+    RateLimited,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>

@@ -200,6 +200,7 @@ public static class AgentsApi
         AgentFailure.Unreachable => Problems.Create(503, "agent-node-unreachable", "The node following the agent did not answer", result.Detail!),
         AgentFailure.PlaceUnreachable => Problems.Create(503, "container-engine-unavailable", "Where the agent runs does not answer", result.Detail!),
         AgentFailure.RepositoryUnreachable => Problems.Create(502, "repository-unreachable", "The team's repository could not be reached", result.Detail!),
+        AgentFailure.RateLimited => Problems.Create(429, "rate-limited", "Asked too often", result.Detail!),
         AgentFailure.AlreadyAnswered => Problems.Conflict("already-answered", "The permission request was answered already", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };

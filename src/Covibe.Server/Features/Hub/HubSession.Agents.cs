@@ -42,7 +42,7 @@ internal sealed partial class HubSession
             AgentFailure.Forbidden => HubErrorCodes.Forbidden,
             AgentFailure.NotRunning => HubErrorCodes.AgentNotRunning,
             AgentFailure.Unavailable => HubErrorCodes.AgentUnavailable,
-            AgentFailure.TooMany => HubErrorCodes.RateLimited,
+            AgentFailure.TooMany or AgentFailure.RateLimited => HubErrorCodes.RateLimited,
             AgentFailure.Unreachable => HubErrorCodes.AgentUnreachable,
             AgentFailure.NowhereToRun or AgentFailure.PlaceUnreachable => HubErrorCodes.ContainerEngineUnavailable,
             AgentFailure.EgressNotEnforced => HubErrorCodes.EgressNotEnforced,

@@ -40,6 +40,10 @@ public sealed class AgentHandoverTests : IAsyncLifetime
         var asked = await sarahHub.ReceiveAsync("agent_control_requested");
         (asked.GetProperty("userName").GetString(), asked.GetProperty("canGrant").GetBoolean()).ShouldBe(("Miguel", true));
         (await miguelHub.ReceiveAsync("agent_control_requested")).GetProperty("canGrant").GetBoolean().ShouldBeFalse();
+        // Asking again and again does not ring the owner's phone again and again.
+        (await miguelApi.PostAsync($"/api/agent/{agent.Id}/control/ask", null)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await miguelApi.PostAsync($"/api/agent/{agent.Id}/control/ask", null)).StatusCode.ShouldBe(HttpStatusCode.OK);
+        await (await miguelApi.PostAsync($"/api/agent/{agent.Id}/control/ask", null)).ShouldBeProblemAsync(HttpStatusCode.TooManyRequests, "rate-limited");
 
         // A teammate cannot hand someone else's agent on.
         await (await miguelApi.PostAsJsonAsync($"/api/agent/{agent.Id}/control", new GrantControlRequest(miguel.User.Id))).ShouldBeProblemAsync(HttpStatusCode.Forbidden, "forbidden");
@@ -66,7 +70,7 @@ public sealed class AgentHandoverTests : IAsyncLifetime
         // Who did what, in order, with names.
         var actions = (await miguelApi.GetFromJsonAsync<AgentActionsResponse>($"/api/agent/{agent.Id}/actions"))!.Actions;
         actions.Select(a => $"{a.ByName} {a.Text}").ShouldBe([
-            "Miguel asked for control", "Sarah gave control to Miguel", "Miguel sent: from miguel", "Sarah took control back from Miguel", "Sarah sent: from sarah"]);
+            "Miguel asked for control", "Miguel asked for control", "Miguel asked for control", "Sarah gave control to Miguel", "Miguel sent: from miguel", "Sarah took control back from Miguel", "Sarah sent: from sarah"]);
         actions.Select(a => a.Position).ShouldBeInOrder();
 
         // A late joiner subscribing from the start gets them to show in place as the output replays.
