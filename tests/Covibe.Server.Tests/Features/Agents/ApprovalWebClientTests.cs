@@ -73,4 +73,37 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
         allowed.ShouldBeLessThan(done);
         (await api.GetFromJsonAsync<AgentPermissionsResponse>($"/api/agent/{agent.Id}/approvals"))!.Requests.Select(r => r.Status).ShouldBe(["allowed", "denied"]);
     }
+
+    [Fact]
+    public async Task ATeammateAsksForControlOnAPhone_TheOwnerGivesItFromTheBanner_AndTheTeammateCanAnswer()
+    {
+        await using var server = await AgentApprovalTests.StartAsync();
+        var owner = await server.CreateTeamAsync("Deck", "Sarah");
+        var sarah = await browser.NewPageAsync(server, 390, 844);
+        await sarah.GetByRole(AriaRole.Tab, new() { Name = "Log in" }).ClickAsync();
+        await sarah.Locator("#form-login").GetByLabel("Email").FillAsync(owner.Auth.User.Email);
+        await sarah.Locator("#form-login").GetByLabel("Password").FillAsync(TestServer.Password);
+        await sarah.Locator("#form-login").GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        var miguel = await browser.NewPageAsync(server, 390, 844);
+        await miguel.JoinAsync(owner.Invite.InviteCode, "Miguel", "miguel.handover@example.com");
+
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Run the tests", "claude");
+        await sarah.Locator("#agents").GetByText("Run the tests").ClickAsync();
+        await miguel.Locator("#agents").GetByText("Run the tests").ClickAsync();
+        await miguel.Locator(".approval").GetByText("Waiting for Sarah").WaitForAsync();
+
+        // Miguel asks; Sarah's page says so, and one tap gives him control.
+        await miguel.GetByRole(AriaRole.Button, new() { Name = "Ask for control" }).ClickAsync();
+        var banner = sarah.Locator("#control-asked");
+        await banner.GetByText("Miguel asks to control this agent.").WaitForAsync();
+        await banner.GetByRole(AriaRole.Button, new() { Name = "Give control" }).ClickAsync();
+
+        // His page changes at once: the buttons to answer appear, and he allows it.
+        await miguel.Locator(".approval").GetByRole(AriaRole.Button, new() { Name = "Allow", Exact = true }).ClickAsync();
+        await miguel.Locator("#output-readable .ev-action").GetByText("Miguel allowed Bash: npm test").WaitForAsync();
+        await miguel.Locator("#output-readable .ev-action").GetByText("Sarah gave control to Miguel").WaitForAsync();
+        await sarah.Locator("#agent-status").GetByText("completed").WaitForAsync();
+        using var api = server.Client(owner.Auth.AccessToken);
+        (await api.GetFromJsonAsync<AgentPermissionsResponse>($"/api/agent/{agent.Id}/approvals"))!.Requests.ShouldHaveSingleItem().DecidedByName.ShouldBe("Miguel");
+    }
 }
