@@ -31,7 +31,7 @@ public sealed class WebPushTests
         (await sarah.PostAsJsonAsync("/api/push/subscriptions", phone)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
         (await miguelApi.PostAsJsonAsync("/api/push/subscriptions", push.Subscribe("miguel-phone"))).StatusCode.ShouldBe(HttpStatusCode.NoContent);
 
-        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Run the tests", "claude");
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Run the tests [[write]]", "claude");
         var delivered = await push.ReceiveAsync(d => d.Browser == "sarah-phone");
         delivered.VapidKey.ShouldBe(key);
         delivered.Claims.GetProperty("sub").GetString().ShouldBe("mailto:ops@example.org");
@@ -45,15 +45,19 @@ public sealed class WebPushTests
         // Miguel does not control the agent: his phone hears nothing of it.
         push.Count("miguel-phone").ShouldBe(0);
 
-        // Handed to him, the next request reaches him too.
+        // Handed to him, the next request reaches his phone too.
         (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/control", new GrantControlRequest(miguel.User.Id))).StatusCode.ShouldBe(HttpStatusCode.OK);
         (await miguelApi.PostAsync($"/api/agent/{agent.Id}/control/ask", null)).StatusCode.ShouldBe(HttpStatusCode.BadRequest);
         (await sarah.PostAsJsonAsync($"/api/agent/{agent.Id}/approve", new ApproveRequest(request.RequestId))).StatusCode.ShouldBe(HttpStatusCode.OK);
+        var write = await push.ReceiveAsync(d => d.Browser == "miguel-phone");
+        write.Message.GetProperty("title").GetString().ShouldBe("An agent asks to use Write");
+        (await miguelApi.PostAsJsonAsync($"/api/agent/{agent.Id}/deny", new DenyRequest(write.Message.GetProperty("requestId").GetString(), "not now"))).StatusCode.ShouldBe(HttpStatusCode.OK);
         await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(30));
 
-        // Nothing of a subscription is on disk in plaintext: not its endpoint, not its secret.
-        var database = await File.ReadAllBytesAsync(Path.Combine(server.DataDirectory, "covibe.db"));
-        var text = Encoding.Latin1.GetString(database);
+        // Nothing of a subscription is on disk in plaintext: not its endpoint, not its secret (the database and its
+        // write-ahead log, where the row is: its endpoint's hash is found there).
+        var text = string.Concat(Directory.GetFiles(server.DataDirectory, "covibe.db*").Select(f => Encoding.Latin1.GetString(File.ReadAllBytes(f))));
+        text.ShouldContain(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(phone.Endpoint!))));
         text.ShouldNotContain(phone.Endpoint!);
         text.ShouldNotContain(phone.Keys!.Auth!);
     }
