@@ -163,6 +163,17 @@ public static class WebSteps
         await page.Locator("#connection.live").WaitForAsync();
     }
 
+    /// <summary>Logs in as an existing member (the "Log in" tab), then waits for the live connection.</summary>
+    public static async Task LogInAsync(this IPage page, string email)
+    {
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Log in" }).ClickAsync();
+        var form = page.Locator("#form-login");
+        await form.GetByLabel("Email").FillAsync(email);
+        await form.GetByLabel("Password").FillAsync(TestServer.Password);
+        await form.GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await page.Locator("#connection.live").WaitForAsync();
+    }
+
     public static async Task<string> InviteCodeAsync(this IPage page)
     {
         var menu = page.GetByRole(AriaRole.Button, new() { Name = "Menu" });

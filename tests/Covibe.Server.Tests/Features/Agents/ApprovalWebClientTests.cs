@@ -21,10 +21,7 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
         using var api = server.Client(owner.Auth.AccessToken);
 
         var sarah = await browser.NewPageAsync(server, 390, 844);
-        await sarah.GetByRole(AriaRole.Tab, new() { Name = "Log in" }).ClickAsync();
-        await sarah.Locator("#form-login").GetByLabel("Email").FillAsync(owner.Auth.User.Email);
-        await sarah.Locator("#form-login").GetByLabel("Password").FillAsync(TestServer.Password);
-        await sarah.Locator("#form-login").GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await sarah.LogInAsync(owner.Auth.User.Email);
         var miguel = await browser.NewPageAsync(server, 390, 844);
         await miguel.JoinAsync(owner.Invite.InviteCode, "Miguel", "miguel.approvals@example.com");
 
@@ -80,10 +77,7 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
         await using var server = await AgentApprovalTests.StartAsync();
         var owner = await server.CreateTeamAsync("Deck", "Sarah");
         var sarah = await browser.NewPageAsync(server, 390, 844);
-        await sarah.GetByRole(AriaRole.Tab, new() { Name = "Log in" }).ClickAsync();
-        await sarah.Locator("#form-login").GetByLabel("Email").FillAsync(owner.Auth.User.Email);
-        await sarah.Locator("#form-login").GetByLabel("Password").FillAsync(TestServer.Password);
-        await sarah.Locator("#form-login").GetByRole(AriaRole.Button, new() { Name = "Log in" }).ClickAsync();
+        await sarah.LogInAsync(owner.Auth.User.Email);
         var miguel = await browser.NewPageAsync(server, 390, 844);
         await miguel.JoinAsync(owner.Invite.InviteCode, "Miguel", "miguel.handover@example.com");
 
