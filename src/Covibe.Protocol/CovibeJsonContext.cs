@@ -31,6 +31,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(SendChatMessage))]
 [JsonSerializable(typeof(PresenceUpdateMessage))]
 [JsonSerializable(typeof(TeamJoinedMessage))]
+[JsonSerializable(typeof(OkMessage))]
 [JsonSerializable(typeof(ChatMessageEvent))]
 [JsonSerializable(typeof(TeamPresenceMessage))]
 [JsonSerializable(typeof(ErrorMessage))]

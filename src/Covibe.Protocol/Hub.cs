@@ -40,6 +40,8 @@ public static class HubMessageTypes
     public const string AgentAction = "agent_action";
     public const string AgentActions = "agent_actions";
     public const string AgentControlRequested = "agent_control_requested";
+    // Socket.IO only: the acknowledgement of a request that has no other reply
+    public const string Ok = "ok";
 }
 
 /// <summary>Every message carries its <c>type</c> first.</summary>
@@ -56,6 +58,13 @@ public sealed record SendChatMessage(string? Message, string? ClientId = null) :
 public sealed record PresenceUpdateMessage(string? Status) : HubMessage(HubMessageTypes.PresenceUpdate);
 
 // ---- server -> client ----
+
+/// <summary>
+/// Socket.IO only: what a client's acknowledgement callback gets for a request that has no reply of its own (a chat
+/// message, a presence update, an agent control); requests with one (<c>join_team</c>, <c>agent_spawn</c>) get it, and
+/// a refused request its <c>error</c>.
+/// </summary>
+public sealed record OkMessage(string RequestType) : HubMessage(HubMessageTypes.Ok);
 
 public sealed record TeamJoinedMessage(string TeamId, string UserId, string UserName) : HubMessage(HubMessageTypes.TeamJoined);
 

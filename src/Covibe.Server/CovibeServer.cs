@@ -103,7 +103,8 @@ public static class CovibeServer
         app.UseWebClient();
         // The hub authenticates its own connections (bearer header or join_team) and keeps only the
         // member's ids: the middleware would hold the token's principal for the connection's hours.
-        app.UseWhen(context => context.Request.Path != Features.Hub.HubEndpoint.Path, branch => branch.UseAuthentication());
+        app.UseWhen(context => context.Request.Path != Features.Hub.HubEndpoint.Path
+            && !context.Request.Path.StartsWithSegments(Features.Hub.SocketIo.SocketIoEndpoint.Path.TrimEnd('/')), branch => branch.UseAuthentication());
         app.UseAuthorization();
 
         app.MapOpenApi();

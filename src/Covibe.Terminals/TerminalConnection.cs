@@ -21,7 +21,7 @@ internal sealed partial class TerminalConnection(
     ILogger logger) : IAsyncDisposable
 {
     private const int OutputChunk = 64 * 1024;
-    private readonly WebSocketOutbox _outbox = new(socket);
+    private readonly Outbox _outbox = new(socket);
     private readonly MessageRate _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
     private readonly Dictionary<string, Attachment> _attachments = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _closing = new();
@@ -301,7 +301,7 @@ internal sealed partial class TerminalConnection(
     private void Error(string? id, string? session, string code, string error) =>
         Send(new TerminalErrorMessage(id, session, error, code), TerminalJsonContext.Wire.TerminalErrorMessage);
 
-    /// <summary>Queues a message (never waits; a client that leaves its queue full is dropped, see <see cref="WebSocketOutbox"/>).</summary>
+    /// <summary>Queues a message (never waits; a client that leaves its queue full is dropped, see <see cref="Outbox"/>).</summary>
     private void Send<T>(T message, JsonTypeInfo<T> type) => _outbox.TrySend(JsonSerializer.SerializeToUtf8Bytes(message, type));
 
     public async ValueTask DisposeAsync()

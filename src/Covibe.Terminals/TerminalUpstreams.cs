@@ -12,10 +12,10 @@ namespace Covibe.Terminals;
 /// sends for those sessions goes there as it is, and what that server answers comes back as it is (output, attached,
 /// resized, exited, its errors), except its own session lists: ours already include its sessions. If that server goes
 /// away, the client hears that the sessions it watched there are gone (their shells went with it). What comes back is a
-/// stream to the client (<see cref="WebSocketOutbox.SendStreamAsync"/>): a client slow to take it holds back the reading
+/// stream to the client (<see cref="Outbox.SendStreamAsync"/>): a client slow to take it holds back the reading
 /// of that server's answers, and so that server's output pumps, as it holds back its own sessions here.
 /// </summary>
-internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user, WebSocketOutbox toClient, ILogger logger)
+internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user, Outbox toClient, ILogger logger)
     : IAsyncDisposable
 {
     /// <summary>Another server's frames: output of up to 64 KiB, escaped.</summary>
@@ -249,7 +249,7 @@ internal sealed class TerminalUpstreams(ITerminalPeers peers, TerminalUser user,
 
         public WebSocket Socket { get; } = socket;
 
-        public WebSocketOutbox Outbox { get; } = new(socket);
+        public Outbox Outbox { get; } = new(socket);
 
         public Task Writing { get; set; } = Task.CompletedTask;
 

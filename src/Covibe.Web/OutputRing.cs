@@ -154,8 +154,8 @@ public sealed class OutputRing
 /// <summary>Bytes of a positioned stream from <see cref="Start"/>, as they were appended; never changed once made.</summary>
 public sealed class OutputChunk(long start, byte[] data)
 {
-    /// <summary>How many renderings a chunk keeps (the hub's: owner or teammate, plain or compressed).</summary>
-    public const int RenderingSlots = 4;
+    /// <summary>How many renderings a chunk keeps (the hub's: owner or teammate, by each form of frame: plain, deflated, Socket.IO).</summary>
+    public const int RenderingSlots = 6;
 
     private object?[]? _renderings;
 

@@ -4,7 +4,7 @@ using System.Threading.RateLimiting;
 
 namespace Covibe.Web;
 
-/// <summary>What hub and terminal connections share about the messages clients send: a rate, and what one receive found (sending is <see cref="WebSocketOutbox"/>'s).</summary>
+/// <summary>What hub and terminal connections share about the messages clients send: a rate, and what one receive found (sending is <see cref="Outbox"/>'s).</summary>
 public static class WebSocketText
 {
     /// <summary>

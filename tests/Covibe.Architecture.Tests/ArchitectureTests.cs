@@ -167,15 +167,15 @@ public sealed partial class ArchitectureTests
     [Fact]
     public void ServerSide_SendsOnWebSockets_OnlyThroughTheOutbox()
     {
-        // One send path and one slow-client policy: the hub, terminals, runners and relays queue on a WebSocketOutbox;
+        // One send path and one slow-client policy: the hub, terminals, runners and relays queue on an Outbox;
         // nothing else of the server side writes to a socket (a second writer would bypass the queue and its limits).
         var sends = new[] { Rooms.ServerAssembly, "Covibe.Terminals", "Covibe.Web" }
             .SelectMany(name => SocketWrites(Assemblies.Load(name)))
-            .Where(w => w.Type.FullName != "Covibe.Web.WebSocketOutbox")
+            .Where(w => w.Type.FullName is not ("Covibe.Web.Outbox" or "Covibe.Web.WebSocketSink"))
             .Select(w => (Key: $"{w.Type.FullName}.{w.Member} -> WebSocket.{w.Call}", Witness: w.Member));
 
-        Debt.Check("a WebSocket written outside WebSocketOutbox", sends, []);
-        SocketWrites(Assemblies.Load("Covibe.Web")).ShouldContain(w => w.Type.Name == "WebSocketOutbox" && w.Call == "SendAsync");
+        Debt.Check("a WebSocket written outside Outbox", sends, []);
+        SocketWrites(Assemblies.Load("Covibe.Web")).ShouldContain(w => w.Type.Name == "WebSocketSink" && w.Call == "SendAsync");
     }
 
     /// <summary>Calls that write to a WebSocket (a frame or a close frame), by the outermost type whose code makes them.</summary>

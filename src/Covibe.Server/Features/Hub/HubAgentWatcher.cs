@@ -10,10 +10,10 @@ internal sealed class HubAgentWatcher(HubConnection connection) : IAgentWatcher
     public string? UserId => connection.Member?.UserId;
 
     public bool TryQueue(string agentId, string ownerId, OutputChunk chunk, bool canControl) =>
-        connection.TryQueueStream(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.SharesCompression), connection.SharesCompression);
+        connection.TryQueueAgentFrame(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.FrameForm));
 
     public Task SendAsync(string agentId, string ownerId, OutputChunk chunk, bool canControl, CancellationToken cancellationToken) =>
-        connection.SendStreamAsync(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.SharesCompression), cancellationToken, connection.SharesCompression);
+        connection.SendAgentFrameAsync(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.FrameForm), cancellationToken);
 
     public Task SendAsync(string agentId, string ownerId, long position, ReadOnlyMemory<byte> data, bool canControl, CancellationToken cancellationToken) =>
         connection.SendStreamAsync(AgentFrames.Frame(agentId, ownerId, position, data.Span, canControl), cancellationToken);

@@ -2,8 +2,11 @@ using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
 using Covibe.Server.Features.Chat;
 using Covibe.Server.Http;
-using Microsoft.Extensions.Options;
+using Covibe.Protocol;
 using Covibe.Server.Features.Events;
+using Covibe.Server.Features.Hub.SocketIo;
+using Covibe.Web;
+using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Hub;
 
@@ -20,6 +23,8 @@ public static class HubEndpoint
     {
         services.AddOptions<HubOptions>().BindConfiguration(HubOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<TeamHub>();
+        services.AddSingleton<HubSessions>();
+        services.AddSocketIo();
         // Features publish team events here; one node delivers them to its own connections.
         services.AddSingleton<ITeamEvents, LocalTeamEvents>();
         services.AddSingleton<IClusterPresence, NoClusterPresence>();
@@ -42,21 +47,11 @@ public static class HubEndpoint
     public static IEndpointRouteBuilder MapHub(this IEndpointRouteBuilder app)
     {
         app.Map(Path, HandleAsync).ExcludeFromDescription();
+        app.MapSocketIo();
         return app;
     }
 
-    private static async Task<IResult> HandleAsync(
-        HttpContext context,
-        TeamHub hub,
-        TokenService tokens,
-        AuthService auth,
-        ChatService chat,
-        AgentService agents,
-        AgentFeeds feeds,
-        AgentOutputPump pump,
-        AttemptLimiter limiter,
-        IOptions<HubOptions> options,
-        ILogger<TeamHub> logger)
+    private static async Task<IResult> HandleAsync(HttpContext context, HubSessions sessions, TokenService tokens, AuthService auth, ILogger<TeamHub> logger)
     {
         if (!context.WebSockets.IsWebSocketRequest)
         {
@@ -64,7 +59,8 @@ public static class HubEndpoint
                 $"{Path} speaks WebSocket. Connect with a WebSocket client and send JSON messages as described in docs/protocol.md.");
         }
         var origin = context.Request.Headers.Origin.ToString();
-        if (origin.Length > 0 && !options.Value.IsOriginAllowed(origin, context.Request))
+        var hubOptions = sessions.Options;
+        if (origin.Length > 0 && !hubOptions.IsOriginAllowed(origin, context.Request))
         {
             HubLog.OriginRefused(logger, origin);
             return Problems.Forbidden($"Origin '{origin}' may not open the hub. The server operator can add it to ALLOWED_ORIGINS.");
@@ -76,7 +72,6 @@ public static class HubEndpoint
             return refused;
         }
 
-        var hubOptions = options.Value;
         var keepAlive = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds);
         SharedDeflate.FrameWriter? compressed = null;
         System.Net.WebSockets.WebSocket socket;
@@ -90,14 +85,42 @@ public static class HubEndpoint
         }
         using var ownsSocket = socket;
         using var ownsFrames = compressed;
-        var connection = new HubConnection(socket, hubOptions.SendQueueCapacity, AttemptLimiter.ClientKey(context), hubOptions.StreamBufferBytes, compressed);
-        var session = new HubSession(connection, hub, tokens, auth, chat, agents, feeds, pump, limiter, hubOptions, logger);
-        await session.RunAsync(caller, context.RequestAborted);
+        var outbox = new Outbox(socket, new OutboxOptions(hubOptions.SendQueueCapacity, hubOptions.StreamBufferBytes), compressed is null ? null : compressed.WriteCompressedTextAsync);
+        var connection = new HubConnection(outbox, AttemptLimiter.ClientKey(context));
+        var session = sessions.Create(connection);
+        await session.RunAsync(caller, receiving => ReceiveAsync(socket, connection, session, hubOptions.MaxMessageBytes, receiving), context.RequestAborted);
         return Results.Empty;
     }
 
+    /// <summary>The reading side of <c>/ws</c>: each text message is one JSON message for the session, in order.</summary>
+    private static async Task ReceiveAsync(System.Net.WebSockets.WebSocket socket, HubConnection connection, HubSession session, int maxMessageBytes, CancellationToken cancellationToken)
+    {
+        using var buffer = new MessageBuffer(maxMessageBytes);
+        while (socket.State == System.Net.WebSockets.WebSocketState.Open)
+        {
+            var (count, tooLarge, binary, closed) = await buffer.ReceiveAsync(socket, cancellationToken);
+            if (closed)
+            {
+                connection.Close(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye");
+                return;
+            }
+            if (tooLarge)
+            {
+                session.Refuse(HubErrorCodes.MessageTooLarge, $"Messages are limited to {maxMessageBytes} bytes.");
+            }
+            else if (binary)
+            {
+                session.Refuse(HubErrorCodes.BinaryNotSupported, "Send JSON as text frames.");
+            }
+            else
+            {
+                await session.ReceivedAsync(buffer.Message(count), cancellationToken);
+            }
+        }
+    }
+
     /// <summary>The member a bearer token names (null without one), or why it is refused.</summary>
-    private static async Task<(Caller? Caller, IResult? Refused)> AuthenticateAsync(HttpContext context, TokenService tokens, AuthService auth)
+    internal static async Task<(Caller? Caller, IResult? Refused)> AuthenticateAsync(HttpContext context, TokenService tokens, AuthService auth)
     {
         if (BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString()) is not { } token)
         {

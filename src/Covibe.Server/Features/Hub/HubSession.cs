@@ -40,7 +40,15 @@ internal sealed partial class HubSession(
     private int _refusedSinceNotice;
     private CancellationTokenSource? _joinDeadline;
 
-    public async Task RunAsync(Caller? authenticated, CancellationToken cancellationToken)
+    // The client's acknowledgement id of the request being handled (Socket.IO): its reply goes back as that acknowledgement.
+    private long? _ackId;
+
+    /// <summary>
+    /// Runs the connection until <paramref name="receive"/> (its transport's reading side, which hands what the client sends to
+    /// <see cref="ReceivedAsync"/> or <see cref="EventAsync"/>) ends, then cleans up. <paramref name="authenticated"/>: a
+    /// member whose token came with the connection, joined at once.
+    /// </summary>
+    public async Task RunAsync(Caller? authenticated, Func<CancellationToken, Task> receive, CancellationToken cancellationToken)
     {
         hub.Opened(connection);
         var writer = connection.RunWriterAsync(cancellationToken);
@@ -61,9 +69,9 @@ internal sealed partial class HubSession(
                 await JoinAsync(authenticated, followAgents: false, cancellationToken);
             }
             using var receiving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, connection.CloseDeadline);
-            await ReceiveLoopAsync(receiving.Token);
+            await receive(receiving.Token);
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException)
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException)
         {
             // Dropped peer, aborted slow consumer, or server shutdown: clean up below.
         }
@@ -90,39 +98,70 @@ internal sealed partial class HubSession(
         }
     }
 
-    private async Task ReceiveLoopAsync(CancellationToken cancellationToken)
+    /// <summary>A JSON message from the client (<c>/ws</c>): <c>{"type": ..., ...}</c>.</summary>
+    public async Task ReceivedAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        var socket = connection.Socket;
-        using var buffer = new MessageBuffer(options.MaxMessageBytes);
-        while (socket.State == WebSocketState.Open)
+        if (!Admit())
         {
-            var (count, tooLarge, binary, closed) = await buffer.ReceiveAsync(socket, cancellationToken);
-            if (closed)
+            return;
+        }
+        JsonElement root;
+        try
+        {
+            using var document = JsonDocument.Parse(data);
+            root = document.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            Error(HubErrorCodes.BadJson, "The message is not valid JSON.");
+            return;
+        }
+        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
+        {
+            Error(HubErrorCodes.InvalidMessage, "Every message is a JSON object with a string 'type', e.g. {\"type\":\"chat_message\",\"message\":\"hi\"}.");
+            return;
+        }
+        await HandleAsync(typeElement.GetString()!, root, cancellationToken);
+    }
+
+    /// <summary>
+    /// An event from a Socket.IO client: its name is the message's type, its first argument (an object) the message. With
+    /// <paramref name="ackId"/>, the reply (or <c>ok</c>) goes back as that acknowledgement. The transport has admitted
+    /// the message (<see cref="Admit"/>).
+    /// </summary>
+    public async Task EventAsync(string type, JsonElement message, long? ackId, CancellationToken cancellationToken)
+    {
+        _ackId = ackId;
+        try
+        {
+            await HandleAsync(type, message, cancellationToken);
+            if (_ackId is { } unanswered)
             {
-                connection.Close(WebSocketCloseStatus.NormalClosure, "bye");
-                return;
-            }
-            if (tooLarge)
-            {
-                Error(HubErrorCodes.MessageTooLarge, $"Messages are limited to {options.MaxMessageBytes} bytes.");
-            }
-            else if (binary)
-            {
-                Error(HubErrorCodes.BinaryNotSupported, "Send JSON as text frames.");
-            }
-            else
-            {
-                if (_messages.TryTake())
-                {
-                    await HandleAsync(buffer.Message(count), cancellationToken);
-                }
-                else
-                {
-                    Refused();
-                }
+                connection.TryReply(TeamHub.Serialize(new OkMessage(Truncate(type))), unanswered);
             }
         }
+        finally
+        {
+            _ackId = null;
+        }
     }
+
+    /// <summary>
+    /// Whether the client may send one more message now (<see cref="HubOptions.MessagesPerSecond"/>); one beyond is not
+    /// handled and the client hears so (once a second for a flood, which gets no acknowledgements).
+    /// </summary>
+    public bool Admit()
+    {
+        if (_messages.TryTake())
+        {
+            return true;
+        }
+        Refused();
+        return false;
+    }
+
+    /// <summary>Tells the client its message was refused before it could be read (too large, binary, malformed).</summary>
+    public void Refuse(string code, string text) => Error(code, text);
 
     private void EndJoinDeadline()
     {
@@ -144,25 +183,8 @@ internal sealed partial class HubSession(
         _refusedSinceNotice = 0;
     }
 
-    private async Task HandleAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    private async Task HandleAsync(string type, JsonElement root, CancellationToken cancellationToken)
     {
-        JsonElement root;
-        try
-        {
-            using var document = JsonDocument.Parse(data);
-            root = document.RootElement.Clone();
-        }
-        catch (JsonException)
-        {
-            Error(HubErrorCodes.BadJson, "The message is not valid JSON.");
-            return;
-        }
-        if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("type", out var typeElement) || typeElement.ValueKind != JsonValueKind.String)
-        {
-            Error(HubErrorCodes.InvalidMessage, "Every message is a JSON object with a string 'type', e.g. {\"type\":\"chat_message\",\"message\":\"hi\"}.");
-            return;
-        }
-        var type = typeElement.GetString()!;
         switch (type)
         {
             case HubMessageTypes.JoinTeam:
@@ -189,7 +211,7 @@ internal sealed partial class HubSession(
                         BaseBranch: spawn.BaseBranch, TeamRepository: spawn.TeamRepository, PermissionMode: spawn.PermissionMode), cancellationToken);
                     if (spawned.Agent is { } agent)
                     {
-                        connection.TrySend(TeamHub.Serialize(new AgentSpawnedMessage(agent, spawn.ClientId)));
+                        Reply(TeamHub.Serialize(new AgentSpawnedMessage(agent, spawn.ClientId)));
                     }
                     else
                     {
@@ -258,47 +280,56 @@ internal sealed partial class HubSession(
             }
             return;
         }
-        if (await limiter.TryAttemptAsync(connection.RemoteAddress) is { } wait)
+        var (caller, code, failure) = await AuthenticateAsync(join.TeamId, join.Token, cancellationToken);
+        if (caller is null)
         {
-            Error(HubErrorCodes.RateLimited, $"Too many join attempts from your address. Wait {Math.Ceiling(wait.TotalSeconds)} s.", HubMessageTypes.JoinTeam);
-            return;
-        }
-        if (string.IsNullOrEmpty(join.Token))
-        {
-            Error(HubErrorCodes.InvalidMessage, "join_team needs 'token': the access token from POST /api/auth/login.", HubMessageTypes.JoinTeam);
-            return;
-        }
-        var (principal, failure) = await tokens.ValidateAsync(join.Token);
-        if (principal is null)
-        {
-            Error(HubErrorCodes.AuthFailed, failure!, HubMessageTypes.JoinTeam);
-            return;
-        }
-        var caller = Caller.From(principal);
-        if (!await auth.IsSessionActiveAsync(caller.SessionId, cancellationToken))
-        {
-            Error(HubErrorCodes.AuthFailed, "This login was signed out or the member was removed. Log in again with POST /api/auth/login.", HubMessageTypes.JoinTeam);
-            return;
-        }
-        if (join.TeamId is not null && join.TeamId != caller.TeamId)
-        {
-            Error(HubErrorCodes.Forbidden, "The token is for a different team than 'teamId'. You can only join your own team.", HubMessageTypes.JoinTeam);
+            Error(code!, failure!, HubMessageTypes.JoinTeam);
             return;
         }
         await JoinAsync(caller, join.FollowAgents ?? true, cancellationToken);
     }
 
+    /// <summary>The member a token names, if it may join <paramref name="teamId"/> (null: its own team), or why not (a code and words).</summary>
+    internal async Task<(Caller? Caller, string? Code, string? Error)> AuthenticateAsync(string? teamId, string? token, CancellationToken cancellationToken)
+    {
+        if (await limiter.TryAttemptAsync(connection.RemoteAddress) is { } wait)
+        {
+            return (null, HubErrorCodes.RateLimited, $"Too many join attempts from your address. Wait {Math.Ceiling(wait.TotalSeconds)} s.");
+        }
+        if (string.IsNullOrEmpty(token))
+        {
+            return (null, HubErrorCodes.InvalidMessage, "join_team needs 'token': the access token from POST /api/auth/login.");
+        }
+        var (principal, failure) = await tokens.ValidateAsync(token);
+        if (principal is null)
+        {
+            return (null, HubErrorCodes.AuthFailed, failure!);
+        }
+        var caller = Caller.From(principal);
+        if (!await auth.IsSessionActiveAsync(caller.SessionId, cancellationToken))
+        {
+            return (null, HubErrorCodes.AuthFailed, "This login was signed out or the member was removed. Log in again with POST /api/auth/login.");
+        }
+        if (teamId is not null && teamId != caller.TeamId)
+        {
+            return (null, HubErrorCodes.Forbidden, "The token is for a different team than 'teamId'. You can only join your own team.");
+        }
+        return (caller, null, null);
+    }
+
     /// <summary>Joins the team room; with <paramref name="followAgents"/>, also every team agent's live output (seed 001).</summary>
-    private async Task JoinAsync(Caller caller, bool followAgents, CancellationToken cancellationToken)
+    internal async Task JoinAsync(Caller caller, bool followAgents, CancellationToken cancellationToken)
     {
         var joined = TeamHub.Serialize(new TeamJoinedMessage(caller.TeamId, caller.UserId, caller.Name));
+        var ackId = _ackId;
+        _ackId = null;
         if (connection.Member is null)
         {
             connection.Join(caller);
             EndJoinDeadline();
             // team_joined goes out as the connection enters the room: nothing broadcast to the room comes first,
             // and once a client has it the member is present (GET /api/team says online).
-            if (!hub.TryAdd(connection, options.MaxConnectionsPerMember, first: joined))
+            if (!hub.TryAdd(connection, options.MaxConnectionsPerMember, first: () => connection.TryReply(joined, ackId)))
             {
                 HubLog.TooManyConnections(logger, connection.Id, caller.UserId, options.MaxConnectionsPerMember);
                 connection.Close(WebSocketCloseStatus.PolicyViolation, "too many connections", TeamHub.Serialize(new ErrorMessage(HubErrorCodes.TooManyConnections,
@@ -309,7 +340,7 @@ internal sealed partial class HubSession(
         }
         else
         {
-            connection.TrySend(joined);
+            connection.TryReply(joined, ackId);
         }
         if (followAgents)
         {
@@ -347,10 +378,27 @@ internal sealed partial class HubSession(
         }
     }
 
+    /// <summary>An error; one about the request being handled (<paramref name="requestType"/>) is its reply.</summary>
     private void Error(string code, string text, string? requestType = null)
     {
         HubLog.BadMessage(logger, connection.Id, code);
-        connection.TrySend(TeamHub.Serialize(new ErrorMessage(code, text, requestType)));
+        var frame = TeamHub.Serialize(new ErrorMessage(code, text, requestType));
+        if (requestType is null)
+        {
+            connection.TrySend(frame);
+        }
+        else
+        {
+            Reply(frame);
+        }
+    }
+
+    /// <summary>Answers the request being handled: as its acknowledgement when the client asked for one (Socket.IO).</summary>
+    private void Reply(byte[] frame)
+    {
+        var ackId = _ackId;
+        _ackId = null;
+        connection.TryReply(frame, ackId);
     }
 
     private static string Truncate(string value) => value.Length <= 64 ? value : value[..64];

@@ -62,13 +62,12 @@ public sealed class TeamHub
         }
     }
 
-    /// <summary>Puts the connection in its team's room, unless its member already has <paramref name="maxPerMember"/> there.</summary>
     /// <summary>
     /// Adds the joined connection to its team's room (false: the member has <paramref name="maxPerMember"/> already).
-    /// <paramref name="first"/> is queued to it under the room's lock, before it is counted: it arrives before anything
+    /// <paramref name="first"/> queues its first frame under the room's lock, before it is counted: it arrives before anything
     /// broadcast to the room, and by the time it arrives the member counts as present.
     /// </summary>
-    public bool TryAdd(HubConnection connection, int maxPerMember, byte[]? first = null)
+    public bool TryAdd(HubConnection connection, int maxPerMember, Action? first = null)
     {
         var member = connection.Member!;
         var room = _rooms.GetOrAdd(member.TeamId, _ => new Room());
@@ -79,10 +78,7 @@ public sealed class TeamHub
             {
                 return false;
             }
-            if (first is not null)
-            {
-                connection.TrySend(first);
-            }
+            first?.Invoke();
             room.Connections.Add(connection);
             room.Members[member.UserId] = tabs with
             {

@@ -10,7 +10,7 @@ namespace Covibe.Server.Features.Runners;
 /// <summary>
 /// One connection of a runner, whatever carries it (a WebSocket, or a series of long polls): what the server has to say
 /// to it, in order, and the requests waiting for its <c>result</c>. Ends when the transport goes, the runner is revoked or
-/// another connection of the same runner takes over. Over a WebSocket, messages go through its <see cref="WebSocketOutbox"/>
+/// another connection of the same runner takes over. Over a WebSocket, messages go through its <see cref="Outbox"/>
 /// (the send path every WebSocket of Covibe shares); over polls, they wait in a mailbox the next poll empties. Either way
 /// a runner that leaves <see cref="QueueCapacity"/> messages untaken is too slow and its connection ends (it reconnects,
 /// says hello and is told again where to resume): nothing is dropped silently.
@@ -20,13 +20,13 @@ public sealed class RunnerSession : IDisposable
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(30);
     /// <summary>How many messages may wait for the runner to take them.</summary>
     public const int QueueCapacity = 10_000;
-    private readonly WebSocketOutbox? _socket;
+    private readonly Outbox? _socket;
     private readonly Channel<RunnerMessage> _mailbox = Channel.CreateBounded<RunnerMessage>(new BoundedChannelOptions(QueueCapacity) { SingleReader = true });
     private readonly ConcurrentDictionary<string, TaskCompletionSource<RunnerMessage>> _pending = new();
     private readonly CancellationTokenSource _closed = new();
     private long _nextId;
 
-    private RunnerSession(string vmId, string teamId, string ownerId, string transport, WebSocketOutbox? socket)
+    private RunnerSession(string vmId, string teamId, string ownerId, string transport, Outbox? socket)
     {
         VmId = vmId;
         TeamId = teamId;
@@ -36,7 +36,7 @@ public sealed class RunnerSession : IDisposable
     }
 
     /// <summary>A session carried by a WebSocket: what is sent goes out through <paramref name="outbox"/>, and <see cref="Close"/> sends the close frame.</summary>
-    public static RunnerSession OverWebSocket(string vmId, string teamId, string ownerId, WebSocketOutbox outbox) => new(vmId, teamId, ownerId, "websocket", outbox);
+    public static RunnerSession OverWebSocket(string vmId, string teamId, string ownerId, Outbox outbox) => new(vmId, teamId, ownerId, "websocket", outbox);
 
     /// <summary>A session carried by long polls (<paramref name="pollId"/>: what they send back): what is sent waits in <see cref="Outbound"/>.</summary>
     public static RunnerSession OverPolls(string vmId, string teamId, string ownerId, string pollId, DateTime now) =>

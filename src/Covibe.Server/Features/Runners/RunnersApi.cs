@@ -75,7 +75,7 @@ public static partial class RunnersApi
             return Problems.BadRequest("websocket-required", "WebSocket required", "Connect with a WebSocket upgrade, or use POST /api/runner/poll (long polling).");
         }
         using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        using var outbox = new WebSocketOutbox(socket, new WebSocketOutboxOptions(RunnerSession.QueueCapacity));
+        using var outbox = new Outbox(socket, new OutboxOptions(RunnerSession.QueueCapacity));
         using var session = RunnerSession.OverWebSocket(vm.Id, vm.TeamId, vm.UserId, outbox);
         var sending = outbox.RunAsync(context.RequestAborted);
         await hub.AttachAsync(session, cancellationToken);

@@ -37,16 +37,16 @@ public sealed class HubFrameTests
     {
         var feed = new AgentFeed("agent-1", "team-1", "owner-1", "local", null, 1024);
         var chunk = feed.AppendAt(0, "{\"type\":\"assistant\"}\n"u8)!;
-        var owner = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, compressed: false);
-        AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, compressed: false).ShouldBeSameAs(owner);
-        var teammate = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: false, compressed: false);
+        var owner = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Plain);
+        AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Plain).ShouldBeSameAs(owner);
+        var teammate = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: false, AgentFrameForm.Plain);
         teammate.ShouldNotBeSameAs(owner);
         using (var parsed = JsonDocument.Parse(teammate))
         {
             parsed.RootElement.GetProperty("canControl").GetBoolean().ShouldBeFalse();
         }
-        var deflated = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, compressed: true);
-        AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, compressed: true).ShouldBeSameAs(deflated);
+        var deflated = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Deflated);
+        AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Deflated).ShouldBeSameAs(deflated);
         Inflate(deflated).ShouldBe(owner);
     }
 

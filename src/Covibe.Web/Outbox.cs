@@ -6,27 +6,26 @@ namespace Covibe.Web;
 /// <summary>How much one connection's outbox holds: messages by count, streams by bytes.</summary>
 /// <param name="QueueCapacity">Messages (of any kind) queued and not yet taken by the socket; one more drops the connection.</param>
 /// <param name="StreamBudgetBytes">Bytes of stream frames (output) queued; a stream waits for room beyond that.</param>
-public sealed record WebSocketOutboxOptions(int QueueCapacity = 1024, int StreamBudgetBytes = 256 * 1024);
+public sealed record OutboxOptions(int QueueCapacity = 1024, int StreamBudgetBytes = 256 * 1024);
 
 /// <summary>
-/// The one way Covibe sends on a WebSocket (the hub, terminals, runners and the relays between nodes), with one policy
-/// for a slow peer. Frames are queued and sent in order by whichever thread finds the socket idle: a broadcast to many
+/// The one way Covibe sends to a client (the hub, terminals, runners and the relays between nodes, over a WebSocket or
+/// Socket.IO's long polling: an <see cref="IOutboxSink"/>), with one policy for a slow peer. Frames are queued and sent in order by whichever thread finds the socket idle: a broadcast to many
 /// connections writes each frame straight into its socket's buffer on the broadcasting thread, with no task or thread
 /// switch per connection, while a connection whose socket is busy keeps its frames queued and drains them asynchronously
 /// when the socket frees.
 /// <list type="bullet">
 /// <item>Messages (<see cref="TrySend"/>: chat, status, errors, control) never wait: a peer whose queue of
-/// <see cref="WebSocketOutboxOptions.QueueCapacity"/> is full is too slow and is dropped (<see cref="Overflowed"/>); it
+/// <see cref="OutboxOptions.QueueCapacity"/> is full is too slow and is dropped (<see cref="Overflowed"/>); it
 /// reconnects and resumes by position, rather than slowing the others or growing memory.</item>
 /// <item>Streams (<see cref="SendStreamAsync"/>, <see cref="TryQueueStream"/>: agent and terminal output) are
-/// flow-controlled: at most <see cref="WebSocketOutboxOptions.StreamBudgetBytes"/> of them are queued, so a slow reader
+/// flow-controlled: at most <see cref="OutboxOptions.StreamBudgetBytes"/> of them are queued, so a slow reader
 /// holds back only what it watches, and messages always find room.</item>
 /// </list>
 /// </summary>
-public sealed class WebSocketOutbox : IDisposable
+public sealed class Outbox : IDisposable
 {
-    private readonly WebSocket _socket;
-    private readonly Func<byte[], CancellationToken, ValueTask>? _sendCompressed;
+    private readonly IOutboxSink _sink;
     private readonly ConcurrentQueue<Outgoing> _queue = new();
     private readonly int _queueCapacity;
     private int _queued;
@@ -47,19 +46,21 @@ public sealed class WebSocketOutbox : IDisposable
     private bool _overflowed;
 
     /// <param name="sendCompressed">Writes a frame already compressed (permessage-deflate shared between connections), for <c>compressed</c> streams.</param>
-    public WebSocketOutbox(WebSocket socket, WebSocketOutboxOptions? options = null, Func<byte[], CancellationToken, ValueTask>? sendCompressed = null)
+    public Outbox(WebSocket socket, OutboxOptions? options = null, Func<byte[], CancellationToken, ValueTask>? sendCompressed = null)
+        : this(new WebSocketSink(socket, sendCompressed), options)
     {
-        options ??= new WebSocketOutboxOptions();
-        _socket = socket;
-        _sendCompressed = sendCompressed;
+    }
+
+    public Outbox(IOutboxSink sink, OutboxOptions? options = null)
+    {
+        options ??= new OutboxOptions();
+        _sink = sink;
         _queueCapacity = options.QueueCapacity;
         _streamBudget = options.StreamBudgetBytes;
     }
 
-    public WebSocket Socket => _socket;
-
     /// <summary>Whether compressed stream frames can go out here.</summary>
-    public bool SharesCompression => _sendCompressed is not null;
+    public bool SharesCompression => _sink.SharesCompression;
 
     /// <summary>Bytes of stream frames queued and not yet taken by the socket (at most the budget, or one frame).</summary>
     public long QueuedStreamBytes => Interlocked.Read(ref _streamQueued);
@@ -110,7 +111,7 @@ public sealed class WebSocketOutbox : IDisposable
             Interlocked.Add(ref _streamQueued, -frame.Length);
             return false;
         }
-        if (Enqueue(new Outgoing(frame, null, null, StreamBytes: frame.Length, Compressed: compressed && _sendCompressed is not null)))
+        if (Enqueue(new Outgoing(frame, null, null, StreamBytes: frame.Length, Compressed: compressed && _sink.SharesCompression)))
         {
             return true;
         }
@@ -157,7 +158,7 @@ public sealed class WebSocketOutbox : IDisposable
         WakeStreamSenders();
         if (!Enqueue(new Outgoing(null, status, reason)))
         {
-            _socket.Abort();
+            _sink.Abort();
         }
     }
 
@@ -205,7 +206,7 @@ public sealed class WebSocketOutbox : IDisposable
         Volatile.Write(ref _overflowed, true);
         Volatile.Write(ref _dead, true);
         WakeStreamSenders();
-        _socket.Abort();
+        _sink.Abort();
     }
 
     /// <summary>Starts sending on this thread unless another one is already.</summary>
@@ -254,20 +255,15 @@ public sealed class WebSocketOutbox : IDisposable
     {
         try
         {
-            if (item.Compressed)
+            if (item.Frame is not null)
             {
-                await _sendCompressed!(item.Frame!, _stopping);
-            }
-            else if (item.Frame is not null)
-            {
-                await _socket.SendAsync(item.Frame, WebSocketMessageType.Text, endOfMessage: true, _stopping);
+                await _sink.SendAsync(item.Frame, item.Compressed, _stopping);
             }
             else
             {
                 Volatile.Write(ref _dead, true); // nothing goes out after the close frame
-                if (_socket.State is WebSocketState.Open or WebSocketState.CloseReceived)
+                if (await _sink.CloseAsync(item.CloseStatus!.Value, item.CloseReason, _stopping))
                 {
-                    await _socket.CloseOutputAsync(item.CloseStatus!.Value, item.CloseReason, _stopping);
                     _closeDeadline.CancelAfter(TimeSpan.FromSeconds(2));
                 }
             }
@@ -282,7 +278,7 @@ public sealed class WebSocketOutbox : IDisposable
             // Anything else leaves the stream in an unknown state: end the connection (the peer reconnects and resumes
             // by position) rather than leave it wedged.
             Volatile.Write(ref _dead, true);
-            _socket.Abort();
+            _sink.Abort();
         }
     }
 
@@ -307,4 +303,43 @@ public sealed class WebSocketOutbox : IDisposable
     }
 
     private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, int StreamBytes = 0, bool Compressed = false);
+}
+
+/// <summary>Where an <see cref="Outbox"/> puts its frames, one at a time and in order (never two calls at once).</summary>
+public interface IOutboxSink
+{
+    /// <summary>Whether frames already compressed (permessage-deflate shared between connections) can go out here.</summary>
+    bool SharesCompression { get; }
+
+    /// <summary>Sends one whole message (already compressed when <paramref name="compressed"/>); completes when the next may go.</summary>
+    ValueTask SendAsync(byte[] frame, bool compressed, CancellationToken cancellationToken);
+
+    /// <summary>Sends the close; true when the peer is expected to answer it (the outbox then waits a moment for that).</summary>
+    ValueTask<bool> CloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken);
+
+    /// <summary>Ends the connection at once (a slow peer, a failed send).</summary>
+    void Abort();
+}
+
+/// <summary>An outbox's frames as WebSocket messages: the one place the server side writes to a WebSocket.</summary>
+/// <param name="sendCompressed">Writes a frame already compressed (permessage-deflate shared between connections).</param>
+public sealed class WebSocketSink(WebSocket socket, Func<byte[], CancellationToken, ValueTask>? sendCompressed = null) : IOutboxSink
+{
+    public bool SharesCompression => sendCompressed is not null;
+
+    public ValueTask SendAsync(byte[] frame, bool compressed, CancellationToken cancellationToken) => compressed
+        ? sendCompressed!(frame, cancellationToken)
+        : socket.SendAsync(frame.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+
+    public async ValueTask<bool> CloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken)
+    {
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        {
+            return false;
+        }
+        await socket.CloseOutputAsync(status, reason, cancellationToken);
+        return true;
+    }
+
+    public void Abort() => socket.Abort();
 }

@@ -8,7 +8,7 @@ namespace Covibe.Server.Tests;
 /// The one WebSocket send path (the hub's, terminals', runners', relays') on a real loopback WebSocket: order under
 /// concurrent senders, flow control for output streams, the close, and the slow-client policy.
 /// </summary>
-public sealed class WebSocketOutboxTests
+public sealed class OutboxTests
 {
     [Fact]
     public async Task Frames_SentFromManyThreadsAtOnce_AllArrive_EachSendersInOrder()
@@ -16,7 +16,7 @@ public sealed class WebSocketOutboxTests
         const int Threads = 8, PerThread = 500;
         var (client, server, sockets) = await WebSocketPair.OpenAsync();
         using var _ = sockets;
-        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(QueueCapacity: Threads * PerThread));
+        using var connection = new Outbox(server, new OutboxOptions(QueueCapacity: Threads * PerThread));
         var writer = connection.RunAsync(CancellationToken.None);
 
         await Task.WhenAll(Enumerable.Range(0, Threads).Select(t => Task.Run(() =>
@@ -47,7 +47,7 @@ public sealed class WebSocketOutboxTests
         const int Budget = 128 * 1024, FrameBytes = 16 * 1024;
         var (client, server, sockets) = await WebSocketPair.OpenAsync(socketBufferBytes: 64 * 1024);
         using var _ = sockets;
-        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(StreamBudgetBytes: Budget));
+        using var connection = new Outbox(server, new OutboxOptions(StreamBudgetBytes: Budget));
         var writer = connection.RunAsync(CancellationToken.None);
 
         // A live feed offers a 16 KiB chunk every 4 ms (4 MiB/s) for 2 s; the reader reads nothing.
@@ -110,7 +110,7 @@ public sealed class WebSocketOutboxTests
     {
         var (client, server, sockets) = await WebSocketPair.OpenAsync();
         using var _ = sockets;
-        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(QueueCapacity: 16));
+        using var connection = new Outbox(server, new OutboxOptions(QueueCapacity: 16));
         var writer = connection.RunAsync(CancellationToken.None);
         connection.TrySend("before"u8.ToArray());
         connection.Close(WebSocketCloseStatus.PolicyViolation, "bye", "last"u8.ToArray());
@@ -135,7 +135,7 @@ public sealed class WebSocketOutboxTests
     {
         var (client, server, sockets) = await WebSocketPair.OpenAsync(socketBufferBytes: 16 * 1024);
         using var _ = sockets;
-        using var connection = new WebSocketOutbox(server, new WebSocketOutboxOptions(QueueCapacity: 64));
+        using var connection = new Outbox(server, new OutboxOptions(QueueCapacity: 64));
         var writer = connection.RunAsync(CancellationToken.None);
 
         // The client reads nothing: 4 KiB messages fill the socket's buffers, then the queue of 64.
