@@ -41,7 +41,8 @@ public sealed class SocketIoClient : IAsyncDisposable
         SocketIoClient? client = null;
         await page.ExposeFunctionAsync("say", (string line) => client!.Heard(line));
         await page.AddScriptTagAsync(new PageAddScriptTagOptions { Url = "/socket.io/socket.io.js" });
-        await page.AddScriptTagAsync(new PageAddScriptTagOptions { Path = Path.Combine(Assets, "client.js") });
+        // The driver is the test's, not the page's: evaluated rather than added as a script, which the page's CSP forbids inline.
+        await page.EvaluateAsync("() => {\n" + await File.ReadAllTextAsync(Path.Combine(Assets, "client.js")) + "\n}");
         client = new SocketIoClient(line => page.EvaluateAsync("line => window.drive(line)", line), () => ValueTask.CompletedTask);
         await client.ConnectAsync(server, options);
         return client;

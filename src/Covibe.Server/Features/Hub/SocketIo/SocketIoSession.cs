@@ -45,7 +45,20 @@ internal sealed class SocketIoSession
     {
         _connection.TrySendPacket(open);
         Engine.StartHeartbeat();
-        Running = _hub.RunAsync(null, receiving => Engine.Ended.WaitAsync(receiving), stopping);
+        Running = RunAsync(stopping);
+    }
+
+    private async Task RunAsync(CancellationToken stopping)
+    {
+        try
+        {
+            await _hub.RunAsync(null, receiving => Engine.Ended.WaitAsync(receiving), stopping);
+        }
+        finally
+        {
+            // Over on the hub's side (the server stopping): the transport lets go too, or a WebSocket would hold the shutdown.
+            Engine.End("server stopping", abort: true);
+        }
     }
 
     /// <summary>The client closed its WebSocket: answer the close, and end.</summary>
