@@ -12,9 +12,10 @@ using System.Text.Json;
 /// bytes lost and positions, bytes on the wire, the server process's CPU (per delivered MiB) and
 /// peak memory. <c>compare</c> runs the same load, with the same client, against Covibe, a bare
 /// Kestrel broadcaster (BareKestrel.cs) and the Node baselines in bench/node (a <c>ws</c> broadcaster,
-/// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another.
+/// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another. <c>covibe-socketio</c> is
+/// Covibe with its subscribers on its Socket.IO endpoint (Engine.IO over a WebSocket, as the Node Socket.IO server's are).
 ///   fanout  [--subscribers 100] [--seconds 20] [--rate 1048576] [--timeline]
-///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,bare,ws,ws-batched,socketio]
+///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,covibe-socketio,bare,ws,ws-batched,socketio]
 /// </summary>
 static class FanOutBench
 {
@@ -24,7 +25,7 @@ static class FanOutBench
         var seconds = Measure.Arg(args, "--seconds", 20);
         var rate = Measure.Arg(args, "--rate", 1024 * 1024);
         Subscriber.Deflate = args.Contains("--deflate");
-        var names = Value(args, "--servers")?.Split(',') ?? (compare ? ["covibe", "bare", "ws", "ws-batched", "socketio"] : ["covibe"]);
+        var names = Value(args, "--servers")?.Split(',') ?? (compare ? ["covibe", "covibe-socketio", "bare", "ws", "ws-batched", "socketio"] : ["covibe"]);
         var results = new List<Result>();
         foreach (var name in names)
         {
@@ -48,6 +49,13 @@ static class FanOutBench
             foreach (var other in results.Where(r => r != covibe))
             {
                 Console.WriteLine($"covibe / {other.Name}: CPU per MiB {covibe.CpuPerMiB / other.CpuPerMiB:0.00}x, p99 {covibe.Latency.Percentile(0.99)} vs {other.Latency.Percentile(0.99)} ms, peak RSS {covibe.PeakRss / other.PeakRss:0.00}x");
+            }
+        }
+        if (results.Find(r => r.Name == "covibe-socketio") is { } endpoint)
+        {
+            foreach (var other in results.Where(r => r.Name is "covibe" or "socketio"))
+            {
+                Console.WriteLine($"covibe-socketio / {other.Name}: CPU per MiB {endpoint.CpuPerMiB / other.CpuPerMiB:0.00}x, p99 {endpoint.Latency.Percentile(0.99)} vs {other.Latency.Percentile(0.99)} ms, peak RSS {endpoint.PeakRss / other.PeakRss:0.00}x");
             }
         }
     }
@@ -208,12 +216,13 @@ abstract class Target : IAsyncDisposable
 
     public static Target Create(string name) => name switch
     {
-        "covibe" => new CovibeTarget(),
+        "covibe" => new CovibeTarget(name, socketIo: false),
+        "covibe-socketio" => new CovibeTarget(name, socketIo: true),
         "bare" => new Spawned(name, "dotnet", [Path.Combine(AppContext.BaseDirectory, "Covibe.Bench.dll"), "bare-server"]),
         "ws" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js")]),
         "ws-batched" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js"), "--batch-ms", "15"]),
         "socketio" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "socketio-server.js")], socketIo: true),
-        _ => throw new ArgumentException($"Unknown server '{name}': covibe, bare, ws, ws-batched or socketio."),
+        _ => throw new ArgumentException($"Unknown server '{name}': covibe, covibe-socketio, bare, ws, ws-batched or socketio."),
     };
 
     public abstract Task StartAsync();
@@ -248,8 +257,10 @@ abstract class Target : IAsyncDisposable
         throw new InvalidOperationException("bench/node/node_modules is missing: run the benchmark with bench/run, which installs the Node baselines (npm ci).");
     }
 
-    private sealed class CovibeTarget() : Target("covibe")
+    private sealed class CovibeTarget(string name, bool socketIo) : Target(name)
     {
+        public override bool SocketIo => socketIo;
+
         /// <summary>More settings for the server under test, from COVIBE_BENCH_SETTINGS (space-separated --Key=Value).</summary>
         private static readonly string[] Extra = (Environment.GetEnvironmentVariable("COVIBE_BENCH_SETTINGS") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
 
@@ -340,7 +351,7 @@ sealed class Subscriber : IAsyncDisposable
             await client.ReceiveAsync(); // Engine.IO open: 0{"sid":...}
             await client.SendAsync("40"); // connect to the main namespace
             await client.ReceiveAsync(); // 40{"sid":...}
-            await client.SendAsync("42[\"join_team\",{}]");
+            await client.SendAsync($"42[\"join_team\",{JsonSerializer.Serialize(new { token, followAgents = follow })}]");
         }
         else
         {
@@ -356,7 +367,9 @@ sealed class Subscriber : IAsyncDisposable
         }
     }
 
-    public Task SubscribeAsync(string agentId, long from = 0) => SendAsync(JsonSerializer.Serialize(new { type = "agent_subscribe", agentId, from }));
+    public Task SubscribeAsync(string agentId, long from = 0) => SendAsync(_socketIo
+        ? $"42[\"agent_subscribe\",{JsonSerializer.Serialize(new { agentId, from })}]"
+        : JsonSerializer.Serialize(new { type = "agent_subscribe", agentId, from }));
 
     /// <summary>
     /// Receives the agent's output from <paramref name="from"/> to its end; <paramref name="latency"/> (shared across

@@ -23,7 +23,8 @@ public sealed class NginxServer : IAsyncDisposable
     public static string Binary => File.Exists("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx";
 
     /// <summary>The configuration for <paramref name="upstreams"/> (host:port each) on <paramref name="listen"/>; docs/scaling.md shows the same.</summary>
-    public static string Configuration(IEnumerable<string> upstreams, string listen, string directory) => $$"""
+    /// <paramref name="sticky"/>: each client address always to the same node (what Socket.IO's long polling needs).
+    public static string Configuration(IEnumerable<string> upstreams, string listen, string directory, bool sticky = false) => $$"""
         daemon off;
         master_process off;
         worker_processes 1;
@@ -40,7 +41,7 @@ public sealed class NginxServer : IAsyncDisposable
           # The hub is a WebSocket: pass the upgrade through.
           map $http_upgrade $connection_upgrade { default upgrade; '' close; }
           upstream covibe {
-        {{string.Concat(upstreams.Select(u => $"    server {u} max_fails=0;\n"))}}  }
+        {{(sticky ? "    hash $remote_addr consistent;\n" : "")}}{{string.Concat(upstreams.Select(u => $"    server {u} max_fails=0;\n"))}}  }
           server {
             listen {{listen}};
             location / {
@@ -61,12 +62,12 @@ public sealed class NginxServer : IAsyncDisposable
         }
         """;
 
-    public static async Task<NginxServer> StartAsync(IEnumerable<Uri> nodes)
+    public static async Task<NginxServer> StartAsync(IEnumerable<Uri> nodes, bool sticky = false)
     {
         var nginx = new NginxServer();
         Directory.CreateDirectory(nginx._directory);
         var conf = Path.Combine(nginx._directory, "nginx.conf");
-        await File.WriteAllTextAsync(conf, Configuration(nodes.Select(n => n.Authority), $"127.0.0.1:{nginx.Port.ToString(CultureInfo.InvariantCulture)}", nginx._directory));
+        await File.WriteAllTextAsync(conf, Configuration(nodes.Select(n => n.Authority), $"127.0.0.1:{nginx.Port.ToString(CultureInfo.InvariantCulture)}", nginx._directory, sticky));
         nginx._nginx = Process.Start(new ProcessStartInfo(Binary, ["-p", nginx._directory, "-c", conf, "-e", Path.Combine(nginx._directory, "error.log")])
         { RedirectStandardOutput = true, RedirectStandardError = true })!;
         await PostgresServer.WaitListeningAsync(nginx.Port, nginx._nginx);

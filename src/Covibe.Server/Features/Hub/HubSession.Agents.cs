@@ -21,10 +21,10 @@ internal sealed partial class HubSession
         }
         var result = control.Command switch
         {
-            "kill" => await agents.KillAsync(caller, control.AgentId, cancellationToken),
-            "interrupt" => await agents.InterruptAsync(caller, control.AgentId, cancellationToken),
-            "end" => await agents.EndInputAsync(caller, control.AgentId, cancellationToken),
-            "input" when !string.IsNullOrEmpty(control.Data) => await agents.InputAsync(caller, control.AgentId, control.Data, cancellationToken),
+            "kill" => await services.Agents.KillAsync(caller, control.AgentId, cancellationToken),
+            "interrupt" => await services.Agents.InterruptAsync(caller, control.AgentId, cancellationToken),
+            "end" => await services.Agents.EndInputAsync(caller, control.AgentId, cancellationToken),
+            "input" when !string.IsNullOrEmpty(control.Data) => await services.Agents.InputAsync(caller, control.AgentId, control.Data, cancellationToken),
             "input" => AgentResult.Fail(AgentFailure.Invalid, "'input' needs 'data': the text to write to the agent's stdin."),
             _ => AgentResult.Fail(AgentFailure.Invalid, $"Unknown command '{control.Command}'. Use kill, interrupt, input or end."),
         };
@@ -89,14 +89,14 @@ internal sealed partial class HubSession
         await Task.Yield();
         try
         {
-            await pump.RunAsync(_watcher, agentId, from, cancellationToken);
+            await services.Pump.RunAsync(_watcher, agentId, from, cancellationToken);
         }
         catch (OperationCanceledException)
         {
         }
         catch (Exception e)
         {
-            HubLog.Failed(logger, connection.Id, e);
+            HubLog.Failed(services.Logger, connection.Id, e);
         }
     }
 

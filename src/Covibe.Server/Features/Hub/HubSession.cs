@@ -15,25 +15,14 @@ namespace Covibe.Server.Features.Hub;
 /// <c>error</c> and the connection stays usable; only a join timeout or a revoked session closes it.
 /// </summary>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes it on the way out.")]
-internal sealed partial class HubSession(
-    HubConnection connection,
-    TeamHub hub,
-    TokenService tokens,
-    AuthService auth,
-    ChatService chat,
-    AgentService agents,
-    AgentFeeds feeds,
-    AgentOutputPump pump,
-    AttemptLimiter limiter,
-    HubOptions options,
-    ILogger logger)
+internal sealed partial class HubSession(HubConnection connection, HubSessions services)
 {
     private static readonly string KnownTypes = string.Join(", ",
         HubMessageTypes.JoinTeam, HubMessageTypes.ChatMessage, HubMessageTypes.PresenceUpdate,
         HubMessageTypes.AgentSpawn, HubMessageTypes.AgentControl, HubMessageTypes.AgentSubscribe, HubMessageTypes.AgentUnsubscribe);
 
     private readonly CancellationTokenSource _session = new();
-    private readonly MessageRate _messages = WebSocketText.MessageLimiter(options.MessagesPerSecond);
+    private readonly MessageRate _messages = WebSocketText.MessageLimiter(services.Options.MessagesPerSecond);
     // A flood is told once a second, not once per refused message: replies to every one of
     // thousands would fill the connection's own send queue and drop it.
     private long _rateNoticeAt = long.MinValue / 2;
@@ -50,16 +39,16 @@ internal sealed partial class HubSession(
     /// </summary>
     public async Task RunAsync(Caller? authenticated, Func<CancellationToken, Task> receive, CancellationToken cancellationToken)
     {
-        hub.Opened(connection);
+        services.Hub.Opened(connection);
         var writer = connection.RunWriterAsync(cancellationToken);
         // Until joined: then the timer goes (an idle joined connection holds no timer of its own).
-        _joinDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(options.JoinTimeoutSeconds));
+        _joinDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(services.Options.JoinTimeoutSeconds));
         _joinDeadline.Token.UnsafeRegister(_ =>
         {
             if (connection.Member is null)
             {
                 connection.Close(WebSocketCloseStatus.PolicyViolation, "join timeout", TeamHub.Serialize(new ErrorMessage(
-                    HubErrorCodes.JoinTimeout, $"Send join_team {{teamId, token}} within {options.JoinTimeoutSeconds} s of connecting.", Fatal: true)));
+                    HubErrorCodes.JoinTimeout, $"Send join_team {{teamId, token}} within {services.Options.JoinTimeoutSeconds} s of connecting.", Fatal: true)));
             }
         }, null);
         try
@@ -77,23 +66,23 @@ internal sealed partial class HubSession(
         }
         catch (Exception e)
         {
-            HubLog.Failed(logger, connection.Id, e);
+            HubLog.Failed(services.Logger, connection.Id, e);
         }
         finally
         {
-            feeds.Started -= OnAgentStarted;
+            services.Feeds.Started -= OnAgentStarted;
             EndJoinDeadline();
-            hub.Remove(connection);
+            services.Hub.Remove(connection);
             await _session.CancelAsync();
             await StopSubscriptionsAsync();
             connection.Complete();
             await writer;
             connection.Dispose();
             _session.Dispose();
-            hub.Closed(connection);
+            services.Hub.Closed(connection);
             if (connection.Member is { } member)
             {
-                hub.PresenceChanged(member.TeamId);
+                services.Hub.PresenceChanged(member.TeamId);
             }
         }
     }
@@ -177,8 +166,8 @@ internal sealed partial class HubSession(
             return;
         }
         Error(HubErrorCodes.RateLimited, _refusedSinceNotice == 1
-            ? $"Too many messages: at most {options.MessagesPerSecond} a second. This one was not handled; send it again shortly."
-            : $"Too many messages: at most {options.MessagesPerSecond} a second. {_refusedSinceNotice} messages were not handled; send them again shortly.");
+            ? $"Too many messages: at most {services.Options.MessagesPerSecond} a second. This one was not handled; send it again shortly."
+            : $"Too many messages: at most {services.Options.MessagesPerSecond} a second. {_refusedSinceNotice} messages were not handled; send them again shortly.");
         _rateNoticeAt = now;
         _refusedSinceNotice = 0;
     }
@@ -201,13 +190,13 @@ internal sealed partial class HubSession(
                         Error(HubErrorCodes.InvalidMessage, problem, type);
                         return;
                     }
-                    await chat.PostAsync(sender, chatMessage.Message!, chatMessage.ClientId, cancellationToken);
+                    await services.Chat.PostAsync(sender, chatMessage.Message!, chatMessage.ClientId, cancellationToken);
                 }
                 break;
             case HubMessageTypes.AgentSpawn:
                 if (Joined(type) is { } spawner && Read(root, CovibeJsonContext.Default.AgentSpawnMessage, type) is { } spawn)
                 {
-                    var spawned = await agents.SpawnAsync(spawner, new SpawnAgentRequest(spawn.Task, spawn.AgentType, spawn.RepositoryUrl, spawn.Branch, VmId: spawn.VmId, BoxId: spawn.BoxId,
+                    var spawned = await services.Agents.SpawnAsync(spawner, new SpawnAgentRequest(spawn.Task, spawn.AgentType, spawn.RepositoryUrl, spawn.Branch, VmId: spawn.VmId, BoxId: spawn.BoxId,
                         BaseBranch: spawn.BaseBranch, TeamRepository: spawn.TeamRepository, PermissionMode: spawn.PermissionMode), cancellationToken);
                     if (spawned.Agent is { } agent)
                     {
@@ -232,7 +221,7 @@ internal sealed partial class HubSession(
                     {
                         Error(HubErrorCodes.InvalidMessage, "'from' must be 0 or more: a position from an earlier agent_output's 'next'.", type);
                     }
-                    else if (string.IsNullOrEmpty(subscribe.AgentId) || await agents.FindForReadingAsync(subscriber, subscribe.AgentId, cancellationToken) is null)
+                    else if (string.IsNullOrEmpty(subscribe.AgentId) || await services.Agents.FindForReadingAsync(subscriber, subscribe.AgentId, cancellationToken) is null)
                     {
                         Error(HubErrorCodes.NotFound, $"Your team has no agent '{subscribe.AgentId}'.", type);
                     }
@@ -256,8 +245,8 @@ internal sealed partial class HubSession(
                         Error(HubErrorCodes.InvalidMessage, "'status' must be 'online' or 'away' (offline is what disconnecting means).", type);
                         return;
                     }
-                    hub.SetStatus(connection, presence.Status);
-                    hub.PresenceChanged(member.TeamId);
+                    services.Hub.SetStatus(connection, presence.Status);
+                    services.Hub.PresenceChanged(member.TeamId);
                 }
                 break;
             default:
@@ -292,7 +281,7 @@ internal sealed partial class HubSession(
     /// <summary>The member a token names, if it may join <paramref name="teamId"/> (null: its own team), or why not (a code and words).</summary>
     internal async Task<(Caller? Caller, string? Code, string? Error)> AuthenticateAsync(string? teamId, string? token, CancellationToken cancellationToken)
     {
-        if (await limiter.TryAttemptAsync(connection.RemoteAddress) is { } wait)
+        if (await services.Limiter.TryAttemptAsync(connection.RemoteAddress) is { } wait)
         {
             return (null, HubErrorCodes.RateLimited, $"Too many join attempts from your address. Wait {Math.Ceiling(wait.TotalSeconds)} s.");
         }
@@ -300,13 +289,13 @@ internal sealed partial class HubSession(
         {
             return (null, HubErrorCodes.InvalidMessage, "join_team needs 'token': the access token from POST /api/auth/login.");
         }
-        var (principal, failure) = await tokens.ValidateAsync(token);
+        var (principal, failure) = await services.Tokens.ValidateAsync(token);
         if (principal is null)
         {
             return (null, HubErrorCodes.AuthFailed, failure!);
         }
         var caller = Caller.From(principal);
-        if (!await auth.IsSessionActiveAsync(caller.SessionId, cancellationToken))
+        if (!await services.Auth.IsSessionActiveAsync(caller.SessionId, cancellationToken))
         {
             return (null, HubErrorCodes.AuthFailed, "This login was signed out or the member was removed. Log in again with POST /api/auth/login.");
         }
@@ -329,14 +318,14 @@ internal sealed partial class HubSession(
             EndJoinDeadline();
             // team_joined goes out as the connection enters the room: nothing broadcast to the room comes first,
             // and once a client has it the member is present (GET /api/team says online).
-            if (!hub.TryAdd(connection, options.MaxConnectionsPerMember, first: () => connection.TryReply(joined, ackId)))
+            if (!services.Hub.TryAdd(connection, services.Options.MaxConnectionsPerMember, first: () => connection.TryReply(joined, ackId)))
             {
-                HubLog.TooManyConnections(logger, connection.Id, caller.UserId, options.MaxConnectionsPerMember);
+                HubLog.TooManyConnections(services.Logger, connection.Id, caller.UserId, services.Options.MaxConnectionsPerMember);
                 connection.Close(WebSocketCloseStatus.PolicyViolation, "too many connections", TeamHub.Serialize(new ErrorMessage(HubErrorCodes.TooManyConnections,
-                    $"You already have {options.MaxConnectionsPerMember} connections open (tabs and devices). Close one, then connect again.", Fatal: true)));
+                    $"You already have {services.Options.MaxConnectionsPerMember} connections open (tabs and devices). Close one, then connect again.", Fatal: true)));
                 return;
             }
-            HubLog.Joined(logger, connection.Id, caller.TeamId, caller.UserId);
+            HubLog.Joined(services.Logger, connection.Id, caller.TeamId, caller.UserId);
         }
         else
         {
@@ -344,16 +333,16 @@ internal sealed partial class HubSession(
         }
         if (followAgents)
         {
-            feeds.Started -= OnAgentStarted;
-            feeds.Started += OnAgentStarted;
-            foreach (var feed in feeds.OfTeam(caller.TeamId))
+            services.Feeds.Started -= OnAgentStarted;
+            services.Feeds.Started += OnAgentStarted;
+            foreach (var feed in services.Feeds.OfTeam(caller.TeamId))
             {
                 Subscribe(feed.AgentId, from: null, replace: false);
             }
         }
         // The joiner sees the team at once; the others hear of it only if a person's state changed.
-        connection.TrySend(TeamHub.Serialize(await hub.PresenceAsync(caller.TeamId, cancellationToken)));
-        hub.PresenceChanged(caller.TeamId);
+        connection.TrySend(TeamHub.Serialize(await services.Hub.PresenceAsync(caller.TeamId, cancellationToken)));
+        services.Hub.PresenceChanged(caller.TeamId);
     }
 
     private Caller? Joined(string type)
@@ -381,7 +370,7 @@ internal sealed partial class HubSession(
     /// <summary>An error; one about the request being handled (<paramref name="requestType"/>) is its reply.</summary>
     private void Error(string code, string text, string? requestType = null)
     {
-        HubLog.BadMessage(logger, connection.Id, code);
+        HubLog.BadMessage(services.Logger, connection.Id, code);
         var frame = TeamHub.Serialize(new ErrorMessage(code, text, requestType));
         if (requestType is null)
         {

@@ -6,7 +6,10 @@ using Microsoft.Extensions.Options;
 
 namespace Covibe.Server.Features.Hub;
 
-/// <summary>Makes the event core of a new connection, whichever endpoint it came in on (<c>/ws</c> or <c>/socket.io/</c>).</summary>
+/// <summary>
+/// What the event core of a connection works with, and where a new one is made, whichever endpoint it came in on
+/// (<c>/ws</c> or <c>/socket.io/</c>).
+/// </summary>
 internal sealed class HubSessions(
     TeamHub hub,
     TokenService tokens,
@@ -19,8 +22,16 @@ internal sealed class HubSessions(
     IOptions<HubOptions> options,
     ILogger<TeamHub> logger)
 {
+    public TeamHub Hub => hub;
+    public TokenService Tokens => tokens;
+    public AuthService Auth => auth;
+    public ChatService Chat => chat;
+    public AgentService Agents => agents;
+    public AgentFeeds Feeds => feeds;
+    public AgentOutputPump Pump => pump;
+    public AttemptLimiter Limiter => limiter;
     public HubOptions Options => options.Value;
+    public ILogger Logger => logger;
 
-    public HubSession Create(HubConnection connection) =>
-        new(connection, hub, tokens, auth, chat, agents, feeds, pump, limiter, options.Value, logger);
+    public HubSession Create(HubConnection connection) => new(connection, this);
 }

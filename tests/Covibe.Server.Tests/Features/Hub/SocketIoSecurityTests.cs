@@ -118,6 +118,114 @@ public sealed class SocketIoSecurityTests
     }
 
     [Fact]
+    public async Task AnotherOrigin_IsRefusedBeforeASessionStarts()
+    {
+        await using var server = await TestServer.StartAsync(settings: Settings);
+        using var http = new HttpClient { BaseAddress = server.Url };
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/socket.io/?EIO=4&transport=polling");
+        request.Headers.Add("Origin", "https://evil.example");
+        using var reply = await http.SendAsync(request);
+        reply.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        (await reply.Content.ReadAsStringAsync()).ShouldNotContain("\"sid\"");
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        socket.Options.SetRequestHeader("Origin", "https://evil.example");
+        await Should.ThrowAsync<System.Net.WebSockets.WebSocketException>(() =>
+            socket.ConnectAsync(new Uri($"ws://{server.Url.Authority}/socket.io/?EIO=4&transport=websocket"), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task OneConnectionTooMany_IsToldSoAndDisconnected()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string>(Settings) { ["Covibe:Hub:MaxConnectionsPerMember"] = "2" });
+        var sarah = await server.CreateTeamAsync();
+        await using var tab1 = await server.ConnectAsync(sarah.Auth.AccessToken);
+        await tab1.ReceiveAsync("team_joined");
+        await using var tab2 = await SocketIoClient.NodeAsync(server.Url, new { auth = new { token = sarah.Auth.AccessToken } });
+        await tab2.EventAsync("team_joined");
+        await using var tab3 = await SocketIoClient.NodeAsync(server.Url, new { auth = new { token = sarah.Auth.AccessToken } });
+        var refused = await tab3.EventAsync("error");
+        refused.GetProperty("code").GetString().ShouldBe("too_many_connections");
+        (await tab3.NextAsync("disconnect")).GetProperty("reason").GetString().ShouldBe("io server disconnect");
+        await Should.ThrowAsync<TimeoutException>(() => tab3.EventAsync("team_joined", timeout: TimeSpan.FromMilliseconds(300)));
+    }
+
+    [Fact]
+    public async Task AClientThatStopsPolling_IsDropped_AndDoesNotSlowItsTeam()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string>(Settings)
+        {
+            ["Covibe:Hub:SendQueueCapacity"] = "16",
+            ["Covibe:Hub:SocketIo:PollBufferBytes"] = "16384",
+            ["Covibe:Hub:MessagesPerSecond"] = "100000",
+        });
+        var (sarah, miguel) = await server.CreateTeamWithMemberAsync();
+        using var http = new HttpClient { BaseAddress = server.Url };
+        var open = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
+        var sid = JsonDocument.Parse(open[1..]).RootElement.GetProperty("sid").GetString()!;
+        (await (await http.PostAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}", new StringContent($"40{{\"token\":\"{sarah.Auth.AccessToken}\"}}"))).Content.ReadAsStringAsync()).ShouldBe("ok");
+        // Sarah's client never polls again. Miguel talks: 200 messages of 2 KB, far past what her session may hold.
+        await using var miguelHub = await server.ConnectAsync(miguel.AccessToken);
+        await miguelHub.ReceiveAsync("team_joined");
+        for (var i = 0; i < 200; i++)
+        {
+            await miguelHub.SendAsync(new { type = "chat_message", message = $"{i:D3} {new string('m', 2000)}" });
+            if (i % 20 == 19)
+            {
+                var last = $"{i:D3}";
+                await miguelHub.ReceiveAsync(m => m.GetProperty("type").GetString() == "chat_message" && m.GetProperty("message").GetString()!.StartsWith(last, StringComparison.Ordinal));
+            }
+        }
+        // Dropped (long before its ping timeout): its id is unknown now. Asked with a pong, which takes nothing from it.
+        await Eventually.UntilAsync(async () =>
+        {
+            using var pong = await http.PostAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}", new StringContent("3"));
+            return pong.StatusCode == HttpStatusCode.BadRequest;
+        }, "the slow session is dropped", TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task RevokedWhileUpgrading_TheErrorAndDisconnectArriveOnTheNewWebSocket()
+    {
+        // The race a busy machine showed: the login is revoked after the client has stopped polling to upgrade and before
+        // it sends "upgrade". What polling held (the error, the disconnect) must go out on the WebSocket.
+        await using var server = await TestServer.StartAsync(settings: Settings);
+        var sarah = await server.CreateTeamAsync();
+        using var http = new HttpClient { BaseAddress = server.Url };
+        var open = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
+        var sid = JsonDocument.Parse(open[1..]).RootElement.GetProperty("sid").GetString()!;
+        (await (await http.PostAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}", new StringContent($"40{{\"token\":\"{sarah.Auth.AccessToken}\"}}"))).Content.ReadAsStringAsync()).ShouldBe("ok");
+        var joined = await http.GetStringAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}");
+        joined.ShouldContain("team_joined");
+
+        using var socket = new System.Net.WebSockets.ClientWebSocket();
+        await socket.ConnectAsync(new Uri($"ws://{server.Url.Authority}/socket.io/?EIO=4&transport=websocket&sid={sid}"), CancellationToken.None);
+        await socket.SendAsync("2probe"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        (await ReceiveTextAsync(socket)).ShouldBe("3probe");
+        using (var client = server.Client(sarah.Auth.AccessToken))
+        {
+            (await client.PostAsync("/api/auth/logout", null)).StatusCode.ShouldBe(HttpStatusCode.NoContent);
+        }
+        await socket.SendAsync("5"u8.ToArray(), System.Net.WebSockets.WebSocketMessageType.Text, true, CancellationToken.None);
+        var heard = new List<string>();
+        while (await ReceiveTextAsync(socket) is { } text)
+        {
+            heard.Add(text);
+        }
+        heard.ShouldContain(t => t.StartsWith("42[\"error\"", StringComparison.Ordinal) && t.Contains("session_revoked"));
+        heard.ShouldContain("41");
+        heard.IndexOf("41").ShouldBeGreaterThan(heard.FindIndex(t => t.Contains("session_revoked")));
+    }
+
+    /// <summary>The next text message, or null once the server has closed.</summary>
+    private static async Task<string?> ReceiveTextAsync(System.Net.WebSockets.ClientWebSocket socket)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var buffer = new byte[64 * 1024];
+        var result = await socket.ReceiveAsync(buffer, timeout.Token);
+        return result.MessageType == System.Net.WebSockets.WebSocketMessageType.Close ? null : Encoding.UTF8.GetString(buffer, 0, result.Count);
+    }
+
+    [Fact]
     public async Task SessionIds_GuessedReusedOrFromElsewhere_AreUnknown_AndProtocolMisuseEndsTheSession()
     {
         await using var server = await TestServer.StartAsync(settings: Settings);

@@ -45,6 +45,9 @@ public abstract class PreviewTests : IDisposable
         await using var miguelHub = await server.ConnectAsync(member.AccessToken);
         await sarahHub.ReceiveAsync("team_joined");
         await miguelHub.ReceiveAsync("team_joined");
+        // Miguel's phone too: seed 001's Socket.IO client, as its app listens: socket.on('preview_updated', {url, commit}).
+        await using var miguelPhone = await SocketIoClient.NodeAsync(server.Url, new { auth = new { token = member.AccessToken } });
+        await miguelPhone.EventAsync("team_joined");
 
         // Connecting deploys the branch's head at once, without waiting for a push.
         var connected = await sarah.ConnectAsync(_repo);
@@ -54,6 +57,8 @@ public abstract class PreviewTests : IDisposable
         live.Url.ShouldBe($"http://{teamId}.preview.localhost:{new Uri(live.Url!).Port}/");
         live.Latest!.ProjectType.ShouldBe("static");
         (await miguelHub.ReceiveAsync(m => m.GetProperty("type").GetString() == "preview_updated" && m.GetProperty("commit").GetString() == v1))
+            .GetProperty("url").GetString().ShouldBe(live.Url);
+        (await miguelPhone.EventAsync("preview_updated", m => m.GetProperty("commit").GetString() == v1, TimeSpan.FromSeconds(30)))
             .GetProperty("url").GetString().ShouldBe(live.Url);
         var (origin, cookie) = await miguel.OpenAsync();
         (await miguel.FetchAsync(origin, "/", cookie)).Body.ShouldContain("v1");

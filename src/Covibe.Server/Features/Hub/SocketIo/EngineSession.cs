@@ -30,6 +30,9 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
     private WebSocket? _webSocket;
     // Polling packets no GET took before the upgrade: they go out on the WebSocket first.
     private List<byte[]>? _leftovers;
+    // The outbox has closed: nothing more comes; polling's close packet goes in a response after what is held (clients
+    // act on Socket.IO packets a tick later than on Engine.IO's close, so a close in the same response would overtake them).
+    private bool _closing;
     private bool _closed;
     private bool _awaitingPong;
 
@@ -99,13 +102,13 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
 
     /// <summary>
     /// A second transport claims the session (a WebSocket with its id): false if it already has one. Until
-    /// <see cref="CompleteUpgrade"/>, packets still go to polling.
+    /// <see cref="CompleteUpgradeAsync"/>, packets still go to polling.
     /// </summary>
     public bool TryBeginUpgrade(WebSocket socket)
     {
         lock (_gate)
         {
-            if (_webSocket is not null || _closed)
+            if (_webSocket is not null || _closed || _closing)
             {
                 return false;
             }
@@ -126,19 +129,43 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
         return new WebSocketSink(socket).SendAsync(SocketIoCodec.ProbePong, compressed: false, cancellationToken);
     }
 
-    /// <summary>The client sent <c>upgrade</c>: packets go to the WebSocket from now on, the ones polling did not take first.</summary>
-    public void CompleteUpgrade(WebSocket socket)
+    /// <summary>
+    /// The client sent <c>upgrade</c>: packets go to the WebSocket from now on, the ones polling did not take first. If the
+    /// session was closed meanwhile (its close is among what polling held, and the client stopped polling to upgrade), what
+    /// was held goes out here, then the WebSocket closes.
+    /// </summary>
+    public async Task CompleteUpgradeAsync(WebSocket socket, CancellationToken cancellationToken)
     {
+        var sink = new WebSocketSink(socket);
+        List<byte[]>? last = null;
         lock (_gate)
         {
-            _socket = new WebSocketSink(socket);
-            _leftovers = _held.Count > 0 ? _held : null;
+            _socket = sink;
+            if (_closed || _closing)
+            {
+                last = _held;
+            }
+            else
+            {
+                _leftovers = _held.Count > 0 ? _held : null;
+            }
             _held = [];
             _heldBytes = 0;
             _room?.TrySetResult();
             _room = null;
             WakeGet();
         }
+        if (last is null)
+        {
+            return;
+        }
+        // The outbox has sent its close (to polling): nothing else writes to this socket any more.
+        foreach (var packet in last)
+        {
+            await sink.SendAsync(packet, compressed: false, cancellationToken);
+        }
+        await sink.CloseAsync(WebSocketCloseStatus.NormalClosure, "closed", cancellationToken);
+        End("closed");
     }
 
     /// <summary>A WebSocket that tried to upgrade went away before it did: the session goes on polling.</summary>
@@ -182,10 +209,10 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
                 Task ready;
                 lock (_gate)
                 {
-                    if (_held.Count > 0 || _upgrading || _socket is not null || _closed)
+                    if (_held.Count > 0 || _upgrading || _socket is not null || _closed || _closing)
                     {
-                        taken = _held.Count > 0 ? _held : [SocketIoCodec.Noop];
-                        closing = _closed;
+                        taken = _held.Count > 0 ? _held : _closing ? [SocketIoCodec.Close] : [SocketIoCodec.Noop];
+                        closing = _closed || _held.Count == 0 && _closing;
                         _held = [];
                         _heldBytes = 0;
                         _room?.TrySetResult();
@@ -308,27 +335,37 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
     {
         // A policy close (a revoked login, a join timeout, too many connections) says so to Socket.IO too: the client then
         // does not reconnect on its own. Others (a shutdown, a slow client) leave it free to.
-        var packets = status == WebSocketCloseStatus.PolicyViolation ? new[] { SocketIoCodec.Disconnect, SocketIoCodec.Close } : [SocketIoCodec.Close];
         WebSocketSink? socket;
+        List<byte[]>? leftovers;
         lock (_gate)
         {
             socket = _socket;
+            leftovers = _leftovers;
+            _leftovers = null;
             if (socket is null)
             {
-                if (_closed)
+                if (_closed || _closing)
                 {
                     return false;
                 }
-                _held.AddRange(packets);
-                _closed = true;
+                if (status == WebSocketCloseStatus.PolicyViolation)
+                {
+                    _held.Add(SocketIoCodec.Disconnect);
+                }
+                _closing = true;
                 WakeGet();
             }
         }
         if (socket is null)
         {
-            // The next GET takes the close; a client that never polls again is let go after its ping timeout.
+            // The next GETs take what is held, then the close; a client that never polls again is let go after its ping timeout.
             _ = Task.Delay(_options.PingTimeoutMilliseconds, CancellationToken.None).ContinueWith(_ => End("closed"), TaskScheduler.Default);
             return false;
+        }
+        // What polling held when the upgrade completed goes first (a fatal error, say).
+        foreach (var packet in leftovers ?? [])
+        {
+            await socket.SendAsync(packet, compressed: false, cancellationToken);
         }
         if (status == WebSocketCloseStatus.PolicyViolation)
         {

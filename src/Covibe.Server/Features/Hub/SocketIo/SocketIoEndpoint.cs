@@ -296,7 +296,7 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
         }
         if (packet.Span.SequenceEqual("5"u8))
         {
-            client.Engine.CompleteUpgrade(socket);
+            await client.Engine.CompleteUpgradeAsync(socket, cancellationToken);
             client.Flush();
             SocketIoLog.Upgraded(logger, client.Id);
             return true;
