@@ -35,7 +35,9 @@ internal static class TeamCommands
             var password = CliCommon.ReadPassword(parse.GetValue(passwordStdin), "Choose a password (8+ characters):");
             // Never a command-line argument: those show in ps and shell history.
             var signupToken = parse.GetValue(signupTokenFile) is { } file
-                ? File.ReadAllText(file.FullName).Trim()
+                ? file.Exists
+                    ? File.ReadAllText(file.FullName).Trim()
+                    : throw new CliException($"There is no signup token file at {file.FullName}. A server that asks for one writes it as signup-token in its data directory; one started with --dev asks for none.")
                 : Environment.GetEnvironmentVariable("COVIBE_SIGNUP_TOKEN");
             using var client = new CovibeClient(CliCommon.ResolveServer(parse.GetValue(server), store), store, credentials: null);
             var created = await client.PostAsync("api/team/create",

@@ -94,6 +94,12 @@ public sealed partial class CliTests(SqliteServerFixture fixture) : IClassFixtur
         invalid.Stderr.ShouldContain("'email' must be an email address");
         invalid.Stderr.ShouldContain("'password' must be at least 8 characters");
 
+        var noTokenFile = await user.RunAsync(TestServer.Password, "team", "create", "--server", server, "--name", "T", "--user-name", "U", "--email", "u@example.com",
+            "--password-stdin", "--signup-token-file", "/nonexistent/signup-token");
+        noTokenFile.ExitCode.ShouldBe(1);
+        noTokenFile.Stderr.ShouldContain("There is no signup token file at /nonexistent/signup-token");
+        noTokenFile.Stderr.ShouldNotContain("Unhandled exception");
+
         var notLoggedIn = await user.RunAsync(null, "chat", "send", "hi");
         notLoggedIn.ExitCode.ShouldBe(1);
         notLoggedIn.Stderr.ShouldContain("covibe login");
