@@ -184,6 +184,40 @@ public sealed class SocketIoSecurityTests
     }
 
     [Fact]
+    public async Task Heartbeat_AClientThatAnswersPingsStays_OneThatStopsIsLetGo()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string>(Settings)
+        {
+            ["Covibe:Hub:SocketIo:PingIntervalMilliseconds"] = "200",
+            ["Covibe:Hub:SocketIo:PingTimeoutMilliseconds"] = "300",
+            ["Covibe:Hub:JoinTimeoutSeconds"] = "60",
+        });
+        var sarah = await server.CreateTeamAsync();
+        using var http = new HttpClient { BaseAddress = server.Url };
+        var open = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
+        JsonDocument.Parse(open[1..]).RootElement.GetProperty("pingInterval").GetInt32().ShouldBe(200);
+        var sid = JsonDocument.Parse(open[1..]).RootElement.GetProperty("sid").GetString()!;
+        var url = $"/socket.io/?EIO=4&transport=polling&sid={sid}";
+        (await (await http.PostAsync(url, new StringContent($"40{{\"token\":\"{sarah.Auth.AccessToken}\"}}"))).Content.ReadAsStringAsync()).ShouldBe("ok");
+
+        // Five pings, each answered: the session lives on well past one interval and timeout.
+        for (var pings = 0; pings < 5;)
+        {
+            var packets = (await http.GetStringAsync(url)).Split('\u001e');
+            if (packets.Contains("2"))
+            {
+                pings++;
+                (await (await http.PostAsync(url, new StringContent("3"))).Content.ReadAsStringAsync()).ShouldBe("ok");
+            }
+        }
+        // Then no answer: let go after the timeout (its id is unknown).
+        while (!(await http.GetStringAsync(url)).Split('\u001e').Contains("2"))
+        {
+        }
+        await Eventually.UntilAsync(async () => (await http.GetAsync(url)).StatusCode == HttpStatusCode.BadRequest, "the silent session is let go", TimeSpan.FromSeconds(5));
+    }
+
+    [Fact]
     public async Task RevokedWhileUpgrading_TheErrorAndDisconnectArriveOnTheNewWebSocket()
     {
         // The race a busy machine showed: the login is revoked after the client has stopped polling to upgrade and before

@@ -41,7 +41,7 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
         Sid = sid;
         RemoteAddress = remoteAddress;
         _options = options;
-        _heartbeat = new Timer(_ => Beat(), null, Timeout.Infinite, Timeout.Infinite);
+        _heartbeat = new Timer(_ => Heartbeat(), null, Timeout.Infinite, Timeout.Infinite);
     }
 
     /// <summary>Engine.IO's session id: unguessable, in the client's URLs (never in a log), honoured only from <see cref="RemoteAddress"/>.</summary>
@@ -75,7 +75,7 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
     public event Action? PingRequested;
 
     /// <summary>Starts the heartbeat: a ping every interval, and the end of the session when one goes unanswered.</summary>
-    public void StartHeartbeat() => _heartbeat.Change(_options.PingIntervalMilliseconds, Timeout.Infinite);
+    public void StartHeartbeat() => ScheduleBeat(_options.PingIntervalMilliseconds);
 
     /// <summary>The client answered a ping.</summary>
     public void Pong()
@@ -86,7 +86,7 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
         }
         if (!_ended.Task.IsCompleted)
         {
-            _heartbeat.Change(_options.PingIntervalMilliseconds, Timeout.Infinite);
+            ScheduleBeat(_options.PingIntervalMilliseconds);
         }
     }
 
@@ -279,7 +279,7 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
             WakeGet();
             socket = _socket is null ? null : _webSocket;
         }
-        _heartbeat.Change(Timeout.Infinite, Timeout.Infinite);
+        ScheduleBeat(Timeout.Infinite);
         _ended.TrySetResult();
         _ending.Cancel();
         if (abort)
@@ -380,7 +380,7 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
     // without a timer holds nothing to release).
     public void Dispose() => _heartbeat.Dispose();
 
-    private void Beat()
+    private void Heartbeat()
     {
         bool missed;
         lock (_gate)
@@ -397,8 +397,20 @@ internal sealed class EngineSession : IOutboxSink, IDisposable
         {
             return;
         }
-        _heartbeat.Change(_options.PingTimeoutMilliseconds, Timeout.Infinite);
+        ScheduleBeat(_options.PingTimeoutMilliseconds);
         PingRequested?.Invoke();
+    }
+
+    /// <summary>Sets when the heartbeat next runs (a late pong may race the session's end and disposal: then nothing runs).</summary>
+    private void ScheduleBeat(int after)
+    {
+        try
+        {
+            _heartbeat.Change(after, Timeout.Infinite);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
     }
 
     private void WakeGet()
