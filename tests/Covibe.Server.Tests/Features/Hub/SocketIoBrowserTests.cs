@@ -29,5 +29,18 @@ public sealed class SocketIoBrowserTests(BrowserFixture browser) : IClassFixture
         var output = await SocketIoTests.CollectAsync(client, agent.Id, first);
         output.ShouldBe(AgentHelpers.LogOf(server, agent.Id));
         (await client.EmitAsync("agent_control", new { agentId = agent.Id, command = "kill" })).GetProperty("code").GetString().ShouldBeOneOf("forbidden", "agent_not_running");
+
+        // Her own agent, spawned from the page: she controls it.
+        var spawned = await client.EmitAsync("agent_spawn", new { task = "echo", agentType = "echo" });
+        var own = spawned.GetProperty("agent").GetProperty("id").GetString()!;
+        var start = await client.EventAsync("agent_output", o => o.GetProperty("agentId").GetString() == own, TimeSpan.FromSeconds(30));
+        start.GetProperty("canControl").GetBoolean().ShouldBeTrue();
+        await client.SendAsync("agent_control", new { agentId = own, command = "input", data = "from the page\n" });
+        await client.EmitAsync("agent_control", new { agentId = own, command = "end" });
+        var echoed = await SocketIoTests.CollectAsync(client, own, start);
+        System.Text.Encoding.UTF8.GetString(echoed).ShouldContain("echo: from the page");
+        await client.EmitAsync("presence_update", new { status = "away" });
+        await miguelHub.ReceiveAsync(m => m.GetProperty("type").GetString() == "team_presence"
+            && m.GetProperty("users").EnumerateArray().Any(u => u.GetProperty("name").GetString() == "Sarah" && u.GetProperty("status").GetString() == "away"));
     }
 }

@@ -103,23 +103,35 @@ public sealed class SocketIoTests
         refused.GetProperty("data").GetProperty("code").GetString().ShouldBe("auth_failed");
     }
 
-    [Fact]
-    public async Task PythonClient_JoinsChatsAndWatchesAnAgent()
+    [Theory]
+    [MemberData(nameof(Transports))]
+    public async Task PythonClient_JoinsChatsSeesPresenceSpawnsWatchesAndControls(string transports)
     {
         await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings());
         var (sarah, miguel) = await server.CreateTeamWithMemberAsync();
         await using var miguelHub = await server.ConnectAsync(miguel.AccessToken);
         await miguelHub.ReceiveAsync("team_joined");
-        await using var client = await SocketIoClient.PythonAsync(server.Url, new { reconnection = false });
-        await client.NextAsync("connect");
+        await using var client = await SocketIoClient.PythonAsync(server.Url, transports == "default"
+            ? new { reconnection = false }
+            : new { reconnection = false, transports = new[] { transports } });
+        var connected = await client.NextAsync("connect");
+        if (transports != "default")
+        {
+            connected.GetProperty("transport").GetString().ShouldBe(transports);
+        }
         (await client.EmitAsync("join_team", new { teamId = sarah.Auth.Team.Id, token = sarah.Auth.AccessToken })).GetProperty("userName").GetString().ShouldBe("Sarah");
+        await client.EventAsync("team_presence", p => p.GetProperty("users").EnumerateArray().All(u => u.GetProperty("status").GetString() == "online"));
         await client.SendAsync("chat_message", new { message = "from python" });
         (await miguelHub.ReceiveAsync(m => m.GetProperty("type").GetString() == "chat_message")).GetProperty("message").GetString().ShouldBe("from python");
-        var spawned = await client.EmitAsync("agent_spawn", new { task = "count", agentType = "count" });
+
+        var spawned = await client.EmitAsync("agent_spawn", new { task = "echo", agentType = "echo" });
         var agentId = spawned.GetProperty("agent").GetProperty("id").GetString()!;
         var first = await client.EventAsync("agent_output", o => o.GetProperty("agentId").GetString() == agentId, TimeSpan.FromSeconds(30));
+        first.GetProperty("canControl").GetBoolean().ShouldBeTrue();
+        await client.SendAsync("agent_control", new { agentId, command = "input", data = "from python\n" });
+        await client.EmitAsync("agent_control", new { agentId, command = "end" });
         var output = await CollectAsync(client, agentId, first);
-        Encoding.UTF8.GetString(output).ShouldEndWith("counted to 300\n");
+        Encoding.UTF8.GetString(output).ShouldContain("echo: from python");
         output.ShouldBe(AgentHelpers.LogOf(server, agentId));
     }
 
