@@ -160,9 +160,7 @@ public sealed class SocketIoSecurityTests
         });
         var (sarah, miguel) = await server.CreateTeamWithMemberAsync();
         using var http = new HttpClient { BaseAddress = server.Url };
-        var open = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
-        var sid = JsonDocument.Parse(open[1..]).RootElement.GetProperty("sid").GetString()!;
-        (await (await http.PostAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}", new StringContent($"40{{\"token\":\"{sarah.Auth.AccessToken}\"}}"))).Content.ReadAsStringAsync()).ShouldBe("ok");
+        var (sid, _) = await ConnectPollingAsync(http, sarah.Auth.AccessToken);
         // Sarah's client never polls again. Miguel talks: 200 messages of 2 KB, far past what her session may hold.
         await using var miguelHub = await server.ConnectAsync(miguel.AccessToken);
         await miguelHub.ReceiveAsync("team_joined");
@@ -194,11 +192,9 @@ public sealed class SocketIoSecurityTests
         });
         var sarah = await server.CreateTeamAsync();
         using var http = new HttpClient { BaseAddress = server.Url };
-        var open = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
-        JsonDocument.Parse(open[1..]).RootElement.GetProperty("pingInterval").GetInt32().ShouldBe(200);
-        var sid = JsonDocument.Parse(open[1..]).RootElement.GetProperty("sid").GetString()!;
+        var (sid, open) = await ConnectPollingAsync(http, sarah.Auth.AccessToken);
+        open.GetProperty("pingInterval").GetInt32().ShouldBe(200);
         var url = $"/socket.io/?EIO=4&transport=polling&sid={sid}";
-        (await (await http.PostAsync(url, new StringContent($"40{{\"token\":\"{sarah.Auth.AccessToken}\"}}"))).Content.ReadAsStringAsync()).ShouldBe("ok");
 
         // Five pings, each answered: the session lives on well past one interval and timeout.
         for (var pings = 0; pings < 5;)
@@ -225,9 +221,7 @@ public sealed class SocketIoSecurityTests
         await using var server = await TestServer.StartAsync(settings: Settings);
         var sarah = await server.CreateTeamAsync();
         using var http = new HttpClient { BaseAddress = server.Url };
-        var open = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
-        var sid = JsonDocument.Parse(open[1..]).RootElement.GetProperty("sid").GetString()!;
-        (await (await http.PostAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}", new StringContent($"40{{\"token\":\"{sarah.Auth.AccessToken}\"}}"))).Content.ReadAsStringAsync()).ShouldBe("ok");
+        var (sid, _) = await ConnectPollingAsync(http, sarah.Auth.AccessToken);
         var joined = await http.GetStringAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}");
         joined.ShouldContain("team_joined");
 
@@ -248,6 +242,17 @@ public sealed class SocketIoSecurityTests
         heard.ShouldContain(t => t.StartsWith("42[\"error\"", StringComparison.Ordinal) && t.Contains("session_revoked"));
         heard.ShouldContain("41");
         heard.IndexOf("41").ShouldBeGreaterThan(heard.FindIndex(t => t.Contains("session_revoked")));
+    }
+
+    /// <summary>A long-polling session by hand: the handshake, then CONNECT with the token in its auth. Its id and the open packet.</summary>
+    private static async Task<(string Sid, JsonElement Open)> ConnectPollingAsync(HttpClient http, string token)
+    {
+        var handshake = await http.GetStringAsync("/socket.io/?EIO=4&transport=polling");
+        var open = JsonDocument.Parse(handshake[1..]).RootElement.Clone();
+        var sid = open.GetProperty("sid").GetString()!;
+        using var connect = await http.PostAsync($"/socket.io/?EIO=4&transport=polling&sid={sid}", new StringContent($"40{{\"token\":\"{token}\"}}"));
+        (await connect.Content.ReadAsStringAsync()).ShouldBe("ok");
+        return (sid, open);
     }
 
     /// <summary>The next text message, or null once the server has closed.</summary>
