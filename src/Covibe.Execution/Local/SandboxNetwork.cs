@@ -97,17 +97,33 @@ public static class SandboxNetwork
     public static List<string> BlockedRoutes(bool allowPrivate)
     {
         var routes = allowPrivate ? new List<string>() : [.. PrivateRanges];
-        foreach (var nic in NetworkInterface.GetAllNetworkInterfaces())
+        foreach (var address in MachineAddresses())
         {
-            foreach (var address in nic.GetIPProperties().UnicastAddresses.Select(a => a.Address))
+            if (address.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(address))
             {
-                if (address.AddressFamily == AddressFamily.InterNetwork && !IPAddress.IsLoopback(address))
-                {
-                    routes.Add(address + "/32");
-                }
+                routes.Add(address + "/32");
             }
         }
         return routes;
+    }
+
+    /// <summary>
+    /// This machine's own addresses, on every interface. Interfaces that come and go while they are listed (containers'
+    /// bridges and veths) can make the runtime's listing throw; it is read again, a few times.
+    /// </summary>
+    public static List<IPAddress> MachineAddresses()
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return [.. NetworkInterface.GetAllNetworkInterfaces().SelectMany(nic => nic.GetIPProperties().UnicastAddresses).Select(a => a.Address)];
+            }
+            catch (Exception e) when (e is ArgumentException or NetworkInformationException && attempt < 5)
+            {
+                // An interface went away (or came) between two reads of /proc and /sys: list them again.
+            }
+        }
     }
 
     /// <summary>The programs the launcher needs, missing ones named; empty when all are there.</summary>

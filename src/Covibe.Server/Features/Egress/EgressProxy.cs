@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.NetworkInformation;
 using System.Net.Sockets;
 using System.Text;
 using Covibe.Execution.Egress;
@@ -261,7 +260,7 @@ public sealed class EgressProxy(
         {
             return false;
         }
-        return !NetworkInterface.GetAllNetworkInterfaces().SelectMany(n => n.GetIPProperties().UnicastAddresses).Any(u => u.Address.Equals(address));
+        return !SandboxNetwork.MachineAddresses().Contains(address);
     }
 
     private static async Task<(string? Head, byte[] Extra)> ReadHeadAsync(Stream stream, CancellationToken cancellationToken)
