@@ -20,10 +20,7 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
         var owner = await server.CreateTeamAsync("Deck", "Sarah");
         using var api = server.Client(owner.Auth.AccessToken);
 
-        var sarah = await browser.NewPageAsync(server, 390, 844);
-        await sarah.LogInAsync(owner.Auth.User.Email);
-        var miguel = await browser.NewPageAsync(server, 390, 844);
-        await miguel.JoinAsync(owner.Invite.InviteCode, "Miguel", "miguel.approvals@example.com");
+        var (sarah, miguel) = await PhonesAsync(server, owner, "miguel.approvals@example.com");
 
         var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Take notes [[write]]", "claude");
         await sarah.Locator("#agents").GetByText("waiting for approval").WaitForAsync();
@@ -76,10 +73,7 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
     {
         await using var server = await AgentApprovalTests.StartAsync();
         var owner = await server.CreateTeamAsync("Deck", "Sarah");
-        var sarah = await browser.NewPageAsync(server, 390, 844);
-        await sarah.LogInAsync(owner.Auth.User.Email);
-        var miguel = await browser.NewPageAsync(server, 390, 844);
-        await miguel.JoinAsync(owner.Invite.InviteCode, "Miguel", "miguel.handover@example.com");
+        var (sarah, miguel) = await PhonesAsync(server, owner, "miguel.handover@example.com");
 
         var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Run the tests", "claude");
         await sarah.Locator("#agents").GetByText("Run the tests").ClickAsync();
@@ -99,5 +93,15 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
         await sarah.Locator("#agent-status").GetByText("completed").WaitForAsync();
         using var api = server.Client(owner.Auth.AccessToken);
         (await api.GetFromJsonAsync<AgentPermissionsResponse>($"/api/agent/{agent.Id}/approvals"))!.Requests.ShouldHaveSingleItem().DecidedByName.ShouldBe("Miguel");
+    }
+
+    /// <summary>Sarah (the owner) logged in, and Miguel joined with her invite, each on a phone-sized page.</summary>
+    private async Task<(IPage Sarah, IPage Miguel)> PhonesAsync(TestServer server, CreateTeamResponse owner, string miguelEmail)
+    {
+        var sarah = await browser.NewPageAsync(server, 390, 844);
+        await sarah.LogInAsync(owner.Auth.User.Email);
+        var miguel = await browser.NewPageAsync(server, 390, 844);
+        await miguel.JoinAsync(owner.Invite.InviteCode, "Miguel", miguelEmail);
+        return (sarah, miguel);
     }
 }

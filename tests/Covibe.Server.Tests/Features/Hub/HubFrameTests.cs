@@ -48,6 +48,10 @@ public sealed class HubFrameTests
         var deflated = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Deflated);
         AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Deflated).ShouldBeSameAs(deflated);
         Inflate(deflated).ShouldBe(owner);
+        // Socket.IO's form too: made once, the plain frame as an event.
+        var socketIo = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.SocketIo);
+        AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.SocketIo).ShouldBeSameAs(socketIo);
+        socketIo.ShouldBe(Covibe.Server.Features.Hub.SocketIo.SocketIoCodec.Event(owner));
     }
 
     private static byte[] Inflate(byte[] payload)

@@ -118,6 +118,15 @@ public sealed class SocketIoSecurityTests
     }
 
     [Fact]
+    public async Task TurnedOff_TheEndpointAndItsScriptAreNotServed()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:SocketIo:Enabled"] = "false" });
+        using var http = new HttpClient { BaseAddress = server.Url };
+        (await http.GetAsync("/socket.io/?EIO=4&transport=polling")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        (await http.GetAsync("/socket.io/socket.io.js")).StatusCode.ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
     public async Task AnotherOrigin_IsRefusedBeforeASessionStarts()
     {
         await using var server = await TestServer.StartAsync(settings: Settings);

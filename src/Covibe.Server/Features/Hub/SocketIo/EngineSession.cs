@@ -58,17 +58,6 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
     /// <summary>Why it ended (for the log).</summary>
     public string? EndReason { get; private set; }
 
-    public bool HasWebSocket
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _webSocket is not null;
-            }
-        }
-    }
-
     public bool SharesCompression => false;
 
     /// <summary>Raised when a ping is due: the owner queues it on the outbox (behind what is already queued, as a message).</summary>

@@ -13,6 +13,9 @@ namespace Covibe.Server.Features.Hub.SocketIo;
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA1001", Justification = "The hub session's RunAsync disposes the connection; the semaphore is only awaited (it never makes a wait handle).")]
 internal sealed class SocketIoSession
 {
+    /// <summary>The message of an event sent without one (<c>42["presence_update"]</c>), made once.</summary>
+    private static readonly JsonElement EmptyObject = JsonElement.Parse("{}");
+
     private readonly SemaphoreSlim _reading = new(1, 1);
     private readonly HubSession _hub;
     private readonly HubConnection _connection;
@@ -224,7 +227,7 @@ internal sealed class SocketIoSession
             if (args.ValueKind == JsonValueKind.Array && args.GetArrayLength() > 0 && args[0].ValueKind == JsonValueKind.String)
             {
                 name = args[0].GetString();
-                message = args.GetArrayLength() > 1 ? args[1].Clone() : EmptyObject();
+                message = args.GetArrayLength() > 1 ? args[1].Clone() : EmptyObject;
             }
         }
         catch (JsonException)
@@ -243,12 +246,6 @@ internal sealed class SocketIoSession
             return;
         }
         await _hub.EventAsync(name, message, packet.AckId, cancellationToken);
-    }
-
-    private static JsonElement EmptyObject()
-    {
-        using var document = JsonDocument.Parse("{}");
-        return document.RootElement.Clone();
     }
 
     private static byte[] Code(string code) => System.Text.Encoding.UTF8.GetBytes("{\"code\":\"" + code + "\"}");
