@@ -45,9 +45,8 @@ public sealed class Outbox : IDisposable
     private bool _dead;
     private bool _overflowed;
 
-    /// <param name="sendCompressed">Writes a frame already compressed (permessage-deflate shared between connections), for <c>compressed</c> streams.</param>
-    public Outbox(WebSocket socket, OutboxOptions? options = null, Func<byte[], CancellationToken, ValueTask>? sendCompressed = null)
-        : this(new WebSocketSink(socket, sendCompressed), options)
+    public Outbox(WebSocket socket, OutboxOptions? options = null)
+        : this(new WebSocketSink(socket), options)
     {
     }
 
@@ -59,7 +58,7 @@ public sealed class Outbox : IDisposable
         _streamBudget = options.StreamBudgetBytes;
     }
 
-    /// <summary>Whether compressed stream frames can go out here.</summary>
+    /// <summary>Whether compressed prepared frames (<see cref="PreparedFrame.Compressed"/>) can go out here.</summary>
     public bool SharesCompression => _sink.SharesCompression;
 
     /// <summary>Bytes of stream frames queued and not yet taken by the socket (at most the budget, or one frame).</summary>
@@ -78,14 +77,19 @@ public sealed class Outbox : IDisposable
     /// Queues a message. False when this call found the queue full: the peer is too slow, so the connection is dropped.
     /// Messages for a closing connection are discarded (true).
     /// </summary>
-    public bool TrySend(byte[] frame)
+    public bool TrySend(byte[] frame) => TrySend(new Outgoing(frame, null));
+
+    /// <summary>Queues a message made once for many connections (a broadcast), as <see cref="TrySend(byte[])"/>.</summary>
+    public bool TrySend(PreparedFrame frame) => TrySend(new Outgoing(null, Takes(frame)));
+
+    private bool TrySend(Outgoing item)
     {
         // Closing (or closed) already: drop quietly so the queued close still goes out.
         if (Volatile.Read(ref _closing))
         {
             return true;
         }
-        if (Enqueue(new Outgoing(frame, null, null)))
+        if (Enqueue(item))
         {
             return true;
         }
@@ -98,32 +102,44 @@ public sealed class Outbox : IDisposable
     /// reader is behind; the stream then catches up at its own pace) or the connection is closing. Never waits: a
     /// broadcast calls it.
     /// </summary>
-    public bool TryQueueStream(byte[] frame, bool compressed = false)
+    public bool TryQueueStream(byte[] frame) => TryQueueStream(new Outgoing(frame, null, StreamBytes: frame.Length));
+
+    /// <summary>Queues a frame of a stream made once for many connections, as <see cref="TryQueueStream(byte[])"/>.</summary>
+    public bool TryQueueStream(PreparedFrame frame) => TryQueueStream(new Outgoing(null, Takes(frame), StreamBytes: frame.Bytes.Length));
+
+    /// <summary>Queues a frame of a stream, waiting while the budget of stream bytes is queued; throws once the connection is closing.</summary>
+    public Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken) =>
+        SendStreamAsync(new Outgoing(frame, null, StreamBytes: frame.Length), cancellationToken);
+
+    /// <summary>Queues a frame of a stream made once for many connections, as <see cref="SendStreamAsync(byte[], CancellationToken)"/>.</summary>
+    public Task SendStreamAsync(PreparedFrame frame, CancellationToken cancellationToken) =>
+        SendStreamAsync(new Outgoing(null, Takes(frame), StreamBytes: frame.Bytes.Length), cancellationToken);
+
+    private bool TryQueueStream(Outgoing item)
     {
         if (Volatile.Read(ref _closing))
         {
             return false;
         }
-        var queued = Interlocked.Add(ref _streamQueued, frame.Length);
+        var queued = Interlocked.Add(ref _streamQueued, item.StreamBytes);
         // One frame always fits an empty budget, however large.
-        if (queued > _streamBudget && queued != frame.Length)
+        if (queued > _streamBudget && queued != item.StreamBytes)
         {
-            Interlocked.Add(ref _streamQueued, -frame.Length);
+            Interlocked.Add(ref _streamQueued, -item.StreamBytes);
             return false;
         }
-        if (Enqueue(new Outgoing(frame, null, null, StreamBytes: frame.Length, Compressed: compressed && _sink.SharesCompression)))
+        if (Enqueue(item))
         {
             return true;
         }
-        Interlocked.Add(ref _streamQueued, -frame.Length);
+        Interlocked.Add(ref _streamQueued, -item.StreamBytes);
         Overflow(); // the queue is full of messages
         return false;
     }
 
-    /// <summary>Queues a frame of a stream, waiting while the budget of stream bytes is queued; throws once the connection is closing.</summary>
-    public async Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken, bool compressed = false)
+    private async Task SendStreamAsync(Outgoing item, CancellationToken cancellationToken)
     {
-        while (!TryQueueStream(frame, compressed))
+        while (!TryQueueStream(item))
         {
             if (Volatile.Read(ref _closing))
             {
@@ -136,13 +152,16 @@ public sealed class Outbox : IDisposable
                 room = _streamRoom.Task;
             }
             // The writer may have made room before the waiter was in place: try once more first.
-            if (TryQueueStream(frame, compressed))
+            if (TryQueueStream(item))
             {
                 return;
             }
             await room.WaitAsync(cancellationToken);
         }
     }
+
+    private PreparedFrame Takes(PreparedFrame frame) => !frame.Compressed || _sink.SharesCompression ? frame
+        : throw new ArgumentException("A compressed frame for a connection that did not negotiate permessage-deflate.", nameof(frame));
 
     /// <summary>Sends <paramref name="lastFrame"/> if given, then the close frame. Nothing queued after this is sent.</summary>
     public void Close(WebSocketCloseStatus status, string reason, byte[]? lastFrame = null)
@@ -156,7 +175,7 @@ public sealed class Outbox : IDisposable
             return;
         }
         WakeStreamSenders();
-        if (!Enqueue(new Outgoing(null, status, reason)))
+        if (!Enqueue(new Outgoing(null, null, status, reason)))
         {
             _sink.Abort();
         }
@@ -255,9 +274,13 @@ public sealed class Outbox : IDisposable
     {
         try
         {
-            if (item.Frame is not null)
+            if (item.Prepared is not null)
             {
-                await _sink.SendAsync(item.Frame, item.Compressed, _stopping);
+                await _sink.SendAsync(item.Prepared, _stopping);
+            }
+            else if (item.Frame is not null)
+            {
+                await _sink.SendAsync(item.Frame, _stopping);
             }
             else
             {
@@ -302,17 +325,21 @@ public sealed class Outbox : IDisposable
         room?.TrySetResult();
     }
 
-    private readonly record struct Outgoing(byte[]? Frame, WebSocketCloseStatus? CloseStatus, string? CloseReason, int StreamBytes = 0, bool Compressed = false);
+    /// <summary>A message or stream frame (<see cref="Frame"/> to be framed, or <see cref="Prepared"/>), or the close.</summary>
+    private readonly record struct Outgoing(byte[]? Frame, PreparedFrame? Prepared, WebSocketCloseStatus? CloseStatus = null, string? CloseReason = null, int StreamBytes = 0);
 }
 
 /// <summary>Where an <see cref="Outbox"/> puts its frames, one at a time and in order (never two calls at once).</summary>
 public interface IOutboxSink
 {
-    /// <summary>Whether frames already compressed (permessage-deflate shared between connections) can go out here.</summary>
+    /// <summary>Whether compressed prepared frames (permessage-deflate shared between connections) can go out here.</summary>
     bool SharesCompression { get; }
 
-    /// <summary>Sends one whole message (already compressed when <paramref name="compressed"/>); completes when the next may go.</summary>
-    ValueTask SendAsync(byte[] frame, bool compressed, CancellationToken cancellationToken);
+    /// <summary>Sends one whole message; completes when the next may go.</summary>
+    ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken);
+
+    /// <summary>Sends a message framed once for many connections: its bytes as they are where it can, else its payload.</summary>
+    ValueTask SendAsync(PreparedFrame frame, CancellationToken cancellationToken);
 
     /// <summary>Sends the close; true when the peer is expected to answer it (the outbox then waits a moment for that).</summary>
     ValueTask<bool> CloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken);
@@ -322,14 +349,18 @@ public interface IOutboxSink
 }
 
 /// <summary>An outbox's frames as WebSocket messages: the one place the server side writes to a WebSocket.</summary>
-/// <param name="sendCompressed">Writes a frame already compressed (permessage-deflate shared between connections).</param>
-public sealed class WebSocketSink(WebSocket socket, Func<byte[], CancellationToken, ValueTask>? sendCompressed = null) : IOutboxSink
+/// <param name="frames">Writes prepared frames as they are (a <see cref="FramedWebSocket"/>'s); without it their payloads go through the socket.</param>
+/// <param name="sharesCompression">Whether the socket agreed to permessage-deflate without context takeover (<paramref name="frames"/> then writes compressed frames).</param>
+public sealed class WebSocketSink(WebSocket socket, FrameWriter? frames = null, bool sharesCompression = false) : IOutboxSink
 {
-    public bool SharesCompression => sendCompressed is not null;
+    public bool SharesCompression => frames is not null && sharesCompression;
 
-    public ValueTask SendAsync(byte[] frame, bool compressed, CancellationToken cancellationToken) => compressed
-        ? sendCompressed!(frame, cancellationToken)
-        : socket.SendAsync(frame.AsMemory(), WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+    public ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
+        socket.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
+
+    public ValueTask SendAsync(PreparedFrame frame, CancellationToken cancellationToken) => frames is not null
+        ? frames.WriteAsync(frame, cancellationToken)
+        : socket.SendAsync(frame.Payload, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);
 
     public async ValueTask<bool> CloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken)
     {

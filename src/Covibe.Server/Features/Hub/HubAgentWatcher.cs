@@ -16,7 +16,7 @@ internal sealed class HubAgentWatcher(HubConnection connection) : IAgentWatcher
         connection.SendAgentFrameAsync(AgentFrames.Of(agentId, ownerId, chunk, canControl, connection.FrameForm), cancellationToken);
 
     public Task SendAsync(string agentId, string ownerId, long position, ReadOnlyMemory<byte> data, bool canControl, CancellationToken cancellationToken) =>
-        connection.SendStreamAsync(AgentFrames.Frame(agentId, ownerId, position, data.Span, canControl), cancellationToken);
+        connection.SendAgentFrameAsync(AgentFrames.Frame(agentId, ownerId, position, data.Span, canControl, connection.FrameForm), cancellationToken);
 
     public Task SendGapAsync(string agentId, long from, long goesOnAt, string reason, CancellationToken cancellationToken) =>
         connection.SendStreamAsync(HubJson.Serialize(new AgentOutputGapMessage(agentId, from, goesOnAt, reason)), cancellationToken);

@@ -50,8 +50,11 @@ public sealed class HubConnection : IDisposable
 
     internal void Join(Caller member) => Member = member;
 
-    /// <summary>Queues a hub frame as a message (see <see cref="Outbox.TrySend"/>).</summary>
+    /// <summary>Queues a hub frame as a message (see <see cref="Outbox.TrySend(byte[])"/>).</summary>
     public bool TrySend(byte[] frame) => _outbox.TrySend(OnWire(frame));
+
+    /// <summary>Queues a hub frame made once for many connections (a broadcast), framed once per wire.</summary>
+    internal bool TrySend(HubBroadcast frame) => _outbox.TrySend(frame.On(Wire));
 
     /// <summary>Queues a hub frame that answers the client's request: as the acknowledgement it asked for (Socket.IO), else as a message.</summary>
     internal bool TryReply(byte[] frame, long? ackId) => ackId is { } id && Wire == HubWire.SocketIo
@@ -61,14 +64,13 @@ public sealed class HubConnection : IDisposable
     /// <summary>Queues a packet of the wire's own (Socket.IO's connect, heartbeat and upgrade packets) as a message.</summary>
     internal bool TrySendPacket(byte[] packet) => _outbox.TrySend(packet);
 
-    /// <summary>Queues a frame of agent output already in <see cref="FrameForm"/> if there is room (<see cref="Outbox.TryQueueStream"/>).</summary>
-    internal bool TryQueueAgentFrame(byte[] frame) => _outbox.TryQueueStream(frame, FrameForm == AgentFrameForm.Deflated);
+    /// <summary>Queues a frame of agent output already in <see cref="FrameForm"/> if there is room (<see cref="Outbox.TryQueueStream(PreparedFrame)"/>).</summary>
+    internal bool TryQueueAgentFrame(PreparedFrame frame) => _outbox.TryQueueStream(frame);
 
-    /// <summary>Queues a frame of agent output already in <see cref="FrameForm"/>, waiting for room (<see cref="Outbox.SendStreamAsync"/>).</summary>
-    internal Task SendAgentFrameAsync(byte[] frame, CancellationToken cancellationToken) =>
-        _outbox.SendStreamAsync(frame, cancellationToken, FrameForm == AgentFrameForm.Deflated);
+    /// <summary>Queues a frame of agent output already in <see cref="FrameForm"/>, waiting for room (<see cref="Outbox.SendStreamAsync(PreparedFrame, CancellationToken)"/>).</summary>
+    internal Task SendAgentFrameAsync(PreparedFrame frame, CancellationToken cancellationToken) => _outbox.SendStreamAsync(frame, cancellationToken);
 
-    /// <summary>Queues a hub frame on the stream budget, waiting for room (<see cref="Outbox.SendStreamAsync"/>).</summary>
+    /// <summary>Queues a hub frame on the stream budget, waiting for room (<see cref="Outbox.SendStreamAsync(byte[], CancellationToken)"/>).</summary>
     public Task SendStreamAsync(byte[] frame, CancellationToken cancellationToken) => _outbox.SendStreamAsync(OnWire(frame), cancellationToken);
 
     /// <summary>Sends <paramref name="lastFrame"/> (a hub frame) if given, then closes (<see cref="Outbox.Close"/>).</summary>
@@ -87,4 +89,24 @@ public sealed class HubConnection : IDisposable
     public void Dispose() => _outbox.Dispose();
 
     private byte[] OnWire(byte[] frame) => Wire == HubWire.SocketIo ? SocketIoCodec.Event(frame) : frame;
+}
+
+/// <summary>
+/// A hub frame for many connections (a broadcast to a team): put on each wire once, as a <see cref="PreparedFrame"/> that
+/// every connection of that wire writes as it is. Made and used on the broadcasting thread.
+/// </summary>
+internal sealed class HubBroadcast(Func<byte[]> make)
+{
+    private byte[]? _frame;
+    private PreparedFrame? _json;
+    private PreparedFrame? _socketIo;
+
+    public HubBroadcast(byte[] frame)
+        : this(() => frame)
+    {
+    }
+
+    public PreparedFrame On(HubWire wire) => wire == HubWire.SocketIo
+        ? _socketIo ??= PreparedFrame.Text(SocketIoCodec.Event(_frame ??= make()))
+        : _json ??= PreparedFrame.Text(_frame ??= make());
 }

@@ -72,20 +72,9 @@ public static class HubEndpoint
             return refused;
         }
 
-        var keepAlive = TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds);
-        SharedDeflate.FrameWriter? compressed = null;
-        System.Net.WebSockets.WebSocket socket;
-        if (hubOptions.SharedCompression && SharedDeflate.Offered(context))
-        {
-            (socket, compressed) = await SharedDeflate.AcceptAsync(context, keepAlive);
-        }
-        else
-        {
-            socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAlive });
-        }
-        using var ownsSocket = socket;
-        using var ownsFrames = compressed;
-        var outbox = new Outbox(socket, new OutboxOptions(hubOptions.SendQueueCapacity, hubOptions.StreamBufferBytes), compressed is null ? null : compressed.WriteCompressedTextAsync);
+        using var accepted = await FramedWebSocket.AcceptAsync(context, TimeSpan.FromSeconds(hubOptions.KeepAliveSeconds), hubOptions.SharedCompression);
+        var socket = accepted.Socket;
+        var outbox = new Outbox(accepted.Sink(), new OutboxOptions(hubOptions.SendQueueCapacity, hubOptions.StreamBufferBytes));
         var connection = new HubConnection(outbox, AttemptLimiter.ClientKey(context));
         var session = sessions.Create(connection);
         await session.RunAsync(caller, receiving => ReceiveAsync(socket, connection, session, hubOptions.MaxMessageBytes, receiving), context.RequestAborted);

@@ -140,8 +140,8 @@ public sealed class TeamHub
     /// <summary>Serializes once and queues the frame to every connection of the team.</summary>
     public void Broadcast<T>(string teamId, T message) where T : HubMessage
     {
-        var frame = new Lazy<byte[]>(() => Serialize(message));
-        Send(teamId, _ => frame.Value);
+        var frame = new HubBroadcast(() => Serialize(message));
+        Send(teamId, _ => frame);
     }
 
     /// <summary>
@@ -150,18 +150,22 @@ public sealed class TeamHub
     /// </summary>
     public void Broadcast<T>(string teamId, IReadOnlyCollection<string> who, Func<bool, T> build) where T : HubMessage
     {
-        var forThem = new Lazy<byte[]>(() => Serialize(build(true)));
-        var forOthers = new Lazy<byte[]>(() => Serialize(build(false)));
-        Send(teamId, connection => Includes(who, connection.Member!.UserId) ? forThem.Value : forOthers.Value);
+        var forThem = new HubBroadcast(() => Serialize(build(true)));
+        var forOthers = new HubBroadcast(() => Serialize(build(false)));
+        Send(teamId, connection => Includes(who, connection.Member!.UserId) ? forThem : forOthers);
     }
 
     /// <summary>Frames made elsewhere (another node's event): <paramref name="forThem"/> to the connections of <paramref name="who"/>, <paramref name="forOthers"/> to the rest.</summary>
-    public void Deliver(string teamId, IReadOnlyCollection<string> who, byte[] forThem, byte[] forOthers) =>
-        Send(teamId, connection => Includes(who, connection.Member!.UserId) ? forThem : forOthers);
+    public void Deliver(string teamId, IReadOnlyCollection<string> who, byte[] forThem, byte[] forOthers)
+    {
+        var them = new HubBroadcast(forThem);
+        var others = new HubBroadcast(forOthers);
+        Send(teamId, connection => Includes(who, connection.Member!.UserId) ? them : others);
+    }
 
     private static bool Includes(IReadOnlyCollection<string> who, string userId) => who.Count > 0 && (who.Contains(userId) || who.Contains("*"));
 
-    private void Send(string teamId, Func<HubConnection, byte[]> frameFor)
+    private void Send(string teamId, Func<HubConnection, HubBroadcast> frameFor)
     {
         if (!_rooms.TryGetValue(teamId, out var room))
         {

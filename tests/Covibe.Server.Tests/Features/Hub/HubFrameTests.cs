@@ -12,8 +12,8 @@ public sealed class HubFrameTests
     public void Frame_OfStreamJsonOutput_EscapesQuotesShortly_AndKeepsTextAsUtf8_AndRoundTrips()
     {
         var output = "{\"type\":\"assistant\",\"text\":\"héllo <b> & 'x' 🎉\"}\n\u0001"u8.ToArray();
-        var frame = AgentFrames.Frame("agent-1", "owner-1", 10, output, canControl: true);
-        var text = Encoding.UTF8.GetString(frame);
+        var frame = AgentFrames.Frame("agent-1", "owner-1", 10, output, canControl: true, AgentFrameForm.Plain).Payload;
+        var text = Encoding.UTF8.GetString(frame.Span);
         text.ShouldContain("{\\\"type\\\":\\\"assistant\\\"");
         text.ShouldNotContain("\\u0022");
         text.ShouldContain("héllo <b> & 'x' "); // (characters beyond the BMP, like the emoji, are still \u-escaped by .NET's encoders)
@@ -27,7 +27,7 @@ public sealed class HubFrameTests
     public void Frame_OfBytesThatAreNotUtf8_IsBase64_AndRoundTrips()
     {
         byte[] output = [0xff, 0x00, 0x22, 0xc3];
-        using var parsed = JsonDocument.Parse(AgentFrames.Frame("agent-1", "owner-1", 0, output, canControl: false));
+        using var parsed = JsonDocument.Parse(AgentFrames.Frame("agent-1", "owner-1", 0, output, canControl: false, AgentFrameForm.Plain).Payload);
         parsed.RootElement.GetProperty("encoding").GetString().ShouldBe("base64");
         Convert.FromBase64String(parsed.RootElement.GetProperty("data").GetString()!).ShouldBe(output);
     }
@@ -41,17 +41,49 @@ public sealed class HubFrameTests
         AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Plain).ShouldBeSameAs(owner);
         var teammate = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: false, AgentFrameForm.Plain);
         teammate.ShouldNotBeSameAs(owner);
-        using (var parsed = JsonDocument.Parse(teammate))
+        using (var parsed = JsonDocument.Parse(teammate.Payload))
         {
             parsed.RootElement.GetProperty("canControl").GetBoolean().ShouldBeFalse();
         }
         var deflated = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Deflated);
         AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.Deflated).ShouldBeSameAs(deflated);
-        Inflate(deflated).ShouldBe(owner);
+        deflated.Compressed.ShouldBeTrue();
+        Inflate(deflated.Payload.ToArray()).ShouldBe(owner.Payload.ToArray());
         // Socket.IO's form too: made once, the plain frame as an event.
         var socketIo = AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.SocketIo);
         AgentFrames.Of("agent-1", "owner-1", chunk, canControl: true, AgentFrameForm.SocketIo).ShouldBeSameAs(socketIo);
-        socketIo.ShouldBe(Covibe.Server.Features.Hub.SocketIo.SocketIoCodec.Event(owner));
+        socketIo.Payload.ToArray().ShouldBe(Covibe.Server.Features.Hub.SocketIo.SocketIoCodec.Event(owner.Payload.Span));
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("{\"type\":\"assistant\",\"message\":{\"content\":[{\"type\":\"text\",\"text\":\"a \\\"quote\\\" and a\\ttab\"}]}}\n")]
+    [InlineData("héllo <b> & 'x' 🎉 \u2028 \u0000 \u001f \u007f end")]
+    [InlineData("\r\n\t\b\f/\\")]
+    public void Frame_IsWhatTheSerializerWrites_ForTheSameMessage(string text)
+    {
+        // The frame is written from the bytes (no string); it must say exactly what the protocol's record says.
+        var output = Encoding.UTF8.GetBytes(text);
+        foreach (var canControl in new[] { true, false })
+        {
+            var frame = AgentFrames.Frame("agent-1", "owner-1", 1234567890123, output, canControl, AgentFrameForm.Plain).Payload.ToArray();
+            frame.ShouldBe(HubJson.Serialize(new Covibe.Protocol.AgentOutputMessage("agent-1", "owner-1", text, canControl, 1234567890123, 1234567890123 + output.Length)));
+        }
+        byte[] binary = [0xff, 0xfe, .. output];
+        AgentFrames.Frame("a", "o", 0, binary, false, AgentFrameForm.Plain).Payload.ToArray()
+            .ShouldBe(HubJson.Serialize(new Covibe.Protocol.AgentOutputMessage("a", "o", Convert.ToBase64String(binary), false, 0, binary.Length, "base64")));
+    }
+
+    [Fact]
+    public void Frame_OfALargeChunk_IsWholeAndLeavesNoLargeBufferBehind()
+    {
+        var output = Encoding.UTF8.GetBytes(string.Concat(Enumerable.Repeat("{\"type\":\"assistant\",\"text\":\"line\"}\n", 100_000)));
+        var frame = AgentFrames.Frame("agent-1", "owner-1", 0, output, canControl: true, AgentFrameForm.Plain);
+        using var parsed = JsonDocument.Parse(frame.Payload);
+        Encoding.UTF8.GetBytes(parsed.RootElement.GetProperty("data").GetString()!).ShouldBe(output);
+        // The next, small frame is right too (the thread's buffer was let go, not reused half-written).
+        using var small = JsonDocument.Parse(AgentFrames.Frame("agent-1", "owner-1", 5, "x"u8, canControl: true, AgentFrameForm.Plain).Payload);
+        small.RootElement.GetProperty("data").GetString().ShouldBe("x");
     }
 
     private static byte[] Inflate(byte[] payload)

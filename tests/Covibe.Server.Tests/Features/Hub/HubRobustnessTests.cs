@@ -23,8 +23,10 @@ public sealed class HubRobustnessTests
         (await hub.Closed.WaitAsync(TimeSpan.FromSeconds(5))).Status.ShouldBe(WebSocketCloseStatus.PolicyViolation);
     }
 
-    [Fact]
-    public async Task Hub_SubscriberThatStopsReading_DoesNotDelayOthers_AndIsDropped()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // a browser's socket (permessage-deflate): the same policy
+    public async Task Hub_SubscriberThatStopsReading_DoesNotDelayOthers_AndIsDropped(bool deflate)
     {
         await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Hub:SendQueueCapacity"] = "256", ["Covibe:Hub:MessagesPerSecond"] = "100000" });
         var (owner, member) = await server.CreateTeamWithMemberAsync();
@@ -32,7 +34,7 @@ public sealed class HubRobustnessTests
         await sender.ReceiveAsync("team_joined");
         await using var reader = await server.ConnectAsync(member.AccessToken);
         await reader.ReceiveAsync("team_joined");
-        await using var stalled = await server.ConnectAsync(member.AccessToken, read: false);
+        await using var stalled = await server.ConnectAsync(member.AccessToken, read: false, deflate: deflate);
         // A person's second socket changes no one's presence, so no team_presence may come for it:
         // the server's own count says when the stalled client is in.
         await Eventually.UntilAsync(async () => (await HealthAsync(server)).Sessions == 3, "the stalled client is connected", TimeSpan.FromSeconds(10));

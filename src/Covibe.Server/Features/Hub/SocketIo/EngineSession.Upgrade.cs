@@ -32,7 +32,7 @@ internal sealed partial class EngineSession
             WakeGet();
         }
         // Nothing else writes to this socket until the upgrade completes.
-        return new WebSocketSink(socket).SendAsync(SocketIoCodec.ProbePong, compressed: false, cancellationToken);
+        return new WebSocketSink(socket).SendAsync(SocketIoCodec.ProbePong, cancellationToken);
     }
 
     /// <summary>
@@ -43,7 +43,7 @@ internal sealed partial class EngineSession
     public async Task CompleteUpgradeAsync(WebSocket socket, CancellationToken cancellationToken)
     {
         var sink = new WebSocketSink(socket);
-        List<byte[]>? last = null;
+        List<ReadOnlyMemory<byte>>? last = null;
         lock (_gate)
         {
             _socket = sink;
@@ -68,7 +68,7 @@ internal sealed partial class EngineSession
         // The outbox has sent its close (to polling): nothing else writes to this socket any more.
         foreach (var packet in last)
         {
-            await sink.SendAsync(packet, compressed: false, cancellationToken);
+            await sink.SendAsync(packet, cancellationToken);
         }
         await sink.CloseAsync(WebSocketCloseStatus.NormalClosure, "closed", cancellationToken);
         End("closed");

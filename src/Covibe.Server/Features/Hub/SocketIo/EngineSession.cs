@@ -18,7 +18,7 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
     private readonly CancellationTokenSource _ending = new();
     private readonly Timer _heartbeat;
     // Long polling: packets held for the next GET, and who waits for what.
-    private List<byte[]> _held = [];
+    private List<ReadOnlyMemory<byte>> _held = [];
     private long _heldBytes;
     private TaskCompletionSource? _packetsReady;
     private TaskCompletionSource? _room;
@@ -29,7 +29,7 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
     private WebSocketSink? _socket;
     private WebSocket? _webSocket;
     // Polling packets no GET took before the upgrade: they go out on the WebSocket first.
-    private List<byte[]>? _leftovers;
+    private List<ReadOnlyMemory<byte>>? _leftovers;
     // The outbox has closed: nothing more comes; polling's close packet goes in a response after what is held (clients
     // act on Socket.IO packets a tick later than on Engine.IO's close, so a close in the same response would overtake them).
     private bool _closing;
@@ -108,7 +108,7 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
             }
             _polling = true;
         }
-        List<byte[]> taken;
+        List<ReadOnlyMemory<byte>> taken;
         var closing = false;
         try
         {
@@ -196,10 +196,13 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
         }
     }
 
-    public async ValueTask SendAsync(byte[] frame, bool compressed, CancellationToken cancellationToken)
+    /// <summary>Socket.IO's packets are the payloads: polling joins them into a body, the WebSocket frames each.</summary>
+    public ValueTask SendAsync(PreparedFrame frame, CancellationToken cancellationToken) => SendAsync(frame.Payload, cancellationToken);
+
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
     {
         WebSocketSink? socket;
-        List<byte[]>? leftovers;
+        List<ReadOnlyMemory<byte>>? leftovers;
         Task? room = null;
         lock (_gate)
         {
@@ -234,9 +237,9 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
         }
         foreach (var packet in leftovers ?? [])
         {
-            await socket.SendAsync(packet, compressed: false, cancellationToken);
+            await socket.SendAsync(packet, cancellationToken);
         }
-        await socket.SendAsync(frame, compressed: false, cancellationToken);
+        await socket.SendAsync(frame, cancellationToken);
     }
 
     public async ValueTask<bool> CloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken)
@@ -244,7 +247,7 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
         // A policy close (a revoked login, a join timeout, too many connections) says so to Socket.IO too: the client then
         // does not reconnect on its own. Others (a shutdown, a slow client) leave it free to.
         WebSocketSink? socket;
-        List<byte[]>? leftovers;
+        List<ReadOnlyMemory<byte>>? leftovers;
         lock (_gate)
         {
             socket = _socket;
@@ -273,11 +276,11 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
         // What polling held when the upgrade completed goes first (a fatal error, say).
         foreach (var packet in leftovers ?? [])
         {
-            await socket.SendAsync(packet, compressed: false, cancellationToken);
+            await socket.SendAsync(packet, cancellationToken);
         }
         if (status == WebSocketCloseStatus.PolicyViolation)
         {
-            await socket.SendAsync(SocketIoCodec.Disconnect, compressed: false, cancellationToken);
+            await socket.SendAsync(SocketIoCodec.Disconnect, cancellationToken);
         }
         return await socket.CloseAsync(status, reason, cancellationToken);
     }

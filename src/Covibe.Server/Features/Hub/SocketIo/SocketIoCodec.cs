@@ -70,7 +70,7 @@ internal static class SocketIoCodec
     }
 
     /// <summary>Joins packets into one long-polling body.</summary>
-    public static byte[] JoinPayload(IReadOnlyList<byte[]> packets)
+    public static byte[] JoinPayload(IReadOnlyList<ReadOnlyMemory<byte>> packets)
     {
         var length = packets.Count - 1;
         foreach (var packet in packets)
@@ -85,7 +85,7 @@ internal static class SocketIoCodec
             {
                 body[at++] = Separator;
             }
-            packets[i].CopyTo(body, at);
+            packets[i].Span.CopyTo(body.AsSpan(at));
             at += packets[i].Length;
         }
         return body;
@@ -176,7 +176,7 @@ internal static class SocketIoCodec
     /// <summary>
     /// The event of a hub frame: <c>42["&lt;type&gt;",&lt;frame&gt;]</c> (the frame keeps its <c>type</c>).
     /// </summary>
-    public static byte[] Event(byte[] hubFrame)
+    public static byte[] Event(ReadOnlySpan<byte> hubFrame)
     {
         var type = TypeOf(hubFrame);
         var frame = new byte[4 + type.Length + 2 + hubFrame.Length + 1];
@@ -185,7 +185,7 @@ internal static class SocketIoCodec
         var at = 4 + type.Length;
         frame[at++] = (byte)'"';
         frame[at++] = (byte)',';
-        hubFrame.CopyTo(frame, at);
+        hubFrame.CopyTo(frame.AsSpan(at));
         frame[^1] = (byte)']';
         return frame;
     }
