@@ -87,7 +87,7 @@ static class ApprovalBench
                         case "agent_permission_request":
                             var request = root.GetProperty("request");
                             var description = request.GetProperty("description").GetString() ?? "";
-                            var sent = long.Parse(description[(description.LastIndexOf("sent=", StringComparison.Ordinal) + 5)..], CultureInfo.InvariantCulture);
+                            var sent = long.Parse(description[(description.LastIndexOf("sent=", StringComparison.Ordinal) + 5)..], CultureInfo.InvariantCulture) / 1000; // µs
                             requests.Writer.TryWrite((request.GetProperty("agentId").GetString()!, request.GetProperty("requestId").GetString()!, nowMs - sent, now));
                             break;
                         case "agent_output" when root.GetProperty("data").GetString() is { } data && data.Contains("\"tool_result\"", StringComparison.Ordinal):

@@ -15,7 +15,7 @@ using System.Text.Json;
 /// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another. <c>covibe-socketio</c> is
 /// Covibe with its subscribers on its Socket.IO endpoint (Engine.IO over a WebSocket, as the Node Socket.IO server's are).
 ///   fanout  [--subscribers 100] [--seconds 20] [--rate 1048576] [--timeline]
-///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,covibe-socketio,bare,ws,ws-batched,socketio]
+///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,covibe-socketio,bare,ws,ws-batched,ws-4ms,socketio] [--timeline] [--no-pin]
 /// </summary>
 static class FanOutBench
 {
@@ -25,6 +25,7 @@ static class FanOutBench
         var seconds = Measure.Arg(args, "--seconds", 20);
         var rate = Measure.Arg(args, "--rate", 1024 * 1024);
         Subscriber.Deflate = args.Contains("--deflate");
+        Pinning.Apply(!args.Contains("--no-pin"));
         var names = Value(args, "--servers")?.Split(',') ?? (compare ? ["covibe", "covibe-socketio", "bare", "ws", "ws-batched", "socketio"] : ["covibe"]);
         var results = new List<Result>();
         foreach (var name in names)
@@ -36,12 +37,15 @@ static class FanOutBench
 
         Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
         Console.WriteLine();
-        Console.WriteLine("| server | p50 / p99 / max | lost (bad streams) | wire bytes per byte | frames sent per s | server CPU | CPU per delivered MiB | CPU per frame | peak RSS | cold p99 | late joiner |");
-        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+        Console.WriteLine($"Server pinned: {(Pinning.Server is { } core ? $"core {core} (taskset), the clients on the others" : "no")}");
+        Console.WriteLine();
+        Console.WriteLine("| server | p50 / p99 / max | lost (bad streams) | wire bytes per byte | frames sent per s | server CPU (user + system) | CPU per delivered MiB | CPU per frame | peak RSS | cold p50 / p99 | worst second's p99 | late joiner |");
+        Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in results)
         {
             Console.WriteLine($"| {r.Name} | {r.Latency.Percentile(0.5)} / {r.Latency.Percentile(0.99)} / {r.Latency.Max} ms | {r.Lost} ({r.Corrupt}) | {r.WirePerByte:0.00} | {r.FramesPerSecond:N0} " +
-                $"| {r.CpuSeconds / r.Seconds * 100:0}% | {r.CpuPerMiB:0.00} ms | {r.CpuSeconds * 1e6 / (r.FramesPerSecond * r.Seconds):0.0} µs | {r.PeakRss:0} MiB | {r.Cold.Percentile(0.99)} ms | {r.Replay ?? "-"} |");
+                $"| {r.CpuSeconds / r.Seconds * 100:0}% ({r.Cpu.User / r.Seconds * 100:0} + {r.Cpu.System / r.Seconds * 100:0}) | {r.CpuPerMiB:0.00} ms | {r.CpuSeconds * 1e6 / (r.FramesPerSecond * r.Seconds):0.0} µs | {r.PeakRss:0} MiB " +
+                $"| {r.Cold.Percentile(0.5)} / {r.Cold.Percentile(0.99)} ms | {r.WorstSecond ?? "-"} | {r.Replay ?? "-"} |");
         }
         if (results.Find(r => r.Name == "covibe") is { } covibe)
         {
@@ -76,17 +80,20 @@ static class FanOutBench
         // server (JIT, pools); its numbers are reported as the cold start.
         var (_, warmup, _) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * warmupSeconds / 420));
         var cold = Histogram.Merge(warmup.Select(w => w.Latency));
+        // Per second of the agent's writing, every subscriber's latencies together (--timeline): the worst second shows spikes.
+        Subscriber.Timeline.Clear();
         foreach (var c in clients)
         {
-            c.RecordTimeline = timeline && c == clients[0];
+            c.RecordTimeline = timeline;
         }
 
         var pid = target.Process.Id;
-        var cpuBefore = Measure.CpuSeconds(pid);
+        var cpuBefore = Measure.Cpu(pid);
         var wall = Stopwatch.StartNew();
         var (agentId, results, log) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * seconds / 420));
         wall.Stop();
-        var cpu = Measure.CpuSeconds(pid) - cpuBefore;
+        var cpuTime = Measure.Cpu(pid) - cpuBefore;
+        var cpu = cpuTime.Total;
         var peakRss = Measure.PeakRssMegabytes(pid);
 
         string? replay = null;
@@ -110,11 +117,20 @@ static class FanOutBench
             times.Sort();
             replay = $"{bytes / 1048576.0:0.0} MiB in {times[2]} ms (median of 5: {string.Join("/", times)}){(whole ? "" : " INCOMPLETE")}";
         }
+        string? worstSecond = null;
         if (timeline)
         {
-            foreach (var (second, h) in clients[0].Timeline.OrderBy(t => t.Key))
+            var perSecond = Subscriber.Timeline.OrderBy(t => t.Key).ToList();
+            foreach (var (second, h) in perSecond)
             {
-                Console.Error.WriteLine($"second {second}: p50 {h.Percentile(0.5)} p99 {h.Percentile(0.99)} max {h.Max}");
+                Console.Error.WriteLine($"second {second}: p50 {h.Percentile(0.5)} p99 {h.Percentile(0.99)} max {h.Max} ({h.Count} samples)");
+            }
+            // The first and last seconds are partial: the worst of the whole ones.
+            var whole = perSecond.Count > 2 ? perSecond[1..^1] : perSecond;
+            if (whole.Count > 0)
+            {
+                var worst = whole.MaxBy(t => t.Value.Percentile(0.99));
+                worstSecond = $"{worst.Value.Percentile(0.99)} ms (second {worst.Key - perSecond[0].Key} of {perSecond.Count}); {whole.Count(t => t.Value.Percentile(0.99) > 50)} seconds over 50 ms";
             }
         }
         foreach (var c in clients)
@@ -124,7 +140,8 @@ static class FanOutBench
         var delivered = (double)log.Length * count / 1048576;
         return new Result(target.Name, Histogram.Merge(results.Select(r => r.Latency)), cold,
             results.Sum(r => Math.Max(0, log.Length - r.Bytes)), results.Count(r => !r.Contiguous || r.Bytes != log.Length),
-            (double)results.Sum(r => r.WireBytes) / count / log.Length, results.Sum(r => r.Frames) / wall.Elapsed.TotalSeconds, cpu, wall.Elapsed.TotalSeconds, cpu * 1000 / delivered, peakRss, replay);
+            (double)results.Sum(r => r.WireBytes) / count / log.Length, results.Sum(r => r.Frames) / wall.Elapsed.TotalSeconds, cpu, wall.Elapsed.TotalSeconds, cpu * 1000 / delivered, peakRss, replay,
+            cpuTime, worstSecond);
     }
 
     private static async Task<(string Id, Subscriber.Received[] Results, byte[] Log)> RunAgentAsync(Target target, HttpClient http, List<Subscriber> clients, int rate, int lines)
@@ -143,35 +160,44 @@ static class FanOutBench
     }
 
     private sealed record Result(string Name, Histogram Latency, Histogram Cold, long Lost, int Corrupt, double WirePerByte, double FramesPerSecond,
-        double CpuSeconds, double Seconds, double CpuPerMiB, double PeakRss, string? Replay);
+        double CpuSeconds, double Seconds, double CpuPerMiB, double PeakRss, string? Replay, CpuTime Cpu, string? WorstSecond);
 }
 
-/// <summary>Latencies in whole milliseconds, counted per millisecond (a subscriber sees millions).</summary>
+/// <summary>
+/// Latencies counted in buckets of 0.1 ms below 100 ms and of 1 ms above (up to 60 s): a subscriber sees millions, and
+/// the agent stamps its lines in microseconds.
+/// </summary>
 sealed class Histogram
 {
-    private readonly long[] _counts = new long[60_001];
+    private const int Fine = 1000; // 0.1 ms buckets: [0, 100 ms)
+    private readonly long[] _counts = new long[Fine + 60_000];
+    private long _maxMicroseconds;
 
-    public long Max { get; private set; }
+    /// <summary>The largest latency seen, in milliseconds.</summary>
+    public double Max => Math.Round(_maxMicroseconds / 1000.0, 1);
+
     public long Count { get; private set; }
 
-    public void Add(long ms)
+    /// <summary>Adds a latency in microseconds.</summary>
+    public void Add(long microseconds)
     {
-        ms = Math.Clamp(ms, 0, _counts.Length - 1);
-        _counts[ms]++;
+        microseconds = Math.Max(0, microseconds);
+        _counts[Bucket(microseconds)]++;
         Count++;
-        Max = Math.Max(Max, ms);
+        _maxMicroseconds = Math.Max(_maxMicroseconds, microseconds);
     }
 
-    public long Percentile(double p)
+    /// <summary>The latency at <paramref name="p"/> in milliseconds (to 0.1 ms below 100 ms, whole ms above).</summary>
+    public double Percentile(double p)
     {
         var rank = (long)Math.Ceiling(p * Count);
         long seen = 0;
-        for (var ms = 0; ms < _counts.Length; ms++)
+        for (var bucket = 0; bucket < _counts.Length; bucket++)
         {
-            seen += _counts[ms];
+            seen += _counts[bucket];
             if (seen >= rank && seen > 0)
             {
-                return ms;
+                return bucket < Fine ? Math.Round((bucket + 1) / 10.0, 1) : bucket - Fine + 100;
             }
         }
         return 0;
@@ -182,15 +208,19 @@ sealed class Histogram
         var all = new Histogram();
         foreach (var h in parts)
         {
-            for (var ms = 0; ms < all._counts.Length; ms++)
+            for (var bucket = 0; bucket < all._counts.Length; bucket++)
             {
-                all._counts[ms] += h._counts[ms];
+                all._counts[bucket] += h._counts[bucket];
             }
             all.Count += h.Count;
-            all.Max = Math.Max(all.Max, h.Max);
+            all._maxMicroseconds = Math.Max(all._maxMicroseconds, h._maxMicroseconds);
         }
         return all;
     }
+
+    private int Bucket(long microseconds) => microseconds < 100_000
+        ? (int)(microseconds / 100)
+        : (int)Math.Min(_counts.Length - 1, Fine + (microseconds - 100_000) / 1000);
 }
 
 /// <summary>A server under test: Covibe itself, the bare Kestrel broadcaster, or a Node baseline.</summary>
@@ -221,8 +251,10 @@ abstract class Target : IAsyncDisposable
         "bare" => new Spawned(name, "dotnet", [Path.Combine(AppContext.BaseDirectory, "Covibe.Bench.dll"), "bare-server"]),
         "ws" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js")]),
         "ws-batched" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js"), "--batch-ms", "15"]),
+        // Covibe's own window: what batching alone buys, beside what Covibe spends per frame.
+        "ws-4ms" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "ws-server.js"), "--batch-ms", "4"]),
         "socketio" => new Spawned(name, "node", [Path.Combine(NodeDirectory(), "socketio-server.js")], socketIo: true),
-        _ => throw new ArgumentException($"Unknown server '{name}': covibe, covibe-socketio, bare, ws, ws-batched or socketio."),
+        _ => throw new ArgumentException($"Unknown server '{name}': covibe, covibe-socketio, bare, ws, ws-batched, ws-4ms or socketio."),
     };
 
     public abstract Task StartAsync();
@@ -291,8 +323,9 @@ abstract class Target : IAsyncDisposable
 
         public override Task StartAsync()
         {
-            var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in (string[])[.. arguments, "--port", Url.Port.ToString(CultureInfo.InvariantCulture), "--claude", FakeClaude, "--data", Data])
+            var (pinned, prefix) = Pinning.Wrap(program);
+            var info = new ProcessStartInfo(pinned) { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in (string[])[.. prefix, .. arguments, "--port", Url.Port.ToString(CultureInfo.InvariantCulture), "--claude", FakeClaude, "--data", Data])
             {
                 info.ArgumentList.Add(a);
             }
@@ -329,7 +362,7 @@ sealed class Subscriber : IAsyncDisposable
     public static bool Deflate { get; set; }
 
     public bool RecordTimeline { get; set; }
-    public Dictionary<long, Histogram> Timeline { get; } = [];
+    public static System.Collections.Concurrent.ConcurrentDictionary<long, Histogram> Timeline { get; } = new();
 
     public sealed record Received(long Bytes, bool Contiguous, Histogram Latency, long WireBytes, long Frames);
 
@@ -385,7 +418,7 @@ sealed class Subscriber : IAsyncDisposable
         while (true)
         {
             var message = await ReceiveMessageAsync();
-            var received = TimeProvider.System.GetUtcNow().ToUnixTimeMilliseconds();
+            var received = (TimeProvider.System.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10; // µs
             var frame = message.Span;
             if (frame.IndexOf(agentIdField) < 0)
             {
@@ -405,7 +438,7 @@ sealed class Subscriber : IAsyncDisposable
             contiguous &= NumberAfter(frame, "\"position\":"u8) == next;
             next = NumberAfter(frame, "\"next\":"u8);
             progress?.Invoke(next);
-            // Each stamped line: "...sent=1763780000123" inside the data.
+            // Each stamped line: "...sent=1763780000123456" (epoch µs) inside the data.
             var span = frame;
             int at;
             while ((at = span.IndexOf(Stamp)) >= 0)
@@ -416,18 +449,17 @@ sealed class Subscriber : IAsyncDisposable
                 {
                     digits++;
                 }
-                // Epoch milliseconds have 13 digits; fewer is a stamp cut in two by a chunk boundary (it read as 60 s once).
-                if (digits == 13 && long.TryParse(span[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out var sent))
+                // Epoch microseconds have 16 digits; fewer is a stamp cut in two by a chunk boundary (it read as 60 s once).
+                if (digits == 16 && long.TryParse(span[..digits], NumberStyles.None, CultureInfo.InvariantCulture, out var sent))
                 {
                     latency.Add(received - sent);
                     if (RecordTimeline)
                     {
-                        var second = sent / 1000;
-                        if (!Timeline.TryGetValue(second, out var h))
+                        var h = Timeline.GetOrAdd(sent / 1_000_000, _ => new Histogram());
+                        lock (h)
                         {
-                            Timeline[second] = h = new Histogram();
+                            h.Add(received - sent);
                         }
-                        h.Add(received - sent);
                     }
                 }
             }

@@ -14,12 +14,15 @@ static class Measure
         return (long.Parse(fields[11], CultureInfo.InvariantCulture) / 100.0, long.Parse(fields[12], CultureInfo.InvariantCulture) / 100.0);
     }
 
-    public static double CpuSeconds(int pid)
+    public static double CpuSeconds(int pid) => Cpu(pid).Total;
+
+    /// <summary>A process's user and system CPU so far, in seconds.</summary>
+    public static CpuTime Cpu(int pid)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");
         var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
         // utime and stime (fields 14 and 15), in clock ticks (100 per second on Linux).
-        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / 100.0;
+        return new CpuTime(long.Parse(fields[11], CultureInfo.InvariantCulture) / 100.0, long.Parse(fields[12], CultureInfo.InvariantCulture) / 100.0);
     }
 
     public static double PeakRssMegabytes(int pid) =>
@@ -72,8 +75,9 @@ static class Measure
     /// </summary>
     public static System.Diagnostics.Process StartServer(string data, string url, params string[] settings)
     {
-        var info = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
+        var (program, prefix) = Pinning.Wrap("dotnet");
+        var info = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in (string[])[.. prefix, Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
             "--Logging:LogLevel:Default=Warning", .. settings])
         {
             info.ArgumentList.Add(a);
@@ -170,4 +174,47 @@ static class Measure
                 }
             }
         });
+}
+
+/// <summary>CPU time in seconds, in user mode and in the kernel.</summary>
+readonly record struct CpuTime(double User, double System)
+{
+    public double Total => User + System;
+
+    public static CpuTime operator -(CpuTime a, CpuTime b) => new(a.User - b.User, a.System - b.System);
+}
+
+/// <summary>
+/// Benchmark hygiene: where the machine has two cores or more, the server under test (and the agent it starts) runs on the
+/// last core alone (<c>taskset</c>) and the benchmark's clients on the others, so neither steals the other's time.
+/// </summary>
+static class Pinning
+{
+    /// <summary>The server's core, or null when not pinned.</summary>
+    public static int? Server { get; private set; }
+
+    /// <summary>Pins this process (every thread) to all cores but the last, which servers started later get.</summary>
+    public static void Apply(bool pin)
+    {
+        var cores = Environment.ProcessorCount;
+        if (!pin || cores < 2 || !File.Exists("/usr/bin/taskset"))
+        {
+            return;
+        }
+        Server = cores - 1;
+        var mine = cores == 2 ? "0" : $"0-{cores - 2}";
+        using var taskset = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("taskset", ["-a", "-p", "-c", mine, Environment.ProcessId.ToString(CultureInfo.InvariantCulture)])
+        {
+            RedirectStandardOutput = true,
+        })!;
+        taskset.WaitForExit();
+        if (taskset.ExitCode != 0)
+        {
+            throw new InvalidOperationException("taskset could not pin the benchmark's clients.");
+        }
+    }
+
+    /// <summary>The program to run and the arguments before its own, on the server's core when pinned.</summary>
+    public static (string Program, string[] Prefix) Wrap(string program) =>
+        Server is { } core ? ("taskset", ["-c", core.ToString(CultureInfo.InvariantCulture), program]) : (program, []);
 }
