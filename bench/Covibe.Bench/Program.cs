@@ -10,6 +10,7 @@
 //   claims                the warm-pool claim path alone, many bursts of claims at once (issues 13, 23); see ClaimBench.cs
 //   runner                agent output through a runner VM beside SSH and this server (issue 14); see RunnerBench.cs
 //   changes               agents' changes live (write to agent_changes, 10 agents) and a work tree's cost beside a clone (issue 25); see ChangesBench.cs
+//   crowd                 chat round trips while one member holds 1,000 hub sockets (issue 28); see CrowdBench.cs
 //   approvals             a permission request to the approver's screen, and the answer to the agent going on, one node and two (issue 26); see ApprovalBench.cs
 // Run through bench/run, which installs the Node baselines' packages first.
 
@@ -38,6 +39,9 @@ switch (args.FirstOrDefault())
         break;
     case "changes":
         await ChangesBench.RunAsync(args);
+        break;
+    case "crowd":
+        await CrowdBench.RunAsync(args);
         break;
     case "approvals":
         await ApprovalBench.RunAsync(args);

@@ -53,6 +53,9 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
         }
     }
 
+    /// <summary>Blocks of the log older than the ring, shared by the watchers catching up through them.</summary>
+    public LogBlocks Blocks { get; } = new();
+
     /// <summary>Set when the agent has finished and every byte of its output is in <see cref="Position"/>.</summary>
     public string? FinalStatus { get; private set; }
 

@@ -17,7 +17,8 @@ namespace Covibe.Server.Features.Agents;
 /// </summary>
 public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backends, AgentOutputReader reader, AgentControl control, AgentActions actions, IDbContextFactory<CovibeDb> dbs)
 {
-    private const int ReadSize = 64 * 1024;
+    // What a watcher reads of the log at once: up to the next block of the log (LogBlocks.NextStart).
+    private const int ReadSize = LogBlocks.Size + 3;
     private static readonly TimeSpan Retry = TimeSpan.FromMilliseconds(50);
 
     /// <summary>Sends from <paramref name="from"/> (or from the current end when null: live only) until the agent's output ends.</summary>
@@ -128,8 +129,18 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     await Task.Delay(Retry, cancellationToken);
                     continue;
                 }
+                // Where a block of the log starts here and lies before the limit, the feed's watchers share it (and its frames).
+                if (stream is not null && LogBlocks.BlockAt(position) is var index and >= 0 && LogBlocks.Span(index).To <= limit
+                    && await stream.Blocks.GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k)) is { } block && block.Start == position)
+                {
+                    await watcher.SendAsync(agentId, ownerId!, block, canControl, cancellationToken);
+                    next = block.End;
+                    continue;
+                }
                 buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
-                var (start, n) = await reader.ReadAsync(agentId, backend.Name, process, position, limit, buffer.AsMemory(0, ReadSize), cancellationToken);
+                // On its own, a watcher reads up to where the next block starts, and shares from there.
+                var readTo = stream is null ? limit : Math.Min(limit, LogBlocks.NextStart(position));
+                var (start, n) = await reader.ReadAsync(agentId, backend.Name, process, position, readTo, buffer.AsMemory(0, ReadSize), cancellationToken);
                 if (start > position || n == 0)
                 {
                     // Nowhere this node can read: say so, and go on from what it can.
@@ -154,6 +165,24 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
             {
                 System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+    }
+
+    /// <summary>Block <paramref name="k"/> of the log (<see cref="LogBlocks"/>), or null if it cannot be read whole here.</summary>
+    private async Task<OutputChunk?> ReadBlockAsync(string agentId, string backend, Covibe.Execution.AgentProcess process, long k)
+    {
+        var (from, to) = LogBlocks.Span(k);
+        var length = (int)(to - from);
+        var bytes = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+        try
+        {
+            // Shared by every watcher that waits for it: no one watcher's cancellation ends it (a local read is short).
+            var (start, n) = await reader.ReadAsync(agentId, backend, process, from, to, bytes.AsMemory(0, length), CancellationToken.None);
+            return start == from && n == length ? LogBlocks.Cut(k, bytes.AsSpan(0, n)) : null;
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(bytes);
         }
     }
 
