@@ -154,6 +154,34 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     /// <summary>How many watchers are live (tests and diagnostics).</summary>
     public int LiveWatchers => Volatile.Read(ref _live).Length;
 
+    private int _watchers;
+
+    /// <summary>
+    /// How many watchers this feed has, live or catching up: what the gathering window is sized on, so that watchers
+    /// falling behind do not shrink the chunks they catch up through (more, smaller frames would put them further behind).
+    /// </summary>
+    public int Watchers => Volatile.Read(ref _watchers);
+
+    /// <summary>A watcher starts following this feed until the returned handle is disposed.</summary>
+    public IDisposable Watch()
+    {
+        Interlocked.Increment(ref _watchers);
+        return new Watching(this);
+    }
+
+    private sealed class Watching(AgentFeed feed) : IDisposable
+    {
+        private int _disposed;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.Decrement(ref feed._watchers);
+            }
+        }
+    }
+
     /// <summary>The chunk holding <paramref name="position"/>, or null if it is older than the ring (read the log) or not written yet.</summary>
     public OutputChunk? ChunkAt(long position)
     {

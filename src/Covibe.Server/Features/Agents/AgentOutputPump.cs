@@ -26,6 +26,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
     {
         // A followed agent's feed knows all that is needed; only a finished one needs the database.
         var feed = streams.Get(agentId);
+        using var watching = feed?.Watch();
         var ownerId = feed?.OwnerId;
         var process = feed?.Process;
         var backend = feed is null ? null : backends.Get(feed.Backend);

@@ -221,8 +221,8 @@ public sealed partial class AgentSupervisor(
             {
                 await Task.Delay(poll, time, cancellationToken);
             }
-            // With many watchers, gather for longer: at most MaxFramesPerSecond frames for this agent.
-            var window = TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * stream.LiveWatchers / options.Value.MaxFramesPerSecond));
+            // With many watchers (live or catching up), gather for longer: at most MaxFramesPerSecond frames for this agent.
+            var window = TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * stream.Watchers / options.Value.MaxFramesPerSecond));
             var gathering = window - time.GetElapsedTime(lastPublished);
             if (gathering > TimeSpan.Zero)
             {

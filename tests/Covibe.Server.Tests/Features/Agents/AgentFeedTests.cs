@@ -75,4 +75,21 @@ public sealed class AgentFeedTests
         feed.End("failed");
         feed.FinalStatus.ShouldBe("completed");
     }
+
+    [Fact]
+    public void Watchers_CountsEveryoneFollowing_LiveOrCatchingUp_UntilTheyStop()
+    {
+        var feed = Feed();
+        var live = new Watcher();
+        using (feed.Watch())
+        {
+            var catchingUp = feed.Watch();
+            feed.TryGoLive(live, 0).ShouldBeTrue();
+            (feed.Watchers, feed.LiveWatchers).ShouldBe((2, 1), "the one catching up still counts: the window is sized on it");
+            catchingUp.Dispose();
+            catchingUp.Dispose();
+            feed.Watchers.ShouldBe(1, "a handle let go twice counts once");
+        }
+        feed.Watchers.ShouldBe(0);
+    }
 }
