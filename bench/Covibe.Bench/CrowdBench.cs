@@ -21,7 +21,7 @@ static class CrowdBench
         Pinning.Apply(!args.Contains("--no-pin"));
         var data = Path.Combine(Path.GetTempPath(), "covibe-crowd-" + Guid.NewGuid().ToString("N")[..8]);
         var url = $"http://127.0.0.1:{Measure.FreePort()}";
-        using var server = Measure.StartServer(data, url, "--Covibe:Hub:MaxConnectionsPerMember=100000", "--Covibe:Auth:AttemptsPerMinute=100000");
+        using var server = Measure.StartServer(data, url, "--Covibe:Hub:MaxConnectionsPerMember=10000", "--Covibe:Auth:AttemptsPerMinute=100000");
         var sockets = new List<ClientWebSocket>();
         using var stop = new CancellationTokenSource();
         var readers = new List<Task>();
