@@ -26,48 +26,41 @@ public sealed class AgentCatchUpTests
         await Eventually.UntilAsync(() => Task.FromResult(feed.Position), p => p == log.Length, "the server read it all", TimeSpan.FromSeconds(30));
         feed.RingStart.ShouldBeGreaterThan(log.Length - 128 * 1024, "most of it is older than the ring: only the log has it");
 
-        // Three teammates' screens subscribe from the start at once.
-        var watchers = new List<HubClient>();
-        for (var i = 0; i < 3; i++)
-        {
-            var watcher = await server.ConnectAsync(owner.Auth.AccessToken);
-            await watcher.ReceiveAsync("team_joined");
-            watchers.Add(watcher);
-        }
-        try
-        {
-            await Task.WhenAll(watchers.Select(w => w.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 })));
-            var seen = await Task.WhenAll(watchers.Select(w => CollectTextAsync(w, agent.Id, log.Length)));
-            foreach (var bytes in seen)
-            {
-                bytes.ShouldBe(log);
-            }
-            // Each block of the log was read about once for the three of them (a watcher never reading a block on its own,
-            // or each reading its own, would make this 0 or three times as many).
-            var blocks = (int)(feed.RingStart / LogBlocks.Size);
-            feed.Blocks.Reads.ShouldBeInRange(blocks - 1, blocks + 3);
-        }
-        finally
-        {
-            foreach (var watcher in watchers)
-            {
-                await watcher.DisposeAsync();
-            }
-        }
+        // A teammate's screen subscribes from the start: it reads each block of the log once, in order.
+        await using var first = await server.ConnectAsync(owner.Auth.AccessToken);
+        await first.ReceiveAsync("team_joined");
+        await first.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        var (bytes, positions) = await CollectTextAsync(first, agent.Id, 0, log.Length);
+        bytes.ShouldBe(log);
+        var blocks = (int)(feed.RingStart / LogBlocks.Size);
+        feed.Blocks.Reads.ShouldBeInRange(blocks - 1, blocks + 1);
+
+        // Another catches up through the last blocks the first one read (a resume from a frame it saw at a block's
+        // start): it shares them, reading nothing from the log, and gets the same bytes.
+        var from = positions.Last(p => LogBlocks.BlockAt(p) is var k and > 0 && k <= blocks - 8);
+        var reads = feed.Blocks.Reads;
+        await using var second = await server.ConnectAsync(owner.Auth.AccessToken);
+        await second.ReceiveAsync("team_joined");
+        await second.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from });
+        (await CollectTextAsync(second, agent.Id, from, log.Length)).Bytes.ShouldBe(log[(int)from..]);
+        feed.Blocks.Reads.ShouldBe(reads, "the blocks were read once, for both");
     }
 
-    /// <summary>Output until <paramref name="length"/>: contiguous, and every frame text (no base64), as the log is text.</summary>
-    private static async Task<byte[]> CollectTextAsync(HubClient hub, string agentId, long length)
+    /// <summary>Output from <paramref name="from"/> until <paramref name="length"/>: contiguous, every frame text (no base64), as the log is text; and where each frame started.</summary>
+    private static async Task<(byte[] Bytes, List<long> Positions)> CollectTextAsync(HubClient hub, string agentId, long from, long length)
     {
         var all = new MemoryStream();
-        while (all.Length < length)
+        var positions = new List<long>();
+        while (from + all.Length < length)
         {
             var m = await hub.ReceiveAsync(e => e.GetProperty("type").GetString() == "agent_output" && e.GetProperty("agentId").GetString() == agentId,
                 TimeSpan.FromSeconds(30), "output");
-            m.GetProperty("position").GetInt64().ShouldBe(all.Length, "no gap, no overlap");
-            m.TryGetProperty("encoding", out _).ShouldBeFalse($"text at {all.Length} is sent as text, never cut inside a character");
+            var position = m.GetProperty("position").GetInt64();
+            position.ShouldBe(from + all.Length, "no gap, no overlap");
+            m.TryGetProperty("encoding", out _).ShouldBeFalse($"text at {position} is sent as text, never cut inside a character");
+            positions.Add(position);
             all.Write(Encoding.UTF8.GetBytes(m.GetProperty("data").GetString()!));
         }
-        return all.ToArray();
+        return (all.ToArray(), positions);
     }
 }
