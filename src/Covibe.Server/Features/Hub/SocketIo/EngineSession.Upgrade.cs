@@ -40,9 +40,9 @@ internal sealed partial class EngineSession
     /// session was closed meanwhile (its close is among what polling held, and the client stopped polling to upgrade), what
     /// was held goes out here, then the WebSocket closes.
     /// </summary>
-    public async Task CompleteUpgradeAsync(WebSocket socket, CancellationToken cancellationToken)
+    public async Task CompleteUpgradeAsync(FramedWebSocket socket, CancellationToken cancellationToken)
     {
-        var sink = new WebSocketSink(socket);
+        var sink = socket.Sink();
         List<ReadOnlyMemory<byte>>? last = null;
         lock (_gate)
         {

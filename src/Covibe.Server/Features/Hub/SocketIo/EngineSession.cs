@@ -80,12 +80,12 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
     }
 
     /// <summary>A session that starts on a WebSocket (no polling first).</summary>
-    public void UseWebSocket(WebSocket socket)
+    public void UseWebSocket(FramedWebSocket socket)
     {
         lock (_gate)
         {
-            _webSocket = socket;
-            _socket = new WebSocketSink(socket);
+            _webSocket = socket.Socket;
+            _socket = socket.Sink();
         }
     }
 
@@ -196,10 +196,12 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
         }
     }
 
-    /// <summary>Socket.IO's packets are the payloads: polling joins them into a body, the WebSocket frames each.</summary>
-    public ValueTask SendAsync(PreparedFrame frame, CancellationToken cancellationToken) => SendAsync(frame.Payload, cancellationToken);
+    /// <summary>Socket.IO's packets are the payloads: polling joins them into a body; the WebSocket takes the frame as it is.</summary>
+    public ValueTask SendAsync(PreparedFrame frame, CancellationToken cancellationToken) => SendAsync(frame.Payload, frame, cancellationToken);
 
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken)
+    public ValueTask SendAsync(ReadOnlyMemory<byte> frame, CancellationToken cancellationToken) => SendAsync(frame, null, cancellationToken);
+
+    private async ValueTask SendAsync(ReadOnlyMemory<byte> frame, PreparedFrame? prepared, CancellationToken cancellationToken)
     {
         WebSocketSink? socket;
         List<ReadOnlyMemory<byte>>? leftovers;
@@ -239,7 +241,7 @@ internal sealed partial class EngineSession : IOutboxSink, IDisposable
         {
             await socket.SendAsync(packet, cancellationToken);
         }
-        await socket.SendAsync(frame, cancellationToken);
+        await (prepared is null ? socket.SendAsync(frame, cancellationToken) : socket.SendAsync(prepared, cancellationToken));
     }
 
     public async ValueTask<bool> CloseAsync(WebSocketCloseStatus status, string? reason, CancellationToken cancellationToken)

@@ -27,16 +27,17 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
 
     public async Task<IResult> OpenWebSocketAsync(HttpContext context, Caller? caller)
     {
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
-        var client = Start(context, caller, canUpgrade: false, socket);
-        await ReceiveAsync(client, socket, upgrading: false, context.RequestAborted);
+        using var accepted = await AcceptAsync(context);
+        var client = Start(context, caller, canUpgrade: false, accepted);
+        await ReceiveAsync(client, accepted, upgrading: false, context.RequestAborted);
         await client.Running;
         return Results.Empty;
     }
 
     public async Task<IResult> UpgradeAsync(HttpContext context, SocketIoSession client)
     {
-        using var socket = await context.WebSockets.AcceptWebSocketAsync();
+        using var accepted = await AcceptAsync(context);
+        var socket = accepted.Socket;
         if (!client.Engine.TryBeginUpgrade(socket))
         {
             // One WebSocket per session (the protocol): this one is refused, the session goes on.
@@ -44,10 +45,16 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
             await new WebSocketSink(socket).CloseAsync(WebSocketCloseStatus.PolicyViolation, "this session has a WebSocket", context.RequestAborted);
             return Results.Empty;
         }
-        await ReceiveAsync(client, socket, upgrading: true, context.RequestAborted);
+        await ReceiveAsync(client, accepted, upgrading: true, context.RequestAborted);
         await client.Running;
         return Results.Empty;
     }
+
+    /// <summary>
+    /// A Socket.IO WebSocket, accepted by Covibe itself so prepared frames (a broadcast's, an agent chunk's) go onto it as
+    /// they are. No WebSocket pings: Engine.IO has its own heartbeat. No compression: Socket.IO clients do not share it.
+    /// </summary>
+    private static Task<FramedWebSocket> AcceptAsync(HttpContext context) => FramedWebSocket.AcceptAsync(context, TimeSpan.Zero, offerCompression: false);
 
     public static async Task<IResult> PollAsync(HttpContext context, SocketIoSession client)
     {
@@ -103,7 +110,7 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
         return Results.Text("ok", "text/plain; charset=UTF-8");
     }
 
-    private SocketIoSession Start(HttpContext context, Caller? caller, bool canUpgrade, WebSocket? socket)
+    private SocketIoSession Start(HttpContext context, Caller? caller, bool canUpgrade, FramedWebSocket? socket)
     {
         var sid = Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(20));
         var engine = new EngineSession(sid, AttemptLimiter.ClientKey(context), Options);
@@ -129,8 +136,9 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
     /// The reading side of a WebSocket: packets for the session, in order. While <paramref name="upgrading"/>, it answers the
     /// probe and takes over from polling at <c>upgrade</c>.
     /// </summary>
-    private async Task ReceiveAsync(SocketIoSession client, WebSocket socket, bool upgrading, CancellationToken cancellationToken)
+    private async Task ReceiveAsync(SocketIoSession client, FramedWebSocket accepted, bool upgrading, CancellationToken cancellationToken)
     {
+        var socket = accepted.Socket;
         using var buffer = new MessageBuffer(sessions.Options.MaxMessageBytes);
         using var ending = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, client.Engine.EndedToken);
         try
@@ -158,7 +166,7 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
                 }
                 else if (upgrading)
                 {
-                    upgrading = !await UpgradeStepAsync(client, socket, buffer.Message(count), ending.Token);
+                    upgrading = !await UpgradeStepAsync(client, accepted, buffer.Message(count), ending.Token);
                 }
                 else
                 {
@@ -181,11 +189,11 @@ internal sealed class SocketIoClients(HubSessions sessions, IOptions<SocketIoOpt
     }
 
     /// <summary>One packet of an upgrade: true once it is complete.</summary>
-    private async Task<bool> UpgradeStepAsync(SocketIoSession client, WebSocket socket, ReadOnlyMemory<byte> packet, CancellationToken cancellationToken)
+    private async Task<bool> UpgradeStepAsync(SocketIoSession client, FramedWebSocket socket, ReadOnlyMemory<byte> packet, CancellationToken cancellationToken)
     {
         if (packet.Span.SequenceEqual("2probe"u8))
         {
-            await client.Engine.ProbeAsync(socket, cancellationToken);
+            await client.Engine.ProbeAsync(socket.Socket, cancellationToken);
             return false;
         }
         if (packet.Span.SequenceEqual("5"u8))
