@@ -27,9 +27,7 @@ static class ClaimBench
         {
             await Measure.WaitHealthyAsync(url);
             using var http = new HttpClient { BaseAddress = new Uri(url) };
-            using var created = await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"));
-            var team = (await created.Content.ReadFromJsonAsync(CovibeJsonContext.Default.CreateTeamResponse))!;
-            http.DefaultRequestHeaders.Authorization = new("Bearer", team.Auth.AccessToken);
+            var team = await Measure.TeamAsync(http);
             var teamId = team.Auth.Team.Id;
             await SeedAsync(Path.Combine(work, "data", "covibe.db"), teamId, claims * (bursts + 1));
             // One connection per claimer, opened before the first burst.

@@ -29,8 +29,7 @@ static class CrowdBench
         {
             await Measure.WaitHealthyAsync(url);
             using var http = new HttpClient { BaseAddress = new Uri(url) };
-            using var created = await http.PostAsJsonAsync("/api/team/create", new CreateTeamRequest("Crowd", "Heavy", "heavy@example.com", "benchmark-password"));
-            var team = (await created.Content.ReadFromJsonAsync(CovibeJsonContext.Default.CreateTeamResponse))!;
+            var team = await Measure.TeamAsync(http);
             var sender = await JoinAsync(http, team.Invite.InviteCode, "Sarah");
             var receiver = await JoinAsync(http, team.Invite.InviteCode, "Miguel");
             await using var a = await Chatter.ConnectAsync(url, sender);

@@ -100,12 +100,15 @@ static class Measure
     }
 
     /// <summary>Creates the benchmark's team on a fresh <c>--dev</c> server; <paramref name="http"/> then sends its owner's token.</summary>
-    public static async Task<string> CreateTeamAsync(HttpClient http)
+    public static async Task<string> CreateTeamAsync(HttpClient http) => (await TeamAsync(http)).Auth.AccessToken;
+
+    /// <summary>As <see cref="CreateTeamAsync"/>, with all the server says of the team (its id, the invite).</summary>
+    public static async Task<Covibe.Protocol.CreateTeamResponse> TeamAsync(HttpClient http)
     {
         using var reply = await http.PostAsJsonAsync("/api/team/create", new Covibe.Protocol.CreateTeamRequest("Bench", "Bench", "bench@example.com", "benchmark-password"));
         var team = (await reply.Content.ReadFromJsonAsync(Covibe.Protocol.CovibeJsonContext.Default.CreateTeamResponse))!;
         http.DefaultRequestHeaders.Authorization = new("Bearer", team.Auth.AccessToken);
-        return team.Auth.AccessToken;
+        return team;
     }
 
     /// <summary>Waits (up to a minute) until <c>GET {url}/health</c> answers 200.</summary>

@@ -19,11 +19,10 @@ public sealed class FramedWebSocket : IDisposable
 {
     private const string Deflate = "permessage-deflate";
 
-    private FramedWebSocket(WebSocket socket, FrameWriter? frames, bool compressed)
+    private FramedWebSocket(WebSocket socket, FrameWriter? frames)
     {
         Socket = socket;
         Frames = frames;
-        SharesCompression = compressed;
     }
 
     public WebSocket Socket { get; }
@@ -31,21 +30,24 @@ public sealed class FramedWebSocket : IDisposable
     /// <summary>Writes whole frames between the socket's own; null for the framework's WebSocket.</summary>
     public FrameWriter? Frames { get; }
 
-    /// <summary>Whether permessage-deflate was agreed: <see cref="PreparedFrame.Compressed"/> frames may go out here.</summary>
-    public bool SharesCompression { get; }
-
-    /// <summary>Accepts the WebSocket request of <paramref name="context"/>, with shared compression if <paramref name="offerCompression"/> and the client offered it.</summary>
+    /// <summary>
+    /// Accepts the WebSocket request of <paramref name="context"/> (one that <c>context.WebSockets.IsWebSocketRequest</c>
+    /// found valid: the framework checks the handshake's headers), with shared compression if
+    /// <paramref name="offerCompression"/> and the client offered it.
+    /// </summary>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Security", "CA5350", Justification = "RFC 6455 defines Sec-WebSocket-Accept with SHA-1; it protects nothing.")]
     public static async Task<FramedWebSocket> AcceptAsync(HttpContext context, TimeSpan keepAlive, bool offerCompression)
     {
-        var key = context.Request.Headers.SecWebSocketKey.ToString();
-        if (context.Features.Get<IHttpUpgradeFeature>() is not { IsUpgradableRequest: true } upgrade
-            || !string.Equals(context.Request.Headers.SecWebSocketVersion, "13", StringComparison.Ordinal)
-            || !IsKey(key))
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            throw new InvalidOperationException("Not a WebSocket request: check context.WebSockets.IsWebSocketRequest first.");
+        }
+        if (context.Features.Get<IHttpUpgradeFeature>() is not { IsUpgradableRequest: true } upgrade)
         {
             var accepted = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext { KeepAliveInterval = keepAlive, KeepAliveTimeout = keepAlive });
-            return new FramedWebSocket(accepted, null, false);
+            return new FramedWebSocket(accepted, null);
         }
+        var key = context.Request.Headers.SecWebSocketKey.ToString();
         var compressed = offerCompression && Offered(context.Request.Headers.SecWebSocketExtensions.ToString());
         context.Response.Headers.Connection = "Upgrade";
         context.Response.Headers.Upgrade = "websocket";
@@ -61,7 +63,7 @@ public sealed class FramedWebSocket : IDisposable
         // Kestrel's upgraded stream does nothing when disposed: a socket that aborts (a slow peer dropped, a ping gone
         // unanswered) must abort the connection, or a write stuck on a peer that does not read would hold it forever
         // (as ASP.NET Core's own accept does).
-        var frames = new FrameWriter(opaque, () =>
+        var frames = new FrameWriter(opaque, compressed, () =>
         {
             if (socket?.State == WebSocketState.Aborted)
             {
@@ -75,11 +77,11 @@ public sealed class FramedWebSocket : IDisposable
             KeepAliveTimeout = keepAlive,
             DangerousDeflateOptions = compressed ? new WebSocketDeflateOptions { ClientContextTakeover = false, ServerContextTakeover = false } : null,
         });
-        return new FramedWebSocket(socket, frames, compressed);
+        return new FramedWebSocket(socket, frames);
     }
 
     /// <summary>Where an <see cref="Outbox"/> writes to this socket.</summary>
-    public WebSocketSink Sink() => new(Socket, Frames, SharesCompression);
+    public WebSocketSink Sink() => new(Socket, Frames);
 
     public void Dispose()
     {
@@ -90,12 +92,6 @@ public sealed class FramedWebSocket : IDisposable
     /// <summary>Whether a <c>Sec-WebSocket-Extensions</c> header offers permessage-deflate.</summary>
     internal static bool Offered(string extensions) =>
         extensions.Split(',').Any(offer => offer.Split(';')[0].Trim().Equals(Deflate, StringComparison.OrdinalIgnoreCase));
-
-    private static bool IsKey(string key)
-    {
-        Span<byte> nonce = stackalloc byte[18];
-        return Convert.TryFromBase64String(key, nonce, out var length) && length == 16;
-    }
 }
 
 /// <summary>
@@ -106,11 +102,16 @@ public sealed class FrameWriter : IDisposable
 {
     private readonly SemaphoreSlim _lock = new(1, 1);
 
+    /// <param name="sharesCompression">Whether the socket agreed to permessage-deflate without context takeover: compressed frames may go out here.</param>
     /// <param name="disposed">Called when the stream is disposed (by the socket, when it closes or aborts).</param>
-    public FrameWriter(Stream opaque, Action? disposed = null)
+    public FrameWriter(Stream opaque, bool sharesCompression = false, Action? disposed = null)
     {
         Stream = new LockedStream(opaque, _lock, disposed);
+        SharesCompression = sharesCompression;
     }
+
+    /// <summary>Whether permessage-deflate was agreed: <see cref="PreparedFrame.Compressed"/> frames may go out here.</summary>
+    public bool SharesCompression { get; }
 
     /// <summary>The connection's stream, its writes taking the frame lock; everything else is the connection's own.</summary>
     public Stream Stream { get; }

@@ -350,10 +350,9 @@ public interface IOutboxSink
 
 /// <summary>An outbox's frames as WebSocket messages: the one place the server side writes to a WebSocket.</summary>
 /// <param name="frames">Writes prepared frames as they are (a <see cref="FramedWebSocket"/>'s); without it their payloads go through the socket.</param>
-/// <param name="sharesCompression">Whether the socket agreed to permessage-deflate without context takeover (<paramref name="frames"/> then writes compressed frames).</param>
-public sealed class WebSocketSink(WebSocket socket, FrameWriter? frames = null, bool sharesCompression = false) : IOutboxSink
+public sealed class WebSocketSink(WebSocket socket, FrameWriter? frames = null) : IOutboxSink
 {
-    public bool SharesCompression => frames is not null && sharesCompression;
+    public bool SharesCompression => frames?.SharesCompression ?? false;
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken) =>
         socket.SendAsync(message, WebSocketMessageType.Text, endOfMessage: true, cancellationToken);

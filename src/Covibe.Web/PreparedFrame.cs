@@ -43,31 +43,30 @@ public sealed class PreparedFrame
     }
 
     /// <summary>Bytes of the header of a server's (unmasked) frame carrying <paramref name="payloadLength"/> bytes.</summary>
-    public static int HeaderLengthOf(int payloadLength) => payloadLength switch
+    private static int HeaderLengthOf(int payloadLength) => payloadLength switch
     {
         < 126 => 2,
         <= ushort.MaxValue => 4,
         _ => 10,
     };
 
-    /// <summary>Writes the header of a final text frame of <paramref name="payloadLength"/> bytes; returns its length.</summary>
-    public static int WriteHeader(Span<byte> into, int payloadLength, bool compressed)
+    /// <summary>Writes the header of a final text frame of <paramref name="payloadLength"/> bytes.</summary>
+    private static void WriteHeader(Span<byte> into, int payloadLength, bool compressed)
     {
-        ArgumentOutOfRangeException.ThrowIfNegative(payloadLength);
         into[0] = compressed ? (byte)(FinText | Rsv1) : FinText;
         switch (HeaderLengthOf(payloadLength))
         {
             case 2:
                 into[1] = (byte)payloadLength;
-                return 2;
+                break;
             case 4:
                 into[1] = 126;
                 BinaryPrimitives.WriteUInt16BigEndian(into[2..], (ushort)payloadLength);
-                return 4;
+                break;
             default:
                 into[1] = 127;
                 BinaryPrimitives.WriteUInt64BigEndian(into[2..], (ulong)payloadLength);
-                return 10;
+                break;
         }
     }
 }

@@ -33,7 +33,7 @@ public sealed class FramedWebSocketTests
         await connecting.ConnectAsync(System.Net.IPAddress.Loopback, ((System.Net.IPEndPoint)listener.LocalEndpoint).Port);
         using var accepted = await listener.AcceptTcpClientAsync();
         var noTakeover = new WebSocketDeflateOptions { ClientContextTakeover = false, ServerContextTakeover = false };
-        using var frames = new FrameWriter(accepted.GetStream());
+        using var frames = new FrameWriter(accepted.GetStream(), sharesCompression: true);
         using var server = WebSocket.CreateFromStream(frames.Stream, new WebSocketCreationOptions { IsServer = true, DangerousDeflateOptions = noTakeover });
         using var client = WebSocket.CreateFromStream(connecting.GetStream(), new WebSocketCreationOptions { IsServer = false, DangerousDeflateOptions = noTakeover });
 

@@ -162,6 +162,13 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
     /// </summary>
     public int Watchers => Volatile.Read(ref _watchers);
 
+    /// <summary>
+    /// How long the feed's reader lets output gather into one chunk: <paramref name="batch"/>, or longer with many
+    /// watchers (live or catching up), so the agent makes at most <paramref name="maxFramesPerSecond"/> frames.
+    /// </summary>
+    public TimeSpan GatheringWindow(TimeSpan batch, int maxFramesPerSecond) =>
+        TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * Watchers / maxFramesPerSecond));
+
     /// <summary>A watcher starts following this feed until the returned handle is disposed.</summary>
     public IDisposable Watch()
     {

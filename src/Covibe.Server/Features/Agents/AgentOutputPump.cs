@@ -132,7 +132,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 }
                 // Where a block of the log starts here and lies before the limit, the feed's watchers share it (and its frames).
                 if (stream is not null && LogBlocks.BlockAt(position) is var index and >= 0 && LogBlocks.Span(index).To <= limit
-                    && await stream.Blocks.GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k)) is { } block && block.Start == position)
+                    && await stream.Blocks.GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k), cancellationToken) is { } block && block.Start == position)
                 {
                     await watcher.SendAsync(agentId, ownerId!, block, canControl, cancellationToken);
                     next = block.End;

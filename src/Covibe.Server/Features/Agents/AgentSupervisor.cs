@@ -221,9 +221,7 @@ public sealed partial class AgentSupervisor(
             {
                 await Task.Delay(poll, time, cancellationToken);
             }
-            // With many watchers (live or catching up), gather for longer: at most MaxFramesPerSecond frames for this agent.
-            var window = TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * stream.Watchers / options.Value.MaxFramesPerSecond));
-            var gathering = window - time.GetElapsedTime(lastPublished);
+            var gathering = stream.GatheringWindow(batch, options.Value.MaxFramesPerSecond) - time.GetElapsedTime(lastPublished);
             if (gathering > TimeSpan.Zero)
             {
                 await Task.Delay(gathering, time, cancellationToken);

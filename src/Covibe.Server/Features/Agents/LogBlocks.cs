@@ -55,40 +55,47 @@ public sealed class LogBlocks(int capacity = 16)
     }
 
     /// <summary>
-    /// Block <paramref name="k"/>: the one read already (or being read), else <paramref name="read"/>'s, made outside the
-    /// lock (null: it cannot be read whole here; a failed read is null too, and the watcher reads on its own).
+    /// Block <paramref name="k"/>: the one read already (or being read), else <paramref name="read"/>'s (null: it cannot be
+    /// read whole here; a failed read is null too, and the watcher reads on its own). The read belongs to no one watcher:
+    /// it goes on for the others when the one that started it stops waiting (<paramref name="cancellationToken"/>).
     /// </summary>
-    public async Task<OutputChunk?> GetAsync(long k, Func<long, Task<OutputChunk?>> read)
+    public Task<OutputChunk?> GetAsync(long k, Func<long, Task<OutputChunk?>> read, CancellationToken cancellationToken)
     {
-        var reading = new TaskCompletionSource<OutputChunk?>(TaskCreationOptions.RunContinuationsAsynchronously);
-        Task<OutputChunk?>? known;
+        TaskCompletionSource<OutputChunk?> reading;
         lock (_lock)
         {
-            known = _blocks.GetValueOrDefault(k);
-            if (known is null)
+            if (_blocks.TryGetValue(k, out var known))
             {
-                _blocks[k] = reading.Task;
-                _order.Enqueue(k);
-                while (_order.Count > capacity)
-                {
-                    _blocks.Remove(_order.Dequeue());
-                }
+                return known.WaitAsync(cancellationToken);
+            }
+            reading = new TaskCompletionSource<OutputChunk?>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _blocks[k] = reading.Task;
+            _order.Enqueue(k);
+            while (_order.Count > capacity)
+            {
+                _blocks.Remove(_order.Dequeue());
             }
         }
-        if (known is not null)
-        {
-            return await known;
-        }
         Interlocked.Increment(ref _reads);
+        _ = FillAsync(reading, k, read);
+        return reading.Task.WaitAsync(cancellationToken);
+    }
+
+    private static async Task FillAsync(TaskCompletionSource<OutputChunk?> reading, long k, Func<long, Task<OutputChunk?>> read)
+    {
         try
         {
-            reading.SetResult(await read(k));
+            reading.TrySetResult(await read(k));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or OperationCanceledException or InvalidOperationException)
         {
-            reading.SetResult(null);
+            // Each watcher reads on its own, and meets the error itself.
         }
-        return await reading.Task;
+        finally
+        {
+            // Whatever went wrong, no watcher waits for this block forever.
+            reading.TrySetResult(null);
+        }
     }
 
     /// <summary>How many blocks were read from the log (tests and diagnostics).</summary>

@@ -27,7 +27,7 @@ public sealed class AgentCatchUpTests
         feed.RingStart.ShouldBeGreaterThan(log.Length - 128 * 1024, "most of it is older than the ring: only the log has it");
 
         // A teammate's screen subscribes from the start: it reads each block of the log once, in order.
-        await using var first = await server.ConnectAsync(owner.Auth.AccessToken);
+        var first = await server.ConnectAsync(owner.Auth.AccessToken); // disposed below: the test watches what that does
         await first.ReceiveAsync("team_joined");
         await first.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
         var (bytes, positions) = await CollectTextAsync(first, agent.Id, 0, log.Length);
@@ -39,11 +39,17 @@ public sealed class AgentCatchUpTests
         // start): it shares them, reading nothing from the log, and gets the same bytes.
         var from = positions.Last(p => LogBlocks.BlockAt(p) is var k and > 0 && k <= blocks - 8);
         var reads = feed.Blocks.Reads;
-        await using var second = await server.ConnectAsync(owner.Auth.AccessToken);
+        var second = await server.ConnectAsync(owner.Auth.AccessToken);
         await second.ReceiveAsync("team_joined");
         await second.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from });
         (await CollectTextAsync(second, agent.Id, from, log.Length)).Bytes.ShouldBe(log[(int)from..]);
         feed.Blocks.Reads.ShouldBe(reads, "the blocks were read once, for both");
+
+        // The feed counts both subscriptions (its gathering window is sized on them), and neither once they are gone.
+        feed.Watchers.ShouldBe(2);
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+        await Eventually.UntilAsync(() => Task.FromResult(feed.Watchers), n => n == 0, "the subscriptions are let go", TimeSpan.FromSeconds(10));
     }
 
     /// <summary>Output from <paramref name="from"/> until <paramref name="length"/>: contiguous, every frame text (no base64), as the log is text; and where each frame started.</summary>

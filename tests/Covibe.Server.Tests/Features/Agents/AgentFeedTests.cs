@@ -92,4 +92,19 @@ public sealed class AgentFeedTests
         }
         feed.Watchers.ShouldBe(0);
     }
+
+    [Fact]
+    public void TheGatheringWindow_GrowsWithEveryWatcher_EvenThoseCatchingUp()
+    {
+        // 1,000 watchers that all fell behind (none live) still gather output for 40 ms at 25,000 frames a second: a
+        // window sized on the live ones would shrink to 4 ms and make them catch up through ten times as many frames.
+        var feed = Feed();
+        var batch = TimeSpan.FromMilliseconds(4);
+        feed.GatheringWindow(batch, 25_000).ShouldBe(batch);
+        var watching = Enumerable.Range(0, 1000).Select(_ => feed.Watch()).ToList();
+        feed.LiveWatchers.ShouldBe(0);
+        feed.GatheringWindow(batch, 25_000).ShouldBe(TimeSpan.FromMilliseconds(40));
+        watching.ForEach(w => w.Dispose());
+        feed.GatheringWindow(batch, 25_000).ShouldBe(batch);
+    }
 }

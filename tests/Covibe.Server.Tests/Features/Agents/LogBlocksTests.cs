@@ -74,15 +74,15 @@ public sealed class LogBlocksTests
             await release.Task;
             return Block(k);
         }
-        var waiting = Enumerable.Range(0, 10).Select(_ => blocks.GetAsync(1, Read)).ToList();
+        var waiting = Enumerable.Range(0, 10).Select(_ => blocks.GetAsync(1, Read, CancellationToken.None)).ToList();
         release.SetResult();
         var got = await Task.WhenAll(waiting);
         got.Distinct().Count().ShouldBe(1, "every watcher shares one block (and so its frames)");
         reads.ShouldBe(1);
-        await blocks.GetAsync(2, Read);
-        await blocks.GetAsync(3, Read);
+        await blocks.GetAsync(2, Read, CancellationToken.None);
+        await blocks.GetAsync(3, Read, CancellationToken.None);
         blocks.Count.ShouldBe(2);
-        (await blocks.GetAsync(1, Read)).ShouldNotBeSameAs(got[0], "the oldest was let go and read again");
+        (await blocks.GetAsync(1, Read, CancellationToken.None)).ShouldNotBeSameAs(got[0], "the oldest was let go and read again");
         blocks.Reads.ShouldBe(4);
     }
 
@@ -90,7 +90,35 @@ public sealed class LogBlocksTests
     public async Task AFailedRead_IsNull_SoEachWatcherReadsOnItsOwn()
     {
         var blocks = new LogBlocks();
-        (await blocks.GetAsync(0, _ => throw new IOException("gone"))).ShouldBeNull();
+        (await blocks.GetAsync(0, _ => throw new IOException("gone"), CancellationToken.None)).ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task AWatcherThatStopsWaiting_LeavesTheReadToTheOthers()
+    {
+        var blocks = new LogBlocks();
+        var release = new TaskCompletionSource();
+        async Task<OutputChunk?> Read(long k)
+        {
+            await release.Task;
+            return Block(k);
+        }
+        using var leaving = new CancellationTokenSource();
+        var first = blocks.GetAsync(1, Read, leaving.Token);
+        var second = blocks.GetAsync(1, Read, CancellationToken.None);
+        await leaving.CancelAsync();
+        await Should.ThrowAsync<OperationCanceledException>(() => first.WaitAsync(TimeSpan.FromSeconds(10)));
+        release.SetResult();
+        (await second.WaitAsync(TimeSpan.FromSeconds(10)))!.Start.ShouldBe(Block(1).Start);
+        blocks.Reads.ShouldBe(1);
+    }
+
+    [Fact]
+    public async Task AReadThatFailsUnexpectedly_LeavesNoWatcherWaiting()
+    {
+        var blocks = new LogBlocks();
+        var waiting = blocks.GetAsync(0, _ => Task.FromException<OutputChunk?>(new FormatException("a bug")), CancellationToken.None);
+        (await waiting.WaitAsync(TimeSpan.FromSeconds(10))).ShouldBeNull();
     }
 
     private static OutputChunk Block(long k)

@@ -86,6 +86,24 @@ public sealed class HubFrameTests
         small.RootElement.GetProperty("data").GetString().ShouldBe("x");
     }
 
+    [Fact]
+    public void ABroadcast_IsSerializedOnce_AndFramedOncePerWire_ForEveryConnection()
+    {
+        var made = 0;
+        var broadcast = new HubBroadcast(() =>
+        {
+            made++;
+            return "{\"type\":\"chat_message\",\"message\":\"hi\"}"u8.ToArray();
+        });
+        var json = broadcast.On(HubWire.Json);
+        broadcast.On(HubWire.Json).ShouldBeSameAs(json, "every /ws connection writes the same frame");
+        var socketIo = broadcast.On(HubWire.SocketIo);
+        broadcast.On(HubWire.SocketIo).ShouldBeSameAs(socketIo, "every Socket.IO connection too: no conversion per connection");
+        made.ShouldBe(1);
+        System.Text.Encoding.UTF8.GetString(socketIo.Payload.Span).ShouldBe("42[\"chat_message\",{\"type\":\"chat_message\",\"message\":\"hi\"}]");
+        json.Payload.ToArray().ShouldBe("{\"type\":\"chat_message\",\"message\":\"hi\"}"u8.ToArray());
+    }
+
     private static byte[] Inflate(byte[] payload)
     {
         using var input = new MemoryStream([.. payload, 0x00, 0x00, 0xff, 0xff]);
