@@ -2,7 +2,7 @@
 
 import { $, el, toggle, formData } from './dom.js';
 import { FINAL, state } from './state.js';
-import { onOutput, flushLine, renderLine } from './output.js';
+import { onOutput, flushLine, renderLine, newView, openView, tailStart, downloadOutput } from './output.js';
 
 /** `send` puts a message on the hub; `presenceChanged` redraws who runs what. */
 export function createAgents({ api, send, alert, presenceChanged, changes, steering }) {
@@ -75,18 +75,15 @@ export function createAgents({ api, send, alert, presenceChanged, changes, steer
   function openAgent(id) {
     if (state.view?.id === id) return;
     if (state.view) send({ type: 'agent_unsubscribe', agentId: state.view.id });
-    state.view = {
-      id, next: 0, complete: false, line: '', decoder: new TextDecoder('utf-8'), readableCount: 0, rawChars: 0, tools: new Map(),
-      lineStart: 0, actions: [], actionIds: new Set(),
-    };
-    $('#output-readable').replaceChildren();
-    $('#output-raw').replaceChildren();
+    // A long history: its newest part only (the whole of it is a download away).
+    state.view = newView(id, tailStart(state.agents.get(id)));
+    openView(state.view);
     $('#agent-view').hidden = false;
     $('#deck').classList.add('viewing');
     setView('readable');
     renderAgentHeader();
     renderAgents();
-    send({ type: 'agent_subscribe', agentId: id, from: 0 });
+    send({ type: 'agent_subscribe', agentId: id, from: state.view.start });
     const agent = state.agents.get(id);
     if (agent) steering.opened(agent);
   }
@@ -194,6 +191,7 @@ export function createAgents({ api, send, alert, presenceChanged, changes, steer
       input.value = '';
       await control('input', { data });
     });
+    $('#output-download').addEventListener('click', downloadOutput);
     $('#view-raw').addEventListener('click', () => setView('raw'));
     $('#view-readable').addEventListener('click', () => setView('readable'));
     $('#view-changes').addEventListener('click', () => setView('changes'));

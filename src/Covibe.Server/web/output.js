@@ -1,13 +1,49 @@
-// The open agent's output: each agent_output frame appended in order to the Raw view and, line by line, to the
-// Readable view (stream-json events as text, tool calls folded). Both views keep the DOM small on huge outputs.
+// The open agent's output: the Raw view (the text as it came) and the Readable view (stream-json events as text, tool
+// calls folded), both windows onto the newest output. Frames are decoded as they arrive and drawn once per animation
+// frame, so a fast agent costs one layout a frame, however many frames it sends; the DOM keeps only the newest part
+// (older output stays on the server: the page offers it as a download). A member who opens an agent with a long
+// history reads only its tail, and sees the newest output at once.
 
 import { $, el } from './dom.js';
+import { api } from './session.js';
 import { state } from './state.js';
 
+/** How much of an agent's history the page asks for when it opens it: more than both views keep. */
+export const TAIL_BYTES = 1024 * 1024;
 const MAX_READABLE_NODES = 1500;
+const MAX_RAW_CHARS = 1024 * 1024;
+const RAW_BLOCK_CHARS = 16 * 1024;
+// What one animation frame draws at most; past twice this waiting (a tab that was hidden, a slow device), the older part is skipped.
+const FRAME_CHARS = 256 * 1024;
+const MAX_TOOLS = 500;
 const encoder = new TextEncoder();
 const utf8Length = (text) => encoder.encode(text).length;
-const MAX_RAW_CHARS = 4 * 1024 * 1024;
+const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
+
+/** The view of agent `id` whose output starts at `from` (0, or where its tail starts). */
+export function newView(id, from) {
+  return {
+    id, next: from, start: from, complete: false, line: '', decoder: new TextDecoder('utf-8'), readableCount: 0, rawChars: 0,
+    rawLine: '', tools: new Map(), lineStart: from, actions: [], actionIds: new Set(),
+    pending: [], pendingBytes: 0, scheduled: false, skipPartialLine: from > 0,
+  };
+}
+
+/** Where to start reading agent `agent`'s output: its tail when it is long. */
+export function tailStart(agent) {
+  return agent && agent.outputBytes > TAIL_BYTES ? agent.outputBytes - TAIL_BYTES : 0;
+}
+
+/** Clears the views for `view`, and says what is not shown of a long history. */
+export function openView(view) {
+  $('#output-readable').replaceChildren();
+  $('#output-raw').replaceChildren();
+  const earlier = $('#output-earlier');
+  earlier.hidden = view.start === 0;
+  earlier.textContent = view.start > 0 ? `Showing the newest output: the first ${megabytes(view.start)} are in the download.` : '';
+  $('#output-download').textContent = 'Download the whole output';
+  $('#output-download').disabled = false;
+}
 
 function decode(message) {
   if (message.encoding !== 'base64') return message.data;
@@ -20,25 +56,91 @@ export function onOutput(message) {
   if (!view || message.agentId !== view.id || message.position !== view.next) return; // not ours, or already seen
   view.next = message.next;
   const text = decode(message);
+  view.pending.push(text);
+  view.pendingBytes += message.next - message.position;
+  schedule(view);
+}
+
+function schedule(view) {
+  if (view.scheduled) return;
+  view.scheduled = true;
+  // A hidden tab gets no animation frames: a timer (throttled by the browser) keeps its backlog bounded.
+  const frame = requestAnimationFrame(() => { clearTimeout(timer); draw(view); });
+  const timer = setTimeout(() => { cancelAnimationFrame(frame); draw(view); }, 500);
+}
+
+/** Draws what arrived since the last frame (at most FRAME_CHARS of it; the rest on the next frame). */
+function draw(view) {
+  view.scheduled = false;
+  if (state.view !== view || view.pending.length === 0) return;
   const output = $('#output');
   const atEnd = output.scrollHeight - output.scrollTop - output.clientHeight < 40;
-  appendRaw(text);
+  let text = view.pending.join('');
+  view.pending = [];
+  view.pendingBytes = 0;
+  const nodes = [];
+  if (text.length > 2 * FRAME_CHARS) {
+    // Far behind: draw the newest part only, from a line's start, and say so.
+    const newline = text.indexOf('\n', text.length - FRAME_CHARS);
+    const cut = newline >= 0 ? newline + 1 : text.length - FRAME_CHARS;
+    nodes.push(skipped(view, text.slice(0, cut)));
+    text = text.slice(cut);
+    view.lineStart = view.next - utf8Length(text);
+  } else if (text.length > FRAME_CHARS) {
+    const newline = text.indexOf('\n', FRAME_CHARS);
+    if (newline >= 0 && newline + 1 < text.length) {
+      const rest = text.slice(newline + 1);
+      view.pending.push(rest);
+      view.pendingBytes = utf8Length(rest);
+      text = text.slice(0, newline + 1);
+    }
+  }
+  appendText(view, text, nodes);
+  appendReadable(nodes);
+  if (atEnd) output.scrollTop = output.scrollHeight;
+  $('#jump-end').hidden = atEnd;
+  if (view.pending.length) schedule(view);
+}
+
+function appendText(view, text, nodes) {
+  if (view.skipPartialLine) {
+    // A tail starts inside a line: what comes before the first line break is only part of one.
+    const newline = text.indexOf('\n');
+    if (newline < 0) return;
+    view.lineStart += utf8Length(text.slice(0, newline + 1));
+    text = text.slice(newline + 1);
+    view.skipPartialLine = false;
+  }
+  appendRaw(view, text);
   view.line += text;
+  let start = 0;
   let newline;
-  while ((newline = view.line.indexOf('\n')) >= 0) {
-    const line = view.line.slice(0, newline);
-    renderLine(line);
-    view.line = view.line.slice(newline + 1);
+  while ((newline = view.line.indexOf('\n', start)) >= 0) {
+    const line = view.line.slice(start, newline);
+    nodes.push(...lineNodes(line));
+    start = newline + 1;
     // Who did what goes in after the line it followed (counted in bytes, as positions are), only while some wait.
     if (view.actions.length) {
       view.lineStart += utf8Length(line) + 1;
-      flushActions();
+      nodes.push(...dueActions(view));
     }
   }
-  view.lineStart = message.next - utf8Length(view.line);
-  flushActions();
-  if (atEnd) output.scrollTop = output.scrollHeight;
-  $('#jump-end').hidden = atEnd;
+  view.line = view.line.slice(start);
+  view.lineStart = view.next - view.pendingBytes - utf8Length(view.line);
+  nodes.push(...dueActions(view));
+}
+
+/** Output the page will not draw (it fell far behind): said in both views, and the line state starts again at a line. */
+function skipped(view, text) {
+  const note = `${megabytes(utf8Length(text))} of output skipped to keep up; download the whole output to read it.`;
+  view.line = '';
+  view.rawLine = '';
+  view.skipPartialLine = false;
+  const raw = $('#output-raw');
+  if (raw.lastElementChild?.classList.contains('raw-line')) raw.lastElementChild.remove();
+  raw.append(el('div', { class: 'raw-block trimmed' }, `… ${note}\n`));
+  view.rawChars += note.length + 3;
+  return el('p', { class: 'trimmed' }, note);
 }
 
 /** Actions (who did what) to show in the open agent's output once it has reached their position; each shown once. */
@@ -50,56 +152,97 @@ export function placeActions(actions) {
     view.actions.push(action);
   }
   view.actions.sort((a, b) => a.position - b.position || a.id - b.id);
-  flushActions();
+  appendReadable(dueActions(view));
 }
 
-function flushActions() {
-  const view = state.view;
+function dueActions(view) {
+  const due = [];
   while (view.actions.length && view.actions[0].position <= view.lineStart) {
     const action = view.actions.shift();
-    const readable = $('#output-readable');
-    readable.append(el('p', { class: `ev-action ${action.kind}`, title: new Date(action.at).toLocaleString() }, `${action.byName ?? 'Covibe'} ${action.text}`));
-    view.readableCount++;
+    due.push(el('p', { class: `ev-action ${action.kind}`, title: new Date(action.at).toLocaleString() }, `${action.byName ?? 'Covibe'} ${action.text}`));
   }
+  return due;
 }
 
+/** Draws what is waiting at once (before a gap or the end is shown in its place), then the unfinished last line. */
 export function flushLine() {
-  if (state.view?.line) {
-    renderLine(state.view.line);
-    state.view.line = '';
-  }
-}
-
-function appendRaw(text) {
-  const raw = $('#output-raw');
-  raw.append(document.createTextNode(text));
-  state.view.rawChars += text.length;
-  // Keep the DOM small on huge outputs: the whole output stays available through the API.
-  while (state.view.rawChars > MAX_RAW_CHARS && raw.firstChild) {
-    state.view.rawChars -= raw.firstChild.textContent.length;
-    raw.firstChild.remove();
-  }
-}
-
-export function renderLine(line) {
-  const readable = $('#output-readable');
   const view = state.view;
+  if (!view) return;
+  while (view.pending.length) draw(view);
+  if (view.line) {
+    appendReadable(lineNodes(view.line));
+    view.line = '';
+  }
+}
+
+/** A line of the client's own (a gap in the output), shown in the Readable view. */
+export function renderLine(line) {
+  appendReadable(lineNodes(line));
+}
+
+// The Raw view is blocks of whole lines (a new block lays out alone; blocks off screen are not drawn), then the
+// unfinished last line; the oldest blocks go past MAX_RAW_CHARS.
+function appendRaw(view, text) {
+  const raw = $('#output-raw');
+  let tail = raw.lastElementChild?.classList.contains('raw-line') ? raw.lastElementChild : null;
+  const all = view.rawLine + text;
+  const newline = all.lastIndexOf('\n');
+  if (newline >= 0) {
+    let whole = all.slice(0, newline + 1);
+    if (whole.length > MAX_RAW_CHARS) whole = whole.slice(whole.indexOf('\n', whole.length - MAX_RAW_CHARS) + 1);
+    const blocks = [];
+    for (let at = 0; at < whole.length;) {
+      let end = whole.indexOf('\n', Math.min(at + RAW_BLOCK_CHARS, whole.length - 1));
+      end = end < 0 ? whole.length : end + 1;
+      blocks.push(el('div', { class: 'raw-block' }, whole.slice(at, end)));
+      at = end;
+    }
+    tail?.remove();
+    tail = null;
+    raw.append(...blocks);
+    view.rawChars += whole.length;
+    view.rawLine = all.slice(newline + 1);
+  } else {
+    view.rawLine = all;
+  }
+  while (view.rawChars > MAX_RAW_CHARS && raw.firstElementChild) {
+    view.rawChars -= raw.firstElementChild.textContent.length;
+    raw.firstElementChild.remove();
+  }
+  if (view.rawLine) {
+    if (!tail) {
+      tail = el('div', { class: 'raw-line' });
+      raw.append(tail);
+    }
+    tail.textContent = view.rawLine;
+  } else {
+    tail?.remove();
+  }
+}
+
+function appendReadable(nodes) {
+  const view = state.view;
+  if (!nodes.length) return;
+  const readable = $('#output-readable');
+  // Nodes that the window would drop at once are not added at all.
+  const kept = nodes.length > MAX_READABLE_NODES ? nodes.slice(nodes.length - MAX_READABLE_NODES) : nodes;
+  readable.append(...kept);
+  view.readableCount += kept.length;
+  if (view.readableCount > MAX_READABLE_NODES) {
+    while (view.readableCount > MAX_READABLE_NODES * 0.8 && readable.firstElementChild) {
+      readable.firstElementChild.remove();
+      view.readableCount--;
+    }
+    if (!readable.firstElementChild?.classList.contains('trimmed')) readable.prepend(el('p', { class: 'trimmed' }, 'Earlier output is hidden to keep this page fast; download the whole output to read it.'));
+  }
+}
+
+function lineNodes(line) {
   let parsed = null;
   if (line.startsWith('{')) {
     try { parsed = JSON.parse(line); } catch { /* a half line or plain text */ }
   }
-  const nodes = parsed ? eventNodes(parsed) : line.trim() ? [el('pre', { class: 'ev-output' }, line)] : [];
-  for (const node of nodes) {
-    readable.append(node);
-    view.readableCount++;
-  }
-  if (view.readableCount > MAX_READABLE_NODES) {
-    while (view.readableCount > MAX_READABLE_NODES * 0.8) {
-      readable.firstChild.remove();
-      view.readableCount--;
-    }
-    if (!readable.querySelector('.trimmed')) readable.prepend(el('p', { class: 'trimmed' }, 'Earlier output is hidden to keep this page fast; the Raw view holds the last 4 MB.'));
-  }
+  return parsed ? eventNodes(parsed) : line.trim() ? [el('pre', { class: 'ev-output' }, line)] : [];
 }
 
 function eventNodes(event) {
@@ -117,6 +260,8 @@ function eventNodes(event) {
         if (block.type === 'tool_use') {
           const details = el('details', { class: 'ev-tool' }, el('summary', {}, `→ ${block.name}: ${summary(block.input)}`), el('pre', {}, JSON.stringify(block.input, null, 2)));
           view.tools.set(block.id, details);
+          // Only recent calls can still get their result in place.
+          if (view.tools.size > MAX_TOOLS) view.tools.delete(view.tools.keys().next().value);
           return [details];
         }
         if (block.type === 'tool_result') {
@@ -149,4 +294,32 @@ function summary(input) {
   }
   const text = JSON.stringify(input);
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
+}
+
+/** Saves the open agent's whole output (as far as it goes now) as a file, a page of the API at a time, showing progress. */
+export async function downloadOutput() {
+  const view = state.view;
+  const button = $('#output-download');
+  const end = view.next;
+  const parts = [];
+  button.disabled = true;
+  try {
+    for (let from = 0; from < end;) {
+      button.textContent = `Downloading… ${megabytes(from)} of ${megabytes(end)}`;
+      const reply = await api(`/api/agent/${view.id}/output?from=${from}&limit=1048576`, { raw: true });
+      const data = await reply.arrayBuffer();
+      parts.push(data);
+      const next = Number(reply.headers.get('Covibe-Next'));
+      if (next <= from || reply.headers.get('Covibe-Complete') === 'true') break;
+      from = next;
+    }
+    const link = el('a', { href: URL.createObjectURL(new Blob(parts, { type: 'text/plain' })), download: `agent-${view.id}.log` });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+    button.textContent = 'Download the whole output';
+  } catch (error) {
+    button.textContent = `Download failed: ${error.message} Try again`;
+  } finally {
+    button.disabled = false;
+  }
 }

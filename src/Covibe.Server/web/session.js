@@ -8,14 +8,17 @@ let signedOut = () => {};
 /** What to do when the login ends (signed out, revoked, or no longer refreshable). */
 export function onSignedOut(callback) { signedOut = callback; }
 
-/** Calls the API; a 401 refreshes the login once and retries; a refusal throws an Error with the problem's words. `text`: the answer as text (a diff). */
-export async function api(path, { method = 'GET', body, retry = true, text = false } = {}) {
+/**
+ * Calls the API; a 401 refreshes the login once and retries; a refusal throws an Error with the problem's words.
+ * `text`: the answer as text (a diff); `raw`: the Response itself (bytes, and headers such as Covibe-Next).
+ */
+export async function api(path, { method = 'GET', body, retry = true, text = false, raw = false } = {}) {
   const headers = { 'X-Covibe-Client': 'web' };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const reply = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' });
   if (reply.status === 401 && retry && state.token && !path.startsWith('/api/auth/')) {
-    if (await refresh()) return api(path, { method, body, retry: false, text });
+    if (await refresh()) return api(path, { method, body, retry: false, text, raw });
   }
   if (!reply.ok) {
     let problem = {};
@@ -26,6 +29,7 @@ export async function api(path, { method = 'GET', body, retry = true, text = fal
     error.type = problem.type;
     throw error;
   }
+  if (raw) return reply;
   if (reply.status === 204) return null;
   return text ? reply.text() : reply.json();
 }

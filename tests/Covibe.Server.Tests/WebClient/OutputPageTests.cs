@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using Covibe.Server.Tests.Infrastructure;
+using Microsoft.Playwright;
+using Xunit.Abstractions;
+
+namespace Covibe.Server.Tests;
+
+/// <summary>
+/// The Command Deck's output view under load, in a real Chromium: it keeps up with an agent printing 1 MiB/s in either
+/// view with a bounded page, and a member who opens an agent with a 22 MB history sees its newest output at once and
+/// can download the whole of it. The long tasks each test saw are written to its output (docs/benchmarks.md).
+/// </summary>
+public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper output) : IClassFixture<BrowserFixture>
+{
+    // The length of every task of the page's main thread over 50 ms from now on, in milliseconds.
+    private const string WatchLongTasks =
+        "() => { window.longTasks = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.longTasks.push(e.duration); }).observe({ type: 'longtask' }); }";
+
+    [Theory]
+    [InlineData("Readable")]
+    [InlineData("Raw")]
+    public async Task FollowingAnAgentAt1MiBPerSecond_ThePageKeepsUp_AndStaysSmall(string view)
+    {
+        await using var server = await StartAsync();
+        var owner = await server.CreateTeamAsync("Load", "Sarah");
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.LogInAsync(owner.Auth.User.Email);
+
+        // About 8 s of stream-json at 1 MiB/s, followed from its start.
+        const int lines = 20_000;
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Stream [[rate=1048576]] [[lines=20000]]", "claude");
+        await page.Locator("#agents").GetByText("Stream").ClickAsync();
+        await page.Locator("#view-" + view.ToLowerInvariant()).ClickAsync();
+        await page.EvaluateAsync(WatchLongTasks);
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(60));
+
+        // The page is at the end a moment after the agent is (before, the Raw view fell minutes behind).
+        var shown = page.Locator(view == "Raw" ? "#output-raw" : "#output-readable");
+        await shown.GetByText($"step {lines} of {lines}.").WaitForAsync(new() { Timeout = 10_000 });
+        await page.Locator("#agent-status").GetByText("completed").WaitForAsync(new() { Timeout = 10_000 });
+        var longTasks = await page.EvaluateAsync<double[]>("() => window.longTasks");
+        output.WriteLine($"{view}: {longTasks.Length} long tasks over 50 ms while following: {string.Join(", ", longTasks.Select(t => $"{t:0} ms"))}");
+        longTasks.ShouldAllBe(t => t < 1_000, "the page froze while following the agent");
+
+        // What the page holds stays bounded, whatever the agent printed (13 MB here).
+        var elements = await page.EvaluateAsync<int>("() => document.querySelectorAll('#output *').length");
+        var characters = await page.EvaluateAsync<int>("() => document.querySelector('#output').textContent.length");
+        output.WriteLine($"{view}: {elements} elements and {characters} characters in the output view");
+        elements.ShouldBeLessThan(6_000);
+        characters.ShouldBeLessThan(2_500_000);
+    }
+
+    [Fact]
+    public async Task ALateJoinerOfA22MBHistory_SeesTheNewestOutputAtOnce_AndCanDownloadAllOfIt()
+    {
+        await using var server = await StartAsync();
+        var owner = await server.CreateTeamAsync("History", "Sarah");
+        const int lines = 50_000;
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, $"Long history [[lines={lines}]]", "claude");
+        var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(120));
+        done.OutputBytes.ShouldBeInRange(22_000_000, 24_000_000);
+
+        var page = await browser.NewPageAsync(server, 390, 844);
+        await page.LogInAsync(owner.Auth.User.Email);
+        await page.EvaluateAsync(WatchLongTasks);
+        var clock = Stopwatch.StartNew();
+        await page.Locator("#agents").GetByText("Long history").ClickAsync();
+        await page.Locator("#output-readable").GetByText($"step {lines} of {lines}.").WaitForAsync(new() { Timeout = 3_000 });
+        output.WriteLine($"newest output shown {clock.ElapsedMilliseconds} ms after the click; long tasks: {string.Join(", ", await page.EvaluateAsync<double[]>("() => window.longTasks"))}");
+        await page.Locator("#output-earlier").GetByText($"Showing the newest output: the first {(done.OutputBytes - 1024 * 1024) / 1e6:0.0} MB are in the download.").WaitForAsync();
+
+        // The whole output, as the agent wrote it, is one click away.
+        var download = await page.RunAndWaitForDownloadAsync(() => page.GetByRole(AriaRole.Button, new() { Name = "Download the whole output" }).ClickAsync());
+        (await File.ReadAllBytesAsync((await download.PathAsync())!)).ShouldBe(AgentHelpers.LogOf(server, agent.Id));
+        download.SuggestedFilename.ShouldBe($"agent-{agent.Id}.log");
+    }
+
+    [Fact]
+    public async Task ATerminalPrintingAtFullSpeed_ShowsTheEnd_WithoutFreezingThePage()
+    {
+        await using var server = await TestServer.StartAsync(settings: new Dictionary<string, string> { ["Covibe:Terminals:DefaultShell"] = "/bin/sh" });
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.CreateTeamAsync("Flood", "Sarah", "sarah.flood@example.com");
+        await page.TabAsync("Workshop");
+        await page.GetByRole(AriaRole.Button, new() { Name = "New terminal" }).ClickAsync();
+        await page.Locator("#terminal-status").GetByText("Connected").WaitForAsync();
+        await page.Locator("#terminal .xterm").ClickAsync();
+        await page.EvaluateAsync(WatchLongTasks);
+        var clock = Stopwatch.StartNew();
+        // About 15 MB as fast as the shell can print it.
+        await page.Keyboard.TypeAsync("seq 1 2000000; echo flood-$((40+2))");
+        await page.Keyboard.PressAsync("Enter");
+        await page.Locator("#terminal .xterm-rows").GetByText("flood-42").WaitForAsync(new() { Timeout = 60_000 });
+        var longTasks = await page.EvaluateAsync<double[]>("() => window.longTasks");
+        output.WriteLine($"terminal: the end shown after {clock.ElapsedMilliseconds} ms; {longTasks.Length} long tasks over 50 ms: {string.Join(", ", longTasks.Select(t => $"{t:0} ms"))}");
+        // xterm.js parses in slices of its own between frames; a freeze a person would feel fails.
+        longTasks.ShouldAllBe(t => t < 1_000, "the page froze while the terminal printed");
+        (await page.EvaluateAsync<double>("() => performance.memory.usedJSHeapSize / 1048576")).ShouldBeLessThan(100, "the page kept what it printed");
+    }
+
+    private static Task<TestServer> StartAsync() => AgentApprovalTests.StartAsync(s =>
+    {
+        // Nothing to approve: the agent only prints.
+        s["Covibe:Agents:Permissions:Mode"] = "bypass";
+        s["Covibe:Agents:Permissions:AllowBypass"] = "true";
+    });
+}
