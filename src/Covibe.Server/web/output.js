@@ -10,11 +10,13 @@ import { state } from './state.js';
 
 /** How much of an agent's history the page asks for when it opens it: more than both views keep. */
 export const TAIL_BYTES = 1024 * 1024;
-const MAX_READABLE_NODES = 1500;
+const MAX_READABLE_NODES = 600;
 const MAX_RAW_CHARS = 1024 * 1024;
 const RAW_BLOCK_CHARS = 16 * 1024;
-// What one animation frame draws at most; past twice this waiting (a tab that was hidden, a slow device), the older part is skipped.
-const FRAME_CHARS = 256 * 1024;
+// What one animation frame draws at most (the rest waits for the next frame); past SKIP_CHARS waiting (a tab that was
+// hidden, a slow device), the part older than what the views keep is skipped.
+const FRAME_CHARS = 64 * 1024;
+const SKIP_CHARS = 2 * MAX_RAW_CHARS;
 const MAX_TOOLS = 500;
 const encoder = new TextEncoder();
 const utf8Length = (text) => encoder.encode(text).length;
@@ -79,14 +81,15 @@ function draw(view) {
   view.pending = [];
   view.pendingBytes = 0;
   const nodes = [];
-  if (text.length > 2 * FRAME_CHARS) {
+  if (text.length > SKIP_CHARS) {
     // Far behind: draw the newest part only, from a line's start, and say so.
-    const newline = text.indexOf('\n', text.length - FRAME_CHARS);
-    const cut = newline >= 0 ? newline + 1 : text.length - FRAME_CHARS;
+    const newline = text.indexOf('\n', text.length - MAX_RAW_CHARS);
+    const cut = newline >= 0 ? newline + 1 : text.length - MAX_RAW_CHARS;
     nodes.push(skipped(view, text.slice(0, cut)));
     text = text.slice(cut);
     view.lineStart = view.next - utf8Length(text);
-  } else if (text.length > FRAME_CHARS) {
+  }
+  if (text.length > FRAME_CHARS) {
     const newline = text.indexOf('\n', FRAME_CHARS);
     if (newline >= 0 && newline + 1 < text.length) {
       const rest = text.slice(newline + 1);
