@@ -14,8 +14,9 @@ using System.Text.Json;
 /// Kestrel broadcaster (BareKestrel.cs) and the Node baselines in bench/node (a <c>ws</c> broadcaster,
 /// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another. <c>covibe-socketio</c> is
 /// Covibe with its subscribers on its Socket.IO endpoint (Engine.IO over a WebSocket, as the Node Socket.IO server's are).
-///   fanout  [--subscribers 100] [--seconds 20] [--rate 1048576] [--timeline]
-///   compare [--subscribers 100] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,covibe-socketio,bare,ws,ws-batched,ws-4ms,socketio] [--timeline] [--no-pin]
+/// With <c>--agents N</c>, N agents of the team write at once, each at <c>--rate</c> (every subscriber follows them all).
+///   fanout  [--subscribers 100] [--agents 1] [--seconds 20] [--rate 1048576] [--timeline]
+///   compare [--subscribers 100] [--agents 1] [--seconds 20] [--rate 1048576] [--warmup 2] [--servers covibe,covibe-socketio,bare,ws,ws-batched,ws-4ms,socketio] [--timeline] [--no-pin]
 /// </summary>
 static class FanOutBench
 {
@@ -24,18 +25,19 @@ static class FanOutBench
         var subscribers = Measure.Arg(args, "--subscribers", 100);
         var seconds = Measure.Arg(args, "--seconds", 20);
         var rate = Measure.Arg(args, "--rate", 1024 * 1024);
+        var agents = Measure.Arg(args, "--agents", 1);
         Subscriber.Deflate = args.Contains("--deflate");
         Pinning.Apply(!args.Contains("--no-pin"));
         var names = Value(args, "--servers")?.Split(',') ?? (compare ? ["covibe", "covibe-socketio", "bare", "ws", "ws-batched", "socketio"] : ["covibe"]);
         var results = new List<Result>();
         foreach (var name in names)
         {
-            Console.Error.WriteLine($"{name}: {subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s, {seconds} s");
+            Console.Error.WriteLine($"{name}: {subscribers} subscribers, {agents} x {rate / 1048576.0:0.##} MiB/s, {seconds} s");
             await using var target = Target.Create(name);
-            results.Add(await RunAsync(target, subscribers, seconds, rate, Measure.Arg(args, "--warmup", 2), args.Contains("--timeline")));
+            results.Add(await RunAsync(target, subscribers, agents, seconds, rate, Measure.Arg(args, "--warmup", 2), args.Contains("--timeline")));
         }
 
-        Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"{subscribers} subscribers, {(agents > 1 ? $"{agents} agents at " : "")}{rate / 1048576.0:0.##} MiB/s{(agents > 1 ? " each" : "")} for {seconds} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
         Console.WriteLine();
         Console.WriteLine($"Server pinned: {(Pinning.Server is { } core ? $"core {core} (taskset), the clients on the others" : "no")}");
         Console.WriteLine();
@@ -64,7 +66,7 @@ static class FanOutBench
         }
     }
 
-    private static async Task<Result> RunAsync(Target target, int count, int seconds, int rate, int warmupSeconds, bool timeline)
+    private static async Task<Result> RunAsync(Target target, int count, int agents, int seconds, int rate, int warmupSeconds, bool timeline)
     {
         await target.StartAsync();
         using var http = new HttpClient { BaseAddress = target.Url, Timeout = TimeSpan.FromMinutes(2) };
@@ -78,8 +80,8 @@ static class FanOutBench
         }
         // Lines are about 420 bytes with the stamp. A first agent (2 s unless --warmup says) warms the
         // server (JIT, pools); its numbers are reported as the cold start.
-        var (_, warmup, _) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * warmupSeconds / 420));
-        var cold = Histogram.Merge(warmup.Select(w => w.Latency));
+        var (_, warmup, _) = await RunAgentsAsync(target, http, clients, agents, rate, (int)((long)rate * warmupSeconds / 420));
+        var cold = Histogram.Merge(warmup.Select(w => w[0].Latency));
         // Per second of the agent's writing, every subscriber's latencies together (--timeline): the worst second shows spikes.
         Subscriber.Timeline.Clear();
         foreach (var c in clients)
@@ -90,7 +92,9 @@ static class FanOutBench
         var pid = target.Process.Id;
         var cpuBefore = Measure.Cpu(pid);
         var wall = Stopwatch.StartNew();
-        var (agentId, results, log) = await RunAgentAsync(target, http, clients, rate, (int)((long)rate * seconds / 420));
+        var (agentIds, results, logs) = await RunAgentsAsync(target, http, clients, agents, rate, (int)((long)rate * seconds / 420));
+        var agentId = agentIds[0];
+        var log = logs[0];
         wall.Stop();
         var cpuTime = Measure.Cpu(pid) - cpuBefore;
         var cpu = cpuTime.Total;
@@ -137,20 +141,28 @@ static class FanOutBench
         {
             await c.DisposeAsync();
         }
-        var delivered = (double)log.Length * count / 1048576;
-        return new Result(target.Name, Histogram.Merge(results.Select(r => r.Latency)), cold,
-            results.Sum(r => Math.Max(0, log.Length - r.Bytes)), results.Count(r => !r.Contiguous || r.Bytes != log.Length),
-            (double)results.Sum(r => r.WireBytes) / count / log.Length, results.Sum(r => r.Frames) / wall.Elapsed.TotalSeconds, cpu, wall.Elapsed.TotalSeconds, cpu * 1000 / delivered, peakRss, replay,
+        var written = logs.Sum(l => (long)l.Length);
+        var delivered = (double)written * count / 1048576;
+        // results[client][agent]: each client's streams, in the order of the agents.
+        var streams = results.SelectMany(r => r.Select((received, i) => (Received: received, Log: logs[i].Length))).ToList();
+        return new Result(target.Name, Histogram.Merge(results.Select(r => r[0].Latency)), cold,
+            streams.Sum(s => Math.Max(0, s.Log - s.Received.Bytes)), streams.Count(s => !s.Received.Contiguous || s.Received.Bytes != s.Log),
+            (double)streams.Sum(s => s.Received.WireBytes) / count / written, streams.Sum(s => s.Received.Frames) / wall.Elapsed.TotalSeconds, cpu, wall.Elapsed.TotalSeconds, cpu * 1000 / delivered, peakRss, replay,
             cpuTime, worstSecond);
     }
 
-    private static async Task<(string Id, Subscriber.Received[] Results, byte[] Log)> RunAgentAsync(Target target, HttpClient http, List<Subscriber> clients, int rate, int lines)
+    /// <summary><paramref name="agents"/> agents writing at once; what each client received of each, and each agent's log.</summary>
+    private static async Task<(string[] Ids, Subscriber.Received[][] Results, byte[][] Logs)> RunAgentsAsync(Target target, HttpClient http, List<Subscriber> clients, int agents, int rate, int lines)
     {
-        using var reply = await http.PostAsJsonAsync("/api/agent/spawn", new { task = $"bench [[stamp]] [[rate={rate}]] [[lines={lines}]]", agentType = "claude" });
-        reply.EnsureSuccessStatusCode();
-        var id = (await reply.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
-        var results = await Task.WhenAll(clients.Select(c => c.ReceiveToEndAsync(id)));
-        return (id, results, await File.ReadAllBytesAsync(target.LogPath(id)));
+        var ids = new string[agents];
+        for (var i = 0; i < agents; i++)
+        {
+            using var reply = await http.PostAsJsonAsync("/api/agent/spawn", new { task = $"bench [[stamp]] [[rate={rate}]] [[lines={lines}]]", agentType = "claude" });
+            reply.EnsureSuccessStatusCode();
+            ids[i] = (await reply.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("id").GetString()!;
+        }
+        var results = await Task.WhenAll(clients.Select(c => c.ReceiveToEndAsync(ids)));
+        return (ids, results, await Task.WhenAll(ids.Select(id => File.ReadAllBytesAsync(target.LogPath(id)))));
     }
 
     private static string? Value(string[] args, string name)
@@ -409,35 +421,40 @@ sealed class Subscriber : IAsyncDisposable
     /// reconnections) counts every stamp, and <paramref name="progress"/> hears each new position (a caller that
     /// reconnects after the connection breaks resumes there).
     /// </summary>
-    public async Task<Received> ReceiveToEndAsync(string agentId, long from = 0, Histogram? latency = null, Action<long>? progress = null)
+    public async Task<Received> ReceiveToEndAsync(string agentId, long from = 0, Histogram? latency = null, Action<long>? progress = null) =>
+        (await ReceiveToEndAsync([agentId], from, latency, progress))[0];
+
+    /// <summary>Receives the output of each of <paramref name="agentIds"/> (the team's agents running at once) to its end; one latency histogram for all.</summary>
+    public async Task<Received[]> ReceiveToEndAsync(string[] agentIds, long from = 0, Histogram? latency = null, Action<long>? progress = null)
     {
-        var agentIdField = Encoding.UTF8.GetBytes($"\"agentId\":\"{agentId}\"");
         latency ??= new Histogram();
-        long next = from, wire = 0, frames = 0;
-        var contiguous = true;
-        while (true)
+        var streams = agentIds.ToDictionary(id => id, _ => new AgentStream { Next = from });
+        var open = agentIds.Length;
+        while (open > 0)
         {
             var message = await ReceiveMessageAsync();
             var received = (TimeProvider.System.GetUtcNow() - DateTimeOffset.UnixEpoch).Ticks / 10; // µs
             var frame = message.Span;
-            if (frame.IndexOf(agentIdField) < 0)
+            if (AgentIdOf(frame) is not { } agentId || !streams.TryGetValue(agentId, out var stream) || stream.Ended)
             {
                 continue; // another agent's, or not agent output at all
             }
             if (frame.IndexOf("\"agent_output_end\""u8) >= 0)
             {
-                return new Received(next, contiguous, latency, wire, frames);
+                stream.Ended = true;
+                open--;
+                continue;
             }
             if (frame.IndexOf("\"agent_output\""u8) < 0)
             {
                 continue;
             }
-            wire += frame.Length;
-            frames++;
+            stream.Wire += frame.Length;
+            stream.Frames++;
             // position and next are the last properties: read them from the end, without parsing the data.
-            contiguous &= NumberAfter(frame, "\"position\":"u8) == next;
-            next = NumberAfter(frame, "\"next\":"u8);
-            progress?.Invoke(next);
+            stream.Contiguous &= NumberAfter(frame, "\"position\":"u8) == stream.Next;
+            stream.Next = NumberAfter(frame, "\"next\":"u8);
+            progress?.Invoke(stream.Next);
             // Each stamped line: "...sent=1763780000123456" (epoch µs) inside the data.
             var span = frame;
             int at;
@@ -464,6 +481,29 @@ sealed class Subscriber : IAsyncDisposable
                 }
             }
         }
+        return [.. agentIds.Select(id => streams[id]).Select(s => new Received(s.Next, s.Contiguous, latency, s.Wire, s.Frames))];
+    }
+
+    /// <summary>The first <c>"agentId":"…"</c> of a frame (an agent output's comes before its data).</summary>
+    private static string? AgentIdOf(ReadOnlySpan<byte> frame)
+    {
+        var at = frame.IndexOf("\"agentId\":\""u8);
+        if (at < 0)
+        {
+            return null;
+        }
+        var rest = frame[(at + 11)..];
+        var end = rest.IndexOf((byte)'"');
+        return end < 0 ? null : Encoding.UTF8.GetString(rest[..end]);
+    }
+
+    private sealed class AgentStream
+    {
+        public long Next;
+        public bool Contiguous = true;
+        public bool Ended;
+        public long Wire;
+        public long Frames;
     }
 
     /// <summary>One whole message (the buffer grows for a large one); Engine.IO pings are answered here.</summary>

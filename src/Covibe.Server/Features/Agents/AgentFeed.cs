@@ -13,15 +13,17 @@ namespace Covibe.Server.Features.Agents;
 /// (the hub's frame per audience), so that is made once however many watchers there are. A watcher that cannot take a chunk
 /// (its connection is behind) leaves the live set and catches up from the ring or the log.
 /// </summary>
-public sealed class AgentFeed(string agentId, string teamId, string ownerId, string backend, Covibe.Execution.AgentProcess? process, int ringBytes, long start = 0)
+public sealed class AgentFeed(string agentId, string teamId, string ownerId, string backend, Covibe.Execution.AgentProcess? process, int ringBytes, long start = 0, WatcherCount? node = null)
 {
+    // Every watcher of the node's feeds (this one's among them): the frame budget is the node's.
+    private readonly WatcherCount _node = node ?? new WatcherCount();
     // The output's recent chunks and its length (under _lock).
     private readonly OutputRing _ring = new(ringBytes, start);
     private readonly Lock _lock = new();
     private readonly Lock _writing = new();
     private ILiveWatcher[] _live = [];
 
-    public AgentFeed(Agent agent, int ringBytes) : this(agent.Id, agent.TeamId, agent.UserId, agent.Backend, agent.Process, ringBytes)
+    public AgentFeed(Agent agent, int ringBytes, WatcherCount? node = null) : this(agent.Id, agent.TeamId, agent.UserId, agent.Backend, agent.Process, ringBytes, 0, node)
     {
     }
 
@@ -164,15 +166,17 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
 
     /// <summary>
     /// How long the feed's reader lets output gather into one chunk: <paramref name="batch"/>, or longer with many
-    /// watchers (live or catching up), so the agent makes at most <paramref name="maxFramesPerSecond"/> frames.
+    /// watchers (live or catching up) of any of the node's agents, so that all of them together make at most
+    /// <paramref name="maxFramesPerSecond"/> frames (ten agents with 100 watchers each gather as one with 1,000 does).
     /// </summary>
     public TimeSpan GatheringWindow(TimeSpan batch, int maxFramesPerSecond) =>
-        TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * Watchers / maxFramesPerSecond));
+        TimeSpan.FromTicks(Math.Max(batch.Ticks, TimeSpan.TicksPerSecond * _node.Value / maxFramesPerSecond));
 
     /// <summary>A watcher starts following this feed until the returned handle is disposed.</summary>
     public IDisposable Watch()
     {
         Interlocked.Increment(ref _watchers);
+        _node.Add(1);
         return new Watching(this);
     }
 
@@ -185,6 +189,7 @@ public sealed class AgentFeed(string agentId, string teamId, string ownerId, str
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
                 Interlocked.Decrement(ref feed._watchers);
+                feed._node.Add(-1);
             }
         }
     }
@@ -226,6 +231,9 @@ public sealed class AgentFeeds
 {
     private readonly ConcurrentDictionary<string, AgentFeed> _streams = new();
 
+    /// <summary>Watchers of every feed open here, live or catching up.</summary>
+    public WatcherCount Watchers { get; } = new();
+
     public event Action<AgentFeed>? Started;
 
     public AgentFeed? Get(string agentId) => _streams.GetValueOrDefault(agentId);
@@ -233,14 +241,14 @@ public sealed class AgentFeeds
     public IEnumerable<AgentFeed> OfTeam(string teamId) => _streams.Values.Where(s => s.TeamId == teamId);
 
     /// <summary>The agent's feed, opened (and announced to followers) if it is not open yet.</summary>
-    internal AgentFeed Open(Agent agent, int ringBytes) => Open(agent.Id, () => new AgentFeed(agent, ringBytes));
+    internal AgentFeed Open(Agent agent, int ringBytes) => Open(agent.Id, () => new AgentFeed(agent, ringBytes, Watchers));
 
     /// <summary>
     /// The feed of an agent another node follows, opened at the first of its output this node hears of
     /// (<paramref name="start"/>); output before that is read from the log.
     /// </summary>
     internal AgentFeed OpenElsewhere(string agentId, string teamId, string ownerId, string backend, int ringBytes, long start) =>
-        Open(agentId, () => new AgentFeed(agentId, teamId, ownerId, backend, null, ringBytes, start));
+        Open(agentId, () => new AgentFeed(agentId, teamId, ownerId, backend, null, ringBytes, start, Watchers));
 
     private AgentFeed Open(string agentId, Func<AgentFeed> create)
     {
@@ -264,4 +272,14 @@ public sealed class AgentFeeds
 
     /// <summary>Closes <paramref name="feed"/> only if it is still the one open for its agent.</summary>
     internal void Close(AgentFeed feed) => _streams.TryRemove(new KeyValuePair<string, AgentFeed>(feed.AgentId, feed));
+}
+
+/// <summary>A count of watchers shared by the feeds of a node (<see cref="AgentFeeds.Watchers"/>).</summary>
+public sealed class WatcherCount
+{
+    private int _value;
+
+    public int Value => Volatile.Read(ref _value);
+
+    internal void Add(int change) => Interlocked.Add(ref _value, change);
 }

@@ -36,8 +36,8 @@ public sealed class AgentsOptions
     public int BatchMilliseconds { get; set; } = 4;
 
     /// <summary>
-    /// Frames one agent's output may make per second, over all its watchers: with many watchers,
-    /// chunks gather for longer (1,000 watchers: 40 ms), so the server sends fewer, larger frames
+    /// Frames the agents' output may make per second on this node, over all their watchers: with many watchers (of one
+    /// agent or of several), chunks gather for longer (1,000 watchers: 40 ms), so the server sends fewer, larger frames
     /// instead of falling behind.
     /// </summary>
     [Range(1000, 10_000_000)]

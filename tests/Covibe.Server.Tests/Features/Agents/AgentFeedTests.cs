@@ -107,4 +107,20 @@ public sealed class AgentFeedTests
         watching.ForEach(w => w.Dispose());
         feed.GatheringWindow(batch, 25_000).ShouldBe(batch);
     }
+
+    [Fact]
+    public void TheGatheringWindow_IsSizedOnTheNodesWatchers_SoTenAgentsWithAHundredEachGatherAsOneWithAThousand()
+    {
+        // Ten agents watched by 100 each would otherwise each gather for 4 ms and make ten times the node's frame budget.
+        var open = new AgentFeeds();
+        var node = open.Watchers;
+        var feeds = Enumerable.Range(0, 10).Select(i => open.OpenElsewhere($"agent-{i}", "team", "owner", "local", 1024, 0)).ToList();
+        var batch = TimeSpan.FromMilliseconds(4);
+        var watching = feeds.SelectMany(f => Enumerable.Range(0, 100).Select(_ => f.Watch())).ToList();
+        node.Value.ShouldBe(1000);
+        feeds.ShouldAllBe(f => f.Watchers == 100 && f.GatheringWindow(batch, 25_000) == TimeSpan.FromMilliseconds(40));
+        watching.ForEach(w => w.Dispose());
+        node.Value.ShouldBe(0);
+        feeds[0].GatheringWindow(batch, 25_000).ShouldBe(batch);
+    }
 }
