@@ -109,8 +109,8 @@ function appendText(view, text, nodes) {
   if (view.skipPartialLine) {
     // A tail starts inside a line: what comes before the first line break is only part of one.
     const newline = text.indexOf('\n');
+    view.lineStart += utf8Length(newline < 0 ? text : text.slice(0, newline + 1));
     if (newline < 0) return;
-    view.lineStart += utf8Length(text.slice(0, newline + 1));
     text = text.slice(newline + 1);
     view.skipPartialLine = false;
   }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Events;
@@ -46,7 +47,48 @@ public sealed class AgentActions(IDbContextFactory<CovibeDb> dbs, AgentFeeds fee
     }
 
     /// <summary>The agent's actions at or after <paramref name="position"/> in its output, oldest first (at most 1,000).</summary>
-    public async Task<AgentActionDto[]> FromAsync(string agentId, long position, CancellationToken cancellationToken)
+    /// <remarks>
+    /// Callers asking for the same agent and position while a read is under way share it: when an agent starts, every
+    /// member following the team subscribes from its start at once (1,000 watchers made 1,000 reads, and the last of them
+    /// saw the agent's first output seconds late). An action recorded during the read reaches them live (agent_action).
+    /// </remarks>
+    public Task<AgentActionDto[]> FromAsync(string agentId, long position, CancellationToken cancellationToken)
+    {
+        var key = (agentId, position);
+        while (true)
+        {
+            if (_reads.TryGetValue(key, out var reading))
+            {
+                return reading.WaitAsync(cancellationToken);
+            }
+            var read = new TaskCompletionSource<AgentActionDto[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+            if (_reads.TryAdd(key, read.Task))
+            {
+                _ = ReadAsync(key, read);
+                return read.Task.WaitAsync(cancellationToken);
+            }
+        }
+    }
+
+    private readonly ConcurrentDictionary<(string AgentId, long Position), Task<AgentActionDto[]>> _reads = new();
+
+    private async Task ReadAsync((string AgentId, long Position) key, TaskCompletionSource<AgentActionDto[]> read)
+    {
+        try
+        {
+            read.TrySetResult(await ReadFromAsync(key.AgentId, key.Position, CancellationToken.None));
+        }
+        catch (Exception e)
+        {
+            read.TrySetException(e);
+        }
+        finally
+        {
+            _reads.TryRemove(new KeyValuePair<(string, long), Task<AgentActionDto[]>>(key, read.Task));
+        }
+    }
+
+    private async Task<AgentActionDto[]> ReadFromAsync(string agentId, long position, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         var rows = await (from a in db.AgentActions
