@@ -8,12 +8,28 @@ namespace Covibe.Server.Features.Agents;
 /// <summary>Tells the team when an agent's status or reported totals change (seed 001's <c>agent_status</c>).</summary>
 public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents events, AgentFeeds streams, AgentControl control)
 {
+    // An agent's changes are told one at a time, each as the agent is stored then: a caller holding an older copy (an
+    // approval's recount, read just before the agent ended) told the team "running" after "completed", and every page
+    // showed it running for good. Striped by agent, so no lock outlives its agent.
+    private readonly SemaphoreSlim[] _order = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
+
+    /// <summary>Tells the team the agent's state as stored now (<paramref name="agent"/>, saved by the caller, when it is not stored yet).</summary>
     public async Task StatusChangedAsync(Agent agent, CancellationToken cancellationToken)
     {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-        var ownerName = await db.Users.Where(u => u.Id == agent.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
-        var controllers = await control.ControllersAsync(agent.Id, agent.UserId, cancellationToken);
-        events.Publish(agent.TeamId, controllers, canControl => new AgentStatusMessage(agent.Id, agent.Status, ToDto(agent, ownerName, canControl)));
+        var order = _order[(uint)StringComparer.Ordinal.GetHashCode(agent.Id) % (uint)_order.Length];
+        await order.WaitAsync(cancellationToken);
+        try
+        {
+            await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+            var current = await db.Agents.AsNoTracking().SingleOrDefaultAsync(a => a.Id == agent.Id, cancellationToken) ?? agent;
+            var ownerName = await db.Users.Where(u => u.Id == current.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
+            var controllers = await control.ControllersAsync(current.Id, current.UserId, cancellationToken);
+            events.Publish(current.TeamId, controllers, canControl => new AgentStatusMessage(current.Id, current.Status, ToDto(current, ownerName, canControl)));
+        }
+        finally
+        {
+            order.Release();
+        }
     }
 
     public AgentDto ToDto(Agent agent, string ownerName, bool canControl) => new(

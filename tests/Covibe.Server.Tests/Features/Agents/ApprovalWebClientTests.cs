@@ -90,7 +90,17 @@ public sealed class ApprovalWebClientTests(BrowserFixture browser) : IClassFixtu
         await miguel.Locator(".approval").GetByRole(AriaRole.Button, new() { Name = "Allow", Exact = true }).ClickAsync();
         await miguel.Locator("#output-readable .ev-action").GetByText("Miguel allowed Bash: npm test").WaitForAsync();
         await miguel.Locator("#output-readable .ev-action").GetByText("Sarah gave control to Miguel").WaitForAsync();
-        await sarah.Locator("#agent-status").GetByText("completed").WaitForAsync();
+        try
+        {
+            await sarah.Locator("#agent-status").GetByText("completed").WaitForAsync();
+        }
+        catch (TimeoutException e)
+        {
+            // Seen twice in full runs and never alone: say whether the agent or Sarah's page was behind.
+            var now = await server.GetAgentAsync(owner.Auth.AccessToken, agent.Id);
+            throw new TimeoutException($"{e.Message}\nSarah's badge: '{await sarah.Locator("#agent-status").TextContentAsync()}', Miguel's: " +
+                $"'{await miguel.Locator("#agent-status").TextContentAsync()}'; the agent: {now.Status}, {now.PendingApprovals} pending, {now.OutputBytes} bytes", e);
+        }
         using var api = server.Client(owner.Auth.AccessToken);
         (await api.GetFromJsonAsync<AgentPermissionsResponse>($"/api/agent/{agent.Id}/approvals"))!.Requests.ShouldHaveSingleItem().DecidedByName.ShouldBe("Miguel");
     }
