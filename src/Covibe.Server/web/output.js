@@ -9,7 +9,7 @@ import { api } from './session.js';
 import { state } from './state.js';
 
 /** How much of an agent's history the page asks for when it opens it: more than both views keep. */
-export const TAIL_BYTES = 1024 * 1024;
+const TAIL_BYTES = 1024 * 1024;
 const MAX_READABLE_NODES = 600;
 const MAX_RAW_CHARS = 1024 * 1024;
 const RAW_BLOCK_CHARS = 16 * 1024;

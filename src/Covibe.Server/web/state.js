@@ -12,7 +12,7 @@ export const state = {
   presence: [],
   lastChatId: 0,
   oldestChatId: null,
-  view: null, // the open agent: { id, next, complete, line, decoder, readableCount, rawChars, tools }
+  view: null, // the open agent's output view: output.js's newView() says what it holds
   tab: 'deck',
   types: new Map(),
 };
