@@ -2,7 +2,7 @@
 
 import { $, el, toggle, formData } from './dom.js';
 import { FINAL, state } from './state.js';
-import { onOutput, flushLine, renderLine, newView, openView, tailStart, downloadOutput } from './output.js';
+import { onOutput, flushLine, renderLine, newView, openView, tailStart, downloadOutput, followEnd, wireFollowing } from './output.js';
 
 /** `send` puts a message on the hub; `presenceChanged` redraws who runs what. */
 export function createAgents({ api, send, alert, presenceChanged, changes, steering }) {
@@ -94,7 +94,7 @@ export function createAgents({ api, send, alert, presenceChanged, changes, steer
     $('#output-raw').hidden = view !== 'raw';
     $('#output-readable').hidden = view !== 'readable';
     $('#output').hidden = view === 'changes';
-    $('#jump-end').hidden = true;
+    followEnd();
     changes.show(view === 'changes');
   }
 
@@ -195,11 +195,7 @@ export function createAgents({ api, send, alert, presenceChanged, changes, steer
     $('#view-raw').addEventListener('click', () => setView('raw'));
     $('#view-readable').addEventListener('click', () => setView('readable'));
     $('#view-changes').addEventListener('click', () => setView('changes'));
-    $('#output').addEventListener('scroll', () => {
-      const output = $('#output');
-      $('#jump-end').hidden = output.scrollHeight - output.scrollTop - output.clientHeight < 40;
-    });
-    $('#jump-end').addEventListener('click', () => { const o = $('#output'); o.scrollTop = o.scrollHeight; });
+    wireFollowing();
   }
 
   return { load: loadAgents, onStatus: onAgentStatus, open: openAgent, onOutput, onGap, onEnd, resume, wire };

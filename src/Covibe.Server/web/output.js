@@ -22,12 +22,54 @@ const encoder = new TextEncoder();
 const utf8Length = (text) => encoder.encode(text).length;
 const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
 
+// Whether the output stays at its newest line: until the member scrolls up, and again once they scroll back to the end
+// or press "Jump to end". Only their own scrolling (wheel, touch, keys, the scroll bar) changes it: output growing or
+// trimmed under them, or a block of raw text laid out at its real height, does not. While they read, new output waits
+// (the views would otherwise trim what they read from under them), and the jump button says how much.
+let following = true;
+let touched = -Infinity;
+let pressed = false;
+
+const atEnd = (output) => output.scrollHeight - output.scrollTop - output.clientHeight < 40;
+
+/** Keeps the output at its end while following; called once, when the page is wired. */
+export function wireFollowing() {
+  const output = $('#output');
+  const touch = () => { touched = performance.now(); };
+  for (const type of ['wheel', 'touchmove', 'keydown']) output.addEventListener(type, touch, { passive: true });
+  output.addEventListener('pointerdown', () => { pressed = true; });
+  window.addEventListener('pointerup', () => { pressed = false; touch(); });
+  output.addEventListener('scroll', () => {
+    if (!pressed && performance.now() - touched > 1000) return;
+    if (atEnd(output)) followEnd();
+    else if (following) {
+      following = false;
+      $('#jump-end').hidden = false;
+    }
+  });
+  // What was drawn can grow after the frame that drew it (a raw block is laid out when it comes into view).
+  const pin = new ResizeObserver(() => { if (following) output.scrollTop = output.scrollHeight; });
+  pin.observe($('#output-readable'));
+  pin.observe($('#output-raw'));
+  $('#jump-end').addEventListener('click', followEnd);
+}
+
+/** Goes to the newest output and stays there (a view opened or switched, "Jump to end"). */
+export function followEnd() {
+  following = true;
+  const output = $('#output');
+  output.scrollTop = output.scrollHeight;
+  $('#jump-end').hidden = true;
+  $('#jump-end').textContent = '↓ Jump to end';
+  if (state.view?.pending.length) schedule(state.view);
+}
+
 /** The view of agent `id` whose output starts at `from` (0, or where its tail starts). */
 export function newView(id, from) {
   return {
     id, next: from, start: from, complete: false, line: '', decoder: new TextDecoder('utf-8'), readableCount: 0, rawChars: 0,
     rawLine: '', tools: new Map(), lineStart: from, actions: [], actionIds: new Set(),
-    pending: [], pendingBytes: 0, scheduled: false, skipPartialLine: from > 0,
+    pending: [], pendingBytes: 0, dropped: 0, scheduled: false, skipPartialLine: from > 0,
   };
 }
 
@@ -45,6 +87,7 @@ export function openView(view) {
   earlier.textContent = view.start > 0 ? `Showing the newest output: the first ${megabytes(view.start)} are in the download.` : '';
   $('#output-download').textContent = 'Download the whole output';
   $('#output-download').disabled = false;
+  followEnd();
 }
 
 function decode(message) {
@@ -71,24 +114,26 @@ function schedule(view) {
   const timer = setTimeout(() => { cancelAnimationFrame(frame); draw(view); }, 500);
 }
 
-/** Draws what arrived since the last frame (at most FRAME_CHARS of it; the rest on the next frame). */
-function draw(view) {
+/**
+ * Draws what arrived since the last frame (at most FRAME_CHARS of it; the rest on the next frame), unless the member
+ * is reading earlier output and nothing forces it (an end or a gap is drawn after what came before it).
+ */
+function draw(view, force = false) {
   view.scheduled = false;
   if (state.view !== view || view.pending.length === 0) return;
-  const output = $('#output');
-  const atEnd = output.scrollHeight - output.scrollTop - output.clientHeight < 40;
+  if (view.pendingBytes > SKIP_CHARS) dropOldest(view);
+  if (!following && !force) {
+    $('#jump-end').textContent = `↓ ${megabytes(view.pendingBytes + view.dropped)} new · Jump to end`;
+    return;
+  }
+  const nodes = [];
+  if (view.dropped) {
+    nodes.push(skipped(view));
+    view.lineStart = view.next - view.pendingBytes;
+  }
   let text = view.pending.join('');
   view.pending = [];
   view.pendingBytes = 0;
-  const nodes = [];
-  if (text.length > SKIP_CHARS) {
-    // Far behind: draw the newest part only, from a line's start, and say so.
-    const newline = text.indexOf('\n', text.length - MAX_RAW_CHARS);
-    const cut = newline >= 0 ? newline + 1 : text.length - MAX_RAW_CHARS;
-    nodes.push(skipped(view, text.slice(0, cut)));
-    text = text.slice(cut);
-    view.lineStart = view.next - utf8Length(text);
-  }
   if (text.length > FRAME_CHARS) {
     const newline = text.indexOf('\n', FRAME_CHARS);
     if (newline >= 0 && newline + 1 < text.length) {
@@ -100,8 +145,7 @@ function draw(view) {
   }
   appendText(view, text, nodes);
   appendReadable(nodes);
-  if (atEnd) output.scrollTop = output.scrollHeight;
-  $('#jump-end').hidden = atEnd;
+  if (following) $('#output').scrollTop = $('#output').scrollHeight;
   if (view.pending.length) schedule(view);
 }
 
@@ -133,9 +177,21 @@ function appendText(view, text, nodes) {
   nodes.push(...dueActions(view));
 }
 
-/** Output the page will not draw (it fell far behind): said in both views, and the line state starts again at a line. */
-function skipped(view, text) {
-  const note = `${megabytes(utf8Length(text))} of output skipped to keep up; download the whole output to read it.`;
+/** Far behind (a hidden tab, a slow device, a member reading): only the newest part will be drawn, from a line's start. */
+function dropOldest(view) {
+  const text = view.pending.join('');
+  const newline = text.indexOf('\n', text.length - MAX_RAW_CHARS);
+  const cut = newline >= 0 ? newline + 1 : text.length - MAX_RAW_CHARS;
+  const rest = text.slice(cut);
+  view.dropped += view.pendingBytes - utf8Length(rest);
+  view.pending = [rest];
+  view.pendingBytes = utf8Length(rest);
+}
+
+/** Output the page did not draw: said in both views, and the line state starts again at a line. */
+function skipped(view) {
+  const note = `${megabytes(view.dropped)} of output skipped to keep up; download the whole output to read it.`;
+  view.dropped = 0;
   view.line = '';
   view.rawLine = '';
   view.skipPartialLine = false;
@@ -171,7 +227,7 @@ function dueActions(view) {
 export function flushLine() {
   const view = state.view;
   if (!view) return;
-  while (view.pending.length) draw(view);
+  while (view.pending.length) draw(view, true);
   if (view.line) {
     appendReadable(lineNodes(view.line));
     view.line = '';

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using Covibe.Server.Tests.Infrastructure;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
@@ -15,6 +16,17 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
     // The length of every task of the page's main thread over 50 ms from now on, in milliseconds.
     private const string WatchLongTasks =
         "() => { window.longTasks = []; new PerformanceObserver(l => { for (const e of l.getEntries()) window.longTasks.push(e.duration); }).observe({ type: 'longtask' }); }";
+
+    // What the open view has read and drawn, and where it is scrolled: said when a test fails to see the end.
+    private const string WhereThePageIs = """
+        async () => {
+          const { state } = await import('./state.js');
+          const v = state.view, o = document.querySelector('#output'), raw = document.querySelector('#output-raw');
+          return JSON.stringify({ next: v?.next, complete: v?.complete, pending: v?.pending.length, scheduled: v?.scheduled,
+            rawBlocks: raw.children.length, rawEnd: raw.textContent.slice(-120), jumpEnd: !document.querySelector('#jump-end').hidden,
+            scroll: [o.scrollTop, o.clientHeight, o.scrollHeight], hidden: document.hidden });
+        }
+        """;
 
     [Theory]
     [InlineData("Readable")]
@@ -36,8 +48,19 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
 
         // The page is at the end a moment after the agent is (before, the Raw view fell minutes behind).
         var shown = page.Locator(view == "Raw" ? "#output-raw" : "#output-readable");
-        await shown.GetByText($"step {lines} of {lines}.").WaitForAsync(new() { Timeout = 10_000 });
+        try
+        {
+            await shown.GetByText($"step {lines} of {lines}.").WaitForAsync(new() { Timeout = 10_000 });
+        }
+        finally
+        {
+            output.WriteLine($"{view}: the page at the end: {await page.EvaluateAsync<string>(WhereThePageIs)}");
+        }
         await page.Locator("#agent-status").GetByText("completed").WaitForAsync(new() { Timeout = 10_000 });
+        // And still following: the end is where the member is looking (the Raw view once lost its place, its blocks
+        // growing to their real height after the frame that scrolled to them).
+        await Assertions.Expect(shown.GetByText($"step {lines} of {lines}.")).ToBeInViewportAsync();
+        (await page.Locator("#jump-end").IsHiddenAsync()).ShouldBeTrue();
         var longTasks = await page.EvaluateAsync<double[]>("() => window.longTasks");
         output.WriteLine($"{view}: {longTasks.Length} long tasks over 50 ms while following: {string.Join(", ", longTasks.Select(t => $"{t:0} ms"))}");
         longTasks.ShouldAllBe(t => t < 1_000, "the page froze while following the agent");
@@ -48,6 +71,40 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
         output.WriteLine($"{view}: {elements} elements and {characters} characters in the output view");
         elements.ShouldBeLessThan(6_000);
         characters.ShouldBeLessThan(2_500_000);
+    }
+
+    [Theory]
+    [InlineData("Readable")]
+    [InlineData("Raw")]
+    public async Task AMemberWhoScrollsUp_StaysWhereTheyRead_UntilTheyJumpToTheEnd(string view)
+    {
+        await using var server = await StartAsync();
+        var owner = await server.CreateTeamAsync("Reading", "Sarah");
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.LogInAsync(owner.Auth.User.Email);
+        // About 9 s at 100 KiB/s.
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Stream [[rate=102400]] [[lines=2000]]", "claude");
+        await page.Locator("#agents").GetByText("Stream").ClickAsync();
+        await page.Locator("#view-" + view.ToLowerInvariant()).ClickAsync();
+        var shown = page.Locator(view == "Raw" ? "#output-raw" : "#output-readable");
+        await shown.GetByText("step 300 of 2000.").WaitForAsync();
+
+        // The member scrolls up to read: new output waits below (the views would otherwise trim what they read from
+        // under them), and the jump button says how much.
+        await page.Locator("#output").HoverAsync();
+        await page.Mouse.WheelAsync(0, -1500);
+        var jump = page.Locator("#jump-end");
+        await jump.WaitForAsync();
+        var reading = await page.EvaluateAsync<double>("() => document.querySelector('#output').scrollTop");
+        await Assertions.Expect(jump).ToHaveTextAsync(new Regex(@"^↓ 0\.[3-9] MB new · Jump to end$"), new() { Timeout = 20_000 });
+        (await page.EvaluateAsync<double>("() => document.querySelector('#output').scrollTop")).ShouldBe(reading, 1, "the page moved the member from what they were reading");
+
+        // "Jump to end" draws what waited, and the view follows the agent to its end.
+        await page.GetByRole(AriaRole.Button, new() { Name = "Jump to end" }).ClickAsync();
+        await jump.WaitForAsync(new() { State = WaitForSelectorState.Hidden });
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(60));
+        await Assertions.Expect(shown.GetByText("step 2000 of 2000.")).ToBeInViewportAsync(new() { Timeout = 10_000 });
+        (await page.Locator("#jump-end").IsHiddenAsync()).ShouldBeTrue();
     }
 
     [Fact]
