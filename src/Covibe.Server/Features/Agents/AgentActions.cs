@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Events;
@@ -52,51 +51,21 @@ public sealed class AgentActions(IDbContextFactory<CovibeDb> dbs, AgentFeeds fee
     /// member following the team subscribes from its start at once (1,000 watchers made 1,000 reads, and the last of them
     /// saw the agent's first output seconds late). An action recorded during the read reaches them live (agent_action).
     /// </remarks>
-    public Task<AgentActionDto[]> FromAsync(string agentId, long position, CancellationToken cancellationToken)
-    {
-        var key = (agentId, position);
-        while (true)
-        {
-            if (_reads.TryGetValue(key, out var reading))
-            {
-                return reading.WaitAsync(cancellationToken);
-            }
-            var read = new TaskCompletionSource<AgentActionDto[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-            if (_reads.TryAdd(key, read.Task))
-            {
-                _ = ReadAsync(key, read);
-                return read.Task.WaitAsync(cancellationToken);
-            }
-        }
-    }
+    public Task<AgentActionDto[]> FromAsync(string agentId, long position, CancellationToken cancellationToken) =>
+        _reads.GetAsync((agentId, position), key => ReadFromAsync(key.AgentId, key.Position), cancellationToken);
 
-    private readonly ConcurrentDictionary<(string AgentId, long Position), Task<AgentActionDto[]>> _reads = new();
+    private readonly SharedReads<(string AgentId, long Position), AgentActionDto[]> _reads = new();
 
-    private async Task ReadAsync((string AgentId, long Position) key, TaskCompletionSource<AgentActionDto[]> read)
+    // Shared by every caller that waits for it: no one caller's cancellation ends it.
+    private async Task<AgentActionDto[]> ReadFromAsync(string agentId, long position)
     {
-        try
-        {
-            read.TrySetResult(await ReadFromAsync(key.AgentId, key.Position, CancellationToken.None));
-        }
-        catch (Exception e)
-        {
-            read.TrySetException(e);
-        }
-        finally
-        {
-            _reads.TryRemove(new KeyValuePair<(string, long), Task<AgentActionDto[]>>(key, read.Task));
-        }
-    }
-
-    private async Task<AgentActionDto[]> ReadFromAsync(string agentId, long position, CancellationToken cancellationToken)
-    {
-        await using var db = await dbs.CreateDbContextAsync(cancellationToken);
+        await using var db = await dbs.CreateDbContextAsync(CancellationToken.None);
         var rows = await (from a in db.AgentActions
                           where a.AgentId == agentId && a.Position >= position
                           join u in db.Users on a.UserId equals u.Id into users
                           from u in users.DefaultIfEmpty()
                           orderby a.Id
-                          select new { a, Name = u == null ? null : u.Name }).Take(1000).ToListAsync(cancellationToken);
+                          select new { a, Name = u == null ? null : u.Name }).Take(1000).ToListAsync(CancellationToken.None);
         return [.. rows.Select(r => ToDto(r.a, r.Name))];
     }
 

@@ -15,10 +15,7 @@ public sealed class LogBlocks(int capacity = 16)
     /// <summary>Nominal bytes per block (also the most a watcher reads of the log at once).</summary>
     public const int Size = 64 * 1024;
 
-    private readonly Lock _lock = new();
-    private readonly Dictionary<long, Task<OutputChunk?>> _blocks = [];
-    private readonly Queue<long> _order = new();
-    private int _reads;
+    private readonly SharedReads<long, OutputChunk?> _blocks = new(capacity);
 
     /// <summary>The block that may start at <paramref name="position"/> (a character's start up to 3 bytes before a nominal start), or -1.</summary>
     public static long BlockAt(long position)
@@ -56,60 +53,26 @@ public sealed class LogBlocks(int capacity = 16)
 
     /// <summary>
     /// Block <paramref name="k"/>: the one read already (or being read), else <paramref name="read"/>'s (null: it cannot be
-    /// read whole here; a failed read is null too, and the watcher reads on its own). The read belongs to no one watcher:
-    /// it goes on for the others when the one that started it stops waiting (<paramref name="cancellationToken"/>).
+    /// read whole here; a read that fails in any way is null too, and each watcher then reads on its own and meets the
+    /// error itself). The read belongs to no one watcher: it goes on for the others when the one that started it stops
+    /// waiting (<paramref name="cancellationToken"/>).
     /// </summary>
-    public Task<OutputChunk?> GetAsync(long k, Func<long, Task<OutputChunk?>> read, CancellationToken cancellationToken)
-    {
-        TaskCompletionSource<OutputChunk?> reading;
-        lock (_lock)
+    public Task<OutputChunk?> GetAsync(long k, Func<long, Task<OutputChunk?>> read, CancellationToken cancellationToken) =>
+        _blocks.GetAsync(k, async k =>
         {
-            if (_blocks.TryGetValue(k, out var known))
+            try
             {
-                return known.WaitAsync(cancellationToken);
+                return await read(k);
             }
-            reading = new TaskCompletionSource<OutputChunk?>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _blocks[k] = reading.Task;
-            _order.Enqueue(k);
-            while (_order.Count > capacity)
+            catch (Exception)
             {
-                _blocks.Remove(_order.Dequeue());
+                return null;
             }
-        }
-        Interlocked.Increment(ref _reads);
-        _ = FillAsync(reading, k, read);
-        return reading.Task.WaitAsync(cancellationToken);
-    }
-
-    private static async Task FillAsync(TaskCompletionSource<OutputChunk?> reading, long k, Func<long, Task<OutputChunk?>> read)
-    {
-        try
-        {
-            reading.TrySetResult(await read(k));
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or OperationCanceledException or InvalidOperationException)
-        {
-            // Each watcher reads on its own, and meets the error itself.
-        }
-        finally
-        {
-            // Whatever went wrong, no watcher waits for this block forever.
-            reading.TrySetResult(null);
-        }
-    }
+        }, cancellationToken);
 
     /// <summary>How many blocks were read from the log (tests and diagnostics).</summary>
-    public int Reads => Volatile.Read(ref _reads);
+    public int Reads => _blocks.Reads;
 
-    /// <summary>How many blocks are held (tests).</summary>
-    public int Count
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _blocks.Count;
-            }
-        }
-    }
+    /// <summary>How many blocks are held or being read (tests).</summary>
+    public int Count => _blocks.Count;
 }

@@ -94,26 +94,6 @@ public sealed class LogBlocksTests
     }
 
     [Fact]
-    public async Task AWatcherThatStopsWaiting_LeavesTheReadToTheOthers()
-    {
-        var blocks = new LogBlocks();
-        var release = new TaskCompletionSource();
-        async Task<OutputChunk?> Read(long k)
-        {
-            await release.Task;
-            return Block(k);
-        }
-        using var leaving = new CancellationTokenSource();
-        var first = blocks.GetAsync(1, Read, leaving.Token);
-        var second = blocks.GetAsync(1, Read, CancellationToken.None);
-        await leaving.CancelAsync();
-        await Should.ThrowAsync<OperationCanceledException>(() => first.WaitAsync(TimeSpan.FromSeconds(10)));
-        release.SetResult();
-        (await second.WaitAsync(TimeSpan.FromSeconds(10)))!.Start.ShouldBe(Block(1).Start);
-        blocks.Reads.ShouldBe(1);
-    }
-
-    [Fact]
     public async Task AReadThatFailsUnexpectedly_LeavesNoWatcherWaiting()
     {
         var blocks = new LogBlocks();
