@@ -21,8 +21,12 @@ public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
         try
         {
             await using var db = await dbs.CreateDbContextAsync(cancellationToken);
-            var current = await db.Agents.AsNoTracking().SingleOrDefaultAsync(a => a.Id == agent.Id, cancellationToken) ?? agent;
-            var ownerName = await db.Users.Where(u => u.Id == current.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
+            var stored = await (from a in db.Agents.AsNoTracking()
+                                where a.Id == agent.Id
+                                join u in db.Users on a.UserId equals u.Id
+                                select new { Agent = a, Owner = u.Name }).SingleOrDefaultAsync(cancellationToken);
+            var current = stored?.Agent ?? agent;
+            var ownerName = stored?.Owner ?? await db.Users.Where(u => u.Id == agent.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
             var controllers = await control.ControllersAsync(current.Id, current.UserId, cancellationToken);
             events.Publish(current.TeamId, controllers, canControl => new AgentStatusMessage(current.Id, current.Status, ToDto(current, ownerName, canControl)));
         }
