@@ -17,6 +17,8 @@ const RAW_BLOCK_CHARS = 16 * 1024;
 // hidden, a slow device), the part older than what the views keep is skipped.
 const FRAME_CHARS = 64 * 1024;
 const SKIP_CHARS = 2 * MAX_RAW_CHARS;
+// What is drawn of a backlog that was skipped: half what the Raw view keeps, so the note of what was skipped stays above it.
+const KEEP_CHARS = MAX_RAW_CHARS / 2;
 const MAX_TOOLS = 500;
 const encoder = new TextEncoder();
 const utf8Length = (text) => encoder.encode(text).length;
@@ -128,6 +130,8 @@ function draw(view, force = false) {
   }
   const nodes = [];
   if (view.dropped) {
+    // Once output was dropped, only the newest part is drawn (what waited since may be more), under the note.
+    if (view.pendingBytes > KEEP_CHARS) dropOldest(view);
     nodes.push(skipped(view));
     view.lineStart = view.next - view.pendingBytes;
   }
@@ -177,11 +181,11 @@ function appendText(view, text, nodes) {
   nodes.push(...dueActions(view));
 }
 
-/** Far behind (a hidden tab, a slow device, a member reading): only the newest part will be drawn, from a line's start. */
+/** Far behind (a hidden tab, a slow device, a member reading): only the newest KEEP_CHARS will be drawn, from a line's start. */
 function dropOldest(view) {
   const text = view.pending.join('');
-  const newline = text.indexOf('\n', text.length - MAX_RAW_CHARS);
-  const cut = newline >= 0 ? newline + 1 : text.length - MAX_RAW_CHARS;
+  const newline = text.indexOf('\n', text.length - KEEP_CHARS);
+  const cut = newline >= 0 ? newline + 1 : text.length - KEEP_CHARS;
   const rest = text.slice(cut);
   view.dropped += view.pendingBytes - utf8Length(rest);
   view.pending = [rest];

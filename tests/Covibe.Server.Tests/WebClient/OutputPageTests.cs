@@ -1,5 +1,8 @@
 using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
 using System.Text.RegularExpressions;
+using Covibe.Protocol;
 using Covibe.Server.Tests.Infrastructure;
 using Microsoft.Playwright;
 using Xunit.Abstractions;
@@ -105,6 +108,65 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
         await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(60));
         await Assertions.Expect(shown.GetByText("step 2000 of 2000.")).ToBeInViewportAsync(new() { Timeout = 10_000 });
         (await page.Locator("#jump-end").IsHiddenAsync()).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task AMemberWhoReadsWhileAFastAgentPrints_JumpsToItsNewestOutput_AndIsToldWhatWasSkipped()
+    {
+        await using var server = await StartAsync();
+        var owner = await server.CreateTeamAsync("Skimming", "Sarah");
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.LogInAsync(owner.Auth.User.Email);
+        const int lines = 20_000;
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, $"Stream [[rate=1048576]] [[lines={lines}]]", "claude");
+        await page.Locator("#agents").GetByText("Stream").ClickAsync();
+        await page.Locator("#output-readable").GetByText(new Regex($@"step \d+ of {lines}\.")).First.WaitForAsync();
+        await page.Locator("#output").HoverAsync();
+        await page.Mouse.WheelAsync(0, -1500);
+
+        // More waits than the page keeps: it holds only the newest part, and says how much is new.
+        var jump = page.Locator("#jump-end");
+        await Assertions.Expect(jump).ToHaveTextAsync(new Regex(@"^↓ [3-9]\.\d MB new · Jump to end$"), new() { Timeout = 20_000 });
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(60));
+        await jump.ClickAsync();
+
+        // The newest output, the end in view, and what was not drawn said where it was.
+        await Assertions.Expect(page.Locator("#output-readable").GetByText($"step {lines} of {lines}.")).ToBeInViewportAsync(new() { Timeout = 10_000 });
+        await Assertions.Expect(page.Locator("#output-readable > :first-child")).ToHaveTextAsync(new Regex("download the whole output to read it"));
+        await page.Locator("#view-raw").ClickAsync();
+        // Above the newest part, off screen (a raw block off screen is not drawn: attached, not visible).
+        await Assertions.Expect(page.Locator("#output-raw > .trimmed")).ToHaveTextAsync(new Regex(@"^… \d+\.\d MB of output skipped to keep up; download the whole output to read it\.\s*$"));
+        await Assertions.Expect(page.Locator("#output-raw").GetByText($"step {lines} of {lines}.")).ToBeInViewportAsync();
+    }
+
+    [Fact]
+    public async Task ALateJoiner_SeesWhoDidWhat_InPlaceInTheTail()
+    {
+        await using var server = await StartAsync();
+        var owner = await server.CreateTeamAsync("Tail", "Sarah");
+        using var api = server.Client(owner.Auth.AccessToken);
+
+        // A first turn of about 1.3 MB, then Sarah's next question: what the agent did after it is in the tail.
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "First question [[lines=3000]]", "claude-chat");
+        await Eventually.UntilAsync(() => server.GetAgentAsync(owner.Auth.AccessToken, agent.Id), a => a.Status == "waiting", "the first turn ends");
+        (await api.PostAsJsonAsync($"/api/agent/{agent.Id}/input", new AgentInputRequest("Second question [[lines=2]]"))).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+        await api.PostAsync($"/api/agent/{agent.Id}/end", null);
+        var done = await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        done.OutputBytes.ShouldBeGreaterThan(1024 * 1024 + 100_000, "the first turn starts before the tail");
+
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.LogInAsync(owner.Auth.User.Email);
+        await page.Locator("#agents").GetByText("First question").ClickAsync();
+        await page.Locator("#output-readable").GetByText("step 2 of 2.").WaitForAsync();
+        await page.Locator("#output-earlier").GetByText("Showing the newest output").WaitForAsync();
+
+        // Her question between the turn it followed and the one it started, told once.
+        var shown = await page.Locator("#output-readable > *").AllTextContentsAsync();
+        var asked = shown.ToList().FindIndex(t => t == "Sarah sent: Second question [[lines=2]]");
+        asked.ShouldBeGreaterThan(0, "the action is shown in the tail");
+        shown[asked - 1].ShouldStartWith("✓", Case.Sensitive, "after the first turn's result");
+        shown.Skip(asked + 1).ShouldContain(t => t.Contains("Working on \"Second question\": step 1 of 2."));
+        shown.Count(t => t.StartsWith("Sarah sent:", StringComparison.Ordinal)).ShouldBe(1);
     }
 
     [Fact]
