@@ -76,7 +76,9 @@ public sealed class TeamNetworkTests(PodmanService podman)
 
         var agent = await server.SpawnAsync(owner.Auth.AccessToken, "one task");
         (await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id)).Status.ShouldBe("completed");
-        await Eventually.UntilAsync(ExistsAsync, exists => !exists, "the idle network is removed");
+        // By the reconciler's next pass, which lists and checks every container on the engine: under a full run's load
+        // (other tests' containers on the same Podman) a pass took most of the default 30 s.
+        await Eventually.UntilAsync(ExistsAsync, exists => !exists, "the idle network is removed", TimeSpan.FromSeconds(90));
         NetworkInterface.GetAllNetworkInterfaces().Select(n => n.Name).ShouldNotContain(TeamNetworks.BridgeName(owner.Auth.Team.Id), "its bridge goes with it");
         // Said once the engine has removed it: the line may come a moment after the network is gone.
         await Eventually.UntilAsync(() => Task.FromResult(logs.Lines.Any(line => line.Contains($"Removed network {network}"))), "the removal is in the log");
