@@ -2,37 +2,24 @@ using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Events;
+using Covibe.Server.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 
 namespace Covibe.Server.Tests;
 
 public sealed class AgentActionsTests : IAsyncLifetime
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("covibe-actions-").FullName;
-    private DbContextOptions<CovibeDb> _options = null!;
+    private SqliteDatabase _database = null!;
 
-    public async Task InitializeAsync()
-    {
-        _options = new DbContextOptionsBuilder<CovibeDb>()
-            .UseSqlite($"Data Source={Path.Combine(_directory, "covibe.db")}")
-            .ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning))
-            .Options;
-        await using var db = new CovibeDb(_options);
-        await db.Database.MigrateAsync();
-    }
+    public async Task InitializeAsync() => _database = await SqliteDatabase.CreateAsync("actions");
 
-    public Task DisposeAsync()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-        return Task.CompletedTask;
-    }
+    public async Task DisposeAsync() => await _database.DisposeAsync();
 
     [Fact]
     public async Task WatchersSubscribingAtOnce_ShareOneRead_AndOneWhoGivesUpLeavesTheOthersTheirAnswer()
     {
         // When an agent starts, every member following the team subscribes from its start at once: one read, not one each.
-        var dbs = new GatedFactory(_options);
+        var dbs = new GatedFactory(_database.Options);
         var actions = new AgentActions(dbs, new AgentFeeds(), new NoEvents(), TimeProvider.System);
         using var gaveUp = new CancellationTokenSource();
         var impatient = actions.FromAsync("agent", 0, gaveUp.Token);

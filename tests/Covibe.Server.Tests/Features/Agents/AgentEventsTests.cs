@@ -4,6 +4,7 @@ using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Events;
+using Covibe.Server.Tests.Infrastructure;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -16,34 +17,23 @@ namespace Covibe.Server.Tests;
 /// </summary>
 public sealed class AgentEventsTests : IAsyncLifetime
 {
-    private readonly string _directory = Directory.CreateTempSubdirectory("covibe-agent-events-").FullName;
     private readonly RecordingEvents _told = new();
-    private DbContextOptions<CovibeDb> _options = null!;
+    private SqliteDatabase _database = null!;
     private AgentEvents _events = null!;
 
     public async Task InitializeAsync()
     {
-        _options = new DbContextOptionsBuilder<CovibeDb>()
-            .UseSqlite($"Data Source={Path.Combine(_directory, "covibe.db")}")
-            .ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning))
-            .Options;
-        await using var db = new CovibeDb(_options);
-        await db.Database.MigrateAsync();
+        _database = await SqliteDatabase.CreateAsync("agent-events");
+        await using var db = new CovibeDb(_database.Options);
         db.Teams.Add(new Team { Id = "team", Name = "Team", OwnerId = "sarah" });
         db.Users.Add(new User { Id = "sarah", TeamId = "team", Email = "sarah@example.com", Name = "Sarah", PasswordHash = "-" });
-        db.Agents.Add(new Agent { Id = "agent", TeamId = "team", UserId = "sarah", Type = "claude", Task = "Fix it", Status = AgentStatuses.Running, Backend = "local", WorkingDirectory = _directory });
+        db.Agents.Add(new Agent { Id = "agent", TeamId = "team", UserId = "sarah", Type = "claude", Task = "Fix it", Status = AgentStatuses.Running, Backend = "local", WorkingDirectory = _database.Directory });
         await db.SaveChangesAsync();
-        var dbs = new Factory(_options);
         var feeds = new AgentFeeds();
-        _events = new AgentEvents(dbs, _told, feeds, new AgentControl(dbs, feeds, new LocalClusterSignals(), NullLogger<AgentControl>.Instance));
+        _events = new AgentEvents(_database.Factory, _told, feeds, new AgentControl(_database.Factory, feeds, new LocalClusterSignals(), NullLogger<AgentControl>.Instance));
     }
 
-    public Task DisposeAsync()
-    {
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        Directory.Delete(_directory, recursive: true);
-        return Task.CompletedTask;
-    }
+    public async Task DisposeAsync() => await _database.DisposeAsync();
 
     [Fact]
     public async Task ACallerHoldingAnOlderCopy_TellsTheAgentAsItIsStored()
@@ -74,19 +64,14 @@ public sealed class AgentEventsTests : IAsyncLifetime
 
     private async Task<Agent> ReadAsync()
     {
-        await using var db = new CovibeDb(_options);
+        await using var db = new CovibeDb(_database.Options);
         return await db.Agents.AsNoTracking().SingleAsync(a => a.Id == "agent");
     }
 
     private async Task SetStatusAsync(string status)
     {
-        await using var db = new CovibeDb(_options);
+        await using var db = new CovibeDb(_database.Options);
         await db.Agents.Where(a => a.Id == "agent").ExecuteUpdateAsync(s => s.SetProperty(a => a.Status, status));
-    }
-
-    private sealed class Factory(DbContextOptions<CovibeDb> options) : IDbContextFactory<CovibeDb>
-    {
-        public CovibeDb CreateDbContext() => new(options);
     }
 
     /// <summary>What the team was told, in order; <see cref="Hold"/> stops the next telling until its gate is set.</summary>
