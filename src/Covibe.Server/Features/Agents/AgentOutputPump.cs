@@ -130,9 +130,11 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                     await Task.Delay(Retry, cancellationToken);
                     continue;
                 }
-                // Where a block of the log starts here and lies before the limit, the feed's watchers share it (and its frames).
-                if (stream is not null && LogBlocks.BlockAt(position) is var index and >= 0 && LogBlocks.Span(index).To <= limit
-                    && await stream.Blocks.GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k), cancellationToken) is { } block && block.Start == position)
+                // Where a block of the log starts here and lies before the limit, the agent's watchers share it (and its
+                // frames): those of its feed here, or, without one (it finished), those replaying it.
+                var blocks = stream?.Blocks ?? streams.ReplayOf(agentId);
+                if (LogBlocks.BlockAt(position) is var index and >= 0 && LogBlocks.Span(index).To <= limit
+                    && await blocks.GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k), cancellationToken) is { } block && block.Start == position)
                 {
                     await watcher.SendAsync(agentId, ownerId!, block, canControl, cancellationToken);
                     next = block.End;
@@ -140,7 +142,7 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 }
                 buffer ??= System.Buffers.ArrayPool<byte>.Shared.Rent(ReadSize);
                 // On its own, a watcher reads up to where the next block starts, and shares from there.
-                var readTo = stream is null ? limit : Math.Min(limit, LogBlocks.NextStart(position));
+                var readTo = Math.Min(limit, LogBlocks.NextStart(position));
                 var (start, n) = await reader.ReadAsync(agentId, backend.Name, process, position, readTo, buffer.AsMemory(0, ReadSize), cancellationToken);
                 if (start > position || n == 0)
                 {

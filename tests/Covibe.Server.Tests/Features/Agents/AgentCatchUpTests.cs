@@ -52,6 +52,41 @@ public sealed class AgentCatchUpTests
         await Eventually.UntilAsync(() => Task.FromResult(feed.Watchers), n => n == 0, "the subscriptions are let go", TimeSpan.FromSeconds(10));
     }
 
+    [Fact]
+    public async Task WatchersReplayingAFinishedAgent_ShareBlocksOfItsLog()
+    {
+        // An agent that has ended has no feed here: a crowd replaying it (or still catching up when it ended) shares
+        // each block of its log all the same, instead of each reading and framing its own.
+        var settings = AgentHelpers.Settings();
+        AgentHelpers.AddType(settings, "text", ["sh", "-c", "yes '{\"type\":\"assistant\",\"text\":\"héllo 漢字 🎉 a line of stream-json\"}' | head -n 20000"]);
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync();
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "text", "text");
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+        var feeds = server.App.Services.GetRequiredService<AgentFeeds>();
+        await Eventually.UntilAsync(() => Task.FromResult(feeds.Get(agent.Id) is null), "the finished agent's feed is closed");
+        var log = AgentHelpers.LogOf(server, agent.Id);
+
+        var first = await server.ConnectAsync(owner.Auth.AccessToken);
+        await first.ReceiveAsync("team_joined");
+        await first.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from = 0 });
+        (await CollectTextAsync(first, agent.Id, 0, log.Length)).Bytes.ShouldBe(log);
+        var blocks = log.Length / LogBlocks.Size;
+        feeds.ReplayOf(agent.Id).Reads.ShouldBeInRange(blocks - 1, blocks + 1, "each whole block read once");
+
+        // A second replay of its last blocks (from where the fourth last starts, at a character) reads none of them again.
+        var reads = feeds.ReplayOf(agent.Id).Reads;
+        var from = (long)(blocks - 4) * LogBlocks.Size;
+        from -= 3 - log.AsSpan((int)from - 3, 4).LastIndexOfAnyExcept(Enumerable.Range(0x80, 0x40).Select(b => (byte)b).ToArray());
+        var second = await server.ConnectAsync(owner.Auth.AccessToken);
+        await second.ReceiveAsync("team_joined");
+        await second.SendAsync(new { type = "agent_subscribe", agentId = agent.Id, from });
+        (await CollectTextAsync(second, agent.Id, from, log.Length)).Bytes.ShouldBe(log[(int)from..]);
+        feeds.ReplayOf(agent.Id).Reads.ShouldBe(reads, "the blocks were read once, for both");
+        await first.DisposeAsync();
+        await second.DisposeAsync();
+    }
+
     /// <summary>Output from <paramref name="from"/> until <paramref name="length"/>: contiguous, every frame text (no base64), as the log is text; and where each frame started.</summary>
     private static async Task<(byte[] Bytes, List<long> Positions)> CollectTextAsync(HubClient hub, string agentId, long from, long length)
     {
