@@ -2,7 +2,8 @@
 
 import { $, el, toggle, formData } from './dom.js';
 import { FINAL, state } from './state.js';
-import { onOutput, flushLine, renderLine, newView, openView, tailStart, downloadOutput, followEnd, wireFollowing } from './output.js';
+import { onOutput, flushLine, endOutput, renderLine, newView, openView, tailStart, followEnd, wireFollowing } from './output.js';
+import { downloadOutput } from './download.js';
 
 /** `send` puts a message on the hub; `presenceChanged` redraws who runs what. */
 export function createAgents({ api, send, alert, presenceChanged, changes, steering }) {
@@ -145,8 +146,7 @@ export function createAgents({ api, send, alert, presenceChanged, changes, steer
 
   function onEnd(message) {
     if (state.view?.id === message.agentId && message.next === state.view.next) {
-      state.view.complete = true;
-      flushLine();
+      endOutput();
     }
   }
 

@@ -5,7 +5,6 @@
 // history reads only its tail, and sees the newest output at once.
 
 import { $, el } from './dom.js';
-import { api } from './session.js';
 import { state } from './state.js';
 
 /** How much of an agent's history the page asks for when it opens it: more than both views keep. */
@@ -22,7 +21,7 @@ const KEEP_CHARS = MAX_RAW_CHARS / 2;
 const MAX_TOOLS = 500;
 const encoder = new TextEncoder();
 const utf8Length = (text) => encoder.encode(text).length;
-const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
+export const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
 
 // Whether the output stays at its newest line: until the member scrolls up, and again once they scroll back to the end
 // or press "Jump to end". Only their own scrolling (wheel, touch, keys, the scroll bar) changes it: output growing or
@@ -151,6 +150,7 @@ function draw(view, force = false) {
   appendReadable(nodes);
   if (following) $('#output').scrollTop = $('#output').scrollHeight;
   if (view.pending.length) schedule(view);
+  else if (view.complete) lastLine(view);
 }
 
 function appendText(view, text, nodes) {
@@ -232,6 +232,20 @@ export function flushLine() {
   const view = state.view;
   if (!view) return;
   while (view.pending.length) draw(view, true);
+  lastLine(view);
+}
+
+/** The agent's output has ended: what waits is drawn a frame at a time as before (not all at once), then its last line. */
+export function endOutput() {
+  const view = state.view;
+  if (!view) return;
+  view.complete = true;
+  if (view.pending.length) schedule(view);
+  else lastLine(view);
+}
+
+/** The unfinished last line, drawn as it is. */
+function lastLine(view) {
   if (view.line) {
     appendReadable(lineNodes(view.line));
     view.line = '';
@@ -357,32 +371,4 @@ function summary(input) {
   }
   const text = JSON.stringify(input);
   return text.length > 120 ? `${text.slice(0, 120)}…` : text;
-}
-
-/** Saves the open agent's whole output (as far as it goes now) as a file, a page of the API at a time, showing progress. */
-export async function downloadOutput() {
-  const view = state.view;
-  const button = $('#output-download');
-  const end = view.next;
-  const parts = [];
-  button.disabled = true;
-  try {
-    for (let from = 0; from < end;) {
-      button.textContent = `Downloading… ${megabytes(from)} of ${megabytes(end)}`;
-      const reply = await api(`/api/agent/${view.id}/output?from=${from}&limit=1048576`, { raw: true });
-      const data = await reply.arrayBuffer();
-      parts.push(data);
-      const next = Number(reply.headers.get('Covibe-Next'));
-      if (next <= from || reply.headers.get('Covibe-Complete') === 'true') break;
-      from = next;
-    }
-    const link = el('a', { href: URL.createObjectURL(new Blob(parts, { type: 'text/plain' })), download: `agent-${view.id}.log` });
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
-    button.textContent = 'Download the whole output';
-  } catch (error) {
-    button.textContent = `Download failed: ${error.message} Try again`;
-  } finally {
-    button.disabled = false;
-  }
 }
