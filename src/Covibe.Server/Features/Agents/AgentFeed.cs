@@ -268,30 +268,16 @@ public sealed class AgentFeeds
     /// <summary>Every feed open on this node.</summary>
     public ICollection<AgentFeed> All => _streams.Values;
 
-    internal void Close(string agentId)
-    {
-        if (_streams.TryRemove(agentId, out var feed))
-        {
-            KeepReplay(agentId, feed.Blocks);
-        }
-    }
+    internal void Close(string agentId) => _streams.TryRemove(agentId, out _);
 
     /// <summary>Closes <paramref name="feed"/> only if it is still the one open for its agent.</summary>
-    internal void Close(AgentFeed feed)
-    {
-        if (_streams.TryRemove(new KeyValuePair<string, AgentFeed>(feed.AgentId, feed)))
-        {
-            KeepReplay(feed.AgentId, feed.Blocks);
-        }
-    }
+    internal void Close(AgentFeed feed) => _streams.TryRemove(new KeyValuePair<string, AgentFeed>(feed.AgentId, feed));
 
     // The log blocks of agents this node has no feed of (finished, or followed by another node), for the watchers that
     // replay them: a crowd replaying a finished agent shares each block as a feed's watchers do (1,000 watchers still
     // catching up on an agent that had just ended each read its log on their own, a frame each per 64 KiB, and fell
-    // seconds behind the next agent). A closed feed's blocks carry over; the last few such agents' are kept.
-    private const int ReplaysKept = 8;
-    private readonly Dictionary<string, LogBlocks> _replays = [];
-    private readonly Queue<string> _replayOrder = new();
+    // seconds behind the next agent). Kept for the last few agents replayed.
+    private readonly KeptLast<string, LogBlocks> _replays = new(8);
     private readonly Lock _replayLock = new();
 
     /// <summary>The shared blocks of the log of <paramref name="agentId"/>, which this node has no feed of.</summary>
@@ -302,30 +288,9 @@ public sealed class AgentFeeds
             if (!_replays.TryGetValue(agentId, out var blocks))
             {
                 blocks = new LogBlocks();
-                Keep(agentId, blocks);
+                _replays.Add(agentId, blocks);
             }
             return blocks;
-        }
-    }
-
-    private void KeepReplay(string agentId, LogBlocks blocks)
-    {
-        lock (_replayLock)
-        {
-            if (!_replays.ContainsKey(agentId))
-            {
-                Keep(agentId, blocks);
-            }
-        }
-    }
-
-    private void Keep(string agentId, LogBlocks blocks)
-    {
-        _replays[agentId] = blocks;
-        _replayOrder.Enqueue(agentId);
-        while (_replayOrder.Count > ReplaysKept)
-        {
-            _replays.Remove(_replayOrder.Dequeue());
         }
     }
 }

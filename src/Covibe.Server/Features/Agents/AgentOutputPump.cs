@@ -132,9 +132,8 @@ public sealed class AgentOutputPump(AgentFeeds streams, ExecutionBackends backen
                 }
                 // Where a block of the log starts here and lies before the limit, the agent's watchers share it (and its
                 // frames): those of its feed here, or, without one (it finished), those replaying it.
-                var blocks = stream?.Blocks ?? streams.ReplayOf(agentId);
                 if (LogBlocks.BlockAt(position) is var index and >= 0 && LogBlocks.Span(index).To <= limit
-                    && await blocks.GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k), cancellationToken) is { } block && block.Start == position)
+                    && await (stream?.Blocks ?? streams.ReplayOf(agentId)).GetAsync(index, k => ReadBlockAsync(agentId, backend.Name, process, k), cancellationToken) is { } block && block.Start == position)
                 {
                     await watcher.SendAsync(agentId, ownerId!, block, canControl, cancellationToken);
                     next = block.End;

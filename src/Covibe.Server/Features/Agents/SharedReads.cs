@@ -10,8 +10,8 @@ namespace Covibe.Server.Features.Agents;
 public sealed class SharedReads<TKey, TValue>(int keep = 0) where TKey : notnull
 {
     private readonly Lock _lock = new();
-    private readonly Dictionary<TKey, Task<TValue>> _reads = [];
-    private readonly Queue<TKey> _kept = new();
+    private readonly Dictionary<TKey, Task<TValue>> _underWay = [];
+    private readonly KeptLast<TKey, Task<TValue>> _kept = new(keep);
     private int _started;
 
     /// <summary>The value for <paramref name="key"/>: the read under way or kept, else <paramref name="read"/>'s.</summary>
@@ -20,12 +20,12 @@ public sealed class SharedReads<TKey, TValue>(int keep = 0) where TKey : notnull
         TaskCompletionSource<TValue> reading;
         lock (_lock)
         {
-            if (_reads.TryGetValue(key, out var known))
+            if (_underWay.TryGetValue(key, out var known) || _kept.TryGetValue(key, out known))
             {
                 return known.WaitAsync(cancellationToken);
             }
             reading = new TaskCompletionSource<TValue>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _reads[key] = reading.Task;
+            _underWay[key] = reading.Task;
         }
         Interlocked.Increment(ref _started);
         _ = ReadAsync(key, reading, read);
@@ -37,7 +37,7 @@ public sealed class SharedReads<TKey, TValue>(int keep = 0) where TKey : notnull
         try
         {
             var value = await read(key);
-            Done(key, reading.Task, kept: keep > 0);
+            Done(key, reading.Task, kept: true);
             reading.SetResult(value);
         }
         catch (Exception e)
@@ -51,18 +51,10 @@ public sealed class SharedReads<TKey, TValue>(int keep = 0) where TKey : notnull
     {
         lock (_lock)
         {
-            if (!kept)
+            _underWay.Remove(key);
+            if (kept)
             {
-                if (_reads.TryGetValue(key, out var known) && known == read)
-                {
-                    _reads.Remove(key);
-                }
-                return;
-            }
-            _kept.Enqueue(key);
-            while (_kept.Count > keep)
-            {
-                _reads.Remove(_kept.Dequeue());
+                _kept.Add(key, read);
             }
         }
     }
@@ -77,7 +69,7 @@ public sealed class SharedReads<TKey, TValue>(int keep = 0) where TKey : notnull
         {
             lock (_lock)
             {
-                return _reads.Count;
+                return _underWay.Count + _kept.Count;
             }
         }
     }
