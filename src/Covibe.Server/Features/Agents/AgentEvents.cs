@@ -13,7 +13,7 @@ public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
     // showed it running for good. Striped by agent, so no lock outlives its agent.
     private readonly SemaphoreSlim[] _order = [.. Enumerable.Range(0, 64).Select(_ => new SemaphoreSlim(1, 1))];
 
-    /// <summary>Tells the team the agent's state as stored now (<paramref name="agent"/>, saved by the caller, when it is not stored yet).</summary>
+    /// <summary>Tells the team <paramref name="agent"/>'s state as stored now (every caller saves its change first).</summary>
     public async Task StatusChangedAsync(Agent agent, CancellationToken cancellationToken)
     {
         var order = _order[(uint)StringComparer.Ordinal.GetHashCode(agent.Id) % (uint)_order.Length];
@@ -25,8 +25,10 @@ public sealed class AgentEvents(IDbContextFactory<CovibeDb> dbs, ITeamEvents eve
                                 where a.Id == agent.Id
                                 join u in db.Users on a.UserId equals u.Id
                                 select new { Agent = a, Owner = u.Name }).SingleOrDefaultAsync(cancellationToken);
-            var current = stored?.Agent ?? agent;
-            var ownerName = stored?.Owner ?? await db.Users.Where(u => u.Id == agent.UserId).Select(u => u.Name).SingleAsync(cancellationToken);
+            if (stored is not { Agent: var current, Owner: var ownerName })
+            {
+                return; // no longer stored: nothing to tell
+            }
             var controllers = await control.ControllersAsync(current.Id, current.UserId, cancellationToken);
             events.Publish(current.TeamId, controllers, canControl => new AgentStatusMessage(current.Id, current.Status, ToDto(current, ownerName, canControl)));
         }
