@@ -1,6 +1,6 @@
 // Team chat (stored first, then broadcast: a reconnect catches up from the last id seen) and who is online.
 
-import { $, el } from './dom.js';
+import { $, el, atEnd } from './dom.js';
 import { FINAL, state } from './state.js';
 
 export function createChat({ api, send }) {
@@ -33,13 +33,13 @@ export function createChat({ api, send }) {
 
   function addChat(messages) {
     const list = $('#chat');
-    const atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    const wasAtEnd = atEnd(list);
     for (const m of messages) {
       if (m.id <= state.lastChatId) continue; // seen already (live and caught-up copies)
       state.lastChatId = m.id;
       list.append(chatItem(m));
     }
-    if (atEnd || messages.some((m) => m.userId === state.me?.id)) list.scrollTop = list.scrollHeight;
+    if (wasAtEnd || messages.some((m) => m.userId === state.me?.id)) list.scrollTop = list.scrollHeight;
   }
 
   async function loadEarlierChat() {

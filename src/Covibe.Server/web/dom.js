@@ -35,3 +35,9 @@ export function formData(form) {
   for (const [key, value] of new FormData(form)) data[key] = typeof value === 'string' && value.trim() === '' ? null : value;
   return data;
 }
+
+/** Whether `element` is scrolled to its end (within `slack` pixels). */
+export const atEnd = (element, slack = 40) => element.scrollHeight - element.scrollTop - element.clientHeight < slack;
+
+/** Bytes as a person reads them in the output view: "1.4 MB". */
+export const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;

@@ -1,8 +1,7 @@
 // "Download the whole output": the open agent's output as the agent wrote it, read from the REST output API a page at a
 // time (the page itself keeps only the newest part).
 
-import { $, el } from './dom.js';
-import { megabytes } from './output.js';
+import { $, el, megabytes } from './dom.js';
 import { api } from './session.js';
 import { state } from './state.js';
 

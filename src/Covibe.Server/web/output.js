@@ -4,7 +4,7 @@
 // (older output stays on the server: the page offers it as a download). A member who opens an agent with a long
 // history reads only its tail, and sees the newest output at once.
 
-import { $, el } from './dom.js';
+import { $, el, atEnd, megabytes } from './dom.js';
 import { state } from './state.js';
 
 /** How much of an agent's history the page asks for when it opens it: more than both views keep. */
@@ -21,7 +21,6 @@ const KEEP_CHARS = MAX_RAW_CHARS / 2;
 const MAX_TOOLS = 500;
 const encoder = new TextEncoder();
 const utf8Length = (text) => encoder.encode(text).length;
-export const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
 
 // Whether the output stays at its newest line: until the member scrolls up, and again once they scroll back to the end
 // or press "Jump to end". Only their own scrolling (wheel, touch, keys, the scroll bar) changes it: output growing or
@@ -30,8 +29,6 @@ export const megabytes = (bytes) => `${(bytes / 1_000_000).toFixed(1)} MB`;
 let following = true;
 let touched = -Infinity;
 let pressed = false;
-
-const atEnd = (output) => output.scrollHeight - output.scrollTop - output.clientHeight < 40;
 
 /** Keeps the output at its end while following; called once, when the page is wired. */
 export function wireFollowing() {

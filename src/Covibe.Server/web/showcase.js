@@ -2,7 +2,7 @@
 // hub (preview_status on every change, preview_updated when a new version serves) and GET /api/preview;
 // the app itself is shown from its own origin, opened with a one-time link (POST /api/preview/link), so
 // nothing of the member's Covibe login ever reaches it. The owner connects the repository here.
-import { $ } from './dom.js';
+import { $, atEnd } from './dom.js';
 
 const short = (commit) => (commit ?? '').slice(0, 7);
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : '');
@@ -97,9 +97,9 @@ export function createShowcase({ api, isOwner, alert }) {
         const text = await reply.text();
         mine.from = Number(reply.headers.get('Covibe-Log-Next'));
         const pane = $('#preview-log');
-        const atEnd = pane.scrollTop + pane.clientHeight >= pane.scrollHeight - 4;
+        const wasAtEnd = atEnd(pane, 5);
         pane.append(text);
-        if (atEnd) pane.scrollTop = pane.scrollHeight;
+        if (wasAtEnd) pane.scrollTop = pane.scrollHeight;
         if (!text && !IN_PROGRESS.has(reply.headers.get('Covibe-Deploy-Status'))) break;
       }
     } finally {
