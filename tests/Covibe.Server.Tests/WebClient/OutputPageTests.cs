@@ -172,6 +172,25 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
     }
 
     [Fact]
+    public async Task AnAgentsLastLine_WithoutALineBreak_IsShownOnceItEnds_AfterAllThatCameBefore()
+    {
+        // 1.3 MB at once, then words with no line break: the end arrives while the page is still drawing what came before.
+        await using var server = await AgentApprovalTests.StartAsync(s =>
+            AgentHelpers.AddType(s, "burst", ["sh", "-c", "seq 1 200000; printf 'the last words'"]));
+        var owner = await server.CreateTeamAsync("Burst", "Sarah");
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.LogInAsync(owner.Auth.User.Email);
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "burst", "burst");
+        await page.Locator("#agents").GetByText("burst").First.ClickAsync();
+        await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
+
+        var last = page.Locator("#output-readable > :last-child");
+        await Assertions.Expect(last).ToHaveTextAsync("the last words", new() { Timeout = 10_000 });
+        await Assertions.Expect(last).ToBeInViewportAsync();
+        (await page.Locator("#output-readable > *").Nth(-2).TextContentAsync()).ShouldBe("200000", "the words come after every line before them");
+    }
+
+    [Fact]
     public async Task ALateJoinerOfA22MBHistory_SeesTheNewestOutputAtOnce_AndCanDownloadAllOfIt()
     {
         await using var server = await StartAsync();
