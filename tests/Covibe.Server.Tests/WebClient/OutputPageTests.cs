@@ -37,15 +37,9 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
     public async Task FollowingAnAgentAt1MiBPerSecond_ThePageKeepsUp_AndStaysSmall(string view)
     {
         await using var server = await StartAsync();
-        var owner = await server.CreateTeamAsync("Load", "Sarah");
-        var page = await browser.NewPageAsync(server, 1280, 800);
-        await page.LogInAsync(owner.Auth.User.Email);
-
         // About 8 s of stream-json at 1 MiB/s, followed from its start.
         const int lines = 20_000;
-        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Stream [[rate=1048576]] [[lines=20000]]", "claude");
-        await page.Locator("#agents").GetByText("Stream").ClickAsync();
-        await page.Locator("#view-" + view.ToLowerInvariant()).ClickAsync();
+        var (owner, page, agent) = await FollowAsync(server, "Load", "Stream [[rate=1048576]] [[lines=20000]]", view);
         await page.EvaluateAsync(WatchLongTasks);
         await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id, TimeSpan.FromSeconds(60));
 
@@ -84,13 +78,8 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
     public async Task AMemberWhoScrollsUp_StaysWhereTheyRead_UntilTheyJumpToTheEnd(string view)
     {
         await using var server = await StartAsync();
-        var owner = await server.CreateTeamAsync("Reading", "Sarah");
-        var page = await browser.NewPageAsync(server, 1280, 800);
-        await page.LogInAsync(owner.Auth.User.Email);
         // About 9 s at 100 KiB/s.
-        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "Stream [[rate=102400]] [[lines=2000]]", "claude");
-        await page.Locator("#agents").GetByText("Stream").ClickAsync();
-        await page.Locator("#view-" + view.ToLowerInvariant()).ClickAsync();
+        var (owner, page, agent) = await FollowAsync(server, "Reading", "Stream [[rate=102400]] [[lines=2000]]", view);
         var shown = page.Locator(view == "Raw" ? "#output-raw" : "#output-readable");
         await shown.GetByText("step 300 of 2000.").WaitForAsync();
 
@@ -116,12 +105,8 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
     public async Task AMemberWhoReadsWhileAFastAgentPrints_JumpsToItsNewestOutput_AndIsToldWhatWasSkipped()
     {
         await using var server = await StartAsync();
-        var owner = await server.CreateTeamAsync("Skimming", "Sarah");
-        var page = await browser.NewPageAsync(server, 1280, 800);
-        await page.LogInAsync(owner.Auth.User.Email);
         const int lines = 20_000;
-        var agent = await server.SpawnAsync(owner.Auth.AccessToken, $"Stream [[rate=1048576]] [[lines={lines}]]", "claude");
-        await page.Locator("#agents").GetByText("Stream").ClickAsync();
+        var (owner, page, agent) = await FollowAsync(server, "Skimming", $"Stream [[rate=1048576]] [[lines={lines}]]");
         await page.Locator("#output-readable").GetByText(new Regex($@"step \d+ of {lines}\.")).First.WaitForAsync();
         await page.Locator("#output").HoverAsync();
         await page.Mouse.WheelAsync(0, -1500);
@@ -177,11 +162,7 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
         // 1.3 MB at once, then words with no line break: the end arrives while the page is still drawing what came before.
         await using var server = await AgentApprovalTests.StartAsync(s =>
             AgentHelpers.AddType(s, "burst", ["sh", "-c", "seq 1 200000; printf 'the last words'"]));
-        var owner = await server.CreateTeamAsync("Burst", "Sarah");
-        var page = await browser.NewPageAsync(server, 1280, 800);
-        await page.LogInAsync(owner.Auth.User.Email);
-        var agent = await server.SpawnAsync(owner.Auth.AccessToken, "burst", "burst");
-        await page.Locator("#agents").GetByText("burst").First.ClickAsync();
+        var (owner, page, agent) = await FollowAsync(server, "Burst", "burst", type: "burst");
         await server.WaitFinishedAsync(owner.Auth.AccessToken, agent.Id);
 
         var last = page.Locator("#output-readable > :last-child");
@@ -236,6 +217,18 @@ public sealed class OutputPageTests(BrowserFixture browser, ITestOutputHelper ou
         // xterm.js parses in slices of its own between frames; a freeze a person would feel fails.
         longTasks.ShouldAllBe(t => t < 1_000, "the page froze while the terminal printed");
         (await page.EvaluateAsync<double>("() => performance.memory.usedJSHeapSize / 1048576")).ShouldBeLessThan(100, "the page kept what it printed");
+    }
+
+    /// <summary>Sarah's new team on <paramref name="server"/>, and her page following its agent on <paramref name="task"/> in <paramref name="view"/>.</summary>
+    private async Task<(CreateTeamResponse Owner, IPage Page, AgentDto Agent)> FollowAsync(TestServer server, string team, string task, string view = "Readable", string type = "claude")
+    {
+        var owner = await server.CreateTeamAsync(team, "Sarah");
+        var page = await browser.NewPageAsync(server, 1280, 800);
+        await page.LogInAsync(owner.Auth.User.Email);
+        var agent = await server.SpawnAsync(owner.Auth.AccessToken, task, type);
+        await page.Locator("#agents").GetByText(task.Split(" [[")[0]).First.ClickAsync();
+        await page.Locator("#view-" + view.ToLowerInvariant()).ClickAsync();
+        return (owner, page, agent);
     }
 
     private static Task<TestServer> StartAsync() => AgentApprovalTests.StartAsync(s =>
