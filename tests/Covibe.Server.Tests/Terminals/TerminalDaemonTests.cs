@@ -264,13 +264,6 @@ public sealed class TerminalDaemonTests
     }
 }
 
-/// <summary>Runs alone, after the parallel tests, so this process's descriptors can be counted exactly.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class SerialGroup
-{
-    public const string Name = "serial";
-}
-
 [Collection(SerialGroup.Name)]
 public sealed class TerminalHygieneTests
 {
