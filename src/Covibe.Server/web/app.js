@@ -335,7 +335,13 @@ window.covibe = { terminals, showcase, get view() { return state.view && { id: s
 
 async function main() {
   wire();
-  if (await refresh()) {
+  const boot = $('#boot');
+  const renewed = await refresh((pause) => {
+    boot.hidden = false;
+    boot.textContent = `Cannot reach Covibe; trying again in ${Math.round(pause / 1000)} s…`;
+  });
+  boot.hidden = true;
+  if (renewed) {
     await enter({ accessToken: state.token, accessTokenExpiresAt: new Date(state.tokenExpires).toISOString(), user: state.me, team: state.team });
   } else {
     $('#auth').hidden = false;

@@ -41,18 +41,39 @@ export function signedIn(auth) {
   state.team = auth.team;
   clearTimeout(state.refreshTimer);
   // Refresh a minute before the access token expires, without the user noticing.
-  state.refreshTimer = setTimeout(refresh, Math.max(5_000, state.tokenExpires - Date.now() - 60_000));
+  state.refreshTimer = setTimeout(() => refresh(), Math.max(5_000, state.tokenExpires - Date.now() - 60_000));
 }
 
-export async function refresh() {
-  try {
-    const auth = await fetch('/api/auth/refresh', { method: 'POST', headers: { 'X-Covibe-Client': 'web' }, credentials: 'same-origin' });
-    if (!auth.ok) throw new Error('signed out');
-    signedIn(await auth.json());
-    return true;
-  } catch {
-    if (state.token) signOut();
-    return false;
+let renewing = null;
+
+/**
+ * Renews the login from the refresh cookie: true once renewed, false when the server says the login has ended. A
+ * server that cannot be reached (offline, a restart, a proxy's 502) is asked again, with longer pauses, until it answers:
+ * a network blip never signs a member out. One renewal at a time (the cookie rotates: a second use would end the login).
+ * `waiting(ms)` is told of each pause.
+ */
+export function refresh(waiting = () => {}) {
+  renewing ??= renew(waiting).finally(() => { renewing = null; });
+  return renewing;
+}
+
+async function renew(waiting) {
+  for (let attempt = 0; ; attempt++) {
+    let reply = null;
+    try {
+      reply = await fetch('/api/auth/refresh', { method: 'POST', headers: { 'X-Covibe-Client': 'web' }, credentials: 'same-origin' });
+    } catch { /* not reached */ }
+    if (reply?.ok) {
+      signedIn(await reply.json());
+      return true;
+    }
+    if (reply && reply.status < 500 && reply.status !== 429) {
+      if (state.token) signOut();
+      return false;
+    }
+    const pause = Math.min(30_000, 500 * 2 ** attempt);
+    waiting(pause);
+    await new Promise((resolve) => setTimeout(resolve, pause));
   }
 }
 

@@ -170,6 +170,38 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
     }
 
     [Fact]
+    public async Task AReloadWhileTheServerCannotBeReached_WaitsForIt_AndKeepsTheMemberSignedIn()
+    {
+        await using var server = await TestServer.StartAsync();
+        var page = await browser.NewPageAsync(server);
+        await page.CreateTeamAsync("Patchy", "Pat", "pat.web@example.com");
+
+        // A phone between networks, then a proxy whose node is restarting: neither is the server saying the login ended.
+        var tries = 0;
+        await page.RouteAsync("**/api/auth/refresh", async route =>
+        {
+            switch (Interlocked.Increment(ref tries))
+            {
+                case 1: await route.AbortAsync("internetdisconnected"); break;
+                case 2: await route.FulfillAsync(new() { Status = 502, Body = "Bad Gateway" }); break;
+                default: await route.ContinueAsync(); break;
+            }
+        });
+        await page.ReloadAsync();
+        await page.Locator("#boot").GetByText("Cannot reach Covibe; trying again").WaitForAsync();
+        await page.Locator("#connection.live").WaitForAsync();
+        (await page.Locator("#team-name").TextContentAsync()).ShouldBe("Patchy");
+        (await page.Locator("#boot").IsHiddenAsync()).ShouldBeTrue();
+        tries.ShouldBe(3);
+
+        // The server saying the login has ended still signs the member out.
+        await page.UnrouteAllAsync();
+        await page.RouteAsync("**/api/auth/refresh", route => route.FulfillAsync(new() { Status = 401, Body = "{}" }));
+        await page.ReloadAsync();
+        await page.Locator("#auth:not([hidden])").WaitForAsync();
+    }
+
+    [Fact]
     public async Task Desktop_ShowsEachTab()
     {
         await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 8));
