@@ -76,6 +76,14 @@ internal sealed partial class TerminalConnection
         {
             // Detached, or the client went away.
         }
+        catch (Exception e)
+        {
+            // A fault of ours: the viewer hears it (and where to attach again) instead of its output stopping without a word.
+            var errorId = Guid.NewGuid().ToString("N")[..12];
+            TerminalLog.OutputFailed(logger, session.Id, errorId, e);
+            Error(null, session.Id, TerminalErrorCodes.InternalError,
+                $"The server failed to send this terminal's output (error id {errorId}). Attach again with \"since\": {cursor.Position} to go on.");
+        }
         finally
         {
             session.Detach(cursor);

@@ -27,6 +27,9 @@ internal static partial class TerminalLog
     [LoggerMessage(Level = LogLevel.Error, Message = "Terminal message {Type} failed ({ErrorId})")]
     public static partial void MessageFailed(ILogger logger, string type, string errorId, Exception exception);
 
+    [LoggerMessage(Level = LogLevel.Error, Message = "Terminal {SessionId}: sending its output to a viewer failed ({ErrorId})")]
+    public static partial void OutputFailed(ILogger logger, string sessionId, string errorId, Exception exception);
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "Terminal {SessionId}: a viewer held output back for {Seconds} s and was detached")]
     public static partial void SlowViewer(ILogger logger, string sessionId, int seconds);
 

@@ -19,6 +19,9 @@ internal sealed class TerminalOutput
     private readonly int _maxLag;
     private readonly object _gate = new();
     private readonly List<OutputCursor> _cursors = [];
+    private readonly int _capacity;
+    // What WaitForSpace last allowed the producer, which it is reading now and will append (0 once appended).
+    private int _granted;
     private TaskCompletionSource _changed = NewSignal();
     private bool _completed;
 
@@ -26,6 +29,7 @@ internal sealed class TerminalOutput
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 16);
         _ring = new OutputRing(capacity, joinBelow: JoinBelow);
+        _capacity = capacity;
         _maxLag = Math.Clamp(maxLag, 1, capacity);
     }
 
@@ -57,12 +61,12 @@ internal sealed class TerminalOutput
                 var slowest = SlowestPosition();
                 if (slowest is null)
                 {
-                    return wanted;
+                    return _granted = wanted;
                 }
                 var space = _maxLag - (int)(_ring.End - slowest.Value);
                 if (space > 0)
                 {
-                    return Math.Min(space, wanted);
+                    return _granted = Math.Min(space, wanted);
                 }
                 if (slowest != lastProgress)
                 {
@@ -86,6 +90,7 @@ internal sealed class TerminalOutput
         lock (_gate)
         {
             _ring.Append(data);
+            _granted = 0;
             changed = TakeSignal();
         }
         changed.TrySetResult();
@@ -123,7 +128,9 @@ internal sealed class TerminalOutput
     {
         lock (_gate)
         {
-            var start = _ring.Start;
+            // Not a byte the producer's read under way will push out of the scrollback (its room was given before this
+            // viewer came): what is kept after it appends is at least the last `capacity` bytes.
+            var start = _granted == 0 ? _ring.Start : Math.Max(_ring.Start, Math.Min(_ring.End, _ring.End + _granted - _capacity));
             var position = Math.Clamp(since ?? start, start, _ring.End);
             var truncated = since is { } s && s < start;
             if (position == start && start > 0)

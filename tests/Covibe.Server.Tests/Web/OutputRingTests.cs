@@ -104,4 +104,31 @@ public sealed class OutputRingTests
         count.ShouldBeGreaterThanOrEqualTo(60, "at least the last 64 bytes were kept");
         cursor.Position.ShouldBe(output.End - 1, "the last byte starts a character whose rest has not come: it waits for it");
     }
+
+    [Fact]
+    public void ATerminalViewer_AttachingWhileTheShellsReadIsUnderWay_ReadsFromWhereItWasTold()
+    {
+        // The scrollback is full and nobody watches: the shell may read as much as it likes, and does.
+        var output = new TerminalOutput(capacity: 64, maxLag: 32);
+        for (var i = 0; i < 8; i++)
+        {
+            output.Append("covibe!\n"u8);
+        }
+        output.WaitForSpace(48, TimeSpan.FromSeconds(5), CancellationToken.None).ShouldBe(48);
+
+        // A viewer attaches from the start before those bytes are appended (a teammate reattaching mid-run).
+        using var cursor = output.Attach(since: 0);
+        for (var i = 0; i < 6; i++)
+        {
+            output.Append("shared\n\n"u8);
+        }
+
+        // It reads from where its attachment said, every byte from there on (it was placed at the oldest byte the
+        // append would keep: before, it pointed into what the append dropped, and the pump failed without a word).
+        var buffer = new byte[256];
+        cursor.Take(buffer, out var count).ShouldBe(TakeState.Data);
+        cursor.Truncated.ShouldBeTrue();
+        (cursor.From + count).ShouldBe(output.End);
+        Encoding.UTF8.GetString(buffer, 0, count).ShouldBe(string.Concat(Enumerable.Repeat("covibe!\n", 2)) + string.Concat(Enumerable.Repeat("shared\n\n", 6)));
+    }
 }
