@@ -10,7 +10,7 @@ using System.Text.Json;
 /// lines at a fixed rate; N WebSocket subscribers on loopback receive them. For each server it
 /// reports latency from the agent's write (a stamp inside each line) to each subscriber's receipt,
 /// bytes lost and positions, bytes on the wire, the server process's CPU (per delivered MiB) and
-/// peak memory. <c>compare</c> runs the same load, with the same client, against Covibe, a bare
+/// peak memory (with its marginal part: the peak less the RSS of the server started and idle, before anyone joins). <c>compare</c> runs the same load, with the same client, against Covibe, a bare
 /// Kestrel broadcaster (BareKestrel.cs) and the Node baselines in bench/node (a <c>ws</c> broadcaster,
 /// unbatched and with 15 ms batches, and seed 001's Express + Socket.IO 4.8), one after another. <c>covibe-socketio</c> is
 /// Covibe with its subscribers on its Socket.IO endpoint (Engine.IO over a WebSocket, as the Node Socket.IO server's are).
@@ -41,12 +41,12 @@ static class FanOutBench
         Console.WriteLine();
         Console.WriteLine($"Server pinned: {(Pinning.Server is { } core ? $"core {core} (taskset), the clients on the others" : "no")}");
         Console.WriteLine();
-        Console.WriteLine("| server | p50 / p99 / max | lost (bad streams) | wire bytes per byte | frames sent per s | server CPU (user + system) | CPU per delivered MiB | CPU per frame | peak RSS | cold p50 / p99 | worst second's p99 | late joiner |");
+        Console.WriteLine("| server | p50 / p99 / max | lost (bad streams) | wire bytes per byte | frames sent per s | server CPU (user + system) | CPU per delivered MiB | CPU per frame | peak RSS (marginal) | cold p50 / p99 | worst second's p99 | late joiner |");
         Console.WriteLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
         foreach (var r in results)
         {
             Console.WriteLine($"| {r.Name} | {r.Latency.Percentile(0.5)} / {r.Latency.Percentile(0.99)} / {r.Latency.Max} ms | {r.Lost} ({r.Corrupt}) | {r.WirePerByte:0.00} | {r.FramesPerSecond:N0} " +
-                $"| {r.CpuSeconds / r.Seconds * 100:0}% ({r.Cpu.User / r.Seconds * 100:0} + {r.Cpu.System / r.Seconds * 100:0}) | {r.CpuPerMiB:0.00} ms | {r.CpuSeconds * 1e6 / (r.FramesPerSecond * r.Seconds):0.0} µs | {r.PeakRss:0} MiB " +
+                $"| {r.CpuSeconds / r.Seconds * 100:0}% ({r.Cpu.User / r.Seconds * 100:0} + {r.Cpu.System / r.Seconds * 100:0}) | {r.CpuPerMiB:0.00} ms | {r.CpuSeconds * 1e6 / (r.FramesPerSecond * r.Seconds):0.0} µs | {r.PeakRss:0} MiB ({r.PeakRss - r.IdleRss:0}) " +
                 $"| {r.Cold.Percentile(0.5)} / {r.Cold.Percentile(0.99)} ms | {r.WorstSecond ?? "-"} | {r.Replay ?? "-"} |");
         }
         if (results.Find(r => r.Name == "covibe") is { } covibe)
@@ -54,7 +54,7 @@ static class FanOutBench
             Console.WriteLine();
             foreach (var other in results.Where(r => r != covibe))
             {
-                Console.WriteLine($"covibe / {other.Name}: CPU per MiB {covibe.CpuPerMiB / other.CpuPerMiB:0.00}x, p99 {covibe.Latency.Percentile(0.99)} vs {other.Latency.Percentile(0.99)} ms, peak RSS {covibe.PeakRss / other.PeakRss:0.00}x");
+                Console.WriteLine($"covibe / {other.Name}: CPU per MiB {covibe.CpuPerMiB / other.CpuPerMiB:0.00}x, p99 {covibe.Latency.Percentile(0.99)} vs {other.Latency.Percentile(0.99)} ms, peak RSS {covibe.PeakRss / other.PeakRss:0.00}x, marginal peak {(covibe.PeakRss - covibe.IdleRss) / (other.PeakRss - other.IdleRss):0.00}x");
             }
         }
         if (results.Find(r => r.Name == "covibe-socketio") is { } endpoint)
@@ -71,6 +71,8 @@ static class FanOutBench
         await target.StartAsync();
         using var http = new HttpClient { BaseAddress = target.Url, Timeout = TimeSpan.FromMinutes(2) };
         await target.PrepareAsync(http);
+        // The server started and idle, before anyone joins: the peak's marginal part is measured from here.
+        var idleRss = Measure.RssMegabytes(target.Process.Id);
         // Subscribers join first (following the team's agents, seed 001's join_team), so each is
         // attached before the agent's first byte: every byte is measured live.
         var clients = new List<Subscriber>();
@@ -148,7 +150,7 @@ static class FanOutBench
         return new Result(target.Name, Histogram.Merge(results.Select(r => r[0].Latency)), cold,
             streams.Sum(s => Math.Max(0, s.Log - s.Received.Bytes)), streams.Count(s => !s.Received.Contiguous || s.Received.Bytes != s.Log),
             (double)streams.Sum(s => s.Received.WireBytes) / count / written, streams.Sum(s => s.Received.Frames) / wall.Elapsed.TotalSeconds, cpu, wall.Elapsed.TotalSeconds, cpu * 1000 / delivered, peakRss, replay,
-            cpuTime, worstSecond);
+            cpuTime, worstSecond, idleRss);
     }
 
     /// <summary><paramref name="agents"/> agents writing at once; what each client received of each, and each agent's log.</summary>
@@ -172,7 +174,7 @@ static class FanOutBench
     }
 
     private sealed record Result(string Name, Histogram Latency, Histogram Cold, long Lost, int Corrupt, double WirePerByte, double FramesPerSecond,
-        double CpuSeconds, double Seconds, double CpuPerMiB, double PeakRss, string? Replay, CpuTime Cpu, string? WorstSecond);
+        double CpuSeconds, double Seconds, double CpuPerMiB, double PeakRss, string? Replay, CpuTime Cpu, string? WorstSecond, double IdleRss);
 }
 
 /// <summary>

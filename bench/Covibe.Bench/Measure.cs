@@ -25,8 +25,13 @@ static class Measure
         return new CpuTime(long.Parse(fields[11], CultureInfo.InvariantCulture) / 100.0, long.Parse(fields[12], CultureInfo.InvariantCulture) / 100.0);
     }
 
-    public static double PeakRssMegabytes(int pid) =>
-        File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith("VmHWM:", StringComparison.Ordinal))
+    public static double PeakRssMegabytes(int pid) => StatusMegabytes(pid, "VmHWM:");
+
+    /// <summary>The process's resident set now (RSS), in MiB.</summary>
+    public static double RssMegabytes(int pid) => StatusMegabytes(pid, "VmRSS:");
+
+    private static double StatusMegabytes(int pid, string field) =>
+        File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith(field, StringComparison.Ordinal))
             .Select(l => long.Parse(l.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0).Single();
 
     public static long Percentile(long[] sorted, double p) => sorted.Length == 0 ? 0 : sorted[(int)Math.Min(sorted.Length - 1, Math.Ceiling(p * sorted.Length) - 1)];
