@@ -23,17 +23,19 @@ public static class VmScripts
         printf '%s %s %s\n' "$pid" "${st:-0}" "$rt"
         """;
 
+    // Whether the agent ended is read before how long its log is: a size read first could miss the end of its output
+    // written meanwhile, and "ended at that size" would then cut the output short (followers stop at the size said).
     public const string Prober = """
         rt=$1; pid=$2; st=$3
-        size=$(wc -c < "$rt/output.log" 2>/dev/null || echo 0)
-        if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"; exit 0; fi
+        size() { wc -c < "$rt/output.log" 2>/dev/null || echo 0; }
+        if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $(size)"; exit 0; fi
         if [ "$(cut -d' ' -f22 /proc/$pid/stat 2>/dev/null)" != "$st" ]; then
-          if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $size"
-          elif kill -0 -- "-$pid" 2>/dev/null; then echo "running - $size"  # the wrapper died, the agent lives on in its group
-          else echo "gone - $size"; fi
+          if [ -f "$rt/exit" ]; then echo "exit $(cat "$rt/exit") $(size)"
+          elif kill -0 -- "-$pid" 2>/dev/null; then echo "running - $(size)"  # the wrapper died, the agent lives on in its group
+          else echo "gone - $(size)"; fi
           exit 0
         fi
-        if [ -f "$rt/running" ]; then echo "running - $size"; else echo "starting - $size"; fi
+        if [ -f "$rt/running" ]; then echo "running - $(size)"; else echo "starting - $(size)"; fi
         """;
 
     public const string Signaller = """
