@@ -134,6 +134,8 @@ public sealed class ServerTerminalTests(SqliteServerFixture fixture) : IClassFix
             await process.StandardInput.FlushAsync();
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
             await process.WaitForExitAsync(timeout.Token);
+            // What it printed last may still be on its way to us when it has exited.
+            await reading.WaitAsync(timeout.Token);
             process.ExitCode.ShouldBe(0, Seen());
             Seen().ShouldContain("detached");
         }
