@@ -19,7 +19,6 @@ internal sealed class TerminalOutput
     private readonly int _maxLag;
     private readonly object _gate = new();
     private readonly List<OutputCursor> _cursors = [];
-    private readonly int _capacity;
     // What WaitForSpace last allowed the producer, which it is reading now and will append (0 once appended).
     private int _granted;
     private TaskCompletionSource _changed = NewSignal();
@@ -29,7 +28,6 @@ internal sealed class TerminalOutput
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 16);
         _ring = new OutputRing(capacity, joinBelow: JoinBelow);
-        _capacity = capacity;
         _maxLag = Math.Clamp(maxLag, 1, capacity);
     }
 
@@ -128,9 +126,8 @@ internal sealed class TerminalOutput
     {
         lock (_gate)
         {
-            // Not a byte the producer's read under way will push out of the scrollback (its room was given before this
-            // viewer came): what is kept after it appends is at least the last `capacity` bytes.
-            var start = _granted == 0 ? _ring.Start : Math.Max(_ring.Start, Math.Min(_ring.End, _ring.End + _granted - _capacity));
+            // Not a byte that the producer's read under way (its room was given before this viewer came) pushes out.
+            var start = _ring.StartAfter(_granted);
             var position = Math.Clamp(since ?? start, start, _ring.End);
             var truncated = since is { } s && s < start;
             if (position == start && start > 0)

@@ -79,6 +79,24 @@ public sealed class OutputRing
         return chunk;
     }
 
+    /// <summary>
+    /// The oldest position that will still be held once <paramref name="more"/> bytes are appended (by the rule
+    /// <see cref="Append(long, ReadOnlySpan{byte})"/> drops chunks by; an append that joins the last chunk drops no more):
+    /// where a reader may start while an append of that size is on its way.
+    /// </summary>
+    public long StartAfter(int more)
+    {
+        var held = _held + more;
+        var index = _head;
+        // The appended bytes as a chunk of their own: every chunk held now may go while the rest still fill the capacity.
+        while (index < _chunks.Count && held - _chunks[index].Data.Length >= _capacity)
+        {
+            held -= _chunks[index].Data.Length;
+            index++;
+        }
+        return index < _chunks.Count ? _chunks[index].Start : End;
+    }
+
     /// <summary>Adds bytes at the end.</summary>
     public OutputChunk? Append(ReadOnlySpan<byte> data) => Append(End, data);
 

@@ -85,6 +85,25 @@ public sealed class OutputRingTests
     }
 
     [Fact]
+    public void WhereTheRingWillStart_AfterAnAppendOnItsWay_IsWhereItDoes()
+    {
+        foreach (var more in (int[])[0, 1, 7, 30, 31, 64, 100, 250])
+        {
+            var ring = new OutputRing(capacity: 100);
+            for (var i = 0; i < 9; i++)
+            {
+                ring.Append(new byte[17]);
+            }
+            var said = ring.StartAfter(more);
+            if (more > 0)
+            {
+                ring.Append(new byte[more]);
+            }
+            ring.Start.ShouldBe(said, $"appending {more} bytes");
+        }
+    }
+
+    [Fact]
     public void ATerminalViewer_ReattachingAfterTheScrollbackWrapped_StartsAtTheOldestWholeCharacter()
     {
         var output = new TerminalOutput(capacity: 64, maxLag: 64);
