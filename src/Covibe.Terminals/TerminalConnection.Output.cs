@@ -79,7 +79,7 @@ internal sealed partial class TerminalConnection
         catch (Exception e)
         {
             // A fault of ours: the viewer hears it (and where to attach again) instead of its output stopping without a word.
-            var errorId = Guid.NewGuid().ToString("N")[..12];
+            var errorId = NewErrorId();
             TerminalLog.OutputFailed(logger, session.Id, errorId, e);
             Error(null, session.Id, TerminalErrorCodes.InternalError,
                 $"The server failed to send this terminal's output (error id {errorId}). Attach again with \"since\": {cursor.Position} to go on.");

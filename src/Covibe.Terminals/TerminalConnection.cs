@@ -197,7 +197,7 @@ internal sealed partial class TerminalConnection(
         catch (Exception e) when (e is not (OperationCanceledException or WebSocketException or ObjectDisposedException))
         {
             // A fault of ours: say so (with an id to find it in the log), and keep the connection.
-            var errorId = Guid.NewGuid().ToString("N")[..12];
+            var errorId = NewErrorId();
             TerminalLog.MessageFailed(logger, request.Type, errorId, e);
             Error(request.Type == TerminalMessageTypes.Session ? null : request.Id, request.Type == TerminalMessageTypes.Session ? request.Id : request.Session,
                 TerminalErrorCodes.InternalError, $"The server failed to handle this {request.Type} message (error id {errorId}). Nothing else is affected; report the id if it persists.");
@@ -297,6 +297,9 @@ internal sealed partial class TerminalConnection(
         Error(null, null, TerminalErrorCodes.Unauthorized, reason);
         _outbox.Close(WebSocketCloseStatus.PolicyViolation, "unauthorized");
     }
+
+    /// <summary>An id for a fault of ours, said to the client and written to the log, to find one from the other.</summary>
+    private static string NewErrorId() => Guid.NewGuid().ToString("N")[..12];
 
     private void Error(string? id, string? session, string code, string error) =>
         Send(new TerminalErrorMessage(id, session, error, code), TerminalJsonContext.Wire.TerminalErrorMessage);
