@@ -11,6 +11,7 @@ using Covibe.Server.Features.Cluster;
 using Covibe.Server.Features.Health;
 using Covibe.Server.Features.Hub;
 using Covibe.Server.Features.Machines;
+using Covibe.Server.Features.Metrics;
 using Covibe.Server.Features.Git;
 using Covibe.Server.Features.Previews;
 using Covibe.Server.Features.Push;
@@ -82,6 +83,7 @@ public static class CovibeServer
         services.AddChanges();
         services.AddPreviews();
         services.AddBoxes();
+        services.AddMetrics(builder.Configuration);
         // Last: with REDIS_URL, the Redis implementations replace the one-node seams (team events, agent output, control).
         services.AddCluster(builder.Configuration);
         if (ClusterFeature.AcrossNodes(builder.Configuration))
@@ -103,12 +105,15 @@ public static class CovibeServer
         app.UseWebClient();
         // The hub authenticates its own connections (bearer header or join_team) and keeps only the
         // member's ids: the middleware would hold the token's principal for the connection's hours.
+        // The metrics scrape carries the operator's token, not a member's.
         app.UseWhen(context => context.Request.Path != Features.Hub.HubEndpoint.Path
+            && context.Request.Path != MetricsOptions.Path
             && !context.Request.Path.StartsWithSegments(Features.Hub.SocketIo.SocketIoEndpoint.Path.TrimEnd('/')), branch => branch.UseAuthentication());
         app.UseAuthorization();
 
         app.MapOpenApi();
         app.MapHealthApi();
+        app.MapMetrics();
         app.MapAuthApi();
         app.MapTeamsApi();
         app.MapChatApi();

@@ -28,6 +28,7 @@ public static class SeedEnvironment
         ["SESSION_TIMEOUT"] = "Covibe:Terminals:SessionTimeoutSeconds",
         ["MAX_COMMAND_LENGTH"] = "Covibe:Terminals:MaxCommandLength",
         ["COVIBE_SIGNUP_TOKEN"] = "Covibe:Teams:SignupToken",
+        ["COVIBE_METRICS_TOKEN"] = "Covibe:Metrics:Token",
         ["USE_DOCKER_CONTAINERS"] = "Covibe:Containers:Enabled",
         ["USE_DOCKER_AGENTS"] = "Covibe:Containers:Agents",
         ["USE_DOCKER_PREVIEW"] = "Covibe:Containers:Preview",

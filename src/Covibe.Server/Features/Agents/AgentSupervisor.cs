@@ -26,6 +26,7 @@ public sealed partial class AgentSupervisor(
     IAgentOutputRelay relay,
     AgentPrompts prompts,
     FileChanges fileChanges,
+    AgentMetrics metrics,
     IOptions<AgentsOptions> options,
     TimeProvider time,
     ILogger<AgentSupervisor> logger) : BackgroundService
@@ -97,6 +98,7 @@ public sealed partial class AgentSupervisor(
         finally
         {
             _following.TryRemove(agentId, out _);
+            metrics.Unfollowed(agentId);
         }
     }
 
@@ -119,6 +121,7 @@ public sealed partial class AgentSupervisor(
         }
         following.Since = time.GetUtcNow().UtcDateTime;
         following.Where = (backend, process);
+        metrics.Following(agentId, agent.Backend, agent.TeamId);
         if (unfollowed)
         {
             AgentsLog.Recovering(logger, agentId);
@@ -307,11 +310,14 @@ public sealed partial class AgentSupervisor(
         relay.Ended(stream);
         streams.Close(agentId);
         await leases.ReleaseAsync(agentId, CancellationToken.None);
+        metrics.Ended(final.Backend, final.Status, final.OutputBytes);
         AgentsLog.Finished(logger, agentId, final.Status, final.ExitCode);
     }
 
-    private static void Record(Agent agent, LineParser parser, AgentFeed stream)
+    private void Record(Agent agent, LineParser parser, AgentFeed stream)
     {
+        // Claude reports running totals: what they grew by since the last record is what was spent meanwhile.
+        metrics.Spent(agent.Backend, agent.CostUsd, parser.CostUsd, agent.InputTokens, parser.InputTokens, agent.OutputTokens, parser.OutputTokens);
         agent.OutputBytes = stream.Position;
         agent.Model = parser.Model ?? agent.Model;
         agent.CostUsd = parser.CostUsd ?? agent.CostUsd;

@@ -22,6 +22,7 @@ public static class AgentsApi
             .ValidateOnStart();
         services.AddSingleton<AgentLauncher>();
         services.AddSingleton<AgentFeeds>();
+        services.AddSingleton<AgentMetrics>();
         services.AddSingleton<Covibe.Execution.FileChanges>();
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();

@@ -48,6 +48,9 @@ public sealed class HubConnection : IDisposable
     /// <summary>Bytes of agent output queued here and not yet taken by the socket (at most the budget, or one frame).</summary>
     internal long QueuedStreamBytes => _outbox.QueuedStreamBytes;
 
+    /// <summary>Whether its send queue filled and it was let go.</summary>
+    internal bool Overflowed => _outbox.Overflowed;
+
     internal void Join(Caller member) => Member = member;
 
     /// <summary>Queues a hub frame as a message (see <see cref="Outbox.TrySend(byte[])"/>).</summary>

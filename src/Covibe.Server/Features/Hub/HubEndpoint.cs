@@ -24,6 +24,7 @@ public static class HubEndpoint
         services.AddOptions<HubOptions>().BindConfiguration(HubOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<TeamHub>();
         services.AddSingleton<HubSessions>();
+        services.AddSingleton<HubMetrics>();
         services.AddSocketIo();
         // Features publish team events here; one node delivers them to its own connections.
         services.AddSingleton<ITeamEvents, LocalTeamEvents>();

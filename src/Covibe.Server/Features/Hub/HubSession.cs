@@ -80,6 +80,10 @@ internal sealed partial class HubSession(HubConnection connection, HubSessions s
             connection.Dispose();
             _session.Dispose();
             services.Hub.Closed(connection);
+            if (connection.Overflowed)
+            {
+                services.Metrics.Dropped(connection);
+            }
             if (connection.Member is { } member)
             {
                 services.Hub.PresenceChanged(member.TeamId);

@@ -19,6 +19,7 @@ internal sealed class HubSessions(
     AgentFeeds feeds,
     AgentOutputPump pump,
     AttemptLimiter limiter,
+    HubMetrics metrics,
     IOptions<HubOptions> options,
     ILogger<TeamHub> logger)
 {
@@ -30,6 +31,7 @@ internal sealed class HubSessions(
     public AgentFeeds Feeds => feeds;
     public AgentOutputPump Pump => pump;
     public AttemptLimiter Limiter => limiter;
+    public HubMetrics Metrics => metrics;
     public HubOptions Options => options.Value;
     public ILogger Logger => logger;
 

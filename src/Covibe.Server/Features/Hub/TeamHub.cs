@@ -42,6 +42,9 @@ public sealed class TeamHub
     /// <summary>Open WebSocket connections, joined or not (the seed's <c>sessions</c> on /health).</summary>
     public int ConnectionCount => Volatile.Read(ref _connections);
 
+    /// <summary>The open connections, at this moment.</summary>
+    internal ICollection<HubConnection> Open => _open.Values;
+
     internal void Opened(HubConnection connection)
     {
         _open[connection.Id] = connection;
