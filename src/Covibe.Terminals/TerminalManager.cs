@@ -17,9 +17,13 @@ public sealed partial class TerminalManager(
     TerminalLaunch launch,
     ITerminalLauncher launcher,
     TimeProvider time,
+    System.Diagnostics.Metrics.IMeterFactory meters,
     ILogger<TerminalManager> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<string, TerminalSession> _sessions = new(StringComparer.Ordinal);
+    private TerminalMetrics? _metrics;
+
+    private TerminalMetrics Metrics => _metrics ??= new TerminalMetrics(meters, () => _sessions.Count);
     private readonly Lock _createLock = new();
     private readonly TerminalOptions _options = options.Value;
 
@@ -45,6 +49,21 @@ public sealed partial class TerminalManager(
 
     /// <summary>Starts a shell for <paramref name="owner"/>. Throws <see cref="TerminalException"/> for anything the client can fix.</summary>
     public async Task<TerminalSession> CreateAsync(TerminalUser owner, string? requestedId, TerminalConfig? config, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var session = await CreateCoreAsync(owner, requestedId, config, cancellationToken);
+            Metrics.Started("ok");
+            return session;
+        }
+        catch (TerminalException e)
+        {
+            Metrics.Started(e.Code);
+            throw;
+        }
+    }
+
+    private async Task<TerminalSession> CreateCoreAsync(TerminalUser owner, string? requestedId, TerminalConfig? config, CancellationToken cancellationToken)
     {
         var id = requestedId ?? Guid.NewGuid().ToString();
         if (!SessionId().IsMatch(id))
@@ -114,11 +133,13 @@ public sealed partial class TerminalManager(
     {
         _sessions.TryRemove(new KeyValuePair<string, TerminalSession>(session.Id, session));
         TerminalLog.Ended(logger, session.Id, session.ExitCode ?? -1);
+        Metrics.Ended(time.GetUtcNow().UtcDateTime - session.CreatedAt);
         Changed(session);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        _ = Metrics; // sessions open are counted from the start, none yet
         var timeout = TimeSpan.FromSeconds(_options.SessionTimeoutSeconds);
         var period = TimeSpan.FromMilliseconds(Math.Clamp(timeout.TotalMilliseconds / 4, 250, 30_000));
         using var timer = new PeriodicTimer(period, time);

@@ -20,10 +20,17 @@ public static class MetricsFeature
         services.AddOptions<MetricsOptions>().BindConfiguration(MetricsOptions.Section);
         var scrape = !string.IsNullOrEmpty(configuration[$"{MetricsOptions.Section}:Token"]);
         var otlp = !string.IsNullOrEmpty(configuration["OTEL_EXPORTER_OTLP_ENDPOINT"]);
-        if (!scrape && !otlp)
+        if (scrape || otlp)
         {
-            return services;
+            AddOpenTelemetry(services, scrape, otlp);
         }
+        return services;
+    }
+
+    // Its own method, so that a server without a reader of its metrics never loads OpenTelemetry to compile AddMetrics.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void AddOpenTelemetry(IServiceCollection services, bool scrape, bool otlp)
+    {
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("covibe", serviceVersion: Features.Health.HealthApi.Version, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
@@ -43,7 +50,6 @@ public static class MetricsFeature
                     metrics.AddOtlpExporter();
                 }
             });
-        return services;
     }
 
     /// <summary><c>GET /metrics</c> for Prometheus, when the operator set a scrape token; anyone else gets 401.</summary>
@@ -54,11 +60,18 @@ public static class MetricsFeature
         {
             return app;
         }
-        var logger = app.ServiceProvider.GetRequiredService<ILogger<MetricsOptions>>();
+        MapScrape(app, options.Token, app.ServiceProvider.GetRequiredService<ILogger<MetricsOptions>>());
+        return app;
+    }
+
+    // Its own method, so that a server without a scrape token never loads the exporter to compile MapMetrics.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void MapScrape(IEndpointRouteBuilder app, string token, ILogger logger)
+    {
         app.MapPrometheusScrapingEndpoint(MetricsOptions.Path, meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>
         {
             var presented = Auth.BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString());
-            if (!Tokens.FixedTimeEquals(presented, options.Token))
+            if (!Tokens.FixedTimeEquals(presented, token))
             {
                 MetricsLog.ScrapeRefused(logger, context.Connection.RemoteIpAddress?.ToString(), presented is null ? "no token" : "a wrong token");
                 context.Response.Headers.WWWAuthenticate = "Bearer";
@@ -68,6 +81,5 @@ public static class MetricsFeature
             }
             await next(context);
         }), optionsName: null).AllowAnonymous();
-        return app;
     }
 }

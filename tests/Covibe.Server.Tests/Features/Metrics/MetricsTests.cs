@@ -95,6 +95,26 @@ public sealed partial class MetricsTests : IAsyncLifetime
             "the closed connection no longer counted");
     }
 
+    [Fact]
+    public async Task TheScrape_CountsTerminalSessions_OpenStartedRefusedAndHowLongTheyLasted()
+    {
+        var team = await _server.CreateTeamAsync();
+        await using var terminal = await TerminalClient.ConnectAsync(_server.Url, "/terminal", team.Auth.AccessToken);
+        await terminal.CreateAsync("metrics-shell", new { shell = "/bin/sh" });
+        var open = await ScrapeAsync();
+        Value(open, "covibe_terminals_sessions", "otel_scope_name").ShouldBe(1);
+        Value(open, "covibe_terminals_started_total", "outcome=\"ok\"").ShouldBe(1);
+
+        // Refused: the same id again; the client is told why, and the operator counts it by that code.
+        await terminal.SendAsync(new { type = "session", action = "create", id = "metrics-shell", config = new { shell = "/bin/sh" } });
+        await terminal.ErrorAsync("SESSION_EXISTS");
+        await terminal.SendAsync(new { type = "session", action = "close", id = "metrics-shell" });
+
+        var after = await Eventually.UntilAsync(ScrapeAsync, m => Value(m, "covibe_terminals_sessions", "otel_scope_name") == 0, "the closed session no longer open");
+        Value(after, "covibe_terminals_started_total", "outcome=\"SESSION_EXISTS\"").ShouldBe(1);
+        Value(after, "covibe_terminals_duration_seconds_count", "otel_scope_name").ShouldBe(1);
+    }
+
     private async Task<string> ScrapeAsync()
     {
         using var client = _server.Client();
