@@ -21,7 +21,7 @@ public static class StartupBanner
         var teams = await db.Teams.CountAsync(cancellationToken);
         var storage = db.ProviderName() == "postgres" ? "PostgreSQL" : $"SQLite in {dataDirectory}";
 
-        await output.WriteLineAsync($"Covibe {Features.Health.HealthApi.Version} is running ({storage}, {app.Environment.EnvironmentName}).");
+        await output.WriteLineAsync($"Covibe {Hosting.ServerVersion.Value} is running ({storage}, {app.Environment.EnvironmentName}).");
         foreach (var address in addresses)
         {
             await output.WriteLineAsync($"  Listening on {address}");

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Reflection;
 using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Hub;
@@ -12,9 +11,6 @@ namespace Covibe.Server.Features.Health;
 /// <summary><c>GET /health</c> in seed 004's shape: status, sessions, uptime (s), version; plus the database in use, Redis and the container engine when used.</summary>
 public static class HealthApi
 {
-    public static readonly string Version =
-        typeof(HealthApi).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
-
     // Set when the routes are mapped, i.e. at start-up.
     private static readonly long StartedAt = Stopwatch.GetTimestamp();
 
@@ -36,7 +32,7 @@ public static class HealthApi
         var reachable = await db.Database.CanConnectAsync(cancellationToken);
         var uptime = (long)Stopwatch.GetElapsedTime(StartedAt).TotalSeconds;
         var degraded = !reachable || redis is "down" || engineState is "unavailable";
-        var body = new HealthResponse(degraded ? "degraded" : "running", hub.ConnectionCount, uptime, Version, db.ProviderName(), redis, engineState);
+        var body = new HealthResponse(degraded ? "degraded" : "running", hub.ConnectionCount, uptime, Hosting.ServerVersion.Value, db.ProviderName(), redis, engineState);
         return reachable ? TypedResults.Ok(body) : TypedResults.Json(body, statusCode: 503);
     }
 }

@@ -32,7 +32,7 @@ public static class MetricsFeature
     private static void AddOpenTelemetry(IServiceCollection services, bool scrape, bool otlp)
     {
         services.AddOpenTelemetry()
-            .ConfigureResource(r => r.AddService("covibe", serviceVersion: Features.Health.HealthApi.Version, serviceInstanceId: Environment.MachineName))
+            .ConfigureResource(r => r.AddService("covibe", serviceVersion: ServerVersion.Value, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter(MeterPrefix + "*")
