@@ -65,6 +65,7 @@ public static class CovibeServer
         services.AddTrustedProxies(builder.Configuration);
 
         services.AddCovibeDatabase();
+        services.AddHealth();
         services.AddCovibeAuth();
         services.AddTeams();
         services.AddChat();

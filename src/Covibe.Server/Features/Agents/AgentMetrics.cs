@@ -10,11 +10,12 @@ namespace Covibe.Server.Features.Agents;
 /// agents running here by place (and team, where the operator allows it), agents ended by place and status (the
 /// completion rate), what they spent (Claude's <c>total_cost_usd</c>) and their tokens, and who watches their output.
 /// </summary>
-public sealed class AgentMetrics
+public sealed class AgentMetrics : Hosting.IMetricsSource
 {
     public const string MeterName = "Covibe.Agents";
 
     private readonly ConcurrentDictionary<string, (string Place, string TeamId)> _running = new();
+    private readonly ConcurrentDictionary<string, bool> _places = new();
     private readonly Counter<long> _ended;
     private readonly Counter<double> _cost;
     private readonly Counter<long> _tokens;
@@ -34,7 +35,11 @@ public sealed class AgentMetrics
     }
 
     /// <summary>This node follows the agent now (until <see cref="Unfollowed"/>).</summary>
-    public void Following(string agentId, string place, string teamId) => _running[agentId] = (place, teamId);
+    public void Following(string agentId, string place, string teamId)
+    {
+        _places[place] = true;
+        _running[agentId] = (place, teamId);
+    }
 
     public void Unfollowed(string agentId) => _running.TryRemove(agentId, out _);
 
@@ -65,6 +70,14 @@ public sealed class AgentMetrics
     private IEnumerable<Measurement<int>> ObserveRunning()
     {
         var counts = new Dictionary<(string Place, string? TeamId), int>();
+        if (!_teamLabels)
+        {
+            // A place agents ran at reads 0 once they all ended, rather than nothing.
+            foreach (var place in _places.Keys)
+            {
+                counts[(place, null)] = 0;
+            }
+        }
         foreach (var (place, teamId) in _running.Values)
         {
             var key = (place, _teamLabels ? teamId : null);

@@ -23,6 +23,7 @@ public static class AgentsApi
         services.AddSingleton<AgentLauncher>();
         services.AddSingleton<AgentFeeds>();
         services.AddSingleton<AgentMetrics>();
+        services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<AgentMetrics>());
         services.AddSingleton<Covibe.Execution.FileChanges>();
         services.AddSingleton<AgentEvents>();
         services.AddSingleton<AgentOutputPump>();

@@ -34,6 +34,7 @@ public sealed class BoxService(
     BoxWork work,
     ITeamEvents events,
     IBoxOccupants occupants,
+    BoxMetrics metrics,
     IOptions<BoxesOptions> options,
     TimeProvider time,
     ILogger<BoxService> logger) : IDisposable
@@ -100,6 +101,7 @@ public sealed class BoxService(
                     }
                 }
                 BoxesLog.Claimed(logger, box.Id, caller.TeamId, pool.Id, caller.UserId, box.ClaimMs!.Value);
+                metrics.Claimed(box.ClaimMs.Value);
                 work.ReconcileAfterClaim();
                 var dto = await DtoAsync(db, box, cancellationToken);
                 events.Publish(caller.TeamId, new BoxUpdatedMessage(dto));
@@ -108,6 +110,7 @@ public sealed class BoxService(
             if (pool is not null)
             {
                 await db.BoxPools.Where(p => p.Id == pool.Id).ExecuteUpdateAsync(s => s.SetProperty(p => p.Misses, p => p.Misses + 1), cancellationToken);
+                metrics.Missed();
             }
             if (await kinds.Named(backend).ProblemAsync(cancellationToken) is { } problem)
             {

@@ -25,6 +25,8 @@ public static class BoxesApi
         services.AddSingleton<IBoxKind>(sp => sp.GetRequiredService<VmBoxes>());
         services.AddSingleton<BoxKinds>();
         services.AddSingleton<DevcontainerCli>();
+        services.AddSingleton<BoxMetrics>();
+        services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<BoxMetrics>());
         services.AddSingleton<BoxService>();
         services.AddSingleton<Secrets.ISealedSecrets, BoxEnvSecrets>();
         services.AddSingleton<PoolService>();

@@ -14,6 +14,13 @@ public static class HealthApi
     // Set when the routes are mapped, i.e. at start-up.
     private static readonly long StartedAt = Stopwatch.GetTimestamp();
 
+    public static IServiceCollection AddHealth(this IServiceCollection services)
+    {
+        services.AddSingleton<HealthMetrics>();
+        services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<HealthMetrics>());
+        return services;
+    }
+
     public static IEndpointRouteBuilder MapHealthApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/health", Health).WithTags("Health").AllowAnonymous();

@@ -7,7 +7,7 @@ namespace Covibe.Server.Features.Hub;
 /// <c>/ws</c>, <c>socketio</c> for seed 001's clients) and whether joined to a team, and connections let go for being too
 /// slow to take what they were sent (their queue full: the hub's drops).
 /// </summary>
-public sealed class HubMetrics
+public sealed class HubMetrics : Hosting.IMetricsSource
 {
     public const string MeterName = "Covibe.Hub";
 
@@ -24,7 +24,11 @@ public sealed class HubMetrics
 
     private static IEnumerable<Measurement<int>> Observe(TeamHub hub)
     {
-        var counts = new Dictionary<(HubWire, bool), int>();
+        // Every wire, joined or not, reads 0 rather than nothing when none is open.
+        var counts = new Dictionary<(HubWire, bool), int>
+        {
+            [(HubWire.Json, true)] = 0, [(HubWire.Json, false)] = 0, [(HubWire.SocketIo, true)] = 0, [(HubWire.SocketIo, false)] = 0,
+        };
         foreach (var connection in hub.Open)
         {
             var key = (connection.Wire, connection.Member is not null);

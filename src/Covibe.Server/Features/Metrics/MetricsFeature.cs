@@ -31,6 +31,14 @@ public static class MetricsFeature
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static void AddOpenTelemetry(IServiceCollection services, bool scrape, bool otlp)
     {
+        services.AddHostedService<MetricsSources>();
+        // Only this server's meters (made by its own IMeterFactory) and the process's: another server in the same process
+        // (the tests run many) has meters of the same names, which would be counted as this one's.
+        services.ConfigureOpenTelemetryMeterProvider((provider, builder) =>
+        {
+            var mine = provider.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+            builder.AddView(instrument => instrument.Meter.Scope is { } scope && scope != mine ? MetricStreamConfiguration.Drop : null);
+        });
         services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("covibe", serviceVersion: ServerVersion.Value, serviceInstanceId: Environment.MachineName))
             .WithMetrics(metrics =>
@@ -82,4 +90,14 @@ public static class MetricsFeature
             await next(context);
         }), optionsName: null).AllowAnonymous();
     }
+}
+
+/// <summary>Makes every feature's metrics at start, so their gauges are read from the first scrape.</summary>
+internal sealed class MetricsSources(IEnumerable<IMetricsSource> sources) : IHostedService
+{
+    public int Count { get; } = sources.Count();
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -12,6 +12,8 @@ public sealed partial class PreviewDeployer
         var teamDirectory = Path.Combine(Root, preview.TeamId);
         var files = Path.Combine(teamDirectory, deploy.Id);
         var live = false;
+        var started = time.GetTimestamp();
+        string? outcome = null;
         try
         {
             ServerOptions.EnsureDirectory(Root);
@@ -49,6 +51,7 @@ public sealed partial class PreviewDeployer
             {
                 throw new PreviewDeployException("The preview was disconnected while this version was starting.");
             }
+            outcome = PreviewStatuses.Live;
         }
         catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
         {
@@ -56,19 +59,26 @@ public sealed partial class PreviewDeployer
         }
         catch (OperationCanceledException)
         {
+            outcome = PreviewStatuses.Cancelled;
             await FailAsync(deploy.Id, PreviewStatuses.Cancelled, "Cancelled by the team's owner.");
         }
         catch (Exception e) when (e is GitMirrorException or ProjectFileException or PreviewDeployException)
         {
+            outcome = PreviewStatuses.Failed;
             await FailAsync(deploy.Id, PreviewStatuses.Failed, e.Message);
         }
         catch (Exception e)
         {
+            outcome = PreviewStatuses.Failed;
             PreviewsLog.WorkerFailed(logger, preview.TeamId, e);
             await FailAsync(deploy.Id, PreviewStatuses.Failed, "The deploy failed on the server (see its log); try a redeploy.");
         }
         finally
         {
+            if (outcome is not null)
+            {
+                metrics.Deployed(outcome, time.GetElapsedTime(started));
+            }
             if (!live && !_stopping.IsCancellationRequested)
             {
                 PreviewJobs.DeleteFiles(files);

@@ -28,7 +28,7 @@ public sealed partial class PreviewDeployer(
     IDbContextFactory<CovibeDb> dbs, PreviewService service, GitMirror git, PreviewJobs jobs, PreviewEvents events, PreviewUrls urls,
     ExecutionBackends backends, PreviewProxy proxy, PreviewConnections connections, Leases leases, ThisNode node, IClusterSignals signals,
     IOptions<PreviewsOptions> options, IOptions<ServerOptions> server,
-    IOptions<ContainersOptions> healthChecks, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
+    IOptions<ContainersOptions> healthChecks, PreviewMetrics metrics, TimeProvider time, ILogger<PreviewDeployer> logger) : BackgroundService
 {
     public const string LeaseName = "preview-deployer";
     private const string QueuedSignal = "preview-queued";

@@ -28,6 +28,8 @@ public static class PreviewsApi
         services.AddSingleton<PreviewWebhooks>();
         services.AddSingleton<PreviewAccess>();
         services.AddSingleton<PreviewJobs>();
+        services.AddSingleton<PreviewMetrics>();
+        services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<PreviewMetrics>());
         services.AddSingleton<PreviewDeployer>();
         services.AddHttpForwarder();
         services.AddSingleton<PreviewProxy>();

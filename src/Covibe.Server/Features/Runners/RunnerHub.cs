@@ -118,6 +118,9 @@ public sealed class RunnerHub(
         RunnersLog.Connected(logger, session.VmId, session.Transport);
     }
 
+    /// <summary>The transport of each runner connected here now.</summary>
+    internal IEnumerable<string> ConnectedTransports() => _vms.Values.Select(v => v.Session?.Transport).OfType<string>();
+
     /// <summary>The connection ended: the VM shows offline; its agents run on under the lease.</summary>
     public async Task DetachAsync(RunnerSession session)
     {

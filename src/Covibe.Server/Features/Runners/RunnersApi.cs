@@ -25,6 +25,8 @@ public static partial class RunnersApi
         services.AddOptions<RunnersOptions>().BindConfiguration(RunnersOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<RunnerTerminals>();
         services.AddSingleton<RunnerHub>();
+        services.AddSingleton<RunnerMetrics>();
+        services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<RunnerMetrics>());
         services.AddSingleton<RunnerService>();
         services.AddSingleton<IRunnerVms>(sp => sp.GetRequiredService<RunnerService>());
         services.AddSingleton<RunnerBackend>();

@@ -20,6 +20,10 @@ public sealed partial class MetricsTests : IAsyncLifetime
         var settings = AgentHelpers.Settings(mockDelayMs: 20, mockSteps: 3);
         settings["Covibe:Agents:UseMockAgents"] = "false";
         settings["Covibe:Metrics:Token"] = ScrapeToken;
+        foreach (var (key, value) in PreviewTests.Settings)
+        {
+            settings[key] = value;
+        }
         _server = await TestServer.StartAsync(settings: settings);
     }
 
@@ -40,7 +44,10 @@ public sealed partial class MetricsTests : IAsyncLifetime
         using var member = _server.Client(team.Auth.AccessToken);
         await (await member.GetAsync("/metrics")).ShouldBeProblemAsync(HttpStatusCode.Unauthorized, "unauthorized");
 
-        (await ScrapeAsync()).ShouldContain("target_info");
+        // The operator's token reads them, from the start: what /health says is there before anything happened.
+        var first = await ScrapeAsync();
+        first.ShouldContain("target_info");
+        Value(first, "covibe_database_up", "otel_scope_name").ShouldBe(1);
     }
 
     [Fact]
@@ -115,6 +122,68 @@ public sealed partial class MetricsTests : IAsyncLifetime
         Value(after, "covibe_terminals_duration_seconds_count", "otel_scope_name").ShouldBe(1);
     }
 
+    [Fact]
+    public async Task TheScrape_CountsPreviewDeploysByOutcome_AndHowLongTheyTook()
+    {
+        using var repo = GitRepo.Create();
+        var v1 = repo.Commit("v1", PreviewTests.Site("v1"));
+        var team = await _server.CreateTeamAsync();
+        using var preview = new PreviewClient(_server, team.Auth.AccessToken);
+        await preview.ConnectAsync(repo);
+        await preview.LiveAsync(v1);
+        var metrics = await Eventually.UntilAsync(ScrapeAsync, m => Value(m, "covibe_previews_deploys_total", "outcome=\"live\"") == 1, "the deploy counted live");
+        Value(metrics, "covibe_previews_deploy_duration_seconds_count", "outcome=\"live\"").ShouldBe(1);
+        Value(metrics, "covibe_previews_deploys_total", "outcome=\"failed\"").ShouldBeNull();
+    }
+
+    [Fact]
+    public async Task TheDashboard_QueriesOnlyMetricsTheServerExports()
+    {
+        var root = Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "..", "..", "..", ".."));
+        var dashboard = await File.ReadAllTextAsync(Path.Combine(root, "deploy", "grafana", "covibe.json"));
+        var operations = await File.ReadAllTextAsync(Path.Combine(root, "docs", "operations.md"));
+        // What a day of a team makes: a member online, an agent run, a terminal opened and closed.
+        var team = await _server.CreateTeamAsync();
+        var hub = await _server.ConnectAsync();
+        await hub.JoinAsync(team.Auth.Team.Id, team.Auth.AccessToken);
+        await _server.WaitFinishedAsync(team.Auth.AccessToken, (await _server.SpawnAsync(team.Auth.AccessToken, "a haiku", "mock")).Id);
+        await using (var terminal = await TerminalClient.ConnectAsync(_server.Url, "/terminal", team.Auth.AccessToken))
+        {
+            await terminal.CreateAsync("dashboard-shell", new { shell = "/bin/sh" });
+            await terminal.SendAsync(new { type = "session", action = "close", id = "dashboard-shell" });
+        }
+        var metrics = await Eventually.UntilAsync(ScrapeAsync, m => m.Contains("covibe_terminals_duration_seconds_count", StringComparison.Ordinal), "the closed terminal counted");
+        await hub.DisposeAsync();
+
+        // Made only by what this test does not do (a preview, a box, a runner, a cluster, an engine, a slow client): each in docs/operations.md.
+        string[] elsewhere = ["covibe_previews_", "covibe_boxes_", "covibe_runners_", "covibe_redis_up", "covibe_engine_up", "covibe_hub_dropped_total"];
+        var queried = QueriedMetric().Matches(dashboard).Select(m => Regex.Replace(m.Value, "_(bucket|count|sum)$", "")).Distinct().ToList();
+        queried.Count.ShouldBeGreaterThan(15);
+        foreach (var name in queried)
+        {
+            if (elsewhere.Any(name.StartsWith))
+            {
+                operations.ShouldContain($"`{name}", customMessage: $"the dashboard queries {name}, which docs/operations.md does not list");
+            }
+            else
+            {
+                Regex.IsMatch(metrics, $"^{name}(_bucket|_count|_sum)?[{{ ]", RegexOptions.Multiline).ShouldBeTrue($"the dashboard queries {name}, which the server does not export");
+            }
+        }
+    }
+
+    [Fact]
+    public async Task AnotherServerInTheSameProcess_IsNotCountedAsThisOne()
+    {
+        await using var other = await TestServer.StartAsync();
+        var team = await other.CreateTeamAsync();
+        await using var terminal = await TerminalClient.ConnectAsync(other.Url, "/terminal", team.Auth.AccessToken);
+        await terminal.CreateAsync("elsewhere", new { shell = "/bin/sh" });
+        var metrics = await ScrapeAsync();
+        Value(metrics, "covibe_terminals_sessions", "otel_scope_name").ShouldBe(0);
+        Value(metrics, "covibe_terminals_started_total", "outcome").ShouldBeNull();
+    }
+
     private async Task<string> ScrapeAsync()
     {
         using var client = _server.Client();
@@ -141,6 +210,9 @@ public sealed partial class MetricsTests : IAsyncLifetime
 
     private static string Label(string metrics, string name, string label) =>
         Regex.Match(metrics, $"^{name}{{[^}}]*{label}=\"(?<v>[^\"]+)\"", RegexOptions.Multiline).Groups["v"].Value;
+
+    [GeneratedRegex("\\b(covibe|dotnet|http_server)_[a-zA-Z_]+")]
+    private static partial Regex QueriedMetric();
 
     [GeneratedRegex("^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\\{(?<labels>[^}]*)\\} (?<value>\\S+)", RegexOptions.Multiline)]
     private static partial Regex Sample();
