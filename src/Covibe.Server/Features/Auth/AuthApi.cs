@@ -21,8 +21,15 @@ public static class AuthApi
         services.AddSingleton<SessionEvents>();
         services.AddSingleton<IRateLimits, LocalRateLimits>();
         services.AddSingleton<AttemptLimiter>();
-        services.AddAuthentication(BearerAuthenticationHandler.SchemeName)
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, BearerAuthenticationHandler>(BearerAuthenticationHandler.SchemeName, null);
+        // Access tokens by the framework's JwtBearer, on TokenService's rules; BearerEvents adds the session and the answers.
+        services.AddScoped<BearerEvents>();
+        services.AddAuthentication(BearerEvents.SchemeName).AddJwtBearer(BearerEvents.SchemeName, _ => { });
+        services.AddOptions<Microsoft.AspNetCore.Authentication.JwtBearer.JwtBearerOptions>(BearerEvents.SchemeName).Configure<TokenService>((o, tokens) =>
+        {
+            o.TokenValidationParameters = tokens.Parameters;
+            o.MapInboundClaims = false;
+            o.EventsType = typeof(BearerEvents);
+        });
         services.AddAuthorization();
         return services;
     }

@@ -59,23 +59,37 @@ public sealed class TokenService
         return (token, expires);
     }
 
-    /// <summary>Returns the principal, or why the token was refused (in words fit for the user).</summary>
-    public async Task<(ClaimsPrincipal? Principal, string? Failure)> ValidateAsync(string token)
+    /// <summary>How an access token is checked: signature (HS256), issuer, audience and lifetime on the server's clock.</summary>
+    public TokenValidationParameters Parameters => _parameters ??= CreateParameters();
+
+    private TokenValidationParameters? _parameters;
+
+    private TokenValidationParameters CreateParameters()
     {
         var parameters = HmacJwt.Parameters(_key, _time, Issuer, Audience);
         parameters.NameClaimType = CovibeClaims.Name;
-        var result = await _handler.ValidateTokenAsync(token, parameters);
+        return parameters;
+    }
+
+    /// <summary>Returns the principal, or why the token was refused (in words fit for the user).</summary>
+    public async Task<(ClaimsPrincipal? Principal, string? Failure)> ValidateAsync(string token)
+    {
+        var result = await _handler.ValidateTokenAsync(token, Parameters);
         if (!result.IsValid)
         {
-            return (null, result.Exception is SecurityTokenExpiredException
-                ? "The access token has expired. Get a new one with POST /api/auth/refresh."
-                : "The access token is not valid. Log in again with POST /api/auth/login.");
+            return (null, Refusal(result.Exception));
         }
-        var identity = result.ClaimsIdentity;
-        if (identity.FindFirst(CovibeClaims.UserId) is null || identity.FindFirst(CovibeClaims.TeamId) is null || identity.FindFirst(CovibeClaims.SessionId) is null)
-        {
-            return (null, "The access token lacks Covibe claims. Log in again with POST /api/auth/login.");
-        }
-        return (new ClaimsPrincipal(identity), null);
+        return MissingClaims(result.ClaimsIdentity) is { } missing ? (null, missing) : (new ClaimsPrincipal(result.ClaimsIdentity), null);
     }
+
+    /// <summary>Why a token that failed validation with <paramref name="failure"/> was refused.</summary>
+    public static string Refusal(Exception? failure) => failure is SecurityTokenExpiredException
+        ? "The access token has expired. Get a new one with POST /api/auth/refresh."
+        : "The access token is not valid. Log in again with POST /api/auth/login.";
+
+    /// <summary>Why a validly signed token is still not a Covibe access token, or null when it is one.</summary>
+    public static string? MissingClaims(ClaimsIdentity? identity) =>
+        identity?.FindFirst(CovibeClaims.UserId) is null || identity.FindFirst(CovibeClaims.TeamId) is null || identity.FindFirst(CovibeClaims.SessionId) is null
+            ? "The access token lacks Covibe claims. Log in again with POST /api/auth/login."
+            : null;
 }

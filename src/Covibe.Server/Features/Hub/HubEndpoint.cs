@@ -25,6 +25,7 @@ public static class HubEndpoint
         services.AddSingleton<TeamHub>();
         services.AddSingleton<HubSessions>();
         services.AddSingleton<HubMetrics>();
+        services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<HubMetrics>());
         services.AddSocketIo();
         // Features publish team events here; one node delivers them to its own connections.
         services.AddSingleton<ITeamEvents, LocalTeamEvents>();
@@ -112,7 +113,7 @@ public static class HubEndpoint
     /// <summary>The member a bearer token names (null without one), or why it is refused.</summary>
     internal static async Task<(Caller? Caller, IResult? Refused)> AuthenticateAsync(HttpContext context, TokenService tokens, AuthService auth)
     {
-        if (BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString()) is not { } token)
+        if (BearerEvents.ReadBearer(context.Request.Headers.Authorization.ToString()) is not { } token)
         {
             return (null, null);
         }

@@ -78,7 +78,7 @@ public static class MetricsFeature
     {
         app.MapPrometheusScrapingEndpoint(MetricsOptions.Path, meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>
         {
-            var presented = Auth.BearerAuthenticationHandler.ReadBearer(context.Request.Headers.Authorization.ToString());
+            var presented = Auth.BearerEvents.ReadBearer(context.Request.Headers.Authorization.ToString());
             if (!Tokens.FixedTimeEquals(presented, token))
             {
                 MetricsLog.ScrapeRefused(logger, context.Connection.RemoteIpAddress?.ToString(), presented is null ? "no token" : "a wrong token");
