@@ -31,7 +31,24 @@ public sealed class ClusterNode : IAsyncDisposable
     public static async Task<ClusterNode> StartAsync(string name, string database, IReadOnlyDictionary<string, string> settings)
     {
         var data = Path.Combine(Path.GetTempPath(), "covibe-node-" + Guid.NewGuid().ToString("N")[..10]);
-        var port = PostgresServer.FreePort();
+        // A free port can be taken by another test between the check and the node's bind: then another one.
+        for (var attempt = 1; ; attempt++)
+        {
+            var node = Create(name, data, PostgresServer.FreePort(), database, settings);
+            try
+            {
+                await node.StartAsync();
+                return node;
+            }
+            catch (InvalidOperationException) when (attempt < 3 && node.Output.Contains("address already in use", StringComparison.Ordinal))
+            {
+                await node.DisposeAsync();
+            }
+        }
+    }
+
+    private static ClusterNode Create(string name, string data, int port, string database, IReadOnlyDictionary<string, string> settings)
+    {
         var args = new List<string>
         {
             "serve", "--data", data, "--urls", $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}",
@@ -49,9 +66,7 @@ public sealed class ClusterNode : IAsyncDisposable
         {
             args.Add("--Covibe:Agents:UseMockAgents=true");
         }
-        var node = new ClusterNode(name, data, port, [.. args]);
-        await node.StartAsync();
-        return node;
+        return new ClusterNode(name, data, port, [.. args]);
     }
 
     public async Task StartAsync()
