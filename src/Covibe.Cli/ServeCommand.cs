@@ -15,7 +15,9 @@ internal static class ServeCommand
         var data = new Option<string?>("--data") { Description = "Data directory (default: $COVIBE_DATA, else ~/.local/share/covibe)" };
         var urls = new Option<string?>("--urls") { Description = $"Addresses to listen on, ';'-separated (default: $ASPNETCORE_URLS, else {CliCommon.DefaultServer})" };
         var dev = new Option<bool>("--dev") { Description = "Development mode: generates and keeps a JWT secret in the data directory instead of requiring JWT_SECRET" };
-        var command = new Command("serve", "Run the Covibe server (API, WebSocket hub)") { data, urls, dev };
+        var logFormat = new Option<string?>("--log-format") { Description = "How the server logs to standard output: text (the default) or json (one object a line, with trace ids and the node)" };
+        logFormat.AcceptOnlyFromAmong("text", "json");
+        var command = new Command("serve", "Run the Covibe server (API, WebSocket hub)") { data, urls, dev, logFormat };
         // Anything else (e.g. --Covibe:Hub:MaxMessageBytes=131072) is passed to the server's configuration.
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (parse, cancellationToken) =>
@@ -35,6 +37,10 @@ internal static class ServeCommand
             {
                 args.Add("--environment=Development");
             }
+            if (parse.GetValue(logFormat) is { } format)
+            {
+                args.Add($"--Logging:Console:FormatterName={(format == "json" ? "json" : "simple")}");
+            }
             return await RunAsync([.. args], cancellationToken);
         });
         return command;
@@ -42,5 +48,6 @@ internal static class ServeCommand
 
     private static Task<int> RunAsync(string[] args, CancellationToken cancellationToken) =>
         HostCommand.RunAsync("covibe serve", "--urls", () => CovibeServer.Build(args), CovibeServer.StartAsync,
-            (app, token) => StartupBanner.WriteAsync(app, Console.Out, token), cancellationToken);
+            // With JSON logs, standard output is JSON lines only: the banner goes to standard error.
+            (app, token) => StartupBanner.WriteAsync(app, ServerLogs.Json(app.Configuration) ? Console.Error : Console.Out, token), cancellationToken);
 }

@@ -52,6 +52,7 @@ public static class CovibeServer
         });
         builder.Configuration.AddInMemoryCollection(SeedEnvironment.Read(Environment.GetEnvironmentVariables()));
         builder.Configuration.AddCommandLine(args);
+        builder.Logging.AddServerLogs();
 
         var services = builder.Services;
         services.AddOptions<ServerOptions>().BindConfiguration(ServerOptions.Section)
@@ -98,6 +99,7 @@ public static class CovibeServer
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseServerLogs();
         app.UseTrustedProxies();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
@@ -138,6 +140,7 @@ public static class CovibeServer
     {
         // Every setting is checked before anything else happens, so one start reports every mistake.
         app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
+        ServerLogs.NameTheNode(app);
         await app.Services.MigrateDatabaseAsync(cancellationToken);
         await app.Services.GetRequiredService<SealedSecrets>().CheckAsync(cancellationToken); // a stored secret sealed with a key this server lacks stops start-up here
         _ = app.Services.GetRequiredService<VmPool>(); // reads the pool file: a bad one stops start-up here
