@@ -1,9 +1,9 @@
 using Microsoft.Extensions.Logging.Console;
 
-namespace Covibe.Server.Hosting;
+namespace Covibe.Server;
 
 /// <summary>
-/// The server's logs. Plain text by default; JSON on request (<c>covibe serve --log-format json</c>, or
+/// The server's logs (composition root: it names the node, which the Cluster room knows). Plain text by default; JSON on request (<c>covibe serve --log-format json</c>, or
 /// <c>Logging:Console:FormatterName=json</c>), one object a line, with the UTC time, the trace and span ids of the request
 /// a line comes from, and the node it comes from; the team and agent a line concerns are fields of its state.
 /// </summary>
