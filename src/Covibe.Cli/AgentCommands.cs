@@ -16,6 +16,7 @@ internal static class AgentCommands
         var agent = new Command("agent", "Spawn agents, watch any teammate's, control your own");
         agent.Subcommands.Add(Spawn(store));
         agent.Subcommands.Add(List(store));
+        agent.Subcommands.Add(AgentCostsCommand.Create(store));
         agent.Subcommands.Add(Logs(store));
         agent.Subcommands.Add(Control(store, "kill", "Stop one of your agents (SIGTERM, then SIGKILL)", (id, _) => (HttpMethod.Delete, $"api/agent/{id}", null)));
         agent.Subcommands.Add(Control(store, "interrupt", "Interrupt one of your agents, like Ctrl-C", (id, _) => (HttpMethod.Post, $"api/agent/{id}/interrupt", null)));

@@ -159,3 +159,25 @@ public sealed record AgentOutputGapMessage(string AgentId, long From, long To, s
 
 /// <summary>Sent when a subscription has delivered everything: the agent has finished.</summary>
 public sealed record AgentOutputEndMessage(string AgentId, long Next, string Status) : HubMessage(HubMessageTypes.AgentOutputEnd);
+
+/// <summary>
+/// <c>GET /api/agent/costs?days=N</c>: what the team's agents spent over the last N days (UTC; an agent counts on the day
+/// it was created), from Claude's <c>total_cost_usd</c> and token counts: in all, by member, by day (every day of the
+/// range, spent or not) and the costliest agents.
+/// </summary>
+public sealed record AgentCostsResponse(
+    DateOnly From,
+    DateOnly To,
+    double TotalUsd,
+    long InputTokens,
+    long OutputTokens,
+    int Agents,
+    MemberCost[] ByMember,
+    DayCost[] ByDay,
+    AgentCost[] TopAgents);
+
+public sealed record MemberCost(string UserId, string Name, double CostUsd, long InputTokens, long OutputTokens, int Agents);
+
+public sealed record DayCost(DateOnly Day, double CostUsd, int Agents);
+
+public sealed record AgentCost(string Id, string OwnerId, string OwnerName, string Type, string Task, string Status, DateTime CreatedAt, double CostUsd);

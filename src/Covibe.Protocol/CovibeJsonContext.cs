@@ -39,6 +39,7 @@ namespace Covibe.Protocol;
 [JsonSerializable(typeof(SpawnAgentRequest))]
 [JsonSerializable(typeof(SpawnAgentResponse))]
 [JsonSerializable(typeof(AgentDto))]
+[JsonSerializable(typeof(AgentCostsResponse))]
 [JsonSerializable(typeof(AgentListResponse))]
 [JsonSerializable(typeof(AgentTypeDto[]))]
 [JsonSerializable(typeof(RegisterVmRequest))]

@@ -23,6 +23,7 @@ public static class AgentsApi
         services.AddSingleton<AgentLauncher>();
         services.AddSingleton<AgentFeeds>();
         services.AddSingleton<AgentMetrics>();
+        services.AddSingleton<AgentCosts>();
         services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<AgentMetrics>());
         services.AddSingleton<Covibe.Execution.FileChanges>();
         services.AddSingleton<AgentEvents>();
@@ -68,6 +69,7 @@ public static class AgentsApi
         api.MapPost("/spawn", Spawn);
         api.MapGet("/list", List);
         api.MapGet("/types", Types);
+        api.MapGet("/costs", Costs);
         api.MapGet("/{id}", Get);
         api.MapDelete("/{id}", Kill);
         api.MapGet("/{id}/output", Output);
@@ -100,6 +102,12 @@ public static class AgentsApi
 
     public static async Task<Ok<AgentListResponse>> List(Caller caller, AgentService agents, CancellationToken cancellationToken) =>
         TypedResults.Ok(new AgentListResponse(await agents.ListAsync(caller, cancellationToken)));
+
+    /// <summary>What the team's agents spent over the last <paramref name="days"/> days (30 unless given), for every member of the team.</summary>
+    public static async Task<Results<Ok<AgentCostsResponse>, ValidationProblem>> Costs(Caller caller, AgentCosts costs, CancellationToken cancellationToken, int? days = null) =>
+        days is < 1 or > AgentCosts.MaxDays
+            ? Problems.Validation(new() { ["days"] = [$"Ask for 1 to {AgentCosts.MaxDays} days."] })
+            : TypedResults.Ok(await costs.ForTeamAsync(caller, days ?? 30, cancellationToken));
 
     /// <summary>The agent types this server offers (with USE_MOCK_AGENTS, every one runs the mock).</summary>
     public static Ok<AgentTypeDto[]> Types(AgentLauncher launcher) =>
