@@ -8,6 +8,32 @@ namespace Covibe.Server.Tests;
 public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<BrowserFixture>
 {
     [Fact]
+    public async Task TheWorkshop_ShowsWhatTheTeamsAgentsSpent_ADayABar_ByMember_AndFollowsAnAgentsEnd()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 300, mockSteps: 4));
+        var sarah = await browser.NewPageAsync(server, 1280, 900);
+        await sarah.CreateTeamAsync("Spend", "Sarah", "sarah.spend@example.com");
+        await sarah.TabAsync("Workshop");
+        await sarah.Locator("#spend-summary").GetByText("Nothing spent in the last 14 days.").WaitForAsync();
+        (await sarah.Locator("#spend-chart .spend-day").CountAsync()).ShouldBe(14);
+
+        // An agent runs and ends while the Workshop is open: what it spent shows without a reload.
+        await sarah.TabAsync("Command Deck");
+        await sarah.SpawnAsync("Write a haiku", "mock");
+        await sarah.TabAsync("Workshop");
+        await sarah.Locator("#spend-summary").GetByText("$0.0123 in the last 14 days, by 1 agent.").WaitForAsync();
+        var today = TimeProvider.System.GetUtcNow().ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture);
+        var bars = sarah.Locator("#spend-chart .spend-bar.spent");
+        (await bars.CountAsync()).ShouldBe(1);
+        (await sarah.Locator("#spend-chart .spend-day").Last.GetAttributeAsync("title")).ShouldBe($"{today}: $0.0123, 1 agent");
+        (await bars.First.BoundingBoxAsync())!.Height.ShouldBeGreaterThan(40); // the only day spent is the tallest bar
+        (await sarah.Locator("#spend-chart").GetAttributeAsync("aria-label")).ShouldBe($"Spend by day: {today} $0.0123");
+        (await sarah.Locator("#spend-members").InnerTextAsync()).ShouldContain("Sarah");
+        (await sarah.Locator("#spend-members").InnerTextAsync()).ShouldContain("$0.0123 · 1 agent");
+        await sarah.ScreenshotAsync("workshop-spend-1280");
+    }
+
+    [Fact]
     public async Task TwoTeammates_WatchAnAgentChatAndSeePresence_WhileAnotherTeamSeesNothing()
     {
         await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 250, mockSteps: 60));
