@@ -41,8 +41,9 @@ public sealed class OutsideNetwork : IAsyncDisposable
         await IpAsync("-n", _name, "link", "set", "lo", "up");
         await IpAsync("-n", _name, "link", "set", peer, "up");
         await IpAsync("-n", _name, "route", "add", "default", "via", HostSide);
-        await IpAsync("route", "add", Metadata + "/32", "via", Internet);
-        await IpAsync("route", "add", Private + "/32", "via", Internet);
+        // Replace, not add: a run that was killed leaves its routes behind (they point at a veth that is gone).
+        await IpAsync("route", "replace", Metadata + "/32", "via", Internet);
+        await IpAsync("route", "replace", Private + "/32", "via", Internet);
         var info = new ProcessStartInfo("ip", ["netns", "exec", _name, "node", "-e",
             "require('net').createServer(s => s.end('hello from ' + s.localAddress + '\\n')).listen(" + Port + ", '0.0.0.0', () => console.log('listening'))"])
         {
