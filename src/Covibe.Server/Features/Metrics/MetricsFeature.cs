@@ -92,10 +92,15 @@ public static class MetricsFeature
     }
 }
 
-/// <summary>Makes every feature's metrics at start, so their gauges are read from the first scrape.</summary>
-internal sealed class MetricsSources(IEnumerable<IMetricsSource> sources) : IHostedService
+/// <summary>
+/// Makes every feature's metrics at start, so their gauges are read from the first scrape: being given them is all it
+/// takes (each source makes its meter and instruments as it is built).
+/// </summary>
+internal sealed class MetricsSources : IHostedService
 {
-    public int Count { get; } = sources.Count();
+    public MetricsSources(IEnumerable<IMetricsSource> sources)
+    {
+    }
 
     public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
