@@ -17,6 +17,7 @@ internal static class AgentCommands
         agent.Subcommands.Add(Spawn(store));
         agent.Subcommands.Add(List(store));
         agent.Subcommands.Add(AgentCostsCommand.Create(store));
+        agent.Subcommands.Add(AgentBudgetCommand.Create(store));
         agent.Subcommands.Add(Logs(store));
         agent.Subcommands.Add(Control(store, "kill", "Stop one of your agents (SIGTERM, then SIGKILL)", (id, _) => (HttpMethod.Delete, $"api/agent/{id}", null)));
         agent.Subcommands.Add(Control(store, "interrupt", "Interrupt one of your agents, like Ctrl-C", (id, _) => (HttpMethod.Post, $"api/agent/{id}/interrupt", null)));

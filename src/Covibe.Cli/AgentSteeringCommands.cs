@@ -86,7 +86,7 @@ internal static class AgentSteeringCommands
     }
 
     /// <summary>A teammate's id from their name (case-insensitive) or a unique start of their id.</summary>
-    private static async Task<string> MemberAsync(CovibeClient client, string given, CancellationToken cancellationToken)
+    internal static async Task<string> MemberAsync(CovibeClient client, string given, CancellationToken cancellationToken)
     {
         var team = await client.GetAsync("api/team", CovibeJsonContext.Default.TeamResponse, cancellationToken);
         var matches = team.Members.Where(m => m.Name.Equals(given, StringComparison.OrdinalIgnoreCase)).ToList();

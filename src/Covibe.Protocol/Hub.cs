@@ -40,6 +40,7 @@ public static class HubMessageTypes
     public const string AgentAction = "agent_action";
     public const string AgentActions = "agent_actions";
     public const string AgentControlRequested = "agent_control_requested";
+    public const string BudgetReached = "budget_reached";
     // Socket.IO only: the acknowledgement of a request that has no other reply
     public const string Ok = "ok";
 }
@@ -120,6 +121,8 @@ public static class HubErrorCodes
     public const string EgressNotEnforced = "egress_not_enforced";
     /// <summary>The team's repository did not answer when a new agent's branch was to start from it: nothing started.</summary>
     public const string RepositoryUnreachable = "repository_unreachable";
+    /// <summary>A budget the new agent would count against is spent (the message says which, and until when).</summary>
+    public const string BudgetSpent = "budget_spent";
 }
 
 public static class PresenceStatuses

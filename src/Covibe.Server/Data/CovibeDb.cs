@@ -30,6 +30,8 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
     public DbSet<PermissionPrompt> AgentPermissions => Set<PermissionPrompt>();
     public DbSet<AgentController> AgentControllers => Set<AgentController>();
     public DbSet<AgentAction> AgentActions => Set<AgentAction>();
+    public DbSet<Budget> Budgets => Set<Budget>();
+    public DbSet<BudgetAlert> BudgetAlerts => Set<BudgetAlert>();
     public DbSet<Features.Push.PushSubscriptionRow> PushSubscriptions => Set<Features.Push.PushSubscriptionRow>();
     public DbSet<Features.Push.PushKeyRow> PushKeys => Set<Features.Push.PushKeyRow>();
     public DbSet<Vm> Vms => Set<Vm>();
@@ -109,6 +111,18 @@ public sealed class CovibeDb(DbContextOptions<CovibeDb> options) : DbContext(opt
             e.HasKey(p => new { p.AgentId, p.RequestId });
             e.HasOne<Agent>().WithMany().HasForeignKey(p => p.AgentId);
             e.HasIndex(p => new { p.AgentId, p.Status });
+        });
+        modelBuilder.Entity<Budget>(e =>
+        {
+            e.ToTable("budgets");
+            e.HasKey(b => new { b.TeamId, b.Subject, b.Period });
+            e.HasOne<Team>().WithMany().HasForeignKey(b => b.TeamId);
+        });
+        modelBuilder.Entity<BudgetAlert>(e =>
+        {
+            e.ToTable("budget_alerts");
+            e.HasKey(a => new { a.TeamId, a.Subject, a.Period, a.PeriodStart });
+            e.HasOne<Team>().WithMany().HasForeignKey(a => a.TeamId);
         });
         modelBuilder.Entity<Features.Push.PushSubscriptionRow>(e =>
         {

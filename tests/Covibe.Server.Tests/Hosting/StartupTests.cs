@@ -252,8 +252,10 @@ public abstract class MigrationTests
         await db.AgentActions.Take(1).ToListAsync();
         await db.PushSubscriptions.Take(1).ToListAsync();
         await db.PushKeys.Take(1).ToListAsync();
+        await db.Budgets.Take(1).ToListAsync();
+        await db.BudgetAlerts.Take(1).ToListAsync();
         var tables = db.Model.GetEntityTypes().Select(e => e.GetTableName()).Order().ToArray();
-        tables.ShouldBe(["agent_actions", "agent_controllers", "agent_permissions", "agents", "box_pools", "boxes", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "push_keys", "push_subscriptions", "refresh_tokens", "sessions", "team_repositories", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
+        tables.ShouldBe(["agent_actions", "agent_controllers", "agent_permissions", "agents", "box_pools", "boxes", "budget_alerts", "budgets", "container_environments", "invites", "leases", "messages", "preview_deliveries", "preview_deploys", "preview_grants", "previews", "push_keys", "push_subscriptions", "refresh_tokens", "sessions", "team_repositories", "teams", "users", "vm_assignments", "vm_audit", "vms"]);
     }
 }
 

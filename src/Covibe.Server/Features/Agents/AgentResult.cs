@@ -26,6 +26,8 @@ public enum AgentFailure
     AlreadyAnswered,
     /// <summary>The member asked too often (for control of an agent).</summary>
     RateLimited,
+    /// <summary>A budget the new agent would count against is spent (the detail says which, and until when).</summary>
+    BudgetSpent,
 }
 
 /// <summary>An agent, or why the request about one was refused (in words for the user).</summary>

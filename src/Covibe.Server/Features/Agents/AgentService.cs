@@ -36,6 +36,7 @@ public sealed partial class AgentService(
     IOptions<AgentsOptions> options,
     TimeProvider time,
     IRateLimits limits,
+    AgentBudgets budgets,
     ILogger<AgentService> logger) : Boxes.IBoxOccupants
 {
     public const int MaxTaskLength = 20_000;
@@ -43,6 +44,9 @@ public sealed partial class AgentService(
     /// <summary>The team ({0}) has fewer agents that have not finished (the final statuses next) than its limit (last).</summary>
     private static readonly string ActiveBelowLimit =
         $"(SELECT COUNT(*) FROM agents WHERE team_id = {{0}} AND status NOT IN ({string.Join(", ", AgentStatuses.Final.Select((_, i) => $"{{{i + 1}}}"))})) < {{{AgentStatuses.Final.Length + 1}}}";
+
+    /// <summary>As <see cref="ActiveBelowLimit"/>, and the team ({0}) has no budgets.</summary>
+    private static readonly string ActiveBelowLimitWithoutBudgets = ActiveBelowLimit + " AND NOT EXISTS (SELECT 1 FROM budgets WHERE team_id = {0})";
 
     public async Task<AgentResult> SpawnAsync(Caller caller, SpawnAgentRequest request, CancellationToken cancellationToken)
     {
@@ -106,6 +110,12 @@ public sealed partial class AgentService(
         {
             return AgentResult.Fail(AgentFailure.Unavailable, problem!);
         }
+        // Budgets are asked first, so a refused agent makes nothing (a branch); again, in turn, where it is saved.
+        var budgeted = placement.TeamHasBudgets || budgets.HasCeiling;
+        if (budgeted && await budgets.RefusalAsync(caller.TeamId, caller.UserId, cancellationToken) is { } spent)
+        {
+            return AgentResult.Fail(AgentFailure.BudgetSpent, spent);
+        }
 
         var id = Tokens.NewId();
         var (workBranch, refused) = await BranchAsync(caller, request, placement, id, task, cancellationToken);
@@ -135,11 +145,16 @@ public sealed partial class AgentService(
             BoxId = placement.BoxId,
             PermissionMode = launcher.AsksHost(type) ? EffectiveMode(mode ?? placement.TeamAgentPermissionMode) : null,
         };
-        // The team's limit is checked by the insert itself: one round trip.
-        if (!await db.InsertIfAsync(agent, ActiveBelowLimit, [caller.TeamId, .. AgentStatuses.Final, options.Value.MaxActivePerTeam], cancellationToken))
+        // Saved in the team's turn with budget changes (AgentBudgets), so judged by the budgets before a change or after it.
+        // The insert itself checks the team's limit of unfinished agents, and, for a team placed without budgets, that it
+        // still has none: one round trip.
+        await using (var turn = await db.BeginSerializedAsync(AgentBudgets.SerialKey(caller.TeamId), cancellationToken))
         {
-            return AgentResult.Fail(AgentFailure.TooMany,
-                $"Your team already has {options.Value.MaxActivePerTeam} agents running (the limit). Wait for one to finish, or kill one.");
+            if (await SaveAsync(db, agent, caller, budgeted, cancellationToken) is { } refusedNow)
+            {
+                return refusedNow;
+            }
+            await turn.CommitAsync(cancellationToken);
         }
         // Counted only for spawns that would otherwise go ahead; one refused here is taken back out.
         if (await limits.TryAcquireAsync("spawn", caller.UserId, options.Value.SpawnsPerMinute, TimeSpan.FromMinutes(1)) is not null)
@@ -161,6 +176,34 @@ public sealed partial class AgentService(
             AgentsLog.LaunchFailed(logger, agent.Id, e);
             return await PlaceAgainAsync(db, agent, caller, request, cancellationToken);
         }
+    }
+
+    /// <summary>Inserts the new agent if its budgets and the team's limit allow (in the caller's turn); else why not.</summary>
+    private async Task<AgentResult?> SaveAsync(CovibeDb db, Agent agent, Caller caller, bool budgeted, CancellationToken cancellationToken)
+    {
+        object[] values = [caller.TeamId, .. AgentStatuses.Final, options.Value.MaxActivePerTeam];
+        if (budgeted && await budgets.RefusalAsync(db, caller.TeamId, caller.UserId, cancellationToken) is { } spent)
+        {
+            return AgentResult.Fail(AgentFailure.BudgetSpent, spent);
+        }
+        if (await db.InsertIfAsync(agent, budgeted ? ActiveBelowLimit : ActiveBelowLimitWithoutBudgets, values, cancellationToken))
+        {
+            return null;
+        }
+        if (!budgeted)
+        {
+            // Refused by the limit, or by a budget the owner set since the team was placed: which one, now?
+            if (await budgets.RefusalAsync(db, caller.TeamId, caller.UserId, cancellationToken) is { } spentMeanwhile)
+            {
+                return AgentResult.Fail(AgentFailure.BudgetSpent, spentMeanwhile);
+            }
+            if (await db.InsertIfAsync(agent, ActiveBelowLimit, values, cancellationToken))
+            {
+                return null;
+            }
+        }
+        return AgentResult.Fail(AgentFailure.TooMany,
+            $"Your team already has {options.Value.MaxActivePerTeam} agents running (the limit). Wait for one to finish, or kill one.");
     }
 
     /// <summary>The mode asked for (the member's, else the team's), else the operator's; bypass only where the operator allows it.</summary>

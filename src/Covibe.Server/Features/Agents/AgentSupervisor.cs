@@ -27,6 +27,7 @@ public sealed partial class AgentSupervisor(
     AgentPrompts prompts,
     FileChanges fileChanges,
     AgentMetrics metrics,
+    AgentBudgets budgets,
     IOptions<AgentsOptions> options,
     TimeProvider time,
     ILogger<AgentSupervisor> logger) : BackgroundService
@@ -164,8 +165,10 @@ public sealed partial class AgentSupervisor(
                         // One turn: its input stays open while it may ask the team, and closes with its result, so it ends.
                         await CloseInputAsync(agent.Id, backend, process, cancellationToken);
                     }
-                    await UpdateAsync(agent.Id, a =>
+                    double? spentBefore = null;
+                    var recorded = await UpdateAsync(agent.Id, a =>
                     {
+                        spentBefore = a.CostUsd;
                         Record(a, parser, stream);
                         // A conversation's turn is over: it waits for the owner's next input.
                         if (conversational && !AgentStatuses.IsFinal(a.Status))
@@ -173,6 +176,7 @@ public sealed partial class AgentSupervisor(
                             a.Status = AgentStatuses.Waiting;
                         }
                     }, cancellationToken);
+                    await BudgetsAsync(recorded, spentBefore, cancellationToken);
                     status = conversational ? AgentStatuses.Waiting : status;
                 }
                 if (n == ReadSize)
@@ -287,8 +291,10 @@ public sealed partial class AgentSupervisor(
         {
             _killDeadlines.Remove(agentId);
         }
+        double? spentBefore = null;
         var final = await UpdateAsync(agentId, a =>
         {
+            spentBefore = a.CostUsd;
             a.Status = a.KillRequested ? AgentStatuses.Killed
                 : state.State == AgentRunState.Gone ? AgentStatuses.Lost
                 : state.ExitCode == 0 && !turnFailed ? AgentStatuses.Completed
@@ -311,6 +317,7 @@ public sealed partial class AgentSupervisor(
         streams.Close(agentId);
         await leases.ReleaseAsync(agentId, CancellationToken.None);
         metrics.Ended(final.Backend, final.Status, final.OutputBytes);
+        await BudgetsAsync(final, spentBefore, CancellationToken.None);
         AgentsLog.Finished(logger, agentId, final.Status, final.ExitCode);
     }
 
@@ -324,6 +331,23 @@ public sealed partial class AgentSupervisor(
         agent.InputTokens = parser.InputTokens ?? agent.InputTokens;
         agent.OutputTokens = parser.OutputTokens ?? agent.OutputTokens;
         agent.Summary = parser.Summary ?? agent.Summary;
+    }
+
+    /// <summary>After <paramref name="agent"/>'s cost grew: the budgets over it are checked (a failure is logged; following goes on).</summary>
+    private async Task BudgetsAsync(Agent agent, double? before, CancellationToken cancellationToken)
+    {
+        if ((agent.CostUsd ?? 0) <= (before ?? 0))
+        {
+            return;
+        }
+        try
+        {
+            await budgets.SpentAsync(agent, cancellationToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            AgentsLog.BudgetNotChecked(logger, agent.Id, e);
+        }
     }
 
     private async Task<Agent> UpdateAsync(string agentId, Action<Agent> change, CancellationToken cancellationToken)

@@ -24,6 +24,7 @@ public static class AgentsApi
         services.AddSingleton<AgentFeeds>();
         services.AddSingleton<AgentMetrics>();
         services.AddSingleton<AgentCosts>();
+        services.AddSingleton<AgentBudgets>();
         services.AddSingleton<Hosting.IMetricsSource>(sp => sp.GetRequiredService<AgentMetrics>());
         services.AddSingleton<Covibe.Execution.FileChanges>();
         services.AddSingleton<AgentEvents>();
@@ -80,6 +81,7 @@ public static class AgentsApi
         api.MapAgentSteering();
         app.MapPost("/api/agents/spawn", SpawnSeed003).WithTags("Agents").RequireAuthorization();
         app.MapTeamAgentSettings();
+        app.MapTeamBudgets();
         return app;
     }
 
@@ -211,6 +213,7 @@ public static class AgentsApi
         AgentFailure.PlaceUnreachable => Problems.Create(503, "container-engine-unavailable", "Where the agent runs does not answer", result.Detail!),
         AgentFailure.RepositoryUnreachable => Problems.Create(502, "repository-unreachable", "The team's repository could not be reached", result.Detail!),
         AgentFailure.RateLimited => Problems.Create(429, "rate-limited", "Asked too often", result.Detail!),
+        AgentFailure.BudgetSpent => Problems.Create(429, "budget-spent", "Budget spent", result.Detail!),
         AgentFailure.AlreadyAnswered => Problems.Conflict("already-answered", "The permission request was answered already", result.Detail!),
         _ => throw new InvalidOperationException($"No refusal for {result.Failure}."),
     };

@@ -57,6 +57,15 @@ internal static partial class AgentsLog
     [LoggerMessage(3018, LogLevel.Information, "Agent {AgentId}: {Action} by user {UserId}")]
     public static partial void Handover(ILogger logger, string agentId, string action, string userId);
 
+    [LoggerMessage(3019, LogLevel.Information, "Team {TeamId}: {Subject} budget per {Period} set to {LimitUsd} USD by user {UserId} (null: removed)")]
+    public static partial void BudgetSet(ILogger logger, string teamId, string subject, string period, double? limitUsd, string userId);
+
+    [LoggerMessage(3020, LogLevel.Warning, "Team {TeamId}: the {Scope} {Period} budget of {LimitUsd} USD is reached ({SpentUsd} USD spent); {Running} agents running")]
+    public static partial void BudgetReached(ILogger logger, string teamId, string scope, string period, double limitUsd, double spentUsd, int running);
+
+    [LoggerMessage(3021, LogLevel.Warning, "Agent {AgentId}: its team's budgets could not be checked after it spent")]
+    public static partial void BudgetNotChecked(ILogger logger, string agentId, Exception exception);
+
     [LoggerMessage(9004, LogLevel.Error, "A command sent by node {Node} failed here")]
     public static partial void CallFailed(ILogger logger, string node, Exception exception);
 }

@@ -78,6 +78,24 @@ public sealed class AgentsOptions
 
     /// <summary>What agents that ask the server (<see cref="AgentTypeOptions.Permissions"/> <c>host</c>) may do without asking.</summary>
     public PermissionsOptions Permissions { get; set; } = new();
+
+    /// <summary>The operator's ceilings on what any one team's agents spend (owners set their budgets within them).</summary>
+    public BudgetCeilingOptions Budgets { get; set; } = new();
+}
+
+/// <summary>
+/// <c>Covibe:Agents:Budgets</c>: what one team's agents may spend, in US dollars, per UTC day and per calendar month (unset: no
+/// ceiling). A team at its ceiling is refused new agents as at a budget its owner set; an owner's budget cannot be set above it.
+/// </summary>
+public sealed class BudgetCeilingOptions
+{
+    [Range(0, 1_000_000_000)]
+    public double? TeamUsdPerDay { get; set; }
+
+    [Range(0, 1_000_000_000)]
+    public double? TeamUsdPerMonth { get; set; }
+
+    internal double? For(string period) => period == Protocol.BudgetPeriods.Day ? TeamUsdPerDay : TeamUsdPerMonth;
 }
 
 /// <summary><c>Covibe:Agents:Permissions</c>: the operator's frame for the team's approvals.</summary>

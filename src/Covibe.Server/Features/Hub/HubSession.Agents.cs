@@ -47,6 +47,7 @@ internal sealed partial class HubSession
             AgentFailure.NowhereToRun or AgentFailure.PlaceUnreachable => HubErrorCodes.ContainerEngineUnavailable,
             AgentFailure.EgressNotEnforced => HubErrorCodes.EgressNotEnforced,
             AgentFailure.RepositoryUnreachable => HubErrorCodes.RepositoryUnreachable,
+            AgentFailure.BudgetSpent => HubErrorCodes.BudgetSpent,
             _ => HubErrorCodes.InvalidMessage,
         };
         var detail = result.Errors is { Count: > 0 } errors ? string.Join(" ", errors.SelectMany(e => e.Value)) : result.Detail!;

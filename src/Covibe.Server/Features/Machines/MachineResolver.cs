@@ -31,17 +31,18 @@ public sealed class MachineResolver(
     {
         var team = await TeamAsync(teamId, cancellationToken);
         return await WithEgressAsync(await PlaceWithoutEgressAsync(team, userId, vmId, boxId, cancellationToken), team, cancellationToken)
-            with { TeamHasRepository = team.HasRepository, TeamAgentPermissionMode = team.AgentPermissionMode };
+            with { TeamHasRepository = team.HasRepository, TeamAgentPermissionMode = team.AgentPermissionMode, TeamHasBudgets = team.HasBudgets };
     }
 
-    /// <summary>What placement needs of the team's row, in one round trip: its containers flag, its egress policy, whether it has a repository, its agents' permission mode.</summary>
-    private sealed record TeamPlacing(string Id, bool? UseContainers, string? EgressMode, string? EgressAllow, bool HasRepository = false, string? AgentPermissionMode = null);
+    /// <summary>What placement needs of the team's row, in one round trip: its containers flag, its egress policy, whether it has a repository, its agents' permission mode, whether it has budgets.</summary>
+    private sealed record TeamPlacing(string Id, bool? UseContainers, string? EgressMode, string? EgressAllow, bool HasRepository = false, string? AgentPermissionMode = null, bool HasBudgets = false);
 
     private async Task<TeamPlacing> TeamAsync(string teamId, CancellationToken cancellationToken)
     {
         await using var db = await dbs.CreateDbContextAsync(cancellationToken);
         return await db.Teams.Where(t => t.Id == teamId)
-            .Select(t => new TeamPlacing(t.Id, t.UseContainers, t.EgressMode, t.EgressAllow, db.Repositories.Any(r => r.TeamId == t.Id && r.Url != null), t.AgentPermissionMode))
+            .Select(t => new TeamPlacing(t.Id, t.UseContainers, t.EgressMode, t.EgressAllow, db.Repositories.Any(r => r.TeamId == t.Id && r.Url != null), t.AgentPermissionMode,
+                db.Budgets.Any(b => b.TeamId == t.Id)))
             .SingleOrDefaultAsync(cancellationToken) ?? new TeamPlacing(teamId, null, null, null);
     }
 

@@ -38,6 +38,9 @@ public abstract record Place(IExecutionBackend Jobs, string? Workspace, IReadOnl
     /// <summary>Whether the team has a repository connected (read with the team's row): a new agent then works on it by default.</summary>
     public bool TeamHasRepository { get; init; }
 
+    /// <summary>Whether the team's owner has set any budget (read with the team's row: a team without one costs no round trip more).</summary>
+    public bool TeamHasBudgets { get; init; }
+
     /// <summary>The permission mode the team gives its new agents (read with the team's row); null: the operator's.</summary>
     public string? TeamAgentPermissionMode { get; init; }
 
