@@ -1,7 +1,7 @@
 // Covibe web client: plain ES modules, no build step; xterm.js (vendored at build time from npm) for terminals.
 // This module puts the client together: the login (session.js), the hub connection and what its messages change, the
 // tabs, and the menu. The Command Deck is agents.js and output.js, chat and presence chat.js, the Workshop
-// changes.js (an agent's changes), spend.js (what agents spent), terminal.js, environment.js, egress.js, repository.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
+// changes.js (an agent's changes), spend.js (what agents spent), budgets.js (what they may), terminal.js, environment.js, egress.js, repository.js, machines.js and boxes.js, the Showcase showcase.js. Protocol: docs/protocol.md, docs/api.md.
 
 import { createTerminals } from './terminal.js';
 import { createEnvironment } from './environment.js';
@@ -16,6 +16,7 @@ import { createSteering } from './steering.js';
 import { createPush } from './push.js';
 import { createChat } from './chat.js';
 import { createSpend } from './spend.js';
+import { createBudgets } from './budgets.js';
 import { reconnectingSocket } from './socket.js';
 import { $, el, toggle, formData } from './dom.js';
 import { state } from './state.js';
@@ -42,6 +43,7 @@ const agents = createAgents({
 
 const chat = createChat({ api: (path) => api(path), send: (message) => hub.send(message) });
 const spend = createSpend({ api: (path) => api(path) });
+const budgets = createBudgets({ api: (path, options) => api(path, options), isOwner: () => state.team?.ownerId === state.me?.id });
 
 // ---------- Terminals ----------
 
@@ -119,7 +121,7 @@ async function onMessage(message) {
       hub.joined();
       connection('live');
       // Catch up on everything missed while away, then continue live: no gap, no duplicate.
-      await Promise.all([agents.load(), chat.catchUp(), showcase.resync(), machines.refresh(), repository.refresh(), spend.refresh()]);
+      await Promise.all([agents.load(), chat.catchUp(), showcase.resync(), machines.refresh(), repository.refresh(), spend.refresh(), budgets.refresh()]);
       agents.resume();
       openFromAddress();
       break;
@@ -133,7 +135,13 @@ async function onMessage(message) {
     case 'agent_status':
       agents.onStatus(message.agent);
       // An agent that ended (or a conversation's turn) has spent what it will: the Workshop's spend follows.
-      if (['completed', 'failed', 'killed', 'lost', 'waiting'].includes(message.agent.status)) spend.refresh();
+      if (['completed', 'failed', 'killed', 'lost', 'waiting'].includes(message.agent.status)) {
+        spend.refresh();
+        budgets.refresh();
+      }
+      break;
+    case 'budget_reached':
+      budgets.onReached(message);
       break;
     case 'agent_changes':
       changes.onChanges(message);

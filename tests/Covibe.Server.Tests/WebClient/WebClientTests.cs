@@ -34,6 +34,49 @@ public sealed class WebClientTests(BrowserFixture browser) : IClassFixture<Brows
     }
 
     [Fact]
+    public async Task TheOwner_SetsABudgetInTheWorkshop_AndOnAPhone_EveryoneSeesItReached_AndANewAgentRefusedWithWhy()
+    {
+        await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 100, mockSteps: 3));
+        var sarah = await browser.NewPageAsync(server, 390, 844);
+        await sarah.CreateTeamAsync("Budget", "Sarah", "sarah.budget@example.com");
+        var invite = await sarah.InviteCodeAsync();
+        var miguel = await browser.NewPageAsync(server);
+        await miguel.JoinAsync(invite, "Miguel", "miguel.budget@example.com");
+        await miguel.TabAsync("Workshop");
+        (await miguel.Locator("#budget-form").IsVisibleAsync()).ShouldBeFalse(); // only the owner sets budgets
+
+        // The owner sets the team's daily budget from her phone.
+        await sarah.TabAsync("Workshop");
+        var form = sarah.Locator("#budget-form");
+        await form.GetByLabel("US dollars").FillAsync("0.01");
+        await form.GetByRole(AriaRole.Button, new() { Name = "Set" }).ClickAsync();
+        await sarah.Locator("#budgets").GetByText("$0.00 of $0.01 today").WaitForAsync();
+
+        // An agent spends past it: both see the warning and the budget reached, without a reload.
+        await miguel.TabAsync("Command Deck");
+        await miguel.SpawnAsync("Write a haiku", "mock");
+        await sarah.Locator("#budget-warning").GetByText("The team's daily budget of $0.01 is reached ($0.0123 today): new agents are refused until 00:00 UTC").WaitForAsync();
+        await sarah.Locator("#budgets .budget.reached").GetByText("$0.0123 of $0.01 today · reached").WaitForAsync();
+        await miguel.TabAsync("Workshop");
+        await miguel.Locator("#budget-warning").GetByText("The team's daily budget of $0.01 is reached").WaitForAsync();
+        await sarah.Locator("#budget-form").ScrollIntoViewIfNeededAsync();
+        await sarah.ScreenshotAsync("workshop-budget-390");
+
+        // The next agent is refused, saying which budget and until when.
+        await miguel.TabAsync("Command Deck");
+        await miguel.Locator("#agent-back").ClickAsync(); // a phone shows the list or an agent
+        await miguel.GetByRole(AriaRole.Button, new() { Name = "+ New agent" }).ClickAsync();
+        await miguel.GetByLabel("Task").FillAsync("Another haiku");
+        await miguel.GetByRole(AriaRole.Button, new() { Name = "Spawn agent" }).ClickAsync();
+        await miguel.Locator("#toast").GetByText("Not spawned: Your team's daily budget of $0.01 is spent ($0.0123 today). New agents can start again at 00:00 UTC").WaitForAsync();
+
+        // Removed, the owner's form says so, and agents start again.
+        await form.GetByRole(AriaRole.Button, new() { Name = "Remove" }).ClickAsync();
+        await sarah.Locator("#budgets .budget").WaitForAsync(new() { State = WaitForSelectorState.Detached });
+        await miguel.SpawnAsync("Another haiku", "mock");
+    }
+
+    [Fact]
     public async Task TwoTeammates_WatchAnAgentChatAndSeePresence_WhileAnotherTeamSeesNothing()
     {
         await using var server = await TestServer.StartAsync(settings: AgentHelpers.Settings(mockDelayMs: 250, mockSteps: 60));
