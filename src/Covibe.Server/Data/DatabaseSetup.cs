@@ -15,21 +15,28 @@ public static class DatabaseSetup
         services.AddDbContextFactory<CovibeDb>((sp, options) =>
         {
             var db = sp.GetRequiredService<IOptions<DatabaseOptions>>().Value;
-            var connectionString = db.ResolveConnectionString(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DataDirectory);
-            if (db.IsPostgres)
-            {
-                options.UseNpgsql(connectionString);
-            }
-            else
-            {
-                options.UseSqlite(connectionString);
-                options.AddInterceptors(SqliteBusyTimeout.Instance);
-            }
-            // The schema is written by hand (no design-time tools here), so there is no model
-            // snapshot to compare with; the test suite proves the migrations match the model.
-            options.ConfigureWarnings(w => w.Ignore(RelationalEventId.PendingModelChangesWarning));
+            Use(options, db.IsPostgres, db.ResolveConnectionString(sp.GetRequiredService<IOptions<ServerOptions>>().Value.DataDirectory));
         });
         return services;
+    }
+
+    /// <summary>
+    /// The provider and its migrations (<see cref="ProviderMigrations"/>): the server's contexts, the design-time factory
+    /// <c>dotnet ef</c> uses, and the tests are configured alike. A model changed without a migration makes EF refuse to
+    /// migrate (its PendingModelChangesWarning is an error), and a test fails first.
+    /// </summary>
+    public static DbContextOptionsBuilder Use(DbContextOptionsBuilder options, bool postgres, string connectionString)
+    {
+        if (postgres)
+        {
+            options.UseNpgsql(connectionString);
+        }
+        else
+        {
+            options.UseSqlite(connectionString);
+            options.AddInterceptors(SqliteBusyTimeout.Instance);
+        }
+        return options.ReplaceService<Microsoft.EntityFrameworkCore.Migrations.IMigrationsAssembly, ProviderMigrations>();
     }
 
     /// <summary>The advisory lock key nodes take while one of them migrates a PostgreSQL database ("covibe" in ASCII).</summary>

@@ -176,7 +176,7 @@ public sealed class StartupTests
     }
 }
 
-/// <summary>Hand-written migrations: they match the model, and an older database upgrades in place.</summary>
+/// <summary>The migrations (hand-written before dotnet-ef, then generated per provider): they match the model, and an older database upgrades in place.</summary>
 public abstract class MigrationTests
 {
     protected abstract Task<string?> NewDatabaseAsync();
@@ -190,13 +190,8 @@ public abstract class MigrationTests
         if (connection is null)
         {
             Directory.CreateDirectory(data);
-            options.UseSqlite($"Data Source={Path.Combine(data, "covibe.db")}");
         }
-        else
-        {
-            options.UseNpgsql(connection);
-        }
-        options.ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning));
+        DatabaseSetup.Use(options, connection is not null, connection ?? $"Data Source={Path.Combine(data, "covibe.db")}");
 
         // A database as the first release left it: only the Initial migration, with a team, a member and a message.
         var hasher = new Features.Auth.PasswordHasher(Options.Create(new Features.Auth.AuthOptions { PasswordIterations = 100_000 }));
