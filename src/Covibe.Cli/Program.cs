@@ -17,6 +17,8 @@ var root = new RootCommand("Covibe: run AI coding agents as a team. Docs: README
     BoxCommands.Pool(store),
     TerminalCommand.Create(store),
     SecretsCommand.Create(),
+    BackupCommands.Backup(),
+    BackupCommands.Restore(),
     ImageCommand.Create(),
     EnvCommands.Env(store),
     EnvCommands.Containers(),

@@ -2,6 +2,7 @@ using Covibe.Protocol;
 using Covibe.Server.Data;
 using Covibe.Server.Features.Agents;
 using Covibe.Server.Features.Auth;
+using Covibe.Server.Features.Backups;
 using Covibe.Server.Features.Boxes;
 using Covibe.Server.Features.Changes;
 using Covibe.Server.Features.Chat;
@@ -85,6 +86,7 @@ public static class CovibeServer
         services.AddChanges();
         services.AddPreviews();
         services.AddBoxes();
+        services.AddBackups();
         services.AddMetrics(builder.Configuration);
         // Last: with REDIS_URL, the Redis implementations replace the one-node seams (team events, agent output, control).
         services.AddCluster(builder.Configuration);

@@ -21,10 +21,9 @@ public sealed class SqliteDatabase : IAsyncDisposable
     public static async Task<SqliteDatabase> CreateAsync(string name)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory($"covibe-{name}-").FullName;
-        var options = new DbContextOptionsBuilder<CovibeDb>()
-            .UseSqlite($"Data Source={Path.Combine(directory, "covibe.db")}")
-            .ConfigureWarnings(w => w.Ignore(Microsoft.EntityFrameworkCore.Diagnostics.RelationalEventId.PendingModelChangesWarning))
-            .Options;
+        var builder = new DbContextOptionsBuilder<CovibeDb>();
+        DatabaseSetup.Use(builder, postgres: false, $"Data Source={Path.Combine(directory, "covibe.db")}");
+        var options = builder.Options;
         await using var db = new CovibeDb(options);
         await db.Database.MigrateAsync();
         return new SqliteDatabase(directory, options);
