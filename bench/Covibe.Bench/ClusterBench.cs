@@ -9,9 +9,11 @@ using System.Text.Json;
 /// Redis (the agent followed by node A; node B's subscribers get its output through Redis), then the same with node A
 /// killed (-9) halfway: its subscribers reconnect to node B and resume from their positions, and node B takes the
 /// agent over; then a rolling restart (SIGTERM, start, healthy: node A at a third, node B at two thirds) with every
-/// subscriber reconnecting to whichever node answers. Reports latency, bytes lost, each node's CPU, and the longest
-/// stall each subscriber saw.
-///   cluster [--subscribers 100] [--seconds 20] [--rate 1048576] [--lease 10]
+/// subscriber reconnecting to whichever node answers; with --upgrade-from REV, a rolling upgrade: both nodes start as the
+/// build of commit REV (the previous release) on a database it made, and are replaced one at a time by this build, which
+/// migrates the shared database while the old node still serves. Reports latency, bytes lost, each node's CPU, and the
+/// longest stall each subscriber saw.
+///   cluster [--subscribers 100] [--seconds 20] [--rate 1048576] [--lease 10] [--upgrade-from REV] [--only TEXT]
 /// </summary>
 static class ClusterBench
 {
@@ -24,9 +26,12 @@ static class ClusterBench
         var seconds = Measure.Arg(args, "--seconds", 20);
         var rate = Measure.Arg(args, "--rate", 1024 * 1024);
         var lease = Measure.Arg(args, "--lease", 10);
+        var from = args.SkipWhile(a => a != "--upgrade-from").Skip(1).FirstOrDefault();
+        var only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault(); // e.g. "upgrade": the runs whose name has it
         var work = Directory.CreateTempSubdirectory("covibe-cluster-bench-").FullName;
         try
         {
+            var previous = from is null ? null : await BuildAsync(from, Path.Combine(work, "previous"));
             // Beside the work directory, not in it: that one is its owner's only, and PostgreSQL runs as postgres.
             await using var postgres = await BenchPostgres.StartAsync(work + "-pg");
             await using var redis = await BenchRedis.StartAsync(Path.Combine(work, "redis"));
@@ -35,11 +40,16 @@ static class ClusterBench
             {
                 ("one node", 1, Trouble.None), ("two nodes", 2, Trouble.None), ("two nodes, A killed (-9) halfway", 2, Trouble.Kill),
                 ("two nodes, rolling restart (A at 1/3, B at 2/3)", 2, Trouble.RollingRestart),
+                ($"two nodes, rolling upgrade from {from} (A at 1/3, B at 2/3)", 2, Trouble.RollingUpgrade),
             })
             {
+                if ((trouble == Trouble.RollingUpgrade && previous is null) || (only is not null && !name.Contains(only, StringComparison.Ordinal)))
+                {
+                    continue;
+                }
                 Console.Error.WriteLine($"{name}: {subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s, {seconds} s");
                 var database = await postgres.CreateDatabaseAsync();
-                rows.Add(await RunAsync(name, Path.Combine(work, $"run{rows.Count}"), database, redis.Url, nodes, trouble, subscribers, seconds, rate, lease));
+                rows.Add(await RunAsync(name, Path.Combine(work, $"run{rows.Count}"), database, redis.Url, nodes, trouble, subscribers, seconds, rate, lease, previous));
             }
             Console.WriteLine($"{subscribers} subscribers, {rate / 1048576.0:0.##} MiB/s for {seconds} s, agent leases {lease} s, {TimeProvider.System.GetUtcNow():yyyy-MM-dd}, {Environment.ProcessorCount} cores");
             Console.WriteLine();
@@ -49,21 +59,49 @@ static class ClusterBench
         }
         finally
         {
+            if (from is not null)
+            {
+                await Measure.RunAsync("git", "-C", AppContext.BaseDirectory, "worktree", "remove", "--force", Path.Combine(work, "previous", "src"));
+            }
             Directory.Delete(work, recursive: true);
         }
     }
 
-    private enum Trouble { None, Kill, RollingRestart }
+    /// <summary>Builds the server of commit <paramref name="rev"/> (a worktree of this repository) and answers its covibe.dll.</summary>
+    private static async Task<string> BuildAsync(string rev, string directory)
+    {
+        Console.Error.WriteLine($"building {rev} (the previous release) ...");
+        var tree = Path.Combine(directory, "src");
+        if (await Measure.RunAsync("git", "-C", AppContext.BaseDirectory, "worktree", "add", "--detach", tree, rev) is null)
+        {
+            throw new InvalidOperationException($"git worktree add {rev} failed: is it a commit of this repository?");
+        }
+        var output = Path.Combine(directory, "out");
+        if (await Measure.RunAsync("dotnet", "build", Path.Combine(tree, "src", "Covibe.Cli"), "-c", "Release", "-o", output, "-v", "quiet", "-nologo") is null)
+        {
+            throw new InvalidOperationException($"building {rev} failed");
+        }
+        // The fake claude beside it: the sandbox shows agents the server's own directory, not the benchmark's.
+        var fake = Path.Combine(output, "fake-claude");
+        Directory.CreateDirectory(fake);
+        File.Copy(Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude"), Path.Combine(fake, "claude"));
+        return Path.Combine(output, "covibe.dll");
+    }
+
+    private enum Trouble { None, Kill, RollingRestart, RollingUpgrade }
 
     private static async Task<string> RunAsync(string name, string work, string database, string redisUrl, int nodeCount, Trouble trouble,
-        int count, int seconds, int rate, int lease)
+        int count, int seconds, int rate, int lease, string? previous)
     {
-        var fakeClaude = Path.Combine(AppContext.BaseDirectory, "fake-claude", "claude");
         var nodes = new (Uri Url, Process Process, string Data)[nodeCount];
-        async Task StartAsync(int i, Uri url)
+        var current = Path.Combine(AppContext.BaseDirectory, "covibe.dll");
+        async Task StartAsync(int i, Uri url, string? dll = null)
         {
             var data = Path.Combine(work, $"node{i}");
-            var process = Measure.StartServer(data, url.ToString().TrimEnd('/'),
+            // A rolling upgrade starts every node as the previous release; each restart brings this build.
+            dll ??= trouble == Trouble.RollingUpgrade ? previous! : current;
+            var fakeClaude = Path.Combine(Path.GetDirectoryName(dll)!, "fake-claude", "claude");
+            var process = Measure.StartServerFrom(dll, data, url.ToString().TrimEnd('/'),
                 $"--Covibe:Database:ConnectionString={database}", $"--Covibe:Cluster:RedisUrl={redisUrl}",
                 $"--Covibe:Auth:JwtSecret={JwtSecret}", $"--Covibe:Secrets:EncryptionKey={EncryptionKey}",
                 $"--Covibe:Agents:LeaseSeconds={lease}",
@@ -107,7 +145,7 @@ static class ClusterBench
                 nodes[0].Process.Kill();
                 await nodes[0].Process.WaitForExitAsync();
             }
-            else if (trouble == Trouble.RollingRestart)
+            else if (trouble is Trouble.RollingRestart or Trouble.RollingUpgrade)
             {
                 // As systemd restarts one unit after another: SIGTERM, wait until it has stopped, start, wait until healthy.
                 for (var i = 0; i < nodeCount; i++)
@@ -118,7 +156,7 @@ static class ClusterBench
                         await term.WaitForExitAsync();
                     }
                     await nodes[i].Process.WaitForExitAsync();
-                    await StartAsync(i, nodes[i].Url);
+                    await StartAsync(i, nodes[i].Url, current);
                 }
             }
             var results = await Task.WhenAll(watches);
@@ -130,6 +168,10 @@ static class ClusterBench
                 }
             }
             var log = await File.ReadAllBytesAsync(Path.Combine(nodes[0].Data, "agents", agentId, "output.log"));
+            if (log.Length < lines * 100L)
+            {
+                throw new InvalidOperationException($"The agent did not write its output ({log.Length} bytes): {System.Text.Encoding.UTF8.GetString(log[..Math.Min(log.Length, 500)])}");
+            }
             foreach (var c in clients)
             {
                 await c.Client.DisposeAsync();
@@ -240,7 +282,9 @@ sealed class BenchPostgres : IAsyncDisposable
         var server = new BenchPostgres(bin, directory, Measure.FreePort());
         await server.RunAsync("initdb", "-D", Path.Combine(directory, "data"), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync");
         await server.RunAsync("pg_ctl", "-D", Path.Combine(directory, "data"), "-l", Path.Combine(directory, "log"), "-w", "-t", "60", "start",
-            "-o", $"-p {server.Port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off");
+            "-o", $"-p {server.Port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off " +
+            // Two nodes' pools (Npgsql's 100 each) under a restart's reconnect storm outgrow PostgreSQL's default 100 (docs/scaling.md).
+            "-c max_connections=300");
         return server;
     }
 

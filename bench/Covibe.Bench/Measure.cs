@@ -78,11 +78,15 @@ static class Measure
     /// A real <c>covibe serve --dev</c> on <paramref name="data"/> and <paramref name="url"/>, quiet, with
     /// <paramref name="settings"/> as flags; its errors go to stderr (prefixed), its output nowhere.
     /// </summary>
-    public static System.Diagnostics.Process StartServer(string data, string url, params string[] settings)
+    public static System.Diagnostics.Process StartServer(string data, string url, params string[] settings) =>
+        StartServerFrom(Path.Combine(AppContext.BaseDirectory, "covibe.dll"), data, url, settings);
+
+    /// <summary>A server of another build (<paramref name="dll"/>: its <c>covibe.dll</c>), e.g. the previous release's.</summary>
+    public static System.Diagnostics.Process StartServerFrom(string dll, string data, string url, params string[] settings)
     {
         var (program, prefix) = Pinning.Wrap("dotnet");
         var info = new System.Diagnostics.ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])[.. prefix, Path.Combine(AppContext.BaseDirectory, "covibe.dll"), "serve", "--dev", "--data", data, "--urls", url,
+        foreach (var a in (string[])[.. prefix, dll, "serve", "--dev", "--data", data, "--urls", url,
             "--Logging:LogLevel:Default=Warning", .. settings])
         {
             info.ArgumentList.Add(a);

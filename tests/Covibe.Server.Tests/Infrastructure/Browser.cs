@@ -28,12 +28,16 @@ public sealed class BrowserFixture : IAsyncLifetime
     }
 
     /// <summary>A fresh browser profile (cookies, storage) at a phone's or a laptop's size.</summary>
-    public async Task<IPage> NewPageAsync(TestServer server, int width = 390, int height = 844)
+    public Task<IPage> NewPageAsync(TestServer server, int width = 390, int height = 844) => NewPageAsync(server.Url, width, height);
+
+    /// <summary>The same at any address, e.g. nginx's in front of several nodes (https there: a self-signed certificate the test made).</summary>
+    public async Task<IPage> NewPageAsync(Uri url, int width = 390, int height = 844)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            BaseURL = server.Url.ToString(),
+            BaseURL = url.ToString(),
             ViewportSize = new ViewportSize { Width = width, Height = height },
+            IgnoreHTTPSErrors = url.Scheme == "https",
         });
         context.SetDefaultTimeout(20_000);
         var page = await context.NewPageAsync();
