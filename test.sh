@@ -28,6 +28,8 @@ command -v runc >/dev/null || need+=(runc)
 [ -x /usr/bin/redis-server ] || need+=(redis-server)   # several nodes: their Redis, started by the tests on loopback
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)   # several nodes: a load balancer in front of them in the tests
 [ -x /usr/sbin/fcgiwrap ] || need+=(fcgiwrap)     # a private repository over git's smart HTTP (git http-backend behind nginx)
+command -v openssl >/dev/null || need+=(openssl)   # deploy/: the nginx test's self-signed certificate
+command -v systemd-analyze >/dev/null || need+=(systemd)   # deploy/: the units are checked by systemd-analyze verify and security
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"

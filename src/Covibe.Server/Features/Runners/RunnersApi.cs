@@ -69,7 +69,8 @@ public static partial class RunnersApi
     }
 
     /// <summary>The runner's WebSocket: JSON text messages both ways (docs/runner-protocol.md).</summary>
-    public static async Task<IResult> Connect(HttpContext context, RunnerService runners, RunnerHub hub, VmAuditLog audit, ILogger<RunnerHub> logger, CancellationToken cancellationToken)
+    public static async Task<IResult> Connect(
+        HttpContext context, RunnerService runners, RunnerHub hub, VmAuditLog audit, IHostApplicationLifetime lifetime, ILogger<RunnerHub> logger, CancellationToken cancellationToken)
     {
         var vm = await runners.AuthenticateAsync(RunnerTokens.FromRequest(context.Request), cancellationToken);
         if (!context.WebSockets.IsWebSocketRequest)
@@ -82,14 +83,17 @@ public static partial class RunnersApi
         var sending = outbox.RunAsync(context.RequestAborted);
         await hub.AttachAsync(session, cancellationToken);
         // Once the session ends (revoked, replaced), the runner has the outbox's moment to answer our close frame, then the socket goes.
-        using var receiving = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, outbox.CloseDeadline);
+        // A server stopping lets its runners go at once (they connect again, to another node or to it once it is back):
+        // an open socket would otherwise hold the stop for the host's whole shutdown timeout.
+        using var receiving = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, outbox.CloseDeadline, lifetime.ApplicationStopping);
         try
         {
             await ReceiveAsync(socket, session, hub, logger, receiving.Token);
         }
         finally
         {
-            session.Close(1000, "closed");
+            session.Close(lifetime.ApplicationStopping.IsCancellationRequested ? (int)WebSocketCloseStatus.EndpointUnavailable : 1000,
+                lifetime.ApplicationStopping.IsCancellationRequested ? "the server is stopping" : "closed");
             outbox.Complete();
             await sending;
             await hub.DetachAsync(session);
@@ -153,7 +157,8 @@ public static partial class RunnersApi
     /// <see cref="RunnersOptions.PollWaitSeconds"/> when there is nothing. The same messages as over the WebSocket.
     /// </summary>
     public static async Task<Results<Ok<RunnerPollReply>, ProblemHttpResult>> Poll(
-        RunnerPoll poll, HttpContext context, RunnerService runners, RunnerHub hub, IOptions<RunnersOptions> options, CancellationToken cancellationToken)
+        RunnerPoll poll, HttpContext context, RunnerService runners, RunnerHub hub, IOptions<RunnersOptions> options, IHostApplicationLifetime lifetime,
+        CancellationToken cancellationToken)
     {
         var vm = await runners.AuthenticateAsync(RunnerTokens.FromRequest(context.Request), cancellationToken);
         var session = await runners.PollSessionAsync(vm, poll.Session, cancellationToken);
@@ -167,7 +172,8 @@ public static partial class RunnersApi
             await hub.HandleAsync(session, message, cancellationToken);
         }
         var replies = new List<RunnerMessage>();
-        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Closed);
+        // A server stopping answers a waiting poll at once (with nothing), rather than holding its stop.
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, session.Closed, lifetime.ApplicationStopping);
         wait.CancelAfter(poll.Wait ? TimeSpan.FromSeconds(options.Value.PollWaitSeconds) : TimeSpan.Zero);
         try
         {
