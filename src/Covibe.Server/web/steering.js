@@ -9,6 +9,8 @@ import { placeActions } from './output.js';
 export function createSteering({ api, alert, openAgent }) {
   // Prompts waiting for an answer, by agent then request id; each with canAnswer as this member was told.
   const pending = new Map();
+  /** The cards shown, by request id, with whether they were made for someone who may answer. */
+  const cards = new Map();
   let members = null;
 
   const waiting = (agentId) => pending.get(agentId) ?? pending.set(agentId, new Map()).get(agentId);
@@ -76,13 +78,26 @@ export function createSteering({ api, alert, openAgent }) {
     return what ? `${request.tool}: ${what}` : request.tool;
   }
 
-  /** The waiting prompts of the open agent, as cards at the foot of its output. */
+  /**
+   * The waiting prompts of the open agent, as cards at the foot of its output. A card still waiting is kept as it is (a
+   * "Deny…" opened, a message half typed, the focus) while others come and go; it is made again only when who may
+   * answer it changed.
+   */
   function render() {
     const box = $('#approvals');
     const agent = state.agents.get(state.view?.id);
     const requests = [...(pending.get(state.view?.id)?.values() ?? [])].sort((a, b) => a.position - b.position);
     box.hidden = requests.length === 0 || !agent || FINAL.has(agent.status);
-    box.replaceChildren(...requests.map((r) => card(r, agent)));
+    const nodes = requests.map((r) => {
+      const canAnswer = agent?.canControl ?? r.canAnswer;
+      const kept = cards.get(r.requestId);
+      if (kept && kept.canAnswer === canAnswer) return kept.node;
+      const node = card(r, agent);
+      cards.set(r.requestId, { node, canAnswer });
+      return node;
+    });
+    for (const id of [...cards.keys()]) if (!requests.some((r) => r.requestId === id)) cards.delete(id);
+    if (nodes.length !== box.children.length || nodes.some((node, i) => box.children[i] !== node)) box.replaceChildren(...nodes);
   }
 
   function card(request, agent) {
@@ -94,6 +109,7 @@ export function createSteering({ api, alert, openAgent }) {
         pending.get(request.agentId)?.delete(request.requestId);
         render();
       } catch (error) {
+        for (const b of button.closest('.approval').querySelectorAll('button')) b.disabled = false;
         alert(error.message);
         render();
       }

@@ -42,10 +42,20 @@ public sealed class BrowserFixture : IAsyncLifetime
         context.SetDefaultTimeout(20_000);
         var page = await context.NewPageAsync();
         PageProblems.Watch(page);
-        await page.GotoAsync("/");
         // Chromium fails requests in flight when this machine's interfaces change (ERR_NETWORK_CHANGED), and the container
-        // tests running beside these add and remove some all the time: a page whose scripts were lost that way is loaded
-        // again, as a person would reload it. Any other reason for a page that never starts still fails the test.
+        // tests running beside these add and remove some all the time: the page itself, or a page whose scripts were lost
+        // that way, is loaded again, as a person would reload it. Any other reason for a page that never starts still fails.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await page.GotoAsync("/");
+                break;
+            }
+            catch (PlaywrightException e) when (attempt < 3 && e.Message.Contains("ERR_NETWORK_CHANGED", StringComparison.Ordinal))
+            {
+            }
+        }
         for (var attempt = 1; !await StartedAsync(page) && attempt < 3 && PageProblems.NetworkChanged(page); attempt++)
         {
             PageProblems.Forget(page);
