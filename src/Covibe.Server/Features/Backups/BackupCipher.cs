@@ -6,17 +6,20 @@ namespace Covibe.Server.Features.Backups;
 /// <summary>
 /// A backup encrypted to an operator's RSA public key, so the machine that makes backups cannot read them: a random
 /// AES-256 key wrapped with RSA-OAEP-SHA256, then the archive in 64 KiB chunks, each sealed with AES-GCM under a nonce
-/// that counts the chunks, the last one marked as last (so a chunk moved, dropped, or a file cut short does not open).
-/// Layout after the magic: u16 length, the wrapped key, then per chunk u32 length, ciphertext, 16-byte tag.
+/// that counts the chunks; every full chunk is marked "more" and the last (shorter, possibly empty) one "last", so a chunk
+/// moved, dropped, or a file cut short does not open. Layout after the magic: u16 length, the wrapped key, then per chunk
+/// u32 length, ciphertext, 16-byte tag. The chunking and buffering are the framework's <see cref="CryptoStream"/>'s; the
+/// two transforms here seal and open one chunk each.
 /// </summary>
 public static class BackupCipher
 {
     public const int ChunkBytes = 64 * 1024;
     private const int TagBytes = 16;
+    private const int FrameBytes = 4 + ChunkBytes + TagBytes;
     private static readonly byte[] Last = [1];
     private static readonly byte[] More = [0];
 
-    /// <summary>A stream that encrypts what is written to <paramref name="output"/>; dispose it to seal the last chunk.</summary>
+    /// <summary>A stream that encrypts what is written to <paramref name="output"/>; dispose it to seal the last chunk (the output stays open).</summary>
     public static Stream Encrypting(Stream output, RSA recipient)
     {
         var key = RandomNumberGenerator.GetBytes(32);
@@ -25,7 +28,7 @@ public static class BackupCipher
         BinaryPrimitives.WriteUInt16BigEndian(length, (ushort)wrapped.Length);
         output.Write(length);
         output.Write(wrapped);
-        return new Sealing(output, key);
+        return new CryptoStream(output, new Sealing(key), CryptoStreamMode.Write, leaveOpen: true);
     }
 
     /// <summary>A stream that reads and checks what <see cref="Encrypting"/> wrote, with the private half of the key.</summary>
@@ -44,7 +47,7 @@ public static class BackupCipher
         {
             throw new CryptographicException("This backup was not encrypted to this key (its key could not be unwrapped).", e);
         }
-        return new Opening(input, aes);
+        return new CryptoStream(input, new Opening(aes), CryptoStreamMode.Read, leaveOpen: true);
     }
 
     private static void Nonce(Span<byte> nonce, long chunk)
@@ -53,151 +56,99 @@ public static class BackupCipher
         BinaryPrimitives.WriteInt64BigEndian(nonce[4..], chunk);
     }
 
-    private sealed class Sealing(Stream output, byte[] key) : Stream
+    /// <summary>The AES-GCM key and the chunk count one backup shares; given up (and the key wiped) after the last chunk.</summary>
+    private abstract class Chunks(byte[] key) : ICryptoTransform
     {
-        private readonly AesGcm _aes = new(key, TagBytes);
-        private readonly byte[] _plain = new byte[ChunkBytes];
-        private readonly byte[] _cipher = new byte[ChunkBytes];
-        private readonly byte[] _tag = new byte[TagBytes];
-        private int _filled;
+        private AesGcm? _aes = new(key, TagBytes);
         private long _chunk;
-        private bool _sealed;
 
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public abstract int InputBlockSize { get; }
+        public abstract int OutputBlockSize { get; }
+        public bool CanTransformMultipleBlocks => false;
+        public bool CanReuseTransform => false;
 
-        public override void Write(ReadOnlySpan<byte> buffer)
+        public abstract int TransformBlock(byte[] inputBuffer, int inputOffset, int inputCount, byte[] outputBuffer, int outputOffset);
+        public abstract byte[] TransformFinalBlock(byte[] inputBuffer, int inputOffset, int inputCount);
+
+        /// <summary>The next chunk's cipher and its nonce.</summary>
+        protected (AesGcm Aes, long Chunk) Next() => (_aes ?? throw new ObjectDisposedException(nameof(BackupCipher)), _chunk++);
+
+        public void Dispose()
         {
-            while (!buffer.IsEmpty)
-            {
-                if (_filled == ChunkBytes)
-                {
-                    Flush(last: false);
-                }
-                var n = Math.Min(buffer.Length, ChunkBytes - _filled);
-                buffer[..n].CopyTo(_plain.AsSpan(_filled));
-                _filled += n;
-                buffer = buffer[n..];
-            }
+            _aes?.Dispose();
+            _aes = null;
+            CryptographicOperations.ZeroMemory(key);
         }
-
-        private void Flush(bool last)
-        {
-            Span<byte> nonce = stackalloc byte[12];
-            Nonce(nonce, _chunk++);
-            _aes.Encrypt(nonce, _plain.AsSpan(0, _filled), _cipher.AsSpan(0, _filled), _tag, last ? Last : More);
-            Span<byte> length = stackalloc byte[4];
-            BinaryPrimitives.WriteInt32BigEndian(length, _filled);
-            output.Write(length);
-            output.Write(_cipher, 0, _filled);
-            output.Write(_tag);
-            _filled = 0;
-        }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing && !_sealed)
-            {
-                _sealed = true;
-                Flush(last: true);
-                _aes.Dispose();
-                CryptographicOperations.ZeroMemory(key);
-            }
-            base.Dispose(disposing);
-        }
-
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() => output.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
     }
 
-    private sealed class Opening(Stream input, byte[] key) : Stream
+    private sealed class Sealing(byte[] key) : Chunks(key)
     {
-        private readonly AesGcm _aes = new(key, TagBytes);
-        private readonly byte[] _plain = new byte[ChunkBytes];
-        private readonly byte[] _cipher = new byte[ChunkBytes];
-        private readonly byte[] _tag = new byte[TagBytes];
-        private int _start;
-        private int _end;
-        private long _chunk;
-        private bool _done;
+        public override int InputBlockSize => ChunkBytes;
+        public override int OutputBlockSize => FrameBytes;
 
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+        public override int TransformBlock(byte[] inputBuffer, int inputOffset, int inputCount, byte[] outputBuffer, int outputOffset) =>
+            Seal(inputBuffer.AsSpan(inputOffset, inputCount), outputBuffer.AsSpan(outputOffset), More);
 
-        public override int Read(Span<byte> buffer)
+        public override byte[] TransformFinalBlock(byte[] inputBuffer, int inputOffset, int inputCount)
         {
-            while (_start == _end)
-            {
-                if (_done)
-                {
-                    return 0;
-                }
-                Next();
-            }
-            var n = Math.Min(buffer.Length, _end - _start);
-            _plain.AsSpan(_start, n).CopyTo(buffer);
-            _start += n;
-            return n;
+            var frame = new byte[4 + inputCount + TagBytes];
+            Seal(inputBuffer.AsSpan(inputOffset, inputCount), frame, Last);
+            Dispose();
+            return frame;
         }
 
-        private void Next()
+        private int Seal(ReadOnlySpan<byte> plain, Span<byte> frame, byte[] mark)
         {
-            Span<byte> length = stackalloc byte[4];
-            if (input.ReadAtLeast(length, 4, throwOnEndOfStream: false) < 4)
+            var (aes, chunk) = Next();
+            Span<byte> nonce = stackalloc byte[12];
+            Nonce(nonce, chunk);
+            BinaryPrimitives.WriteInt32BigEndian(frame, plain.Length);
+            aes.Encrypt(nonce, plain, frame.Slice(4, plain.Length), frame.Slice(4 + plain.Length, TagBytes), mark);
+            return 4 + plain.Length + TagBytes;
+        }
+    }
+
+    private sealed class Opening(byte[] key) : Chunks(key)
+    {
+        public override int InputBlockSize => FrameBytes;
+        public override int OutputBlockSize => ChunkBytes;
+
+        /// <summary>A full chunk, which must be marked "more".</summary>
+        public override int TransformBlock(byte[] inputBuffer, int inputOffset, int inputCount, byte[] outputBuffer, int outputOffset) =>
+            Open(inputBuffer.AsSpan(inputOffset, inputCount), outputBuffer.AsSpan(outputOffset), More);
+
+        /// <summary>What is left at the end: the last chunk, marked "last"; nothing, or less than its length says, is a file cut short.</summary>
+        public override byte[] TransformFinalBlock(byte[] inputBuffer, int inputOffset, int inputCount)
+        {
+            var plain = new byte[ChunkBytes];
+            var n = Open(inputBuffer.AsSpan(inputOffset, inputCount), plain, Last);
+            Dispose();
+            return plain[..n];
+        }
+
+        private int Open(ReadOnlySpan<byte> frame, Span<byte> plain, byte[] mark)
+        {
+            var size = frame.Length < 4 ? -1 : BinaryPrimitives.ReadInt32BigEndian(frame);
+            if (size < 0 || 4 + size + TagBytes > frame.Length)
             {
                 throw new CryptographicException("The backup ends before its last chunk: it was cut short.");
             }
-            var size = BinaryPrimitives.ReadInt32BigEndian(length);
-            if (size is < 0 or > ChunkBytes)
+            if (size > ChunkBytes || 4 + size + TagBytes != frame.Length)
             {
                 throw new CryptographicException("The backup is damaged (a chunk's length is not one).");
             }
-            input.ReadExactly(_cipher.AsSpan(0, size));
-            input.ReadExactly(_tag);
+            var (aes, chunk) = Next();
             Span<byte> nonce = stackalloc byte[12];
-            Nonce(nonce, _chunk++);
+            Nonce(nonce, chunk);
             try
             {
-                _aes.Decrypt(nonce, _cipher.AsSpan(0, size), _tag, _plain.AsSpan(0, size), More);
+                aes.Decrypt(nonce, frame.Slice(4, size), frame.Slice(4 + size, TagBytes), plain[..size], mark);
             }
-            catch (AuthenticationTagMismatchException)
+            catch (AuthenticationTagMismatchException e)
             {
-                try
-                {
-                    _aes.Decrypt(nonce, _cipher.AsSpan(0, size), _tag, _plain.AsSpan(0, size), Last);
-                    _done = true;
-                }
-                catch (AuthenticationTagMismatchException e)
-                {
-                    throw new CryptographicException("The backup is damaged or was changed (a chunk does not check).", e);
-                }
+                throw new CryptographicException("The backup is damaged or was changed (a chunk does not check).", e);
             }
-            (_start, _end) = (0, size);
+            return size;
         }
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing)
-            {
-                _aes.Dispose();
-                CryptographicOperations.ZeroMemory(key);
-            }
-            base.Dispose(disposing);
-        }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
