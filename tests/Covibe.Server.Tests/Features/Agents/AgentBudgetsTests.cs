@@ -126,6 +126,28 @@ public sealed class AgentBudgetsTests(PostgresServer postgres) : IDisposable
         shown.Stdout.ShouldContain("The team");
     }
 
+    [Fact]
+    public async Task TheOperatorsCeiling_StopsATeamThatSetNoBudget_AndSaysWhoseLimitItIs()
+    {
+        var settings = Settings();
+        settings["Covibe:Agents:Budgets:TeamUsdPerDay"] = "0.01";
+        await using var server = await TestServer.StartAsync(settings: settings);
+        var owner = await server.CreateTeamAsync("Unbudgeted", "Ines");
+        await using var watcher = await HubClient.ConnectAsync(server.Url);
+        await watcher.JoinAsync(owner.Auth.Team.Id, owner.Auth.AccessToken);
+        using var api = server.Client(owner.Auth.AccessToken);
+        (await api.GetFromJsonAsync<TeamBudgetsResponse>("/api/team/budgets"))!.Budgets.ShouldBeEmpty();
+
+        // Its first agent spends $0.0125: past the server's ceiling, though the owner set nothing.
+        var first = await server.SpawnAsync(owner.Auth.AccessToken, "A question", "claude");
+        (await server.WaitFinishedAsync(owner.Auth.AccessToken, first.Id)).Status.ShouldBe("completed");
+        var reached = await watcher.ReceiveAsync("budget_reached", TimeSpan.FromSeconds(30));
+        reached.GetProperty("scope").GetString().ShouldBe("server");
+        var refused = await (await api.PostAsJsonAsync("/api/agent/spawn", new SpawnAgentRequest("Another", "claude"))).ShouldBeProblemAsync(HttpStatusCode.TooManyRequests, "budget-spent");
+        refused.GetProperty("detail").GetString().ShouldBe(
+            "This server's daily ceiling for a team, $0.01, is spent ($0.0125 today). New agents can start again at 00:00 UTC, or when its operator raises Covibe:Agents:Budgets:TeamUsdPerDay.");
+    }
+
     /// <summary>
     /// A budget change races a spawn, many times: each spawn is judged by the budget before the change (then the change,
     /// read after it, counts it among the running agents it warns of) or after it (then it is refused), never by half of each.
