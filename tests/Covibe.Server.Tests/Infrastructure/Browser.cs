@@ -52,7 +52,9 @@ public sealed class BrowserFixture : IAsyncLifetime
                 await page.GotoAsync("/");
                 break;
             }
-            catch (PlaywrightException e) when (attempt < 3 && e.Message.Contains("ERR_NETWORK_CHANGED", StringComparison.Ordinal))
+            // The same, as Playwright sometimes tells it: the navigation "interrupted" by Chromium's own error page.
+            catch (PlaywrightException e) when (attempt < 3 && (e.Message.Contains("ERR_NETWORK_CHANGED", StringComparison.Ordinal)
+                || e.Message.Contains("interrupted by another navigation to \"chrome-error://", StringComparison.Ordinal)))
             {
             }
         }

@@ -47,8 +47,10 @@ public sealed class PostgresServer : IAsyncLifetime
         var data = Path.Combine(_directory, "data");
         await RunAsync(Path.Combine(_bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], asPostgres: true);
         Port = FreePort();
+        // Many test servers share it, each with Npgsql's pool of up to 100: PostgreSQL's default of 100 connections ran out
+        // under a full run's load (docs/scaling.md says the same to operators).
         await RunAsync(Path.Combine(_bin, "pg_ctl"), ["-D", data, "-l", Path.Combine(_directory, "log"), "-w", "-t", "60", "start",
-            "-o", $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off"], asPostgres: true);
+            "-o", $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_connections=300"], asPostgres: true);
     }
 
     /// <summary>Creates an empty database and returns its connection string.</summary>
